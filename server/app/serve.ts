@@ -1,0 +1,66 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import express from 'express';
+import type { Context } from '../services/context.js';
+import { addDestination, describeDestination } from '../services/destinations.js';
+import { describeJob } from '../services/jobs.js';
+import { describeSnapshot } from '../services/snapshots.js';
+
+const VIEWS = fileURLToPath(new URL('../../../views', import.meta.url));
+
+/** On a fresh install the product works at once: a Local destination under the data directory. */
+async function ensureDefaultDestination(ctx: Context): Promise<void> {
+  if (ctx.store.destinations.list().length > 0) return;
+  const dir = path.join(ctx.dataDir, 'backups');
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  await addDestination(ctx, { name: 'local', type: 'local', path: dir });
+}
+
+export function createApp(ctx: Context): express.Express {
+  const app = express();
+  app.set('view engine', 'ejs');
+  app.set('views', VIEWS);
+  app.disable('x-powered-by');
+  app.use((_req, res, next) => {
+    res.set({ 'X-Content-Type-Options': 'nosniff', 'X-Frame-Options': 'SAMEORIGIN', 'Referrer-Policy': 'no-referrer' });
+    next();
+  });
+  app.get('/api/v1/health', (_req, res) => { res.json({ ok: true }); });
+  app.get('/api/v1/destinations', async (_req, res) => {
+    res.json(await Promise.all(ctx.store.destinations.list().map((d) => describeDestination(ctx, d))));
+  });
+  app.get('/api/v1/jobs', (_req, res) => { res.json(ctx.store.jobs.list().map((j) => describeJob(ctx, j))); });
+  app.get('/api/v1/snapshots', (_req, res) => { res.json(ctx.store.snapshots.list().map((s) => describeSnapshot(ctx, s))); });
+  app.get('/', async (_req, res) => {
+    const destinations = await Promise.all(ctx.store.destinations.list().map((d) => describeDestination(ctx, d)));
+    res.render('dashboard', {
+      destinations, jobs: ctx.store.jobs.list().map((j) => describeJob(ctx, j)),
+      snapshots: ctx.store.snapshots.list().slice(0, 50).map((s) => describeSnapshot(ctx, s)),
+    });
+  });
+  return app;
+}
+
+/** The daemon: a root-only Unix socket for panel bridges and the CLI, and HTTP on 127.0.0.1 for standalone mode. */
+export async function serve(ctx: Context, portOption?: number): Promise<void> {
+  await ensureDefaultDestination(ctx);
+  const app = createApp(ctx);
+  const port = portOption ?? ctx.config.httpPort;
+  const socketPath = ctx.config.socketPath;
+  try {
+    fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 });
+    fs.rmSync(socketPath, { force: true });
+    const sock = app.listen(socketPath, () => fs.chmodSync(socketPath, 0o600));
+    sock.on('error', (err) => process.stderr.write(`tidemark: socket ${socketPath}: ${err.message}\n`));
+  } catch (err) {
+    process.stderr.write(`tidemark: socket ${socketPath} not available: ${(err as Error).message}\n`);
+  }
+  if (port > 0) {
+    const http = app.listen(port, '127.0.0.1', () => process.stdout.write(`tidemark: listening on http://127.0.0.1:${port}/ (data in ${ctx.dataDir})\n`));
+    http.on('error', (err) => { process.stderr.write(`tidemark: port ${port}: ${err.message}\n`); process.exit(1); });
+  }
+  const stop = (): void => { ctx.close(); process.exit(0); };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}

@@ -1,0 +1,230 @@
+#!/usr/bin/env node
+import { Command, CommanderError, Option } from 'commander';
+import { openContext, UserError, type Context } from '../services/context.js';
+import { addDestination, describeDestination, getDestination, removeDestination } from '../services/destinations.js';
+import { addJob, describeJob, getJob, removeJob } from '../services/jobs.js';
+import { runBackup } from '../services/backups.js';
+import { describeEntry, describeSnapshot, download, findSnapshot, restore, snapshotFiles, snapshotManifest } from '../services/snapshots.js';
+import { fromUtf8, type BytePath } from '../util/byte-path.js';
+import { humanBytes, printJson, printRecord, printTable } from './output.js';
+import { serve } from '../app/serve.js';
+
+interface GlobalOptions { dataDir?: string; json?: boolean }
+
+const program = new Command();
+program
+  .name('tidemark')
+  .description('Backups of hosting accounts: incremental snapshots, tar and tar.gz archives.')
+  .option('--data-dir <dir>', 'state directory (default: $TIDEMARK_HOME or /var/lib/tidemark)')
+  .option('--json', 'print one JSON document')
+  .showHelpAfterError()
+  .exitOverride();
+
+const globals = (cmd: Command): GlobalOptions => cmd.optsWithGlobals<GlobalOptions>();
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+/** Opens the state store, runs the action, and turns errors into a message and an exit code. */
+function action<A extends unknown[]>(fn: (ctx: Context, json: boolean, ...args: A) => Promise<void>) {
+  return async (...args: unknown[]): Promise<void> => {
+    const cmd = args[args.length - 1] as Command;
+    const g = globals(cmd);
+    const ctx = await openContext(g.dataDir);
+    try {
+      await fn(ctx, Boolean(g.json), ...(args.slice(0, -1) as A));
+    } finally {
+      ctx.close();
+    }
+  };
+}
+
+const destination = program.command('destination').description('places that store snapshots');
+destination.command('add')
+  .requiredOption('--name <name>', 'unique name')
+  .requiredOption('--type <type>', 'local')
+  .option('--path <dir>', 'local: an existing directory')
+  .option('--hidden', 'hide its snapshots from account holders')
+  .option('--free-space-limit <mb>', 'do not start a backup below this many MB free', (v) => Number(v))
+  .action(action(async (ctx, json, opts: { name: string; type: string; path?: string; hidden?: boolean; freeSpaceLimit?: number }) => {
+    const d = await addDestination(ctx, { name: opts.name, type: opts.type as 'local', path: opts.path ?? '', hidden: Boolean(opts.hidden), freeSpaceLimitMb: opts.freeSpaceLimit ?? 0 });
+    const doc = await describeDestination(ctx, d);
+    if (json) printJson(doc); else process.stdout.write(`destination "${d.name}" added\n`);
+  }));
+destination.command('list').action(action(async (ctx, json) => {
+  const docs = await Promise.all(ctx.store.destinations.list().map((d) => describeDestination(ctx, d)));
+  if (json) printJson(docs);
+  else printTable(docs.map((d) => ({ ...d, path: (d.settings as { path?: string }).path, free: d.space ? humanBytes((d.space as { freeBytes: number }).freeBytes) : d.problem, visible: d.snapshotsVisible })),
+    ['name', 'type', 'path', 'enabled', 'visible', 'snapshots', 'jobs', 'free']);
+}));
+destination.command('show').argument('<name>').action(action(async (ctx, json, name: string) => {
+  const doc = await describeDestination(ctx, getDestination(ctx, name));
+  if (json) printJson(doc); else printRecord(doc);
+}));
+destination.command('remove').argument('<name>').description('forget a destination (its snapshots stay on it)').action(action(async (ctx, json, name: string) => {
+  const d = removeDestination(ctx, name);
+  if (json) printJson({ removed: d.name }); else process.stdout.write(`destination "${d.name}" removed (data on it was not touched)\n`);
+}));
+
+const job = program.command('job').description('what to back up, where and how');
+job.command('add')
+  .requiredOption('--name <name>')
+  .requiredOption('--destination <name>')
+  .requiredOption('--structure <structure>', 'incremental | archive | compressed')
+  .option('--accounts <list>', 'comma-separated account names')
+  .option('--all', 'every account')
+  .option('--items <list>', 'comma-separated: files,databases,database-users (default: all)')
+  .option('--exclude <glob>', 'exclude paths matching the glob (repeatable)', collect, [])
+  .action(action(async (ctx, json, opts: { name: string; destination: string; structure: string; accounts?: string; all?: boolean; items?: string; exclude: string[] }) => {
+    const j = await addJob(ctx, {
+      name: opts.name, destination: opts.destination, structure: opts.structure, all: Boolean(opts.all),
+      ...(opts.accounts !== undefined ? { accounts: opts.accounts.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
+      ...(opts.items !== undefined ? { items: opts.items.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
+      excludes: opts.exclude,
+    });
+    if (json) printJson(describeJob(ctx, j)); else process.stdout.write(`job "${j.name}" added\n`);
+  }));
+job.command('list').action(action(async (ctx, json) => {
+  const docs = ctx.store.jobs.list().map((j) => describeJob(ctx, j));
+  if (json) printJson(docs); else printTable(docs, ['name', 'destination', 'structure', 'accounts', 'items', 'excludes']);
+}));
+job.command('show').argument('<name>').action(action(async (ctx, json, name: string) => {
+  const doc = describeJob(ctx, getJob(ctx, name));
+  if (json) printJson(doc); else printRecord(doc);
+}));
+job.command('remove').argument('<name>').action(action(async (ctx, json, name: string) => {
+  const j = removeJob(ctx, name);
+  if (json) printJson({ removed: j.name }); else process.stdout.write(`job "${j.name}" removed\n`);
+}));
+
+program.command('backup')
+  .description('run a job now')
+  .requiredOption('--job <name>')
+  .option('--account <user>', 'only this account of the job')
+  .option('--wait', 'wait until it is done (the only mode until the daemon queue exists)')
+  .action(action(async (ctx, json, opts: { job: string; account?: string }) => {
+    const results = await runBackup(ctx, opts.job, opts.account);
+    if (json) printJson({ snapshots: results.filter((r) => r.snapshot).map((r) => r.snapshot), results });
+    else {
+      for (const r of results) {
+        if (r.snapshot) process.stdout.write(`${r.snapshot}  ${r.account}  ${r.status}  ${r.files} files, ${humanBytes(r.bytes)} (${humanBytes(r.storedBytes)} stored)${r.skipped ? `, ${r.skipped} skipped` : ''}\n`);
+        else process.stderr.write(`${r.account}: failed: ${r.error}\n`);
+      }
+    }
+    if (results.some((r) => r.status === 'failed')) process.exitCode = 1;
+  }));
+
+const snapshot = program.command('snapshot').description('points in time');
+snapshot.command('list')
+  .option('--account <user>')
+  .option('--destination <name>')
+  .action(action(async (ctx, json, opts: { account?: string; destination?: string }) => {
+    const filter: { account?: string; destinationId?: number } = {};
+    if (opts.account !== undefined) filter.account = opts.account;
+    if (opts.destination !== undefined) filter.destinationId = getDestination(ctx, opts.destination).id;
+    const docs = ctx.store.snapshots.list(filter).map((s) => describeSnapshot(ctx, s));
+    if (json) printJson(docs);
+    else printTable(docs.map((d) => ({ ...d, size: humanBytes(d.bytes as number) })), ['id', 'account', 'destination', 'structure', 'status', 'files', 'size', 'finishedAt']);
+  }));
+snapshot.command('show').argument('<id>').option('--destination <name>').action(action(async (ctx, json, id: string, opts: { destination?: string }) => {
+  const s = findSnapshot(ctx, id, opts.destination);
+  const doc = { ...describeSnapshot(ctx, s), manifest: await snapshotManifest(ctx, s) };
+  if (json) printJson(doc); else printRecord(doc);
+}));
+snapshot.command('files').argument('<id>').argument('[path]', 'directory inside the home', '')
+  .option('--path-base64 <b64>', 'the directory as base64 bytes (for names that are not UTF-8)')
+  .option('--destination <name>')
+  .action(action(async (ctx, json, id: string, dir: string, opts: { pathBase64?: string; destination?: string }) => {
+    const s = findSnapshot(ctx, id, opts.destination);
+    const path = opts.pathBase64 !== undefined ? Buffer.from(opts.pathBase64, 'base64').toString('latin1') : fromUtf8(dir);
+    const docs = (await snapshotFiles(ctx, s, path)).map(describeEntry);
+    if (json) printJson(docs); else printTable(docs, ['type', 'mode', 'size', 'mtime', 'name']);
+  }));
+
+interface DbSpec { name: string; as?: string }
+const databaseSpec = (v: string, prev: DbSpec[] = []): DbSpec[] => [...prev, { name: v }];
+const asSpec = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+function pathsFrom(opts: { path: string[]; pathBase64: string[] }): BytePath[] {
+  return [...opts.path.map(fromUtf8), ...opts.pathBase64.map((b) => Buffer.from(b, 'base64').toString('latin1'))];
+}
+
+/** Pairs each --as with the --database written just before it (commander keeps them apart). */
+function pairDatabases(argv: string[]): DbSpec[] {
+  const out: DbSpec[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const value = inline ?? argv[i + 1];
+    if (flag === '--database' && value !== undefined) { out.push({ name: value }); if (inline === undefined) i++; }
+    else if (flag === '--as' && value !== undefined) {
+      const last = out[out.length - 1];
+      if (!last || last.as !== undefined) throw new UserError('--as must follow a --database');
+      last.as = value;
+      if (inline === undefined) i++;
+    }
+  }
+  return out;
+}
+
+program.command('restore')
+  .argument('<id>', 'snapshot id')
+  .option('--path <path>', 'restore this file or folder (repeatable; default: the whole home)', collect, [])
+  .option('--path-base64 <b64>', 'a path given as base64 bytes (repeatable)', collect, [])
+  .option('--database <db>', 'restore this database (repeatable)', databaseSpec, [])
+  .option('--as <newdb>', 'restore the preceding --database under this name', asSpec, [])
+  .addOption(new Option('--into-folder', 'restore files into a new folder inside the home').conflicts('inPlace'))
+  .option('--in-place', 'overwrite what the snapshot holds, leave the rest (default)')
+  .option('--destination <name>')
+  .option('--wait', 'wait until it is done')
+  .action(action(async (ctx, json, id: string, opts: { path: string[]; pathBase64: string[]; intoFolder?: boolean; destination?: string }) => {
+    const s = findSnapshot(ctx, id, opts.destination);
+    const databases = pairDatabases(process.argv.slice(2));
+    const r = await restore(ctx, s, { paths: pathsFrom(opts), databases, intoFolder: Boolean(opts.intoFolder) });
+    if (json) printJson(r);
+    else {
+      if (r.files) process.stdout.write(`restored ${r.files.files} files, ${r.files.directories} new folders, ${r.files.links} links${r.folder ? ` into ~/${r.folder}` : ''}\n`);
+      for (const d of r.databases) process.stdout.write(`restored database ${d.name}${d.restoredAs !== d.name ? ` as ${d.restoredAs}` : ''}\n`);
+      for (const w of r.files?.warnings ?? []) process.stderr.write(`warning: ${w.path}: ${w.message}\n`);
+    }
+  }));
+
+program.command('download')
+  .argument('<id>', 'snapshot id')
+  .option('--path <path>', 'include this file or folder (repeatable)', collect, [])
+  .option('--path-base64 <b64>', 'a path given as base64 bytes (repeatable)', collect, [])
+  .option('--database <db>', 'include this database dump (repeatable)', collect, [])
+  .requiredOption('--out <file>', 'where to write the .tar.gz')
+  .option('--destination <name>')
+  .action(action(async (ctx, json, id: string, opts: { path: string[]; pathBase64: string[]; database: string[]; out: string; destination?: string }) => {
+    const s = findSnapshot(ctx, id, opts.destination);
+    const r = await download(ctx, s, { paths: pathsFrom(opts), databases: opts.database, out: opts.out });
+    if (json) printJson(r); else process.stdout.write(`wrote ${r.out}: ${r.files} files, ${humanBytes(r.bytes)}\n`);
+  }));
+
+program.command('serve')
+  .description('run the daemon: web pages and JSON API')
+  .option('--port <port>', 'HTTP port on 127.0.0.1 (0: none)', (v) => Number(v))
+  .action(async (opts: { port?: number }, cmd: Command) => {
+    const g = globals(cmd);
+    const ctx = await openContext(g.dataDir);
+    await serve(ctx, opts.port);
+  });
+
+async function main(): Promise<void> {
+  try {
+    await program.parseAsync(process.argv);
+  } catch (err) {
+    const json = process.argv.includes('--json');
+    if (err instanceof CommanderError) {
+      if (err.exitCode === 0) return;
+      process.exitCode = 2;
+      if (json) printJson({ error: err.message });
+      return;
+    }
+    const message = (err as Error).message ?? String(err);
+    if (json) printJson({ error: message }); else process.stderr.write(`tidemark: ${message}\n`);
+    if (!(err instanceof UserError) && process.env.TIDEMARK_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
+    process.exitCode = err instanceof UserError ? err.exitCode : 1;
+  }
+}
+
+await main();

@@ -1,0 +1,31 @@
+/** CLI output: one JSON document with --json, aligned text otherwise. */
+export function printJson(doc: unknown): void {
+  process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
+}
+
+export function printTable(rows: Record<string, unknown>[], columns: string[]): void {
+  if (rows.length === 0) {
+    process.stdout.write('(none)\n');
+    return;
+  }
+  const cell = (v: unknown): string => (v === null || v === undefined ? '-' : Array.isArray(v) ? v.join(',') : String(v)).replace(/\n/g, '\\n');
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (vals: string[]): string => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd() + '\n';
+  process.stdout.write(line(columns.map((c) => c.toUpperCase())));
+  for (const r of rows) process.stdout.write(line(columns.map((c) => cell(r[c]))));
+}
+
+export function printRecord(doc: Record<string, unknown>): void {
+  const width = Math.max(...Object.keys(doc).map((k) => k.length));
+  for (const [k, v] of Object.entries(doc)) {
+    const text = v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v);
+    process.stdout.write(`${k.padEnd(width)}  ${text}\n`);
+  }
+}
+
+export const humanBytes = (n: number): string => {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+};

@@ -1,0 +1,51 @@
+import type { Readable, Writable } from 'node:stream';
+
+/**
+ * Everything the engine needs from a place that stores snapshots. Paths are relative
+ * to the destination's root, '/'-separated, and made only by Tidemark (account names,
+ * snapshot ids, blob numbers): never bytes that came from an account.
+ * The same conformance suite (test/destination-conformance) runs against every driver.
+ */
+export interface DirEntry {
+  name: string;
+  type: 'file' | 'dir' | 'link' | 'other';
+  size: number;
+  mtimeMs: number;
+}
+
+export interface SpaceInfo {
+  totalBytes: number;
+  freeBytes: number;
+}
+
+export interface Destination {
+  readonly type: string;
+  /** Prepare the root (create it, write tidemark.json when missing); errors are clear and typed. */
+  open(): Promise<void>;
+  close(): Promise<void>;
+  mkdir(rel: string): Promise<void>;
+  /** Writes a whole small file atomically (temp name + rename). */
+  writeFile(rel: string, data: Buffer | string): Promise<void>;
+  /** A stream writing `rel`; the file is complete once the stream's 'finish'/'close' resolve via `finishWrite`. */
+  createWriteStream(rel: string): Writable;
+  readFile(rel: string): Promise<Buffer>;
+  /** Reads `rel` from byte `start` (inclusive) to `end` (exclusive), or to its end. */
+  createReadStream(rel: string, range?: { start: number; end?: number }): Readable;
+  exists(rel: string): Promise<boolean>;
+  list(rel: string): Promise<DirEntry[]>;
+  /** Hard link `existing` as `created` (both files on this destination). */
+  link(existing: string, created: string): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  /** Removes a file or a whole directory tree; missing is not an error. */
+  remove(rel: string): Promise<void>;
+  space(): Promise<SpaceInfo>;
+  /** Number of hard links of a file (used by tests and reports). */
+  linkCount(rel: string): Promise<number>;
+}
+
+export class DestinationError extends Error {
+  constructor(message: string, readonly code: 'unreachable' | 'not-writable' | 'no-space' | 'not-found' | 'invalid' | 'io') {
+    super(message);
+    this.name = 'DestinationError';
+  }
+}

@@ -1,0 +1,36 @@
+import fs from 'node:fs';
+import path from 'node:path';
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/**
+ * One backup or restore at a time per account, across processes (daemon and CLI).
+ * The lock is a file holding the owner's pid; a lock left by a killed process is taken over.
+ */
+export function lockAccount(dataDir: string, account: string, what: string): () => void {
+  const dir = path.join(dataDir, 'locks');
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = path.join(dir, `${account}.lock`);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      fs.writeFileSync(file, JSON.stringify({ pid: process.pid, what, at: new Date().toISOString() }), { flag: 'wx', mode: 0o600 });
+      return () => fs.rmSync(file, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      let holder: { pid?: number; what?: string } = {};
+      try { holder = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof holder; } catch { /* unreadable: stale */ }
+      if (holder.pid && holder.pid !== process.pid && alive(holder.pid)) {
+        throw new Error(`account ${account} is busy: ${holder.what ?? 'another task'} is running (pid ${holder.pid})`);
+      }
+      fs.rmSync(file, { force: true });
+    }
+  }
+  throw new Error(`could not lock account ${account}`);
+}

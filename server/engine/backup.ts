@@ -1,0 +1,180 @@
+import zlib from 'node:zlib';
+import { finished } from 'node:stream/promises';
+import type { Account } from '../panels/types.js';
+import type { Destination } from '../destinations/types.js';
+import type { Item, Structure } from '../store/jobs.js';
+import { StreamWriter } from '../util/stream-writer.js';
+import { toDisplay, type BytePath } from '../util/byte-path.js';
+import { encodeEntry, NO_REF, parseEntryStream } from './format/entry.js';
+import { spawnAccountWorker } from './worker/spawn-worker.js';
+import { BlobSink, TarSink, type FilesSink } from './files-sink.js';
+import { layout, newSnapshotId, type Manifest, type ManifestDatabase } from './snapshot-layout.js';
+import { readIndex } from './snapshot-index.js';
+import { createParallelGzip } from './format/parallel-gzip.js';
+import { backupDatabases } from './database-items.js';
+import type { MysqlCredentials } from '../panels/types.js';
+
+export interface BackupProgress {
+  phase: 'files' | 'databases' | 'finishing';
+  files: number;
+  bytes: number;
+}
+
+export interface BackupRequest {
+  account: Account;
+  destination: Destination;
+  structure: Structure;
+  items: Item[];
+  excludes: string[];
+  jobName: string | null;
+  /** Latest complete incremental snapshot of this account on this destination, if any. */
+  previousId: string | null;
+  mysql: () => Promise<MysqlCredentials>;
+  onProgress?: (p: BackupProgress) => void;
+}
+
+const MAX_SKIPPED_LISTED = 500;
+
+const validRelative = (p: BytePath): boolean =>
+  p === '' || (!p.startsWith('/') && p.split('/').every((c) => c !== '' && c !== '.' && c !== '..' && !c.includes('\0')));
+
+/**
+ * Backs up one account to one destination. Everything is written under a hidden
+ * `.partial-<id>` folder; the manifest is written last and the folder is renamed to
+ * its final name only then, so an interrupted run never looks complete and never
+ * touches an older snapshot.
+ */
+export async function backupAccount(req: BackupRequest): Promise<Manifest> {
+  const { account, destination: dest, structure } = req;
+  const id = newSnapshotId();
+  const startedAt = new Date().toISOString();
+  const partial = layout.partialDir(account.username, id);
+  await dest.mkdir(partial);
+  const stats = { files: 0, directories: 0, links: 0, bytes: 0, storedBytes: 0, skipped: 0, excluded: 0 };
+  const skipped: { path: string; reason: string }[] = [];
+  let databases: ManifestDatabase[] = [];
+  let grants: string | null = null;
+  let previous: string | null = null;
+  const progress = (phase: BackupProgress['phase']): void => req.onProgress?.({ phase, files: stats.files, bytes: stats.bytes });
+
+  try {
+    if (req.items.includes('files')) {
+      let prevBlobs: Set<number> | null = null;
+      let prevIndex: Buffer[] = [];
+      if (structure === 'incremental' && req.previousId) {
+        try {
+          const entries = await readIndex(dest, layout.snapshotDir(account.username, req.previousId));
+          prevBlobs = new Set();
+          for (const e of entries) {
+            if (e.kind === 'f' && e.dataRef !== NO_REF) {
+              prevBlobs.add(e.dataRef);
+              prevIndex.push(encodeEntry(e));
+            }
+          }
+          previous = req.previousId;
+        } catch {
+          prevBlobs = null;
+          prevIndex = [];
+        }
+      }
+
+      const indexOut = new StreamWriter(dest.createWriteStream(`${partial}/${layout.index}`));
+      const indexGzip = zlib.createGzip({ level: 3 });
+      indexGzip.pipe(indexOut.stream);
+      const index = new StreamWriter(indexGzip);
+
+      let sink: FilesSink;
+      let gzipMembers: (() => unknown) | null = null;
+      let fileFinished: Promise<void> | null = null;
+      if (structure === 'incremental') {
+        sink = new BlobSink(dest, partial, previous ? { dir: layout.snapshotDir(account.username, previous), blobs: prevBlobs! } : null);
+      } else if (structure === 'archive') {
+        const out = new StreamWriter(dest.createWriteStream(`${partial}/${layout.data('archive')}`));
+        sink = new TarSink(out, () => out.bytes);
+      } else {
+        const file = dest.createWriteStream(`${partial}/${layout.data('compressed')}`);
+        const gz = createParallelGzip();
+        let compressedBytes = 0;
+        gz.on('data', (chunk: Buffer) => { compressedBytes += chunk.length; });
+        gz.pipe(file);
+        fileFinished = finished(file);
+        fileFinished.catch(() => undefined);
+        gzipMembers = () => gz.members();
+        sink = new TarSink(new StreamWriter(gz), () => compressedBytes);
+      }
+
+      const worker = spawnAccountWorker(account, { mode: 'backup', excludes: req.excludes, previous: previous !== null }, { nice: true });
+      if (previous) {
+        for (const rec of prevIndex) if (!worker.input.write(rec)) await new Promise((r) => worker.input.once('drain', r));
+      }
+      worker.input.end();
+
+      let sawEnd = false;
+      let lastReport = 0;
+      try {
+        for await (const ev of parseEntryStream(worker.output)) {
+          if (ev.type === 'data') {
+            await sink.data(ev.chunk);
+          } else if (ev.type === 'data-end') {
+            await sink.endData();
+          } else if (ev.type === 'notice') {
+            if (ev.kind === 'E') { sawEnd = true; continue; }
+            // 'skipped:' notices are the account's own choice (.donotbackup); others are problems.
+            if (ev.text.startsWith('skipped:')) stats.excluded++; else stats.skipped++;
+            if (skipped.length < MAX_SKIPPED_LISTED) skipped.push({ path: toDisplay(ev.path), reason: ev.text });
+          } else {
+            const e = ev.entry;
+            if (!validRelative(e.path) || (e.kind === 'h' && !validRelative(e.link))) {
+              throw new Error('the account worker sent an invalid path');
+            }
+            await sink.begin(e, ev.hasData);
+            await index.write(encodeEntry(e));
+            if (e.kind === 'd') stats.directories++;
+            else if (e.kind === 'l') stats.links++;
+            else { stats.files++; stats.bytes += e.size; }
+            const now = Date.now();
+            if (now - lastReport > 1000) { lastReport = now; progress('files'); }
+          }
+        }
+        await worker.done;
+      } catch (err) {
+        worker.child.kill('SIGKILL');
+        sink.abort();
+        throw err;
+      }
+      if (!sawEnd) throw new Error('the account worker stopped before the end of the walk');
+      await sink.finish();
+      if (fileFinished) await fileFinished;
+      await index.end();
+      await finished(indexOut.stream);
+      stats.storedBytes += sink.storedBytes();
+      if (gzipMembers) await dest.writeFile(`${partial}/${layout.members}`, JSON.stringify(gzipMembers()));
+    }
+
+    progress('databases');
+    if (req.items.includes('databases') || req.items.includes('database-users')) {
+      const result = await backupDatabases({
+        account, dest, dir: partial, creds: await req.mysql(),
+        databases: req.items.includes('databases'), users: req.items.includes('database-users'),
+      });
+      databases = result.databases;
+      grants = result.grants;
+      stats.storedBytes += databases.reduce((n, d) => n + d.bytes, 0);
+    }
+
+    progress('finishing');
+    const manifest: Manifest = {
+      format: 'tidemark-snapshot', version: 1, id, account: account.username, structure,
+      status: stats.skipped > 0 ? 'partial' : 'completed', startedAt, finishedAt: new Date().toISOString(),
+      items: req.items, previous, stats, skipped, databases, grants,
+      accountInfo: { uid: account.uid, gid: account.gid, home: account.home, owner: account.owner, domains: account.domains },
+      job: req.jobName,
+    };
+    await dest.writeFile(`${partial}/${layout.manifest}`, JSON.stringify(manifest, null, 2) + '\n');
+    await dest.rename(partial, layout.snapshotDir(account.username, id));
+    return manifest;
+  } catch (err) {
+    await dest.remove(partial).catch(() => undefined);
+    throw err;
+  }
+}

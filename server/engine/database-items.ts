@@ -1,0 +1,43 @@
+import zlib from 'node:zlib';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Account, MysqlCredentials } from '../panels/types.js';
+import type { Destination } from '../destinations/types.js';
+import { dumpDatabase, dumpGrants } from './database/dump.js';
+import { restoreDatabase, restoreGrants } from './database/restore.js';
+import { layout, type ManifestDatabase } from './snapshot-layout.js';
+
+/** Full dump of every database of the account (each run), and its users with grants. */
+export async function backupDatabases(opts: {
+  account: Account; dest: Destination; dir: string; creds: MysqlCredentials; databases: boolean; users: boolean;
+}): Promise<{ databases: ManifestDatabase[]; grants: string | null }> {
+  const { account, dest, dir, creds } = opts;
+  const databases: ManifestDatabase[] = [];
+  if (opts.databases) {
+    for (const name of account.databases) {
+      const file = layout.database(name);
+      let bytes = 0;
+      const out = dest.createWriteStream(`${dir}/${file}`);
+      const gzip = zlib.createGzip({ level: 6 });
+      gzip.on('data', (c: Buffer) => { bytes += c.length; });
+      await pipeline(dumpDatabase(creds, name), gzip, out);
+      databases.push({ name, file, bytes });
+    }
+  }
+  let grants: string | null = null;
+  if (opts.users && account.databaseUsers.length > 0) {
+    const sql = await dumpGrants(creds, account.databaseUsers);
+    if (sql) {
+      await dest.writeFile(`${dir}/${layout.grants}`, sql);
+      grants = layout.grants;
+    }
+  }
+  return { databases, grants };
+}
+
+export async function restoreDatabaseItem(creds: MysqlCredentials, target: string, sql: Readable): Promise<void> {
+  await restoreDatabase(creds, target, sql);
+}
+export async function restoreDatabaseGrants(creds: MysqlCredentials, sql: string, renames: Map<string, string>): Promise<void> {
+  await restoreGrants(creds, sql, renames);
+}

@@ -1,0 +1,148 @@
+import type { BytePath } from '../../util/byte-path.js';
+
+/**
+ * One file-system entry of an account, as stored in a snapshot's index and as sent
+ * between the root process and an account worker.
+ *  f regular file, d directory, l symlink (link = target), h hard link (link = path of
+ *  the first entry sharing the inode), p fifo.
+ */
+export type EntryKind = 'f' | 'd' | 'l' | 'h' | 'p';
+
+export interface Entry {
+  kind: EntryKind;
+  path: BytePath;
+  /** Permission and special bits (st_mode & 0o7777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Bytes of content (regular files only, 0 otherwise). */
+  size: number;
+  mtimeSec: number;
+  mtimeNsec: number;
+  link: BytePath;
+  /**
+   * Where the content is on the destination: the offset of the entry's first tar header
+   * in the uncompressed tar stream (archive, compressed) or the blob number
+   * (incremental). -1 when there is no content.
+   */
+  dataRef: number;
+  /** Worker -> root only (incremental): blob number in the previous snapshot to link; -1 otherwise. */
+  prevRef: number;
+}
+
+/** Records that are not entries: a skipped path (reason in `link`) and end of stream. */
+export type NoticeKind = 'S' | 'E';
+
+export const NO_REF = -1;
+
+const FIXED = 1 + 1 + 4 + 4 + 4 + 8 + 8 + 4 + 8 + 8 + 4 + 4;
+const FLAG_DATA = 1;
+/** Restore stream: a directory sent only so that it exists; an existing one is left as it is. */
+const FLAG_ANCESTOR = 2;
+
+export function makeEntry(partial: Partial<Entry> & Pick<Entry, 'kind' | 'path'>): Entry {
+  return {
+    mode: 0, uid: 0, gid: 0, size: 0, mtimeSec: 0, mtimeNsec: 0, link: '',
+    dataRef: NO_REF, prevRef: NO_REF, ...partial,
+  };
+}
+
+/** Encodes one record; `withData` says that `entry.size` content bytes follow it in the stream. */
+export function encodeEntry(entry: Entry | { kind: NoticeKind; path: BytePath; link: BytePath }, withData = false, ancestor = false): Buffer {
+  const e = entry as Entry;
+  const pathLen = Buffer.byteLength(e.path, 'latin1');
+  const linkLen = Buffer.byteLength(e.link ?? '', 'latin1');
+  const body = FIXED + pathLen + linkLen;
+  const b = Buffer.allocUnsafe(4 + body);
+  let o = 0;
+  b.writeUInt32LE(body, o); o += 4;
+  b.writeUInt8(e.kind.charCodeAt(0), o); o += 1;
+  b.writeUInt8((withData ? FLAG_DATA : 0) | (ancestor ? FLAG_ANCESTOR : 0), o); o += 1;
+  b.writeUInt32LE((e.mode ?? 0) >>> 0, o); o += 4;
+  b.writeUInt32LE((e.uid ?? 0) >>> 0, o); o += 4;
+  b.writeUInt32LE((e.gid ?? 0) >>> 0, o); o += 4;
+  b.writeDoubleLE(e.size ?? 0, o); o += 8;
+  b.writeDoubleLE(e.mtimeSec ?? 0, o); o += 8;
+  b.writeUInt32LE((e.mtimeNsec ?? 0) >>> 0, o); o += 4;
+  b.writeDoubleLE(e.dataRef ?? NO_REF, o); o += 8;
+  b.writeDoubleLE(e.prevRef ?? NO_REF, o); o += 8;
+  b.writeUInt32LE(pathLen, o); o += 4;
+  o += b.write(e.path, o, 'latin1');
+  b.writeUInt32LE(linkLen, o); o += 4;
+  b.write(e.link ?? '', o, 'latin1');
+  return b;
+}
+
+export type StreamEvent =
+  | { type: 'entry'; entry: Entry; hasData: boolean; ancestor: boolean }
+  | { type: 'notice'; kind: NoticeKind; path: BytePath; text: string }
+  | { type: 'data'; chunk: Buffer }
+  | { type: 'data-end' };
+
+function decodeBody(b: Buffer, start: number): { record: Entry | { kind: NoticeKind; path: BytePath; link: BytePath }; hasData: boolean; ancestor: boolean } {
+  let o = start;
+  const kind = String.fromCharCode(b.readUInt8(o)); o += 1;
+  const flags = b.readUInt8(o); o += 1;
+  const mode = b.readUInt32LE(o); o += 4;
+  const uid = b.readUInt32LE(o); o += 4;
+  const gid = b.readUInt32LE(o); o += 4;
+  const size = b.readDoubleLE(o); o += 8;
+  const mtimeSec = b.readDoubleLE(o); o += 8;
+  const mtimeNsec = b.readUInt32LE(o); o += 4;
+  const dataRef = b.readDoubleLE(o); o += 8;
+  const prevRef = b.readDoubleLE(o); o += 8;
+  const pathLen = b.readUInt32LE(o); o += 4;
+  const path = b.toString('latin1', o, o + pathLen); o += pathLen;
+  const linkLen = b.readUInt32LE(o); o += 4;
+  const link = b.toString('latin1', o, o + linkLen);
+  if (!'fdlhpSE'.includes(kind) || kind.length !== 1) throw new Error(`corrupt entry record (kind ${JSON.stringify(kind)})`);
+  const record = { kind: kind as EntryKind, path, mode, uid, gid, size, mtimeSec, mtimeNsec, link, dataRef, prevRef };
+  return { record, hasData: (flags & FLAG_DATA) !== 0, ancestor: (flags & FLAG_ANCESTOR) !== 0 };
+}
+
+const MAX_RECORD = 1 << 20;
+
+/**
+ * Parses a stream of records, each optionally followed by its content bytes. Yields
+ * events in order; content arrives as 'data' chunks closed by 'data-end'. Pulling is
+ * the backpressure: nothing more is read until the consumer asks for the next event.
+ */
+export async function* parseEntryStream(source: AsyncIterable<Buffer>): AsyncGenerator<StreamEvent> {
+  let pending: Buffer = Buffer.alloc(0);
+  let dataLeft = 0;
+  for await (const incoming of source) {
+    let chunk: Buffer = pending.length ? Buffer.concat([pending, incoming]) : incoming;
+    pending = Buffer.alloc(0);
+    let o = 0;
+    while (o < chunk.length) {
+      if (dataLeft > 0) {
+        const n = Math.min(dataLeft, chunk.length - o);
+        yield { type: 'data', chunk: chunk.subarray(o, o + n) };
+        o += n; dataLeft -= n;
+        if (dataLeft === 0) yield { type: 'data-end' };
+        continue;
+      }
+      if (chunk.length - o < 4) break;
+      const body = chunk.readUInt32LE(o);
+      if (body > MAX_RECORD || body < FIXED) throw new Error('corrupt entry stream (record length)');
+      if (chunk.length - o - 4 < body) break;
+      const { record, hasData, ancestor } = decodeBody(chunk, o + 4);
+      o += 4 + body;
+      if (record.kind === 'S' || record.kind === 'E') {
+        yield { type: 'notice', kind: record.kind, path: record.path, text: Buffer.from(record.link, 'latin1').toString('utf8') };
+        continue;
+      }
+      const entry = record as Entry;
+      yield { type: 'entry', entry, hasData, ancestor };
+      if (hasData) {
+        dataLeft = entry.size;
+        if (dataLeft === 0) yield { type: 'data-end' };
+      }
+    }
+    if (o < chunk.length) pending = Buffer.from(chunk.subarray(o));
+  }
+  if (pending.length || dataLeft > 0) throw new Error('entry stream ended in the middle of a record');
+}
+
+export const noticeRecord = (kind: NoticeKind, path: BytePath, text: string): Buffer =>
+  encodeEntry({ kind, path, link: Buffer.from(text, 'utf8').toString('latin1') });

@@ -1,0 +1,112 @@
+import zlib from 'node:zlib';
+import type { Account, MysqlCredentials } from '../panels/types.js';
+import type { Destination } from '../destinations/types.js';
+import type { BytePath } from '../util/byte-path.js';
+import { encodeEntry } from './format/entry.js';
+import { spawnAccountWorker } from './worker/spawn-worker.js';
+import type { RestoreResult } from './worker/restore-writer.js';
+import { layout, type Manifest } from './snapshot-layout.js';
+import { readIndex } from './snapshot-index.js';
+import { selectEntries } from './selection.js';
+import { snapshotContent } from './snapshot-content.js';
+import { restoreDatabaseGrants, restoreDatabaseItem } from './database-items.js';
+
+export interface RestoreRequest {
+  account: Account;
+  destination: Destination;
+  snapshotId: string;
+  /** Paths inside the home to restore; empty with `files` = the whole home. */
+  paths: BytePath[];
+  files: boolean;
+  databases: { name: string; as?: string }[];
+  /** Restore files into a new folder inside the home instead of into place. */
+  intoFolder: boolean;
+  mysql: () => Promise<MysqlCredentials>;
+}
+
+export interface RestoreOutcome {
+  files: RestoreResult | null;
+  folder: string | null;
+  databases: { name: string; restoredAs: string }[];
+}
+
+export async function readManifest(dest: Destination, account: string, id: string): Promise<Manifest> {
+  const raw = await dest.readFile(`${layout.snapshotDir(account, id)}/${layout.manifest}`);
+  const m = JSON.parse(raw.toString('utf8')) as Manifest;
+  if (m.format !== 'tidemark-snapshot' || m.id !== id || m.account !== account) {
+    throw new Error(`snapshot ${id} of ${account}: the manifest does not match`);
+  }
+  return m;
+}
+
+/**
+ * Restores files (written by an account worker as the account) and databases (through
+ * the MySQL server) from one snapshot.
+ */
+export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutcome> {
+  const { account, destination: dest } = req;
+  const dir = layout.snapshotDir(account.username, req.snapshotId);
+  const manifest = await readManifest(dest, account.username, req.snapshotId);
+  const outcome: RestoreOutcome = { files: null, folder: null, databases: [] };
+
+  for (const db of req.databases) {
+    if (!manifest.databases.some((d) => d.name === db.name)) throw new Error(`database ${db.name} is not in snapshot ${req.snapshotId}`);
+    const target = db.as ?? db.name;
+    if (!target.startsWith(`${account.username}_`) && !account.databases.includes(target)) {
+      throw new Error(`database ${target} does not belong to ${account.username} (names start with ${account.username}_)`);
+    }
+  }
+
+  if (req.files) {
+    if (!manifest.items.includes('files')) throw new Error(`snapshot ${req.snapshotId} holds no files`);
+    const index = await readIndex(dest, dir);
+    const selected = selectEntries(index, req.paths);
+    const folder = req.intoFolder ? `tidemark-restore-${req.snapshotId}-${Date.now().toString(36)}` : '';
+    const worker = spawnAccountWorker(account, { mode: 'restore', intoFolder: folder });
+    const chunks: Buffer[] = [];
+    worker.output.on('data', (c: Buffer) => chunks.push(c));
+    const write = async (b: Buffer): Promise<void> => {
+      if (!worker.input.write(b)) {
+        await new Promise<void>((resolve, reject) => {
+          worker.input.once('drain', resolve);
+          worker.done.catch(reject);
+        });
+      }
+    };
+    try {
+      for await (const ev of snapshotContent(dest, dir, manifest.structure, selected)) {
+        if (ev.type === 'entry') {
+          const e = ev.sel.entry;
+          await write(encodeEntry(e, e.kind === 'f', ev.sel.ancestor));
+        } else if (ev.type === 'data') {
+          await write(ev.chunk);
+        }
+      }
+      worker.input.end();
+      await worker.done;
+    } catch (err) {
+      worker.child.kill('SIGKILL');
+      await worker.done.catch(() => undefined);
+      throw err;
+    }
+    outcome.files = JSON.parse(Buffer.concat(chunks).toString('utf8')) as RestoreResult;
+    outcome.folder = req.intoFolder ? folder : null;
+  }
+
+  if (req.databases.length > 0) {
+    const creds = await req.mysql();
+    const renames = new Map<string, string>();
+    for (const db of req.databases) if (db.as && db.as !== db.name) renames.set(db.name, db.as);
+    for (const db of req.databases) {
+      const item = manifest.databases.find((d) => d.name === db.name)!;
+      const sql = dest.createReadStream(`${dir}/${item.file}`).pipe(zlib.createGunzip());
+      await restoreDatabaseItem(creds, db.as ?? db.name, sql);
+      outcome.databases.push({ name: db.name, restoredAs: db.as ?? db.name });
+    }
+    if (manifest.grants) {
+      const grantsSql = (await dest.readFile(`${dir}/${manifest.grants}`)).toString('utf8');
+      await restoreDatabaseGrants(creds, grantsSql, renames);
+    }
+  }
+  return outcome;
+}

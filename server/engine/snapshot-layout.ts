@@ -1,0 +1,47 @@
+import type { Structure } from '../store/jobs.js';
+
+/** Where things live inside a destination (see docs/snapshot-format.md). */
+export const layout = {
+  accountDir: (account: string) => account,
+  snapshotDir: (account: string, id: string) => `${account}/${id}`,
+  partialDir: (account: string, id: string) => `${account}/.partial-${id}`,
+  manifest: 'manifest.json',
+  index: 'index.bin.gz',
+  members: 'files.members.json',
+  grants: 'databases/grants.sql',
+  database: (db: string) => `databases/${encodeURIComponent(db)}.sql.gz`,
+  data: (structure: Structure) => (structure === 'incremental' ? 'files' : structure === 'archive' ? 'files.tar' : 'files.tar.gz'),
+  /** Incremental content: one file per blob, 1024 to a folder. */
+  blob: (n: number) => `files/${Math.floor(n / 1024).toString(16).padStart(4, '0')}/${n.toString(16).padStart(8, '0')}`,
+  blobDir: (n: number) => `files/${Math.floor(n / 1024).toString(16).padStart(4, '0')}`,
+};
+
+export const SNAPSHOT_ID = /^\d{8}T\d{6}Z-[0-9a-f]{4}$/;
+export const ACCOUNT_NAME = /^[a-z_][a-z0-9_.-]{0,31}$/i;
+
+/** Sortable, unique enough per account: 20261122T210503Z-3fa9. */
+export function newSnapshotId(at = new Date()): string {
+  const stamp = at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `${stamp}-${Math.floor(Math.random() * 0x10000).toString(16).padStart(4, '0')}`;
+}
+
+export interface ManifestDatabase { name: string; file: string; bytes: number }
+
+export interface Manifest {
+  format: 'tidemark-snapshot';
+  version: 1;
+  id: string;
+  account: string;
+  structure: Structure;
+  status: 'completed' | 'partial';
+  startedAt: string;
+  finishedAt: string;
+  items: string[];
+  previous: string | null;
+  stats: { files: number; directories: number; links: number; bytes: number; storedBytes: number; skipped: number; excluded: number };
+  skipped: { path: string; reason: string }[];
+  databases: ManifestDatabase[];
+  grants: string | null;
+  accountInfo: { uid: number; gid: number; home: string; owner: string; domains: string[] };
+  job: string | null;
+}

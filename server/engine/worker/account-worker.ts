@@ -1,0 +1,28 @@
+// Entry point of the account worker process. The first import drops root for the account.
+import './drop-privileges.js';
+import { runBackupReader } from './backup-reader.js';
+import { runRestoreWriter } from './restore-writer.js';
+
+interface WorkerJob {
+  mode: 'backup' | 'restore';
+  home: string;
+  excludes?: string[];
+  previous?: boolean;
+  intoFolder?: string;
+}
+
+async function main(): Promise<void> {
+  const job = JSON.parse(process.env.TIDEMARK_WORKER_JOB ?? '{}') as WorkerJob;
+  if (job.mode === 'backup') {
+    await runBackupReader({ home: job.home, excludes: job.excludes ?? [], previous: job.previous ?? false });
+  } else if (job.mode === 'restore') {
+    await runRestoreWriter({ home: job.home, intoFolder: job.intoFolder ?? '' });
+  } else {
+    throw new Error(`unknown worker mode ${String(job.mode)}`);
+  }
+}
+
+main().then(() => process.exit(0), (err: unknown) => {
+  process.stderr.write(`${(err as Error).message ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,196 @@
+import fs from 'node:fs';
+import crypto from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { parseEntryStream, type Entry } from '../format/entry.js';
+import { toBuffer, toDisplay, type BytePath } from '../../util/byte-path.js';
+import { SyncOutput } from './sync-output.js';
+
+export interface RestoreWriterOptions {
+  home: string;
+  /** '' restores into place; otherwise a new folder (relative to the home) that must not exist yet. */
+  intoFolder: string;
+}
+
+export interface RestoreResult {
+  files: number;
+  directories: number;
+  links: number;
+  bytes: number;
+  warnings: { path: string; message: string }[];
+  warningCount: number;
+}
+
+const O_NEW = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
+const MAX_WARNINGS = 200;
+
+function validRelative(p: BytePath): boolean {
+  if (p === '') return true;
+  return !p.startsWith('/') && p.split('/').every((c) => c !== '' && c !== '.' && c !== '..' && !c.includes('\0'));
+}
+
+/**
+ * Writes an entry stream (stdin) into the home as the account. Files are written to a
+ * temporary name beside the target and renamed over it, so a symlink planted at the
+ * target is replaced, never followed. Directory modes and times are applied last,
+ * deepest first, so that 0000 and read-only directories can still be filled.
+ */
+export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void> {
+  const result: RestoreResult = { files: 0, directories: 0, links: 0, bytes: 0, warnings: [], warningCount: 0 };
+  const warn = (rel: BytePath, message: string): void => {
+    result.warningCount++;
+    if (result.warnings.length < MAX_WARNINGS) result.warnings.push({ path: toDisplay(rel), message });
+  };
+  if (!validRelative(opts.intoFolder)) throw new Error('invalid restore folder');
+  const homeBuf = Buffer.from(opts.home, 'utf8');
+  const base = opts.intoFolder === '' ? homeBuf : Buffer.concat([homeBuf, Buffer.from('/'), toBuffer(opts.intoFolder)]);
+  const abs = (rel: BytePath): Buffer => (rel === '' ? base : Buffer.concat([base, Buffer.from('/'), toBuffer(rel)]));
+  const myUid = process.getuid!();
+
+  if (opts.intoFolder !== '') {
+    fs.mkdirSync(base, { mode: 0o700 });
+  }
+
+  const readyDirs = new Set<BytePath>(['']);
+  const pendingDirs: { rel: BytePath; entry: Entry }[] = [];
+  const tmpName = (rel: BytePath): Buffer => {
+    const slash = rel.lastIndexOf('/');
+    const dir = slash < 0 ? '' : rel.slice(0, slash);
+    return Buffer.concat([abs(dir), Buffer.from(`/.tidemark-${crypto.randomBytes(6).toString('hex')}`)]);
+  };
+
+  /** Makes `rel` a real, writable directory, replacing a file or symlink in the way. */
+  const ensureDir = (rel: BytePath): void => {
+    if (readyDirs.has(rel)) return;
+    const slash = rel.lastIndexOf('/');
+    ensureDir(slash < 0 ? '' : rel.slice(0, slash));
+    const p = abs(rel);
+    let st: fs.Stats | null = null;
+    try { st = fs.lstatSync(p); } catch { st = null; }
+    if (st && !st.isDirectory()) {
+      fs.unlinkSync(p);
+      st = null;
+    }
+    if (!st) {
+      fs.mkdirSync(p, { mode: 0o700 });
+    } else if ((st.mode & 0o700) !== 0o700 && st.uid === myUid) {
+      fs.chmodSync(p, (st.mode & 0o7777) | 0o700);
+      pendingDirs.push({ rel, entry: { kind: 'd', path: rel, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0,
+        mtimeSec: Math.floor(st.mtimeMs / 1000), mtimeNsec: Math.round((st.mtimeMs % 1000) * 1e6), link: '', dataRef: -1, prevRef: -1 } });
+    }
+    readyDirs.add(rel);
+  };
+
+  const applyOwner = (set: (uid: number, gid: number) => void, rel: BytePath, e: Entry): void => {
+    if (e.uid === myUid && process.getgid!() === e.gid) return;
+    try {
+      set(e.uid, e.gid);
+    } catch {
+      try {
+        set(myUid, e.gid);
+        if (e.uid !== myUid) warn(rel, `owner uid ${e.uid} not restored (files are restored as the account)`);
+      } catch {
+        warn(rel, `owner ${e.uid}:${e.gid} not restored (files are restored as the account)`);
+      }
+    }
+  };
+
+  const parentOf = (rel: BytePath): BytePath => { const i = rel.lastIndexOf('/'); return i < 0 ? '' : rel.slice(0, i); };
+  const mtime = (e: Entry): number => e.mtimeSec + e.mtimeNsec / 1e9;
+
+  /** Moves a prepared temporary entry over the target; a directory in the way is reported, not deleted. */
+  const install = (tmp: Buffer, rel: BytePath): boolean => {
+    try {
+      fs.renameSync(tmp, abs(rel));
+      return true;
+    } catch (err) {
+      fs.rmSync(tmp, { force: true });
+      const code = (err as NodeJS.ErrnoException).code;
+      warn(rel, code === 'EISDIR' || code === 'ENOTEMPTY' || code === 'EEXIST' ? 'not restored: a directory is in the way' : `not restored: ${code ?? String(err)}`);
+      return false;
+    }
+  };
+
+  let current: { fd: number; tmp: Buffer; entry: Entry } | null = null;
+
+  const finishFile = (): void => {
+    if (!current) return;
+    const { fd, tmp, entry } = current;
+    current = null;
+    try {
+      applyOwner((u, g) => fs.fchownSync(fd, u, g), entry.path, entry);
+      fs.fchmodSync(fd, entry.mode);
+      fs.futimesSync(fd, mtime(entry), mtime(entry));
+    } finally {
+      fs.closeSync(fd);
+    }
+    if (install(tmp, entry.path)) { result.files++; result.bytes += entry.size; }
+  };
+
+  for await (const ev of parseEntryStream(fs.createReadStream('', { fd: 0, highWaterMark: 1 << 20 }))) {
+    if (ev.type === 'data') {
+      if (current) {
+        let off = 0;
+        while (off < ev.chunk.length) off += fs.writeSync(current.fd, ev.chunk, off, ev.chunk.length - off);
+      }
+      continue;
+    }
+    if (ev.type === 'data-end') { finishFile(); continue; }
+    if (ev.type === 'notice') continue;
+    const e = ev.entry;
+    if (!validRelative(e.path)) { warn(e.path, 'invalid path in the snapshot; skipped'); continue; }
+    try {
+      if (e.kind === 'd') {
+        const existed = readyDirs.has(e.path) || fs.existsSync(abs(e.path));
+        ensureDir(e.path);
+        if (!(ev.ancestor && existed)) pendingDirs.push({ rel: e.path, entry: e });
+        if (!existed) result.directories++;
+        continue;
+      }
+      ensureDir(parentOf(e.path));
+      const tmp = tmpName(e.path);
+      if (e.kind === 'f') {
+        const fd = fs.openSync(tmp, O_NEW, 0o600);
+        current = { fd, tmp, entry: e };
+        if (!ev.hasData || e.size === 0) finishFile();
+      } else if (e.kind === 'l') {
+        fs.symlinkSync(toBuffer(e.link), tmp);
+        applyOwner((u, g) => fs.lchownSync(tmp, u, g), e.path, e);
+        fs.lutimesSync(tmp, mtime(e), mtime(e));
+        if (install(tmp, e.path)) result.links++;
+      } else if (e.kind === 'h') {
+        if (!validRelative(e.link)) { warn(e.path, 'invalid hard link target; skipped'); continue; }
+        fs.linkSync(abs(e.link), tmp);
+        if (install(tmp, e.path)) result.files++;
+      } else if (e.kind === 'p') {
+        // Node cannot make a fifo: mkfifo gets a plain name at the top, then it is moved in place.
+        const fifoName = `.tidemark-fifo-${crypto.randomBytes(6).toString('hex')}`;
+        const fifo = Buffer.concat([base, Buffer.from('/' + fifoName)]);
+        const made = spawnSync('mkfifo', ['-m', '600', '--', fifoName], { cwd: base.toString('utf8') });
+        if (made.status !== 0) { warn(e.path, 'fifo not restored'); continue; }
+        fs.chmodSync(fifo, e.mode);
+        applyOwner((u, g) => fs.lchownSync(fifo, u, g), e.path, e);
+        fs.utimesSync(fifo, mtime(e), mtime(e));
+        install(fifo, e.path);
+      }
+    } catch (err) {
+      warn(e.path, `not restored: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      if (current && current.entry === e) { fs.closeSync(current.fd); fs.rmSync(current.tmp, { force: true }); current = null; }
+    }
+  }
+  finishFile();
+
+  for (let i = pendingDirs.length - 1; i >= 0; i--) {
+    const { rel, entry } = pendingDirs[i]!;
+    const p = abs(rel);
+    try {
+      applyOwner((u, g) => fs.lchownSync(p, u, g), rel, entry);
+      fs.chmodSync(p, entry.mode);
+      fs.utimesSync(p, mtime(entry), mtime(entry));
+    } catch (err) {
+      warn(rel, `directory attributes not restored: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  }
+  const out = new SyncOutput(3, 1 << 16);
+  out.write(Buffer.from(JSON.stringify(result)));
+  out.flush();
+}

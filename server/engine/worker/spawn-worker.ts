@@ -1,0 +1,49 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Readable, Writable } from 'node:stream';
+import type { Account } from '../../panels/types.js';
+
+const WORKER = fileURLToPath(new URL('./account-worker.js', import.meta.url));
+
+export interface WorkerHandle {
+  child: ChildProcess;
+  /** Entry stream or result from the worker (its fd 3). */
+  output: Readable;
+  input: Writable;
+  /** Resolves when the worker exits with 0; rejects with its stderr otherwise. */
+  done: Promise<void>;
+}
+
+/**
+ * Starts an account worker: it becomes the account before touching the home (see
+ * drop-privileges.ts). The root process only talks to it through pipes.
+ */
+export function spawnAccountWorker(account: Account, job: Record<string, unknown>, opts: { nice?: boolean } = {}): WorkerHandle {
+  if (account.uid === 0) throw new Error(`refusing to work on account ${account.username}: it has uid 0`);
+  const args = [WORKER];
+  const command = opts.nice ? 'nice' : process.execPath;
+  const argv = opts.nice ? ['-n', '10', process.execPath, ...args] : args;
+  const child = spawn(command, argv, {
+    stdio: ['pipe', 'ignore', 'pipe', 'pipe'],
+    cwd: '/',
+    env: {
+      PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      LANG: 'C.UTF-8',
+      TIDEMARK_WORKER_IDENTITY: `${account.username}:${account.uid}:${account.gid}`,
+      TIDEMARK_WORKER_JOB: JSON.stringify({ ...job, home: account.home }),
+    },
+  });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (d: string) => { if (stderr.length < 65536) stderr += d; });
+  const done = new Promise<void>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      if (code === 0) resolve();
+      else reject(new Error(`account worker for ${account.username} failed (${signal ?? `exit ${code}`}): ${stderr.trim() || 'no message'}`));
+    });
+  });
+  // Errors surface through `done`; a closed pipe alone must not crash the root process.
+  child.stdin!.on('error', () => undefined);
+  return { child, output: child.stdio[3] as Readable, input: child.stdin!, done };
+}

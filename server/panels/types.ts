@@ -1,0 +1,33 @@
+/** A hosting account as Tidemark sees it, whatever panel it comes from. */
+export interface Account {
+  username: string;
+  /** Reseller that owns the account, or 'root'. */
+  owner: string;
+  home: string;
+  uid: number;
+  gid: number;
+  domains: string[];
+  /** MySQL/MariaDB databases of the account (names as on the server). */
+  databases: string[];
+  /** MySQL/MariaDB user names (without host) that belong to the account. */
+  databaseUsers: string[];
+  suspended: boolean;
+  package: string | null;
+}
+
+/** How to reach the MySQL/MariaDB server as an administrator. */
+export interface MysqlCredentials {
+  socket?: string;
+  host?: string;
+  port?: number;
+  user: string;
+  password?: string;
+}
+
+export interface PanelAdapter {
+  readonly name: 'standalone' | 'cpanel' | 'directadmin';
+  listAccounts(): Promise<Account[]>;
+  /** The account, or null when the panel does not know it. */
+  getAccount(username: string): Promise<Account | null>;
+  mysqlCredentials(): Promise<MysqlCredentials>;
+}

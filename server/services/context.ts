@@ -1,0 +1,42 @@
+import { loadConfig, resolveDataDir, type Config } from '../config.js';
+import { openStore, type Store } from '../store/index.js';
+import { createPanelAdapter } from '../panels/index.js';
+import type { PanelAdapter } from '../panels/types.js';
+import { listDatabasesByPrefix } from '../engine/database/discover.js';
+
+export interface Context {
+  dataDir: string;
+  config: Config;
+  store: Store;
+  /** The panel's accounts; `withDatabases: false` never contacts MySQL. */
+  panel(withDatabases: boolean): PanelAdapter;
+  close(): void;
+}
+
+/** An error caused by what the caller asked for: shown as it is, no stack. */
+export class UserError extends Error {
+  constructor(message: string, readonly exitCode = 1) {
+    super(message);
+    this.name = 'UserError';
+  }
+}
+
+const alive = (pid: number): boolean => {
+  try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
+};
+
+export async function openContext(dataDirOption?: string): Promise<Context> {
+  const dataDir = resolveDataDir(dataDirOption);
+  const config = loadConfig(dataDir);
+  const store = await openStore(dataDir);
+  store.tasks.failOrphans(alive);
+  const panel = (withDatabases: boolean): PanelAdapter => {
+    const adapter: PanelAdapter = createPanelAdapter(config, {
+      listDatabasesByPrefix: withDatabases
+        ? async (prefix: string) => listDatabasesByPrefix(await adapter.mysqlCredentials(), prefix)
+        : async () => ({ databases: [], users: [] }),
+    });
+    return adapter;
+  };
+  return { dataDir, config, store, panel, close: () => store.close() };
+}

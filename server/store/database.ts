@@ -1,0 +1,44 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { Umzug, type UmzugStorage } from 'umzug';
+import * as m0001 from './migrations/0001-initial.js';
+
+export type Db = Database.Database;
+
+const migrations = [m0001];
+
+/** Umzug keeps the names of applied migrations in a table of the same database. */
+class SqliteStorage implements UmzugStorage<Db> {
+  constructor(private readonly db: Db) {
+    db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)');
+  }
+  async logMigration({ name }: { name: string }): Promise<void> {
+    this.db.prepare('INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)').run(name, new Date().toISOString());
+  }
+  async unlogMigration({ name }: { name: string }): Promise<void> {
+    this.db.prepare('DELETE FROM schema_migrations WHERE name = ?').run(name);
+  }
+  async executed(): Promise<string[]> {
+    return (this.db.prepare('SELECT name FROM schema_migrations ORDER BY name').all() as { name: string }[]).map((r) => r.name);
+  }
+}
+
+/** Opens (creating when needed) the state store under the data directory and migrates it. */
+export async function openDatabase(dataDir: string): Promise<Db> {
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const file = path.join(dataDir, 'tidemark.sqlite');
+  const db = new Database(file);
+  fs.chmodSync(file, 0o600);
+  db.pragma('journal_mode = WAL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 10000');
+  const umzug = new Umzug<Db>({
+    migrations: migrations.map((m) => ({ name: m.name, up: m.up })),
+    context: db,
+    storage: new SqliteStorage(db),
+    logger: undefined,
+  });
+  await umzug.up();
+  return db;
+}

@@ -1,0 +1,50 @@
+import type { Db } from './database.js';
+
+export interface DestinationRecord {
+  id: number;
+  name: string;
+  type: 'local';
+  settings: Record<string, unknown>;
+  owner: string;
+  enabled: boolean;
+  snapshotsVisible: boolean;
+  readOnly: boolean;
+  freeSpaceLimitMb: number;
+  createdAt: string;
+}
+
+interface Row {
+  id: number; name: string; type: string; settings: string; owner: string; enabled: number;
+  snapshots_visible: number; read_only: number; free_space_limit_mb: number; created_at: string;
+}
+
+const fromRow = (r: Row): DestinationRecord => ({
+  id: r.id, name: r.name, type: r.type as DestinationRecord['type'], settings: JSON.parse(r.settings) as Record<string, unknown>,
+  owner: r.owner, enabled: r.enabled === 1, snapshotsVisible: r.snapshots_visible === 1, readOnly: r.read_only === 1,
+  freeSpaceLimitMb: r.free_space_limit_mb, createdAt: r.created_at,
+});
+
+export class DestinationRepository {
+  constructor(private readonly db: Db) {}
+
+  list(): DestinationRecord[] {
+    return (this.db.prepare('SELECT * FROM destinations ORDER BY name').all() as Row[]).map(fromRow);
+  }
+  byName(name: string): DestinationRecord | null {
+    const r = this.db.prepare('SELECT * FROM destinations WHERE name = ?').get(name) as Row | undefined;
+    return r ? fromRow(r) : null;
+  }
+  byId(id: number): DestinationRecord | null {
+    const r = this.db.prepare('SELECT * FROM destinations WHERE id = ?').get(id) as Row | undefined;
+    return r ? fromRow(r) : null;
+  }
+  insert(d: Omit<DestinationRecord, 'id' | 'createdAt'>): DestinationRecord {
+    const info = this.db.prepare(`INSERT INTO destinations (name, type, settings, owner, enabled, snapshots_visible, read_only, free_space_limit_mb, created_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(d.name, d.type, JSON.stringify(d.settings), d.owner, d.enabled ? 1 : 0,
+      d.snapshotsVisible ? 1 : 0, d.readOnly ? 1 : 0, d.freeSpaceLimitMb, new Date().toISOString());
+    return this.byId(Number(info.lastInsertRowid))!;
+  }
+  remove(id: number): void {
+    this.db.prepare('DELETE FROM destinations WHERE id = ?').run(id);
+  }
+}

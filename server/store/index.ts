@@ -1,0 +1,29 @@
+import { openDatabase, type Db } from './database.js';
+import { DestinationRepository } from './destinations.js';
+import { JobRepository } from './jobs.js';
+import { SnapshotRepository } from './snapshots.js';
+import { TaskRepository } from './tasks.js';
+import { ActivityRepository } from './activity.js';
+
+export interface Store {
+  db: Db;
+  destinations: DestinationRepository;
+  jobs: JobRepository;
+  snapshots: SnapshotRepository;
+  tasks: TaskRepository;
+  activity: ActivityRepository;
+  close(): void;
+}
+
+export async function openStore(dataDir: string): Promise<Store> {
+  const db = await openDatabase(dataDir);
+  return {
+    db,
+    destinations: new DestinationRepository(db),
+    jobs: new JobRepository(db),
+    snapshots: new SnapshotRepository(db),
+    tasks: new TaskRepository(db),
+    activity: new ActivityRepository(db),
+    close: () => db.close(),
+  };
+}

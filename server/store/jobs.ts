@@ -1,0 +1,59 @@
+import type { Db } from './database.js';
+
+export type Structure = 'incremental' | 'archive' | 'compressed';
+export const STRUCTURES: readonly Structure[] = ['incremental', 'archive', 'compressed'];
+export type Item = 'files' | 'databases' | 'database-users';
+export const ITEMS: readonly Item[] = ['files', 'databases', 'database-users'];
+
+export type AccountSelection = { all: true } | { list: string[] };
+
+export interface JobRecord {
+  id: number;
+  name: string;
+  destinationId: number;
+  structure: Structure;
+  accounts: AccountSelection;
+  items: Item[];
+  excludes: string[];
+  enabled: boolean;
+  createdAt: string;
+}
+
+interface Row {
+  id: number; name: string; destination_id: number; structure: string; accounts: string; items: string;
+  excludes: string; enabled: number; created_at: string;
+}
+
+const fromRow = (r: Row): JobRecord => ({
+  id: r.id, name: r.name, destinationId: r.destination_id, structure: r.structure as Structure,
+  accounts: JSON.parse(r.accounts) as AccountSelection, items: JSON.parse(r.items) as Item[],
+  excludes: JSON.parse(r.excludes) as string[], enabled: r.enabled === 1, createdAt: r.created_at,
+});
+
+export class JobRepository {
+  constructor(private readonly db: Db) {}
+
+  list(): JobRecord[] {
+    return (this.db.prepare('SELECT * FROM jobs ORDER BY name').all() as Row[]).map(fromRow);
+  }
+  byName(name: string): JobRecord | null {
+    const r = this.db.prepare('SELECT * FROM jobs WHERE name = ?').get(name) as Row | undefined;
+    return r ? fromRow(r) : null;
+  }
+  byId(id: number): JobRecord | null {
+    const r = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as Row | undefined;
+    return r ? fromRow(r) : null;
+  }
+  usingDestination(destinationId: number): JobRecord[] {
+    return (this.db.prepare('SELECT * FROM jobs WHERE destination_id = ? ORDER BY name').all(destinationId) as Row[]).map(fromRow);
+  }
+  insert(j: Omit<JobRecord, 'id' | 'createdAt'>): JobRecord {
+    const info = this.db.prepare(`INSERT INTO jobs (name, destination_id, structure, accounts, items, excludes, enabled, created_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(j.name, j.destinationId, j.structure, JSON.stringify(j.accounts),
+      JSON.stringify(j.items), JSON.stringify(j.excludes), j.enabled ? 1 : 0, new Date().toISOString());
+    return this.byId(Number(info.lastInsertRowid))!;
+  }
+  remove(id: number): void {
+    this.db.prepare('DELETE FROM jobs WHERE id = ?').run(id);
+  }
+}

@@ -1,0 +1,67 @@
+import type { Db } from './database.js';
+import type { Item, Structure } from './jobs.js';
+
+export interface SnapshotRecord {
+  id: string;
+  destinationId: number;
+  account: string;
+  jobId: number | null;
+  structure: Structure;
+  status: 'completed' | 'partial';
+  startedAt: string;
+  finishedAt: string;
+  items: Item[];
+  files: number;
+  bytes: number;
+  storedBytes: number;
+  databases: string[];
+  locked: boolean;
+  note: string;
+}
+
+interface Row {
+  id: string; destination_id: number; account: string; job_id: number | null; structure: string; status: string;
+  started_at: string; finished_at: string; items: string; files: number; bytes: number; stored_bytes: number;
+  databases: string; locked: number; note: string;
+}
+
+const fromRow = (r: Row): SnapshotRecord => ({
+  id: r.id, destinationId: r.destination_id, account: r.account, jobId: r.job_id, structure: r.structure as Structure,
+  status: r.status as SnapshotRecord['status'], startedAt: r.started_at, finishedAt: r.finished_at,
+  items: JSON.parse(r.items) as Item[], files: r.files, bytes: r.bytes, storedBytes: r.stored_bytes,
+  databases: JSON.parse(r.databases) as string[], locked: r.locked === 1, note: r.note,
+});
+
+export class SnapshotRepository {
+  constructor(private readonly db: Db) {}
+
+  list(filter: { account?: string; destinationId?: number } = {}): SnapshotRecord[] {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (filter.account !== undefined) { where.push('account = ?'); args.push(filter.account); }
+    if (filter.destinationId !== undefined) { where.push('destination_id = ?'); args.push(filter.destinationId); }
+    const sql = `SELECT * FROM snapshots ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY finished_at DESC, id DESC`;
+    return (this.db.prepare(sql).all(...args) as Row[]).map(fromRow);
+  }
+  /** Snapshot ids are unique per destination and account; across them the id alone is looked up. */
+  byId(id: string): SnapshotRecord[] {
+    return (this.db.prepare('SELECT * FROM snapshots WHERE id = ?').all(id) as Row[]).map(fromRow);
+  }
+  latest(destinationId: number, account: string): SnapshotRecord | null {
+    const r = this.db.prepare('SELECT * FROM snapshots WHERE destination_id = ? AND account = ? ORDER BY finished_at DESC, id DESC LIMIT 1')
+      .get(destinationId, account) as Row | undefined;
+    return r ? fromRow(r) : null;
+  }
+  countByDestination(destinationId: number): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM snapshots WHERE destination_id = ?').get(destinationId) as { n: number }).n;
+  }
+  insert(s: SnapshotRecord): void {
+    this.db.prepare(`INSERT INTO snapshots (id, destination_id, account, job_id, structure, status, started_at, finished_at, items,
+      files, bytes, stored_bytes, databases, locked, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(s.id, s.destinationId, s.account, s.jobId, s.structure, s.status, s.startedAt, s.finishedAt, JSON.stringify(s.items),
+        s.files, s.bytes, s.storedBytes, JSON.stringify(s.databases), s.locked ? 1 : 0, s.note);
+  }
+  remove(destinationId: number, account: string, id: string): void {
+    this.db.prepare('DELETE FROM snapshots WHERE destination_id = ? AND account = ? AND id = ?').run(destinationId, account, id);
+  }
+}

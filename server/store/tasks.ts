@@ -1,0 +1,81 @@
+import type { Db } from './database.js';
+
+export type TaskType = 'backup' | 'restore' | 'download';
+export type TaskStatus = 'queued' | 'running' | 'completed' | 'partial' | 'failed' | 'cancelled';
+
+export interface TaskRecord {
+  id: number;
+  type: TaskType;
+  status: TaskStatus;
+  account: string | null;
+  jobId: number | null;
+  destinationId: number | null;
+  snapshotId: string | null;
+  params: Record<string, unknown>;
+  progress: Record<string, unknown>;
+  result: Record<string, unknown>;
+  error: string | null;
+  pid: number | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+interface Row {
+  id: number; type: string; status: string; account: string | null; job_id: number | null; destination_id: number | null;
+  snapshot_id: string | null; params: string; progress: string; result: string; error: string | null; pid: number | null;
+  created_at: string; started_at: string | null; finished_at: string | null;
+}
+
+const fromRow = (r: Row): TaskRecord => ({
+  id: r.id, type: r.type as TaskType, status: r.status as TaskStatus, account: r.account, jobId: r.job_id,
+  destinationId: r.destination_id, snapshotId: r.snapshot_id, params: JSON.parse(r.params) as Record<string, unknown>,
+  progress: JSON.parse(r.progress) as Record<string, unknown>, result: JSON.parse(r.result) as Record<string, unknown>,
+  error: r.error, pid: r.pid, createdAt: r.created_at, startedAt: r.started_at, finishedAt: r.finished_at,
+});
+
+const now = (): string => new Date().toISOString();
+
+export class TaskRepository {
+  constructor(private readonly db: Db) {}
+
+  create(t: Pick<TaskRecord, 'type' | 'account' | 'jobId' | 'destinationId' | 'snapshotId' | 'params'>): TaskRecord {
+    const info = this.db.prepare(`INSERT INTO tasks (type, status, account, job_id, destination_id, snapshot_id, params, created_at)
+      VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)`).run(t.type, t.account, t.jobId, t.destinationId, t.snapshotId, JSON.stringify(t.params), now());
+    return this.byId(Number(info.lastInsertRowid))!;
+  }
+  byId(id: number): TaskRecord | null {
+    const r = this.db.prepare('SELECT * FROM tasks WHERE id = ?').get(id) as Row | undefined;
+    return r ? fromRow(r) : null;
+  }
+  list(limit = 100): TaskRecord[] {
+    return (this.db.prepare('SELECT * FROM tasks ORDER BY id DESC LIMIT ?').all(limit) as Row[]).map(fromRow);
+  }
+  start(id: number, pid: number): void {
+    this.db.prepare(`UPDATE tasks SET status = 'running', pid = ?, started_at = ? WHERE id = ?`).run(pid, now(), id);
+  }
+  progress(id: number, progress: Record<string, unknown>): void {
+    this.db.prepare('UPDATE tasks SET progress = ? WHERE id = ?').run(JSON.stringify(progress), id);
+  }
+  finish(id: number, status: TaskStatus, result: Record<string, unknown>, error: string | null): void {
+    this.db.prepare('UPDATE tasks SET status = ?, result = ?, error = ?, finished_at = ? WHERE id = ?')
+      .run(status, JSON.stringify(result), error, now(), id);
+  }
+  log(id: number, level: 'info' | 'warn' | 'error', message: string): void {
+    this.db.prepare('INSERT INTO task_log (task_id, at, level, message) VALUES (?, ?, ?, ?)').run(id, now(), level, message);
+  }
+  logs(id: number): { at: string; level: string; message: string }[] {
+    return this.db.prepare('SELECT at, level, message FROM task_log WHERE task_id = ? ORDER BY id').all(id) as { at: string; level: string; message: string }[];
+  }
+  /** Tasks left 'running' by a process that no longer exists (killed): marked failed, never completed. */
+  failOrphans(isAlive: (pid: number) => boolean): number {
+    const rows = this.db.prepare(`SELECT id, pid FROM tasks WHERE status = 'running'`).all() as { id: number; pid: number | null }[];
+    let n = 0;
+    for (const r of rows) {
+      if (r.pid !== null && isAlive(r.pid)) continue;
+      this.finish(r.id, 'failed', {}, 'interrupted: the process running this task ended before it finished');
+      n++;
+    }
+    return n;
+  }
+}

@@ -1,0 +1,43 @@
+import type { Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+
+/** Awaitable writes with backpressure that fail fast once the stream has errored (full disk, lost link). */
+export class StreamWriter {
+  private error: Error | null = null;
+  bytes = 0;
+
+  constructor(readonly stream: Writable) {
+    stream.on('error', (err: Error) => { this.error ??= err; });
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    if (this.error) throw this.error;
+    this.bytes += chunk.length;
+    if (this.stream.write(chunk)) return;
+    await new Promise<void>((resolve, reject) => {
+      const done = (err?: Error): void => {
+        this.stream.off('drain', onDrain);
+        this.stream.off('error', onError);
+        this.stream.off('close', onClose);
+        if (err) reject(err); else resolve();
+      };
+      const onDrain = (): void => done();
+      const onError = (err: Error): void => done(err);
+      const onClose = (): void => done(this.error ?? new Error('stream closed before it was finished'));
+      this.stream.on('drain', onDrain);
+      this.stream.on('error', onError);
+      this.stream.on('close', onClose);
+    });
+  }
+
+  async end(): Promise<void> {
+    if (this.error) throw this.error;
+    this.stream.end();
+    await finished(this.stream);
+    if (this.error) throw this.error;
+  }
+
+  destroy(): void {
+    this.stream.destroy();
+  }
+}
