@@ -6,6 +6,7 @@ import type { Context } from '../services/context.js';
 import { addDestination, describeDestination } from '../services/destinations.js';
 import { describeJob } from '../services/jobs.js';
 import { describeSnapshot } from '../services/snapshots.js';
+import { createLogger } from '../util/log.js';
 
 const VIEWS = fileURLToPath(new URL('../../../views', import.meta.url));
 
@@ -44,6 +45,7 @@ export function createApp(ctx: Context): express.Express {
 
 /** The daemon: a root-only Unix socket for panel bridges and the CLI, and HTTP on 127.0.0.1 for standalone mode. */
 export async function serve(ctx: Context, portOption?: number): Promise<void> {
+  const log = createLogger(ctx.config.logLevel);
   await ensureDefaultDestination(ctx);
   const app = createApp(ctx);
   const port = portOption ?? ctx.config.httpPort;
@@ -52,13 +54,16 @@ export async function serve(ctx: Context, portOption?: number): Promise<void> {
     fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 });
     fs.rmSync(socketPath, { force: true });
     const sock = app.listen(socketPath, () => fs.chmodSync(socketPath, 0o600));
-    sock.on('error', (err) => process.stderr.write(`tidemark: socket ${socketPath}: ${err.message}\n`));
+    sock.on('error', (err) => log.error({ socketPath, err: err.message }, 'socket not available'));
   } catch (err) {
-    process.stderr.write(`tidemark: socket ${socketPath} not available: ${(err as Error).message}\n`);
+    log.error({ socketPath, err: (err as Error).message }, 'socket not available');
   }
   if (port > 0) {
-    const http = app.listen(port, '127.0.0.1', () => process.stdout.write(`tidemark: listening on http://127.0.0.1:${port}/ (data in ${ctx.dataDir})\n`));
-    http.on('error', (err) => { process.stderr.write(`tidemark: port ${port}: ${err.message}\n`); process.exit(1); });
+    const http = app.listen(port, '127.0.0.1', () => {
+      process.stdout.write(`tidemark: listening on http://127.0.0.1:${port}/ (data in ${ctx.dataDir})\n`);
+      log.info({ port, dataDir: ctx.dataDir }, 'daemon started');
+    });
+    http.on('error', (err) => { log.fatal({ port, err: err.message }, 'cannot listen'); process.exit(1); });
   }
   const stop = (): void => { ctx.close(); process.exit(0); };
   process.on('SIGTERM', stop);

@@ -2,6 +2,7 @@ import zlib from 'node:zlib';
 import { finished } from 'node:stream/promises';
 import type { Account } from '../panels/types.js';
 import type { Destination } from '../destinations/types.js';
+import { describeFsError } from '../destinations/errors.js';
 import type { Item, Structure } from '../store/jobs.js';
 import { StreamWriter } from '../util/stream-writer.js';
 import { toDisplay, type BytePath } from '../util/byte-path.js';
@@ -39,6 +40,17 @@ const validRelative = (p: BytePath): boolean =>
   p === '' || (!p.startsWith('/') && p.split('/').every((c) => c !== '' && c !== '.' && c !== '..' && !c.includes('\0')));
 
 /**
+ * Folders of runs that were killed. Only called under the account lock, so none of
+ * them belongs to a run still going.
+ */
+async function removeLeftovers(dest: Destination, account: string): Promise<void> {
+  if (!(await dest.exists(layout.accountDir(account)))) return;
+  for (const e of await dest.list(layout.accountDir(account))) {
+    if (e.type === 'dir' && e.name.startsWith('.partial-')) await dest.remove(`${layout.accountDir(account)}/${e.name}`);
+  }
+}
+
+/**
  * Backs up one account to one destination. Everything is written under a hidden
  * `.partial-<id>` folder; the manifest is written last and the folder is renamed to
  * its final name only then, so an interrupted run never looks complete and never
@@ -49,6 +61,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
   const id = newSnapshotId();
   const startedAt = new Date().toISOString();
   const partial = layout.partialDir(account.username, id);
+  await removeLeftovers(dest, account.username);
   await dest.mkdir(partial);
   const stats = { files: 0, directories: 0, links: 0, bytes: 0, storedBytes: 0, skipped: 0, excluded: 0 };
   const skipped: { path: string; reason: string }[] = [];
@@ -138,6 +151,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
         }
         await worker.done;
       } catch (err) {
+        worker.done.catch(() => undefined);
         worker.child.kill('SIGKILL');
         sink.abort();
         throw err;
@@ -175,6 +189,6 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
     return manifest;
   } catch (err) {
     await dest.remove(partial).catch(() => undefined);
-    throw err;
+    throw (err as NodeJS.ErrnoException).code ? describeFsError(err, `snapshot ${id} of ${account.username}`) : err;
   }
 }

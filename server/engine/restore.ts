@@ -97,15 +97,16 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
     const creds = await req.mysql();
     const renames = new Map<string, string>();
     for (const db of req.databases) if (db.as && db.as !== db.name) renames.set(db.name, db.as);
+    // Users first: views, triggers and routines name them as definers.
+    if (manifest.grants) {
+      const grantsSql = (await dest.readFile(`${dir}/${manifest.grants}`)).toString('utf8');
+      await restoreDatabaseGrants(creds, grantsSql, renames);
+    }
     for (const db of req.databases) {
       const item = manifest.databases.find((d) => d.name === db.name)!;
       const sql = dest.createReadStream(`${dir}/${item.file}`).pipe(zlib.createGunzip());
       await restoreDatabaseItem(creds, db.as ?? db.name, sql);
       outcome.databases.push({ name: db.name, restoredAs: db.as ?? db.name });
-    }
-    if (manifest.grants) {
-      const grantsSql = (await dest.readFile(`${dir}/${manifest.grants}`)).toString('utf8');
-      await restoreDatabaseGrants(creds, grantsSql, renames);
     }
   }
   return outcome;

@@ -95,7 +95,9 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
   };
 
   const parentOf = (rel: BytePath): BytePath => { const i = rel.lastIndexOf('/'); return i < 0 ? '' : rel.slice(0, i); };
-  const mtime = (e: Entry): number => e.mtimeSec + e.mtimeNsec / 1e9;
+  // libuv sets times to the microsecond (it truncates), from a double: aiming at the middle
+  // of the microsecond keeps the double's rounding error from landing on the one before.
+  const mtime = (e: Entry): number => e.mtimeSec + (Math.floor(e.mtimeNsec / 1000) * 1000 + 500) / 1e9;
 
   /** Moves a prepared temporary entry over the target; a directory in the way is reported, not deleted. */
   const install = (tmp: Buffer, rel: BytePath): boolean => {

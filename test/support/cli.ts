@@ -1,0 +1,48 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const CLI = fileURLToPath(new URL('../../server/cli/main.js', import.meta.url));
+
+export interface CliResult { code: number; stdout: string; stderr: string; json: any }
+
+/** A state directory of its own, with the given config.json. */
+export function makeDataDir(config: Record<string, unknown>): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-state-'));
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 2));
+  return dir;
+}
+
+export function makeDestinationDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-dest-'));
+}
+
+/** Runs the CLI synchronously with --json and parses its one JSON document. */
+export function cli(dataDir: string, args: string[]): CliResult {
+  const r = spawnSync(process.execPath, [CLI, '--data-dir', dataDir, '--json', ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  let json: unknown = null;
+  try { json = JSON.parse(r.stdout); } catch { json = null; }
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, json };
+}
+
+export function cliAsync(dataDir: string, args: string[]): { child: ReturnType<typeof spawn>; result: Promise<CliResult> } {
+  const child = spawn(process.execPath, [CLI, '--data-dir', dataDir, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => { stdout += d; });
+  child.stderr!.on('data', (d) => { stderr += d; });
+  const result = new Promise<CliResult>((resolve) => child.on('close', (code, signal) => {
+    let json: unknown = null;
+    try { json = JSON.parse(stdout); } catch { json = null; }
+    resolve({ code: code ?? (signal ? 128 : -1), stdout, stderr, json });
+  }));
+  return { child, result };
+}
+
+/** Asserts success and returns the JSON document, with the CLI's stderr in the failure message. */
+export function ok(r: CliResult): any {
+  if (r.code !== 0) throw new Error(`tidemark exited ${r.code}: ${r.stderr || r.stdout}`);
+  return r.json;
+}

@@ -1,0 +1,81 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { text } from 'node:stream/consumers';
+import type { Destination } from '../../server/destinations/types.js';
+import { StreamWriter } from '../../server/util/stream-writer.js';
+
+/**
+ * What every destination driver must do, run against a fresh, empty destination.
+ * Drivers for new types (SSH next) call this with their own factory.
+ */
+export function destinationConformance(name: string, make: () => Promise<Destination>): void {
+  test(`${name}: open writes tidemark.json`, async () => {
+    const d = await make();
+    await d.open();
+    const meta = JSON.parse((await d.readFile('tidemark.json')).toString('utf8'));
+    assert.equal(meta.format, 'tidemark');
+    assert.equal(meta.version, 1);
+    await d.close();
+  });
+
+  test(`${name}: write, read back, ranges, atomic whole-file writes`, async () => {
+    const d = await make();
+    await d.open();
+    await d.mkdir('acct/snap');
+    await d.writeFile('acct/snap/small.json', '{"a":1}');
+    assert.equal((await d.readFile('acct/snap/small.json')).toString(), '{"a":1}');
+    const w = new StreamWriter(d.createWriteStream('acct/snap/data.bin'));
+    const payload = Buffer.alloc(3 << 20, 7);
+    payload.write('HEAD', 0);
+    payload.write('TAIL', payload.length - 4);
+    await w.write(payload);
+    await w.end();
+    assert.equal(await text(d.createReadStream('acct/snap/data.bin', { start: 0, end: 4 })), 'HEAD');
+    assert.equal(await text(d.createReadStream('acct/snap/data.bin', { start: payload.length - 4 })), 'TAIL');
+    const names = (await d.list('acct/snap')).map((e) => e.name);
+    assert.deepEqual(names, ['data.bin', 'small.json'], 'no temporary files are left behind');
+    const entry = (await d.list('acct/snap')).find((e) => e.name === 'data.bin')!;
+    assert.equal(entry.size, payload.length);
+    assert.equal(entry.type, 'file');
+    await d.close();
+  });
+
+  test(`${name}: hard links share content and count`, async () => {
+    const d = await make();
+    await d.open();
+    await d.writeFile('a/one', 'shared');
+    await d.mkdir('b');
+    await d.link('a/one', 'b/two');
+    assert.equal((await d.readFile('b/two')).toString(), 'shared');
+    assert.equal(await d.linkCount('a/one'), 2);
+    await d.remove('a');
+    assert.equal(await d.linkCount('b/two'), 1);
+    assert.equal((await d.readFile('b/two')).toString(), 'shared', 'removing one name keeps the other');
+    await d.close();
+  });
+
+  test(`${name}: rename commits, remove is recursive, exists tells`, async () => {
+    const d = await make();
+    await d.open();
+    await d.writeFile('acct/.partial-x/manifest.json', '{}');
+    await d.rename('acct/.partial-x', 'acct/x');
+    assert.equal(await d.exists('acct/x/manifest.json'), true);
+    assert.equal(await d.exists('acct/.partial-x'), false);
+    await d.remove('acct');
+    assert.equal(await d.exists('acct'), false);
+    await d.remove('never-was');
+    await assert.rejects(d.readFile('missing'), /not found/);
+    await assert.rejects(d.remove(''), /refusing/);
+    await assert.rejects(d.readFile('../etc/passwd'), /invalid path/);
+    await d.close();
+  });
+
+  test(`${name}: reports free space`, async () => {
+    const d = await make();
+    await d.open();
+    const s = await d.space();
+    assert.ok(s.totalBytes > 0);
+    assert.ok(s.freeBytes > 0 && s.freeBytes <= s.totalBytes);
+    await d.close();
+  });
+}

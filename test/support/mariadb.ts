@@ -1,0 +1,182 @@
+/**
+ * A private MariaDB server for the tests: its own datadir and socket in a temporary directory,
+ * no TCP, root@localhost without a password. The machine's own server and /var/lib/mysql are
+ * never used.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
+import { promisify } from 'node:util';
+import mysql from 'mysql2/promise';
+import type { MysqlCredentials } from '../../server/panels/types.js';
+
+const execFileP = promisify(execFile);
+const START_TIMEOUT_MS = 60_000;
+const STOP_TIMEOUT_MS = 30_000;
+
+function findBinary(name: string): string | null {
+  const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), '/usr/sbin', '/usr/bin', '/usr/local/sbin', '/usr/local/bin', '/sbin', '/bin'];
+  for (const d of dirs) {
+    const p = path.join(d, name);
+    try { fs.accessSync(p, fs.constants.X_OK); return p; } catch { /* next */ }
+  }
+  return null;
+}
+
+/** A base directory the mysql user can traverse, with room for a socket path (< 108 bytes). */
+function baseDir(): string {
+  const tmp = os.tmpdir();
+  const traversable = (dir: string): boolean => {
+    for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+      try { if ((fs.statSync(d).mode & 0o001) === 0) return false; } catch { return false; }
+      if (d === path.dirname(d)) return true;
+    }
+  };
+  return tmp.length < 60 && traversable(tmp) ? tmp : '/tmp';
+}
+
+function tail(file: string, lines = 30): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no error log)';
+  }
+}
+
+const WATCHDOG = `read _ignored
+kill -TERM "$1" 2>/dev/null
+i=0
+while kill -0 "$1" 2>/dev/null && [ "$i" -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+kill -KILL "$1" 2>/dev/null
+rm -rf -- "$2"
+`;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export interface TestMariaDb {
+  creds: MysqlCredentials;
+  /** The temporary directory (datadir, socket, logs). */
+  dir: string;
+  stop(): Promise<void>;
+}
+
+export async function startTestMariaDb(): Promise<TestMariaDb> {
+  const mariadbd = findBinary('mariadbd') ?? findBinary('mysqld');
+  const installDb = findBinary('mariadb-install-db') ?? findBinary('mysql_install_db');
+  if (!mariadbd || !installDb) {
+    throw new Error('the database tests need a MariaDB server binary (mariadbd and mariadb-install-db): apt-get install mariadb-server is needed');
+  }
+  const started = Date.now();
+  const dir = fs.mkdtempSync(path.join(baseDir(), 'tidemark-mariadb-'));
+  const datadir = path.join(dir, 'data');
+  const socket = path.join(dir, 'mysql.sock');
+  const pidFile = path.join(dir, 'mariadbd.pid');
+  const errorLog = path.join(dir, 'error.log');
+  const installLog = path.join(dir, 'install.log');
+  // Small InnoDB files: the server starts in well under a second.
+  const serverOptions = ['--innodb-log-file-size=8M', '--innodb-buffer-pool-size=32M', '--skip-name-resolve'];
+
+  let child: ChildProcess | undefined;
+  let watchdog: ChildProcess | undefined;
+  let stopped = false;
+  const onExit = (): void => {
+    // The test process ends without stop(): do not leave a server behind.
+    if (child?.pid && child.exitCode === null) { try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } }
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  process.on('exit', onExit);
+  const cleanup = (): void => {
+    process.off('exit', onExit);
+    if (watchdog?.pid && watchdog.exitCode === null) { try { watchdog.kill('SIGKILL'); } catch { /* gone */ } }
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+
+  try {
+    // The server runs as mysql: it must reach the directory and create the socket there;
+    // 0755 so that workers running as an account's user can reach the socket too.
+    fs.chmodSync(dir, 0o755);
+    fs.chownSync(dir, ...(await mysqlIds()));
+    try {
+      const r = await execFileP(installDb, [
+        '--no-defaults', '--auth-root-authentication-method=normal', '--skip-test-db',
+        `--datadir=${datadir}`, '--user=mysql', ...serverOptions,
+      ], { timeout: START_TIMEOUT_MS, maxBuffer: 16 << 20 });
+      fs.writeFileSync(installLog, r.stdout + r.stderr);
+    } catch (err) {
+      const e = err as { stdout?: string; stderr?: string; message: string };
+      throw new Error(`mariadb-install-db failed: ${e.message}\n${(e.stdout ?? '') + (e.stderr ?? '')}`.slice(0, 8000));
+    }
+
+    child = spawn(mariadbd, [
+      '--no-defaults', `--datadir=${datadir}`, `--socket=${socket}`, '--skip-networking', '--user=mysql',
+      `--pid-file=${pidFile}`, `--log-error=${errorLog}`, `--tmpdir=${dir}`, '--event-scheduler=ON', ...serverOptions,
+    ], { stdio: 'ignore', detached: false });
+    child.unref();
+    // Killed by a signal, the test process runs no exit hook: a watchdog whose stdin is a pipe
+    // from this process sees end-of-file when it dies (however it dies) and stops the server.
+    watchdog = spawn('/bin/sh', ['-c', WATCHDOG, 'tidemark-mariadb-watchdog', String(child.pid), dir], {
+      stdio: ['pipe', 'ignore', 'ignore'], detached: true,
+    });
+    watchdog.on('error', () => { /* no watchdog: the exit hook still helps */ });
+    watchdog.unref();
+    (watchdog.stdin as Socket | null)?.unref();
+    let exited: string | null = null;
+    child.on('exit', (code, signal) => { exited = code !== null ? `exit code ${code}` : `signal ${signal}`; });
+    child.on('error', (e) => { exited = e.message; });
+
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    for (;;) {
+      if (exited) throw new Error(`mariadbd stopped while starting (${exited}); error log:\n${tail(errorLog)}`);
+      if (fs.existsSync(socket)) {
+        try {
+          const conn = await mysql.createConnection({ socketPath: socket, user: 'root', connectTimeout: 2000 });
+          await conn.query('SELECT 1');
+          await conn.end();
+          break;
+        } catch { /* not ready yet */ }
+      }
+      if (Date.now() > deadline) {
+        throw new Error(`the test MariaDB server did not accept connections on ${socket} within ${START_TIMEOUT_MS / 1000} s; error log:\n${tail(errorLog)}`);
+      }
+      await sleep(50);
+    }
+  } catch (err) {
+    if (child?.pid && child.exitCode === null) { try { child.kill('SIGKILL'); } catch { /* gone */ } }
+    cleanup();
+    throw err;
+  }
+
+  const proc = child;
+  const startMs = Date.now() - started;
+  if (process.env.TIDEMARK_TEST_VERBOSE) console.error(`test MariaDB server ready in ${startMs} ms (${dir})`);
+
+  return {
+    creds: { socket, user: 'root' },
+    dir,
+    async stop(): Promise<void> {
+      if (stopped) return;
+      stopped = true;
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.ref(); // keep the process alive while waiting
+        const gone = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+        proc.kill('SIGTERM');
+        const timer = setTimeout(() => proc.kill('SIGKILL'), STOP_TIMEOUT_MS);
+        await gone;
+        clearTimeout(timer);
+      }
+      cleanup();
+    },
+  };
+}
+
+async function mysqlIds(): Promise<[number, number]> {
+  try {
+    const { stdout } = await execFileP('id', ['-u', 'mysql']);
+    const { stdout: g } = await execFileP('id', ['-g', 'mysql']);
+    return [Number(stdout.trim()), Number(g.trim())];
+  } catch {
+    throw new Error('the database tests need the mysql system user (created by apt-get install mariadb-server)');
+  }
+}
