@@ -1,10 +1,11 @@
 /**
- * Throughput probe for ParallelGzip against gzip -6 and pigz -6 on mixed data:
- * random-byte "images" (already-compressed content) interleaved with generated text.
+ * Throughput probe for ParallelGzip against gzip -6 and pigz -6 on a tar stream of
+ * mixed data: random-byte "images" (already-compressed content) interleaved with
+ * generated text files, shaped like the shared benchmark account.
  *
- *   node dist/bench/gzip-probe.js [--mib 200] [--random 0.78] [--block 1024] [--level 6] [--workers N]
+ *   node dist/bench/gzip-probe.js [--mib 200] [--random 0.78] [--block 1024] [--level 6] [--workers N] [--keep]
  *
- * --block is in KiB. Prints MB/s (MiB of input per second, wall clock) and output sizes.
+ * --block is in KiB; --keep keeps the input and outputs (the path is printed). Prints MB/s (MiB of input per second, wall clock) and output sizes.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -13,6 +14,8 @@ import crypto from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
 import { pipeline } from 'node:stream/promises';
 import { createParallelGzip } from '../server/engine/format/parallel-gzip.js';
+import { makeEntry } from '../server/engine/format/entry.js';
+import { tarHeaders, tarPadding, TAR_END } from '../server/engine/format/tar.js';
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -31,63 +34,54 @@ function prng(seed: number): () => number {
   };
 }
 
-/** Log/HTML/code-like text: Zipf-distributed words from a made-up vocabulary, numbers, markup. */
-function makeTextGenerator(seed: number): (bytes: number) => Buffer {
-  const rnd = prng(seed);
-  const letters = 'etaoinshrdlcumwfgypbvkjxqz';
-  const vocab: string[] = [];
-  for (let i = 0; i < 8000; i++) {
-    const len = 2 + Math.floor(rnd() * rnd() * 12);
-    let w = '';
-    for (let k = 0; k < len; k++) w += letters[Math.floor(rnd() * rnd() * letters.length)];
-    vocab.push(w);
+const WORDS = 'function return array string the wp post meta query include require echo class public static private value option user admin content theme plugin widget filter action hook database table select insert update where order limit'.split(' ');
+
+/** PHP-ish text like the shared benchmark account's (its word list), from a seeded PRNG. */
+function makeText(rnd: () => number, n: number): Buffer {
+  const parts: string[] = [];
+  let len = 0;
+  while (len < n) {
+    const w = WORDS[Math.floor(rnd() * WORDS.length)]! + (rnd() < 0.1 ? ';\n' : ' ');
+    parts.push(w);
+    len += w.length;
   }
-  const word = (): string => vocab[Math.floor(vocab.length * Math.pow(rnd(), 3))]!;
-  const line = (): string => {
-    const r = rnd();
-    const words = Array.from({ length: 3 + Math.floor(rnd() * 14) }, word).join(' ');
-    if (r < 0.3) return `2024-0${1 + Math.floor(rnd() * 9)}-1${Math.floor(rnd() * 10)} 1${Math.floor(rnd() * 10)}:${String(Math.floor(rnd() * 60)).padStart(2, '0')}:${String(Math.floor(rnd() * 60)).padStart(2, '0')} [${rnd() < 0.8 ? 'info' : 'warn'}] pid=${Math.floor(rnd() * 40000)} ${words}\n`;
-    if (r < 0.6) return `  <div class="${word()}-${word()}"><a href="/${word()}/${word()}.php?id=${Math.floor(rnd() * 100000)}">${words}</a></div>\n`;
-    if (r < 0.8) return `    $${word()} = ${word()}_${word()}($${word()}, ${Math.floor(rnd() * 1000)}); // ${words}\n`;
-    return `${words}.\n`;
-  };
-  return (bytes: number): Buffer => {
-    const parts: string[] = [];
-    let n = 0;
-    while (n < bytes) { const l = line(); parts.push(l); n += l.length; }
-    return Buffer.from(parts.join('')).subarray(0, bytes);
-  };
+  return Buffer.from(parts.join('').slice(0, n));
 }
 
+/**
+ * A tar stream shaped like a hosting account (the shared benchmark generator's file
+ * sizes): text files of 500 B - 40 KiB and random-byte "images" of 20 - 620 KiB, each
+ * with its tar header and padding, `randomShare` of the bytes being random.
+ */
 async function makeInput(file: string, total: number, randomShare: number): Promise<void> {
   const rnd = prng(42);
-  const text = makeTextGenerator(7);
   const out = fs.createWriteStream(file);
   let written = 0;
-  const write = (b: Buffer): Promise<void> | void => {
+  let randomBytes = 0;
+  let i = 0;
+  const write = async (b: Buffer): Promise<void> => {
     written += b.length;
-    if (!out.write(b)) return new Promise((r) => out.once('drain', () => r()));
+    if (!out.write(b)) await new Promise<void>((r) => out.once('drain', () => r()));
   };
-  // Pick images with the probability that gives `randomShare` of the bytes (mean sizes below).
-  const meanImage = 64 * 1024 + 2 * 1024 * 1024;
-  const meanText = 1024 + 256 * 1024;
-  const pImage = (randomShare * meanText) / ((1 - randomShare) * meanImage + randomShare * meanText);
   while (written < total) {
-    if (rnd() < pImage) {
-      // an "image": 64 KiB - 4 MiB of random bytes (mean ~2 MiB)
-      let left = Math.floor(64 * 1024 + rnd() * 4 * 1024 * 1024);
-      while (left > 0) { const n = Math.min(left, 1 << 20); await write(crypto.randomBytes(n)); left -= n; }
-    } else {
-      // a text file: 1 KiB - 1 MiB (mean ~256 KiB)
-      await write(text(Math.floor(1024 + Math.pow(rnd(), 2) * 768 * 1024)));
-    }
-    await write(Buffer.alloc(512 - (written % 512))); // tar-like padding
+    const image = randomBytes < randomShare * (written + 1);
+    const size = image ? 20000 + Math.floor(rnd() ** 3 * 600000) : 500 + Math.floor(rnd() ** 2 * 40000);
+    const data = image ? crypto.randomBytes(size) : makeText(rnd, size);
+    if (image) randomBytes += size;
+    await write(tarHeaders(makeEntry({ kind: 'f', path: `public_html/wp-content/${image ? 'uploads' : 'plugins'}/file-${i++}.${image ? 'jpg' : 'php'}`, mode: 0o644, uid: 1000, gid: 1000, size, mtimeSec: 1700000000 + i })));
+    await write(data);
+    await write(Buffer.alloc(tarPadding(size)));
   }
+  await write(TAR_END);
   out.end();
   await new Promise<void>((r) => out.on('finish', () => r()));
 }
 
+/** Flushes dirty pages so that one run's write-back does not slow the next one. */
+const settle = (): void => { spawnSync('sync'); };
+
 async function timeOurs(input: string, output: string, opts: { level: number; blockSize: number; workers?: number }): Promise<{ ms: number; bytes: number; members: number }> {
+  settle();
   const t0 = process.hrtime.bigint();
   const gz = createParallelGzip(opts);
   await pipeline(fs.createReadStream(input, { highWaterMark: 1 << 20 }), gz, fs.createWriteStream(output));
@@ -97,6 +91,7 @@ async function timeOurs(input: string, output: string, opts: { level: number; bl
 
 async function timeTool(cmd: string, args: string[], input: string, output: string): Promise<{ ms: number; bytes: number } | null> {
   if (spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0) return null;
+  settle();
   const t0 = process.hrtime.bigint();
   const fd = fs.openSync(output, 'w');
   const inFd = fs.openSync(input, 'r');
@@ -137,7 +132,8 @@ async function main(): Promise<void> {
     const t = spawnSync('gzip', ['-t', path.join(dir, 'ours.gz')]);
     console.log(`gzip -t on our output: ${t.status === 0 ? 'ok' : `FAILED ${t.stderr}`}`);
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    if (process.argv.includes('--keep')) console.log(`kept ${dir}`);
+    else fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 

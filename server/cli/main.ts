@@ -7,7 +7,6 @@ import { runBackup } from '../services/backups.js';
 import { describeEntry, describeSnapshot, download, findSnapshot, restore, snapshotFiles, snapshotManifest } from '../services/snapshots.js';
 import { fromUtf8, type BytePath } from '../util/byte-path.js';
 import { humanBytes, printJson, printRecord, printTable } from './output.js';
-import { serve } from '../app/serve.js';
 
 interface GlobalOptions { dataDir?: string; json?: boolean }
 
@@ -206,6 +205,8 @@ program.command('serve')
   .action(async (opts: { port?: number }, cmd: Command) => {
     const g = globals(cmd);
     const ctx = await openContext(g.dataDir);
+    // Loaded only here: Express is not needed by the other commands.
+    const { serve } = await import('../app/serve.js');
     await serve(ctx, opts.port);
   });
 

@@ -88,6 +88,16 @@ export class LocalDestination implements Destination {
     return stream;
   }
 
+  async openWriteFd(rel: string): Promise<number> {
+    const target = this.abs(rel);
+    try {
+      await fsp.mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
+      return fs.openSync(target, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
+    } catch (err) {
+      throw describeFsError(err, rel);
+    }
+  }
+
   async readFile(rel: string): Promise<Buffer> {
     try {
       return await fsp.readFile(this.abs(rel));
@@ -131,8 +141,10 @@ export class LocalDestination implements Destination {
   }
 
   async link(existing: string, created: string): Promise<void> {
+    // Synchronous on purpose: a local link(2) takes microseconds, less than the promise
+    // round trip through the thread pool, and incremental runs make tens of thousands.
     try {
-      await fsp.link(this.abs(existing), this.abs(created));
+      fs.linkSync(this.abs(existing), this.abs(created));
     } catch (err) {
       throw describeFsError(err, created);
     }

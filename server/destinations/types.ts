@@ -41,6 +41,12 @@ export interface Destination {
   space(): Promise<SpaceInfo>;
   /** Number of hard links of a file (used by tests and reports). */
   linkCount(rel: string): Promise<number>;
+  /**
+   * Optional: a file descriptor open for writing `rel` (created, truncated), for a
+   * destination on this server. An account worker writes its tar straight into it;
+   * the caller closes it. Drivers without it get the data through a stream.
+   */
+  openWriteFd?(rel: string): Promise<number>;
 }
 
 export class DestinationError extends Error {

@@ -1,5 +1,7 @@
 import zlib from 'node:zlib';
-import { finished } from 'node:stream/promises';
+import fs from 'node:fs';
+import type { Readable } from 'node:stream';
+import { finished, pipeline } from 'node:stream/promises';
 import type { Account } from '../panels/types.js';
 import type { Destination } from '../destinations/types.js';
 import { describeFsError } from '../destinations/errors.js';
@@ -8,7 +10,7 @@ import { StreamWriter } from '../util/stream-writer.js';
 import { toDisplay, type BytePath } from '../util/byte-path.js';
 import { encodeEntry, NO_REF, parseEntryStream } from './format/entry.js';
 import { spawnAccountWorker } from './worker/spawn-worker.js';
-import { BlobSink, TarSink, type FilesSink } from './files-sink.js';
+import { BlobSink } from './files-sink.js';
 import { layout, newSnapshotId, type Manifest, type ManifestDatabase } from './snapshot-layout.js';
 import { readIndex } from './snapshot-index.js';
 import { createParallelGzip } from './format/parallel-gzip.js';
@@ -92,31 +94,35 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       }
 
       const indexOut = new StreamWriter(dest.createWriteStream(`${partial}/${layout.index}`));
-      const indexGzip = zlib.createGzip({ level: 3 });
+      const indexGzip = zlib.createGzip({ level: 1 });
       indexGzip.pipe(indexOut.stream);
       const index = new StreamWriter(indexGzip);
 
-      let sink: FilesSink;
-      let gzipMembers: (() => unknown) | null = null;
-      let fileFinished: Promise<void> | null = null;
-      if (structure === 'incremental') {
-        sink = new BlobSink(dest, partial, previous ? { dir: layout.snapshotDir(account.username, previous), blobs: prevBlobs! } : null);
-      } else if (structure === 'archive') {
-        const out = new StreamWriter(dest.createWriteStream(`${partial}/${layout.data('archive')}`));
-        sink = new TarSink(out, () => out.bytes);
-      } else {
-        const file = dest.createWriteStream(`${partial}/${layout.data('compressed')}`);
-        const gz = createParallelGzip();
-        let compressedBytes = 0;
-        gz.on('data', (chunk: Buffer) => { compressedBytes += chunk.length; });
-        gz.pipe(file);
-        fileFinished = finished(file);
-        fileFinished.catch(() => undefined);
-        gzipMembers = () => gz.members();
-        sink = new TarSink(new StreamWriter(gz), () => compressedBytes);
-      }
+      // incremental: content arrives with the records and becomes blobs (BlobSink);
+      // archive/compressed: the worker writes the tar itself to its fd 4.
+      const sink: BlobSink | null = structure === 'incremental'
+        ? new BlobSink(dest, partial, previous ? { dir: layout.snapshotDir(account.username, previous), blobs: prevBlobs! } : null)
+        : null;
+      const tarFile = `${partial}/${layout.data(structure)}`;
+      let tarFd: number | null = null;
+      let tarDone: Promise<void> | null = null;
+      let tarBytes = 0;
+      let gz: ReturnType<typeof createParallelGzip> | null = null;
+      if (structure === 'archive' && dest.openWriteFd) tarFd = await dest.openWriteFd(tarFile);
 
-      const worker = spawnAccountWorker(account, { mode: 'backup', excludes: req.excludes, previous: previous !== null }, { nice: true });
+      const worker = spawnAccountWorker(account, { mode: 'backup', excludes: req.excludes, previous: previous !== null, tar: sink === null },
+        { nice: true, ...(sink === null ? { tarFd: tarFd ?? 'pipe' } : {}) });
+      if (worker.tar) {
+        const file = dest.createWriteStream(tarFile);
+        let source: NodeJS.ReadableStream = worker.tar;
+        if (structure === 'compressed') {
+          gz = createParallelGzip();
+          source = worker.tar.pipe(gz);
+        }
+        (source as Readable).on('data', (chunk: Buffer) => { tarBytes += chunk.length; });
+        tarDone = pipeline(source as Readable, file);
+        tarDone.catch(() => undefined);
+      }
       if (previous) {
         for (const rec of prevIndex) if (!worker.input.write(rec)) await new Promise((r) => worker.input.once('drain', r));
       }
@@ -127,9 +133,9 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       try {
         for await (const ev of parseEntryStream(worker.output)) {
           if (ev.type === 'data') {
-            await sink.data(ev.chunk);
+            await sink!.data(ev.chunk);
           } else if (ev.type === 'data-end') {
-            await sink.endData();
+            await sink!.endData();
           } else if (ev.type === 'notice') {
             if (ev.kind === 'E') { sawEnd = true; continue; }
             // 'skipped:' notices are the account's own choice (.donotbackup); others are problems.
@@ -140,7 +146,9 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
             if (!validRelative(e.path) || (e.kind === 'h' && !validRelative(e.link))) {
               throw new Error('the account worker sent an invalid path');
             }
-            await sink.begin(e, ev.hasData);
+            if (sink) await sink.begin(e, ev.hasData);
+            else if (ev.hasData) throw new Error('the account worker sent content outside its tar');
+            e.prevRef = NO_REF;
             await index.write(encodeEntry(e));
             if (e.kind === 'd') stats.directories++;
             else if (e.kind === 'l') stats.links++;
@@ -150,19 +158,25 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
           }
         }
         await worker.done;
+        if (tarDone) await tarDone;
+        if (tarFd !== null) {
+          tarBytes = fs.fstatSync(tarFd).size;
+
+        }
       } catch (err) {
         worker.done.catch(() => undefined);
         worker.child.kill('SIGKILL');
-        sink.abort();
+        sink?.abort();
         throw err;
+      } finally {
+        if (tarFd !== null) fs.closeSync(tarFd);
       }
       if (!sawEnd) throw new Error('the account worker stopped before the end of the walk');
-      await sink.finish();
-      if (fileFinished) await fileFinished;
+      await sink?.finish();
       await index.end();
       await finished(indexOut.stream);
-      stats.storedBytes += sink.storedBytes();
-      if (gzipMembers) await dest.writeFile(`${partial}/${layout.members}`, JSON.stringify(gzipMembers()));
+      stats.storedBytes += sink ? sink.storedBytes() : tarBytes;
+      if (gz) await dest.writeFile(`${partial}/${layout.members}`, JSON.stringify(gz.members()));
     }
 
     progress('databases');

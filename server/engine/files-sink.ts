@@ -1,19 +1,7 @@
 import { StreamWriter } from '../util/stream-writer.js';
 import type { Destination } from '../destinations/types.js';
 import { NO_REF, type Entry } from './format/entry.js';
-import { tarHeaders, tarPadding, TAR_END } from './format/tar.js';
 import { layout } from './snapshot-layout.js';
-
-/** Where file content goes while a backup runs: one blob per file, or one tar stream. */
-export interface FilesSink {
-  /** Called for every entry in walk order; sets entry.dataRef. */
-  begin(entry: Entry, hasData: boolean): Promise<void>;
-  data(chunk: Buffer): Promise<void>;
-  endData(): Promise<void>;
-  finish(): Promise<void>;
-  abort(): void;
-  storedBytes(): number;
-}
 
 /**
  * Incremental: new content becomes a new blob; unchanged content is a hard link to the
@@ -21,7 +9,7 @@ export interface FilesSink {
  * numbers present in the previous index are accepted, so a worker cannot make root
  * link anything else.
  */
-export class BlobSink implements FilesSink {
+export class BlobSink {
   private next = 0;
   private readonly dirs = new Set<string>();
   private current: StreamWriter | null = null;
@@ -84,50 +72,5 @@ export class BlobSink implements FilesSink {
 
   storedBytes(): number {
     return this.stored;
-  }
-}
-
-/** Archive and compressed: entries written as one GNU tar stream; dataRef = offset of the entry's headers. */
-export class TarSink implements FilesSink {
-  private offset = 0;
-  private pad = 0;
-
-  constructor(private readonly out: StreamWriter, private readonly counted: () => number) {}
-
-  async begin(entry: Entry): Promise<void> {
-    entry.prevRef = NO_REF;
-    if (entry.kind === 'f' || entry.kind === 'd' || entry.kind === 'l' || entry.kind === 'h' || entry.kind === 'p') {
-      entry.dataRef = this.offset;
-      const headers = tarHeaders(entry.path === '' ? { ...entry, path: '.' } : entry);
-      this.offset += headers.length;
-      this.pad = entry.kind === 'f' ? tarPadding(entry.size) : 0;
-      await this.out.write(headers);
-    }
-  }
-
-  async data(chunk: Buffer): Promise<void> {
-    this.offset += chunk.length;
-    await this.out.write(chunk);
-  }
-
-  async endData(): Promise<void> {
-    if (this.pad > 0) {
-      await this.out.write(Buffer.alloc(this.pad));
-      this.offset += this.pad;
-      this.pad = 0;
-    }
-  }
-
-  async finish(): Promise<void> {
-    await this.out.write(TAR_END);
-    await this.out.end();
-  }
-
-  abort(): void {
-    this.out.destroy();
-  }
-
-  storedBytes(): number {
-    return this.counted();
   }
 }

@@ -305,7 +305,8 @@ export class ParallelGzip extends Duplex {
   }
 
   private startWorker(): PoolWorker {
-    const worker = new Worker(WORKER_URL);
+    // No inherited execArgv: flags such as --input-type or loaders are not for this worker.
+    const worker = new Worker(WORKER_URL, { execArgv: [] });
     const p: PoolWorker = { worker, busy: 0 };
     worker.on('message', (m: WorkerResult) => {
       p.busy--;

@@ -26,16 +26,26 @@ const GNU_MAGIC = 'ustar  \0';
 /** Paths that are not byte strings (a char above 0xff) or that hold a NUL cannot be written. */
 const BAD_NAME = /[\0\u0100-\uffff]/;
 
+/** Byte string into b at off (at most `max` bytes); short ones without a call into C++. */
+function writeBytes(b: Buffer, off: number, s: string, max: number): void {
+  const n = s.length < max ? s.length : max;
+  if (n > 32) { b.write(s.length > max ? s.slice(0, max) : s, off, 'latin1'); return; }
+  for (let i = 0; i < n; i++) b[off + i] = s.charCodeAt(i);
+}
+
 /** Octal in len-1 digits plus NUL when it fits, GNU base-256 otherwise. */
 function writeNumber(b: Buffer, off: number, len: number, value: number): void {
-  if (value >= 0 && value < 8 ** (len - 1)) {
-    const s = value.toString(8);
-    const pad = len - 1 - s.length;
-    b.fill(0x30, off, off + pad);
-    b.write(s, off + pad, 'latin1');
+  if (value >= 0 && value < 8 ** (len - 1) && Number.isInteger(value)) {
+    let v = value;
     b[off + len - 1] = 0;
+    for (let i = off + len - 2; i >= off; i--) {
+      const d = v % 8;
+      b[i] = 0x30 + d;
+      v = (v - d) / 8;
+    }
     return;
   }
+  if (!Number.isInteger(value)) throw new RangeError(`tar number must be an integer: ${value}`);
   // GNU base-256: leading byte 0x80 then big-endian (positive), or two's complement
   // over the whole field with leading byte 0xff (negative).
   let v = BigInt(value);
@@ -51,25 +61,30 @@ function writeNumber(b: Buffer, off: number, len: number, value: number): void {
 }
 
 function writeChecksum(b: Buffer, off: number): void {
-  b.fill(0x20, off + 148, off + 156);
-  let sum = 0;
-  for (let i = off, end = off + BLOCK; i < end; i++) sum += b[i]!;
-  b.write(sum.toString(8).padStart(6, '0'), off + 148, 'latin1');
+  let sum = 8 * 0x20; // the checksum field itself counts as spaces
+  for (let i = off, end = off + 148; i < end; i++) sum += b[i]!;
+  for (let i = off + 156, end = off + BLOCK; i < end; i++) sum += b[i]!;
   b[off + 154] = 0;
   b[off + 155] = 0x20;
+  for (let i = off + 153; i >= off + 148; i--) {
+    b[i] = 0x30 + (sum & 7);
+    sum >>>= 3;
+  }
 }
+
+const MAGIC = Buffer.from(GNU_MAGIC, 'latin1');
 
 /** Fills the common fields of a header block at `off` (the buffer is zero-filled). */
 function fillHeader(b: Buffer, off: number, name: string, type: number, mode: number, uid: number, gid: number, size: number, mtime: number, link: string): void {
-  b.write(name.length > 100 ? name.slice(0, 100) : name, off, 'latin1');
+  writeBytes(b, off, name, 100);
   writeNumber(b, off + 100, 8, mode);
   writeNumber(b, off + 108, 8, uid);
   writeNumber(b, off + 116, 8, gid);
   writeNumber(b, off + 124, 12, size);
   writeNumber(b, off + 136, 12, mtime);
   b[off + 156] = type;
-  if (link) b.write(link.length > 100 ? link.slice(0, 100) : link, off + 157, 'latin1');
-  b.write(GNU_MAGIC, off + 257, 'latin1');
+  if (link) writeBytes(b, off + 157, link, 100);
+  for (let i = 0; i < 8; i++) b[off + 257 + i] = MAGIC[i]!;
   writeChecksum(b, off);
 }
 
@@ -92,9 +107,11 @@ export function tarHeaders(entry: Entry): Buffer {
   const link: BytePath = entry.kind === 'l' || entry.kind === 'h' ? entry.link : '';
   if (BAD_NAME.test(name) || BAD_NAME.test(link)) throw new Error(`path cannot be stored in tar (NUL or non-byte char): ${JSON.stringify(name)}`);
   const type = TYPE_OF[entry.kind];
+  if (entry.kind === 'f' && !(Number.isSafeInteger(entry.size) && entry.size >= 0)) throw new RangeError(`bad file size ${entry.size}`);
   if (type === undefined) throw new Error(`entry kind ${JSON.stringify(entry.kind)} cannot be stored in tar`);
   const total = longLinkBlocks(name.length) + longLinkBlocks(link.length) + BLOCK;
-  const b = Buffer.alloc(total);
+  // Small headers come from Buffer's pool (much cheaper than Buffer.alloc); zero them.
+  const b = Buffer.allocUnsafe(total).fill(0);
   let off = 0;
   if (name.length > 100) off = writeLongLink(b, off, 0x4c /* L */, name);
   if (link.length > 100) off = writeLongLink(b, off, 0x4b /* K */, link);

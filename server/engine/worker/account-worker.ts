@@ -8,13 +8,14 @@ interface WorkerJob {
   home: string;
   excludes?: string[];
   previous?: boolean;
+  tar?: boolean;
   intoFolder?: string;
 }
 
 async function main(): Promise<void> {
   const job = JSON.parse(process.env.TIDEMARK_WORKER_JOB ?? '{}') as WorkerJob;
   if (job.mode === 'backup') {
-    await runBackupReader({ home: job.home, excludes: job.excludes ?? [], previous: job.previous ?? false });
+    await runBackupReader({ home: job.home, excludes: job.excludes ?? [], previous: job.previous ?? false, tar: job.tar ?? false });
   } else if (job.mode === 'restore') {
     await runRestoreWriter({ home: job.home, intoFolder: job.intoFolder ?? '' });
   } else {

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { encodeEntry, makeEntry, noticeRecord, NO_REF, parseEntryStream, type Entry } from '../format/entry.js';
+import { tarHeaders, tarPadding, TAR_END } from '../format/tar.js';
 import { toBuffer, type BytePath } from '../../util/byte-path.js';
 import { SyncOutput } from './sync-output.js';
 import { makeExcluder, MARKER_FILE, SKIPPED_DIR_NAME } from './excludes.js';
@@ -9,6 +10,12 @@ export interface BackupReaderOptions {
   excludes: string[];
   /** Incremental: the previous snapshot's index arrives on stdin. */
   previous: boolean;
+  /**
+   * Archive and compressed: the worker writes the tar itself to fd 4 (the destination
+   * file opened by root, or a pipe to the compressor) and sends only index records,
+   * with their tar offsets, on fd 3. Content then crosses no pipe to root at all.
+   */
+  tar: boolean;
 }
 
 interface PreviousFile { size: number; mtimeSec: number; mtimeNsec: number; dataRef: number }
@@ -36,7 +43,22 @@ const join = (dir: BytePath, name: BytePath): BytePath => (dir === '' ? name : `
  */
 export async function runBackupReader(opts: BackupReaderOptions): Promise<void> {
   const previous = opts.previous ? await readPrevious() : new Map<BytePath, PreviousFile>();
-  const out = new SyncOutput(3);
+  const out = new SyncOutput(3, opts.tar ? 1 << 18 : 4 << 20);
+  const tarOut = opts.tar ? new SyncOutput(4) : null;
+  let tarOffset = 0;
+  const tarWrite = (b: Buffer): void => { tarOut!.write(b); tarOffset += b.length; };
+  /** Sends an entry's record; in tar mode its headers go to the tar and the record carries their offset. */
+  const emitEntry = (entry: Entry, withData: boolean): void => {
+    if (tarOut) {
+      entry.dataRef = tarOffset;
+      tarWrite(tarHeaders(entry.path === '' ? { ...entry, path: '.' } : entry));
+      out.write(encodeEntry(entry, false));
+    } else {
+      out.write(encodeEntry(entry, withData));
+    }
+  };
+  /** Where content goes: the tar (fd 4) or the entry stream (fd 3). */
+  const content = (): SyncOutput => tarOut ?? out;
   const excluded = makeExcluder(opts.excludes);
   const homeBuf = Buffer.from(opts.home, 'utf8');
   const abs = (rel: BytePath): Buffer => (rel === '' ? homeBuf : Buffer.concat([homeBuf, Buffer.from('/'), toBuffer(rel)]));
@@ -50,6 +72,17 @@ export async function runBackupReader(opts: BackupReaderOptions): Promise<void> 
   });
 
   const sendFile = (rel: BytePath, st: fs.BigIntStats): boolean => {
+    // Unchanged since the previous snapshot (size and mtime to the nanosecond): decided
+    // from lstat alone, without opening the file.
+    const prev = previous.get(rel);
+    if (prev && prev.size === Number(st.size) && prev.mtimeSec === Number(st.mtimeNs / 1_000_000_000n)
+      && prev.mtimeNsec === Number(st.mtimeNs % 1_000_000_000n)) {
+      const entry = entryFromStat(rel, st, 'f');
+      entry.size = Number(st.size);
+      entry.prevRef = prev.dataRef;
+      out.write(encodeEntry(entry, false));
+      return true;
+    }
     const path = abs(rel);
     let fd: number;
     let relaxed = false;
@@ -84,17 +117,12 @@ export async function runBackupReader(opts: BackupReaderOptions): Promise<void> 
       }
       const entry = entryFromStat(rel, fst, 'f');
       entry.size = Number(fst.size);
-      const prev = previous.get(rel);
-      if (prev && prev.size === entry.size && prev.mtimeSec === entry.mtimeSec && prev.mtimeNsec === entry.mtimeNsec) {
-        entry.prevRef = prev.dataRef;
-        out.write(encodeEntry(entry, false));
-        return true;
-      }
-      out.write(encodeEntry(entry, true));
+      emitEntry(entry, true);
+      const sink = content();
       let left = entry.size;
       let eof = false;
       while (left > 0) {
-        const room = out.reserve(65536);
+        const room = sink.reserve(65536);
         const want = Math.min(left, room.length);
         let n = 0;
         if (!eof) {
@@ -106,8 +134,13 @@ export async function runBackupReader(opts: BackupReaderOptions): Promise<void> 
           room.buffer.fill(0, room.offset, room.offset + want);
           n = want;
         }
-        out.commit(n);
+        sink.commit(n);
         left -= n;
+        if (tarOut) tarOffset += n;
+      }
+      if (tarOut) {
+        const pad = tarPadding(entry.size);
+        if (pad) tarWrite(Buffer.alloc(pad));
       }
       if (eof) skip(rel, 'file shrank while being read; the stored copy is padded with zeros');
       return true;
@@ -145,7 +178,7 @@ export async function runBackupReader(opts: BackupReaderOptions): Promise<void> 
         skip(rel, `skipped: holds a ${MARKER_FILE} file`);
         return;
       }
-      out.write(encodeEntry(entryFromStat(rel, st, 'd')));
+      emitEntry(entryFromStat(rel, st, 'd'), false);
       for (const name of list) visit(join(rel, name));
     } finally {
       if (relaxedMode !== null) fs.chmodSync(path, relaxedMode);
@@ -179,7 +212,7 @@ export async function runBackupReader(opts: BackupReaderOptions): Promise<void> 
         skip(rel, `cannot read link: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
         return;
       }
-      out.write(encodeEntry(entry));
+      emitEntry(entry, false);
       return;
     }
     if (type === fs.constants.S_IFREG) {
@@ -188,20 +221,24 @@ export async function runBackupReader(opts: BackupReaderOptions): Promise<void> 
       if (first !== undefined) {
         const entry = entryFromStat(rel, st, 'h');
         entry.link = first;
-        out.write(encodeEntry(entry));
+        emitEntry(entry, false);
         return;
       }
       if (sendFile(rel, st) && key !== null) seenInodes.set(key, rel);
       return;
     }
     if (type === fs.constants.S_IFIFO) {
-      out.write(encodeEntry(entryFromStat(rel, st, 'p')));
+      emitEntry(entryFromStat(rel, st, 'p'), false);
       return;
     }
     skip(rel, type === fs.constants.S_IFSOCK ? 'socket: not backed up' : 'device file: not backed up');
   };
 
   visit('');
+  if (tarOut) {
+    tarWrite(TAR_END);
+    tarOut.flush();
+  }
   out.write(noticeRecord('E', '', ''));
   out.flush();
 }

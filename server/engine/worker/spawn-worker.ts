@@ -9,6 +9,8 @@ export interface WorkerHandle {
   child: ChildProcess;
   /** Entry stream or result from the worker (its fd 3). */
   output: Readable;
+  /** The worker's fd 4 when it was asked for as a pipe (tar stream). */
+  tar: Readable | null;
   input: Writable;
   /** Resolves when the worker exits with 0; rejects with its stderr otherwise. */
   done: Promise<void>;
@@ -18,13 +20,13 @@ export interface WorkerHandle {
  * Starts an account worker: it becomes the account before touching the home (see
  * drop-privileges.ts). The root process only talks to it through pipes.
  */
-export function spawnAccountWorker(account: Account, job: Record<string, unknown>, opts: { nice?: boolean } = {}): WorkerHandle {
+export function spawnAccountWorker(account: Account, job: Record<string, unknown>, opts: { nice?: boolean; tarFd?: number | 'pipe' } = {}): WorkerHandle {
   if (account.uid === 0) throw new Error(`refusing to work on account ${account.username}: it has uid 0`);
   const args = [WORKER];
   const command = opts.nice ? 'nice' : process.execPath;
   const argv = opts.nice ? ['-n', '10', process.execPath, ...args] : args;
   const child = spawn(command, argv, {
-    stdio: ['pipe', 'ignore', 'pipe', 'pipe'],
+    stdio: opts.tarFd === undefined ? ['pipe', 'ignore', 'pipe', 'pipe'] : ['pipe', 'ignore', 'pipe', 'pipe', opts.tarFd],
     cwd: '/',
     env: {
       PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
@@ -45,5 +47,5 @@ export function spawnAccountWorker(account: Account, job: Record<string, unknown
   });
   // Errors surface through `done`; a closed pipe alone must not crash the root process.
   child.stdin!.on('error', () => undefined);
-  return { child, output: child.stdio[3] as Readable, input: child.stdin!, done };
+  return { child, output: child.stdio[3] as Readable, tar: opts.tarFd === 'pipe' ? child.stdio[4] as Readable : null, input: child.stdin!, done };
 }
