@@ -6,7 +6,7 @@ import type { Account } from '../panels/types.js';
 import type { Destination } from '../destinations/types.js';
 import { describeFsError } from '../destinations/errors.js';
 import type { Item, Structure } from '../store/jobs.js';
-import { StreamWriter } from '../util/stream-writer.js';
+import { BatchedWriter, StreamWriter } from '../util/stream-writer.js';
 import { toDisplay, type BytePath } from '../util/byte-path.js';
 import { encodeEntry, NO_REF, parseEntryStream } from './format/entry.js';
 import { spawnAccountWorker } from './worker/spawn-worker.js';
@@ -14,7 +14,6 @@ import { BlobSink } from './files-sink.js';
 import { layout, newSnapshotId, type Manifest, type ManifestDatabase } from './snapshot-layout.js';
 import { readIndex } from './snapshot-index.js';
 import { createParallelGzip } from './format/parallel-gzip.js';
-import { backupDatabases } from './database-items.js';
 import type { MysqlCredentials } from '../panels/types.js';
 
 export interface BackupProgress {
@@ -96,7 +95,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       const indexOut = new StreamWriter(dest.createWriteStream(`${partial}/${layout.index}`));
       const indexGzip = zlib.createGzip({ level: 1 });
       indexGzip.pipe(indexOut.stream);
-      const index = new StreamWriter(indexGzip);
+      const index = new BatchedWriter(new StreamWriter(indexGzip));
 
       // incremental: content arrives with the records and becomes blobs (BlobSink);
       // archive/compressed: the worker writes the tar itself to its fd 4.
@@ -181,6 +180,8 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
 
     progress('databases');
     if (req.items.includes('databases') || req.items.includes('database-users')) {
+      // The MySQL client libraries load only when databases are part of the job.
+      const { backupDatabases } = await import('./database-items.js');
       const result = await backupDatabases({
         account, dest, dir: partial, creds: await req.mysql(),
         databases: req.items.includes('databases'), users: req.items.includes('database-users'),

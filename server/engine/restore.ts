@@ -9,7 +9,6 @@ import { layout, type Manifest } from './snapshot-layout.js';
 import { readIndex } from './snapshot-index.js';
 import { selectEntries } from './selection.js';
 import { snapshotContent } from './snapshot-content.js';
-import { restoreDatabaseGrants, restoreDatabaseItem } from './database-items.js';
 
 export interface RestoreRequest {
   account: Account;
@@ -94,6 +93,7 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
   }
 
   if (req.databases.length > 0) {
+    const { restoreDatabaseGrants, restoreDatabaseItem } = await import('./database-items.js');
     const creds = await req.mysql();
     const renames = new Map<string, string>();
     for (const db of req.databases) if (db.as && db.as !== db.name) renames.set(db.name, db.as);

@@ -17,7 +17,7 @@
 import path from 'node:path';
 import { prefixed, type Config } from '../config.js';
 import {
-  configuredMysql, databasesByPrefix, isSafeName, listDir, parseKeyValue, parsePort, readMyCnfCredentials, readPasswd,
+  configuredMysql, credentialsFromKeys, databasesByPrefix, isSafeName, listDir, parseKeyValue, readMyCnfCredentials, readPasswd,
   readTextIfExists, withDefaultSocket, type PanelDeps, type PasswdEntry,
 } from './files.js';
 import type { Account, MysqlCredentials, PanelAdapter } from './types.js';
@@ -95,16 +95,7 @@ export class DirectAdminAdapter implements PanelAdapter {
       const conf = parseKeyValue(text);
       const user = conf.get('user');
       if (!user) throw new Error(`${confFile}: no user= line (DirectAdmin MySQL credentials)`);
-      const creds: MysqlCredentials = { user };
-      const password = conf.get('passwd');
-      if (password !== undefined) creds.password = password;
-      const socket = conf.get('socket');
-      if (socket) creds.socket = socket;
-      const host = conf.get('host');
-      if (host) creds.host = host;
-      const port = conf.get('port');
-      if (port) creds.port = parsePort(port, confFile);
-      return withDefaultSocket(creds, this.deps.socketCandidates);
+      return withDefaultSocket(credentialsFromKeys(conf, confFile, user, ['passwd']), this.deps.socketCandidates);
     }
     const cnfFile = this.file(MY_CNF);
     const fromCnf = await readMyCnfCredentials(cnfFile);

@@ -220,6 +220,20 @@ export function parsePort(text: string, file: string): number {
   return n;
 }
 
+/** Credentials from parsed key=value settings (my.cnf's [client], DirectAdmin's mysql.conf). */
+export function credentialsFromKeys(keys: Map<string, string>, file: string, user: string, passwordKeys: readonly string[]): MysqlCredentials {
+  const creds: MysqlCredentials = { user };
+  const password = passwordKeys.map((k) => keys.get(k)).find((v) => v !== undefined);
+  if (password !== undefined) creds.password = password;
+  const socket = keys.get('socket');
+  if (socket) creds.socket = socket;
+  const host = keys.get('host');
+  if (host) creds.host = host;
+  const port = keys.get('port');
+  if (port) creds.port = parsePort(port, file);
+  return creds;
+}
+
 /**
  * MySQL credentials from the [client] group of an option file: user (default root), password
  * (or the old `pass`), socket, host, port. Null when the file does not exist.
@@ -228,15 +242,7 @@ export async function readMyCnfCredentials(file: string): Promise<MysqlCredentia
   const text = await readTextIfExists(file);
   if (text === null) return null;
   const client = parseOptionFile(text, file).get('client') ?? new Map<string, string>();
-  const creds: MysqlCredentials = { user: client.get('user') || 'root' };
-  const password = client.get('password') ?? client.get('pass');
-  if (password !== undefined) creds.password = password;
-  const socket = client.get('socket');
-  if (socket) creds.socket = socket;
-  const host = client.get('host');
-  if (host) creds.host = host;
-  const port = client.get('port');
-  if (port) creds.port = parsePort(port, file);
+  const creds = credentialsFromKeys(client, file, client.get('user') || 'root', ['password', 'pass']);
   // protocol=tcp: the client uses TCP even for localhost; say so with an address, so that
   // withDefaultSocket leaves these credentials alone.
   if (client.get('protocol')?.toLowerCase() === 'tcp' && !creds.socket && (!creds.host || creds.host === 'localhost')) creds.host = '127.0.0.1';

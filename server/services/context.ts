@@ -2,7 +2,6 @@ import { loadConfig, resolveDataDir, type Config } from '../config.js';
 import { openStore, type Store } from '../store/index.js';
 import { createPanelAdapter } from '../panels/index.js';
 import type { PanelAdapter } from '../panels/types.js';
-import { listDatabasesByPrefix } from '../engine/database/discover.js';
 
 export interface Context {
   dataDir: string;
@@ -33,7 +32,10 @@ export async function openContext(dataDirOption?: string): Promise<Context> {
   const panel = (withDatabases: boolean): PanelAdapter => {
     const adapter: PanelAdapter = createPanelAdapter(config, {
       listDatabasesByPrefix: withDatabases
-        ? async (prefix: string) => listDatabasesByPrefix(await adapter.mysqlCredentials(), prefix)
+        ? async (prefix: string) => {
+          const { listDatabasesByPrefix } = await import('../engine/database/discover.js');
+          return listDatabasesByPrefix(await adapter.mysqlCredentials(), prefix);
+        }
         : async () => ({ databases: [], users: [] }),
     });
     return adapter;

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { Umzug, type UmzugStorage } from 'umzug';
+import type { UmzugStorage } from 'umzug';
 import * as m0001 from './migrations/0001-initial.js';
 
 export type Db = Database.Database;
@@ -33,6 +33,10 @@ export async function openDatabase(dataDir: string): Promise<Db> {
   db.pragma('journal_mode = WAL');
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 10000');
+  // umzug takes a quarter of a second to load: only when a migration is due.
+  const applied = new Set(await new SqliteStorage(db).executed());
+  if (migrations.every((m) => applied.has(m.name))) return db;
+  const { Umzug } = await import('umzug');
   const umzug = new Umzug<Db>({
     migrations: migrations.map((m) => ({ name: m.name, up: m.up })),
     context: db,

@@ -41,3 +41,30 @@ export class StreamWriter {
     this.stream.destroy();
   }
 }
+
+/** Gathers many small records into large writes (a zlib stream costs per write, not per byte). */
+export class BatchedWriter {
+  private parts: Buffer[] = [];
+  private size = 0;
+
+  constructor(private readonly out: StreamWriter, private readonly batch = 256 * 1024) {}
+
+  async write(chunk: Buffer): Promise<void> {
+    this.parts.push(chunk);
+    this.size += chunk.length;
+    if (this.size >= this.batch) await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    if (this.size === 0) return;
+    const data = Buffer.concat(this.parts, this.size);
+    this.parts = [];
+    this.size = 0;
+    await this.out.write(data);
+  }
+
+  async end(): Promise<void> {
+    await this.flush();
+    await this.out.end();
+  }
+}
