@@ -18,7 +18,12 @@ async function ensureDefaultDestination(ctx: Context): Promise<void> {
   await addDestination(ctx, { name: 'local', type: 'local', path: dir });
 }
 
-export function createApp(ctx: Context): express.Express {
+/**
+ * `trusted`: the root-only Unix socket, where whoever connects is root. The HTTP port on
+ * 127.0.0.1 is reachable by every local user (account holders with SSH included), so
+ * until sessions exist it serves nothing but its health and a notice.
+ */
+export function createApp(ctx: Context, trusted: boolean): express.Express {
   const app = express();
   app.set('view engine', 'ejs');
   app.set('views', VIEWS);
@@ -28,6 +33,12 @@ export function createApp(ctx: Context): express.Express {
     next();
   });
   app.get('/api/v1/health', (_req, res) => { res.json({ ok: true }); });
+  if (!trusted) {
+    app.use((_req, res) => {
+      res.status(401).type('text/plain').send('Tidemark: sign-in for the pages comes with sessions; use the tidemark CLI as root.\n');
+    });
+    return app;
+  }
   app.get('/api/v1/destinations', async (_req, res) => {
     res.json(await Promise.all(ctx.store.destinations.list().map((d) => describeDestination(ctx, d))));
   });
@@ -47,19 +58,18 @@ export function createApp(ctx: Context): express.Express {
 export async function serve(ctx: Context, portOption?: number): Promise<void> {
   const log = createLogger(ctx.config.logLevel);
   await ensureDefaultDestination(ctx);
-  const app = createApp(ctx);
   const port = portOption ?? ctx.config.httpPort;
   const socketPath = ctx.config.socketPath;
   try {
     fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 });
     fs.rmSync(socketPath, { force: true });
-    const sock = app.listen(socketPath, () => fs.chmodSync(socketPath, 0o600));
+    const sock = createApp(ctx, true).listen(socketPath, () => fs.chmodSync(socketPath, 0o600));
     sock.on('error', (err) => log.error({ socketPath, err: err.message }, 'socket not available'));
   } catch (err) {
     log.error({ socketPath, err: (err as Error).message }, 'socket not available');
   }
   if (port > 0) {
-    const http = app.listen(port, '127.0.0.1', () => {
+    const http = createApp(ctx, false).listen(port, '127.0.0.1', () => {
       process.stdout.write(`tidemark: listening on http://127.0.0.1:${port}/ (data in ${ctx.dataDir})\n`);
       log.info({ port, dataDir: ctx.dataDir }, 'daemon started');
     });
