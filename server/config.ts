@@ -1,37 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
+import crypto from 'node:crypto';
+import type { Config } from './config-schema.js';
+
+export type { Config } from './config-schema.js';
 
 export const DEFAULT_DATA_DIR = '/var/lib/tidemark';
-
-const mysqlSchema = z.object({
-  socket: z.string().optional(),
-  host: z.string().optional(),
-  port: z.number().int().positive().optional(),
-  user: z.string().default('root'),
-  password: z.string().optional(),
-}).strict();
-
-export const configSchema = z.object({
-  /** Which panel's accounts to back up; 'auto' detects cPanel, then DirectAdmin, else standalone. */
-  panel: z.enum(['auto', 'standalone', 'cpanel', 'directadmin']).default('auto'),
-  /** Prefix put before every panel file path (tests build a panel's files under a temporary root). */
-  rootPrefix: z.string().default(''),
-  /** standalone: homes must lie under one of these. */
-  homeRoots: z.array(z.string()).default(['/home']),
-  /** standalone: the lowest uid that counts as an account. */
-  minUid: z.number().int().nonnegative().default(1000),
-  /** Overrides the panel's MySQL credentials when set. */
-  mysql: mysqlSchema.optional(),
-  /** Unix socket of the daemon. */
-  socketPath: z.string().default('/var/run/tidemark/tidemark.sock'),
-  /** HTTP listener for standalone mode (127.0.0.1 only); 0 disables it. */
-  httpPort: z.number().int().min(0).max(65535).default(7080),
-  /** Log level for the JSON logs. */
-  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-}).strict();
-
-export type Config = z.infer<typeof configSchema>;
 
 export interface Runtime {
   dataDir: string;
@@ -42,21 +16,45 @@ export function resolveDataDir(explicit?: string): string {
   return path.resolve(explicit ?? process.env.TIDEMARK_HOME ?? DEFAULT_DATA_DIR);
 }
 
-/** Reads `<dataDir>/config.json` (missing file = all defaults); a bad file is a clear error. */
-export function loadConfig(dataDir: string): Config {
+/** Changes with every build or upgrade of the schema module, so an older validated copy is never reused. */
+function schemaStamp(): string {
+  const st = fs.statSync(new URL('./config-schema.js', import.meta.url));
+  return `${st.size}:${st.mtimeMs}`;
+}
+
+/**
+ * Reads `<dataDir>/config.json` (missing file = all defaults); a bad file is a clear
+ * error. The validated result is kept beside it, keyed by a hash of the text: loading
+ * the validation library costs every command a tenth of a second, and the file rarely
+ * changes.
+ */
+export async function loadConfig(dataDir: string): Promise<Config> {
   const file = path.join(dataDir, 'config.json');
-  let raw: unknown = {};
-  if (fs.existsSync(file)) {
-    try {
-      raw = JSON.parse(fs.readFileSync(file, 'utf8'));
-    } catch (err) {
-      throw new Error(`${file} is not valid JSON: ${(err as Error).message}`);
-    }
+  const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '{}';
+  const hash = crypto.createHash('sha256').update(`${schemaStamp()}\0${text}`).digest('hex');
+  const cacheFile = path.join(dataDir, '.config.validated.json');
+  try {
+    const cached = JSON.parse(fs.readFileSync(cacheFile, 'utf8')) as { hash?: string; config?: Config };
+    if (cached.hash === hash && cached.config) return cached.config;
+  } catch {
+    // no valid cached copy: validate below
   }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${file} is not valid JSON: ${(err as Error).message}`);
+  }
+  const { configSchema } = await import('./config-schema.js');
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
     const detail = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
     throw new Error(`${file}: ${detail}`);
+  }
+  try {
+    fs.writeFileSync(cacheFile, JSON.stringify({ hash, config: parsed.data }), { mode: 0o600 });
+  } catch {
+    // a read-only data directory still works, only without the shortcut
   }
   return parsed.data;
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { configSchema, type Config } from '../server/config.js';
+import { configSchema, type Config } from '../server/config-schema.js';
 import { createPanelAdapter, detectPanel } from '../server/panels/index.js';
 import { isUnderAny, parseKeyValue, parseOptionFile, parsePasswd } from '../server/panels/files.js';
 import type { PanelDeps } from '../server/panels/files.js';

@@ -26,7 +26,7 @@ export interface Destination {
   mkdir(rel: string): Promise<void>;
   /** Writes a whole small file atomically (temp name + rename). */
   writeFile(rel: string, data: Buffer | string): Promise<void>;
-  /** A stream writing `rel`; the file is complete once the stream's 'finish'/'close' resolve via `finishWrite`. */
+  /** A stream writing `rel` (created or truncated); the file is complete once the stream has finished. */
   createWriteStream(rel: string): Writable;
   readFile(rel: string): Promise<Buffer>;
   /** Reads `rel` from byte `start` (inclusive) to `end` (exclusive), or to its end. */

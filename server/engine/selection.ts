@@ -1,5 +1,5 @@
 import { isWithin, normaliseRelative, parentOf, type BytePath } from '../util/byte-path.js';
-import { makeEntry, type Entry } from './format/entry.js';
+import type { Entry } from './format/entry.js';
 
 export interface Selected {
   entry: Entry;
@@ -59,4 +59,3 @@ export function listChildren(index: Entry[], dir: BytePath): Entry[] {
   return index.filter((e) => e.path !== '' && parentOf(e.path) === d);
 }
 
-export { makeEntry };

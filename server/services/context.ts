@@ -26,7 +26,7 @@ const alive = (pid: number): boolean => {
 
 export async function openContext(dataDirOption?: string): Promise<Context> {
   const dataDir = resolveDataDir(dataDirOption);
-  const config = loadConfig(dataDir);
+  const config = await loadConfig(dataDir);
   const store = await openStore(dataDir);
   store.tasks.failOrphans(alive);
   const panel = (withDatabases: boolean): PanelAdapter => {

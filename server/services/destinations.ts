@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { z } from 'zod';
+import type { ZodError } from 'zod';
 import { LocalDestination } from '../destinations/local.js';
 import type { Destination } from '../destinations/types.js';
 import type { DestinationRecord } from '../store/destinations.js';
@@ -7,17 +7,27 @@ import { UserError, type Context } from './context.js';
 
 export const NAME = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
 
-const addSchema = z.object({
-  name: z.string().regex(NAME, 'a name is 1-64 letters, digits, spaces, dots, dashes or underscores'),
-  type: z.enum(['local'], { message: 'type must be one of: local' }),
-  path: z.string().min(1, 'path is required').refine((p) => path.isAbsolute(p), 'path must be absolute'),
-  hidden: z.boolean().default(false),
-  freeSpaceLimitMb: z.number().int().nonnegative().default(0),
-});
+/** Validation schemas are built on first use: loading zod costs every command otherwise. */
+async function addSchema() {
+  const { z } = await import('zod');
+  return z.object({
+    name: z.string().regex(NAME, 'a name is 1-64 letters, digits, spaces, dots, dashes or underscores'),
+    type: z.enum(['local'], { message: 'type must be one of: local' }),
+    path: z.string().min(1, 'path is required').refine((p) => path.isAbsolute(p), 'path must be absolute'),
+    hidden: z.boolean().default(false),
+    freeSpaceLimitMb: z.number().int().nonnegative().default(0),
+  });
+}
 
-export type AddDestinationInput = z.input<typeof addSchema>;
+export interface AddDestinationInput {
+  name: string;
+  type: string;
+  path: string;
+  hidden?: boolean;
+  freeSpaceLimitMb?: number;
+}
 
-export function validationMessage(err: z.ZodError): string {
+export function validationMessage(err: ZodError): string {
   return err.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ');
 }
 
@@ -27,7 +37,7 @@ export function driverFor(record: Pick<DestinationRecord, 'type' | 'settings'>):
 }
 
 export async function addDestination(ctx: Context, input: AddDestinationInput): Promise<DestinationRecord> {
-  const parsed = addSchema.safeParse(input);
+  const parsed = (await addSchema()).safeParse(input);
   if (!parsed.success) throw new UserError(validationMessage(parsed.error));
   const d = parsed.data;
   if (ctx.store.destinations.byName(d.name)) throw new UserError(`a destination named "${d.name}" exists already`);

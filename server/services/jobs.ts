@@ -1,23 +1,33 @@
-import { z } from 'zod';
 import { ITEMS, STRUCTURES, type JobRecord } from '../store/jobs.js';
 import { UserError, type Context } from './context.js';
 import { getDestination, NAME, validationMessage } from './destinations.js';
 import { ACCOUNT_NAME } from '../engine/snapshot-layout.js';
 
-const addSchema = z.object({
-  name: z.string().regex(NAME, 'a name is 1-64 letters, digits, spaces, dots, dashes or underscores'),
-  destination: z.string().min(1, 'destination is required'),
-  structure: z.enum(STRUCTURES as [string, ...string[]], { message: `structure must be one of: ${STRUCTURES.join(', ')}` }),
-  accounts: z.array(z.string().regex(ACCOUNT_NAME, 'invalid account name')).optional(),
-  all: z.boolean().default(false),
-  items: z.array(z.enum(ITEMS as [string, ...string[]], { message: `items are: ${ITEMS.join(', ')}` })).min(1).default([...ITEMS]),
-  excludes: z.array(z.string().min(1)).default([]),
-});
+async function addSchema() {
+  const { z } = await import('zod');
+  return z.object({
+    name: z.string().regex(NAME, 'a name is 1-64 letters, digits, spaces, dots, dashes or underscores'),
+    destination: z.string().min(1, 'destination is required'),
+    structure: z.enum(STRUCTURES as [string, ...string[]], { message: `structure must be one of: ${STRUCTURES.join(', ')}` }),
+    accounts: z.array(z.string().regex(ACCOUNT_NAME, 'invalid account name')).optional(),
+    all: z.boolean().default(false),
+    items: z.array(z.enum(ITEMS as [string, ...string[]], { message: `items are: ${ITEMS.join(', ')}` })).min(1).default([...ITEMS]),
+    excludes: z.array(z.string().min(1)).default([]),
+  });
+}
 
-export type AddJobInput = z.input<typeof addSchema>;
+export interface AddJobInput {
+  name: string;
+  destination: string;
+  structure: string;
+  accounts?: string[];
+  all?: boolean;
+  items?: string[];
+  excludes?: string[];
+}
 
 export async function addJob(ctx: Context, input: AddJobInput): Promise<JobRecord> {
-  const parsed = addSchema.safeParse(input);
+  const parsed = (await addSchema()).safeParse(input);
   if (!parsed.success) throw new UserError(validationMessage(parsed.error));
   const j = parsed.data;
   if (ctx.store.jobs.byName(j.name)) throw new UserError(`a job named "${j.name}" exists already`);

@@ -1,0 +1,30 @@
+import { z } from 'zod';
+
+const mysqlSchema = z.object({
+  socket: z.string().optional(),
+  host: z.string().optional(),
+  port: z.number().int().positive().optional(),
+  user: z.string().default('root'),
+  password: z.string().optional(),
+}).strict();
+
+export const configSchema = z.object({
+  /** Which panel's accounts to back up; 'auto' detects cPanel, then DirectAdmin, else standalone. */
+  panel: z.enum(['auto', 'standalone', 'cpanel', 'directadmin']).default('auto'),
+  /** Prefix put before every panel file path (tests build a panel's files under a temporary root). */
+  rootPrefix: z.string().default(''),
+  /** standalone: homes must lie under one of these. */
+  homeRoots: z.array(z.string()).default(['/home']),
+  /** standalone: the lowest uid that counts as an account. */
+  minUid: z.number().int().nonnegative().default(1000),
+  /** Overrides the panel's MySQL credentials when set. */
+  mysql: mysqlSchema.optional(),
+  /** Unix socket of the daemon. */
+  socketPath: z.string().default('/var/run/tidemark/tidemark.sock'),
+  /** HTTP listener for standalone mode (127.0.0.1 only); 0 disables it. */
+  httpPort: z.number().int().min(0).max(65535).default(7080),
+  /** Log level for the JSON logs. */
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+}).strict();
+
+export type Config = z.infer<typeof configSchema>;
