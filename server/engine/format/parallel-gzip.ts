@@ -1,10 +1,10 @@
 import os from 'node:os';
 import zlib from 'node:zlib';
 import { Duplex, PassThrough, Readable, Transform, pipeline } from 'node:stream';
-import { Worker } from 'node:worker_threads';
+import { promisify } from 'node:util';
 
 /**
- * pigz-like gzip compression on worker threads. The input is cut into blocks (1 MiB by
+ * pigz-like gzip compression on libuv's thread pool. The input is cut into blocks (1 MiB by
  * default) and every block becomes an independent gzip member; their concatenation is
  * one valid .gz file for gzip, gunzip, pigz, `tar xz` and Node's zlib. Because members
  * are independent, inflating can start at any member boundary (see `members()`,
@@ -27,14 +27,14 @@ export interface ParallelGzipOptions {
   level?: number;
   /** Uncompressed bytes per gzip member; default 1 MiB. */
   blockSize?: number;
-  /** Worker threads; default os.availableParallelism(). Started on demand. */
+  /** Blocks compressed at the same time; default os.availableParallelism(). */
   workers?: number;
   /** Blocks dispatched but not yet handed to the reader; default 2 * workers + 1. */
   maxInFlight?: number;
 }
 
 // ---------------------------------------------------------------------------
-// One member (runs in the workers; also usable directly)
+// One member
 
 const CELL = 16 * 1024;
 const STORED_MAX = 65535;
@@ -90,54 +90,54 @@ function storedBlocks(pieces: Uint8Array[], data: Uint8Array, start: number, end
   return total;
 }
 
-/**
- * One complete gzip member for `data`. Compressible runs of cells are deflated at
- * `level` (sync-flushed so that the pieces join into one deflate stream), the others
- * are stored. Returns a Buffer that owns its whole ArrayBuffer (transferable).
- */
-export function compressMember(data: Uint8Array, level = 6): Buffer {
+interface Run { start: number; end: number; compress: boolean; final: boolean }
+
+/** Which stretches of `data` to deflate and which to store (runs of 16 KiB cells). */
+function planMember(data: Uint8Array, level: number): Run[] {
   const len = data.length;
+  if (len === 0 || level <= 0) return [{ start: 0, end: len, compress: false, final: true }];
+  const nCells = Math.ceil(len / CELL);
+  const cls = new Uint8Array(nCells);
+  for (let i = 0; i < nCells; i++) {
+    const start = i * CELL;
+    const end = Math.min(start + CELL, len);
+    cls[i] = end - start < 1024 ? (i > 0 ? cls[i - 1]! : COMPRESS) : classify(data, start, end);
+  }
+  const runs: Run[] = [];
+  for (let i = 0; i < nCells;) {
+    const c = cls[i]!;
+    let j = i + 1;
+    while (j < nCells && cls[j] === c) j++;
+    const start = i * CELL;
+    const end = Math.min(j * CELL, len);
+    let compress = c === COMPRESS;
+    // A long stored run: one level-1 trial in its middle catches repeated data with
+    // high byte entropy (which the entropy estimate cannot see).
+    if (!compress && end - start >= 4 * CELL) {
+      const mid = start + Math.floor((end - start - CELL) / 2);
+      compress = !trialSaysStore(data.subarray(mid, mid + CELL));
+    }
+    runs.push({ start, end, compress, final: end === len });
+    i = j;
+  }
+  return runs;
+}
+
+const deflateOptions = (level: number, final: boolean): zlib.ZlibOptions => ({
+  level, finishFlush: final ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
+});
+
+/** Header, the runs' pieces (deflated runs are sync-flushed so they join into one deflate stream), trailer. */
+function assembleMember(data: Uint8Array, runs: Run[], deflated: (Buffer | null)[]): Buffer {
   const pieces: Uint8Array[] = [GZIP_HEADER];
   let total = GZIP_HEADER.length;
-  if (len === 0 || level <= 0) {
-    total += storedBlocks(pieces, data, 0, len, true);
-  } else {
-    const nCells = Math.ceil(len / CELL);
-    const cls = new Uint8Array(nCells);
-    for (let i = 0; i < nCells; i++) {
-      const start = i * CELL;
-      const end = Math.min(start + CELL, len);
-      cls[i] = end - start < 1024 ? (i > 0 ? cls[i - 1]! : COMPRESS) : classify(data, start, end);
-    }
-    for (let i = 0; i < nCells;) {
-      const c = cls[i]!;
-      let j = i + 1;
-      while (j < nCells && cls[j] === c) j++;
-      const start = i * CELL;
-      const end = Math.min(j * CELL, len);
-      const final = end === len;
-      let compress = c === COMPRESS;
-      // A long stored run: one level-1 trial in its middle catches repeated data with
-      // high byte entropy (which the entropy estimate cannot see).
-      if (!compress && end - start >= 4 * CELL) {
-        const mid = start + Math.floor((end - start - CELL) / 2);
-        compress = !trialSaysStore(data.subarray(mid, mid + CELL));
-      }
-      if (compress) {
-        const out = zlib.deflateRawSync(data.subarray(start, end), {
-          level, finishFlush: final ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
-        });
-        pieces.push(out);
-        total += out.length;
-      } else {
-        total += storedBlocks(pieces, data, start, end, final);
-      }
-      i = j;
-    }
-  }
+  runs.forEach((r, k) => {
+    const d = deflated[k];
+    if (d) { pieces.push(d); total += d.length; } else total += storedBlocks(pieces, data, r.start, r.end, r.final);
+  });
   const trailer = Buffer.allocUnsafe(8);
   trailer.writeUInt32LE(zlib.crc32(data) >>> 0, 0);
-  trailer.writeUInt32LE(len % 0x100000000, 4);
+  trailer.writeUInt32LE(data.length % 0x100000000, 4);
   pieces.push(trailer);
   total += 8;
   const out = Buffer.allocUnsafeSlow(total);
@@ -146,26 +146,40 @@ export function compressMember(data: Uint8Array, level = 6): Buffer {
   return out;
 }
 
+/**
+ * One complete gzip member for `data`: compressible runs of cells deflated at `level`,
+ * the others stored. Synchronous; used for streams too small to be worth more.
+ */
+export function compressMember(data: Uint8Array, level = 6): Buffer {
+  const runs = planMember(data, level);
+  return assembleMember(data, runs, runs.map((r) => (r.compress ? zlib.deflateRawSync(data.subarray(r.start, r.end), deflateOptions(level, r.final)) : null)));
+}
+
+const deflateRawAsync = promisify(zlib.deflateRaw) as (buf: Uint8Array, opts: zlib.ZlibOptions) => Promise<Buffer>;
+
+/**
+ * The same member, deflated on libuv's thread pool: parallel compression without
+ * worker threads, whose separate JavaScript heaps cost tens of MB each.
+ */
+export async function compressMemberAsync(data: Uint8Array, level = 6): Promise<Buffer> {
+  const runs = planMember(data, level);
+  const deflated = await Promise.all(runs.map((r) => (r.compress ? deflateRawAsync(data.subarray(r.start, r.end), deflateOptions(level, r.final)) : null)));
+  return assembleMember(data, runs, deflated);
+}
+
 // ---------------------------------------------------------------------------
 // The parallel stream
 
-/** Messages to and from parallel-gzip-worker.js. */
-export interface WorkerJob { seq: number; buf: ArrayBuffer; len: number; level: number }
-export type WorkerResult = { seq: number; out: ArrayBuffer; buf: ArrayBuffer } | { seq: number; error: string; buf?: ArrayBuffer };
-
 interface Job { seq: number; uOffset: number; buf: ArrayBuffer; len: number; out: Buffer | null }
-interface PoolWorker { worker: Worker; busy: number }
 
-const WORKER_URL = new URL('./parallel-gzip-worker.js', import.meta.url);
 /** Below this, a stream that is a single small block is compressed on the calling thread. */
 const INLINE_LIMIT = 64 * 1024;
-const PER_WORKER = 2;
 
 /**
  * A Duplex: write the uncompressed bytes, read the gzip stream. Writes are acknowledged
  * only while fewer than `maxInFlight` blocks are being compressed or waiting to be
  * read, so memory stays bounded and a slow reader slows the writer. Output order is
- * input order. Workers are terminated when the stream finishes or is destroyed.
+ * input order.
  */
 export class ParallelGzip extends Duplex {
   private readonly level: number;
@@ -181,11 +195,10 @@ export class ParallelGzip extends Duplex {
   private nextOut = 0;
   private readonly jobs = new Map<number, Job>();
   private readonly waiting: Job[] = [];
-  private readonly pool: PoolWorker[] = [];
+  private running = 0;
   private pendingWrite: { chunk: Buffer; off: number; cb: (err?: Error | null) => void } | null = null;
   private finalCb: ((err?: Error | null) => void) | null = null;
   private readonly table: GzipMember[] = [];
-  private stopping = false;
   /** push() said the reader is full: take no more input until _read() is called. */
   private readerFull = false;
 
@@ -221,7 +234,7 @@ export class ParallelGzip extends Duplex {
 
   override _final(cb: (err?: Error | null) => void): void {
     if (this.seq === 0 && this.fill <= INLINE_LIMIT) {
-      // A tiny stream: no worker is worth starting.
+      // A tiny stream: compressed at once on this thread.
       const data = this.block ? this.block.subarray(0, this.fill) : Buffer.alloc(0);
       const out = compressMember(data, this.level);
       this.table.push({ uOffset: 0, cOffset: 0 });
@@ -241,7 +254,6 @@ export class ParallelGzip extends Duplex {
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    this.stopWorkers();
     this.jobs.clear();
     this.waiting.length = 0;
     this.block = null;
@@ -290,43 +302,22 @@ export class ParallelGzip extends Duplex {
   }
 
   private pump(): void {
-    while (this.waiting.length > 0) {
-      let best: PoolWorker | null = null;
-      for (const p of this.pool) if (p.busy < PER_WORKER && (!best || p.busy < best.busy)) best = p;
-      if (!best || (best.busy > 0 && this.pool.length < this.maxWorkers)) {
-        if (this.pool.length < this.maxWorkers) best = this.startWorker();
-        else if (!best) return;
-      }
+    while (this.waiting.length > 0 && this.running < this.maxWorkers) {
       const job = this.waiting.shift()!;
-      best.busy++;
-      const msg: WorkerJob = { seq: job.seq, buf: job.buf, len: job.len, level: this.level };
-      best.worker.postMessage(msg, [job.buf]);
+      this.running++;
+      compressMemberAsync(new Uint8Array(job.buf, 0, job.len), this.level).then(
+        (out) => { this.running--; this.onResult({ seq: job.seq, out, buf: job.buf }); },
+        (err: unknown) => { this.running--; if (!this.destroyed) this.destroy(new Error(`gzip failed: ${(err as Error).message ?? String(err)}`)); },
+      );
     }
   }
 
-  private startWorker(): PoolWorker {
-    // No inherited execArgv: flags such as --input-type or loaders are not for this worker.
-    const worker = new Worker(WORKER_URL, { execArgv: [] });
-    const p: PoolWorker = { worker, busy: 0 };
-    worker.on('message', (m: WorkerResult) => {
-      p.busy--;
-      this.onResult(m);
-    });
-    worker.on('error', (err) => { if (!this.stopping) this.destroy(err); });
-    worker.on('exit', (code) => {
-      if (!this.stopping && !this.destroyed) this.destroy(new Error(`gzip worker exited with code ${code}`));
-    });
-    this.pool.push(p);
-    return p;
-  }
-
-  private onResult(m: WorkerResult): void {
+  private onResult(m: { seq: number; out: Buffer; buf: ArrayBuffer }): void {
     if (this.destroyed) return;
-    if (m.buf && this.spare.length < this.maxInFlight && m.buf.byteLength === this.blockSize) this.spare.push(m.buf);
-    if ('error' in m) { this.destroy(new Error(`gzip worker failed: ${m.error}`)); return; }
+    if (this.spare.length < this.maxInFlight && m.buf.byteLength === this.blockSize) this.spare.push(m.buf);
     const job = this.jobs.get(m.seq);
     if (!job) return;
-    job.out = Buffer.from(m.out);
+    job.out = m.out;
     while (true) {
       const next = this.jobs.get(this.nextOut);
       if (!next || !next.out) break;
@@ -345,15 +336,10 @@ export class ParallelGzip extends Duplex {
     if (!this.finalCb || this.jobs.size > 0) return;
     const cb = this.finalCb;
     this.finalCb = null;
-    this.stopWorkers();
     this.push(null);
     cb();
   }
 
-  private stopWorkers(): void {
-    this.stopping = true;
-    for (const p of this.pool.splice(0)) void p.worker.terminate().catch(() => undefined);
-  }
 }
 
 export const createParallelGzip = (opts?: ParallelGzipOptions): ParallelGzip => new ParallelGzip(opts);
