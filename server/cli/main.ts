@@ -1,7 +1,8 @@
 #!/usr/bin/env node
+import fs from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { openContext, UserError, type Context } from '../services/context.js';
-import { addDestination, describeDestination, getDestination, removeDestination } from '../services/destinations.js';
+import { addDestination, describeDestination, getDestination, removeDestination, type AddDestinationInput } from '../services/destinations.js';
 import { addJob, describeJob, getJob, removeJob } from '../services/jobs.js';
 import { runBackup } from '../services/backups.js';
 import { describeEntry, describeSnapshot, download, findSnapshot, restore, snapshotFiles, snapshotManifest } from '../services/snapshots.js';
@@ -37,16 +38,49 @@ function action<A extends unknown[]>(fn: (ctx: Context, json: boolean, ...args: 
 }
 
 const destination = program.command('destination').description('places that store snapshots');
+/** Secrets come from a file or stdin ('-'), never from the command line where `ps` shows them. */
+function readSecret(file: string | undefined, what: string): string | undefined {
+  if (file === undefined) return undefined;
+  try {
+    return fs.readFileSync(file === '-' ? 0 : file, 'utf8').replace(/\r?\n$/, '');
+  } catch (err) {
+    throw new UserError(`cannot read the ${what} from ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+const toPort = (v: string): number => (/^\d+$/.test(v) ? Number(v) : Number.NaN);
+
 destination.command('add')
   .requiredOption('--name <name>', 'unique name')
-  .requiredOption('--type <type>', 'local')
-  .option('--path <dir>', 'local: an existing directory')
+  .requiredOption('--type <type>', 'local | ssh')
+  .option('--path <dir>', 'local: an existing directory; ssh: the remote directory')
   .option('--hidden', 'hide its snapshots from account holders')
   .option('--free-space-limit <mb>', 'do not start a backup below this many MB free', (v) => Number(v))
-  .action(action(async (ctx, json, opts: { name: string; type: string; path?: string; hidden?: boolean; freeSpaceLimit?: number }) => {
-    const d = await addDestination(ctx, { name: opts.name, type: opts.type as 'local', path: opts.path ?? '', hidden: Boolean(opts.hidden), freeSpaceLimitMb: opts.freeSpaceLimit ?? 0 });
+  .option('--host <host>', 'ssh: server name or address')
+  .option('--port <port>', 'ssh: port (default 22)', toPort)
+  .option('--user <name>', 'ssh: remote user')
+  .option('--password-file <file>', "ssh: file holding the password ('-': stdin)")
+  .option('--key-file <file>', 'ssh: private key file (OpenSSH format)')
+  .option('--passphrase-file <file>', "ssh: file holding the key's passphrase")
+  .option('--timeout <seconds>', 'ssh: connection timeout (default 20)', (v) => Number(v))
+  .option('--host-key <fingerprint>', 'ssh: expected host key, SHA256:... (default: pinned at first connection)')
+  .action(action(async (ctx, json, opts: {
+    name: string; type: string; path?: string; hidden?: boolean; freeSpaceLimit?: number; host?: string; port?: number; user?: string;
+    passwordFile?: string; keyFile?: string; passphraseFile?: string; timeout?: number; hostKey?: string;
+  }) => {
+    const input: AddDestinationInput = { name: opts.name, type: opts.type, path: opts.path ?? '', hidden: Boolean(opts.hidden), freeSpaceLimitMb: opts.freeSpaceLimit ?? 0 };
+    if (opts.type === 'ssh') {
+      Object.assign(input, {
+        host: opts.host ?? '', username: opts.user, port: opts.port ?? 22,
+        password: readSecret(opts.passwordFile, 'password'), privateKey: readSecret(opts.keyFile, 'private key'),
+        passphrase: readSecret(opts.passphraseFile, 'passphrase'),
+        ...(opts.timeout !== undefined ? { timeoutMs: Math.round(opts.timeout * 1000) } : {}),
+        ...(opts.hostKey !== undefined ? { hostKeyFingerprint: opts.hostKey.replace(/^SHA256:/, '') } : {}),
+      });
+    }
+    const d = await addDestination(ctx, input);
     const doc = await describeDestination(ctx, d);
-    if (json) printJson(doc); else process.stdout.write(`destination "${d.name}" added\n`);
+    if (json) printJson(doc); else process.stdout.write(`destination "${d.name}" added${d.type === 'ssh' ? ` (host key SHA256:${String(d.settings.hostKeyFingerprint)})` : ''}\n`);
   }));
 destination.command('list').action(action(async (ctx, json) => {
   const docs = await Promise.all(ctx.store.destinations.list().map((d) => describeDestination(ctx, d)));

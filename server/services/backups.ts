@@ -2,8 +2,11 @@ import { backupAccount } from '../engine/backup.js';
 import { lockAccount } from '../engine/account-lock.js';
 import type { Account } from '../panels/types.js';
 import type { SnapshotRecord } from '../store/snapshots.js';
+import type { JobRecord } from '../store/jobs.js';
+import type { DestinationRecord } from '../store/destinations.js';
 import { UserError, type Context } from './context.js';
 import { driverFor } from './destinations.js';
+import type { Destination } from '../destinations/types.js';
 import { getJob } from './jobs.js';
 
 export interface AccountBackupResult {
@@ -48,7 +51,15 @@ export async function runBackup(ctx: Context, jobName: string, onlyAccount?: str
   if (!destRecord.enabled) throw new UserError(`destination "${destRecord.name}" is disabled`);
   const withDatabases = job.items.includes('databases') || job.items.includes('database-users');
   const accounts = await accountsOfJob(ctx, jobName, onlyAccount, withDatabases);
-  const dest = driverFor(destRecord);
+  const dest = driverFor(ctx, destRecord);
+  try {
+    return await backupToDestination(ctx, job, destRecord, dest, accounts);
+  } finally {
+    await dest.close();
+  }
+}
+
+async function backupToDestination(ctx: Context, job: JobRecord, destRecord: DestinationRecord, dest: Destination, accounts: Account[]): Promise<AccountBackupResult[]> {
   try {
     await dest.open();
   } catch (err) {

@@ -9,7 +9,7 @@ import { readManifest, restoreSnapshot, type RestoreOutcome } from '../engine/re
 import { downloadSnapshot } from '../engine/download.js';
 import { lockAccount } from '../engine/account-lock.js';
 import { UserError, type Context } from './context.js';
-import { driverFor, getDestination } from './destinations.js';
+import { getDestination, withDriver } from './destinations.js';
 
 export function findSnapshot(ctx: Context, id: string, destinationName?: string): SnapshotRecord {
   let found = ctx.store.snapshots.byId(id);
@@ -46,8 +46,7 @@ export function describeEntry(e: Entry): Record<string, unknown> {
 }
 
 export async function snapshotFiles(ctx: Context, s: SnapshotRecord, dir: BytePath): Promise<Entry[]> {
-  const dest = driverFor(ctx.store.destinations.byId(s.destinationId)!);
-  const index = await readIndex(dest, layout.snapshotDir(s.account, s.id));
+  const index = await withDriver(ctx, ctx.store.destinations.byId(s.destinationId)!, (dest) => readIndex(dest, layout.snapshotDir(s.account, s.id)));
   try {
     return listChildren(index, dir);
   } catch (err) {
@@ -56,8 +55,7 @@ export async function snapshotFiles(ctx: Context, s: SnapshotRecord, dir: BytePa
 }
 
 export async function snapshotManifest(ctx: Context, s: SnapshotRecord): Promise<unknown> {
-  const dest = driverFor(ctx.store.destinations.byId(s.destinationId)!);
-  return readManifest(dest, s.account, s.id);
+  return withDriver(ctx, ctx.store.destinations.byId(s.destinationId)!, (dest) => readManifest(dest, s.account, s.id));
 }
 
 export interface RestoreInput {
@@ -76,11 +74,10 @@ export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInp
   let unlock: (() => void) | null = null;
   try {
     unlock = lockAccount(ctx.dataDir, s.account, `restore task ${task.id}`);
-    const outcome = await restoreSnapshot({
-      account, destination: driverFor(ctx.store.destinations.byId(s.destinationId)!), snapshotId: s.id,
-      paths: input.paths, files, databases: input.databases, intoFolder: input.intoFolder,
+    const outcome = await withDriver(ctx, ctx.store.destinations.byId(s.destinationId)!, (destination) => restoreSnapshot({
+      account, destination, snapshotId: s.id, paths: input.paths, files, databases: input.databases, intoFolder: input.intoFolder,
       mysql: () => ctx.panel(true).mysqlCredentials(),
-    });
+    }));
     const status = outcome.files && outcome.files.warningCount > 0 ? 'partial' : 'completed';
     for (const w of outcome.files?.warnings ?? []) ctx.store.tasks.log(task.id, 'warn', `${w.path}: ${w.message}`);
     ctx.store.tasks.finish(task.id, status, { ...outcome }, null);
@@ -100,10 +97,9 @@ export async function download(ctx: Context, s: SnapshotRecord, input: { paths: 
   const tmp = `${input.out}.part`;
   const out = fs.createWriteStream(tmp, { mode: 0o600 });
   try {
-    const r = await downloadSnapshot({
-      destination: driverFor(ctx.store.destinations.byId(s.destinationId)!), account: s.account, snapshotId: s.id,
-      paths: input.paths, databases: input.databases, out,
-    });
+    const r = await withDriver(ctx, ctx.store.destinations.byId(s.destinationId)!, (destination) => downloadSnapshot({
+      destination, account: s.account, snapshotId: s.id, paths: input.paths, databases: input.databases, out,
+    }));
     fs.renameSync(tmp, input.out);
     ctx.store.activity.record({ actor: 'root', role: 'admin', action: 'download', target: `${s.account} ${s.id}`, result: 'ok', detail: '' });
     return { ...r, out: input.out };

@@ -1,0 +1,312 @@
+import crypto from 'node:crypto';
+import path from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { Client, type ConnectConfig, type SFTPWrapper, type FileEntryWithStats } from 'ssh2';
+import { DestinationError, type DirEntry, type Destination, type SpaceInfo } from './types.js';
+import { FORMAT_VERSION } from './local.js';
+
+export interface SshSettings {
+  host: string;
+  port: number;
+  username: string;
+  password?: string;
+  privateKey?: string;
+  passphrase?: string;
+  /** Absolute directory on the server that holds the snapshots. */
+  path: string;
+  timeoutMs: number;
+  /** SHA256 fingerprint (base64, as ssh-keygen prints it) pinned on first validation. */
+  hostKeyFingerprint?: string;
+}
+
+const SFTP_NO_SUCH_FILE = 2;
+
+/** The fingerprint `ssh-keygen -l` prints for a host key: base64 of its SHA-256, unpadded. */
+export const fingerprintOf = (key: Buffer): string => crypto.createHash('sha256').update(key).digest('base64').replace(/=+$/, '');
+
+const code = (err: unknown): number | undefined => (err as { code?: number }).code;
+
+/**
+ * A directory on another server, reached over SSH and written with SFTP only (the
+ * account on the remote side needs no shell). Hard links use OpenSSH's
+ * hardlink@openssh.com extension, free space statvfs@openssh.com, atomic replaces
+ * posix-rename@openssh.com.
+ */
+export class SshDestination implements Destination {
+  readonly type = 'ssh';
+  private client: Client | null = null;
+  private sftp: SFTPWrapper | null = null;
+  private readonly dirs = new Set<string>();
+  /** The host key seen at the last connection (to pin on first validation). */
+  seenFingerprint: string | null = null;
+  private failure: Error | null = null;
+
+  constructor(private readonly settings: SshSettings) {
+    if (!path.posix.isAbsolute(settings.path)) throw new DestinationError(`the remote path must be absolute: ${settings.path}`, 'invalid');
+  }
+
+  private get where(): string {
+    return `${this.settings.username}@${this.settings.host}:${this.settings.port}`;
+  }
+
+  private abs(rel: string): string {
+    if (rel.startsWith('/') || rel.split('/').some((p) => p === '..')) throw new DestinationError(`invalid path on destination: ${rel}`, 'invalid');
+    return rel === '' ? this.settings.path : path.posix.join(this.settings.path, rel);
+  }
+
+  private connect(): Promise<SFTPWrapper> {
+    if (this.sftp) return Promise.resolve(this.sftp);
+    const s = this.settings;
+    return new Promise<SFTPWrapper>((resolve, reject) => {
+      const client = new Client();
+      let mismatch: string | null = null;
+      const config: ConnectConfig = {
+        host: s.host, port: s.port, username: s.username, readyTimeout: s.timeoutMs,
+        keepaliveInterval: 10000, keepaliveCountMax: 3,
+        hostVerifier: (key: Buffer) => {
+          const fp = fingerprintOf(key);
+          this.seenFingerprint = fp;
+          if (s.hostKeyFingerprint && s.hostKeyFingerprint !== fp) {
+            mismatch = fp;
+            return false;
+          }
+          return true;
+        },
+      };
+      if (s.password !== undefined) config.password = s.password;
+      if (s.privateKey !== undefined) config.privateKey = s.privateKey;
+      if (s.passphrase !== undefined) config.passphrase = s.passphrase;
+      let settled = false;
+      const fail = (err: Error): void => {
+        if (settled) return;
+        settled = true;
+        client.end();
+        reject(this.describe(err, mismatch));
+      };
+      client.on('error', fail);
+      client.on('close', () => {
+        this.sftp = null;
+        this.client = null;
+        this.failure ??= new DestinationError(`the connection to ${this.where} was closed`, 'unreachable');
+        fail(new Error('connection closed'));
+      });
+      client.on('ready', () => {
+        client.sftp((err, sftp) => {
+          if (err) { fail(err); return; }
+          settled = true;
+          this.client = client;
+          this.sftp = sftp;
+          this.failure = null;
+          resolve(sftp);
+        });
+      });
+      try {
+        client.connect(config);
+      } catch (err) {
+        fail(err as Error);
+      }
+    });
+  }
+
+  private describe(err: Error, mismatch: string | null): DestinationError {
+    if (mismatch) {
+      return new DestinationError(`the host key of ${this.settings.host}:${this.settings.port} has changed (expected SHA256:${this.settings.hostKeyFingerprint}, got SHA256:${mismatch}); if the server was reinstalled, validate the destination again to accept the new key`, 'unreachable');
+    }
+    const level = (err as { level?: string }).level;
+    if (level === 'client-authentication') return new DestinationError(`authentication failed for ${this.where} (wrong password or key)`, 'unreachable');
+    if (level === 'client-timeout' || /timed out/i.test(err.message)) return new DestinationError(`${this.where} did not answer within ${this.settings.timeoutMs} ms`, 'unreachable');
+    const sys = (err as NodeJS.ErrnoException).code;
+    if (sys === 'ECONNREFUSED' || sys === 'EHOSTUNREACH' || sys === 'ENOTFOUND' || sys === 'ECONNRESET') {
+      return new DestinationError(`cannot reach ${this.where}: ${sys}`, 'unreachable');
+    }
+    return new DestinationError(`SSH connection to ${this.where} failed: ${err.message}`, 'unreachable');
+  }
+
+  /** Runs one SFTP call, turning its error into a DestinationError that names the path. */
+  private async call<T>(rel: string, fn: (sftp: SFTPWrapper, done: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> {
+    const sftp = await this.connect();
+    return new Promise<T>((resolve, reject) => {
+      fn(sftp, (err, value) => {
+        if (err) reject(this.sftpError(err, rel));
+        else resolve(value as T);
+      });
+    });
+  }
+
+  private sftpError(err: Error, rel: string): DestinationError {
+    if (this.failure) return this.failure as DestinationError;
+    if (code(err) === SFTP_NO_SUCH_FILE) return new DestinationError(`not found on the destination: ${rel}`, 'not-found');
+    if (code(err) === 3) return new DestinationError(`the destination is not writable (permission denied) at ${rel}`, 'not-writable');
+    // OpenSSH answers a full disk with a generic failure; say what it most likely is.
+    if (/no space|quota/i.test(err.message)) return new DestinationError(`no space left on the destination while writing ${rel}`, 'no-space');
+    return new DestinationError(`destination I/O error at ${rel}: ${err.message}`, 'io');
+  }
+
+  async open(): Promise<void> {
+    const st = await this.call<{ isDirectory(): boolean }>('', (s, done) => s.stat(this.settings.path, done)).catch((err: DestinationError) => {
+      if (err.code === 'not-found') throw new DestinationError(`the remote path ${this.settings.path} does not exist on ${this.settings.host}`, 'unreachable');
+      throw err;
+    });
+    if (!st.isDirectory()) throw new DestinationError(`the remote path ${this.settings.path} is not a directory`, 'invalid');
+    if (!(await this.exists('tidemark.json'))) {
+      const meta = { format: 'tidemark', version: FORMAT_VERSION, serverId: crypto.randomUUID(), createdAt: new Date().toISOString() };
+      await this.writeFile('tidemark.json', JSON.stringify(meta, null, 2) + '\n');
+    }
+  }
+
+  async close(): Promise<void> {
+    const client = this.client;
+    this.client = null;
+    this.sftp = null;
+    this.failure = null;
+    client?.end();
+  }
+
+  async mkdir(rel: string): Promise<void> {
+    const parts = rel.split('/').filter(Boolean);
+    let cur = '';
+    for (const part of parts) {
+      cur = cur ? `${cur}/${part}` : part;
+      if (this.dirs.has(cur)) continue;
+      if (!(await this.exists(cur))) {
+        await this.call<void>(cur, (s, done) => s.mkdir(this.abs(cur), { mode: 0o700 }, (err) => done(err && !/exist/i.test(err.message) ? err : null)));
+      }
+      this.dirs.add(cur);
+    }
+  }
+
+  private parentOf(rel: string): string {
+    const i = rel.lastIndexOf('/');
+    return i < 0 ? '' : rel.slice(0, i);
+  }
+
+  async writeFile(rel: string, data: Buffer | string): Promise<void> {
+    await this.mkdir(this.parentOf(rel));
+    const tmp = `${rel}.tmp-${crypto.randomBytes(4).toString('hex')}`;
+    await this.call<void>(tmp, (s, done) => s.writeFile(this.abs(tmp), data, { mode: 0o600 }, done));
+    try {
+      await this.rename(tmp, rel);
+    } catch (err) {
+      await this.remove(tmp).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** A stream that finishes only once the remote file is closed. */
+  createWriteStream(rel: string): Writable {
+    const opened = (async () => {
+      await this.mkdir(this.parentOf(rel));
+      const sftp = await this.connect();
+      return sftp.createWriteStream(this.abs(rel), { mode: 0o600 });
+    })();
+    opened.catch(() => undefined);
+    const self = this;
+    return new Writable({
+      highWaterMark: 1 << 20,
+      write(chunk: Buffer, _enc, cb) {
+        opened.then((remote) => {
+          if (!remote.write(chunk)) remote.once('drain', () => cb()); else cb();
+        }, (err: Error) => cb(err));
+      },
+      final(cb) {
+        opened.then((remote) => {
+          remote.once('error', (err: Error) => cb(self.sftpError(err, rel)));
+          remote.once('close', () => cb(self.failure ?? null));
+          remote.end();
+        }, (err: Error) => cb(err));
+      },
+      destroy(err, cb) {
+        opened.then((remote) => remote.destroy(), () => undefined);
+        cb(err);
+      },
+    });
+  }
+
+  async readFile(rel: string): Promise<Buffer> {
+    return this.call<Buffer>(rel, (s, done) => s.readFile(this.abs(rel), done));
+  }
+
+  createReadStream(rel: string, range?: { start: number; end?: number }): Readable {
+    const opts: { start?: number; end?: number; highWaterMark: number } = { highWaterMark: 256 * 1024 };
+    if (range) {
+      opts.start = range.start;
+      if (range.end !== undefined) opts.end = range.end - 1;
+    }
+    if (range?.end !== undefined && range.end <= range.start) return Readable.from([]);
+    const out = new Readable({ read() {} });
+    this.connect().then((sftp) => {
+      const src = sftp.createReadStream(this.abs(rel), opts);
+      src.on('data', (c: Buffer) => { if (!out.push(c)) src.pause(); });
+      out._read = () => src.resume();
+      src.on('end', () => out.push(null));
+      src.on('error', (err: Error) => out.destroy(this.sftpError(err, rel)));
+    }, (err: Error) => out.destroy(err));
+    return out;
+  }
+
+  async exists(rel: string): Promise<boolean> {
+    try {
+      await this.call(rel, (s, done) => s.lstat(this.abs(rel), done));
+      return true;
+    } catch (err) {
+      if ((err as DestinationError).code === 'not-found') return false;
+      throw err;
+    }
+  }
+
+  async list(rel: string): Promise<DirEntry[]> {
+    const entries = await this.call<FileEntryWithStats[]>(rel, (s, done) => s.readdir(this.abs(rel), done));
+    return entries
+      .filter((e) => e.filename !== '.' && e.filename !== '..')
+      .map((e) => ({
+        name: e.filename,
+        type: e.attrs.isDirectory() ? 'dir' as const : e.attrs.isFile() ? 'file' as const : e.attrs.isSymbolicLink() ? 'link' as const : 'other' as const,
+        size: e.attrs.size,
+        mtimeMs: e.attrs.mtime * 1000,
+      }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  async link(existing: string, created: string): Promise<void> {
+    await this.call<void>(created, (s, done) => s.ext_openssh_hardlink(this.abs(existing), this.abs(created), done));
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    await this.call<void>(to, (s, done) => s.ext_openssh_rename(this.abs(from), this.abs(to), done));
+  }
+
+  async remove(rel: string): Promise<void> {
+    if (rel === '') throw new DestinationError('refusing to remove the destination root', 'invalid');
+    let st: { isDirectory(): boolean };
+    try {
+      st = await this.call(rel, (s, done) => s.lstat(this.abs(rel), done));
+    } catch (err) {
+      if ((err as DestinationError).code === 'not-found') return;
+      throw err;
+    }
+    if (st.isDirectory()) {
+      for (const e of await this.list(rel)) await this.remove(`${rel}/${e.name}`);
+      await this.call<void>(rel, (s, done) => s.rmdir(this.abs(rel), done));
+      for (const d of [...this.dirs]) if (d === rel || d.startsWith(`${rel}/`)) this.dirs.delete(d);
+    } else {
+      await this.call<void>(rel, (s, done) => s.unlink(this.abs(rel), done));
+    }
+  }
+
+  async space(): Promise<SpaceInfo> {
+    const v = await this.call<{ f_frsize: number; f_blocks: number; f_bavail: number }>('', (s, done) => s.ext_openssh_statvfs(this.settings.path, done));
+    return { totalBytes: Number(v.f_blocks) * Number(v.f_frsize), freeBytes: Number(v.f_bavail) * Number(v.f_frsize) };
+  }
+
+  /** SFTP attributes have no link count; OpenSSH's `ls -l`-style long name does. */
+  async linkCount(rel: string): Promise<number> {
+    const parent = this.parentOf(rel);
+    const name = rel.slice(rel.lastIndexOf('/') + 1);
+    const entries = await this.call<FileEntryWithStats[]>(parent, (s, done) => s.readdir(this.abs(parent), done));
+    const e = entries.find((x) => x.filename === name);
+    if (!e) throw new DestinationError(`not found on the destination: ${rel}`, 'not-found');
+    const n = Number(e.longname.split(/\s+/)[1]);
+    if (!Number.isInteger(n)) throw new DestinationError(`the server does not report link counts for ${rel}`, 'io');
+    return n;
+  }
+}

@@ -1,0 +1,93 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
+import { buildTrickyTree } from './support/tricky-tree.js';
+import { diffTrees, snapshotTree } from './support/tree.js';
+import { cli, makeDataDir, ok } from './support/cli.js';
+import { startTestSshServer, type TestSshServer } from './support/sshd.js';
+
+let server: TestSshServer;
+let homeRoot: string;
+let account: TestAccount;
+let dataDir: string;
+let secretsDir: string;
+let remote: string;
+
+before(async () => {
+  server = await startTestSshServer({ allowCommands: false });
+  homeRoot = makeHomeRoot();
+  account = createAccount(homeRoot);
+  buildTrickyTree(account);
+  dataDir = makeDataDir({ panel: 'standalone', homeRoots: [homeRoot] });
+  secretsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-secrets-'));
+  fs.writeFileSync(path.join(secretsDir, 'key'), server.privateKey, { mode: 0o600 });
+  fs.writeFileSync(path.join(secretsDir, 'password'), `${server.password}\n`, { mode: 0o600 });
+  remote = server.remoteRoot;
+});
+
+after(async () => {
+  removeAccount(account);
+  for (const d of [homeRoot, dataDir, secretsDir]) fs.rmSync(d, { recursive: true, force: true });
+  await server?.stop();
+});
+
+const sshArgs = (name: string, auth: string[]): string[] => ['destination', 'add', '--name', name, '--type', 'ssh', '--host', '127.0.0.1',
+  '--port', String(server.port), '--user', server.user, '--path', remote, ...auth];
+
+test('an SSH destination is added with its host key pinned and its secrets masked and encrypted', () => {
+  const d = ok(cli(dataDir, sshArgs('offsite', ['--key-file', path.join(secretsDir, 'key')])));
+  assert.equal(d.type, 'ssh');
+  assert.equal(d.settings.privateKey, '********');
+  assert.equal(d.settings.hostKeyFingerprint, server.hostKeyFingerprint);
+  assert.equal(d.reachable, true);
+  const p = ok(cli(dataDir, sshArgs('offsite-pw', ['--password-file', path.join(secretsDir, 'password')])));
+  assert.equal(p.settings.password, '********');
+  const stored = fs.readFileSync(path.join(dataDir, 'tidemark.sqlite')).toString('latin1');
+  const keyLine = server.privateKey.split('\n')[1]!;
+  assert.ok(!stored.includes(keyLine), 'the private key is not stored in clear');
+  assert.ok(!stored.includes(server.password), 'the password is not stored in clear');
+  const shown = cli(dataDir, ['destination', 'show', 'offsite-pw']);
+  assert.ok(!shown.stdout.includes(server.password));
+  const bad = cli(dataDir, ['destination', 'add', '--name', 'nope', '--type', 'ssh', '--host', '127.0.0.1', '--port', '70000', '--user', server.user, '--path', remote, '--password-file', path.join(secretsDir, 'password')]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.json.error, /port: port must be 1-65535/);
+});
+
+for (const structure of ['incremental', 'archive', 'compressed'] as const) {
+  test(`${structure} over SSH: byte-exact round trip`, () => {
+    ok(cli(dataDir, ['job', 'add', '--name', `ssh-${structure}`, '--destination', 'offsite', '--structure', structure, '--accounts', account.username, '--items', 'files']));
+    const before = snapshotTree(account.home, { skip: (p) => p.startsWith('tidemark-restore-') });
+    const r = ok(cli(dataDir, ['backup', '--job', `ssh-${structure}`, '--wait']));
+    assert.equal(r.results[0].status, 'completed', JSON.stringify(r.results));
+    const restored = ok(cli(dataDir, ['restore', r.snapshots[0], '--into-folder', '--wait']));
+    const folder = path.join(account.home, restored.folder);
+    try {
+      assert.deepEqual(diffTrees(before, snapshotTree(folder)), []);
+    } finally {
+      fs.rmSync(folder, { recursive: true, force: true });
+    }
+  });
+}
+
+test('a second incremental run over SSH shares unchanged files as hard links on the server', () => {
+  fs.writeFileSync(path.join(account.home, 'public_html/index.php'), 'changed');
+  const r = ok(cli(dataDir, ['backup', '--job', 'ssh-incremental', '--wait']));
+  assert.equal(r.results[0].storedBytes, 'changed'.length);
+  const blobs = path.join(remote, account.username, r.snapshots[0], 'files');
+  const counts: number[] = [];
+  for (const bucket of fs.readdirSync(blobs)) for (const b of fs.readdirSync(path.join(blobs, bucket))) counts.push(fs.statSync(path.join(blobs, bucket, b)).nlink);
+  assert.equal(counts.filter((n) => n === 1).length, 1, 'only the changed file is new');
+  assert.ok(counts.filter((n) => n === 2).length >= 10);
+});
+
+test('a changed host key makes the backup fail clearly and lists nothing new', async () => {
+  const beforeList = ok(cli(dataDir, ['snapshot', 'list', '--destination', 'offsite']));
+  await server.rotateHostKey();
+  const r = cli(dataDir, ['backup', '--job', 'ssh-archive', '--wait']);
+  assert.equal(r.code, 1);
+  assert.match(r.json.error, /host key of 127\.0\.0\.1:\d+ has changed/);
+  assert.deepEqual(ok(cli(dataDir, ['snapshot', 'list', '--destination', 'offsite'])), beforeList);
+});
