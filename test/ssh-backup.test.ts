@@ -91,3 +91,32 @@ test('a changed host key makes the backup fail clearly and lists nothing new', a
   assert.match(r.json.error, /host key of 127\.0\.0\.1:\d+ has changed/);
   assert.deepEqual(ok(cli(dataDir, ['snapshot', 'list', '--destination', 'offsite'])), beforeList);
 });
+
+test('the SSH server dying mid-backup fails the task clearly, lists nothing, and a later run succeeds', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const { cliAsync } = await import('./support/cli.js');
+  // Accept the rotated key again with a fresh destination, then give the run something to chew on.
+  ok(cli(dataDir, sshArgs('offsite2', ['--key-file', path.join(secretsDir, 'key')])));
+  ok(cli(dataDir, ['job', 'add', '--name', 'ssh-kill', '--destination', 'offsite2', '--structure', 'archive', '--accounts', account.username, '--items', 'files']));
+  execFileSync('dd', ['if=/dev/urandom', `of=${path.join(account.home, 'large.bin')}`, 'bs=1M', 'count=200', 'status=none']);
+  fs.chownSync(path.join(account.home, 'large.bin'), account.uid, account.gid);
+  const before = ok(cli(dataDir, ['snapshot', 'list', '--destination', 'offsite2']));
+  const run = cliAsync(dataDir, ['backup', '--job', 'ssh-kill', '--wait']);
+  const accountDir = path.join(remote, account.username);
+  const deadline = Date.now() + 30000;
+  while (Date.now() < deadline && !(fs.existsSync(accountDir) && fs.readdirSync(accountDir).some((n) => n.startsWith('.partial-')))) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  await server.kill();
+  const result = await run.result;
+  assert.equal(result.code, 1, result.stdout + result.stderr);
+  assert.equal(result.json.results[0].status, 'failed');
+  assert.match(result.json.results[0].error, /connection to .* was closed|cannot reach|ECONNRESET/);
+  await server.restart();
+  assert.deepEqual(ok(cli(dataDir, ['snapshot', 'list', '--destination', 'offsite2'])), before, 'the broken run is not listed');
+  const again = ok(cli(dataDir, ['backup', '--job', 'ssh-kill', '--wait']));
+  assert.equal(again.results[0].status, 'completed');
+  assert.deepEqual(fs.readdirSync(accountDir).filter((n) => n.startsWith('.partial-')), [], 'the leftover was cleaned up');
+  fs.rmSync(path.join(account.home, 'large.bin'));
+});

@@ -40,6 +40,8 @@ export class SshDestination implements Destination {
   /** The host key seen at the last connection (to pin on first validation). */
   seenFingerprint: string | null = null;
   private failure: Error | null = null;
+  /** Streams in use: a lost connection must fail them, not leave them waiting forever. */
+  private readonly live = new Set<Readable | Writable>();
 
   constructor(private readonly settings: SshSettings) {
     if (!path.posix.isAbsolute(settings.path)) throw new DestinationError(`the remote path must be absolute: ${settings.path}`, 'invalid');
@@ -87,7 +89,10 @@ export class SshDestination implements Destination {
       client.on('close', () => {
         this.sftp = null;
         this.client = null;
-        this.failure ??= new DestinationError(`the connection to ${this.where} was closed`, 'unreachable');
+        const lost = new DestinationError(`the connection to ${this.where} was closed`, 'unreachable');
+        this.failure ??= lost;
+        for (const stream of [...this.live]) stream.destroy(lost);
+        this.live.clear();
         fail(new Error('connection closed'));
       });
       client.on('ready', () => {
@@ -201,7 +206,7 @@ export class SshDestination implements Destination {
     })();
     opened.catch(() => undefined);
     const self = this;
-    return new Writable({
+    const stream: Writable = new Writable({
       highWaterMark: 1 << 20,
       write(chunk: Buffer, _enc, cb) {
         opened.then((remote) => {
@@ -216,10 +221,15 @@ export class SshDestination implements Destination {
         }, (err: Error) => cb(err));
       },
       destroy(err, cb) {
+        self.live.delete(stream);
         opened.then((remote) => remote.destroy(), () => undefined);
         cb(err);
       },
     });
+    this.live.add(stream);
+    opened.then((remote) => remote.on('error', (err: Error) => stream.destroy(self.sftpError(err, rel))), () => undefined);
+    stream.on('close', () => this.live.delete(stream));
+    return stream;
   }
 
   async readFile(rel: string): Promise<Buffer> {
@@ -234,6 +244,8 @@ export class SshDestination implements Destination {
     }
     if (range?.end !== undefined && range.end <= range.start) return Readable.from([]);
     const out = new Readable({ read() {} });
+    this.live.add(out);
+    out.on('close', () => this.live.delete(out));
     this.connect().then((sftp) => {
       const src = sftp.createReadStream(this.abs(rel), opts);
       src.on('data', (c: Buffer) => { if (!out.push(c)) src.pause(); });

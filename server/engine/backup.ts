@@ -156,7 +156,11 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
             if (now - lastReport > 1000) { lastReport = now; progress('files'); }
           }
         }
-        await worker.done;
+        // When the destination fails, the worker dies of a broken pipe: report the cause.
+        await worker.done.catch(async (err: unknown) => {
+          if (tarDone) await tarDone;
+          throw err;
+        });
         if (tarDone) await tarDone;
         if (tarFd !== null) {
           tarBytes = fs.fstatSync(tarFd).size;
