@@ -199,6 +199,19 @@ export async function runBackupReader(opts: BackupReaderOptions): Promise<void> 
     }
   };
 
+  /** Files with several names are tracked by inode; others need no key. */
+  const inodeKey = (st: fs.BigIntStats): string | null => (st.nlink > 1n ? `${st.dev}:${st.ino}` : null);
+
+  /** A further name of an inode already sent goes out as a hard link to the first name. */
+  const sentAsHardLink = (rel: BytePath, st: fs.BigIntStats, key: string | null): boolean => {
+    const first = key === null ? undefined : seenInodes.get(key);
+    if (first === undefined) return false;
+    const entry = entryFromStat(rel, st, 'h');
+    entry.link = first;
+    emitEntry(entry, false);
+    return true;
+  };
+
   /**
    * A file readdir called regular and that has no previous copy: open it and take its
    * metadata from fstat, one lstat fewer. Anything unusual (a race, EACCES) returns false
@@ -214,14 +227,8 @@ export async function runBackupReader(opts: BackupReaderOptions): Promise<void> 
     try {
       const fst = fs.fstatSync(fd, { bigint: true });
       if ((Number(fst.mode) & S_IFMT) !== fs.constants.S_IFREG) return false;
-      const key = fst.nlink > 1n ? `${fst.dev}:${fst.ino}` : null;
-      const first = key === null ? undefined : seenInodes.get(key);
-      if (first !== undefined) {
-        const entry = entryFromStat(rel, fst, 'h');
-        entry.link = first;
-        emitEntry(entry, false);
-        return true;
-      }
+      const key = inodeKey(fst);
+      if (sentAsHardLink(rel, fst, key)) return true;
       if (streamOpenFile(rel, fd, fst) && key !== null) seenInodes.set(key, rel);
       return true;
     } finally {
@@ -261,14 +268,8 @@ export async function runBackupReader(opts: BackupReaderOptions): Promise<void> 
       return;
     }
     if (type === fs.constants.S_IFREG) {
-      const key = st.nlink > 1n ? `${st.dev}:${st.ino}` : null;
-      const first = key === null ? undefined : seenInodes.get(key);
-      if (first !== undefined) {
-        const entry = entryFromStat(rel, st, 'h');
-        entry.link = first;
-        emitEntry(entry, false);
-        return;
-      }
+      const key = inodeKey(st);
+      if (sentAsHardLink(rel, st, key)) return;
       if (sendFile(rel, st) && key !== null) seenInodes.set(key, rel);
       return;
     }
