@@ -120,3 +120,13 @@ test('the SSH server dying mid-backup fails the task clearly, lists nothing, and
   assert.deepEqual(fs.readdirSync(accountDir).filter((n) => n.startsWith('.partial-')), [], 'the leftover was cleaned up');
   fs.rmSync(path.join(account.home, 'large.bin'));
 });
+
+test('validate over SSH reports the host key, and refuses a server whose key changed since it was pinned', () => {
+  const good = ok(cli(dataDir, ['destination', 'validate', 'offsite2']));
+  assert.equal(good.ok, true);
+  assert.equal(good.hostKeyFingerprint, server.hostKeyFingerprint);
+  assert.ok(good.space.freeBytes > 0);
+  const stale = cli(dataDir, ['destination', 'validate', 'offsite']);
+  assert.equal(stale.code, 1);
+  assert.match(stale.json.error, /host key .* has changed/);
+});

@@ -2,7 +2,10 @@
 import fs from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { openContext, UserError, type Context } from '../services/context.js';
-import { addDestination, describeDestination, getDestination, removeDestination, type AddDestinationInput } from '../services/destinations.js';
+import {
+  addDestination, browseDestination, describeDestination, getDestination, removeDestination, setEnabled, setSnapshotsVisible, validateDestination,
+  type AddDestinationInput,
+} from '../services/destinations.js';
 import { addJob, describeJob, getJob, removeJob } from '../services/jobs.js';
 import { runBackup } from '../services/backups.js';
 import { describeEntry, describeSnapshot, download, findSnapshot, restore, snapshotFiles, snapshotManifest } from '../services/snapshots.js';
@@ -92,10 +95,42 @@ destination.command('show').argument('<name>').action(action(async (ctx, json, n
   const doc = await describeDestination(ctx, getDestination(ctx, name));
   if (json) printJson(doc); else printRecord(doc);
 }));
-destination.command('remove').argument('<name>').description('forget a destination (its snapshots stay on it)').action(action(async (ctx, json, name: string) => {
-  const d = removeDestination(ctx, name);
-  if (json) printJson({ removed: d.name }); else process.stdout.write(`destination "${d.name}" removed (data on it was not touched)\n`);
-}));
+destination.command('remove').argument('<name>')
+  .description('forget a destination; its snapshots stay on it unless --delete-data')
+  .option('--delete-data', 'also delete the snapshots Tidemark stored on it')
+  .action(action(async (ctx, json, name: string, opts: { deleteData?: boolean }) => {
+    const r = await removeDestination(ctx, name, { deleteData: Boolean(opts.deleteData) });
+    if (json) printJson({ removed: r.record.name, deletedSnapshots: r.deletedSnapshots });
+    else process.stdout.write(`destination "${r.record.name}" removed (${opts.deleteData ? `${r.deletedSnapshots} snapshots deleted from it` : 'data on it was not touched'})\n`);
+  }));
+for (const [verb, enabled] of [['enable', true], ['disable', false]] as const) {
+  destination.command(verb).argument('<name>').description(enabled ? 'take new backups again' : 'take no new backups (snapshots stay restorable)')
+    .action(action(async (ctx, json, name: string) => {
+      const d = setEnabled(ctx, name, enabled);
+      if (json) printJson(await describeDestination(ctx, d)); else process.stdout.write(`destination "${d.name}" ${verb}d\n`);
+    }));
+}
+destination.command('visibility').argument('<name>')
+  .addOption(new Option('--hidden', 'hide its snapshots from account holders').conflicts('visible'))
+  .option('--visible', 'show its snapshots to account holders')
+  .action(action(async (ctx, json, name: string, opts: { hidden?: boolean; visible?: boolean }) => {
+    if (!opts.hidden && !opts.visible) throw new UserError('give --hidden or --visible', 2);
+    const d = setSnapshotsVisible(ctx, name, Boolean(opts.visible));
+    if (json) printJson(await describeDestination(ctx, d)); else process.stdout.write(`snapshots on "${d.name}" are ${d.snapshotsVisible ? 'visible' : 'hidden'} to account holders\n`);
+  }));
+destination.command('validate').argument('<name>').description('connect, write, read back and delete a probe; report free space and latency')
+  .action(action(async (ctx, json, name: string) => {
+    const r = await validateDestination(ctx, name);
+    if (json) printJson(r);
+    else if (r.ok) process.stdout.write(`ok: ${humanBytes(r.space!.freeBytes)} free, latency ${r.latencyMs} ms, probe written and read back in ${r.writeReadMs} ms\n`);
+    else process.stderr.write(`failed: ${r.error}\n`);
+    if (!r.ok) process.exitCode = 1;
+  }));
+destination.command('browse').argument('<name>').argument('[path]', 'folder on the destination', '')
+  .action(action(async (ctx, json, name: string, dir: string) => {
+    const entries = await browseDestination(ctx, name, dir);
+    if (json) printJson(entries); else printTable(entries.map((e) => ({ ...e, modified: new Date(e.mtimeMs).toISOString() })), ['type', 'size', 'modified', 'name']);
+  }));
 
 const job = program.command('job').description('what to back up, where and how');
 job.command('add')

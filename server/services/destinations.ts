@@ -2,7 +2,8 @@ import path from 'node:path';
 import type { ZodError } from 'zod';
 import { LocalDestination } from '../destinations/local.js';
 import { SshDestination, type SshSettings } from '../destinations/ssh.js';
-import type { Destination } from '../destinations/types.js';
+import crypto from 'node:crypto';
+import type { Destination, DirEntry } from '../destinations/types.js';
 import type { DestinationRecord } from '../store/destinations.js';
 import { isSealed, MASK, SecretBox } from '../util/secrets.js';
 import { UserError, type Context } from './context.js';
@@ -141,12 +142,87 @@ export async function describeDestination(ctx: Context, d: DestinationRecord): P
   };
 }
 
-export function removeDestination(ctx: Context, name: string): DestinationRecord {
+/**
+ * Forgets a destination. Refused while a job uses it. The snapshots on it are deleted
+ * only when asked (`deleteData`), and then only the snapshot folders Tidemark made.
+ */
+export async function removeDestination(ctx: Context, name: string, opts: { deleteData?: boolean } = {}): Promise<{ record: DestinationRecord; deletedSnapshots: number }> {
   const d = getDestination(ctx, name);
   const jobs = ctx.store.jobs.usingDestination(d.id);
   if (jobs.length > 0) throw new UserError(`destination "${name}" is used by job(s): ${jobs.map((j) => j.name).join(', ')}; remove or change them first`);
-  // The catalog entries go; the snapshots on the destination itself are never deleted here.
+  let deletedSnapshots = 0;
+  if (opts.deleteData) {
+    const snapshots = ctx.store.snapshots.list({ destinationId: d.id });
+    await withDriver(ctx, d, async (driver) => {
+      for (const s of snapshots) {
+        await driver.remove(`${s.account}/${s.id}`);
+        deletedSnapshots++;
+      }
+    });
+  }
   ctx.store.db.prepare('DELETE FROM snapshots WHERE destination_id = ?').run(d.id);
   ctx.store.destinations.remove(d.id);
-  return d;
+  return { record: d, deletedSnapshots };
+}
+
+export function setEnabled(ctx: Context, name: string, enabled: boolean): DestinationRecord {
+  return ctx.store.destinations.update(getDestination(ctx, name).id, { enabled });
+}
+
+/** Hidden snapshots stay restorable by the provider; account holders do not see them. */
+export function setSnapshotsVisible(ctx: Context, name: string, visible: boolean): DestinationRecord {
+  return ctx.store.destinations.update(getDestination(ctx, name).id, { snapshotsVisible: visible });
+}
+
+export interface ValidationReport {
+  ok: boolean;
+  error: string | null;
+  latencyMs: number | null;
+  writeReadMs: number | null;
+  space: { totalBytes: number; freeBytes: number } | null;
+  hostKeyFingerprint: string | null;
+}
+
+/**
+ * Connects, writes a probe file, reads it back, deletes it, and reports free space and
+ * latency. An SSH destination added without a known host key gets it pinned here.
+ */
+export async function validateDestination(ctx: Context, name: string): Promise<ValidationReport> {
+  const d = getDestination(ctx, name);
+  const report: ValidationReport = { ok: false, error: null, latencyMs: null, writeReadMs: null, space: null, hostKeyFingerprint: null };
+  const probe = `.tidemark-probe-${crypto.randomBytes(6).toString('hex')}`;
+  try {
+    await withDriver(ctx, d, async (driver) => {
+      await driver.open();
+      let t = performance.now();
+      await driver.exists('tidemark.json');
+      report.latencyMs = Math.round((performance.now() - t) * 10) / 10;
+      const data = crypto.randomBytes(64 * 1024);
+      t = performance.now();
+      await driver.writeFile(probe, data);
+      const back = await driver.readFile(probe);
+      await driver.remove(probe);
+      report.writeReadMs = Math.round((performance.now() - t) * 10) / 10;
+      if (!back.equals(data)) throw new Error('the probe file read back differs from what was written');
+      report.space = await driver.space();
+      if (driver instanceof SshDestination) {
+        report.hostKeyFingerprint = driver.seenFingerprint;
+        if (!d.settings.hostKeyFingerprint && driver.seenFingerprint) {
+          ctx.store.destinations.update(d.id, { settings: { ...d.settings, hostKeyFingerprint: driver.seenFingerprint } });
+        }
+      }
+    });
+    report.ok = true;
+  } catch (err) {
+    report.error = (err as Error).message;
+  }
+  ctx.store.activity.record({ actor: 'root', role: 'admin', action: 'destination.validate', target: name, result: report.ok ? 'ok' : 'failed', detail: report.error ?? '' });
+  return report;
+}
+
+/** One folder of the destination, as Tidemark sees it (names are Tidemark's own). */
+export async function browseDestination(ctx: Context, name: string, rel: string): Promise<DirEntry[]> {
+  const clean = rel.split('/').filter((p) => p && p !== '.').join('/');
+  if (clean.split('/').includes('..')) throw new UserError('a path on the destination may not contain ".."');
+  return withDriver(ctx, getDestination(ctx, name), (driver) => driver.list(clean));
 }

@@ -44,6 +44,12 @@ export class DestinationRepository {
       d.snapshotsVisible ? 1 : 0, d.readOnly ? 1 : 0, d.freeSpaceLimitMb, new Date().toISOString());
     return this.byId(Number(info.lastInsertRowid))!;
   }
+  update(id: number, fields: Partial<Pick<DestinationRecord, 'enabled' | 'snapshotsVisible' | 'settings'>>): DestinationRecord {
+    if (fields.enabled !== undefined) this.db.prepare('UPDATE destinations SET enabled = ? WHERE id = ?').run(fields.enabled ? 1 : 0, id);
+    if (fields.snapshotsVisible !== undefined) this.db.prepare('UPDATE destinations SET snapshots_visible = ? WHERE id = ?').run(fields.snapshotsVisible ? 1 : 0, id);
+    if (fields.settings !== undefined) this.db.prepare('UPDATE destinations SET settings = ? WHERE id = ?').run(JSON.stringify(fields.settings), id);
+    return this.byId(id)!;
+  }
   remove(id: number): void {
     this.db.prepare('DELETE FROM destinations WHERE id = ?').run(id);
   }
