@@ -7,11 +7,6 @@ export type { Config } from './config-schema.js';
 
 export const DEFAULT_DATA_DIR = '/var/lib/tidemark';
 
-export interface Runtime {
-  dataDir: string;
-  config: Config;
-}
-
 export function resolveDataDir(explicit?: string): string {
   return path.resolve(explicit ?? process.env.TIDEMARK_HOME ?? DEFAULT_DATA_DIR);
 }

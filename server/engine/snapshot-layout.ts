@@ -16,7 +16,6 @@ export const layout = {
   blobDir: (n: number) => `files/${Math.floor(n / 1024).toString(16).padStart(4, '0')}`,
 };
 
-export const SNAPSHOT_ID = /^\d{8}T\d{6}Z-[0-9a-f]{4}$/;
 export const ACCOUNT_NAME = /^[a-z_][a-z0-9_.-]{0,31}$/i;
 
 /** Sortable, unique enough per account: 20261122T210503Z-3fa9. */

@@ -7,7 +7,6 @@
 export type BytePath = string;
 
 export const toBuffer = (p: BytePath): Buffer => Buffer.from(p, 'latin1');
-export const fromBuffer = (b: Buffer): BytePath => b.toString('latin1');
 
 /** A user-typed (UTF-8) path or glob turned into the byte-string form. */
 export const fromUtf8 = (s: string): BytePath => Buffer.from(s, 'utf8').toString('latin1');
@@ -35,4 +34,3 @@ export const parentOf = (p: BytePath): BytePath => {
   const i = p.lastIndexOf('/');
   return i < 0 ? '' : p.slice(0, i);
 };
-export const baseName = (p: BytePath): BytePath => p.slice(p.lastIndexOf('/') + 1);
