@@ -12,4 +12,4 @@ destinationConformance('local', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-conf-'));
   made.push(dir);
   return new LocalDestination(dir);
-});
+}, { serverSideClone: false });

@@ -8,14 +8,16 @@ import { destinationConformance } from './support/destination-conformance.js';
 import { startTestSshServer, type TestSshServer } from './support/sshd.js';
 
 let server: TestSshServer;
+let shellServer: TestSshServer;
 let uid = 0;
 let gid = 0;
 
 /** A fresh, empty remote directory owned by the SSH user (made locally: the server is this machine). */
-function freshRemoteDir(): string {
-  const dir = path.join(server.remoteRoot, `d-${crypto.randomBytes(4).toString('hex')}`);
+function freshRemoteDir(on: TestSshServer = server): string {
+  const dir = path.join(on.remoteRoot, `d-${crypto.randomBytes(4).toString('hex')}`);
+  const st = fs.statSync(on.remoteRoot);
   fs.mkdirSync(dir);
-  fs.chownSync(dir, uid, gid);
+  fs.chownSync(dir, st.uid, st.gid);
   return dir;
 }
 
@@ -33,10 +35,19 @@ before(async () => {
 
 after(async () => {
   await server?.stop();
+  await shellServer?.stop();
 });
 
 describe('ssh destination, SFTP only', () => {
-  destinationConformance('ssh', async () => new SshDestination(settings()));
+  destinationConformance('ssh', async () => new SshDestination(settings()), { serverSideClone: false });
+});
+
+describe('ssh destination, commands allowed', () => {
+  before(async () => { shellServer = await startTestSshServer({ allowCommands: true }); });
+  destinationConformance('ssh+commands', async () => new SshDestination({
+    host: shellServer.host, port: shellServer.port, username: shellServer.user, privateKey: shellServer.privateKey,
+    path: freshRemoteDir(shellServer), timeoutMs: 10000,
+  }), { serverSideClone: true });
 });
 
 test('password login, and a passphrase-protected key', async () => {

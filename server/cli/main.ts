@@ -67,9 +67,10 @@ destination.command('add')
   .option('--passphrase-file <file>', "ssh: file holding the key's passphrase")
   .option('--timeout <seconds>', 'ssh: connection timeout (default 20)', (v) => Number(v))
   .option('--host-key <fingerprint>', 'ssh: expected host key, SHA256:... (default: pinned at first connection)')
+  .option('--parallel <n>', 'ssh: files in transfer at once (default 8)', (v) => Number(v))
   .action(action(async (ctx, json, opts: {
     name: string; type: string; path?: string; hidden?: boolean; freeSpaceLimit?: number; host?: string; port?: number; user?: string;
-    passwordFile?: string; keyFile?: string; passphraseFile?: string; timeout?: number; hostKey?: string;
+    passwordFile?: string; keyFile?: string; passphraseFile?: string; timeout?: number; hostKey?: string; parallel?: number;
   }) => {
     const input: AddDestinationInput = { name: opts.name, type: opts.type, path: opts.path ?? '', hidden: Boolean(opts.hidden), freeSpaceLimitMb: opts.freeSpaceLimit ?? 0 };
     if (opts.type === 'ssh') {
@@ -79,6 +80,7 @@ destination.command('add')
         passphrase: readSecret(opts.passphraseFile, 'passphrase'),
         ...(opts.timeout !== undefined ? { timeoutMs: Math.round(opts.timeout * 1000) } : {}),
         ...(opts.hostKey !== undefined ? { hostKeyFingerprint: opts.hostKey.replace(/^SHA256:/, '') } : {}),
+        ...(opts.parallel !== undefined ? { parallelTransfers: opts.parallel } : {}),
       });
     }
     const d = await addDestination(ctx, input);

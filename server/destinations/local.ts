@@ -14,6 +14,8 @@ export const FORMAT_VERSION = 1;
  */
 export class LocalDestination implements Destination {
   readonly type = 'local';
+  /** Local files open and close in microseconds; a few in flight keep the disk busy. */
+  readonly parallelism = 8;
   private readonly root: string;
 
   constructor(root: string) {
@@ -182,6 +184,28 @@ export class LocalDestination implements Destination {
     } catch (err) {
       throw describeFsError(err, rel);
     }
+  }
+
+  async cloneTree(from: string, to: string): Promise<void> {
+    const walk = async (src: string, dst: string): Promise<void> => {
+      await fsp.mkdir(dst, { mode: 0o700 });
+      for (const e of await fsp.readdir(src, { withFileTypes: true })) {
+        const s = path.join(src, e.name);
+        const d = path.join(dst, e.name);
+        if (e.isDirectory()) await walk(s, d);
+        else if (e.isFile()) fs.linkSync(s, d);
+      }
+    };
+    try {
+      await walk(this.abs(from), this.abs(to));
+    } catch (err) {
+      throw describeFsError(err, to);
+    }
+  }
+
+  /** Linking file by file is as fast as any clone here, and needs no pruning afterwards. */
+  async cloneIsServerSide(): Promise<boolean> {
+    return false;
   }
 
   /** Local only: the absolute path, for tools that run on this server. */

@@ -1,9 +1,11 @@
 import crypto from 'node:crypto';
+import net from 'node:net';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { Client, type ConnectConfig, type SFTPWrapper, type FileEntryWithStats } from 'ssh2';
 import { DestinationError, type DirEntry, type Destination, type SpaceInfo } from './types.js';
 import { FORMAT_VERSION } from './local.js';
+import { InFlight } from '../util/in-flight.js';
 
 export interface SshSettings {
   host: string;
@@ -17,7 +19,17 @@ export interface SshSettings {
   timeoutMs: number;
   /** SHA256 fingerprint (base64, as ssh-keygen prints it) pinned on first validation. */
   hostKeyFingerprint?: string;
+  /** Files in transfer at once: their SFTP requests share the connection instead of waiting in turn. */
+  parallelTransfers?: number;
 }
+
+export const DEFAULT_PARALLEL_TRANSFERS = 8;
+/** SFTP requests that carry no data (links, removals) cost a round trip each: keep many going. */
+const SMALL_REQUESTS_IN_FLIGHT = 64;
+const COMMAND_PROBE = 'tidemark-commands-ok';
+
+/** Single-quotes a word for a POSIX shell. */
+const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 const SFTP_NO_SUCH_FILE = 2;
 
@@ -42,9 +54,15 @@ export class SshDestination implements Destination {
   private failure: Error | null = null;
   /** Streams in use: a lost connection must fail them, not leave them waiting forever. */
   private readonly live = new Set<Readable | Writable>();
+  /** Whether the server runs commands for this user (null: not asked yet on this connection). */
+  private commands: Promise<boolean> | null = null;
+  readonly parallelism: number;
+  private socket: net.Socket | null = null;
+  private sentOnClosedSockets = 0;
 
   constructor(private readonly settings: SshSettings) {
     if (!path.posix.isAbsolute(settings.path)) throw new DestinationError(`the remote path must be absolute: ${settings.path}`, 'invalid');
+    this.parallelism = settings.parallelTransfers ?? DEFAULT_PARALLEL_TRANSFERS;
   }
 
   private get where(): string {
@@ -62,8 +80,15 @@ export class SshDestination implements Destination {
     return new Promise<SFTPWrapper>((resolve, reject) => {
       const client = new Client();
       let mismatch: string | null = null;
+      // Our own socket, to count the bytes that go over the wire.
+      const sock = net.connect({ host: s.host, port: s.port });
+      this.socket = sock;
+      sock.once('close', () => {
+        this.sentOnClosedSockets += sock.bytesWritten;
+        if (this.socket === sock) this.socket = null;
+      });
       const config: ConnectConfig = {
-        host: s.host, port: s.port, username: s.username, readyTimeout: s.timeoutMs,
+        sock, host: s.host, port: s.port, username: s.username, readyTimeout: s.timeoutMs,
         keepaliveInterval: 10000, keepaliveCountMax: 3,
         hostVerifier: (key: Buffer) => {
           const fp = fingerprintOf(key);
@@ -89,6 +114,7 @@ export class SshDestination implements Destination {
       client.on('close', () => {
         this.sftp = null;
         this.client = null;
+        this.commands = null;
         const lost = new DestinationError(`the connection to ${this.where} was closed`, 'unreachable');
         this.failure ??= lost;
         for (const stream of [...this.live]) stream.destroy(lost);
@@ -164,6 +190,7 @@ export class SshDestination implements Destination {
     this.client = null;
     this.sftp = null;
     this.failure = null;
+    this.commands = null;
     client?.end();
   }
 
@@ -297,9 +324,18 @@ export class SshDestination implements Destination {
       throw err;
     }
     if (st.isDirectory()) {
-      for (const e of await this.list(rel)) await this.remove(`${rel}/${e.name}`);
-      await this.call<void>(rel, (s, done) => s.rmdir(this.abs(rel), done));
       for (const d of [...this.dirs]) if (d === rel || d.startsWith(`${rel}/`)) this.dirs.delete(d);
+      if (this.commands && (await this.commands)) {
+        const r = await this.run(`rm -rf -- ${shellQuote(this.abs(rel))}`).catch(() => null);
+        if (r?.code === 0) return;
+      }
+      const unlinks = new InFlight(SMALL_REQUESTS_IN_FLIGHT);
+      for (const e of await this.list(rel)) {
+        if (e.type === 'dir') await this.remove(`${rel}/${e.name}`);
+        else await unlinks.add(this.call<void>(`${rel}/${e.name}`, (s, done) => s.unlink(this.abs(`${rel}/${e.name}`), done)));
+      }
+      await unlinks.drain();
+      await this.call<void>(rel, (s, done) => s.rmdir(this.abs(rel), done));
     } else {
       await this.call<void>(rel, (s, done) => s.unlink(this.abs(rel), done));
     }
@@ -308,6 +344,65 @@ export class SshDestination implements Destination {
   async space(): Promise<SpaceInfo> {
     const v = await this.call<{ f_frsize: number; f_blocks: number; f_bavail: number }>('', (s, done) => s.ext_openssh_statvfs(this.settings.path, done));
     return { totalBytes: Number(v.f_blocks) * Number(v.f_frsize), freeBytes: Number(v.f_bavail) * Number(v.f_frsize) };
+  }
+
+  /** Bytes sent to the server so far (SSH framing and encryption included). */
+  bytesSent(): number {
+    return this.sentOnClosedSockets + (this.socket?.bytesWritten ?? 0);
+  }
+
+  /**
+   * Runs a command on the server. Its stdin is closed at once, so a server that forces
+   * SFTP for every session (ForceCommand internal-sftp) ends it instead of waiting.
+   */
+  private async run(command: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    await this.connect();
+    const client = this.client!;
+    return new Promise((resolve, reject) => {
+      client.exec(command, (err, channel) => {
+        if (err) { reject(err); return; }
+        let stdout = '';
+        let stderr = '';
+        const timer = setTimeout(() => channel.close(), this.settings.timeoutMs * 30);
+        channel.on('data', (d: Buffer) => { stdout += d.toString('utf8'); });
+        channel.stderr.on('data', (d: Buffer) => { stderr += d.toString('utf8'); });
+        channel.on('close', (code: number | null) => {
+          clearTimeout(timer);
+          resolve({ code: code ?? null, stdout, stderr });
+        });
+        channel.end();
+      });
+    });
+  }
+
+  /** Whether this user may run commands (a shell with `cp`): asked once per connection. */
+  async cloneIsServerSide(): Promise<boolean> {
+    this.commands ??= this.run(`printf %s ${COMMAND_PROBE} && cp --version >/dev/null 2>&1 && printf %s -cp`)
+      .then((r) => r.code === 0 && r.stdout === `${COMMAND_PROBE}-cp`, () => false);
+    return this.commands;
+  }
+
+  async cloneTree(from: string, to: string): Promise<void> {
+    if (await this.exists(to)) throw new DestinationError(`cannot clone into ${to}: it exists`, 'invalid');
+    await this.mkdir(this.parentOf(to));
+    if (await this.cloneIsServerSide()) {
+      const r = await this.run(`cp -al -- ${shellQuote(this.abs(from))} ${shellQuote(this.abs(to))}`).catch(() => null);
+      if (r?.code === 0) return;
+      // A cp without -l (or a failure half-way): forget commands, clone over SFTP instead.
+      this.commands = Promise.resolve(false);
+      await this.remove(to);
+    }
+    const links = new InFlight(SMALL_REQUESTS_IN_FLIGHT);
+    const walk = async (src: string, dst: string): Promise<void> => {
+      await this.call<void>(dst, (s, done) => s.mkdir(this.abs(dst), { mode: 0o700 }, done));
+      this.dirs.add(dst);
+      for (const e of await this.list(src)) {
+        if (e.type === 'dir') await walk(`${src}/${e.name}`, `${dst}/${e.name}`);
+        else if (e.type === 'file') await links.add(this.link(`${src}/${e.name}`, `${dst}/${e.name}`));
+      }
+    };
+    await walk(from, to);
+    await links.drain();
   }
 
   /** SFTP attributes have no link count; OpenSSH's `ls -l`-style long name does. */

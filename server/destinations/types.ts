@@ -42,6 +42,21 @@ export interface Destination {
   /** Number of hard links of a file (used by tests and reports). */
   linkCount(rel: string): Promise<number>;
   /**
+   * Makes the new tree `to` (which must not exist) with every file of the tree `from`
+   * hard-linked into it: a point-in-time copy that costs no space.
+   */
+  cloneTree(from: string, to: string): Promise<void>;
+  /**
+   * Whether cloneTree runs on the server as one operation (a remote `cp -al`). Then an
+   * incremental run clones the previous snapshot's content and prunes what changed,
+   * instead of asking for one link per unchanged file.
+   */
+  cloneIsServerSide(): Promise<boolean>;
+  /** Remote drivers: bytes sent over the network so far, for reports. */
+  bytesSent?(): number;
+  /** How many files the engine may have in transfer at once (opens and closes overlap). */
+  readonly parallelism: number;
+  /**
    * Optional: a file descriptor open for writing `rel` (created, truncated), for a
    * destination on this server. An account worker writes its tar straight into it;
    * the caller closes it. Drivers without it get the data through a stream.

@@ -100,7 +100,9 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       // incremental: content arrives with the records and becomes blobs (BlobSink);
       // archive/compressed: the worker writes the tar itself to its fd 4.
       const sink: BlobSink | null = structure === 'incremental'
-        ? new BlobSink(dest, partial, previous ? { dir: layout.snapshotDir(account.username, previous), blobs: prevBlobs! } : null)
+        ? new BlobSink(dest, partial, previous
+          ? { dir: layout.snapshotDir(account.username, previous), blobs: prevBlobs!, clone: await dest.cloneIsServerSide() }
+          : null)
         : null;
       const tarFile = `${partial}/${layout.data(structure)}`;
       let tarFd: number | null = null;

@@ -1,26 +1,49 @@
 import { StreamWriter } from '../util/stream-writer.js';
+import { InFlight } from '../util/in-flight.js';
 import type { Destination } from '../destinations/types.js';
 import { NO_REF, type Entry } from './format/entry.js';
 import { layout } from './snapshot-layout.js';
 
+/** Links and removals carry no data: many can be outstanding at once. */
+const SMALL_OPERATIONS_IN_FLIGHT = 64;
+
 /**
- * Incremental: new content becomes a new blob; unchanged content is a hard link to the
- * previous snapshot's blob. The worker only names a previous blob by number, and only
- * numbers present in the previous index are accepted, so a worker cannot make root
- * link anything else.
+ * Incremental content. An unchanged file keeps its blob number from the previous
+ * snapshot and its blob is a hard link to the previous one; new content gets a number
+ * above every previous one, so a new blob is never written into a shared inode.
+ *
+ * The links are made one per file, or, where the destination clones a tree on the
+ * server in one operation, by cloning the previous `files/` and then removing the
+ * blobs of files that changed or went away.
+ *
+ * The worker only names a previous blob by number, and only numbers present in the
+ * previous index (each at most once) are accepted, so a worker cannot make root link
+ * anything else.
  */
 export class BlobSink {
-  private next = 0;
+  private next: number;
+  private readonly reused = new Set<number>();
   private readonly dirs = new Set<string>();
   private current: StreamWriter | null = null;
   private stored = 0;
-  private readonly pendingLinks: Promise<void>[] = [];
+  private readonly links = new InFlight(SMALL_OPERATIONS_IN_FLIGHT);
+  private readonly writes: InFlight;
+  private readonly cloned: Promise<void> | null;
 
   constructor(
     private readonly dest: Destination,
     private readonly dir: string,
-    private readonly previous: { dir: string; blobs: Set<number> } | null,
-  ) {}
+    private readonly previous: { dir: string; blobs: Set<number>; clone: boolean } | null,
+  ) {
+    let max = -1;
+    for (const n of previous?.blobs ?? []) if (n > max) max = n;
+    this.next = max + 1;
+    this.writes = new InFlight(Math.max(1, dest.parallelism));
+    this.cloned = previous?.clone && previous.blobs.size > 0
+      ? dest.cloneTree(`${previous.dir}/${layout.data('incremental')}`, `${dir}/${layout.data('incremental')}`)
+      : null;
+    this.cloned?.catch(() => undefined);
+  }
 
   private async ensureDir(n: number): Promise<void> {
     const d = layout.blobDir(n);
@@ -33,6 +56,8 @@ export class BlobSink {
     if (entry.kind !== 'f') return;
     const prevRef = entry.prevRef;
     entry.prevRef = NO_REF;
+    // The clone makes `files/`: nothing may be written there before it is complete.
+    if (this.cloned) await this.cloned;
     if (hasData) {
       const n = this.next++;
       entry.dataRef = n;
@@ -40,15 +65,14 @@ export class BlobSink {
       this.current = new StreamWriter(this.dest.createWriteStream(`${this.dir}/${layout.blob(n)}`));
       return;
     }
-    if (prevRef === NO_REF || !this.previous || !this.previous.blobs.has(prevRef)) {
+    if (prevRef === NO_REF || !this.previous || !this.previous.blobs.has(prevRef) || this.reused.has(prevRef)) {
       throw new Error(`the account worker referred to unknown previous content for ${JSON.stringify(entry.path)}`);
     }
-    const n = this.next++;
-    entry.dataRef = n;
-    await this.ensureDir(n);
-    const link = this.dest.link(`${this.previous.dir}/${layout.blob(prevRef)}`, `${this.dir}/${layout.blob(n)}`);
-    this.pendingLinks.push(link);
-    if (this.pendingLinks.length >= 64) await Promise.all(this.pendingLinks.splice(0));
+    this.reused.add(prevRef);
+    entry.dataRef = prevRef;
+    if (this.cloned) return;
+    await this.ensureDir(prevRef);
+    await this.links.add(this.dest.link(`${this.previous.dir}/${layout.blob(prevRef)}`, `${this.dir}/${layout.blob(prevRef)}`));
   }
 
   async data(chunk: Buffer): Promise<void> {
@@ -56,14 +80,22 @@ export class BlobSink {
     await this.current!.write(chunk);
   }
 
+  /** The file's close is not awaited here: the next files open and fill while it completes. */
   async endData(): Promise<void> {
     const w = this.current;
     this.current = null;
-    if (w) await w.end();
+    if (w) await this.writes.add(w.end());
   }
 
   async finish(): Promise<void> {
-    await Promise.all(this.pendingLinks.splice(0));
+    if (this.cloned) {
+      await this.cloned;
+      for (const n of this.previous!.blobs) {
+        if (!this.reused.has(n)) await this.links.add(this.dest.remove(`${this.dir}/${layout.blob(n)}`));
+      }
+    }
+    await this.writes.drain();
+    await this.links.drain();
   }
 
   abort(): void {

@@ -18,6 +18,8 @@ export interface AccountBackupResult {
   files: number;
   bytes: number;
   storedBytes: number;
+  /** Remote destinations: bytes sent over the network for this account (null: local). */
+  sentBytes: number | null;
   skipped: number;
 }
 
@@ -76,6 +78,7 @@ async function backupToDestination(ctx: Context, job: JobRecord, destRecord: Des
     const task = ctx.store.tasks.create({ type: 'backup', account: account.username, jobId: job.id, destinationId: destRecord.id, snapshotId: null, params: {} });
     ctx.store.tasks.start(task.id, process.pid);
     let unlock: (() => void) | null = null;
+    const sentBefore = dest.bytesSent?.() ?? null;
     try {
       unlock = lockAccount(ctx.dataDir, account.username, `backup task ${task.id}`);
       const previous = job.structure === 'incremental'
@@ -95,14 +98,15 @@ async function backupToDestination(ctx: Context, job: JobRecord, destRecord: Des
       };
       ctx.store.snapshots.insert(record);
       for (const s of manifest.skipped) ctx.store.tasks.log(task.id, s.reason.startsWith('skipped:') ? 'info' : 'warn', `${s.path}: ${s.reason}`);
-      ctx.store.tasks.finish(task.id, manifest.status, { snapshot: manifest.id, stats: manifest.stats }, null);
+      const sentBytes = sentBefore === null ? null : dest.bytesSent!() - sentBefore;
+      ctx.store.tasks.finish(task.id, manifest.status, { snapshot: manifest.id, stats: manifest.stats, sentBytes }, null);
       results.push({ account: account.username, status: manifest.status, snapshot: manifest.id, task: task.id, error: null,
-        files: manifest.stats.files, bytes: manifest.stats.bytes, storedBytes: manifest.stats.storedBytes, skipped: manifest.stats.skipped });
+        files: manifest.stats.files, bytes: manifest.stats.bytes, storedBytes: manifest.stats.storedBytes, sentBytes, skipped: manifest.stats.skipped });
     } catch (err) {
       const message = (err as Error).message;
       ctx.store.tasks.log(task.id, 'error', message);
       ctx.store.tasks.finish(task.id, 'failed', {}, message);
-      results.push({ account: account.username, status: 'failed', snapshot: null, task: task.id, error: message, files: 0, bytes: 0, storedBytes: 0, skipped: 0 });
+      results.push({ account: account.username, status: 'failed', snapshot: null, task: task.id, error: message, files: 0, bytes: 0, storedBytes: 0, sentBytes: null, skipped: 0 });
     } finally {
       unlock?.();
     }

@@ -8,7 +8,7 @@ import { StreamWriter } from '../../server/util/stream-writer.js';
  * What every destination driver must do, run against a fresh, empty destination.
  * Drivers for new types (SSH next) call this with their own factory.
  */
-export function destinationConformance(name: string, make: () => Promise<Destination>): void {
+export function destinationConformance(name: string, make: () => Promise<Destination>, opts: { serverSideClone: boolean }): void {
   test(`${name}: open writes tidemark.json`, async () => {
     const d = await make();
     await d.open();
@@ -67,6 +67,30 @@ export function destinationConformance(name: string, make: () => Promise<Destina
     await assert.rejects(d.readFile('missing'), /not found/);
     await assert.rejects(d.remove(''), /refusing/);
     await assert.rejects(d.readFile('../etc/passwd'), /invalid path/);
+    await d.close();
+  });
+
+  test(`${name}: clone makes a hard-linked copy of a tree, and the original stays as it was`, async () => {
+    const d = await make();
+    await d.open();
+    assert.equal(await d.cloneIsServerSide(), opts.serverSideClone);
+    await d.writeFile('acct/one/files/0000/00000000', 'first');
+    await d.writeFile('acct/one/files/0000/00000001', 'second');
+    await d.writeFile('acct/one/files/0001/00000400', 'third');
+    await d.mkdir('acct/one/files/0002');
+    await d.mkdir('acct/.partial-two');
+    await d.cloneTree('acct/one/files', 'acct/.partial-two/files');
+    assert.deepEqual((await d.list('acct/.partial-two/files')).map((e) => e.name), ['0000', '0001', '0002'], 'folders, empty ones too');
+    assert.equal((await d.readFile('acct/.partial-two/files/0001/00000400')).toString(), 'third');
+    assert.equal(await d.linkCount('acct/one/files/0000/00000000'), 2, 'the copy is a hard link');
+    await d.remove('acct/.partial-two/files/0000/00000001');
+    const w = new StreamWriter(d.createWriteStream('acct/.partial-two/files/0000/00000002'));
+    await w.write(Buffer.from('new'));
+    await w.end();
+    assert.equal((await d.readFile('acct/one/files/0000/00000001')).toString(), 'second', 'removing from the clone keeps the original');
+    assert.equal(await d.exists('acct/one/files/0000/00000002'), false);
+    await assert.rejects(d.cloneTree('acct/one/files', 'acct/.partial-two/files'), /exists|EEXIST/, 'never clones into an existing tree');
+    await d.remove('acct');
     await d.close();
   });
 
