@@ -6,6 +6,8 @@ import {
   addDestination, browseDestination, describeDestination, getDestination, removeDestination, setEnabled, setSnapshotsVisible, validateDestination,
   type AddDestinationInput,
 } from '../services/destinations.js';
+import { editDestination, type EditDestinationInput } from '../services/destinations.js';
+import { reindexDestination } from '../services/reindex.js';
 import { addJob, describeJob, getJob, removeJob } from '../services/jobs.js';
 import { runBackup } from '../services/backups.js';
 import { describeEntry, describeSnapshot, download, findSnapshot, restore, snapshotFiles, snapshotManifest } from '../services/snapshots.js';
@@ -132,6 +134,55 @@ destination.command('browse').argument('<name>').argument('[path]', 'folder on t
   .action(action(async (ctx, json, name: string, dir: string) => {
     const entries = await browseDestination(ctx, name, dir);
     if (json) printJson(entries); else printTable(entries.map((e) => ({ ...e, modified: new Date(e.mtimeMs).toISOString() })), ['type', 'size', 'modified', 'name']);
+  }));
+
+destination.command('edit').argument('<name>')
+  .description('change the settings of a destination (a new connection is tried before it is saved)')
+  .option('--name <new>', 'rename it')
+  .option('--type <type>', 'only accepted when it is the current type (a type never changes)')
+  .option('--path <dir>', 'local: another directory; ssh: another remote directory (the snapshots must be there)')
+  .addOption(new Option('--hidden', 'hide its snapshots from account holders').conflicts('visible'))
+  .option('--visible', 'show its snapshots to account holders')
+  .option('--free-space-limit <mb>', 'do not start a backup below this many MB free', (v) => Number(v))
+  .option('--host <host>', 'ssh: server name or address (the new host key is pinned unless --host-key)')
+  .option('--port <port>', 'ssh: port', toPort)
+  .option('--user <name>', 'ssh: remote user')
+  .option('--password-file <file>', "ssh: log in with this password instead ('-': stdin)")
+  .option('--key-file <file>', 'ssh: log in with this private key instead')
+  .option('--passphrase-file <file>', "ssh: the private key's passphrase")
+  .option('--timeout <seconds>', 'ssh: connection timeout', (v) => Number(v))
+  .option('--host-key <fingerprint>', 'ssh: expected host key, SHA256:...')
+  .option('--forget-snapshots', 'drop from the catalog the snapshots the new location does not hold (their data is not deleted)')
+  .action(action(async (ctx, json, name: string, opts: {
+    name?: string; type?: string; path?: string; hidden?: boolean; visible?: boolean; freeSpaceLimit?: number; host?: string; port?: number;
+    user?: string; passwordFile?: string; keyFile?: string; passphraseFile?: string; timeout?: number; hostKey?: string; forgetSnapshots?: boolean;
+  }) => {
+    const changes: EditDestinationInput = {
+      type: opts.type, name: opts.name, path: opts.path, hidden: opts.hidden ? true : opts.visible ? false : undefined,
+      freeSpaceLimitMb: opts.freeSpaceLimit, host: opts.host, port: opts.port, username: opts.user,
+      password: readSecret(opts.passwordFile, 'password'), privateKey: readSecret(opts.keyFile, 'private key'),
+      passphrase: readSecret(opts.passphraseFile, 'passphrase'),
+      timeoutMs: opts.timeout !== undefined ? Math.round(opts.timeout * 1000) : undefined,
+      hostKeyFingerprint: opts.hostKey?.replace(/^SHA256:/, ''), forgetSnapshots: Boolean(opts.forgetSnapshots),
+    };
+    const r = await editDestination(ctx, name, changes);
+    const doc = { ...(await describeDestination(ctx, r.record)), changed: r.changed, forgottenSnapshots: r.forgottenSnapshots };
+    if (json) printJson(doc);
+    else {
+      process.stdout.write(r.changed.length ? `destination "${r.record.name}" changed: ${r.changed.join(', ')}\n` : `destination "${r.record.name}" unchanged\n`);
+      if (r.forgottenSnapshots) process.stdout.write(`${r.forgottenSnapshots} snapshots dropped from the catalog (their data stays at the old location)\n`);
+    }
+  }));
+destination.command('reindex').argument('<name>')
+  .description('rebuild the catalog of a destination from the snapshots it holds')
+  .option('--account <user>', 'only this account')
+  .action(action(async (ctx, json, name: string, opts: { account?: string }) => {
+    const r = await reindexDestination(ctx, name, opts.account !== undefined ? { account: opts.account } : {});
+    if (json) printJson(r);
+    else {
+      process.stdout.write(`${r.found} snapshots found in ${r.accounts.length} accounts: ${r.added} added, ${r.updated} updated, ${r.removed} removed from the catalog\n`);
+      for (const p of r.problems) process.stderr.write(`problem: ${p.path}: ${p.error}\n`);
+    }
   }));
 
 const job = program.command('job').description('what to back up, where and how');

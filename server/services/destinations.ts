@@ -7,6 +7,12 @@ import type { Destination, DirEntry } from '../destinations/types.js';
 import type { DestinationRecord } from '../store/destinations.js';
 import { isSealed, MASK, SecretBox } from '../util/secrets.js';
 import { UserError, type Context } from './context.js';
+import { isDeepStrictEqual } from 'node:util';
+import { DestinationError } from '../destinations/types.js';
+import { layout } from '../engine/snapshot-layout.js';
+import type { SnapshotRecord } from '../store/snapshots.js';
+import { mayManageDestination, ROOT, type Actor } from './actor.js';
+import { readMarker } from './destination-marker.js';
 
 export const NAME = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
 
@@ -227,4 +233,187 @@ export async function browseDestination(ctx: Context, name: string, rel: string)
   const clean = rel.split('/').filter((p) => p && p !== '.').join('/');
   if (clean.split('/').includes('..')) throw new UserError('a path on the destination may not contain ".."');
   return withDriver(ctx, getDestination(ctx, name), (driver) => driver.list(clean));
+}
+
+// ---------------------------------------------------------------------------------------
+// Manage: change the settings of an existing destination.
+
+export interface EditDestinationInput {
+  /** Only accepted when equal to the current type: a destination's type never changes. */
+  type?: string;
+  name?: string;
+  path?: string;
+  hidden?: boolean;
+  freeSpaceLimitMb?: number;
+  host?: string;
+  port?: number;
+  username?: string;
+  password?: string;
+  privateKey?: string;
+  passphrase?: string;
+  timeoutMs?: number;
+  hostKeyFingerprint?: string;
+  /** Drop from the catalog the snapshots the new location does not hold (their data is never deleted). */
+  forgetSnapshots?: boolean;
+}
+
+export interface EditOutcome {
+  record: DestinationRecord;
+  /** Names of the settings that changed (never their values). */
+  changed: string[];
+  forgottenSnapshots: number;
+}
+
+const SSH_ONLY = ['host', 'port', 'username', 'password', 'privateKey', 'passphrase', 'timeoutMs', 'hostKeyFingerprint'] as const;
+/** Settings that say where the snapshots live: changing one may leave cataloged snapshots behind. */
+const LOCATION: Record<DestinationRecord['type'], readonly string[]> = { local: ['path'], ssh: ['host', 'port', 'username', 'path'] };
+/** Settings whose change needs a connection test before it is saved. */
+const CONNECTION = ['host', 'port', 'username', 'path', 'password', 'privateKey', 'passphrase', 'hostKeyFingerprint'];
+
+const whereOf = (type: string, s: Record<string, unknown>): string =>
+  type === 'ssh' ? `${String(s.username)}@${String(s.host)}:${String(s.port)}:${String(s.path)}` : String(s.path);
+
+/**
+ * Changes a destination's settings. The result is validated with the rules of `add`; a
+ * new connection is tried before anything is saved; snapshots the catalog knows are never
+ * silently left behind at the old location.
+ */
+export async function editDestination(ctx: Context, name: string, changes: EditDestinationInput, actor: Actor = ROOT): Promise<EditOutcome> {
+  const d = getDestination(ctx, name);
+  if (!mayManageDestination(actor, d)) throw new UserError(`no destination named "${name}"`);
+  const given = (Object.keys(changes) as (keyof EditDestinationInput)[]).filter((k) => k !== 'forgetSnapshots' && changes[k] !== undefined);
+  const activity = (result: string, detail: string): void =>
+    ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'destination.edit', target: d.name, result, detail });
+  try {
+    const outcome = await applyDestinationEdit(ctx, d, changes, given, actor);
+    activity('ok', `changed: ${outcome.changed.join(', ') || 'nothing'}${outcome.forgottenSnapshots ? `; ${outcome.forgottenSnapshots} snapshots forgotten` : ''}`);
+    return outcome;
+  } catch (err) {
+    // The message names fields and places, never a secret's value.
+    activity('refused', `asked: ${given.join(', ')}; ${(err as Error).message}`);
+    throw err;
+  }
+}
+
+async function applyDestinationEdit(ctx: Context, d: DestinationRecord, changes: EditDestinationInput, given: string[], actor: Actor): Promise<EditOutcome> {
+  if (given.length === 0) throw new UserError('nothing to change: give at least one setting (see tidemark destination edit --help)', 2);
+  if (changes.type !== undefined && changes.type !== d.type) {
+    throw new UserError(`type: the type of a destination cannot change (destination "${d.name}" is ${d.type}); add a new destination instead`);
+  }
+  if (d.type === 'local') {
+    for (const f of SSH_ONLY) if (changes[f] !== undefined) throw new UserError(`${f}: only ssh destinations have this setting`);
+    if (changes.path !== undefined && actor.role !== 'admin') throw new UserError('path: only an administrator can move a local destination');
+  }
+
+  const merged: Record<string, unknown> = { ...d.settings, name: d.name, type: d.type, hidden: !d.snapshotsVisible, freeSpaceLimitMb: d.freeSpaceLimitMb };
+  for (const k of ['name', 'path', 'hidden', 'freeSpaceLimitMb', 'host', 'port', 'username', 'timeoutMs', 'hostKeyFingerprint'] as const) {
+    if (changes[k] !== undefined) merged[k] = changes[k];
+  }
+  // A new password or key replaces the way of logging in; a passphrase alone goes with the stored key.
+  if (changes.password !== undefined || changes.privateKey !== undefined) for (const f of SECRET_FIELDS) delete merged[f];
+  for (const f of SECRET_FIELDS) if (changes[f] !== undefined) merged[f] = changes[f];
+  if (changes.passphrase !== undefined && merged.privateKey === undefined) throw new UserError('passphrase: a passphrase goes with a private key (--key-file)');
+  const hostMoved = (changes.host !== undefined && changes.host !== d.settings.host) || (changes.port !== undefined && changes.port !== d.settings.port);
+  // A new server has its own host key: pin the one seen at the test connection, unless given.
+  if (hostMoved && changes.hostKeyFingerprint === undefined) delete merged.hostKeyFingerprint;
+
+  const parsed = (await addSchema()).safeParse(merged);
+  if (!parsed.success) throw new UserError(validationMessage(parsed.error));
+  const p = parsed.data;
+  if (p.name !== d.name && ctx.store.destinations.byName(p.name)) throw new UserError(`name: a destination named "${p.name}" exists already`);
+  let settings: Record<string, unknown>;
+  if (p.type === 'local') {
+    settings = { path: path.resolve(p.path) };
+  } else {
+    const { name: _n, type: _t, hidden: _h, freeSpaceLimitMb: _f, ...ssh } = p;
+    settings = { ...ssh };
+  }
+
+  const settingsChanged = (): string[] => [...new Set([...Object.keys(d.settings), ...Object.keys(settings)])].filter((k) =>
+    (SECRET_FIELDS as readonly string[]).includes(k)
+      ? changes[k as (typeof SECRET_FIELDS)[number]] !== undefined || (settings[k] === undefined) !== (d.settings[k] === undefined)
+      : !isDeepStrictEqual(settings[k], d.settings[k]));
+  const beforeTest = settingsChanged();
+  let orphaned: SnapshotRecord[] = [];
+  if (beforeTest.some((k) => CONNECTION.includes(k))) {
+    const moves = beforeTest.some((k) => LOCATION[d.type].includes(k));
+    if (moves) refuseWhileTasksRun(ctx, d);
+    orphaned = await tryNewSettings(ctx, d, settings, moves, Boolean(changes.forgetSnapshots));
+  }
+  const changed = settingsChanged();
+  if (p.name !== d.name) changed.unshift('name');
+  if (p.hidden === d.snapshotsVisible) changed.push('snapshotsVisible');
+  if (p.freeSpaceLimitMb !== d.freeSpaceLimitMb) changed.push('freeSpaceLimitMb');
+  if (changed.length === 0) return { record: d, changed, forgottenSnapshots: 0 };
+
+  const box = new SecretBox(ctx.dataDir);
+  for (const f of SECRET_FIELDS) if (changes[f] !== undefined && typeof settings[f] === 'string') settings[f] = box.seal(settings[f] as string);
+  const record = ctx.store.db.transaction(() => {
+    for (const s of orphaned) ctx.store.snapshots.remove(d.id, s.account, s.id);
+    return ctx.store.destinations.applyEdit(d.id, { name: p.name, settings, snapshotsVisible: !p.hidden, freeSpaceLimitMb: p.freeSpaceLimitMb });
+  })();
+  return { record, changed, forgottenSnapshots: orphaned.length };
+}
+
+/** A backup running to the old location would catalog a snapshot the new location does not hold. */
+function refuseWhileTasksRun(ctx: Context, d: DestinationRecord): void {
+  const busy = ctx.store.db.prepare(`SELECT id, type, account FROM tasks WHERE destination_id = ? AND status IN ('queued', 'running') ORDER BY id LIMIT 1`)
+    .get(d.id) as { id: number; type: string; account: string | null } | undefined;
+  if (busy) throw new UserError(`destination "${d.name}" is in use (${busy.type} task ${busy.id}${busy.account ? ` of ${busy.account}` : ''}); change its location when that is done`);
+}
+
+/**
+ * Connects with the new settings (secrets still in the clear where they are new), checks
+ * that the cataloged snapshots are at the new location, then opens it (which writes
+ * tidemark.json where none is) and pins the host key seen. Returns the cataloged snapshots
+ * the new location lacks, which the caller forgets; refuses when they are not to be forgotten.
+ */
+async function tryNewSettings(ctx: Context, d: DestinationRecord, settings: Record<string, unknown>, moves: boolean, forget: boolean): Promise<SnapshotRecord[]> {
+  const usable = async <T>(fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (err) {
+      throw new UserError(`destination "${d.name}" is not usable with these settings: ${(err as Error).message}`);
+    }
+  };
+  const driver = driverFor(ctx, { type: d.type, settings });
+  try {
+    const cataloged = moves ? ctx.store.snapshots.list({ destinationId: d.id }) : [];
+    let orphaned: SnapshotRecord[] = [];
+    if (cataloged.length > 0) {
+      // open() would report a missing root best, but it also writes tidemark.json: only when the root is missing.
+      await usable(async () => { if (!(await driver.exists(''))) await driver.open(); });
+      orphaned = await usable(() => snapshotsMissingAt(ctx, d, driver, cataloged));
+      if (orphaned.length > 0 && !forget) {
+        throw new UserError(`${orphaned.length} of the ${cataloged.length} snapshots cataloged on destination "${d.name}" are not at ${whereOf(d.type, settings)}: `
+          + `saving this change would orphan them. Move the data there first (copy the whole destination folder, tidemark.json included), `
+          + `or pass --forget-snapshots to drop them from the catalog (their data at ${whereOf(d.type, d.settings)} is not deleted).`);
+      }
+    }
+    await usable(() => driver.open());
+    if (driver instanceof SshDestination && !settings.hostKeyFingerprint && driver.seenFingerprint) settings.hostKeyFingerprint = driver.seenFingerprint;
+    return orphaned;
+  } finally {
+    await driver.close();
+  }
+}
+
+/**
+ * The cataloged snapshots the new location does not hold. The same tidemark.json serverId
+ * at both places means the data was moved as a whole; otherwise (different marker, or the
+ * old place unreachable) each snapshot's manifest is looked for.
+ */
+async function snapshotsMissingAt(ctx: Context, d: DestinationRecord, driver: Destination, cataloged: SnapshotRecord[]): Promise<SnapshotRecord[]> {
+  const markerOrNull = (err: unknown): null => {
+    if (err instanceof DestinationError && err.code === 'invalid') return null;
+    throw err;
+  };
+  const newMarker = await readMarker(driver).catch(markerOrNull);
+  if (newMarker) {
+    const oldMarker = await withDriver(ctx, d, (old) => readMarker(old)).catch(() => null);
+    if (oldMarker?.serverId === newMarker.serverId) return [];
+  }
+  const missing: SnapshotRecord[] = [];
+  for (const s of cataloged) if (!(await driver.exists(`${layout.snapshotDir(s.account, s.id)}/${layout.manifest}`))) missing.push(s);
+  return missing;
 }

@@ -50,6 +50,15 @@ export class DestinationRepository {
     if (fields.settings !== undefined) this.db.prepare('UPDATE destinations SET settings = ? WHERE id = ?').run(JSON.stringify(fields.settings), id);
     return this.byId(id)!;
   }
+  /** The fields `destination edit` may change, written together. */
+  applyEdit(id: number, fields: Partial<Pick<DestinationRecord, 'name' | 'settings' | 'snapshotsVisible' | 'freeSpaceLimitMb'>>): DestinationRecord {
+    this.db.transaction(() => {
+      if (fields.name !== undefined) this.db.prepare('UPDATE destinations SET name = ? WHERE id = ?').run(fields.name, id);
+      if (fields.freeSpaceLimitMb !== undefined) this.db.prepare('UPDATE destinations SET free_space_limit_mb = ? WHERE id = ?').run(fields.freeSpaceLimitMb, id);
+      this.update(id, fields);
+    })();
+    return this.byId(id)!;
+  }
   remove(id: number): void {
     this.db.prepare('DELETE FROM destinations WHERE id = ?').run(id);
   }

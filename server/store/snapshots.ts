@@ -61,6 +61,13 @@ export class SnapshotRepository {
       .run(s.id, s.destinationId, s.account, s.jobId, s.structure, s.status, s.startedAt, s.finishedAt, JSON.stringify(s.items),
         s.files, s.bytes, s.storedBytes, JSON.stringify(s.databases), s.locked ? 1 : 0, s.note);
   }
+  /** Rewrites what the catalog knows of one snapshot (reindex); locked and note are written as given. */
+  update(s: SnapshotRecord): void {
+    this.db.prepare(`UPDATE snapshots SET job_id = ?, structure = ?, status = ?, started_at = ?, finished_at = ?, items = ?, files = ?,
+      bytes = ?, stored_bytes = ?, databases = ?, locked = ?, note = ? WHERE destination_id = ? AND account = ? AND id = ?`)
+      .run(s.jobId, s.structure, s.status, s.startedAt, s.finishedAt, JSON.stringify(s.items), s.files, s.bytes, s.storedBytes,
+        JSON.stringify(s.databases), s.locked ? 1 : 0, s.note, s.destinationId, s.account, s.id);
+  }
   remove(destinationId: number, account: string, id: string): void {
     this.db.prepare('DELETE FROM snapshots WHERE destination_id = ? AND account = ? AND id = ?').run(destinationId, account, id);
   }
