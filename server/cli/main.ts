@@ -152,10 +152,11 @@ destination.command('edit').argument('<name>')
   .option('--passphrase-file <file>', "ssh: the private key's passphrase")
   .option('--timeout <seconds>', 'ssh: connection timeout', (v) => Number(v))
   .option('--host-key <fingerprint>', 'ssh: expected host key, SHA256:...')
+  .option('--parallel <n>', 'ssh: files in transfer at once', (v) => Number(v))
   .option('--forget-snapshots', 'drop from the catalog the snapshots the new location does not hold (their data is not deleted)')
   .action(action(async (ctx, json, name: string, opts: {
     name?: string; type?: string; path?: string; hidden?: boolean; visible?: boolean; freeSpaceLimit?: number; host?: string; port?: number;
-    user?: string; passwordFile?: string; keyFile?: string; passphraseFile?: string; timeout?: number; hostKey?: string; forgetSnapshots?: boolean;
+    user?: string; passwordFile?: string; keyFile?: string; passphraseFile?: string; timeout?: number; hostKey?: string; parallel?: number; forgetSnapshots?: boolean;
   }) => {
     const changes: EditDestinationInput = {
       type: opts.type, name: opts.name, path: opts.path, hidden: opts.hidden ? true : opts.visible ? false : undefined,
@@ -163,7 +164,7 @@ destination.command('edit').argument('<name>')
       password: readSecret(opts.passwordFile, 'password'), privateKey: readSecret(opts.keyFile, 'private key'),
       passphrase: readSecret(opts.passphraseFile, 'passphrase'),
       timeoutMs: opts.timeout !== undefined ? Math.round(opts.timeout * 1000) : undefined,
-      hostKeyFingerprint: opts.hostKey?.replace(/^SHA256:/, ''), forgetSnapshots: Boolean(opts.forgetSnapshots),
+      hostKeyFingerprint: opts.hostKey?.replace(/^SHA256:/, ''), parallelTransfers: opts.parallel, forgetSnapshots: Boolean(opts.forgetSnapshots),
     };
     const r = await editDestination(ctx, name, changes);
     const doc = { ...(await describeDestination(ctx, r.record)), changed: r.changed, forgottenSnapshots: r.forgottenSnapshots };

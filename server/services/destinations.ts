@@ -253,6 +253,7 @@ export interface EditDestinationInput {
   passphrase?: string;
   timeoutMs?: number;
   hostKeyFingerprint?: string;
+  parallelTransfers?: number;
   /** Drop from the catalog the snapshots the new location does not hold (their data is never deleted). */
   forgetSnapshots?: boolean;
 }
@@ -264,7 +265,7 @@ export interface EditOutcome {
   forgottenSnapshots: number;
 }
 
-const SSH_ONLY = ['host', 'port', 'username', 'password', 'privateKey', 'passphrase', 'timeoutMs', 'hostKeyFingerprint'] as const;
+const SSH_ONLY = ['host', 'port', 'username', 'password', 'privateKey', 'passphrase', 'timeoutMs', 'hostKeyFingerprint', 'parallelTransfers'] as const;
 /** Settings that say where the snapshots live: changing one may leave cataloged snapshots behind. */
 const LOCATION: Record<DestinationRecord['type'], readonly string[]> = { local: ['path'], ssh: ['host', 'port', 'username', 'path'] };
 /** Settings whose change needs a connection test before it is saved. */
@@ -306,7 +307,7 @@ async function applyDestinationEdit(ctx: Context, d: DestinationRecord, changes:
   }
 
   const merged: Record<string, unknown> = { ...d.settings, name: d.name, type: d.type, hidden: !d.snapshotsVisible, freeSpaceLimitMb: d.freeSpaceLimitMb };
-  for (const k of ['name', 'path', 'hidden', 'freeSpaceLimitMb', 'host', 'port', 'username', 'timeoutMs', 'hostKeyFingerprint'] as const) {
+  for (const k of ['name', 'path', 'hidden', 'freeSpaceLimitMb', 'host', 'port', 'username', 'timeoutMs', 'hostKeyFingerprint', 'parallelTransfers'] as const) {
     if (changes[k] !== undefined) merged[k] = changes[k];
   }
   // A new password or key replaces the way of logging in; a passphrase alone goes with the stored key.
