@@ -23,6 +23,14 @@ export const configSchema = z.object({
   socketPath: z.string().default('/var/run/tidemark/tidemark.sock'),
   /** HTTP listener for standalone mode (127.0.0.1 only); 0 disables it. */
   httpPort: z.number().int().min(0).max(65535).default(7080),
+  /**
+   * Account-level destinations: when enabled, an account holder may add SSH destinations of
+   * its own (at most `maxPerAccount`) and back up its own account to them. Off by default.
+   */
+  accountDestinations: z.object({
+    enabled: z.boolean().default(false),
+    maxPerAccount: z.number().int().min(0).max(100).default(2),
+  }).strict().default({ enabled: false, maxPerAccount: 2 }),
   /** Log level for the JSON logs. */
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 }).strict();

@@ -3,18 +3,20 @@ import fs from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { openContext, UserError, type Context } from '../services/context.js';
 import {
-  addDestination, browseDestination, describeDestination, getDestination, removeDestination, setEnabled, setSnapshotsVisible, validateDestination,
+  addDestination, browseDestination, describeDestination, getDestination, listDestinations, removeDestination, setEnabled, setSnapshotsVisible, validateDestination,
   type AddDestinationInput,
 } from '../services/destinations.js';
 import { editDestination, type EditDestinationInput } from '../services/destinations.js';
 import { reindexDestination } from '../services/reindex.js';
-import { addJob, describeJob, getJob, removeJob } from '../services/jobs.js';
+import { addJob, describeJob, getJob, listJobs, removeJob } from '../services/jobs.js';
 import { runBackup } from '../services/backups.js';
-import { describeEntry, describeSnapshot, download, findSnapshot, restore, snapshotFiles, snapshotManifest } from '../services/snapshots.js';
+import { describeEntry, describeSnapshot, download, findSnapshot, listSnapshots, restore, snapshotFiles, snapshotManifest } from '../services/snapshots.js';
+import { ROOT, type Actor } from '../services/actor.js';
+import { ACCOUNT_NAME } from '../engine/snapshot-layout.js';
 import { fromUtf8, type BytePath } from '../util/byte-path.js';
 import { humanBytes, printJson, printRecord, printTable } from './output.js';
 
-interface GlobalOptions { dataDir?: string; json?: boolean }
+interface GlobalOptions { dataDir?: string; json?: boolean; asAccount?: string; owner?: string }
 
 const program = new Command();
 program
@@ -22,6 +24,8 @@ program
   .description('Backups of hosting accounts: incremental snapshots, tar and tar.gz archives.')
   .option('--data-dir <dir>', 'state directory (default: $TIDEMARK_HOME or /var/lib/tidemark)')
   .option('--json', 'print one JSON document')
+  .option('--as-account <name>', "act as this account's holder, with exactly its rights (as a panel bridge does)")
+  .option('--owner <account>', "the provider reaching an account's destination or job of a given name")
   .showHelpAfterError()
   .exitOverride();
 
@@ -30,12 +34,40 @@ const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
 /** Opens the state store, runs the action, and turns errors into a message and an exit code. */
 function action<A extends unknown[]>(fn: (ctx: Context, json: boolean, ...args: A) => Promise<void>) {
+  return actionAs<A>(async (ctx, json, who, ...args) => {
+    // A command that does not take an actor would act as root: refused rather than misleading.
+    if (who.actor !== ROOT || who.owner !== undefined) throw new UserError('--as-account and --owner do not apply to this command', 2);
+    await fn(ctx, json, ...args);
+  });
+}
+
+/** Whom a command acts for, and (for the provider) which account's destination or job a name means. */
+interface Who { actor: Actor; owner: string | undefined }
+
+/**
+ * The CLI runs as root; `--as-account NAME` gives the command the identity of that account's
+ * holder, exactly as a panel bridge will, so every rule for account holders applies.
+ */
+async function whoFrom(ctx: Context, g: GlobalOptions): Promise<Who> {
+  const check = (name: string, option: string): void => {
+    if (!ACCOUNT_NAME.test(name)) throw new UserError(`${option}: "${name}" is not an account name`, 2);
+  };
+  if (g.owner !== undefined) check(g.owner, '--owner');
+  if (g.asAccount === undefined) return { actor: ROOT, owner: g.owner };
+  check(g.asAccount, '--as-account');
+  const account = g.asAccount === 'root' ? null : await ctx.panel(false).getAccount(g.asAccount);
+  if (!account) throw new UserError(`--as-account: no account named "${g.asAccount}"`);
+  return { actor: { name: account.username, role: 'user' }, owner: g.owner };
+}
+
+/** `action` for commands that account holders may use: they get whom they act for. */
+function actionAs<A extends unknown[]>(fn: (ctx: Context, json: boolean, who: Who, ...args: A) => Promise<void>) {
   return async (...args: unknown[]): Promise<void> => {
     const cmd = args[args.length - 1] as Command;
     const g = globals(cmd);
     const ctx = await openContext(g.dataDir);
     try {
-      await fn(ctx, Boolean(g.json), ...(args.slice(0, -1) as A));
+      await fn(ctx, Boolean(g.json), await whoFrom(ctx, g), ...(args.slice(0, -1) as A));
     } finally {
       ctx.close();
     }
@@ -70,10 +102,11 @@ destination.command('add')
   .option('--timeout <seconds>', 'ssh: connection timeout (default 20)', (v) => Number(v))
   .option('--host-key <fingerprint>', 'ssh: expected host key, SHA256:... (default: pinned at first connection)')
   .option('--parallel <n>', 'ssh: files in transfer at once (default 8)', (v) => Number(v))
-  .action(action(async (ctx, json, opts: {
+  .action(actionAs(async (ctx, json, who, opts: {
     name: string; type: string; path?: string; hidden?: boolean; freeSpaceLimit?: number; host?: string; port?: number; user?: string;
     passwordFile?: string; keyFile?: string; passphraseFile?: string; timeout?: number; hostKey?: string; parallel?: number;
   }) => {
+    if (who.owner !== undefined) throw new UserError("--owner does not apply to destination add: an account's destination is added with --as-account", 2);
     const input: AddDestinationInput = { name: opts.name, type: opts.type, path: opts.path ?? '', hidden: Boolean(opts.hidden), freeSpaceLimitMb: opts.freeSpaceLimit ?? 0 };
     if (opts.type === 'ssh') {
       Object.assign(input, {
@@ -85,54 +118,54 @@ destination.command('add')
         ...(opts.parallel !== undefined ? { parallelTransfers: opts.parallel } : {}),
       });
     }
-    const d = await addDestination(ctx, input);
-    const doc = await describeDestination(ctx, d);
+    const d = await addDestination(ctx, input, who.actor);
+    const doc = await describeDestination(ctx, d, who.actor);
     if (json) printJson(doc); else process.stdout.write(`destination "${d.name}" added${d.type === 'ssh' ? ` (host key SHA256:${String(d.settings.hostKeyFingerprint)})` : ''}\n`);
   }));
-destination.command('list').action(action(async (ctx, json) => {
-  const docs = await Promise.all(ctx.store.destinations.list().map((d) => describeDestination(ctx, d)));
+destination.command('list').action(actionAs(async (ctx, json, who) => {
+  const docs = await Promise.all(listDestinations(ctx, who.actor).map((d) => describeDestination(ctx, d, who.actor)));
   if (json) printJson(docs);
   else printTable(docs.map((d) => ({ ...d, path: (d.settings as { path?: string }).path, free: d.space ? humanBytes((d.space as { freeBytes: number }).freeBytes) : d.problem, visible: d.snapshotsVisible })),
-    ['name', 'type', 'path', 'enabled', 'visible', 'snapshots', 'jobs', 'free']);
+    ['name', 'owner', 'type', 'path', 'enabled', 'visible', 'snapshots', 'jobs', 'free']);
 }));
-destination.command('show').argument('<name>').action(action(async (ctx, json, name: string) => {
-  const doc = await describeDestination(ctx, getDestination(ctx, name));
+destination.command('show').argument('<name>').action(actionAs(async (ctx, json, who, name: string) => {
+  const doc = await describeDestination(ctx, getDestination(ctx, name, who.actor, who.owner), who.actor);
   if (json) printJson(doc); else printRecord(doc);
 }));
 destination.command('remove').argument('<name>')
   .description('forget a destination; its snapshots stay on it unless --delete-data')
   .option('--delete-data', 'also delete the snapshots Tidemark stored on it')
-  .action(action(async (ctx, json, name: string, opts: { deleteData?: boolean }) => {
-    const r = await removeDestination(ctx, name, { deleteData: Boolean(opts.deleteData) });
+  .action(actionAs(async (ctx, json, who, name: string, opts: { deleteData?: boolean }) => {
+    const r = await removeDestination(ctx, name, { deleteData: Boolean(opts.deleteData) }, who.actor, who.owner);
     if (json) printJson({ removed: r.record.name, deletedSnapshots: r.deletedSnapshots });
     else process.stdout.write(`destination "${r.record.name}" removed (${opts.deleteData ? `${r.deletedSnapshots} snapshots deleted from it` : 'data on it was not touched'})\n`);
   }));
 for (const [verb, enabled] of [['enable', true], ['disable', false]] as const) {
   destination.command(verb).argument('<name>').description(enabled ? 'take new backups again' : 'take no new backups (snapshots stay restorable)')
-    .action(action(async (ctx, json, name: string) => {
-      const d = setEnabled(ctx, name, enabled);
-      if (json) printJson(await describeDestination(ctx, d)); else process.stdout.write(`destination "${d.name}" ${verb}d\n`);
+    .action(actionAs(async (ctx, json, who, name: string) => {
+      const d = setEnabled(ctx, name, enabled, who.actor, who.owner);
+      if (json) printJson(await describeDestination(ctx, d, who.actor)); else process.stdout.write(`destination "${d.name}" ${verb}d\n`);
     }));
 }
 destination.command('visibility').argument('<name>')
   .addOption(new Option('--hidden', 'hide its snapshots from account holders').conflicts('visible'))
   .option('--visible', 'show its snapshots to account holders')
-  .action(action(async (ctx, json, name: string, opts: { hidden?: boolean; visible?: boolean }) => {
+  .action(actionAs(async (ctx, json, who, name: string, opts: { hidden?: boolean; visible?: boolean }) => {
     if (!opts.hidden && !opts.visible) throw new UserError('give --hidden or --visible', 2);
-    const d = setSnapshotsVisible(ctx, name, Boolean(opts.visible));
+    const d = setSnapshotsVisible(ctx, name, Boolean(opts.visible), who.actor, who.owner);
     if (json) printJson(await describeDestination(ctx, d)); else process.stdout.write(`snapshots on "${d.name}" are ${d.snapshotsVisible ? 'visible' : 'hidden'} to account holders\n`);
   }));
 destination.command('validate').argument('<name>').description('connect, write, read back and delete a probe; report free space and latency')
-  .action(action(async (ctx, json, name: string) => {
-    const r = await validateDestination(ctx, name);
+  .action(actionAs(async (ctx, json, who, name: string) => {
+    const r = await validateDestination(ctx, name, who.actor, who.owner);
     if (json) printJson(r);
     else if (r.ok) process.stdout.write(`ok: ${humanBytes(r.space!.freeBytes)} free, latency ${r.latencyMs} ms, probe written and read back in ${r.writeReadMs} ms\n`);
     else process.stderr.write(`failed: ${r.error}\n`);
     if (!r.ok) process.exitCode = 1;
   }));
 destination.command('browse').argument('<name>').argument('[path]', 'folder on the destination', '')
-  .action(action(async (ctx, json, name: string, dir: string) => {
-    const entries = await browseDestination(ctx, name, dir);
+  .action(actionAs(async (ctx, json, who, name: string, dir: string) => {
+    const entries = await browseDestination(ctx, name, dir, who.actor, who.owner);
     if (json) printJson(entries); else printTable(entries.map((e) => ({ ...e, modified: new Date(e.mtimeMs).toISOString() })), ['type', 'size', 'modified', 'name']);
   }));
 
@@ -154,7 +187,7 @@ destination.command('edit').argument('<name>')
   .option('--host-key <fingerprint>', 'ssh: expected host key, SHA256:...')
   .option('--parallel <n>', 'ssh: files in transfer at once', (v) => Number(v))
   .option('--forget-snapshots', 'drop from the catalog the snapshots the new location does not hold (their data is not deleted)')
-  .action(action(async (ctx, json, name: string, opts: {
+  .action(actionAs(async (ctx, json, who, name: string, opts: {
     name?: string; type?: string; path?: string; hidden?: boolean; visible?: boolean; freeSpaceLimit?: number; host?: string; port?: number;
     user?: string; passwordFile?: string; keyFile?: string; passphraseFile?: string; timeout?: number; hostKey?: string; parallel?: number; forgetSnapshots?: boolean;
   }) => {
@@ -166,8 +199,8 @@ destination.command('edit').argument('<name>')
       timeoutMs: opts.timeout !== undefined ? Math.round(opts.timeout * 1000) : undefined,
       hostKeyFingerprint: opts.hostKey?.replace(/^SHA256:/, ''), parallelTransfers: opts.parallel, forgetSnapshots: Boolean(opts.forgetSnapshots),
     };
-    const r = await editDestination(ctx, name, changes);
-    const doc = { ...(await describeDestination(ctx, r.record)), changed: r.changed, forgottenSnapshots: r.forgottenSnapshots };
+    const r = await editDestination(ctx, name, changes, who.actor, who.owner);
+    const doc = { ...(await describeDestination(ctx, r.record, who.actor)), changed: r.changed, forgottenSnapshots: r.forgottenSnapshots };
     if (json) printJson(doc);
     else {
       process.stdout.write(r.changed.length ? `destination "${r.record.name}" changed: ${r.changed.join(', ')}\n` : `destination "${r.record.name}" unchanged\n`);
@@ -177,8 +210,8 @@ destination.command('edit').argument('<name>')
 destination.command('reindex').argument('<name>')
   .description('rebuild the catalog of a destination from the snapshots it holds')
   .option('--account <user>', 'only this account')
-  .action(action(async (ctx, json, name: string, opts: { account?: string }) => {
-    const r = await reindexDestination(ctx, name, opts.account !== undefined ? { account: opts.account } : {});
+  .action(actionAs(async (ctx, json, who, name: string, opts: { account?: string }) => {
+    const r = await reindexDestination(ctx, name, opts.account !== undefined ? { account: opts.account } : {}, who.actor, who.owner);
     if (json) printJson(r);
     else {
       process.stdout.write(`${r.found} snapshots found in ${r.accounts.length} accounts: ${r.added} added, ${r.updated} updated, ${r.removed} removed from the catalog\n`);
@@ -195,25 +228,25 @@ job.command('add')
   .option('--all', 'every account')
   .option('--items <list>', 'comma-separated: files,databases,database-users (default: all)')
   .option('--exclude <glob>', 'exclude paths matching the glob (repeatable)', collect, [])
-  .action(action(async (ctx, json, opts: { name: string; destination: string; structure: string; accounts?: string; all?: boolean; items?: string; exclude: string[] }) => {
+  .action(actionAs(async (ctx, json, who, opts: { name: string; destination: string; structure: string; accounts?: string; all?: boolean; items?: string; exclude: string[] }) => {
     const j = await addJob(ctx, {
       name: opts.name, destination: opts.destination, structure: opts.structure, all: Boolean(opts.all),
       ...(opts.accounts !== undefined ? { accounts: opts.accounts.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
       ...(opts.items !== undefined ? { items: opts.items.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
       excludes: opts.exclude,
-    });
+    }, who.actor, who.owner);
     if (json) printJson(describeJob(ctx, j)); else process.stdout.write(`job "${j.name}" added\n`);
   }));
-job.command('list').action(action(async (ctx, json) => {
-  const docs = ctx.store.jobs.list().map((j) => describeJob(ctx, j));
-  if (json) printJson(docs); else printTable(docs, ['name', 'destination', 'structure', 'accounts', 'items', 'excludes']);
+job.command('list').action(actionAs(async (ctx, json, who) => {
+  const docs = listJobs(ctx, who.actor).map((j) => describeJob(ctx, j));
+  if (json) printJson(docs); else printTable(docs, ['name', 'owner', 'destination', 'structure', 'accounts', 'items', 'excludes']);
 }));
-job.command('show').argument('<name>').action(action(async (ctx, json, name: string) => {
-  const doc = describeJob(ctx, getJob(ctx, name));
+job.command('show').argument('<name>').action(actionAs(async (ctx, json, who, name: string) => {
+  const doc = describeJob(ctx, getJob(ctx, name, who.actor, who.owner));
   if (json) printJson(doc); else printRecord(doc);
 }));
-job.command('remove').argument('<name>').action(action(async (ctx, json, name: string) => {
-  const j = removeJob(ctx, name);
+job.command('remove').argument('<name>').action(actionAs(async (ctx, json, who, name: string) => {
+  const j = removeJob(ctx, name, who.actor, who.owner);
   if (json) printJson({ removed: j.name }); else process.stdout.write(`job "${j.name}" removed\n`);
 }));
 
@@ -222,8 +255,8 @@ program.command('backup')
   .requiredOption('--job <name>')
   .option('--account <user>', 'only this account of the job')
   .option('--wait', 'wait until it is done (the only mode until the daemon queue exists)')
-  .action(action(async (ctx, json, opts: { job: string; account?: string }) => {
-    const results = await runBackup(ctx, opts.job, opts.account);
+  .action(actionAs(async (ctx, json, who, opts: { job: string; account?: string }) => {
+    const results = await runBackup(ctx, opts.job, opts.account, who.actor, who.owner);
     if (json) printJson({ snapshots: results.filter((r) => r.snapshot).map((r) => r.snapshot), results });
     else {
       for (const r of results) {
@@ -238,26 +271,24 @@ const snapshot = program.command('snapshot').description('points in time');
 snapshot.command('list')
   .option('--account <user>')
   .option('--destination <name>')
-  .action(action(async (ctx, json, opts: { account?: string; destination?: string }) => {
-    const filter: { account?: string; destinationId?: number } = {};
-    if (opts.account !== undefined) filter.account = opts.account;
-    if (opts.destination !== undefined) filter.destinationId = getDestination(ctx, opts.destination).id;
-    const docs = ctx.store.snapshots.list(filter).map((s) => describeSnapshot(ctx, s));
+  .action(actionAs(async (ctx, json, who, opts: { account?: string; destination?: string }) => {
+    const snapshots = await listSnapshots(ctx, { ...opts, ...(who.owner !== undefined ? { owner: who.owner } : {}) }, who.actor);
+    const docs = snapshots.map((s) => describeSnapshot(ctx, s));
     if (json) printJson(docs);
     else printTable(docs.map((d) => ({ ...d, size: humanBytes(d.bytes as number) })), ['id', 'account', 'destination', 'structure', 'status', 'files', 'size', 'finishedAt']);
   }));
-snapshot.command('show').argument('<id>').option('--destination <name>').action(action(async (ctx, json, id: string, opts: { destination?: string }) => {
-  const s = findSnapshot(ctx, id, opts.destination);
-  const doc = { ...describeSnapshot(ctx, s), manifest: await snapshotManifest(ctx, s) };
+snapshot.command('show').argument('<id>').option('--destination <name>').action(actionAs(async (ctx, json, who, id: string, opts: { destination?: string }) => {
+  const s = await findSnapshot(ctx, id, opts.destination, who.actor, who.owner);
+  const doc = { ...describeSnapshot(ctx, s), manifest: await snapshotManifest(ctx, s, who.actor) };
   if (json) printJson(doc); else printRecord(doc);
 }));
 snapshot.command('files').argument('<id>').argument('[path]', 'directory inside the home', '')
   .option('--path-base64 <b64>', 'the directory as base64 bytes (for names that are not UTF-8)')
   .option('--destination <name>')
-  .action(action(async (ctx, json, id: string, dir: string, opts: { pathBase64?: string; destination?: string }) => {
-    const s = findSnapshot(ctx, id, opts.destination);
+  .action(actionAs(async (ctx, json, who, id: string, dir: string, opts: { pathBase64?: string; destination?: string }) => {
+    const s = await findSnapshot(ctx, id, opts.destination, who.actor, who.owner);
     const path = opts.pathBase64 !== undefined ? Buffer.from(opts.pathBase64, 'base64').toString('latin1') : fromUtf8(dir);
-    const docs = (await snapshotFiles(ctx, s, path)).map(describeEntry);
+    const docs = (await snapshotFiles(ctx, s, path, who.actor)).map(describeEntry);
     if (json) printJson(docs); else printTable(docs, ['type', 'mode', 'size', 'mtime', 'name']);
   }));
 
@@ -297,10 +328,10 @@ program.command('restore')
   .option('--in-place', 'overwrite what the snapshot holds, leave the rest (default)')
   .option('--destination <name>')
   .option('--wait', 'wait until it is done')
-  .action(action(async (ctx, json, id: string, opts: { path: string[]; pathBase64: string[]; intoFolder?: boolean; destination?: string }) => {
-    const s = findSnapshot(ctx, id, opts.destination);
+  .action(actionAs(async (ctx, json, who, id: string, opts: { path: string[]; pathBase64: string[]; intoFolder?: boolean; destination?: string }) => {
+    const s = await findSnapshot(ctx, id, opts.destination, who.actor, who.owner);
     const databases = pairDatabases(process.argv.slice(2));
-    const r = await restore(ctx, s, { paths: pathsFrom(opts), databases, intoFolder: Boolean(opts.intoFolder) });
+    const r = await restore(ctx, s, { paths: pathsFrom(opts), databases, intoFolder: Boolean(opts.intoFolder) }, who.actor);
     if (json) printJson(r);
     else {
       if (r.files) process.stdout.write(`restored ${r.files.files} files, ${r.files.directories} new folders, ${r.files.links} links${r.folder ? ` into ~/${r.folder}` : ''}\n`);
@@ -316,9 +347,9 @@ program.command('download')
   .option('--database <db>', 'include this database dump (repeatable)', collect, [])
   .requiredOption('--out <file>', 'where to write the .tar.gz')
   .option('--destination <name>')
-  .action(action(async (ctx, json, id: string, opts: { path: string[]; pathBase64: string[]; database: string[]; out: string; destination?: string }) => {
-    const s = findSnapshot(ctx, id, opts.destination);
-    const r = await download(ctx, s, { paths: pathsFrom(opts), databases: opts.database, out: opts.out });
+  .action(actionAs(async (ctx, json, who, id: string, opts: { path: string[]; pathBase64: string[]; database: string[]; out: string; destination?: string }) => {
+    const s = await findSnapshot(ctx, id, opts.destination, who.actor, who.owner);
+    const r = await download(ctx, s, { paths: pathsFrom(opts), databases: opts.database, out: opts.out }, who.actor);
     if (json) printJson(r); else process.stdout.write(`wrote ${r.out}: ${r.files} files, ${humanBytes(r.bytes)}\n`);
   }));
 
@@ -327,6 +358,7 @@ program.command('serve')
   .option('--port <port>', 'HTTP port on 127.0.0.1 (0: none)', (v) => Number(v))
   .action(async (opts: { port?: number }, cmd: Command) => {
     const g = globals(cmd);
+    if (g.asAccount !== undefined || g.owner !== undefined) throw new UserError('--as-account and --owner do not apply to serve', 2);
     const ctx = await openContext(g.dataDir);
     // Loaded only here: Express is not needed by the other commands.
     const { serve } = await import('../app/serve.js');

@@ -5,9 +5,10 @@ import type { SnapshotRecord } from '../store/snapshots.js';
 import type { JobRecord } from '../store/jobs.js';
 import type { DestinationRecord } from '../store/destinations.js';
 import { UserError, type Context } from './context.js';
-import { driverFor } from './destinations.js';
+import { checkTakesBackups, driverFor } from './destinations.js';
 import type { Destination } from '../destinations/types.js';
 import { getJob } from './jobs.js';
+import { isAccountOwned, mayActOnAccount, ROOT, type Actor } from './actor.js';
 
 export interface AccountBackupResult {
   account: string;
@@ -23,8 +24,8 @@ export interface AccountBackupResult {
   skipped: number;
 }
 
-async function accountsOfJob(ctx: Context, jobName: string, only: string | undefined, withDatabases: boolean): Promise<Account[]> {
-  const job = getJob(ctx, jobName);
+async function accountsOfJob(ctx: Context, job: JobRecord, only: string | undefined, withDatabases: boolean): Promise<Account[]> {
+  const jobName = job.name;
   const panel = ctx.panel(withDatabases);
   const names = 'all' in job.accounts ? null : job.accounts.list;
   if (only !== undefined) {
@@ -45,23 +46,33 @@ async function accountsOfJob(ctx: Context, jobName: string, only: string | undef
   return panel.listAccounts();
 }
 
-/** Runs a job now, one account after the other; each account gets a task and, on success, a snapshot. */
-export async function runBackup(ctx: Context, jobName: string, onlyAccount?: string): Promise<AccountBackupResult[]> {
-  const job = getJob(ctx, jobName);
+/**
+ * Runs a job now, one account after the other; each account gets a task and, on success, a
+ * snapshot. An account holder runs only its own jobs; an account's destination only ever
+ * receives that account.
+ */
+export async function runBackup(ctx: Context, jobName: string, onlyAccount?: string, actor: Actor = ROOT, owner?: string): Promise<AccountBackupResult[]> {
+  const job = getJob(ctx, jobName, actor, owner);
   const destRecord = ctx.store.destinations.byId(job.destinationId);
   if (!destRecord) throw new UserError(`job "${jobName}" has no destination`);
-  if (!destRecord.enabled) throw new UserError(`destination "${destRecord.name}" is disabled`);
+  checkTakesBackups(ctx, destRecord);
   const withDatabases = job.items.includes('databases') || job.items.includes('database-users');
-  const accounts = await accountsOfJob(ctx, jobName, onlyAccount, withDatabases);
+  const accounts = await accountsOfJob(ctx, job, onlyAccount, withDatabases);
+  for (const a of accounts) {
+    if (isAccountOwned(destRecord) && a.username !== destRecord.owner) {
+      throw new UserError(`destination "${destRecord.name}" belongs to account ${destRecord.owner}: it takes no backup of account ${a.username}`);
+    }
+    if (!(await mayActOnAccount(ctx, actor, a.username))) throw new UserError(`account "${a.username}" is not yours to back up`);
+  }
   const dest = driverFor(ctx, destRecord);
   try {
-    return await backupToDestination(ctx, job, destRecord, dest, accounts);
+    return await backupToDestination(ctx, job, destRecord, dest, accounts, actor);
   } finally {
     await dest.close();
   }
 }
 
-async function backupToDestination(ctx: Context, job: JobRecord, destRecord: DestinationRecord, dest: Destination, accounts: Account[]): Promise<AccountBackupResult[]> {
+async function backupToDestination(ctx: Context, job: JobRecord, destRecord: DestinationRecord, dest: Destination, accounts: Account[], actor: Actor): Promise<AccountBackupResult[]> {
   try {
     await dest.open();
   } catch (err) {
@@ -111,7 +122,7 @@ async function backupToDestination(ctx: Context, job: JobRecord, destRecord: Des
       unlock?.();
     }
   }
-  ctx.store.activity.record({ actor: 'root', role: 'admin', action: 'backup', target: `job ${job.name}`,
+  ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'backup', target: `job ${job.name}`,
     result: results.every((r) => r.status !== 'failed') ? 'ok' : 'failed', detail: JSON.stringify(results.map((r) => ({ account: r.account, status: r.status }))) });
   return results;
 }

@@ -11,7 +11,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { DestinationError } from '../destinations/types.js';
 import { layout } from '../engine/snapshot-layout.js';
 import type { SnapshotRecord } from '../store/snapshots.js';
-import { mayManageDestination, ROOT, type Actor } from './actor.js';
+import { isAccountOwned, mayManageDestination, ownerOf, pickOwned, ROOT, type Actor } from './actor.js';
 import { readMarker } from './destination-marker.js';
 
 export const NAME = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
@@ -96,11 +96,30 @@ export function publicSettings(record: Pick<DestinationRecord, 'settings'>): Rec
   return out;
 }
 
-export async function addDestination(ctx: Context, input: AddDestinationInput): Promise<DestinationRecord> {
+/**
+ * What an account holder (or reseller) must meet to add a destination of its own. Only SSH:
+ * a local path would have root write wherever the account chooses.
+ */
+function checkMayAddOwnDestination(ctx: Context, actor: Actor, type: string): void {
+  if (actor.role === 'admin') return;
+  if (actor.role !== 'user') throw new UserError('only the provider and account holders add destinations');
+  if (!ctx.config.accountDestinations.enabled) throw new UserError('the provider does not allow account-level destinations');
+  if (type !== 'ssh') {
+    throw new UserError(type === 'local'
+      ? 'an account holder cannot add a local destination: a local path would make the server write wherever the account chooses; add an ssh destination'
+      : 'an account holder can add ssh destinations only');
+  }
+  const max = ctx.config.accountDestinations.maxPerAccount;
+  if (ctx.store.destinations.countByOwner(ownerOf(actor)) >= max) throw new UserError(`an account may have at most ${max} destination(s) of its own`);
+}
+
+export async function addDestination(ctx: Context, input: AddDestinationInput, actor: Actor = ROOT): Promise<DestinationRecord> {
+  checkMayAddOwnDestination(ctx, actor, input.type);
   const parsed = (await addSchema()).safeParse(input);
   if (!parsed.success) throw new UserError(validationMessage(parsed.error));
   const d = parsed.data;
-  if (ctx.store.destinations.byName(d.name)) throw new UserError(`a destination named "${d.name}" exists already`);
+  const owner = ownerOf(actor);
+  if (ctx.store.destinations.byName(d.name, owner)) throw new UserError(`a destination named "${d.name}" exists already`);
   let settings: Record<string, unknown>;
   if (d.type === 'local') {
     settings = { path: path.resolve(d.path) };
@@ -120,19 +139,49 @@ export async function addDestination(ctx: Context, input: AddDestinationInput): 
   }
   const box = new SecretBox(ctx.dataDir);
   for (const f of SECRET_FIELDS) if (typeof settings[f] === 'string') settings[f] = box.seal(settings[f] as string);
-  return ctx.store.destinations.insert({
-    name: d.name, type: d.type, settings, owner: 'root', enabled: true, snapshotsVisible: !d.hidden, readOnly: false,
-    freeSpaceLimitMb: d.freeSpaceLimitMb,
-  });
+  // Checked again in one write transaction: another command may have added one meanwhile.
+  const record = ctx.store.db.transaction(() => {
+    if (ctx.store.destinations.byName(d.name, owner)) throw new UserError(`a destination named "${d.name}" exists already`);
+    checkMayAddOwnDestination(ctx, actor, d.type);
+    return ctx.store.destinations.insert({
+      name: d.name, type: d.type, settings, owner, enabled: true, snapshotsVisible: !d.hidden, readOnly: false,
+      freeSpaceLimitMb: d.freeSpaceLimitMb,
+    });
+  }).immediate();
+  ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'destination.add', target: d.name, result: 'ok', detail: `owner ${owner}` });
+  return record;
 }
 
-export function getDestination(ctx: Context, name: string): DestinationRecord {
-  const d = ctx.store.destinations.byName(name);
+/**
+ * The destination `actor` means by `name` (see pickOwned): an account holder finds only its
+ * own, and another owner's is "not found", never "forbidden", so that names do not leak.
+ */
+export function getDestination(ctx: Context, name: string, actor: Actor = ROOT, owner?: string): DestinationRecord {
+  const d = pickOwned(ctx.store.destinations.allNamed(name), actor, owner, 'destination', name);
   if (!d) throw new UserError(`no destination named "${name}"`);
   return d;
 }
 
-export async function describeDestination(ctx: Context, d: DestinationRecord): Promise<Record<string, unknown>> {
+/** The destinations `actor` sees and manages: all for the provider, its own for an account. */
+export function listDestinations(ctx: Context, actor: Actor = ROOT): DestinationRecord[] {
+  return actor.role === 'admin' ? ctx.store.destinations.list() : ctx.store.destinations.listByOwner(ownerOf(actor));
+}
+
+/** An account's destination takes new backups (and jobs) only while the provider allows them. */
+export function checkAccountDestinationsAllowed(ctx: Context, d: DestinationRecord): void {
+  if (isAccountOwned(d) && !ctx.config.accountDestinations.enabled) {
+    throw new UserError(`destination "${d.name}" of account ${d.owner} takes no new backups: the provider has turned off account-level destinations (its snapshots stay restorable)`);
+  }
+}
+
+/** Whether new backups may go to `d` now. */
+export function checkTakesBackups(ctx: Context, d: DestinationRecord): void {
+  if (!d.enabled) throw new UserError(`destination "${d.name}" is disabled`);
+  checkAccountDestinationsAllowed(ctx, d);
+}
+
+export async function describeDestination(ctx: Context, d: DestinationRecord, actor: Actor = ROOT): Promise<Record<string, unknown>> {
+  if (!mayManageDestination(actor, d)) throw new UserError(`no destination named "${d.name}"`);
   const jobs = ctx.store.jobs.usingDestination(d.id).map((j) => j.name);
   let space: { totalBytes: number; freeBytes: number } | null = null;
   let reachable = true;
@@ -154,8 +203,8 @@ export async function describeDestination(ctx: Context, d: DestinationRecord): P
  * Forgets a destination. Refused while a job uses it. The snapshots on it are deleted
  * only when asked (`deleteData`), and then only the snapshot folders Tidemark made.
  */
-export async function removeDestination(ctx: Context, name: string, opts: { deleteData?: boolean } = {}): Promise<{ record: DestinationRecord; deletedSnapshots: number }> {
-  const d = getDestination(ctx, name);
+export async function removeDestination(ctx: Context, name: string, opts: { deleteData?: boolean } = {}, actor: Actor = ROOT, owner?: string): Promise<{ record: DestinationRecord; deletedSnapshots: number }> {
+  const d = getDestination(ctx, name, actor, owner);
   const jobs = ctx.store.jobs.usingDestination(d.id);
   if (jobs.length > 0) throw new UserError(`destination "${name}" is used by job(s): ${jobs.map((j) => j.name).join(', ')}; remove or change them first`);
   let deletedSnapshots = 0;
@@ -170,16 +219,21 @@ export async function removeDestination(ctx: Context, name: string, opts: { dele
   }
   ctx.store.db.prepare('DELETE FROM snapshots WHERE destination_id = ?').run(d.id);
   ctx.store.destinations.remove(d.id);
+  ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'destination.remove', target: d.name, result: 'ok',
+    detail: `owner ${d.owner}${opts.deleteData ? `, ${deletedSnapshots} snapshots deleted` : ''}` });
   return { record: d, deletedSnapshots };
 }
 
-export function setEnabled(ctx: Context, name: string, enabled: boolean): DestinationRecord {
-  return ctx.store.destinations.update(getDestination(ctx, name).id, { enabled });
+export function setEnabled(ctx: Context, name: string, enabled: boolean, actor: Actor = ROOT, owner?: string): DestinationRecord {
+  return ctx.store.destinations.update(getDestination(ctx, name, actor, owner).id, { enabled });
 }
 
 /** Hidden snapshots stay restorable by the provider; account holders do not see them. */
-export function setSnapshotsVisible(ctx: Context, name: string, visible: boolean): DestinationRecord {
-  return ctx.store.destinations.update(getDestination(ctx, name).id, { snapshotsVisible: visible });
+export function setSnapshotsVisible(ctx: Context, name: string, visible: boolean, actor: Actor = ROOT, owner?: string): DestinationRecord {
+  const d = getDestination(ctx, name, actor, owner);
+  // An account always sees the snapshots on its own destinations: the setting is the provider's.
+  if (actor.role !== 'admin') throw new UserError('only the provider hides or shows snapshots');
+  return ctx.store.destinations.update(d.id, { snapshotsVisible: visible });
 }
 
 export interface ValidationReport {
@@ -195,8 +249,8 @@ export interface ValidationReport {
  * Connects, writes a probe file, reads it back, deletes it, and reports free space and
  * latency. An SSH destination added without a known host key gets it pinned here.
  */
-export async function validateDestination(ctx: Context, name: string): Promise<ValidationReport> {
-  const d = getDestination(ctx, name);
+export async function validateDestination(ctx: Context, name: string, actor: Actor = ROOT, owner?: string): Promise<ValidationReport> {
+  const d = getDestination(ctx, name, actor, owner);
   const report: ValidationReport = { ok: false, error: null, latencyMs: null, writeReadMs: null, space: null, hostKeyFingerprint: null };
   const probe = `.tidemark-probe-${crypto.randomBytes(6).toString('hex')}`;
   try {
@@ -224,15 +278,16 @@ export async function validateDestination(ctx: Context, name: string): Promise<V
   } catch (err) {
     report.error = (err as Error).message;
   }
-  ctx.store.activity.record({ actor: 'root', role: 'admin', action: 'destination.validate', target: name, result: report.ok ? 'ok' : 'failed', detail: report.error ?? '' });
+  ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'destination.validate', target: name, result: report.ok ? 'ok' : 'failed', detail: report.error ?? '' });
   return report;
 }
 
 /** One folder of the destination, as Tidemark sees it (names are Tidemark's own). */
-export async function browseDestination(ctx: Context, name: string, rel: string): Promise<DirEntry[]> {
+export async function browseDestination(ctx: Context, name: string, rel: string, actor: Actor = ROOT, owner?: string): Promise<DirEntry[]> {
+  const d = getDestination(ctx, name, actor, owner);
   const clean = rel.split('/').filter((p) => p && p !== '.').join('/');
   if (clean.split('/').includes('..')) throw new UserError('a path on the destination may not contain ".."');
-  return withDriver(ctx, getDestination(ctx, name), (driver) => driver.list(clean));
+  return withDriver(ctx, d, (driver) => driver.list(clean));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -279,8 +334,8 @@ const whereOf = (type: string, s: Record<string, unknown>): string =>
  * new connection is tried before anything is saved; snapshots the catalog knows are never
  * silently left behind at the old location.
  */
-export async function editDestination(ctx: Context, name: string, changes: EditDestinationInput, actor: Actor = ROOT): Promise<EditOutcome> {
-  const d = getDestination(ctx, name);
+export async function editDestination(ctx: Context, name: string, changes: EditDestinationInput, actor: Actor = ROOT, owner?: string): Promise<EditOutcome> {
+  const d = getDestination(ctx, name, actor, owner);
   if (!mayManageDestination(actor, d)) throw new UserError(`no destination named "${name}"`);
   const given = (Object.keys(changes) as (keyof EditDestinationInput)[]).filter((k) => k !== 'forgetSnapshots' && changes[k] !== undefined);
   const activity = (result: string, detail: string): void =>
@@ -321,7 +376,7 @@ async function applyDestinationEdit(ctx: Context, d: DestinationRecord, changes:
   const parsed = (await addSchema()).safeParse(merged);
   if (!parsed.success) throw new UserError(validationMessage(parsed.error));
   const p = parsed.data;
-  if (p.name !== d.name && ctx.store.destinations.byName(p.name)) throw new UserError(`name: a destination named "${p.name}" exists already`);
+  if (p.name !== d.name && ctx.store.destinations.byName(p.name, d.owner)) throw new UserError(`name: a destination named "${p.name}" exists already`);
   let settings: Record<string, unknown>;
   if (p.type === 'local') {
     settings = { path: path.resolve(p.path) };

@@ -1,6 +1,7 @@
 import { ITEMS, STRUCTURES, type JobRecord } from '../store/jobs.js';
 import { UserError, type Context } from './context.js';
-import { getDestination, NAME, validationMessage } from './destinations.js';
+import { checkAccountDestinationsAllowed, getDestination, NAME, validationMessage } from './destinations.js';
+import { isAccountOwned, mayActOnAccount, ownerOf, pickOwned, ROOT, type Actor } from './actor.js';
 import { ACCOUNT_NAME } from '../engine/snapshot-layout.js';
 
 async function addSchema() {
@@ -26,38 +27,63 @@ export interface AddJobInput {
   excludes?: string[];
 }
 
-export async function addJob(ctx: Context, input: AddJobInput): Promise<JobRecord> {
+/**
+ * Adds a job. An account holder may add one only for its own account and only to a
+ * destination it owns; a job to an account's destination backs up that account alone,
+ * whoever adds it (the account holder reads everything stored there). The job belongs to
+ * the owner of its destination (`owner` picks an account's destination by name, for the provider).
+ */
+export async function addJob(ctx: Context, input: AddJobInput, actor: Actor = ROOT, owner?: string): Promise<JobRecord> {
+  if (actor.role === 'user' && !input.all && (input.accounts === undefined || input.accounts.length === 0)) input = { ...input, accounts: [actor.name] };
   const parsed = (await addSchema()).safeParse(input);
   if (!parsed.success) throw new UserError(validationMessage(parsed.error));
   const j = parsed.data;
-  if (ctx.store.jobs.byName(j.name)) throw new UserError(`a job named "${j.name}" exists already`);
   if (j.all === (j.accounts !== undefined && j.accounts.length > 0)) throw new UserError('give either --all or --accounts');
-  const dest = getDestination(ctx, j.destination);
+  const dest = getDestination(ctx, j.destination, actor, owner);
+  if (actor.role !== 'admin') {
+    if (j.all) throw new UserError('an account holder backs up only its own account: use --accounts');
+    for (const a of j.accounts!) {
+      if (!(await mayActOnAccount(ctx, actor, a))) throw new UserError(actor.role === 'user' ? 'an account holder backs up only its own account' : `unknown account "${a}"`);
+    }
+  }
+  if (isAccountOwned(dest)) {
+    if (j.all || j.accounts!.some((a) => a !== dest.owner)) {
+      throw new UserError(`destination "${dest.name}" belongs to account ${dest.owner}: its jobs back up that account only`);
+    }
+    checkAccountDestinationsAllowed(ctx, dest);
+  }
+  if (ctx.store.jobs.byName(j.name, dest.owner)) throw new UserError(`a job named "${j.name}" exists already`);
   if (j.accounts) {
     const panel = ctx.panel(false);
     for (const a of j.accounts) if (!(await panel.getAccount(a))) throw new UserError(`unknown account "${a}"`);
   }
   return ctx.store.jobs.insert({
-    name: j.name, destinationId: dest.id, structure: j.structure as JobRecord['structure'],
+    name: j.name, owner: dest.owner, destinationId: dest.id, structure: j.structure as JobRecord['structure'],
     accounts: j.all ? { all: true } : { list: j.accounts! }, items: j.items as JobRecord['items'], excludes: j.excludes, enabled: true,
   });
 }
 
-export function getJob(ctx: Context, name: string): JobRecord {
-  const j = ctx.store.jobs.byName(name);
+/** The job `actor` means by `name`: an account holder finds only its own (see pickOwned). */
+export function getJob(ctx: Context, name: string, actor: Actor = ROOT, owner?: string): JobRecord {
+  const j = pickOwned(ctx.store.jobs.allNamed(name), actor, owner, 'job', name);
   if (!j) throw new UserError(`no job named "${name}"`);
   return j;
 }
 
+/** The jobs `actor` sees: all for the provider, its own for an account. */
+export function listJobs(ctx: Context, actor: Actor = ROOT): JobRecord[] {
+  return actor.role === 'admin' ? ctx.store.jobs.list() : ctx.store.jobs.listByOwner(ownerOf(actor));
+}
+
 export function describeJob(ctx: Context, j: JobRecord): Record<string, unknown> {
   return {
-    name: j.name, destination: ctx.store.destinations.byId(j.destinationId)?.name ?? null, structure: j.structure,
+    name: j.name, owner: j.owner, destination: ctx.store.destinations.byId(j.destinationId)?.name ?? null, structure: j.structure,
     accounts: 'all' in j.accounts ? 'all' : j.accounts.list, items: j.items, excludes: j.excludes, enabled: j.enabled, createdAt: j.createdAt,
   };
 }
 
-export function removeJob(ctx: Context, name: string): JobRecord {
-  const j = getJob(ctx, name);
+export function removeJob(ctx: Context, name: string, actor: Actor = ROOT, owner?: string): JobRecord {
+  const j = getJob(ctx, name, actor, owner);
   ctx.store.jobs.remove(j.id);
   return j;
 }

@@ -63,8 +63,8 @@ type ParsedManifest = import('zod').infer<ManifestSchema>;
  * removed. A manifest that cannot be read or does not match its folder is reported and
  * left out; its row, if any, stays. Nothing on the destination is written.
  */
-export async function reindexDestination(ctx: Context, name: string, opts: { account?: string } = {}, actor: Actor = ROOT): Promise<ReindexReport> {
-  const d = getDestination(ctx, name);
+export async function reindexDestination(ctx: Context, name: string, opts: { account?: string } = {}, actor: Actor = ROOT, owner?: string): Promise<ReindexReport> {
+  const d = getDestination(ctx, name, actor, owner);
   if (!mayManageDestination(actor, d)) throw new UserError(`no destination named "${name}"`);
   if (opts.account !== undefined && !ACCOUNT_NAME.test(opts.account)) throw new UserError(`account: "${opts.account}" is not a valid account name`);
   try {

@@ -10,11 +10,71 @@ import { downloadSnapshot } from '../engine/download.js';
 import { lockAccount } from '../engine/account-lock.js';
 import { UserError, type Context } from './context.js';
 import { getDestination, withDriver } from './destinations.js';
+import type { DestinationRecord } from '../store/destinations.js';
+import { isAccountOwned, mayActOnAccount, maySeeSnapshotsOn, ownerOf, PROVIDER, ROOT, type Actor } from './actor.js';
 
-export function findSnapshot(ctx: Context, id: string, destinationName?: string): SnapshotRecord {
-  let found = ctx.store.snapshots.byId(id);
+/**
+ * Keeps the snapshots `actor` may see: for an account holder its own account's, on its own
+ * destinations and on the provider's whose snapshots are visible; for a reseller those of
+ * its accounts on the provider's visible destinations.
+ */
+async function visibleTo(ctx: Context, actor: Actor, snapshots: SnapshotRecord[]): Promise<SnapshotRecord[]> {
+  if (actor.role === 'admin') return snapshots;
+  const destinations = new Map<number, boolean>();
+  const accounts = new Map<string, boolean>();
+  const out: SnapshotRecord[] = [];
+  for (const s of snapshots) {
+    if (!destinations.has(s.destinationId)) {
+      const d = ctx.store.destinations.byId(s.destinationId);
+      destinations.set(s.destinationId, d !== null && maySeeSnapshotsOn(actor, d));
+    }
+    if (!accounts.has(s.account)) accounts.set(s.account, await mayActOnAccount(ctx, actor, s.account));
+    if (destinations.get(s.destinationId) && accounts.get(s.account)) out.push(s);
+  }
+  return out;
+}
+
+/** Refuses, as "not found", a snapshot `actor` may not see. */
+async function checkMaySee(ctx: Context, actor: Actor, s: SnapshotRecord): Promise<void> {
+  if ((await visibleTo(ctx, actor, [s])).length === 0) throw new UserError(`no snapshot ${s.id}`);
+}
+
+/**
+ * A destination named to filter snapshots by. An account holder may name its own
+ * destinations and the provider's whose snapshots it sees (its own first).
+ */
+function destinationForSnapshots(ctx: Context, name: string, actor: Actor, owner?: string): DestinationRecord {
+  if (actor.role === 'admin') return getDestination(ctx, name, actor, owner);
+  const seen = ctx.store.destinations.allNamed(name).filter((d) => maySeeSnapshotsOn(actor, d) && (owner === undefined || d.owner === owner));
+  const d = seen.find((x) => x.owner === ownerOf(actor)) ?? seen.find((x) => x.owner === PROVIDER);
+  if (!d) throw new UserError(`no destination named "${name}"`);
+  return d;
+}
+
+export interface SnapshotFilter {
+  account?: string;
+  /** A destination name; `owner` picks an account's destination of that name. */
+  destination?: string;
+  owner?: string;
+}
+
+/** The snapshots `actor` may see, newest first. */
+export async function listSnapshots(ctx: Context, filter: SnapshotFilter = {}, actor: Actor = ROOT): Promise<SnapshotRecord[]> {
+  const where: { account?: string; destinationId?: number } = {};
+  if (filter.account !== undefined) where.account = filter.account;
+  if (actor.role === 'user') {
+    if (filter.account !== undefined && filter.account !== actor.name) return [];
+    where.account = actor.name;
+  }
+  if (filter.destination !== undefined) where.destinationId = destinationForSnapshots(ctx, filter.destination, actor, filter.owner).id;
+  return visibleTo(ctx, actor, ctx.store.snapshots.list(where));
+}
+
+/** The snapshot of this id that `actor` may see; `destinationName` tells apart equal ids on several destinations. */
+export async function findSnapshot(ctx: Context, id: string, destinationName?: string, actor: Actor = ROOT, owner?: string): Promise<SnapshotRecord> {
+  let found = await visibleTo(ctx, actor, ctx.store.snapshots.byId(id));
   if (destinationName !== undefined) {
-    const d = getDestination(ctx, destinationName);
+    const d = destinationForSnapshots(ctx, destinationName, actor, owner);
     found = found.filter((s) => s.destinationId === d.id);
   }
   if (found.length === 0) throw new UserError(`no snapshot ${id}`);
@@ -45,7 +105,8 @@ export function describeEntry(e: Entry): Record<string, unknown> {
   return out;
 }
 
-export async function snapshotFiles(ctx: Context, s: SnapshotRecord, dir: BytePath): Promise<Entry[]> {
+export async function snapshotFiles(ctx: Context, s: SnapshotRecord, dir: BytePath, actor: Actor = ROOT): Promise<Entry[]> {
+  await checkMaySee(ctx, actor, s);
   const index = await withDriver(ctx, ctx.store.destinations.byId(s.destinationId)!, (dest) => readIndex(dest, layout.snapshotDir(s.account, s.id)));
   try {
     return listChildren(index, dir);
@@ -54,7 +115,8 @@ export async function snapshotFiles(ctx: Context, s: SnapshotRecord, dir: BytePa
   }
 }
 
-export async function snapshotManifest(ctx: Context, s: SnapshotRecord): Promise<unknown> {
+export async function snapshotManifest(ctx: Context, s: SnapshotRecord, actor: Actor = ROOT): Promise<unknown> {
+  await checkMaySee(ctx, actor, s);
   return withDriver(ctx, ctx.store.destinations.byId(s.destinationId)!, (dest) => readManifest(dest, s.account, s.id));
 }
 
@@ -64,8 +126,15 @@ export interface RestoreInput {
   intoFolder: boolean;
 }
 
-export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInput): Promise<RestoreOutcome & { task: number }> {
+export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInput, actor: Actor = ROOT): Promise<RestoreOutcome & { task: number }> {
+  await checkMaySee(ctx, actor, s);
   const withDb = input.databases.length > 0;
+  const destRecord = ctx.store.destinations.byId(s.destinationId)!;
+  // The account controls what its own destination holds, and a dump is run with the
+  // server's database administrator rights: it could do anything to any database.
+  if (withDb && isAccountOwned(destRecord)) {
+    throw new UserError(`databases are not restored from destination "${destRecord.name}" of account ${destRecord.owner}: the account controls what it holds; download the dump (download --database) and import it with the account's own database user`);
+  }
   const account = await ctx.panel(withDb).getAccount(s.account);
   if (!account) throw new UserError(`account "${s.account}" does not exist on this server (restore it as a new account first)`);
   const files = input.paths.length > 0 || input.databases.length === 0;
@@ -81,11 +150,11 @@ export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInp
     const status = outcome.files && outcome.files.warningCount > 0 ? 'partial' : 'completed';
     for (const w of outcome.files?.warnings ?? []) ctx.store.tasks.log(task.id, 'warn', `${w.path}: ${w.message}`);
     ctx.store.tasks.finish(task.id, status, { ...outcome }, null);
-    ctx.store.activity.record({ actor: 'root', role: 'admin', action: 'restore', target: `${s.account} ${s.id}`, result: status, detail: '' });
+    ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'restore', target: `${s.account} ${s.id}`, result: status, detail: '' });
     return { ...outcome, task: task.id };
   } catch (err) {
     ctx.store.tasks.finish(task.id, 'failed', {}, (err as Error).message);
-    ctx.store.activity.record({ actor: 'root', role: 'admin', action: 'restore', target: `${s.account} ${s.id}`, result: 'failed', detail: (err as Error).message });
+    ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'restore', target: `${s.account} ${s.id}`, result: 'failed', detail: (err as Error).message });
     if (err instanceof UserError) throw err;
     throw new UserError(`restore failed: ${(err as Error).message}`);
   } finally {
@@ -93,7 +162,8 @@ export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInp
   }
 }
 
-export async function download(ctx: Context, s: SnapshotRecord, input: { paths: BytePath[]; databases: string[]; out: string }): Promise<{ files: number; bytes: number; out: string }> {
+export async function download(ctx: Context, s: SnapshotRecord, input: { paths: BytePath[]; databases: string[]; out: string }, actor: Actor = ROOT): Promise<{ files: number; bytes: number; out: string }> {
+  await checkMaySee(ctx, actor, s);
   const tmp = `${input.out}.part`;
   const out = fs.createWriteStream(tmp, { mode: 0o600 });
   try {
@@ -101,7 +171,7 @@ export async function download(ctx: Context, s: SnapshotRecord, input: { paths: 
       destination, account: s.account, snapshotId: s.id, paths: input.paths, databases: input.databases, out,
     }));
     fs.renameSync(tmp, input.out);
-    ctx.store.activity.record({ actor: 'root', role: 'admin', action: 'download', target: `${s.account} ${s.id}`, result: 'ok', detail: '' });
+    ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'download', target: `${s.account} ${s.id}`, result: 'ok', detail: '' });
     return { ...r, out: input.out };
   } catch (err) {
     out.destroy();

@@ -3,10 +3,11 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { UmzugStorage } from 'umzug';
 import * as m0001 from './migrations/0001-initial.js';
+import * as m0002 from './migrations/0002-owners.js';
 
 export type Db = Database.Database;
 
-const migrations = [m0001];
+const migrations = [m0001, m0002];
 
 /** Umzug keeps the names of applied migrations in a table of the same database. */
 class SqliteStorage implements UmzugStorage<Db> {

@@ -28,11 +28,22 @@ export class DestinationRepository {
   constructor(private readonly db: Db) {}
 
   list(): DestinationRecord[] {
-    return (this.db.prepare('SELECT * FROM destinations ORDER BY name').all() as Row[]).map(fromRow);
+    return (this.db.prepare('SELECT * FROM destinations ORDER BY name, owner').all() as Row[]).map(fromRow);
   }
-  byName(name: string): DestinationRecord | null {
-    const r = this.db.prepare('SELECT * FROM destinations WHERE name = ?').get(name) as Row | undefined;
+  listByOwner(owner: string): DestinationRecord[] {
+    return (this.db.prepare('SELECT * FROM destinations WHERE owner = ? ORDER BY name').all(owner) as Row[]).map(fromRow);
+  }
+  countByOwner(owner: string): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM destinations WHERE owner = ?').get(owner) as { n: number }).n;
+  }
+  /** Names are unique per owner; the provider's destinations are owned by 'root'. */
+  byName(name: string, owner = 'root'): DestinationRecord | null {
+    const r = this.db.prepare('SELECT * FROM destinations WHERE owner = ? AND name = ?').get(owner, name) as Row | undefined;
     return r ? fromRow(r) : null;
+  }
+  /** Every owner's destination of this name. */
+  allNamed(name: string): DestinationRecord[] {
+    return (this.db.prepare('SELECT * FROM destinations WHERE name = ? ORDER BY owner').all(name) as Row[]).map(fromRow);
   }
   byId(id: number): DestinationRecord | null {
     const r = this.db.prepare('SELECT * FROM destinations WHERE id = ?').get(id) as Row | undefined;

@@ -10,6 +10,8 @@ export type AccountSelection = { all: true } | { list: string[] };
 export interface JobRecord {
   id: number;
   name: string;
+  /** 'root' (the provider) or the account that owns the job's destination. */
+  owner: string;
   destinationId: number;
   structure: Structure;
   accounts: AccountSelection;
@@ -20,12 +22,12 @@ export interface JobRecord {
 }
 
 interface Row {
-  id: number; name: string; destination_id: number; structure: string; accounts: string; items: string;
+  id: number; name: string; owner: string; destination_id: number; structure: string; accounts: string; items: string;
   excludes: string; enabled: number; created_at: string;
 }
 
 const fromRow = (r: Row): JobRecord => ({
-  id: r.id, name: r.name, destinationId: r.destination_id, structure: r.structure as Structure,
+  id: r.id, name: r.name, owner: r.owner, destinationId: r.destination_id, structure: r.structure as Structure,
   accounts: JSON.parse(r.accounts) as AccountSelection, items: JSON.parse(r.items) as Item[],
   excludes: JSON.parse(r.excludes) as string[], enabled: r.enabled === 1, createdAt: r.created_at,
 });
@@ -34,11 +36,19 @@ export class JobRepository {
   constructor(private readonly db: Db) {}
 
   list(): JobRecord[] {
-    return (this.db.prepare('SELECT * FROM jobs ORDER BY name').all() as Row[]).map(fromRow);
+    return (this.db.prepare('SELECT * FROM jobs ORDER BY name, owner').all() as Row[]).map(fromRow);
   }
-  byName(name: string): JobRecord | null {
-    const r = this.db.prepare('SELECT * FROM jobs WHERE name = ?').get(name) as Row | undefined;
+  listByOwner(owner: string): JobRecord[] {
+    return (this.db.prepare('SELECT * FROM jobs WHERE owner = ? ORDER BY name').all(owner) as Row[]).map(fromRow);
+  }
+  /** Names are unique per owner; the provider's jobs are owned by 'root'. */
+  byName(name: string, owner = 'root'): JobRecord | null {
+    const r = this.db.prepare('SELECT * FROM jobs WHERE owner = ? AND name = ?').get(owner, name) as Row | undefined;
     return r ? fromRow(r) : null;
+  }
+  /** Every owner's job of this name. */
+  allNamed(name: string): JobRecord[] {
+    return (this.db.prepare('SELECT * FROM jobs WHERE name = ? ORDER BY owner').all(name) as Row[]).map(fromRow);
   }
   byId(id: number): JobRecord | null {
     const r = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as Row | undefined;
@@ -48,8 +58,8 @@ export class JobRepository {
     return (this.db.prepare('SELECT * FROM jobs WHERE destination_id = ? ORDER BY name').all(destinationId) as Row[]).map(fromRow);
   }
   insert(j: Omit<JobRecord, 'id' | 'createdAt'>): JobRecord {
-    const info = this.db.prepare(`INSERT INTO jobs (name, destination_id, structure, accounts, items, excludes, enabled, created_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(j.name, j.destinationId, j.structure, JSON.stringify(j.accounts),
+    const info = this.db.prepare(`INSERT INTO jobs (name, owner, destination_id, structure, accounts, items, excludes, enabled, created_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(j.name, j.owner, j.destinationId, j.structure, JSON.stringify(j.accounts),
       JSON.stringify(j.items), JSON.stringify(j.excludes), j.enabled ? 1 : 0, new Date().toISOString());
     return this.byId(Number(info.lastInsertRowid))!;
   }
