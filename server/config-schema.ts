@@ -23,6 +23,10 @@ export const configSchema = z.object({
   socketPath: z.string().default('/var/run/tidemark/tidemark.sock'),
   /** HTTP listener for standalone mode (127.0.0.1 only); 0 disables it. */
   httpPort: z.number().int().min(0).max(65535).default(7080),
+  /** Web sessions end after this many minutes without a request… */
+  sessionIdleMinutes: z.number().int().min(1).max(24 * 60).default(30),
+  /** …and at the latest this many hours after sign-in. */
+  sessionMaxHours: z.number().int().min(1).max(24 * 7).default(12),
   /** Log level for the JSON logs. */
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 }).strict();
