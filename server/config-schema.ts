@@ -31,6 +31,10 @@ export const configSchema = z.object({
     enabled: z.boolean().default(false),
     maxPerAccount: z.number().int().min(0).max(100).default(2),
   }).strict().default({ enabled: false, maxPerAccount: 2 }),
+  /** Web sessions end after this many minutes without a request… */
+  sessionIdleMinutes: z.number().int().min(1).max(24 * 60).default(30),
+  /** …and at the latest this many hours after sign-in. */
+  sessionMaxHours: z.number().int().min(1).max(24 * 7).default(12),
   /** Log level for the JSON logs. */
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 }).strict();

@@ -21,9 +21,9 @@ async function ensureDefaultDestination(ctx: Context): Promise<void> {
 /**
  * `trusted`: the root-only Unix socket, where whoever connects is root. The HTTP port on
  * 127.0.0.1 is reachable by every local user (account holders with SSH included), so
- * until sessions exist it serves nothing but its health and a notice.
+ * there every page needs a session opened by a login URL.
  */
-export function createApp(ctx: Context, trusted: boolean): express.Express {
+export async function createApp(ctx: Context, trusted: boolean): Promise<express.Express> {
   const app = express();
   app.set('view engine', 'ejs');
   app.set('views', VIEWS);
@@ -34,9 +34,8 @@ export function createApp(ctx: Context, trusted: boolean): express.Express {
   });
   app.get('/api/v1/health', (_req, res) => { res.json({ ok: true }); });
   if (!trusted) {
-    app.use((_req, res) => {
-      res.status(401).type('text/plain').send('Tidemark: sign-in for the pages comes with sessions; use the tidemark CLI as root.\n');
-    });
+    const { mountWebPages } = await import('./web.js');
+    await mountWebPages(app, ctx);
     return app;
   }
   app.get('/api/v1/destinations', async (_req, res) => {
@@ -63,13 +62,13 @@ export async function serve(ctx: Context, portOption?: number): Promise<void> {
   try {
     fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 });
     fs.rmSync(socketPath, { force: true });
-    const sock = createApp(ctx, true).listen(socketPath, () => fs.chmodSync(socketPath, 0o600));
+    const sock = (await createApp(ctx, true)).listen(socketPath, () => fs.chmodSync(socketPath, 0o600));
     sock.on('error', (err) => log.error({ socketPath, err: err.message }, 'socket not available'));
   } catch (err) {
     log.error({ socketPath, err: (err as Error).message }, 'socket not available');
   }
   if (port > 0) {
-    const http = createApp(ctx, false).listen(port, '127.0.0.1', () => {
+    const http = (await createApp(ctx, false)).listen(port, '127.0.0.1', () => {
       process.stdout.write(`tidemark: listening on http://127.0.0.1:${port}/ (data in ${ctx.dataDir})\n`);
       log.info({ port, dataDir: ctx.dataDir }, 'daemon started');
     });

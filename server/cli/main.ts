@@ -353,6 +353,16 @@ program.command('download')
     if (json) printJson(r); else process.stdout.write(`wrote ${r.out}: ${r.files} files, ${humanBytes(r.bytes)}\n`);
   }));
 
+program.command('login-url')
+  .description('print a one-time URL (valid 2 minutes) that opens a web session (root only)')
+  .requiredOption('--user <name>', 'who signs in')
+  .requiredOption('--role <role>', 'admin | reseller | user')
+  .action(action(async (ctx, json, opts: { user: string; role: string }) => {
+    const { createLoginUrl } = await import('../app/login-url.js');
+    const r = await createLoginUrl(ctx, opts.user, opts.role);
+    if (json) printJson(r); else process.stdout.write(`${r.url}\n`);
+  }));
+
 program.command('serve')
   .description('run the daemon: web pages and JSON API')
   .option('--port <port>', 'HTTP port on 127.0.0.1 (0: none)', (v) => Number(v))

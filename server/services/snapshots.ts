@@ -126,7 +126,12 @@ export interface RestoreInput {
   intoFolder: boolean;
 }
 
-export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInput, actor: Actor = ROOT): Promise<RestoreOutcome & { task: number }> {
+/** `onTask` learns the task's id as soon as it runs, so a page can show its progress while it works. */
+export interface RestoreHooks {
+  onTask?: (taskId: number) => void;
+}
+
+export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInput, actor: Actor = ROOT, hooks: RestoreHooks = {}): Promise<RestoreOutcome & { task: number }> {
   await checkMaySee(ctx, actor, s);
   const withDb = input.databases.length > 0;
   const destRecord = ctx.store.destinations.byId(s.destinationId)!;
@@ -140,6 +145,7 @@ export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInp
   const files = input.paths.length > 0 || input.databases.length === 0;
   const task = ctx.store.tasks.create({ type: 'restore', account: s.account, jobId: null, destinationId: s.destinationId, snapshotId: s.id, params: { ...input, paths: input.paths.map(toDisplay) } });
   ctx.store.tasks.start(task.id, process.pid);
+  hooks.onTask?.(task.id);
   let unlock: (() => void) | null = null;
   try {
     unlock = lockAccount(ctx.dataDir, s.account, `restore task ${task.id}`);

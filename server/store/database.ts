@@ -4,10 +4,11 @@ import Database from 'better-sqlite3';
 import type { UmzugStorage } from 'umzug';
 import * as m0001 from './migrations/0001-initial.js';
 import * as m0002 from './migrations/0002-owners.js';
+import * as m0003 from './migrations/0003-sessions.js';
 
 export type Db = Database.Database;
 
-const migrations = [m0001, m0002];
+const migrations = [m0001, m0002, m0003];
 
 /** Umzug keeps the names of applied migrations in a table of the same database. */
 class SqliteStorage implements UmzugStorage<Db> {

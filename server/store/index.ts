@@ -4,6 +4,7 @@ import { JobRepository } from './jobs.js';
 import { SnapshotRepository } from './snapshots.js';
 import { TaskRepository } from './tasks.js';
 import { ActivityRepository } from './activity.js';
+import { SessionRepository } from './sessions.js';
 
 export interface Store {
   db: Db;
@@ -12,6 +13,7 @@ export interface Store {
   snapshots: SnapshotRepository;
   tasks: TaskRepository;
   activity: ActivityRepository;
+  sessions: SessionRepository;
   close(): void;
 }
 
@@ -24,6 +26,7 @@ export async function openStore(dataDir: string): Promise<Store> {
     snapshots: new SnapshotRepository(db),
     tasks: new TaskRepository(db),
     activity: new ActivityRepository(db),
+    sessions: new SessionRepository(db),
     close: () => db.close(),
   };
 }

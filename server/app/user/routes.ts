@@ -1,0 +1,185 @@
+import express from 'express';
+import type { Context } from '../../services/context.js';
+import { UserError } from '../../services/context.js';
+import { snapshotFiles } from '../../services/snapshots.js';
+import { parentOf, toDisplay, type BytePath } from '../../util/byte-path.js';
+import type { Entry } from '../../engine/format/entry.js';
+import type { SnapshotRecord } from '../../store/snapshots.js';
+import type { TaskRecord } from '../../store/tasks.js';
+import { HttpError, notFound } from '../http-error.js';
+import { actorOf } from '../session.js';
+import { Scope } from '../scope.js';
+import { decodePath, encodePath, many } from '../path-param.js';
+import { streamDownload } from '../download-stream.js';
+import type { RestoreRunner } from '../restore-runner.js';
+
+const FINAL = new Set(['completed', 'partial', 'failed', 'cancelled']);
+
+export const snapshotUrl = (s: Pick<SnapshotRecord, 'destinationId' | 'account' | 'id'>, dir?: BytePath): string =>
+  `/snapshots/${s.destinationId}/${encodeURIComponent(s.account)}/${encodeURIComponent(s.id)}${dir ? `?p=${encodePath(dir)}` : ''}`;
+
+interface EntryView { name: string; type: string; size: number; mtime: string; b64: string; isDir: boolean; target: string | null }
+
+const entryView = (e: Entry): EntryView => ({
+  name: toDisplay(e.path.slice(e.path.lastIndexOf('/') + 1)),
+  type: { f: 'file', d: 'directory', l: 'symlink', h: 'hardlink', p: 'fifo' }[e.kind],
+  size: e.size, mtime: new Date(e.mtimeSec * 1000).toISOString(), b64: encodePath(e.path), isDir: e.kind === 'd',
+  target: e.kind === 'l' ? toDisplay(e.link) : null,
+});
+
+function taskView(t: TaskRecord): Record<string, unknown> {
+  const params = t.params as { paths?: string[]; databases?: { name: string }[]; intoFolder?: boolean };
+  const result = t.result as { files?: { files: number; directories: number; links: number; bytes: number; warningCount: number } | null; folder?: string | null; databases?: { name: string; restoredAs: string }[] };
+  return {
+    id: t.id, type: t.type, status: t.status, account: t.account, snapshotId: t.snapshotId, createdAt: t.createdAt,
+    startedAt: t.startedAt, finishedAt: t.finishedAt, finished: FINAL.has(t.status), error: t.error,
+    paths: params.paths ?? [], databases: (params.databases ?? []).map((d) => d.name), intoFolder: Boolean(params.intoFolder),
+    files: result.files ?? null, folder: result.folder ?? null, restoredDatabases: result.databases ?? [],
+  };
+}
+
+/** Checks that every chosen path is in the snapshot: one index read per folder they come from (normally one). */
+async function checkPaths(ctx: Context, s: SnapshotRecord, paths: BytePath[]): Promise<void> {
+  const byParent = new Map<BytePath, BytePath[]>();
+  for (const p of paths) {
+    if (p === '') throw new HttpError(400, 'error.badRequest');
+    byParent.set(parentOf(p), [...(byParent.get(parentOf(p)) ?? []), p]);
+  }
+  for (const [dir, wanted] of byParent) {
+    let children: Entry[];
+    try { children = await snapshotFiles(ctx, s, dir); } catch (err) {
+      if (err instanceof UserError) throw new HttpError(404, 'error.notInSnapshot');
+      throw err;
+    }
+    const have = new Set(children.map((e) => e.path));
+    if (!wanted.every((p) => have.has(p))) throw new HttpError(404, 'error.notInSnapshot');
+  }
+}
+
+interface Selection { paths: BytePath[]; databases: string[] }
+
+function selection(body: Record<string, unknown>, s: SnapshotRecord): Selection {
+  const paths = [...new Set(many(body.path).map(decodePath))];
+  const databases = [...new Set(many(body.database))];
+  if (!databases.every((d) => s.databases.includes(d))) throw new HttpError(404, 'error.notInSnapshot');
+  if (paths.length === 0 && databases.length === 0) throw new HttpError(400, 'error.nothingChosen');
+  return { paths, databases };
+}
+
+const DATABASE_NAME = /^[A-Za-z0-9_]{1,64}$/;
+
+/**
+ * The new name a database is to be restored under (form field `as_<name>`), if any. It
+ * must be one of the account's own names (`<account>_…`): checked here so a refused
+ * name starts no task at all.
+ */
+function renameOf(body: Record<string, unknown>, s: SnapshotRecord, name: string): { as?: string } {
+  const raw = body[`as_${name}`];
+  if (raw === undefined || raw === '') return {};
+  if (typeof raw !== 'string' || !DATABASE_NAME.test(raw)) throw new HttpError(400, 'error.badDatabaseName');
+  if (!raw.startsWith(`${s.account}_`)) throw new HttpError(403, 'error.foreignDatabase');
+  return raw === name ? {} : { as: raw };
+}
+
+/** The account holder's pages; every lookup goes through the signed-in actor's scope. */
+export function userRoutes(ctx: Context, runner: RestoreRunner): express.Router {
+  const r = express.Router();
+  const scope = (res: express.Response): Scope => new Scope(ctx, actorOf(res));
+  const snapshotOf = (sc: Scope, p: Record<string, string | undefined>): Promise<SnapshotRecord> => {
+    const dest = Number(p.destination);
+    if (!Number.isSafeInteger(dest)) throw notFound();
+    return sc.snapshot(dest, p.account ?? '', p.id ?? '');
+  };
+
+  r.get('/', (_req, res) => { res.redirect(303, actorOf(res).role === 'admin' ? '/admin' : '/snapshots'); });
+
+  r.get('/snapshots', async (req, res) => {
+    const sc = scope(res);
+    const days: { key: string; first: string; snapshots: Record<string, unknown>[] }[] = [];
+    const fmt = res.locals.fmt as { dayKey(iso: string): string };
+    // A provider may narrow the list to one account; an account holder has only one anyway.
+    const only = sc.actor.role !== 'user' && typeof req.query.account === 'string' && req.query.account !== '' ? req.query.account : null;
+    for (const s of await sc.snapshots()) {
+      if (only !== null && s.account !== only) continue;
+      const key = fmt.dayKey(s.finishedAt);
+      let day = days[days.length - 1];
+      if (!day || day.key !== key) { day = { key, first: s.finishedAt, snapshots: [] }; days.push(day); }
+      day.snapshots.push({ ...s, destination: sc.destination(s.destinationId)!.name, url: snapshotUrl(s) });
+    }
+    res.render('user/snapshots', { days, showAccount: sc.actor.role !== 'user', only });
+  });
+
+  r.get('/snapshots/:destination/:account/:id', async (req, res) => {
+    const sc = scope(res);
+    const s = await snapshotOf(sc, req.params);
+    const dir = decodePath(req.query.p);
+    let entries: Entry[];
+    try { entries = await snapshotFiles(ctx, s, dir); } catch (err) {
+      if (err instanceof UserError) throw new HttpError(404, 'error.notInSnapshot');
+      throw err;
+    }
+    const list = entries.filter((e) => e.path !== dir).map(entryView)
+      .sort((a, b) => (a.isDir === b.isDir ? (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) : a.isDir ? -1 : 1));
+    const crumbs: { name: string; url: string }[] = [];
+    if (dir !== '') {
+      const parts = dir.split('/');
+      parts.forEach((part, i) => crumbs.push({ name: toDisplay(part), url: snapshotUrl(s, parts.slice(0, i + 1).join('/')) }));
+    }
+    res.render('user/browse', {
+      s, destination: sc.destination(s.destinationId)!.name, url: snapshotUrl(s), dir: encodePath(dir), atRoot: dir === '',
+      parentUrl: dir === '' ? null : snapshotUrl(s, parentOf(dir)), crumbs,
+      entries: list.map((e) => ({ ...e, url: e.isDir ? snapshotUrl(s, Buffer.from(e.b64, 'base64url').toString('latin1')) : null })),
+    });
+  });
+
+  r.post('/snapshots/:destination/:account/:id/restore', async (req, res) => {
+    const actor = actorOf(res);
+    const s = await snapshotOf(scope(res), req.params);
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const mode = body.mode;
+    if (mode !== 'place' && mode !== 'folder') throw new HttpError(400, 'error.badRequest');
+    const sel = selection(body, s);
+    await checkPaths(ctx, s, sel.paths);
+    ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'restore.requested', target: `${s.account} ${s.id}`, result: 'ok', detail: '' });
+    const databases = sel.databases.map((name) => ({ name, ...renameOf(body, s, name) }));
+    const answer = await runner.submit(actor, s, {
+      paths: sel.paths, databases, intoFolder: mode === 'folder',
+    }, { items: sel.paths.length + sel.databases.length });
+    if ('taskId' in answer) res.redirect(303, `/tasks/${answer.taskId}`);
+    else if ('queued' in answer) res.redirect(303, '/tasks');
+    else throw new HttpError(409, 'error.restoreRefused', answer.error);
+  });
+
+  r.post('/snapshots/:destination/:account/:id/download', async (req, res) => {
+    const actor = actorOf(res);
+    const s = await snapshotOf(scope(res), req.params);
+    const sel = selection((req.body ?? {}) as Record<string, unknown>, s);
+    await checkPaths(ctx, s, sel.paths);
+    await streamDownload(ctx, actor, s, sel.paths, sel.databases, res);
+  });
+
+  r.get('/tasks', async (_req, res) => {
+    const sc = scope(res);
+    const tasks: Record<string, unknown>[] = [];
+    for (const t of ctx.store.tasks.list(200)) if ((t.type === 'restore' || t.type === 'download') && await sc.mayMonitor(t)) tasks.push(taskView(t));
+    const queued = [];
+    for (const p of runner.pending()) if (await sc.maySee(p)) queued.push(p);
+    res.render('user/tasks', { tasks, queued, busy: queued.length > 0 || tasks.some((t) => !t.finished) });
+  });
+
+  r.get('/tasks/:id', async (req, res) => {
+    const t = await scope(res).task(Number(req.params.id));
+    res.render('user/task', { task: taskView(t), logs: ctx.store.tasks.logs(t.id).slice(0, 200) });
+  });
+
+  r.get('/tasks/:id/status', async (req, res) => {
+    const t = await scope(res).task(Number(req.params.id));
+    res.set('Cache-Control', 'no-store').json({ id: t.id, status: t.status, finished: FINAL.has(t.status) });
+  });
+
+  r.get('/activity', async (_req, res) => {
+    res.render('user/activity', { entries: await scope(res).activity() });
+  });
+
+  return r;
+}

@@ -1,0 +1,92 @@
+// Small enhancements; every page works without them (forms post, pages refresh).
+(function () {
+  'use strict';
+  document.addEventListener('DOMContentLoaded', function () {
+    document.querySelectorAll('form[data-autosubmit] select').forEach(function (select) {
+      select.addEventListener('change', function () { select.form.submit(); });
+    });
+    document.querySelectorAll('input[data-select-all]').forEach(function (all) {
+      all.addEventListener('change', function () {
+        all.closest('form').querySelectorAll('input[name="path"]').forEach(function (box) { box.checked = all.checked; });
+      });
+    });
+    document.querySelectorAll('button[data-confirm]').forEach(function (button) {
+      button.addEventListener('click', function (event) {
+        if (!window.confirm(button.getAttribute('data-confirm'))) event.preventDefault();
+      });
+    });
+    // A running task: ask for its state every second, show the page anew when it is done.
+    var task = document.querySelector('[data-task-status]');
+    if (task) {
+      var url = task.getAttribute('data-task-status');
+      var poll = function () {
+        fetch(url, { headers: { Accept: 'application/json' }, credentials: 'same-origin' })
+          .then(function (r) { return r.json(); })
+          .then(function (s) { if (s.finished) window.location.reload(); else setTimeout(poll, 1000); })
+          .catch(function () { setTimeout(poll, 3000); });
+      };
+      setTimeout(poll, 1000);
+    }
+    var lang = document.documentElement.lang || 'en';
+    var number = new Intl.NumberFormat(lang, { maximumFractionDigits: 1 });
+    var bytes = function (n) {
+      var units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+      var i = 0;
+      while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+      return number.format(i === 0 ? n : Math.round(n * 10) / 10) + ' ' + units[i];
+    };
+    // Free space needs the destination (a network round trip): filled in after the page is shown.
+    document.querySelectorAll('[data-space]').forEach(function (cell) {
+      fetch(cell.getAttribute('data-space'), { headers: { Accept: 'application/json' }, credentials: 'same-origin' })
+        .then(function (r) { return r.json(); })
+        .then(function (s) {
+          cell.textContent = s.ok ? bytes(s.space.freeBytes) + ' / ' + bytes(s.space.totalBytes) : cell.getAttribute('data-unreachable') + ' ' + s.error;
+          if (!s.ok) cell.classList.add('problem');
+        })
+        .catch(function () { cell.textContent = '?'; });
+    });
+    // The new-destination form: the SSH settings only for SSH.
+    var types = document.querySelectorAll('input[name="type"]');
+    var ssh = document.querySelector('fieldset.ssh-only');
+    if (types.length && ssh) {
+      var sync = function () { ssh.hidden = !document.querySelector('input[name="type"][value="ssh"]').checked; };
+      types.forEach(function (r) { r.addEventListener('change', sync); });
+      sync();
+    }
+    // The queue: the daemon sends the task list whenever it changes.
+    var queue = document.querySelector('table[data-events]');
+    if (queue && window.EventSource) {
+      var labels = JSON.parse(queue.getAttribute('data-labels'));
+      var cell = function (row, label, text, cls) {
+        var td = document.createElement('td');
+        td.setAttribute('data-label', label);
+        if (cls) { var span = document.createElement('span'); span.className = cls; span.textContent = text; td.appendChild(span); } else td.textContent = text;
+        row.appendChild(td);
+      };
+      var heads = Array.prototype.map.call(queue.querySelectorAll('thead th'), function (th) { return th.textContent; });
+      var source = new EventSource(queue.getAttribute('data-events'));
+      source.addEventListener('tasks', function (event) {
+        var tbody = document.createElement('tbody');
+        JSON.parse(event.data).forEach(function (k) {
+          var row = document.createElement('tr');
+          row.setAttribute('data-task', k.id);
+          row.setAttribute('data-status', k.status);
+          cell(row, heads[0], (labels.type[k.type] || k.type) + ' #' + k.id);
+          cell(row, heads[1], k.account || '');
+          cell(row, heads[2], k.destination || '');
+          cell(row, heads[3], labels.status[k.status] || k.status, 'status status-' + k.status);
+          var p = k.progress || {};
+          var text = k.error ? k.error : p.files !== undefined
+            ? (p.phase && k.active ? (labels.phase[p.phase] || p.phase) + ' · ' : '') + labels.files.replace('{{files}}', number.format(p.files)).replace('{{size}}', bytes(p.bytes || 0))
+            : '';
+          cell(row, heads[4], text);
+          tbody.appendChild(row);
+        });
+        queue.replaceChild(tbody, queue.querySelector('tbody'));
+        queue.setAttribute('data-updated', String(Date.now()));
+      });
+    }
+    var refresh = document.querySelector('[data-refresh]');
+    if (refresh) setTimeout(function () { window.location.reload(); }, Number(refresh.getAttribute('data-refresh')) || 3000);
+  });
+})();
