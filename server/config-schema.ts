@@ -23,6 +23,8 @@ export const configSchema = z.object({
   socketPath: z.string().default('/var/run/tidemark/tidemark.sock'),
   /** HTTP listener for standalone mode (127.0.0.1 only); 0 disables it. */
   httpPort: z.number().int().min(0).max(65535).default(7080),
+  /** When the panel removes an account, first take a final backup of it with every job that covers it. */
+  finalBackupOnRemove: z.boolean().default(false),
   /** Log level for the JSON logs. */
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 }).strict();
