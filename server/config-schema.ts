@@ -35,6 +35,8 @@ export const configSchema = z.object({
   sessionIdleMinutes: z.number().int().min(1).max(24 * 60).default(30),
   /** …and at the latest this many hours after sign-in. */
   sessionMaxHours: z.number().int().min(1).max(24 * 7).default(12),
+  /** When the panel removes an account, first take a final backup of it with every job that covers it. */
+  finalBackupOnRemove: z.boolean().default(false),
   /** Log level for the JSON logs. */
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 }).strict();

@@ -32,10 +32,20 @@ export interface RestoreOutcome {
 export async function readManifest(dest: Destination, account: string, id: string): Promise<Manifest> {
   const raw = await dest.readFile(`${layout.snapshotDir(account, id)}/${layout.manifest}`);
   const m = JSON.parse(raw.toString('utf8')) as Manifest;
-  if (m.format !== 'tidemark-snapshot' || m.id !== id || m.account !== account) {
+  if (m.format !== 'tidemark-snapshot' || m.id !== id || (m.account !== account && !(await formerNames(dest, account)).includes(m.account))) {
     throw new Error(`snapshot ${id} of ${account}: the manifest does not match`);
   }
   return m;
+}
+
+/** Names the account had before a rename (see layout.accountMeta): their manifests are still its own. */
+async function formerNames(dest: Destination, account: string): Promise<string[]> {
+  try {
+    const meta = JSON.parse((await dest.readFile(layout.accountMeta(account))).toString('utf8')) as { formerNames?: unknown };
+    return Array.isArray(meta.formerNames) ? meta.formerNames.filter((n): n is string => typeof n === 'string') : [];
+  } catch {
+    return [];
+  }
 }
 
 /**

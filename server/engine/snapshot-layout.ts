@@ -5,6 +5,8 @@ export const layout = {
   accountDir: (account: string) => account,
   snapshotDir: (account: string, id: string) => `${account}/${id}`,
   partialDir: (account: string, id: string) => `${account}/.partial-${id}`,
+  /** Written when the account is renamed: `{account, formerNames}` (manifests keep the name they were written under). */
+  accountMeta: (account: string) => `${account}/account.json`,
   manifest: 'manifest.json',
   index: 'index.bin.gz',
   members: 'files.members.json',

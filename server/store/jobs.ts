@@ -63,6 +63,17 @@ export class JobRepository {
       JSON.stringify(j.items), JSON.stringify(j.excludes), j.enabled ? 1 : 0, new Date().toISOString());
     return this.byId(Number(info.lastInsertRowid))!;
   }
+  /** The account was renamed in the panel: jobs that list it by name list the new name. Returns the jobs changed. */
+  renameAccount(from: string, to: string): JobRecord[] {
+    const changed: JobRecord[] = [];
+    for (const j of this.list()) {
+      if ('all' in j.accounts || !j.accounts.list.includes(from)) continue;
+      const list = [...new Set(j.accounts.list.map((a) => (a === from ? to : a)))];
+      this.db.prepare('UPDATE jobs SET accounts = ? WHERE id = ?').run(JSON.stringify({ list }), j.id);
+      changed.push(this.byId(j.id)!);
+    }
+    return changed;
+  }
   remove(id: number): void {
     this.db.prepare('DELETE FROM jobs WHERE id = ?').run(id);
   }

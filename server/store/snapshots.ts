@@ -68,6 +68,10 @@ export class SnapshotRepository {
       .run(s.jobId, s.structure, s.status, s.startedAt, s.finishedAt, JSON.stringify(s.items), s.files, s.bytes, s.storedBytes,
         JSON.stringify(s.databases), s.locked ? 1 : 0, s.note, s.destinationId, s.account, s.id);
   }
+  /** The account was renamed in the panel: its snapshots on this destination follow it. Returns how many moved. */
+  renameAccount(destinationId: number, from: string, to: string): number {
+    return this.db.prepare('UPDATE snapshots SET account = ? WHERE destination_id = ? AND account = ?').run(to, destinationId, from).changes;
+  }
   remove(destinationId: number, account: string, id: string): void {
     this.db.prepare('DELETE FROM snapshots WHERE destination_id = ? AND account = ? AND id = ?').run(destinationId, account, id);
   }
