@@ -8,6 +8,39 @@ const mysqlSchema = z.object({
   password: z.string().optional(),
 }).strict();
 
+/** A hook script: an absolute path (its owner and mode are checked each time it runs). */
+const hookList = z.array(z.string().refine((p) => p.startsWith('/'), 'a hook script is given by its absolute path')).default([]);
+
+export const HOOK_EVENTS = ['preBackup', 'postBackup', 'preAccountBackup', 'postAccountBackup', 'preRestore', 'postRestore', 'preDownload', 'postDownload'] as const;
+
+const hooksSchema = z.object({
+  preBackup: hookList, postBackup: hookList, preAccountBackup: hookList, postAccountBackup: hookList,
+  preRestore: hookList, postRestore: hookList, preDownload: hookList, postDownload: hookList,
+  /** A hook still running after this many seconds is killed (a pre-hook then counts as failed). */
+  timeLimitSeconds: z.number().int().min(1).max(86_400).default(300),
+}).strict();
+
+/** What account holders or resellers may do; a key left out keeps the default. */
+const permissionFields = {
+  restoreFiles: z.boolean().optional(),
+  restoreDatabases: z.boolean().optional(),
+  download: z.boolean().optional(),
+  ownDestinations: z.boolean().optional(),
+  ownJobs: z.boolean().optional(),
+};
+const permissionSet = z.object(permissionFields).strict();
+
+const permissionsSchema = z.object({
+  user: z.object({
+    ...permissionFields,
+    // One switch only: whether account holders may have destinations of their own is accountDestinations.enabled.
+    ownDestinations: z.undefined({ message: 'set accountDestinations.enabled instead (it is the switch for account holders\' own destinations)' }).optional(),
+  }).strict().default({}),
+  reseller: permissionSet.default({}),
+  /** Per account (or reseller) name: overrides of its role's settings. */
+  accounts: z.record(z.string().regex(/^[a-z_][a-z0-9_.-]{0,31}$/i, 'an account name'), permissionSet).default({}),
+}).strict();
+
 export const configSchema = z.object({
   /** Which panel's accounts to back up; 'auto' detects cPanel, then DirectAdmin, else standalone. */
   panel: z.enum(['auto', 'standalone', 'cpanel', 'directadmin']).default('auto'),
@@ -37,6 +70,13 @@ export const configSchema = z.object({
   sessionMaxHours: z.number().int().min(1).max(24 * 7).default(12),
   /** When the panel removes an account, first take a final backup of it with every job that covers it. */
   finalBackupOnRemove: z.boolean().default(false),
+  /** Scripts of the provider run (as root) before and after backups, restores and downloads. */
+  hooks: hooksSchema.default({
+    preBackup: [], postBackup: [], preAccountBackup: [], postAccountBackup: [], preRestore: [], postRestore: [], preDownload: [], postDownload: [],
+    timeLimitSeconds: 300,
+  }),
+  /** What account holders and resellers may do (server/services/permissions.ts has the defaults). */
+  permissions: permissionsSchema.default({ user: {}, reseller: {}, accounts: {} }),
   /** Log level for the JSON logs. */
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 }).strict();

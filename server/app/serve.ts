@@ -33,16 +33,14 @@ export async function createApp(ctx: Context, trusted: boolean): Promise<express
     next();
   });
   app.get('/api/v1/health', (_req, res) => { res.json({ ok: true }); });
+  // Before the pages: the API answers with JSON and a token, never with a session cookie.
+  const { apiRoutes } = await import('./api/routes.js');
+  app.use('/api/v1', apiRoutes(ctx, trusted));
   if (!trusted) {
     const { mountWebPages } = await import('./web.js');
     await mountWebPages(app, ctx);
     return app;
   }
-  app.get('/api/v1/destinations', async (_req, res) => {
-    res.json(await Promise.all(ctx.store.destinations.list().map((d) => describeDestination(ctx, d))));
-  });
-  app.get('/api/v1/jobs', (_req, res) => { res.json(ctx.store.jobs.list().map((j) => describeJob(ctx, j))); });
-  app.get('/api/v1/snapshots', (_req, res) => { res.json(ctx.store.snapshots.list().map((s) => describeSnapshot(ctx, s))); });
   app.get('/', async (_req, res) => {
     const destinations = await Promise.all(ctx.store.destinations.list().map((d) => describeDestination(ctx, d)));
     res.render('dashboard', {

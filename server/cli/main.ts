@@ -366,6 +366,29 @@ program.command('login-url')
     if (json) printJson(r); else process.stdout.write(`${r.url}\n`);
   }));
 
+const apiToken = program.command('api-token').description('tokens of the JSON API (root only)');
+apiToken.command('create')
+  .description('create a token: it is printed this once, only its hash is kept')
+  .requiredOption('--name <name>', 'a name to list and revoke it by')
+  .option('--role <role>', 'admin | reseller | user', 'admin')
+  .option('--user <name>', 'reseller or user tokens: whom the token acts as')
+  .option('--expires <days>', 'valid this many days (default: until revoked)', (v) => (/^\d+$/.test(v) ? Number(v) : Number.NaN))
+  .action(action(async (ctx, json, opts: { name: string; role: string; user?: string; expires?: number }) => {
+    const { createApiToken } = await import('../app/api/tokens.js');
+    const doc = await createApiToken(ctx, { name: opts.name, role: opts.role, ...(opts.user !== undefined ? { user: opts.user } : {}), ...(opts.expires !== undefined ? { expiresDays: opts.expires } : {}) });
+    if (json) printJson(doc); else process.stdout.write(`${String(doc.token)}\n(shown once: only its hash is stored)\n`);
+  }));
+apiToken.command('list').action(action(async (ctx, json) => {
+  const { listApiTokens } = await import('../app/api/tokens.js');
+  const docs = listApiTokens(ctx);
+  if (json) printJson(docs); else printTable(docs, ['name', 'role', 'user', 'createdAt', 'expiresAt', 'lastUsedAt', 'valid']);
+}));
+apiToken.command('revoke').argument('<name>').action(action(async (ctx, json, name: string) => {
+  const { revokeApiToken } = await import('../app/api/tokens.js');
+  const doc = revokeApiToken(ctx, name);
+  if (json) printJson(doc); else process.stdout.write(`API token "${name}" revoked\n`);
+}));
+
 program.command('panel-event')
   .description('an account event from the panel: the panel hook scripts call this')
   .argument('[event]', `${PANEL_EVENTS.join(' | ')} (with --panel cpanel: read from the hook input when left out)`)

@@ -9,6 +9,8 @@ import { checkTakesBackups, driverFor } from './destinations.js';
 import type { Destination } from '../destinations/types.js';
 import { getJob } from './jobs.js';
 import { isAccountOwned, mayActOnAccount, ROOT, type Actor } from './actor.js';
+import { checkMay } from './permissions.js';
+import { runHooks, type HookInput } from '../hooks/runner.js';
 
 export interface AccountBackupResult {
   account: string;
@@ -46,13 +48,20 @@ async function accountsOfJob(ctx: Context, job: JobRecord, only: string | undefi
   return panel.listAccounts();
 }
 
+export interface BackupEvents {
+  /** Called with the task ids (one per account, in order) once the run is accepted, before any work. */
+  onTasks?: (taskIds: number[]) => void;
+}
+
 /**
  * Runs a job now, one account after the other; each account gets a task and, on success, a
  * snapshot. An account holder runs only its own jobs; an account's destination only ever
- * receives that account.
+ * receives that account. The provider's hooks run around the whole job and around each
+ * account; a failing pre-hook stops what it stands before.
  */
-export async function runBackup(ctx: Context, jobName: string, onlyAccount?: string, actor: Actor = ROOT, owner?: string): Promise<AccountBackupResult[]> {
+export async function runBackup(ctx: Context, jobName: string, onlyAccount?: string, actor: Actor = ROOT, owner?: string, events: BackupEvents = {}): Promise<AccountBackupResult[]> {
   const job = getJob(ctx, jobName, actor, owner);
+  if (actor.role !== 'admin') checkMay(ctx, actor, 'ownJobs', actor.name);
   const destRecord = ctx.store.destinations.byId(job.destinationId);
   if (!destRecord) throw new UserError(`job "${jobName}" has no destination`);
   checkTakesBackups(ctx, destRecord);
@@ -64,15 +73,40 @@ export async function runBackup(ctx: Context, jobName: string, onlyAccount?: str
     }
     if (!(await mayActOnAccount(ctx, actor, a.username))) throw new UserError(`account "${a.username}" is not yours to back up`);
   }
-  const dest = driverFor(ctx, destRecord);
+  const tasks = accounts.map((a) => ctx.store.tasks.create({ type: 'backup', account: a.username, jobId: job.id, destinationId: destRecord.id, snapshotId: null, params: {} }).id);
+  for (const id of tasks) ctx.store.tasks.claim(id, process.pid);
+  events.onTasks?.(tasks);
+  const hookInput: HookInput = { job: job.name, account: null, destination: destRecord.name, snapshot: null, actor, accounts: accounts.map((a) => a.username), tasks };
+  const logAll = (level: 'info' | 'warn' | 'error', message: string): void => { for (const t of tasks) ctx.store.tasks.log(t, level, message); };
+  let results: AccountBackupResult[] = [];
+  let failure: string | null = null;
+  let started = false;
   try {
-    return await backupToDestination(ctx, job, destRecord, dest, accounts, actor);
+    await runHooks(ctx.config, 'preBackup', hookInput, logAll);
+    started = true;
+    const dest = driverFor(ctx, destRecord);
+    try {
+      results = await backupToDestination(ctx, job, destRecord, dest, accounts, tasks, actor);
+    } finally {
+      await dest.close();
+    }
+    return results;
+  } catch (err) {
+    failure = (err as Error).message;
+    // Whatever did not get to run fails with the reason, so no task stays queued.
+    for (const id of tasks) {
+      if (ctx.store.tasks.byId(id)?.status !== 'queued') continue;
+      ctx.store.tasks.log(id, 'error', failure);
+      ctx.store.tasks.finish(id, 'failed', {}, failure);
+    }
+    ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'backup', target: `job ${job.name}`, result: 'failed', detail: failure });
+    throw err;
   } finally {
-    await dest.close();
+    if (started) await runHooks(ctx.config, 'postBackup', { ...hookInput, result: failure === null ? results : null, error: failure }, logAll);
   }
 }
 
-async function backupToDestination(ctx: Context, job: JobRecord, destRecord: DestinationRecord, dest: Destination, accounts: Account[], actor: Actor): Promise<AccountBackupResult[]> {
+async function backupToDestination(ctx: Context, job: JobRecord, destRecord: DestinationRecord, dest: Destination, accounts: Account[], tasks: number[], actor: Actor): Promise<AccountBackupResult[]> {
   try {
     await dest.open();
   } catch (err) {
@@ -85,12 +119,17 @@ async function backupToDestination(ctx: Context, job: JobRecord, destRecord: Des
     }
   }
   const results: AccountBackupResult[] = [];
-  for (const account of accounts) {
-    const task = ctx.store.tasks.create({ type: 'backup', account: account.username, jobId: job.id, destinationId: destRecord.id, snapshotId: null, params: {} });
+  for (const [i, account] of accounts.entries()) {
+    const task = { id: tasks[i]! };
     ctx.store.tasks.start(task.id, process.pid);
     let unlock: (() => void) | null = null;
     const sentBefore = dest.bytesSent?.() ?? null;
+    const hookInput: HookInput = { job: job.name, account: account.username, destination: destRecord.name, snapshot: null, actor, task: task.id };
+    const taskLog = (level: 'info' | 'warn' | 'error', message: string): void => ctx.store.tasks.log(task.id, level, message);
+    let hooked = false;
     try {
+      await runHooks(ctx.config, 'preAccountBackup', hookInput, taskLog);
+      hooked = true;
       unlock = lockAccount(ctx.dataDir, account.username, `backup task ${task.id}`);
       const previous = job.structure === 'incremental'
         ? ctx.store.snapshots.list({ account: account.username, destinationId: destRecord.id }).find((s) => s.structure === 'incremental') ?? null
@@ -121,6 +160,9 @@ async function backupToDestination(ctx: Context, job: JobRecord, destRecord: Des
     } finally {
       unlock?.();
     }
+    // Only around a backup that started: a refused one has nothing to report after.
+    const r = results[results.length - 1]!;
+    if (hooked) await runHooks(ctx.config, 'postAccountBackup', { ...hookInput, snapshot: r.snapshot, result: r, error: r.error }, taskLog);
   }
   ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'backup', target: `job ${job.name}`,
     result: results.every((r) => r.status !== 'failed') ? 'ok' : 'failed', detail: JSON.stringify(results.map((r) => ({ account: r.account, status: r.status }))) });

@@ -13,6 +13,7 @@ import { layout } from '../engine/snapshot-layout.js';
 import type { SnapshotRecord } from '../store/snapshots.js';
 import { isAccountOwned, mayManageDestination, ownerOf, pickOwned, ROOT, type Actor } from './actor.js';
 import { readMarker } from './destination-marker.js';
+import { checkMay } from './permissions.js';
 
 export const NAME = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
 
@@ -104,6 +105,7 @@ function checkMayAddOwnDestination(ctx: Context, actor: Actor, type: string): vo
   if (actor.role === 'admin') return;
   if (actor.role !== 'user') throw new UserError('only the provider and account holders add destinations');
   if (!ctx.config.accountDestinations.enabled) throw new UserError('the provider does not allow account-level destinations');
+  checkMay(ctx, actor, 'ownDestinations', actor.name);
   if (type !== 'ssh') {
     throw new UserError(type === 'local'
       ? 'an account holder cannot add a local destination: a local path would make the server write wherever the account chooses; add an ssh destination'

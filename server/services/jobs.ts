@@ -2,6 +2,7 @@ import { ITEMS, STRUCTURES, type JobRecord } from '../store/jobs.js';
 import { UserError, type Context } from './context.js';
 import { checkAccountDestinationsAllowed, getDestination, NAME, validationMessage } from './destinations.js';
 import { isAccountOwned, mayActOnAccount, ownerOf, pickOwned, ROOT, type Actor } from './actor.js';
+import { checkMay } from './permissions.js';
 import { ACCOUNT_NAME } from '../engine/snapshot-layout.js';
 
 async function addSchema() {
@@ -34,6 +35,7 @@ export interface AddJobInput {
  * the owner of its destination (`owner` picks an account's destination by name, for the provider).
  */
 export async function addJob(ctx: Context, input: AddJobInput, actor: Actor = ROOT, owner?: string): Promise<JobRecord> {
+  if (actor.role !== 'admin') checkMay(ctx, actor, 'ownJobs', actor.name);
   if (actor.role === 'user' && !input.all && (input.accounts === undefined || input.accounts.length === 0)) input = { ...input, accounts: [actor.name] };
   const parsed = (await addSchema()).safeParse(input);
   if (!parsed.success) throw new UserError(validationMessage(parsed.error));

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import type { Writable } from 'node:stream';
 import type { SnapshotRecord } from '../store/snapshots.js';
 import { isUtf8, toDisplay, type BytePath } from '../util/byte-path.js';
 import type { Entry } from '../engine/format/entry.js';
@@ -12,6 +13,8 @@ import { UserError, type Context } from './context.js';
 import { getDestination, withDriver } from './destinations.js';
 import type { DestinationRecord } from '../store/destinations.js';
 import { isAccountOwned, mayActOnAccount, maySeeSnapshotsOn, ownerOf, PROVIDER, ROOT, type Actor } from './actor.js';
+import { checkMay } from './permissions.js';
+import { runHooks, type HookInput } from '../hooks/runner.js';
 
 /**
  * Keeps the snapshots `actor` may see: for an account holder its own account's, on its own
@@ -134,6 +137,7 @@ export interface RestoreHooks {
 export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInput, actor: Actor = ROOT, hooks: RestoreHooks = {}): Promise<RestoreOutcome & { task: number }> {
   await checkMaySee(ctx, actor, s);
   const withDb = input.databases.length > 0;
+  checkMayRestore(ctx, actor, s, input);
   const destRecord = ctx.store.destinations.byId(s.destinationId)!;
   // The account controls what its own destination holds, and a dump is run with the
   // server's database administrator rights: it could do anything to any database.
@@ -147,7 +151,17 @@ export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInp
   ctx.store.tasks.start(task.id, process.pid);
   hooks.onTask?.(task.id);
   let unlock: (() => void) | null = null;
+  const hookInput: HookInput = {
+    job: null, account: s.account, destination: destRecord.name, snapshot: s.id, actor, task: task.id,
+    paths: input.paths.map(toDisplay), databases: input.databases, intoFolder: input.intoFolder,
+  };
+  const taskLog = (level: 'info' | 'warn' | 'error', message: string): void => ctx.store.tasks.log(task.id, level, message);
+  let started = false;
+  let outcomeForHook: unknown = null;
+  let failure: string | null = null;
   try {
+    await runHooks(ctx.config, 'preRestore', hookInput, taskLog);
+    started = true;
     unlock = lockAccount(ctx.dataDir, s.account, `restore task ${task.id}`);
     const outcome = await withDriver(ctx, ctx.store.destinations.byId(s.destinationId)!, (destination) => restoreSnapshot({
       account, destination, snapshotId: s.id, paths: input.paths, files, databases: input.databases, intoFolder: input.intoFolder,
@@ -157,27 +171,78 @@ export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInp
     for (const w of outcome.files?.warnings ?? []) ctx.store.tasks.log(task.id, 'warn', `${w.path}: ${w.message}`);
     ctx.store.tasks.finish(task.id, status, { ...outcome }, null);
     ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'restore', target: `${s.account} ${s.id}`, result: status, detail: '' });
+    outcomeForHook = { status, ...outcome };
     return { ...outcome, task: task.id };
   } catch (err) {
+    failure = (err as Error).message;
     ctx.store.tasks.finish(task.id, 'failed', {}, (err as Error).message);
     ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'restore', target: `${s.account} ${s.id}`, result: 'failed', detail: (err as Error).message });
     if (err instanceof UserError) throw err;
     throw new UserError(`restore failed: ${(err as Error).message}`);
   } finally {
     unlock?.();
+    if (started) await runHooks(ctx.config, 'postRestore', { ...hookInput, result: outcomeForHook, error: failure }, taskLog);
   }
 }
 
-export async function download(ctx: Context, s: SnapshotRecord, input: { paths: BytePath[]; databases: string[]; out: string }, actor: Actor = ROOT): Promise<{ files: number; bytes: number; out: string }> {
+/** The provider's permissions for what a restore asks for (files, databases, or both). */
+export function checkMayRestore(ctx: Context, actor: Actor, s: SnapshotRecord, input: { paths: readonly unknown[]; databases: readonly unknown[] }): void {
+  if (input.paths.length > 0 || input.databases.length === 0) checkMay(ctx, actor, 'restoreFiles', s.account);
+  if (input.databases.length > 0) checkMay(ctx, actor, 'restoreDatabases', s.account);
+}
+
+export interface DownloadInput { paths: BytePath[]; databases: string[] }
+
+/**
+ * Checks what a download needs (the snapshot visible, the provider's permission, the
+ * pre-download hooks) before anything is sent, then gives the function that writes the
+ * .tar.gz into `out`: a refusal becomes an error answer, never a broken file.
+ */
+export async function prepareDownload(ctx: Context, s: SnapshotRecord, input: DownloadInput, actor: Actor = ROOT): Promise<(out: Writable) => Promise<{ files: number; bytes: number }>> {
   await checkMaySee(ctx, actor, s);
+  checkMay(ctx, actor, 'download', s.account);
+  const destRecord = ctx.store.destinations.byId(s.destinationId)!;
+  const target = `${s.account} ${s.id}`;
+  const hookInput: HookInput = {
+    job: null, account: s.account, destination: destRecord.name, snapshot: s.id, actor, paths: input.paths.map(toDisplay), databases: input.databases,
+  };
+  // A download has no task: what its hooks print goes with its activity entry.
+  const notes: string[] = [];
+  const note = (_level: string, message: string): void => { notes.push(message.slice(0, 2000)); };
+  try {
+    await runHooks(ctx.config, 'preDownload', hookInput, note);
+  } catch (err) {
+    ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'download', target, result: 'failed', detail: (err as Error).message });
+    throw err;
+  }
+  return async (out) => {
+    let result: { files: number; bytes: number } | null = null;
+    let failure: string | null = null;
+    try {
+      result = await withDriver(ctx, destRecord, (destination) => downloadSnapshot({
+        destination, account: s.account, snapshotId: s.id, paths: input.paths, databases: input.databases, out,
+      }));
+      return result;
+    } catch (err) {
+      failure = (err as Error).message;
+      throw err;
+    } finally {
+      await runHooks(ctx.config, 'postDownload', { ...hookInput, result, error: failure }, note);
+      ctx.store.activity.record({
+        actor: actor.name, role: actor.role, action: 'download', target, result: failure === null ? 'ok' : 'failed',
+        detail: [failure ?? `${result!.files} files, ${result!.bytes} bytes`, ...notes].join('\n'),
+      });
+    }
+  };
+}
+
+export async function download(ctx: Context, s: SnapshotRecord, input: DownloadInput & { out: string }, actor: Actor = ROOT): Promise<{ files: number; bytes: number; out: string }> {
+  const write = await prepareDownload(ctx, s, input, actor);
   const tmp = `${input.out}.part`;
   const out = fs.createWriteStream(tmp, { mode: 0o600 });
   try {
-    const r = await withDriver(ctx, ctx.store.destinations.byId(s.destinationId)!, (destination) => downloadSnapshot({
-      destination, account: s.account, snapshotId: s.id, paths: input.paths, databases: input.databases, out,
-    }));
+    const r = await write(out);
     fs.renameSync(tmp, input.out);
-    ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'download', target: `${s.account} ${s.id}`, result: 'ok', detail: '' });
     return { ...r, out: input.out };
   } catch (err) {
     out.destroy();

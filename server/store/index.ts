@@ -5,6 +5,7 @@ import { SnapshotRepository } from './snapshots.js';
 import { TaskRepository } from './tasks.js';
 import { ActivityRepository } from './activity.js';
 import { SessionRepository } from './sessions.js';
+import { ApiTokenRepository } from './api-tokens.js';
 
 export interface Store {
   db: Db;
@@ -14,6 +15,7 @@ export interface Store {
   tasks: TaskRepository;
   activity: ActivityRepository;
   sessions: SessionRepository;
+  apiTokens: ApiTokenRepository;
   close(): void;
 }
 
@@ -27,6 +29,7 @@ export async function openStore(dataDir: string): Promise<Store> {
     tasks: new TaskRepository(db),
     activity: new ActivityRepository(db),
     sessions: new SessionRepository(db),
+    apiTokens: new ApiTokenRepository(db),
     close: () => db.close(),
   };
 }

@@ -51,6 +51,10 @@ export class TaskRepository {
   list(limit = 100): TaskRecord[] {
     return (this.db.prepare('SELECT * FROM tasks ORDER BY id DESC LIMIT ?').all(limit) as Row[]).map(fromRow);
   }
+  /** Records which process will run a queued task, so that its death fails the task too (see failOrphans). */
+  claim(id: number, pid: number): void {
+    this.db.prepare(`UPDATE tasks SET pid = ? WHERE id = ? AND status = 'queued'`).run(pid, id);
+  }
   start(id: number, pid: number): void {
     this.db.prepare(`UPDATE tasks SET status = 'running', pid = ?, started_at = ? WHERE id = ?`).run(pid, now(), id);
   }
@@ -67,9 +71,9 @@ export class TaskRepository {
   logs(id: number): { at: string; level: string; message: string }[] {
     return this.db.prepare('SELECT at, level, message FROM task_log WHERE task_id = ? ORDER BY id').all(id) as { at: string; level: string; message: string }[];
   }
-  /** Tasks left 'running' by a process that no longer exists (killed): marked failed, never completed. */
+  /** Tasks left running or claimed by a process that no longer exists (killed): marked failed, never completed. */
   failOrphans(isAlive: (pid: number) => boolean): number {
-    const rows = this.db.prepare(`SELECT id, pid FROM tasks WHERE status = 'running'`).all() as { id: number; pid: number | null }[];
+    const rows = this.db.prepare(`SELECT id, pid FROM tasks WHERE status = 'running' OR (status = 'queued' AND pid IS NOT NULL)`).all() as { id: number; pid: number | null }[];
     let n = 0;
     for (const r of rows) {
       if (r.pid !== null && isAlive(r.pid)) continue;

@@ -1,7 +1,8 @@
 import express from 'express';
 import type { Context } from '../../services/context.js';
 import { UserError } from '../../services/context.js';
-import { snapshotFiles } from '../../services/snapshots.js';
+import { checkMayRestore, snapshotFiles } from '../../services/snapshots.js';
+import { PermissionError, permissionsOf } from '../../services/permissions.js';
 import { parentOf, toDisplay, type BytePath } from '../../util/byte-path.js';
 import type { Entry } from '../../engine/format/entry.js';
 import type { SnapshotRecord } from '../../store/snapshots.js';
@@ -81,6 +82,17 @@ function renameOf(body: Record<string, unknown>, s: SnapshotRecord, name: string
   return raw === name ? {} : { as: raw };
 }
 
+/** The provider's permissions refuse with 403 and nothing happens; any other refusal of the services is a 409. */
+async function refusedAs403<T>(fn: () => T | Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof PermissionError) throw new HttpError(403, 'error.refused');
+    if (err instanceof UserError) throw new HttpError(409, 'error.refused', err.message);
+    throw err;
+  }
+}
+
 /** The account holder's pages; every lookup goes through the signed-in actor's scope. */
 export function userRoutes(ctx: Context, runner: RestoreRunner): express.Router {
   const r = express.Router();
@@ -126,7 +138,7 @@ export function userRoutes(ctx: Context, runner: RestoreRunner): express.Router 
       parts.forEach((part, i) => crumbs.push({ name: toDisplay(part), url: snapshotUrl(s, parts.slice(0, i + 1).join('/')) }));
     }
     res.render('user/browse', {
-      s, destination: sc.destination(s.destinationId)!.name, url: snapshotUrl(s), dir: encodePath(dir), atRoot: dir === '',
+      may: permissionsOf(ctx.config, sc.actor), s, destination: sc.destination(s.destinationId)!.name, url: snapshotUrl(s), dir: encodePath(dir), atRoot: dir === '',
       parentUrl: dir === '' ? null : snapshotUrl(s, parentOf(dir)), crumbs,
       entries: list.map((e) => ({ ...e, url: e.isDir ? snapshotUrl(s, Buffer.from(e.b64, 'base64url').toString('latin1')) : null })),
     });
@@ -139,6 +151,7 @@ export function userRoutes(ctx: Context, runner: RestoreRunner): express.Router 
     const mode = body.mode;
     if (mode !== 'place' && mode !== 'folder') throw new HttpError(400, 'error.badRequest');
     const sel = selection(body, s);
+    await refusedAs403(() => checkMayRestore(ctx, actor, s, sel));
     await checkPaths(ctx, s, sel.paths);
     ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'restore.requested', target: `${s.account} ${s.id}`, result: 'ok', detail: '' });
     const databases = sel.databases.map((name) => ({ name, ...renameOf(body, s, name) }));
@@ -155,7 +168,7 @@ export function userRoutes(ctx: Context, runner: RestoreRunner): express.Router 
     const s = await snapshotOf(scope(res), req.params);
     const sel = selection((req.body ?? {}) as Record<string, unknown>, s);
     await checkPaths(ctx, s, sel.paths);
-    await streamDownload(ctx, actor, s, sel.paths, sel.databases, res);
+    await refusedAs403(() => streamDownload(ctx, actor, s, sel.paths, sel.databases, res));
   });
 
   r.get('/tasks', async (_req, res) => {
