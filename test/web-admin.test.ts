@@ -30,15 +30,16 @@ after(async () => {
   for (const d of extraDirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
-describe('the provider pages are for admins only', () => {
-  const pages = ['/admin', '/admin/destinations', '/admin/destinations/new', '/admin/destinations/1', '/admin/destinations/1/space',
-    '/admin/jobs', '/admin/accounts', '/admin/queue', '/admin/queue/events', '/admin/activity'];
+describe('the provider pages are for providers only', () => {
+  const adminPages = ['/admin/destinations', '/admin/destinations/new', '/admin/destinations/1', '/admin/destinations/1/space',
+    '/admin/destinations/1/edit', '/admin/destinations/1/browse', '/admin/jobs', '/admin/jobs/new'];
+  const pages = ['/admin', ...adminPages, '/admin/accounts', '/admin/queue', '/admin/queue/events', '/admin/activity'];
 
-  test('an account holder and a reseller get "not found", and their forms change nothing', async () => {
+  test('an account holder gets "not found" everywhere, a reseller on destinations and jobs, and their forms change nothing', async () => {
     for (const [user, role] of [[fx.alice.username, 'user'], ['res1', 'reseller']] as const) {
       const c = await signIn(user, role);
       const token = await c.csrf();
-      for (const p of pages) assert.equal((await c.get(p)).status, 404, `${role} ${p}`);
+      for (const p of role === 'user' ? pages : adminPages) assert.equal((await c.get(p)).status, 404, `${role} ${p}`);
       const id = fx.destinationIds.shown;
       for (const [p, form] of [
         [`/admin/destinations/${id}/enabled`, { enabled: '0' }], [`/admin/destinations/${id}/visibility`, { visible: '0' }],
@@ -119,7 +120,7 @@ describe('an admin', () => {
     assert.equal(showDestination('shown').enabled, false);
     const snapshots = ok(cli(fx.dataDir, ['snapshot', 'list'])).length;
     const jobs = (await admin.get('/admin/jobs')).body;
-    const bothId = /<tr class="job" data-job="(\d+)">\s*<td[^>]*>both</.exec(jobs)![1];
+    const bothId = /<tr class="job" data-job="(\d+)">\s*<td[^>]*><a[^>]*>both</.exec(jobs)![1];
     assert.equal((await admin.post(`/admin/jobs/${bothId}/run`, { _csrf: adminCsrf })).status, 409);
     assert.equal(ok(cli(fx.dataDir, ['snapshot', 'list'])).length, snapshots);
     assert.equal((await admin.post(`/admin/destinations/${id}/enabled`, { _csrf: adminCsrf, enabled: '1' })).status, 303);
@@ -161,7 +162,7 @@ describe('an admin', () => {
     };
     const first = await nextTasks();
     const jobs = (await admin.get('/admin/jobs')).body;
-    const bothId = /<tr class="job" data-job="(\d+)">\s*<td[^>]*>both</.exec(jobs)![1];
+    const bothId = /<tr class="job" data-job="(\d+)">\s*<td[^>]*><a[^>]*>both</.exec(jobs)![1];
     const before = ok(cli(fx.dataDir, ['snapshot', 'list'])).length;
     const r = await admin.post(`/admin/jobs/${bothId}/run`, { _csrf: adminCsrf });
     assert.equal(r.status, 303);
@@ -199,7 +200,7 @@ describe('an admin', () => {
       await b.page.getByRole('link', { name: 'Destinations', exact: true }).click();
       await b.page.locator('td[data-space]', { hasText: 'iB /' }).first().waitFor();
       await b.screenshot('admin-destinations');
-      const bobDone = async (): Promise<number> => [...(await admin.get('/admin/queue')).body.matchAll(/<tr data-task="\d+">\s*<td[^>]*>Backup #\d+<\/td>\s*<td[^>]*>(\w+)<\/td>\s*<td[^>]*>[^<]*<\/td>\s*<td[^>]*><span class="status status-completed">/g)]
+      const bobDone = async (): Promise<number> => [...(await admin.get('/admin/queue')).body.matchAll(/<tr data-task="\d+">\s*<td[^>]*><a[^>]*>Backup #\d+<\/a><\/td>\s*<td[^>]*>(\w+)<\/td>\s*<td[^>]*>[^<]*<\/td>\s*<td[^>]*><span class="status status-completed">/g)]
         .filter((m) => m[1] === fx.bob.username).length;
       const before = await bobDone();
       assert.ok(before >= 1);

@@ -21,7 +21,19 @@ export interface RestoreRequest {
   /** Restore files into a new folder inside the home instead of into place. */
   intoFolder: boolean;
   mysql: () => Promise<MysqlCredentials>;
+  /** Called now and then while files are written, and once when they all are. */
+  onProgress?: (p: RestoreProgress) => void;
 }
+
+export interface RestoreProgress {
+  files: number;
+  bytes: number;
+  totalFiles: number;
+  totalBytes: number;
+}
+
+/** At most this often: every call is a write to the state store. */
+const PROGRESS_EVERY_MS = 500;
 
 export interface RestoreOutcome {
   files: RestoreResult | null;
@@ -70,6 +82,15 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
     if (!manifest.items.includes('files')) throw new Error(`snapshot ${req.snapshotId} holds no files`);
     const index = await readIndex(dest, dir);
     const selected = selectEntries(index, req.paths);
+    const progress: RestoreProgress = { files: 0, bytes: 0, totalFiles: 0, totalBytes: 0 };
+    for (const sel of selected) if (sel.entry.kind === 'f' && !sel.ancestor) { progress.totalFiles++; progress.totalBytes += sel.entry.size; }
+    let reportedAt = 0;
+    const report = (force: boolean): void => {
+      if (!req.onProgress || (!force && Date.now() - reportedAt < PROGRESS_EVERY_MS)) return;
+      reportedAt = Date.now();
+      req.onProgress({ ...progress });
+    };
+    report(true);
     const folder = req.intoFolder ? `tidemark-restore-${req.snapshotId}-${Date.now().toString(36)}` : '';
     const worker = spawnAccountWorker(account, { mode: 'restore', intoFolder: folder });
     const chunks: Buffer[] = [];
@@ -87,12 +108,17 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
         if (ev.type === 'entry') {
           const e = ev.sel.entry;
           await write(encodeEntry(e, e.kind === 'f', ev.sel.ancestor));
+          if (e.kind === 'f' && !ev.sel.ancestor) progress.files++;
+          report(false);
         } else if (ev.type === 'data') {
           await write(ev.chunk);
+          progress.bytes += ev.chunk.length;
+          report(false);
         }
       }
       worker.input.end();
       await worker.done;
+      report(true);
     } catch (err) {
       worker.child.kill('SIGKILL');
       await worker.done.catch(() => undefined);

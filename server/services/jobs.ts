@@ -1,4 +1,6 @@
+import { isDeepStrictEqual } from 'node:util';
 import { ITEMS, STRUCTURES, type JobRecord } from '../store/jobs.js';
+import type { DestinationRecord } from '../store/destinations.js';
 import { UserError, type Context } from './context.js';
 import { checkAccountDestinationsAllowed, getDestination, NAME, validationMessage } from './destinations.js';
 import { isAccountOwned, mayActOnAccount, ownerOf, pickOwned, ROOT, type Actor } from './actor.js';
@@ -42,6 +44,16 @@ export async function addJob(ctx: Context, input: AddJobInput, actor: Actor = RO
   const j = parsed.data;
   if (j.all === (j.accounts !== undefined && j.accounts.length > 0)) throw new UserError('give either --all or --accounts');
   const dest = getDestination(ctx, j.destination, actor, owner);
+  await checkJobRules(ctx, actor, dest, j);
+  if (ctx.store.jobs.byName(j.name, dest.owner)) throw new UserError(`a job named "${j.name}" exists already`);
+  return ctx.store.jobs.insert({
+    name: j.name, owner: dest.owner, destinationId: dest.id, structure: j.structure as JobRecord['structure'],
+    accounts: j.all ? { all: true } : { list: j.accounts! }, items: j.items as JobRecord['items'], excludes: j.excludes, enabled: true,
+  });
+}
+
+/** Who may back up what where: the same rules for a new job and a changed one. */
+async function checkJobRules(ctx: Context, actor: Actor, dest: DestinationRecord, j: { all: boolean; accounts?: string[] | undefined }): Promise<void> {
   if (actor.role !== 'admin') {
     if (j.all) throw new UserError('an account holder backs up only its own account: use --accounts');
     for (const a of j.accounts!) {
@@ -54,15 +66,78 @@ export async function addJob(ctx: Context, input: AddJobInput, actor: Actor = RO
     }
     checkAccountDestinationsAllowed(ctx, dest);
   }
-  if (ctx.store.jobs.byName(j.name, dest.owner)) throw new UserError(`a job named "${j.name}" exists already`);
   if (j.accounts) {
     const panel = ctx.panel(false);
     for (const a of j.accounts) if (!(await panel.getAccount(a))) throw new UserError(`unknown account "${a}"`);
   }
-  return ctx.store.jobs.insert({
-    name: j.name, owner: dest.owner, destinationId: dest.id, structure: j.structure as JobRecord['structure'],
-    accounts: j.all ? { all: true } : { list: j.accounts! }, items: j.items as JobRecord['items'], excludes: j.excludes, enabled: true,
-  });
+}
+
+/** What `editJob` may change; what is not given stays. `accounts` replaces `all` and the other way round. */
+export interface EditJobInput {
+  name?: string;
+  /** A destination of the job's owner: a job never moves to another owner's destination. */
+  destination?: string;
+  structure?: string;
+  accounts?: string[];
+  all?: boolean;
+  items?: string[];
+  excludes?: string[];
+}
+
+export interface EditJobOutcome {
+  record: JobRecord;
+  /** Names of the settings that changed. */
+  changed: string[];
+}
+
+/**
+ * Changes a job, checked by the rules of `addJob`. The snapshots it made stay as they
+ * are; the next run follows the new settings (a new structure starts a new chain).
+ */
+export async function editJob(ctx: Context, name: string, changes: EditJobInput, actor: Actor = ROOT, owner?: string): Promise<EditJobOutcome> {
+  const job = getJob(ctx, name, actor, owner);
+  const activity = (result: string, detail: string): void =>
+    ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'job.edit', target: job.name, result, detail });
+  try {
+    const outcome = await applyJobEdit(ctx, job, changes, actor);
+    activity('ok', `changed: ${outcome.changed.join(', ') || 'nothing'}`);
+    return outcome;
+  } catch (err) {
+    activity('refused', (err as Error).message);
+    throw err;
+  }
+}
+
+async function applyJobEdit(ctx: Context, job: JobRecord, changes: EditJobInput, actor: Actor): Promise<EditJobOutcome> {
+  const current = ctx.store.destinations.byId(job.destinationId);
+  if (!current) throw new UserError(`job "${job.name}" has no destination`);
+  const listed = changes.accounts !== undefined && changes.accounts.length > 0;
+  const all = listed ? false : changes.all ?? 'all' in job.accounts;
+  const merged = {
+    name: changes.name ?? job.name,
+    destination: changes.destination ?? current.name,
+    structure: changes.structure ?? job.structure,
+    all,
+    ...(all ? {} : { accounts: listed ? changes.accounts : 'list' in job.accounts ? job.accounts.list : [] }),
+    items: changes.items ?? job.items,
+    excludes: changes.excludes ?? job.excludes,
+  };
+  const parsed = (await addSchema()).safeParse(merged);
+  if (!parsed.success) throw new UserError(validationMessage(parsed.error));
+  const j = parsed.data;
+  if (j.all === (j.accounts !== undefined && j.accounts.length > 0)) throw new UserError('accounts: give either all accounts or a list of them');
+  const dest = changes.destination === undefined ? current : getDestination(ctx, j.destination, actor, job.owner);
+  if (dest.owner !== job.owner) throw new UserError(`no destination named "${j.destination}"`);
+  await checkJobRules(ctx, actor, dest, j);
+  if (j.name !== job.name && ctx.store.jobs.byName(j.name, job.owner)) throw new UserError(`name: a job named "${j.name}" exists already`);
+  const accounts: JobRecord['accounts'] = j.all ? { all: true } : { list: [...new Set(j.accounts!)] };
+  const next = { name: j.name, destinationId: dest.id, structure: j.structure as JobRecord['structure'], accounts, items: j.items as JobRecord['items'], excludes: j.excludes };
+  const changed = (['name', 'destinationId', 'structure', 'accounts', 'items', 'excludes'] as const)
+    .filter((k) => !isDeepStrictEqual(next[k], job[k])).map((k) => (k === 'destinationId' ? 'destination' : k));
+  if (changed.length === 0) return { record: job, changed };
+  ctx.store.db.prepare('UPDATE jobs SET name = ?, destination_id = ?, structure = ?, accounts = ?, items = ?, excludes = ? WHERE id = ?')
+    .run(next.name, next.destinationId, next.structure, JSON.stringify(next.accounts), JSON.stringify(next.items), JSON.stringify(next.excludes), job.id);
+  return { record: ctx.store.jobs.byId(job.id)!, changed };
 }
 
 /** The job `actor` means by `name`: an account holder finds only its own (see pickOwned). */

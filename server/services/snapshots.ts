@@ -166,6 +166,7 @@ export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInp
     const outcome = await withDriver(ctx, ctx.store.destinations.byId(s.destinationId)!, (destination) => restoreSnapshot({
       account, destination, snapshotId: s.id, paths: input.paths, files, databases: input.databases, intoFolder: input.intoFolder,
       mysql: () => ctx.panel(true).mysqlCredentials(),
+      onProgress: (p) => ctx.store.tasks.progress(task.id, { ...ctx.store.tasks.byId(task.id)?.progress, phase: 'restoring', ...p }),
     }));
     const status = outcome.files && outcome.files.warningCount > 0 ? 'partial' : 'completed';
     for (const w of outcome.files?.warnings ?? []) ctx.store.tasks.log(task.id, 'warn', `${w.path}: ${w.message}`);

@@ -34,8 +34,8 @@ export interface WebFixtureOptions {
   bigFile?: boolean;
   /** Backs up databases too, from this server. */
   mysql?: MysqlCredentials;
-  /** Runs after the accounts exist and before the backups. */
-  beforeBackup?: (alice: TestAccount, bob: TestAccount) => Promise<void>;
+  /** Runs after the accounts and the state directory (with its config.json) exist, and before the backups. */
+  beforeBackup?: (alice: TestAccount, bob: TestAccount, dataDir: string) => Promise<void>;
 }
 
 export async function startWebFixture(opts: WebFixtureOptions = {}): Promise<WebFixture> {
@@ -57,7 +57,7 @@ export async function startWebFixture(opts: WebFixtureOptions = {}): Promise<Web
     panel: 'standalone', homeRoots: [homeRoot], socketPath: path.join(dataDir, 'run', 'tidemark.sock'), httpPort: port, logLevel: 'silent',
     ...(opts.mysql ? { mysql: opts.mysql } : {}),
   }));
-  await opts.beforeBackup?.(alice, bob);
+  await opts.beforeBackup?.(alice, bob, dataDir);
   const items = opts.mysql ? 'files,databases' : 'files';
   const shownDir = makeDestinationDir();
   const hiddenDir = makeDestinationDir();

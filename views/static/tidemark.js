@@ -71,7 +71,13 @@
           var row = document.createElement('tr');
           row.setAttribute('data-task', k.id);
           row.setAttribute('data-status', k.status);
-          cell(row, heads[0], (labels.type[k.type] || k.type) + ' #' + k.id);
+          var first = document.createElement('td');
+          first.setAttribute('data-label', heads[0]);
+          var link = document.createElement('a');
+          link.href = '/admin/queue/' + k.id;
+          link.textContent = (labels.type[k.type] || k.type) + ' #' + k.id;
+          first.appendChild(link);
+          row.appendChild(first);
           cell(row, heads[1], k.account || '');
           cell(row, heads[2], k.destination || '');
           cell(row, heads[3], labels.status[k.status] || k.status, 'status status-' + k.status);
@@ -80,11 +86,29 @@
             ? (p.phase && k.active ? (labels.phase[p.phase] || p.phase) + ' · ' : '') + labels.files.replace('{{files}}', number.format(p.files)).replace('{{size}}', bytes(p.bytes || 0))
             : '';
           cell(row, heads[4], text);
+          // A bar: how far when that is known, only that it works when not.
+          if (k.percent !== null || k.active) {
+            var bar = document.createElement('progress');
+            bar.className = 'bar';
+            if (k.percent !== null) { bar.max = 100; bar.value = k.percent; bar.textContent = k.percent + '%'; }
+            row.lastChild.insertBefore(bar, row.lastChild.firstChild);
+          }
           tbody.appendChild(row);
         });
         queue.replaceChild(tbody, queue.querySelector('tbody'));
         queue.setAttribute('data-updated', String(Date.now()));
       });
+    }
+    // The job form: the account list only counts for "these accounts".
+    var scopes = document.querySelectorAll('input[name="scope"]');
+    var choices = document.querySelector('div.choices');
+    if (scopes.length && choices) {
+      var syncScope = function () {
+        var list = document.querySelector('input[name="scope"][value="list"]').checked;
+        choices.querySelectorAll('input').forEach(function (box) { box.disabled = !list; });
+      };
+      scopes.forEach(function (r) { r.addEventListener('change', syncScope); });
+      syncScope();
     }
     var refresh = document.querySelector('[data-refresh]');
     if (refresh) setTimeout(function () { window.location.reload(); }, Number(refresh.getAttribute('data-refresh')) || 3000);

@@ -103,7 +103,7 @@ export function userRoutes(ctx: Context, runner: RestoreRunner): express.Router 
     return sc.snapshot(dest, p.account ?? '', p.id ?? '');
   };
 
-  r.get('/', (_req, res) => { res.redirect(303, actorOf(res).role === 'admin' ? '/admin' : '/snapshots'); });
+  r.get('/', (_req, res) => { res.redirect(303, actorOf(res).role === 'user' ? '/snapshots' : '/admin'); });
 
   r.get('/snapshots', async (req, res) => {
     const sc = scope(res);

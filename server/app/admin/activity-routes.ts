@@ -1,0 +1,73 @@
+import express from 'express';
+import type { ActivityRecord } from '../../store/activity.js';
+import { Scope } from '../scope.js';
+import { noErrors, type FormErrors } from './form-errors.js';
+import { scopeOf, type ProviderState } from './state.js';
+
+const LIMIT = 2000;
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+
+export interface ActivityFilter { actor: string; action: string; result: string; from: string; to: string }
+
+const text = (v: unknown): string => (typeof v === 'string' ? v.trim().slice(0, 200) : '');
+
+/** A day as the form sends it (YYYY-MM-DD), or an error for that field. */
+function dayOf(v: string, field: string, errors: FormErrors): string | null {
+  if (v === '') return null;
+  if (!DAY.test(v) || Number.isNaN(Date.parse(`${v}T00:00:00Z`))) { errors.fields[field] = 'YYYY-MM-DD'; return null; }
+  return v;
+}
+
+/** One CSV cell: quoted, and never a formula when a spreadsheet opens it. */
+const cell = (v: string): string => `"${(/^[=+\-@\t\r]/.test(v) ? `'${v}` : v).replace(/"/g, '""')}"`;
+
+/** The activity log (who, what, when, on what, with what result), filterable, and as CSV. */
+export function activityRoutes(st: ProviderState): express.Router {
+  const { ctx } = st;
+  const r = express.Router();
+
+  const query = async (res: express.Response, f: ActivityFilter, errors: FormErrors): Promise<ActivityRecord[]> => {
+    const where: string[] = [];
+    const args: string[] = [];
+    if (f.actor) { where.push('actor = ?'); args.push(f.actor); }
+    if (f.action) { where.push('action = ?'); args.push(f.action); }
+    if (f.result) { where.push('result = ?'); args.push(f.result); }
+    const from = dayOf(f.from, 'from', errors);
+    const to = dayOf(f.to, 'to', errors);
+    if (from) { where.push('at >= ?'); args.push(`${from}T00:00:00.000Z`); }
+    // The whole of the last day.
+    if (to) { where.push('at < ?'); args.push(new Date(Date.parse(`${to}T00:00:00Z`) + 86_400_000).toISOString()); }
+    const rows = ctx.store.db.prepare(`SELECT * FROM activity ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`)
+      .all(...args, LIMIT) as ActivityRecord[];
+    const sc = scopeOf(st, res);
+    if (sc.isAdmin) return rows;
+    // A reseller: its own actions, and what happened to snapshots it may see.
+    const visible = new Set((await new Scope(ctx, sc.actor).snapshots()).map((s) => `${s.account} ${s.id}`));
+    return rows.filter((a) => (a.actor === sc.actor.name && a.role === sc.actor.role) || visible.has(a.target));
+  };
+
+  r.get('/', async (req, res) => {
+    const f: ActivityFilter = { actor: text(req.query.actor), action: text(req.query.action), result: text(req.query.result), from: text(req.query.from), to: text(req.query.to) };
+    const errors = noErrors();
+    const entries = await query(res, f, errors);
+    if (req.query.format === 'csv' && Object.keys(errors.fields).length === 0) {
+      const lines = ['when,who,role,action,target,result,detail'];
+      for (const a of entries) lines.push([a.at, a.actor, a.role, a.action, a.target, a.result, a.detail].map(cell).join(','));
+      res.type('text/csv; charset=utf-8').attachment('tidemark-activity.csv').send(`${lines.join('\r\n')}\r\n`);
+      return;
+    }
+    const distinct = (col: string): string[] => (ctx.store.db.prepare(`SELECT DISTINCT ${col} AS v FROM activity ORDER BY v`).all() as { v: string }[]).map((x) => x.v);
+    const unfiltered = scopeOf(st, res).isAdmin ? null : await query(res, { actor: '', action: '', result: '', from: '', to: '' }, noErrors());
+    const seen = unfiltered && new Set(unfiltered.map((e) => e.actor));
+    const csv = new URLSearchParams({ ...Object.fromEntries(Object.entries(f).filter(([, v]) => v !== '')), format: 'csv' }).toString();
+    res.status(Object.keys(errors.fields).length ? 400 : 200).render('admin/activity', {
+      entries, filter: f, errors, csvUrl: `/admin/activity?${csv}`,
+      // A reseller chooses among what it may see: other people's names and doings stay out of the lists.
+      actors: seen ? [...seen].sort() : distinct('actor'),
+      actions: unfiltered ? [...new Set(unfiltered.map((e) => e.action))].sort() : distinct('action'),
+      results: unfiltered ? [...new Set(unfiltered.map((e) => e.result))].sort() : distinct('result'),
+    });
+  });
+
+  return r;
+}
