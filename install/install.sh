@@ -163,14 +163,14 @@ register_cpanel() {
     [ -x "$ROOT$cp/$tool" ] || die "cPanel's $ROOT$cp/$tool is missing: is cPanel & WHM complete on this server?"
   done
   # WHM: the page bridge, its icon, Tidemark's reseller privilege, and the AppConfig entry.
-  install_file "$SRC/plugin/cpanel/whm/index.cgi" $cp/whostmgr/docroot/cgi/tidemark/index.cgi 0755
+  install_file "$SRC/plugin/cpanel/whm/index.cgi" $cp/whostmgr/docroot/cgi/tidemark/index.cgi 0755 template
   install_file "$SRC/plugin/cpanel/whm/tidemark.svg" $cp/whostmgr/docroot/addon_plugins/tidemark.svg 0644
   install_file "$SRC/plugin/cpanel/acl/Tidemark.pm" $cp/Cpanel/Config/ConfigObj/Driver/Tidemark.pm 0644
   install_file "$SRC/plugin/cpanel/acl/Tidemark/META.pm" $cp/Cpanel/Config/ConfigObj/Driver/Tidemark/META.pm 0644
   run_tool "$ROOT$cp/bin/register_appconfig" "$ROOT$APP_DIR/plugin/cpanel/whm/tidemark.conf"
   record registrations "appconfig tidemark"
   # cPanel (Jupiter): the page, then its entry in the interface and in the Feature Manager.
-  install_file "$SRC/plugin/cpanel/jupiter-page/index.live.pl" $cp/base/frontend/jupiter/tidemark/index.live.pl 0755
+  install_file "$SRC/plugin/cpanel/jupiter-page/index.live.pl" $cp/base/frontend/jupiter/tidemark/index.live.pl 0755 template
   run_tool "$ROOT$cp/scripts/install_plugin" "$ROOT$APP_DIR/plugin/cpanel/jupiter" --theme jupiter
   record registrations "jupiter $APP_DIR/plugin/cpanel/jupiter"
   # Account events. A hook registered by an earlier install stays registered (the script path does not change).
@@ -190,6 +190,11 @@ register_directadmin() {
   plugin=$(mktemp -d)
   cp -a "$SRC/plugin/directadmin/tidemark/." "$plugin/"
   substitute < "$SRC/plugin/directadmin/tidemark/plugin.conf" > "$plugin/plugin.conf"
+  # The pages run the installed forwarder (ownership and modes kept from the copy).
+  local page
+  for page in "$plugin"/*/*.raw; do
+    substitute < "$page" > "$page.new" && cat "$page.new" > "$page" && rm -f "$page.new"
+  done
   chmod 0755 "$plugin"
   install_tree "$plugin" $da/plugins/tidemark
   rm -rf "$plugin"

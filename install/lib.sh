@@ -9,6 +9,8 @@
 #   registrations    every call made to a panel tool, as the uninstaller has to undo it
 
 STATE_REL=/etc/tidemark
+# Where the daemon meets the panel pages that run as an account (config.json bridgeDir, same default).
+BRIDGE_DIR=/var/run/tidemark-bridge
 
 die() { echo "tidemark: $*" >&2; exit 1; }
 usage_error() { echo "tidemark: $*" >&2; echo "(--help lists the options)" >&2; exit 2; }
@@ -62,6 +64,7 @@ substitute() {
       -e "s|@DATA_DIR@|$ROOT$DATA_DIR|g" \
       -e "s|@APP_DIR@|$ROOT$APP_DIR|g" \
       -e "s|@NODE@|$NODE|g" \
+      -e "s|@BRIDGE_DIR@|$ROOT$BRIDGE_DIR|g" \
       -e "s|@VERSION@|$VERSION|g"
 }
 

@@ -54,6 +54,14 @@ export const configSchema = z.object({
   mysql: mysqlSchema.optional(),
   /** Unix socket of the daemon. */
   socketPath: z.string().default('/var/run/tidemark/tidemark.sock'),
+  /**
+   * The panel pages that run as an account's own Unix user reach the daemon here: `bridge.sock`
+   * (open to every local user; nothing answers without a proof) and `proofs/` (sticky, writable
+   * by all, listable by none), where such a page proves its uid. Default: `tidemark-bridge`
+   * beside the socket's directory (/var/run/tidemark-bridge), the path the installer writes
+   * into the pages: set it only for tests.
+   */
+  bridgeDir: z.string().optional(),
   /** HTTP listener for standalone mode (127.0.0.1 only); 0 disables it. */
   httpPort: z.number().int().min(0).max(65535).default(7080),
   /**

@@ -62,7 +62,7 @@ test('cPanel: install registers everything, an upgrade keeps data and settings, 
 
     // WHM: bridge, icon, privilege driver, AppConfig.
     assert.equal(mode(path.join(root, 'usr/local/cpanel/whostmgr/docroot/cgi/tidemark/index.cgi')), 0o755);
-    assert.match(read(root, 'usr/local/cpanel/whostmgr/docroot/cgi/tidemark/index.cgi'), /checkacl\('software-tidemark'\)/);
+    assert.match(read(root, 'usr/local/cpanel/whostmgr/docroot/cgi/tidemark/index.cgi'), new RegExp(`'${root}/${APP}/dist/server/bridge/client\\.js',\\s+'--mode', 'whm'`));
     assert.ok(fs.existsSync(path.join(root, 'usr/local/cpanel/whostmgr/docroot/addon_plugins/tidemark.svg')));
     assert.match(read(root, 'usr/local/cpanel/Cpanel/Config/ConfigObj/Driver/Tidemark.pm'), /'acl'\s*=> 'software-tidemark'/);
     assert.match(read(root, 'usr/local/cpanel/Cpanel/Config/ConfigObj/Driver/Tidemark/META.pm'), /package Cpanel::Config::ConfigObj::Driver::Tidemark::META;/);
@@ -131,7 +131,7 @@ test('DirectAdmin: plugin folder and hooks beside the provider\'s own scripts; u
     const conf = fs.readFileSync(path.join(plugin, 'plugin.conf'), 'utf8').split('\n');
     const version = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version as string;
     for (const line of ['id=tidemark', `version=${version}`, 'active=yes', 'installed=yes', 'menu_user=images/user-menu.json']) assert.ok(conf.includes(line), `plugin.conf has ${line}`);
-    for (const page of ['admin/index.html', 'reseller/index.html', 'user/index.html', 'user/download.raw']) {
+    for (const page of ['admin/index.html', 'reseller/index.html', 'user/index.html', 'admin/index.raw', 'reseller/index.raw', 'user/index.raw']) {
       assert.equal(mode(path.join(plugin, page)) & 0o111, 0o111, `${page} is executable`);
     }
     for (const level of ['admin', 'reseller', 'user']) {
@@ -139,9 +139,10 @@ test('DirectAdmin: plugin folder and hooks beside the provider\'s own scripts; u
       assert.match(menu[0]!.entries[0]!.href, /\/tidemark\/index\.html$/);
       assert.ok(fs.existsSync(path.join(plugin, `hooks/${level}_txt.html`)));
     }
-    // A .raw page writes its own HTTP headers.
-    const raw = spawnSync(path.join(plugin, 'user/download.raw'), { encoding: 'utf8' });
-    assert.match(raw.stdout, /^HTTP\/1\.1 503 /);
+    // A .raw page writes its own HTTP headers, with the installed forwarder (which refuses root: account pages run as the account).
+    assert.match(fs.readFileSync(path.join(plugin, 'user/index.raw'), 'utf8'), new RegExp(`'${root}/usr/local/tidemark/dist/server/bridge/client\\.js' --mode account --level user`));
+    const raw = spawnSync(path.join(plugin, 'user/index.raw'), { encoding: 'utf8' });
+    assert.match(raw.stdout, /^HTTP\/1\.1 500 /);
 
     for (const hook of ['user_create_post', 'user_destroy_pre']) {
       const file = path.join(root, `usr/local/directadmin/scripts/custom/${hook}/tidemark.sh`);

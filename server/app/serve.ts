@@ -36,6 +36,7 @@ export async function createApp(ctx: Context, trusted: boolean): Promise<express
   // Before the pages: the API answers with JSON and a token, never with a session cookie.
   const { apiRoutes } = await import('./api/routes.js');
   app.use('/api/v1', apiRoutes(ctx, trusted));
+  if (trusted) app.use(await (await import('./bridge.js')).rootBridge(ctx));
   if (!trusted) {
     const { mountWebPages } = await import('./web.js');
     await mountWebPages(app, ctx);
@@ -49,6 +50,19 @@ export async function createApp(ctx: Context, trusted: boolean): Promise<express
     });
   });
   return app;
+}
+
+/** The proof channel of the panel pages that run as an account (bridge.ts); the daemon runs on without it. */
+async function listenForPanelPages(ctx: Context, log: ReturnType<typeof createLogger>): Promise<void> {
+  try {
+    const { bridgeDirOf, prepareBridgeDir, proofBridgeApp, ProofChallenges } = await import('./bridge.js');
+    const { proofs, socket } = prepareBridgeDir(bridgeDirOf(ctx.config));
+    fs.rmSync(socket, { force: true });
+    const server = (await proofBridgeApp(ctx, new ProofChallenges(proofs))).listen(socket, () => fs.chmodSync(socket, 0o666));
+    server.on('error', (err) => log.error({ socket, err: err.message }, 'panel bridge socket not available'));
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'panel bridge socket not available');
+  }
 }
 
 /** The daemon: a root-only Unix socket for panel bridges and the CLI, and HTTP on 127.0.0.1 for standalone mode. */
@@ -65,6 +79,7 @@ export async function serve(ctx: Context, portOption?: number): Promise<void> {
   } catch (err) {
     log.error({ socketPath, err: (err as Error).message }, 'socket not available');
   }
+  await listenForPanelPages(ctx, log);
   if (port > 0) {
     const http = (await createApp(ctx, false)).listen(port, '127.0.0.1', () => {
       process.stdout.write(`tidemark: listening on http://127.0.0.1:${port}/ (data in ${ctx.dataDir})\n`);

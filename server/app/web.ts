@@ -17,12 +17,21 @@ const STATIC = fileURLToPath(new URL('../../../views/static', import.meta.url));
 /** Only a path on this site: never `//host` or `/\host`, which browsers treat as another site. */
 const localPath = (v: unknown): string => (typeof v === 'string' && /^\/(?![/\\])[^\s]*$/.test(v) ? v : '/');
 
+export interface WebPagesOptions {
+  /**
+   * For the panel bridges (bridge.ts): sets the actor and CSRF token from the identity the
+   * bridge proved, in place of the session cookie. Sign-in by login URL and the Host check
+   * (the bridge's requests come over a Unix socket) do not apply then.
+   */
+  identify?: express.RequestHandler;
+}
+
 /**
  * The pages for signed-in people, on the HTTP port every local user can reach: nothing
  * here answers without a valid session except sign-in itself, the health check and the
  * stylesheet and script.
  */
-export async function mountWebPages(app: express.Express, ctx: Context): Promise<void> {
+export async function mountWebPages(app: express.Express, ctx: Context, opts: WebPagesOptions = {}): Promise<void> {
   const i18n = await createI18n();
   const runner = new RestoreRunner(ctx);
   const idleMs = ctx.config.sessionIdleMinutes * 60_000;
@@ -42,7 +51,7 @@ export async function mountWebPages(app: express.Express, ctx: Context): Promise
   }));
   // Only this machine's own names: a page of another site whose name an attacker points
   // at 127.0.0.1 (DNS rebinding) gets nothing, not even the sign-in page.
-  app.use((req, res, next) => {
+  if (!opts.identify) app.use((req, res, next) => {
     const port = req.socket.localPort;
     const host = (req.headers.host ?? '').toLowerCase();
     if ([`127.0.0.1:${port}`, `localhost:${port}`].includes(host)) { next(); return; }
@@ -51,7 +60,7 @@ export async function mountWebPages(app: express.Express, ctx: Context): Promise
   app.use('/static', express.static(STATIC, { index: false, maxAge: '1h' }));
   app.use(cookieParser());
   app.use(i18nHandle(i18n));
-  app.use(sessions(ctx));
+  app.use(opts.identify ?? sessions(ctx));
   app.use((req, res, next) => {
     res.set('Cache-Control', 'no-store');
     // Dates and numbers in the browser's own variant (de-CH, fr-CA); texts in the locale that has them.
@@ -65,7 +74,7 @@ export async function mountWebPages(app: express.Express, ctx: Context): Promise
   // After the language and the session are known, so a refused body gets a proper page.
   app.use(express.urlencoded({ extended: false, limit: '1mb', parameterLimit: 20000 }));
 
-  app.get('/login/:token', (req, res) => {
+  if (!opts.identify) app.get('/login/:token', (req, res) => {
     const actor = ctx.store.sessions.consumeLoginToken(req.params.token);
     if (!actor) throw new HttpError(401, 'error.loginLink');
     const previous = res.locals.sessionId as string | undefined;

@@ -1,13 +1,14 @@
 #!/usr/local/cpanel/3rdparty/bin/perl
-# Tidemark's cPanel (Jupiter) page. cPanel runs it as the account's own Unix user, so
-# the bridge will prove who it is by what only that uid can do (a one-time token in a
-# file the kernel marks as owned by it), never by a name the browser could send.
-# That handshake comes with the web sessions; until then the page says so.
+# Tidemark's cPanel (Jupiter) page. cPanel runs it as the account's own Unix user. It hands
+# the request to Tidemark's forwarder, which proves to the daemon which uid it runs as (it
+# creates the daemon's one-time challenge file, which the kernel marks as owned by that uid)
+# and streams the daemon's page back. Nothing the browser sends names the account.
 use strict;
 use warnings;
 
-my $user = getpwuid($<);
-$user = '' unless defined $user;
+my @forward = ('@NODE@', '@APP_DIR@/dist/server/bridge/client.js',
+    '--mode', 'account', '--level', 'user', '--bridge-dir', '@BRIDGE_DIR@', '--base', 'index.live.pl', '--output', 'cgi');
+exec { $forward[0] } @forward;
 print "Status: 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n\r\n";
-print "Tidemark: restoring from this page is not available yet ($user). Ask your provider for a restore meanwhile.\n";
+print "Tidemark: the forwarder could not be started.\n";
 exit 0;

@@ -1,0 +1,447 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import net from 'node:net';
+import path from 'node:path';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createAccount, makeHomeRoot, removeAccount, asAccount, type TestAccount } from './support/accounts.js';
+import { cli, makeDestinationDir, ok } from './support/cli.js';
+import { install, makeCpanelTree, makeDirectAdminTree } from './support/panel-tree.js';
+
+// The panel pages run exactly as the panels run them: installed by the installer into a
+// simulated panel tree, started as CGI (or DirectAdmin ".raw" pages) with the panel's
+// environment, as root for WHM and as the account's own Unix user for the account pages,
+// against the installed daemon.
+
+const DATA = 'var/lib/tidemark';
+const BRIDGE = 'var/run/tidemark-bridge';
+const WHM_CGI = 'usr/local/cpanel/whostmgr/docroot/cgi/tidemark/index.cgi';
+const JUPITER = 'usr/local/cpanel/base/frontend/jupiter/tidemark/index.live.pl';
+const DA_PLUGIN = 'usr/local/directadmin/plugins/tidemark';
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+interface Page { status: number; headers: Map<string, string[]>; body: Buffer; text: string }
+
+/** Splits a CGI answer (`Status:` line) or a raw HTTP answer (`HTTP/1.1` line) into its parts. */
+function parseAnswer(out: Buffer): Page {
+  const end = out.indexOf('\r\n\r\n');
+  assert.ok(end > 0, `an answer with headers, got: ${out.toString('utf8').slice(0, 300)}`);
+  const lines = out.subarray(0, end).toString('latin1').split('\r\n');
+  const first = lines.shift()!;
+  const m = /^(?:Status:|HTTP\/1\.1) (\d{3})\b/.exec(first);
+  assert.ok(m, `a status line, got ${first}`);
+  const headers = new Map<string, string[]>();
+  for (const l of lines) {
+    const i = l.indexOf(':');
+    const k = l.slice(0, i).toLowerCase();
+    headers.set(k, [...(headers.get(k) ?? []), l.slice(i + 1).trim()]);
+  }
+  const body = out.subarray(end + 4);
+  return { status: Number(m[1]), headers, body, text: body.toString('utf8') };
+}
+
+interface RunOptions { as?: TestAccount; perl?: boolean; env?: Record<string, string>; input?: string }
+
+/** Runs a panel page with a CGI environment (nothing of this process's environment leaks in). */
+function runPage(file: string, o: RunOptions = {}): Page {
+  const cmd = [...(o.perl ? ['perl'] : []), file];
+  const argv = o.as ? ['setpriv', '--reuid', String(o.as.uid), '--regid', String(o.as.gid), '--clear-groups', ...cmd] : cmd;
+  const env = { PATH: '/usr/local/bin:/usr/bin:/bin', GATEWAY_INTERFACE: 'CGI/1.1', SERVER_PROTOCOL: 'HTTP/1.1', REQUEST_METHOD: 'GET', QUERY_STRING: '', HTTP_ACCEPT: 'text/html', ...o.env };
+  const r = spawnSync(argv[0]!, argv.slice(1), { env, cwd: '/', input: o.input ?? '', maxBuffer: 64 << 20 });
+  assert.equal(r.status, 0, `${file} exited ${r.status}: ${r.stderr?.toString()}`);
+  return parseAnswer(r.stdout);
+}
+
+const cgiGet = (query: string, extra: Record<string, string> = {}): Record<string, string> => ({ QUERY_STRING: query, ...extra });
+function cgiPost(query: string, form: Record<string, string | string[]>, extra: Record<string, string> = {}): { env: Record<string, string>; input: string } {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(form)) for (const x of Array.isArray(v) ? v : [v]) p.append(k, x);
+  const input = p.toString();
+  return { env: { REQUEST_METHOD: 'POST', QUERY_STRING: query, CONTENT_TYPE: 'application/x-www-form-urlencoded', CONTENT_LENGTH: String(Buffer.byteLength(input)), ...extra }, input };
+}
+
+/** The query string of a link the page rendered (`index.cgi?tm=…&amp;p=…`). */
+function linkQuery(html: string, pattern: RegExp): string {
+  const m = pattern.exec(html);
+  assert.ok(m, `a link matching ${pattern}`);
+  const href = m[1]!.replace(/&amp;/g, '&');
+  return href.slice(href.indexOf('?') + 1);
+}
+const csrfOf = (html: string): string => {
+  const m = /name="_csrf" value="([^"]+)"/.exec(html);
+  assert.ok(m, 'a CSRF token in the page');
+  return m[1]!;
+};
+
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+function passwdLine(a: TestAccount): string {
+  return `${a.username}:x:${a.uid}:${a.gid}::${a.home}:/usr/sbin/nologin`;
+}
+
+/** The installed daemon of a tree, started as the service would start it. */
+async function startDaemon(root: string, port: number): Promise<ChildProcess> {
+  const daemon = spawn(path.join(root, 'usr/local/bin/tidemark'), ['serve'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  daemon.stderr!.on('data', (d) => { stderr += d; });
+  const deadline = Date.now() + 20000;
+  for (;;) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/api/v1/health`)).ok && (fs.statSync(path.join(root, BRIDGE, 'bridge.sock')).mode & 0o777) === 0o666) break;
+    } catch { /* not up yet */ }
+    if (daemon.exitCode !== null || Date.now() > deadline) throw new Error(`the daemon did not start: ${stderr}`);
+    await sleep(100);
+  }
+  return daemon;
+}
+
+async function stopDaemon(d: ChildProcess | undefined): Promise<void> {
+  if (d && d.exitCode === null) {
+    d.kill('SIGTERM');
+    await new Promise((r) => d.once('exit', r));
+  }
+}
+
+function writeConfig(root: string, panel: string, port: number): void {
+  fs.mkdirSync(path.join(root, 'var/run'), { mode: 0o755 }); // as on every server
+  fs.writeFileSync(path.join(root, DATA, 'config.json'), JSON.stringify({
+    panel, rootPrefix: root, httpPort: port, logLevel: 'silent',
+    socketPath: path.join(root, 'var/run/tidemark/tidemark.sock'), bridgeDir: path.join(root, BRIDGE),
+  }));
+}
+
+/** Backs the accounts up to the tree's first destination (id 1, as the pages address it). */
+function backUp(root: string, accounts: TestAccount[]): { dest: string; snapshots: Map<string, string> } {
+  const dataDir = path.join(root, DATA);
+  const dest = makeDestinationDir();
+  ok(cli(dataDir, ['destination', 'add', '--name', 'shown', '--type', 'local', '--path', dest]));
+  ok(cli(dataDir, ['job', 'add', '--name', 'nightly', '--destination', 'shown', '--structure', 'incremental', '--items', 'files', '--accounts', accounts.map((a) => a.username).join(',')]));
+  const run = ok(cli(dataDir, ['backup', '--job', 'nightly', '--wait'])) as { results: { account: string; snapshot: string }[] };
+  const snapshots = new Map(run.results.map((r) => [r.account, r.snapshot]));
+  for (const a of accounts) assert.ok(snapshots.get(a.username), `a snapshot of ${a.username}`);
+  return { dest, snapshots };
+}
+
+// ---------------------------------------------------------------------------------------------
+// cPanel & WHM
+
+interface CpanelFixture { root: string; homeRoot: string; alice: TestAccount; bob: TestAccount; port: number; daemon: ChildProcess; snaps: Map<string, string>; dest: string }
+let cp: CpanelFixture | undefined;
+
+before(async () => {
+  const root = makeCpanelTree();
+  install(root);
+  const homeRoot = makeHomeRoot();
+  const alice = createAccount(homeRoot, 'tmb');
+  const bob = createAccount(homeRoot, 'tmb');
+  asAccount(alice, `mkdir -p public_html && printf 'alice page' > public_html/index.html && printf 'notes of alice' > notes.txt`);
+  asAccount(bob, `printf 'secret of bob' > secret.txt && chmod 644 secret.txt`);
+  fs.writeFileSync(path.join(root, 'etc/passwd'), `root:x:0:0::/root:/bin/bash\n${passwdLine(alice)}\n${passwdLine(bob)}\n`);
+  fs.writeFileSync(path.join(root, 'var/cpanel/users', alice.username), `DNS=${alice.username}.test\nOWNER=resok\nPLAN=default\n`);
+  fs.writeFileSync(path.join(root, 'var/cpanel/users', bob.username), `DNS=${bob.username}.test\nOWNER=root\n`);
+  fs.writeFileSync(path.join(root, 'etc/trueuserowners'), `${alice.username}: resok\n${bob.username}: root\n`);
+  // WHM's reseller privileges: resok holds Tidemark's, resno does not, boss has "all".
+  fs.writeFileSync(path.join(root, 'var/cpanel/resellers'), 'resok:list-accts,software-tidemark\nresno:list-accts,create-acct,software-other\nboss:all\n');
+  const port = await freePort();
+  writeConfig(root, 'cpanel', port);
+  const { dest, snapshots } = backUp(root, [alice, bob]);
+  const daemon = await startDaemon(root, port);
+  cp = { root, homeRoot, alice, bob, port, daemon, snaps: snapshots, dest };
+});
+
+after(async () => {
+  if (!cp) return;
+  await stopDaemon(cp.daemon);
+  removeAccount(cp.alice);
+  removeAccount(cp.bob);
+  for (const d of [cp.root, cp.homeRoot, cp.dest]) fs.rmSync(d, { recursive: true, force: true });
+});
+
+const whm = (user: string | null, env: Record<string, string> = {}, input?: string): Page =>
+  runPage(path.join(cp!.root, WHM_CGI), { perl: true, env: { ...(user === null ? {} : { REMOTE_USER: user }), cp_security_token: '/cpsess0123456789', ...env }, ...(input !== undefined ? { input } : {}) });
+const jupiter = (as: TestAccount, env: Record<string, string> = {}, input?: string): Page =>
+  runPage(path.join(cp!.root, JUPITER), { perl: true, as, env: { REMOTE_USER: as.username, cp_security_token: '/cpsess9876543210', ...env }, ...(input !== undefined ? { input } : {}) });
+
+test('WHM as root: the admin pages come through the CGI, every link and redirect points back at it', () => {
+  const { alice, bob, snaps } = cp!;
+  const start = whm('root');
+  assert.equal(start.status, 303);
+  assert.deepEqual(start.headers.get('location'), ['index.cgi?tm=%2Fadmin']);
+  const dash = whm('root', cgiGet('tm=%2Fadmin'));
+  assert.equal(dash.status, 200, dash.text);
+  assert.match(dash.headers.get('content-type')![0]!, /^text\/html/);
+  assert.match(dash.text, /href="index\.cgi\?tm=%2Fadmin%2Fdestinations"/);
+  assert.match(dash.text, /<link rel="stylesheet" href="index\.cgi\?tm=%2Fstatic%2Ftidemark\.css">/);
+  assert.doesNotMatch(dash.text, /(href|src|action)="\/(?!\/)/, 'no link leaves the bridge');
+  const list = whm('root', cgiGet('tm=%2Fsnapshots'));
+  assert.equal(list.status, 200);
+  assert.ok(list.text.includes(snaps.get(alice.username)!) && list.text.includes(snaps.get(bob.username)!), 'root sees every account');
+  // The stylesheet comes through the bridge as well.
+  const css = whm('root', cgiGet('tm=%2Fstatic%2Ftidemark.css'));
+  assert.equal(css.status, 200);
+  assert.match(css.headers.get('content-type')![0]!, /^text\/css/);
+  // A reseller holding "all" is root's equal in WHM.
+  assert.equal(whm('boss', cgiGet('tm=%2Fadmin')).status, 200);
+});
+
+test('WHM as a reseller: with Tidemark\'s privilege only its own accounts; without it, refused', () => {
+  const { alice, bob, snaps } = cp!;
+  const list = whm('resok', cgiGet('tm=%2Fsnapshots'));
+  assert.equal(list.status, 200, list.text);
+  assert.ok(list.text.includes(snaps.get(alice.username)!), 'the reseller sees its account');
+  assert.ok(!list.text.includes(snaps.get(bob.username)!), 'and not root\'s account');
+  assert.equal(whm('resok', cgiGet('tm=%2Fadmin')).status, 404, 'the provider pages do not exist for a reseller');
+  const other = whm('resok', cgiGet(`tm=${encodeURIComponent(`/snapshots/1/${bob.username}/${snaps.get(bob.username)}`)}`));
+  assert.equal(other.status, 404);
+
+  for (const who of ['resno', 'mallory', alice.username, '']) {
+    const refused = whm(who, cgiGet('tm=%2Fsnapshots'));
+    assert.equal(refused.status, 403, `${who || '(empty)'} is refused`);
+    assert.ok(!refused.text.includes(snaps.get(alice.username)!) && !refused.text.includes(snaps.get(bob.username)!));
+  }
+  assert.equal(whm(null, cgiGet('tm=%2Fsnapshots')).status, 403, 'no REMOTE_USER, no page');
+  // What the browser can send does not make a reseller without the privilege anyone else.
+  const forged = whm('resno', cgiGet('tm=%2Fsnapshots&user=root', { HTTP_X_TIDEMARK_WHM_USER: 'root', HTTP_COOKIE: 'tidemark_session=whatever' }));
+  assert.equal(forged.status, 403);
+});
+
+test('Jupiter page as the account: its own snapshots, browsing, a download, forms with their CSRF token', () => {
+  const { alice, bob, snaps } = cp!;
+  const list = jupiter(alice, cgiGet('tm=%2Fsnapshots'));
+  assert.equal(list.status, 200, list.text);
+  assert.ok(list.text.includes(snaps.get(alice.username)!));
+  assert.ok(!list.text.includes(snaps.get(bob.username)!), 'never another account\'s snapshot');
+  assert.ok(!list.text.includes('/logout'), 'signing out is the panel\'s business');
+  // Follow the snapshot's link as the browser would.
+  const browse = jupiter(alice, cgiGet(linkQuery(list.text, /href="(index\.live\.pl\?tm=%2Fsnapshots%2F[^"]+)"/)));
+  assert.equal(browse.status, 200);
+  assert.match(browse.text, /notes\.txt/);
+  assert.match(browse.text, /action="index\.live\.pl\?tm=%2Fsnapshots%2F\d+%2F[^"]+%2Fdownload"/);
+
+  // A download: a form posted through the page, streamed back.
+  const action = linkQuery(browse.text, /action="(index\.live\.pl\?tm=[^"]+%2Fdownload)"/);
+  const post = cgiPost(action, { _csrf: csrfOf(browse.text), path: Buffer.from('notes.txt').toString('base64url') });
+  const dl = jupiter(alice, post.env, post.input);
+  assert.equal(dl.status, 200, dl.text.slice(0, 300));
+  assert.match(dl.headers.get('content-disposition')![0]!, /attachment/);
+  assert.deepEqual([...dl.body.subarray(0, 2)], [0x1f, 0x8b], 'a gzip stream');
+  const tar = spawnSync('tar', ['-xzO', '-f', '-'], { input: dl.body });
+  assert.equal(tar.stdout.toString(), 'notes of alice');
+
+  // Without the token, a form does nothing.
+  const noToken = cgiPost('tm=%2Flocale', { lng: 'de', back: '/snapshots' });
+  assert.equal(jupiter(alice, noToken.env, noToken.input).status, 403);
+  // With it, the language cookie (and only Tidemark's) comes back, and the redirect stays on the page.
+  const lang = cgiPost('tm=%2Flocale', { _csrf: csrfOf(list.text), lng: 'de', back: '/snapshots' });
+  const switched = jupiter(alice, lang.env, lang.input);
+  assert.equal(switched.status, 303);
+  assert.deepEqual(switched.headers.get('location'), ['index.live.pl?tm=%2Fsnapshots']);
+  assert.match(switched.headers.get('set-cookie')![0]!, /^tidemark_lang=de;/);
+  const german = jupiter(alice, cgiGet('tm=%2Fsnapshots', { HTTP_COOKIE: 'cpsession=secret-of-cpanel; tidemark_lang=de' }));
+  assert.match(german.text, /<html lang="de">/);
+  // A token of another panel session is refused: tokens are tied to the panel's login.
+  const stale = cgiPost('tm=%2Flocale', { _csrf: csrfOf(list.text), lng: 'fr', back: '/snapshots' }, { cp_security_token: '/cpsess1111111111' });
+  assert.equal(jupiter(alice, stale.env, stale.input).status, 403);
+});
+
+test('Jupiter page: nothing the browser or the environment says makes account A into B, a reseller or root', () => {
+  const { alice, bob, snaps } = cp!;
+  const forged = jupiter(alice, cgiGet('tm=%2Fsnapshots&user=' + bob.username, {
+    REMOTE_USER: bob.username, USER: bob.username, LOGNAME: bob.username, HOME: bob.home,
+    HTTP_X_TIDEMARK_WHM_USER: 'root', HTTP_X_TIDEMARK_PROOF: 'A'.repeat(43), HTTP_COOKIE: 'tidemark_session=forged',
+  }));
+  assert.equal(forged.status, 200);
+  assert.ok(forged.text.includes(snaps.get(alice.username)!), 'still alice');
+  assert.ok(!forged.text.includes(snaps.get(bob.username)!), 'never bob');
+  assert.match(forged.text, new RegExp(alice.username));
+  // Bob's snapshot by its address: as if it did not exist.
+  const direct = jupiter(alice, cgiGet(`tm=${encodeURIComponent(`/snapshots/1/${bob.username}/${snaps.get(bob.username)}`)}`));
+  assert.equal(direct.status, 404);
+  assert.ok(!direct.text.includes('secret.txt'));
+  // The provider pages do not exist for an account holder.
+  assert.equal(jupiter(alice, cgiGet('tm=%2Fadmin')).status, 404);
+  // A query that tries to leave the daemon's pages lands on its start page.
+  const away = jupiter(alice, cgiGet('tm=%2F%2Fevil.example%2Fx'));
+  assert.equal(away.status, 303);
+});
+
+/** What a program run by account A can try against the proof channel itself. */
+const ATTACK = `
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+const [dir, self, other, otherFile, otherUid] = process.argv.slice(2);
+const sock = path.join(dir, 'bridge.sock');
+const proofs = path.join(dir, 'proofs');
+const req = (method, p, headers, body) => new Promise((resolve) => {
+  const r = http.request({ socketPath: sock, method, path: p, headers: { host: 'tidemark', ...headers } }, (res) => {
+    let text = ''; res.on('data', (d) => { text += d; }); res.on('end', () => resolve({ status: res.statusCode, text }));
+  });
+  r.on('error', (e) => resolve({ status: e.code, text: '' }));
+  r.end(body);
+});
+const challenge = async (user, level = 'user') => JSON.parse((await req('POST', '/bridge/challenge', { 'content-type': 'application/json' }, JSON.stringify({ user, level }))).text).challenge;
+const page = (c, extra = {}) => req('GET', '/snapshots', { 'x-tidemark-proof': c, 'x-tidemark-base': 'index.live.pl', accept: 'text/html', ...extra });
+const out = {};
+let c = await challenge(other);
+fs.writeFileSync(path.join(proofs, c), '');
+try { fs.chownSync(path.join(proofs, c), Number(otherUid), Number(otherUid)); out.chown = 'done'; } catch (e) { out.chown = e.code; }
+out.claimOther = (await page(c)).status;
+c = await challenge(other);
+fs.symlinkSync(otherFile, path.join(proofs, c));
+out.symlink = (await page(c)).status;
+c = await challenge(other);
+try { fs.linkSync(otherFile, path.join(proofs, c)); out.hardlink = (await page(c)).status; } catch (e) { out.hardlink = e.code; }
+try { fs.readdirSync(proofs); out.list = 'listed'; } catch (e) { out.list = e.code; }
+for (const level of ['reseller', 'admin']) {
+  c = await challenge(self, level);
+  fs.writeFileSync(path.join(proofs, c), '');
+  out[level] = (await page(c)).status;
+}
+c = await challenge(self);
+fs.writeFileSync(path.join(proofs, c), '');
+const own = await page(c);
+out.own = own.status;
+fs.writeFileSync(path.join(proofs, c), '');
+out.replay = (await page(c)).status;
+fs.rmSync(path.join(proofs, c)); // its own leftover: the daemon never looked at it
+out.noProof = (await page('')).status;
+out.madeUp = (await page('B'.repeat(43))).status;
+out.whmHeader = (await req('GET', '/snapshots', { 'x-tidemark-whm-user': 'root', 'x-tidemark-base': 'index.cgi' })).status;
+process.stdout.write(JSON.stringify({ ...out, ownText: own.text }));
+`;
+
+test('the proof channel: a claim for another account, a link to its file, a replay, a higher level are all refused', () => {
+  const { root, alice, bob, snaps } = cp!;
+  const dir = path.join(root, BRIDGE);
+  assert.equal(fs.statSync(path.join(dir, 'bridge.sock')).mode & 0o777, 0o666);
+  assert.equal(fs.statSync(path.join(dir, 'proofs')).mode & 0o7777, 0o1733);
+  const script = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-attack-')), 'attack.mjs');
+  fs.chmodSync(path.dirname(script), 0o755);
+  fs.writeFileSync(script, ATTACK, { mode: 0o644 });
+  try {
+    const r = spawnSync('setpriv', ['--reuid', String(alice.uid), '--regid', String(alice.gid), '--clear-groups', process.execPath, script,
+      dir, alice.username, bob.username, path.join(bob.home, 'secret.txt'), String(bob.uid)], { encoding: 'utf8', cwd: '/' });
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as Record<string, unknown>;
+    assert.equal(out.chown, 'EPERM', 'an account cannot give a file to another uid');
+    assert.equal(out.claimOther, 403, 'a file of its own does not prove another account');
+    assert.equal(out.symlink, 403, 'a link to another account\'s file proves nothing');
+    assert.ok(out.hardlink === 'EPERM' || out.hardlink === 403, `a hard link proves nothing (${String(out.hardlink)})`);
+    assert.equal(out.list, 'EACCES', 'nobody can list the challenges of others');
+    assert.equal(out.reseller, 403, 'cPanel accounts are never resellers through a page');
+    assert.equal(out.admin, 403);
+    assert.equal(out.own, 200, 'its own proof works');
+    assert.ok(String(out.ownText).includes(snaps.get(alice.username)!));
+    assert.equal(out.replay, 403, 'a challenge is good once');
+    assert.equal(out.noProof, 403);
+    assert.equal(out.madeUp, 403);
+    assert.equal(out.whmHeader, 403, 'the WHM name counts on the root-only socket alone');
+  } finally {
+    fs.rmSync(path.dirname(script), { recursive: true, force: true });
+  }
+  assert.deepEqual(fs.readdirSync(path.join(dir, 'proofs')), [], 'no proof file is left behind');
+  // And the root-only socket stays closed to accounts.
+  const probe = spawnSync('setpriv', ['--reuid', String(alice.uid), '--regid', String(alice.gid), '--clear-groups', process.execPath, '-e',
+    `require('net').connect(${JSON.stringify(path.join(root, 'var/run/tidemark/tidemark.sock'))}).on('error', (e) => { console.log(e.code); }).on('connect', () => { console.log('connected'); process.exit(0); })`], { encoding: 'utf8' });
+  assert.equal(probe.stdout.trim(), 'EACCES');
+});
+
+test('the HTTP port ignores every bridge header: no session, no page', async () => {
+  const { port, alice, snaps } = cp!;
+  const headers = { accept: 'text/html', 'x-tidemark-whm-user': 'root', 'x-tidemark-proof': 'A'.repeat(43), 'x-tidemark-base': 'index.cgi', 'x-tidemark-panel-session': 'x' };
+  for (const p of ['/snapshots', '/admin', `/snapshots/1/${alice.username}/${snaps.get(alice.username)}`]) {
+    const res = await fetch(`http://127.0.0.1:${port}${p}`, { headers, redirect: 'manual' });
+    const text = await res.text();
+    assert.equal(res.status, 401, p);
+    assert.ok(!text.includes(snaps.get(alice.username)!));
+  }
+  const ch = await fetch(`http://127.0.0.1:${port}/bridge/challenge`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: alice.username, level: 'user' }) });
+  assert.notEqual(ch.status, 200, 'challenges are handed out on the bridge socket only');
+});
+
+// ---------------------------------------------------------------------------------------------
+// DirectAdmin
+
+test('DirectAdmin: user, reseller and admin pages as their own Unix users, each only at the level user.conf allows', async () => {
+  const root = makeDirectAdminTree();
+  const homeRoot = makeHomeRoot();
+  const made: TestAccount[] = [];
+  let daemon: ChildProcess | undefined;
+  let dest = '';
+  try {
+    install(root);
+    const account = (prefix: string): TestAccount => { const a = createAccount(homeRoot, prefix); made.push(a); return a; };
+    const admin = account('tmda');
+    const reseller = account('tmdr');
+    const carol = account('tmdu');
+    const dave = account('tmdu');
+    asAccount(carol, `printf 'carol file' > carol.txt`);
+    asAccount(dave, `printf 'dave file' > dave.txt`);
+    fs.writeFileSync(path.join(root, 'etc/passwd'), `root:x:0:0::/root:/bin/bash\n${made.map(passwdLine).join('\n')}\n`);
+    const userConf = (a: TestAccount, type: string, creator: string): void => {
+      const dir = path.join(root, 'usr/local/directadmin/data/users', a.username);
+      fs.mkdirSync(dir, { recursive: true });
+      fs.writeFileSync(path.join(dir, 'user.conf'), `username=${a.username}\nusertype=${type}\ncreator=${creator}\ndomain=${a.username}.test\nsuspended=no\n`);
+    };
+    userConf(admin, 'admin', 'root');
+    userConf(reseller, 'reseller', admin.username);
+    userConf(carol, 'user', reseller.username);
+    userConf(dave, 'user', admin.username);
+    const port = await freePort();
+    writeConfig(root, 'directadmin', port);
+    const backup = backUp(root, [carol, dave]);
+    dest = backup.dest;
+    const snaps = backup.snapshots;
+    daemon = await startDaemon(root, port);
+
+    const page = (level: string, as: TestAccount, env: Record<string, string> = {}, input?: string): Page =>
+      runPage(path.join(root, DA_PLUGIN, level, 'index.raw'), { as, env: { USERNAME: as.username, ...env }, ...(input !== undefined ? { input } : {}) });
+
+    // The page inside the skin frames the raw page.
+    const inSkin = spawnSync(path.join(root, DA_PLUGIN, 'user/index.html'), { encoding: 'utf8' });
+    assert.match(inSkin.stdout, /<iframe src="index\.raw\?tm=%2F"/);
+
+    const mine = page('user', carol, cgiGet('tm=%2Fsnapshots'));
+    assert.equal(mine.status, 200, mine.text);
+    assert.ok(mine.text.includes(snaps.get(carol.username)!) && !mine.text.includes(snaps.get(dave.username)!));
+    assert.match(mine.text, /href="index\.raw\?tm=%2Fsnapshots%2F/);
+    // DirectAdmin hands a POST's form over in the environment: a download streams back with raw headers.
+    const browse = page('user', carol, cgiGet(linkQuery(mine.text, /href="(index\.raw\?tm=%2Fsnapshots%2F[^"]+)"/)));
+    const form = new URLSearchParams({ _csrf: csrfOf(browse.text), path: Buffer.from('carol.txt').toString('base64url') }).toString();
+    const dl = page('user', carol, { REQUEST_METHOD: 'POST', QUERY_STRING: linkQuery(browse.text, /action="(index\.raw\?tm=[^"]+%2Fdownload)"/), CONTENT_TYPE: 'application/x-www-form-urlencoded', POST: form });
+    assert.equal(dl.status, 200, dl.text.slice(0, 300));
+    assert.equal(spawnSync('tar', ['-xzO', '-f', '-'], { input: dl.body }).stdout.toString(), 'carol file');
+
+    // Forged names change nothing: still carol.
+    const forged = page('user', carol, cgiGet('tm=%2Fsnapshots', { USERNAME: dave.username, REMOTE_USER: dave.username, USER: dave.username }));
+    assert.ok(forged.text.includes(snaps.get(carol.username)!) && !forged.text.includes(snaps.get(dave.username)!));
+
+    const res = page('reseller', reseller, cgiGet('tm=%2Fsnapshots'));
+    assert.equal(res.status, 200);
+    assert.ok(res.text.includes(snaps.get(carol.username)!), 'the reseller sees its account');
+    assert.ok(!res.text.includes(snaps.get(dave.username)!), 'not the admin\'s');
+    assert.equal(page('reseller', reseller, cgiGet('tm=%2Fadmin')).status, 404);
+
+    const adm = page('admin', admin, cgiGet('tm=%2Fadmin'));
+    assert.equal(adm.status, 200);
+    const all = page('admin', admin, cgiGet('tm=%2Fsnapshots'));
+    assert.ok(all.text.includes(snaps.get(carol.username)!) && all.text.includes(snaps.get(dave.username)!));
+
+    // A level above the one user.conf gives is refused, whoever runs which page.
+    assert.equal(page('admin', reseller, cgiGet('tm=%2Fadmin')).status, 403);
+    assert.equal(page('reseller', carol, cgiGet('tm=%2Fsnapshots')).status, 403);
+    assert.equal(page('admin', carol, cgiGet('tm=%2Fadmin')).status, 403);
+  } finally {
+    await stopDaemon(daemon);
+    for (const a of made) removeAccount(a);
+    for (const d of [root, homeRoot, dest]) if (d) fs.rmSync(d, { recursive: true, force: true });
+  }
+});
