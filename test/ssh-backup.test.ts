@@ -88,7 +88,8 @@ test('a changed host key makes the backup fail clearly and lists nothing new', a
   await server.rotateHostKey();
   const r = cli(dataDir, ['backup', '--job', 'ssh-archive', '--wait']);
   assert.equal(r.code, 1);
-  assert.match(r.json.error, /host key of 127\.0\.0\.1:\d+ has changed/);
+  assert.equal(r.json.results[0].status, 'failed');
+  assert.match(r.json.results[0].error, /host key of 127\.0\.0\.1:\d+ has changed/);
   assert.deepEqual(ok(cli(dataDir, ['snapshot', 'list', '--destination', 'offsite'])), beforeList);
 });
 

@@ -2,6 +2,8 @@ import { DestinationError } from './types.js';
 
 /** Turns a system error into a DestinationError a provider can act on. */
 export function describeFsError(err: unknown, what: string): DestinationError {
+  // A driver's own error already says what happened, and where.
+  if (err instanceof DestinationError) return err;
   const e = err as NodeJS.ErrnoException;
   switch (e?.code) {
     case 'ENOSPC':

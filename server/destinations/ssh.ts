@@ -32,6 +32,19 @@ const COMMAND_PROBE = 'tidemark-commands-ok';
 const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 const SFTP_NO_SUCH_FILE = 2;
+const SFTP_PERMISSION_DENIED = 3;
+const SFTP_FAILURE = 4;
+/** Below this much free space, a write that failed for no stated reason failed for want of space. */
+const NEARLY_FULL_BYTES = 1 << 20;
+
+const CONNECT_ERRORS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused, is the SSH server running on that port?',
+  EHOSTUNREACH: 'no route to host',
+  ENETUNREACH: 'network unreachable',
+  ENOTFOUND: 'unknown host name',
+  EAI_AGAIN: 'host name lookup failed',
+  ECONNRESET: 'connection reset by the server',
+};
 
 /** The fingerprint `ssh-keygen -l` prints for a host key: base64 of its SHA-256, unpadded. */
 export const fingerprintOf = (key: Buffer): string => crypto.createHash('sha256').update(key).digest('base64').replace(/=+$/, '');
@@ -82,6 +95,9 @@ export class SshDestination implements Destination {
       let mismatch: string | null = null;
       // Our own socket, to count the bytes that go over the wire.
       const sock = net.connect({ host: s.host, port: s.port });
+      // SFTP waits for an answer to every request: Nagle's algorithm would hold each small
+      // packet back for a delayed ACK (tens of ms a write).
+      sock.setNoDelay(true);
       this.socket = sock;
       sock.once('close', () => {
         this.sentOnClosedSockets += sock.bytesWritten;
@@ -147,9 +163,7 @@ export class SshDestination implements Destination {
     if (level === 'client-authentication') return new DestinationError(`authentication failed for ${this.where} (wrong password or key)`, 'unreachable');
     if (level === 'client-timeout' || /timed out/i.test(err.message)) return new DestinationError(`${this.where} did not answer within ${this.settings.timeoutMs} ms`, 'unreachable');
     const sys = (err as NodeJS.ErrnoException).code;
-    if (sys === 'ECONNREFUSED' || sys === 'EHOSTUNREACH' || sys === 'ENOTFOUND' || sys === 'ECONNRESET') {
-      return new DestinationError(`cannot reach ${this.where}: ${sys}`, 'unreachable');
-    }
+    if (sys !== undefined && CONNECT_ERRORS[sys]) return new DestinationError(`cannot reach ${this.where}: ${CONNECT_ERRORS[sys]} (${sys})`, 'unreachable');
     return new DestinationError(`SSH connection to ${this.where} failed: ${err.message}`, 'unreachable');
   }
 
@@ -158,18 +172,33 @@ export class SshDestination implements Destination {
     const sftp = await this.connect();
     return new Promise<T>((resolve, reject) => {
       fn(sftp, (err, value) => {
-        if (err) reject(this.sftpError(err, rel));
+        if (err) void this.sftpError(err, rel).then(reject);
         else resolve(value as T);
       });
     });
   }
 
-  private sftpError(err: Error, rel: string): DestinationError {
+  /**
+   * Turns an SFTP error into a DestinationError. OpenSSH's sftp-server answers a full disk
+   * (ENOSPC) with the generic "Failure", so after a generic failure the free space is asked
+   * for: (nearly) none left means that was the cause.
+   */
+  private async sftpError(err: Error, rel: string): Promise<DestinationError> {
     if (this.failure) return this.failure as DestinationError;
     if (code(err) === SFTP_NO_SUCH_FILE) return new DestinationError(`not found on the destination: ${rel}`, 'not-found');
-    if (code(err) === 3) return new DestinationError(`the destination is not writable (permission denied) at ${rel}`, 'not-writable');
-    // OpenSSH answers a full disk with a generic failure; say what it most likely is.
-    if (/no space|quota/i.test(err.message)) return new DestinationError(`no space left on the destination while writing ${rel}`, 'no-space');
+    if (code(err) === SFTP_PERMISSION_DENIED) return new DestinationError(`the destination is not writable (permission denied) at ${rel}`, 'not-writable');
+    const noSpace = (): DestinationError => new DestinationError(`no space left on the destination (${this.settings.path} on ${this.settings.host}) while writing ${rel}`, 'no-space');
+    if (/no space|quota/i.test(err.message)) return noSpace();
+    if (code(err) === SFTP_FAILURE && this.sftp) {
+      const sftp = this.sftp;
+      const full = await new Promise<boolean>((resolve) => {
+        sftp.ext_openssh_statvfs(this.settings.path, (e, v: { f_frsize: number; f_bavail: number; f_favail: number } | undefined) => {
+          resolve(!e && !!v && (Number(v.f_bavail) * Number(v.f_frsize) < NEARLY_FULL_BYTES || Number(v.f_favail) === 0));
+        });
+      }).catch(() => false);
+      if (this.failure) return this.failure as DestinationError;
+      if (full) return noSpace();
+    }
     return new DestinationError(`destination I/O error at ${rel}: ${err.message}`, 'io');
   }
 
@@ -233,6 +262,12 @@ export class SshDestination implements Destination {
     })();
     opened.catch(() => undefined);
     const self = this;
+    let failed: Promise<DestinationError> | null = null;
+    const fail = (err: Error): void => {
+      if (failed) return;
+      failed = self.sftpError(err, rel);
+      void failed.then((e) => stream.destroy(e));
+    };
     const stream: Writable = new Writable({
       highWaterMark: 1 << 20,
       write(chunk: Buffer, _enc, cb) {
@@ -242,8 +277,8 @@ export class SshDestination implements Destination {
       },
       final(cb) {
         opened.then((remote) => {
-          remote.once('error', (err: Error) => cb(self.sftpError(err, rel)));
-          remote.once('close', () => cb(self.failure ?? null));
+          // A failure destroys the stream with its mapped error; finishing would say "complete".
+          remote.once('close', () => { if (!failed) cb(self.failure ?? null); });
           remote.end();
         }, (err: Error) => cb(err));
       },
@@ -254,7 +289,11 @@ export class SshDestination implements Destination {
       },
     });
     this.live.add(stream);
-    opened.then((remote) => remote.on('error', (err: Error) => stream.destroy(self.sftpError(err, rel))), () => undefined);
+    opened.then((remote) => {
+      remote.on('error', fail);
+      // ssh2's write stream closes itself when a write fails, and then its 'error' is never emitted.
+      remote.on('close', () => { if (remote.errored) fail(remote.errored); });
+    }, () => undefined);
     stream.on('close', () => this.live.delete(stream));
     return stream;
   }
@@ -278,7 +317,7 @@ export class SshDestination implements Destination {
       src.on('data', (c: Buffer) => { if (!out.push(c)) src.pause(); });
       out._read = () => src.resume();
       src.on('end', () => out.push(null));
-      src.on('error', (err: Error) => out.destroy(this.sftpError(err, rel)));
+      src.on('error', (err: Error) => { void this.sftpError(err, rel).then((e) => out.destroy(e)); });
     }, (err: Error) => out.destroy(err));
     return out;
   }

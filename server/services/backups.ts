@@ -107,12 +107,16 @@ export async function runBackup(ctx: Context, jobName: string, onlyAccount?: str
 }
 
 async function backupToDestination(ctx: Context, job: JobRecord, destRecord: DestinationRecord, dest: Destination, accounts: Account[], tasks: number[], actor: Actor): Promise<AccountBackupResult[]> {
+  // A destination that cannot be opened fails every account's task with the reason, so that
+  // the failure is recorded like any other (not only printed to whoever started the run).
+  let unavailable: string | null = null;
   try {
     await dest.open();
   } catch (err) {
-    throw new UserError(`destination "${destRecord.name}": ${(err as Error).message}`);
+    unavailable = `destination "${destRecord.name}": ${(err as Error).message}`;
+    if (accounts.length === 0) throw new UserError(unavailable);
   }
-  if (destRecord.freeSpaceLimitMb > 0) {
+  if (unavailable === null && destRecord.freeSpaceLimitMb > 0) {
     const { freeBytes } = await dest.space();
     if (freeBytes < destRecord.freeSpaceLimitMb * 1048576) {
       throw new UserError(`destination "${destRecord.name}" has ${Math.floor(freeBytes / 1048576)} MB free, below its limit of ${destRecord.freeSpaceLimitMb} MB`);
@@ -128,6 +132,7 @@ async function backupToDestination(ctx: Context, job: JobRecord, destRecord: Des
     const taskLog = (level: 'info' | 'warn' | 'error', message: string): void => ctx.store.tasks.log(task.id, level, message);
     let hooked = false;
     try {
+      if (unavailable !== null) throw new Error(unavailable);
       await runHooks(ctx.config, 'preAccountBackup', hookInput, taskLog);
       hooked = true;
       unlock = lockAccount(ctx.dataDir, account.username, `backup task ${task.id}`);

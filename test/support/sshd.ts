@@ -48,6 +48,8 @@ export interface TestSshServer {
   kill(): Promise<void>;
   /** Replaces the host key, restarts, returns the new fingerprint (also set on hostKeyFingerprint). */
   rotateHostKey(): Promise<string>;
+  /** Changes the user's password on the server (chpasswd); also sets `password`. */
+  setPassword(password: string): Promise<void>;
 }
 
 const SSHD = '/usr/sbin/sshd';
@@ -563,6 +565,11 @@ export async function startTestSshServer(opts: { allowCommands?: boolean } = {})
         server.hostPublicKey = fs.readFileSync(`${hostKey}.pub`, 'utf8').trim();
         await startDaemon(port);
         return server.hostKeyFingerprint;
+      },
+      async setPassword(password: string): Promise<void> {
+        if (stopped) throw new Error('the test sshd was stopped');
+        await must('chpasswd', [], `${user}:${password}\n`);
+        server.password = password;
       },
     };
     if (process.env.TIDEMARK_TEST_VERBOSE) {
