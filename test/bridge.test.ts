@@ -197,7 +197,8 @@ test('WHM as a reseller: with Tidemark\'s privilege only its own accounts; witho
   assert.equal(list.status, 200, list.text);
   assert.ok(list.text.includes(snaps.get(alice.username)!), 'the reseller sees its account');
   assert.ok(!list.text.includes(snaps.get(bob.username)!), 'and not root\'s account');
-  assert.equal(whm('resok', cgiGet('tm=%2Fadmin')).status, 404, 'the provider pages do not exist for a reseller');
+  assert.equal(whm('resok', cgiGet('tm=%2Fadmin')).status, 200, 'a reseller has its own provider dashboard');
+  assert.equal(whm('resok', cgiGet('tm=%2Fadmin%2Fdestinations')).status, 404, 'the provider\'s destinations do not exist for a reseller');
   const other = whm('resok', cgiGet(`tm=${encodeURIComponent(`/snapshots/1/${bob.username}/${snaps.get(bob.username)}`)}`));
   assert.equal(other.status, 404);
 
@@ -428,7 +429,8 @@ test('DirectAdmin: user, reseller and admin pages as their own Unix users, each 
     assert.equal(res.status, 200);
     assert.ok(res.text.includes(snaps.get(carol.username)!), 'the reseller sees its account');
     assert.ok(!res.text.includes(snaps.get(dave.username)!), 'not the admin\'s');
-    assert.equal(page('reseller', reseller, cgiGet('tm=%2Fadmin')).status, 404);
+    assert.equal(page('reseller', reseller, cgiGet('tm=%2Fadmin%2Fdestinations')).status, 404, 'no provider destinations for a reseller');
+    assert.equal(page('user', carol, cgiGet('tm=%2Fadmin')).status, 404, 'no provider pages for an account');
 
     const adm = page('admin', admin, cgiGet('tm=%2Fadmin'));
     assert.equal(adm.status, 200);
