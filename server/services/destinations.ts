@@ -295,22 +295,9 @@ export async function browseDestination(ctx: Context, name: string, rel: string,
 // ---------------------------------------------------------------------------------------
 // Manage: change the settings of an existing destination.
 
-export interface EditDestinationInput {
+export interface EditDestinationInput extends Partial<AddDestinationInput> {
   /** Only accepted when equal to the current type: a destination's type never changes. */
   type?: string;
-  name?: string;
-  path?: string;
-  hidden?: boolean;
-  freeSpaceLimitMb?: number;
-  host?: string;
-  port?: number;
-  username?: string;
-  password?: string;
-  privateKey?: string;
-  passphrase?: string;
-  timeoutMs?: number;
-  hostKeyFingerprint?: string;
-  parallelTransfers?: number;
   /** Drop from the catalog the snapshots the new location does not hold (their data is never deleted). */
   forgetSnapshots?: boolean;
 }
