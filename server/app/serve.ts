@@ -87,7 +87,11 @@ export async function serve(ctx: Context, portOption?: number): Promise<void> {
     });
     http.on('error', (err) => { log.fatal({ port, err: err.message }, 'cannot listen'); process.exit(1); });
   }
-  const stop = (): void => { ctx.close(); process.exit(0); };
+  const { Scheduler } = await import('../schedule/scheduler.js');
+  const { realClock } = await import('../schedule/clock.js');
+  const scheduler = new Scheduler(ctx, await realClock(), log);
+  scheduler.start();
+  const stop = (): void => { scheduler.stop(); ctx.close(); process.exit(0); };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 }

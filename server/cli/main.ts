@@ -10,6 +10,8 @@ import { editDestination, type EditDestinationInput } from '../services/destinat
 import { reindexDestination } from '../services/reindex.js';
 import { addJob, describeJob, getJob, listJobs, removeJob } from '../services/jobs.js';
 import { runBackup } from '../services/backups.js';
+import { addSchedule, describeSchedule, listSchedules, removeSchedule, setManualKeep } from '../services/jobs.js';
+import { applyRetention, setSnapshotLocked } from '../services/retention.js';
 import { describeEntry, describeSnapshot, download, findSnapshot, listSnapshots, restore, snapshotFiles, snapshotManifest } from '../services/snapshots.js';
 import { ROOT, type Actor } from '../services/actor.js';
 import { ACCOUNT_NAME } from '../engine/snapshot-layout.js';
@@ -253,6 +255,60 @@ job.command('remove').argument('<name>').action(actionAs(async (ctx, json, who, 
   if (json) printJson({ removed: j.name }); else process.stdout.write(`job "${j.name}" removed\n`);
 }));
 
+const toCount = (v: string): number => (/^\d+$/.test(v) ? Number(v) : Number.NaN);
+const schedule = job.command('schedule').description('when a job runs, and how many snapshots each schedule keeps');
+schedule.command('add').argument('<job>')
+  .requiredOption('--kind <kind>', 'hourly | daily | weekly | monthly | after')
+  .requiredOption('--keep <n>', 'keep the newest N snapshots of this schedule', toCount)
+  .option('--at <HH:MM>', 'local time (hourly: 00:MM, the minute of each hour; default 00:00)')
+  .option('--weekday <0-6>', 'weekly: 0 Sunday … 6 Saturday', toCount)
+  .option('--monthday <1-28>', 'monthly: day of the month', toCount)
+  .option('--after-job <name>', "after: run when this job's scheduled run finishes")
+  .option('--name <name>', 'name of the schedule (default: the kind); its snapshots carry it')
+  .action(actionAs(async (ctx, json, who, jobName: string, opts: { kind: string; keep: number; at?: string; weekday?: number; monthday?: number; afterJob?: string; name?: string }) => {
+    const s = await addSchedule(ctx, jobName, {
+      kind: opts.kind, keep: opts.keep, ...(opts.at !== undefined ? { at: opts.at } : {}), ...(opts.weekday !== undefined ? { weekday: opts.weekday } : {}),
+      ...(opts.monthday !== undefined ? { monthday: opts.monthday } : {}), ...(opts.afterJob !== undefined ? { afterJob: opts.afterJob } : {}),
+      ...(opts.name !== undefined ? { name: opts.name } : {}),
+    }, who.actor, who.owner);
+    if (json) printJson(describeSchedule(ctx, s)); else process.stdout.write(`schedule "${s.name}" added to job "${jobName}"\n`);
+  }));
+schedule.command('list').argument('<job>').action(actionAs(async (ctx, json, who, jobName: string) => {
+  const r = listSchedules(ctx, jobName, who.actor, who.owner);
+  const docs = r.schedules.map((s) => describeSchedule(ctx, s));
+  if (json) printJson({ job: r.job.name, manualKeep: r.manualKeep, schedules: docs });
+  else {
+    printTable(docs, ['name', 'kind', 'at', 'weekday', 'monthday', 'afterJob', 'keep', 'lastRunAt', 'nextRunAt']);
+    process.stdout.write(`on demand: keep ${r.manualKeep ?? 'all'}\n`);
+  }
+}));
+schedule.command('remove').argument('<job>').argument('<name>').action(actionAs(async (ctx, json, who, jobName: string, name: string) => {
+  const s = removeSchedule(ctx, jobName, name, who.actor, who.owner);
+  if (json) printJson({ removed: s.name, job: jobName }); else process.stdout.write(`schedule "${s.name}" removed from job "${jobName}" (its snapshots stay)\n`);
+}));
+schedule.command('manual').argument('<job>').description('how many snapshots taken on demand the job keeps')
+  .requiredOption('--keep <n>', 'a number, or "all"')
+  .action(actionAs(async (ctx, json, who, jobName: string, opts: { keep: string }) => {
+    const keep = opts.keep === 'all' ? null : toCount(opts.keep);
+    const j = setManualKeep(ctx, jobName, keep, who.actor, who.owner);
+    if (json) printJson({ job: j.name, manualKeep: keep }); else process.stdout.write(`job "${j.name}" keeps ${keep ?? 'all'} snapshots taken on demand\n`);
+  }));
+
+program.command('retention').description('remove the snapshots that schedules no longer keep (the daemon does it after each scheduled run)')
+  .option('--job <name>', 'only this job')
+  .option('--dry-run', 'show what would be removed, remove nothing')
+  .action(action(async (ctx, json, opts: { job?: string; dryRun?: boolean }) => {
+    const jobIds = opts.job !== undefined ? [getJob(ctx, opts.job).id] : undefined;
+    const r = await applyRetention(ctx, { ...(jobIds ? { jobIds } : {}), dryRun: Boolean(opts.dryRun) });
+    if (json) printJson(r);
+    else {
+      for (const x of r.removed) process.stdout.write(`${opts.dryRun ? 'would remove' : 'removed'} ${x.destination}:${x.account}/${x.id} (${x.schedule})\n`);
+      for (const x of r.skipped) process.stderr.write(`skipped ${x.destination}:${x.account}: ${x.reason}\n`);
+      for (const x of r.failed) process.stderr.write(`failed ${x.destination}:${x.account}/${x.id}: ${x.error}\n`);
+    }
+    if (r.failed.length) process.exitCode = 1;
+  }));
+
 program.command('backup')
   .description('run a job now')
   .requiredOption('--job <name>')
@@ -294,6 +350,15 @@ snapshot.command('files').argument('<id>').argument('[path]', 'directory inside 
     const docs = (await snapshotFiles(ctx, s, path, who.actor)).map(describeEntry);
     if (json) printJson(docs); else printTable(docs, ['type', 'mode', 'size', 'mtime', 'name']);
   }));
+
+for (const [verb, locked] of [['lock', true], ['unlock', false]] as const) {
+  snapshot.command(verb).argument('<id>').option('--destination <name>')
+    .description(locked ? 'keep this snapshot: retention never removes it' : 'let retention handle this snapshot again')
+    .action(actionAs(async (ctx, json, who, id: string, opts: { destination?: string }) => {
+      const s = setSnapshotLocked(ctx, await findSnapshot(ctx, id, opts.destination, who.actor, who.owner), locked, who.actor);
+      if (json) printJson(describeSnapshot(ctx, s)); else process.stdout.write(`snapshot ${s.id} ${verb}ed\n`);
+    }));
+}
 
 interface DbSpec { name: string; as?: string }
 const databaseSpec = (v: string, prev: DbSpec[] = []): DbSpec[] => [...prev, { name: v }];

@@ -6,6 +6,9 @@ import { checkAccountDestinationsAllowed, getDestination, NAME, validationMessag
 import { isAccountOwned, mayActOnAccount, ownerOf, pickOwned, ROOT, type Actor } from './actor.js';
 import { checkMay } from './permissions.js';
 import { ACCOUNT_NAME } from '../engine/snapshot-layout.js';
+import { SCHEDULE_KINDS, type ScheduleKind, type ScheduleRecord } from '../store/schedules.js';
+import { dueAt } from '../schedule/next-run.js';
+import { MANUAL } from './retention.js';
 
 async function addSchema() {
   const { z } = await import('zod');
@@ -163,4 +166,110 @@ export function removeJob(ctx: Context, name: string, actor: Actor = ROOT, owner
   const j = getJob(ctx, name, actor, owner);
   ctx.store.jobs.remove(j.id);
   return j;
+}
+
+async function scheduleSchema() {
+  const { z } = await import('zod');
+  const time = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'at is a time HH:MM (00:00 to 23:59)');
+  return z.object({
+    name: z.string().regex(NAME, 'a name is 1-64 letters, digits, spaces, dots, dashes or underscores').refine((n) => n !== MANUAL, { message: `"${MANUAL}" names the snapshots taken on demand` }).optional(),
+    kind: z.enum(SCHEDULE_KINDS as [string, ...string[]], { message: `kind must be one of: ${SCHEDULE_KINDS.join(', ')}` }),
+    at: time.optional(),
+    weekday: z.number().int().min(0, 'weekday is 0 (Sunday) to 6').max(6, 'weekday is 0 (Sunday) to 6').optional(),
+    monthday: z.number().int().min(1, 'monthday is 1 to 28').max(28, 'monthday is 1 to 28 (every month has it)').optional(),
+    afterJob: z.string().min(1).optional(),
+    keep: z.number({ message: 'keep is a whole number of snapshots, at least 1' }).int('keep is a whole number').min(1, 'keep is at least 1'),
+  }).superRefine((s, c) => {
+    const bad = (message: string): void => { c.addIssue({ code: 'custom', message }); };
+    if (s.kind === 'hourly' && s.at !== undefined && !s.at.startsWith('00:')) bad('hourly: at is 00:MM, the minute of each hour');
+    if (s.kind === 'weekly' && s.weekday === undefined) bad('weekly: give the weekday (0 Sunday to 6)');
+    if (s.kind !== 'weekly' && s.weekday !== undefined) bad('weekday is for weekly schedules only');
+    if (s.kind === 'monthly' && s.monthday === undefined) bad('monthly: give the monthday (1 to 28)');
+    if (s.kind !== 'monthly' && s.monthday !== undefined) bad('monthday is for monthly schedules only');
+    if (s.kind === 'after' && s.afterJob === undefined) bad('after: give the job whose run starts this one');
+    if (s.kind !== 'after' && s.afterJob !== undefined) bad('afterJob is for "after" schedules only');
+    if (s.kind === 'after' && s.at !== undefined) bad('an "after" schedule has no time of its own');
+  });
+}
+
+export interface AddScheduleInput {
+  name?: string;
+  kind: string;
+  at?: string;
+  weekday?: number;
+  monthday?: number;
+  /** kind 'after': the name of a job of the same owner. */
+  afterJob?: string;
+  keep: number;
+}
+
+/**
+ * Adds a schedule with its own retention to a job. The name (default: the kind) is what
+ * its snapshots carry. An "after" schedule follows a job of the same owner, never in a loop.
+ */
+export async function addSchedule(ctx: Context, jobName: string, input: AddScheduleInput, actor: Actor = ROOT, owner?: string, now = Date.now()): Promise<ScheduleRecord> {
+  const job = getJob(ctx, jobName, actor, owner);
+  if (actor.role !== 'admin') checkMay(ctx, actor, 'ownJobs', actor.name);
+  const parsed = (await scheduleSchema()).safeParse(input);
+  if (!parsed.success) throw new UserError(validationMessage(parsed.error));
+  const s = parsed.data;
+  const name = s.name ?? s.kind;
+  if (ctx.store.schedules.ofJob(job.id).some((x) => x.name === name)) throw new UserError(`job "${job.name}" has a schedule named "${name}" already: give another --name`);
+  let afterJobId: number | null = null;
+  if (s.afterJob !== undefined) {
+    const first = ctx.store.jobs.byName(s.afterJob, job.owner);
+    if (!first) throw new UserError(`no job named "${s.afterJob}"`);
+    if (first.id === job.id || followsJob(ctx, first.id, job.id)) throw new UserError(`job "${job.name}" after "${first.name}" would run in a loop`);
+    afterJobId = first.id;
+  }
+  const record = ctx.store.schedules.insert({
+    jobId: job.id, name, kind: s.kind as ScheduleKind, at: s.kind === 'after' ? null : s.at ?? '00:00', weekday: s.weekday ?? null,
+    monthday: s.monthday ?? null, afterJobId, keep: s.keep, createdAt: now,
+  });
+  ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'schedule.add', target: `${job.name}/${name}`, result: 'ok', detail: JSON.stringify(describeSchedule(ctx, record)) });
+  return record;
+}
+
+/** Whether job `jobId` already runs, directly or through others, after job `target`. */
+function followsJob(ctx: Context, jobId: number, target: number, seen = new Set<number>()): boolean {
+  if (seen.has(jobId)) return false;
+  seen.add(jobId);
+  for (const s of ctx.store.schedules.ofJob(jobId)) {
+    if (s.afterJobId === null) continue;
+    if (s.afterJobId === target || followsJob(ctx, s.afterJobId, target, seen)) return true;
+  }
+  return false;
+}
+
+export function listSchedules(ctx: Context, jobName: string, actor: Actor = ROOT, owner?: string): { job: JobRecord; schedules: ScheduleRecord[]; manualKeep: number | null } {
+  const job = getJob(ctx, jobName, actor, owner);
+  return { job, schedules: ctx.store.schedules.ofJob(job.id), manualKeep: ctx.store.schedules.manualKeep(job.id) };
+}
+
+export function removeSchedule(ctx: Context, jobName: string, name: string, actor: Actor = ROOT, owner?: string): ScheduleRecord {
+  const job = getJob(ctx, jobName, actor, owner);
+  if (actor.role !== 'admin') checkMay(ctx, actor, 'ownJobs', actor.name);
+  const s = ctx.store.schedules.ofJob(job.id).find((x) => x.name === name);
+  if (!s) throw new UserError(`job "${job.name}" has no schedule named "${name}"`);
+  ctx.store.schedules.remove(s.id);
+  ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'schedule.remove', target: `${job.name}/${name}`, result: 'ok', detail: '' });
+  return s;
+}
+
+/** How many snapshots taken on demand a job keeps (null: all of them). */
+export function setManualKeep(ctx: Context, jobName: string, keep: number | null, actor: Actor = ROOT, owner?: string): JobRecord {
+  const job = getJob(ctx, jobName, actor, owner);
+  if (actor.role !== 'admin') checkMay(ctx, actor, 'ownJobs', actor.name);
+  if (keep !== null && !(Number.isInteger(keep) && keep >= 1)) throw new UserError('keep is a whole number of snapshots, at least 1 (or "all")');
+  ctx.store.schedules.setManualKeep(job.id, keep);
+  return job;
+}
+
+export function describeSchedule(ctx: Context, s: ScheduleRecord): Record<string, unknown> {
+  const due = dueAt(s);
+  return {
+    job: ctx.store.jobs.byId(s.jobId)?.name ?? null, name: s.name, kind: s.kind, at: s.at, weekday: s.weekday, monthday: s.monthday,
+    afterJob: s.afterJobId === null ? null : ctx.store.jobs.byId(s.afterJobId)?.name ?? null, keep: s.keep,
+    lastRunAt: s.lastRunAt === null ? null : new Date(s.lastRunAt).toISOString(), nextRunAt: due === null ? null : new Date(due).toISOString(),
+  };
 }

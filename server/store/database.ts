@@ -6,10 +6,11 @@ import * as m0001 from './migrations/0001-initial.js';
 import * as m0002 from './migrations/0002-owners.js';
 import * as m0003 from './migrations/0003-sessions.js';
 import * as m0004 from './migrations/0004-api-tokens.js';
+import * as m0005 from './migrations/0005-schedules.js';
 
 export type Db = Database.Database;
 
-const migrations = [m0001, m0002, m0003, m0004];
+const migrations = [m0001, m0002, m0003, m0004, m0005];
 
 /** Umzug keeps the names of applied migrations in a table of the same database. */
 class SqliteStorage implements UmzugStorage<Db> {

@@ -6,6 +6,7 @@ import { TaskRepository } from './tasks.js';
 import { ActivityRepository } from './activity.js';
 import { SessionRepository } from './sessions.js';
 import { ApiTokenRepository } from './api-tokens.js';
+import { ScheduleRepository } from './schedules.js';
 
 export interface Store {
   db: Db;
@@ -16,6 +17,7 @@ export interface Store {
   activity: ActivityRepository;
   sessions: SessionRepository;
   apiTokens: ApiTokenRepository;
+  schedules: ScheduleRepository;
   close(): void;
 }
 
@@ -30,6 +32,7 @@ export async function openStore(dataDir: string): Promise<Store> {
     activity: new ActivityRepository(db),
     sessions: new SessionRepository(db),
     apiTokens: new ApiTokenRepository(db),
+    schedules: new ScheduleRepository(db),
     close: () => db.close(),
   };
 }

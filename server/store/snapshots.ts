@@ -17,19 +17,21 @@ export interface SnapshotRecord {
   databases: string[];
   locked: boolean;
   note: string;
+  /** The schedule that made it ('manual': on demand); retention keeps each schedule's own. Default 'manual'. */
+  schedule?: string;
 }
 
 interface Row {
   id: string; destination_id: number; account: string; job_id: number | null; structure: string; status: string;
   started_at: string; finished_at: string; items: string; files: number; bytes: number; stored_bytes: number;
-  databases: string; locked: number; note: string;
+  databases: string; locked: number; note: string; schedule: string;
 }
 
 const fromRow = (r: Row): SnapshotRecord => ({
   id: r.id, destinationId: r.destination_id, account: r.account, jobId: r.job_id, structure: r.structure as Structure,
   status: r.status as SnapshotRecord['status'], startedAt: r.started_at, finishedAt: r.finished_at,
   items: JSON.parse(r.items) as Item[], files: r.files, bytes: r.bytes, storedBytes: r.stored_bytes,
-  databases: JSON.parse(r.databases) as string[], locked: r.locked === 1, note: r.note,
+  databases: JSON.parse(r.databases) as string[], locked: r.locked === 1, note: r.note, schedule: r.schedule,
 });
 
 export class SnapshotRepository {
@@ -57,9 +59,9 @@ export class SnapshotRepository {
   }
   insert(s: SnapshotRecord): void {
     this.db.prepare(`INSERT INTO snapshots (id, destination_id, account, job_id, structure, status, started_at, finished_at, items,
-      files, bytes, stored_bytes, databases, locked, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      files, bytes, stored_bytes, databases, locked, note, schedule) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
       .run(s.id, s.destinationId, s.account, s.jobId, s.structure, s.status, s.startedAt, s.finishedAt, JSON.stringify(s.items),
-        s.files, s.bytes, s.storedBytes, JSON.stringify(s.databases), s.locked ? 1 : 0, s.note);
+        s.files, s.bytes, s.storedBytes, JSON.stringify(s.databases), s.locked ? 1 : 0, s.note, s.schedule ?? 'manual');
   }
   /** Rewrites what the catalog knows of one snapshot (reindex); locked and note are written as given. */
   update(s: SnapshotRecord): void {
@@ -71,6 +73,12 @@ export class SnapshotRepository {
   /** The account was renamed in the panel: its snapshots on this destination follow it. Returns how many moved. */
   renameAccount(destinationId: number, from: string, to: string): number {
     return this.db.prepare('UPDATE snapshots SET account = ? WHERE destination_id = ? AND account = ?').run(to, destinationId, from).changes;
+  }
+  setSchedule(destinationId: number, account: string, id: string, schedule: string): void {
+    this.db.prepare('UPDATE snapshots SET schedule = ? WHERE destination_id = ? AND account = ? AND id = ?').run(schedule, destinationId, account, id);
+  }
+  setLocked(destinationId: number, account: string, id: string, locked: boolean): void {
+    this.db.prepare('UPDATE snapshots SET locked = ? WHERE destination_id = ? AND account = ? AND id = ?').run(locked ? 1 : 0, destinationId, account, id);
   }
   remove(destinationId: number, account: string, id: string): void {
     this.db.prepare('DELETE FROM snapshots WHERE destination_id = ? AND account = ? AND id = ?').run(destinationId, account, id);
