@@ -10,18 +10,28 @@ const alive = (pid: number): boolean => {
   }
 };
 
+/** Lock files this process holds: the daemon runs several tasks, and its own lock is not stale. */
+const heldHere = new Map<string, string>();
+
 /**
- * One backup or restore at a time per account, across processes (daemon and CLI).
- * The lock is a file holding the owner's pid; a lock left by a killed process is taken over.
+ * One backup, restore or pruning at a time per account, across processes (daemon and
+ * CLI) and within one. The lock is a file holding the owner's pid; a lock left by a
+ * killed process (or by an earlier process whose pid was reused) is taken over.
  */
 export function lockAccount(dataDir: string, account: string, what: string): () => void {
   const dir = path.join(dataDir, 'locks');
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = path.join(dir, `${account}.lock`);
+  const mine = heldHere.get(file);
+  if (mine !== undefined) throw new Error(`account ${account} is busy: ${mine} is running`);
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       fs.writeFileSync(file, JSON.stringify({ pid: process.pid, what, at: new Date().toISOString() }), { flag: 'wx', mode: 0o600 });
-      return () => fs.rmSync(file, { force: true });
+      heldHere.set(file, what);
+      return () => {
+        heldHere.delete(file);
+        fs.rmSync(file, { force: true });
+      };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       let holder: { pid?: number; what?: string } = {};

@@ -202,17 +202,18 @@ async function readValidManifest(driver: Destination, file: string, schema: Mani
   return parsed.data;
 }
 
-/** The catalog row for a manifest; a row that stays keeps its job, lock and note. */
+/** The catalog row for a manifest; a row that stays keeps its job, schedule, lock and note. */
 function recordOf(ctx: Context, d: DestinationRecord, m: ParsedManifest, old: SnapshotRecord | undefined): SnapshotRecord {
   let jobId: number | null = old?.jobId ?? null;
   if (!old && m.job !== null) {
     // Only a job that writes to this destination: a same-named job elsewhere did not make it.
-    const job = ctx.store.jobs.byName(m.job);
+    const job = ctx.store.jobs.byName(m.job, d.owner);
     jobId = job && job.destinationId === d.id ? job.id : null;
   }
   return {
     id: m.id, destinationId: d.id, account: m.account, jobId, structure: m.structure, status: m.status,
     startedAt: m.startedAt, finishedAt: m.finishedAt, items: m.items as Item[], files: m.stats.files, bytes: m.stats.bytes,
     storedBytes: m.stats.storedBytes, databases: m.databases.map((x) => x.name), locked: old?.locked ?? false, note: old?.note ?? '',
+    schedule: old?.schedule ?? 'manual',
   };
 }

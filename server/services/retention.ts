@@ -1,5 +1,3 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import type { SnapshotRecord } from '../store/snapshots.js';
 import { lockAccount } from '../engine/account-lock.js';
 import { layout } from '../engine/snapshot-layout.js';
@@ -55,30 +53,6 @@ export function policiesOf(ctx: Context, jobIds?: readonly number[]): RetentionP
   }));
 }
 
-/**
- * Whether a backup or restore holds the account (account-lock.ts). A lock of this very
- * process counts too, when taken since it started: lockAccount would take it over as stale.
- */
-function accountBusy(dataDir: string, account: string): string | null {
-  let holder: { pid?: number; what?: string; at?: string };
-  try {
-    holder = JSON.parse(fs.readFileSync(path.join(dataDir, 'locks', `${account}.lock`), 'utf8')) as typeof holder;
-  } catch {
-    return null;
-  }
-  if (!holder.pid) return null;
-  if (holder.pid === process.pid) {
-    const startedAt = Date.now() - process.uptime() * 1000;
-    return Date.parse(holder.at ?? '') >= startedAt - 1000 ? holder.what ?? 'another task' : null;
-  }
-  try {
-    process.kill(holder.pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return null;
-  }
-  return holder.what ?? 'another task';
-}
-
 export interface RetentionOutcome {
   removed: { id: string; account: string; destination: string; schedule: string }[];
   /** Accounts left for the next time (a backup or restore holds them). */
@@ -112,10 +86,9 @@ export async function applyRetention(ctx: Context, opts: { jobIds?: number[]; dr
     }
     await withDriver(ctx, dest, async (driver) => {
       for (const account of accounts) {
-        const busy = accountBusy(ctx.dataDir, account);
         let unlock: (() => void) | null = null;
         try {
-          if (busy !== null) throw new Error(`account busy: ${busy}`);
+          // Busy (a backup or restore, in this process or another): left for the next time.
           unlock = lockAccount(ctx.dataDir, account, 'retention');
         } catch (err) {
           out.skipped.push({ account, destination: dest.name, reason: (err as Error).message });
