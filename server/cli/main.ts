@@ -313,7 +313,7 @@ program.command('backup')
   .description('run a job now')
   .requiredOption('--job <name>')
   .option('--account <user>', 'only this account of the job')
-  .option('--wait', 'wait until it is done (the only mode until the daemon queue exists)')
+  .option('--wait', 'wait until it is done (the CLI always waits; the JSON API can start a run and return at once)')
   .action(actionAs(async (ctx, json, who, opts: { job: string; account?: string }) => {
     const results = await runBackup(ctx, opts.job, opts.account, who.actor, who.owner);
     if (json) printJson({ snapshots: results.filter((r) => r.snapshot).map((r) => r.snapshot), results });
