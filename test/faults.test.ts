@@ -6,6 +6,7 @@ import crypto from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
 import { cli, cliAsync, makeDataDir, makeDestinationDir, ok } from './support/cli.js';
+import { hashTree } from './support/tree.js';
 
 let homeRoot: string;
 let account: TestAccount;
@@ -30,20 +31,6 @@ after(() => {
   removeAccount(account);
   for (const d of [homeRoot, dataDir, destDir]) fs.rmSync(d, { recursive: true, force: true });
 });
-
-function hashTree(dir: string): string {
-  const h = crypto.createHash('sha256');
-  const walk = (p: string): void => {
-    for (const n of fs.readdirSync(p).sort()) {
-      const q = path.join(p, n);
-      const st = fs.lstatSync(q);
-      h.update(q);
-      if (st.isDirectory()) walk(q); else h.update(fs.readFileSync(q)).update(String(st.mtimeMs));
-    }
-  };
-  walk(dir);
-  return h.digest('hex');
-}
 
 test('a backup killed mid-run leaves no snapshot, keeps the previous one intact, and the next run succeeds', async () => {
   const first = ok(cli(dataDir, ['backup', '--job', 'inc', '--wait'])).snapshots[0];

@@ -6,7 +6,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
-import { diffTrees, snapshotTree, type TreeEntry } from './support/tree.js';
+import { diffTrees, hashTree, snapshotTree, type TreeEntry } from './support/tree.js';
 import { cli, makeDataDir, ok, type CliResult } from './support/cli.js';
 import { startTestSshServer, type TestSshServer } from './support/sshd.js';
 
@@ -48,21 +48,6 @@ const sshArgs = (name: string, remotePath: string, auth: string[]): string[] => 
   '--host', '127.0.0.1', '--port', String(server.port), '--user', server.user, '--path', remotePath, ...auth];
 
 const skipRestores = (rel: string): boolean => rel.startsWith('tidemark-restore-');
-
-/** Every file under a directory on the server, with its bytes, mode and mtime: what "intact" means. */
-function hashTree(dir: string): string {
-  const h = crypto.createHash('sha256');
-  const walk = (p: string): void => {
-    for (const n of fs.readdirSync(p).sort()) {
-      const q = path.join(p, n);
-      const st = fs.lstatSync(q);
-      h.update(`${path.relative(dir, q)}\0${st.mode}\0${st.mtimeMs}\0`);
-      if (st.isDirectory()) walk(q); else if (st.isFile()) h.update(fs.readFileSync(q));
-    }
-  };
-  walk(dir);
-  return h.digest('hex');
-}
 
 const partials = (accountDir: string): string[] => (fs.existsSync(accountDir) ? fs.readdirSync(accountDir).filter((n) => n.startsWith('.partial-')) : []);
 

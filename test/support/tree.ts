@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import crypto from 'node:crypto';
+import path from 'node:path';
 
 /** Everything about a tree that a restore must reproduce, keyed by path bytes (latin1). */
 export interface TreeEntry {
@@ -62,4 +63,19 @@ export function diffTrees(a: Map<string, TreeEntry>, b: Map<string, TreeEntry>, 
   }
   for (const p of b.keys()) if (!a.has(p)) out.push(`extra ${show(p)}`);
   return out;
+}
+
+/** Every file under a directory with its bytes, mode and mtime: what "intact" means. */
+export function hashTree(dir: string): string {
+  const h = crypto.createHash('sha256');
+  const walk = (p: string): void => {
+    for (const n of fs.readdirSync(p).sort()) {
+      const q = path.join(p, n);
+      const st = fs.lstatSync(q);
+      h.update(`${path.relative(dir, q)}\0${st.mode}\0${st.mtimeMs}\0`);
+      if (st.isDirectory()) walk(q); else if (st.isFile()) h.update(fs.readFileSync(q));
+    }
+  };
+  walk(dir);
+  return h.digest('hex');
 }
