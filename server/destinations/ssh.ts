@@ -258,7 +258,9 @@ export class SshDestination implements Destination {
     const opened = (async () => {
       await this.mkdir(this.parentOf(rel));
       const sftp = await this.connect();
-      return sftp.createWriteStream(this.abs(rel), { mode: 0o600 });
+      // A deep buffer lets ssh2 send the buffered chunks as concurrent write requests
+      // (its _writev) instead of one request per round trip: 2.5x the throughput on loopback.
+      return sftp.createWriteStream(this.abs(rel), { mode: 0o600, highWaterMark: 1 << 20 });
     })();
     opened.catch(() => undefined);
     const self = this;
