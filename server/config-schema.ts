@@ -41,6 +41,39 @@ const permissionsSchema = z.object({
   accounts: z.record(z.string().regex(/^[a-z_][a-z0-9_.-]{0,31}$/i, 'an account name'), permissionSet).default({}),
 }).strict();
 
+/** A mail address as it may stand in a header: no spaces, no line breaks, no list separators. */
+const mailAddress = z.string().regex(/^[^\s@<>,;"()\\]+@[^\s@<>,;"()\\]+$/, 'a mail address (name@domain)');
+
+const smtpSchema = z.object({
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535).default(25),
+  /** Implicit TLS from the first byte (port 465); otherwise STARTTLS is used when the server offers it. */
+  secure: z.boolean().default(false),
+  user: z.string().min(1).optional(),
+  /** Sent only over TLS (AUTH PLAIN); never logged. */
+  password: z.string().optional(),
+}).strict();
+
+const notificationsSchema = z.object({
+  email: z.object({
+    to: z.array(mailAddress).min(1),
+    from: mailAddress,
+    via: z.enum(['sendmail', 'smtp']).default('sendmail'),
+    sendmailPath: z.string().refine((p) => p.startsWith('/'), 'an absolute path').optional(),
+    smtp: smtpSchema.optional(),
+  }).strict().refine((e) => e.via !== 'smtp' || e.smtp !== undefined, { message: 'via "smtp" needs an "smtp" block (host, port)', path: ['smtp'] }).optional(),
+  /** Slack-compatible incoming webhook (POSTed JSON with a "text" field). */
+  webhook: z.object({ url: z.string().url().refine((u) => /^https?:/.test(u), 'an http(s) URL') }).strict().optional(),
+  /** Failures to tell about: every one, or only the second in a row of the same job and account (the default), or every result. */
+  on: z.enum(['failure', 'second-failure', 'always']).default('second-failure'),
+  /** Also tell about backups that succeeded. */
+  success: z.boolean().default(false),
+  /** A summary of the last 24 hours, sent every day at this local time. */
+  dailySummary: z.object({ at: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'HH:MM') }).strict().nullable().default(null),
+}).strict();
+
+export type NotificationsConfig = z.infer<typeof notificationsSchema>;
+
 export const configSchema = z.object({
   /** Which panel's accounts to back up; 'auto' detects cPanel, then DirectAdmin, else standalone. */
   panel: z.enum(['auto', 'standalone', 'cpanel', 'directadmin']).default('auto'),
@@ -85,6 +118,10 @@ export const configSchema = z.object({
   }),
   /** What account holders and resellers may do (server/services/permissions.ts has the defaults). */
   permissions: permissionsSchema.default({ user: {}, reseller: {}, accounts: {} }),
+  /** Mail and webhook messages about backups (none when absent). */
+  notifications: notificationsSchema.optional(),
+  /** Activity log entries older than this many days are removed (at daemon start, then daily). */
+  activityRetentionDays: z.number().int().min(1).max(3650).default(90),
   /** Log level for the JSON logs. */
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 }).strict();

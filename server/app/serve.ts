@@ -91,7 +91,9 @@ export async function serve(ctx: Context, portOption?: number): Promise<void> {
   const { realClock } = await import('../schedule/clock.js');
   const scheduler = new Scheduler(ctx, await realClock(), log);
   scheduler.start();
-  const stop = (): void => { scheduler.stop(); ctx.close(); process.exit(0); };
+  const { startDailyJobs } = await import('../notify/daily.js');
+  const stopDaily = startDailyJobs(ctx, log);
+  const stop = (): void => { stopDaily(); scheduler.stop(); ctx.close(); process.exit(0); };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 }

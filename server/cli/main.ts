@@ -487,6 +487,25 @@ program.command('panel-event')
     process.exitCode = code;
   }));
 
+program.command('activity').description('the activity log: who did what, when, with what result (root only)')
+  .option('--since <date>', 'only entries from this day (YYYY-MM-DD) or moment (ISO 8601) on')
+  .option('--csv', 'print CSV (cells never start a spreadsheet formula)')
+  .action(action(async (ctx, json, opts: { since?: string; csv?: boolean }) => {
+    let since = new Date(0);
+    if (opts.since !== undefined) {
+      const day = /^\d{4}-\d{2}-\d{2}$/.test(opts.since);
+      since = new Date(day ? `${opts.since}T00:00:00Z` : opts.since);
+      if (Number.isNaN(since.getTime()) || !/^\d{4}-\d{2}-\d{2}/.test(opts.since)) throw new UserError(`--since: "${opts.since}" is not a date (YYYY-MM-DD or ISO 8601)`, 2);
+    }
+    const entries = ctx.store.activity.since(since);
+    if (opts.csv) {
+      if (json) throw new UserError('--csv and --json: choose one', 2);
+      const { activityCsv } = await import('../store/activity.js');
+      process.stdout.write(activityCsv(entries));
+    } else if (json) printJson(entries);
+    else printTable(entries.map((a) => ({ ...a, when: a.at })), ['when', 'actor', 'role', 'action', 'target', 'result', 'detail']);
+  }));
+
 program.command('serve')
   .description('run the daemon: web pages and JSON API')
   .option('--port <port>', 'HTTP port on 127.0.0.1 (0: none)', (v) => Number(v))

@@ -168,6 +168,7 @@ async function backupToDestination(ctx: Context, job: JobRecord, destRecord: Des
     // Only around a backup that started: a refused one has nothing to report after.
     const r = results[results.length - 1]!;
     if (hooked) await runHooks(ctx.config, 'postAccountBackup', { ...hookInput, snapshot: r.snapshot, result: r, error: r.error }, taskLog);
+    if (ctx.config.notifications) await (await import('../notify/backup-result.js')).notifyBackupResult(ctx, job, destRecord, r);
   }
   ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'backup', target: `job ${job.name}`,
     result: results.every((r) => r.status !== 'failed') ? 'ok' : 'failed', detail: JSON.stringify(results.map((r) => ({ account: r.account, status: r.status }))) });
