@@ -1,5 +1,5 @@
 import express from 'express';
-import type { ActivityRecord } from '../../store/activity.js';
+import { activityCsv, type ActivityRecord } from '../../store/activity.js';
 import { Scope } from '../scope.js';
 import { noErrors, type FormErrors } from './form-errors.js';
 import { scopeOf, type ProviderState } from './state.js';
@@ -17,9 +17,6 @@ function dayOf(v: string, field: string, errors: FormErrors): string | null {
   if (!DAY.test(v) || Number.isNaN(Date.parse(`${v}T00:00:00Z`))) { errors.fields[field] = 'YYYY-MM-DD'; return null; }
   return v;
 }
-
-/** One CSV cell: quoted, and never a formula when a spreadsheet opens it. */
-const cell = (v: string): string => `"${(/^[=+\-@\t\r]/.test(v) ? `'${v}` : v).replace(/"/g, '""')}"`;
 
 /** The activity log (who, what, when, on what, with what result), filterable, and as CSV. */
 export function activityRoutes(st: ProviderState): express.Router {
@@ -51,9 +48,7 @@ export function activityRoutes(st: ProviderState): express.Router {
     const errors = noErrors();
     const entries = await query(res, f, errors);
     if (req.query.format === 'csv' && Object.keys(errors.fields).length === 0) {
-      const lines = ['when,who,role,action,target,result,detail'];
-      for (const a of entries) lines.push([a.at, a.actor, a.role, a.action, a.target, a.result, a.detail].map(cell).join(','));
-      res.type('text/csv; charset=utf-8').attachment('tidemark-activity.csv').send(`${lines.join('\r\n')}\r\n`);
+      res.type('text/csv; charset=utf-8').attachment('tidemark-activity.csv').send(activityCsv(entries));
       return;
     }
     const distinct = (col: string): string[] => (ctx.store.db.prepare(`SELECT DISTINCT ${col} AS v FROM activity ORDER BY v`).all() as { v: string }[]).map((x) => x.v);
