@@ -120,6 +120,18 @@ export const configSchema = z.object({
   permissions: permissionsSchema.default({ user: {}, reseller: {}, accounts: {} }),
   /** Mail and webhook messages about backups (none when absent). */
   notifications: notificationsSchema.optional(),
+  /** How many tasks run at once, and how gently backups use the machine (server/queue/). */
+  queue: z.object({
+    /** Account backups running at the same time on this server. */
+    maxBackups: z.number().int().min(1).max(64).default(2),
+    /** Tasks (backups and restores) working on one destination at the same time. */
+    maxTasksPerDestination: z.number().int().min(1).max(64).default(2),
+    /** CPU priority of a backup's account worker and dump tools: nice(1) increment. */
+    nice: z.number().int().min(0).max(19).default(10),
+    /** Disk priority of the same: ionice(1) class ('idle': only when nobody else uses the disk) and level. */
+    ioClass: z.enum(['idle', 'best-effort', 'none']).default('best-effort'),
+    ioPriority: z.number().int().min(0).max(7).default(7),
+  }).strict().default({ maxBackups: 2, maxTasksPerDestination: 2, nice: 10, ioClass: 'best-effort', ioPriority: 7 }),
   /** Activity log entries older than this many days are removed (at daemon start, then daily). */
   activityRetentionDays: z.number().int().min(1).max(3650).default(90),
   /** Log level for the JSON logs. */

@@ -20,16 +20,16 @@ export interface PendingRestore {
 export type Submitted = { taskId: number } | { queued: PendingRestore } | { error: string };
 
 /**
- * Runs restores started from the pages inside the daemon, one at a time per account
- * (the account lock would refuse a second one), and answers the page at once: with
- * the task when it started, or with its place in the queue.
+ * Runs restores started from the pages inside the daemon and answers the page at once
+ * with the task: the queue (server/queue/) runs it when the account is free, so a
+ * restore asked for while another runs shows as queued.
  */
 export class RestoreRunner {
-  private readonly tails = new Map<string, Promise<void>>();
   private readonly waiting = new Map<string, PendingRestore>();
 
   constructor(private readonly ctx: Context) {}
 
+  /** Restores accepted but not yet given a task (a moment, while their checks run). */
   pending(): PendingRestore[] {
     return [...this.waiting.values()].filter((p) => p.taskId === null && p.error === null);
   }
@@ -42,8 +42,7 @@ export class RestoreRunner {
     this.waiting.set(p.ticket, p);
     let started!: (r: Submitted) => void;
     const answer = new Promise<Submitted>((resolve) => { started = resolve; });
-    const previous = this.tails.get(s.account) ?? Promise.resolve();
-    const run = previous.then(async () => {
+    void (async () => {
       try {
         await restore(this.ctx, s, input, actor, {
           onTask: (taskId) => {
@@ -53,17 +52,14 @@ export class RestoreRunner {
           },
         });
       } catch (err) {
-        // After the task started, its failure is in the store; before, only here.
+        // After the task exists, its failure is in the store; before, only here.
         p.error = (err as Error).message;
         started({ error: p.error });
       } finally {
         this.waiting.delete(p.ticket);
       }
-    });
-    this.tails.set(s.account, run);
-    void run.finally(() => { if (this.tails.get(s.account) === run) this.tails.delete(s.account); });
-    // A restore that has to wait in line is shown as queued rather than holding up the page.
-    const queued = new Promise<Submitted>((resolve) => setTimeout(() => resolve({ queued: p }), 1500).unref());
-    return Promise.race([answer, queued]);
+    })();
+    const slow = new Promise<Submitted>((resolve) => setTimeout(() => resolve({ queued: p }), 1500).unref());
+    return Promise.race([answer, slow]);
   }
 }

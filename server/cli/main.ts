@@ -14,12 +14,14 @@ import { addSchedule, describeSchedule, listSchedules, removeSchedule, setManual
 import { applyRetention, setSnapshotLocked } from '../services/retention.js';
 import { describeEntry, describeSnapshot, download, findSnapshot, listSnapshots, restore, snapshotFiles, snapshotManifest } from '../services/snapshots.js';
 import { ROOT, type Actor } from '../services/actor.js';
+import { cancelTask, describeTask, getTask, listTasks, waitForEnd } from '../services/tasks.js';
+import { isPriorityName, PRIORITIES } from '../queue/priority.js';
 import { ACCOUNT_NAME } from '../engine/snapshot-layout.js';
 import {
   eventFromArguments, eventFromCpanelHook, eventFromDirectAdminEnv, handlePanelEvent, isPanelEventKind, PANEL_EVENTS, type PanelEvent,
 } from '../services/panel-events.js';
 import { fromUtf8, type BytePath } from '../util/byte-path.js';
-import { humanBytes, printJson, printRecord, printTable } from './output.js';
+import { humanBytes, printJson, printRecord, printTable, progressText } from './output.js';
 
 interface GlobalOptions { dataDir?: string; json?: boolean; asAccount?: string; owner?: string }
 
@@ -314,16 +316,47 @@ program.command('backup')
   .requiredOption('--job <name>')
   .option('--account <user>', 'only this account of the job')
   .option('--wait', 'wait until it is done (the CLI always waits; the JSON API can start a run and return at once)')
-  .action(actionAs(async (ctx, json, who, opts: { job: string; account?: string }) => {
-    const results = await runBackup(ctx, opts.job, opts.account, who.actor, who.owner);
+  .addOption(new Option('--priority <level>', 'place in the queue').choices(Object.keys(PRIORITIES)).default('normal'))
+  .action(actionAs(async (ctx, json, who, opts: { job: string; account?: string; priority: string }) => {
+    const priority = isPriorityName(opts.priority) ? PRIORITIES[opts.priority] : PRIORITIES.normal;
+    const results = await runBackup(ctx, opts.job, opts.account, who.actor, who.owner, { priority });
     if (json) printJson({ snapshots: results.filter((r) => r.snapshot).map((r) => r.snapshot), results });
     else {
       for (const r of results) {
         if (r.snapshot) process.stdout.write(`${r.snapshot}  ${r.account}  ${r.status}  ${r.files} files, ${humanBytes(r.bytes)} (${humanBytes(r.storedBytes)} stored)${r.skipped ? `, ${r.skipped} skipped` : ''}\n`);
-        else process.stderr.write(`${r.account}: failed: ${r.error}\n`);
+        else process.stderr.write(`${r.account}: ${r.status}: ${r.error}\n`);
       }
     }
-    if (results.some((r) => r.status === 'failed')) process.exitCode = 1;
+    if (results.some((r) => r.status === 'failed' || r.status === 'cancelled')) process.exitCode = 1;
+  }));
+
+const task = program.command('task').description('the queue: backups and restores, waiting or running, and their history');
+task.command('list')
+  .option('--active', 'only queued and running tasks, in the order the queue takes them')
+  .option('--limit <n>', 'at most this many', (v) => Number(v), 50)
+  .action(actionAs(async (ctx, json, who, opts: { active?: boolean; limit: number }) => {
+    if (!Number.isSafeInteger(opts.limit) || opts.limit < 1) throw new UserError('--limit: a positive whole number', 2);
+    const tasks = (await listTasks(ctx, who.actor, { activeOnly: Boolean(opts.active), limit: opts.limit })).map(describeTask);
+    if (json) printJson(tasks);
+    else printTable(tasks.map((t) => ({ ...t, progress: progressText(t.progress as Record<string, unknown>) })), ['id', 'type', 'status', 'priority', 'account', 'progress', 'createdAt', 'error']);
+  }));
+task.command('show').argument('<id>', 'task id', (v) => Number(v)).action(actionAs(async (ctx, json, who, id: number) => {
+  const t = await getTask(ctx, id, who.actor);
+  const logs = ctx.store.tasks.logs(t.id);
+  if (json) printJson({ ...describeTask(t), log: logs });
+  else {
+    printRecord(describeTask(t));
+    for (const l of logs) process.stdout.write(`${l.at}  ${l.level.padEnd(5)}  ${l.message}\n`);
+  }
+}));
+task.command('cancel').argument('<id>', 'task id', (v) => Number(v))
+  .description('a queued task never starts; a running backup stops and leaves no snapshot')
+  .option('--wait', 'wait until the task has ended')
+  .action(actionAs(async (ctx, json, who, id: number, opts: { wait?: boolean }) => {
+    const outcome = await cancelTask(ctx, id, who.actor);
+    const t = opts.wait ? await waitForEnd(ctx, id) : ctx.store.tasks.byId(id)!;
+    if (json) printJson({ task: id, outcome, status: t.status });
+    else process.stdout.write(`task ${id}: ${outcome === 'cancelled' ? 'cancelled' : opts.wait ? `stopped (${t.status})` : 'stopping'}\n`);
   }));
 
 const snapshot = program.command('snapshot').description('points in time');

@@ -29,3 +29,12 @@ export const humanBytes = (n: number): string => {
   while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
   return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 };
+
+/** A task's progress in a few words: phase, files and bytes so far. */
+export function progressText(p: Record<string, unknown>): string {
+  const parts: string[] = [];
+  if (typeof p.phase === 'string') parts.push(p.phase);
+  if (typeof p.files === 'number') parts.push(`${p.files} files`);
+  if (typeof p.bytes === 'number') parts.push(humanBytes(p.bytes));
+  return parts.join(', ');
+}

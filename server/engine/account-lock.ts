@@ -44,3 +44,20 @@ export function lockAccount(dataDir: string, account: string, what: string): () 
   }
   throw new Error(`could not lock account ${account}`);
 }
+
+/**
+ * lockAccount, waiting while the account is busy with work outside the queue (pruning,
+ * reindexing, a rename), for at most `timeoutMs`; aborting the signal stops the wait.
+ */
+export async function lockAccountWhenFree(dataDir: string, account: string, what: string, signal?: AbortSignal, timeoutMs = 30 * 60_000): Promise<() => void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    signal?.throwIfAborted();
+    try {
+      return lockAccount(dataDir, account, what);
+    } catch (err) {
+      if (!(err as Error).message.includes('is busy') || Date.now() > until) throw err;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}

@@ -15,6 +15,7 @@ import { layout, newSnapshotId, type Manifest, type ManifestDatabase } from './s
 import { readIndex } from './snapshot-index.js';
 import { createParallelGzip } from './format/parallel-gzip.js';
 import type { MysqlCredentials } from '../panels/types.js';
+import type { Politeness } from '../util/politeness.js';
 
 export interface BackupProgress {
   phase: 'files' | 'databases' | 'finishing';
@@ -33,6 +34,10 @@ export interface BackupRequest {
   previousId: string | null;
   mysql: () => Promise<MysqlCredentials>;
   onProgress?: (p: BackupProgress) => void;
+  /** Lower CPU and disk priority for the account worker and the dump tools. */
+  politeness?: Politeness;
+  /** Aborting stops the run; nothing of it is listed and the reason is what it throws. */
+  signal?: AbortSignal;
 }
 
 const MAX_SKIPPED_LISTED = 500;
@@ -58,7 +63,8 @@ async function removeLeftovers(dest: Destination, account: string): Promise<void
  * touches an older snapshot.
  */
 export async function backupAccount(req: BackupRequest): Promise<Manifest> {
-  const { account, destination: dest, structure } = req;
+  const { account, destination: dest, structure, signal } = req;
+  signal?.throwIfAborted();
   const id = newSnapshotId();
   const startedAt = new Date().toISOString();
   const partial = layout.partialDir(account.username, id);
@@ -112,7 +118,10 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       if (structure === 'archive' && dest.openWriteFd) tarFd = await dest.openWriteFd(tarFile);
 
       const worker = spawnAccountWorker(account, { mode: 'backup', excludes: req.excludes, previous: previous !== null, tar: sink === null },
-        { nice: true, ...(sink === null ? { tarFd: tarFd ?? 'pipe' } : {}) });
+        { ...(req.politeness ? { politeness: req.politeness } : {}), ...(sink === null ? { tarFd: tarFd ?? 'pipe' } : {}) });
+      // Cancelling kills the walk; what it wrote so far goes with the partial folder.
+      const stopWorker = (): void => { worker.child.kill('SIGKILL'); };
+      signal?.addEventListener('abort', stopWorker, { once: true });
       if (worker.tar) {
         const file = dest.createWriteStream(tarFile);
         let source: NodeJS.ReadableStream = worker.tar;
@@ -174,8 +183,10 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
         sink?.abort();
         throw err;
       } finally {
+        signal?.removeEventListener('abort', stopWorker);
         if (tarFd !== null) fs.closeSync(tarFd);
       }
+      signal?.throwIfAborted();
       if (!sawEnd) throw new Error('the account worker stopped before the end of the walk');
       await sink?.finish();
       await index.end();
@@ -184,6 +195,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       if (gz) await dest.writeFile(`${partial}/${layout.members}`, JSON.stringify(gz.members()));
     }
 
+    signal?.throwIfAborted();
     progress('databases');
     if (req.items.includes('databases') || req.items.includes('database-users')) {
       // The MySQL client libraries load only when databases are part of the job.
@@ -191,12 +203,15 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       const result = await backupDatabases({
         account, dest, dir: partial, creds: await req.mysql(),
         databases: req.items.includes('databases'), users: req.items.includes('database-users'),
+        ...(req.politeness ? { politeness: req.politeness } : {}), ...(signal ? { signal } : {}),
       });
       databases = result.databases;
       grants = result.grants;
       stats.storedBytes += databases.reduce((n, d) => n + d.bytes, 0);
     }
 
+    // The last moment a cancellation counts: once the manifest is written, the snapshot stands.
+    signal?.throwIfAborted();
     progress('finishing');
     const manifest: Manifest = {
       format: 'tidemark-snapshot', version: 1, id, account: account.username, structure,
@@ -210,6 +225,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
     return manifest;
   } catch (err) {
     await dest.remove(partial).catch(() => undefined);
+    if (signal?.aborted) throw signal.reason;
     throw (err as NodeJS.ErrnoException).code ? describeFsError(err, `snapshot ${id} of ${account.username}`) : err;
   }
 }

@@ -6,10 +6,12 @@ import type { Destination } from '../destinations/types.js';
 import { dumpDatabase, dumpGrants } from './database/dump.js';
 import { restoreDatabase, restoreGrants } from './database/restore.js';
 import { layout, type ManifestDatabase } from './snapshot-layout.js';
+import type { Politeness } from '../util/politeness.js';
 
 /** Full dump of every database of the account (each run), and its users with grants. */
 export async function backupDatabases(opts: {
   account: Account; dest: Destination; dir: string; creds: MysqlCredentials; databases: boolean; users: boolean;
+  politeness?: Politeness; signal?: AbortSignal;
 }): Promise<{ databases: ManifestDatabase[]; grants: string | null }> {
   const { account, dest, dir, creds } = opts;
   const databases: ManifestDatabase[] = [];
@@ -20,7 +22,11 @@ export async function backupDatabases(opts: {
       const out = dest.createWriteStream(`${dir}/${file}`);
       const gzip = zlib.createGzip({ level: 6 });
       gzip.on('data', (c: Buffer) => { bytes += c.length; });
-      await pipeline(dumpDatabase(creds, name), gzip, out);
+      opts.signal?.throwIfAborted();
+      // Aborting destroys the streams, and a destroyed dump stops its tool.
+      const dump = dumpDatabase(creds, name, opts.politeness);
+      if (opts.signal) await pipeline(dump, gzip, out, { signal: opts.signal });
+      else await pipeline(dump, gzip, out);
       databases.push({ name, file, bytes });
     }
   }

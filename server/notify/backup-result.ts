@@ -37,7 +37,8 @@ function describe(job: JobRecord, dest: DestinationRecord, r: AccountBackupResul
  */
 export async function notifyBackupResult(ctx: Context, job: JobRecord, dest: DestinationRecord, r: AccountBackupResult): Promise<void> {
   const n = ctx.config.notifications;
-  if (!n || (!n.email && !n.webhook)) return;
+  // Someone stopped it on purpose: nothing to warn about.
+  if (!n || (!n.email && !n.webhook) || r.status === 'cancelled') return;
   try {
     if (!shouldNotify(earlierOutcomes(ctx, job.id, r.account, r.task), r.status, n)) return;
     const { subject, body } = describe(job, dest, r);

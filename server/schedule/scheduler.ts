@@ -1,4 +1,5 @@
 import type { Context } from '../services/context.js';
+import { PRIORITIES } from '../queue/priority.js';
 import { runBackup } from '../services/backups.js';
 import { applyRetention } from '../services/retention.js';
 import { ROOT } from '../services/actor.js';
@@ -91,10 +92,9 @@ export class Scheduler {
     try {
       if (job.enabled) {
         this.log.info({ job: job.name, schedule: s.name }, 'scheduled run');
-        const results = await runBackup(this.ctx, job.name, undefined, ROOT, job.owner);
+        const results = await runBackup(this.ctx, job.name, undefined, ROOT, job.owner, { priority: PRIORITIES.low, schedule: s.name });
         for (const r of results) {
-          if (r.snapshot) this.ctx.store.snapshots.setSchedule(job.destinationId, r.account, r.snapshot, s.name);
-          else this.log.error({ job: job.name, account: r.account, err: r.error }, 'scheduled backup failed');
+          if (!r.snapshot) this.log.error({ job: job.name, account: r.account, err: r.error }, 'scheduled backup failed');
         }
       }
     } catch (err) {

@@ -1,5 +1,7 @@
 import { backupAccount } from '../engine/backup.js';
-import { lockAccount } from '../engine/account-lock.js';
+import { lockAccountWhenFree } from '../engine/account-lock.js';
+import { queueOf, TaskCancelled } from '../queue/task-queue.js';
+import { PRIORITIES } from '../queue/priority.js';
 import type { Account } from '../panels/types.js';
 import type { SnapshotRecord } from '../store/snapshots.js';
 import type { JobRecord } from '../store/jobs.js';
@@ -14,7 +16,7 @@ import { runHooks, type HookInput } from '../hooks/runner.js';
 
 export interface AccountBackupResult {
   account: string;
-  status: 'completed' | 'partial' | 'failed';
+  status: 'completed' | 'partial' | 'failed' | 'cancelled';
   snapshot: string | null;
   task: number;
   error: string | null;
@@ -48,18 +50,23 @@ async function accountsOfJob(ctx: Context, job: JobRecord, only: string | undefi
   return panel.listAccounts();
 }
 
-export interface BackupEvents {
+export interface BackupOptions {
   /** Called with the task ids (one per account, in order) once the run is accepted, before any work. */
   onTasks?: (taskIds: number[]) => void;
+  /** The tasks' place in the queue (default: normal; scheduled runs are low). */
+  priority?: number;
+  /** The schedule that runs the job: recorded on its snapshots as they are listed (default: manual). */
+  schedule?: string;
 }
 
 /**
- * Runs a job now, one account after the other; each account gets a task and, on success, a
- * snapshot. An account holder runs only its own jobs; an account's destination only ever
+ * Runs a job now: each account gets a task in the queue and, on success, a snapshot. The
+ * queue decides when each starts (server/queue/): one task per account, and the limits of
+ * concurrent backups and of tasks per destination. An account holder runs only its own jobs; an account's destination only ever
  * receives that account. The provider's hooks run around the whole job and around each
  * account; a failing pre-hook stops what it stands before.
  */
-export async function runBackup(ctx: Context, jobName: string, onlyAccount?: string, actor: Actor = ROOT, owner?: string, events: BackupEvents = {}): Promise<AccountBackupResult[]> {
+export async function runBackup(ctx: Context, jobName: string, onlyAccount?: string, actor: Actor = ROOT, owner?: string, options: BackupOptions = {}): Promise<AccountBackupResult[]> {
   const job = getJob(ctx, jobName, actor, owner);
   if (actor.role !== 'admin') checkMay(ctx, actor, 'ownJobs', actor.name);
   const destRecord = ctx.store.destinations.byId(job.destinationId);
@@ -73,9 +80,12 @@ export async function runBackup(ctx: Context, jobName: string, onlyAccount?: str
     }
     if (!(await mayActOnAccount(ctx, actor, a.username))) throw new UserError(`account "${a.username}" is not yours to back up`);
   }
-  const tasks = accounts.map((a) => ctx.store.tasks.create({ type: 'backup', account: a.username, jobId: job.id, destinationId: destRecord.id, snapshotId: null, params: {} }).id);
-  for (const id of tasks) ctx.store.tasks.claim(id, process.pid);
-  events.onTasks?.(tasks);
+  const priority = options.priority ?? PRIORITIES.normal;
+  const tasks = accounts.map((a) => ctx.store.tasks.create({
+    type: 'backup', account: a.username, jobId: job.id, destinationId: destRecord.id, snapshotId: null, priority,
+    params: { requestedBy: actor.name, ...(options.schedule ? { schedule: options.schedule } : {}) },
+  }).id);
+  options.onTasks?.(tasks);
   const hookInput: HookInput = { job: job.name, account: null, destination: destRecord.name, snapshot: null, actor, accounts: accounts.map((a) => a.username), tasks };
   const logAll = (level: 'info' | 'warn' | 'error', message: string): void => { for (const t of tasks) ctx.store.tasks.log(t, level, message); };
   let results: AccountBackupResult[] = [];
@@ -86,7 +96,7 @@ export async function runBackup(ctx: Context, jobName: string, onlyAccount?: str
     started = true;
     const dest = driverFor(ctx, destRecord);
     try {
-      results = await backupToDestination(ctx, job, destRecord, dest, accounts, tasks, actor);
+      results = await backupToDestination(ctx, job, destRecord, dest, accounts, tasks, actor, options.schedule);
     } finally {
       await dest.close();
     }
@@ -99,6 +109,7 @@ export async function runBackup(ctx: Context, jobName: string, onlyAccount?: str
       ctx.store.tasks.log(id, 'error', failure);
       ctx.store.tasks.finish(id, 'failed', {}, failure);
     }
+    queueOf(ctx).nudge();
     ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'backup', target: `job ${job.name}`, result: 'failed', detail: failure });
     throw err;
   } finally {
@@ -106,7 +117,7 @@ export async function runBackup(ctx: Context, jobName: string, onlyAccount?: str
   }
 }
 
-async function backupToDestination(ctx: Context, job: JobRecord, destRecord: DestinationRecord, dest: Destination, accounts: Account[], tasks: number[], actor: Actor): Promise<AccountBackupResult[]> {
+async function backupToDestination(ctx: Context, job: JobRecord, destRecord: DestinationRecord, dest: Destination, accounts: Account[], tasks: number[], actor: Actor, schedule: string | undefined): Promise<AccountBackupResult[]> {
   // A destination that cannot be opened fails every account's task with the reason, so that
   // the failure is recorded like any other (not only printed to whoever started the run).
   let unavailable: string | null = null;
@@ -116,26 +127,47 @@ async function backupToDestination(ctx: Context, job: JobRecord, destRecord: Des
     unavailable = `destination "${destRecord.name}": ${(err as Error).message}`;
     if (accounts.length === 0) throw new UserError(unavailable);
   }
-  if (unavailable === null && destRecord.freeSpaceLimitMb > 0) {
-    const { freeBytes } = await dest.space();
-    if (freeBytes < destRecord.freeSpaceLimitMb * 1048576) {
-      throw new UserError(`destination "${destRecord.name}" has ${Math.floor(freeBytes / 1048576)} MB free, below its limit of ${destRecord.freeSpaceLimitMb} MB`);
-    }
+  if (unavailable === null) await checkFreeSpace(destRecord, dest);
+  const results = await Promise.all(accounts.map((account, i) => backupOneAccount(ctx, job, destRecord, account, tasks[i]!, actor, schedule, unavailable)));
+  ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'backup', target: `job ${job.name}`,
+    result: results.every((r) => r.status !== 'failed' && r.status !== 'cancelled') ? 'ok' : results.some((r) => r.status === 'cancelled') ? 'cancelled' : 'failed',
+    detail: JSON.stringify(results.map((r) => ({ account: r.account, status: r.status }))) });
+  return results;
+}
+
+async function checkFreeSpace(destRecord: DestinationRecord, dest: Destination): Promise<void> {
+  if (destRecord.freeSpaceLimitMb <= 0) return;
+  const { freeBytes } = await dest.space();
+  if (freeBytes < destRecord.freeSpaceLimitMb * 1048576) {
+    throw new UserError(`destination "${destRecord.name}" has ${Math.floor(freeBytes / 1048576)} MB free, below its limit of ${destRecord.freeSpaceLimitMb} MB`);
   }
-  const results: AccountBackupResult[] = [];
-  for (const [i, account] of accounts.entries()) {
-    const task = { id: tasks[i]! };
-    ctx.store.tasks.start(task.id, process.pid);
-    let unlock: (() => void) | null = null;
-    const sentBefore = dest.bytesSent?.() ?? null;
-    const hookInput: HookInput = { job: job.name, account: account.username, destination: destRecord.name, snapshot: null, actor, task: task.id };
-    const taskLog = (level: 'info' | 'warn' | 'error', message: string): void => ctx.store.tasks.log(task.id, level, message);
-    let hooked = false;
+}
+
+/**
+ * One account's task: waits for its turn, then backs up over a connection of its own (a
+ * remote destination's bytes sent are then this account's alone).
+ */
+async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: DestinationRecord, account: Account, taskId: number, actor: Actor, schedule: string | undefined, unavailable: string | null): Promise<AccountBackupResult> {
+  const queue = queueOf(ctx);
+  const watch = queue.watch(taskId);
+  const hookInput: HookInput = { job: job.name, account: account.username, destination: destRecord.name, snapshot: null, actor, task: taskId };
+  const taskLog = (level: 'info' | 'warn' | 'error', message: string): void => ctx.store.tasks.log(taskId, level, message);
+  let hooked = false;
+  let unlock: (() => void) | null = null;
+  let r: AccountBackupResult;
+  try {
+    if (unavailable !== null) throw new Error(unavailable);
+    await queue.waitForTurn(taskId);
+    await runHooks(ctx.config, 'preAccountBackup', hookInput, taskLog);
+    hooked = true;
+    unlock = await lockAccountWhenFree(ctx.dataDir, account.username, `backup task ${taskId}`, watch.signal);
+    const dest = driverFor(ctx, destRecord);
     try {
-      if (unavailable !== null) throw new Error(unavailable);
-      await runHooks(ctx.config, 'preAccountBackup', hookInput, taskLog);
-      hooked = true;
-      unlock = lockAccount(ctx.dataDir, account.username, `backup task ${task.id}`);
+      await dest.open();
+      // Checked again when the task starts: the queue may have waited while the disk filled.
+      await checkFreeSpace(destRecord, dest);
+      watch.signal.throwIfAborted();
+      const sentBefore = dest.bytesSent?.() ?? null;
       const previous = job.structure === 'incremental'
         ? ctx.store.snapshots.list({ account: account.username, destinationId: destRecord.id }).find((s) => s.structure === 'incremental') ?? null
         : null;
@@ -143,7 +175,9 @@ async function backupToDestination(ctx: Context, job: JobRecord, destRecord: Des
         account, destination: dest, structure: job.structure, items: job.items, excludes: job.excludes, jobName: job.name,
         previousId: previous?.id ?? null,
         mysql: () => ctx.panel(true).mysqlCredentials(),
-        onProgress: (p) => ctx.store.tasks.progress(task.id, { ...p }),
+        onProgress: (p) => ctx.store.tasks.progress(taskId, { ...p }),
+        politeness: ctx.config.queue,
+        signal: watch.signal,
       });
       const record: SnapshotRecord = {
         id: manifest.id, destinationId: destRecord.id, account: account.username, jobId: job.id, structure: manifest.structure,
@@ -152,25 +186,28 @@ async function backupToDestination(ctx: Context, job: JobRecord, destRecord: Des
         databases: manifest.databases.map((d) => d.name), locked: false, note: '',
       };
       ctx.store.snapshots.insert(record);
-      for (const s of manifest.skipped) ctx.store.tasks.log(task.id, s.reason.startsWith('skipped:') ? 'info' : 'warn', `${s.path}: ${s.reason}`);
+      if (schedule !== undefined) ctx.store.snapshots.setSchedule(destRecord.id, account.username, manifest.id, schedule);
+      for (const s of manifest.skipped) ctx.store.tasks.log(taskId, s.reason.startsWith('skipped:') ? 'info' : 'warn', `${s.path}: ${s.reason}`);
       const sentBytes = sentBefore === null ? null : dest.bytesSent!() - sentBefore;
-      ctx.store.tasks.finish(task.id, manifest.status, { snapshot: manifest.id, stats: manifest.stats, sentBytes }, null);
-      results.push({ account: account.username, status: manifest.status, snapshot: manifest.id, task: task.id, error: null,
-        files: manifest.stats.files, bytes: manifest.stats.bytes, storedBytes: manifest.stats.storedBytes, sentBytes, skipped: manifest.stats.skipped });
-    } catch (err) {
-      const message = (err as Error).message;
-      ctx.store.tasks.log(task.id, 'error', message);
-      ctx.store.tasks.finish(task.id, 'failed', {}, message);
-      results.push({ account: account.username, status: 'failed', snapshot: null, task: task.id, error: message, files: 0, bytes: 0, storedBytes: 0, sentBytes: null, skipped: 0 });
+      ctx.store.tasks.finish(taskId, manifest.status, { snapshot: manifest.id, stats: manifest.stats, sentBytes }, null);
+      r = { account: account.username, status: manifest.status, snapshot: manifest.id, task: taskId, error: null,
+        files: manifest.stats.files, bytes: manifest.stats.bytes, storedBytes: manifest.stats.storedBytes, sentBytes, skipped: manifest.stats.skipped };
     } finally {
-      unlock?.();
+      await dest.close();
     }
-    // Only around a backup that started: a refused one has nothing to report after.
-    const r = results[results.length - 1]!;
-    if (hooked) await runHooks(ctx.config, 'postAccountBackup', { ...hookInput, snapshot: r.snapshot, result: r, error: r.error }, taskLog);
-    if (ctx.config.notifications) await (await import('../notify/backup-result.js')).notifyBackupResult(ctx, job, destRecord, r);
+  } catch (err) {
+    const message = (err as Error).message;
+    const cancelled = err instanceof TaskCancelled;
+    ctx.store.tasks.log(taskId, cancelled ? 'warn' : 'error', message);
+    ctx.store.tasks.finish(taskId, cancelled ? 'cancelled' : 'failed', {}, message);
+    r = { account: account.username, status: cancelled ? 'cancelled' : 'failed', snapshot: null, task: taskId, error: message, files: 0, bytes: 0, storedBytes: 0, sentBytes: null, skipped: 0 };
+  } finally {
+    unlock?.();
+    watch.release();
+    queue.nudge();
   }
-  ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'backup', target: `job ${job.name}`,
-    result: results.every((r) => r.status !== 'failed') ? 'ok' : 'failed', detail: JSON.stringify(results.map((r) => ({ account: r.account, status: r.status }))) });
-  return results;
+  // Only around a backup that started: a refused one has nothing to report after.
+  if (hooked) await runHooks(ctx.config, 'postAccountBackup', { ...hookInput, snapshot: r.snapshot, result: r, error: r.error }, taskLog);
+  if (ctx.config.notifications) await (await import('../notify/backup-result.js')).notifyBackupResult(ctx, job, destRecord, r);
+  return r;
 }

@@ -2,7 +2,9 @@ import { lockAccount } from '../engine/account-lock.js';
 import { ACCOUNT_NAME, layout } from '../engine/snapshot-layout.js';
 import type { JobRecord } from '../store/jobs.js';
 import { runBackup } from './backups.js';
+import { PRIORITIES } from '../queue/priority.js';
 import { UserError, type Context } from './context.js';
+import { ROOT } from './actor.js';
 import { withDriver } from './destinations.js';
 
 /**
@@ -22,7 +24,7 @@ export interface PanelEvent {
 }
 
 export interface FinalBackup {
-  jobs: { job: string; status: 'completed' | 'partial' | 'failed' | 'skipped'; snapshot: string | null; error: string | null }[];
+  jobs: { job: string; status: 'completed' | 'partial' | 'failed' | 'cancelled' | 'skipped'; snapshot: string | null; error: string | null }[];
   timedOut: boolean;
 }
 
@@ -154,7 +156,7 @@ async function accountRemoved(ctx: Context, account: string, limitMs: number): P
         continue;
       }
       try {
-        const [r] = await runBackup(ctx, job.name, account);
+        const [r] = await runBackup(ctx, job.name, account, ROOT, job.owner, { priority: PRIORITIES.high });
         final.jobs.push({ job: job.name, status: r!.status, snapshot: r!.snapshot, error: r!.error });
       } catch (err) {
         final.jobs.push({ job: job.name, status: 'failed', snapshot: null, error: (err as Error).message });

@@ -8,7 +8,9 @@ import { layout } from '../engine/snapshot-layout.js';
 import { listChildren } from '../engine/selection.js';
 import { readManifest, restoreSnapshot, type RestoreOutcome } from '../engine/restore.js';
 import { downloadSnapshot } from '../engine/download.js';
-import { lockAccount } from '../engine/account-lock.js';
+import { lockAccountWhenFree } from '../engine/account-lock.js';
+import { queueOf, TaskCancelled } from '../queue/task-queue.js';
+import { PRIORITIES } from '../queue/priority.js';
 import { UserError, type Context } from './context.js';
 import { getDestination, withDriver } from './destinations.js';
 import type { DestinationRecord } from '../store/destinations.js';
@@ -147,9 +149,13 @@ export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInp
   const account = await ctx.panel(withDb).getAccount(s.account);
   if (!account) throw new UserError(`account "${s.account}" does not exist on this server (restore it as a new account first)`);
   const files = input.paths.length > 0 || input.databases.length === 0;
-  const task = ctx.store.tasks.create({ type: 'restore', account: s.account, jobId: null, destinationId: s.destinationId, snapshotId: s.id, params: { ...input, paths: input.paths.map(toDisplay) } });
-  ctx.store.tasks.start(task.id, process.pid);
+  // Someone is waiting for it: a restore goes before the queue's backups.
+  const task = ctx.store.tasks.create({
+    type: 'restore', account: s.account, jobId: null, destinationId: s.destinationId, snapshotId: s.id, priority: PRIORITIES.high,
+    params: { ...input, paths: input.paths.map(toDisplay), requestedBy: actor.name },
+  });
   hooks.onTask?.(task.id);
+  const queue = queueOf(ctx);
   let unlock: (() => void) | null = null;
   const hookInput: HookInput = {
     job: null, account: s.account, destination: destRecord.name, snapshot: s.id, actor, task: task.id,
@@ -160,9 +166,10 @@ export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInp
   let outcomeForHook: unknown = null;
   let failure: string | null = null;
   try {
+    await queue.waitForTurn(task.id);
     await runHooks(ctx.config, 'preRestore', hookInput, taskLog);
     started = true;
-    unlock = lockAccount(ctx.dataDir, s.account, `restore task ${task.id}`);
+    unlock = await lockAccountWhenFree(ctx.dataDir, s.account, `restore task ${task.id}`);
     const outcome = await withDriver(ctx, ctx.store.destinations.byId(s.destinationId)!, (destination) => restoreSnapshot({
       account, destination, snapshotId: s.id, paths: input.paths, files, databases: input.databases, intoFolder: input.intoFolder,
       mysql: () => ctx.panel(true).mysqlCredentials(),
@@ -176,12 +183,15 @@ export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInp
     return { ...outcome, task: task.id };
   } catch (err) {
     failure = (err as Error).message;
-    ctx.store.tasks.finish(task.id, 'failed', {}, (err as Error).message);
-    ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'restore', target: `${s.account} ${s.id}`, result: 'failed', detail: (err as Error).message });
+    const cancelled = err instanceof TaskCancelled;
+    ctx.store.tasks.finish(task.id, cancelled ? 'cancelled' : 'failed', {}, failure);
+    // A cancellation is in the log as the 'cancel' of whoever asked for it.
+    if (!cancelled) ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'restore', target: `${s.account} ${s.id}`, result: 'failed', detail: failure });
     if (err instanceof UserError) throw err;
-    throw new UserError(`restore failed: ${(err as Error).message}`);
+    throw new UserError(cancelled ? `restore task ${task.id} was ${failure}` : `restore failed: ${failure}`);
   } finally {
     unlock?.();
+    queue.nudge();
     if (started) await runHooks(ctx.config, 'postRestore', { ...hookInput, result: outcomeForHook, error: failure }, taskLog);
   }
 }

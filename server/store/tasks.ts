@@ -19,12 +19,16 @@ export interface TaskRecord {
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
+  /** Higher runs first (see server/queue/priority.ts). */
+  priority: number;
+  /** Who asked to cancel it while it ran; the process running it stops at the next check. */
+  cancelRequestedBy: string | null;
 }
 
 interface Row {
   id: number; type: string; status: string; account: string | null; job_id: number | null; destination_id: number | null;
   snapshot_id: string | null; params: string; progress: string; result: string; error: string | null; pid: number | null;
-  created_at: string; started_at: string | null; finished_at: string | null;
+  created_at: string; started_at: string | null; finished_at: string | null; priority: number; cancel_requested_by: string | null;
 }
 
 const fromRow = (r: Row): TaskRecord => ({
@@ -32,6 +36,7 @@ const fromRow = (r: Row): TaskRecord => ({
   destinationId: r.destination_id, snapshotId: r.snapshot_id, params: JSON.parse(r.params) as Record<string, unknown>,
   progress: JSON.parse(r.progress) as Record<string, unknown>, result: JSON.parse(r.result) as Record<string, unknown>,
   error: r.error, pid: r.pid, createdAt: r.created_at, startedAt: r.started_at, finishedAt: r.finished_at,
+  priority: r.priority, cancelRequestedBy: r.cancel_requested_by,
 });
 
 const now = (): string => new Date().toISOString();
@@ -39,10 +44,30 @@ const now = (): string => new Date().toISOString();
 export class TaskRepository {
   constructor(private readonly db: Db) {}
 
-  create(t: Pick<TaskRecord, 'type' | 'account' | 'jobId' | 'destinationId' | 'snapshotId' | 'params'>): TaskRecord {
-    const info = this.db.prepare(`INSERT INTO tasks (type, status, account, job_id, destination_id, snapshot_id, params, created_at)
-      VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)`).run(t.type, t.account, t.jobId, t.destinationId, t.snapshotId, JSON.stringify(t.params), now());
+  /** A queued task, claimed by this process (see failOrphans): it waits for its turn (server/queue/task-queue.ts). */
+  create(t: Pick<TaskRecord, 'type' | 'account' | 'jobId' | 'destinationId' | 'snapshotId' | 'params'> & { priority?: number }): TaskRecord {
+    const info = this.db.prepare(`INSERT INTO tasks (type, status, account, job_id, destination_id, snapshot_id, params, created_at, priority, pid)
+      VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)`).run(t.type, t.account, t.jobId, t.destinationId, t.snapshotId, JSON.stringify(t.params), now(), t.priority ?? 20, process.pid);
     return this.byId(Number(info.lastInsertRowid))!;
+  }
+  /** Queued and running tasks, in the order the queue takes them. */
+  active(): TaskRecord[] {
+    return (this.db.prepare(`SELECT * FROM tasks WHERE status IN ('queued', 'running') ORDER BY status DESC, priority DESC, id`).all() as Row[]).map(fromRow);
+  }
+  /** Cancels a task that has not started; false when it no longer waits. */
+  cancelQueued(id: number, by: string): boolean {
+    const info = this.db.prepare(`UPDATE tasks SET status = 'cancelled', cancel_requested_by = ?, error = ?, finished_at = ? WHERE id = ? AND status = 'queued'`)
+      .run(by, `cancelled by ${by} before it started`, now(), id);
+    return info.changes > 0;
+  }
+  /** Asks the process running a task to stop it; false when it is not running. */
+  requestCancel(id: number, by: string): boolean {
+    const info = this.db.prepare(`UPDATE tasks SET cancel_requested_by = ? WHERE id = ? AND status = 'running' AND cancel_requested_by IS NULL`).run(by, id);
+    return info.changes > 0;
+  }
+  /** Runs `fn` in one write transaction: no other process changes the queue meanwhile. */
+  exclusive<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
   }
   byId(id: number): TaskRecord | null {
     const r = this.db.prepare('SELECT * FROM tasks WHERE id = ?').get(id) as Row | undefined;
@@ -51,10 +76,6 @@ export class TaskRepository {
   list(limit = 100): TaskRecord[] {
     return (this.db.prepare('SELECT * FROM tasks ORDER BY id DESC LIMIT ?').all(limit) as Row[]).map(fromRow);
   }
-  /** Records which process will run a queued task, so that its death fails the task too (see failOrphans). */
-  claim(id: number, pid: number): void {
-    this.db.prepare(`UPDATE tasks SET pid = ? WHERE id = ? AND status = 'queued'`).run(pid, id);
-  }
   start(id: number, pid: number): void {
     this.db.prepare(`UPDATE tasks SET status = 'running', pid = ?, started_at = ? WHERE id = ?`).run(pid, now(), id);
   }
@@ -62,7 +83,8 @@ export class TaskRepository {
     this.db.prepare('UPDATE tasks SET progress = ? WHERE id = ?').run(JSON.stringify(progress), id);
   }
   finish(id: number, status: TaskStatus, result: Record<string, unknown>, error: string | null): void {
-    this.db.prepare('UPDATE tasks SET status = ?, result = ?, error = ?, finished_at = ? WHERE id = ?')
+    // A task ends once: a cancellation or an orphan's failure recorded first stays.
+    this.db.prepare(`UPDATE tasks SET status = ?, result = ?, error = ?, finished_at = ? WHERE id = ? AND status IN ('queued', 'running')`)
       .run(status, JSON.stringify(result), error, now(), id);
   }
   log(id: number, level: 'info' | 'warn' | 'error', message: string): void {
@@ -71,9 +93,9 @@ export class TaskRepository {
   logs(id: number): { at: string; level: string; message: string }[] {
     return this.db.prepare('SELECT at, level, message FROM task_log WHERE task_id = ? ORDER BY id').all(id) as { at: string; level: string; message: string }[];
   }
-  /** Tasks left running or claimed by a process that no longer exists (killed): marked failed, never completed. */
+  /** Tasks left running or queued by a process that no longer exists (killed): marked failed, never completed. */
   failOrphans(isAlive: (pid: number) => boolean): number {
-    const rows = this.db.prepare(`SELECT id, pid FROM tasks WHERE status = 'running' OR (status = 'queued' AND pid IS NOT NULL)`).all() as { id: number; pid: number | null }[];
+    const rows = this.db.prepare(`SELECT id, pid FROM tasks WHERE status IN ('running', 'queued')`).all() as { id: number; pid: number | null }[];
     let n = 0;
     for (const r of rows) {
       if (r.pid !== null && isAlive(r.pid)) continue;

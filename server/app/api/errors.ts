@@ -9,8 +9,9 @@ export class ApiError extends Error {
   }
 }
 
-const NOT_FOUND = /^(no (destination|job|snapshot|API token)\b|unknown account\b|account "[^"]*" does not exist\b)/;
-const CONFLICT = /exists already|is in use|is used by job|is disabled|takes no new backups|is busy|exists on several destinations|several accounts have/;
+const NOT_FOUND = /^(no (destination|job|snapshot|task|API token)\b|unknown account\b|account "[^"]*" does not exist\b)/;
+const CONFLICT = /exists already|is in use|is used by job|is disabled|takes no new backups|is busy|exists on several destinations|several accounts have|has already ended|cannot be stopped halfway/;
+const FORBIDDEN = /is not yours to/;
 
 /**
  * The HTTP status for an error of the services, whose messages are the CLI's: what does
@@ -23,6 +24,7 @@ export function statusOf(err: unknown): number {
   if (err instanceof UserError) {
     if (NOT_FOUND.test(err.message)) return 404;
     if (CONFLICT.test(err.message)) return 409;
+    if (FORBIDDEN.test(err.message)) return 403;
     return 400;
   }
   return 500;

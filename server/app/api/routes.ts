@@ -13,6 +13,8 @@ import {
 } from '../../services/snapshots.js';
 import { fromUtf8, type BytePath } from '../../util/byte-path.js';
 import type { TaskRecord } from '../../store/tasks.js';
+import { cancelTask, listTasks } from '../../services/tasks.js';
+import { isPriorityName, PRIORITIES, priorityName } from '../../queue/priority.js';
 import { ApiError, statusOf } from './errors.js';
 
 type Body = Record<string, unknown>;
@@ -98,11 +100,12 @@ async function mayMonitor(ctx: Context, actor: Actor, t: TaskRecord): Promise<bo
 
 function describeTask(ctx: Context, t: TaskRecord): Record<string, unknown> {
   return {
-    id: t.id, type: t.type, status: t.status, finished: !['queued', 'running'].includes(t.status), account: t.account,
+    id: t.id, type: t.type, status: t.status, finished: !['queued', 'running'].includes(t.status), priority: priorityName(t.priority), account: t.account,
     job: t.jobId === null ? null : ctx.store.jobs.byId(t.jobId)?.name ?? null,
     destination: t.destinationId === null ? null : ctx.store.destinations.byId(t.destinationId)?.name ?? null,
     snapshot: t.snapshotId ?? (typeof t.result.snapshot === 'string' ? t.result.snapshot : null),
     createdAt: t.createdAt, startedAt: t.startedAt, finishedAt: t.finishedAt, progress: t.progress, result: t.result, error: t.error,
+    cancelRequestedBy: t.cancelRequestedBy,
     log: ctx.store.tasks.logs(t.id).slice(-200),
   };
 }
@@ -216,13 +219,25 @@ export function apiRoutes(ctx: Context, trusted: boolean): express.Router {
     if (job === undefined) throw bad('job: the name of the job to run is required');
     const account = optString(b, 'account');
     const owner = optString(b, 'owner');
+    const level = optString(b, 'priority') ?? 'normal';
+    if (!isPriorityName(level)) throw bad(`priority: one of ${Object.keys(PRIORITIES).join(', ')}`);
+    const priority = PRIORITIES[level];
     if (optBoolean(b, 'wait')) {
-      const results = await runBackup(ctx, job, account, actor, owner);
+      const results = await runBackup(ctx, job, account, actor, owner, { priority });
       res.json({ snapshots: results.filter((x) => x.snapshot).map((x) => x.snapshot), results });
       return;
     }
-    const tasks = await startInBackground((onTasks) => runBackup(ctx, job, account, actor, owner, { onTasks }));
+    const tasks = await startInBackground((onTasks) => runBackup(ctx, job, account, actor, owner, { onTasks, priority }));
     res.status(202).json({ tasks });
+  }));
+  r.get('/tasks', handle(async (req, res, actor) => {
+    const active = req.query.active === '1' || req.query.active === 'true';
+    res.json((await listTasks(ctx, actor, { activeOnly: active, limit: 200 })).map((t) => describeTask(ctx, t)));
+  }));
+  r.post('/tasks/:id/cancel', handle(async (req, res, actor) => {
+    const id = Number(param(req, 'id'));
+    const outcome = await cancelTask(ctx, id, actor);
+    res.json({ task: id, outcome, status: ctx.store.tasks.byId(id)!.status });
   }));
   r.get('/tasks/:id', handle(async (req, res, actor) => {
     const id = Number(param(req, 'id'));

@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { PassThrough, type Readable } from 'node:stream';
 import type { RowDataPacket } from 'mysql2/promise';
 import type { MysqlCredentials } from '../../panels/types.js';
+import { FULL_SPEED, politely, type Politeness } from '../../util/politeness.js';
 import {
   quoteIdent, redact, toolEnv, tokenizeSql, validateDatabaseName, withConnection, writeDefaultsFile, type DefaultsFile,
 } from './connection.js';
@@ -84,7 +85,7 @@ export function collectStderr(child: ChildProcess): () => string {
  * The plain SQL dump of database `db` (no CREATE DATABASE / USE lines: it restores under any name).
  * The stream is destroyed with an Error carrying the tool's stderr when the dump fails.
  */
-export function dumpDatabase(creds: MysqlCredentials, db: string): Readable {
+export function dumpDatabase(creds: MysqlCredentials, db: string, politeness?: Politeness): Readable {
   const out = new PassThrough();
   let child: ChildProcess | undefined;
   let defaults: DefaultsFile | undefined;
@@ -109,7 +110,8 @@ export function dumpDatabase(creds: MysqlCredentials, db: string): Readable {
     defaults = writeDefaultsFile(creds);
     const d = defaults;
     const name = path.basename(tool);
-    const proc = spawn(tool, [d.arg, ...DUMP_OPTIONS, '--', db], { stdio: ['ignore', 'pipe', 'pipe'], env: toolEnv() });
+    const run = politely(politeness ?? FULL_SPEED, tool, [d.arg, ...DUMP_OPTIONS, '--', db]);
+    const proc = spawn(run.command, run.args, { stdio: ['ignore', 'pipe', 'pipe'], env: toolEnv() });
     child = proc;
     const stderr = collectStderr(proc);
     proc.on('exit', () => d.remove());

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import type { Account } from '../../panels/types.js';
+import { FULL_SPEED, politely, type Politeness } from '../../util/politeness.js';
 
 const WORKER = fileURLToPath(new URL('./account-worker.js', import.meta.url));
 
@@ -20,12 +21,10 @@ export interface WorkerHandle {
  * Starts an account worker: it becomes the account before touching the home (see
  * drop-privileges.ts). The root process only talks to it through pipes.
  */
-export function spawnAccountWorker(account: Account, job: Record<string, unknown>, opts: { nice?: boolean; tarFd?: number | 'pipe' } = {}): WorkerHandle {
+export function spawnAccountWorker(account: Account, job: Record<string, unknown>, opts: { politeness?: Politeness; tarFd?: number | 'pipe' } = {}): WorkerHandle {
   if (account.uid === 0) throw new Error(`refusing to work on account ${account.username}: it has uid 0`);
-  const args = [WORKER];
-  const command = opts.nice ? 'nice' : process.execPath;
-  const argv = opts.nice ? ['-n', '10', process.execPath, ...args] : args;
-  const child = spawn(command, argv, {
+  const { command, args } = politely(opts.politeness ?? FULL_SPEED, process.execPath, [WORKER]);
+  const child = spawn(command, args, {
     stdio: opts.tarFd === undefined ? ['pipe', 'ignore', 'pipe', 'pipe'] : ['pipe', 'ignore', 'pipe', 'pipe', opts.tarFd],
     cwd: '/',
     env: {
