@@ -2,7 +2,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import Database from 'better-sqlite3';
 import { cli, makeDestinationDir, ok } from './support/cli.js';
 import { pathParam, startWebFixture, WebClient, type WebFixture } from './support/web-daemon.js';
 import { launchBrowser } from './support/browser.js';
@@ -135,6 +136,50 @@ describe('a reseller', () => {
     assert.match(activity.body, /Restore requested/);
     assert.doesNotMatch(activity.body, /<td data-label="What">Destination added<\/td>/, 'the provider\'s own actions are not a reseller\'s business');
     assert.doesNotMatch(activity.body, /<option[^>]*>root<\/option>/);
+  });
+});
+
+describe('the queue', () => {
+  test('an account holder calls off its restore while it waits; nobody else can', async () => {
+    // A backup of alice's account running in another process keeps her restore waiting.
+    const holder = spawn('sleep', ['120'], { stdio: 'ignore' });
+    const db = new Database(path.join(fx.dataDir, 'tidemark.sqlite'));
+    const now = new Date().toISOString();
+    db.prepare(`INSERT INTO tasks (type, status, account, destination_id, params, created_at, started_at, pid) VALUES ('backup', 'running', ?, ?, '{}', ?, ?, ?)`)
+      .run(fx.alice.username, fx.destinationIds.shown, now, now, holder.pid);
+    db.close();
+    try {
+      fs.writeFileSync(path.join(fx.alice.home, 'notes.txt'), 'changed after the snapshot');
+      const alice = await signIn(fx.alice.username, 'user');
+      const aliceCsrf = await alice.csrf();
+      const r = await alice.post(`${snapshotPath(fx.destinationIds.shown, fx.alice.username, fx.visible.alice)}/restore`, { _csrf: aliceCsrf, mode: 'place', path: pathParam('notes.txt') });
+      assert.equal(r.status, 303);
+      const task = /^\/tasks\/(\d+)$/.exec(r.headers.get('location') ?? '')![1];
+      const page = await alice.get(`/tasks/${task}`);
+      assert.match(page.body, /data-status="queued"/);
+      assert.match(page.body, /id="cancel-task"/);
+
+      const resb = await signIn('resb', 'reseller');
+      assert.equal((await resb.post(`/admin/queue/${task}/cancel`, { _csrf: await resb.csrf() })).status, 404, 'another reseller cannot reach it');
+      const bob = await signIn(fx.bob.username, 'user');
+      assert.equal((await bob.post(`/tasks/${task}/cancel`, { _csrf: await bob.csrf() })).status, 404, 'another account cannot reach it');
+      assert.equal((await alice.post(`/tasks/${task}/cancel`, { _csrf: 'forged' })).status, 403, 'no cancel without the CSRF token');
+      assert.equal(ok(cli(fx.dataDir, ['task', 'show', task!])).status, 'queued');
+
+      const cancel = await alice.post(`/tasks/${task}/cancel`, { _csrf: aliceCsrf });
+      assert.equal(cancel.status, 303);
+      const status = await waitJson(alice, `/tasks/${task}/status`, (j) => j.finished);
+      assert.equal(status.status, 'cancelled');
+      assert.doesNotMatch((await alice.get(`/tasks/${task}`)).body, /id="cancel-task"/);
+      const shown = ok(cli(fx.dataDir, ['task', 'show', task!]));
+      assert.equal(shown.startedAt, null);
+      assert.equal(shown.cancelRequestedBy, fx.alice.username);
+      assert.equal(fs.readFileSync(path.join(fx.alice.home, 'notes.txt'), 'utf8'), 'changed after the snapshot', 'nothing was restored');
+      const log = ok(cli(fx.dataDir, ['activity'])) as { actor: string; action: string; target: string }[];
+      assert.ok(log.some((e) => e.action === 'cancel' && e.actor === fx.alice.username && e.target.includes(`task ${task}`)));
+    } finally {
+      holder.kill('SIGKILL');
+    }
   });
 });
 

@@ -76,6 +76,9 @@ export function taskJson(ctx: Context, t: TaskRecord): Record<string, unknown> {
     id: t.id, type: t.type, status: t.status, account: t.account, destination, job, snapshotId: t.snapshotId,
     progress: t.progress, percent: percentOf(ctx, t), error: t.error, createdAt: t.createdAt, startedAt: t.startedAt, finishedAt: t.finishedAt,
     active: ACTIVE.has(t.status),
+    // A queued task, or a backup that runs (a restore is never stopped halfway).
+    cancellable: t.status === 'queued' || (t.status === 'running' && t.type === 'backup' && t.cancelRequestedBy === null),
+    cancelling: t.status === 'running' && t.cancelRequestedBy !== null,
   };
 }
 

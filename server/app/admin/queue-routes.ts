@@ -1,5 +1,8 @@
 import express from 'express';
 import { actorOf } from '../session.js';
+import { cancelTask } from '../../services/tasks.js';
+import { UserError } from '../../services/context.js';
+import { HttpError } from '../http-error.js';
 import { ProviderScope, taskJson } from './provider-scope.js';
 import { scopeOf, type ProviderState } from './state.js';
 
@@ -44,6 +47,17 @@ export function queueRoutes(st: ProviderState): express.Router {
   r.get('/:id', async (req, res) => {
     const t = await scopeOf(st, res).task(Number(req.params.id));
     res.render('admin/task', { task: taskJson(ctx, t), result: t.result, params: t.params, logs: ctx.store.tasks.logs(t.id).slice(-500) });
+  });
+
+  r.post('/:id/cancel', async (req, res) => {
+    const t = await scopeOf(st, res).task(Number(req.params.id));
+    try {
+      await cancelTask(ctx, t.id, actorOf(res));
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      throw new HttpError(409, 'error.refused', err.message);
+    }
+    res.redirect(303, `/admin/queue/${t.id}`);
   });
 
   r.get('/:id/status', async (req, res) => {

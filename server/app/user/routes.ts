@@ -13,6 +13,7 @@ import { Scope } from '../scope.js';
 import { decodePath, encodePath, many } from '../path-param.js';
 import { streamDownload } from '../download-stream.js';
 import type { RestoreRunner } from '../restore-runner.js';
+import { cancelTask } from '../../services/tasks.js';
 
 const FINAL = new Set(['completed', 'partial', 'failed', 'cancelled']);
 
@@ -33,7 +34,7 @@ function taskView(t: TaskRecord): Record<string, unknown> {
   const result = t.result as { files?: { files: number; directories: number; links: number; bytes: number; warningCount: number } | null; folder?: string | null; databases?: { name: string; restoredAs: string }[] };
   return {
     id: t.id, type: t.type, status: t.status, account: t.account, snapshotId: t.snapshotId, createdAt: t.createdAt,
-    startedAt: t.startedAt, finishedAt: t.finishedAt, finished: FINAL.has(t.status), error: t.error,
+    startedAt: t.startedAt, finishedAt: t.finishedAt, finished: FINAL.has(t.status), error: t.error, cancellable: t.status === 'queued' && t.type === 'restore',
     paths: params.paths ?? [], databases: (params.databases ?? []).map((d) => d.name), intoFolder: Boolean(params.intoFolder),
     files: result.files ?? null, folder: result.folder ?? null, restoredDatabases: result.databases ?? [],
   };
@@ -183,6 +184,18 @@ export function userRoutes(ctx: Context, runner: RestoreRunner): express.Router 
   r.get('/tasks/:id', async (req, res) => {
     const t = await scope(res).task(Number(req.params.id));
     res.render('user/task', { task: taskView(t), logs: ctx.store.tasks.logs(t.id).slice(0, 200) });
+  });
+
+  /** A restore that waits in the queue can be called off; one that runs is never stopped halfway. */
+  r.post('/tasks/:id/cancel', async (req, res) => {
+    const t = await scope(res).task(Number(req.params.id));
+    try {
+      await cancelTask(ctx, t.id, actorOf(res));
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      throw new HttpError(409, 'error.refused', err.message);
+    }
+    res.redirect(303, `/tasks/${t.id}`);
   });
 
   r.get('/tasks/:id/status', async (req, res) => {
