@@ -1,4 +1,4 @@
-import type { TaskRecord } from '../store/tasks.js';
+import type { TaskRecord, TaskType } from '../store/tasks.js';
 
 export interface QueueLimits {
   maxBackups: number;
@@ -7,11 +7,18 @@ export interface QueueLimits {
 
 type Slot = Pick<TaskRecord, 'type' | 'account' | 'destinationId'>;
 
+/**
+ * Read-only work someone is waiting for on a page (a download streams to the browser, a
+ * validation is a quick probe): recorded and shown like any task, held back by nothing.
+ */
+const INTERACTIVE = new Set<TaskType>(['download', 'validate']);
+
 /** Whether `t` may run beside the tasks in `busy`: one task per account, and the two limits. */
 export function fits(t: Slot, busy: readonly Slot[], limits: QueueLimits): boolean {
-  if (t.account !== null && busy.some((b) => b.account === t.account)) return false;
+  if (INTERACTIVE.has(t.type)) return true;
+  if (t.account !== null && busy.some((b) => b.account === t.account && !INTERACTIVE.has(b.type))) return false;
   if (t.type === 'backup' && busy.filter((b) => b.type === 'backup').length >= limits.maxBackups) return false;
-  if (t.destinationId !== null && busy.filter((b) => b.destinationId === t.destinationId).length >= limits.maxTasksPerDestination) return false;
+  if (t.destinationId !== null && busy.filter((b) => b.destinationId === t.destinationId && !INTERACTIVE.has(b.type)).length >= limits.maxTasksPerDestination) return false;
   return true;
 }
 

@@ -14,6 +14,8 @@ import type { SnapshotRecord } from '../store/snapshots.js';
 import { isAccountOwned, mayManageDestination, ownerOf, pickOwned, ROOT, type Actor } from './actor.js';
 import { readMarker } from './destination-marker.js';
 import { checkMay } from './permissions.js';
+import { runAsTask } from '../queue/run-task.js';
+import { PRIORITIES } from '../queue/priority.js';
 
 export const NAME = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
 
@@ -255,6 +257,15 @@ export async function validateDestination(ctx: Context, name: string, actor: Act
   const d = getDestination(ctx, name, actor, owner);
   const report: ValidationReport = { ok: false, error: null, latencyMs: null, writeReadMs: null, space: null, hostKeyFingerprint: null };
   const probe = `.tidemark-probe-${crypto.randomBytes(6).toString('hex')}`;
+  await runAsTask(ctx, { type: 'validate', account: null, destinationId: d.id, priority: PRIORITIES.high, params: { requestedBy: actor.name } },
+    () => probeDestination(ctx, d, probe, report),
+    { summary: (r) => ({ ...r }), problem: (r) => r.error });
+  ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'destination.validate', target: name, result: report.ok ? 'ok' : 'failed', detail: report.error ?? '' });
+  return report;
+}
+
+/** Connects, writes, reads back and deletes a probe, and measures; what fails is in the report. */
+async function probeDestination(ctx: Context, d: DestinationRecord, probe: string, report: ValidationReport): Promise<ValidationReport> {
   try {
     await withDriver(ctx, d, async (driver) => {
       await driver.open();
@@ -280,7 +291,6 @@ export async function validateDestination(ctx: Context, name: string, actor: Act
   } catch (err) {
     report.error = (err as Error).message;
   }
-  ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'destination.validate', target: name, result: report.ok ? 'ok' : 'failed', detail: report.error ?? '' });
   return report;
 }
 

@@ -1,6 +1,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import { DestinationError, type Destination } from '../destinations/types.js';
 import { lockAccount } from '../engine/account-lock.js';
+import { runAsTask } from '../queue/run-task.js';
+import { PRIORITIES } from '../queue/priority.js';
 import { ACCOUNT_NAME, layout } from '../engine/snapshot-layout.js';
 import type { DestinationRecord } from '../store/destinations.js';
 import type { Item, Structure } from '../store/jobs.js';
@@ -68,7 +70,10 @@ export async function reindexDestination(ctx: Context, name: string, opts: { acc
   if (!mayManageDestination(actor, d)) throw new UserError(`no destination named "${name}"`);
   if (opts.account !== undefined && !ACCOUNT_NAME.test(opts.account)) throw new UserError(`account: "${opts.account}" is not a valid account name`);
   try {
-    const report = await withDriver(ctx, d, (driver) => reindexWith(ctx, d, driver, opts.account));
+    const report = await runAsTask(ctx,
+      { type: 'reindex', account: opts.account ?? null, destinationId: d.id, priority: PRIORITIES.normal, params: { requestedBy: actor.name } },
+      () => withDriver(ctx, d, (driver) => reindexWith(ctx, d, driver, opts.account)),
+      { summary: (r) => ({ found: r.found, added: r.added, updated: r.updated, removed: r.removed, problems: r.problems.length }) });
     ctx.store.activity.record({
       actor: actor.name, role: actor.role, action: 'destination.reindex', target: d.name, result: report.problems.length ? 'partial' : 'ok',
       detail: `${opts.account ? `account ${opts.account}: ` : ''}found ${report.found}, added ${report.added}, updated ${report.updated}, removed ${report.removed}, problems ${report.problems.length}`,

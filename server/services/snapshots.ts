@@ -11,6 +11,7 @@ import { downloadSnapshot } from '../engine/download.js';
 import { lockAccountWhenFree } from '../engine/account-lock.js';
 import { queueOf, TaskCancelled } from '../queue/task-queue.js';
 import { PRIORITIES } from '../queue/priority.js';
+import { runAsTask } from '../queue/run-task.js';
 import { UserError, type Context } from './context.js';
 import { getDestination, withDriver } from './destinations.js';
 import type { DestinationRecord } from '../store/destinations.js';
@@ -230,9 +231,12 @@ export async function prepareDownload(ctx: Context, s: SnapshotRecord, input: Do
     let result: { files: number; bytes: number } | null = null;
     let failure: string | null = null;
     try {
-      result = await withDriver(ctx, destRecord, (destination) => downloadSnapshot({
+      result = await runAsTask(ctx, {
+        type: 'download', account: s.account, destinationId: destRecord.id, snapshotId: s.id, priority: PRIORITIES.high,
+        params: { paths: input.paths.map(toDisplay), databases: input.databases, requestedBy: actor.name },
+      }, () => withDriver(ctx, destRecord, (destination) => downloadSnapshot({
         destination, account: s.account, snapshotId: s.id, paths: input.paths, databases: input.databases, out,
-      }));
+      })), { summary: (r) => ({ ...r }) });
       return result;
     } catch (err) {
       failure = (err as Error).message;

@@ -1,6 +1,6 @@
 import type { Db } from './database.js';
 
-export type TaskType = 'backup' | 'restore' | 'download';
+export type TaskType = 'backup' | 'restore' | 'download' | 'reindex' | 'validate';
 export type TaskStatus = 'queued' | 'running' | 'completed' | 'partial' | 'failed' | 'cancelled';
 
 export interface TaskRecord {

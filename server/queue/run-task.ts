@@ -1,0 +1,38 @@
+import type { Context } from '../services/context.js';
+import type { TaskRecord } from '../store/tasks.js';
+import { queueOf, TaskCancelled } from './task-queue.js';
+
+export type TaskSpec = Pick<TaskRecord, 'type' | 'account' | 'destinationId'> & { snapshotId?: string | null; priority: number; params: Record<string, unknown> };
+
+/**
+ * Runs `work` as a task of the queue: it is listed at once, waits for its turn, and ends
+ * completed (with `summary` of the result), failed (it threw, or `problem` names one) or
+ * cancelled. `onTask` learns its id
+ * before it waits.
+ */
+export async function runAsTask<T>(
+  ctx: Context, spec: TaskSpec,
+  work: (taskId: number, signal: AbortSignal) => Promise<T>,
+  opts: { summary?: (r: T) => Record<string, unknown>; onTask?: (id: number) => void; problem?: (r: T) => string | null } = {},
+): Promise<T> {
+  const task = ctx.store.tasks.create({ ...spec, jobId: null, snapshotId: spec.snapshotId ?? null });
+  opts.onTask?.(task.id);
+  const queue = queueOf(ctx);
+  const watch = queue.watch(task.id);
+  try {
+    await queue.waitForTurn(task.id);
+    const result = await work(task.id, watch.signal);
+    // Work that reports its own failure (a validation that could not connect) fails the task too.
+    const problem = opts.problem?.(result) ?? null;
+    ctx.store.tasks.finish(task.id, problem === null ? 'completed' : 'failed', opts.summary?.(result) ?? {}, problem);
+    return result;
+  } catch (err) {
+    const message = (err as Error).message;
+    ctx.store.tasks.log(task.id, 'error', message);
+    ctx.store.tasks.finish(task.id, err instanceof TaskCancelled ? 'cancelled' : 'failed', {}, message);
+    throw err;
+  } finally {
+    watch.release();
+    queue.nudge();
+  }
+}
