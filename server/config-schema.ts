@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAIL_ADDRESS } from './util/mail-address.js';
 
 const mysqlSchema = z.object({
   socket: z.string().optional(),
@@ -42,7 +43,7 @@ const permissionsSchema = z.object({
 }).strict();
 
 /** A mail address as it may stand in a header: no spaces, no line breaks, no list separators. */
-const mailAddress = z.string().regex(/^[^\s@<>,;"()\\]+@[^\s@<>,;"()\\]+$/, 'a mail address (name@domain)');
+const mailAddress = z.string().regex(MAIL_ADDRESS, 'a mail address (name@domain)');
 
 const smtpSchema = z.object({
   host: z.string().min(1),
@@ -70,6 +71,13 @@ const notificationsSchema = z.object({
   success: z.boolean().default(false),
   /** A summary of the last 24 hours, sent every day at this local time. */
   dailySummary: z.object({ at: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'HH:MM') }).strict().nullable().default(null),
+  /**
+   * Mail to account holders (at the contact address their panel holds, through `email`) about
+   * restores of their account: 'opt-in' (the default) when the holder asked for it and started
+   * the restore itself; 'always' for every restore of the account, whoever started it, unless
+   * the holder turned it off; 'off' never.
+   */
+  accountRestores: z.enum(['opt-in', 'always', 'off']).default('opt-in'),
 }).strict();
 
 export type NotificationsConfig = z.infer<typeof notificationsSchema>;

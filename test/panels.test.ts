@@ -7,6 +7,7 @@ import { configSchema, type Config } from '../server/config-schema.js';
 import { createPanelAdapter, detectPanel } from '../server/panels/index.js';
 import { isUnderAny, parseKeyValue, parseOptionFile, parsePasswd } from '../server/panels/files.js';
 import type { PanelDeps } from '../server/panels/files.js';
+import { firstMailAddress } from '../server/util/mail-address.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers: simulated panel trees under a temporary rootPrefix, and a recording database lookup.
@@ -134,13 +135,13 @@ describe('standalone', () => {
       username: 'alice', owner: 'root', home: '/home/alice', uid: 1000, gid: 1000, domains: [],
       // alice_x_shop / alice_x_u start with 'alice_' but belong to the account alice_x.
       databases: ['alice_blog', 'alice_wp'], databaseUsers: ['alice_wp'],
-      suspended: false, package: null,
+      suspended: false, package: null, contactEmail: null,
     });
     assert.deepEqual(accounts[1]!.databases, ['alice_x_shop']);
     assert.deepEqual(accounts[1]!.databaseUsers, ['alice_x_u']);
     assert.deepEqual(accounts[2]!, {
       username: 'bob', owner: 'root', home: '/home2/bob', uid: 1001, gid: 1001, domains: [],
-      databases: [], databaseUsers: [], suspended: false, package: null,
+      databases: [], databaseUsers: [], suspended: false, package: null, contactEmail: null,
     });
     assert.deepEqual(deps.calls, ['alice_', 'alice_x_', 'bob_']);
   });
@@ -297,12 +298,14 @@ describe('cPanel', () => {
         'XDNS1=old-alice.example',
         'OWNER=res1',
         'PLAN=res1_gold',
+        'CONTACTEMAIL=alice@mail.example, alice.other@mail.example',
+        'CONTACTEMAIL2=second@mail.example',
         'SUSPENDED=0',
         'USER=alice',
         '',
       ].join('\n'),
-      '/var/cpanel/users/bob': 'DNS=bob.example\r\nOWNER=root\r\nPLAN=default\r\nSUSPENDED=1\r\nUSER=bob\r\n',
-      '/var/cpanel/users/res1': 'DNS=res1.example\nOWNER=root\nPLAN=undefined\nUSER=res1\n',
+      '/var/cpanel/users/bob': 'CONTACTEMAIL=\r\nDNS=bob.example\r\nOWNER=root\r\nPLAN=default\r\nSUSPENDED=1\r\nUSER=bob\r\n',
+      '/var/cpanel/users/res1': 'CONTACTEMAIL=not an address\nDNS=res1.example\nOWNER=root\nPLAN=undefined\nUSER=res1\n',
       '/var/cpanel/users/system': 'USER=system\n',
       '/var/cpanel/users/.hidden': 'USER=hidden\n',
       '/var/cpanel/users/ghost': 'DNS=ghost.example\nOWNER=root\n',
@@ -331,6 +334,8 @@ describe('cPanel', () => {
       databaseUsers: ['alice_wpuser'],
       suspended: false,
       package: 'res1_gold',
+      // the first of the listed addresses
+      contactEmail: 'alice@mail.example',
     });
     assert.deepEqual(accounts[1], {
       username: 'bob',
@@ -340,8 +345,10 @@ describe('cPanel', () => {
       databases: [], databaseUsers: [], // no DB map file
       suspended: true,
       package: 'default',
+      contactEmail: null, // CONTACTEMAIL= empty
     });
     assert.equal(accounts[2]!.owner, 'res1');
+    assert.equal(accounts[2]!.contactEmail, null, 'an invalid address counts as none');
     assert.deepEqual(accounts[2]!.databases, ['legacy_noprefix'], 'names come from the map, not from a prefix');
     assert.deepEqual(deps.calls, [], 'cPanel reads its DB map and does not query MySQL for names');
   });
@@ -410,8 +417,8 @@ describe('DirectAdmin', () => {
         'fred:x:1002:1002::/home/fred:/bin/false',
       ),
       [`${users}/admin/user.conf`]: 'username=admin\nusertype=admin\ncreator=root\ndomain=admin.example\npackage=\nsuspended=no\n',
-      [`${users}/res/user.conf`]: 'account=ON\ncreator=admin\ndomain=res.example\npackage=reseller_pkg\nsuspended=no\nusername=res\nusertype=reseller\n',
-      [`${users}/fred/user.conf`]: 'username=fred\nusertype=user\ncreator=res\ndomain=Fred.example\npackage=basic\nsuspended=yes\nsuspended_reason=billing\nns1=ns1.res.example\n',
+      [`${users}/res/user.conf`]: 'account=ON\ncreator=admin\ndomain=res.example\nemail=res@mail.example; other@mail.example\npackage=reseller_pkg\nsuspended=no\nusername=res\nusertype=reseller\n',
+      [`${users}/fred/user.conf`]: 'username=fred\nusertype=user\ncreator=res\ndomain=Fred.example\nemail= fred@mail.example \npackage=basic\nsuspended=yes\nsuspended_reason=billing\nns1=ns1.res.example\n',
       [`${users}/fred/domains.list`]: 'fred.example\nfred-blog.example\n\nfred-shop.example\n',
       [`${users}/ghost/user.conf`]: 'username=ghost\ncreator=admin\n',
       [`${users}/incomplete/`]: '',
@@ -430,16 +437,17 @@ describe('DirectAdmin', () => {
     assert.deepEqual(accounts.map((a) => a.username), ['admin', 'fred', 'res']);
     assert.deepEqual(accounts[0], {
       username: 'admin', owner: 'root', home: '/home/admin', uid: 1000, gid: 1000,
-      domains: ['admin.example'], databases: [], databaseUsers: [], suspended: false, package: null,
+      domains: ['admin.example'], databases: [], databaseUsers: [], suspended: false, package: null, contactEmail: null,
     });
     assert.deepEqual(accounts[1], {
       username: 'fred', owner: 'res', home: '/home/fred', uid: 1002, gid: 1002,
       domains: ['fred.example', 'fred-blog.example', 'fred-shop.example'],
       databases: ['fred_shop', 'fred_wp'], databaseUsers: ['fred_wp'],
-      suspended: true, package: 'basic',
+      suspended: true, package: 'basic', contactEmail: 'fred@mail.example',
     });
     assert.equal(accounts[2]!.owner, 'admin');
     assert.equal(accounts[2]!.package, 'reseller_pkg');
+    assert.equal(accounts[2]!.contactEmail, null, 'not an address (a ";" list): none');
     assert.deepEqual(deps.calls, ['admin_', 'fred_', 'res_']);
   });
 
@@ -511,6 +519,14 @@ describe('DirectAdmin', () => {
 // ---------------------------------------------------------------------------------------------
 
 describe('file helpers', () => {
+  test('firstMailAddress: the first of a comma-separated list, null for empty or invalid values', () => {
+    assert.equal(firstMailAddress('a@x.example'), 'a@x.example');
+    assert.equal(firstMailAddress(' a@x.example , b@y.example'), 'a@x.example');
+    for (const bad of [undefined, null, '', ' ', 'nobody', 'a@', '@x', 'a b@x.example', '<a@x.example>', 'a@x.example; b@y.example', 'a@x.example\nBcc: c@z.example', ',a@x.example']) {
+      assert.equal(firstMailAddress(bad), null, JSON.stringify(bad));
+    }
+  });
+
   test('isUnderAny compares path segments', () => {
     assert.equal(isUnderAny('/home2/bob', ['/home2']), true);
     assert.equal(isUnderAny('/home2x/bob', ['/home2']), false);

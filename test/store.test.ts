@@ -4,6 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { openStore } from '../server/store/index.js';
+import { openContext } from '../server/services/context.js';
+import { handlePanelEvent } from '../server/services/panel-events.js';
 
 test('the state store migrates once and keeps data across openings', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-store-'));
@@ -14,7 +16,7 @@ test('the state store migrates once and keeps data across openings', async () =>
     a.close();
     const b = await openStore(dir);
     const applied = b.db.prepare('SELECT name FROM schema_migrations').all() as { name: string }[];
-    assert.deepEqual(applied.map((r) => r.name), ['0001-initial', '0002-owners', '0003-sessions', '0004-api-tokens', '0005-schedules', '0006-queue']);
+    assert.deepEqual(applied.map((r) => r.name), ['0001-initial', '0002-owners', '0003-sessions', '0004-api-tokens', '0005-schedules', '0006-queue', '0007-account-preferences']);
     const d = b.destinations.byName('d')!;
     assert.equal(d.snapshotsVisible, false);
     assert.equal(d.freeSpaceLimitMb, 5);
@@ -36,6 +38,37 @@ test('a task left running by a dead process is marked failed, never completed', 
     assert.equal(after.status, 'failed');
     assert.match(after.error!, /interrupted/);
     s.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("an account's choices are kept per account, follow a panel rename and go with its removal", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-store-'));
+  try {
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ panel: 'standalone' }));
+    const ctx = await openContext(dir);
+    try {
+      const prefs = ctx.store.accountPreferences;
+      assert.deepEqual(prefs.get('alice'), { restoreMail: null }, 'never chosen');
+      prefs.setRestoreMail('alice', true);
+      prefs.setRestoreMail('bob', false);
+      prefs.setRestoreMail('carol', true);
+      assert.deepEqual(prefs.get('alice'), { restoreMail: true });
+      assert.deepEqual(prefs.get('bob'), { restoreMail: false });
+      assert.equal((await handlePanelEvent(ctx, { kind: 'renamed', account: 'alice', newAccount: 'alicia', source: 'cli' })).ok, true);
+      assert.deepEqual(prefs.get('alicia'), { restoreMail: true });
+      assert.deepEqual(prefs.get('alice'), { restoreMail: null });
+      // A rename onto a name that had choices: the renamed account's replace them.
+      prefs.setRestoreMail('bob', false);
+      await handlePanelEvent(ctx, { kind: 'renamed', account: 'alicia', newAccount: 'bob', source: 'cli' });
+      assert.deepEqual(prefs.get('bob'), { restoreMail: true });
+      await handlePanelEvent(ctx, { kind: 'removed', account: 'bob', newAccount: null, source: 'cli' });
+      assert.deepEqual(prefs.get('bob'), { restoreMail: null }, 'a later account of that name starts afresh');
+      assert.deepEqual(prefs.get('carol'), { restoreMail: true }, 'other accounts keep theirs');
+    } finally {
+      ctx.close();
+    }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -5,6 +5,7 @@ import type { SnapshotRecord } from '../store/snapshots.js';
 import type { TaskRecord } from '../store/tasks.js';
 import type { ActivityRecord } from '../store/activity.js';
 import { notFound } from './http-error.js';
+import { visibleActivity } from '../services/activity.js';
 
 /**
  * What a signed-in person may see, decided here for every page: the services do not
@@ -63,14 +64,8 @@ export class Scope {
     return t;
   }
 
-  /**
-   * Their own actions, and what happened to snapshots they may see (activity names a
-   * snapshot as "<account> <id>"): never another account's, never a hidden destination's.
-   */
-  async activity(limit = 500): Promise<ActivityRecord[]> {
-    const all = this.ctx.store.activity.list(limit);
-    if (this.actor.role === 'admin') return all;
-    const visible = new Set((await this.snapshots()).map((s) => `${s.account} ${s.id}`));
-    return all.filter((a) => (a.actor === this.actor.name && a.role === this.actor.role) || visible.has(a.target));
+  /** The entries of the activity log this actor may see (services/activity.ts). */
+  activity(limit = 500): Promise<ActivityRecord[]> {
+    return visibleActivity(this.ctx, this.actor, this.ctx.store.activity.list(limit));
   }
 }

@@ -520,23 +520,51 @@ program.command('panel-event')
     process.exitCode = code;
   }));
 
-program.command('activity').description('the activity log: who did what, when, with what result (root only)')
+program.command('activity').description('the activity log: who did what, when, with what result (an account holder sees what concerns its own account)')
   .option('--since <date>', 'only entries from this day (YYYY-MM-DD) or moment (ISO 8601) on')
+  .option('--reseller <name>', 'what this reseller sees (root only)')
   .option('--csv', 'print CSV (cells never start a spreadsheet formula)')
-  .action(action(async (ctx, json, opts: { since?: string; csv?: boolean }) => {
+  .action(actionAs(async (ctx, json, who, opts: { since?: string; reseller?: string; csv?: boolean }) => {
+    if (who.owner !== undefined) throw new UserError('--owner does not apply to activity', 2);
     let since = new Date(0);
     if (opts.since !== undefined) {
       const day = /^\d{4}-\d{2}-\d{2}$/.test(opts.since);
       since = new Date(day ? `${opts.since}T00:00:00Z` : opts.since);
       if (Number.isNaN(since.getTime()) || !/^\d{4}-\d{2}-\d{2}/.test(opts.since)) throw new UserError(`--since: "${opts.since}" is not a date (YYYY-MM-DD or ISO 8601)`, 2);
     }
-    const entries = ctx.store.activity.since(since);
+    let actor = who.actor;
+    if (opts.reseller !== undefined) {
+      if (actor !== ROOT) throw new UserError('--reseller is for root only', 2);
+      if (!ACCOUNT_NAME.test(opts.reseller) || opts.reseller === 'root') throw new UserError(`--reseller: "${opts.reseller}" is not a reseller name`, 2);
+      actor = { name: opts.reseller, role: 'reseller' };
+    }
+    if (opts.csv && json) throw new UserError('--csv and --json: choose one', 2);
+    const { activitySince } = await import('../services/activity.js');
+    const entries = await activitySince(ctx, since, actor);
     if (opts.csv) {
-      if (json) throw new UserError('--csv and --json: choose one', 2);
       const { activityCsv } = await import('../store/activity.js');
       process.stdout.write(activityCsv(entries));
     } else if (json) printJson(entries);
     else printTable(entries.map((a) => ({ ...a, when: a.at })), ['when', 'actor', 'role', 'action', 'target', 'result', 'detail']);
+  }));
+
+const accountCommand = program.command('account').description("an account's own settings");
+accountCommand.command('notify')
+  .description('mail about restores of the account, to its contact address in the panel (without --restores: show the setting)')
+  .addOption(new Option('--restores <on|off>', 'mail me about my restores').choices(['on', 'off']))
+  .option('--account <name>', 'the account (root; with --as-account it is that account)')
+  .action(actionAs(async (ctx, json, who, opts: { restores?: 'on' | 'off'; account?: string }) => {
+    if (who.owner !== undefined) throw new UserError('--owner does not apply to account notify', 2);
+    const { restoreMailSetting, setRestoreMail } = await import('../services/account-preferences.js');
+    const name = opts.account ?? (who.actor.role === 'user' ? who.actor.name : undefined);
+    if (name === undefined) throw new UserError('give --account NAME (or act as the account with --as-account NAME)', 2);
+    if (!ACCOUNT_NAME.test(name)) throw new UserError(`--account: "${name}" is not an account name`, 2);
+    const r = opts.restores === undefined ? await restoreMailSetting(ctx, name, who.actor) : await setRestoreMail(ctx, name, opts.restores === 'on', who.actor);
+    if (json) printJson(r);
+    else {
+      process.stdout.write(`${r.account}: mail about restores ${r.restores ? 'on' : 'off'}${r.restores && r.contactEmail ? ` (to ${r.contactEmail})` : ''}${r.chosen === null ? ` (the provider's default, "${r.mode}")` : ''}\n`);
+      if (r.problem) process.stderr.write(`note: no mail goes out: ${r.problem}\n`);
+    }
   }));
 
 program.command('serve')

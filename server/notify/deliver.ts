@@ -4,6 +4,20 @@ import type { WebhookPayload } from './webhook.js';
 
 export interface Delivery { channel: 'email' | 'webhook'; error: string | null }
 
+export type EmailConfig = NonNullable<NotificationsConfig['email']>;
+
+/** One mail through the configured transport (the server's sendmail, or an SMTP server). */
+export async function sendMail(email: EmailConfig, mail: Mail): Promise<void> {
+  if (email.via === 'smtp') {
+    const { sendWithSmtp } = await import('./smtp.js');
+    const s = email.smtp!;
+    await sendWithSmtp({ host: s.host, port: s.port, secure: s.secure, user: s.user, password: s.password }, mail);
+  } else {
+    const { sendWithSendmail } = await import('./sendmail.js');
+    await sendWithSendmail(mail, email.sendmailPath);
+  }
+}
+
 /** Sends one notice on every configured channel; a channel that fails does not stop the others. */
 export async function deliver(n: NotificationsConfig, subject: string, body: string, tidemark: Record<string, unknown>): Promise<Delivery[]> {
   const jobs: Promise<Delivery>[] = [];
@@ -16,19 +30,7 @@ export async function deliver(n: NotificationsConfig, subject: string, body: str
     }
   };
   const email = n.email;
-  if (email) {
-    const mail: Mail = { from: email.from, to: email.to, subject, body };
-    jobs.push(attempt('email', async () => {
-      if (email.via === 'smtp') {
-        const { sendWithSmtp } = await import('./smtp.js');
-        const s = email.smtp!;
-        await sendWithSmtp({ host: s.host, port: s.port, secure: s.secure, user: s.user, password: s.password }, mail);
-      } else {
-        const { sendWithSendmail } = await import('./sendmail.js');
-        await sendWithSendmail(mail, email.sendmailPath);
-      }
-    }));
-  }
+  if (email) jobs.push(attempt('email', () => sendMail(email, { from: email.from, to: email.to, subject, body })));
   const webhook = n.webhook;
   if (webhook) {
     const payload: WebhookPayload = { text: `${subject}\n${body}`, tidemark };

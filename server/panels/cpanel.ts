@@ -3,7 +3,8 @@
  *
  * - /var/cpanel/users/<user> (Cpanel::Config::LoadCpUserFile): KEY=VALUE lines, `#` comments,
  *   lines without `=` ignored. DNS= is the main domain, DNS1=, DNS2=… the other domains (XDNSn are
- *   removed domains and are not used); cPanel lower-cases domains. OWNER=, PLAN=, SUSPENDED=1.
+ *   removed domains and are not used); cPanel lower-cases domains. OWNER=, PLAN=, SUSPENDED=1,
+ *   CONTACTEMAIL= (the account's contact address; the first one when it lists several).
  *   The user name is the file name (cPanel sets USER from it, whatever the file says).
  * - /etc/trueuserowners (Cpanel::Config::LoadUserOwners): `user: owner` lines.
  * - /var/cpanel/databases/<user>.json, the "DB map" (Cpanel::DB::Map, Cpanel::DB::Map::Reader):
@@ -21,6 +22,7 @@ import path from 'node:path';
 import { prefixed, type Config } from '../config.js';
 import { isSafeName, listDir, parseKeyValue, readPasswd, readTextIfExists, rootMyCnfCredentials, sortedUnique, type PanelDeps, type PasswdEntry } from './files.js';
 import type { Account, MysqlCredentials, PanelAdapter } from './types.js';
+import { firstMailAddress } from '../util/mail-address.js';
 
 const USERS_DIR = '/var/cpanel/users';
 const DATABASES_DIR = '/var/cpanel/databases';
@@ -94,6 +96,7 @@ export class CpanelAdapter implements PanelAdapter {
       ...dbs,
       suspended: kv.get('SUSPENDED') === '1',
       package: kv.get('PLAN') || null,
+      contactEmail: firstMailAddress(kv.get('CONTACTEMAIL')),
     };
   }
 

@@ -4,7 +4,8 @@
  *
  * - /usr/local/directadmin/data/users/<user>/user.conf: key=value lines; username=, creator=
  *   (the reseller/admin that owns the account), domain= (default domain), package=,
- *   suspended=yes|no, usertype=user|reseller|admin (all three are accounts with a home).
+ *   suspended=yes|no, usertype=user|reseller|admin (all three are accounts with a home),
+ *   email= (the account's contact address).
  *   A directory without user.conf is not an account.
  * - /usr/local/directadmin/data/users/<user>/domains.list: the user's domains, one a line.
  * - /usr/local/directadmin/conf/mysql.conf: user=, passwd=, optional host=, socket=, port=;
@@ -21,6 +22,7 @@ import {
   readTextIfExists, withDefaultSocket, type PanelDeps, type PasswdEntry,
 } from './files.js';
 import type { Account, MysqlCredentials, PanelAdapter } from './types.js';
+import { firstMailAddress } from '../util/mail-address.js';
 
 const USERS_DIR = '/usr/local/directadmin/data/users';
 const MYSQL_CONF = '/usr/local/directadmin/conf/mysql.conf';
@@ -65,6 +67,7 @@ export class DirectAdminAdapter implements PanelAdapter {
       ...dbs,
       suspended: conf.get('suspended')?.toLowerCase() === 'yes',
       package: conf.get('package') || null,
+      contactEmail: firstMailAddress(conf.get('email')),
     };
   }
 

@@ -35,6 +35,8 @@ export class StandaloneAdapter implements PanelAdapter {
       // A '!' in /etc/shadow is no reliable sign of suspension (many users simply have no password).
       suspended: false,
       package: null,
+      // A system user has no contact address Tidemark could trust.
+      contactEmail: null,
     };
   }
 

@@ -13,6 +13,8 @@ export interface Account {
   databaseUsers: string[];
   suspended: boolean;
   package: string | null;
+  /** Where the account holder gets mail from the panel (a valid address), or null when none is known. */
+  contactEmail: string | null;
 }
 
 /** How to reach the MySQL/MariaDB server as an administrator. */

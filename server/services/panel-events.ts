@@ -112,7 +112,11 @@ export async function handlePanelEvent(ctx: Context, ev: PanelEvent, opts: { tim
   const base = { event: ev.kind, account: ev.account, newAccount: ev.newAccount, source: ev.source };
   let outcome: PanelEventOutcome;
   try {
-    if (ev.kind === 'removed') outcome = { ...base, ...(await accountRemoved(ctx, ev.account, opts.timeLimitMs ?? DEFAULT_FINAL_BACKUP_LIMIT_MS)) };
+    if (ev.kind === 'removed') {
+      outcome = { ...base, ...(await accountRemoved(ctx, ev.account, opts.timeLimitMs ?? DEFAULT_FINAL_BACKUP_LIMIT_MS)) };
+      // A later account of the same name is someone else: it starts without this one's choices.
+      ctx.store.accountPreferences.forget(ev.account);
+    }
     else if (ev.kind === 'renamed') outcome = { ...base, ...(await accountRenamed(ctx, ev.account, ev.newAccount!)) };
     else {
       const what = { created: 'jobs for all accounts include it from their next run', suspended: 'backups continue', unsuspended: 'nothing to change' }[ev.kind];
@@ -224,6 +228,7 @@ async function accountRenamed(ctx: Context, from: string, to: string): Promise<O
       if (entry.folder === 'renamed' || entry.snapshots > 0 || entry.error) destinations.push(entry);
     }
     const jobs = ctx.store.jobs.renameAccount(from, to).map((j) => j.name);
+    ctx.store.accountPreferences.rename(from, to);
     const errors = destinations.filter((d) => d.error).map((d) => `destination ${d.destination}: ${d.error}`);
     const moved = destinations.filter((d) => !d.error).reduce((n, d) => n + d.snapshots, 0);
     return {

@@ -18,6 +18,7 @@ import type { DestinationRecord } from '../store/destinations.js';
 import { isAccountOwned, mayActOnAccount, maySeeSnapshotsOn, ownerOf, PROVIDER, ROOT, type Actor } from './actor.js';
 import { checkMay } from './permissions.js';
 import { runHooks, type HookInput } from '../hooks/runner.js';
+import { notifyRestoreResult } from '../notify/restore-result.js';
 
 /**
  * Keeps the snapshots `actor` may see: for an account holder its own account's, on its own
@@ -194,6 +195,8 @@ export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInp
     unlock?.();
     queue.nudge();
     if (started) await runHooks(ctx.config, 'postRestore', { ...hookInput, result: outcomeForHook, error: failure }, taskLog);
+    // Never throws: a mail that cannot go out is a warning in the task's log.
+    await notifyRestoreResult(ctx, s, actor, task.id);
   }
 }
 

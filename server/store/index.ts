@@ -7,6 +7,7 @@ import { ActivityRepository } from './activity.js';
 import { SessionRepository } from './sessions.js';
 import { ApiTokenRepository } from './api-tokens.js';
 import { ScheduleRepository } from './schedules.js';
+import { AccountPreferenceRepository } from './account-preferences.js';
 
 export interface Store {
   db: Db;
@@ -18,6 +19,7 @@ export interface Store {
   sessions: SessionRepository;
   apiTokens: ApiTokenRepository;
   schedules: ScheduleRepository;
+  accountPreferences: AccountPreferenceRepository;
   close(): void;
 }
 
@@ -33,6 +35,7 @@ export async function openStore(dataDir: string): Promise<Store> {
     sessions: new SessionRepository(db),
     apiTokens: new ApiTokenRepository(db),
     schedules: new ScheduleRepository(db),
+    accountPreferences: new AccountPreferenceRepository(db),
     close: () => db.close(),
   };
 }

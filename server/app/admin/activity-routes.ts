@@ -1,6 +1,6 @@
 import express from 'express';
 import { activityCsv, type ActivityRecord } from '../../store/activity.js';
-import { Scope } from '../scope.js';
+import { visibleActivity } from '../../services/activity.js';
 import { noErrors, type FormErrors } from './form-errors.js';
 import { scopeOf, type ProviderState } from './state.js';
 
@@ -36,11 +36,8 @@ export function activityRoutes(st: ProviderState): express.Router {
     if (to) { where.push('at < ?'); args.push(new Date(Date.parse(`${to}T00:00:00Z`) + 86_400_000).toISOString()); }
     const rows = ctx.store.db.prepare(`SELECT * FROM activity ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`)
       .all(...args, LIMIT) as ActivityRecord[];
-    const sc = scopeOf(st, res);
-    if (sc.isAdmin) return rows;
     // A reseller: its own actions, and what happened to snapshots it may see.
-    const visible = new Set((await new Scope(ctx, sc.actor).snapshots()).map((s) => `${s.account} ${s.id}`));
-    return rows.filter((a) => (a.actor === sc.actor.name && a.role === sc.actor.role) || visible.has(a.target));
+    return visibleActivity(ctx, scopeOf(st, res).actor, rows);
   };
 
   r.get('/', async (req, res) => {

@@ -14,6 +14,8 @@ import { decodePath, encodePath, many } from '../path-param.js';
 import { streamDownload } from '../download-stream.js';
 import type { RestoreRunner } from '../restore-runner.js';
 import { cancelTask } from '../../services/tasks.js';
+import type { Actor } from '../../services/actor.js';
+import { restoreMailSetting, setRestoreMail, type RestoreMailSetting } from '../../services/account-preferences.js';
 
 const FINAL = new Set(['completed', 'partial', 'failed', 'cancelled']);
 
@@ -178,7 +180,22 @@ export function userRoutes(ctx: Context, runner: RestoreRunner): express.Router 
     for (const t of ctx.store.tasks.list(200)) if ((t.type === 'restore' || t.type === 'download') && await sc.mayMonitor(t)) tasks.push(taskView(t));
     const queued = [];
     for (const p of runner.pending()) if (await sc.maySee(p)) queued.push(p);
-    res.render('user/tasks', { tasks, queued, busy: queued.length > 0 || tasks.some((t) => !t.finished) });
+    res.render('user/tasks', { tasks, queued, busy: queued.length > 0 || tasks.some((t) => !t.finished), restoreMail: await restoreMailControl(sc.actor) });
+  });
+
+  /** "Mail me about my restores", for an account holder, while the provider sends such mail at all. */
+  const restoreMailControl = async (actor: Actor): Promise<RestoreMailSetting | null> => {
+    if (actor.role !== 'user' || !ctx.config.notifications?.email) return null;
+    const setting = await restoreMailSetting(ctx, actor.name, actor);
+    return setting.mode === 'off' ? null : setting;
+  };
+
+  r.post('/preferences/restore-mail', async (req, res) => {
+    const actor = actorOf(res);
+    if (!(await restoreMailControl(actor))) throw notFound();
+    const on = ((req.body ?? {}) as Record<string, unknown>).restoreMail === 'on';
+    await refusedAs403(() => setRestoreMail(ctx, actor.name, on, actor));
+    res.redirect(303, '/tasks');
   });
 
   r.get('/tasks/:id', async (req, res) => {
