@@ -126,7 +126,9 @@ test('downloads chosen files, a non-UTF-8 name included, as a .tar.gz', async ()
 test('the restore queue and the activity show the account holder\'s own work', async () => {
   const { page } = browser;
   await page.getByRole('link', { name: 'Restore queue' }).click();
-  assert.equal(await page.locator('tr.task-row').count(), 3);
+  // Three restores and the download, each a task of the queue.
+  assert.equal(await page.locator('tr.task-row').count(), 4);
+  assert.match(await page.locator('tr.task-row', { hasText: 'Download' }).textContent() ?? '', /Download: caf\ufffd\.txt, notes\.txt/);
   await browser.screenshot('user-tasks');
   await page.getByRole('link', { name: 'Activity' }).click();
   const text = await page.locator('main').textContent() ?? '';
