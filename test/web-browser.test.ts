@@ -6,6 +6,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { launchBrowser, ARTIFACTS, type TestBrowser } from './support/browser.js';
 import { startWebFixture, LATIN1_NAME, BIG_FILE_MB, type WebFixture } from './support/web-daemon.js';
+import { cli, ok } from './support/cli.js';
 
 let fx: WebFixture;
 let browser: TestBrowser;
@@ -136,6 +137,20 @@ test('the restore queue and the activity show the account holder\'s own work', a
   assert.match(text, /Download/);
   assert.ok(!text.includes(fx.bob.username) && !text.includes(fx.hidden.alice));
   await browser.screenshot('user-activity');
+});
+
+test('the activity log holds each action of the account holder above, with the account holder as the actor', () => {
+  const log = ok(cli(fx.dataDir, ['activity'])) as { actor: string; role: string; action: string; target: string; result: string }[];
+  const mine = log.filter((e) => e.actor === fx.alice.username);
+  assert.ok(mine.every((e) => e.role === 'user'));
+  const count = (action: string): number => mine.filter((e) => e.action === action).length;
+  assert.equal(count('sign-in'), 1);
+  assert.equal(count('restore.requested'), 3, 'one file, one folder, and the big file');
+  assert.equal(mine.filter((e) => e.action === 'restore' && e.result === 'completed').length, 3);
+  assert.equal(count('download'), 1);
+  for (const action of ['restore', 'restore.requested', 'download']) {
+    assert.ok(log.filter((e) => e.action === action).every((e) => e.actor === fx.alice.username), `no ${action} is put on anyone else`);
+  }
 });
 
 test('the pages follow the browser\'s language, and the switch changes it', async () => {

@@ -353,6 +353,7 @@ describe('in a browser', () => {
   test('a provider adds a local and an SSH destination, validates, hides snapshots, runs a backup and watches it finish', async () => {
     const b = await launchBrowser();
     const { page } = b;
+    const since = new Date().toISOString();
     try {
       await page.goto(fx.loginUrl('root', 'admin'));
       await page.waitForURL(/\/admin$/);
@@ -420,7 +421,7 @@ describe('in a browser', () => {
       await page.locator('tr.job', { hasText: 'to-ssh' }).getByRole('button', { name: 'Run now' }).click();
       await page.waitForURL(/\/admin\/queue$/);
       // The row comes from the event stream, with its bar full once the backup is done.
-      const done = page.locator('tr[data-status="completed"]', { hasText: 'browser-ssh' }).locator('progress.bar[value="100"]');
+      const done = page.locator('tr[data-status="completed"]', { hasText: 'browser-ssh' }).filter({ hasText: 'Backup' }).locator('progress.bar[value="100"]');
       await done.waitFor({ timeout: 60000 });
       await b.screenshot('provider-queue');
       const snaps = ok(cli(fx.dataDir, ['snapshot', 'list', '--destination', 'browser-ssh']));
@@ -432,6 +433,21 @@ describe('in a browser', () => {
       await b.screenshot('provider-account');
       await page.goto(`${fx.base}/admin/activity`);
       await b.screenshot('provider-activity');
+
+      // Each of those actions is in the activity log, as the provider's.
+      const log = ok(cli(fx.dataDir, ['activity', '--since', since])) as { actor: string; role: string; action: string; target: string; result: string }[];
+      const did = (action: string, target: string): number => log.filter((e) => e.action === action && e.target.includes(target) && e.actor === 'root' && e.role === 'admin').length;
+      assert.equal(did('sign-in', 'root'), 1);
+      assert.equal(did('destination.add', 'browser-local'), 1);
+      assert.equal(did('destination.add', 'browser-ssh'), 1, 'the refused form added nothing');
+      assert.equal(did('destination.validate', 'browser-local'), 1);
+      assert.equal(did('destination.validate', 'browser-ssh'), 2, 'on the page, then from the CLI');
+      assert.equal(did('destination.visibility', 'browser-ssh'), 1);
+      assert.equal(did('destination.edit', 'browser-ssh'), 1);
+      assert.equal(did('job.add', 'to-ssh'), 1);
+      assert.equal(did('backup.requested', 'to-ssh'), 1);
+      assert.equal(did('backup', 'to-ssh'), 1);
+      assert.ok(log.every((e) => e.actor === 'root' || e.actor === 'tidemark'), 'nobody else is named for what the provider did');
 
       await page.goto(fx.loginUrl('resa', 'reseller'));
       await page.waitForURL(/\/admin$/);
