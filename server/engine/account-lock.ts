@@ -1,14 +1,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { isProcessAlive } from '../util/process-alive.js';
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+/** The account is locked by a task that is running (here or in another live process). */
+export class AccountBusyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AccountBusyError';
   }
-};
+}
 
 /** Lock files this process holds: the daemon runs several tasks, and its own lock is not stale. */
 const heldHere = new Map<string, string>();
@@ -23,7 +23,7 @@ export function lockAccount(dataDir: string, account: string, what: string): () 
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = path.join(dir, `${account}.lock`);
   const mine = heldHere.get(file);
-  if (mine !== undefined) throw new Error(`account ${account} is busy: ${mine} is running`);
+  if (mine !== undefined) throw new AccountBusyError(`account ${account} is busy: ${mine} is running`);
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       fs.writeFileSync(file, JSON.stringify({ pid: process.pid, what, at: new Date().toISOString() }), { flag: 'wx', mode: 0o600 });
@@ -36,8 +36,8 @@ export function lockAccount(dataDir: string, account: string, what: string): () 
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       let holder: { pid?: number; what?: string } = {};
       try { holder = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof holder; } catch { /* unreadable: stale */ }
-      if (holder.pid && holder.pid !== process.pid && alive(holder.pid)) {
-        throw new Error(`account ${account} is busy: ${holder.what ?? 'another task'} is running (pid ${holder.pid})`);
+      if (holder.pid && holder.pid !== process.pid && isProcessAlive(holder.pid)) {
+        throw new AccountBusyError(`account ${account} is busy: ${holder.what ?? 'another task'} is running (pid ${holder.pid})`);
       }
       fs.rmSync(file, { force: true });
     }
@@ -56,7 +56,7 @@ export async function lockAccountWhenFree(dataDir: string, account: string, what
     try {
       return lockAccount(dataDir, account, what);
     } catch (err) {
-      if (!(err as Error).message.includes('is busy') || Date.now() > until) throw err;
+      if (!(err instanceof AccountBusyError) || Date.now() > until) throw err;
     }
     await new Promise((r) => setTimeout(r, 500));
   }

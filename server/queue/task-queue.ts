@@ -2,6 +2,7 @@ import type { Context } from '../services/context.js';
 import type { Store } from '../store/index.js';
 import type { TaskRecord } from '../store/tasks.js';
 import { tasksToStart, type QueueLimits } from './plan.js';
+import { isProcessAlive } from '../util/process-alive.js';
 
 /** What a cancelled task throws (the abort reason of its signal). */
 export class TaskCancelled extends Error {
@@ -12,10 +13,6 @@ export class TaskCancelled extends Error {
 }
 
 const TICK_MS = 250;
-
-const alive = (pid: number): boolean => {
-  try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
-};
 
 interface Waiter { resolve: () => void; reject: (err: Error) => void }
 
@@ -75,7 +72,7 @@ export class TaskQueue {
     const started: number[] = [];
     try {
       active = this.store.tasks.exclusive(() => {
-        this.store.tasks.failOrphans(alive);
+        this.store.tasks.failOrphans(isProcessAlive);
         const all = this.store.tasks.active();
         const running = all.filter((t) => t.status === 'running');
         // Another process's queued task keeps its place; ours only once someone waits on it.

@@ -94,12 +94,7 @@ export async function runBackup(ctx: Context, jobName: string, onlyAccount?: str
   try {
     await runHooks(ctx.config, 'preBackup', hookInput, logAll);
     started = true;
-    const dest = driverFor(ctx, destRecord);
-    try {
-      results = await backupToDestination(ctx, job, destRecord, dest, accounts, tasks, actor, options.schedule);
-    } finally {
-      await dest.close();
-    }
+    results = await backupToDestination(ctx, job, destRecord, accounts, tasks, actor, options.schedule);
     return results;
   } catch (err) {
     failure = (err as Error).message;
@@ -117,22 +112,36 @@ export async function runBackup(ctx: Context, jobName: string, onlyAccount?: str
   }
 }
 
-async function backupToDestination(ctx: Context, job: JobRecord, destRecord: DestinationRecord, dest: Destination, accounts: Account[], tasks: number[], actor: Actor, schedule: string | undefined): Promise<AccountBackupResult[]> {
-  // A destination that cannot be opened fails every account's task with the reason, so that
-  // the failure is recorded like any other (not only printed to whoever started the run).
-  let unavailable: string | null = null;
-  try {
-    await dest.open();
-  } catch (err) {
-    unavailable = `destination "${destRecord.name}": ${(err as Error).message}`;
-    if (accounts.length === 0) throw new UserError(unavailable);
-  }
-  if (unavailable === null) await checkFreeSpace(destRecord, dest);
+async function backupToDestination(ctx: Context, job: JobRecord, destRecord: DestinationRecord, accounts: Account[], tasks: number[], actor: Actor, schedule: string | undefined): Promise<AccountBackupResult[]> {
+  const unavailable = await probeDestination(ctx, destRecord, accounts.length);
   const results = await Promise.all(accounts.map((account, i) => backupOneAccount(ctx, job, destRecord, account, tasks[i]!, actor, schedule, unavailable)));
   ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'backup', target: `job ${job.name}`,
     result: results.every((r) => r.status !== 'failed' && r.status !== 'cancelled') ? 'ok' : results.some((r) => r.status === 'cancelled') ? 'cancelled' : 'failed',
     detail: JSON.stringify(results.map((r) => ({ account: r.account, status: r.status }))) });
   return results;
+}
+
+/**
+ * Opens the destination once before any account starts (each account then opens its own
+ * connection). One that cannot be opened fails every account's task with the reason
+ * returned here, so that the failure is recorded like any other (not only printed to
+ * whoever started the run); a destination short of space refuses the whole run.
+ */
+async function probeDestination(ctx: Context, destRecord: DestinationRecord, accountCount: number): Promise<string | null> {
+  const dest = driverFor(ctx, destRecord);
+  try {
+    try {
+      await dest.open();
+    } catch (err) {
+      const unavailable = `destination "${destRecord.name}": ${(err as Error).message}`;
+      if (accountCount === 0) throw new UserError(unavailable);
+      return unavailable;
+    }
+    await checkFreeSpace(destRecord, dest);
+    return null;
+  } finally {
+    await dest.close();
+  }
 }
 
 async function checkFreeSpace(destRecord: DestinationRecord, dest: Destination): Promise<void> {

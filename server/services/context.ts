@@ -2,6 +2,7 @@ import { loadConfig, resolveDataDir, type Config } from '../config.js';
 import { openStore, type Store } from '../store/index.js';
 import { createPanelAdapter } from '../panels/index.js';
 import type { PanelAdapter } from '../panels/types.js';
+import { isProcessAlive } from '../util/process-alive.js';
 
 export interface Context {
   dataDir: string;
@@ -20,15 +21,11 @@ export class UserError extends Error {
   }
 }
 
-const alive = (pid: number): boolean => {
-  try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
-};
-
 export async function openContext(dataDirOption?: string): Promise<Context> {
   const dataDir = resolveDataDir(dataDirOption);
   const config = await loadConfig(dataDir);
   const store = await openStore(dataDir);
-  store.tasks.failOrphans(alive);
+  store.tasks.failOrphans(isProcessAlive);
   const panel = (withDatabases: boolean): PanelAdapter => {
     const adapter: PanelAdapter = createPanelAdapter(config, {
       listDatabasesByPrefix: withDatabases

@@ -6,7 +6,8 @@ import { priorityName } from '../queue/priority.js';
 /** Whether `actor` may follow a task: an admin all; others the tasks of their accounts on destinations they see. */
 async function maySee(ctx: Context, actor: Actor, t: TaskRecord): Promise<boolean> {
   if (actor.role === 'admin') return true;
-  if (t.account === null || t.destinationId === null || !(await mayActOnAccount(ctx, actor, t.account))) return false;
+  if (t.account === null || !(await mayActOnAccount(ctx, actor, t.account))) return false;
+  if (t.destinationId === null) return true;
   const d = ctx.store.destinations.byId(t.destinationId);
   return d !== null && maySeeSnapshotsOn(actor, d);
 }

@@ -1,6 +1,6 @@
 import express from 'express';
 import type { Context } from '../../services/context.js';
-import { mayActOnAccount, mayManageDestination, maySeeSnapshotsOn, ROOT, type Actor } from '../../services/actor.js';
+import { ROOT, type Actor } from '../../services/actor.js';
 import {
   addDestination, browseDestination, describeDestination, editDestination, getDestination, listDestinations, removeDestination, setEnabled,
   setSnapshotsVisible, validateDestination, type AddDestinationInput, type EditDestinationInput,
@@ -13,7 +13,7 @@ import {
 } from '../../services/snapshots.js';
 import { fromUtf8, type BytePath } from '../../util/byte-path.js';
 import type { TaskRecord } from '../../store/tasks.js';
-import { cancelTask, listTasks } from '../../services/tasks.js';
+import { cancelTask, getTask, listTasks } from '../../services/tasks.js';
 import { isPriorityName, PRIORITIES, priorityName } from '../../queue/priority.js';
 import { ApiError, statusOf } from './errors.js';
 
@@ -33,6 +33,12 @@ const handle = (fn: Handler) => (req: express.Request, res: express.Response): v
 };
 
 const bad = (message: string): ApiError => new ApiError(400, message);
+
+function taskId(req: express.Request): number {
+  const id = Number(param(req, 'id'));
+  if (!Number.isSafeInteger(id)) throw new ApiError(404, `no task ${param(req, 'id')}`);
+  return id;
+}
 
 function body(req: express.Request): Body {
   const b: unknown = req.body;
@@ -87,15 +93,6 @@ function destinationFields(b: Body): Record<string, unknown> {
   for (const k of DESTINATION_FIELDS.boolean) { const v = optBoolean(b, k); if (v !== undefined) out[k] = v; }
   if (typeof out.hostKeyFingerprint === 'string') out.hostKeyFingerprint = out.hostKeyFingerprint.replace(/^SHA256:/, '');
   return out;
-}
-
-/** Tasks are shown to whoever may see what they are about: the provider all of them. */
-async function mayMonitor(ctx: Context, actor: Actor, t: TaskRecord): Promise<boolean> {
-  if (actor.role === 'admin') return true;
-  if (t.account === null || !(await mayActOnAccount(ctx, actor, t.account))) return false;
-  if (t.destinationId === null) return true;
-  const d = ctx.store.destinations.byId(t.destinationId);
-  return d !== null && (maySeeSnapshotsOn(actor, d) || mayManageDestination(actor, d));
 }
 
 function describeTask(ctx: Context, t: TaskRecord): Record<string, unknown> {
@@ -235,15 +232,12 @@ export function apiRoutes(ctx: Context, trusted: boolean): express.Router {
     res.json((await listTasks(ctx, actor, { activeOnly: active, limit: 200 })).map((t) => describeTask(ctx, t)));
   }));
   r.post('/tasks/:id/cancel', handle(async (req, res, actor) => {
-    const id = Number(param(req, 'id'));
+    const id = taskId(req);
     const outcome = await cancelTask(ctx, id, actor);
     res.json({ task: id, outcome, status: ctx.store.tasks.byId(id)!.status });
   }));
   r.get('/tasks/:id', handle(async (req, res, actor) => {
-    const id = Number(param(req, 'id'));
-    const t = Number.isSafeInteger(id) ? ctx.store.tasks.byId(id) : null;
-    if (!t || !(await mayMonitor(ctx, actor, t))) throw new ApiError(404, `no task ${param(req, 'id')}`);
-    res.json(describeTask(ctx, t));
+    res.json(describeTask(ctx, await getTask(ctx, taskId(req), actor)));
   }));
 
   // Snapshots
