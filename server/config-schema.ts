@@ -97,12 +97,22 @@ export const configSchema = z.object({
   socketPath: z.string().default('/var/run/tidemark/tidemark.sock'),
   /**
    * The panel pages that run as an account's own Unix user reach the daemon here: `bridge.sock`
-   * (open to every local user; nothing answers without a proof) and `proofs/` (sticky, writable
-   * by all, listable by none), where such a page proves its uid. Default: `tidemark-bridge`
-   * beside the socket's directory (/var/run/tidemark-bridge), the path the installer writes
-   * into the pages: set it only for tests.
+   * (open to every local user; the kernel tells the daemon the uid of each connection, and
+   * nothing answers without it). Default: `tidemark-bridge` beside the socket's directory
+   * (/var/run/tidemark-bridge), the path the installer writes into the pages: set it only for tests.
    */
   bridgeDir: z.string().optional(),
+  /**
+   * DirectAdmin's own API, where the daemon checks the session of a reseller or admin page:
+   * `apiUrl` (https on a loopback address only; default https://127.0.0.1:<port of
+   * directadmin.conf, else 2222>) and `certFile`, the certificate DirectAdmin serves, which
+   * the answer must come with (default: directadmin.conf's `cacert`, else
+   * /usr/local/directadmin/conf/cacert.pem).
+   */
+  directadmin: z.object({
+    apiUrl: z.string().url().optional(),
+    certFile: z.string().refine((p) => p.startsWith('/'), 'an absolute path').optional(),
+  }).strict().default({}),
   /** HTTP listener for standalone mode (127.0.0.1 only); 0 disables it. */
   httpPort: z.number().int().min(0).max(65535).default(7080),
   /**

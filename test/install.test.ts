@@ -38,6 +38,11 @@ test('cPanel: install registers everything, an upgrade keeps data and settings, 
     assert.ok(fs.existsSync(path.join(root, APP, 'dist/server/cli/main.js')));
     assert.ok(fs.existsSync(path.join(root, APP, 'views')));
     assert.ok(fs.existsSync(path.join(root, APP, 'node_modules/better-sqlite3')));
+    // The bridge socket's native addon (SO_PEERCRED) comes along, readable by all, and loads.
+    const addon = path.join(root, APP, 'dist/server/native/peercred.node');
+    assert.equal(mode(addon) & 0o755, 0o755);
+    const load = spawnSync(process.execPath, ['-e', `console.log(typeof require(${JSON.stringify(addon)}).getPeerCred)`], { encoding: 'utf8' });
+    assert.equal(load.stdout.trim(), 'function', load.stderr);
     // (typescript itself stays: i18next names it as an optional peer, so npm keeps it.)
     assert.equal(fs.existsSync(path.join(root, APP, 'node_modules/playwright-core')), false, 'development packages are pruned');
     assert.equal(fs.existsSync(path.join(root, APP, 'dist/test')), false, 'tests are not installed');

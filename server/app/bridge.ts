@@ -1,46 +1,55 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import http from 'node:http';
 import crypto from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
 import type { Context } from '../services/context.js';
 import type { Actor, Role } from '../services/actor.js';
 import { prefixed } from '../config.js';
-import { parseKeyValue, readTextIfExists } from '../panels/files.js';
+import { readTextIfExists } from '../panels/files.js';
+import { peerCredOf, peerCredUnavailable, type PeerCred } from '../native/peercred.js';
+import { DirectAdminSessions } from './da-session.js';
 import { localsOf } from './session.js';
 
 /**
  * The panel bridges (docs/panels.md): a panel page forwards the browser's request to the
  * daemon, which answers with the same pages as on the HTTP port, for an identity taken
- * from the panel and never from anything the browser sends.
+ * from the panel and the kernel, never from anything the browser sends. Never the JSON API:
+ * a bridged request is never a root request.
  *
  * - Root channel (the root-only socket): WHM's CGI runs as root and names the WHM user
  *   (`REMOTE_USER`); the daemon decides the role from WHM's own reseller privileges.
  * - Proof channel (`<bridgeDir>/bridge.sock`, open to every local user): pages that run as
- *   an account's Unix user (cPanel's Jupiter page, DirectAdmin's pages) ask for a one-time
- *   challenge, create a file of that name in `<bridgeDir>/proofs/`, and send the request with
- *   the challenge. The daemon accepts it only if the kernel says that file (not a link) is
- *   owned by the claimed account's uid: no account can create a file owned by another uid.
+ *   an account's Unix user (cPanel's Jupiter page, DirectAdmin's pages) name the account;
+ *   the kernel says which uid connected (SO_PEERCRED), and it must be that account's. A role
+ *   above account holder (DirectAdmin's reseller and admin pages) needs, besides, the page's
+ *   DirectAdmin session, which the daemon checks with DirectAdmin (da-session.ts).
  */
 
 export const BRIDGE_HEADER = {
   whmUser: 'x-tidemark-whm-user',
-  proof: 'x-tidemark-proof',
   base: 'x-tidemark-base',
   panelSession: 'x-tidemark-panel-session',
+  /** Proof channel: the account the page runs as, and the level of the page. */
+  account: 'x-tidemark-account',
+  level: 'x-tidemark-level',
+  /** DirectAdmin's session of the page (never logged, never kept but as a hash). */
+  daSessionId: 'x-tidemark-da-session-id',
+  daSessionKey: 'x-tidemark-da-session-key',
 } as const;
+
+/** A request that came through a panel page: it carries one of the forwarder's headers. */
+export const isBridged = (req: http.IncomingMessage): boolean => Object.keys(req.headers).some((h) => h.startsWith('x-tidemark-'));
 
 /** The panel page a proof is asked for: DirectAdmin has one per level, cPanel only the user's. */
 export type BridgeLevel = 'user' | 'reseller' | 'admin';
 const LEVELS: readonly BridgeLevel[] = ['user', 'reseller', 'admin'];
 
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
-const CHALLENGE = /^[A-Za-z0-9_-]{43}$/;
 /** Links point at the bridge page itself, relative to where the browser is (e.g. `index.live.pl`). */
 const BASE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 const VIEWS = fileURLToPath(new URL('../../../views', import.meta.url));
-
-export const PROOFS_DIR = 'proofs';
 
 /** config.bridgeDir, else `tidemark-bridge` beside the root socket's directory. */
 export const bridgeDirOf = (config: Context['config']): string =>
@@ -65,64 +74,33 @@ export async function whmRole(ctx: Context, user: string): Promise<Role | null> 
   return null;
 }
 
-/** The role a proven Unix user gets on a panel page of `level`, from the panel's own data. */
-async function proofRole(ctx: Context, user: string, level: BridgeLevel): Promise<Role | null> {
-  if (level === 'user') return 'user';
-  if (ctx.panel(false).name !== 'directadmin') return null;
-  const conf = await readTextIfExists(prefixed(ctx.config, `/usr/local/directadmin/data/users/${user}/user.conf`));
-  const type = conf === null ? '' : parseKeyValue(conf).get('usertype') ?? '';
-  if (level === 'admin') return type === 'admin' ? 'admin' : null;
-  return type === 'reseller' || type === 'admin' ? 'reseller' : null;
-}
+/** Not more at once from one uid on the proof channel: a flood of one account does not stop the others. */
+export const PROOF_LIMITS = { connectionsPerUid: 32, requestsPerUid: 8 } as const;
 
-interface Pending { user: string; level: BridgeLevel; issuedAt: number }
-
-/** Challenges handed out on the proof channel: secret, single-use, short-lived. */
-export class ProofChallenges {
-  private readonly pending = new Map<string, Pending>();
-  private lastSweep = Date.now();
-
-  constructor(readonly dir: string, private readonly ttlMs = 30_000, private readonly max = 2000) {}
-
-  /** Files nobody answered a challenge with (a page that died, a replay) do not pile up. */
-  private sweep(now: number): void {
-    this.lastSweep = now;
-    for (const name of fs.readdirSync(this.dir)) {
-      const file = path.join(this.dir, name);
-      try { if (now - fs.lstatSync(file).ctimeMs > 2 * this.ttlMs) fs.rmSync(file, { force: true, recursive: true }); } catch { /* gone meanwhile */ }
-    }
-  }
-
-  issue(user: string, level: BridgeLevel): string {
-    const now = Date.now();
-    if (now - this.lastSweep > 60_000) this.sweep(now);
-    for (const [k, p] of this.pending) if (now - p.issuedAt > this.ttlMs || this.pending.size >= this.max) this.pending.delete(k); else break;
-    const challenge = crypto.randomBytes(32).toString('base64url');
-    this.pending.set(challenge, { user, level, issuedAt: now });
-    return challenge;
-  }
-
-  /**
-   * The actor a challenge proves, or null. The challenge is used up whatever the outcome;
-   * the proof file is removed (root may remove any file in the sticky directory).
-   */
-  async verify(ctx: Context, challenge: string): Promise<Actor | null> {
-    if (!CHALLENGE.test(challenge)) return null;
-    const claim = this.pending.get(challenge);
-    this.pending.delete(challenge);
-    if (!claim || Date.now() - claim.issuedAt > this.ttlMs) return null;
-    const file = path.join(this.dir, challenge);
-    let st: fs.Stats;
-    try { st = fs.lstatSync(file); } catch { return null; }
-    try { fs.unlinkSync(file); } catch { /* already gone: the check below still holds */ }
-    // A regular file with one name (no symlink, no hard link to someone else's file), made
-    // after the challenge was given (ctime cannot be set back by its owner), by a non-root uid.
-    if (!st.isFile() || st.nlink !== 1 || st.uid === 0 || st.ctimeMs < claim.issuedAt - 1000) return null;
-    const account = await ctx.panel(false).getAccount(claim.user);
-    if (!account || account.uid !== st.uid) return null;
-    const role = await proofRole(ctx, claim.user, claim.level);
-    return role ? { name: claim.user, role } : null;
-  }
+/**
+ * The actor of a request on the proof channel, from the kernel's word on the connecting uid:
+ * the claimed account must have exactly that uid (root is no account). A reseller or admin
+ * page of DirectAdmin also needs the page's DirectAdmin session, whose owner DirectAdmin
+ * confirms and whose type alone gives the role; on an account page a session, when one is
+ * passed, must agree as well.
+ */
+export async function proofActor(ctx: Context, sessions: DirectAdminSessions, req: express.Request, cred: PeerCred | null): Promise<Actor | null> {
+  if (!cred || cred.uid === 0) return null;
+  const user = req.get(BRIDGE_HEADER.account) ?? '';
+  const level = (req.get(BRIDGE_HEADER.level) ?? 'user') as BridgeLevel;
+  if (!NAME.test(user) || !LEVELS.includes(level)) return null;
+  const account = await ctx.panel(false).getAccount(user);
+  if (!account || account.uid !== cred.uid) return null;
+  const isDirectAdmin = ctx.panel(false).name === 'directadmin';
+  const id = req.get(BRIDGE_HEADER.daSessionId);
+  const key = req.get(BRIDGE_HEADER.daSessionKey);
+  if (level === 'user' && (!isDirectAdmin || (id === undefined && key === undefined))) return { name: user, role: 'user' };
+  if (!isDirectAdmin || !id || !key) return null;
+  const session = await sessions.verify(ctx, id, key);
+  if (!session || session.username !== user) return null;
+  if (level === 'user') return { name: user, role: 'user' };
+  if (level === 'admin') return session.usertype === 'admin' ? { name: user, role: 'admin' } : null;
+  return session.usertype === 'reseller' || session.usertype === 'admin' ? { name: user, role: 'reseller' } : null;
 }
 
 /** `target` (a path of the daemon's pages, `/x?y#z`) as a link to the bridge page `base`. */
@@ -180,6 +158,11 @@ async function bridgedPages(ctx: Context, authenticate: (req: express.Request) =
   app.set('view engine', 'ejs');
   app.set('views', VIEWS);
   app.disable('x-powered-by');
+  // The pages' own script needs no API route; a bridged request is never an API client.
+  app.use('/api', (_req, res) => {
+    res.status(404).type('text/plain').set('Cache-Control', 'no-store')
+      .send('Tidemark: the JSON API is not available through a panel page (use the tidemark command, or an API token on the HTTP port).\n');
+  });
   app.use(async (req, res, next) => {
     try {
       const base = req.get(BRIDGE_HEADER.base) ?? '';
@@ -211,8 +194,9 @@ async function bridgedPages(ctx: Context, authenticate: (req: express.Request) =
 }
 
 /**
- * For the root-only socket: requests from WHM's CGI (they carry the WHM user) get the pages
- * as that user's role; everything else goes on to the socket's own API.
+ * For the root-only socket: a request that carries any of the forwarder's headers came
+ * through WHM's CGI and gets the pages as the WHM user's role (or 403), never the socket's
+ * root API; only a request without them goes on.
  */
 export async function rootBridge(ctx: Context): Promise<express.RequestHandler> {
   const pages = await bridgedPages(ctx, async (req) => {
@@ -221,36 +205,74 @@ export async function rootBridge(ctx: Context): Promise<express.RequestHandler> 
     return role ? { name: user, role } : null;
   });
   return (req, res, next) => {
-    if (req.get(BRIDGE_HEADER.whmUser) === undefined) { next(); return; }
+    if (!isBridged(req)) { next(); return; }
     pages(req, res, next);
   };
 }
 
-/** The proof channel's app: challenges, then the pages for whoever proved their uid. */
-export async function proofBridgeApp(ctx: Context, challenges: ProofChallenges): Promise<express.Express> {
+const TOO_MANY = 'Tidemark: too many requests at once from this user; try again in a moment.\n';
+
+/**
+ * The proof channel: an HTTP server for `bridge.sock` that asks the kernel for the uid of
+ * every connection (SO_PEERCRED) and keeps each uid to a few connections and requests at
+ * once. Without the native addon it refuses every request and says why in the log.
+ */
+export async function proofBridgeServer(ctx: Context, log: (msg: string, fields?: Record<string, unknown>) => void): Promise<http.Server> {
+  const creds = new WeakMap<object, PeerCred>();
+  const connections = new Map<number, number>();
+  const requests = new Map<number, number>();
+  const bump = (m: Map<number, number>, uid: number, by: number): number => {
+    const n = (m.get(uid) ?? 0) + by;
+    if (n > 0) m.set(uid, n); else m.delete(uid);
+    return n;
+  };
+  const missing = peerCredUnavailable();
+  if (missing) log('panel bridge: the native addon peercred.node cannot be loaded, so every panel page request is refused (run npm run build)', { err: missing });
+  const sessions = new DirectAdminSessions((reason) => log('panel bridge: a DirectAdmin session could not be checked', { err: reason }));
+
   const app = express();
   app.disable('x-powered-by');
-  app.post('/bridge/challenge', express.json({ limit: '1kb' }), (req, res) => {
-    const body = (req.body ?? {}) as { user?: unknown; level?: unknown };
-    if (typeof body.user !== 'string' || !NAME.test(body.user) || !LEVELS.includes(body.level as BridgeLevel)) {
-      res.status(400).json({ error: 'a challenge needs {"user": NAME, "level": "user"|"reseller"|"admin"}' });
+  app.use((req, res, next) => {
+    const cred = creds.get(req.socket);
+    if (!cred) {
+      res.status(503).type('text/plain').set('Cache-Control', 'no-store').send('Tidemark: the daemon cannot tell who is asking, so nothing is shown.\n');
       return;
     }
-    res.set('Cache-Control', 'no-store').json({ challenge: challenges.issue(body.user, body.level as BridgeLevel) });
+    if (bump(requests, cred.uid, 1) > PROOF_LIMITS.requestsPerUid) {
+      bump(requests, cred.uid, -1);
+      res.status(429).type('text/plain').set({ 'Cache-Control': 'no-store', 'Retry-After': '2' }).send(TOO_MANY);
+      return;
+    }
+    res.once('close', () => bump(requests, cred.uid, -1));
+    res.locals.peer = cred;
+    next();
   });
-  app.use(await bridgedPages(ctx, async (req) => {
-    const challenge = req.get(BRIDGE_HEADER.proof);
-    return challenge ? challenges.verify(ctx, challenge) : null;
-  }));
-  return app;
+  app.use(await bridgedPages(ctx, (req) => proofActor(ctx, sessions, req, creds.get(req.socket) ?? null)));
+
+  const server = http.createServer(app);
+  // Nobody holds a connection open for long without sending a request.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 60_000;
+  server.on('connection', (socket) => {
+    const cred = peerCredOf(socket);
+    if (!cred) return;
+    if (bump(connections, cred.uid, 1) > PROOF_LIMITS.connectionsPerUid) {
+      bump(connections, cred.uid, -1);
+      socket.end(`HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 2\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(TOO_MANY)}\r\n\r\n${TOO_MANY}`);
+      return;
+    }
+    creds.set(socket, cred);
+    socket.once('close', () => bump(connections, cred.uid, -1));
+  });
+  return server;
 }
 
 /**
- * `<bridgeDir>` (root's, 0755) with `proofs/` (root's, 1733: anyone may create a file, nobody
- * may list the names or remove another's file) and `bridge.sock` (0666). Refuses a directory
- * that someone else could have prepared.
+ * `<bridgeDir>` (root's, 0755) with `bridge.sock` (0666) in it, and nothing else: no folder
+ * that others may write to. Refuses a directory that someone else could have prepared. The
+ * `proofs/` folder of an older version is closed (0700) and removed when empty, never walked.
  */
-export function prepareBridgeDir(dir: string): { proofs: string; socket: string } {
+export function prepareBridgeDir(dir: string): { socket: string } {
   const uid = process.getuid?.() ?? 0;
   fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
   const st = fs.lstatSync(dir);
@@ -258,11 +280,11 @@ export function prepareBridgeDir(dir: string): { proofs: string; socket: string 
     throw new Error(`${dir} must be a directory of the daemon's user, writable by nobody else`);
   }
   fs.chmodSync(dir, 0o755);
-  const proofs = path.join(dir, PROOFS_DIR);
-  try { fs.mkdirSync(proofs, { mode: 0o700 }); } catch (err) { if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err; }
-  const pst = fs.lstatSync(proofs);
-  if (!pst.isDirectory() || pst.uid !== uid) throw new Error(`${proofs} must be a directory of the daemon's user`);
-  fs.chmodSync(proofs, 0o1733);
-  for (const name of fs.readdirSync(proofs)) fs.rmSync(path.join(proofs, name), { force: true, recursive: true });
-  return { proofs, socket: path.join(dir, BRIDGE_SOCKET) };
+  const old = path.join(dir, 'proofs');
+  const ost = fs.lstatSync(old, { throwIfNoEntry: false });
+  if (ost?.isDirectory() && ost.uid === uid) {
+    fs.chmodSync(old, 0o700);
+    try { fs.rmdirSync(old); } catch { /* not empty: left closed, never walked */ }
+  }
+  return { socket: path.join(dir, BRIDGE_SOCKET) };
 }

@@ -32,11 +32,13 @@ export async function createApp(ctx: Context, trusted: boolean): Promise<express
     res.set({ 'X-Content-Type-Options': 'nosniff', 'X-Frame-Options': 'SAMEORIGIN', 'Referrer-Policy': 'no-referrer' });
     next();
   });
+  // First on the root socket: a request that came through WHM's page is decided by the bridge
+  // (the WHM user's role, pages only), so it never reaches the API, where the socket means root.
+  if (trusted) app.use(await (await import('./bridge.js')).rootBridge(ctx));
   app.get('/api/v1/health', (_req, res) => { res.json({ ok: true }); });
   // Before the pages: the API answers with JSON and a token, never with a session cookie.
   const { apiRoutes } = await import('./api/routes.js');
   app.use('/api/v1', apiRoutes(ctx, trusted));
-  if (trusted) app.use(await (await import('./bridge.js')).rootBridge(ctx));
   if (!trusted) {
     const { mountWebPages } = await import('./web.js');
     await mountWebPages(app, ctx);
@@ -55,10 +57,10 @@ export async function createApp(ctx: Context, trusted: boolean): Promise<express
 /** The proof channel of the panel pages that run as an account (bridge.ts); the daemon runs on without it. */
 async function listenForPanelPages(ctx: Context, log: ReturnType<typeof createLogger>): Promise<void> {
   try {
-    const { bridgeDirOf, prepareBridgeDir, proofBridgeApp, ProofChallenges } = await import('./bridge.js');
-    const { proofs, socket } = prepareBridgeDir(bridgeDirOf(ctx.config));
+    const { bridgeDirOf, prepareBridgeDir, proofBridgeServer } = await import('./bridge.js');
+    const { socket } = prepareBridgeDir(bridgeDirOf(ctx.config));
     fs.rmSync(socket, { force: true });
-    const server = (await proofBridgeApp(ctx, new ProofChallenges(proofs))).listen(socket, () => fs.chmodSync(socket, 0o666));
+    const server = (await proofBridgeServer(ctx, (msg, fields) => log.error(fields ?? {}, msg))).listen(socket, () => fs.chmodSync(socket, 0o666));
     server.on('error', (err) => log.error({ socket, err: err.message }, 'panel bridge socket not available'));
   } catch (err) {
     log.error({ err: (err as Error).message }, 'panel bridge socket not available');

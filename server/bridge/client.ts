@@ -6,7 +6,9 @@
  * - `--mode whm` (WHM's CGI, run as root): the WHM user cpsrvd authenticated
  *   (`REMOTE_USER`), sent over the root-only socket; the daemon checks WHM's privileges.
  * - `--mode account` (pages run as the account's Unix user): the user this process runs as,
- *   proven by creating the daemon's one-time challenge file in `<bridge-dir>/proofs/`.
+ *   named to the daemon over `<bridge-dir>/bridge.sock`, where the kernel tells the daemon
+ *   this process's uid (SO_PEERCRED). DirectAdmin's pages also pass the login's session
+ *   (SESSION_ID, SESSION_KEY from DirectAdmin), which the daemon checks with DirectAdmin.
  *
  * The daemon's path travels in the query parameter `tm` (the other parameters are its
  * query), since the panels route only the page's own URL to it.
@@ -14,7 +16,6 @@
  * Deliberately small and free of the rest of Tidemark (but the configuration, for WHM):
  * it starts once per page view.
  */
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
@@ -54,6 +55,21 @@ function fail(output: Output, status: number, text: string): void {
   process.stdout.write(head(output, status, [['Content-Type', 'text/plain; charset=utf-8'], ['Cache-Control', 'no-store']]) + `Tidemark: ${text}\n`);
 }
 
+/**
+ * Only a path of the daemon's own pages: never `//host`, a backslash, control characters, a
+ * `.` or `..` segment (also encoded), or the JSON API (the daemon refuses it anyway).
+ */
+function isPagePath(v: string): boolean {
+  if (!/^\/(?![/\\])[^\\\x00-\x1f\x7f?#]*$/.test(v) || v.length > 4096) return false;
+  let decoded = v;
+  for (let i = 0; i < 3; i++) {
+    try { decoded = decodeURIComponent(decoded); } catch { break; }
+  }
+  if (/[\\\x00-\x1f\x7f]/.test(decoded)) return false;
+  if (decoded.split('/').some((seg) => seg === '.' || seg === '..')) return false;
+  return !/^\/+api(\/|$)/i.test(decoded);
+}
+
 /** The daemon's path and query from the page's query string (`tm` = the path; the rest = its query). */
 export function targetOf(queryString: string): string {
   let target = '/';
@@ -63,8 +79,7 @@ export function targetOf(queryString: string): string {
     if (part.startsWith('tm=')) {
       let v: string;
       try { v = decodeURIComponent(part.slice(3).replace(/\+/g, ' ')); } catch { continue; }
-      // Only a path of the daemon's own: never `//host`, a backslash, or control characters.
-      if (/^\/(?![/\\])[^\\\x00-\x1f\x7f]*$/.test(v) && !v.includes('?') && v.length <= 4096) target = v;
+      if (isPagePath(v)) target = v;
     } else {
       rest.push(part);
     }
@@ -105,24 +120,12 @@ function request(socketPath: string, method: string, target: string, headers: Re
   });
 }
 
-async function readAll(res: http.IncomingMessage): Promise<string> {
-  let text = '';
-  for await (const chunk of res) text += chunk;
-  return text;
-}
-
-/** Asks the daemon for a challenge and answers it with a file only this uid can have made. */
-async function prove(o: Options, user: string): Promise<{ challenge: string; file: string }> {
-  const res = await request(path.join(o.bridgeDir, 'bridge.sock'), 'POST', '/bridge/challenge', { 'content-type': 'application/json' },
-    Buffer.from(JSON.stringify({ user, level: o.level })));
-  const answer = JSON.parse(await readAll(res)) as { challenge?: unknown };
-  if (res.statusCode !== 200 || typeof answer.challenge !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(answer.challenge)) {
-    throw new Error('the daemon gave no challenge');
-  }
-  const file = path.join(o.bridgeDir, 'proofs', answer.challenge);
-  // O_EXCL: a name that exists already (a planted link or file) is never used.
-  fs.closeSync(fs.openSync(file, 'wx', 0o600));
-  return { challenge: answer.challenge, file };
+/** DirectAdmin's session of this page view, when DirectAdmin gave one (never logged, never shown). */
+function directAdminSession(): { id: string; key: string } | null {
+  const id = process.env.SESSION_ID ?? '';
+  const key = process.env.SESSION_KEY ?? '';
+  const ok = (v: string): boolean => /^[A-Za-z0-9._~-]{1,256}$/.test(v);
+  return ok(id) && ok(key) ? { id, key } : null;
 }
 
 async function main(): Promise<void> {
@@ -144,7 +147,6 @@ async function main(): Promise<void> {
   if (panelSession) headers['x-tidemark-panel-session'] = crypto.createHash('sha256').update(panelSession).digest('base64url');
 
   let socketPath: string;
-  let proofFile: string | null = null;
   const uid = process.getuid?.() ?? -1;
   try {
     if (o.mode === 'whm') {
@@ -155,12 +157,16 @@ async function main(): Promise<void> {
       headers['x-tidemark-whm-user'] = user;
     } else {
       if (uid === 0) { fail(o.output, 500, 'an account page must not run as root'); return; }
-      // The user this process runs as, from the system: never from the environment.
-      const user = os.userInfo().username;
+      // The user this process runs as, from the system: never from the environment. The
+      // daemon checks it against the uid the kernel gives for this connection.
+      headers['x-tidemark-account'] = os.userInfo().username;
+      headers['x-tidemark-level'] = o.level;
+      const session = directAdminSession();
+      if (session) {
+        headers['x-tidemark-da-session-id'] = session.id;
+        headers['x-tidemark-da-session-key'] = session.key;
+      }
       socketPath = path.join(o.bridgeDir, 'bridge.sock');
-      const proof = await prove(o, user);
-      proofFile = proof.file;
-      headers['x-tidemark-proof'] = proof.challenge;
     }
   } catch (err) {
     fail(o.output, 503, `the Tidemark service is not reachable (${(err as Error).message}).`);
@@ -185,8 +191,6 @@ async function main(): Promise<void> {
   } catch (err) {
     const status = (err as { status?: number }).status ?? 502;
     fail(o.output, status, status === 413 ? 'the form is too large.' : `the Tidemark service did not answer (${(err as Error).message}).`);
-  } finally {
-    if (proofFile) fs.rmSync(proofFile, { force: true });
   }
 }
 

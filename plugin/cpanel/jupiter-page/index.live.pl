@@ -1,8 +1,8 @@
 #!/usr/local/cpanel/3rdparty/bin/perl
 # Tidemark's cPanel (Jupiter) page. cPanel runs it as the account's own Unix user. It hands
-# the request to Tidemark's forwarder, which proves to the daemon which uid it runs as (it
-# creates the daemon's one-time challenge file, which the kernel marks as owned by that uid)
-# and streams the daemon's page back. Nothing the browser sends names the account.
+# the request to Tidemark's forwarder, which connects to the daemon's bridge socket, where the
+# kernel tells the daemon which uid connected (SO_PEERCRED), and streams the daemon's page
+# back. Nothing the browser sends names the account.
 use strict;
 use warnings;
 

@@ -1,0 +1,45 @@
+// Builds the native addon (native/peercred.c: the kernel's SO_PEERCRED for the bridge socket)
+// with the node-gyp that npm bundles, and puts it at dist/server/native/peercred.node, where
+// the application loads it and from where the installer copies it with dist/server.
+// Run by `npm run build` (not an install script, so `npm ci --ignore-scripts` gets it too).
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+const repo = fileURLToPath(new URL('..', import.meta.url));
+const native = path.join(repo, 'native');
+const out = path.join(repo, 'dist', 'server', 'native', 'peercred.node');
+
+function nodeGyp() {
+  const candidates = [process.env.npm_config_node_gyp];
+  // npm's own copy, beside the npm that runs this (or the one next to this node).
+  for (const npm of [process.env.npm_execpath, path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js')]) {
+    if (npm) candidates.push(path.join(path.dirname(path.dirname(npm)), 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
+  }
+  return candidates.find((c) => c && fs.existsSync(c));
+}
+
+/** The headers of the running Node.js when they are installed with it: no download needed. */
+function nodeDir() {
+  if (process.env.npm_config_nodedir) return process.env.npm_config_nodedir;
+  const prefix = path.dirname(path.dirname(process.execPath));
+  return fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h')) ? prefix : undefined;
+}
+
+const gyp = nodeGyp();
+if (!gyp) {
+  process.stderr.write('build-native: node-gyp was not found (it comes with npm); the panel bridge needs native/peercred.c built\n');
+  process.exit(1);
+}
+const dir = nodeDir();
+const r = spawnSync(process.execPath, [gyp, 'rebuild', '--loglevel=error', ...(dir ? [`--nodedir=${dir}`] : [])], { cwd: native, stdio: ['ignore', 'ignore', 'inherit'] });
+if (r.status !== 0) {
+  process.stderr.write('build-native: building native/peercred.c failed (a C compiler, make and python3 are needed)\n');
+  process.exit(1);
+}
+fs.mkdirSync(path.dirname(out), { recursive: true });
+fs.copyFileSync(path.join(native, 'build', 'Release', 'peercred.node'), out);
+// It must load in this Node.js.
+createRequire(import.meta.url)(out);
