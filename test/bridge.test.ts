@@ -8,6 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createAccount, makeHomeRoot, removeAccount, asAccount, type TestAccount } from './support/accounts.js';
 import { cli, makeDestinationDir, ok } from './support/cli.js';
 import { install, makeCpanelTree, makeDirectAdminTree } from './support/panel-tree.js';
+import { installDirectAdminCert, makeCertificate, startFakeDirectAdmin } from './support/fake-directadmin.js';
 
 // The panel pages run exactly as the panels run them: installed by the installer into a
 // simulated panel tree, started as CGI (or DirectAdmin ".raw" pages) with the panel's
@@ -109,12 +110,35 @@ async function stopDaemon(d: ChildProcess | undefined): Promise<void> {
   }
 }
 
-function writeConfig(root: string, panel: string, port: number): void {
+/** The DirectAdmin tree's configuration with DirectAdmin's API at another port. */
+function writeConfig2(root: string, port: number, daPort: number): void {
+  const file = path.join(root, DATA, 'config.json');
+  const c = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  fs.writeFileSync(file, JSON.stringify({ ...c, httpPort: port, directadmin: { apiUrl: `https://127.0.0.1:${daPort}` } }));
+}
+
+function writeConfig(root: string, panel: string, port: number, extra: Record<string, unknown> = {}): void {
   fs.mkdirSync(path.join(root, 'var/run'), { mode: 0o755 }); // as on every server
   fs.writeFileSync(path.join(root, DATA, 'config.json'), JSON.stringify({
     panel, rootPrefix: root, httpPort: port, logLevel: 'silent',
-    socketPath: path.join(root, 'var/run/tidemark/tidemark.sock'), bridgeDir: path.join(root, BRIDGE),
+    socketPath: path.join(root, 'var/run/tidemark/tidemark.sock'), bridgeDir: path.join(root, BRIDGE), ...extra,
   }));
+}
+
+/** A request straight to one of the daemon's Unix sockets, as a process of `as` (root when absent) would send it. */
+function socketRequest(socketPath: string, method: string, target: string, headers: Record<string, string>, body = '', as?: TestAccount): { status: number; text: string } {
+  const script = `
+    const http = require('http');
+    const [sock, method, target, headers, body] = process.argv.slice(1);
+    const r = http.request({ socketPath: sock, method, path: target, headers: { host: 'tidemark', ...JSON.parse(headers) } }, (res) => {
+      let text = ''; res.on('data', (d) => { text += d; }); res.on('end', () => process.stdout.write(JSON.stringify({ status: res.statusCode, text })));
+    });
+    r.on('error', (e) => process.stdout.write(JSON.stringify({ status: e.code, text: '' })));
+    r.end(body);`;
+  const argv = [...(as ? ['setpriv', '--reuid', String(as.uid), '--regid', String(as.gid), '--clear-groups'] : []), process.execPath, '-e', script, socketPath, method, target, JSON.stringify(headers), body];
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', cwd: '/' });
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout) as { status: number; text: string };
 }
 
 /** Backs the accounts up to the tree's first destination (id 1, as the pages address it). */
@@ -152,6 +176,13 @@ before(async () => {
   const port = await freePort();
   writeConfig(root, 'cpanel', port);
   const { dest, snapshots } = backUp(root, [alice, bob]);
+  // What an older version left, and what a local user planted in it: the sticky, world-
+  // writable proofs/ folder with alice's tree in it (and a link out of it).
+  const proofs = path.join(root, BRIDGE, 'proofs');
+  fs.mkdirSync(proofs, { recursive: true });
+  fs.chmodSync(path.join(root, BRIDGE), 0o755);
+  fs.chmodSync(proofs, 0o1733);
+  asAccount(alice, `mkdir -p ${proofs}/x/sub && touch ${proofs}/x/sub/f1 ${proofs}/x/sub/f2 && ln -s ${bob.home} ${proofs}/x/link`);
   const daemon = await startDaemon(root, port);
   cp = { root, homeRoot, alice, bob, port, daemon, snaps: snapshots, dest };
 });
@@ -256,7 +287,7 @@ test('Jupiter page: nothing the browser or the environment says makes account A 
   const { alice, bob, snaps } = cp!;
   const forged = jupiter(alice, cgiGet('tm=%2Fsnapshots&user=' + bob.username, {
     REMOTE_USER: bob.username, USER: bob.username, LOGNAME: bob.username, HOME: bob.home,
-    HTTP_X_TIDEMARK_WHM_USER: 'root', HTTP_X_TIDEMARK_PROOF: 'A'.repeat(43), HTTP_COOKIE: 'tidemark_session=forged',
+    HTTP_X_TIDEMARK_WHM_USER: 'root', HTTP_X_TIDEMARK_ACCOUNT: bob.username, HTTP_X_TIDEMARK_LEVEL: 'admin', HTTP_COOKIE: 'tidemark_session=forged',
   }));
   assert.equal(forged.status, 200);
   assert.ok(forged.text.includes(snaps.get(alice.username)!), 'still alice');
@@ -273,82 +304,96 @@ test('Jupiter page: nothing the browser or the environment says makes account A 
   assert.equal(away.status, 303);
 });
 
-/** What a program run by account A can try against the proof channel itself. */
-const ATTACK = `
-import http from 'node:http';
-import fs from 'node:fs';
-import path from 'node:path';
-const [dir, self, other, otherFile, otherUid] = process.argv.slice(2);
-const sock = path.join(dir, 'bridge.sock');
-const proofs = path.join(dir, 'proofs');
-const req = (method, p, headers, body) => new Promise((resolve) => {
-  const r = http.request({ socketPath: sock, method, path: p, headers: { host: 'tidemark', ...headers } }, (res) => {
-    let text = ''; res.on('data', (d) => { text += d; }); res.on('end', () => resolve({ status: res.statusCode, text }));
-  });
-  r.on('error', (e) => resolve({ status: e.code, text: '' }));
-  r.end(body);
-});
-const challenge = async (user, level = 'user') => JSON.parse((await req('POST', '/bridge/challenge', { 'content-type': 'application/json' }, JSON.stringify({ user, level }))).text).challenge;
-const page = (c, extra = {}) => req('GET', '/snapshots', { 'x-tidemark-proof': c, 'x-tidemark-base': 'index.live.pl', accept: 'text/html', ...extra });
-const out = {};
-let c = await challenge(other);
-fs.writeFileSync(path.join(proofs, c), '');
-try { fs.chownSync(path.join(proofs, c), Number(otherUid), Number(otherUid)); out.chown = 'done'; } catch (e) { out.chown = e.code; }
-out.claimOther = (await page(c)).status;
-c = await challenge(other);
-fs.symlinkSync(otherFile, path.join(proofs, c));
-out.symlink = (await page(c)).status;
-c = await challenge(other);
-try { fs.linkSync(otherFile, path.join(proofs, c)); out.hardlink = (await page(c)).status; } catch (e) { out.hardlink = e.code; }
-try { fs.readdirSync(proofs); out.list = 'listed'; } catch (e) { out.list = e.code; }
-for (const level of ['reseller', 'admin']) {
-  c = await challenge(self, level);
-  fs.writeFileSync(path.join(proofs, c), '');
-  out[level] = (await page(c)).status;
-}
-c = await challenge(self);
-fs.writeFileSync(path.join(proofs, c), '');
-const own = await page(c);
-out.own = own.status;
-fs.writeFileSync(path.join(proofs, c), '');
-out.replay = (await page(c)).status;
-fs.rmSync(path.join(proofs, c)); // its own leftover: the daemon never looked at it
-out.noProof = (await page('')).status;
-out.madeUp = (await page('B'.repeat(43))).status;
-out.whmHeader = (await req('GET', '/snapshots', { 'x-tidemark-whm-user': 'root', 'x-tidemark-base': 'index.cgi' })).status;
-process.stdout.write(JSON.stringify({ ...out, ownText: own.text }));
-`;
-
-test('the proof channel: a claim for another account, a link to its file, a replay, a higher level are all refused', () => {
-  const { root, alice, bob, snaps } = cp!;
-  const dir = path.join(root, BRIDGE);
-  assert.equal(fs.statSync(path.join(dir, 'bridge.sock')).mode & 0o777, 0o666);
-  assert.equal(fs.statSync(path.join(dir, 'proofs')).mode & 0o7777, 0o1733);
-  const script = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-attack-')), 'attack.mjs');
-  fs.chmodSync(path.dirname(script), 0o755);
-  fs.writeFileSync(script, ATTACK, { mode: 0o644 });
-  try {
-    const r = spawnSync('setpriv', ['--reuid', String(alice.uid), '--regid', String(alice.gid), '--clear-groups', process.execPath, script,
-      dir, alice.username, bob.username, path.join(bob.home, 'secret.txt'), String(bob.uid)], { encoding: 'utf8', cwd: '/' });
-    assert.equal(r.status, 0, r.stderr);
-    const out = JSON.parse(r.stdout) as Record<string, unknown>;
-    assert.equal(out.chown, 'EPERM', 'an account cannot give a file to another uid');
-    assert.equal(out.claimOther, 403, 'a file of its own does not prove another account');
-    assert.equal(out.symlink, 403, 'a link to another account\'s file proves nothing');
-    assert.ok(out.hardlink === 'EPERM' || out.hardlink === 403, `a hard link proves nothing (${String(out.hardlink)})`);
-    assert.equal(out.list, 'EACCES', 'nobody can list the challenges of others');
-    assert.equal(out.reseller, 403, 'cPanel accounts are never resellers through a page');
-    assert.equal(out.admin, 403);
-    assert.equal(out.own, 200, 'its own proof works');
-    assert.ok(String(out.ownText).includes(snaps.get(alice.username)!));
-    assert.equal(out.replay, 403, 'a challenge is good once');
-    assert.equal(out.noProof, 403);
-    assert.equal(out.madeUp, 403);
-    assert.equal(out.whmHeader, 403, 'the WHM name counts on the root-only socket alone');
-  } finally {
-    fs.rmSync(path.dirname(script), { recursive: true, force: true });
+test('regression: the WHM page bridge handed the root JSON API to anyone who could open the WHM page', () => {
+  const { root, alice, snaps } = cp!;
+  const countDestinations = (): number => (ok(cli(path.join(root, DATA), ['destination', 'list'])) as unknown[]).length;
+  const before = countDestinations();
+  // Through the CGI, as a reseller: reading and creating destinations by the API's address.
+  const read = whm('resok', cgiGet('tm=%2Fapi%2Fv1%2Fdestinations', { HTTP_ACCEPT: 'application/json' }));
+  assert.notEqual(read.status, 200, read.text);
+  assert.ok(!read.text.includes('shown') && !read.text.includes('"type"'), 'no destination is shown');
+  const body = JSON.stringify({ name: 'stolen', type: 'local', path: '/tmp/stolen-by-reseller' });
+  const create = whm('resok', { REQUEST_METHOD: 'POST', QUERY_STRING: 'tm=%2Fapi%2Fv1%2Fdestinations', CONTENT_TYPE: 'application/json', CONTENT_LENGTH: String(body.length) }, body);
+  assert.notEqual(create.status, 201, create.text);
+  for (const trick of ['%2Fapi%2Fv1%2Fsnapshots', '%2FAPI%2Fv1%2Fsnapshots', '%2F.%2Fapi%2Fv1%2Fsnapshots', '%2Fadmin%2F..%2Fapi%2Fv1%2Fsnapshots', '%2F%252e%252e%2Fapi%2Fv1%2Fsnapshots', '%2F%2Fapi%2Fv1%2Fsnapshots']) {
+    const r = whm('resok', cgiGet(`tm=${trick}`, { HTTP_ACCEPT: 'application/json' }));
+    assert.ok(!(r.headers.get('content-type') ?? [''])[0]!.includes('json'), `${trick}: no API answer`);
+    assert.doesNotMatch(r.text, /^\s*[[{]/, `${trick}: no JSON`);
+    assert.ok(!r.text.includes(snaps.get(alice.username)!));
   }
-  assert.deepEqual(fs.readdirSync(path.join(dir, 'proofs')), [], 'no proof file is left behind');
+  // Straight to the root socket with a bridge header (a forwarder that let the path through):
+  // the daemon itself refuses, for every WHM user, root included.
+  const sock = path.join(root, 'var/run/tidemark/tidemark.sock');
+  for (const user of ['resok', 'root', 'resno', '']) {
+    for (const [method, payload] of [['GET', ''], ['POST', body]] as const) {
+      const r = socketRequest(sock, method, '/api/v1/destinations', { 'x-tidemark-whm-user': user, 'x-tidemark-base': 'index.cgi', 'content-type': 'application/json', accept: 'application/json' }, payload);
+      assert.ok(r.status === 404 || r.status === 403, `${method} as ${user || '(empty)'}: ${r.status} ${r.text}`);
+      assert.ok(!r.text.includes('shown'), 'nothing of the destinations');
+    }
+  }
+  // Any bridge header is enough to leave the root API: the base alone, or the proof channel's.
+  assert.equal(socketRequest(sock, 'GET', '/api/v1/destinations', { 'x-tidemark-base': 'index.cgi' }).status, 404);
+  assert.equal(socketRequest(sock, 'GET', '/api/v1/destinations', { 'x-tidemark-account': alice.username }).status, 404);
+  assert.match(socketRequest(sock, 'GET', '/api/v1/health', { 'x-tidemark-whm-user': 'root' }).text, /not available through a panel page/);
+  assert.equal(countDestinations(), before, 'nothing was created');
+  assert.equal(fs.existsSync('/tmp/stolen-by-reseller'), false);
+  // The CLI's own requests (no bridge header) still act as root on that socket.
+  assert.equal(socketRequest(sock, 'GET', '/api/v1/destinations', { accept: 'application/json' }).status, 200);
+});
+
+test('regression: root swept the world-writable proofs folder recursively (no folder under the bridge dir is writable by others; nothing a user plants is removed)', () => {
+  const { root, alice, bob } = cp!;
+  const dir = path.join(root, BRIDGE);
+  const st = fs.lstatSync(dir);
+  assert.equal(st.uid, 0);
+  assert.equal(st.mode & 0o7777, 0o755);
+  assert.equal(fs.statSync(path.join(dir, 'bridge.sock')).mode & 0o777, 0o666);
+  // The old proofs/ folder: closed, and what alice planted in it left alone (never walked).
+  const proofs = path.join(dir, 'proofs');
+  assert.equal(fs.lstatSync(proofs).mode & 0o7777, 0o700, 'the old proofs folder is closed to others');
+  for (const f of ['x/sub/f1', 'x/sub/f2']) assert.ok(fs.existsSync(path.join(proofs, f)), `${f} was not removed`);
+  assert.ok(fs.lstatSync(path.join(proofs, 'x/link')).isSymbolicLink());
+  assert.ok(fs.existsSync(path.join(bob.home, 'secret.txt')));
+  // Everything under the bridge dir but the socket: root's, writable by nobody else (the
+  // planted folder is alice's own, unreachable now that its parent is 0700).
+  for (const name of fs.readdirSync(dir)) {
+    const e = fs.lstatSync(path.join(dir, name));
+    if (name === 'bridge.sock') { assert.ok(e.isSocket()); continue; }
+    assert.equal(e.uid, 0, name);
+    assert.equal(e.mode & 0o022, 0, `${name} is not writable by others`);
+  }
+  // A local user cannot create anything there.
+  const plant = spawnSync('setpriv', ['--reuid', String(alice.uid), '--regid', String(alice.gid), '--clear-groups', 'sh', '-c', `touch ${dir}/planted; touch ${proofs}/planted`], { encoding: 'utf8' });
+  assert.equal(fs.existsSync(path.join(dir, 'planted')), false, plant.stderr);
+  assert.equal(fs.existsSync(path.join(proofs, 'planted')), false);
+});
+
+test('the proof channel: the kernel\'s uid decides; a process of uid X claiming account Y is refused, claiming X works', () => {
+  const { root, alice, bob, snaps } = cp!;
+  const sock = path.join(root, BRIDGE, 'bridge.sock');
+  const page = (as: TestAccount | undefined, headers: Record<string, string>): { status: number; text: string } =>
+    socketRequest(sock, 'GET', '/snapshots', { 'x-tidemark-base': 'index.live.pl', accept: 'text/html', ...headers }, '', as);
+  const own = page(alice, { 'x-tidemark-account': alice.username });
+  assert.equal(own.status, 200, own.text);
+  assert.ok(own.text.includes(snaps.get(alice.username)!) && !own.text.includes(snaps.get(bob.username)!));
+  const claimBob = page(alice, { 'x-tidemark-account': bob.username });
+  assert.equal(claimBob.status, 403, 'alice cannot be bob');
+  assert.ok(!claimBob.text.includes(snaps.get(bob.username)!));
+  assert.equal(page(bob, { 'x-tidemark-account': bob.username }).status, 200, 'bob can');
+  // Root is no account, and the names of others are no proof.
+  assert.equal(page(undefined, { 'x-tidemark-account': alice.username }).status, 403);
+  assert.equal(page(alice, { 'x-tidemark-account': 'root' }).status, 403);
+  assert.equal(page(alice, {}).status, 403, 'no account named');
+  // cPanel accounts are never resellers or admins through a page, sessions or not.
+  for (const level of ['reseller', 'admin']) {
+    assert.equal(page(alice, { 'x-tidemark-account': alice.username, 'x-tidemark-level': level, 'x-tidemark-da-session-id': 'a', 'x-tidemark-da-session-key': 'b' }).status, 403, level);
+  }
+  assert.equal(page(alice, { 'x-tidemark-account': alice.username, 'x-tidemark-level': 'god' }).status, 403);
+  // The WHM name counts on the root-only socket alone.
+  assert.equal(page(alice, { 'x-tidemark-whm-user': 'root' }).status, 403);
+  assert.equal(page(alice, { 'x-tidemark-whm-user': 'root', 'x-tidemark-account': alice.username }).text.includes(snaps.get(bob.username)!), false);
+  // The old challenge address is gone.
+  assert.notEqual(socketRequest(sock, 'POST', '/bridge/challenge', { 'content-type': 'application/json' }, JSON.stringify({ user: alice.username, level: 'user' }), alice).status, 200);
   // And the root-only socket stays closed to accounts.
   const probe = spawnSync('setpriv', ['--reuid', String(alice.uid), '--regid', String(alice.gid), '--clear-groups', process.execPath, '-e',
     `require('net').connect(${JSON.stringify(path.join(root, 'var/run/tidemark/tidemark.sock'))}).on('error', (e) => { console.log(e.code); }).on('connect', () => { console.log('connected'); process.exit(0); })`], { encoding: 'utf8' });
@@ -357,7 +402,7 @@ test('the proof channel: a claim for another account, a link to its file, a repl
 
 test('the HTTP port ignores every bridge header: no session, no page', async () => {
   const { port, alice, snaps } = cp!;
-  const headers = { accept: 'text/html', 'x-tidemark-whm-user': 'root', 'x-tidemark-proof': 'A'.repeat(43), 'x-tidemark-base': 'index.cgi', 'x-tidemark-panel-session': 'x' };
+  const headers = { accept: 'text/html', 'x-tidemark-whm-user': 'root', 'x-tidemark-account': alice.username, 'x-tidemark-base': 'index.cgi', 'x-tidemark-panel-session': 'x' };
   for (const p of ['/snapshots', '/admin', `/snapshots/1/${alice.username}/${snaps.get(alice.username)}`]) {
     const res = await fetch(`http://127.0.0.1:${port}${p}`, { headers, redirect: 'manual' });
     const text = await res.text();
@@ -377,8 +422,10 @@ test('DirectAdmin: user, reseller and admin pages as their own Unix users, each 
   const made: TestAccount[] = [];
   let daemon: ChildProcess | undefined;
   let dest = '';
+  const da = await startFakeDirectAdmin();
   try {
     install(root);
+    installDirectAdminCert(root, da.certPem);
     const account = (prefix: string): TestAccount => { const a = createAccount(homeRoot, prefix); made.push(a); return a; };
     const admin = account('tmda');
     const reseller = account('tmdr');
@@ -397,7 +444,7 @@ test('DirectAdmin: user, reseller and admin pages as their own Unix users, each 
     userConf(carol, 'user', reseller.username);
     userConf(dave, 'user', admin.username);
     const port = await freePort();
-    writeConfig(root, 'directadmin', port);
+    writeConfig(root, 'directadmin', port, { directadmin: { apiUrl: `https://127.0.0.1:${da.port}` } });
     const backup = backUp(root, [carol, dave]);
     dest = backup.dest;
     const snaps = backup.snapshots;
@@ -425,23 +472,59 @@ test('DirectAdmin: user, reseller and admin pages as their own Unix users, each 
     const forged = page('user', carol, cgiGet('tm=%2Fsnapshots', { USERNAME: dave.username, REMOTE_USER: dave.username, USER: dave.username }));
     assert.ok(forged.text.includes(snaps.get(carol.username)!) && !forged.text.includes(snaps.get(dave.username)!));
 
-    const res = page('reseller', reseller, cgiGet('tm=%2Fsnapshots'));
+    // DirectAdmin's pages carry the login's session; the daemon asks DirectAdmin whose it is.
+    const adminLogin = da.login(admin.username, 'admin');
+    const resellerLogin = da.login(reseller.username, 'reseller');
+    const carolLogin = da.login(carol.username, 'user');
+    assert.equal(page('user', carol, cgiGet('tm=%2Fsnapshots', carolLogin)).status, 200, 'an account page with its session');
+    assert.equal(page('user', carol, cgiGet('tm=%2Fsnapshots', resellerLogin)).status, 403, 'a session of someone else on an account page');
+
+    const res = page('reseller', reseller, cgiGet('tm=%2Fsnapshots', resellerLogin));
     assert.equal(res.status, 200);
     assert.ok(res.text.includes(snaps.get(carol.username)!), 'the reseller sees its account');
     assert.ok(!res.text.includes(snaps.get(dave.username)!), 'not the admin\'s');
-    assert.equal(page('reseller', reseller, cgiGet('tm=%2Fadmin%2Fdestinations')).status, 404, 'no provider destinations for a reseller');
+    assert.equal(page('reseller', reseller, cgiGet('tm=%2Fadmin%2Fdestinations', resellerLogin)).status, 404, 'no provider destinations for a reseller');
     assert.equal(page('user', carol, cgiGet('tm=%2Fadmin')).status, 404, 'no provider pages for an account');
 
-    const adm = page('admin', admin, cgiGet('tm=%2Fadmin'));
+    const adm = page('admin', admin, cgiGet('tm=%2Fadmin', adminLogin));
     assert.equal(adm.status, 200);
-    const all = page('admin', admin, cgiGet('tm=%2Fsnapshots'));
+    const all = page('admin', admin, cgiGet('tm=%2Fsnapshots', adminLogin));
     assert.ok(all.text.includes(snaps.get(carol.username)!) && all.text.includes(snaps.get(dave.username)!));
 
-    // A level above the one user.conf gives is refused, whoever runs which page.
-    assert.equal(page('admin', reseller, cgiGet('tm=%2Fadmin')).status, 403);
-    assert.equal(page('reseller', carol, cgiGet('tm=%2Fsnapshots')).status, 403);
-    assert.equal(page('admin', carol, cgiGet('tm=%2Fadmin')).status, 403);
+    // A level above the one DirectAdmin gives the session is refused, whoever runs which page.
+    assert.equal(page('admin', reseller, cgiGet('tm=%2Fadmin', resellerLogin)).status, 403, 'a reseller session asking for admin');
+    assert.equal(page('reseller', carol, cgiGet('tm=%2Fsnapshots', carolLogin)).status, 403);
+    assert.equal(page('admin', carol, cgiGet('tm=%2Fadmin', carolLogin)).status, 403);
+
+    // regression: DirectAdmin admin and reseller roles followed the Unix uid. A process of the
+    // admin's uid (its websites' PHP, its cron jobs) has no session: refused.
+    const noSession = page('admin', admin, cgiGet('tm=%2Fadmin'));
+    assert.equal(noSession.status, 403, noSession.text);
+    assert.ok(!noSession.text.includes(snaps.get(dave.username)!));
+    assert.equal(page('reseller', reseller, cgiGet('tm=%2Fsnapshots')).status, 403);
+    assert.equal(page('admin', admin, cgiGet('tm=%2Fadmin', { SESSION_ID: adminLogin.SESSION_ID, SESSION_KEY: 'wrong' })).status, 403, 'an invalid key');
+    assert.equal(page('admin', admin, cgiGet('tm=%2Fadmin', { SESSION_ID: 'made-up', SESSION_KEY: 'made-up' })).status, 403, 'a made-up session');
+    // The admin's valid session in a process of another uid (stolen, or a reseller's page) is not the admin.
+    assert.equal(page('admin', reseller, cgiGet('tm=%2Fadmin', adminLogin)).status, 403, 'the admin\'s session from the reseller\'s uid');
+    assert.equal(page('reseller', reseller, cgiGet('tm=%2Fsnapshots', adminLogin)).status, 403);
+    // A session that ended no longer opens the page (once the minute of the cache is over; a fresh login is needed).
+    const brief = da.login(admin.username, 'admin');
+    da.logout(brief.SESSION_ID);
+    assert.equal(page('admin', admin, cgiGet('tm=%2Fadmin', brief)).status, 403);
+    // Somebody else answering on DirectAdmin's port (another certificate) is not DirectAdmin.
+    const impostor = await startFakeDirectAdmin(makeCertificate());
+    try {
+      const forgedLogin = impostor.login(admin.username, 'admin');
+      writeConfig2(root, port, impostor.port);
+      await stopDaemon(daemon);
+      daemon = await startDaemon(root, port);
+      assert.equal(page('admin', admin, cgiGet('tm=%2Fadmin', forgedLogin)).status, 403, 'an impostor\'s answer is not believed');
+      assert.equal(impostor.calls(), 0, 'the session is never sent to a server without DirectAdmin\'s certificate');
+    } finally {
+      await impostor.close();
+    }
   } finally {
+    await da.close();
     await stopDaemon(daemon);
     for (const a of made) removeAccount(a);
     for (const d of [root, homeRoot, dest]) if (d) fs.rmSync(d, { recursive: true, force: true });
