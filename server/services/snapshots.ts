@@ -175,10 +175,12 @@ export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInp
     const outcome = await withDriver(ctx, ctx.store.destinations.byId(s.destinationId)!, (destination) => restoreSnapshot({
       account, destination, snapshotId: s.id, paths: input.paths, files, databases: input.databases, intoFolder: input.intoFolder,
       mysql: () => ctx.panel(true).mysqlCredentials(),
+      databaseOwnership: () => ctx.panel(false).databaseOwnership(),
       onProgress: (p) => ctx.store.tasks.progress(task.id, { ...ctx.store.tasks.byId(task.id)?.progress, phase: 'restoring', ...p }),
     }));
-    const status = outcome.files && outcome.files.warningCount > 0 ? 'partial' : 'completed';
+    const status = (outcome.files && outcome.files.warningCount > 0) || outcome.databaseWarnings.length > 0 ? 'partial' : 'completed';
     for (const w of outcome.files?.warnings ?? []) ctx.store.tasks.log(task.id, 'warn', `${w.path}: ${w.message}`);
+    for (const w of outcome.databaseWarnings) ctx.store.tasks.log(task.id, 'warn', w);
     ctx.store.tasks.finish(task.id, status, { ...outcome }, null);
     ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'restore', target: `${s.account} ${s.id}`, result: status, detail: '' });
     outcomeForHook = { status, ...outcome };
