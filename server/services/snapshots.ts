@@ -150,6 +150,12 @@ export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInp
   }
   const account = await ctx.panel(withDb).getAccount(s.account);
   if (!account) throw new UserError(`account "${s.account}" does not exist on this server (restore it as a new account first)`);
+  if (withDb) {
+    // Refused before a task exists; the engine checks again with the same rule.
+    const ownership = await ctx.panel(false).databaseOwnership();
+    const foreign = input.databases.map((d) => d.as ?? d.name).find((name) => !ownership.owns(account.username, 'database', name));
+    if (foreign !== undefined) throw new UserError(`database ${foreign} is not a database name of account ${account.username} (its names start with ${account.username}_ and are no other account's)`);
+  }
   const files = input.paths.length > 0 || input.databases.length === 0;
   // Someone is waiting for it: a restore goes before the queue's backups.
   const task = ctx.store.tasks.create({
