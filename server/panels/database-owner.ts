@@ -97,15 +97,17 @@ function canMatchPrefix(tokens: PatternToken[], prefix: string, ti = 0, pi = 0):
   return false;
 }
 
-/** Whether the pattern matches `name` entirely. */
-function matches(tokens: PatternToken[], name: string, ti = 0, ni = 0): boolean {
-  if (ti === tokens.length) return ni === name.length;
-  const t = tokens[ti]!;
-  if (t.kind === 'any') {
-    for (let k = ni; k <= name.length; k++) if (matches(tokens, name, ti + 1, k)) return true;
-    return false;
+/** Whether the pattern matches `name` entirely (dynamic programming: no backtracking blow-up on `%%%…`). */
+function matches(tokens: PatternToken[], name: string): boolean {
+  // can[j]: the first i tokens match the first j characters.
+  let can = Array.from({ length: name.length + 1 }, (_, j) => j === 0);
+  for (const t of tokens) {
+    const next = new Array<boolean>(name.length + 1).fill(false);
+    for (let j = 0; j <= name.length; j++) {
+      if (t.kind === 'any') next[j] = can[j]! || (j > 0 && next[j - 1]!);
+      else if (j > 0 && can[j - 1]) next[j] = t.kind === 'one' || same(t.text, name[j - 1]!);
+    }
+    can = next;
   }
-  if (ni === name.length) return false;
-  if (t.kind === 'one' || same(t.text, name[ni]!)) return matches(tokens, name, ti + 1, ni + 1);
-  return false;
+  return can[name.length]!;
 }
