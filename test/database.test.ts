@@ -293,7 +293,7 @@ describe('users and grants', () => {
 
   test('restores dropped users: same grants, the old password works', async () => {
     await q("DROP USER 'acct_app'@'localhost', 'acct_app'@'127.0.0.1'");
-    await restoreGrants(db.creds, grants);
+    await restoreGrants(db.creds, grants, undefined, null);
     assert.deepEqual(await showGrants('localhost'), before.local);
     assert.deepEqual(await showGrants('127.0.0.1'), before.other);
     const app = await connectAs('acct_app', APP_PASSWORD, 'acct_shop');
@@ -305,13 +305,13 @@ describe('users and grants', () => {
       await app.end();
     }
     // idempotent
-    await restoreGrants(db.creds, grants);
+    await restoreGrants(db.creds, grants, undefined, null);
     assert.deepEqual(await showGrants('localhost'), before.local);
   });
 
   test('an existing user keeps its current password', async () => {
     await q("ALTER USER 'acct_app'@'localhost' IDENTIFIED BY 'changed-later'");
-    await restoreGrants(db.creds, grants);
+    await restoreGrants(db.creds, grants, undefined, null);
     const app = await connectAs('acct_app', 'changed-later');
     await app.end();
     await q(`ALTER USER 'acct_app'@'localhost' IDENTIFIED BY ${root.escape(APP_PASSWORD)}`);
@@ -319,7 +319,7 @@ describe('users and grants', () => {
 
   test('with a rename, the grants point at the new database', async () => {
     await q("DROP USER 'acct_app'@'localhost', 'acct_app'@'127.0.0.1'");
-    await restoreGrants(db.creds, grants, new Map([['acct_shop', 'acct_shop2']]));
+    await restoreGrants(db.creds, grants, new Map([['acct_shop', 'acct_shop2']]), null);
     const local = await showGrants('localhost');
     assert.ok(local.includes('GRANT SELECT, INSERT, UPDATE, DELETE, EXECUTE ON `acct\\_shop2`.* TO `acct_app`@`localhost`'), local.join('\n'));
     assert.ok(!local.some((g) => g.includes('`acct\\_shop`.')));
@@ -379,7 +379,7 @@ describe('errors', () => {
     await assert.rejects(collect(dumpDatabase(wrong, 'acct_shop')), check);
     await assert.rejects(dumpGrants(wrong, ['acct_app']), check);
     await assert.rejects(restoreDatabase(wrong, 'acct_shop3', Readable.from([Buffer.from('SELECT 1;\n')])), check);
-    await assert.rejects(restoreGrants(wrong, 'SELECT 1;\n'), check);
+    await assert.rejects(restoreGrants(wrong, 'SELECT 1;\n', undefined, null), check);
     const nowhere: MysqlCredentials = { socket: '/nonexistent/mysql.sock', user: 'root', password: 'S3cret-Wrong-pw!' };
     await assert.rejects(listDatabasesByPrefix(nowhere, 'acct_'), (err: Error) => {
       assert.match(err.message, /cannot reach the MySQL server at socket \/nonexistent\/mysql\.sock/);
@@ -396,12 +396,12 @@ describe('errors', () => {
     }
     validateDatabaseName('x'.repeat(64));
     validateDatabaseName('acct_🦊');
-    await assert.rejects(restoreGrants(db.creds, 'SELECT 1;', new Map([['acct_shop', 'a/b']])), /invalid database name/);
+    await assert.rejects(restoreGrants(db.creds, 'SELECT 1;', new Map([['acct_shop', 'a/b']]), null), /invalid database name/);
   });
 
   test('grants that cannot be applied are reported together, the others applied', async () => {
     const script = "CREATE USER IF NOT EXISTS `acct_tmp`@`localhost`;\nGRANT SELECT ON `acct_nosuchdb`.`nosuchtable` TO `acct_tmp`@`localhost`;\nGRANT SELECT ON `acct\\_shop`.* TO `acct_tmp`@`localhost`;\n";
-    await assert.rejects(restoreGrants(db.creds, script), /1 of 3 statements failed: GRANT SELECT ON `acct_nosuchdb`/);
+    await assert.rejects(restoreGrants(db.creds, script, undefined, null), /1 of 3 statements failed: GRANT SELECT ON `acct_nosuchdb`/);
     const rows = await q("SHOW GRANTS FOR 'acct_tmp'@'localhost'");
     assert.ok(rows.some((r) => String(Object.values(r)[0]).includes('`acct\\_shop`.*')));
     await q("DROP USER 'acct_tmp'@'localhost'");

@@ -438,6 +438,7 @@ program.command('restore')
       if (r.files) process.stdout.write(`restored ${r.files.files} files, ${r.files.directories} new folders, ${r.files.links} links${r.folder ? ` into ~/${r.folder}` : ''}\n`);
       for (const d of r.databases) process.stdout.write(`restored database ${d.name}${d.restoredAs !== d.name ? ` as ${d.restoredAs}` : ''}\n`);
       for (const w of r.files?.warnings ?? []) process.stderr.write(`warning: ${w.path}: ${w.message}\n`);
+      for (const w of r.databaseWarnings) process.stderr.write(`warning: ${w}\n`);
     }
   }));
 

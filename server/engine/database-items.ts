@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Account, MysqlCredentials } from '../panels/types.js';
 import type { Destination } from '../destinations/types.js';
 import { dumpDatabase, dumpGrants } from './database/dump.js';
-import { restoreDatabase, restoreGrants } from './database/restore.js';
+import { restoreDatabase, restoreGrants, type GrantsGuard } from './database/restore.js';
 import { layout, type ManifestDatabase } from './snapshot-layout.js';
 import type { Politeness } from '../util/politeness.js';
 
@@ -44,6 +44,7 @@ export async function backupDatabases(opts: {
 export async function restoreDatabaseItem(creds: MysqlCredentials, target: string, sql: Readable): Promise<void> {
   await restoreDatabase(creds, target, sql);
 }
-export async function restoreDatabaseGrants(creds: MysqlCredentials, sql: string, renames: Map<string, string>): Promise<void> {
-  await restoreGrants(creds, sql, renames);
+/** The account's users and grants; statements reaching beyond the account are skipped and returned. */
+export async function restoreDatabaseGrants(creds: MysqlCredentials, sql: string, renames: Map<string, string>, guard: GrantsGuard): Promise<{ skipped: string[] }> {
+  return restoreGrants(creds, sql, renames, guard);
 }

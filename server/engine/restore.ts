@@ -1,5 +1,6 @@
 import zlib from 'node:zlib';
 import type { Account, MysqlCredentials } from '../panels/types.js';
+import type { DatabaseOwnership } from '../panels/database-owner.js';
 import type { Destination } from '../destinations/types.js';
 import type { BytePath } from '../util/byte-path.js';
 import { encodeEntry } from './format/entry.js';
@@ -21,6 +22,8 @@ export interface RestoreRequest {
   /** Restore files into a new folder inside the home instead of into place. */
   intoFolder: boolean;
   mysql: () => Promise<MysqlCredentials>;
+  /** The panel's rule of which account owns which database (and database user) name. */
+  databaseOwnership: () => Promise<DatabaseOwnership>;
   /** Called now and then while files are written, and once when they all are. */
   onProgress?: (p: RestoreProgress) => void;
 }
@@ -39,6 +42,8 @@ export interface RestoreOutcome {
   files: RestoreResult | null;
   folder: string | null;
   databases: { name: string; restoredAs: string }[];
+  /** Grant statements of the snapshot that were not run (they reach beyond the account). */
+  databaseWarnings: string[];
 }
 
 export async function readManifest(dest: Destination, account: string, id: string): Promise<Manifest> {
@@ -68,13 +73,16 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
   const { account, destination: dest } = req;
   const dir = layout.snapshotDir(account.username, req.snapshotId);
   const manifest = await readManifest(dest, account.username, req.snapshotId);
-  const outcome: RestoreOutcome = { files: null, folder: null, databases: [] };
+  const outcome: RestoreOutcome = { files: null, folder: null, databases: [], databaseWarnings: [] };
 
+  // One rule with discovery: the target must be a name of this account (the longest account
+  // prefix wins, a name the panel lists for another account is that account's), whether it exists or not.
+  const ownership = req.databases.length > 0 ? await req.databaseOwnership() : null;
   for (const db of req.databases) {
     if (!manifest.databases.some((d) => d.name === db.name)) throw new Error(`database ${db.name} is not in snapshot ${req.snapshotId}`);
     const target = db.as ?? db.name;
-    if (!target.startsWith(`${account.username}_`) && !account.databases.includes(target)) {
-      throw new Error(`database ${target} does not belong to ${account.username} (names start with ${account.username}_)`);
+    if (!ownership!.owns(account.username, 'database', target)) {
+      throw new Error(`database ${target} is not a database name of account ${account.username} (its names start with ${account.username}_ and are no other account's)`);
     }
   }
 
@@ -136,7 +144,8 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
     // Users first: views, triggers and routines name them as definers.
     if (manifest.grants) {
       const grantsSql = (await dest.readFile(`${dir}/${manifest.grants}`)).toString('utf8');
-      await restoreDatabaseGrants(creds, grantsSql, renames);
+      const { skipped } = await restoreDatabaseGrants(creds, grantsSql, renames, { account: account.username, ownership: ownership! });
+      outcome.databaseWarnings.push(...skipped);
     }
     for (const db of req.databases) {
       const item = manifest.databases.find((d) => d.name === db.name)!;

@@ -22,6 +22,7 @@ import path from 'node:path';
 import { prefixed, type Config } from '../config.js';
 import { isSafeName, listDir, parseKeyValue, readPasswd, readTextIfExists, rootMyCnfCredentials, sortedUnique, type PanelDeps, type PasswdEntry } from './files.js';
 import type { Account, MysqlCredentials, PanelAdapter } from './types.js';
+import { DatabaseOwnership } from './database-owner.js';
 import { firstMailAddress } from '../util/mail-address.js';
 
 const USERS_DIR = '/var/cpanel/users';
@@ -117,6 +118,23 @@ export class CpanelAdapter implements PanelAdapter {
     if (!isSafeName(username) || username === 'system') return null;
     const [passwd, owners] = await Promise.all([readPasswd(this.file('/etc/passwd')), this.trueUserOwners()]);
     return this.load(username, passwd, owners);
+  }
+
+  /**
+   * The names every account's DB map lists are that account's; other names go by the longest
+   * `<account>_` prefix among cPanel's accounts (cPanel with database prefixing).
+   */
+  async databaseOwnership(): Promise<DatabaseOwnership> {
+    const entries = await listDir(this.file(USERS_DIR));
+    const accounts = entries.filter((d) => d.isFile() && d.name !== 'system' && isSafeName(d.name)).map((d) => d.name).sort();
+    const databases: [string, string][] = [];
+    const users: [string, string][] = [];
+    for (const account of accounts) {
+      const map = await this.databaseMap(account);
+      for (const n of map.databases) databases.push([n, account]);
+      for (const n of map.databaseUsers) users.push([n, account]);
+    }
+    return new DatabaseOwnership(accounts, { database: databases, user: users });
   }
 
   mysqlCredentials(): Promise<MysqlCredentials> {

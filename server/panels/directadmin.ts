@@ -22,6 +22,7 @@ import {
   readTextIfExists, withDefaultSocket, type PanelDeps, type PasswdEntry,
 } from './files.js';
 import type { Account, MysqlCredentials, PanelAdapter } from './types.js';
+import { DatabaseOwnership } from './database-owner.js';
 import { firstMailAddress } from '../util/mail-address.js';
 
 const USERS_DIR = '/usr/local/directadmin/data/users';
@@ -88,6 +89,11 @@ export class DirectAdminAdapter implements PanelAdapter {
   async getAccount(username: string): Promise<Account | null> {
     if (!isSafeName(username)) return null;
     return this.load(username, await readPasswd(this.file('/etc/passwd')));
+  }
+
+  /** As discovery: every user name of /etc/passwd owns the names under `<name>_`, longest first. */
+  async databaseOwnership(): Promise<DatabaseOwnership> {
+    return new DatabaseOwnership((await readPasswd(this.file('/etc/passwd'))).keys());
   }
 
   async mysqlCredentials(): Promise<MysqlCredentials> {

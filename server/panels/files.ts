@@ -8,6 +8,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { prefixed, type Config } from '../config.js';
 import type { Account, MysqlCredentials } from './types.js';
+import { DatabaseOwnership } from './database-owner.js';
 
 /** What the adapters need from the rest of Tidemark. */
 export interface PanelDeps {
@@ -284,21 +285,24 @@ export const sortedUnique = (names: Iterable<string>): string[] => [...new Set(n
 
 /**
  * The databases and MySQL users of `username` by the `<username>_` naming convention, through
- * deps.listDatabasesByPrefix. A name that also matches a longer user name (`bob_x_db` when
- * `bob_x` exists next to `bob`) belongs to that other user and is left out. A failure becomes
+ * deps.listDatabasesByPrefix, owned by the rule of DatabaseOwnership: a name that also matches a
+ * longer user name (`bob_x_db` when `bob_x` exists next to `bob`) belongs to that other user and
+ * is left out. A failure becomes
  * an error naming the account.
  */
 export async function databasesByPrefix(deps: PanelDeps, username: string, allUsernames: Iterable<string>): Promise<Pick<Account, 'databases' | 'databaseUsers'>> {
   const prefix = `${username}_`;
+  const ownership = new DatabaseOwnership(allUsernames);
   let found: { databases: string[]; users: string[] };
   try {
     found = await deps.listDatabasesByPrefix(prefix);
   } catch (err) {
     throw new Error(`cannot list the databases of account '${username}': ${(err as Error).message}`, { cause: err });
   }
-  const longer = [...allUsernames].filter((u) => u !== username && u.startsWith(prefix)).map((u) => `${u}_`);
-  const ours = (n: string): boolean => n.startsWith(prefix) && !longer.some((p) => n.startsWith(p));
-  return { databases: sortedUnique(found.databases.filter(ours)), databaseUsers: sortedUnique(found.users.filter(ours)) };
+  return {
+    databases: sortedUnique(found.databases.filter((n) => ownership.owns(username, 'database', n))),
+    databaseUsers: sortedUnique(found.users.filter((n) => ownership.owns(username, 'user', n))),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 import { prefixed, type Config } from '../config.js';
 import { databasesByPrefix, isSafeName, isUnderAny, readPasswd, rootMyCnfCredentials, type PanelDeps, type PasswdEntry } from './files.js';
 import type { Account, MysqlCredentials, PanelAdapter } from './types.js';
+import { DatabaseOwnership } from './database-owner.js';
 
 const NOBODY_UID = 65534;
 
@@ -55,6 +56,11 @@ export class StandaloneAdapter implements PanelAdapter {
     const e = passwd.get(username);
     if (!e || !this.isAccount(e)) return null;
     return this.toAccount(e, passwd.keys());
+  }
+
+  /** As discovery: every user name of /etc/passwd owns the names under `<name>_`, longest first. */
+  async databaseOwnership(): Promise<DatabaseOwnership> {
+    return new DatabaseOwnership((await readPasswd(this.passwdFile)).keys());
   }
 
   mysqlCredentials(): Promise<MysqlCredentials> {

@@ -1,3 +1,5 @@
+import type { DatabaseOwnership } from './database-owner.js';
+
 /** A hosting account as Tidemark sees it, whatever panel it comes from. */
 export interface Account {
   username: string;
@@ -32,4 +34,9 @@ export interface PanelAdapter {
   /** The account, or null when the panel does not know it. */
   getAccount(username: string): Promise<Account | null>;
   mysqlCredentials(): Promise<MysqlCredentials>;
+  /**
+   * Which account each database name and database user name belongs to (see database-owner.ts):
+   * the rule discovery uses, for restore to check a target against. Reads no MySQL server.
+   */
+  databaseOwnership(): Promise<DatabaseOwnership>;
 }

@@ -150,6 +150,12 @@ export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInp
   }
   const account = await ctx.panel(withDb).getAccount(s.account);
   if (!account) throw new UserError(`account "${s.account}" does not exist on this server (restore it as a new account first)`);
+  if (withDb) {
+    // Refused before a task exists; the engine checks again with the same rule.
+    const ownership = await ctx.panel(false).databaseOwnership();
+    const foreign = input.databases.map((d) => d.as ?? d.name).find((name) => !ownership.owns(account.username, 'database', name));
+    if (foreign !== undefined) throw new UserError(`database ${foreign} is not a database name of account ${account.username} (its names start with ${account.username}_ and are no other account's)`);
+  }
   const files = input.paths.length > 0 || input.databases.length === 0;
   // Someone is waiting for it: a restore goes before the queue's backups.
   const task = ctx.store.tasks.create({
@@ -175,10 +181,12 @@ export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInp
     const outcome = await withDriver(ctx, ctx.store.destinations.byId(s.destinationId)!, (destination) => restoreSnapshot({
       account, destination, snapshotId: s.id, paths: input.paths, files, databases: input.databases, intoFolder: input.intoFolder,
       mysql: () => ctx.panel(true).mysqlCredentials(),
+      databaseOwnership: () => ctx.panel(false).databaseOwnership(),
       onProgress: (p) => ctx.store.tasks.progress(task.id, { ...ctx.store.tasks.byId(task.id)?.progress, phase: 'restoring', ...p }),
     }));
-    const status = outcome.files && outcome.files.warningCount > 0 ? 'partial' : 'completed';
+    const status = (outcome.files && outcome.files.warningCount > 0) || outcome.databaseWarnings.length > 0 ? 'partial' : 'completed';
     for (const w of outcome.files?.warnings ?? []) ctx.store.tasks.log(task.id, 'warn', `${w.path}: ${w.message}`);
+    for (const w of outcome.databaseWarnings) ctx.store.tasks.log(task.id, 'warn', w);
     ctx.store.tasks.finish(task.id, status, { ...outcome }, null);
     ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'restore', target: `${s.account} ${s.id}`, result: status, detail: '' });
     outcomeForHook = { status, ...outcome };

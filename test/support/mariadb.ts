@@ -2,6 +2,11 @@
  * A private MariaDB server for the tests: its own datadir and socket in a temporary directory,
  * no TCP, root@localhost without a password. The machine's own server and /var/lib/mysql are
  * never used.
+ *
+ * It starts the way a packaged server does: with the configuration files Debian's mariadb-server
+ * reads (/etc/mysql/my.cnf and its !includedir's, such as mariadb.conf.d/50-server.cnf with
+ * collation-server = utf8mb4_general_ci), then only the options that make it private (datadir,
+ * socket, pid file, logs, no TCP, no binary log) and the caller's own, in a defaults file.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -62,7 +67,23 @@ export interface TestMariaDb {
   stop(): Promise<void>;
 }
 
-export async function startTestMariaDb(): Promise<TestMariaDb> {
+/** What Debian's packaged server reads, as `!include`/`!includedir` lines (those that exist). */
+export function debianConfigIncludes(): string[] {
+  if (fs.existsSync(DEBIAN_MY_CNF)) return [`!include ${DEBIAN_MY_CNF}`];
+  const dirs = DEBIAN_CONF_DIRS.filter((d) => fs.existsSync(d));
+  // No packaged configuration on this machine: Debian 12's 50-server.cnf, as it ships.
+  return dirs.length ? dirs.map((d) => `!includedir ${d}`) : ['[mysqld]', 'character-set-server = utf8mb4', 'collation-server = utf8mb4_general_ci'];
+}
+
+const DEBIAN_MY_CNF = '/etc/mysql/my.cnf';
+const DEBIAN_CONF_DIRS = ['/etc/mysql/conf.d/', '/etc/mysql/mariadb.conf.d/'];
+
+export interface TestMariaDbOptions {
+  /** Extra `[mysqld]` lines (`collation-server = …`), after Debian's files. */
+  serverConfig?: string[];
+}
+
+export async function startTestMariaDb(options: TestMariaDbOptions = {}): Promise<TestMariaDb> {
   const mariadbd = findBinary('mariadbd') ?? findBinary('mysqld');
   const installDb = findBinary('mariadb-install-db') ?? findBinary('mysql_install_db');
   if (!mariadbd || !installDb) {
@@ -75,8 +96,20 @@ export async function startTestMariaDb(): Promise<TestMariaDb> {
   const pidFile = path.join(dir, 'mariadbd.pid');
   const errorLog = path.join(dir, 'error.log');
   const installLog = path.join(dir, 'install.log');
-  // Small InnoDB files: the server starts in well under a second.
-  const serverOptions = ['--innodb-log-file-size=8M', '--innodb-buffer-pool-size=32M', '--skip-name-resolve'];
+  const defaultsFile = path.join(dir, 'my.cnf');
+  // Later lines win over what the included files say: everything that could reach the
+  // machine's own server (its socket, port, datadir, logs) is set to the private one.
+  const defaults = [
+    ...debianConfigIncludes(),
+    '[mysqld]',
+    `datadir = ${datadir}`, `socket = ${socket}`, `pid-file = ${pidFile}`, `log-error = ${errorLog}`, `tmpdir = ${dir}`,
+    'skip-networking', 'port = 0', 'user = mysql', 'skip-log-bin', 'general-log = 0', 'slow-query-log = 0',
+    `innodb-data-home-dir = ${datadir}`, `innodb-log-group-home-dir = ${datadir}`, `innodb-undo-directory = ${datadir}`, `aria-log-dir-path = ${datadir}`,
+    // Small InnoDB files: the server starts in well under a second.
+    'innodb-log-file-size = 8M', 'innodb-buffer-pool-size = 32M', 'skip-name-resolve', 'event-scheduler = ON',
+    ...(options.serverConfig ?? []),
+    '',
+  ].join('\n');
 
   let child: ChildProcess | undefined;
   let watchdog: ChildProcess | undefined;
@@ -98,10 +131,11 @@ export async function startTestMariaDb(): Promise<TestMariaDb> {
     // 0755 so that workers running as an account's user can reach the socket too.
     fs.chmodSync(dir, 0o755);
     fs.chownSync(dir, ...(await mysqlIds()));
+    fs.writeFileSync(defaultsFile, defaults, { mode: 0o644 });
     try {
       const r = await execFileP(installDb, [
-        '--no-defaults', '--auth-root-authentication-method=normal', '--skip-test-db',
-        `--datadir=${datadir}`, '--user=mysql', ...serverOptions,
+        `--defaults-file=${defaultsFile}`, '--auth-root-authentication-method=normal', '--skip-test-db',
+        `--datadir=${datadir}`, '--user=mysql',
       ], { timeout: START_TIMEOUT_MS, maxBuffer: 16 << 20 });
       fs.writeFileSync(installLog, r.stdout + r.stderr);
     } catch (err) {
@@ -109,10 +143,7 @@ export async function startTestMariaDb(): Promise<TestMariaDb> {
       throw new Error(`mariadb-install-db failed: ${e.message}\n${(e.stdout ?? '') + (e.stderr ?? '')}`.slice(0, 8000));
     }
 
-    child = spawn(mariadbd, [
-      '--no-defaults', `--datadir=${datadir}`, `--socket=${socket}`, '--skip-networking', '--user=mysql',
-      `--pid-file=${pidFile}`, `--log-error=${errorLog}`, `--tmpdir=${dir}`, '--event-scheduler=ON', ...serverOptions,
-    ], { stdio: 'ignore', detached: false });
+    child = spawn(mariadbd, [`--defaults-file=${defaultsFile}`], { stdio: 'ignore', detached: false });
     child.unref();
     // Killed by a signal, the test process runs no exit hook: a watchdog whose stdin is a pipe
     // from this process sees end-of-file when it dies (however it dies) and stops the server.
@@ -127,13 +158,22 @@ export async function startTestMariaDb(): Promise<TestMariaDb> {
     child.on('error', (e) => { exited = e.message; });
 
     const deadline = Date.now() + START_TIMEOUT_MS;
+    let notPrivate: string | null = null;
     for (;;) {
       if (exited) throw new Error(`mariadbd stopped while starting (${exited}); error log:\n${tail(errorLog)}`);
       if (fs.existsSync(socket)) {
         try {
           const conn = await mysql.createConnection({ socketPath: socket, user: 'root', connectTimeout: 2000 });
-          await conn.query('SELECT 1');
-          await conn.end();
+          let where: { d: string; s: string; n: number; b: number };
+          try {
+            const [rows] = await conn.query('SELECT @@datadir AS d, @@socket AS s, @@skip_networking AS n, @@log_bin AS b');
+            where = (rows as typeof where[])[0]!;
+          } finally {
+            await conn.end();
+          }
+          if (path.resolve(where.d) !== path.resolve(datadir) || where.s !== socket || Number(where.n) !== 1 || Number(where.b) !== 0) {
+            notPrivate = JSON.stringify(where);
+          }
           break;
         } catch { /* not ready yet */ }
       }
@@ -142,6 +182,7 @@ export async function startTestMariaDb(): Promise<TestMariaDb> {
       }
       await sleep(50);
     }
+    if (notPrivate) throw new Error(`the test MariaDB server is not private (its configuration overrides the test's): ${notPrivate}`);
   } catch (err) {
     if (child?.pid && child.exitCode === null) { try { child.kill('SIGKILL'); } catch { /* gone */ } }
     cleanup();

@@ -63,7 +63,32 @@ export async function openConnection(creds: MysqlCredentials, extra: { database?
   // A fatal error while no query is pending is emitted as an event: without a listener it
   // would crash the process. The next query on the connection fails and reports it.
   conn.on('error', () => { /* reported by the next query */ });
+  try {
+    await setPlainSqlMode(conn);
+  } catch (err) {
+    conn.destroy();
+    throw new Error(`cannot use the MySQL server at ${describeServer(creds)}: ${errorReason(err, creds)}`);
+  }
   return conn;
+}
+
+/**
+ * sql_mode flags that change how SQL text is read: with them the server's SHOW output, the
+ * identifiers and the strings mysql2 escapes (backslashes) would mean something else.
+ */
+const PARSING_MODES = new Set([
+  'ANSI_QUOTES', 'NO_BACKSLASH_ESCAPES', 'PIPES_AS_CONCAT', 'IGNORE_SPACE', 'ANSI', 'ORACLE', 'MSSQL', 'DB2', 'POSTGRESQL',
+  'MAXDB', 'EMPTY_STRING_IS_NULL', 'SIMULTANEOUS_ASSIGNMENT',
+]);
+
+/** The session's sql_mode without PARSING_MODES: the same SQL whatever the server's default is. */
+async function setPlainSqlMode(conn: Connection): Promise<void> {
+  const [rows] = await conn.query({ sql: 'SELECT @@SESSION.sql_mode', rowsAsArray: true });
+  const modes = String((rows as unknown[][])[0]?.[0] ?? '').split(',').filter((m) => m !== '');
+  const kept = modes.filter((m) => !PARSING_MODES.has(m.toUpperCase()));
+  if (kept.length === modes.length) return;
+  if (!kept.every((m) => /^[A-Z0-9_]+$/i.test(m))) throw new Error(`unexpected sql_mode ${JSON.stringify(modes.join(','))}`);
+  await conn.query(`SET SESSION sql_mode = '${kept.join(',')}'`);
 }
 
 /** Runs `fn` with a connection that is closed afterwards, whatever happens. */

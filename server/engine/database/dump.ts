@@ -99,8 +99,9 @@ export function dumpDatabase(creds: MysqlCredentials, db: string, politeness?: P
     const defaultsOf = await withConnection(creds, async (conn) => {
       const [names] = await conn.query<RowDataPacket[]>({ sql: 'SHOW DATABASES', rowsAsArray: true });
       if (!names.some((r) => String((r as unknown[])[0]) === db)) return null;
+      // Compared here, not with `WHERE SCHEMA_NAME = ?`: no text comparison by the server (collations).
       const [rows] = await conn.query<RowDataPacket[]>(
-        'SELECT SCHEMA_NAME AS name, DEFAULT_CHARACTER_SET_NAME AS cs, DEFAULT_COLLATION_NAME AS coll FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [db]);
+        'SELECT SCHEMA_NAME AS name, DEFAULT_CHARACTER_SET_NAME AS cs, DEFAULT_COLLATION_NAME AS coll FROM information_schema.SCHEMATA');
       const row = rows.find((r) => String(r.name) === db);
       return { charset: String(row?.cs ?? 'utf8mb4'), collation: String(row?.coll ?? '') };
     });

@@ -3,7 +3,9 @@ import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { RowDataPacket } from 'mysql2/promise';
 import type { MysqlCredentials } from '../../panels/types.js';
+import type { DatabaseOwnership } from '../../panels/database-owner.js';
 import {
   errorReason, quoteIdent, redact, splitStatements, statementForMessage, toolEnv, unquoteIdent,
   validateDatabaseName, withConnection, writeDefaultsFile, type SqlToken,
@@ -286,19 +288,103 @@ export function renameGrantTokens(tokens: SqlToken[], renames: Map<string, strin
   return out;
 }
 
+/** Whose grants a script may restore: only the account's users, on the account's databases. */
+export interface GrantsGuard {
+  account: string;
+  ownership: DatabaseOwnership;
+}
+
+/** A name in a statement: `ident`, 'string' or a bare word. */
+function nameOf(t: SqlToken | undefined): string | null {
+  if (!t) return null;
+  if (t.kind === 'ident') return unquoteIdent(t.text);
+  if (t.kind === 'word') return t.text;
+  if (t.kind === 'string') {
+    const q = t.text[0]!;
+    return t.text.slice(1, t.text.endsWith(q) && t.text.length > 1 ? -1 : undefined)
+      .replace(new RegExp(`${q}${q}`, 'g'), q).replace(/\\(.)/g, '$1');
+  }
+  return null;
+}
+
+const upper = (t: SqlToken | undefined): string => (t && t.kind === 'word' ? t.text.toUpperCase() : '');
+
+/**
+ * Why a statement of a grants script must not run for `guard.account`, or null when it may:
+ * only `CREATE USER` of one of the account's users, and `GRANT … ON` one of the account's
+ * databases (or USAGE on *.*) to one of its users. Role grants, PROXY, global privileges,
+ * database patterns that can reach another account's databases, and anything else are refused.
+ * `existing`: the databases on the server (a wildcard pattern must match none of another's).
+ */
+export function refusedGrant(tokens: SqlToken[], guard: GrantsGuard, existing: readonly string[]): string | null {
+  const sig = tokens.filter((t) => t.kind !== 'space' && t.kind !== 'comment');
+  const { account, ownership } = guard;
+  const user = (t: SqlToken | undefined): string | null => {
+    const n = nameOf(t);
+    if (n === null) return 'no user name';
+    return ownership.owns(account, 'user', n) ? null : `user ${quoteIdent(n)} is not a database user of account ${account}`;
+  };
+  if (sig.some((t) => t.kind === 'punct' && t.text === ',')) {
+    // Several users or privileges with columns: SHOW GRANTS writes `GRANT SELECT, INSERT ON`.
+    const on = sig.findIndex((t) => upper(t) === 'ON');
+    if (upper(sig[0]) !== 'GRANT' || on < 0 || sig.slice(on).some((t) => t.kind === 'punct' && t.text === ',')) return 'more than one user';
+  }
+  if (upper(sig[0]) === 'CREATE' && upper(sig[1]) === 'USER') {
+    const at = upper(sig[2]) === 'IF' ? 5 : 2;
+    if (sig.some((t) => upper(t) === 'ROLE')) return 'roles are not restored';
+    return user(sig[at]);
+  }
+  if (upper(sig[0]) !== 'GRANT') return 'not a CREATE USER or GRANT statement';
+  const on = sig.findIndex((t) => upper(t) === 'ON');
+  const to = sig.findIndex((t, i) => i > on && upper(t) === 'TO');
+  if (on < 0 || to < 0) return 'roles are not restored';
+  const privileges = sig.slice(1, on).map((t) => t.text.toUpperCase());
+  if (privileges.includes('PROXY')) return 'PROXY is not restored';
+  const grantee = user(sig[to + 1]);
+  if (grantee) return grantee;
+  let j = on + 1;
+  const kind = upper(sig[j]);
+  if (['TABLE', 'PROCEDURE', 'FUNCTION', 'PACKAGE'].includes(kind)) j += upper(sig[j + 1]) === 'BODY' ? 2 : 1;
+  const target = sig.slice(j, to);
+  if (target.length === 3 && target[0]!.text === '*' && target[1]!.text === '.' && target[2]!.text === '*') {
+    return privileges.join(' ') === 'USAGE' ? null : 'global privileges are not restored';
+  }
+  if (target.length !== 3 || target[1]!.text !== '.') return 'not a grant on a database';
+  const db = nameOf(target[0]);
+  if (db === null) return 'not a grant on a database';
+  // Database-level grants are patterns (`_`, `%`); table and routine grants name the database exactly.
+  const ours = target[2]!.text === '*' && kind === ''
+    ? ownership.patternOwnedBy(account, db, existing)
+    : ownership.owns(account, 'database', db);
+  return ours ? null : `database ${quoteIdent(db)} is not a database of account ${account}`;
+}
+
 /**
  * Runs a grants script of dumpGrants. With `renames` (old → new database name), GRANT lines on a
- * renamed database point at the new one. Every statement is tried; failures are reported
- * together at the end.
+ * renamed database point at the new one. With `guard`, statements that would give or create
+ * anything outside the account's own users and databases are not run: they are returned, each
+ * with its reason. Every other statement is tried; failures are reported together at the end.
+ * `guard` null: the script is the server administrator's own, run as it is.
  */
-export async function restoreGrants(creds: MysqlCredentials, sql: string, renames?: Map<string, string>): Promise<void> {
+export async function restoreGrants(creds: MysqlCredentials, sql: string, renames: Map<string, string> | undefined, guard: GrantsGuard | null): Promise<{ skipped: string[] }> {
   const map = renames ?? new Map<string, string>();
   for (const [from, to] of map) { validateDatabaseName(from); validateDatabaseName(to); }
   const statements = splitStatements(sql).map((s) => renameGrantTokens(s, map));
-  if (statements.length === 0) return;
+  const skipped: string[] = [];
+  if (statements.length === 0) return { skipped };
   const failures: string[] = [];
   await withConnection(creds, async (conn) => {
+    let existing: string[] = [];
+    if (guard) {
+      const [rows] = await conn.query<RowDataPacket[]>({ sql: 'SHOW DATABASES', rowsAsArray: true });
+      existing = rows.map((r) => String((r as unknown[])[0]));
+    }
     for (const tokens of statements) {
+      const refused = guard ? refusedGrant(tokens, guard, existing) : null;
+      if (refused) {
+        skipped.push(`${statementForMessage(tokens)}: not restored (${refused})`);
+        continue;
+      }
       try {
         await conn.query(tokens.map((t) => t.text).join(''));
       } catch (err) {
@@ -309,4 +395,5 @@ export async function restoreGrants(creds: MysqlCredentials, sql: string, rename
   if (failures.length) {
     throw new Error(`restoring database users: ${failures.length} of ${statements.length} statements failed: ${failures.join('; ')}`);
   }
+  return { skipped };
 }
