@@ -169,6 +169,7 @@ describe('an account removed and re-created under the same name', () => {
     failed(as(name, ['snapshot', 'show', providerSnapshot]), new RegExp(`no snapshot ${providerSnapshot}`));
     failed(as(name, ['restore', providerSnapshot, '--path', 'private.txt']), /no snapshot/);
     failed(as(name, ['backup', '--job', 'own-job']), /no job named "own-job"/);
+    assert.deepEqual((ok(as(name, ['activity'])) as { target: string }[]).filter((e) => e.target === 'job own-job'), [], "the first holder's actions are not the new holder's");
     const newToken = ok(cli(dataDir, ['api-token', 'create', '--name', 'second-holder', '--role', 'user', '--user', name])).token;
     const listed = await api(newToken, '/snapshots');
     assert.equal(listed.status, 200);
@@ -207,10 +208,13 @@ describe('an account removed and re-created under the same name', () => {
     assert.deepEqual(ids(ok(as(name, ['snapshot', 'list']))), [mine]);
 
     // Root still lists the former holder's snapshots, and hands them over.
-    const all = ids(ok(cli(dataDir, ['snapshot', 'list', '--account', name])));
+    const listedByRoot = ok(cli(dataDir, ['snapshot', 'list', '--account', name])) as { id: string; formerAccount: boolean }[];
+    assert.deepEqual(listedByRoot.filter((x) => x.formerAccount).map((x) => x.id).sort(), [ownSnapshot, providerSnapshot].sort());
+    const all = ids(listedByRoot);
     assert.deepEqual(all, [mine, ownSnapshot, providerSnapshot].sort());
     const handed = ok(cli(dataDir, ['snapshot', 'assign', '--from-identity', String(former.identity), '--to', name]));
     assert.deepEqual(ids(handed.assigned), [ownSnapshot, providerSnapshot].sort());
+    assert.ok(handed.assigned.every((x: { formerAccount: boolean }) => !x.formerAccount));
     assert.equal(handed.to.account, name);
     // The one on the provider's destination is now visible; the one on the former holder's own destination stays with that destination.
     assert.deepEqual(ids(ok(as(name, ['snapshot', 'list']))), [mine, providerSnapshot].sort());

@@ -120,7 +120,9 @@ export function describeSnapshot(ctx: Context, s: SnapshotRecord): Record<string
     id: s.id, account: s.account, destination: ctx.store.destinations.byId(s.destinationId)?.name ?? null,
     job: s.jobId === null ? null : ctx.store.jobs.byId(s.jobId)?.name ?? null, structure: s.structure, status: s.status,
     startedAt: s.startedAt, finishedAt: s.finishedAt, items: s.items, files: s.files, bytes: s.bytes, storedBytes: s.storedBytes,
-    databases: s.databases, locked: s.locked, note: s.note, schedule: s.schedule ?? 'manual', accountIdentity: s.accountId ?? null,
+    databases: s.databases, locked: s.locked, note: s.note, schedule: s.schedule ?? 'manual',
+    // Taken of an account since removed (or of nobody known): the provider's, see `account identities`.
+    formerAccount: s.accountId === null || s.accountId === undefined || ctx.store.accounts.byId(s.accountId)?.removedAt !== null,
   };
 }
 

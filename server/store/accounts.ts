@@ -60,10 +60,15 @@ export class AccountRepository {
       : this.db.prepare('SELECT * FROM accounts WHERE name = ? ORDER BY id').all(name);
     return (rows as Row[]).map(fromRow);
   }
+  /**
+   * A new current identity of `name`. When another process (the daemon, a CLI command)
+   * recorded one a moment before, that one is returned: a name has one current identity.
+   */
   insert(name: string, facts: AccountFacts | null): AccountIdentity {
-    const info = this.db.prepare('INSERT INTO accounts (name, uid, panel_created_at, owner, first_seen_at) VALUES (?, ?, ?, ?, ?)')
+    const info = this.db.prepare(`INSERT INTO accounts (name, uid, panel_created_at, owner, first_seen_at) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT (name) WHERE removed_at IS NULL DO NOTHING`)
       .run(name, facts?.uid ?? null, facts?.panelCreatedAt ?? null, facts?.owner ?? null, now());
-    return this.byId(Number(info.lastInsertRowid))!;
+    return info.changes > 0 ? this.byId(Number(info.lastInsertRowid))! : this.current(name)!;
   }
   /** Records what the panel tells now: a uid or creation time not known yet, and the current reseller. */
   learn(id: number, facts: AccountFacts): void {
