@@ -18,6 +18,8 @@ import * as m0005 from '../server/store/migrations/0005-schedules.js';
 import * as m0006 from '../server/store/migrations/0006-queue.js';
 import * as m0007 from '../server/store/migrations/0007-account-preferences.js';
 import { openStore } from '../server/store/index.js';
+import { openContext } from '../server/services/context.js';
+import { listSnapshots, restore } from '../server/services/snapshots.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -242,6 +244,36 @@ describe('an account removed and re-created under the same name', () => {
     assert.deepEqual(ids(ok(cli(dataDir, ['snapshot', 'list', '--account', silentName]))), ids(before), 'root still has it');
   });
 
+  test('a renamed account keeps its identity: its own destination, snapshots and token follow it, and a new account under the old name gets none', async () => {
+    const oldName = `tmr${crypto.randomBytes(3).toString('hex')}`;
+    const newName = `tmr${crypto.randomBytes(3).toString('hex')}`;
+    const r = createNamed(homeRoot, oldName);
+    fillers.push(r);
+    asAccount(r, "printf 'kept across the rename' > kept.txt");
+    ok(cli(dataDir, ['job', 'add', '--name', 'renamed-job', '--destination', 'disk', '--structure', 'archive', '--items', 'files', '--accounts', oldName]));
+    const snap = ok(cli(dataDir, ['backup', '--job', 'renamed-job'])).snapshots[0] as string;
+    ok(as(oldName, ['destination', 'add', '--name', 'mine', '--type', 'ssh', '--host', '127.0.0.1', '--port', String(server.port), '--user', server.user,
+      '--path', server.remoteRoot, '--key-file', path.join(secretsDir, 'key')]));
+    const token = ok(cli(dataDir, ['api-token', 'create', '--name', 'renamed-holder', '--role', 'user', '--user', oldName])).token;
+    r.home = path.join(homeRoot, newName);
+    execFileSync('usermod', ['--login', newName, '--move-home', '--home', r.home, oldName], { stdio: 'pipe' });
+    execFileSync('groupmod', ['--new-name', newName, oldName], { stdio: 'pipe' });
+    r.username = newName;
+    ok(cli(dataDir, ['panel-event', 'renamed', '--user', oldName, '--new-user', newName]));
+
+    assert.deepEqual(ok(as(newName, ['destination', 'list'])).map((d: { name: string; owner: string }) => [d.name, d.owner]), [['mine', newName]]);
+    assert.deepEqual(ids(ok(as(newName, ['snapshot', 'list']))), [snap]);
+    const viaToken = await api(token, '/snapshots');
+    assert.equal(viaToken.status, 200, 'the token follows the account');
+    assert.deepEqual(ids(viaToken.json), [snap]);
+
+    const again = createNamed(homeRoot, oldName);
+    fillers.push(again);
+    ok(cli(dataDir, ['panel-event', 'created', '--user', oldName]));
+    assert.deepEqual(ok(as(oldName, ['destination', 'list'])), []);
+    assert.deepEqual(ok(as(oldName, ['snapshot', 'list'])), []);
+  });
+
   test('snapshot assign refuses what it cannot do clearly', () => {
     const s = ok(cli(dataDir, ['snapshot', 'list', '--account', silentName]))[0].id as string;
     failed(cli(dataDir, ['snapshot', 'assign', s, '--to', name]), /can be handed only to the account now named/);
@@ -258,7 +290,7 @@ describe('cPanel: the creation time tells apart a re-created account with the sa
   let dest: string;
   let a: TestAccount;
   const usersFile = (): string => path.join(root, 'var/cpanel/users', a.username);
-  const userFile = (startdate: number): string => `USER=${a.username}\nDNS=${a.username}.example\nOWNER=root\nSTARTDATE=${startdate}\nPLAN=default\n`;
+  const userFile = (startdate: number): string => `USER=${a.username}\nDNS=${a.username}.example\nOWNER=resa\nSTARTDATE=${startdate}\nPLAN=default\n`;
 
   before(() => {
     homeRoot = makeHomeRoot();
@@ -280,7 +312,7 @@ describe('cPanel: the creation time tells apart a re-created account with the sa
     for (const d of [root, homeRoot, dataDir, dest]) if (d) fs.rmSync(d, { recursive: true, force: true });
   });
 
-  test('regression: a cPanel account re-created with the same uid but a new STARTDATE inherits no snapshot of the removed one', () => {
+  test('regression: a cPanel account re-created with the same uid but a new STARTDATE inherits no snapshot of the removed one', async () => {
     const first = ok(cli(dataDir, ['backup', '--job', 'nightly'])).snapshots[0] as string;
     assert.deepEqual(ids(ok(cli(dataDir, ['--as-account', a.username, 'snapshot', 'list']))), [first]);
     const [identity] = ok(cli(dataDir, ['account', 'identities', '--account', a.username])) as { panelCreatedAt: string }[];
@@ -291,6 +323,19 @@ describe('cPanel: the creation time tells apart a re-created account with the sa
     const second = ok(cli(dataDir, ['backup', '--job', 'nightly'])).snapshots[0] as string;
     assert.deepEqual(ids(ok(cli(dataDir, ['--as-account', a.username, 'snapshot', 'list']))), [second]);
     assert.deepEqual(ids(ok(cli(dataDir, ['snapshot', 'list']))), [first, second].sort());
+
+    // The reseller that owned the removed account still sees its snapshot, another does not;
+    // neither restores it into the new account's home.
+    const ctx = await openContext(dataDir);
+    try {
+      const resa = { name: 'resa', role: 'reseller' as const };
+      assert.deepEqual(ids(await listSnapshots(ctx, {}, resa)), [first, second].sort());
+      assert.deepEqual(ids(await listSnapshots(ctx, {}, { name: 'resb', role: 'reseller' })), []);
+      const old = (await listSnapshots(ctx, {}, resa)).find((x) => x.id === first)!;
+      await assert.rejects(restore(ctx, old, { paths: [], databases: [], intoFolder: true }, resa), /of a former account named .*: only the provider restores it/);
+    } finally {
+      ctx.close();
+    }
   });
 });
 
