@@ -62,15 +62,19 @@ const CREATED_EVENT_GRACE_MS = 10 * 60 * 1000;
 
 /**
  * The panel created an account: whatever was recorded under its name before is someone else.
- * Only an identity first seen moments ago with the same uid and creation time (a backup or a
- * sign-in between the panel's useradd and its event, or the event repeated) stays.
+ * A current identity stays only when it is provably this account: the panel's creation time
+ * and uid match what was recorded, or (without a creation time, as on standalone servers)
+ * the uid matches and it was first seen moments ago (a backup or a sign-in between the
+ * panel's useradd and its event, or the event repeated).
  */
 export async function accountCreated(ctx: Context, name: string): Promise<AccountIdentity | null> {
   const account = await ctx.panel(false).getAccount(name);
   const facts = account ? await factsOf(ctx, account) : null;
   const current = ctx.store.accounts.current(name);
-  if (current && facts && current.uid !== null && sameAccount(current, facts) && current.firstSeenAt !== null
-    && Date.now() - Date.parse(current.firstSeenAt) < CREATED_EVENT_GRACE_MS) return current;
+  if (current && facts && current.uid !== null && sameAccount(current, facts)) {
+    if (current.panelCreatedAt !== null && facts.panelCreatedAt !== null) return current;
+    if (current.firstSeenAt !== null && Date.now() - Date.parse(current.firstSeenAt) < CREATED_EVENT_GRACE_MS) return current;
+  }
   if (current) ctx.store.accounts.retire(current.id, 'the panel created a new account under this name');
   return ctx.store.accounts.insert(name, facts);
 }
