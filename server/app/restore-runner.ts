@@ -10,6 +10,8 @@ export interface PendingRestore {
   account: string;
   destinationId: number;
   snapshotId: string;
+  /** The account identity of the snapshot (store/accounts.ts). */
+  accountId: number | null;
   requestedBy: string;
   requestedAt: string;
   /** Set once it runs: from then on the task in the store tells its state. */
@@ -36,7 +38,7 @@ export class RestoreRunner {
 
   async submit(actor: Actor, s: SnapshotRecord, input: RestoreInput, planned: Record<string, unknown>): Promise<Submitted> {
     const p: PendingRestore = {
-      ticket: crypto.randomBytes(8).toString('hex'), account: s.account, destinationId: s.destinationId, snapshotId: s.id,
+      ticket: crypto.randomBytes(8).toString('hex'), account: s.account, destinationId: s.destinationId, snapshotId: s.id, accountId: s.accountId ?? null,
       requestedBy: actor.name, requestedAt: new Date().toISOString(), taskId: null, error: null,
     };
     this.waiting.set(p.ticket, p);

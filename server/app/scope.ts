@@ -6,6 +6,7 @@ import type { TaskRecord } from '../store/tasks.js';
 import type { ActivityRecord } from '../store/activity.js';
 import { notFound } from './http-error.js';
 import { visibleActivity } from '../services/activity.js';
+import { holderOf, type IdentityCache } from '../services/snapshots.js';
 
 /**
  * What a signed-in person may see, decided here for every page: the services do not
@@ -15,6 +16,7 @@ import { visibleActivity } from '../services/activity.js';
 export class Scope {
   private readonly accounts = new Map<string, Promise<boolean>>();
   private readonly destinations: Map<number, DestinationRecord>;
+  private readonly identities: IdentityCache = new Map();
 
   constructor(private readonly ctx: Context, readonly actor: Actor) {
     this.destinations = new Map(ctx.store.destinations.list().map((d) => [d.id, d]));
@@ -34,8 +36,16 @@ export class Scope {
     return d && maySeeSnapshotsOn(this.actor, d) ? d : null;
   }
 
-  async maySee(s: Pick<SnapshotRecord, 'account' | 'destinationId'>): Promise<boolean> {
-    return this.destination(s.destinationId) !== null && await this.mayActOn(s.account);
+  /**
+   * A snapshot of the account as it is now; a removed account's of the same name is the
+   * provider's (and still its former reseller's) only. `accountId` undefined: not known.
+   */
+  async maySee(s: Pick<SnapshotRecord, 'account' | 'destinationId' | 'accountId'>): Promise<boolean> {
+    if (this.destination(s.destinationId) === null) return false;
+    if (this.actor.role === 'admin') return true;
+    const holder = await holderOf(this.ctx, s, this.identities);
+    if (holder === 'current') return this.mayActOn(s.account);
+    return holder === 'former' && this.actor.role === 'reseller' && this.ctx.store.accounts.byId(s.accountId!)?.owner === this.actor.name;
   }
 
   /** Newest first. */
@@ -55,7 +65,9 @@ export class Scope {
   async mayMonitor(t: TaskRecord): Promise<boolean> {
     if (t.type !== 'restore' && t.type !== 'download') return this.actor.role === 'admin';
     if (t.account === null || t.destinationId === null) return this.actor.role === 'admin';
-    return this.maySee({ account: t.account, destinationId: t.destinationId });
+    // The account identity the task worked on (services/tasks.ts).
+    const recorded = t.params.accountIdentity;
+    return this.maySee({ account: t.account, destinationId: t.destinationId, accountId: typeof recorded === 'number' ? recorded : null });
   }
 
   async task(id: number): Promise<TaskRecord> {

@@ -3,6 +3,7 @@ import type express from 'express';
 import type { Context } from '../services/context.js';
 import type { Actor } from '../services/actor.js';
 import { HttpError } from './http-error.js';
+import { currentIdentityId } from '../services/account-identity.js';
 
 export const SESSION_COOKIE = 'tidemark_session';
 export const LOGIN_TOKEN_TTL_MS = 2 * 60 * 1000;
@@ -40,23 +41,41 @@ export function sessionCookieOptions(maxAgeMs?: number): express.CookieOptions {
   return { httpOnly: true, sameSite: 'strict', path: '/', ...(maxAgeMs !== undefined ? { maxAge: maxAgeMs } : {}) };
 }
 
+/**
+ * Whether a session or API token made for account identity `accountId` still speaks for the
+ * account of that name: not once the account was removed, even when a new account has the
+ * same name (services/account-identity.ts). The provider's (no identity) always does.
+ */
+export async function stillSameAccount(ctx: Context, actor: Actor, accountId: number | null): Promise<boolean> {
+  if (actor.role === 'admin') return true;
+  const now = await currentIdentityId(ctx, actor.name);
+  return accountId === null ? now === null : now === accountId;
+}
+
 export function sessions(ctx: Context): express.RequestHandler {
   return (req, res, next) => {
     const locals = localsOf(res);
     locals.actor = null;
     locals.csrfToken = '';
     const id = (req.cookies as Record<string, unknown> | undefined)?.[SESSION_COOKIE];
-    if (typeof id === 'string' && id.length > 0 && id.length <= 128) {
-      const s = ctx.store.sessions.touch(id);
-      if (s) {
+    if (typeof id !== 'string' || id.length === 0 || id.length > 128) { next(); return; }
+    const s = ctx.store.sessions.touch(id);
+    if (!s) {
+      res.clearCookie(SESSION_COOKIE, sessionCookieOptions());
+      next();
+      return;
+    }
+    stillSameAccount(ctx, s.actor, s.accountId).then((same) => {
+      if (same) {
         locals.actor = s.actor;
         locals.csrfToken = csrfTokenFor(id);
         res.locals.sessionId = id;
       } else {
+        ctx.store.sessions.destroy(id);
         res.clearCookie(SESSION_COOKIE, sessionCookieOptions());
       }
-    }
-    next();
+      next();
+    }, next);
   };
 }
 

@@ -11,6 +11,7 @@ import { formatters } from './format.js';
 import { RestoreRunner } from './restore-runner.js';
 import { userRoutes } from './user/routes.js';
 import { adminRoutes } from './admin/routes.js';
+import { identify } from '../services/account-identity.js';
 
 const STATIC = fileURLToPath(new URL('../../../views/static', import.meta.url));
 
@@ -61,6 +62,13 @@ export async function mountWebPages(app: express.Express, ctx: Context, opts: We
   app.use(cookieParser());
   app.use(i18nHandle(i18n));
   app.use(opts.identify ?? sessions(ctx));
+  // Before anything is shown to an account holder or reseller: the account its name means now
+  // (a removed and re-created account is noticed here, and the removed one's things retired).
+  app.use((_req, res, next) => {
+    const actor = localsOf(res).actor;
+    if (!actor || actor.role === 'admin') { next(); return; }
+    identify(ctx, actor.name).then(() => next(), next);
+  });
   app.use((req, res, next) => {
     res.set('Cache-Control', 'no-store');
     // Dates and numbers in the browser's own variant (de-CH, fr-CA); texts in the locale that has them.
@@ -75,11 +83,12 @@ export async function mountWebPages(app: express.Express, ctx: Context, opts: We
   app.use(express.urlencoded({ extended: false, limit: '1mb', parameterLimit: 20000 }));
 
   if (!opts.identify) app.get('/login/:token', (req, res) => {
-    const actor = ctx.store.sessions.consumeLoginToken(req.params.token);
-    if (!actor) throw new HttpError(401, 'error.loginLink');
+    const login = ctx.store.sessions.consumeLoginTokenBound(req.params.token);
+    if (!login) throw new HttpError(401, 'error.loginLink');
+    const { actor, accountId } = login;
     const previous = res.locals.sessionId as string | undefined;
     if (previous) ctx.store.sessions.destroy(previous);
-    const s = ctx.store.sessions.createSession(actor, idleMs, maxMs);
+    const s = ctx.store.sessions.createSession(actor, idleMs, maxMs, accountId);
     res.cookie(SESSION_COOKIE, s.id, sessionCookieOptions());
     ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'sign-in', target: actor.name, result: 'ok', detail: 'login URL' });
     // A page, not a redirect: a SameSite=Strict cookie is not sent on a redirect that

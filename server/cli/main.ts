@@ -22,6 +22,8 @@ import {
 } from '../services/panel-events.js';
 import { fromUtf8, type BytePath } from '../util/byte-path.js';
 import { humanBytes, printJson, printRecord, printTable, progressText } from './output.js';
+import { identify } from '../services/account-identity.js';
+import { RETIRED_OWNER } from '../store/accounts.js';
 
 interface GlobalOptions { dataDir?: string; json?: boolean; asAccount?: string; owner?: string }
 
@@ -59,11 +61,14 @@ async function whoFrom(ctx: Context, g: GlobalOptions): Promise<Who> {
   const check = (name: string, option: string): void => {
     if (!ACCOUNT_NAME.test(name)) throw new UserError(`${option}: "${name}" is not an account name`, 2);
   };
-  if (g.owner !== undefined) check(g.owner, '--owner');
+  // The destinations and jobs of a removed account are owned by NAME#IDENTITY (store/accounts.ts).
+  if (g.owner !== undefined && !RETIRED_OWNER.test(g.owner)) check(g.owner, '--owner');
   if (g.asAccount === undefined) return { actor: ROOT, owner: g.owner };
   check(g.asAccount, '--as-account');
   const account = g.asAccount === 'root' ? null : await ctx.panel(false).getAccount(g.asAccount);
   if (!account) throw new UserError(`--as-account: no account named "${g.asAccount}"`);
+  // The account as it is now (a removed and re-created one is noticed here).
+  await identify(ctx, account.username, account);
   return { actor: { name: account.username, role: 'user' }, owner: g.owner };
 }
 
@@ -549,7 +554,31 @@ program.command('activity').description('the activity log: who did what, when, w
     else printTable(entries.map((a) => ({ ...a, when: a.at })), ['when', 'actor', 'role', 'action', 'target', 'result', 'detail']);
   }));
 
+snapshot.command('assign').argument('[id]', 'one snapshot')
+  .description("hand snapshots of a removed account (the provider's since) to the account that now has its name")
+  .option('--destination <name>', 'the destination of the snapshot, when its id is on several')
+  .option('--from-identity <id>', 'every snapshot of this removed account identity (see account identities)', (v) => (/^\d+$/.test(v) ? Number(v) : Number.NaN))
+  .requiredOption('--to <account>', 'the account now of the name the snapshots were taken under')
+  .action(action(async (ctx, json, id: string | undefined, opts: { destination?: string; fromIdentity?: number; to: string }) => {
+    if (opts.fromIdentity !== undefined && !Number.isSafeInteger(opts.fromIdentity)) throw new UserError('--from-identity is the number of an account identity', 2);
+    if (!ACCOUNT_NAME.test(opts.to)) throw new UserError(`--to: "${opts.to}" is not an account name`, 2);
+    const { handOverSnapshots } = await import('../services/snapshot-handover.js');
+    const r = await handOverSnapshots(ctx, { ...(id !== undefined ? { id } : {}), ...opts });
+    if (json) printJson(r);
+    else process.stdout.write(`${r.assigned.length} snapshot(s) handed to ${opts.to}\n`);
+  }));
+
 const accountCommand = program.command('account').description("an account's own settings");
+accountCommand.command('identities')
+  .description('the accounts Tidemark has known under each name: a removed one keeps its snapshots (the provider\'s) apart from a later account of the same name')
+  .option('--account <name>', 'one name')
+  .action(action(async (ctx, json, opts: { account?: string }) => {
+    if (opts.account !== undefined && !ACCOUNT_NAME.test(opts.account)) throw new UserError(`--account: "${opts.account}" is not an account name`, 2);
+    const { describeIdentity, listIdentities } = await import('../services/account-identity.js');
+    const docs = (await listIdentities(ctx, opts.account)).map((a) => describeIdentity(ctx, a));
+    if (json) printJson(docs);
+    else printTable(docs, ['identity', 'account', 'uid', 'panelCreatedAt', 'removedAt', 'snapshots']);
+  }));
 accountCommand.command('notify')
   .description('mail about restores of the account, to its contact address in the panel (without --restores: show the setting)')
   .addOption(new Option('--restores <on|off>', 'mail me about my restores').choices(['on', 'off']))

@@ -13,6 +13,7 @@ import { getJob } from './jobs.js';
 import { isAccountOwned, mayActOnAccount, ROOT, type Actor } from './actor.js';
 import { checkMay } from './permissions.js';
 import { runHooks, type HookInput } from '../hooks/runner.js';
+import { identify } from './account-identity.js';
 
 export interface AccountBackupResult {
   account: string;
@@ -69,11 +70,19 @@ export interface BackupOptions {
 export async function runBackup(ctx: Context, jobName: string, onlyAccount?: string, actor: Actor = ROOT, owner?: string, options: BackupOptions = {}): Promise<AccountBackupResult[]> {
   const job = getJob(ctx, jobName, actor, owner);
   if (actor.role !== 'admin') checkMay(ctx, actor, 'ownJobs', actor.name);
+  const withDatabases = job.items.includes('databases') || job.items.includes('database-users');
+  const accounts = await accountsOfJob(ctx, job, onlyAccount, withDatabases);
+  // Each snapshot belongs to the account as it is now. Identifying it first also notices an
+  // account removed and re-created without the panel saying so: the destinations and jobs of
+  // the removed one then no longer take backups (they are read again below).
+  const identities = new Map<string, number>();
+  for (const a of accounts) {
+    const identity = await identify(ctx, a.username, a);
+    if (identity) identities.set(a.username, identity.id);
+  }
   const destRecord = ctx.store.destinations.byId(job.destinationId);
   if (!destRecord) throw new UserError(`job "${jobName}" has no destination`);
   checkTakesBackups(ctx, destRecord);
-  const withDatabases = job.items.includes('databases') || job.items.includes('database-users');
-  const accounts = await accountsOfJob(ctx, job, onlyAccount, withDatabases);
   for (const a of accounts) {
     if (isAccountOwned(destRecord) && a.username !== destRecord.owner) {
       throw new UserError(`destination "${destRecord.name}" belongs to account ${destRecord.owner}: it takes no backup of account ${a.username}`);
@@ -83,7 +92,7 @@ export async function runBackup(ctx: Context, jobName: string, onlyAccount?: str
   const priority = options.priority ?? PRIORITIES.normal;
   const tasks = accounts.map((a) => ctx.store.tasks.create({
     type: 'backup', account: a.username, jobId: job.id, destinationId: destRecord.id, snapshotId: null, priority,
-    params: { requestedBy: actor.name, ...(options.schedule ? { schedule: options.schedule } : {}) },
+    params: { requestedBy: actor.name, accountIdentity: identities.get(a.username) ?? null, ...(options.schedule ? { schedule: options.schedule } : {}) },
   }).id);
   options.onTasks?.(tasks);
   const hookInput: HookInput = { job: job.name, account: null, destination: destRecord.name, snapshot: null, actor, accounts: accounts.map((a) => a.username), tasks };
@@ -94,7 +103,7 @@ export async function runBackup(ctx: Context, jobName: string, onlyAccount?: str
   try {
     await runHooks(ctx.config, 'preBackup', hookInput, logAll);
     started = true;
-    results = await backupToDestination(ctx, job, destRecord, accounts, tasks, actor, options.schedule);
+    results = await backupToDestination(ctx, job, destRecord, accounts, tasks, actor, options.schedule, identities);
     return results;
   } catch (err) {
     failure = (err as Error).message;
@@ -112,9 +121,10 @@ export async function runBackup(ctx: Context, jobName: string, onlyAccount?: str
   }
 }
 
-async function backupToDestination(ctx: Context, job: JobRecord, destRecord: DestinationRecord, accounts: Account[], tasks: number[], actor: Actor, schedule: string | undefined): Promise<AccountBackupResult[]> {
+async function backupToDestination(ctx: Context, job: JobRecord, destRecord: DestinationRecord, accounts: Account[], tasks: number[], actor: Actor, schedule: string | undefined,
+  identities: Map<string, number>): Promise<AccountBackupResult[]> {
   const unavailable = await probeDestination(ctx, destRecord, accounts.length);
-  const results = await Promise.all(accounts.map((account, i) => backupOneAccount(ctx, job, destRecord, account, tasks[i]!, actor, schedule, unavailable)));
+  const results = await Promise.all(accounts.map((account, i) => backupOneAccount(ctx, job, destRecord, account, tasks[i]!, actor, schedule, unavailable, identities.get(account.username) ?? null)));
   ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'backup', target: `job ${job.name}`,
     result: results.every((r) => r.status !== 'failed' && r.status !== 'cancelled') ? 'ok' : results.some((r) => r.status === 'cancelled') ? 'cancelled' : 'failed',
     detail: JSON.stringify(results.map((r) => ({ account: r.account, status: r.status }))) });
@@ -156,7 +166,8 @@ async function checkFreeSpace(destRecord: DestinationRecord, dest: Destination):
  * One account's task: waits for its turn, then backs up over a connection of its own (a
  * remote destination's bytes sent are then this account's alone).
  */
-async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: DestinationRecord, account: Account, taskId: number, actor: Actor, schedule: string | undefined, unavailable: string | null): Promise<AccountBackupResult> {
+async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: DestinationRecord, account: Account, taskId: number, actor: Actor, schedule: string | undefined, unavailable: string | null,
+  accountId: number | null): Promise<AccountBackupResult> {
   const queue = queueOf(ctx);
   const watch = queue.watch(taskId);
   const hookInput: HookInput = { job: job.name, account: account.username, destination: destRecord.name, snapshot: null, actor, task: taskId };
@@ -178,7 +189,9 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
       watch.signal.throwIfAborted();
       const sentBefore = dest.bytesSent?.() ?? null;
       const previous = job.structure === 'incremental'
-        ? ctx.store.snapshots.list({ account: account.username, destinationId: destRecord.id }).find((s) => s.structure === 'incremental') ?? null
+        // Only the same account's: a former account of the name never lends its files to this one.
+        ? ctx.store.snapshots.list({ account: account.username, destinationId: destRecord.id })
+          .find((s) => s.structure === 'incremental' && (s.accountId ?? null) === accountId) ?? null
         : null;
       const manifest = await backupAccount({
         account, destination: dest, structure: job.structure, items: job.items, excludes: job.excludes, jobName: job.name,
@@ -192,7 +205,7 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
         id: manifest.id, destinationId: destRecord.id, account: account.username, jobId: job.id, structure: manifest.structure,
         status: manifest.status, startedAt: manifest.startedAt, finishedAt: manifest.finishedAt, items: job.items,
         files: manifest.stats.files, bytes: manifest.stats.bytes, storedBytes: manifest.stats.storedBytes,
-        databases: manifest.databases.map((d) => d.name), locked: false, note: '',
+        databases: manifest.databases.map((d) => d.name), locked: false, note: '', accountId,
       };
       ctx.store.snapshots.insert(record);
       if (schedule !== undefined) ctx.store.snapshots.setSchedule(destRecord.id, account.username, manifest.id, schedule);

@@ -6,6 +6,7 @@ import { PRIORITIES } from '../queue/priority.js';
 import { UserError, type Context } from './context.js';
 import { ROOT } from './actor.js';
 import { withDriver } from './destinations.js';
+import { accountCreated as identityCreated, accountRemoved as identityRemoved } from './account-identity.js';
 
 /**
  * What the panels tell Tidemark about accounts (through the hook scripts in plugin/):
@@ -113,12 +114,20 @@ export async function handlePanelEvent(ctx: Context, ev: PanelEvent, opts: { tim
   let outcome: PanelEventOutcome;
   try {
     if (ev.kind === 'removed') {
-      outcome = { ...base, ...(await accountRemoved(ctx, ev.account, opts.timeLimitMs ?? DEFAULT_FINAL_BACKUP_LIMIT_MS)) };
-      // A later account of the same name is someone else: it starts without this one's choices.
-      ctx.store.accountPreferences.forget(ev.account);
+      try {
+        outcome = { ...base, ...(await accountRemoved(ctx, ev.account, opts.timeLimitMs ?? DEFAULT_FINAL_BACKUP_LIMIT_MS)) };
+      } finally {
+        // Whatever the final backup did: a later account of the same name is someone else. It
+        // inherits no snapshot, destination, job, token, session or choice of this one.
+        await identityRemoved(ctx, ev.account);
+        ctx.store.accountPreferences.forget(ev.account);
+      }
+      outcome.summary += '; its snapshots are the provider\'s now, its own destinations, jobs, API tokens and sessions end';
     }
     else if (ev.kind === 'renamed') outcome = { ...base, ...(await accountRenamed(ctx, ev.account, ev.newAccount!)) };
     else {
+      // A new account: nothing recorded under its name before is its own.
+      if (ev.kind === 'created') await identityCreated(ctx, ev.account);
       const what = { created: 'jobs for all accounts include it from their next run', suspended: 'backups continue', unsuspended: 'nothing to change' }[ev.kind];
       outcome = { ...base, ok: true, summary: `account ${ev.account} ${ev.kind}: ${what}`, errors: [] };
     }
@@ -228,6 +237,9 @@ async function accountRenamed(ctx: Context, from: string, to: string): Promise<O
       if (entry.folder === 'renamed' || entry.snapshots > 0 || entry.error) destinations.push(entry);
     }
     const jobs = ctx.store.jobs.renameAccount(from, to).map((j) => j.name);
+    // The same account under a new name: its identity, own destinations and jobs, tokens and sessions follow.
+    const identity = ctx.store.accounts.current(from);
+    if (identity) ctx.store.accounts.rename(identity.id, to);
     ctx.store.accountPreferences.rename(from, to);
     const errors = destinations.filter((d) => d.error).map((d) => `destination ${d.destination}: ${d.error}`);
     const moved = destinations.filter((d) => !d.error).reduce((n, d) => n + d.snapshots, 0);

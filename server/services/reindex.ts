@@ -1,6 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { DestinationError, type Destination } from '../destinations/types.js';
 import { lockAccount } from '../engine/account-lock.js';
+import { identify, type AccountIdentity } from './account-identity.js';
 import { runAsTask } from '../queue/run-task.js';
 import { PRIORITIES } from '../queue/priority.js';
 import { ACCOUNT_NAME, layout } from '../engine/snapshot-layout.js';
@@ -52,6 +53,7 @@ async function manifestSchema() {
     stats: z.object({ files: count, bytes: count, storedBytes: count }),
     databases: z.array(z.object({ name: z.string().min(1) })),
     job: z.string().nullable(),
+    accountInfo: z.object({ uid: z.number().int() }).optional(),
   });
 }
 
@@ -155,6 +157,7 @@ async function reindexAccount(ctx: Context, d: DestinationRecord, driver: Destin
     ? (await driver.list(layout.accountDir(account))).filter((e) => e.type === 'dir' && SNAPSHOT_ID.test(e.name)).map((e) => e.name)
     : [];
   const existing = new Map(ctx.store.snapshots.list({ destinationId: d.id, account }).map((s) => [s.id, s]));
+  const identity = await identify(ctx, account);
   const toAdd: SnapshotRecord[] = [];
   const toUpdate: SnapshotRecord[] = [];
   for (const id of folders) {
@@ -171,7 +174,7 @@ async function reindexAccount(ctx: Context, d: DestinationRecord, driver: Destin
     report.found++;
     const old = existing.get(id);
     existing.delete(id);
-    const record = recordOf(ctx, d, manifest, old);
+    const record = recordOf(ctx, d, manifest, old, identity);
     if (!old) toAdd.push(record);
     else if (!isDeepStrictEqual(record, old)) toUpdate.push(record);
   }
@@ -207,8 +210,21 @@ async function readValidManifest(driver: Destination, file: string, schema: Mani
   return parsed.data;
 }
 
+/**
+ * The account a snapshot new to the catalog belongs to: the account now of its name only when
+ * it was taken of that account (the uid it recorded, and not before the panel created the
+ * account); otherwise nobody's but the provider's (a former account's, say), until the
+ * provider hands it over (snapshot assign).
+ */
+function identityOfFound(identity: AccountIdentity | null, m: ParsedManifest): number | null {
+  if (!identity || identity.removedAt !== null) return null;
+  if (identity.uid !== null && m.accountInfo !== undefined && m.accountInfo.uid !== identity.uid) return null;
+  if (identity.panelCreatedAt !== null && !Number.isNaN(Date.parse(identity.panelCreatedAt)) && Date.parse(m.startedAt) < Date.parse(identity.panelCreatedAt)) return null;
+  return identity.id;
+}
+
 /** The catalog row for a manifest; a row that stays keeps its job, schedule, lock and note. */
-function recordOf(ctx: Context, d: DestinationRecord, m: ParsedManifest, old: SnapshotRecord | undefined): SnapshotRecord {
+function recordOf(ctx: Context, d: DestinationRecord, m: ParsedManifest, old: SnapshotRecord | undefined, identity: AccountIdentity | null): SnapshotRecord {
   let jobId: number | null = old?.jobId ?? null;
   if (!old && m.job !== null) {
     // Only a job that writes to this destination: a same-named job elsewhere did not make it.
@@ -220,5 +236,6 @@ function recordOf(ctx: Context, d: DestinationRecord, m: ParsedManifest, old: Sn
     startedAt: m.startedAt, finishedAt: m.finishedAt, items: m.items as Item[], files: m.stats.files, bytes: m.stats.bytes,
     storedBytes: m.stats.storedBytes, databases: m.databases.map((x) => x.name), locked: old?.locked ?? false, note: old?.note ?? '',
     schedule: old?.schedule ?? 'manual',
+    accountId: old ? old.accountId ?? null : identityOfFound(identity, m),
   };
 }

@@ -18,7 +18,7 @@ const newestFirst = (a: SnapshotRecord, b: SnapshotRecord): number =>
   b.finishedAt.localeCompare(a.finishedAt) || b.id.localeCompare(a.id);
 
 /**
- * The snapshots retention removes. Each job, destination, account and schedule is a
+ * The snapshots retention removes. Each job, destination, account (identity) and schedule is a
  * series of its own that keeps its newest N. Locked snapshots are never removed and do not
  * count toward N. Snapshots of a removed job, of a removed schedule, or on demand without
  * `manualKeep` are kept: nothing is removed without a rule that says so.
@@ -33,7 +33,8 @@ export function planRetention(snapshots: readonly SnapshotRecord[], policies: re
   for (const s of snapshots) {
     if (s.jobId === null || s.locked) continue;
     if (!keepOf.has(`${s.jobId}|${s.schedule ?? MANUAL}`)) continue;
-    const key = JSON.stringify([s.jobId, s.schedule ?? MANUAL, s.destinationId, s.account]);
+    // Each account identity is a series of its own: a later account of the name never pushes out a removed one's last snapshots.
+    const key = JSON.stringify([s.jobId, s.schedule ?? MANUAL, s.destinationId, s.account, s.accountId ?? null]);
     series.set(key, [...(series.get(key) ?? []), s]);
   }
   const prune: SnapshotRecord[] = [];

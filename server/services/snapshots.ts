@@ -19,24 +19,50 @@ import { isAccountOwned, mayActOnAccount, maySeeSnapshotsOn, ownerOf, PROVIDER, 
 import { checkMay } from './permissions.js';
 import { runHooks, type HookInput } from '../hooks/runner.js';
 import { notifyRestoreResult } from '../notify/restore-result.js';
+import { currentIdentityId } from './account-identity.js';
+
+/**
+ * Whose a snapshot is, for the rules below: the account now of its name (`current`), a
+ * former account of that name (`former`, the provider's now), or nobody's but the provider's.
+ */
+export type SnapshotHolder = 'current' | 'former' | 'provider';
+
+/** Caches, within one question, the identity each account name stands for now. */
+export type IdentityCache = Map<string, Promise<number | null>>;
+
+export async function holderOf(ctx: Context, s: Pick<SnapshotRecord, 'account' | 'accountId'>, cache: IdentityCache = new Map()): Promise<SnapshotHolder> {
+  if (s.accountId === null || s.accountId === undefined) return 'provider';
+  let p = cache.get(s.account);
+  if (!p) { p = currentIdentityId(ctx, s.account); cache.set(s.account, p); }
+  return (await p) === s.accountId ? 'current' : 'former';
+}
 
 /**
  * Keeps the snapshots `actor` may see: for an account holder its own account's, on its own
  * destinations and on the provider's whose snapshots are visible; for a reseller those of
- * its accounts on the provider's visible destinations.
+ * its accounts on the provider's visible destinations. "Its own account" is the account as
+ * it is now: the snapshots of a removed account of the same name are the provider's, and
+ * only the reseller that owned that account still sees them.
  */
 async function visibleTo(ctx: Context, actor: Actor, snapshots: SnapshotRecord[]): Promise<SnapshotRecord[]> {
   if (actor.role === 'admin') return snapshots;
   const destinations = new Map<number, boolean>();
   const accounts = new Map<string, boolean>();
+  const identities: IdentityCache = new Map();
   const out: SnapshotRecord[] = [];
   for (const s of snapshots) {
     if (!destinations.has(s.destinationId)) {
       const d = ctx.store.destinations.byId(s.destinationId);
       destinations.set(s.destinationId, d !== null && maySeeSnapshotsOn(actor, d));
     }
-    if (!accounts.has(s.account)) accounts.set(s.account, await mayActOnAccount(ctx, actor, s.account));
-    if (destinations.get(s.destinationId) && accounts.get(s.account)) out.push(s);
+    if (!destinations.get(s.destinationId)) continue;
+    const holder = await holderOf(ctx, s, identities);
+    if (holder === 'current') {
+      if (!accounts.has(s.account)) accounts.set(s.account, await mayActOnAccount(ctx, actor, s.account));
+      if (accounts.get(s.account)) out.push(s);
+    } else if (holder === 'former' && actor.role === 'reseller' && ctx.store.accounts.byId(s.accountId!)?.owner === actor.name) {
+      out.push(s);
+    }
   }
   return out;
 }
@@ -95,6 +121,8 @@ export function describeSnapshot(ctx: Context, s: SnapshotRecord): Record<string
     job: s.jobId === null ? null : ctx.store.jobs.byId(s.jobId)?.name ?? null, structure: s.structure, status: s.status,
     startedAt: s.startedAt, finishedAt: s.finishedAt, items: s.items, files: s.files, bytes: s.bytes, storedBytes: s.storedBytes,
     databases: s.databases, locked: s.locked, note: s.note, schedule: s.schedule ?? 'manual',
+    // Taken of an account since removed (or of nobody known): the provider's, see `account identities`.
+    formerAccount: s.accountId === null || s.accountId === undefined || ctx.store.accounts.byId(s.accountId)?.removedAt !== null,
   };
 }
 
@@ -140,6 +168,10 @@ export interface RestoreHooks {
 
 export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInput, actor: Actor = ROOT, hooks: RestoreHooks = {}): Promise<RestoreOutcome & { task: number }> {
   await checkMaySee(ctx, actor, s);
+  // A former account's snapshot would land in the home of whoever holds the name now.
+  if (actor.role !== 'admin' && (await holderOf(ctx, s)) !== 'current') {
+    throw new UserError(`snapshot ${s.id} is of a former account named ${s.account}: only the provider restores it (or hands it over: snapshot assign)`);
+  }
   const withDb = input.databases.length > 0;
   checkMayRestore(ctx, actor, s, input);
   const destRecord = ctx.store.destinations.byId(s.destinationId)!;
@@ -160,7 +192,7 @@ export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInp
   // Someone is waiting for it: a restore goes before the queue's backups.
   const task = ctx.store.tasks.create({
     type: 'restore', account: s.account, jobId: null, destinationId: s.destinationId, snapshotId: s.id, priority: PRIORITIES.high,
-    params: { ...input, paths: input.paths.map(toDisplay), requestedBy: actor.name },
+    params: { ...input, paths: input.paths.map(toDisplay), requestedBy: actor.name, accountIdentity: s.accountId ?? null },
   });
   hooks.onTask?.(task.id);
   const queue = queueOf(ctx);
@@ -244,7 +276,7 @@ export async function prepareDownload(ctx: Context, s: SnapshotRecord, input: Do
     try {
       result = await runAsTask(ctx, {
         type: 'download', account: s.account, destinationId: destRecord.id, snapshotId: s.id, priority: PRIORITIES.high,
-        params: { paths: input.paths.map(toDisplay), databases: input.databases, requestedBy: actor.name },
+        params: { paths: input.paths.map(toDisplay), databases: input.databases, requestedBy: actor.name, accountIdentity: s.accountId ?? null },
       }, () => withDriver(ctx, destRecord, (destination) => downloadSnapshot({
         destination, account: s.account, snapshotId: s.id, paths: input.paths, databases: input.databases, out,
       })), { summary: (r) => ({ ...r }) });

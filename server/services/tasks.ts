@@ -2,11 +2,24 @@ import type { TaskRecord } from '../store/tasks.js';
 import { UserError, type Context } from './context.js';
 import { isAccountOwned, mayActOnAccount, maySeeSnapshotsOn, ROOT, type Actor } from './actor.js';
 import { priorityName } from '../queue/priority.js';
+import { holderOf, type IdentityCache, type SnapshotHolder } from './snapshots.js';
+
+/**
+ * Whose account a task worked on: the account now of its name, a former one (removed: the
+ * provider's), or the provider's alone. Tasks carry the account identity in `accountIdentity`;
+ * one that does not (a reindex or a validation) is the account's of the name.
+ */
+export async function taskHolder(ctx: Context, t: TaskRecord, cache: IdentityCache = new Map()): Promise<SnapshotHolder> {
+  const recorded = t.params.accountIdentity;
+  if (t.account === null || recorded === undefined) return 'current';
+  return holderOf(ctx, { account: t.account, accountId: typeof recorded === 'number' ? recorded : null }, cache);
+}
 
 /** Whether `actor` may follow a task: an admin all; others the tasks of their accounts on destinations they see. */
 async function maySee(ctx: Context, actor: Actor, t: TaskRecord): Promise<boolean> {
   if (actor.role === 'admin') return true;
   if (t.account === null || !(await mayActOnAccount(ctx, actor, t.account))) return false;
+  if ((await taskHolder(ctx, t)) !== 'current') return false;
   if (t.destinationId === null) return true;
   const d = ctx.store.destinations.byId(t.destinationId);
   return d !== null && maySeeSnapshotsOn(actor, d);

@@ -13,9 +13,11 @@ export class AccountPreferenceRepository {
     return { restoreMail: r === undefined || r.restore_mail === null ? null : r.restore_mail === 1 };
   }
   setRestoreMail(account: string, on: boolean): void {
-    this.db.prepare(`INSERT INTO account_preferences (account, restore_mail, updated_at) VALUES (?, ?, ?)
-      ON CONFLICT (account) DO UPDATE SET restore_mail = excluded.restore_mail, updated_at = excluded.updated_at`)
-      .run(account, on ? 1 : 0, new Date().toISOString());
+    // The choice is the current identity's: forgotten when it is removed (store/accounts.ts retire).
+    this.db.prepare(`INSERT INTO account_preferences (account, restore_mail, updated_at, account_id)
+      VALUES (?, ?, ?, (SELECT id FROM accounts WHERE name = ? AND removed_at IS NULL))
+      ON CONFLICT (account) DO UPDATE SET restore_mail = excluded.restore_mail, updated_at = excluded.updated_at, account_id = excluded.account_id`)
+      .run(account, on ? 1 : 0, new Date().toISOString(), account);
   }
   /** The panel renamed the account: its choices follow it (an entry under the new name is replaced). */
   rename(from: string, to: string): void {

@@ -9,13 +9,15 @@ export interface ApiTokenRecord {
   expiresAt: number | null;
   lastUsedAt: number | null;
   revokedAt: number | null;
+  /** The account identity a reseller's or account holder's token was made for (store/accounts.ts). */
+  accountId: number | null;
 }
 
-interface Row { name: string; actor: string; role: string; created_at: number; expires_at: number | null; last_used_at: number | null; revoked_at: number | null }
+interface Row { name: string; actor: string; role: string; created_at: number; expires_at: number | null; last_used_at: number | null; revoked_at: number | null; account_id: number | null }
 
 const fromRow = (r: Row): ApiTokenRecord => ({
   name: r.name, actor: { name: r.actor, role: r.role as Role }, createdAt: r.created_at, expiresAt: r.expires_at,
-  lastUsedAt: r.last_used_at, revokedAt: r.revoked_at,
+  lastUsedAt: r.last_used_at, revokedAt: r.revoked_at, accountId: r.account_id,
 });
 
 /** Recognisable in a leaked-secret scan, and never mistaken for a session id. */
@@ -26,11 +28,11 @@ const hash = (token: string): string => crypto.createHash('sha256').update(token
 export class ApiTokenRepository {
   constructor(private readonly db: Db, private readonly now: () => number = Date.now) {}
 
-  create(name: string, actor: Actor, ttlMs: number | null): { token: string; record: ApiTokenRecord } {
+  create(name: string, actor: Actor, ttlMs: number | null, accountId: number | null = null): { token: string; record: ApiTokenRecord } {
     const token = PREFIX + crypto.randomBytes(32).toString('base64url');
     const at = this.now();
-    this.db.prepare('INSERT INTO api_tokens (name, token_hash, actor, role, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(name, hash(token), actor.name, actor.role, at, ttlMs === null ? null : at + ttlMs);
+    this.db.prepare('INSERT INTO api_tokens (name, token_hash, actor, role, created_at, expires_at, account_id) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(name, hash(token), actor.name, actor.role, at, ttlMs === null ? null : at + ttlMs, accountId);
     return { token, record: this.byName(name)! };
   }
 

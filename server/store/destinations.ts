@@ -50,9 +50,10 @@ export class DestinationRepository {
     return r ? fromRow(r) : null;
   }
   insert(d: Omit<DestinationRecord, 'id' | 'createdAt'>): DestinationRecord {
-    const info = this.db.prepare(`INSERT INTO destinations (name, type, settings, owner, enabled, snapshots_visible, read_only, free_space_limit_mb, created_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(d.name, d.type, JSON.stringify(d.settings), d.owner, d.enabled ? 1 : 0,
-      d.snapshotsVisible ? 1 : 0, d.readOnly ? 1 : 0, d.freeSpaceLimitMb, new Date().toISOString());
+    // An account's destination belongs to the account's current identity (store/accounts.ts).
+    const info = this.db.prepare(`INSERT INTO destinations (name, type, settings, owner, enabled, snapshots_visible, read_only, free_space_limit_mb, created_at, owner_account_id)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT id FROM accounts WHERE name = ? AND removed_at IS NULL))`).run(d.name, d.type, JSON.stringify(d.settings), d.owner, d.enabled ? 1 : 0,
+      d.snapshotsVisible ? 1 : 0, d.readOnly ? 1 : 0, d.freeSpaceLimitMb, new Date().toISOString(), d.owner);
     return this.byId(Number(info.lastInsertRowid))!;
   }
   update(id: number, fields: Partial<Pick<DestinationRecord, 'enabled' | 'snapshotsVisible' | 'settings'>>): DestinationRecord {

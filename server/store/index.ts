@@ -8,6 +8,7 @@ import { SessionRepository } from './sessions.js';
 import { ApiTokenRepository } from './api-tokens.js';
 import { ScheduleRepository } from './schedules.js';
 import { AccountPreferenceRepository } from './account-preferences.js';
+import { AccountRepository } from './accounts.js';
 
 export interface Store {
   db: Db;
@@ -20,6 +21,8 @@ export interface Store {
   apiTokens: ApiTokenRepository;
   schedules: ScheduleRepository;
   accountPreferences: AccountPreferenceRepository;
+  /** Account identities (store/accounts.ts). */
+  accounts: AccountRepository;
   close(): void;
 }
 
@@ -36,6 +39,7 @@ export async function openStore(dataDir: string): Promise<Store> {
     apiTokens: new ApiTokenRepository(db),
     schedules: new ScheduleRepository(db),
     accountPreferences: new AccountPreferenceRepository(db),
+    accounts: new AccountRepository(db),
     close: () => db.close(),
   };
 }

@@ -58,9 +58,10 @@ export class JobRepository {
     return (this.db.prepare('SELECT * FROM jobs WHERE destination_id = ? ORDER BY name').all(destinationId) as Row[]).map(fromRow);
   }
   insert(j: Omit<JobRecord, 'id' | 'createdAt'>): JobRecord {
-    const info = this.db.prepare(`INSERT INTO jobs (name, owner, destination_id, structure, accounts, items, excludes, enabled, created_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(j.name, j.owner, j.destinationId, j.structure, JSON.stringify(j.accounts),
-      JSON.stringify(j.items), JSON.stringify(j.excludes), j.enabled ? 1 : 0, new Date().toISOString());
+    // An account's job belongs to the account's current identity (store/accounts.ts).
+    const info = this.db.prepare(`INSERT INTO jobs (name, owner, destination_id, structure, accounts, items, excludes, enabled, created_at, owner_account_id)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT id FROM accounts WHERE name = ? AND removed_at IS NULL))`).run(j.name, j.owner, j.destinationId, j.structure, JSON.stringify(j.accounts),
+      JSON.stringify(j.items), JSON.stringify(j.excludes), j.enabled ? 1 : 0, new Date().toISOString(), j.owner);
     return this.byId(Number(info.lastInsertRowid))!;
   }
   /** The account was renamed in the panel: jobs that list it by name list the new name. Returns the jobs changed. */

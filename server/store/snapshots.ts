@@ -19,12 +19,17 @@ export interface SnapshotRecord {
   note: string;
   /** The schedule that made it ('manual': on demand); retention keeps each schedule's own. Default 'manual'. */
   schedule?: string;
+  /**
+   * The account identity the snapshot was taken of (store/accounts.ts); null: nobody's but the
+   * provider's (found by a reindex and older than the account now of that name). Default null.
+   */
+  accountId?: number | null;
 }
 
 interface Row {
   id: string; destination_id: number; account: string; job_id: number | null; structure: string; status: string;
   started_at: string; finished_at: string; items: string; files: number; bytes: number; stored_bytes: number;
-  databases: string; locked: number; note: string; schedule: string;
+  databases: string; locked: number; note: string; schedule: string; account_id: number | null;
 }
 
 const fromRow = (r: Row): SnapshotRecord => ({
@@ -32,16 +37,18 @@ const fromRow = (r: Row): SnapshotRecord => ({
   status: r.status as SnapshotRecord['status'], startedAt: r.started_at, finishedAt: r.finished_at,
   items: JSON.parse(r.items) as Item[], files: r.files, bytes: r.bytes, storedBytes: r.stored_bytes,
   databases: JSON.parse(r.databases) as string[], locked: r.locked === 1, note: r.note, schedule: r.schedule,
+  accountId: r.account_id,
 });
 
 export class SnapshotRepository {
   constructor(private readonly db: Db) {}
 
-  list(filter: { account?: string; destinationId?: number } = {}): SnapshotRecord[] {
+  list(filter: { account?: string; destinationId?: number; accountId?: number } = {}): SnapshotRecord[] {
     const where: string[] = [];
     const args: (string | number)[] = [];
     if (filter.account !== undefined) { where.push('account = ?'); args.push(filter.account); }
     if (filter.destinationId !== undefined) { where.push('destination_id = ?'); args.push(filter.destinationId); }
+    if (filter.accountId !== undefined) { where.push('account_id = ?'); args.push(filter.accountId); }
     const sql = `SELECT * FROM snapshots ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY finished_at DESC, id DESC`;
     return (this.db.prepare(sql).all(...args) as Row[]).map(fromRow);
   }
@@ -59,9 +66,9 @@ export class SnapshotRepository {
   }
   insert(s: SnapshotRecord): void {
     this.db.prepare(`INSERT INTO snapshots (id, destination_id, account, job_id, structure, status, started_at, finished_at, items,
-      files, bytes, stored_bytes, databases, locked, note, schedule) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      files, bytes, stored_bytes, databases, locked, note, schedule, account_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
       .run(s.id, s.destinationId, s.account, s.jobId, s.structure, s.status, s.startedAt, s.finishedAt, JSON.stringify(s.items),
-        s.files, s.bytes, s.storedBytes, JSON.stringify(s.databases), s.locked ? 1 : 0, s.note, s.schedule ?? 'manual');
+        s.files, s.bytes, s.storedBytes, JSON.stringify(s.databases), s.locked ? 1 : 0, s.note, s.schedule ?? 'manual', s.accountId ?? null);
   }
   /** Rewrites what the catalog knows of one snapshot (reindex); locked and note are written as given. */
   update(s: SnapshotRecord): void {
@@ -73,6 +80,10 @@ export class SnapshotRepository {
   /** The account was renamed in the panel: its snapshots on this destination follow it. Returns how many moved. */
   renameAccount(destinationId: number, from: string, to: string): number {
     return this.db.prepare('UPDATE snapshots SET account = ? WHERE destination_id = ? AND account = ?').run(to, destinationId, from).changes;
+  }
+  /** Hands a snapshot to an account identity (or to nobody but the provider: null). */
+  setAccountId(destinationId: number, account: string, id: string, accountId: number | null): void {
+    this.db.prepare('UPDATE snapshots SET account_id = ? WHERE destination_id = ? AND account = ? AND id = ?').run(accountId, destinationId, account, id);
   }
   setSchedule(destinationId: number, account: string, id: string, schedule: string): void {
     this.db.prepare('UPDATE snapshots SET schedule = ? WHERE destination_id = ? AND account = ? AND id = ?').run(schedule, destinationId, account, id);

@@ -49,6 +49,9 @@ export class ProviderScope {
 
   private mayMonitor(t: TaskRecord, mine: Set<string>): boolean {
     if (t.account === null || !mine.has(t.account) || t.destinationId === null) return false;
+    // A task of a removed account of the same name: only the reseller that owned that one.
+    const identity = typeof t.params.accountIdentity === 'number' ? this.ctx.store.accounts.byId(t.params.accountIdentity) : null;
+    if (identity && identity.removedAt !== null && identity.owner !== this.actor.name) return false;
     const d = this.ctx.store.destinations.byId(t.destinationId);
     return d !== null && maySeeSnapshotsOn(this.actor, d);
   }

@@ -16,6 +16,7 @@ import type { TaskRecord } from '../../store/tasks.js';
 import { cancelTask, getTask, listTasks } from '../../services/tasks.js';
 import { isPriorityName, PRIORITIES, priorityName } from '../../queue/priority.js';
 import { ApiError, statusOf } from './errors.js';
+import { stillSameAccount } from '../session.js';
 
 type Body = Record<string, unknown>;
 type Handler = (req: express.Request, res: express.Response, actor: Actor) => Promise<void>;
@@ -136,12 +137,17 @@ export function apiRoutes(ctx: Context, trusted: boolean): express.Router {
     if (header === undefined && trusted) { res.locals.apiActor = ROOT; next(); return; }
     const m = /^Bearer ([A-Za-z0-9_-]{1,200})$/.exec(header ?? '');
     const token = m ? ctx.store.apiTokens.authenticate(m[1]!) : null;
-    if (!token) {
+    const refuse = (): void => {
       res.status(401).set('WWW-Authenticate', 'Bearer realm="tidemark"').json({ error: 'a valid API token is required (Authorization: Bearer <token>)' });
-      return;
-    }
-    res.locals.apiActor = token.actor;
-    next();
+    };
+    if (!token) { refuse(); return; }
+    // A token made for an account that has since been removed speaks for nobody, even when a
+    // new account has the same name.
+    stillSameAccount(ctx, token.actor, token.accountId).then((same) => {
+      if (!same) { refuse(); return; }
+      res.locals.apiActor = token.actor;
+      next();
+    }, next);
   });
   r.use(express.json({ limit: '1mb', strict: false }));
 

@@ -1,6 +1,7 @@
 import { UserError, type Context } from '../../services/context.js';
 import type { Role } from '../../services/actor.js';
 import type { ApiTokenRecord } from '../../store/api-tokens.js';
+import { currentIdentityId } from '../../services/account-identity.js';
 
 const ROLES: readonly Role[] = ['admin', 'reseller', 'user'];
 const TOKEN_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
@@ -38,7 +39,9 @@ export async function createApiToken(ctx: Context, input: CreateTokenInput): Pro
   const days = input.expiresDays;
   if (days !== undefined && !(Number.isInteger(days) && days >= 1 && days <= 3650)) throw new UserError('--expires is a number of days from 1 to 3650', 2);
   if (ctx.store.apiTokens.byName(input.name)) throw new UserError(`an API token named "${input.name}" exists already`);
-  const { token, record } = ctx.store.apiTokens.create(input.name, { name: user, role }, days === undefined ? null : days * 86_400_000);
+  // The token is the account's as it is now: it stops working when that account is removed.
+  const accountId = role === 'admin' ? null : await currentIdentityId(ctx, user);
+  const { token, record } = ctx.store.apiTokens.create(input.name, { name: user, role }, days === undefined ? null : days * 86_400_000, accountId);
   ctx.store.activity.record({ actor: 'root', role: 'admin', action: 'api-token.create', target: input.name, result: 'ok', detail: `${role} ${user}` });
   return { ...describeToken(record), token };
 }
