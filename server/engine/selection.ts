@@ -1,4 +1,4 @@
-import { isWithin, normaliseRelative, parentOf, type BytePath } from '../util/byte-path.js';
+import { normaliseRelative, parentOf, type BytePath } from '../util/byte-path.js';
 import type { Entry } from './format/entry.js';
 
 export interface Selected {
@@ -21,7 +21,16 @@ export function selectEntries(index: Entry[], paths: BytePath[]): Selected[] {
   for (const p of prefixes) {
     if (!all && !byPath.has(p)) throw new Error(`not in this snapshot: ${Buffer.from(p, 'latin1').toString('utf8')}`);
   }
-  const chosen = (p: BytePath): boolean => all || prefixes.some((x) => isWithin(p, x));
+  // A set and a walk up the entry's own ancestors: N chosen paths against M entries cost
+  // M × depth, not N × M (this runs in the daemon's event loop).
+  const chosenSet = new Set(prefixes);
+  const chosen = (p: BytePath): boolean => {
+    if (all) return true;
+    for (let a = p; ; a = parentOf(a)) {
+      if (chosenSet.has(a)) return true;
+      if (a === '') return false;
+    }
+  };
   const ancestors = new Set<BytePath>();
   if (!all) {
     for (const p of prefixes) for (let a = parentOf(p); ; a = parentOf(a)) { ancestors.add(a); if (a === '') break; }
