@@ -38,6 +38,10 @@ export async function downloadSnapshot(req: DownloadRequest): Promise<{ files: n
   for (const db of req.databases) {
     if (!manifest.databases.some((d) => d.name === db)) throw new Error(`database ${db} is not in snapshot ${req.snapshotId}`);
   }
+  // The index is read and checked before the first byte goes out: a refused snapshot is an
+  // error answer, not an archive cut short.
+  const withFiles = (everything || req.paths.length > 0) && manifest.items.includes('files');
+  const selected = withFiles ? selectEntries(await readIndex(dest, dir), req.paths) : [];
   const gz = createParallelGzip();
   gz.pipe(req.out);
   const outDone = finished(req.out);
@@ -48,9 +52,7 @@ export async function downloadSnapshot(req: DownloadRequest): Promise<{ files: n
   const mtimeSec = Math.floor(Date.parse(manifest.finishedAt) / 1000);
   const dirEntry = (path: string) => makeEntry({ kind: 'd', path, mode: 0o755, mtimeSec });
 
-  if ((everything || req.paths.length > 0) && manifest.items.includes('files')) {
-    const index = await readIndex(dest, dir);
-    const selected = selectEntries(index, req.paths);
+  if (withFiles) {
     await w.write(tarHeaders(dirEntry('files')));
     let pad = 0;
     for await (const ev of snapshotContent(dest, dir, manifest.structure, selected)) {

@@ -4,7 +4,7 @@ import { parseEntryStream, type Entry } from './format/entry.js';
 import type { Destination } from '../destinations/types.js';
 import { layout } from './snapshot-layout.js';
 import { isSafeRelative, limits, MAX_PATH_BYTES, requireRegularFile, SnapshotInputError } from './untrusted-input.js';
-import { parentOf, toDisplay } from '../util/byte-path.js';
+import { parentOf, toDisplay, type BytePath } from '../util/byte-path.js';
 
 /** Counts inflated bytes and stops the stream past `limit` (a gzip bomb never fills memory). */
 class ByteLimit extends Transform {
@@ -63,15 +63,15 @@ export class IndexValidator {
 }
 
 /**
- * Reads a snapshot's whole index (entries in walk order), validated entry by entry and
- * bounded in entries and inflated bytes (see limits): a crafted index is refused with an
- * error naming the snapshot, never allowed to fill memory.
+ * Streams a snapshot's index (entries in walk order) to `onEntry`, validated entry by entry
+ * and bounded in entries and inflated bytes (see limits): a crafted index is refused with
+ * an error naming the snapshot, never allowed to fill memory. `onEntry` may return false
+ * to stop early.
  */
-export async function readIndex(dest: Destination, snapshotDir: string): Promise<Entry[]> {
+export async function eachIndexEntry(dest: Destination, snapshotDir: string, onEntry: (e: Entry) => boolean | void): Promise<void> {
   const what = `snapshot ${snapshotDir}: ${layout.index}`;
   await requireRegularFile(dest, snapshotDir, layout.index, what);
   const validator = new IndexValidator(what);
-  const entries: Entry[] = [];
   const maxBytes = limits.indexBytes;
   const raw = dest.createReadStream(`${snapshotDir}/${layout.index}`);
   const gunzip = zlib.createGunzip();
@@ -84,7 +84,7 @@ export async function readIndex(dest: Destination, snapshotDir: string): Promise
       if (ev.type === 'notice') throw new SnapshotInputError(`${what}: a record that is not an entry: refused as damaged or hostile`);
       if (ev.type !== 'entry') throw new SnapshotInputError(`${what}: content inside the index: refused as damaged or hostile`);
       validator.check(ev.entry);
-      entries.push(ev.entry);
+      if (onEntry(ev.entry) === false) break;
     }
   } catch (err) {
     if (err instanceof SnapshotInputError) throw err;
@@ -96,5 +96,25 @@ export async function readIndex(dest: Destination, snapshotDir: string): Promise
     gunzip.destroy();
     bounded.destroy();
   }
+}
+
+/** The whole index in memory (restore and download select from it), within the same bounds. */
+export async function readIndex(dest: Destination, snapshotDir: string): Promise<Entry[]> {
+  const entries: Entry[] = [];
+  await eachIndexEntry(dest, snapshotDir, (e) => { entries.push(e); });
   return entries;
+}
+
+/**
+ * Browsing one folder: only the folder's own entry and its direct children are kept while
+ * the index streams by (null when `dir` is not in the snapshot).
+ */
+export async function readIndexChildren(dest: Destination, snapshotDir: string, dir: BytePath): Promise<{ parent: Entry; children: Entry[] } | null> {
+  let parent: Entry | null = null;
+  const children: Entry[] = [];
+  await eachIndexEntry(dest, snapshotDir, (e) => {
+    if (e.path === dir) parent = e;
+    else if (e.path !== '' && parentOf(e.path) === dir) children.push(e);
+  });
+  return parent ? { parent, children } : null;
 }

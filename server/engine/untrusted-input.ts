@@ -30,10 +30,14 @@ export const limits = {
   get membersBytes(): number { return envNumber('TIDEMARK_MAX_MEMBERS_BYTES', 64 << 20); },
   get accountMetaBytes(): number { return envNumber('TIDEMARK_MAX_ACCOUNT_META_BYTES', 1 << 20); },
   get grantsBytes(): number { return envNumber('TIDEMARK_MAX_GRANTS_BYTES', 64 << 20); },
-  /** Entries of one index (every entry is kept in memory while a restore selects). */
-  get indexEntries(): number { return envNumber('TIDEMARK_MAX_INDEX_ENTRIES', 20_000_000); },
-  /** Inflated bytes of one index: stops a gzip bomb long before memory runs out. */
-  get indexBytes(): number { return envNumber('TIDEMARK_MAX_INDEX_BYTES', 4 * 1024 ** 3); },
+  /**
+   * Entries of one index. A restore or download holds its entries in memory while it
+   * selects (about 250 bytes each with their checks), so the default stays well inside
+   * Node's default heap of about 4 GiB.
+   */
+  get indexEntries(): number { return envNumber('TIDEMARK_MAX_INDEX_ENTRIES', 8_000_000); },
+  /** Inflated bytes of one index: stops a gzip bomb (and very long paths) long before memory runs out. */
+  get indexBytes(): number { return envNumber('TIDEMARK_MAX_INDEX_BYTES', 1536 * 1024 ** 2); },
 };
 
 const notFound = (err: unknown): boolean =>

@@ -4,9 +4,8 @@ import type { Writable } from 'node:stream';
 import type { SnapshotRecord } from '../store/snapshots.js';
 import { isUtf8, toDisplay, type BytePath } from '../util/byte-path.js';
 import type { Entry } from '../engine/format/entry.js';
-import { readIndex } from '../engine/snapshot-index.js';
 import { layout } from '../engine/snapshot-layout.js';
-import { listChildren } from '../engine/selection.js';
+import { listChildren, NotInSnapshotError } from '../engine/selection.js';
 import { readManifest, restoreSnapshot, type RestoreOutcome } from '../engine/restore.js';
 import { downloadSnapshot, openDownloadFile } from '../engine/download.js';
 import { lockAccountWhenFree } from '../engine/account-lock.js';
@@ -115,11 +114,11 @@ export function describeEntry(e: Entry): Record<string, unknown> {
 
 export async function snapshotFiles(ctx: Context, s: SnapshotRecord, dir: BytePath, actor: Actor = ROOT): Promise<Entry[]> {
   await checkMaySee(ctx, actor, s);
-  const index = await withDriver(ctx, ctx.store.destinations.byId(s.destinationId)!, (dest) => readIndex(dest, layout.snapshotDir(s.account, s.id)));
   try {
-    return listChildren(index, dir);
+    return await withDriver(ctx, ctx.store.destinations.byId(s.destinationId)!, (dest) => listChildren(dest, layout.snapshotDir(s.account, s.id), dir));
   } catch (err) {
-    throw new UserError((err as Error).message);
+    if (err instanceof NotInSnapshotError || (err as Error).message.startsWith('path may not contain')) throw new UserError((err as Error).message);
+    throw err;
   }
 }
 
