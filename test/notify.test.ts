@@ -155,7 +155,7 @@ test('an unreachable SMTP server and webhook do not change the backup result, an
   const task = r.json.results[0].task as number;
   const ctx = await openContext(dataDir);
   try {
-    const logs = ctx.store.tasks.logs(task).map((l) => l.message).join('\n');
+    const logs = ctx.store.tasks.logs(task, { provider: true }).map((l) => l.message).join('\n');
     assert.match(logs, new RegExp(`notification by email failed: SMTP 127\\.0\\.0\\.1:${port}: cannot connect`));
     assert.match(logs, /notification by webhook failed/);
     assert.ok(!logs.includes('Sup3rSecretPw') && !logs.includes('TOPSECRET'), 'no secret in the task log');
@@ -179,7 +179,7 @@ test('a password is never sent over an unencrypted connection', async () => {
   assert.equal(sink.mails.length, before);
   const ctx = await openContext(dataDir);
   try {
-    const logs = ctx.store.tasks.logs(r.results[0].task).map((l) => l.message).join('\n');
+    const logs = ctx.store.tasks.logs(r.results[0].task, { provider: true }).map((l) => l.message).join('\n');
     assert.match(logs, /refusing to send the password over an unencrypted connection/);
     assert.ok(!logs.includes('Sup3rSecretPw'));
   } finally {

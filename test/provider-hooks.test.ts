@@ -125,13 +125,15 @@ test('post-hooks get the result; a failing post-hook is a warning and the backup
   for (const e of ['postBackup', 'postAccountBackup']) fs.rmSync(path.join(seenDir, `${e}.json`), { force: true });
   config({ postBackup: [rec], postAccountBackup: [rec, script('post-fails.sh', 'echo "could not notify" >&2; exit 1')] });
   const r = ok(cli(dataDir, ['backup', '--job', 'nightly', '--wait']));
+  // The accounts run side by side: their post-hooks run in the order they finish.
   const perAccount = seen('postAccountBackup');
   assert.equal(perAccount.length, 2);
-  assert.equal(perAccount[0].account, a.username);
-  assert.equal(perAccount[0].snapshot, r.results[0].snapshot);
-  assert.equal(perAccount[0].result.status, 'completed');
-  assert.equal(perAccount[0].result.snapshot, r.results[0].snapshot);
-  assert.equal(perAccount[0].error, null);
+  const ofA = perAccount.find((x) => x.account === a.username);
+  assert.ok(ofA, JSON.stringify(perAccount));
+  assert.equal(ofA.snapshot, r.results[0].snapshot);
+  assert.equal(ofA.result.status, 'completed');
+  assert.equal(ofA.result.snapshot, r.results[0].snapshot);
+  assert.equal(ofA.error, null);
   const [job] = seen('postBackup');
   assert.deepEqual(job.result.map((x: { snapshot: string }) => x.snapshot), r.snapshots);
   assert.equal(job.error, null);
@@ -213,4 +215,23 @@ test('a hook list that is not absolute paths is a configuration error naming the
   config({ preBackup: ['relative.sh'] });
   failed(cli(dataDir, ['job', 'list']), /hooks\.preBackup\.0: a hook script is given by its absolute path/);
   config({});
+});
+
+test('regression: provider hook output is shown to the account holder on its task', () => {
+  config({});
+  const snap = ok(cli(dataDir, ['backup', '--job', 'nightly', '--account', a.username, '--wait'])).snapshots[0] as string;
+  const secret = `db-password-${Date.now()}`;
+  config({
+    preRestore: [script('chatty-pre.sh', `echo "connecting with ${secret}"; echo "stderr ${secret}" >&2`)],
+    postRestore: [script('chatty-post.sh', `echo "post ${secret}"; exit 1`)],
+  });
+  const r = ok(cli(dataDir, ['--as-account', a.username, 'restore', snap, '--path', 'page.html', '--into-folder', '--wait']));
+  fs.rmSync(path.join(a.home, r.folder), { recursive: true, force: true });
+  const asHolder = ok(cli(dataDir, ['--as-account', a.username, 'task', 'show', String(r.task)]));
+  assert.equal(asHolder.id, r.task);
+  assert.ok(!JSON.stringify(asHolder).includes(secret), `the account holder sees no hook output: ${JSON.stringify(asHolder.log)}`);
+  assert.ok(!JSON.stringify(asHolder).includes('chatty'), 'nor the provider\'s script names');
+  const asProvider = ok(cli(dataDir, ['task', 'show', String(r.task)]));
+  const lines = asProvider.log.map((l: { message: string }) => l.message).join('\n');
+  for (const what of [`connecting with ${secret}`, `stderr ${secret}`, `post ${secret}`]) assert.ok(lines.includes(what), `the provider's task view keeps "${what}"`);
 });

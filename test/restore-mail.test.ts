@@ -60,7 +60,7 @@ const mailsSince = (n: number): ReceivedMail[] => sink.mails.slice(n);
 async function taskLog(task: number): Promise<string> {
   const ctx = await openContext(fx.dataDir);
   try {
-    return ctx.store.tasks.logs(task).map((l) => `${l.level}: ${l.message}`).join('\n');
+    return ctx.store.tasks.logs(task, { provider: true }).map((l) => `${l.level}: ${l.message}`).join('\n');
   } finally {
     ctx.close();
   }

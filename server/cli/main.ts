@@ -347,7 +347,7 @@ task.command('list')
   }));
 task.command('show').argument('<id>', 'task id', (v) => Number(v)).action(actionAs(async (ctx, json, who, id: number) => {
   const t = await getTask(ctx, id, who.actor);
-  const logs = ctx.store.tasks.logs(t.id);
+  const logs = ctx.store.tasks.logs(t.id, { provider: who.actor.role === 'admin' });
   if (json) printJson({ ...describeTask(t), log: logs });
   else {
     printRecord(describeTask(t));

@@ -12,7 +12,7 @@ import { encodeEntry, NO_REF, parseEntryStream } from './format/entry.js';
 import { spawnAccountWorker } from './worker/spawn-worker.js';
 import { BlobSink } from './files-sink.js';
 import { layout, newSnapshotId, type Manifest, type ManifestDatabase } from './snapshot-layout.js';
-import { readIndex } from './snapshot-index.js';
+import { eachIndexEntry } from './snapshot-index.js';
 import { createParallelGzip } from './format/parallel-gzip.js';
 import type { MysqlCredentials } from '../panels/types.js';
 import type { Politeness } from '../util/politeness.js';
@@ -83,14 +83,15 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       let prevIndex: Buffer[] = [];
       if (structure === 'incremental' && req.previousId) {
         try {
-          const entries = await readIndex(dest, layout.snapshotDir(account.username, req.previousId));
-          prevBlobs = new Set();
-          for (const e of entries) {
+          // Streamed: only the files (their blob numbers and records) are kept.
+          const blobs = new Set<number>();
+          await eachIndexEntry(dest, layout.snapshotDir(account.username, req.previousId), (e) => {
             if (e.kind === 'f' && e.dataRef !== NO_REF) {
-              prevBlobs.add(e.dataRef);
+              blobs.add(e.dataRef);
               prevIndex.push(encodeEntry(e));
             }
-          }
+          });
+          prevBlobs = blobs;
           previous = req.previousId;
         } catch {
           prevBlobs = null;

@@ -1,3 +1,6 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { Destination } from '../destinations/types.js';
@@ -11,6 +14,7 @@ import { readIndex } from './snapshot-index.js';
 import { selectEntries } from './selection.js';
 import { snapshotContent } from './snapshot-content.js';
 import { readManifest } from './restore.js';
+import { requireRegularFile } from './untrusted-input.js';
 
 export interface DownloadRequest {
   destination: Destination;
@@ -34,6 +38,10 @@ export async function downloadSnapshot(req: DownloadRequest): Promise<{ files: n
   for (const db of req.databases) {
     if (!manifest.databases.some((d) => d.name === db)) throw new Error(`database ${db} is not in snapshot ${req.snapshotId}`);
   }
+  // The index is read and checked before the first byte goes out: a refused snapshot is an
+  // error answer, not an archive cut short.
+  const withFiles = (everything || req.paths.length > 0) && manifest.items.includes('files');
+  const selected = withFiles ? selectEntries(await readIndex(dest, dir), req.paths) : [];
   const gz = createParallelGzip();
   gz.pipe(req.out);
   const outDone = finished(req.out);
@@ -44,9 +52,7 @@ export async function downloadSnapshot(req: DownloadRequest): Promise<{ files: n
   const mtimeSec = Math.floor(Date.parse(manifest.finishedAt) / 1000);
   const dirEntry = (path: string) => makeEntry({ kind: 'd', path, mode: 0o755, mtimeSec });
 
-  if ((everything || req.paths.length > 0) && manifest.items.includes('files')) {
-    const index = await readIndex(dest, dir);
-    const selected = selectEntries(index, req.paths);
+  if (withFiles) {
     await w.write(tarHeaders(dirEntry('files')));
     let pad = 0;
     for await (const ev of snapshotContent(dest, dir, manifest.structure, selected)) {
@@ -69,14 +75,21 @@ export async function downloadSnapshot(req: DownloadRequest): Promise<{ files: n
     await w.write(tarHeaders(dirEntry('databases')));
     for (const name of dbs) {
       const item = manifest.databases.find((d) => d.name === name)!;
+      // The layout names the file (never the manifest), and no more than the header's size
+      // is copied: a longer file on the destination cannot add entries to this archive.
+      const file = layout.database(name);
       const size = item.bytes;
-      await w.write(tarHeaders(makeEntry({ kind: 'f', path: item.file, mode: 0o600, size, mtimeSec })));
+      if (!Number.isSafeInteger(size) || size < 0) throw new Error(`snapshot ${req.snapshotId}: the manifest gives no valid size for database ${name}`);
+      await requireRegularFile(dest, `${dir}/databases`, file.slice('databases/'.length), `snapshot ${req.snapshotId}: ${file}`);
+      await w.write(tarHeaders(makeEntry({ kind: 'f', path: file, mode: 0o600, size, mtimeSec })));
       let got = 0;
-      for await (const chunk of dest.createReadStream(`${dir}/${item.file}`) as AsyncIterable<Buffer>) {
+      const stream = dest.createReadStream(`${dir}/${file}`, { start: 0, end: size + 1 });
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
         got += chunk.length;
+        if (got > size) { stream.destroy(); break; }
         await w.write(chunk);
       }
-      if (got !== size) throw new Error(`the stored dump of ${name} has ${got} bytes, the manifest says ${size}`);
+      if (got !== size) throw new Error(`the stored dump of ${name} has ${got > size ? 'more' : got} bytes, the manifest says ${size}`);
       await w.write(Buffer.alloc(tarPadding(size)));
       files++;
       bytes += size;
@@ -86,4 +99,23 @@ export async function downloadSnapshot(req: DownloadRequest): Promise<{ files: n
   await w.end();
   await outDone;
   return { files, bytes };
+}
+
+/**
+ * A file being written for `download --out`: a new temporary file beside `out`, with a
+ * random name, created with O_EXCL|O_NOFOLLOW (a symlink or file planted at that name,
+ * e.g. in /tmp, makes the open fail instead of being followed or truncated), then renamed
+ * over `out` (rename replaces a symlink at `out`, never writes through it).
+ */
+export function openDownloadFile(out: string): { stream: Writable; commit: () => void; discard: () => void } {
+  const dir = path.dirname(path.resolve(out));
+  const tmp = path.join(dir, `.${path.basename(out)}.tidemark-${crypto.randomBytes(8).toString('hex')}.part`);
+  const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
+  const fd = fs.openSync(tmp, flags, 0o600);
+  const stream = fs.createWriteStream('', { fd, autoClose: true });
+  return {
+    stream,
+    commit: () => fs.renameSync(tmp, out),
+    discard: () => { stream.destroy(); fs.rmSync(tmp, { force: true }); },
+  };
 }

@@ -6,7 +6,9 @@ import type { BytePath } from '../util/byte-path.js';
 import { encodeEntry } from './format/entry.js';
 import { spawnAccountWorker } from './worker/spawn-worker.js';
 import type { RestoreResult } from './worker/restore-writer.js';
-import { layout, type Manifest } from './snapshot-layout.js';
+import { ACCOUNT_NAME, layout, type Manifest } from './snapshot-layout.js';
+import { readManifestFile } from './manifest.js';
+import { limits, parseJson, readBounded } from './untrusted-input.js';
 import { readIndex } from './snapshot-index.js';
 import { selectEntries } from './selection.js';
 import { snapshotContent } from './snapshot-content.js';
@@ -46,10 +48,10 @@ export interface RestoreOutcome {
   databaseWarnings: string[];
 }
 
+/** The manifest of a snapshot, validated and bounded (see manifest.ts), and checked to be this account's. */
 export async function readManifest(dest: Destination, account: string, id: string): Promise<Manifest> {
-  const raw = await dest.readFile(`${layout.snapshotDir(account, id)}/${layout.manifest}`);
-  const m = JSON.parse(raw.toString('utf8')) as Manifest;
-  if (m.format !== 'tidemark-snapshot' || m.id !== id || (m.account !== account && !(await formerNames(dest, account)).includes(m.account))) {
+  const m = await readManifestFile(dest, account, id);
+  if (m.id !== id || (m.account !== account && !(await formerNames(dest, account)).includes(m.account))) {
     throw new Error(`snapshot ${id} of ${account}: the manifest does not match`);
   }
   return m;
@@ -58,8 +60,9 @@ export async function readManifest(dest: Destination, account: string, id: strin
 /** Names the account had before a rename (see layout.accountMeta): their manifests are still its own. */
 async function formerNames(dest: Destination, account: string): Promise<string[]> {
   try {
-    const meta = JSON.parse((await dest.readFile(layout.accountMeta(account))).toString('utf8')) as { formerNames?: unknown };
-    return Array.isArray(meta.formerNames) ? meta.formerNames.filter((n): n is string => typeof n === 'string') : [];
+    const what = `${layout.accountMeta(account)}`;
+    const meta = parseJson(await readBounded(dest, layout.accountMeta(account), limits.accountMetaBytes, what), what) as { formerNames?: unknown };
+    return Array.isArray(meta.formerNames) ? meta.formerNames.filter((n): n is string => typeof n === 'string' && ACCOUNT_NAME.test(n)) : [];
   } catch {
     return [];
   }
@@ -143,13 +146,13 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
     for (const db of req.databases) if (db.as && db.as !== db.name) renames.set(db.name, db.as);
     // Users first: views, triggers and routines name them as definers.
     if (manifest.grants) {
-      const grantsSql = (await dest.readFile(`${dir}/${manifest.grants}`)).toString('utf8');
+      const grantsSql = (await readBounded(dest, `${dir}/${layout.grants}`, limits.grantsBytes, `snapshot ${req.snapshotId} of ${account.username}: ${layout.grants}`)).toString('utf8');
       const { skipped } = await restoreDatabaseGrants(creds, grantsSql, renames, { account: account.username, ownership: ownership! });
       outcome.databaseWarnings.push(...skipped);
     }
     for (const db of req.databases) {
-      const item = manifest.databases.find((d) => d.name === db.name)!;
-      const sql = dest.createReadStream(`${dir}/${item.file}`).pipe(zlib.createGunzip());
+      // The layout names the file, never the manifest (see manifest.ts).
+      const sql = dest.createReadStream(`${dir}/${layout.database(db.name)}`).pipe(zlib.createGunzip());
       await restoreDatabaseItem(creds, db.as ?? db.name, sql);
       outcome.databases.push({ name: db.name, restoredAs: db.as ?? db.name });
     }

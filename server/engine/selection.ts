@@ -1,5 +1,7 @@
-import { isWithin, normaliseRelative, parentOf, type BytePath } from '../util/byte-path.js';
+import { normaliseRelative, parentOf, type BytePath } from '../util/byte-path.js';
 import type { Entry } from './format/entry.js';
+import type { Destination } from '../destinations/types.js';
+import { readIndexChildren } from './snapshot-index.js';
 
 export interface Selected {
   entry: Entry;
@@ -21,7 +23,16 @@ export function selectEntries(index: Entry[], paths: BytePath[]): Selected[] {
   for (const p of prefixes) {
     if (!all && !byPath.has(p)) throw new Error(`not in this snapshot: ${Buffer.from(p, 'latin1').toString('utf8')}`);
   }
-  const chosen = (p: BytePath): boolean => all || prefixes.some((x) => isWithin(p, x));
+  // A set and a walk up the entry's own ancestors: N chosen paths against M entries cost
+  // M × depth, not N × M (this runs in the daemon's event loop).
+  const chosenSet = new Set(prefixes);
+  const chosen = (p: BytePath): boolean => {
+    if (all) return true;
+    for (let a = p; ; a = parentOf(a)) {
+      if (chosenSet.has(a)) return true;
+      if (a === '') return false;
+    }
+  };
   const ancestors = new Set<BytePath>();
   if (!all) {
     for (const p of prefixes) for (let a = parentOf(p); ; a = parentOf(a)) { ancestors.add(a); if (a === '') break; }
@@ -50,12 +61,12 @@ export function selectEntries(index: Entry[], paths: BytePath[]): Selected[] {
   return out;
 }
 
-/** The direct children of a directory in a snapshot, for browsing. */
-export function listChildren(index: Entry[], dir: BytePath): Entry[] {
+/** The direct children of a directory in a snapshot, for browsing (streamed: the index is not held whole). */
+export async function listChildren(dest: Destination, snapshotDir: string, dir: BytePath): Promise<Entry[]> {
   const d = normaliseRelative(dir);
-  const parent = index.find((e) => e.path === d);
-  if (!parent) throw new Error(`not in this snapshot: ${Buffer.from(d, 'latin1').toString('utf8')}`);
-  if (parent.kind !== 'd') return [parent];
-  return index.filter((e) => e.path !== '' && parentOf(e.path) === d);
+  const found = await readIndexChildren(dest, snapshotDir, d);
+  if (!found) throw new NotInSnapshotError(`not in this snapshot: ${Buffer.from(d, 'latin1').toString('utf8')}`);
+  return found.parent.kind === 'd' ? found.children : [found.parent];
 }
 
+export class NotInSnapshotError extends Error {}

@@ -5,6 +5,7 @@ import type { Entry } from './format/entry.js';
 import { parseTar, tarHeaders } from './format/tar.js';
 import { layout } from './snapshot-layout.js';
 import type { Selected } from './selection.js';
+import { limits, parseJson, readBounded, requireRegularFile, SnapshotInputError } from './untrusted-input.js';
 
 export type ContentEvent =
   | { type: 'entry'; sel: Selected }
@@ -26,11 +27,30 @@ export async function* snapshotContent(dest: Destination, dir: string, structure
     yield* compressedContent(dest, dir, selected);
     return;
   }
+  const what = (rel: string): string => `snapshot ${dir}: ${rel}`;
+  if (structure === 'archive' && selected.some((s) => s.entry.kind === 'f' && s.entry.size > 0)) {
+    await requireRegularFile(dest, dir, layout.data('archive'), what(layout.data('archive')));
+  }
+  // Blob folders listed once each: a blob that is a symlink, fifo or device is never opened.
+  const blobDirs = new Map<string, Map<string, string>>();
+  const checkBlob = async (n: number): Promise<void> => {
+    const d = layout.blobDir(n);
+    let names = blobDirs.get(d);
+    if (!names) {
+      names = new Map((await dest.list(`${dir}/${d}`)).map((e) => [e.name, e.type]));
+      blobDirs.set(d, names);
+    }
+    const name = layout.blob(n).slice(d.length + 1);
+    const type = names.get(name);
+    if (type === undefined) throw new Error(`${what(layout.blob(n))}: not found on the destination: the destination copy is damaged`);
+    if (type !== 'file') throw new SnapshotInputError(`${what(layout.blob(n))} is not a regular file on the destination (${type}): refused`);
+  };
   for (const sel of selected) {
     yield { type: 'entry', sel };
     if (sel.entry.kind !== 'f') continue;
     const source = sel.contentFrom ?? sel.entry;
     if (source.size > 0) {
+      if (structure === 'incremental') await checkBlob(source.dataRef);
       const stream = structure === 'incremental'
         ? dest.createReadStream(`${dir}/${layout.blob(source.dataRef)}`)
         : dest.createReadStream(`${dir}/${layout.data('archive')}`, {
@@ -61,13 +81,18 @@ async function* compressedContent(dest: Destination, dir: string, selected: Sele
     return r.done ? null : r.value;
   };
 
+  if (selected.some((s) => s.entry.kind === 'f' && s.entry.size > 0)) {
+    await requireRegularFile(dest, dir, layout.data('compressed'), `snapshot ${dir}: ${layout.data('compressed')}`);
+  }
+  let members: Member[] | null = null;
   try {
     for (const sel of selected) {
       yield { type: 'entry', sel };
       if (sel.entry.kind !== 'f') continue;
       const source = sel.contentFrom ?? sel.entry;
       if (source.dataRef <= position) {
-        yield* seekOne(dest, dir, source);
+        members ??= await readMembers(dest, dir);
+        yield* seekOne(dest, dir, source, members);
         continue;
       }
       // Advance the sequential reader to the entry at source.dataRef.
@@ -75,6 +100,11 @@ async function* compressedContent(dest: Destination, dir: string, selected: Sele
         const ev = await next();
         if (!ev) throw new Error(`snapshot archive ends before ${JSON.stringify(source.path)}: the destination copy is damaged`);
         if (ev.type === 'entry' && ev.offset === source.dataRef) { position = ev.offset; break; }
+        // Past the offset the index gives: the index and the archive disagree (stop here
+        // rather than inflate the rest of a possibly endless archive).
+        if (ev.type === 'entry' && ev.offset > source.dataRef) {
+          throw new Error(`snapshot archive has no entry at the offset the index gives for ${JSON.stringify(source.path)}: the destination copy is damaged`);
+        }
       }
       let got = 0;
       for (;;) {
@@ -93,10 +123,38 @@ async function* compressedContent(dest: Destination, dir: string, selected: Sele
   }
 }
 
-async function* seekOne(dest: Destination, dir: string, source: Entry): AsyncGenerator<ContentEvent> {
-  const members = JSON.parse((await dest.readFile(`${dir}/${layout.members}`)).toString('utf8')) as { uOffset: number; cOffset: number }[];
-  let m = members[0] ?? { uOffset: 0, cOffset: 0 };
-  for (const x of members) if (x.uOffset <= source.dataRef) m = x;
+interface Member { uOffset: number; cOffset: number }
+
+/**
+ * The gzip member list (bounded, see limits.membersBytes), checked: whole non-negative
+ * offsets, both increasing. Read once per restore or download, when the first seek needs it.
+ */
+async function readMembers(dest: Destination, dir: string): Promise<Member[]> {
+  const what = `snapshot ${dir}: ${layout.members}`;
+  const doc = parseJson(await readBounded(dest, `${dir}/${layout.members}`, limits.membersBytes, what), what);
+  const bad = (why: string): never => { throw new SnapshotInputError(`${what}: ${why}: refused as damaged or hostile`); };
+  if (!Array.isArray(doc)) bad('not a list');
+  const out: Member[] = [];
+  const offset = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+  for (const x of doc as unknown[]) {
+    const m = x as Partial<Member> | null;
+    if (!m || typeof m !== 'object' || !offset(m.uOffset) || !offset(m.cOffset)) bad('a member without whole non-negative offsets');
+    const prev = out[out.length - 1];
+    if (prev && (m!.uOffset! < prev.uOffset || m!.cOffset! < prev.cOffset)) bad('offsets that go backwards');
+    out.push({ uOffset: m!.uOffset!, cOffset: m!.cOffset! });
+  }
+  return out;
+}
+
+async function* seekOne(dest: Destination, dir: string, source: Entry, members: Member[]): AsyncGenerator<ContentEvent> {
+  // The last member starting at or before the entry (binary search: the list may be long).
+  let lo = 0;
+  let hi = members.length - 1;
+  let m: Member = { uOffset: 0, cOffset: 0 };
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (members[mid]!.uOffset <= source.dataRef) { m = members[mid]!; lo = mid + 1; } else hi = mid - 1;
+  }
   const stream = dest.createReadStream(`${dir}/${layout.data('compressed')}`, { start: m.cOffset }).pipe(zlib.createGunzip());
   const start = source.dataRef + headerLength(source) - m.uOffset;
   let pos = 0;

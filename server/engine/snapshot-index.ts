@@ -1,14 +1,120 @@
 import zlib from 'node:zlib';
+import { Transform, type TransformCallback } from 'node:stream';
 import { parseEntryStream, type Entry } from './format/entry.js';
 import type { Destination } from '../destinations/types.js';
 import { layout } from './snapshot-layout.js';
+import { isSafeRelative, limits, MAX_PATH_BYTES, requireRegularFile, SnapshotInputError } from './untrusted-input.js';
+import { parentOf, toDisplay, type BytePath } from '../util/byte-path.js';
 
-/** Reads a snapshot's whole index (entries in walk order). */
+/** Counts inflated bytes and stops the stream past `limit` (a gzip bomb never fills memory). */
+class ByteLimit extends Transform {
+  private seen = 0;
+  constructor(private readonly limit: number, private readonly onExceeded: () => Error) { super(); }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.limit) { done(this.onExceeded()); return; }
+    done(null, chunk);
+  }
+}
+
+/**
+ * Checks entries one by one as they stream in: every path relative and normalised, every
+ * entry below a directory listed before it (the walk order), hard links only to a file
+ * listed before, sizes and offsets whole non-negative numbers, modes permission bits only.
+ * So nothing later (restore, download, browse) meets `..`, an absolute path, a file under
+ * a symlink, or a link to a file outside the snapshot.
+ */
+export class IndexValidator {
+  private count = 0;
+  private readonly dirs = new Set<string>();
+  private readonly files = new Set<string>();
+  private readonly seen = new Set<string>();
+
+  constructor(private readonly what: string, private readonly maxEntries = limits.indexEntries) {}
+
+  private fail(e: Entry | null, why: string): never {
+    const at = e ? ` (entry ${this.count}${e.path.length <= MAX_PATH_BYTES ? ` ${JSON.stringify(toDisplay(e.path))}` : ''})` : '';
+    throw new SnapshotInputError(`${this.what}: ${why}${at}: refused as damaged or hostile`);
+  }
+
+  check(e: Entry): void {
+    this.count++;
+    if (this.count > this.maxEntries) this.fail(null, `more than ${this.maxEntries} entries`);
+    if (!'fdlhp'.includes(e.kind)) this.fail(e, `unknown entry type ${JSON.stringify(e.kind)}`);
+    if (e.path === '') {
+      if (e.kind !== 'd' || this.count !== 1) this.fail(e, 'the home folder entry must come first and be a directory');
+    } else {
+      if (!isSafeRelative(e.path)) this.fail(e, 'a path that is absolute, holds "..", "." or an empty part, or is too long');
+      if (!this.dirs.has(parentOf(e.path))) this.fail(e, 'an entry that is not inside a directory listed before it');
+      if (this.seen.has(e.path)) this.fail(e, 'a path listed twice');
+    }
+    if (!Number.isSafeInteger(e.size) || e.size < 0) this.fail(e, `an invalid size (${e.size})`);
+    if (e.kind !== 'f' && e.size !== 0) this.fail(e, 'content on an entry that is not a regular file');
+    if (e.kind === 'f' && e.size > 0 && (!Number.isSafeInteger(e.dataRef) || e.dataRef < 0)) this.fail(e, `an invalid content offset (${e.dataRef})`);
+    if (e.mode > 0o7777) this.fail(e, 'an invalid mode');
+    if (!Number.isFinite(e.mtimeSec)) this.fail(e, 'an invalid time');
+    if (e.kind === 'l' && (e.link === '' || e.link.length > MAX_PATH_BYTES || e.link.includes('\0'))) this.fail(e, 'an invalid symlink target');
+    if (e.kind === 'h' && (!isSafeRelative(e.link) || !this.files.has(e.link))) this.fail(e, 'a hard link to something that is not a file listed before it');
+    if (e.kind !== 'l' && e.kind !== 'h' && e.link !== '') this.fail(e, 'a link target on an entry that is not a link');
+    this.seen.add(e.path);
+    if (e.kind === 'd') this.dirs.add(e.path);
+    if (e.kind === 'f') this.files.add(e.path);
+  }
+}
+
+/**
+ * Streams a snapshot's index (entries in walk order) to `onEntry`, validated entry by entry
+ * and bounded in entries and inflated bytes (see limits): a crafted index is refused with
+ * an error naming the snapshot, never allowed to fill memory. `onEntry` may return false
+ * to stop early.
+ */
+export async function eachIndexEntry(dest: Destination, snapshotDir: string, onEntry: (e: Entry) => boolean | void): Promise<void> {
+  const what = `snapshot ${snapshotDir}: ${layout.index}`;
+  await requireRegularFile(dest, snapshotDir, layout.index, what);
+  const validator = new IndexValidator(what);
+  const maxBytes = limits.indexBytes;
+  const raw = dest.createReadStream(`${snapshotDir}/${layout.index}`);
+  const gunzip = zlib.createGunzip();
+  const bounded = new ByteLimit(maxBytes, () => new SnapshotInputError(`${what}: more than ${maxBytes} bytes once inflated: refused as damaged or hostile`));
+  raw.on('error', (err) => gunzip.destroy(err));
+  gunzip.on('error', (err) => bounded.destroy(err));
+  raw.pipe(gunzip).pipe(bounded);
+  try {
+    for await (const ev of parseEntryStream(bounded)) {
+      if (ev.type === 'notice') throw new SnapshotInputError(`${what}: a record that is not an entry: refused as damaged or hostile`);
+      if (ev.type !== 'entry') throw new SnapshotInputError(`${what}: content inside the index: refused as damaged or hostile`);
+      validator.check(ev.entry);
+      if (onEntry(ev.entry) === false) break;
+    }
+  } catch (err) {
+    if (err instanceof SnapshotInputError) throw err;
+    const e = err as NodeJS.ErrnoException;
+    if (e.code?.startsWith('Z_') || /entry stream|corrupt entry/.test(e.message)) throw new SnapshotInputError(`${what}: ${e.message}: refused as damaged`);
+    throw err;
+  } finally {
+    raw.destroy();
+    gunzip.destroy();
+    bounded.destroy();
+  }
+}
+
+/** The whole index in memory (restore and download select from it), within the same bounds. */
 export async function readIndex(dest: Destination, snapshotDir: string): Promise<Entry[]> {
   const entries: Entry[] = [];
-  const source = dest.createReadStream(`${snapshotDir}/${layout.index}`).pipe(zlib.createGunzip());
-  for await (const ev of parseEntryStream(source)) {
-    if (ev.type === 'entry') entries.push(ev.entry);
-  }
+  await eachIndexEntry(dest, snapshotDir, (e) => { entries.push(e); });
   return entries;
+}
+
+/**
+ * Browsing one folder: only the folder's own entry and its direct children are kept while
+ * the index streams by (null when `dir` is not in the snapshot).
+ */
+export async function readIndexChildren(dest: Destination, snapshotDir: string, dir: BytePath): Promise<{ parent: Entry; children: Entry[] } | null> {
+  let parent: Entry | null = null;
+  const children: Entry[] = [];
+  await eachIndexEntry(dest, snapshotDir, (e) => {
+    if (e.path === dir) parent = e;
+    else if (e.path !== '' && parentOf(e.path) === dir) children.push(e);
+  });
+  return parent ? { parent, children } : null;
 }

@@ -22,8 +22,14 @@ export interface HookInput {
   [key: string]: unknown;
 }
 
-/** Where a hook's output and warnings go: the task log, when there is a task. */
-export type HookLog = (level: 'info' | 'warn' | 'error', message: string) => void;
+/**
+ * Where a hook's output and warnings go: the task log, when there is a task. Every line
+ * the runner writes is for the provider only (`audience` 'provider'): a script prints
+ * whatever it likes (paths, host names, other accounts, secrets) and an account holder
+ * who can see the task must never read it. The one thing that reaches whoever asked is a
+ * refusing pre-hook's reason (the first line it wrote on stderr), as the error.
+ */
+export type HookLog = (level: 'info' | 'warn' | 'error', message: string, audience: 'provider') => void;
 
 /** A pre-hook said no (non-zero exit, or no answer in time): the operation does not happen. */
 export class HookRefusal extends UserError {
@@ -121,8 +127,8 @@ export async function runHooks(config: Pick<Config, 'hooks'>, event: HookEvent, 
       checkHookScript(script);
       const r = await runOne(script, event, doc, limitMs);
       const cut = r.truncated ? ' (output truncated)' : '';
-      if (r.stdout.trim()) log('info', `${event} hook ${script} printed${cut}: ${r.stdout.trimEnd()}`);
-      if (r.stderr.trim()) log(r.code === 0 ? 'info' : 'warn', `${event} hook ${script} wrote on stderr${cut}: ${r.stderr.trimEnd()}`);
+      if (r.stdout.trim()) log('info', `${event} hook ${script} printed${cut}: ${r.stdout.trimEnd()}`, 'provider');
+      if (r.stderr.trim()) log(r.code === 0 ? 'info' : 'warn', `${event} hook ${script} wrote on stderr${cut}: ${r.stderr.trimEnd()}`, 'provider');
       if (r.timedOut) failure = `${event} hook ${script} did not finish within ${config.hooks.timeLimitSeconds} s and was stopped`;
       else if (r.code !== 0) failure = firstLine(r.stderr) || `${event} hook ${script} failed with exit status ${r.code ?? 'unknown'}`;
     } catch (err) {
@@ -130,9 +136,9 @@ export async function runHooks(config: Pick<Config, 'hooks'>, event: HookEvent, 
     }
     if (failure === null) continue;
     if (isPre(event)) {
-      log('error', `${event} hook ${script}: ${failure}`);
+      log('error', `${event} hook ${script}: ${failure}`, 'provider');
       throw new HookRefusal(failure);
     }
-    log('warn', `${event} hook ${script} failed (the operation itself is not affected): ${failure}`);
+    log('warn', `${event} hook ${script} failed (the operation itself is not affected): ${failure}`, 'provider');
   }
 }

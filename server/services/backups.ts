@@ -1,3 +1,4 @@
+import type { LogAudience } from '../store/tasks.js';
 import { backupAccount } from '../engine/backup.js';
 import { lockAccountWhenFree } from '../engine/account-lock.js';
 import { queueOf, TaskCancelled } from '../queue/task-queue.js';
@@ -96,7 +97,7 @@ export async function runBackup(ctx: Context, jobName: string, onlyAccount?: str
   }).id);
   options.onTasks?.(tasks);
   const hookInput: HookInput = { job: job.name, account: null, destination: destRecord.name, snapshot: null, actor, accounts: accounts.map((a) => a.username), tasks };
-  const logAll = (level: 'info' | 'warn' | 'error', message: string): void => { for (const t of tasks) ctx.store.tasks.log(t, level, message); };
+  const logAll = (level: 'info' | 'warn' | 'error', message: string, audience: LogAudience = 'all'): void => { for (const t of tasks) ctx.store.tasks.log(t, level, message, audience); };
   let results: AccountBackupResult[] = [];
   let failure: string | null = null;
   let started = false;
@@ -171,7 +172,7 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
   const queue = queueOf(ctx);
   const watch = queue.watch(taskId);
   const hookInput: HookInput = { job: job.name, account: account.username, destination: destRecord.name, snapshot: null, actor, task: taskId };
-  const taskLog = (level: 'info' | 'warn' | 'error', message: string): void => ctx.store.tasks.log(taskId, level, message);
+  const taskLog = (level: 'info' | 'warn' | 'error', message: string, audience: LogAudience = 'all'): void => ctx.store.tasks.log(taskId, level, message, audience);
   let hooked = false;
   let unlock: (() => void) | null = null;
   let r: AccountBackupResult;

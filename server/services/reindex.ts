@@ -6,16 +6,17 @@ import { runAsTask } from '../queue/run-task.js';
 import { PRIORITIES } from '../queue/priority.js';
 import { ACCOUNT_NAME, layout } from '../engine/snapshot-layout.js';
 import type { DestinationRecord } from '../store/destinations.js';
-import type { Item, Structure } from '../store/jobs.js';
-import { STRUCTURES } from '../store/jobs.js';
+import type { Item } from '../store/jobs.js';
+import { SNAPSHOT_ID, validateManifest } from '../engine/manifest.js';
+import type { Manifest } from '../engine/snapshot-layout.js';
+import { limits, readBounded } from '../engine/untrusted-input.js';
 import type { SnapshotRecord } from '../store/snapshots.js';
 import { mayManageDestination, ROOT, type Actor } from './actor.js';
 import { UserError, type Context } from './context.js';
 import { MARKER_FILE, readMarker } from './destination-marker.js';
 import { getDestination, withDriver } from './destinations.js';
 
-/** The folder names `newSnapshotId` makes: 20261122T210503Z-3fa9. */
-export const SNAPSHOT_ID = /^\d{8}T\d{6}Z-[0-9a-f]{4}$/;
+export { SNAPSHOT_ID };
 
 export interface ReindexProblem {
   /** Relative to the destination's root. */
@@ -35,30 +36,7 @@ export interface ReindexReport {
   problems: ReindexProblem[];
 }
 
-/** Built on first use: loading zod costs every command otherwise. */
-async function manifestSchema() {
-  const { z } = await import('zod');
-  const count = z.number().int().nonnegative();
-  const timestamp = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be a date and time');
-  return z.object({
-    format: z.literal('tidemark-snapshot', { message: 'format must be "tidemark-snapshot"' }),
-    version: z.literal(1, { message: 'version must be 1' }),
-    id: z.string(),
-    account: z.string(),
-    structure: z.enum(STRUCTURES as [Structure, ...Structure[]], { message: `structure must be one of: ${STRUCTURES.join(', ')}` }),
-    status: z.enum(['completed', 'partial'], { message: 'status must be completed or partial' }),
-    startedAt: timestamp,
-    finishedAt: timestamp,
-    items: z.array(z.string()),
-    stats: z.object({ files: count, bytes: count, storedBytes: count }),
-    databases: z.array(z.object({ name: z.string().min(1) })),
-    job: z.string().nullable(),
-    accountInfo: z.object({ uid: z.number().int() }).optional(),
-  });
-}
-
-type ManifestSchema = Awaited<ReturnType<typeof manifestSchema>>;
-type ParsedManifest = import('zod').infer<ManifestSchema>;
+type ParsedManifest = Manifest;
 
 /**
  * Rebuilds the catalog of one destination (or of one account on it) from what the
@@ -99,7 +77,6 @@ async function reindexWith(ctx: Context, d: DestinationRecord, driver: Destinati
     throw new UserError(`destination "${d.name}" cannot be reindexed: there is no ${MARKER_FILE} at its root, so it holds no Tidemark snapshots (is the path right?)`);
   }
   const report: ReindexReport = { destination: d.name, accounts: [], found: 0, added: 0, updated: 0, removed: 0, problems: [] };
-  const schema = await manifestSchema();
 
   const onDestination = onlyAccount !== undefined
     ? (await folderExists(driver, layout.accountDir(onlyAccount)) ? [onlyAccount] : [])
@@ -123,7 +100,7 @@ async function reindexWith(ctx: Context, d: DestinationRecord, driver: Destinati
     }
     try {
       if (onDestinationSet.has(account)) report.accounts.push(account);
-      await reindexAccount(ctx, d, driver, account, onDestinationSet.has(account), schema, report);
+      await reindexAccount(ctx, d, driver, account, onDestinationSet.has(account), report);
     } finally {
       unlock();
     }
@@ -152,7 +129,7 @@ async function ownerMayHold(ctx: Context, d: DestinationRecord, account: string)
 }
 
 async function reindexAccount(ctx: Context, d: DestinationRecord, driver: Destination, account: string, hasFolder: boolean,
-  schema: ManifestSchema, report: ReindexReport): Promise<void> {
+  report: ReindexReport): Promise<void> {
   const folders = hasFolder
     ? (await driver.list(layout.accountDir(account))).filter((e) => e.type === 'dir' && SNAPSHOT_ID.test(e.name)).map((e) => e.name)
     : [];
@@ -164,7 +141,7 @@ async function reindexAccount(ctx: Context, d: DestinationRecord, driver: Destin
     const file = `${layout.snapshotDir(account, id)}/${layout.manifest}`;
     let manifest: ParsedManifest;
     try {
-      manifest = await readValidManifest(driver, file, schema, account, id);
+      manifest = await readValidManifest(driver, file, account, id);
     } catch (err) {
       if (err instanceof DestinationError && err.code === 'unreachable') throw err;
       report.problems.push({ path: file, error: (err as Error).message });
@@ -189,10 +166,11 @@ async function reindexAccount(ctx: Context, d: DestinationRecord, driver: Destin
   report.removed += gone.length;
 }
 
-async function readValidManifest(driver: Destination, file: string, schema: ManifestSchema, account: string, id: string): Promise<ParsedManifest> {
+/** The manifest, read bounded (a huge or endless file is refused, not loaded) and validated. */
+async function readValidManifest(driver: Destination, file: string, account: string, id: string): Promise<ParsedManifest> {
   let raw: Buffer;
   try {
-    raw = await driver.readFile(file);
+    raw = await readBounded(driver, file, limits.manifestBytes, 'manifest.json');
   } catch (err) {
     if (err instanceof DestinationError && err.code === 'not-found') throw new Error('no manifest.json: the snapshot is incomplete or damaged');
     throw err;
@@ -203,11 +181,10 @@ async function readValidManifest(driver: Destination, file: string, schema: Mani
   } catch {
     throw new Error('manifest.json is not valid JSON');
   }
-  const parsed = schema.safeParse(doc);
-  if (!parsed.success) throw new Error(`invalid manifest: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'manifest'}: ${i.message}`).join('; ')}`);
-  if (parsed.data.account !== account) throw new Error(`the manifest names account "${parsed.data.account}", not "${account}": not imported`);
-  if (parsed.data.id !== id) throw new Error(`the manifest names snapshot "${parsed.data.id}", not "${id}": not imported`);
-  return parsed.data;
+  const manifest = await validateManifest(doc, 'manifest.json');
+  if (manifest.account !== account) throw new Error(`the manifest names account "${manifest.account}", not "${account}": not imported`);
+  if (manifest.id !== id) throw new Error(`the manifest names snapshot "${manifest.id}", not "${id}": not imported`);
+  return manifest;
 }
 
 /**

@@ -1,13 +1,13 @@
+import type { LogAudience } from '../store/tasks.js';
 import fs from 'node:fs';
 import type { Writable } from 'node:stream';
 import type { SnapshotRecord } from '../store/snapshots.js';
 import { isUtf8, toDisplay, type BytePath } from '../util/byte-path.js';
 import type { Entry } from '../engine/format/entry.js';
-import { readIndex } from '../engine/snapshot-index.js';
 import { layout } from '../engine/snapshot-layout.js';
-import { listChildren } from '../engine/selection.js';
+import { listChildren, NotInSnapshotError } from '../engine/selection.js';
 import { readManifest, restoreSnapshot, type RestoreOutcome } from '../engine/restore.js';
-import { downloadSnapshot } from '../engine/download.js';
+import { downloadSnapshot, openDownloadFile } from '../engine/download.js';
 import { lockAccountWhenFree } from '../engine/account-lock.js';
 import { queueOf, TaskCancelled } from '../queue/task-queue.js';
 import { PRIORITIES } from '../queue/priority.js';
@@ -142,11 +142,11 @@ export function describeEntry(e: Entry): Record<string, unknown> {
 
 export async function snapshotFiles(ctx: Context, s: SnapshotRecord, dir: BytePath, actor: Actor = ROOT): Promise<Entry[]> {
   await checkMaySee(ctx, actor, s);
-  const index = await withDriver(ctx, ctx.store.destinations.byId(s.destinationId)!, (dest) => readIndex(dest, layout.snapshotDir(s.account, s.id)));
   try {
-    return listChildren(index, dir);
+    return await withDriver(ctx, ctx.store.destinations.byId(s.destinationId)!, (dest) => listChildren(dest, layout.snapshotDir(s.account, s.id), dir));
   } catch (err) {
-    throw new UserError((err as Error).message);
+    if (err instanceof NotInSnapshotError || (err as Error).message.startsWith('path may not contain')) throw new UserError((err as Error).message);
+    throw err;
   }
 }
 
@@ -201,7 +201,7 @@ export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInp
     job: null, account: s.account, destination: destRecord.name, snapshot: s.id, actor, task: task.id,
     paths: input.paths.map(toDisplay), databases: input.databases, intoFolder: input.intoFolder,
   };
-  const taskLog = (level: 'info' | 'warn' | 'error', message: string): void => ctx.store.tasks.log(task.id, level, message);
+  const taskLog = (level: 'info' | 'warn' | 'error', message: string, audience: LogAudience = 'all'): void => ctx.store.tasks.log(task.id, level, message, audience);
   let started = false;
   let outcomeForHook: unknown = null;
   let failure: string | null = null;
@@ -261,9 +261,14 @@ export async function prepareDownload(ctx: Context, s: SnapshotRecord, input: Do
   const hookInput: HookInput = {
     job: null, account: s.account, destination: destRecord.name, snapshot: s.id, actor, paths: input.paths.map(toDisplay), databases: input.databases,
   };
-  // A download has no task: what its hooks print goes with its activity entry.
-  const notes: string[] = [];
-  const note = (_level: string, message: string): void => { notes.push(message.slice(0, 2000)); };
+  // The pre-download hook runs before the download's task exists: what it prints is kept
+  // and written into that task's log, for the provider only, once the task is made.
+  const notes: { level: 'info' | 'warn' | 'error'; message: string }[] = [];
+  let downloadTask: number | null = null;
+  const note = (level: 'info' | 'warn' | 'error', message: string): void => {
+    if (downloadTask === null) notes.push({ level, message });
+    else ctx.store.tasks.log(downloadTask, level, message, 'provider');
+  };
   try {
     await runHooks(ctx.config, 'preDownload', hookInput, note);
   } catch (err) {
@@ -279,7 +284,10 @@ export async function prepareDownload(ctx: Context, s: SnapshotRecord, input: Do
         params: { paths: input.paths.map(toDisplay), databases: input.databases, requestedBy: actor.name, accountIdentity: s.accountId ?? null },
       }, () => withDriver(ctx, destRecord, (destination) => downloadSnapshot({
         destination, account: s.account, snapshotId: s.id, paths: input.paths, databases: input.databases, out,
-      })), { summary: (r) => ({ ...r }) });
+      })), {
+        summary: (r) => ({ ...r }),
+        onTask: (id) => { downloadTask = id; for (const n of notes.splice(0)) ctx.store.tasks.log(id, n.level, n.message, 'provider'); },
+      });
       return result;
     } catch (err) {
       failure = (err as Error).message;
@@ -288,7 +296,7 @@ export async function prepareDownload(ctx: Context, s: SnapshotRecord, input: Do
       await runHooks(ctx.config, 'postDownload', { ...hookInput, result, error: failure }, note);
       ctx.store.activity.record({
         actor: actor.name, role: actor.role, action: 'download', target, result: failure === null ? 'ok' : 'failed',
-        detail: [failure ?? `${result!.files} files, ${result!.bytes} bytes`, ...notes].join('\n'),
+        detail: failure ?? `${result!.files} files, ${result!.bytes} bytes`,
       });
     }
   };
@@ -296,15 +304,18 @@ export async function prepareDownload(ctx: Context, s: SnapshotRecord, input: Do
 
 export async function download(ctx: Context, s: SnapshotRecord, input: DownloadInput & { out: string }, actor: Actor = ROOT): Promise<{ files: number; bytes: number; out: string }> {
   const write = await prepareDownload(ctx, s, input, actor);
-  const tmp = `${input.out}.part`;
-  const out = fs.createWriteStream(tmp, { mode: 0o600 });
+  let file: ReturnType<typeof openDownloadFile>;
   try {
-    const r = await write(out);
-    fs.renameSync(tmp, input.out);
+    file = openDownloadFile(input.out);
+  } catch (err) {
+    throw new UserError(`download failed: cannot create a file beside ${input.out}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    const r = await write(file.stream);
+    file.commit();
     return { ...r, out: input.out };
   } catch (err) {
-    out.destroy();
-    fs.rmSync(tmp, { force: true });
+    file.discard();
     throw new UserError(`download failed: ${(err as Error).message}`);
   }
 }

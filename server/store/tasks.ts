@@ -1,5 +1,6 @@
 import type { Db } from './database.js';
 
+export type LogAudience = 'all' | 'provider';
 export type TaskType = 'backup' | 'restore' | 'download' | 'reindex' | 'validate';
 export type TaskStatus = 'queued' | 'running' | 'completed' | 'partial' | 'failed' | 'cancelled';
 
@@ -87,11 +88,16 @@ export class TaskRepository {
     this.db.prepare(`UPDATE tasks SET status = ?, result = ?, error = ?, finished_at = ? WHERE id = ? AND status IN ('queued', 'running')`)
       .run(status, JSON.stringify(result), error, now(), id);
   }
-  log(id: number, level: 'info' | 'warn' | 'error', message: string): void {
-    this.db.prepare('INSERT INTO task_log (task_id, at, level, message) VALUES (?, ?, ?, ?)').run(id, now(), level, message);
+  /** `provider`: a line only the server's administrator reads (what a provider's hook printed). */
+  log(id: number, level: 'info' | 'warn' | 'error', message: string, audience: LogAudience = 'all'): void {
+    this.db.prepare('INSERT INTO task_log (task_id, at, level, message, audience) VALUES (?, ?, ?, ?, ?)').run(id, now(), level, message, audience);
   }
-  logs(id: number): { at: string; level: string; message: string }[] {
-    return this.db.prepare('SELECT at, level, message FROM task_log WHERE task_id = ? ORDER BY id').all(id) as { at: string; level: string; message: string }[];
+  /** The lines `viewer` may read: the provider reads every line, everyone else the `all` ones. */
+  logs(id: number, viewer: { provider: boolean }): { at: string; level: string; message: string }[] {
+    const sql = viewer.provider
+      ? 'SELECT at, level, message FROM task_log WHERE task_id = ? ORDER BY id'
+      : `SELECT at, level, message FROM task_log WHERE task_id = ? AND audience = 'all' ORDER BY id`;
+    return this.db.prepare(sql).all(id) as { at: string; level: string; message: string }[];
   }
   /** Tasks left running or queued by a process that no longer exists (killed): marked failed, never completed. */
   failOrphans(isAlive: (pid: number) => boolean): number {

@@ -46,7 +46,7 @@ export function queueRoutes(st: ProviderState): express.Router {
 
   r.get('/:id', async (req, res) => {
     const t = await scopeOf(st, res).task(Number(req.params.id));
-    res.render('admin/task', { task: taskJson(ctx, t), result: t.result, params: t.params, logs: ctx.store.tasks.logs(t.id).slice(-500) });
+    res.render('admin/task', { task: taskJson(ctx, t), result: t.result, params: t.params, logs: ctx.store.tasks.logs(t.id, { provider: actorOf(res).role === 'admin' }).slice(-500) });
   });
 
   r.post('/:id/cancel', async (req, res) => {

@@ -96,7 +96,7 @@ function destinationFields(b: Body): Record<string, unknown> {
   return out;
 }
 
-function describeTask(ctx: Context, t: TaskRecord): Record<string, unknown> {
+function describeTask(ctx: Context, t: TaskRecord, actor: Actor): Record<string, unknown> {
   return {
     id: t.id, type: t.type, status: t.status, finished: !['queued', 'running'].includes(t.status), priority: priorityName(t.priority), account: t.account,
     job: t.jobId === null ? null : ctx.store.jobs.byId(t.jobId)?.name ?? null,
@@ -104,7 +104,7 @@ function describeTask(ctx: Context, t: TaskRecord): Record<string, unknown> {
     snapshot: t.snapshotId ?? (typeof t.result.snapshot === 'string' ? t.result.snapshot : null),
     createdAt: t.createdAt, startedAt: t.startedAt, finishedAt: t.finishedAt, progress: t.progress, result: t.result, error: t.error,
     cancelRequestedBy: t.cancelRequestedBy,
-    log: ctx.store.tasks.logs(t.id).slice(-200),
+    log: ctx.store.tasks.logs(t.id, { provider: actor.role === 'admin' }).slice(-200),
   };
 }
 
@@ -235,7 +235,7 @@ export function apiRoutes(ctx: Context, trusted: boolean): express.Router {
   }));
   r.get('/tasks', handle(async (req, res, actor) => {
     const active = req.query.active === '1' || req.query.active === 'true';
-    res.json((await listTasks(ctx, actor, { activeOnly: active, limit: 200 })).map((t) => describeTask(ctx, t)));
+    res.json((await listTasks(ctx, actor, { activeOnly: active, limit: 200 })).map((t) => describeTask(ctx, t, actor)));
   }));
   r.post('/tasks/:id/cancel', handle(async (req, res, actor) => {
     const id = taskId(req);
@@ -243,7 +243,7 @@ export function apiRoutes(ctx: Context, trusted: boolean): express.Router {
     res.json({ task: id, outcome, status: ctx.store.tasks.byId(id)!.status });
   }));
   r.get('/tasks/:id', handle(async (req, res, actor) => {
-    res.json(describeTask(ctx, await getTask(ctx, taskId(req), actor)));
+    res.json(describeTask(ctx, await getTask(ctx, taskId(req), actor), actor));
   }));
 
   // Snapshots

@@ -200,7 +200,7 @@ export function userRoutes(ctx: Context, runner: RestoreRunner): express.Router 
 
   r.get('/tasks/:id', async (req, res) => {
     const t = await scope(res).task(Number(req.params.id));
-    res.render('user/task', { task: taskView(t), logs: ctx.store.tasks.logs(t.id).slice(0, 200) });
+    res.render('user/task', { task: taskView(t), logs: ctx.store.tasks.logs(t.id, { provider: false }).slice(0, 200) });
   });
 
   /** A restore that waits in the queue can be called off; one that runs is never stopped halfway. */

@@ -113,6 +113,11 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
   };
 
   let current: { fd: number; tmp: Buffer; entry: Entry } | null = null;
+  /**
+   * Regular files this restore wrote: the only things a hard link may point at. A stream
+   * that names any other file (one already in the home, one outside it) gets no link.
+   */
+  const written = new Set<BytePath>();
 
   const finishFile = (): void => {
     if (!current) return;
@@ -125,7 +130,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     } finally {
       fs.closeSync(fd);
     }
-    if (install(tmp, entry.path)) { result.files++; result.bytes += entry.size; }
+    if (install(tmp, entry.path)) { result.files++; result.bytes += entry.size; written.add(entry.path); }
   };
 
   for await (const ev of parseEntryStream(fs.createReadStream('', { fd: 0, highWaterMark: 1 << 20 }))) {
@@ -140,6 +145,8 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     if (ev.type === 'notice') continue;
     const e = ev.entry;
     if (!validRelative(e.path)) { warn(e.path, 'invalid path in the snapshot; skipped'); continue; }
+    // Whatever is put at a path now, it is no longer a file this restore wrote.
+    written.delete(e.path);
     try {
       if (e.kind === 'd') {
         const existed = readyDirs.has(e.path) || fs.existsSync(abs(e.path));
@@ -160,16 +167,17 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
         fs.lutimesSync(tmp, mtime(e), mtime(e));
         if (install(tmp, e.path)) result.links++;
       } else if (e.kind === 'h') {
-        if (!validRelative(e.link)) { warn(e.path, 'invalid hard link target; skipped'); continue; }
+        if (!validRelative(e.link) || e.link === '' || !written.has(e.link)) { warn(e.path, 'hard link to a file this restore did not write; skipped'); continue; }
         fs.linkSync(abs(e.link), tmp);
-        if (install(tmp, e.path)) result.files++;
+        if (install(tmp, e.path)) { result.files++; written.add(e.path); }
       } else if (e.kind === 'p') {
+        // A fifo, made by mkfifo as the account: never a device (the stream has no kind for one).
         // Node cannot make a fifo: mkfifo gets a plain name at the top, then it is moved in place.
         const fifoName = `.tidemark-fifo-${crypto.randomBytes(6).toString('hex')}`;
         const fifo = Buffer.concat([base, Buffer.from('/' + fifoName)]);
         const made = spawnSync('mkfifo', ['-m', '600', '--', fifoName], { cwd: base.toString('utf8') });
         if (made.status !== 0) { warn(e.path, 'fifo not restored'); continue; }
-        fs.chmodSync(fifo, e.mode);
+        fs.chmodSync(fifo, e.mode & 0o777);
         applyOwner((u, g) => fs.lchownSync(fifo, u, g), e.path, e);
         fs.utimesSync(fifo, mtime(e), mtime(e));
         install(fifo, e.path);

@@ -1,0 +1,61 @@
+import type { Destination } from '../destinations/types.js';
+import type { Structure } from '../store/jobs.js';
+import { STRUCTURES } from '../store/jobs.js';
+import { layout, type Manifest } from './snapshot-layout.js';
+import { limits, parseJson, readBounded, SnapshotInputError } from './untrusted-input.js';
+
+/** The folder names `newSnapshotId` makes: 20261122T210503Z-3fa9. */
+export const SNAPSHOT_ID = /^\d{8}T\d{6}Z-[0-9a-f]{4}$/;
+
+/** Built on first use: loading zod costs every command otherwise. */
+async function buildSchema() {
+  const { z } = await import('zod');
+  const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+  const timestamp = z.string().max(64).refine((s) => !Number.isNaN(Date.parse(s)), 'must be a date and time');
+  const name = z.string().min(1).max(255);
+  return z.object({
+    format: z.literal('tidemark-snapshot', { message: 'format must be "tidemark-snapshot"' }),
+    version: z.literal(1, { message: 'version must be 1' }),
+    id: z.string().max(64),
+    account: z.string().max(64),
+    structure: z.enum(STRUCTURES as [Structure, ...Structure[]], { message: `structure must be one of: ${STRUCTURES.join(', ')}` }),
+    status: z.enum(['completed', 'partial'], { message: 'status must be completed or partial' }),
+    startedAt: timestamp,
+    finishedAt: timestamp,
+    items: z.array(z.string().max(64)).max(64),
+    previous: z.string().regex(SNAPSHOT_ID, 'must be a snapshot id').nullable().optional(),
+    stats: z.object({ files: count, bytes: count, storedBytes: count }).passthrough(),
+    // The file of a database is always the one the layout names: a manifest cannot point a
+    // restore or a download at another file (`../../other/…`, `/etc/shadow`).
+    databases: z.array(z.object({ name, file: z.string().optional(), bytes: count.optional() }).passthrough()
+      .refine((d) => d.file === undefined || d.file === layout.database(d.name), { message: 'file must be databases/<name>.sql.gz', path: ['file'] }))
+      .max(100_000),
+    grants: z.literal(layout.grants).nullable().optional(),
+    job: z.string().max(255).nullable(),
+    // Compared with the account's uid when a reindex finds the snapshot (see reindex.ts).
+    accountInfo: z.object({ uid: z.number().int().nonnegative() }).passthrough().optional(),
+  }).passthrough();
+}
+
+let schema: Awaited<ReturnType<typeof buildSchema>> | null = null;
+
+/**
+ * Checks a manifest read from a destination: its shape, and that it is the one of snapshot
+ * `id` of `account` (or of a name the account had before a rename). `what` names the file
+ * in errors.
+ */
+export async function validateManifest(doc: unknown, what: string): Promise<Manifest> {
+  schema ??= await buildSchema();
+  const parsed = schema.safeParse(doc);
+  if (!parsed.success) {
+    throw new SnapshotInputError(`${what}: invalid manifest: ${parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || 'manifest'}: ${i.message}`).join('; ')}`);
+  }
+  return parsed.data as unknown as Manifest;
+}
+
+/** Reads and validates `<account>/<id>/manifest.json` (bounded, see limits.manifestBytes). */
+export async function readManifestFile(dest: Destination, account: string, id: string): Promise<Manifest> {
+  const rel = `${layout.snapshotDir(account, id)}/${layout.manifest}`;
+  const what = `snapshot ${id} of ${account}: ${layout.manifest}`;
+  return validateManifest(parseJson(await readBounded(dest, rel, limits.manifestBytes, what), what), what);
+}
