@@ -66,9 +66,14 @@ function compile(list: readonly string[]): Rules {
 const nameMatches = (name: string, rules: Rules): boolean =>
   rules.names.some((r) => (r.startsWith('*.') ? name.endsWith(r.slice(1)) : name === r));
 
-/** ::ffff:10.0.0.1 is 10.0.0.1: checked as the IPv4 address it reaches. */
-function canonical(address: string): { address: string; type: 'ipv4' | 'ipv6' } {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+/**
+ * ::ffff:10.0.0.1 (mapped) and ::10.0.0.1 (compatible) are checked as the IPv4 address they
+ * name. (net.BlockList already matches IPv4 rules against mapped addresses in hex form; an
+ * IPv6 range like ::ffff:0:0/96 would match every IPv4 address, so none is listed.)
+ */
+function canonical(raw: string): { address: string; type: 'ipv4' | 'ipv6' } {
+  const address = raw.replace(/%.*$/, '');
+  const mapped = /^::(?:ffff:)?(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
   if (mapped) return { address: mapped[1]!, type: 'ipv4' };
   return { address, type: net.isIP(address) === 4 ? 'ipv4' : 'ipv6' };
 }
