@@ -100,7 +100,7 @@ test('regression: a Local path with ".." was stored resolved (/x/../../etc becam
 test('regression: a forced insecure Local path was accepted without a warning', () => {
   const shared = dir('tidemark-forced-', 0o1777);
   const d = ok(add('forced', shared, ['--force-insecure-path']));
-  assert.match(d.warning, /added with --force-insecure-path: the destination path .* is writable by all users \(mode 1777\)/);
+  assert.match(d.warning, /accepted with --force-insecure-path: the destination path .* is writable by all users \(mode 1777\)/);
   assert.deepEqual(d.settings.acceptedRisks, [`writable-by-others ${shared} mode 1777`]);
   ok(add('forced2', shared, ['--force-insecure-path']));
   const shown = ok(cli(dataDir, ['destination', 'show', 'forced']));

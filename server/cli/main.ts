@@ -219,6 +219,7 @@ destination.command('edit').argument('<name>')
     else {
       process.stdout.write(r.changed.length ? `destination "${r.record.name}" changed: ${r.changed.join(', ')}\n` : `destination "${r.record.name}" unchanged\n`);
       if (r.forgottenSnapshots) process.stdout.write(`${r.forgottenSnapshots} snapshots dropped from the catalog (their data stays at the old location)\n`);
+      if (typeof r.record.settings.warning === 'string') process.stderr.write(`warning: ${r.record.settings.warning}\n`);
     }
   }));
 destination.command('reindex').argument('<name>')

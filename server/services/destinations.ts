@@ -36,7 +36,7 @@ async function addSchema() {
       // Checked as typed, before anything resolves it: `/x/../../etc` is refused, never stored as `/etc`.
       path: absolute('path').superRefine((p, c) => {
         const problem = path.isAbsolute(p) ? pathSyntaxProblem(p) : null;
-        if (problem) c.addIssue({ code: 'custom', message: `path ${problem}` });
+        if (problem) c.addIssue({ code: 'custom', message: problem });
       }),
     }),
     z.object({
@@ -149,7 +149,7 @@ async function localSettings(ctx: Context, given: string, force: boolean): Promi
       + 'account\'s snapshots there: use a directory whose every parent is a real directory owned by root and writable only by root, '
       + 'outside every home, or pass --force-insecure-path to accept the risk');
   }
-  return { path: root, acceptedRisks: problems.map((p) => p.key), warning: `added with --force-insecure-path: ${describeProblems(root, problems)}` };
+  return { path: root, acceptedRisks: problems.map((p) => p.key), warning: `accepted with --force-insecure-path: ${describeProblems(root, problems)}` };
 }
 
 /** Runs `fn` with the destination's driver and always closes it (an SSH connection keeps the process alive). */
