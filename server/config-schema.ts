@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { MAIL_ADDRESS } from './util/mail-address.js';
+import { ruleProblem } from './destinations/address-policy.js';
 
 const mysqlSchema = z.object({
   socket: z.string().optional(),
@@ -41,6 +42,12 @@ const permissionsSchema = z.object({
   /** Per account (or reseller) name: overrides of its role's settings. */
   accounts: z.record(z.string().regex(/^[a-z_][a-z0-9_.-]{0,31}$/i, 'an account name'), permissionSet).default({}),
 }).strict();
+
+/** Addresses, CIDR ranges or host names (`*.example.com`) for accountDestinations. */
+const hostRules = z.array(z.string().superRefine((rule, c) => {
+  const problem = ruleProblem(rule);
+  if (problem) c.addIssue({ code: 'custom', message: problem });
+})).max(10_000).default([]);
 
 /** A mail address as it may stand in a header: no spaces, no line breaks, no list separators. */
 const mailAddress = z.string().regex(MAIL_ADDRESS, 'a mail address (name@domain)');
@@ -122,7 +129,17 @@ export const configSchema = z.object({
   accountDestinations: z.object({
     enabled: z.boolean().default(false),
     maxPerAccount: z.number().int().min(0).max(100).default(2),
-  }).strict().default({ enabled: false, maxPerAccount: 2 }),
+    /**
+     * Where an account's SSH destination may connect (server/destinations/address-policy.ts):
+     * loopback, private, shared, link-local and reserved addresses are denied unless listed in
+     * allowHosts; denyHosts wins over everything; with onlyAllowedHosts only allowHosts may be
+     * reached; allowPorts (empty: any) limits the ports.
+     */
+    allowHosts: hostRules,
+    denyHosts: hostRules,
+    onlyAllowedHosts: z.boolean().default(false),
+    allowPorts: z.array(z.number().int().min(1).max(65535)).max(1000).default([]),
+  }).strict().default({ enabled: false, maxPerAccount: 2, allowHosts: [], denyHosts: [], onlyAllowedHosts: false, allowPorts: [] }),
   /** Web sessions end after this many minutes without a request… */
   sessionIdleMinutes: z.number().int().min(1).max(24 * 60).default(30),
   /** …and at the latest this many hours after sign-in. */

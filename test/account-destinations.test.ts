@@ -11,6 +11,7 @@ import { cli, makeDataDir, makeDestinationDir, ok, type CliResult } from './supp
 import { startTestSshServer, type TestSshServer } from './support/sshd.js';
 import * as m0001 from '../server/store/migrations/0001-initial.js';
 import { openStore } from '../server/store/index.js';
+import { ACCOUNT_CONNECT_FAILED } from '../server/destinations/ssh.js';
 
 let server: TestSshServer;
 let homeRoot: string;
@@ -73,7 +74,8 @@ test('account-level destinations are off by default: an account holder cannot ad
 });
 
 test('when allowed, an account holder adds an SSH destination of its own: owned by it, secrets masked and encrypted', () => {
-  config({ enabled: true, maxPerAccount: 2 });
+  // The test sshd listens on loopback, which account destinations may reach only when the provider allows it.
+  config({ enabled: true, maxPerAccount: 2, allowHosts: ['127.0.0.1'] });
   const d = ok(as(a, sshAdd('offsite', server.remoteRoot, keyAuth())));
   assert.equal(d.owner, a.username);
   assert.equal(d.type, 'ssh');
@@ -226,7 +228,7 @@ test("databases are never restored from an account's destination (the account co
 });
 
 test("turning the feature off stops new backups to account destinations, whose snapshots stay restorable", () => {
-  config({ enabled: false });
+  config({ enabled: false, allowHosts: ['127.0.0.1'] });
   const before = ok(cli(dataDir, ['snapshot', 'list']));
   failed(as(a, ['backup', '--job', 'mine', '--wait']), /takes no new backups: the provider has turned off account-level destinations/);
   failed(cli(dataDir, ['--owner', a.username, 'backup', '--job', 'mine', '--wait']), /turned off account-level destinations/);
@@ -290,4 +292,83 @@ test('a store made before owners existed migrates with its data and references i
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+const GENERIC = new RegExp(ACCOUNT_CONNECT_FAILED.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+const connectFailures = (): { target: string; detail: string }[] =>
+  ok(cli(dataDir, ['activity'])).filter((e: any) => e.action === 'destination.connect-failed');
+
+test('regression: an account destination made the server connect to loopback (127.0.0.1): refused by default with the generic message', () => {
+  config({ enabled: true, maxPerAccount: 5 });
+  const probes = (): { detail: string }[] => connectFailures().filter((e) => e.target === `${b.username}/probe`);
+  const before = probes().length;
+  const r = as(b, sshAdd('probe', remoteB, keyAuth()));
+  failed(r, GENERIC);
+  assert.doesNotMatch(r.json.error, /127\.0\.0\.1|loopback|refused the connection \(/, 'the account learns nothing about why');
+  const names = (): string[] => ok(as(b, ['destination', 'list'])).map((x: any) => x.name);
+  assert.ok(!names().includes('probe'), 'nothing was added');
+  const logged = probes();
+  assert.equal(logged.length, before + 1, 'the reason is in the provider\'s log');
+  assert.match(logged[0]!.detail, /127\.0\.0\.1 is a loopback, private, link-local or reserved address/);
+  assert.equal(ok(as(b, ['activity'])).filter((e: any) => e.action === 'destination.connect-failed').length, 0, 'the account does not see the reason');
+  // An existing destination is checked at every connection: the allow-list removed, a's next backup stops.
+  const run = as(a, ['backup', '--job', 'mine', '--wait']);
+  assert.equal(run.code, 1);
+  assert.match(JSON.stringify(run.json), GENERIC);
+});
+
+test('regression: a host name resolving to a private address (localhost) reached the server\'s own services', () => {
+  config({ enabled: true, maxPerAccount: 5 });
+  const args = sshAdd('by-name', remoteB, keyAuth()).map((x) => (x === '127.0.0.1' ? 'localhost' : x));
+  failed(as(b, args), GENERIC);
+  assert.match(connectFailures()[0]!.detail, /localhost: .*(127\.0\.0\.1|::1) is a loopback/);
+  for (const host of ['0.0.0.0', '169.254.169.254', '10.1.2.3', '::1', '::ffff:127.0.0.1', '100.64.0.1', 'fd00::1', '127.1']) {
+    failed(as(b, sshAdd('probe', remoteB, keyAuth()).map((x) => (x === '127.0.0.1' ? host : x))), GENERIC);
+  }
+  assert.deepEqual(ok(as(b, ['destination', 'list'])).map((x: any) => x.name).filter((n: string) => n !== 'offsite'), []);
+});
+
+test('regression: connection failures of an account destination told the account why (port scan): one generic error for all', () => {
+  config({ enabled: true, maxPerAccount: 5, allowHosts: ['127.0.0.0/8'] });
+  const wrongPassword = path.join(secretsDir, 'wrong-password');
+  fs.writeFileSync(wrongPassword, 'not-the-password\n', { mode: 0o600 });
+  const attempts: [string, string[]][] = [
+    ['closed port', sshAdd('p1', remoteB, keyAuth()).map((x) => (x === String(server.port) ? '1' : x))],
+    ['wrong password', sshAdd('p2', remoteB, ['--password-file', wrongPassword])],
+    ['wrong host key', [...sshAdd('p3', remoteB, keyAuth()), '--host-key', `SHA256:${'A'.repeat(43)}`]],
+  ];
+  const messages = attempts.map(([what, args]) => {
+    const r = as(b, args);
+    assert.equal(r.code, 1, what);
+    return (r.json.error as string).replace(/"p\d"/, '"p"');
+  });
+  for (const m of messages) assert.match(m, GENERIC);
+  assert.equal(new Set(messages).size, 1, `every failure reads the same: ${messages.join(' | ')}`);
+  const reasons = connectFailures().slice(0, 3).map((e) => e.detail).join('\n');
+  assert.match(reasons, /connection refused/);
+  assert.match(reasons, /authentication failed/);
+  assert.match(reasons, /host key .* has changed/);
+});
+
+test('allow-listed by the provider, an account destination on loopback works; denyHosts wins; allowPorts limits ports', () => {
+  config({ enabled: true, maxPerAccount: 5, allowHosts: ['127.0.0.1'], denyHosts: [] });
+  ok(as(b, sshAdd('allowed', remoteB, keyAuth())));
+  ok(as(b, ['destination', 'remove', 'allowed']));
+  config({ enabled: true, maxPerAccount: 5, allowHosts: ['127.0.0.1'], denyHosts: ['127.0.0.0/8'] });
+  failed(as(b, sshAdd('denied', remoteB, keyAuth())), GENERIC);
+  config({ enabled: true, maxPerAccount: 5, allowHosts: ['127.0.0.1'], allowPorts: [22] });
+  failed(as(b, sshAdd('port', remoteB, keyAuth())), GENERIC);
+  assert.match(connectFailures()[0]!.detail, /port \d+ is not in accountDestinations\.allowPorts/);
+  config({ enabled: true, maxPerAccount: 5, allowHosts: ['not a host!'] });
+  failed(cli(dataDir, ['destination', 'list']), /allowHosts.*not an address, range or host name/);
+});
+
+test("the provider's own SSH destinations are not limited by the account rules and keep their detailed errors", () => {
+  config({ enabled: true, maxPerAccount: 5 });
+  const add = ['destination', 'add', '--name', 'provider-ssh', '--type', 'ssh', '--host', '127.0.0.1', '--port', String(server.port),
+    '--user', server.user, '--path', remoteB, ...keyAuth()];
+  ok(cli(dataDir, add));
+  const closed = cli(dataDir, add.map((x) => (x === String(server.port) ? '1' : x === 'provider-ssh' ? 'closed' : x)));
+  failed(closed, /connection refused/);
+  ok(cli(dataDir, ['destination', 'remove', 'provider-ssh']));
 });

@@ -64,7 +64,7 @@ test('a backup killed mid-run leaves no snapshot, keeps the previous one intact,
 
 test('a full destination disk fails the backup clearly and lists nothing', () => {
   const small = fs.mkdtempSync('/tmp/tidemark-full-');
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', small]);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'tmpfs', small]);
   mounts.push(small);
   ok(cli(dataDir, ['destination', 'add', '--name', 'tiny', '--type', 'local', '--path', small]));
   ok(cli(dataDir, ['job', 'add', '--name', 'to-tiny', '--destination', 'tiny', '--structure', 'archive', '--accounts', account.username, '--items', 'files']));
@@ -93,7 +93,7 @@ test('bad input gives a clear error and a non-zero exit', () => {
     assert.match(r.json?.error ?? '', message, args.join(' '));
   }
   const ro = fs.mkdtempSync('/tmp/tidemark-ro-');
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', ro]);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m,mode=0700', 'tmpfs', ro]);
   mounts.push(ro);
   const r = cli(dataDir, ['destination', 'add', '--name', 'ro', '--type', 'local', '--path', ro]);
   assert.equal(r.code, 1);

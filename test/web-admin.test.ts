@@ -93,6 +93,23 @@ describe('an admin', () => {
     assert.equal(d.snapshotsVisible, false);
   });
 
+  test('regression: the web form added a world-writable Local folder without a word; forced, the warning is kept and shown', async () => {
+    const dir = makeDestinationDir();
+    extraDirs.push(dir);
+    fs.chmodSync(dir, 0o1777);
+    const bad = await admin.post('/admin/destinations', { _csrf: adminCsrf, name: 'shared', type: 'local', path: dir });
+    assert.equal(bad.status, 400);
+    assert.match(bad.body, /is writable by all users \(mode 1777\)/);
+    assert.match(bad.body, /name="forceInsecurePath"/, 'the form offers to force it');
+    assert.equal(cli(fx.dataDir, ['destination', 'show', 'shared']).code, 1, 'nothing was added');
+    const r = await admin.post('/admin/destinations', { _csrf: adminCsrf, name: 'shared', type: 'local', path: dir, forceInsecurePath: '1' });
+    assert.equal(r.status, 303);
+    assert.match(showDestination('shared').warning, /--force-insecure-path: .*\(mode 1777\)/);
+    const page = await admin.get(r.headers.get('location')!);
+    assert.match(page.body, /id="destination-warning"[^]*mode 1777/);
+    ok(cli(fx.dataDir, ['destination', 'remove', 'shared']));
+  });
+
   test('a refused SSH destination never shows the password back', async () => {
     const secret = 'hunter2-do-not-echo';
     const r = await admin.post('/admin/destinations', {

@@ -114,12 +114,14 @@ destination.command('add')
   .option('--timeout <seconds>', 'ssh: connection timeout (default 20)', (v) => Number(v))
   .option('--host-key <fingerprint>', 'ssh: expected host key, SHA256:... (default: pinned at first connection)')
   .option('--parallel <n>', 'ssh: files in transfer at once (default 8)', (v) => Number(v))
+  .option('--force-insecure-path', 'local: accept a path that a non-root user could change (not recommended; kept as a warning)')
   .action(actionAs(async (ctx, json, who, opts: {
     name: string; type: string; path?: string; hidden?: boolean; freeSpaceLimit?: number; host?: string; port?: number; user?: string;
-    passwordFile?: string; keyFile?: string; passphraseFile?: string; timeout?: number; hostKey?: string; parallel?: number;
+    passwordFile?: string; keyFile?: string; passphraseFile?: string; timeout?: number; hostKey?: string; parallel?: number; forceInsecurePath?: boolean;
   }) => {
     if (who.owner !== undefined) throw new UserError("--owner does not apply to destination add: an account's destination is added with --as-account", 2);
-    const input: AddDestinationInput = { name: opts.name, type: opts.type, path: opts.path ?? '', hidden: Boolean(opts.hidden), freeSpaceLimitMb: opts.freeSpaceLimit ?? 0 };
+    const input: AddDestinationInput = { name: opts.name, type: opts.type, path: opts.path ?? '', hidden: Boolean(opts.hidden), freeSpaceLimitMb: opts.freeSpaceLimit ?? 0,
+      ...(opts.forceInsecurePath ? { forceInsecurePath: true } : {}) };
     if (opts.type === 'ssh') {
       Object.assign(input, {
         host: opts.host ?? '', username: opts.user, port: opts.port ?? 22,
@@ -132,7 +134,9 @@ destination.command('add')
     }
     const d = await addDestination(ctx, input, who.actor);
     const doc = await describeDestination(ctx, d, who.actor);
-    if (json) printJson(doc); else process.stdout.write(`destination "${d.name}" added${d.type === 'ssh' ? ` (host key SHA256:${String(d.settings.hostKeyFingerprint)})` : ''}\n`);
+    if (json) printJson(doc);
+    else process.stdout.write(`destination "${d.name}" added${d.type === 'ssh' ? ` (host key SHA256:${String(d.settings.hostKeyFingerprint)})` : ''}\n`);
+    if (!json && doc.warning) process.stderr.write(`warning: ${String(doc.warning)}\n`);
   }));
 destination.command('list').action(actionAs(async (ctx, json, who) => {
   const docs = await Promise.all(listDestinations(ctx, who.actor).map((d) => describeDestination(ctx, d, who.actor)));
@@ -199,9 +203,11 @@ destination.command('edit').argument('<name>')
   .option('--host-key <fingerprint>', 'ssh: expected host key, SHA256:...')
   .option('--parallel <n>', 'ssh: files in transfer at once', (v) => Number(v))
   .option('--forget-snapshots', 'drop from the catalog the snapshots the new location does not hold (their data is not deleted)')
+  .option('--force-insecure-path', 'local: accept the (new) path although a non-root user could change it (not recommended; kept as a warning)')
   .action(actionAs(async (ctx, json, who, name: string, opts: {
     name?: string; type?: string; path?: string; hidden?: boolean; visible?: boolean; freeSpaceLimit?: number; host?: string; port?: number;
     user?: string; passwordFile?: string; keyFile?: string; passphraseFile?: string; timeout?: number; hostKey?: string; parallel?: number; forgetSnapshots?: boolean;
+    forceInsecurePath?: boolean;
   }) => {
     const changes: EditDestinationInput = {
       type: opts.type, name: opts.name, path: opts.path, hidden: opts.hidden ? true : opts.visible ? false : undefined,
@@ -210,6 +216,7 @@ destination.command('edit').argument('<name>')
       passphrase: readSecret(opts.passphraseFile, 'passphrase'),
       timeoutMs: opts.timeout !== undefined ? Math.round(opts.timeout * 1000) : undefined,
       hostKeyFingerprint: opts.hostKey?.replace(/^SHA256:/, ''), parallelTransfers: opts.parallel, forgetSnapshots: Boolean(opts.forgetSnapshots),
+      forceInsecurePath: opts.forceInsecurePath ? true : undefined,
     };
     const r = await editDestination(ctx, name, changes, who.actor, who.owner);
     const doc = { ...(await describeDestination(ctx, r.record, who.actor)), changed: r.changed, forgottenSnapshots: r.forgottenSnapshots };
@@ -217,6 +224,7 @@ destination.command('edit').argument('<name>')
     else {
       process.stdout.write(r.changed.length ? `destination "${r.record.name}" changed: ${r.changed.join(', ')}\n` : `destination "${r.record.name}" unchanged\n`);
       if (r.forgottenSnapshots) process.stdout.write(`${r.forgottenSnapshots} snapshots dropped from the catalog (their data stays at the old location)\n`);
+      if (typeof r.record.settings.warning === 'string') process.stderr.write(`warning: ${r.record.settings.warning}\n`);
     }
   }));
 destination.command('reindex').argument('<name>')

@@ -13,6 +13,8 @@ export function describeFsError(err: unknown, what: string): DestinationError {
     case 'EPERM':
     case 'EROFS':
       return new DestinationError(`the destination is not writable (${e.code}) at ${what}`, 'not-writable');
+    case 'ELOOP':
+      return new DestinationError(`a symbolic link was found on the destination at ${what}: Tidemark never follows links under a destination root`, 'insecure');
     case 'ENOENT':
       return new DestinationError(`not found on the destination: ${what}`, 'not-found');
     default:

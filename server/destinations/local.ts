@@ -2,53 +2,127 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import type { Readable, Writable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { DestinationError, type DirEntry, type Destination, type SpaceInfo } from './types.js';
 import { describeFsError } from './errors.js';
+import { chainProblems, describeProblems, NEVER_ACCEPTED, pathSyntaxProblem } from './local-path-security.js';
 
 export const FORMAT_VERSION = 1;
+
+const { O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW } = fs.constants;
+const WRITABLE_BY_GROUP_OR_OTHERS = 0o022;
+
+export interface LocalOptions {
+  /**
+   * Problems of the path (PathProblem keys) the provider accepted with --force-insecure-path.
+   * Any other problem, a new one included, stops every use of the destination.
+   */
+  acceptedRisks?: readonly string[];
+}
 
 /**
  * A directory on this server (a mounted disk, NFS, …). Everything it writes is
  * root-only: ownership and modes of the backed-up files live in the index.
+ *
+ * Root never follows a symbolic link here: the chain from `/` to the root is checked
+ * (local-path-security.ts) before the first use of each driver, and every directory under
+ * the root is checked with lstat before a path through it is used (a link, or a directory
+ * not owned by root or writable by others, is refused); files are opened with O_NOFOLLOW.
  */
 export class LocalDestination implements Destination {
   readonly type = 'local';
   /** Local files open and close in microseconds; a few in flight keep the disk busy. */
   readonly parallelism = 8;
   private readonly root: string;
+  private readonly accepted: ReadonlySet<string>;
+  private rootChecked = false;
+  /** Directories under the root (relative) found safe by this driver. */
+  private readonly safeDirs = new Set<string>();
 
-  constructor(root: string) {
-    if (!path.isAbsolute(root)) throw new DestinationError(`the destination path must be absolute: ${root}`, 'invalid');
+  constructor(root: string, opts: LocalOptions = {}) {
+    const bad = pathSyntaxProblem(root);
+    if (bad) throw new DestinationError(`the destination path ${bad}: ${root}`, 'invalid');
     this.root = path.resolve(root);
+    this.accepted = new Set(opts.acceptedRisks ?? []);
   }
 
   private abs(rel: string): string {
-    if (rel.startsWith('/') || rel.split('/').some((p) => p === '..')) {
+    if (rel.startsWith('/') || rel.split('/').some((p) => p === '..' || p === '.') || rel.includes('\0')) {
       throw new DestinationError(`invalid path on destination: ${rel}`, 'invalid');
     }
     return rel === '' ? this.root : path.join(this.root, rel);
   }
 
-  /** The root must already exist: creating it would write backups onto the system disk when a mount is missing. */
-  async open(): Promise<void> {
+  /** The chain from `/` to the root, checked once per driver (a driver lives for one task). */
+  private checkRoot(): void {
+    if (this.rootChecked) return;
+    const problems = chainProblems(this.root);
+    const missing = problems.find((p) => p.issue === 'missing');
+    if (missing) throw new DestinationError(`the destination path ${this.root} does not exist (create or mount it first)`, 'unreachable');
+    const refused = problems.filter((p) => NEVER_ACCEPTED.includes(p.issue) || !this.accepted.has(p.key));
+    if (refused.length > 0) {
+      throw new DestinationError(`${describeProblems(this.root, refused)}. A non-root user could redirect or read what root writes there: `
+        + 'use a directory whose every parent is a real directory owned by root and writable only by root', 'insecure');
+    }
+    this.rootChecked = true;
+  }
+
+  /**
+   * Checks (and with `create`, makes) the directory `rel` under the root, component by
+   * component with lstat; returns its absolute path. Missing without `create`: not-found.
+   */
+  private safeDir(rel: string, create: boolean): string {
+    this.checkRoot();
+    if (rel === '') return this.root;
+    const abs = this.abs(rel);
+    if (this.safeDirs.has(rel)) return abs;
+    const slash = rel.lastIndexOf('/');
+    this.safeDir(slash < 0 ? '' : rel.slice(0, slash), create);
     let st: fs.Stats;
     try {
-      st = await fsp.stat(this.root);
+      st = fs.lstatSync(abs);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new DestinationError(`the destination path ${this.root} does not exist (create or mount it first)`, 'unreachable');
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !create) throw describeFsError(err, rel);
+      try {
+        fs.mkdirSync(abs, { mode: 0o700 });
+      } catch (mkErr) {
+        if ((mkErr as NodeJS.ErrnoException).code !== 'EEXIST') throw describeFsError(mkErr, rel);
       }
-      throw describeFsError(err, this.root);
+      st = fs.lstatSync(abs);
     }
-    if (!st.isDirectory()) throw new DestinationError(`the destination path ${this.root} is not a directory`, 'invalid');
+    if (st.isSymbolicLink()) throw symlinkError(rel);
+    if (!st.isDirectory()) throw new DestinationError(`not a directory on the destination: ${rel}`, 'invalid');
+    if (st.uid !== 0 || (st.mode & WRITABLE_BY_GROUP_OR_OTHERS) !== 0) {
+      throw new DestinationError(`the folder ${rel} on the destination is ${st.uid !== 0 ? `owned by uid ${st.uid}` : 'writable by others'}: `
+        + 'only root may have made it, refusing to use it', 'insecure');
+    }
+    this.safeDirs.add(rel);
+    return abs;
+  }
+
+  /** The absolute path of `rel`, with every directory above it checked (made with `create`). */
+  private safePath(rel: string, create: boolean): string {
+    if (rel === '') { this.checkRoot(); return this.root; }
+    const slash = rel.lastIndexOf('/');
+    this.safeDir(slash < 0 ? '' : rel.slice(0, slash), create);
+    return this.abs(rel);
+  }
+
+  private forget(rel: string): void {
+    for (const d of [...this.safeDirs]) if (d === rel || d.startsWith(`${rel}/`)) this.safeDirs.delete(d);
+  }
+
+  /** The root must already exist: creating it would write backups onto the system disk when a mount is missing. */
+  async open(): Promise<void> {
+    this.rootChecked = false;
+    this.safeDirs.clear();
     try {
+      this.checkRoot();
       await fsp.access(this.root, fs.constants.W_OK);
     } catch (err) {
       throw describeFsError(err, this.root);
     }
-    const marker = path.join(this.root, 'tidemark.json');
-    if (!fs.existsSync(marker)) {
+    if (!(await this.exists('tidemark.json'))) {
       const meta = { format: 'tidemark', version: FORMAT_VERSION, serverId: crypto.randomUUID(), createdAt: new Date().toISOString() };
       await this.writeFile('tidemark.json', JSON.stringify(meta, null, 2) + '\n');
     }
@@ -58,17 +132,18 @@ export class LocalDestination implements Destination {
 
   async mkdir(rel: string): Promise<void> {
     try {
-      await fsp.mkdir(this.abs(rel), { recursive: true, mode: 0o700 });
+      this.safeDir(rel.split('/').filter(Boolean).join('/'), true);
     } catch (err) {
       throw describeFsError(err, rel);
     }
   }
 
   async writeFile(rel: string, data: Buffer | string): Promise<void> {
-    const target = this.abs(rel);
-    const tmp = `${target}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
+    let tmp: string | null = null;
     try {
-      await fsp.mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
+      const target = this.safePath(rel, true);
+      tmp = `${target}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
+      // O_EXCL: a name planted meanwhile (a link included) is never opened.
       const fh = await fsp.open(tmp, 'wx', 0o600);
       try {
         await fh.writeFile(data);
@@ -76,59 +151,90 @@ export class LocalDestination implements Destination {
       } finally {
         await fh.close();
       }
+      // rename(2) replaces a link at `target` itself, never what it points to.
       await fsp.rename(tmp, target);
     } catch (err) {
-      await fsp.rm(tmp, { force: true }).catch(() => undefined);
+      if (tmp) await fsp.rm(tmp, { force: true }).catch(() => undefined);
       throw describeFsError(err, rel);
     }
   }
 
   createWriteStream(rel: string): Writable {
-    const target = this.abs(rel);
-    fs.mkdirSync(path.dirname(target), { recursive: true, mode: 0o700 });
-    const stream = fs.createWriteStream(target, { flags: 'w', mode: 0o600, highWaterMark: 1 << 20 });
-    return stream;
+    try {
+      const fd = this.openForWriting(rel);
+      return fs.createWriteStream('', { fd, highWaterMark: 1 << 20 });
+    } catch (err) {
+      return failedStream(describeFsError(err, rel));
+    }
+  }
+
+  private openForWriting(rel: string): number {
+    const target = this.safePath(rel, true);
+    try {
+      return fs.openSync(target, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0o600);
+    } catch (err) {
+      throw (err as NodeJS.ErrnoException).code === 'ELOOP' ? symlinkError(rel) : err;
+    }
   }
 
   async openWriteFd(rel: string): Promise<number> {
-    const target = this.abs(rel);
     try {
-      await fsp.mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
-      return fs.openSync(target, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
+      return this.openForWriting(rel);
     } catch (err) {
       throw describeFsError(err, rel);
+    }
+  }
+
+  private openForReading(rel: string): number {
+    const target = this.safePath(rel, false);
+    try {
+      return fs.openSync(target, O_RDONLY | O_NOFOLLOW);
+    } catch (err) {
+      throw (err as NodeJS.ErrnoException).code === 'ELOOP' ? symlinkError(rel) : err;
     }
   }
 
   async readFile(rel: string): Promise<Buffer> {
     try {
-      return await fsp.readFile(this.abs(rel));
+      const fh = await fsp.open(this.safePath(rel, false), O_RDONLY | O_NOFOLLOW);
+      try {
+        return await fh.readFile();
+      } finally {
+        await fh.close();
+      }
     } catch (err) {
-      throw describeFsError(err, rel);
+      throw describeFsError((err as NodeJS.ErrnoException).code === 'ELOOP' ? symlinkError(rel) : err, rel);
     }
   }
 
   createReadStream(rel: string, range?: { start: number; end?: number }): Readable {
-    const opts: { start?: number; end?: number; highWaterMark: number } = { highWaterMark: 1 << 20 };
+    const opts: { fd?: number; start?: number; end?: number; highWaterMark: number } = { highWaterMark: 1 << 20 };
     if (range) {
       opts.start = range.start;
       if (range.end !== undefined) opts.end = range.end - 1;
     }
-    return fs.createReadStream(this.abs(rel), opts);
+    try {
+      opts.fd = this.openForReading(rel);
+    } catch (err) {
+      return failedStream(describeFsError(err, rel));
+    }
+    return fs.createReadStream('', opts);
   }
 
   async exists(rel: string): Promise<boolean> {
     try {
-      await fsp.lstat(this.abs(rel));
+      fs.lstatSync(this.safePath(rel, false));
       return true;
-    } catch {
-      return false;
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'ENOENT' || e.code === 'ENOTDIR' || (err instanceof DestinationError && err.code === 'not-found')) return false;
+      throw describeFsError(err, rel);
     }
   }
 
   async list(rel: string): Promise<DirEntry[]> {
     try {
-      const dir = this.abs(rel);
+      const dir = this.safeDir(rel, false);
       const names = await fsp.readdir(dir);
       const out: DirEntry[] = [];
       for (const name of names.sort()) {
@@ -145,8 +251,9 @@ export class LocalDestination implements Destination {
   async link(existing: string, created: string): Promise<void> {
     // Synchronous on purpose: a local link(2) takes microseconds, less than the promise
     // round trip through the thread pool, and incremental runs make tens of thousands.
+    // link(2) makes a link to a symbolic link itself, never to what it points to.
     try {
-      fs.linkSync(this.abs(existing), this.abs(created));
+      fs.linkSync(this.safePath(existing, false), this.safePath(created, true));
     } catch (err) {
       throw describeFsError(err, created);
     }
@@ -154,16 +261,41 @@ export class LocalDestination implements Destination {
 
   async rename(from: string, to: string): Promise<void> {
     try {
-      await fsp.rename(this.abs(from), this.abs(to));
+      const src = this.safePath(from, false);
+      const dst = this.safePath(to, true);
+      this.forget(from);
+      this.forget(to);
+      await fsp.rename(src, dst);
     } catch (err) {
       throw describeFsError(err, to);
     }
   }
 
+  /**
+   * Removes `rel` (a whole tree). Refused when `rel` is a link: whatever put it there is to
+   * be looked at. Node's recursive removal never follows links inside the tree; it walks by
+   * path, which is safe because only root can change anything under a checked root.
+   */
   async remove(rel: string): Promise<void> {
     if (rel === '') throw new DestinationError('refusing to remove the destination root', 'invalid');
     try {
-      await fsp.rm(this.abs(rel), { recursive: true, force: true });
+      let target: string;
+      try {
+        target = this.safePath(rel, false);
+      } catch (err) {
+        if (err instanceof DestinationError && err.code === 'not-found') return;
+        throw err;
+      }
+      let st: fs.Stats;
+      try {
+        st = fs.lstatSync(target);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw err;
+      }
+      if (st.isSymbolicLink()) throw symlinkError(rel);
+      this.forget(rel);
+      await fsp.rm(target, { recursive: true, force: true });
     } catch (err) {
       throw describeFsError(err, rel);
     }
@@ -171,6 +303,7 @@ export class LocalDestination implements Destination {
 
   async space(): Promise<SpaceInfo> {
     try {
+      this.checkRoot();
       const s = await fsp.statfs(this.root);
       return { totalBytes: s.blocks * s.bsize, freeBytes: s.bavail * s.bsize };
     } catch (err) {
@@ -180,7 +313,7 @@ export class LocalDestination implements Destination {
 
   async linkCount(rel: string): Promise<number> {
     try {
-      return (await fsp.lstat(this.abs(rel))).nlink;
+      return fs.lstatSync(this.safePath(rel, false)).nlink;
     } catch (err) {
       throw describeFsError(err, rel);
     }
@@ -188,16 +321,17 @@ export class LocalDestination implements Destination {
 
   async cloneTree(from: string, to: string): Promise<void> {
     const walk = async (src: string, dst: string): Promise<void> => {
-      await fsp.mkdir(dst, { mode: 0o700 });
-      for (const e of await fsp.readdir(src, { withFileTypes: true })) {
-        const s = path.join(src, e.name);
-        const d = path.join(dst, e.name);
-        if (e.isDirectory()) await walk(s, d);
-        else if (e.isFile()) fs.linkSync(s, d);
+      const srcAbs = this.safeDir(src, false);
+      const dstAbs = this.safePath(dst, true);
+      await fsp.mkdir(dstAbs, { mode: 0o700 });
+      for (const e of await fsp.readdir(srcAbs, { withFileTypes: true })) {
+        if (e.isSymbolicLink()) throw symlinkError(`${src}/${e.name}`);
+        if (e.isDirectory()) await walk(`${src}/${e.name}`, `${dst}/${e.name}`);
+        else if (e.isFile()) fs.linkSync(path.join(srcAbs, e.name), path.join(dstAbs, e.name));
       }
     };
     try {
-      await walk(this.abs(from), this.abs(to));
+      await walk(from, to);
     } catch (err) {
       throw describeFsError(err, to);
     }
@@ -208,8 +342,18 @@ export class LocalDestination implements Destination {
     return false;
   }
 
-  /** Local only: the absolute path, for tools that run on this server. */
+  /** Local only: the absolute path, for tools that run on this server (its folders checked). */
   pathOf(rel: string): string {
-    return this.abs(rel);
+    return this.safePath(rel, false);
   }
+}
+
+function symlinkError(rel: string): DestinationError {
+  return new DestinationError(`a symbolic link was found on the destination at ${rel}: Tidemark never follows links under a destination root (something other than Tidemark put it there; remove it)`, 'insecure');
+}
+
+function failedStream(err: Error): PassThrough {
+  const s = new PassThrough();
+  process.nextTick(() => s.destroy(err));
+  return s;
 }

@@ -23,6 +23,19 @@ export interface SshSettings {
   parallelTransfers?: number;
 }
 
+/**
+ * For a destination an account holder added: where the server may connect (the address
+ * returned is the one connected to), and where the reason of a failed connection goes (the
+ * provider's log). The account sees only ACCOUNT_CONNECT_FAILED, whatever failed, so that it
+ * cannot use the server to map a network.
+ */
+export interface ConnectGuard {
+  resolve(host: string, port: number): Promise<string>;
+  report(detail: string): void;
+}
+
+export const ACCOUNT_CONNECT_FAILED = 'could not connect to the SSH destination (the address is not allowed, or the server did not answer or refused the login); the provider\'s log has the reason';
+
 export const DEFAULT_PARALLEL_TRANSFERS = 8;
 /** SFTP requests that carry no data (links, removals) cost a round trip each: keep many going. */
 const SMALL_REQUESTS_IN_FLIGHT = 64;
@@ -73,7 +86,7 @@ export class SshDestination implements Destination {
   private socket: net.Socket | null = null;
   private sentOnClosedSockets = 0;
 
-  constructor(private readonly settings: SshSettings) {
+  constructor(private readonly settings: SshSettings, private readonly guard: ConnectGuard | null = null) {
     if (!path.posix.isAbsolute(settings.path)) throw new DestinationError(`the remote path must be absolute: ${settings.path}`, 'invalid');
     this.parallelism = settings.parallelTransfers ?? DEFAULT_PARALLEL_TRANSFERS;
   }
@@ -89,12 +102,22 @@ export class SshDestination implements Destination {
 
   private connect(): Promise<SFTPWrapper> {
     if (this.sftp) return Promise.resolve(this.sftp);
+    if (!this.guard) return this.connectTo(this.settings.host);
+    const guard = this.guard;
+    return guard.resolve(this.settings.host, this.settings.port).then(
+      (address) => this.connectTo(address),
+      (err: Error) => { throw this.describe(err, null); },
+    );
+  }
+
+  /** Connects to `address` (the host as given, or the address the guard checked). */
+  private connectTo(address: string): Promise<SFTPWrapper> {
     const s = this.settings;
     return new Promise<SFTPWrapper>((resolve, reject) => {
       const client = new Client();
       let mismatch: string | null = null;
       // Our own socket, to count the bytes that go over the wire.
-      const sock = net.connect({ host: s.host, port: s.port });
+      const sock = net.connect({ host: address, port: s.port });
       // SFTP waits for an answer to every request: Nagle's algorithm would hold each small
       // packet back for a delayed ACK (tens of ms a write).
       sock.setNoDelay(true);
@@ -156,6 +179,14 @@ export class SshDestination implements Destination {
   }
 
   private describe(err: Error, mismatch: string | null): DestinationError {
+    const detailed = this.describeInDetail(err, mismatch);
+    if (!this.guard) return detailed;
+    this.guard.report(`${this.where}: ${detailed.message}`);
+    return new DestinationError(ACCOUNT_CONNECT_FAILED, 'unreachable');
+  }
+
+  private describeInDetail(err: Error, mismatch: string | null): DestinationError {
+    if ((err as Error).name === 'AddressDeniedError') return new DestinationError(`connection to ${this.where} not allowed: ${err.message}`, 'unreachable');
     if (mismatch) {
       return new DestinationError(`the host key of ${this.settings.host}:${this.settings.port} has changed (expected SHA256:${this.settings.hostKeyFingerprint}, got SHA256:${mismatch}); if the server was reinstalled, validate the destination again to accept the new key`, 'unreachable');
     }

@@ -65,7 +65,7 @@ export interface Destination {
 }
 
 export class DestinationError extends Error {
-  constructor(message: string, readonly code: 'unreachable' | 'not-writable' | 'no-space' | 'not-found' | 'invalid' | 'io') {
+  constructor(message: string, readonly code: 'unreachable' | 'not-writable' | 'no-space' | 'not-found' | 'invalid' | 'insecure' | 'io') {
     super(message);
     this.name = 'DestinationError';
   }

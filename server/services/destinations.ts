@@ -1,7 +1,9 @@
 import path from 'node:path';
 import type { ZodError } from 'zod';
 import { LocalDestination } from '../destinations/local.js';
-import { SshDestination, type SshSettings } from '../destinations/ssh.js';
+import { SshDestination, type ConnectGuard, type SshSettings } from '../destinations/ssh.js';
+import { chainProblems, describeProblems, homeProblems, NEVER_ACCEPTED, pathSyntaxProblem, type PathProblem } from '../destinations/local-path-security.js';
+import { AddressPolicy } from '../destinations/address-policy.js';
 import crypto from 'node:crypto';
 import type { Destination, DirEntry } from '../destinations/types.js';
 import type { DestinationRecord } from '../store/destinations.js';
@@ -29,7 +31,14 @@ async function addSchema() {
     freeSpaceLimitMb: z.number().int().nonnegative().default(0),
   };
   return z.discriminatedUnion('type', [
-    z.object({ ...common, type: z.literal('local'), path: absolute('path') }),
+    z.object({
+      ...common, type: z.literal('local'),
+      // Checked as typed, before anything resolves it: `/x/../../etc` is refused, never stored as `/etc`.
+      path: absolute('path').superRefine((p, c) => {
+        const problem = path.isAbsolute(p) ? pathSyntaxProblem(p) : null;
+        if (problem) c.addIssue({ code: 'custom', message: problem });
+      }),
+    }),
     z.object({
       ...common,
       type: z.literal('ssh'),
@@ -62,6 +71,8 @@ export interface AddDestinationInput {
   timeoutMs?: number;
   hostKeyFingerprint?: string;
   parallelTransfers?: number;
+  /** local: accept a path that fails the security rule (local-path-security.ts); the problems are kept as a warning. */
+  forceInsecurePath?: boolean;
 }
 
 export function validationMessage(err: ZodError): string {
@@ -70,20 +81,79 @@ export function validationMessage(err: ZodError): string {
 
 const SECRET_FIELDS = ['password', 'privateKey', 'passphrase'] as const;
 
-/** The driver for a stored destination; secrets are decrypted only here, in memory. */
-export function driverFor(ctx: Pick<Context, 'dataDir'>, record: Pick<DestinationRecord, 'type' | 'settings'>): Destination {
-  if (record.type === 'local') return new LocalDestination(String(record.settings.path));
+type DriverContext = Pick<Context, 'dataDir'> & Partial<Pick<Context, 'config' | 'store'>>;
+type DriverRecord = Pick<DestinationRecord, 'type' | 'settings'> & Partial<Pick<DestinationRecord, 'owner' | 'name'>>;
+
+/**
+ * The driver for a stored destination; secrets are decrypted only here, in memory. A Local
+ * destination checks its path's security at first use; an account's SSH destination connects
+ * only where the provider's accountDestinations rules allow.
+ */
+export function driverFor(ctx: DriverContext, record: DriverRecord): Destination {
+  if (record.type === 'local') return new LocalDestination(String(record.settings.path), { acceptedRisks: acceptedRisksOf(record.settings) });
   if (record.type === 'ssh') {
     const box = new SecretBox(ctx.dataDir);
     const settings = { ...record.settings };
     for (const f of SECRET_FIELDS) if (isSealed(settings[f])) settings[f] = box.open(settings[f] as string);
-    return new SshDestination(settings as unknown as SshSettings);
+    const guard = record.owner !== undefined && isAccountOwned({ owner: record.owner }) ? accountConnectGuard(ctx, record) : null;
+    return new SshDestination(settings as unknown as SshSettings, guard);
   }
   throw new UserError(`unknown destination type ${String(record.type)}`);
 }
 
+const acceptedRisksOf = (settings: Record<string, unknown>): string[] =>
+  (Array.isArray(settings.acceptedRisks) ? settings.acceptedRisks.filter((k): k is string => typeof k === 'string') : []);
+
+/** Where an account's destination may connect; why a connection failed goes to the provider's activity log only. */
+function accountConnectGuard(ctx: DriverContext, record: DriverRecord): ConnectGuard {
+  const rules = ctx.config?.accountDestinations ?? { allowHosts: [], denyHosts: [], onlyAllowedHosts: false, allowPorts: [] };
+  const policy = new AddressPolicy(rules);
+  return {
+    resolve: (host, port) => policy.resolve(host, port),
+    // Actor "tidemark" (role admin): never one of an account's own entries, so only the provider sees it.
+    report: (detail) => ctx.store?.activity.record({ actor: 'tidemark', role: 'admin', action: 'destination.connect-failed',
+      target: `${String(record.owner)}/${String(record.name ?? '')}`, result: 'failed', detail }),
+  };
+}
+
+/** The homes a Local destination must stay out of: every account's, and (standalone) the folders where homes are made. */
+async function homesToAvoid(ctx: Context): Promise<{ homes: string[]; homeRoots: string[] }> {
+  try {
+    const adapter = ctx.panel(false);
+    const homes = (await adapter.listAccounts()).map((a) => a.home);
+    return { homes, homeRoots: adapter.name === 'standalone' ? ctx.config.homeRoots : [] };
+  } catch (err) {
+    throw new UserError(`cannot list the accounts to check that the path is outside their homes: ${(err as Error).message}`);
+  }
+}
+
+/** Every problem of a Local destination's path (local-path-security.ts), homes included. */
+async function localPathProblems(ctx: Context, root: string): Promise<PathProblem[]> {
+  const { homes, homeRoots } = await homesToAvoid(ctx);
+  return [...chainProblems(root), ...homeProblems(root, homes, homeRoots)];
+}
+
+/**
+ * The settings of a Local destination at `given` (a path without `.` or `..`): refused when
+ * the path is not secure, unless forced, and then the problems accepted are kept with a warning.
+ * A path that does not exist is left for open() to report.
+ */
+async function localSettings(ctx: Context, given: string, force: boolean): Promise<Record<string, unknown>> {
+  const root = path.resolve(given);
+  const problems = (await localPathProblems(ctx, root)).filter((p) => p.issue !== 'missing');
+  if (problems.length === 0) return { path: root };
+  const never = problems.filter((p) => NEVER_ACCEPTED.includes(p.issue));
+  if (never.length > 0) throw new UserError(`path: ${describeProblems(root, never)}`);
+  if (!force) {
+    throw new UserError(`path: ${describeProblems(root, problems)}. A non-root user could redirect root's writes or read and replace every `
+      + 'account\'s snapshots there: use a directory whose every parent is a real directory owned by root and writable only by root, '
+      + 'outside every home, or pass --force-insecure-path to accept the risk');
+  }
+  return { path: root, acceptedRisks: problems.map((p) => p.key), warning: `accepted with --force-insecure-path: ${describeProblems(root, problems)}` };
+}
+
 /** Runs `fn` with the destination's driver and always closes it (an SSH connection keeps the process alive). */
-export async function withDriver<T>(ctx: Pick<Context, 'dataDir'>, record: Pick<DestinationRecord, 'type' | 'settings'>, fn: (d: Destination) => Promise<T>): Promise<T> {
+export async function withDriver<T>(ctx: DriverContext, record: DriverRecord, fn: (d: Destination) => Promise<T>): Promise<T> {
   const d = driverFor(ctx, record);
   try {
     return await fn(d);
@@ -126,12 +196,13 @@ export async function addDestination(ctx: Context, input: AddDestinationInput, a
   if (ctx.store.destinations.byName(d.name, owner)) throw new UserError(`a destination named "${d.name}" exists already`);
   let settings: Record<string, unknown>;
   if (d.type === 'local') {
-    settings = { path: path.resolve(d.path) };
+    settings = await localSettings(ctx, d.path, Boolean(input.forceInsecurePath));
   } else {
+    if (input.forceInsecurePath) throw new UserError('--force-insecure-path applies to local destinations only');
     const { name: _n, type: _t, hidden: _h, freeSpaceLimitMb: _f, ...ssh } = d;
     settings = { ...ssh };
   }
-  const driver = driverFor(ctx, { type: d.type, settings });
+  const driver = driverFor(ctx, { type: d.type, settings, owner, name: d.name });
   try {
     await driver.open();
     // Trust on first use: the key seen now is pinned; a different key later is refused.
@@ -200,6 +271,7 @@ export async function describeDestination(ctx: Context, d: DestinationRecord, ac
     name: d.name, type: d.type, settings: publicSettings(d), owner: d.owner, enabled: d.enabled, snapshotsVisible: d.snapshotsVisible,
     readOnly: d.readOnly, freeSpaceLimitMb: d.freeSpaceLimitMb, createdAt: d.createdAt, jobs,
     snapshots: ctx.store.snapshots.countByDestination(d.id), reachable, problem, space,
+    warning: typeof d.settings.warning === 'string' ? d.settings.warning : null,
   };
 }
 
@@ -267,6 +339,13 @@ export async function validateDestination(ctx: Context, name: string, actor: Act
 /** Connects, writes, reads back and deletes a probe, and measures; what fails is in the report. */
 async function probeDestination(ctx: Context, d: DestinationRecord, probe: string, report: ValidationReport): Promise<ValidationReport> {
   try {
+    if (d.type === 'local') {
+      // The driver checks the chain of folders at every use; the homes are checked here too.
+      const accepted = new Set(acceptedRisksOf(d.settings));
+      const root = String(d.settings.path);
+      const problems = (await localPathProblems(ctx, root)).filter((p) => p.issue !== 'missing' && !accepted.has(p.key));
+      if (problems.length > 0) throw new Error(describeProblems(root, problems));
+    }
     await withDriver(ctx, d, async (driver) => {
       await driver.open();
       let t = performance.now();
@@ -357,7 +436,9 @@ async function applyDestinationEdit(ctx: Context, d: DestinationRecord, changes:
   }
   if (d.type === 'local') {
     for (const f of SSH_ONLY) if (changes[f] !== undefined) throw new UserError(`${f}: only ssh destinations have this setting`);
-    if (changes.path !== undefined && actor.role !== 'admin') throw new UserError('path: only an administrator can move a local destination');
+    if ((changes.path !== undefined || changes.forceInsecurePath) && actor.role !== 'admin') throw new UserError('path: only an administrator can move a local destination');
+  } else if (changes.forceInsecurePath) {
+    throw new UserError('--force-insecure-path applies to local destinations only');
   }
 
   const merged: Record<string, unknown> = { ...d.settings, name: d.name, type: d.type, hidden: !d.snapshotsVisible, freeSpaceLimitMb: d.freeSpaceLimitMb };
@@ -378,7 +459,11 @@ async function applyDestinationEdit(ctx: Context, d: DestinationRecord, changes:
   if (p.name !== d.name && ctx.store.destinations.byName(p.name, d.owner)) throw new UserError(`name: a destination named "${p.name}" exists already`);
   let settings: Record<string, unknown>;
   if (p.type === 'local') {
-    settings = { path: path.resolve(p.path) };
+    const moved = path.resolve(p.path) !== d.settings.path;
+    // The security rule is checked again for a new path, and when asked to accept the path's problems anew.
+    settings = moved || changes.forceInsecurePath
+      ? await localSettings(ctx, p.path, Boolean(changes.forceInsecurePath))
+      : Object.fromEntries(Object.entries(d.settings).filter(([k]) => ['path', 'acceptedRisks', 'warning'].includes(k)));
   } else {
     const { name: _n, type: _t, hidden: _h, freeSpaceLimitMb: _f, ...ssh } = p;
     settings = { ...ssh };
@@ -431,7 +516,7 @@ async function tryNewSettings(ctx: Context, d: DestinationRecord, settings: Reco
       throw new UserError(`destination "${d.name}" is not usable with these settings: ${(err as Error).message}`);
     }
   };
-  const driver = driverFor(ctx, { type: d.type, settings });
+  const driver = driverFor(ctx, { type: d.type, settings, owner: d.owner, name: d.name });
   try {
     const cataloged = moves ? ctx.store.snapshots.list({ destinationId: d.id }) : [];
     let orphaned: SnapshotRecord[] = [];

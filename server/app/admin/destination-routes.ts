@@ -12,12 +12,13 @@ import { field, formErrors, noErrors, numberField, type FormErrors, type Message
 import { adminOnly, destinationOf, record, type ProviderState } from './state.js';
 
 const FIELDS = ['name', 'type', 'path', 'freeSpaceLimitMb', 'host', 'port', 'username', 'password', 'privateKey', 'passphrase',
-  'timeout', 'hostKey', 'parallel', 'hidden', 'forgetSnapshots'] as const;
+  'timeout', 'hostKey', 'parallel', 'hidden', 'forgetSnapshots', 'forceInsecurePath'] as const;
 /** What is put back into a refused form: everything typed except secrets, which are used and forgotten. */
-const KEPT = ['name', 'type', 'path', 'freeSpaceLimitMb', 'host', 'port', 'username', 'timeout', 'hostKey', 'parallel', 'hidden', 'forgetSnapshots'];
+const KEPT = ['name', 'type', 'path', 'freeSpaceLimitMb', 'host', 'port', 'username', 'timeout', 'hostKey', 'parallel', 'hidden', 'forgetSnapshots', 'forceInsecurePath'];
 
 const rulesFor = (type: string): MessageRules => [
   [/is not usable/, type === 'ssh' ? 'host' : 'path'],
+  [/is not secure/, 'path'],
   [/exists already/, 'name'],
   [/snapshots cataloged on destination/, 'forgetSnapshots'],
   [/^type must be one of/, 'type'],
@@ -43,6 +44,7 @@ function valuesOf(d: DestinationRecord): Record<string, string> {
     name: d.name, type: d.type, path: str(s.path), freeSpaceLimitMb: String(d.freeSpaceLimitMb), hidden: d.snapshotsVisible ? '' : '1',
     host: str(s.host), port: str(s.port ?? 22), username: str(s.username), timeout: s.timeoutMs ? String(Number(s.timeoutMs) / 1000) : '20',
     hostKey: s.hostKeyFingerprint ? `SHA256:${str(s.hostKeyFingerprint)}` : '', parallel: str(s.parallelTransfers ?? 8), forgetSnapshots: '',
+    forceInsecurePath: '',
   };
 }
 
@@ -67,6 +69,7 @@ function changesOf(d: DestinationRecord, kept: Record<string, string>, body: Rec
     }
   }
   if (kept.forgetSnapshots === '1') c.forgetSnapshots = true;
+  if (d.type === 'local' && kept.forceInsecurePath === '1') c.forceInsecurePath = true;
   return c;
 }
 
@@ -97,6 +100,7 @@ export function destinationRoutes(st: ProviderState): express.Router {
     const type = kept.type!;
     const input: AddDestinationInput = {
       name: kept.name!, type, path: kept.path!, hidden: kept.hidden === '1', freeSpaceLimitMb: numberField(kept.freeSpaceLimitMb!) ?? 0,
+      ...(type === 'local' && kept.forceInsecurePath === '1' ? { forceInsecurePath: true } : {}),
     };
     if (type === 'ssh') {
       const timeoutMs = secondsToMs(kept.timeout!);

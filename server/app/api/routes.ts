@@ -82,7 +82,7 @@ const pathsOf = (b: Body): BytePath[] => [...stringList(b, 'paths').map(fromUtf8
 const DESTINATION_FIELDS = {
   string: ['name', 'type', 'path', 'host', 'username', 'password', 'privateKey', 'passphrase', 'hostKeyFingerprint'],
   number: ['port', 'freeSpaceLimitMb', 'timeoutMs', 'parallelTransfers'],
-  boolean: ['hidden', 'forgetSnapshots'],
+  boolean: ['hidden', 'forgetSnapshots', 'forceInsecurePath'],
 } as const;
 
 function destinationFields(b: Body): Record<string, unknown> {
