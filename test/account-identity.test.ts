@@ -107,7 +107,7 @@ describe('an account removed and re-created under the same name', () => {
     dataDir = makeDataDir({});
     fs.writeFileSync(path.join(dataDir, 'config.json'), JSON.stringify({
       panel: 'standalone', homeRoots: [homeRoot], socketPath: path.join(dataDir, 'run', 'tidemark.sock'), httpPort: port, logLevel: 'silent',
-      accountDestinations: { enabled: true },
+      accountDestinations: { enabled: true, allowHosts: ['127.0.0.1'] },
     }));
     providerDir = makeDestinationDir();
     secretsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-secrets-'));
