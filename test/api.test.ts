@@ -9,6 +9,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { asAccount, createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
 import { CLI, cli, makeDataDir, makeDestinationDir, ok } from './support/cli.js';
+import { fetchOnFreshSocket } from './support/fetch.js';
 
 let homeRoot: string;
 let a: TestAccount;
@@ -33,7 +34,7 @@ async function call(method: string, url: string, token: string | null, body?: un
   const headers: Record<string, string> = {};
   if (token !== null) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(base + url, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+  const res = await fetchOnFreshSocket(base + url, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
   const buf = Buffer.from(await res.arrayBuffer());
   let json: unknown = null;
   try { json = JSON.parse(buf.toString('utf8')); } catch { json = null; }

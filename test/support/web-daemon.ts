@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createAccount, makeHomeRoot, removeAccount, asAccount, type TestAccount } from './accounts.js';
 import { CLI, cli, makeDataDir, makeDestinationDir, ok } from './cli.js';
 import type { MysqlCredentials } from '../../server/panels/types.js';
+import { fetchOnFreshSocket } from './fetch.js';
 
 /** A state directory with two accounts backed up to a visible and a hidden destination, and a daemon serving it. */
 export interface WebFixture {
@@ -119,7 +120,7 @@ export class WebClient {
       body = p.toString();
       headers['content-type'] = 'application/x-www-form-urlencoded';
     }
-    const res = await fetch(url.startsWith('http') ? url : this.base + url, { method, headers, body, redirect: 'manual' });
+    const res = await fetchOnFreshSocket(url.startsWith('http') ? url : this.base + url, { method, headers, body, redirect: 'manual' });
     for (const c of res.headers.getSetCookie()) {
       const [pair] = c.split(';');
       const [k, ...v] = pair!.split('=');
