@@ -148,11 +148,19 @@ function ext4Destination(name: string): { dir: string; abort: () => void; repair
   };
 }
 
-for (const structure of ['compressed', 'archive', 'incremental']) {
-  test(`regression: a ${structure === 'compressed' ? 'compressed' : structure} backup hangs forever when the destination fills up`, async () => {
+const FULL_TESTS: [string, string][] = [
+  // More than the compressor holds in flight: the worker must still be writing when the disk fills.
+  ['compressed', 'regression: a compressed backup hangs forever when the destination fills up'],
+  ['archive', 'regression: a full destination fails an archive backup without naming the snapshot'],
+  ['incremental', 'a full destination fails an incremental backup clearly and removes its folder'],
+];
+for (const [structure, name] of FULL_TESTS) {
+  test(name, async () => {
     const dir = tmpfsDestination(`full-${structure}`, '2m');
     const job = addJob(`full-${structure}`, structure);
-    const r = await within(60000, 'a backup to a full destination', cliAsync(dataDir, ['backup', '--job', job, '--wait']).result);
+    asAccount(account, 'head -c 24M /dev/urandom > big.bin');
+    const r = await within(60000, 'a backup to a full destination', cliAsync(dataDir, ['backup', '--job', job, '--wait']).result)
+      .finally(() => fs.rmSync(path.join(account.home, 'big.bin'), { force: true }));
     assert.equal(r.code, 1, r.stderr);
     assert.equal(r.json.results[0].status, 'failed');
     assert.match(r.json.results[0].error, /no space left on the destination while writing snapshot \S+ of /);

@@ -39,6 +39,8 @@ export interface BackupRequest {
   politeness?: Politeness;
   /** Aborting stops the run; nothing of it is listed and the reason is what it throws. */
   signal?: AbortSignal;
+  /** Something the run worked around (a previous snapshot it could not use, databases it could not list). */
+  onWarning?: (message: string) => void;
 }
 
 const MAX_SKIPPED_LISTED = 500;
@@ -100,9 +102,11 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
           });
           prevBlobs = blobs;
           previous = req.previousId;
-        } catch {
+        } catch (err) {
+          // A damaged or missing previous snapshot is no base: everything is stored anew.
           prevBlobs = null;
           prevIndex = [];
+          req.onWarning?.(`previous snapshot ${req.previousId} not used as a base (everything is stored again): ${(err as Error).message}`);
         }
       }
 
@@ -214,7 +218,13 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
 
     signal?.throwIfAborted();
     progress('databases');
-    if (req.items.includes('databases') || req.items.includes('database-users')) {
+    const problems: { item: string; reason: string }[] = [];
+    const wantsDatabases = req.items.includes('databases') || req.items.includes('database-users');
+    if (wantsDatabases && account.databaseProblem) {
+      // The files are kept: the snapshot is partial and says why its databases are missing.
+      for (const item of req.items.filter((i) => i === 'databases' || i === 'database-users')) problems.push({ item, reason: account.databaseProblem });
+      req.onWarning?.(`${account.databaseProblem}: the snapshot holds no databases`);
+    } else if (wantsDatabases) {
       // The MySQL client libraries load only when databases are part of the job.
       const { backupDatabases } = await import('./database-items.js');
       const result = await backupDatabases({
@@ -232,8 +242,8 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
     progress('finishing');
     const manifest: Manifest = {
       format: 'tidemark-snapshot', version: 1, id, account: account.username, structure,
-      status: stats.skipped > 0 ? 'partial' : 'completed', startedAt, finishedAt: new Date().toISOString(),
-      items: req.items, previous, stats, skipped, databases, grants,
+      status: stats.skipped > 0 || problems.length > 0 ? 'partial' : 'completed', startedAt, finishedAt: new Date().toISOString(),
+      items: req.items, previous, stats, skipped, databases, grants, ...(problems.length > 0 ? { problems } : {}),
       accountInfo: { uid: account.uid, gid: account.gid, home: account.home, owner: account.owner, domains: account.domains },
       job: req.jobName,
     };
