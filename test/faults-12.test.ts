@@ -197,3 +197,163 @@ test('regression: a compressed backup hangs forever when the destination turns r
     fs.rmSync(path.join(account.home, 'big.bin'), { force: true });
   }
 });
+
+test('regression: a 0-byte previous index crashed every later backup of the job', async () => {
+  const job = addJob('disk', 'incremental');
+  const first = ok(cli(dataDir, ['backup', '--job', job, '--wait'])).results[0].snapshot;
+  // What a power cut left: a complete manifest over an empty index.
+  fs.truncateSync(path.join(destDir, account.username, first, 'index.bin.gz'), 0);
+  const r = ok(cli(dataDir, ['backup', '--job', job, '--wait']));
+  assert.equal(r.results[0].status, 'completed');
+  const log = ok(cli(dataDir, ['task', 'show', String(r.results[0].task)])).log.map((l: any) => l.message).join('\n');
+  assert.match(log, new RegExp(`previous snapshot ${first} not used as a base .*index\\.bin\\.gz`));
+  // A previous snapshot whose folder is gone altogether.
+  const second = r.results[0].snapshot;
+  fs.rmSync(path.join(destDir, account.username, second), { recursive: true });
+  const third = ok(cli(dataDir, ['backup', '--job', job, '--wait']));
+  assert.equal(third.results[0].status, 'completed');
+  // Everything was stored again: the new snapshot stands on its own.
+  const files = ok(cli(dataDir, ['snapshot', 'files', third.results[0].snapshot, 'docs', '--destination', 'disk']));
+  assert.ok(JSON.stringify(files).includes('f300.txt'));
+});
+
+test('regression: job remove while its backup runs orphaned the snapshot', async () => {
+  const job = addJob('disk', 'archive');
+  asAccount(account, 'head -c 64M /dev/urandom > big.bin');
+  try {
+    const run = cliAsync(dataDir, ['backup', '--job', job, '--wait']);
+    await waitFor('the backup to run', () => partials(destDir).length > 0);
+    const refused = cli(dataDir, ['job', 'remove', job]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.json.error, new RegExp(`job "${job}" is in use by task \\d+ \\(backup of ${account.username}, running\\): wait until it ends or cancel it`));
+    const r = await within(60000, 'the backup', run.result);
+    assert.equal(r.json.results[0].status, 'completed');
+    assert.ok(listed('disk').some((s) => s.id === r.json.results[0].snapshot), 'the snapshot is listed');
+    ok(cli(dataDir, ['job', 'remove', job]));
+  } finally {
+    fs.rmSync(path.join(account.home, 'big.bin'), { force: true });
+  }
+});
+
+test('destination remove --delete-data while a backup to it runs is refused', async () => {
+  const other = makeDestinationDir();
+  cleanups.push(() => fs.rmSync(other, { recursive: true, force: true }));
+  ok(cli(dataDir, ['destination', 'add', '--name', 'busy', '--type', 'local', '--path', other]));
+  const job = addJob('busy', 'archive');
+  asAccount(account, 'head -c 256M /dev/urandom > big.bin');
+  try {
+    const r = ok(cli(dataDir, ['backup', '--job', job, '--wait']));
+    ok(cli(dataDir, ['job', 'remove', job]));
+    // A restore from it holds it too.
+    const restore = cliAsync(dataDir, ['restore', r.results[0].snapshot, '--destination', 'busy', '--path', 'big.bin', '--wait']);
+    await waitFor('the restore to run', () => fs.readdirSync(account.home).some((n) => n.startsWith('.tidemark-')));
+    const refused = cli(dataDir, ['destination', 'remove', 'busy', '--delete-data']);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.json.error, /destination "busy" is in use by task \d+ \(restore of /);
+    ok(await within(60000, 'the restore', restore.result));
+    assert.ok(fs.existsSync(path.join(other, account.username, r.results[0].snapshot, 'manifest.json')), 'the data is still there');
+    const removed = ok(cli(dataDir, ['destination', 'remove', 'busy', '--delete-data']));
+    assert.equal(removed.deletedSnapshots, 1);
+  } finally {
+    fs.rmSync(path.join(account.home, 'big.bin'), { force: true });
+  }
+});
+
+test('regression: a killed retention left a half-deleted snapshot listed', async () => {
+  const job = addJob('disk', 'incremental');
+  asAccount(account, 'mkdir -p many && cd many && for i in $(seq 1 4000); do echo $i > f$i; done');
+  try {
+    let killedDuring = 0;
+    for (let round = 0; round < 4; round++) {
+      ok(cli(dataDir, ['job', 'schedule', 'manual', job, '--keep', 'all']));
+      ok(cli(dataDir, ['backup', '--job', job, '--wait']));
+      ok(cli(dataDir, ['backup', '--job', job, '--wait']));
+      ok(cli(dataDir, ['job', 'schedule', 'manual', job, '--keep', '1']));
+      const before = listed('disk').map((s) => s.id);
+      const run = cliAsync(dataDir, ['retention']);
+      // Killed as the removal goes on, at a slightly different moment each round.
+      const seen = await waitFor('the removal', () => partials(destDir).length > 0 || run.child.exitCode !== null, 20000).catch(() => false);
+      await sleep(round * 3);
+      if (seen && run.child.exitCode === null) { run.child.kill('SIGKILL'); killedDuring++; }
+      await within(20000, 'retention', run.result);
+      assertListedComplete('disk', destDir);
+      // Whatever it had removed is gone from the list; nothing listed is lost.
+      for (const s of listed('disk')) assert.ok(before.includes(s.id));
+      ok(cli(dataDir, ['retention']));
+      assertListedComplete('disk', destDir);
+    }
+    assert.ok(killedDuring > 0, 'at least one retention was killed in the middle');
+    // The next backup clears what the killed runs left.
+    ok(cli(dataDir, ['backup', '--job', job, '--wait']));
+    assert.deepEqual(partials(destDir), []);
+  } finally {
+    fs.rmSync(path.join(account.home, 'many'), { recursive: true, force: true });
+  }
+});
+
+test('regression: killed in-place restores leave .tidemark- temporary files', async () => {
+  const job = addJob('disk', 'incremental');
+  asAccount(account, 'head -c 64M /dev/urandom > big.bin');
+  // Not the writer's: another owner's file under the name, and a name that only looks alike.
+  fs.writeFileSync(path.join(account.home, '.tidemark-0123456789ab'), 'root owned');
+  asAccount(account, 'printf mine > .tidemark-notes && printf mine > docs/.tidemark-abcdef12345');
+  try {
+    const snap = ok(cli(dataDir, ['backup', '--job', job, '--wait'])).results[0].snapshot;
+    const tempNames = (): string[] => fs.readdirSync(account.home).filter((n) => /^\.tidemark-[0-9a-f]{12}$/.test(n) && n !== '.tidemark-0123456789ab');
+    const run = cliAsync(dataDir, ['restore', snap, '--destination', 'disk', '--path', 'big.bin', '--wait']);
+    await waitFor('the temporary file', () => tempNames().length > 0 && fs.statSync(path.join(account.home, tempNames()[0]!)).size > 0);
+    for (const pid of workerPids(account)) process.kill(pid, 'SIGKILL');
+    const killed = await within(30000, 'the killed restore', run.result);
+    assert.equal(killed.code, 1);
+    assert.match(killed.json?.error ?? killed.json?.results?.[0]?.error ?? '', /account worker for \S+ failed \(SIGKILL\)/);
+    assert.doesNotMatch(killed.stderr, /\n\s+at /);
+    assert.equal(tempNames().length, 1, 'the killed restore left its temporary file');
+    // The next restore of the account, of another file, removes it.
+    ok(cli(dataDir, ['restore', snap, '--destination', 'disk', '--path', 'small.txt', '--wait']));
+    assert.deepEqual(tempNames(), []);
+    assert.ok(fs.existsSync(path.join(account.home, '.tidemark-0123456789ab')), "another owner's file stays");
+    assert.ok(fs.existsSync(path.join(account.home, '.tidemark-notes')), 'a name that only looks alike stays');
+    assert.ok(fs.existsSync(path.join(account.home, 'docs/.tidemark-abcdef12345')));
+  } finally {
+    for (const n of ['big.bin', '.tidemark-0123456789ab', '.tidemark-notes', 'docs/.tidemark-abcdef12345']) fs.rmSync(path.join(account.home, n), { force: true });
+  }
+});
+
+test('a failed restore into a new folder names the folder it leaves', async () => {
+  const job = addJob('disk', 'incremental');
+  asAccount(account, 'head -c 64M /dev/urandom > big.bin');
+  try {
+    const snap = ok(cli(dataDir, ['backup', '--job', job, '--wait'])).results[0].snapshot;
+    const run = cliAsync(dataDir, ['restore', snap, '--destination', 'disk', '--into-folder', '--wait']);
+    await waitFor('the restore folder', () => fs.readdirSync(account.home).some((n) => n.startsWith('tidemark-restore-')) && workerPids(account).length > 0);
+    await sleep(30);
+    for (const pid of workerPids(account)) process.kill(pid, 'SIGKILL');
+    const r = await within(30000, 'the killed restore', run.result);
+    const folder = fs.readdirSync(account.home).find((n) => n.startsWith('tidemark-restore-'))!;
+    assert.equal(r.code, 1);
+    assert.ok(JSON.stringify(r.json).includes(`the files restored so far are in the folder ${folder} of the home`), r.stdout);
+    fs.rmSync(path.join(account.home, folder), { recursive: true, force: true });
+  } finally {
+    fs.rmSync(path.join(account.home, 'big.bin'), { force: true });
+  }
+});
+
+test('regression: restored mtimes are cut to the microsecond', async () => {
+  const job = addJob('disk', 'incremental');
+  asAccount(account, `mkdir -p times/sub && printf a > times/a && printf b > times/sub/b && ln -sfn a times/link
+    touch -d '2021-03-04 05:06:07.123456789' times/a && touch -d '2020-01-01 00:00:00.000000999' times/sub/b
+    touch -h -d '2019-05-05 05:05:05.987654321' times/link && touch -d '2018-02-03 04:05:06.555555555' times/sub times`);
+  try {
+    const tree = (): Map<string, bigint> => new Map([...snapshotTree(path.join(account.home, 'times'))].map(([k, v]) => [k, v.mtimeNs]));
+    const original = tree();
+    ok(cli(dataDir, ['backup', '--job', job, '--wait']));
+    const snap = ok(cli(dataDir, ['backup', '--job', job, '--wait'])).results[0].snapshot;
+    asAccount(account, 'rm -rf times');
+    ok(cli(dataDir, ['restore', snap, '--destination', 'disk', '--wait']));
+    assert.deepEqual(tree(), original, 'every time is restored to the nanosecond');
+    const next = ok(cli(dataDir, ['backup', '--job', job, '--wait']));
+    assert.equal(next.results[0].storedBytes, 0, 'the next incremental run stores nothing again');
+  } finally {
+    fs.rmSync(path.join(account.home, 'times'), { recursive: true, force: true });
+  }
+});
