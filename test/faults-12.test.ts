@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import crypto from 'node:crypto';
+import http from 'node:http';
+import net from 'node:net';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { asAccount, createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
 import { cli, cliAsync, makeDataDir, makeDestinationDir, ok, type CliResult } from './support/cli.js';
@@ -356,4 +357,34 @@ test('regression: restored mtimes are cut to the microsecond', async () => {
   } finally {
     fs.rmSync(path.join(account.home, 'times'), { recursive: true, force: true });
   }
+});
+
+test('regression: a database listing failure fails the whole account', async () => {
+  const bodies: any[] = [];
+  const server = http.createServer((req, res) => { let b = ''; req.on('data', (c) => { b += c; }); req.on('end', () => { bodies.push(JSON.parse(b)); res.end('ok'); }); });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(() => server.close());
+  const state = makeDataDir({ panel: 'standalone', homeRoots: [homeRoot], mysql: { user: 'root', socket: '/nonexistent/tidemark-test-mysqld.sock' },
+    notifications: { webhook: { url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/hook` }, on: 'failure' } });
+  const dest = makeDestinationDir();
+  cleanups.push(() => { fs.rmSync(state, { recursive: true, force: true }); fs.rmSync(dest, { recursive: true, force: true }); });
+  ok(cli(state, ['destination', 'add', '--name', 'd', '--type', 'local', '--path', dest]));
+  ok(cli(state, ['job', 'add', '--name', 'all', '--destination', 'd', '--structure', 'incremental', '--accounts', account.username, '--items', 'files,databases,database-users']));
+  const r = await within(60000, 'the backup', cliAsync(state, ['backup', '--job', 'all', '--wait']).result);
+  assert.ok(r.json?.results, r.stdout + r.stderr);
+  const result = r.json.results[0];
+  assert.equal(result.status, 'partial', r.stdout + r.stderr);
+  assert.ok(result.snapshot, 'the files were backed up');
+  const manifest = JSON.parse(fs.readFileSync(path.join(dest, account.username, result.snapshot, 'manifest.json'), 'utf8'));
+  assert.equal(manifest.status, 'partial');
+  assert.deepEqual(manifest.problems.map((p: any) => p.item), ['databases', 'database-users']);
+  assert.match(manifest.problems[0].reason, new RegExp(`cannot list the databases of account '${account.username}'`));
+  assert.ok(fs.existsSync(path.join(dest, account.username, result.snapshot, 'index.bin.gz')));
+  const log = ok(cli(state, ['task', 'show', String(result.task)])).log.map((l: any) => l.message).join('\n');
+  assert.match(log, /not backed up: databases/);
+  assert.match(log, /cannot list the databases of account/);
+  assert.equal(bodies.length, 1, 'the failed part is notified like a failure');
+  assert.equal(bodies[0].tidemark.status, 'partial');
+  assert.match(bodies[0].text, /Not backed up: databases/);
+  assert.equal(bodies[0].tidemark.problems[0].item, 'databases');
 });
