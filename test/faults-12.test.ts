@@ -5,9 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
 import net from 'node:net';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { asAccount, createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
-import { cli, cliAsync, makeDataDir, makeDestinationDir, ok, type CliResult } from './support/cli.js';
+import { CLI, cli, cliAsync, makeDataDir, makeDestinationDir, ok, type CliResult } from './support/cli.js';
 import { snapshotTree } from './support/tree.js';
 
 // Faults of issue 12: a dead account worker, a destination that fills up or turns read-only,
@@ -387,4 +387,46 @@ test('regression: a database listing failure fails the whole account', async () 
   assert.equal(bodies[0].tidemark.status, 'partial');
   assert.match(bodies[0].text, /Not backed up: databases/);
   assert.equal(bodies[0].tidemark.problems[0].item, 'databases');
+});
+
+test('regression: killing the account worker under the daemon ends the daemon and its other tasks', async () => {
+  const state = makeDataDir({});
+  const dest = makeDestinationDir();
+  const port = 19000 + (process.pid % 900);
+  fs.writeFileSync(path.join(state, 'config.json'), JSON.stringify({ panel: 'standalone', homeRoots: [homeRoot], socketPath: path.join(state, 'run', 'tidemark.sock'), httpPort: port, logLevel: 'silent' }));
+  ok(cli(state, ['destination', 'add', '--name', 'd', '--type', 'local', '--path', dest]));
+  ok(cli(state, ['job', 'add', '--name', 'inc', '--destination', 'd', '--structure', 'incremental', '--accounts', account.username, '--items', 'files']));
+  ok(cli(state, ['job', 'add', '--name', 'gz', '--destination', 'd', '--structure', 'compressed', '--accounts', account.username, '--items', 'files']));
+  const first = ok(cli(state, ['backup', '--job', 'inc', '--wait'])).results[0].snapshot;
+  const daemon = spawn(process.execPath, [CLI, '--data-dir', state, 'serve'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  daemon.stderr!.on('data', (d) => { stderr += d; });
+  cleanups.push(() => { daemon.kill('SIGKILL'); fs.rmSync(state, { recursive: true, force: true }); fs.rmSync(dest, { recursive: true, force: true }); });
+  await waitFor('the daemon', () => fs.existsSync(path.join(state, 'run', 'tidemark.sock')));
+  asAccount(account, 'head -c 48M /dev/urandom > big.bin');
+  try {
+    const rounds: [string[], number][] = [
+      [['backup', '--job', 'inc', '--wait'], 20], [['backup', '--job', 'gz', '--wait'], 100],
+      [['restore', first, '--destination', 'd', '--path', 'docs', '--wait'], 0], [['backup', '--job', 'gz', '--wait'], 300],
+    ];
+    for (const [args, delay] of rounds) {
+      const run = cliAsync(state, args);
+      const pids = await waitFor('the account worker', () => { const p = workerPids(account); return p.length ? p : null; }).catch(() => []);
+      await sleep(delay);
+      for (const pid of pids) { try { process.kill(pid, 'SIGKILL'); } catch { /* done already */ } }
+      const r = await within(30000, `${args[0]} under the daemon`, run.result);
+      assert.equal(daemon.exitCode, null, `the daemon survives (${args.join(' ')}): ${stderr}`);
+      assert.ok(r.json, `a JSON answer: ${r.stdout} ${r.stderr}`);
+      const status = r.json.results?.[0]?.status ?? r.json.status;
+      if (status !== 'completed') assert.match(JSON.stringify(r.json), /account worker for \S+ failed \(SIGKILL\)/);
+      for (const s of ok(cli(state, ['snapshot', 'list', '--account', account.username]))) {
+        assert.ok(fs.existsSync(path.join(dest, account.username, s.id, 'manifest.json')), `listed ${s.id} is complete`);
+      }
+    }
+    const next = ok(cli(state, ['backup', '--job', 'inc', '--wait']));
+    assert.equal(next.results[0].status, 'completed');
+    assert.equal(daemon.exitCode, null, stderr);
+  } finally {
+    fs.rmSync(path.join(account.home, 'big.bin'), { force: true });
+  }
 });
