@@ -389,7 +389,7 @@ test('regression: a database listing failure fails the whole account', async () 
   assert.equal(bodies[0].tidemark.problems[0].item, 'databases');
 });
 
-test('regression: killing the account worker under the daemon ends the daemon and its other tasks', async () => {
+test('regression: killing the account worker under the daemon crashes the daemon', async () => {
   const state = makeDataDir({});
   const dest = makeDestinationDir();
   const port = 19000 + (process.pid % 900);
