@@ -1,6 +1,7 @@
 // getPeerCred(fd) -> { pid, uid, gid }: the credentials the kernel recorded for the other
 // end of a connected Unix socket (SO_PEERCRED), taken when that end called connect().
 // Node has no API for it; the bridge socket needs it to know which uid is asking.
+// The same addon sets file times to the nanosecond (file-times.c) for the restore writer.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <string.h>
@@ -40,9 +41,17 @@ static napi_value get_peer_cred(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// file-times.c
+napi_value set_times(napi_env env, napi_callback_info info);
+napi_value set_fd_times(napi_env env, napi_callback_info info);
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "getPeerCred", NAPI_AUTO_LENGTH, get_peer_cred, NULL, &fn);
   napi_set_named_property(env, exports, "getPeerCred", fn);
+  napi_create_function(env, "setTimes", NAPI_AUTO_LENGTH, set_times, NULL, &fn);
+  napi_set_named_property(env, exports, "setTimes", fn);
+  napi_create_function(env, "setFdTimes", NAPI_AUTO_LENGTH, set_fd_times, NULL, &fn);
+  napi_set_named_property(env, exports, "setFdTimes", fn);
   return exports;
 }

@@ -1,7 +1,7 @@
 import zlib from 'node:zlib';
 import fs from 'node:fs';
 import type { Readable } from 'node:stream';
-import { finished, pipeline } from 'node:stream/promises';
+import { pipeline } from 'node:stream/promises';
 import type { Account } from '../panels/types.js';
 import type { Destination } from '../destinations/types.js';
 import { describeFsError } from '../destinations/errors.js';
@@ -10,6 +10,7 @@ import { BatchedWriter, StreamWriter } from '../util/stream-writer.js';
 import { toDisplay, type BytePath } from '../util/byte-path.js';
 import { encodeEntry, NO_REF, parseEntryStream } from './format/entry.js';
 import { spawnAccountWorker } from './worker/spawn-worker.js';
+import { DESTINATION_WRITE } from './worker/sync-output.js';
 import { BlobSink } from './files-sink.js';
 import { layout, newSnapshotId, type Manifest, type ManifestDatabase } from './snapshot-layout.js';
 import { eachIndexEntry } from './snapshot-index.js';
@@ -38,9 +39,17 @@ export interface BackupRequest {
   politeness?: Politeness;
   /** Aborting stops the run; nothing of it is listed and the reason is what it throws. */
   signal?: AbortSignal;
+  /** Something the run worked around (a previous snapshot it could not use, databases it could not list). */
+  onWarning?: (message: string) => void;
 }
 
 const MAX_SKIPPED_LISTED = 500;
+
+/** A worker that failed writing the archive to the destination: the destination's error, with its code. */
+function destinationWriteError(err: Error): Error {
+  const m = new RegExp(`${DESTINATION_WRITE}: (E[A-Z]+)\\b`).exec(err.message);
+  return m ? Object.assign(new Error(err.message), { code: m[1] }) : err;
+}
 
 const validRelative = (p: BytePath): boolean =>
   p === '' || (!p.startsWith('/') && p.split('/').every((c) => c !== '' && c !== '.' && c !== '..' && !c.includes('\0')));
@@ -93,15 +102,19 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
           });
           prevBlobs = blobs;
           previous = req.previousId;
-        } catch {
+        } catch (err) {
+          // A damaged or missing previous snapshot is no base: everything is stored anew.
           prevBlobs = null;
           prevIndex = [];
+          req.onWarning?.(`previous snapshot ${req.previousId} not used as a base (everything is stored again): ${(err as Error).message}`);
         }
       }
 
-      const indexOut = new StreamWriter(dest.createWriteStream(`${partial}/${layout.index}`));
+      // pipeline, not pipe: a failing destination file must fail the gzip stream that is
+      // written to, or the writer waits for a drain that never comes.
       const indexGzip = zlib.createGzip({ level: 1 });
-      indexGzip.pipe(indexOut.stream);
+      const indexDone = pipeline(indexGzip, dest.createWriteStream(`${partial}/${layout.index}`));
+      indexDone.catch(() => undefined);
       const index = new BatchedWriter(new StreamWriter(indexGzip));
 
       // incremental: content arrives with the records and becomes blobs (BlobSink);
@@ -123,17 +136,21 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       // Cancelling kills the walk; what it wrote so far goes with the partial folder.
       const stopWorker = (): void => { worker.child.kill('SIGKILL'); };
       signal?.addEventListener('abort', stopWorker, { once: true });
+      // A destination that fails (full, read-only, I/O error) ends the run: the worker is
+      // stopped at once, since it would otherwise wait forever on a pipe nobody reads.
+      let tarError: Error | null = null;
       if (worker.tar) {
         const file = dest.createWriteStream(tarFile);
-        let source: NodeJS.ReadableStream = worker.tar;
+        const counted = <S extends Readable>(s: S): S => s.on('data', (chunk: Buffer) => { tarBytes += chunk.length; });
         if (structure === 'compressed') {
           gz = createParallelGzip();
-          source = worker.tar.pipe(gz);
+          tarDone = pipeline(worker.tar, counted(gz), file);
+        } else {
+          tarDone = pipeline(counted(worker.tar), file);
         }
-        (source as Readable).on('data', (chunk: Buffer) => { tarBytes += chunk.length; });
-        tarDone = pipeline(source as Readable, file);
-        tarDone.catch(() => undefined);
+        tarDone.catch((err: Error) => { tarError = err; worker.child.kill('SIGKILL'); });
       }
+      indexDone.catch((err: Error) => { tarError ??= err; worker.child.kill('SIGKILL'); });
       if (previous) {
         for (const rec of prevIndex) if (!worker.input.write(rec)) await new Promise((r) => worker.input.once('drain', r));
       }
@@ -171,7 +188,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
         // When the destination fails, the worker dies of a broken pipe: report the cause.
         await worker.done.catch(async (err: unknown) => {
           if (tarDone) await tarDone;
-          throw err;
+          throw destinationWriteError(err as Error);
         });
         if (tarDone) await tarDone;
         if (tarFd !== null) {
@@ -179,10 +196,13 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
 
         }
       } catch (err) {
-        worker.done.catch(() => undefined);
+        // The worker's stream ended in the middle: it died, and how it died is the cause.
+        const died = worker.output.readableEnded && !tarError
+          ? await Promise.race([worker.done.then(() => null, (e: Error) => e), new Promise<null>((r) => setTimeout(() => r(null), 2000).unref())])
+          : null;
         worker.child.kill('SIGKILL');
         sink?.abort();
-        throw err;
+        throw tarError ?? (died ? destinationWriteError(died) : err);
       } finally {
         signal?.removeEventListener('abort', stopWorker);
         if (tarFd !== null) fs.closeSync(tarFd);
@@ -191,14 +211,20 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       if (!sawEnd) throw new Error('the account worker stopped before the end of the walk');
       await sink?.finish();
       await index.end();
-      await finished(indexOut.stream);
+      await indexDone;
       stats.storedBytes += sink ? sink.storedBytes() : tarBytes;
       if (gz) await dest.writeFile(`${partial}/${layout.members}`, JSON.stringify(gz.members()));
     }
 
     signal?.throwIfAborted();
     progress('databases');
-    if (req.items.includes('databases') || req.items.includes('database-users')) {
+    const problems: { item: string; reason: string }[] = [];
+    const wantsDatabases = req.items.includes('databases') || req.items.includes('database-users');
+    if (wantsDatabases && account.databaseProblem) {
+      // The files are kept: the snapshot is partial and says why its databases are missing.
+      for (const item of req.items.filter((i) => i === 'databases' || i === 'database-users')) problems.push({ item, reason: account.databaseProblem });
+      req.onWarning?.(`${account.databaseProblem}: the snapshot holds no databases`);
+    } else if (wantsDatabases) {
       // The MySQL client libraries load only when databases are part of the job.
       const { backupDatabases } = await import('./database-items.js');
       const result = await backupDatabases({
@@ -216,8 +242,8 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
     progress('finishing');
     const manifest: Manifest = {
       format: 'tidemark-snapshot', version: 1, id, account: account.username, structure,
-      status: stats.skipped > 0 ? 'partial' : 'completed', startedAt, finishedAt: new Date().toISOString(),
-      items: req.items, previous, stats, skipped, databases, grants,
+      status: stats.skipped > 0 || problems.length > 0 ? 'partial' : 'completed', startedAt, finishedAt: new Date().toISOString(),
+      items: req.items, previous, stats, skipped, databases, grants, ...(problems.length > 0 ? { problems } : {}),
       accountInfo: { uid: account.uid, gid: account.gid, home: account.home, owner: account.owner, domains: account.domains },
       job: req.jobName,
     };

@@ -133,6 +133,8 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
     } catch (err) {
       worker.child.kill('SIGKILL');
       await worker.done.catch(() => undefined);
+      // What was written stays where the account can see it: the message says where.
+      if (req.intoFolder) (err as Error).message += ` (the files restored so far are in the folder ${folder} of the home)`;
       throw err;
     }
     outcome.files = JSON.parse(Buffer.concat(chunks).toString('utf8')) as RestoreResult;

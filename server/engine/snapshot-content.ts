@@ -1,5 +1,7 @@
 import zlib from 'node:zlib';
-import type { Destination } from '../destinations/types.js';
+import { DestinationError, type Destination } from '../destinations/types.js';
+import { describeFsError } from '../destinations/errors.js';
+import { toDisplay } from '../util/byte-path.js';
 import type { Structure } from '../store/jobs.js';
 import type { Entry } from './format/entry.js';
 import { parseTar, tarHeaders } from './format/tar.js';
@@ -23,6 +25,33 @@ const headerLength = (e: Entry): number => tarHeaders(e.path === '' ? { ...e, pa
  * member only for the rare entry whose content lies behind the read position.
  */
 export async function* snapshotContent(dest: Destination, dir: string, structure: Structure, selected: Selected[]): AsyncGenerator<ContentEvent> {
+  let current: Entry | null = null;
+  try {
+    for await (const ev of contentOf(dest, dir, structure, selected)) {
+      if (ev.type === 'entry') current = ev.sel.entry;
+      yield ev;
+    }
+  } catch (err) {
+    throw nameContentError(err, dir, structure, current);
+  }
+}
+
+/**
+ * zlib's and the system's messages name nothing ("unexpected end of file", "incorrect data
+ * check", EIO): the error says which snapshot, which of its files, and which entry was read.
+ */
+function nameContentError(err: unknown, dir: string, structure: Structure, entry: Entry | null): unknown {
+  const e = err as NodeJS.ErrnoException;
+  const reading = entry ? ` while reading ${JSON.stringify(toDisplay(entry.path))}` : '';
+  const file = structure === 'incremental' && entry ? layout.blob(entry.dataRef) : layout.data(structure);
+  if (typeof e?.code === 'string' && e.code.startsWith('Z_')) {
+    return new SnapshotInputError(`snapshot ${dir}: ${file}: ${e.message}${reading}: the destination copy is damaged`);
+  }
+  if (typeof e?.code === 'string' && !(err instanceof DestinationError)) return describeFsError(err, `snapshot ${dir}: ${file}${reading}`);
+  return err;
+}
+
+async function* contentOf(dest: Destination, dir: string, structure: Structure, selected: Selected[]): AsyncGenerator<ContentEvent> {
   if (structure === 'compressed') {
     yield* compressedContent(dest, dir, selected);
     return;

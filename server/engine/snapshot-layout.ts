@@ -43,6 +43,8 @@ export interface Manifest {
   skipped: { path: string; reason: string }[];
   databases: ManifestDatabase[];
   grants: string | null;
+  /** Items that could not be backed up (e.g. the database server was down), with why: the snapshot is then partial. */
+  problems?: { item: string; reason: string }[];
   accountInfo: { uid: number; gid: number; home: string; owner: string; domains: string[] };
   job: string | null;
 }

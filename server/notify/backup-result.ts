@@ -8,10 +8,21 @@ import { deliver } from './deliver.js';
 
 /** Outcomes of the earlier runs of this job for this account, newest first (from the tasks table). */
 function earlierOutcomes(ctx: Context, jobId: number, account: string, beforeTask: number): Outcome[] {
-  const rows = ctx.store.db.prepare(`SELECT status FROM tasks WHERE type = 'backup' AND job_id = ? AND account = ? AND id < ?
-    AND status IN ('completed', 'partial', 'failed') ORDER BY id DESC LIMIT 10`).all(jobId, account, beforeTask) as { status: Outcome }[];
-  return rows.map((r) => r.status);
+  const rows = ctx.store.db.prepare(`SELECT status, result FROM tasks WHERE type = 'backup' AND job_id = ? AND account = ? AND id < ?
+    AND status IN ('completed', 'partial', 'failed') ORDER BY id DESC LIMIT 10`).all(jobId, account, beforeTask) as { status: Outcome; result: string }[];
+  return rows.map((r) => (r.status === 'partial' && hasProblems(r.result) ? 'failed' : r.status));
 }
+
+const hasProblems = (result: string): boolean => {
+  try { return Array.isArray((JSON.parse(result) as { problems?: unknown }).problems); } catch { return false; }
+};
+
+/**
+ * A part that failed (the databases could not be listed) counts as a failure for notices, even
+ * though the snapshot of the rest stands: nobody would otherwise learn that the databases are missing.
+ */
+export const notifyOutcome = (r: Pick<AccountBackupResult, 'status' | 'problems'>): Outcome =>
+  (r.status === 'partial' && r.problems?.length ? 'failed' : r.status as Outcome);
 
 function describe(job: JobRecord, dest: DestinationRecord, r: AccountBackupResult): { subject: string; body: string } {
   const verb = r.status === 'failed' ? 'FAILED' : r.status === 'partial' ? 'partly done' : 'done';
@@ -27,6 +38,7 @@ function describe(job: JobRecord, dest: DestinationRecord, r: AccountBackupResul
   ];
   if (r.snapshot) lines.push(`Snapshot:    ${r.snapshot}`, `Files:       ${r.files} (${r.skipped} skipped)`);
   if (r.error) lines.push(`Error:       ${r.error}`);
+  for (const p of r.problems ?? []) lines.push(`Not backed up: ${p.item}: ${p.reason}`);
   return { subject: `[Tidemark] backup of ${r.account} ${verb} (job ${job.name})`, body: `${lines.join('\n')}\n` };
 }
 
@@ -40,9 +52,9 @@ export async function notifyBackupResult(ctx: Context, job: JobRecord, dest: Des
   // Someone stopped it on purpose: nothing to warn about.
   if (!n || (!n.email && !n.webhook) || r.status === 'cancelled') return;
   try {
-    if (!shouldNotify(earlierOutcomes(ctx, job.id, r.account, r.task), r.status, n)) return;
+    if (!shouldNotify(earlierOutcomes(ctx, job.id, r.account, r.task), notifyOutcome(r), n)) return;
     const { subject, body } = describe(job, dest, r);
-    const structured = { event: 'backup', job: job.name, destination: dest.name, account: r.account, status: r.status, snapshot: r.snapshot, task: r.task, error: r.error };
+    const structured = { event: 'backup', job: job.name, destination: dest.name, account: r.account, status: r.status, snapshot: r.snapshot, task: r.task, error: r.error, problems: r.problems ?? [] };
     for (const d of await deliver(n, subject, body, structured)) {
       const target = `job ${job.name} account ${r.account}`;
       if (d.error === null) {

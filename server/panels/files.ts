@@ -287,17 +287,19 @@ export const sortedUnique = (names: Iterable<string>): string[] => [...new Set(n
  * The databases and MySQL users of `username` by the `<username>_` naming convention, through
  * deps.listDatabasesByPrefix, owned by the rule of DatabaseOwnership: a name that also matches a
  * longer user name (`bob_x_db` when `bob_x` exists next to `bob`) belongs to that other user and
- * is left out. A failure becomes
- * an error naming the account.
+ * is left out. A failure leaves both
+ * lists empty and names the account and the cause in `databaseProblem`.
  */
-export async function databasesByPrefix(deps: PanelDeps, username: string, allUsernames: Iterable<string>): Promise<Pick<Account, 'databases' | 'databaseUsers'>> {
+export async function databasesByPrefix(deps: PanelDeps, username: string, allUsernames: Iterable<string>): Promise<Pick<Account, 'databases' | 'databaseUsers' | 'databaseProblem'>> {
   const prefix = `${username}_`;
   const ownership = new DatabaseOwnership(allUsernames);
   let found: { databases: string[]; users: string[] };
   try {
     found = await deps.listDatabasesByPrefix(prefix);
   } catch (err) {
-    throw new Error(`cannot list the databases of account '${username}': ${(err as Error).message}`, { cause: err });
+    // The account's files do not depend on the database server: its backup goes on without
+    // the databases and says why (see backup.ts).
+    return { databases: [], databaseUsers: [], databaseProblem: `cannot list the databases of account '${username}': ${(err as Error).message}` };
   }
   return {
     databases: sortedUnique(found.databases.filter((n) => ownership.owns(username, 'database', n))),

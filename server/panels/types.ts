@@ -13,6 +13,11 @@ export interface Account {
   databases: string[];
   /** MySQL/MariaDB user names (without host) that belong to the account. */
   databaseUsers: string[];
+  /**
+   * Why the databases and database users could not be listed (the server is down or refuses):
+   * both lists are then empty, and a backup of them records the reason and is partial.
+   */
+  databaseProblem?: string;
   suspended: boolean;
   package: string | null;
   /** Where the account holder gets mail from the panel (a valid address), or null when none is known. */

@@ -28,6 +28,8 @@ export interface AccountBackupResult {
   /** Remote destinations: bytes sent over the network for this account (null: local). */
   sentBytes: number | null;
   skipped: number;
+  /** Items that could not be backed up, with why (the run is partial, and notified like a failure). */
+  problems?: { item: string; reason: string }[];
 }
 
 async function accountsOfJob(ctx: Context, job: JobRecord, only: string | undefined, withDatabases: boolean): Promise<Account[]> {
@@ -201,6 +203,7 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
         onProgress: (p) => ctx.store.tasks.progress(taskId, { ...p }),
         politeness: ctx.config.queue,
         signal: watch.signal,
+        onWarning: (message) => ctx.store.tasks.log(taskId, 'warn', message, 'provider'),
       });
       const record: SnapshotRecord = {
         id: manifest.id, destinationId: destRecord.id, account: account.username, jobId: job.id, structure: manifest.structure,
@@ -210,11 +213,13 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
       };
       ctx.store.snapshots.insert(record);
       if (schedule !== undefined) ctx.store.snapshots.setSchedule(destRecord.id, account.username, manifest.id, schedule);
+      for (const p of manifest.problems ?? []) ctx.store.tasks.log(taskId, 'warn', `not backed up: ${p.item} (the database server could not be reached or refused; the provider's log has the cause)`, 'all');
       for (const s of manifest.skipped) ctx.store.tasks.log(taskId, s.reason.startsWith('skipped:') ? 'info' : 'warn', `${s.path}: ${s.reason}`);
       const sentBytes = sentBefore === null ? null : dest.bytesSent!() - sentBefore;
-      ctx.store.tasks.finish(taskId, manifest.status, { snapshot: manifest.id, stats: manifest.stats, sentBytes }, null);
+      ctx.store.tasks.finish(taskId, manifest.status, { snapshot: manifest.id, stats: manifest.stats, sentBytes, ...(manifest.problems ? { problems: manifest.problems } : {}) }, null);
       r = { account: account.username, status: manifest.status, snapshot: manifest.id, task: taskId, error: null,
-        files: manifest.stats.files, bytes: manifest.stats.bytes, storedBytes: manifest.stats.storedBytes, sentBytes, skipped: manifest.stats.skipped };
+        files: manifest.stats.files, bytes: manifest.stats.bytes, storedBytes: manifest.stats.storedBytes, sentBytes, skipped: manifest.stats.skipped,
+        ...(manifest.problems ? { problems: manifest.problems } : {}) };
     } finally {
       await dest.close();
     }

@@ -18,6 +18,8 @@ import { readMarker } from './destination-marker.js';
 import { checkMay } from './permissions.js';
 import { runAsTask } from '../queue/run-task.js';
 import { PRIORITIES } from '../queue/priority.js';
+import { refuseWhileBusy } from './busy.js';
+import type { TaskRecord } from '../store/tasks.js';
 
 export const NAME = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
 
@@ -283,6 +285,8 @@ export async function removeDestination(ctx: Context, name: string, opts: { dele
   const d = getDestination(ctx, name, actor, owner);
   const jobs = ctx.store.jobs.usingDestination(d.id);
   if (jobs.length > 0) throw new UserError(`destination "${name}" is used by job(s): ${jobs.map((j) => j.name).join(', ')}; remove or change them first`);
+  const inUse = (t: TaskRecord): boolean => t.destinationId === d.id;
+  refuseWhileBusy(ctx, `destination "${d.name}"`, inUse);
   let deletedSnapshots = 0;
   if (opts.deleteData) {
     const snapshots = ctx.store.snapshots.list({ destinationId: d.id });
@@ -293,8 +297,11 @@ export async function removeDestination(ctx: Context, name: string, opts: { dele
       }
     });
   }
-  ctx.store.db.prepare('DELETE FROM snapshots WHERE destination_id = ?').run(d.id);
-  ctx.store.destinations.remove(d.id);
+  ctx.store.db.transaction(() => {
+    refuseWhileBusy(ctx, `destination "${d.name}"`, inUse);
+    ctx.store.db.prepare('DELETE FROM snapshots WHERE destination_id = ?').run(d.id);
+    ctx.store.destinations.remove(d.id);
+  }).immediate();
   ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'destination.remove', target: d.name, result: 'ok',
     detail: `owner ${d.owner}${opts.deleteData ? `, ${deletedSnapshots} snapshots deleted` : ''}` });
   return { record: d, deletedSnapshots };

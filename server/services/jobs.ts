@@ -9,6 +9,7 @@ import { ACCOUNT_NAME } from '../engine/snapshot-layout.js';
 import { SCHEDULE_KINDS, type ScheduleKind, type ScheduleRecord } from '../store/schedules.js';
 import { dueAt } from '../schedule/next-run.js';
 import { MANUAL } from './retention.js';
+import { refuseWhileBusy } from './busy.js';
 
 async function addSchema() {
   const { z } = await import('zod');
@@ -164,7 +165,11 @@ export function describeJob(ctx: Context, j: JobRecord): Record<string, unknown>
 
 export function removeJob(ctx: Context, name: string, actor: Actor = ROOT, owner?: string): JobRecord {
   const j = getJob(ctx, name, actor, owner);
-  ctx.store.jobs.remove(j.id);
+  // One write transaction: no task of the job can be created between the check and the removal.
+  ctx.store.db.transaction(() => {
+    refuseWhileBusy(ctx, `job "${j.name}"`, (t) => t.jobId === j.id);
+    ctx.store.jobs.remove(j.id);
+  }).immediate();
   return j;
 }
 

@@ -64,8 +64,8 @@ export interface RetentionOutcome {
 /**
  * Removes what planRetention selects, one account at a time under the account lock (a
  * restore reading a snapshot holds it: that account waits for the next time). The folder
- * is first renamed to a hidden `.partial-` name, so a removal cut short never looks like a
- * complete snapshot; the catalog row goes only once the folder is gone. Each incremental
+ * leaves the catalog first, is then renamed to a hidden `.partial-` name and deleted last,
+ * so a removal cut short never leaves a listed snapshot with files missing. Each incremental
  * snapshot holds its own hard links, so removing one leaves the others whole.
  */
 export async function applyRetention(ctx: Context, opts: { jobIds?: number[]; dryRun?: boolean } = {}): Promise<RetentionOutcome> {
@@ -102,9 +102,17 @@ export async function applyRetention(ctx: Context, opts: { jobIds?: number[]; dr
             if (!now || now.locked) continue;
             try {
               const hidden = layout.partialDir(account, s.id);
-              if (await driver.exists(layout.snapshotDir(account, s.id))) await driver.rename(layout.snapshotDir(account, s.id), hidden);
-              await driver.remove(hidden);
+              // Unlisted first, hidden next, deleted last: a run killed at any moment leaves
+              // either a complete snapshot (unlisted until a reindex finds it) or a hidden
+              // leftover the next backup removes, never a listed snapshot with files missing.
               ctx.store.snapshots.remove(destinationId, account, s.id);
+              try {
+                if (await driver.exists(layout.snapshotDir(account, s.id))) await driver.rename(layout.snapshotDir(account, s.id), hidden);
+              } catch (err) {
+                ctx.store.snapshots.insert(now);
+                throw err;
+              }
+              await driver.remove(hidden);
               out.removed.push({ id: s.id, account, destination: dest.name, schedule: s.schedule ?? MANUAL });
             } catch (err) {
               out.failed.push({ id: s.id, account, destination: dest.name, error: (err as Error).message });

@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { parseEntryStream, type Entry } from '../format/entry.js';
 import { toBuffer, toDisplay, type BytePath } from '../../util/byte-path.js';
 import { SyncOutput } from './sync-output.js';
+import { setFdTimes, setPathTimes } from '../../native/file-times.js';
 
 export interface RestoreWriterOptions {
   home: string;
@@ -28,6 +29,35 @@ function validRelative(p: BytePath): boolean {
   return !p.startsWith('/') && p.split('/').every((c) => c !== '' && c !== '.' && c !== '..' && !c.includes('\0'));
 }
 
+/** The names this writer gives its temporary entries (tmpName, fifos). */
+const TEMP_NAME = /^\.tidemark-(?:fifo-)?[0-9a-f]{12}$/;
+
+/**
+ * Removes what killed restores left: temporary entries under the exact names this writer
+ * makes, owned by the account (the writer runs as the account, so nothing else can be
+ * touched). A read-only walk of names; symlinks are never followed.
+ */
+export function removeRestoreLeftovers(home: Buffer, uid: number): number {
+  let removed = 0;
+  const stack: Buffer[] = [home];
+  while (stack.length > 0) {
+    const dir = stack.pop()!;
+    let names: fs.Dirent<Buffer>[];
+    try { names = fs.readdirSync(dir, { withFileTypes: true, encoding: 'buffer' }); } catch { continue; }
+    for (const d of names) {
+      const p = Buffer.concat([dir, Buffer.from('/'), d.name]);
+      if (d.isDirectory()) { stack.push(p); continue; }
+      if (!TEMP_NAME.test(d.name.toString('latin1'))) continue;
+      try {
+        if (fs.lstatSync(p).uid !== uid) continue;
+        fs.unlinkSync(p);
+        removed++;
+      } catch { /* gone or not ours */ }
+    }
+  }
+  return removed;
+}
+
 /**
  * Writes an entry stream (stdin) into the home as the account. Files are written to a
  * temporary name beside the target and renamed over it, so a symlink planted at the
@@ -46,6 +76,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
   const abs = (rel: BytePath): Buffer => (rel === '' ? base : Buffer.concat([base, Buffer.from('/'), toBuffer(rel)]));
   const myUid = process.getuid!();
 
+  removeRestoreLeftovers(homeBuf, myUid);
   if (opts.intoFolder !== '') {
     fs.mkdirSync(base, { mode: 0o700 });
   }
@@ -64,18 +95,19 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     const slash = rel.lastIndexOf('/');
     ensureDir(slash < 0 ? '' : rel.slice(0, slash));
     const p = abs(rel);
-    let st: fs.Stats | null = null;
-    try { st = fs.lstatSync(p); } catch { st = null; }
+    let st: fs.BigIntStats | null = null;
+    try { st = fs.lstatSync(p, { bigint: true }); } catch { st = null; }
     if (st && !st.isDirectory()) {
       fs.unlinkSync(p);
       st = null;
     }
     if (!st) {
       fs.mkdirSync(p, { mode: 0o700 });
-    } else if ((st.mode & 0o700) !== 0o700 && st.uid === myUid) {
-      fs.chmodSync(p, (st.mode & 0o7777) | 0o700);
-      pendingDirs.push({ rel, entry: { kind: 'd', path: rel, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0,
-        mtimeSec: Math.floor(st.mtimeMs / 1000), mtimeNsec: Math.round((st.mtimeMs % 1000) * 1e6), link: '', dataRef: -1, prevRef: -1 } });
+    } else if ((Number(st.mode) & 0o700) !== 0o700 && Number(st.uid) === myUid) {
+      const mode = Number(st.mode) & 0o7777;
+      fs.chmodSync(p, mode | 0o700);
+      pendingDirs.push({ rel, entry: { kind: 'd', path: rel, mode, uid: Number(st.uid), gid: Number(st.gid), size: 0,
+        mtimeSec: Number(st.mtimeNs / 1_000_000_000n), mtimeNsec: Number(st.mtimeNs % 1_000_000_000n), link: '', dataRef: -1, prevRef: -1 } });
     }
     readyDirs.add(rel);
   };
@@ -95,9 +127,9 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
   };
 
   const parentOf = (rel: BytePath): BytePath => { const i = rel.lastIndexOf('/'); return i < 0 ? '' : rel.slice(0, i); };
-  // libuv sets times to the microsecond (it truncates), from a double: aiming at the middle
-  // of the microsecond keeps the double's rounding error from landing on the one before.
-  const mtime = (e: Entry): number => e.mtimeSec + (Math.floor(e.mtimeNsec / 1000) * 1000 + 500) / 1e9;
+  // To the nanosecond (utimensat through the native addon): a time cut to the microsecond
+  // would make the next incremental run store every restored file again.
+  const setTimes = (p: Buffer, e: Entry, noFollow: boolean): void => setPathTimes(p, e.mtimeSec, e.mtimeNsec, noFollow);
 
   /** Moves a prepared temporary entry over the target; a directory in the way is reported, not deleted. */
   const install = (tmp: Buffer, rel: BytePath): boolean => {
@@ -126,7 +158,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     try {
       applyOwner((u, g) => fs.fchownSync(fd, u, g), entry.path, entry);
       fs.fchmodSync(fd, entry.mode);
-      fs.futimesSync(fd, mtime(entry), mtime(entry));
+      setFdTimes(fd, entry.mtimeSec, entry.mtimeNsec);
     } finally {
       fs.closeSync(fd);
     }
@@ -164,7 +196,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
       } else if (e.kind === 'l') {
         fs.symlinkSync(toBuffer(e.link), tmp);
         applyOwner((u, g) => fs.lchownSync(tmp, u, g), e.path, e);
-        fs.lutimesSync(tmp, mtime(e), mtime(e));
+        setTimes(tmp, e, true);
         if (install(tmp, e.path)) result.links++;
       } else if (e.kind === 'h') {
         if (!validRelative(e.link) || e.link === '' || !written.has(e.link)) { warn(e.path, 'hard link to a file this restore did not write; skipped'); continue; }
@@ -179,7 +211,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
         if (made.status !== 0) { warn(e.path, 'fifo not restored'); continue; }
         fs.chmodSync(fifo, e.mode & 0o777);
         applyOwner((u, g) => fs.lchownSync(fifo, u, g), e.path, e);
-        fs.utimesSync(fifo, mtime(e), mtime(e));
+        setTimes(fifo, e, true);
         install(fifo, e.path);
       }
     } catch (err) {
@@ -195,7 +227,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     try {
       applyOwner((u, g) => fs.lchownSync(p, u, g), rel, entry);
       fs.chmodSync(p, entry.mode);
-      fs.utimesSync(p, mtime(entry), mtime(entry));
+      setTimes(p, entry, true);
     } catch (err) {
       warn(rel, `directory attributes not restored: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }

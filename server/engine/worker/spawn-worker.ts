@@ -44,7 +44,11 @@ export function spawnAccountWorker(account: Account, job: Record<string, unknown
       else reject(new Error(`account worker for ${account.username} failed (${signal ?? `exit ${code}`}): ${stderr.trim() || 'no message'}`));
     });
   });
+  // Callers await `done` only once they have read the worker's output; a worker killed
+  // meanwhile must not be an unhandled rejection (it would end the CLI or the daemon).
+  done.catch(() => undefined);
   // Errors surface through `done`; a closed pipe alone must not crash the root process.
+  for (const s of [child.stdio[3], child.stdio[4]]) (s as Readable | null)?.on('error', () => undefined);
   child.stdin!.on('error', () => undefined);
   return { child, output: child.stdio[3] as Readable, tar: opts.tarFd === 'pipe' ? child.stdio[4] as Readable : null, input: child.stdin!, done };
 }
