@@ -106,7 +106,7 @@
     var kind = document.querySelector('select[name="kind"]');
     if (kind) {
       var syncKind = function () {
-        document.querySelectorAll('.kind-field').forEach(function (f) { f.hidden = f.getAttribute('data-kinds').split(' ').indexOf(kind.value) < 0; });
+        document.querySelectorAll('.kind-field').forEach(function (f) { f.style.display = f.getAttribute('data-kinds').split(' ').indexOf(kind.value) < 0 ? 'none' : ''; });
       };
       kind.addEventListener('change', syncKind);
       syncKind();

@@ -18,7 +18,8 @@ const text = (v: unknown): string => (typeof v === 'string' ? v.trim() : '');
 
 /** The filter as asked for in the address; what does not parse is left out (and shown as not set). */
 function queryOf(q: Record<string, unknown>): { query: SnapshotQuery; values: Record<string, string>; page: number } {
-  const values = { account: text(q.account), destination: text(q.destination), job: text(q.job), status: text(q.status), from: text(q.from), to: text(q.to) };
+  const base = { account: text(q.account), destination: text(q.destination), job: text(q.job), status: text(q.status), from: text(q.from), to: text(q.to) };
+  const values: typeof base & { size?: string } = base;
   const query: SnapshotQuery = {};
   if (values.account !== '') query.account = values.account;
   if (/^\d+$/.test(values.destination)) query.destinationId = Number(values.destination); else values.destination = '';
@@ -27,6 +28,8 @@ function queryOf(q: Record<string, unknown>): { query: SnapshotQuery; values: Re
   if (DATE.test(values.from)) query.from = values.from; else values.from = '';
   if (DATE.test(values.to)) query.to = values.to; else values.to = '';
   const page = /^\d{1,6}$/.test(text(q.page)) ? Math.max(1, Number(q.page)) : 1;
+  // How many a page shows: kept in the links like the filter.
+  if (/^\d{1,3}$/.test(text(q.size)) && Number(q.size) >= 1 && Number(q.size) <= 200) values.size = text(q.size);
   return { query, values, page };
 }
 
@@ -54,7 +57,8 @@ export function snapshotRoutes(st: ProviderState): express.Router {
     const { query, values, page } = queryOf(req.query as Record<string, unknown>);
     const all = await listSnapshots(ctx, {}, actor);
     const found = filterSnapshots(all, query);
-    const pages = Math.max(1, Math.ceil(found.length / PAGE_SIZE));
+    const size = values.size ? Number(values.size) : PAGE_SIZE;
+    const pages = Math.max(1, Math.ceil(found.length / size));
     const current = Math.min(page, pages);
     const destinations = new Map<number, string>();
     const jobs = new Map<number, string>();
@@ -68,7 +72,7 @@ export function snapshotRoutes(st: ProviderState): express.Router {
       accounts: [...new Set(all.map((s) => s.account))].sort(),
       destinations: [...destinations].map(([id, name]) => ({ id, name })), jobs: [...jobs].map(([id, name]) => ({ id, name })),
       statuses: [...new Set([...KNOWN_STATUSES, ...all.map((s) => s.status)])],
-      snapshots: found.slice((current - 1) * PAGE_SIZE, current * PAGE_SIZE).map((s) => ({ ...describeSnapshot(ctx, s), url: providerSnapshotUrl(s) })),
+      snapshots: found.slice((current - 1) * size, current * size).map((s) => ({ ...describeSnapshot(ctx, s), url: providerSnapshotUrl(s) })),
     });
   });
 
