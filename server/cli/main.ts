@@ -10,8 +10,9 @@ import { editDestination, type EditDestinationInput } from '../services/destinat
 import { reindexDestination } from '../services/reindex.js';
 import { addJob, describeJob, getJob, listJobs, removeJob } from '../services/jobs.js';
 import { runBackup } from '../services/backups.js';
-import { addSchedule, describeSchedule, listSchedules, removeSchedule, setManualKeep } from '../services/jobs.js';
+import { addSchedule, describeSchedule, editSchedule, listSchedules, removeSchedule, setManualKeep } from '../services/jobs.js';
 import { applyRetention, setSnapshotLocked } from '../services/retention.js';
+import { deleteSnapshot, setSnapshotNote } from '../services/snapshots.js';
 import { describeEntry, describeSnapshot, download, findSnapshot, listSnapshots, restore, snapshotFiles, snapshotManifest } from '../services/snapshots.js';
 import { ROOT, type Actor } from '../services/actor.js';
 import { cancelTask, describeTask, getTask, listTasks, waitForEnd } from '../services/tasks.js';
@@ -405,6 +406,31 @@ for (const [verb, locked] of [['lock', true], ['unlock', false]] as const) {
       if (json) printJson(describeSnapshot(ctx, s)); else process.stdout.write(`snapshot ${s.id} ${verb}ed\n`);
     }));
 }
+
+// Snapshot note and delete, and schedule edit: the same services as the provider's pages.
+snapshot.command('note').argument('<id>').requiredOption('--text <text>', 'the note (empty: none)').option('--destination <name>')
+  .action(actionAs(async (ctx, json, who, id: string, opts: { text: string; destination?: string }) => {
+    const s = await setSnapshotNote(ctx, await findSnapshot(ctx, id, opts.destination, who.actor, who.owner), opts.text, who.actor);
+    if (json) printJson(describeSnapshot(ctx, s)); else process.stdout.write(`snapshot ${s.id}: note ${s.note ? 'set' : 'removed'}\n`);
+  }));
+snapshot.command('delete').argument('<id>').option('--destination <name>').option('--yes', 'really delete it (nothing is deleted without)')
+  .description('delete one snapshot from its destination (refused while locked, or while a backup or restore holds its account)')
+  .action(actionAs(async (ctx, json, who, id: string, opts: { destination?: string; yes?: boolean }) => {
+    const found = await findSnapshot(ctx, id, opts.destination, who.actor, who.owner);
+    const doc = describeSnapshot(ctx, found);
+    if (!opts.yes) throw new UserError(`would delete snapshot ${found.id} of ${found.account} on ${String(doc.destination)}: add --yes`, 2);
+    await deleteSnapshot(ctx, found, who.actor);
+    if (json) printJson({ deleted: doc }); else process.stdout.write(`snapshot ${found.id} of ${found.account} deleted from ${String(doc.destination)}\n`);
+  }));
+schedule.command('edit').argument('<job>').argument('<name>').description('change a schedule\'s timing or retention (its name stays)')
+  .option('--kind <kind>', 'hourly | daily | weekly | monthly | after')
+  .option('--keep <n>', 'keep the newest N snapshots of this schedule', toCount)
+  .option('--at <HH:MM>').option('--weekday <0-6>', '', toCount).option('--monthday <1-28>', '', toCount).option('--after-job <name>')
+  .action(actionAs(async (ctx, json, who, jobName: string, name: string, opts: { kind?: string; keep?: number; at?: string; weekday?: number; monthday?: number; afterJob?: string }) => {
+    const changes = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
+    const s = await editSchedule(ctx, jobName, name, changes, who.actor, who.owner);
+    if (json) printJson(describeSchedule(ctx, s)); else process.stdout.write(`schedule "${s.name}" of job "${jobName}" changed\n`);
+  }));
 
 interface DbSpec { name: string; as?: string }
 const databaseSpec = (v: string, prev: DbSpec[] = []): DbSpec[] => [...prev, { name: v }];

@@ -3,7 +3,7 @@ import { ITEMS, STRUCTURES, type JobRecord } from '../store/jobs.js';
 import type { DestinationRecord } from '../store/destinations.js';
 import { UserError, type Context } from './context.js';
 import { checkAccountDestinationsAllowed, getDestination, NAME, validationMessage } from './destinations.js';
-import { isAccountOwned, mayActOnAccount, ownerOf, pickOwned, ROOT, type Actor } from './actor.js';
+import { isAccountOwned, mayActOnAccount, ownerOf, pickOwned, PROVIDER, ROOT, type Actor } from './actor.js';
 import { checkMay } from './permissions.js';
 import { ACCOUNT_NAME } from '../engine/snapshot-layout.js';
 import { SCHEDULE_KINDS, type ScheduleKind, type ScheduleRecord } from '../store/schedules.js';
@@ -215,24 +215,99 @@ export interface AddScheduleInput {
 export async function addSchedule(ctx: Context, jobName: string, input: AddScheduleInput, actor: Actor = ROOT, owner?: string, now = Date.now()): Promise<ScheduleRecord> {
   const job = getJob(ctx, jobName, actor, owner);
   if (actor.role !== 'admin') checkMay(ctx, actor, 'ownJobs', actor.name);
+  return addScheduleToJob(ctx, job, input, actor, now);
+}
+
+/** addSchedule for a job already found and checked (the provider's pages: see jobInProviderScope). */
+export async function addScheduleToJob(ctx: Context, job: JobRecord, input: AddScheduleInput, actor: Actor, now = Date.now()): Promise<ScheduleRecord> {
+  if (actor.role === 'user') checkMay(ctx, actor, 'ownJobs', actor.name);
   const parsed = (await scheduleSchema()).safeParse(input);
   if (!parsed.success) throw new UserError(validationMessage(parsed.error));
   const s = parsed.data;
   const name = s.name ?? s.kind;
-  if (ctx.store.schedules.ofJob(job.id).some((x) => x.name === name)) throw new UserError(`job "${job.name}" has a schedule named "${name}" already: give another --name`);
-  let afterJobId: number | null = null;
-  if (s.afterJob !== undefined) {
-    const first = ctx.store.jobs.byName(s.afterJob, job.owner);
-    if (!first) throw new UserError(`no job named "${s.afterJob}"`);
-    if (first.id === job.id || followsJob(ctx, first.id, job.id)) throw new UserError(`job "${job.name}" after "${first.name}" would run in a loop`);
-    afterJobId = first.id;
-  }
+  if (ctx.store.schedules.ofJob(job.id).some((x) => x.name === name)) throw new UserError(`name: job "${job.name}" has a schedule named "${name}" already: give another --name`);
+  const afterJobId = s.afterJob === undefined ? null : afterJobIdOf(ctx, job, s.afterJob);
   const record = ctx.store.schedules.insert({
     jobId: job.id, name, kind: s.kind as ScheduleKind, at: s.kind === 'after' ? null : s.at ?? '00:00', weekday: s.weekday ?? null,
     monthday: s.monthday ?? null, afterJobId, keep: s.keep, createdAt: now,
   });
   ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'schedule.add', target: `${job.name}/${name}`, result: 'ok', detail: JSON.stringify(describeSchedule(ctx, record)) });
   return record;
+}
+
+/** The job an "after" schedule of `job` follows: one of the same owner, never in a loop. */
+function afterJobIdOf(ctx: Context, job: JobRecord, afterJob: string): number {
+  const first = ctx.store.jobs.byName(afterJob, job.owner);
+  if (!first) throw new UserError(`afterJob: no job named "${afterJob}"`);
+  if (first.id === job.id || followsJob(ctx, first.id, job.id)) throw new UserError(`afterJob: job "${job.name}" after "${first.name}" would run in a loop`);
+  return first.id;
+}
+
+/** What `editSchedule` may change; the name stays (its snapshots carry it, and retention finds them by it). */
+export type EditScheduleInput = Partial<Omit<AddScheduleInput, 'name'>>;
+
+/**
+ * Changes a schedule's timing and retention, checked by the rules of addSchedule. A new
+ * kind drops what belonged to the old one (a weekday, a monthday, the job it followed)
+ * unless given again.
+ */
+export async function editSchedule(ctx: Context, jobName: string, name: string, changes: EditScheduleInput, actor: Actor = ROOT, owner?: string): Promise<ScheduleRecord> {
+  const job = getJob(ctx, jobName, actor, owner);
+  if (actor.role !== 'admin') checkMay(ctx, actor, 'ownJobs', actor.name);
+  return editScheduleOfJob(ctx, job, name, changes, actor);
+}
+
+export async function editScheduleOfJob(ctx: Context, job: JobRecord, name: string, changes: EditScheduleInput, actor: Actor): Promise<ScheduleRecord> {
+  if (actor.role === 'user') checkMay(ctx, actor, 'ownJobs', actor.name);
+  const current = scheduleOf(ctx, job, name);
+  const kind = changes.kind ?? current.kind;
+  const same = kind === current.kind;
+  const afterName = current.afterJobId === null ? undefined : ctx.store.jobs.byId(current.afterJobId)?.name;
+  const merged: AddScheduleInput = {
+    name: current.name, kind, keep: changes.keep ?? current.keep,
+    ...(changes.at !== undefined ? { at: changes.at } : same && current.at !== null ? { at: current.at } : {}),
+    ...(changes.weekday !== undefined ? { weekday: changes.weekday } : same && current.weekday !== null ? { weekday: current.weekday } : {}),
+    ...(changes.monthday !== undefined ? { monthday: changes.monthday } : same && current.monthday !== null ? { monthday: current.monthday } : {}),
+    ...(changes.afterJob !== undefined ? { afterJob: changes.afterJob } : same && afterName !== undefined ? { afterJob: afterName } : {}),
+  };
+  const parsed = (await scheduleSchema()).safeParse(merged);
+  if (!parsed.success) throw new UserError(validationMessage(parsed.error));
+  const s = parsed.data;
+  const next = {
+    kind: s.kind as ScheduleKind, at: s.kind === 'after' ? null : s.at ?? '00:00', weekday: s.weekday ?? null, monthday: s.monthday ?? null,
+    afterJobId: s.afterJob === undefined ? null : afterJobIdOf(ctx, job, s.afterJob), keep: s.keep,
+  };
+  ctx.store.schedules.update(current.id, next);
+  const record = ctx.store.schedules.byId(current.id)!;
+  ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'schedule.edit', target: `${job.name}/${name}`, result: 'ok', detail: JSON.stringify(describeSchedule(ctx, record)) });
+  return record;
+}
+
+function scheduleOf(ctx: Context, job: JobRecord, name: string): ScheduleRecord {
+  const s = ctx.store.schedules.ofJob(job.id).find((x) => x.name === name);
+  if (!s) throw new UserError(`job "${job.name}" has no schedule named "${name}"`);
+  return s;
+}
+
+/**
+ * A job by id as the provider's pages reach it: an admin any job; a reseller only the jobs
+ * of the accounts it owns (an account's own destination's jobs), never the provider's or
+ * another reseller's accounts' (those are "not found", as if they did not exist).
+ */
+export async function jobInProviderScope(ctx: Context, actor: Actor, id: number): Promise<JobRecord> {
+  const job = Number.isSafeInteger(id) ? ctx.store.jobs.byId(id) : null;
+  if (!job) throw new UserError(`no job ${id}`);
+  if (actor.role === 'admin') return job;
+  if (actor.role !== 'reseller' || job.owner === PROVIDER || job.owner === actor.name || !(await mayActOnAccount(ctx, actor, job.owner))) throw new UserError(`no job ${id}`);
+  return job;
+}
+
+/** The jobs the provider's pages show `actor`: an admin all, a reseller those of the accounts it owns. */
+export async function jobsInProviderScope(ctx: Context, actor: Actor): Promise<JobRecord[]> {
+  if (actor.role === 'admin') return ctx.store.jobs.list();
+  if (actor.role !== 'reseller') return [];
+  const mine = new Set((await ctx.panel(false).listAccounts()).filter((a) => a.owner === actor.name).map((a) => a.username));
+  return ctx.store.jobs.list().filter((j) => j.owner !== PROVIDER && mine.has(j.owner));
 }
 
 /** Whether job `jobId` already runs, directly or through others, after job `target`. */
@@ -254,8 +329,12 @@ export function listSchedules(ctx: Context, jobName: string, actor: Actor = ROOT
 export function removeSchedule(ctx: Context, jobName: string, name: string, actor: Actor = ROOT, owner?: string): ScheduleRecord {
   const job = getJob(ctx, jobName, actor, owner);
   if (actor.role !== 'admin') checkMay(ctx, actor, 'ownJobs', actor.name);
-  const s = ctx.store.schedules.ofJob(job.id).find((x) => x.name === name);
-  if (!s) throw new UserError(`job "${job.name}" has no schedule named "${name}"`);
+  return removeScheduleOfJob(ctx, job, name, actor);
+}
+
+export function removeScheduleOfJob(ctx: Context, job: JobRecord, name: string, actor: Actor): ScheduleRecord {
+  if (actor.role === 'user') checkMay(ctx, actor, 'ownJobs', actor.name);
+  const s = scheduleOf(ctx, job, name);
   ctx.store.schedules.remove(s.id);
   ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'schedule.remove', target: `${job.name}/${name}`, result: 'ok', detail: '' });
   return s;
@@ -265,8 +344,14 @@ export function removeSchedule(ctx: Context, jobName: string, name: string, acto
 export function setManualKeep(ctx: Context, jobName: string, keep: number | null, actor: Actor = ROOT, owner?: string): JobRecord {
   const job = getJob(ctx, jobName, actor, owner);
   if (actor.role !== 'admin') checkMay(ctx, actor, 'ownJobs', actor.name);
+  return setManualKeepOfJob(ctx, job, keep, actor);
+}
+
+export function setManualKeepOfJob(ctx: Context, job: JobRecord, keep: number | null, actor: Actor): JobRecord {
+  if (actor.role === 'user') checkMay(ctx, actor, 'ownJobs', actor.name);
   if (keep !== null && !(Number.isInteger(keep) && keep >= 1)) throw new UserError('keep is a whole number of snapshots, at least 1 (or "all")');
   ctx.store.schedules.setManualKeep(job.id, keep);
+  ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'schedule.manual', target: job.name, result: 'ok', detail: `keep ${keep ?? 'all'}` });
   return job;
 }
 

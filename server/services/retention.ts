@@ -3,6 +3,7 @@ import { lockAccount } from '../engine/account-lock.js';
 import { layout } from '../engine/snapshot-layout.js';
 import { UserError, type Context } from './context.js';
 import { withDriver } from './destinations.js';
+import type { Destination } from '../destinations/types.js';
 import { ownerOf, ROOT, type Actor } from './actor.js';
 
 /** What one job keeps: the newest `keep` of each schedule's snapshots, and `manualKeep` of those taken on demand (null: all). */
@@ -101,18 +102,7 @@ export async function applyRetention(ctx: Context, opts: { jobIds?: number[]; dr
             const now = ctx.store.snapshots.byId(s.id).find((x) => x.destinationId === destinationId && x.account === account);
             if (!now || now.locked) continue;
             try {
-              const hidden = layout.partialDir(account, s.id);
-              // Unlisted first, hidden next, deleted last: a run killed at any moment leaves
-              // either a complete snapshot (unlisted until a reindex finds it) or a hidden
-              // leftover the next backup removes, never a listed snapshot with files missing.
-              ctx.store.snapshots.remove(destinationId, account, s.id);
-              try {
-                if (await driver.exists(layout.snapshotDir(account, s.id))) await driver.rename(layout.snapshotDir(account, s.id), hidden);
-              } catch (err) {
-                ctx.store.snapshots.insert(now);
-                throw err;
-              }
-              await driver.remove(hidden);
+              await removeSnapshotData(ctx, driver, now);
               out.removed.push({ id: s.id, account, destination: dest.name, schedule: s.schedule ?? MANUAL });
             } catch (err) {
               out.failed.push({ id: s.id, account, destination: dest.name, error: (err as Error).message });
@@ -129,6 +119,26 @@ export async function applyRetention(ctx: Context, opts: { jobIds?: number[]; dr
       result: out.failed.length ? 'failed' : 'ok', detail: JSON.stringify({ removed: out.removed.map((r) => `${r.account}/${r.id}`), failed: out.failed }) });
   }
   return out;
+}
+
+/**
+ * Removes one snapshot's folder, then its catalog row; the caller holds the account lock.
+ * The folder is first renamed to a hidden `.partial-` name, so a removal cut short never
+ * looks like a complete snapshot (the next run sweeps it).
+ */
+export async function removeSnapshotData(ctx: Context, driver: Destination, s: SnapshotRecord): Promise<void> {
+  const hidden = layout.partialDir(s.account, s.id);
+  // Unlisted first, hidden next, deleted last: a run killed at any moment leaves either a
+  // complete snapshot (unlisted until a reindex finds it) or a hidden leftover the next
+  // backup removes, never a listed snapshot with files missing.
+  ctx.store.snapshots.remove(s.destinationId, s.account, s.id);
+  try {
+    if (await driver.exists(layout.snapshotDir(s.account, s.id))) await driver.rename(layout.snapshotDir(s.account, s.id), hidden);
+  } catch (err) {
+    ctx.store.snapshots.insert(s);
+    throw err;
+  }
+  await driver.remove(hidden);
 }
 
 /**

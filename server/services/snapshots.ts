@@ -8,7 +8,8 @@ import { layout } from '../engine/snapshot-layout.js';
 import { listChildren, NotInSnapshotError } from '../engine/selection.js';
 import { readManifest, restoreSnapshot, type RestoreOutcome } from '../engine/restore.js';
 import { downloadSnapshot, openDownloadFile } from '../engine/download.js';
-import { lockAccountWhenFree } from '../engine/account-lock.js';
+import { AccountBusyError, lockAccount, lockAccountWhenFree } from '../engine/account-lock.js';
+import { removeSnapshotData } from './retention.js';
 import { queueOf, TaskCancelled } from '../queue/task-queue.js';
 import { PRIORITIES } from '../queue/priority.js';
 import { runAsTask } from '../queue/run-task.js';
@@ -317,5 +318,88 @@ export async function download(ctx: Context, s: SnapshotRecord, input: DownloadI
   } catch (err) {
     file.discard();
     throw new UserError(`download failed: ${(err as Error).message}`);
+  }
+}
+
+/** What the provider's snapshot list is narrowed by; every field optional. Dates are YYYY-MM-DD (UTC). */
+export interface SnapshotQuery {
+  account?: string;
+  destinationId?: number;
+  jobId?: number;
+  /** Any status string: one this version does not know simply matches nothing or what carries it. */
+  status?: string;
+  from?: string;
+  to?: string;
+}
+
+/** Narrows a snapshot list (newest first stays newest first). */
+export function filterSnapshots(snapshots: readonly SnapshotRecord[], q: SnapshotQuery): SnapshotRecord[] {
+  const toEnd = q.to === undefined ? undefined : new Date(Date.parse(`${q.to}T00:00:00Z`) + 86_400_000).toISOString();
+  return snapshots.filter((s) => (q.account === undefined || s.account === q.account)
+    && (q.destinationId === undefined || s.destinationId === q.destinationId)
+    && (q.jobId === undefined || s.jobId === q.jobId)
+    && (q.status === undefined || s.status === q.status)
+    && (q.from === undefined || s.finishedAt >= `${q.from}T00:00:00`)
+    && (toEnd === undefined || s.finishedAt < toEnd));
+}
+
+const NOTE_MAX = 500;
+
+/**
+ * Changes a snapshot's note. The provider notes any snapshot, a reseller those of its
+ * accounts it sees, an account holder only snapshots on its own destinations (the
+ * provider's notes on its destinations are the provider's).
+ */
+export async function setSnapshotNote(ctx: Context, s: SnapshotRecord, text: string, actor: Actor = ROOT): Promise<SnapshotRecord> {
+  await checkMaySee(ctx, actor, s);
+  checkAccountOnOwnDestination(ctx, actor, s, 'notes');
+  const note = text.trim();
+  if (note.length > NOTE_MAX) throw new UserError(`text: a note is at most ${NOTE_MAX} characters`);
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(note)) throw new UserError('text: a note is one line without control characters');
+  ctx.store.snapshots.setNote(s.destinationId, s.account, s.id, note);
+  ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'snapshot.note', target: `${s.account}/${s.id}`, result: 'ok', detail: note });
+  return { ...s, note };
+}
+
+function checkAccountOnOwnDestination(ctx: Context, actor: Actor, s: SnapshotRecord, what: string): void {
+  if (actor.role !== 'user') return;
+  const d = ctx.store.destinations.byId(s.destinationId);
+  if (!d || d.owner !== ownerOf(actor)) throw new UserError(`snapshot ${s.id} is on the provider's destination: only the provider ${what} it`);
+}
+
+/**
+ * Deletes one snapshot from its destination and the catalog, the way retention does:
+ * under the account lock (refused, not waited for, while a backup or a restore holds it:
+ * a restore may be reading this very snapshot), the folder renamed to `.partial-` first.
+ * A locked snapshot is refused (unlock it first); so is a read-only destination.
+ */
+export async function deleteSnapshot(ctx: Context, s: SnapshotRecord, actor: Actor = ROOT): Promise<SnapshotRecord> {
+  await checkMaySee(ctx, actor, s);
+  checkAccountOnOwnDestination(ctx, actor, s, 'deletes');
+  const dest = ctx.store.destinations.byId(s.destinationId)!;
+  const target = `${s.account}/${s.id}`;
+  const refuse = (message: string): never => {
+    ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'snapshot.delete', target, result: 'refused', detail: message });
+    throw new UserError(message);
+  };
+  if (dest.readOnly) refuse(`destination "${dest.name}" is read-only: nothing is deleted from it`);
+  let unlock: () => void = () => {};
+  try {
+    unlock = lockAccount(ctx.dataDir, s.account, `deleting snapshot ${s.id}`);
+  } catch (err) {
+    if (!(err instanceof AccountBusyError)) throw err;
+    refuse(`snapshot ${s.id} is not deleted now: ${err.message}; try again when it is done`);
+  }
+  try {
+    // Looked up again under the lock: it may have been locked or deleted meanwhile.
+    const now = ctx.store.snapshots.byId(s.id).find((x) => x.destinationId === s.destinationId && x.account === s.account);
+    if (!now) throw new UserError(`no snapshot ${s.id}`);
+    if (now.locked) refuse(`snapshot ${s.id} is locked: unlock it first`);
+    await withDriver(ctx, dest, (driver) => removeSnapshotData(ctx, driver, now));
+    ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'snapshot.delete', target, result: 'ok', detail: `destination ${dest.name}` });
+    return now;
+  } finally {
+    unlock();
   }
 }

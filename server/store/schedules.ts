@@ -50,6 +50,11 @@ export class ScheduleRepository {
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(s.jobId, s.name, s.kind, s.at, s.weekday, s.monthday, s.afterJobId, s.keep, s.createdAt);
     return this.byId(Number(info.lastInsertRowid))!;
   }
+  /** Changes a schedule's timing and retention (its name, which its snapshots carry, stays). */
+  update(id: number, s: Pick<ScheduleRecord, 'kind' | 'at' | 'weekday' | 'monthday' | 'afterJobId' | 'keep'>): void {
+    this.db.prepare('UPDATE schedules SET kind = ?, at = ?, weekday = ?, monthday = ?, after_job_id = ?, keep = ? WHERE id = ?')
+      .run(s.kind, s.at, s.weekday, s.monthday, s.afterJobId, s.keep, id);
+  }
   setLastRun(id: number, at: number): void {
     this.db.prepare('UPDATE schedules SET last_run_at = ? WHERE id = ?').run(at, id);
   }

@@ -91,6 +91,9 @@ export class SnapshotRepository {
   setLocked(destinationId: number, account: string, id: string, locked: boolean): void {
     this.db.prepare('UPDATE snapshots SET locked = ? WHERE destination_id = ? AND account = ? AND id = ?').run(locked ? 1 : 0, destinationId, account, id);
   }
+  setNote(destinationId: number, account: string, id: string, note: string): void {
+    this.db.prepare('UPDATE snapshots SET note = ? WHERE destination_id = ? AND account = ? AND id = ?').run(note, destinationId, account, id);
+  }
   remove(destinationId: number, account: string, id: string): void {
     this.db.prepare('DELETE FROM snapshots WHERE destination_id = ? AND account = ? AND id = ?').run(destinationId, account, id);
   }

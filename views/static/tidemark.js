@@ -12,7 +12,10 @@
     });
     document.querySelectorAll('button[data-confirm]').forEach(function (button) {
       button.addEventListener('click', function (event) {
-        if (!window.confirm(button.getAttribute('data-confirm'))) event.preventDefault();
+        // The question may depend on a checkbox of the form (removing a destination: with or without its data).
+        var box = button.getAttribute('data-confirm-checked') && button.form && button.form.querySelector('input[name="' + button.getAttribute('data-confirm-checked') + '"]');
+        var question = box && box.checked ? button.getAttribute('data-confirm-if-checked') : button.getAttribute('data-confirm');
+        if (!window.confirm(question)) event.preventDefault();
       });
     });
     // A running task: ask for its state every second, show the page anew when it is done.
@@ -98,6 +101,15 @@
         queue.replaceChild(tbody, queue.querySelector('tbody'));
         queue.setAttribute('data-updated', String(Date.now()));
       });
+    }
+    // The schedule form: only the fields of the chosen kind.
+    var kind = document.querySelector('select[name="kind"]');
+    if (kind) {
+      var syncKind = function () {
+        document.querySelectorAll('.kind-field').forEach(function (f) { f.style.display = f.getAttribute('data-kinds').split(' ').indexOf(kind.value) < 0 ? 'none' : ''; });
+      };
+      kind.addEventListener('change', syncKind);
+      syncKind();
     }
     // The job form: the account list only counts for "these accounts".
     var scopes = document.querySelectorAll('input[name="scope"]');

@@ -9,6 +9,8 @@ import { activityRoutes } from './activity-routes.js';
 import { destinationRoutes, storedBytesOf } from './destination-routes.js';
 import { jobRoutes } from './job-routes.js';
 import { queueRoutes } from './queue-routes.js';
+import { scheduleRoutes } from './schedule-routes.js';
+import { snapshotRoutes } from './snapshot-routes.js';
 import { isActive, taskJson } from './provider-scope.js';
 import { newProviderState, scopeOf } from './state.js';
 
@@ -52,6 +54,8 @@ export function adminRoutes(ctx: Context): express.Router {
 
   r.use('/destinations', destinationRoutes(st));
   r.use('/jobs', jobRoutes(st));
+  r.use('/schedules', scheduleRoutes(st));
+  r.use('/snapshots', snapshotRoutes(st));
   r.use('/accounts', accountRoutes(st));
   r.use('/queue', queueRoutes(st));
   r.use('/activity', activityRoutes(st));
