@@ -29,6 +29,8 @@ const permissionFields = {
   download: z.boolean().optional(),
   ownDestinations: z.boolean().optional(),
   ownJobs: z.boolean().optional(),
+  /** Start a backup of the own account now (account holders: at most `backupNowPerDay` in 24 hours). */
+  backupNow: z.boolean().optional(),
 };
 const permissionSet = z.object(permissionFields).strict();
 
@@ -41,6 +43,8 @@ const permissionsSchema = z.object({
   reseller: permissionSet.default({}),
   /** Per account (or reseller) name: overrides of its role's settings. */
   accounts: z.record(z.string().regex(/^[a-z_][a-z0-9_.-]{0,31}$/i, 'an account name'), permissionSet).default({}),
+  /** How many backups an account holder may start with "back up now" in 24 hours. */
+  backupNowPerDay: z.number().int().min(1).max(100).default(1),
 }).strict();
 
 /** Addresses, CIDR ranges or host names (`*.example.com`) for accountDestinations. */
@@ -152,7 +156,7 @@ export const configSchema = z.object({
     timeLimitSeconds: 300,
   }),
   /** What account holders and resellers may do (server/services/permissions.ts has the defaults). */
-  permissions: permissionsSchema.default({ user: {}, reseller: {}, accounts: {} }),
+  permissions: permissionsSchema.default({ user: {}, reseller: {}, accounts: {}, backupNowPerDay: 1 }),
   /** Mail and webhook messages about backups (none when absent). */
   notifications: notificationsSchema.optional(),
   /** How many tasks run at once, and how gently backups use the machine (server/queue/). */

@@ -63,7 +63,9 @@ export class Scope {
   }
 
   async mayMonitor(t: TaskRecord): Promise<boolean> {
-    if (t.type !== 'restore' && t.type !== 'download') return this.actor.role === 'admin';
+    // A backup the account holder started itself with "back up now".
+    const ownBackup = t.type === 'backup' && t.params.requestedBy === this.actor.name && t.account === this.actor.name;
+    if (t.type !== 'restore' && t.type !== 'download' && !ownBackup) return this.actor.role === 'admin';
     if (t.account === null || t.destinationId === null) return this.actor.role === 'admin';
     // The account identity the task worked on (services/tasks.ts).
     const recorded = t.params.accountIdentity;

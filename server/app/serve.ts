@@ -96,6 +96,11 @@ export async function serve(ctx: Context, portOption?: number): Promise<void> {
   const { startDailyJobs } = await import('../notify/daily.js');
   const stopDaily = startDailyJobs(ctx, log);
   const stop = (): void => { stopDaily(); scheduler.stop(); ctx.close(); process.exit(0); };
+  // config.json edited by hand: read again without a restart (a bad file keeps the config in use).
+  process.on('SIGHUP', () => {
+    void import('../services/settings.js').then((m) => m.reloadConfig(ctx)).then(
+      () => log.info({}, 'config.json read again'), (err: Error) => log.error({ err: err.message }, 'config.json not read again'));
+  });
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 }

@@ -35,8 +35,9 @@ export interface WebPagesOptions {
 export async function mountWebPages(app: express.Express, ctx: Context, opts: WebPagesOptions = {}): Promise<void> {
   const i18n = await createI18n();
   const runner = new RestoreRunner(ctx);
-  const idleMs = ctx.config.sessionIdleMinutes * 60_000;
-  const maxMs = ctx.config.sessionMaxHours * 3_600_000;
+  // Read at each sign-in: the settings pages change them without a restart.
+  const idleMs = (): number => ctx.config.sessionIdleMinutes * 60_000;
+  const maxMs = (): number => ctx.config.sessionMaxHours * 3_600_000;
 
   app.use(helmet({
     contentSecurityPolicy: {
@@ -88,7 +89,7 @@ export async function mountWebPages(app: express.Express, ctx: Context, opts: We
     const { actor, accountId } = login;
     const previous = res.locals.sessionId as string | undefined;
     if (previous) ctx.store.sessions.destroy(previous);
-    const s = ctx.store.sessions.createSession(actor, idleMs, maxMs, accountId);
+    const s = ctx.store.sessions.createSession(actor, idleMs(), maxMs(), accountId);
     res.cookie(SESSION_COOKIE, s.id, sessionCookieOptions());
     ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'sign-in', target: actor.name, result: 'ok', detail: 'login URL' });
     // A page, not a redirect: a SameSite=Strict cookie is not sent on a redirect that

@@ -69,3 +69,27 @@ export async function notifyBackupResult(ctx: Context, job: JobRecord, dest: Des
     ctx.store.tasks.log(r.task, 'warn', `notification failed: ${(err as Error).message}`);
   }
 }
+
+/**
+ * Tells the provider about a run that failed before any account started (its one failed
+ * task, account-less): it counts like any failure, so a second run failing in a row is the
+ * "second failure" of the job.
+ */
+export async function notifyRunFailure(ctx: Context, job: JobRecord, task: number, reason: string): Promise<void> {
+  const n = ctx.config.notifications;
+  if (!n || (!n.email && !n.webhook)) return;
+  try {
+    const history = (ctx.store.db.prepare(`SELECT status FROM tasks WHERE type = 'backup' AND job_id = ? AND account IS NULL AND id < ?
+      AND status IN ('completed', 'partial', 'failed') ORDER BY id DESC LIMIT 10`).all(job.id, task) as { status: Outcome }[]).map((r) => r.status);
+    if (!shouldNotify(history, 'failed', n)) return;
+    const subject = `[Tidemark] backup job ${job.name} FAILED before it started`;
+    const body = [`Backup job ${job.name} failed before any account started.`, '', `Server:      ${os.hostname()}`, `Job:         ${job.name}`,
+      `Task:        ${task}`, `Error:       ${reason}`].join('\n') + '\n';
+    for (const d of await deliver(n, subject, body, { event: 'backup', job: job.name, account: null, status: 'failed', task, error: reason })) {
+      ctx.store.tasks.log(task, d.error === null ? 'info' : 'warn', d.error === null ? `notification sent by ${d.channel}` : `notification by ${d.channel} failed: ${d.error}`);
+      ctx.store.activity.record({ actor: 'tidemark', role: 'admin', action: 'notify', target: `job ${job.name}`, result: d.error === null ? 'ok' : 'failed', detail: `${d.channel}: ${d.error ?? subject}` });
+    }
+  } catch (err) {
+    ctx.store.tasks.log(task, 'warn', `notification failed: ${(err as Error).message}`);
+  }
+}

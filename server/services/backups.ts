@@ -37,9 +37,10 @@ async function accountsOfJob(ctx: Context, job: JobRecord, only: string | undefi
   const panel = ctx.panel(withDatabases);
   const names = 'all' in job.accounts ? null : job.accounts.list;
   if (only !== undefined) {
-    if (names && !names.includes(only)) throw new UserError(`account "${only}" is not part of job "${jobName}"`);
+    // What the caller named is wrong: a refusal, not a failed run.
+    if (names && !names.includes(only)) throw new NotARunFailure(new UserError(`account "${only}" is not part of job "${jobName}"`));
     const a = await panel.getAccount(only);
-    if (!a) throw new UserError(`unknown account "${only}"`);
+    if (!a) throw new NotARunFailure(new UserError(`unknown account "${only}"`));
     return [a];
   }
   if (names) {
@@ -61,6 +62,11 @@ export interface BackupOptions {
   priority?: number;
   /** The schedule that runs the job: recorded on its snapshots as they are listed (default: manual). */
   schedule?: string;
+  /**
+   * "Back up now" of one account by a reseller or its holder (server/services/backup-now.ts,
+   * which checked scope and permission): the provider's job runs, in this person's name.
+   */
+  onBehalf?: Actor;
 }
 
 /**
@@ -73,6 +79,42 @@ export interface BackupOptions {
 export async function runBackup(ctx: Context, jobName: string, onlyAccount?: string, actor: Actor = ROOT, owner?: string, options: BackupOptions = {}): Promise<AccountBackupResult[]> {
   const job = getJob(ctx, jobName, actor, owner);
   if (actor.role !== 'admin') checkMay(ctx, actor, 'ownJobs', actor.name);
+  try {
+    return await runAcceptedJob(ctx, job, onlyAccount, actor, options);
+  } catch (err) {
+    if (!(err instanceof NotARunFailure)) await recordRunFailure(ctx, job, onlyAccount, actor, options, (err as Error).message);
+    throw err instanceof NotARunFailure ? err.cause : err;
+  }
+}
+
+/** A refusal of who asked (not theirs to back up), or a failure its tasks already record: no run-failure task. */
+class NotARunFailure extends Error {
+  constructor(override readonly cause: Error) { super(cause.message); }
+}
+
+/**
+ * A run that failed before its accounts got tasks (the accounts or databases could not be
+ * listed, the destination is gone or refuses backups): one failed task with the reason, so
+ * that the dashboard, the queue, the activity log and the failure notices show it.
+ */
+async function recordRunFailure(ctx: Context, job: JobRecord, onlyAccount: string | undefined, actor: Actor, options: BackupOptions, reason: string): Promise<void> {
+  const requester = options.onBehalf ?? actor;
+  const task = ctx.store.tasks.create({
+    // The account only when someone entitled named it (the provider, or a back-up-now checked for scope).
+    type: 'backup', account: actor.role === 'admin' ? onlyAccount ?? null : null, jobId: job.id, destinationId: ctx.store.destinations.byId(job.destinationId)?.id ?? null, snapshotId: null,
+    priority: options.priority ?? PRIORITIES.normal,
+    params: { requestedBy: requester.name, runFailure: true, ...(options.schedule ? { schedule: options.schedule } : {}) },
+  }).id;
+  ctx.store.tasks.log(task, 'error', reason);
+  ctx.store.tasks.finish(task, 'failed', {}, reason);
+  options.onTasks?.([task]);
+  ctx.store.activity.record({ actor: requester.name, role: requester.role, action: 'backup', target: `job ${job.name}`, result: 'failed', detail: `task ${task}: ${reason}` });
+  if (ctx.config.notifications) await (await import('../notify/backup-result.js')).notifyRunFailure(ctx, job, task, reason);
+}
+
+async function runAcceptedJob(ctx: Context, job: JobRecord, onlyAccount: string | undefined, actor: Actor, options: BackupOptions): Promise<AccountBackupResult[]> {
+  const jobName = job.name;
+  const requester = options.onBehalf ?? actor;
   const withDatabases = job.items.includes('databases') || job.items.includes('database-users');
   const accounts = await accountsOfJob(ctx, job, onlyAccount, withDatabases);
   // Each snapshot belongs to the account as it is now. Identifying it first also notices an
@@ -90,15 +132,15 @@ export async function runBackup(ctx: Context, jobName: string, onlyAccount?: str
     if (isAccountOwned(destRecord) && a.username !== destRecord.owner) {
       throw new UserError(`destination "${destRecord.name}" belongs to account ${destRecord.owner}: it takes no backup of account ${a.username}`);
     }
-    if (!(await mayActOnAccount(ctx, actor, a.username))) throw new UserError(`account "${a.username}" is not yours to back up`);
+    if (!(await mayActOnAccount(ctx, actor, a.username))) throw new NotARunFailure(new UserError(`account "${a.username}" is not yours to back up`));
   }
   const priority = options.priority ?? PRIORITIES.normal;
   const tasks = accounts.map((a) => ctx.store.tasks.create({
     type: 'backup', account: a.username, jobId: job.id, destinationId: destRecord.id, snapshotId: null, priority,
-    params: { requestedBy: actor.name, accountIdentity: identities.get(a.username) ?? null, ...(options.schedule ? { schedule: options.schedule } : {}) },
+    params: { requestedBy: (options.onBehalf ?? actor).name, accountIdentity: identities.get(a.username) ?? null, ...(options.schedule ? { schedule: options.schedule } : {}) },
   }).id);
   options.onTasks?.(tasks);
-  const hookInput: HookInput = { job: job.name, account: null, destination: destRecord.name, snapshot: null, actor, accounts: accounts.map((a) => a.username), tasks };
+  const hookInput: HookInput = { job: job.name, account: null, destination: destRecord.name, snapshot: null, actor: requester, accounts: accounts.map((a) => a.username), tasks };
   const logAll = (level: 'info' | 'warn' | 'error', message: string, audience: LogAudience = 'all'): void => { for (const t of tasks) ctx.store.tasks.log(t, level, message, audience); };
   let results: AccountBackupResult[] = [];
   let failure: string | null = null;
@@ -106,7 +148,7 @@ export async function runBackup(ctx: Context, jobName: string, onlyAccount?: str
   try {
     await runHooks(ctx.config, 'preBackup', hookInput, logAll);
     started = true;
-    results = await backupToDestination(ctx, job, destRecord, accounts, tasks, actor, options.schedule, identities);
+    results = await backupToDestination(ctx, job, destRecord, accounts, tasks, requester, options.schedule, identities);
     return results;
   } catch (err) {
     failure = (err as Error).message;
@@ -117,8 +159,8 @@ export async function runBackup(ctx: Context, jobName: string, onlyAccount?: str
       ctx.store.tasks.finish(id, 'failed', {}, failure);
     }
     queueOf(ctx).nudge();
-    ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'backup', target: `job ${job.name}`, result: 'failed', detail: failure });
-    throw err;
+    ctx.store.activity.record({ actor: requester.name, role: requester.role, action: 'backup', target: `job ${job.name}`, result: 'failed', detail: failure });
+    throw new NotARunFailure(err as Error);
   } finally {
     if (started) await runHooks(ctx.config, 'postBackup', { ...hookInput, result: failure === null ? results : null, error: failure }, logAll);
   }

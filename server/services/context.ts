@@ -27,7 +27,8 @@ export async function openContext(dataDirOption?: string): Promise<Context> {
   const store = await openStore(dataDir);
   store.tasks.failOrphans(isProcessAlive);
   const panel = (withDatabases: boolean): PanelAdapter => {
-    const adapter: PanelAdapter = createPanelAdapter(config, {
+    // The config of now: the settings pages replace ctx.config while the daemon runs.
+    const adapter: PanelAdapter = createPanelAdapter(ctx.config, {
       listDatabasesByPrefix: withDatabases
         ? async (prefix: string) => {
           const { listDatabasesByPrefix } = await import('../engine/database/discover.js');
@@ -37,5 +38,6 @@ export async function openContext(dataDirOption?: string): Promise<Context> {
     });
     return adapter;
   };
-  return { dataDir, config, store, panel, close: () => store.close() };
+  const ctx: Context = { dataDir, config, store, panel, close: () => store.close() };
+  return ctx;
 }

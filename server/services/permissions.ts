@@ -3,7 +3,7 @@ import { UserError, type Context } from './context.js';
 import type { Actor } from './actor.js';
 
 /** What the provider lets account holders and resellers do; admins may always do everything. */
-export const ACTIONS = ['restoreFiles', 'restoreDatabases', 'download', 'ownDestinations', 'ownJobs'] as const;
+export const ACTIONS = ['restoreFiles', 'restoreDatabases', 'download', 'ownDestinations', 'ownJobs', 'backupNow'] as const;
 export type Action = typeof ACTIONS[number];
 export type Permissions = Record<Action, boolean>;
 
@@ -13,6 +13,7 @@ const WHAT: Record<Action, string> = {
   download: 'download from snapshots',
   ownDestinations: 'add destinations of its own',
   ownJobs: 'add or run backup jobs of its own',
+  backupNow: 'start a backup now',
 };
 
 /** A refusal by the provider's permissions: the surfaces answer it with 403. */
@@ -28,16 +29,17 @@ export class PermissionError extends UserError {
  * destinations of their own, add jobs to them. Whether they may have destinations of their
  * own is `accountDestinations.enabled`, the one switch for it: it is also the master switch,
  * so while it is off no override grants own destinations. Resellers get nothing of their
- * own by default. A per-account entry overrides its role's values.
+ * own by default. Resellers may start a backup of their accounts now; account holders only when
+ * the provider allows it (`backupNow`, limited by `backupNowPerDay`). A per-account entry overrides its role's values.
  */
 const DEFAULTS: Record<'user' | 'reseller', Permissions> = {
-  user: { restoreFiles: true, restoreDatabases: true, download: true, ownDestinations: false, ownJobs: true },
-  reseller: { restoreFiles: true, restoreDatabases: true, download: true, ownDestinations: false, ownJobs: false },
+  user: { restoreFiles: true, restoreDatabases: true, download: true, ownDestinations: false, ownJobs: true, backupNow: false },
+  reseller: { restoreFiles: true, restoreDatabases: true, download: true, ownDestinations: false, ownJobs: false, backupNow: true },
 };
 
 /** Every permission of `actor` (all true for an admin). */
 export function permissionsOf(config: Pick<Config, 'permissions' | 'accountDestinations'>, actor: Actor): Permissions {
-  if (actor.role === 'admin') return { restoreFiles: true, restoreDatabases: true, download: true, ownDestinations: true, ownJobs: true };
+  if (actor.role === 'admin') return { restoreFiles: true, restoreDatabases: true, download: true, ownDestinations: true, ownJobs: true, backupNow: true };
   const role = actor.role;
   const roleSettings: Partial<Permissions> = role === 'user'
     ? { ...config.permissions.user, ownDestinations: config.accountDestinations.enabled }

@@ -3,6 +3,7 @@ import { activityCsv, type ActivityRecord } from '../../store/activity.js';
 import { visibleActivity } from '../../services/activity.js';
 import { noErrors, type FormErrors } from './form-errors.js';
 import { scopeOf, type ProviderState } from './state.js';
+import { ActivityReader } from './activity-view.js';
 
 const LIMIT = 2000;
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
@@ -52,8 +53,10 @@ export function activityRoutes(st: ProviderState): express.Router {
     const unfiltered = scopeOf(st, res).isAdmin ? null : await query(res, { actor: '', action: '', result: '', from: '', to: '' }, noErrors());
     const seen = unfiltered && new Set(unfiltered.map((e) => e.actor));
     const csv = new URLSearchParams({ ...Object.fromEntries(Object.entries(f).filter(([, v]) => v !== '')), format: 'csv' }).toString();
+    const sc = scopeOf(st, res);
+    const reader = new ActivityReader(ctx, sc.isAdmin, (await sc.accounts()).map((a) => a.username));
     res.status(Object.keys(errors.fields).length ? 400 : 200).render('admin/activity', {
-      entries, filter: f, errors, csvUrl: `/admin/activity?${csv}`,
+      entries: entries.map((e) => reader.read(e)), filter: f, errors, csvUrl: `/admin/activity?${csv}`,
       // A reseller chooses among what it may see: other people's names and doings stay out of the lists.
       actors: seen ? [...seen].sort() : distinct('actor'),
       actions: unfiltered ? [...new Set(unfiltered.map((e) => e.action))].sort() : distinct('action'),

@@ -115,7 +115,7 @@ export function jobRoutes(st: ProviderState): express.Router {
     const d = ctx.store.destinations.byId(j.destinationId);
     if (!d?.enabled) throw new HttpError(409, 'error.refused', `destination "${d?.name ?? '?'}" is disabled`);
     const actor = actorOf(res);
-    record(st, res, 'backup.requested', `job ${j.name}`, 'ok');
+    record(st, res, 'backup.requested', `job ${j.name}`, 'requested');
     st.backups.start(String(j.id), () => runBackup(ctx, j.name, undefined, actor, j.owner));
     res.redirect(303, '/admin/queue');
   });

@@ -1,6 +1,7 @@
 import express from 'express';
 import type { Context } from '../../services/context.js';
 import { listSnapshots } from '../../services/snapshots.js';
+import { accountFreshness, ageParts, lastGoodPerDestination } from '../../services/freshness.js';
 import { notFound } from '../http-error.js';
 import { actorOf } from '../session.js';
 import { snapshotUrl } from '../user/routes.js';
@@ -11,6 +12,7 @@ import { jobRoutes } from './job-routes.js';
 import { queueRoutes } from './queue-routes.js';
 import { scheduleRoutes } from './schedule-routes.js';
 import { snapshotRoutes } from './snapshot-routes.js';
+import { settingsRoutes } from './settings-routes.js';
 import { isActive, taskJson } from './provider-scope.js';
 import { newProviderState, scopeOf } from './state.js';
 
@@ -41,9 +43,20 @@ export function adminRoutes(ctx: Context): express.Router {
     const destinations = sc.isAdmin
       ? ctx.store.destinations.list().map((d) => ({ id: d.id, name: d.name, type: d.type, enabled: d.enabled, snapshots: ctx.store.snapshots.countByDestination(d.id), storedBytes: storedBytesOf(st, d.id) }))
       : [...perDestination].map(([id, e]) => ({ id, name: ctx.store.destinations.byId(id)?.name ?? '?', type: null, enabled: true, snapshots: e.count, storedBytes: e.storedBytes }));
+    const lastGood = lastGoodPerDestination(snapshots);
+    const age = (ms: number | null): { unit: string; n: number } | null => (ms === null ? null : ageParts(ms));
+    const withLastGood = destinations.map((d) => {
+      const g = lastGood.get(d.id);
+      return { ...d, lastGood: g?.snapshot ? { at: g.snapshot.finishedAt, url: snapshotUrl(g.snapshot), account: g.snapshot.account, age: age(g.ageMs) } : null };
+    });
+    const freshness = accountFreshness(ctx, (await sc.accounts()).map((a) => a.username), snapshots).map((f) => ({
+      account: f.account, overdue: f.overdue, periodDays: Math.round(f.periodMs / 86_400_000),
+      at: f.snapshot?.finishedAt ?? null, url: f.snapshot ? snapshotUrl(f.snapshot) : null, destination: f.snapshot ? ctx.store.destinations.byId(f.snapshot.destinationId)?.name ?? '?' : null, age: age(f.ageMs),
+    }));
     res.render('admin/dashboard', {
+      freshness,
       isAdmin: sc.isAdmin,
-      destinations,
+      destinations: withLastGood,
       jobs: sc.isAdmin ? ctx.store.jobs.list().length : 0,
       accounts: (await sc.accounts()).length,
       active: tasks.filter(isActive).map((t) => taskJson(ctx, t)),
@@ -59,5 +72,6 @@ export function adminRoutes(ctx: Context): express.Router {
   r.use('/accounts', accountRoutes(st));
   r.use('/queue', queueRoutes(st));
   r.use('/activity', activityRoutes(st));
+  r.use('/settings', settingsRoutes(st));
   return r;
 }

@@ -3,6 +3,7 @@ import type { Context } from '../../services/context.js';
 import { UserError } from '../../services/context.js';
 import { checkMayRestore, snapshotFiles } from '../../services/snapshots.js';
 import { PermissionError, permissionsOf } from '../../services/permissions.js';
+import { backUpNow, backupNowJobs, backupsNowToday, BackupNowLimitError } from '../../services/backup-now.js';
 import { parentOf, toDisplay, type BytePath } from '../../util/byte-path.js';
 import type { Entry } from '../../engine/format/entry.js';
 import type { SnapshotRecord } from '../../store/snapshots.js';
@@ -121,7 +122,12 @@ export function userRoutes(ctx: Context, runner: RestoreRunner): express.Router 
       if (!day || day.key !== key) { day = { key, first: s.finishedAt, snapshots: [] }; days.push(day); }
       day.snapshots.push({ ...s, destination: sc.destination(s.destinationId)!.name, url: snapshotUrl(s) });
     }
-    res.render('user/snapshots', { days, showAccount: sc.actor.role !== 'user', only });
+    // "Back up now" for an account holder the provider allows it, with the jobs that cover the account.
+    const backupNow = sc.actor.role === 'user' && permissionsOf(ctx.config, sc.actor).backupNow
+      ? { jobs: backupNowJobs(ctx, sc.actor, sc.actor.name).map((j) => ({ id: j.id, name: j.name })),
+        left: Math.max(0, ctx.config.permissions.backupNowPerDay - backupsNowToday(ctx, sc.actor)) }
+      : null;
+    res.render('user/snapshots', { days, showAccount: sc.actor.role !== 'user', only, backupNow });
   });
 
   r.get('/snapshots/:destination/:account/:id', async (req, res) => {
@@ -218,6 +224,23 @@ export function userRoutes(ctx: Context, runner: RestoreRunner): express.Router 
   r.get('/tasks/:id/status', async (req, res) => {
     const t = await scope(res).task(Number(req.params.id));
     res.set('Cache-Control', 'no-store').json({ id: t.id, status: t.status, finished: FINAL.has(t.status) });
+  });
+
+  /** An account holder's "back up now", when the provider allows it (and within its daily limit). */
+  r.post('/backup-now', async (req, res) => {
+    const actor = actorOf(res);
+    if (actor.role !== 'user') throw notFound();
+    const raw = ((req.body ?? {}) as Record<string, unknown>).job;
+    const jobId = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : undefined;
+    try {
+      const [task] = await backUpNow(ctx, actor, actor.name, jobId);
+      res.redirect(303, `/tasks/${task}`);
+    } catch (err) {
+      if (err instanceof PermissionError) throw new HttpError(403, 'error.refused');
+      if (err instanceof BackupNowLimitError) throw new HttpError(429, 'error.backupNowLimit', err.message);
+      if (err instanceof UserError) throw new HttpError(409, 'error.backupNowRefused', err.message);
+      throw err;
+    }
   });
 
   r.get('/activity', async (_req, res) => {
