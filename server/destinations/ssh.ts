@@ -156,7 +156,9 @@ export class SshDestination implements Destination {
         this.commands = null;
         const lost = new DestinationError(`the connection to ${this.where} was closed`, 'unreachable');
         this.failure ??= lost;
-        for (const stream of [...this.live]) stream.destroy(lost);
+        // A stream nobody reads yet (opened ahead of its consumer) ends without an error event:
+        // an error with no listener would crash the process; its reader still sees it cut short.
+        for (const stream of [...this.live]) stream.destroy(stream.listenerCount('error') > 0 ? lost : undefined);
         this.live.clear();
         fail(new Error('connection closed'));
       });
