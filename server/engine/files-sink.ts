@@ -102,6 +102,11 @@ export class BlobSink {
     this.current?.destroy();
   }
 
+  /** The folders (relative to the snapshot) this sink made or filled: `files/` and its buckets. */
+  folders(): string[] {
+    return [layout.data('incremental'), ...this.dirs];
+  }
+
   storedBytes(): number {
     return this.stored;
   }
