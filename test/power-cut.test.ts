@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
+import { createAccount, removeAccount, type TestAccount } from './support/accounts.js';
 import { cli, cliAsync, makeDataDir, ok } from './support/cli.js';
 import { diffTrees, snapshotTree, type TreeEntry } from './support/tree.js';
 
@@ -30,9 +30,47 @@ function loopUnavailable(): string | null {
 }
 const unavailable = loopUnavailable();
 
+/** An ext4 filesystem on a loop device, mounted at `mnt` (root-owned, `mode`). */
+class LoopDisk {
+  device: string | null = null;
+  constructor(readonly image: string, readonly mnt: string, private readonly mode: number) {}
+
+  create(): void {
+    fs.mkdirSync(this.mnt, { mode: 0o700 });
+    sh('truncate', ['-s', '400M', this.image]);
+    sh('mkfs.ext4', ['-q', '-F', this.image]);
+    this.device = sh('losetup', ['-f', '--show', this.image]).trim();
+    this.mount();
+  }
+
+  mount(): void {
+    sh('mount', ['-t', 'ext4', this.device!, this.mnt]);
+    fs.chmodSync(this.mnt, this.mode);
+  }
+
+  /** The power cut: unwritten data is dropped (the page cache is lost with the power). */
+  abort(): void {
+    sh('mount', ['-o', 'remount,abort', this.mnt]);
+  }
+
+  /** Back after the cut: checked by e2fsck and mounted again. */
+  recover(): void {
+    sh('umount', [this.mnt]);
+    const fsck = spawnSync('e2fsck', ['-fy', this.device!], { encoding: 'utf8' });
+    // 0: clean, 1: errors corrected; anything above means the filesystem itself is lost.
+    assert.ok(fsck.status === 0 || fsck.status === 1, `e2fsck exited ${fsck.status}: ${fsck.stdout}${fsck.stderr}`);
+    this.mount();
+  }
+
+  remove(): void {
+    spawnSync('umount', [this.mnt]);
+    if (this.device) spawnSync('losetup', ['-d', this.device]);
+  }
+}
+
 let work: string;
-let image: string;
-let device: string | null = null;
+let disk: LoopDisk;
+let homes: LoopDisk;
 let mnt: string;
 let homeRoot: string;
 let account: TestAccount;
@@ -40,20 +78,9 @@ let dataDir: string;
 
 const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
-function mountDestination(): void {
-  sh('mount', ['-t', 'ext4', device!, mnt]);
-  // Local destinations must be root-only all the way up.
-  fs.chmodSync(mnt, 0o700);
-}
-
-/** The power cut: unwritten data is dropped, then the disk is checked and mounted again. */
 function cutPowerAndRecover(): void {
-  sh('mount', ['-o', 'remount,abort', mnt]);
-  sh('umount', [mnt]);
-  const fsck = spawnSync('e2fsck', ['-fy', device!], { encoding: 'utf8' });
-  // 0: clean, 1: errors corrected; anything above means the filesystem itself is lost.
-  assert.ok(fsck.status === 0 || fsck.status === 1, `e2fsck exited ${fsck.status}: ${fsck.stdout}${fsck.stderr}`);
-  mountDestination();
+  disk.abort();
+  disk.recover();
 }
 
 /** New content each round, so that every backup has data to write (and to lose). */
@@ -65,6 +92,7 @@ function changeFiles(round: number): Map<string, TreeEntry> {
     fs.writeFileSync(path.join(dir, `page${i}.bin`), crypto.randomBytes(4096 + ((i * 7919 + round * 104729) % (400 << 10))));
   }
   execFileSync('chown', ['-R', `${account.uid}:${account.gid}`, account.home]);
+  sh('sync', ['-f', homeRoot]);
   return snapshotTree(account.home, { skip: onlyRestores });
 }
 
@@ -116,15 +144,15 @@ before(() => {
   if (unavailable) return;
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-powercut-'));
   fs.chmodSync(work, 0o755);
-  image = path.join(work, 'disk.img');
-  mnt = path.join(work, 'mnt');
-  fs.mkdirSync(mnt, { mode: 0o700 });
-  sh('truncate', ['-s', '400M', image]);
-  sh('mkfs.ext4', ['-q', '-F', image]);
-  device = sh('losetup', ['-f', '--show', image]).trim();
-  mountDestination();
-  homeRoot = makeHomeRoot();
+  // Local destinations must be root-only all the way up; homes must be reachable by their accounts.
+  disk = new LoopDisk(path.join(work, 'disk.img'), path.join(work, 'mnt'), 0o700);
+  disk.create();
+  mnt = disk.mnt;
+  homes = new LoopDisk(path.join(work, 'homes.img'), path.join(work, 'homes'), 0o755);
+  homes.create();
+  homeRoot = homes.mnt;
   account = createAccount(homeRoot);
+  sh('sync', ['-f', homeRoot]);
   dataDir = makeDataDir({ panel: 'standalone', homeRoots: [homeRoot] });
   ok(cli(dataDir, ['destination', 'add', '--name', 'cut', '--type', 'local', '--path', mnt]));
   for (const s of ['incremental', 'archive']) {
@@ -134,10 +162,10 @@ before(() => {
 
 after(() => {
   if (unavailable) return;
-  spawnSync('umount', [mnt]);
-  if (device) spawnSync('losetup', ['-d', device]);
   if (account) removeAccount(account);
-  for (const d of [homeRoot, dataDir, work]) if (d) fs.rmSync(d, { recursive: true, force: true });
+  disk?.remove();
+  homes?.remove();
+  for (const d of [dataDir, work]) if (d) fs.rmSync(d, { recursive: true, force: true });
 });
 
 test('regression: a snapshot listed complete after a power cut held empty or truncated files', { skip: unavailable ?? false, timeout: 600000 }, async () => {
@@ -166,15 +194,12 @@ test('regression: a snapshot listed complete after a power cut held empty or tru
     void run.result.then(() => { exited = true; });
     const writing = await whenWriting(what, () => exited);
     if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
-    sh('mount', ['-o', 'remount,abort', mnt]);
+    disk.abort();
     const killer = setTimeout(() => run.child.kill('SIGKILL'), 60000);
     const result = await run.result;
     clearTimeout(killer);
     if (result.json?.snapshots?.[0]) trees.set(result.json.snapshots[0], tree);
-    sh('umount', [mnt]);
-    const fsck = spawnSync('e2fsck', ['-fy', device!], { encoding: 'utf8' });
-    assert.ok(fsck.status === 0 || fsck.status === 1, `e2fsck exited ${fsck.status}`);
-    mountDestination();
+    disk.recover();
     checkAfterCut(trees);
     assert.ok(writing || exited, `the ${job} run was seen writing ${what || 'its folder'}`);
   }
@@ -188,4 +213,19 @@ test('regression: a snapshot listed complete after a power cut held empty or tru
     restoresExactly(r.snapshots[0], tree);
   }
   checkAfterCut(trees);
+});
+
+test('regression: a restore reported success before what it wrote reached the disk', { skip: unavailable ?? false, timeout: 300000 }, () => {
+  const tree = changeFiles(100);
+  const id = ok(cli(dataDir, ['backup', '--job', 'archive', '--wait'])).snapshots[0];
+  const r = ok(cli(dataDir, ['restore', id, '--into-folder', '--wait']));
+  // The power goes on the homes' disk the moment the restore has said it is done.
+  homes.abort();
+  homes.recover();
+  const folder = path.join(account.home, r.folder);
+  try {
+    assert.deepEqual(diffTrees(tree, snapshotTree(folder), { ignoreRootTimes: true }), [], 'the restored files survive a power cut right after the restore');
+  } finally {
+    fs.rmSync(folder, { recursive: true, force: true });
+  }
 });
