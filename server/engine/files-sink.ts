@@ -104,6 +104,8 @@ export class BlobSink {
 
   /** The folders (relative to the snapshot) this sink made or filled: `files/` and its buckets. */
   folders(): string[] {
+    // An account without files has no `files/` folder at all.
+    if (this.dirs.size === 0 && !this.cloned) return [];
     return [layout.data('incremental'), ...this.dirs];
   }
 
