@@ -6,6 +6,9 @@
  *   --runs N       runs of each fast command, best kept (default 3)
  *   --no-ssh       leave out the rows over SSH
  *   --keep         keep the data for inspection
+ * Every timing ends with `sync -f` of the filesystem written to (both sides): a command is
+ * done when its output would survive a power cut, which Tidemark's own flushes promise and
+ * the standard tools' do not, so without it their unflushed writes would be timed as done.
  * The SSH rows write to a private OpenSSH server on loopback (test/support/sshd.ts, never the
  * machine's own sshd), through a proxy in this process that counts the bytes sent to it.
  */
@@ -46,13 +49,19 @@ function sampleTree(rootPid: number, peaks: Map<number, number>): void {
   visit(rootPid);
 }
 
+/** The filesystem the timed commands write to (set in main): flushed at the end of every timing. */
+let flushTarget = '/';
+
 async function timed(cmd: string, argv: string[], opts: { shell?: boolean } = {}): Promise<Measure> {
+  // Whatever the preparation left (removals) is not the timed command's to flush.
+  execFileSync('sync', ['-f', flushTarget]);
   const started = process.hrtime.bigint();
   const child = opts.shell ? spawn('bash', ['-c', cmd], { stdio: ['ignore', 'ignore', 'inherit'] }) : spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'inherit'] });
   const peaks = new Map<number, number>();
   const timer = setInterval(() => sampleTree(child.pid!, peaks), 20);
   const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
   clearInterval(timer);
+  execFileSync('sync', ['-f', flushTarget]);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   if (code !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed with ${code}`);
   // Peak of the whole tree: the largest sum is bounded by the sum of each process's peak.
@@ -126,6 +135,7 @@ async function main(): Promise<void> {
   }
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-bench-'));
   fs.chmodSync(work, 0o755);
+  flushTarget = work;
   const homes = path.join(work, 'homes');
   fs.mkdirSync(homes, { mode: 0o755 });
   const user = `tmbench${process.pid % 100000}`;

@@ -1,5 +1,6 @@
-// Builds the native addon (native/peercred.c: the kernel's SO_PEERCRED for the bridge socket)
-// with the node-gyp that npm bundles, and puts it at dist/server/native/peercred.node, where
+// Builds the native addons (native/peercred.c: the kernel's SO_PEERCRED for the bridge socket;
+// native/syncfs.c: syncfs(2), which flushes a destination after a backup) with the node-gyp that
+// npm bundles, and puts them at dist/server/native/*.node, where
 // the application loads it and from where the installer copies it with dist/server.
 // Run by `npm run build` (not an install script, so `npm ci --ignore-scripts` gets it too).
 import fs from 'node:fs';
@@ -10,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const native = path.join(repo, 'native');
-const out = path.join(repo, 'dist', 'server', 'native', 'peercred.node');
+const outDir = path.join(repo, 'dist', 'server', 'native');
+const addons = ['peercred', 'syncfs'];
 
 function nodeGyp() {
   const candidates = [process.env.npm_config_node_gyp];
@@ -36,10 +38,13 @@ if (!gyp) {
 const dir = nodeDir();
 const r = spawnSync(process.execPath, [gyp, 'rebuild', '--loglevel=error', ...(dir ? [`--nodedir=${dir}`] : [])], { cwd: native, stdio: ['ignore', 'ignore', 'inherit'] });
 if (r.status !== 0) {
-  process.stderr.write('build-native: building native/peercred.c failed (a C compiler, make and python3 are needed)\n');
+  process.stderr.write('build-native: building native/peercred.c and native/syncfs.c failed (a C compiler, make and python3 are needed)\n');
   process.exit(1);
 }
-fs.mkdirSync(path.dirname(out), { recursive: true });
-fs.copyFileSync(path.join(native, 'build', 'Release', 'peercred.node'), out);
-// It must load in this Node.js.
-createRequire(import.meta.url)(out);
+fs.mkdirSync(outDir, { recursive: true });
+for (const name of addons) {
+  const out = path.join(outDir, `${name}.node`);
+  fs.copyFileSync(path.join(native, 'build', 'Release', `${name}.node`), out);
+  // It must load in this Node.js.
+  createRequire(import.meta.url)(out);
+}

@@ -6,10 +6,13 @@ import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { DestinationError, type DirEntry, type Destination, type SpaceInfo } from './types.js';
 import { describeFsError } from './errors.js';
 import { chainProblems, describeProblems, NEVER_ACCEPTED, pathSyntaxProblem } from './local-path-security.js';
+import { syncFilesystem } from '../native/syncfs.js';
 
 export const FORMAT_VERSION = 1;
 
-const { O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW } = fs.constants;
+const { O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW, O_DIRECTORY } = fs.constants;
+/** Folders fsynced at once when only folder entries need flushing. */
+const FOLDER_FLUSHES_IN_FLIGHT = 16;
 const WRITABLE_BY_GROUP_OR_OTHERS = 0o022;
 
 export interface LocalOptions {
@@ -38,6 +41,13 @@ export class LocalDestination implements Destination {
   private rootChecked = false;
   /** Directories under the root (relative) found safe by this driver. */
   private readonly safeDirs = new Set<string>();
+  /**
+   * The root, open from `open()` on: syncfs(2) through it reports the write errors of
+   * everything written after it was opened (an fd opened later would not see them).
+   */
+  private rootFd: number | null = null;
+  /** File content written (or linked) since the last flush. */
+  private unflushedData = false;
 
   constructor(root: string, opts: LocalOptions = {}) {
     const bad = pathSyntaxProblem(root);
@@ -116,19 +126,69 @@ export class LocalDestination implements Destination {
   async open(): Promise<void> {
     this.rootChecked = false;
     this.safeDirs.clear();
+    await this.close();
     try {
       this.checkRoot();
       await fsp.access(this.root, fs.constants.W_OK);
+      this.openRootFd();
     } catch (err) {
       throw describeFsError(err, this.root);
     }
     if (!(await this.exists('tidemark.json'))) {
       const meta = { format: 'tidemark', version: FORMAT_VERSION, serverId: crypto.randomUUID(), createdAt: new Date().toISOString() };
       await this.writeFile('tidemark.json', JSON.stringify(meta, null, 2) + '\n');
+      await this.flush(['']);
     }
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    if (this.rootFd !== null) fs.closeSync(this.rootFd);
+    this.rootFd = null;
+  }
+
+  private openRootFd(): number {
+    this.checkRoot();
+    this.rootFd ??= fs.openSync(this.root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    return this.rootFd;
+  }
+
+  /**
+   * After files were written: one syncfs(2) of the destination's filesystem (and of any other
+   * filesystem mounted under it that holds one of `dirs`). Measured on 20,000 files of 8 KiB
+   * on this project's machine: 0.14-0.25 s, against 2-3 s for an fsync of each file with
+   * 8 or 32 in flight. When only folder entries changed (a manifest written, a folder
+   * renamed): an fsync of each folder, which leaves the rest of the filesystem alone.
+   */
+  async flush(dirs: string[]): Promise<void> {
+    try {
+      const rootFd = this.openRootFd();
+      if (this.unflushedData) {
+        this.unflushedData = false;
+        const rootDev = fs.fstatSync(rootFd).dev;
+        await syncFilesystem(rootFd, this.root);
+        for (const rel of dirs) {
+          const fd = fs.openSync(this.safeDir(rel, false), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+          try {
+            if (fs.fstatSync(fd).dev !== rootDev) await syncFilesystem(fd, this.abs(rel));
+          } finally {
+            fs.closeSync(fd);
+          }
+        }
+        return;
+      }
+      const pending = [...new Set(dirs)];
+      const one = async (rel: string): Promise<void> => {
+        const fh = await fsp.open(this.safeDir(rel, false), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+        try { await fh.sync(); } finally { await fh.close(); }
+      };
+      await Promise.all(Array.from({ length: Math.min(FOLDER_FLUSHES_IN_FLIGHT, pending.length) }, async () => {
+        for (let rel = pending.shift(); rel !== undefined; rel = pending.shift()) await one(rel);
+      }));
+    } catch (err) {
+      this.unflushedData = true;
+      throw describeFsError(err, dirs[0] ?? '');
+    }
+  }
 
   async mkdir(rel: string): Promise<void> {
     try {
@@ -170,6 +230,8 @@ export class LocalDestination implements Destination {
 
   private openForWriting(rel: string): number {
     const target = this.safePath(rel, true);
+    this.openRootFd();
+    this.unflushedData = true;
     try {
       return fs.openSync(target, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0o600);
     } catch (err) {
@@ -253,6 +315,8 @@ export class LocalDestination implements Destination {
     // round trip through the thread pool, and incremental runs make tens of thousands.
     // link(2) makes a link to a symbolic link itself, never to what it points to.
     try {
+      this.openRootFd();
+      this.unflushedData = true;
       fs.linkSync(this.safePath(existing, false), this.safePath(created, true));
     } catch (err) {
       throw describeFsError(err, created);
@@ -331,6 +395,8 @@ export class LocalDestination implements Destination {
       }
     };
     try {
+      this.openRootFd();
+      this.unflushedData = true;
       await walk(from, to);
     } catch (err) {
       throw describeFsError(err, to);

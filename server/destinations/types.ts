@@ -24,9 +24,16 @@ export interface Destination {
   open(): Promise<void>;
   close(): Promise<void>;
   mkdir(rel: string): Promise<void>;
-  /** Writes a whole small file atomically (temp name + rename). */
+  /**
+   * Writes a whole small file atomically: a temporary name, its content flushed to stable
+   * storage, then renamed over `rel`. The rename itself is durable only after `flush` of
+   * the folder that holds `rel`.
+   */
   writeFile(rel: string, data: Buffer | string): Promise<void>;
-  /** A stream writing `rel` (created or truncated); the file is complete once the stream has finished. */
+  /**
+   * A stream writing `rel` (created or truncated); the file is complete once the stream has
+   * finished, and durable once `flush` has resolved after that.
+   */
   createWriteStream(rel: string): Writable;
   readFile(rel: string): Promise<Buffer>;
   /** Reads `rel` from byte `start` (inclusive) to `end` (exclusive), or to its end. */
@@ -52,6 +59,20 @@ export interface Destination {
    * instead of asking for one link per unchanged file.
    */
   cloneIsServerSide(): Promise<boolean>;
+  /**
+   * The flush contract: once `flush(dirs)` resolves, a power cut or a crash of the machine
+   * that holds the destination loses nothing of
+   * - the content of every file this driver finished writing (writeFile, createWriteStream,
+   *   openWriteFd once its fd is closed) or linked (link, cloneTree) since it was opened, and
+   * - the entries of each folder in `dirs` (the names made in it by mkdir, writeFile, link
+   *   and rename), where the driver can flush folders (see each driver).
+   * Subfolders are not implied: a caller names every folder whose entries must last. It
+   * throws when the storage reports that something written did not reach it (EIO, ENOSPC),
+   * so that nothing is committed on top of it. Drivers batch the work (Local flushes the
+   * filesystem once, SSH flushes each file as it is closed), so callers flush once per
+   * commit step, never per file.
+   */
+  flush(dirs: string[]): Promise<void>;
   /** Remote drivers: bytes sent over the network so far, for reports. */
   bytesSent?(): number;
   /** How many files the engine may have in transfer at once (opens and closes overlap). */

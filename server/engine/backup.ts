@@ -66,6 +66,22 @@ async function removeLeftovers(dest: Destination, account: string): Promise<void
 }
 
 /**
+ * The commit order (docs/snapshot-format.md): everything a power cut could lose is flushed
+ * before what says it is there. Data, index, dumps and their folders first (one flush, which
+ * the drivers batch); then the manifest, written to a temporary name, flushed, renamed, and
+ * its folder flushed; then the folder's final name and the account folder. The caller writes
+ * the catalog row only after this returns, so the catalog never lists what the destination
+ * could lose.
+ */
+async function commit(dest: Destination, partial: string, final: string, folders: string[], manifest: string): Promise<void> {
+  await dest.flush(folders);
+  await dest.writeFile(`${partial}/${layout.manifest}`, manifest);
+  await dest.flush([partial]);
+  await dest.rename(partial, final);
+  await dest.flush([final.slice(0, final.lastIndexOf('/'))]);
+}
+
+/**
  * Backs up one account to one destination. Everything is written under a hidden
  * `.partial-<id>` folder; the manifest is written last and the folder is renamed to
  * its final name only then, so an interrupted run never looks complete and never
@@ -84,6 +100,8 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
   let databases: ManifestDatabase[] = [];
   let grants: string | null = null;
   let previous: string | null = null;
+  /** Folders of the snapshot whose entries must be flushed before its manifest is written. */
+  const folders: string[] = [partial];
   const progress = (phase: BackupProgress['phase']): void => req.onProgress?.({ phase, files: stats.files, bytes: stats.bytes });
 
   try {
@@ -213,6 +231,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       await index.end();
       await indexDone;
       stats.storedBytes += sink ? sink.storedBytes() : tarBytes;
+      if (sink) folders.push(...sink.folders().map((f) => `${partial}/${f}`));
       if (gz) await dest.writeFile(`${partial}/${layout.members}`, JSON.stringify(gz.members()));
     }
 
@@ -234,6 +253,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       });
       databases = result.databases;
       grants = result.grants;
+      if (databases.length > 0 || grants) folders.push(`${partial}/databases`);
       stats.storedBytes += databases.reduce((n, d) => n + d.bytes, 0);
     }
 
@@ -247,8 +267,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       accountInfo: { uid: account.uid, gid: account.gid, home: account.home, owner: account.owner, domains: account.domains },
       job: req.jobName,
     };
-    await dest.writeFile(`${partial}/${layout.manifest}`, JSON.stringify(manifest, null, 2) + '\n');
-    await dest.rename(partial, layout.snapshotDir(account.username, id));
+    await commit(dest, partial, layout.snapshotDir(account.username, id), folders, JSON.stringify(manifest, null, 2) + '\n');
     return manifest;
   } catch (err) {
     await dest.remove(partial).catch(() => undefined);

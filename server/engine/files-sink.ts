@@ -102,6 +102,13 @@ export class BlobSink {
     this.current?.destroy();
   }
 
+  /** The folders (relative to the snapshot) this sink made or filled: `files/` and its buckets. */
+  folders(): string[] {
+    // An account without files has no `files/` folder at all.
+    if (this.dirs.size === 0 && !this.cloned) return [];
+    return [layout.data('incremental'), ...this.dirs];
+  }
+
   storedBytes(): number {
     return this.stored;
   }

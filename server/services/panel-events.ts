@@ -226,6 +226,8 @@ async function accountRenamed(ctx: Context, from: string, to: string): Promise<O
           await driver.rename(layout.accountDir(from), layout.accountDir(to));
           const formerNames = [...new Set([...former, from])].filter((n) => n !== to);
           await driver.writeFile(layout.accountMeta(to), JSON.stringify({ account: to, formerNames, renamedAt: new Date().toISOString() }, null, 2) + '\n');
+          // The catalog follows the new name only once the destination's rename is on its disk.
+          await driver.flush(['', layout.accountDir(to)]);
           return true;
         });
         if (!moved && snapshots > 0) throw new Error(`the catalog lists ${snapshots} snapshot(s) of ${from} but the destination has no folder ${from}`);

@@ -5,6 +5,7 @@ import { parseEntryStream, type Entry } from '../format/entry.js';
 import { toBuffer, toDisplay, type BytePath } from '../../util/byte-path.js';
 import { SyncOutput } from './sync-output.js';
 import { setFdTimes, setPathTimes } from '../../native/file-times.js';
+import { syncFilesystemSync } from '../../native/syncfs.js';
 
 export interface RestoreWriterOptions {
   home: string;
@@ -80,6 +81,8 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
   if (opts.intoFolder !== '') {
     fs.mkdirSync(base, { mode: 0o700 });
   }
+  // Opened before anything is written: the flush at the end reports the write errors of the whole restore.
+  const flushFd = fs.openSync(base, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
 
   const readyDirs = new Set<BytePath>(['']);
   const pendingDirs: { rel: BytePath; entry: Entry }[] = [];
@@ -231,6 +234,14 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     } catch (err) {
       warn(rel, `directory attributes not restored: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }
+  }
+  // Success is reported only once what was written (files, links, folders and their
+  // attributes) is on the disk: one syncfs(2) of the home's filesystem, cheaper than an
+  // fsync per file (see LocalDestination.flush).
+  try {
+    syncFilesystemSync(flushFd, base.toString('utf8'));
+  } finally {
+    fs.closeSync(flushFd);
   }
   const out = new SyncOutput(3, 1 << 16);
   out.write(Buffer.from(JSON.stringify(result)));

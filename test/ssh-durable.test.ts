@@ -1,0 +1,79 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { SshDestination } from '../server/destinations/ssh.js';
+import { startTestSshServer, type TestSshServer } from './support/sshd.js';
+
+/**
+ * SFTP gives no way to flush a folder, but OpenSSH's fsync@openssh.com flushes an open file:
+ * every file the SSH driver writes is flushed on the server after its last write was
+ * answered and before its handle is closed. The requests are watched on the driver's own
+ * SFTP session (a real OpenSSH server answers them).
+ */
+let server: TestSshServer;
+
+before(async () => {
+  server = await startTestSshServer({ allowCommands: false });
+});
+
+after(async () => {
+  await server?.stop();
+});
+
+type Call = { op: 'write' | 'fsync' | 'close'; handle: string };
+
+/** Records, in order, the writes, fsyncs and closes the driver sends over its SFTP session. */
+function watchRequests(dest: SshDestination): Call[] {
+  const calls: Call[] = [];
+  const sftp = (dest as unknown as { sftp: Record<string, (...a: unknown[]) => unknown> }).sftp;
+  for (const op of ['write', 'close'] as const) {
+    const real = sftp[op]!.bind(sftp);
+    sftp[op] = (handle: unknown, ...rest: unknown[]) => { calls.push({ op, handle: (handle as Buffer).toString('hex') }); return real(handle, ...rest); };
+  }
+  const realFsync = sftp.ext_openssh_fsync!.bind(sftp);
+  sftp.ext_openssh_fsync = (handle: unknown, cb: unknown) => { calls.push({ op: 'fsync', handle: (handle as Buffer).toString('hex') }); return realFsync(handle, cb); };
+  return calls;
+}
+
+test('regression: an SSH destination closed the files it wrote without flushing them on the server', async () => {
+  const remote = path.join(server.remoteRoot, `durable-${crypto.randomBytes(3).toString('hex')}`);
+  fs.mkdirSync(remote);
+  const st = fs.statSync(server.remoteRoot);
+  fs.chownSync(remote, st.uid, st.gid);
+  const dest = new SshDestination({ host: server.host, port: server.port, username: server.user, privateKey: server.privateKey, path: remote, timeoutMs: 10000 });
+  try {
+    await dest.open();
+    const offered = (dest as unknown as { sftp: { _extensions: Record<string, string> } }).sftp._extensions['fsync@openssh.com'];
+    assert.equal(offered, '1', 'the test server (OpenSSH) offers fsync@openssh.com');
+    const calls = watchRequests(dest);
+    const big = crypto.randomBytes(3 << 20);
+    await pipeline(Readable.from([big.subarray(0, 1 << 20), big.subarray(1 << 20)]), dest.createWriteStream('snap/files.tar'));
+    await dest.writeFile('snap/manifest.json', '{}\n');
+    await pipeline(Readable.from([]), dest.createWriteStream('snap/empty'));
+    await dest.flush(['snap']);
+
+    // The server reuses a handle's number once it is closed: a close ends one file's requests.
+    const files: string[][] = [];
+    const open = new Map<string, string[]>();
+    for (const c of calls) {
+      const ops = open.get(c.handle) ?? [];
+      ops.push(c.op);
+      open.set(c.handle, ops);
+      if (c.op === 'close') { files.push(ops); open.delete(c.handle); }
+    }
+    assert.equal(files.length, 3, `three files were written and closed: ${JSON.stringify(calls)}`);
+    for (const ops of files) {
+      assert.equal(ops.filter((op) => op === 'fsync').length, 1, `each file is flushed once: ${ops.join(' ')}`);
+      assert.equal(ops.at(-2), 'fsync', `the flush comes after the last write and before the close: ${ops.join(' ')}`);
+    }
+    assert.deepEqual(fs.readFileSync(path.join(remote, 'snap/files.tar')), big);
+    assert.equal(fs.readFileSync(path.join(remote, 'snap/manifest.json'), 'utf8'), '{}\n');
+  } finally {
+    await dest.close();
+    fs.rmSync(remote, { recursive: true, force: true });
+  }
+});
