@@ -1,5 +1,5 @@
 import zlib from 'node:zlib';
-import fs from 'node:fs';
+import crypto from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import type { Account } from '../panels/types.js';
@@ -8,7 +8,8 @@ import { describeFsError } from '../destinations/errors.js';
 import type { Item, Structure } from '../store/jobs.js';
 import { BatchedWriter, StreamWriter } from '../util/stream-writer.js';
 import { toDisplay, type BytePath } from '../util/byte-path.js';
-import { encodeEntry, NO_REF, parseEntryStream } from './format/entry.js';
+import { encodeEntry, NO_REF, parseEntryStream, type Entry } from './format/entry.js';
+import { TarHasher } from './format/tar-hasher.js';
 import { spawnAccountWorker } from './worker/spawn-worker.js';
 import { BlobSink } from './files-sink.js';
 import { layout, newSnapshotId, type Manifest, type ManifestDatabase } from './snapshot-layout.js';
@@ -74,33 +75,46 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
   const skipped: { path: string; reason: string }[] = [];
   let databases: ManifestDatabase[] = [];
   let grants: string | null = null;
+  let grantsSha256: string | null = null;
   let previous: string | null = null;
+  // Whole-file hashes (see docs/snapshot-format.md, "Integrity"): a truncated index or archive is found without parsing it.
+  let indexSha256: string | null = null;
+  let dataSha256: string | null = null;
   const progress = (phase: BackupProgress['phase']): void => req.onProgress?.({ phase, files: stats.files, bytes: stats.bytes });
 
   try {
     if (req.items.includes('files')) {
       let prevBlobs: Set<number> | null = null;
       let prevIndex: Buffer[] = [];
+      // An unchanged file's blob is the previous one: its hash is carried over with it.
+      let prevHashes = new Map<number, Buffer>();
       if (structure === 'incremental' && req.previousId) {
         try {
           // Streamed: only the files (their blob numbers and records) are kept.
           const blobs = new Set<number>();
+          const hashes = new Map<number, Buffer>();
           await eachIndexEntry(dest, layout.snapshotDir(account.username, req.previousId), (e) => {
             if (e.kind === 'f' && e.dataRef !== NO_REF) {
               blobs.add(e.dataRef);
+              if (e.hash) hashes.set(e.dataRef, e.hash);
+              delete e.hash;
               prevIndex.push(encodeEntry(e));
             }
           });
           prevBlobs = blobs;
+          prevHashes = hashes;
           previous = req.previousId;
         } catch {
           prevBlobs = null;
           prevIndex = [];
+          prevHashes = new Map();
         }
       }
 
       const indexOut = new StreamWriter(dest.createWriteStream(`${partial}/${layout.index}`));
       const indexGzip = zlib.createGzip({ level: 1 });
+      const indexHash = crypto.createHash('sha256');
+      indexGzip.on('data', (c: Buffer) => { indexHash.update(c); });
       indexGzip.pipe(indexOut.stream);
       const index = new BatchedWriter(new StreamWriter(indexGzip));
 
@@ -112,25 +126,29 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
           : null)
         : null;
       const tarFile = `${partial}/${layout.data(structure)}`;
-      let tarFd: number | null = null;
+      // The tar passes through root (never written by the worker straight to the destination):
+      // root hashes each file's content on the way, so a hash in the index is root's, not the account's.
       let tarDone: Promise<void> | null = null;
       let tarBytes = 0;
+      const dataHash = crypto.createHash('sha256');
+      let tarHasher: TarHasher | null = null;
       let gz: ReturnType<typeof createParallelGzip> | null = null;
-      if (structure === 'archive' && dest.openWriteFd) tarFd = await dest.openWriteFd(tarFile);
 
       const worker = spawnAccountWorker(account, { mode: 'backup', excludes: req.excludes, previous: previous !== null, tar: sink === null },
-        { ...(req.politeness ? { politeness: req.politeness } : {}), ...(sink === null ? { tarFd: tarFd ?? 'pipe' } : {}) });
+        { ...(req.politeness ? { politeness: req.politeness } : {}), ...(sink === null ? { tarFd: 'pipe' as const } : {}) });
       // Cancelling kills the walk; what it wrote so far goes with the partial folder.
       const stopWorker = (): void => { worker.child.kill('SIGKILL'); };
       signal?.addEventListener('abort', stopWorker, { once: true });
       if (worker.tar) {
         const file = dest.createWriteStream(tarFile);
-        let source: NodeJS.ReadableStream = worker.tar;
+        tarHasher = new TarHasher();
+        worker.tar.on('error', (err) => tarHasher!.destroy(err));
+        let source: NodeJS.ReadableStream = worker.tar.pipe(tarHasher);
         if (structure === 'compressed') {
           gz = createParallelGzip();
-          source = worker.tar.pipe(gz);
+          source = source.pipe(gz);
         }
-        (source as Readable).on('data', (chunk: Buffer) => { tarBytes += chunk.length; });
+        (source as Readable).on('data', (chunk: Buffer) => { tarBytes += chunk.length; dataHash.update(chunk); });
         tarDone = pipeline(source as Readable, file);
         tarDone.catch(() => undefined);
       }
@@ -141,12 +159,44 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
 
       let sawEnd = false;
       let lastReport = 0;
+      // Incremental: the file whose content is arriving, and the hash of that content. Its
+      // record goes into the index once the content (and so the hash) is complete.
+      let receiving: Entry | null = null;
+      let contentHash: crypto.Hash | null = null;
+      // Archive, compressed: records wait (in order) until the tar has passed their content.
+      const waiting: Entry[] = [];
+      const writeRecord = async (e: Entry): Promise<void> => {
+        e.prevRef = NO_REF;
+        await index.write(encodeEntry(e));
+      };
+      const writeWaiting = async (atEnd: boolean): Promise<void> => {
+        while (waiting.length > 0) {
+          const e = waiting[0]!;
+          if (e.kind === 'f') {
+            const h = tarHasher!.takeHash(e.dataRef);
+            if (!h) {
+              if (!atEnd) return;
+              throw new Error(`the account worker sent no content for ${JSON.stringify(toDisplay(e.path))} in its tar`);
+            }
+            e.hash = h;
+          }
+          waiting.shift();
+          await writeRecord(e);
+        }
+      };
       try {
         for await (const ev of parseEntryStream(worker.output)) {
           if (ev.type === 'data') {
+            contentHash?.update(ev.chunk);
             await sink!.data(ev.chunk);
           } else if (ev.type === 'data-end') {
             await sink!.endData();
+            if (receiving) {
+              receiving.hash = contentHash!.digest();
+              await writeRecord(receiving);
+              receiving = null;
+              contentHash = null;
+            }
           } else if (ev.type === 'notice') {
             if (ev.kind === 'E') { sawEnd = true; continue; }
             // 'skipped:' notices are the account's own choice (.donotbackup); others are problems.
@@ -157,10 +207,22 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
             if (!validRelative(e.path) || (e.kind === 'h' && !validRelative(e.link))) {
               throw new Error('the account worker sent an invalid path');
             }
-            if (sink) await sink.begin(e, ev.hasData);
-            else if (ev.hasData) throw new Error('the account worker sent content outside its tar');
-            e.prevRef = NO_REF;
-            await index.write(encodeEntry(e));
+            // A hash is root's own, never the worker's.
+            delete e.hash;
+            if (sink) {
+              await sink.begin(e, ev.hasData);
+              if (e.kind === 'f' && ev.hasData) {
+                receiving = e;
+                contentHash = crypto.createHash('sha256');
+              } else {
+                if (e.kind === 'f') { const h = prevHashes.get(e.dataRef); if (h) e.hash = h; }
+                await writeRecord(e);
+              }
+            } else {
+              if (ev.hasData) throw new Error('the account worker sent content outside its tar');
+              waiting.push(e);
+              await writeWaiting(false);
+            }
             if (e.kind === 'd') stats.directories++;
             else if (e.kind === 'l') stats.links++;
             else { stats.files++; stats.bytes += e.size; }
@@ -174,10 +236,11 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
           throw err;
         });
         if (tarDone) await tarDone;
-        if (tarFd !== null) {
-          tarBytes = fs.fstatSync(tarFd).size;
-
+        if (tarHasher) {
+          await writeWaiting(true);
+          dataSha256 = dataHash.digest('hex');
         }
+        if (receiving) throw new Error('the account worker stopped in the middle of a file');
       } catch (err) {
         worker.done.catch(() => undefined);
         worker.child.kill('SIGKILL');
@@ -185,13 +248,13 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
         throw err;
       } finally {
         signal?.removeEventListener('abort', stopWorker);
-        if (tarFd !== null) fs.closeSync(tarFd);
       }
       signal?.throwIfAborted();
       if (!sawEnd) throw new Error('the account worker stopped before the end of the walk');
       await sink?.finish();
       await index.end();
       await finished(indexOut.stream);
+      indexSha256 = indexHash.digest('hex');
       stats.storedBytes += sink ? sink.storedBytes() : tarBytes;
       if (gz) await dest.writeFile(`${partial}/${layout.members}`, JSON.stringify(gz.members()));
     }
@@ -208,6 +271,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       });
       databases = result.databases;
       grants = result.grants;
+      grantsSha256 = result.grantsSha256;
       stats.storedBytes += databases.reduce((n, d) => n + d.bytes, 0);
     }
 
@@ -220,6 +284,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       items: req.items, previous, stats, skipped, databases, grants,
       accountInfo: { uid: account.uid, gid: account.gid, home: account.home, owner: account.owner, domains: account.domains },
       job: req.jobName,
+      integrity: { algorithm: 'sha256', index: indexSha256, data: dataSha256, grants: grantsSha256 },
     };
     await dest.writeFile(`${partial}/${layout.manifest}`, JSON.stringify(manifest, null, 2) + '\n');
     await dest.rename(partial, layout.snapshotDir(account.username, id));
