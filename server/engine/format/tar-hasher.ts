@@ -43,6 +43,11 @@ export class TarHasher extends Transform {
   private hash: crypto.Hash | null = null;
   private ended = false;
 
+  constructor() {
+    // As much in flight as the pipe from the worker holds, so the hashing step never makes it wait.
+    super({ highWaterMark: 1 << 20 });
+  }
+
   /** The hash of the file whose headers start at `offset`, once its content has passed; forgotten once taken. */
   takeHash(offset: number): Buffer | undefined {
     const h = this.hashes.get(offset);
