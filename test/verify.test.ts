@@ -286,3 +286,41 @@ test('an index written before hashes existed still restores, and verify reports 
   assert.equal(bad.code, 1);
   assert.deepEqual(bad.json.damaged.map((d: any) => d.file), [layout.database(dbName())]);
 });
+
+test('a damaged snapshot is marked on the pages and verified through the JSON API', async () => {
+  const { startWebFixture, WebClient } = await import('./support/web-daemon.js');
+  const fx = await startWebFixture();
+  try {
+    const token = ok(cli(fx.dataDir, ['api-token', 'create', '--name', 'verifier'])).token as string;
+    const api = async (url: string, body: unknown): Promise<{ status: number; json: any }> => {
+      const res = await fetch(`${fx.base}/api/v1${url}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      return { status: res.status, json: await res.json() };
+    };
+    const id = fx.visible.alice;
+    const whole = await api(`/snapshots/${id}/verify`, {});
+    assert.equal(whole.status, 200);
+    assert.equal(whole.json.result, 'ok');
+    const destDir = ok(cli(fx.dataDir, ['destination', 'show', 'shown'])).settings.path as string;
+    const snapDir = path.join(destDir, fx.alice.username, id);
+    const entry = (await readIndexFile(path.join(snapDir, layout.index))).find((e) => e.path === 'notes.txt')!;
+    flipByte(path.join(snapDir, layout.blob(entry.dataRef)), 3);
+    const r = await api('/destinations/shown/verify', { account: fx.alice.username });
+    assert.equal(r.status, 200);
+    assert.equal(r.json.damaged, 1);
+    assert.deepEqual(r.json.reports[0].damaged.map((d: any) => d.path), ['notes.txt']);
+    assert.equal((await api('/destinations/shown/verify', { samplePercent: 0 })).status, 400);
+
+    const alice = new WebClient(fx.base);
+    await alice.get(fx.loginUrl(fx.alice.username, 'user'));
+    const mine = await alice.get('/snapshots');
+    assert.match(mine.body, /class="status status-damaged">Damaged</);
+    const admin = new WebClient(fx.base);
+    await admin.get(fx.loginUrl('root', 'admin'));
+    const page = await admin.get(`/admin/accounts/${fx.alice.username}`);
+    assert.match(page.body, /class="status status-damaged">Damaged</);
+    // Bob's snapshot on the same destination is not concerned.
+    assert.equal(ok(cli(fx.dataDir, ['snapshot', 'show', fx.visible.bob])).status, 'completed');
+  } finally {
+    await fx.stop();
+  }
+});

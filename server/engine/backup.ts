@@ -1,6 +1,6 @@
 import zlib from 'node:zlib';
 import crypto from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Transform } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import type { Account } from '../panels/types.js';
 import type { Destination } from '../destinations/types.js';
@@ -129,6 +129,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       // The tar passes through root (never written by the worker straight to the destination):
       // root hashes each file's content on the way, so a hash in the index is root's, not the account's.
       let tarDone: Promise<void> | null = null;
+      let tarError: unknown = null;
       let tarBytes = 0;
       const dataHash = crypto.createHash('sha256');
       let tarHasher: TarHasher | null = null;
@@ -142,15 +143,20 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       if (worker.tar) {
         const file = dest.createWriteStream(tarFile);
         tarHasher = new TarHasher();
-        worker.tar.on('error', (err) => tarHasher!.destroy(err));
-        let source: NodeJS.ReadableStream = worker.tar.pipe(tarHasher);
+        const stored = new Transform({
+          highWaterMark: 1 << 20,
+          transform(chunk: Buffer, _enc, done) { tarBytes += chunk.length; dataHash.update(chunk); done(null, chunk); },
+        });
+        // One pipeline from the worker's pipe to the file: when the destination fails (ENOSPC,
+        // EROFS) every stage is destroyed, and the worker, which may be blocked writing its tar,
+        // is stopped so that the run ends with that error instead of waiting forever.
         if (structure === 'compressed') {
           gz = createParallelGzip();
-          source = source.pipe(gz);
+          tarDone = pipeline(worker.tar, tarHasher, gz, stored, file);
+        } else {
+          tarDone = pipeline(worker.tar, tarHasher, stored, file);
         }
-        (source as Readable).on('data', (chunk: Buffer) => { tarBytes += chunk.length; dataHash.update(chunk); });
-        tarDone = pipeline(source as Readable, file);
-        tarDone.catch(() => undefined);
+        tarDone.catch((err: unknown) => { tarError = err; worker.child.kill('SIGKILL'); });
       }
       if (previous) {
         for (const rec of prevIndex) if (!worker.input.write(rec)) await new Promise((r) => worker.input.once('drain', r));
@@ -245,7 +251,8 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
         worker.done.catch(() => undefined);
         worker.child.kill('SIGKILL');
         sink?.abort();
-        throw err;
+        // The destination's own error (no space, read-only) rather than the broken stream it caused.
+        throw tarError ?? err;
       } finally {
         signal?.removeEventListener('abort', stopWorker);
       }
