@@ -287,6 +287,27 @@ test('an index written before hashes existed still restores, and verify reports 
   assert.deepEqual(bad.json.damaged.map((d: any) => d.file), [layout.database(dbName())]);
 });
 
+test('the daily verification share verifies that share of all snapshots and keeps the damaged marked', async () => {
+  const { openContext } = await import('../server/services/context.js');
+  const { verifyDailyShare } = await import('../server/services/verify.js');
+  fs.writeFileSync(path.join(dataDir, 'config.json'), JSON.stringify({ panel: 'standalone', homeRoots: [homeRoot], mysql: maria.creds, verification: { dailyPercent: 25, at: '04:00' } }));
+  const ctx = await openContext(dataDir);
+  try {
+    assert.equal(ctx.config.verification.dailyPercent, 25);
+    const all = ctx.store.snapshots.list();
+    const share = await verifyDailyShare(ctx, ctx.config.verification.dailyPercent);
+    assert.equal(share.verified, Math.ceil(all.length / 4));
+    const tasks = ctx.store.tasks.list(200).filter((t) => t.type === 'verify' && t.priority === 10);
+    assert.equal(tasks.length, share.verified, 'one low-priority verify task each');
+    const everything = await verifyDailyShare(ctx, 100);
+    assert.equal(everything.verified, all.length);
+    assert.equal(everything.damaged, all.filter((s) => s.status === 'damaged').length);
+    assert.ok(everything.damaged >= 4, 'the snapshots damaged by the tests above are found again');
+  } finally {
+    ctx.close();
+  }
+});
+
 test('a damaged snapshot is marked on the pages and verified through the JSON API', async () => {
   const { startWebFixture, WebClient } = await import('./support/web-daemon.js');
   const fx = await startWebFixture();
