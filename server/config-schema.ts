@@ -171,6 +171,15 @@ export const configSchema = z.object({
     ioClass: z.enum(['idle', 'best-effort', 'none']).default('best-effort'),
     ioPriority: z.number().int().min(0).max(7).default(7),
   }).strict().default({ maxBackups: 2, maxTasksPerDestination: 2, nice: 10, ioClass: 'best-effort', ioPriority: 7 }),
+  /**
+   * Scheduled verification: each day the daemon re-reads this share (percent) of all snapshots,
+   * chosen at random, and compares them with their hashes (as `destination verify --sample`);
+   * damaged ones are marked. 0: none. At `at` (HH:MM, server time).
+   */
+  verification: z.object({
+    dailyPercent: z.number().min(0).max(100).default(0),
+    at: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be HH:MM').default('03:30'),
+  }).strict().default({ dailyPercent: 0, at: '03:30' }),
   /** Activity log entries older than this many days are removed (at daemon start, then daily). */
   activityRetentionDays: z.number().int().min(1).max(3650).default(90),
   /** Log level for the JSON logs. */

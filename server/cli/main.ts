@@ -25,6 +25,21 @@ import { fromUtf8, type BytePath } from '../util/byte-path.js';
 import { humanBytes, printJson, printRecord, printTable, progressText } from './output.js';
 import { identify } from '../services/account-identity.js';
 import { RETIRED_OWNER } from '../store/accounts.js';
+import { verifyDestination, verifySnapshot, type SnapshotVerifyReport } from '../services/verify.js';
+
+/** One snapshot's verification in a few lines: its result, then each damaged file. */
+function printVerifyReport(r: SnapshotVerifyReport): void {
+  const what = `${r.checked.files} files, ${humanBytes(r.checked.bytes)}, ${r.checked.databases} databases read`;
+  process.stdout.write(`snapshot ${r.snapshot} of ${r.account}: ${r.result === 'damaged' ? 'DAMAGED' : r.result} (${what}; task ${r.task})\n`);
+  for (const d of r.damaged) process.stderr.write(`damaged: ${r.snapshot}: ${d.file}${d.path !== undefined ? ` (${d.path})` : ''}: ${d.problem}\n`);
+}
+
+/** --sample: a percentage; anything else is a malformed command line (exit 2). */
+const toPercent = (v: string): number => {
+  const n = /^\d+(\.\d+)?$/.test(v) ? Number(v) : Number.NaN;
+  if (!(n > 0 && n <= 100)) throw new UserError(`--sample: "${v.slice(0, 40)}" is not a percentage above 0 and at most 100`, 2);
+  return n;
+};
 
 interface GlobalOptions { dataDir?: string; json?: boolean; asAccount?: string; owner?: string }
 
@@ -179,6 +194,20 @@ destination.command('validate').argument('<name>').description('connect, write, 
     else if (r.ok) process.stdout.write(`ok: ${humanBytes(r.space!.freeBytes)} free, latency ${r.latencyMs} ms, probe written and read back in ${r.writeReadMs} ms\n`);
     else process.stderr.write(`failed: ${r.error}\n`);
     if (!r.ok) process.exitCode = 1;
+  }));
+destination.command('verify').argument('<name>')
+  .description("re-read the destination's snapshots and compare them with their hashes; damaged ones are marked and named (exit 1)")
+  .option('--account <user>', "only this account's snapshots")
+  .option('--sample <percent>', 'only this share of them, chosen at random')
+  .action(actionAs(async (ctx, json, who, name: string, opts: { account?: string; sample?: string }) => {
+    const samplePercent = opts.sample !== undefined ? toPercent(opts.sample) : undefined;
+    const r = await verifyDestination(ctx, name, { ...(opts.account !== undefined ? { account: opts.account } : {}), ...(samplePercent !== undefined ? { samplePercent } : {}) }, who.actor, who.owner);
+    if (json) printJson(r);
+    else {
+      for (const s of r.reports) printVerifyReport(s);
+      process.stdout.write(`${r.verified} of ${r.snapshots} snapshots verified on "${r.destination}": ${r.damaged} damaged\n`);
+    }
+    if (r.damaged > 0) process.exitCode = 1;
   }));
 destination.command('browse').argument('<name>').argument('[path]', 'folder on the destination', '')
   .action(actionAs(async (ctx, json, who, name: string, dir: string) => {
@@ -396,6 +425,14 @@ snapshot.command('files').argument('<id>').argument('[path]', 'directory inside 
     const path = opts.pathBase64 !== undefined ? Buffer.from(opts.pathBase64, 'base64').toString('latin1') : fromUtf8(dir);
     const docs = (await snapshotFiles(ctx, s, path, who.actor)).map(describeEntry);
     if (json) printJson(docs); else printTable(docs, ['type', 'mode', 'size', 'mtime', 'name']);
+  }));
+
+snapshot.command('verify').argument('<id>').option('--destination <name>')
+  .description('re-read what the snapshot stores and compare it with its hashes; a damaged one is marked and named (exit 1)')
+  .action(actionAs(async (ctx, json, who, id: string, opts: { destination?: string }) => {
+    const r = await verifySnapshot(ctx, await findSnapshot(ctx, id, opts.destination, who.actor, who.owner), who.actor);
+    if (json) printJson(r); else printVerifyReport(r);
+    if (r.result === 'damaged') process.exitCode = 1;
   }));
 
 for (const [verb, locked] of [['lock', true], ['unlock', false]] as const) {

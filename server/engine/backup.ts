@@ -1,6 +1,6 @@
 import zlib from 'node:zlib';
-import fs from 'node:fs';
-import type { Readable } from 'node:stream';
+import crypto from 'node:crypto';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Account } from '../panels/types.js';
 import type { Destination } from '../destinations/types.js';
@@ -8,7 +8,8 @@ import { describeFsError } from '../destinations/errors.js';
 import type { Item, Structure } from '../store/jobs.js';
 import { BatchedWriter, StreamWriter } from '../util/stream-writer.js';
 import { toDisplay, type BytePath } from '../util/byte-path.js';
-import { encodeEntry, NO_REF, parseEntryStream } from './format/entry.js';
+import { encodeEntry, NO_REF, parseEntryStream, type Entry } from './format/entry.js';
+import { TarHasher } from './format/tar-hasher.js';
 import { spawnAccountWorker } from './worker/spawn-worker.js';
 import { DESTINATION_WRITE } from './worker/sync-output.js';
 import { BlobSink } from './files-sink.js';
@@ -81,6 +82,11 @@ async function commit(dest: Destination, partial: string, final: string, folders
   await dest.flush([final.slice(0, final.lastIndexOf('/'))]);
 }
 
+/** Passes bytes through unchanged, adding them to `hash`. */
+function hashing(hash: crypto.Hash): Transform {
+  return new Transform({ transform(chunk: Buffer, _enc, done) { hash.update(chunk); done(null, chunk); } });
+}
+
 /**
  * Backs up one account to one destination. Everything is written under a hidden
  * `.partial-<id>` folder; the manifest is written last and the folder is renamed to
@@ -99,39 +105,51 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
   const skipped: { path: string; reason: string }[] = [];
   let databases: ManifestDatabase[] = [];
   let grants: string | null = null;
+  let grantsSha256: string | null = null;
   let previous: string | null = null;
   /** Folders of the snapshot whose entries must be flushed before its manifest is written. */
   const folders: string[] = [partial];
+  // Whole-file hashes (see docs/snapshot-format.md, "Integrity"): a truncated index or archive is found without parsing it.
+  let indexSha256: string | null = null;
+  let dataSha256: string | null = null;
   const progress = (phase: BackupProgress['phase']): void => req.onProgress?.({ phase, files: stats.files, bytes: stats.bytes });
 
   try {
     if (req.items.includes('files')) {
       let prevBlobs: Set<number> | null = null;
       let prevIndex: Buffer[] = [];
+      // An unchanged file's blob is the previous one: its hash is carried over with it.
+      let prevHashes = new Map<number, Buffer>();
       if (structure === 'incremental' && req.previousId) {
         try {
           // Streamed: only the files (their blob numbers and records) are kept.
           const blobs = new Set<number>();
+          const hashes = new Map<number, Buffer>();
           await eachIndexEntry(dest, layout.snapshotDir(account.username, req.previousId), (e) => {
             if (e.kind === 'f' && e.dataRef !== NO_REF) {
               blobs.add(e.dataRef);
+              if (e.hash) hashes.set(e.dataRef, e.hash);
+              delete e.hash;
               prevIndex.push(encodeEntry(e));
             }
           });
           prevBlobs = blobs;
+          prevHashes = hashes;
           previous = req.previousId;
         } catch (err) {
           // A damaged or missing previous snapshot is no base: everything is stored anew.
           prevBlobs = null;
           prevIndex = [];
           req.onWarning?.(`previous snapshot ${req.previousId} not used as a base (everything is stored again): ${(err as Error).message}`);
+          prevHashes = new Map();
         }
       }
 
       // pipeline, not pipe: a failing destination file must fail the gzip stream that is
       // written to, or the writer waits for a drain that never comes.
       const indexGzip = zlib.createGzip({ level: 1 });
-      const indexDone = pipeline(indexGzip, dest.createWriteStream(`${partial}/${layout.index}`));
+      const indexHash = crypto.createHash('sha256');
+      const indexDone = pipeline(indexGzip, hashing(indexHash), dest.createWriteStream(`${partial}/${layout.index}`));
       indexDone.catch(() => undefined);
       const index = new BatchedWriter(new StreamWriter(indexGzip));
 
@@ -143,14 +161,16 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
           : null)
         : null;
       const tarFile = `${partial}/${layout.data(structure)}`;
-      let tarFd: number | null = null;
+      // The tar passes through root (never written by the worker straight to the destination):
+      // root hashes each file's content on the way, so a hash in the index is root's, not the account's.
       let tarDone: Promise<void> | null = null;
       let tarBytes = 0;
+      const dataHash = crypto.createHash('sha256');
+      let tarHasher: TarHasher | null = null;
       let gz: ReturnType<typeof createParallelGzip> | null = null;
-      if (structure === 'archive' && dest.openWriteFd) tarFd = await dest.openWriteFd(tarFile);
 
       const worker = spawnAccountWorker(account, { mode: 'backup', excludes: req.excludes, previous: previous !== null, tar: sink === null },
-        { ...(req.politeness ? { politeness: req.politeness } : {}), ...(sink === null ? { tarFd: tarFd ?? 'pipe' } : {}) });
+        { ...(req.politeness ? { politeness: req.politeness } : {}), ...(sink === null ? { tarFd: 'pipe' as const } : {}) });
       // Cancelling kills the walk; what it wrote so far goes with the partial folder.
       const stopWorker = (): void => { worker.child.kill('SIGKILL'); };
       signal?.addEventListener('abort', stopWorker, { once: true });
@@ -159,12 +179,19 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       let tarError: Error | null = null;
       if (worker.tar) {
         const file = dest.createWriteStream(tarFile);
-        const counted = <S extends Readable>(s: S): S => s.on('data', (chunk: Buffer) => { tarBytes += chunk.length; });
+        tarHasher = new TarHasher();
+        const stored = new Transform({
+          highWaterMark: 1 << 20,
+          transform(chunk: Buffer, _enc, done) { tarBytes += chunk.length; dataHash.update(chunk); done(null, chunk); },
+        });
+        // One pipeline from the worker's pipe to the file: when the destination fails (ENOSPC,
+        // EROFS) every stage is destroyed, and the worker, which may be blocked writing its tar,
+        // is stopped so that the run ends with that error instead of waiting forever.
         if (structure === 'compressed') {
           gz = createParallelGzip();
-          tarDone = pipeline(worker.tar, counted(gz), file);
+          tarDone = pipeline(worker.tar, tarHasher, gz, stored, file);
         } else {
-          tarDone = pipeline(counted(worker.tar), file);
+          tarDone = pipeline(worker.tar, tarHasher, stored, file);
         }
         tarDone.catch((err: Error) => { tarError = err; worker.child.kill('SIGKILL'); });
       }
@@ -176,12 +203,44 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
 
       let sawEnd = false;
       let lastReport = 0;
+      // Incremental: the file whose content is arriving, and the hash of that content. Its
+      // record goes into the index once the content (and so the hash) is complete.
+      let receiving: Entry | null = null;
+      let contentHash: crypto.Hash | null = null;
+      // Archive, compressed: records wait (in order) until the tar has passed their content.
+      const waiting: Entry[] = [];
+      const writeRecord = async (e: Entry): Promise<void> => {
+        e.prevRef = NO_REF;
+        await index.write(encodeEntry(e));
+      };
+      const writeWaiting = async (atEnd: boolean): Promise<void> => {
+        while (waiting.length > 0) {
+          const e = waiting[0]!;
+          if (e.kind === 'f') {
+            const h = tarHasher!.takeHash(e.dataRef);
+            if (!h) {
+              if (!atEnd) return;
+              throw new Error(`the account worker sent no content for ${JSON.stringify(toDisplay(e.path))} in its tar`);
+            }
+            e.hash = h;
+          }
+          waiting.shift();
+          await writeRecord(e);
+        }
+      };
       try {
         for await (const ev of parseEntryStream(worker.output)) {
           if (ev.type === 'data') {
+            contentHash?.update(ev.chunk);
             await sink!.data(ev.chunk);
           } else if (ev.type === 'data-end') {
             await sink!.endData();
+            if (receiving) {
+              receiving.hash = contentHash!.digest();
+              await writeRecord(receiving);
+              receiving = null;
+              contentHash = null;
+            }
           } else if (ev.type === 'notice') {
             if (ev.kind === 'E') { sawEnd = true; continue; }
             // 'skipped:' notices are the account's own choice (.donotbackup); others are problems.
@@ -192,10 +251,22 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
             if (!validRelative(e.path) || (e.kind === 'h' && !validRelative(e.link))) {
               throw new Error('the account worker sent an invalid path');
             }
-            if (sink) await sink.begin(e, ev.hasData);
-            else if (ev.hasData) throw new Error('the account worker sent content outside its tar');
-            e.prevRef = NO_REF;
-            await index.write(encodeEntry(e));
+            // A hash is root's own, never the worker's.
+            delete e.hash;
+            if (sink) {
+              await sink.begin(e, ev.hasData);
+              if (e.kind === 'f' && ev.hasData) {
+                receiving = e;
+                contentHash = crypto.createHash('sha256');
+              } else {
+                if (e.kind === 'f') { const h = prevHashes.get(e.dataRef); if (h) e.hash = h; }
+                await writeRecord(e);
+              }
+            } else {
+              if (ev.hasData) throw new Error('the account worker sent content outside its tar');
+              waiting.push(e);
+              await writeWaiting(false);
+            }
             if (e.kind === 'd') stats.directories++;
             else if (e.kind === 'l') stats.links++;
             else { stats.files++; stats.bytes += e.size; }
@@ -209,10 +280,11 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
           throw destinationWriteError(err as Error);
         });
         if (tarDone) await tarDone;
-        if (tarFd !== null) {
-          tarBytes = fs.fstatSync(tarFd).size;
-
+        if (tarHasher) {
+          await writeWaiting(true);
+          dataSha256 = dataHash.digest('hex');
         }
+        if (receiving) throw new Error('the account worker stopped in the middle of a file');
       } catch (err) {
         // The worker's stream ended in the middle: it died, and how it died is the cause.
         const died = worker.output.readableEnded && !tarError
@@ -223,13 +295,13 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
         throw tarError ?? (died ? destinationWriteError(died) : err);
       } finally {
         signal?.removeEventListener('abort', stopWorker);
-        if (tarFd !== null) fs.closeSync(tarFd);
       }
       signal?.throwIfAborted();
       if (!sawEnd) throw new Error('the account worker stopped before the end of the walk');
       await sink?.finish();
       await index.end();
       await indexDone;
+      indexSha256 = indexHash.digest('hex');
       stats.storedBytes += sink ? sink.storedBytes() : tarBytes;
       if (sink) folders.push(...sink.folders().map((f) => `${partial}/${f}`));
       if (gz) await dest.writeFile(`${partial}/${layout.members}`, JSON.stringify(gz.members()));
@@ -254,6 +326,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       databases = result.databases;
       grants = result.grants;
       if (databases.length > 0 || grants) folders.push(`${partial}/databases`);
+      grantsSha256 = result.grantsSha256;
       stats.storedBytes += databases.reduce((n, d) => n + d.bytes, 0);
     }
 
@@ -266,6 +339,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       items: req.items, previous, stats, skipped, databases, grants, ...(problems.length > 0 ? { problems } : {}),
       accountInfo: { uid: account.uid, gid: account.gid, home: account.home, owner: account.owner, domains: account.domains },
       job: req.jobName,
+      integrity: { algorithm: 'sha256', index: indexSha256, data: dataSha256, grants: grantsSha256 },
     };
     await commit(dest, partial, layout.snapshotDir(account.username, id), folders, JSON.stringify(manifest, null, 2) + '\n');
     return manifest;

@@ -1,4 +1,5 @@
 import zlib from 'node:zlib';
+import crypto from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Account, MysqlCredentials } from '../panels/types.js';
@@ -12,33 +13,36 @@ import type { Politeness } from '../util/politeness.js';
 export async function backupDatabases(opts: {
   account: Account; dest: Destination; dir: string; creds: MysqlCredentials; databases: boolean; users: boolean;
   politeness?: Politeness; signal?: AbortSignal;
-}): Promise<{ databases: ManifestDatabase[]; grants: string | null }> {
+}): Promise<{ databases: ManifestDatabase[]; grants: string | null; grantsSha256: string | null }> {
   const { account, dest, dir, creds } = opts;
   const databases: ManifestDatabase[] = [];
   if (opts.databases) {
     for (const name of account.databases) {
       const file = layout.database(name);
       let bytes = 0;
+      const hash = crypto.createHash('sha256');
       const out = dest.createWriteStream(`${dir}/${file}`);
       const gzip = zlib.createGzip({ level: 6 });
-      gzip.on('data', (c: Buffer) => { bytes += c.length; });
+      gzip.on('data', (c: Buffer) => { bytes += c.length; hash.update(c); });
       opts.signal?.throwIfAborted();
       // Aborting destroys the streams, and a destroyed dump stops its tool.
       const dump = dumpDatabase(creds, name, opts.politeness);
       if (opts.signal) await pipeline(dump, gzip, out, { signal: opts.signal });
       else await pipeline(dump, gzip, out);
-      databases.push({ name, file, bytes });
+      databases.push({ name, file, bytes, sha256: hash.digest('hex') });
     }
   }
   let grants: string | null = null;
+  let grantsSha256: string | null = null;
   if (opts.users && account.databaseUsers.length > 0) {
     const sql = await dumpGrants(creds, account.databaseUsers);
     if (sql) {
       await dest.writeFile(`${dir}/${layout.grants}`, sql);
       grants = layout.grants;
+      grantsSha256 = crypto.createHash('sha256').update(sql).digest('hex');
     }
   }
-  return { databases, grants };
+  return { databases, grants, grantsSha256 };
 }
 
 export async function restoreDatabaseItem(creds: MysqlCredentials, target: string, sql: Readable): Promise<void> {

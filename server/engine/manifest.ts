@@ -13,6 +13,7 @@ async function buildSchema() {
   const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
   const timestamp = z.string().max(64).refine((s) => !Number.isNaN(Date.parse(s)), 'must be a date and time');
   const name = z.string().min(1).max(255);
+  const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 in hex');
   return z.object({
     format: z.literal('tidemark-snapshot', { message: 'format must be "tidemark-snapshot"' }),
     version: z.literal(1, { message: 'version must be 1' }),
@@ -27,13 +28,17 @@ async function buildSchema() {
     stats: z.object({ files: count, bytes: count, storedBytes: count }).passthrough(),
     // The file of a database is always the one the layout names: a manifest cannot point a
     // restore or a download at another file (`../../other/…`, `/etc/shadow`).
-    databases: z.array(z.object({ name, file: z.string().optional(), bytes: count.optional() }).passthrough()
+    databases: z.array(z.object({ name, file: z.string().optional(), bytes: count.optional(), sha256: sha256.optional() }).passthrough()
       .refine((d) => d.file === undefined || d.file === layout.database(d.name), { message: 'file must be databases/<name>.sql.gz', path: ['file'] }))
       .max(100_000),
     grants: z.literal(layout.grants).nullable().optional(),
     job: z.string().max(255).nullable(),
     // Compared with the account's uid when a reindex finds the snapshot (see reindex.ts).
     accountInfo: z.object({ uid: z.number().int().nonnegative() }).passthrough().optional(),
+    integrity: z.object({
+      algorithm: z.literal('sha256', { message: 'algorithm must be sha256' }),
+      index: sha256.nullable(), data: sha256.nullable(), grants: sha256.nullable().optional(),
+    }).passthrough().optional(),
   }).passthrough();
 }
 

@@ -1,4 +1,5 @@
 import zlib from 'node:zlib';
+import crypto from 'node:crypto';
 import type { Account, MysqlCredentials } from '../panels/types.js';
 import type { DatabaseOwnership } from '../panels/database-owner.js';
 import type { Destination } from '../destinations/types.js';
@@ -8,7 +9,7 @@ import { spawnAccountWorker } from './worker/spawn-worker.js';
 import type { RestoreResult } from './worker/restore-writer.js';
 import { ACCOUNT_NAME, layout, type Manifest } from './snapshot-layout.js';
 import { readManifestFile } from './manifest.js';
-import { limits, parseJson, readBounded } from './untrusted-input.js';
+import { limits, parseJson, readBounded, requireRegularFile } from './untrusted-input.js';
 import { readIndex } from './snapshot-index.js';
 import { selectEntries } from './selection.js';
 import { snapshotContent } from './snapshot-content.js';
@@ -118,7 +119,10 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
       for await (const ev of snapshotContent(dest, dir, manifest.structure, selected)) {
         if (ev.type === 'entry') {
           const e = ev.sel.entry;
-          await write(encodeEntry(e, e.kind === 'f', ev.sel.ancestor));
+          // The expected hash goes with the entry: the writer checks what it received before
+          // it gives the file its real name (root checks the same bytes as it sends them).
+          const hash = e.kind === 'f' ? (ev.sel.contentFrom ?? e).hash : undefined;
+          await write(encodeEntry(hash ? { ...e, hash } : { ...e, hash: undefined }, e.kind === 'f', ev.sel.ancestor));
           if (e.kind === 'f' && !ev.sel.ancestor) progress.files++;
           report(false);
         } else if (ev.type === 'data') {
@@ -131,8 +135,11 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
       await worker.done;
       report(true);
     } catch (err) {
-      worker.child.kill('SIGKILL');
-      await worker.done.catch(() => undefined);
+      // The writer is told the stream ended, so it removes the file it was writing; killed
+      // only if it does not stop by itself.
+      worker.input.end();
+      const stopped = await Promise.race([worker.done.then(() => true, () => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000).unref())]);
+      if (!stopped) { worker.child.kill('SIGKILL'); await worker.done.catch(() => undefined); }
       // What was written stays where the account can see it: the message says where.
       if (req.intoFolder) (err as Error).message += ` (the files restored so far are in the folder ${folder} of the home)`;
       throw err;
@@ -148,9 +155,19 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
     for (const db of req.databases) if (db.as && db.as !== db.name) renames.set(db.name, db.as);
     // Users first: views, triggers and routines name them as definers.
     if (manifest.grants) {
-      const grantsSql = (await readBounded(dest, `${dir}/${layout.grants}`, limits.grantsBytes, `snapshot ${req.snapshotId} of ${account.username}: ${layout.grants}`)).toString('utf8');
+      const raw = await readBounded(dest, `${dir}/${layout.grants}`, limits.grantsBytes, `snapshot ${req.snapshotId} of ${account.username}: ${layout.grants}`);
+      const expected = manifest.integrity?.grants;
+      if (expected && crypto.createHash('sha256').update(raw).digest('hex') !== expected) {
+        throw new Error(`snapshot ${req.snapshotId} of ${account.username}: ${layout.grants} does not match its hash: the destination copy is damaged; nothing was restored from it`);
+      }
+      const grantsSql = raw.toString('utf8');
       const { skipped } = await restoreDatabaseGrants(creds, grantsSql, renames, { account: account.username, ownership: ownership! });
       outcome.databaseWarnings.push(...skipped);
+    }
+    // Every dump is checked whole before any statement of it runs: a damaged dump is refused, not half-applied.
+    for (const db of req.databases) {
+      const item = manifest.databases.find((d) => d.name === db.name)!;
+      if (item.sha256) await checkStoredHash(dest, `${dir}/${layout.database(db.name)}`, item.sha256, `snapshot ${req.snapshotId} of ${account.username}: ${layout.database(db.name)}`);
     }
     for (const db of req.databases) {
       // The layout names the file, never the manifest (see manifest.ts).
@@ -160,4 +177,18 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
     }
   }
   return outcome;
+}
+
+/** Reads a stored file whole and compares its SHA-256 with `expected`; throws naming `what` when it differs or is missing. */
+export async function checkStoredHash(dest: Destination, rel: string, expected: string, what: string): Promise<void> {
+  const got = await hashStoredFile(dest, rel, what);
+  if (got !== expected) throw new Error(`${what} does not match its hash: the destination copy is damaged; nothing was restored from it`);
+}
+
+export async function hashStoredFile(dest: Destination, rel: string, what: string): Promise<string> {
+  const slash = rel.lastIndexOf('/');
+  await requireRegularFile(dest, rel.slice(0, slash), rel.slice(slash + 1), what);
+  const hash = crypto.createHash('sha256');
+  for await (const chunk of dest.createReadStream(rel) as AsyncIterable<Buffer>) hash.update(chunk);
+  return hash.digest('hex');
 }

@@ -1,13 +1,14 @@
 import zlib from 'node:zlib';
+import crypto from 'node:crypto';
 import { DestinationError, type Destination } from '../destinations/types.js';
 import { describeFsError } from '../destinations/errors.js';
-import { toDisplay } from '../util/byte-path.js';
 import type { Structure } from '../store/jobs.js';
 import type { Entry } from './format/entry.js';
 import { parseTar, tarHeaders } from './format/tar.js';
 import { layout } from './snapshot-layout.js';
 import type { Selected } from './selection.js';
 import { limits, parseJson, readBounded, requireRegularFile, SnapshotInputError } from './untrusted-input.js';
+import { toDisplay, type BytePath } from '../util/byte-path.js';
 
 export type ContentEvent =
   | { type: 'entry'; sel: Selected }
@@ -18,16 +19,61 @@ type TarEvent = Awaited<ReturnType<ReturnType<typeof parseTar>['next']>>['value'
 
 const headerLength = (e: Entry): number => tarHeaders(e.path === '' ? { ...e, path: '.' } : e).length;
 
+/** A file's content read back from a destination does not match the hash its index entry holds. */
+export class ContentDamagedError extends Error {
+  constructor(readonly path: BytePath, readonly storedIn: string, message: string) {
+    super(message);
+    this.name = 'ContentDamagedError';
+  }
+}
+
+export interface ContentOptions {
+  /**
+   * Called for each file whose content does not match its hash (verify: go on and name
+   * them all). Without it the first mismatch throws a ContentDamagedError before that
+   * file's 'data-end', so no consumer ever takes damaged content for complete.
+   */
+  onDamage?: (err: ContentDamagedError) => void;
+}
+
+/**
+ * The content of each selected file, checked against the SHA-256 in its index entry as it
+ * streams by (entries of indexes written before hashes existed are passed unchecked).
+ */
+export async function* snapshotContent(dest: Destination, dir: string, structure: Structure, selected: Selected[], opts: ContentOptions = {}): AsyncGenerator<ContentEvent> {
+  let hash: crypto.Hash | null = null;
+  let source: Entry | null = null;
+  for await (const ev of namedRawContent(dest, dir, structure, selected)) {
+    if (ev.type === 'entry') {
+      source = ev.sel.entry.kind === 'f' ? ev.sel.contentFrom ?? ev.sel.entry : null;
+      hash = source?.hash ? crypto.createHash('sha256') : null;
+    } else if (ev.type === 'data') {
+      hash?.update(ev.chunk);
+    } else if (hash && source) {
+      const got = hash.digest();
+      hash = null;
+      if (!got.equals(source.hash!)) {
+        const storedIn = structure === 'incremental' ? layout.blob(source.dataRef) : layout.data(structure);
+        const err = new ContentDamagedError(source.path, storedIn,
+          `snapshot ${dir}: the content of ${JSON.stringify(toDisplay(source.path))} (stored in ${storedIn}) does not match its hash: the destination copy is damaged`);
+        if (!opts.onDamage) throw err;
+        opts.onDamage(err);
+      }
+    }
+    yield ev;
+  }
+}
+
 /**
  * Yields the selected entries of a snapshot in order, each regular file followed by
  * its content. Incremental reads one blob per file; archive reads byte ranges of the
  * tar; compressed inflates the archive once from start to end, and seeks by gzip
  * member only for the rare entry whose content lies behind the read position.
  */
-export async function* snapshotContent(dest: Destination, dir: string, structure: Structure, selected: Selected[]): AsyncGenerator<ContentEvent> {
+async function* namedRawContent(dest: Destination, dir: string, structure: Structure, selected: Selected[]): AsyncGenerator<ContentEvent> {
   let current: Entry | null = null;
   try {
-    for await (const ev of contentOf(dest, dir, structure, selected)) {
+    for await (const ev of rawSnapshotContent(dest, dir, structure, selected)) {
       if (ev.type === 'entry') current = ev.sel.entry;
       yield ev;
     }
@@ -51,7 +97,7 @@ function nameContentError(err: unknown, dir: string, structure: Structure, entry
   return err;
 }
 
-async function* contentOf(dest: Destination, dir: string, structure: Structure, selected: Selected[]): AsyncGenerator<ContentEvent> {
+async function* rawSnapshotContent(dest: Destination, dir: string, structure: Structure, selected: Selected[]): AsyncGenerator<ContentEvent> {
   if (structure === 'compressed') {
     yield* compressedContent(dest, dir, selected);
     return;

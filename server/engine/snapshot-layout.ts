@@ -26,7 +26,15 @@ export function newSnapshotId(at = new Date()): string {
   return `${stamp}-${Math.floor(Math.random() * 0x10000).toString(16).padStart(4, '0')}`;
 }
 
-export interface ManifestDatabase { name: string; file: string; bytes: number }
+/** `sha256`: of the stored .sql.gz (absent in snapshots made before hashes were kept). */
+export interface ManifestDatabase { name: string; file: string; bytes: number; sha256?: string }
+
+/**
+ * Hashes of what a snapshot stores, all SHA-256 in hex (see docs/snapshot-format.md):
+ * the index file, the archive file (archive, compressed; null for incremental), the grants
+ * file. The hash of each file's content is in its index entry. Absent: an older snapshot.
+ */
+export interface ManifestIntegrity { algorithm: 'sha256'; index: string | null; data: string | null; grants: string | null }
 
 export interface Manifest {
   format: 'tidemark-snapshot';
@@ -47,4 +55,5 @@ export interface Manifest {
   problems?: { item: string; reason: string }[];
   accountInfo: { uid: number; gid: number; home: string; owner: string; domains: string[] };
   job: string | null;
+  integrity?: ManifestIntegrity;
 }

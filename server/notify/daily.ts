@@ -68,5 +68,17 @@ export function startDailyJobs(ctx: Context, log: Logger): () => void {
     };
     summary = setTimeout(fire, msUntil(at));
   }
-  return () => { for (const t of timers) clearInterval(t); if (summary) clearTimeout(summary); };
+  let verification: NodeJS.Timeout | null = null;
+  const share = ctx.config.verification?.dailyPercent ?? 0;
+  if (share > 0) {
+    const verifyAt = ctx.config.verification.at;
+    const fire = (): void => {
+      import('../services/verify.js').then(({ verifyDailyShare }) => verifyDailyShare(ctx, share)).then(
+        (r) => { if (r.verified) log.info({ ...r }, 'daily verification done'); if (r.damaged) log.error({ ...r }, 'daily verification found damaged snapshots'); },
+        (err: Error) => log.error({ err: err.message }, 'daily verification failed'));
+      verification = setTimeout(fire, msUntil(verifyAt));
+    };
+    verification = setTimeout(fire, msUntil(verifyAt));
+  }
+  return () => { for (const t of timers) clearInterval(t); if (summary) clearTimeout(summary); if (verification) clearTimeout(verification); };
 }

@@ -233,11 +233,17 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
       await checkFreeSpace(destRecord, dest);
       watch.signal.throwIfAborted();
       const sentBefore = dest.bytesSent?.() ?? null;
-      const previous = job.structure === 'incremental'
+      const candidates = job.structure === 'incremental'
         // Only the same account's: a former account of the name never lends its files to this one.
         ? ctx.store.snapshots.list({ account: account.username, destinationId: destRecord.id })
-          .find((s) => s.structure === 'incremental' && (s.accountId ?? null) === accountId) ?? null
-        : null;
+          .filter((s) => s.structure === 'incremental' && (s.accountId ?? null) === accountId)
+        : [];
+      // A damaged snapshot is never a base: its blobs would be linked into the new one as they are.
+      const previous = candidates.find((s) => s.status !== 'damaged') ?? null;
+      const skippedDamaged = candidates.filter((s) => s.status === 'damaged' && (previous === null || s.finishedAt > previous.finishedAt));
+      if (skippedDamaged.length > 0) {
+        taskLog('warn', `snapshot${skippedDamaged.length > 1 ? 's' : ''} ${skippedDamaged.map((s) => s.id).join(', ')} ${skippedDamaged.length > 1 ? 'are' : 'is'} damaged: not used as the base of this run; ${previous ? `unchanged files are linked from ${previous.id}` : 'every file is copied in full'}`);
+      }
       const manifest = await backupAccount({
         account, destination: dest, structure: job.structure, items: job.items, excludes: job.excludes, jobName: job.name,
         previousId: previous?.id ?? null,

@@ -8,6 +8,7 @@ import { layout } from '../engine/snapshot-layout.js';
 import { listChildren, NotInSnapshotError } from '../engine/selection.js';
 import { readManifest, restoreSnapshot, type RestoreOutcome } from '../engine/restore.js';
 import { downloadSnapshot, openDownloadFile } from '../engine/download.js';
+import { ContentDamagedError } from '../engine/snapshot-content.js';
 import { AccountBusyError, lockAccount, lockAccountWhenFree } from '../engine/account-lock.js';
 import { removeSnapshotData } from './retention.js';
 import { queueOf, TaskCancelled } from '../queue/task-queue.js';
@@ -227,6 +228,11 @@ export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInp
   } catch (err) {
     failure = (err as Error).message;
     const cancelled = err instanceof TaskCancelled;
+    // Stored content that does not match its hash: the snapshot is marked, and no longer a base for backups.
+    if (err instanceof ContentDamagedError || / does not match its hash/.test(failure)) {
+      ctx.store.snapshots.setStatus(s.destinationId, s.account, s.id, 'damaged');
+      ctx.store.tasks.log(task.id, 'error', `snapshot ${s.id} is marked damaged`);
+    }
     ctx.store.tasks.finish(task.id, cancelled ? 'cancelled' : 'failed', {}, failure);
     // A cancellation is in the log as the 'cancel' of whoever asked for it.
     if (!cancelled) ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'restore', target: `${s.account} ${s.id}`, result: 'failed', detail: failure });

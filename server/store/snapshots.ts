@@ -7,7 +7,8 @@ export interface SnapshotRecord {
   account: string;
   jobId: number | null;
   structure: Structure;
-  status: 'completed' | 'partial';
+  /** `damaged`: a verify or a restore found stored content that does not match its hashes (see services/verify.ts). */
+  status: 'completed' | 'partial' | 'damaged';
   startedAt: string;
   finishedAt: string;
   items: Item[];
@@ -70,9 +71,9 @@ export class SnapshotRepository {
       .run(s.id, s.destinationId, s.account, s.jobId, s.structure, s.status, s.startedAt, s.finishedAt, JSON.stringify(s.items),
         s.files, s.bytes, s.storedBytes, JSON.stringify(s.databases), s.locked ? 1 : 0, s.note, s.schedule ?? 'manual', s.accountId ?? null);
   }
-  /** Rewrites what the catalog knows of one snapshot (reindex); locked and note are written as given. */
+  /** Rewrites what the catalog knows of one snapshot (reindex); locked and note are written as given. A `damaged` mark stays (only a verify clears it). */
   update(s: SnapshotRecord): void {
-    this.db.prepare(`UPDATE snapshots SET job_id = ?, structure = ?, status = ?, started_at = ?, finished_at = ?, items = ?, files = ?,
+    this.db.prepare(`UPDATE snapshots SET job_id = ?, structure = ?, status = CASE status WHEN 'damaged' THEN status ELSE ? END, started_at = ?, finished_at = ?, items = ?, files = ?,
       bytes = ?, stored_bytes = ?, databases = ?, locked = ?, note = ? WHERE destination_id = ? AND account = ? AND id = ?`)
       .run(s.jobId, s.structure, s.status, s.startedAt, s.finishedAt, JSON.stringify(s.items), s.files, s.bytes, s.storedBytes,
         JSON.stringify(s.databases), s.locked ? 1 : 0, s.note, s.destinationId, s.account, s.id);
@@ -87,6 +88,9 @@ export class SnapshotRepository {
   }
   setSchedule(destinationId: number, account: string, id: string, schedule: string): void {
     this.db.prepare('UPDATE snapshots SET schedule = ? WHERE destination_id = ? AND account = ? AND id = ?').run(schedule, destinationId, account, id);
+  }
+  setStatus(destinationId: number, account: string, id: string, status: SnapshotRecord['status']): void {
+    this.db.prepare('UPDATE snapshots SET status = ? WHERE destination_id = ? AND account = ? AND id = ?').run(status, destinationId, account, id);
   }
   setLocked(destinationId: number, account: string, id: string, locked: boolean): void {
     this.db.prepare('UPDATE snapshots SET locked = ? WHERE destination_id = ? AND account = ? AND id = ?').run(locked ? 1 : 0, destinationId, account, id);

@@ -1,7 +1,7 @@
 import type { Db } from './database.js';
 
 export type LogAudience = 'all' | 'provider';
-export type TaskType = 'backup' | 'restore' | 'download' | 'reindex' | 'validate';
+export type TaskType = 'backup' | 'restore' | 'download' | 'reindex' | 'validate' | 'verify';
 export type TaskStatus = 'queued' | 'running' | 'completed' | 'partial' | 'failed' | 'cancelled';
 
 export interface TaskRecord {

@@ -6,6 +6,7 @@ import {
   setSnapshotsVisible, validateDestination, type AddDestinationInput, type EditDestinationInput,
 } from '../../services/destinations.js';
 import { reindexDestination } from '../../services/reindex.js';
+import { verifyDestination, verifySnapshot } from '../../services/verify.js';
 import { addJob, describeJob, getJob, listJobs, removeJob } from '../../services/jobs.js';
 import { runBackup } from '../../services/backups.js';
 import {
@@ -193,6 +194,13 @@ export function apiRoutes(ctx: Context, trusted: boolean): express.Router {
     const account = optString(body(req), 'account');
     res.json(await reindexDestination(ctx, param(req, 'name'), account !== undefined ? { account } : {}, actor, ownerOpt(req)));
   }));
+  r.post('/destinations/:name/verify', handle(async (req, res, actor) => {
+    const b = body(req);
+    const account = optString(b, 'account');
+    const samplePercent = optNumber(b, 'samplePercent');
+    if (samplePercent !== undefined && !(samplePercent > 0 && samplePercent <= 100)) throw bad('samplePercent: a number above 0 and at most 100 is expected');
+    res.json(await verifyDestination(ctx, param(req, 'name'), { ...(account !== undefined ? { account } : {}), ...(samplePercent !== undefined ? { samplePercent } : {}) }, actor, ownerOpt(req)));
+  }));
   r.get('/destinations/:name/browse', handle(async (req, res, actor) => {
     res.json(await browseDestination(ctx, param(req, 'name'), query(req, 'path') ?? '', actor, ownerOpt(req)));
   }));
@@ -267,6 +275,10 @@ export function apiRoutes(ctx: Context, trusted: boolean): express.Router {
     const b64 = query(req, 'pathBase64');
     const dir = b64 !== undefined ? Buffer.from(b64, 'base64').toString('latin1') : fromUtf8(query(req, 'path') ?? '');
     res.json((await snapshotFiles(ctx, s, dir, actor)).map(describeEntry));
+  }));
+  r.post('/snapshots/:id/verify', handle(async (req, res, actor) => {
+    const s = await snapshotOf(req, actor, optString(body(req), 'destination') ?? query(req, 'destination'));
+    res.json(await verifySnapshot(ctx, s, actor));
   }));
   r.post('/snapshots/:id/restore', handle(async (req, res, actor) => {
     const b = body(req);

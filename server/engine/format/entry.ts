@@ -28,6 +28,11 @@ export interface Entry {
   dataRef: number;
   /** Worker -> root only (incremental): blob number in the previous snapshot to link; -1 otherwise. */
   prevRef: number;
+  /**
+   * SHA-256 of the content (regular files), computed by root as the bytes were stored.
+   * Absent in indexes written before hashes existed, and never trusted from a worker.
+   */
+  hash?: Buffer;
 }
 
 /** Records that are not entries: a skipped path (reason in `link`) and end of stream. */
@@ -39,6 +44,9 @@ const FIXED = 1 + 1 + 4 + 4 + 4 + 8 + 8 + 4 + 8 + 8 + 4 + 4;
 const FLAG_DATA = 1;
 /** Restore stream: a directory sent only so that it exists; an existing one is left as it is. */
 const FLAG_ANCESTOR = 2;
+/** 32 bytes of SHA-256 follow the link target (index format 2; older readers skip them, see docs/snapshot-format.md). */
+const FLAG_HASH = 4;
+export const HASH_BYTES = 32;
 
 export function makeEntry(partial: Partial<Entry> & Pick<Entry, 'kind' | 'path'>): Entry {
   return {
@@ -52,12 +60,13 @@ export function encodeEntry(entry: Entry | { kind: NoticeKind; path: BytePath; l
   const e = entry as Entry;
   const pathLen = Buffer.byteLength(e.path, 'latin1');
   const linkLen = Buffer.byteLength(e.link ?? '', 'latin1');
-  const body = FIXED + pathLen + linkLen;
+  const hash = e.hash && e.hash.length === HASH_BYTES ? e.hash : null;
+  const body = FIXED + pathLen + linkLen + (hash ? HASH_BYTES : 0);
   const b = Buffer.allocUnsafe(4 + body);
   let o = 0;
   b.writeUInt32LE(body, o); o += 4;
   b.writeUInt8(e.kind.charCodeAt(0), o); o += 1;
-  b.writeUInt8((withData ? FLAG_DATA : 0) | (ancestor ? FLAG_ANCESTOR : 0), o); o += 1;
+  b.writeUInt8((withData ? FLAG_DATA : 0) | (ancestor ? FLAG_ANCESTOR : 0) | (hash ? FLAG_HASH : 0), o); o += 1;
   b.writeUInt32LE((e.mode ?? 0) >>> 0, o); o += 4;
   b.writeUInt32LE((e.uid ?? 0) >>> 0, o); o += 4;
   b.writeUInt32LE((e.gid ?? 0) >>> 0, o); o += 4;
@@ -69,7 +78,8 @@ export function encodeEntry(entry: Entry | { kind: NoticeKind; path: BytePath; l
   b.writeUInt32LE(pathLen, o); o += 4;
   o += b.write(e.path, o, 'latin1');
   b.writeUInt32LE(linkLen, o); o += 4;
-  b.write(e.link ?? '', o, 'latin1');
+  o += b.write(e.link ?? '', o, 'latin1');
+  if (hash) hash.copy(b, o);
   return b;
 }
 
@@ -79,7 +89,7 @@ export type StreamEvent =
   | { type: 'data'; chunk: Buffer }
   | { type: 'data-end' };
 
-function decodeBody(b: Buffer, start: number): { record: Entry | { kind: NoticeKind; path: BytePath; link: BytePath }; hasData: boolean; ancestor: boolean } {
+function decodeBody(b: Buffer, start: number, end: number): { record: Entry | { kind: NoticeKind; path: BytePath; link: BytePath }; hasData: boolean; ancestor: boolean } {
   let o = start;
   const kind = String.fromCharCode(b.readUInt8(o)); o += 1;
   const flags = b.readUInt8(o); o += 1;
@@ -94,9 +104,11 @@ function decodeBody(b: Buffer, start: number): { record: Entry | { kind: NoticeK
   const pathLen = b.readUInt32LE(o); o += 4;
   const path = b.toString('latin1', o, o + pathLen); o += pathLen;
   const linkLen = b.readUInt32LE(o); o += 4;
-  const link = b.toString('latin1', o, o + linkLen);
+  const link = b.toString('latin1', o, o + linkLen); o += linkLen;
   if (!'fdlhpSE'.includes(kind) || kind.length !== 1) throw new Error(`corrupt entry record (kind ${JSON.stringify(kind)})`);
-  const record = { kind: kind as EntryKind, path, mode, uid, gid, size, mtimeSec, mtimeNsec, link, dataRef, prevRef };
+  if (o > end || ((flags & FLAG_HASH) !== 0 && o + HASH_BYTES > end)) throw new Error('corrupt entry record (lengths)');
+  const record: Entry = { kind: kind as EntryKind, path, mode, uid, gid, size, mtimeSec, mtimeNsec, link, dataRef, prevRef };
+  if (flags & FLAG_HASH) record.hash = Buffer.from(b.subarray(o, o + HASH_BYTES));
   return { record, hasData: (flags & FLAG_DATA) !== 0, ancestor: (flags & FLAG_ANCESTOR) !== 0 };
 }
 
@@ -126,7 +138,7 @@ export async function* parseEntryStream(source: AsyncIterable<Buffer>): AsyncGen
       const body = chunk.readUInt32LE(o);
       if (body > MAX_RECORD || body < FIXED) throw new Error('corrupt entry stream (record length)');
       if (chunk.length - o - 4 < body) break;
-      const { record, hasData, ancestor } = decodeBody(chunk, o + 4);
+      const { record, hasData, ancestor } = decodeBody(chunk, o + 4, o + 4 + body);
       o += 4 + body;
       if (record.kind === 'S' || record.kind === 'E') {
         yield { type: 'notice', kind: record.kind, path: record.path, text: Buffer.from(record.link, 'latin1').toString('utf8') };

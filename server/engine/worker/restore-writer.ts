@@ -147,7 +147,8 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     }
   };
 
-  let current: { fd: number; tmp: Buffer; entry: Entry } | null = null;
+  /** `hash`: of what arrived, when root sent the content's expected SHA-256 with the entry. */
+  let current: { fd: number; tmp: Buffer; entry: Entry; hash: crypto.Hash | null } | null = null;
   /**
    * Regular files this restore wrote: the only things a hard link may point at. A stream
    * that names any other file (one already in the home, one outside it) gets no link.
@@ -156,8 +157,14 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
 
   const finishFile = (): void => {
     if (!current) return;
-    const { fd, tmp, entry } = current;
+    const { fd, tmp, entry, hash } = current;
     current = null;
+    // Checked before the rename: content that does not match never takes the real name.
+    if (hash && !hash.digest().equals(entry.hash!)) {
+      fs.closeSync(fd);
+      fs.rmSync(tmp, { force: true });
+      throw new Error(`the content of ${JSON.stringify(toDisplay(entry.path))} in the snapshot does not match its hash: the snapshot is damaged; that file was not restored and the restore stopped there`);
+    }
     try {
       applyOwner((u, g) => fs.fchownSync(fd, u, g), entry.path, entry);
       fs.fchmodSync(fd, entry.mode);
@@ -168,9 +175,11 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     if (install(tmp, entry.path)) { result.files++; result.bytes += entry.size; written.add(entry.path); }
   };
 
+  try {
   for await (const ev of parseEntryStream(fs.createReadStream('', { fd: 0, highWaterMark: 1 << 20 }))) {
     if (ev.type === 'data') {
       if (current) {
+        current.hash?.update(ev.chunk);
         let off = 0;
         while (off < ev.chunk.length) off += fs.writeSync(current.fd, ev.chunk, off, ev.chunk.length - off);
       }
@@ -194,7 +203,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
       const tmp = tmpName(e.path);
       if (e.kind === 'f') {
         const fd = fs.openSync(tmp, O_NEW, 0o600);
-        current = { fd, tmp, entry: e };
+        current = { fd, tmp, entry: e, hash: e.hash && ev.hasData ? crypto.createHash('sha256') : null };
         if (!ev.hasData || e.size === 0) finishFile();
       } else if (e.kind === 'l') {
         fs.symlinkSync(toBuffer(e.link), tmp);
@@ -223,6 +232,11 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     }
   }
   finishFile();
+  } catch (err) {
+    // The stream broke off (root found damage, or died): the file being written is not kept.
+    if (current) { try { fs.closeSync(current.fd); } catch { /* closed */ } fs.rmSync(current.tmp, { force: true }); current = null; }
+    throw err;
+  }
 
   for (let i = pendingDirs.length - 1; i >= 0; i--) {
     const { rel, entry } = pendingDirs[i]!;

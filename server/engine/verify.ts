@@ -1,0 +1,100 @@
+import zlib from 'node:zlib';
+import { pipeline } from 'node:stream/promises';
+import { Writable } from 'node:stream';
+import type { Destination } from '../destinations/types.js';
+import { toDisplay } from '../util/byte-path.js';
+import { layout, type Manifest } from './snapshot-layout.js';
+import { readManifest, hashStoredFile } from './restore.js';
+import { readIndex } from './snapshot-index.js';
+import { selectEntries } from './selection.js';
+import { snapshotContent } from './snapshot-content.js';
+import { requireRegularFile } from './untrusted-input.js';
+
+/** One thing found wrong: `file` is the stored file (relative to the snapshot folder); `path` the account's file, when one is concerned. */
+export interface Damage { file: string; path?: string; problem: string }
+
+export interface VerifyResult {
+  /** False: the snapshot was written before hashes were kept; only its structure (gzip, tar, sizes) was checked. */
+  hashes: boolean;
+  damaged: Damage[];
+  checked: { files: number; bytes: number; databases: number };
+  /** Files whose index entry holds no hash (older snapshots; their content was read but not compared). */
+  filesWithoutHash: number;
+  /** The status the manifest gives (a verify that finds nothing wrong puts it back). */
+  manifestStatus: 'completed' | 'partial' | null;
+}
+
+const MAX_DAMAGES = 1000;
+
+/**
+ * Reads back everything a snapshot stores and compares it with the hashes its manifest and
+ * index hold: the index and archive files whole, every file's content, every database dump
+ * and the grants. Damage is collected (not thrown), each naming the stored file concerned,
+ * so one run names every damaged file. Read-only: nothing on the destination changes.
+ */
+export async function verifySnapshotData(dest: Destination, account: string, id: string): Promise<VerifyResult> {
+  const dir = layout.snapshotDir(account, id);
+  const result: VerifyResult = { hashes: false, damaged: [], checked: { files: 0, bytes: 0, databases: 0 }, filesWithoutHash: 0, manifestStatus: null };
+  const damage = (d: Damage): void => { if (result.damaged.length < MAX_DAMAGES) result.damaged.push(d); };
+  let manifest: Manifest;
+  try {
+    manifest = await readManifest(dest, account, id);
+  } catch (err) {
+    damage({ file: layout.manifest, problem: (err as Error).message });
+    return result;
+  }
+  const integrity = manifest.integrity;
+  result.hashes = integrity !== undefined;
+  result.manifestStatus = manifest.status;
+
+  /** Compares a whole stored file with its hash; false when it is missing or differs. */
+  const wholeFile = async (rel: string, expected: string | null | undefined): Promise<boolean> => {
+    if (!expected) return true;
+    try {
+      const got = await hashStoredFile(dest, `${dir}/${rel}`, `snapshot ${id} of ${account}: ${rel}`);
+      if (got === expected) return true;
+      damage({ file: rel, problem: 'does not match its hash (changed or truncated on the destination)' });
+    } catch (err) {
+      damage({ file: rel, problem: (err as Error).message });
+    }
+    return false;
+  };
+
+  if (manifest.items.includes('files')) {
+    const indexOk = await wholeFile(layout.index, integrity?.index);
+    if (manifest.structure !== 'incremental') await wholeFile(layout.data(manifest.structure), integrity?.data);
+    if (indexOk) {
+      try {
+        const index = await readIndex(dest, dir);
+        for (const e of index) if (e.kind === 'f' && e.size > 0 && !e.hash) result.filesWithoutHash++;
+        const selected = selectEntries(index, []);
+        for await (const ev of snapshotContent(dest, dir, manifest.structure, selected, {
+          onDamage: (err) => damage({ file: err.storedIn, path: toDisplay(err.path), problem: 'content does not match its hash' }),
+        })) {
+          if (ev.type === 'entry' && ev.sel.entry.kind === 'f') result.checked.files++;
+          else if (ev.type === 'data') result.checked.bytes += ev.chunk.length;
+        }
+      } catch (err) {
+        const message = (err as Error).message;
+        const file = message.includes(layout.index) ? layout.index : manifest.structure === 'incremental' ? layout.data('incremental') : layout.data(manifest.structure);
+        damage({ file, problem: message });
+      }
+    }
+  }
+
+  for (const db of manifest.databases) {
+    const rel = layout.database(db.name);
+    result.checked.databases++;
+    if (db.sha256) { await wholeFile(rel, db.sha256); continue; }
+    // No hash (an older snapshot): at least the gzip stream and its CRC must be whole.
+    try {
+      await requireRegularFile(dest, `${dir}/databases`, rel.slice('databases/'.length), `snapshot ${id} of ${account}: ${rel}`);
+      await pipeline(dest.createReadStream(`${dir}/${rel}`), zlib.createGunzip(), new Writable({ write: (_c, _e, cb) => cb() }));
+    } catch (err) {
+      damage({ file: rel, problem: (err as Error).message });
+    }
+  }
+  if (manifest.grants) await wholeFile(layout.grants, integrity?.grants);
+  return result;
+}
+
