@@ -8,6 +8,7 @@ import { spawnAccountWorker } from './worker/spawn-worker.js';
 import type { RestoreResult } from './worker/restore-writer.js';
 import { ACCOUNT_NAME, layout, type Manifest } from './snapshot-layout.js';
 import { readManifestFile } from './manifest.js';
+import { ownerMapping } from './restore-owner.js';
 import { limits, parseJson, readBounded } from './untrusted-input.js';
 import { readIndex } from './snapshot-index.js';
 import { selectEntries } from './selection.js';
@@ -103,6 +104,7 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
     };
     report(true);
     const folder = req.intoFolder ? `tidemark-restore-${req.snapshotId}-${Date.now().toString(36)}` : '';
+    const asAccountNow = ownerMapping(manifest.accountInfo, account);
     const worker = spawnAccountWorker(account, { mode: 'restore', intoFolder: folder });
     const chunks: Buffer[] = [];
     worker.output.on('data', (c: Buffer) => chunks.push(c));
@@ -117,7 +119,7 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
     try {
       for await (const ev of snapshotContent(dest, dir, manifest.structure, selected)) {
         if (ev.type === 'entry') {
-          const e = ev.sel.entry;
+          const e = asAccountNow(ev.sel.entry);
           await write(encodeEntry(e, e.kind === 'f', ev.sel.ancestor));
           if (e.kind === 'f' && !ev.sel.ancestor) progress.files++;
           report(false);
