@@ -12,6 +12,7 @@ import {
   describeEntry, describeSnapshot, findSnapshot, listSnapshots, prepareDownload, restore, snapshotFiles, snapshotManifest,
 } from '../../services/snapshots.js';
 import { fromUtf8, type BytePath } from '../../util/byte-path.js';
+import { decodeBase64Path } from '../../util/input-checks.js';
 import type { TaskRecord } from '../../store/tasks.js';
 import { cancelTask, getTask, listTasks } from '../../services/tasks.js';
 import { isPriorityName, PRIORITIES, priorityName } from '../../queue/priority.js';
@@ -76,7 +77,14 @@ const param = (req: express.Request, key: string): string => String(req.params[k
 const query = (req: express.Request, key: string): string | undefined => (typeof req.query[key] === 'string' ? req.query[key] as string : undefined);
 
 /** Paths as UTF-8 text (`paths`) or as base64 of their bytes (`pathsBase64`), as in the CLI. */
-const pathsOf = (b: Body): BytePath[] => [...stringList(b, 'paths').map(fromUtf8), ...stringList(b, 'pathsBase64').map((p) => Buffer.from(p, 'base64').toString('latin1'))];
+const pathsOf = (b: Body): BytePath[] => [...stringList(b, 'paths').map(fromUtf8), ...stringList(b, 'pathsBase64').map((p) => base64Path('pathsBase64', p))];
+
+/** Strict base64 (see util/input-checks.ts): a value with other characters is refused, not decoded in part. */
+function base64Path(key: string, value: string): BytePath {
+  const p = decodeBase64Path(value);
+  if (p === null) throw bad(`${key}: base64 (A-Z a-z 0-9 + /, padded with =) is expected`);
+  return p;
+}
 
 /** The settings of `destination add` / `edit`, under the names of the services (see docs/api.md). */
 const DESTINATION_FIELDS = {
@@ -265,7 +273,7 @@ export function apiRoutes(ctx: Context, trusted: boolean): express.Router {
   r.get('/snapshots/:id/files', handle(async (req, res, actor) => {
     const s = await snapshotOf(req, actor);
     const b64 = query(req, 'pathBase64');
-    const dir = b64 !== undefined ? Buffer.from(b64, 'base64').toString('latin1') : fromUtf8(query(req, 'path') ?? '');
+    const dir = b64 !== undefined ? base64Path('pathBase64', b64) : fromUtf8(query(req, 'path') ?? '');
     res.json((await snapshotFiles(ctx, s, dir, actor)).map(describeEntry));
   }));
   r.post('/snapshots/:id/restore', handle(async (req, res, actor) => {
