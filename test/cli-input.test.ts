@@ -7,8 +7,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import net from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
-import { cli, makeDataDir, makeDestinationDir, ok } from './support/cli.js';
+import { CLI, cli, makeDataDir, makeDestinationDir, ok } from './support/cli.js';
 import { decodeBase64Path, quoteInput } from '../server/util/input-checks.js';
 import { openContext, UserError } from '../server/services/context.js';
 import { download, findSnapshot, restore } from '../server/services/snapshots.js';
@@ -76,6 +78,7 @@ const MALFORMED: [string, string[]][] = [
   ['download --path-base64', ['download', 'any', '--path-base64', '!!!', '--out', '/tmp/never.tar.gz']],
   ['snapshot files --path-base64', ['snapshot', 'files', 'any', '--path-base64', '!!!']],
   ['serve --port', ['serve', '--port', 'http']],
+  ['restore --as without --database', ['restore', 'any', '--as', 'copy']],
 ];
 
 describe('exit codes', () => {
@@ -200,5 +203,69 @@ describe('echoed input', () => {
     const q = quoteInput('é'.repeat(1000));
     assert.match(q, /… \(1000 characters\)$/);
     assert.ok(q.length < 100);
+  });
+});
+
+describe('the JSON API', () => {
+  let daemon: ChildProcess | undefined;
+  let base = '';
+  let token = '';
+  let output = '';
+  const post = async (url: string, body: unknown): Promise<{ status: number; json: any; text: string }> => {
+    const res = await fetch(base + url, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const text = await res.text();
+    let json: any = null;
+    try { json = JSON.parse(text); } catch { json = null; }
+    return { status: res.status, json, text };
+  };
+
+  before(async () => {
+    const port = await new Promise<number>((resolve) => {
+      const srv = net.createServer().listen(0, '127.0.0.1', () => { const { port: p } = srv.address() as net.AddressInfo; srv.close(() => resolve(p)); });
+    });
+    const config = JSON.parse(fs.readFileSync(path.join(dataDir, 'config.json'), 'utf8'));
+    fs.writeFileSync(path.join(dataDir, 'config.json'), JSON.stringify({ ...config, httpPort: port, socketPath: path.join(dataDir, 'run', 'tidemark.sock') }));
+    token = ok(cli(dataDir, ['api-token', 'create', '--name', 'input-checks'])).token;
+    daemon = spawn(process.execPath, [CLI, '--data-dir', dataDir, 'serve'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    daemon.stdout!.on('data', (d) => { output += d; });
+    daemon.stderr!.on('data', (d) => { output += d; });
+    base = `http://127.0.0.1:${port}`;
+    for (let i = 0; ; i++) {
+      try { if ((await fetch(`${base}/api/v1/health`)).ok) break; } catch { /* not up yet */ }
+      if (i > 200 || daemon.exitCode !== null) throw new Error(`the daemon did not start: ${output}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+
+  after(async () => {
+    if (daemon && daemon.exitCode === null) {
+      daemon.kill('SIGTERM');
+      await new Promise((r) => daemon!.once('exit', r));
+    }
+  });
+
+  test("regression: the API decodes pathsBase64 '!!!' to garbage and restores everything for an empty path", async () => {
+    fs.writeFileSync(path.join(account.home, 'site.html'), 'changed since the backup\n');
+    for (const body of [{ pathsBase64: ['!!!'] }, { paths: [''] }, { paths: ['a/../..'] }, { pathsBase64: [''] }]) {
+      const r = await post(`/api/v1/snapshots/${snapshotId}/restore`, body);
+      assert.equal(r.status, 400, `${JSON.stringify(body)}: ${r.text}`);
+    }
+    const files = await fetch(`${base}/api/v1/snapshots/${snapshotId}/files?pathBase64=${encodeURIComponent('!!!')}`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(files.status, 400);
+    assert.equal(fs.readFileSync(path.join(account.home, 'site.html'), 'utf8'), 'changed since the backup\n');
+  });
+
+  test('regression: the API answers a 100 KB value back whole', async () => {
+    const big = 'B'.repeat(100_000);
+    for (const [url, body] of [
+      ['/api/v1/destinations', { name: 'x', type: 'ssh', host: 'h', username: 'u', password: 'p', path: `/srv/${big}/../x` }],
+      [`/api/v1/snapshots/${snapshotId}/restore`, { paths: [`${big}/../x`] }],
+      [`/api/v1/snapshots/${big}/restore`, {}],
+    ] as const) {
+      const r = await post(url, body);
+      assert.ok(r.status >= 400 && r.status < 500, `${url.slice(0, 40)}: ${r.status}`);
+      assert.ok(r.text.length < 3000, `${url.slice(0, 40)}: ${r.text.length} characters answered`);
+      assert.ok(!r.text.includes('B'.repeat(200)));
+    }
   });
 });

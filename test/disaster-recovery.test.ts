@@ -128,7 +128,8 @@ test('disaster recovery: a bare server with only the destination restores an acc
   ok(cli(serverB, ['destination', 'add', '--name', 'offsite', '--type', 'local', '--path', destDir]));
   assert.deepEqual(fs.readFileSync(path.join(destDir, 'tidemark.json')), markerBefore, 'tidemark.json is adopted as it is');
 
-  // 2. reindex finds every snapshot.
+  // 2. The jobs come back first (no schedule), so the reindex links their snapshots; then reindex finds every snapshot.
+  ok(cli(serverB, ['job', 'add', '--name', 'incremental', '--destination', 'offsite', '--structure', 'incremental', '--accounts', user]));
   const reindexed = ok(cli(serverB, ['destination', 'reindex', 'offsite']));
   assert.deepEqual({ found: reindexed.found, added: reindexed.added, problems: reindexed.problems, accounts: reindexed.accounts },
     { found: 3, added: 3, problems: [], accounts: [user] });
@@ -136,6 +137,7 @@ test('disaster recovery: a bare server with only the destination restores an acc
   assert.deepEqual(found.map((s: any) => s.id).sort(), taken.map((s: any) => s.id).sort());
   // Taken of another uid: the provider's until handed over; the account holder sees none yet.
   for (const s of found) assert.equal(s.formerAccount, true, `snapshot ${s.id} is the provider's after the reindex`);
+  for (const s of found) assert.equal(s.job, s.structure === 'incremental' ? 'incremental' : null, 'linked to the job of its name on this destination');
   assert.deepEqual(ok(cli(serverB, ['--as-account', user, 'snapshot', 'list'])), []);
 
   // 3. The provider hands them over to the re-created account.
@@ -174,9 +176,9 @@ test('disaster recovery: a bare server with only the destination restores an acc
   assert.deepEqual(await sql('SELECT id, HEX(label) AS label, HEX(payload) AS payload FROM items ORDER BY id', copy), rowsBefore);
   await sql(`DROP DATABASE ${qi(copy)}`);
 
-  // 6. The next backup on server B continues the chain on the same destination.
-  ok(cli(serverB, ['job', 'add', '--name', 'incremental', '--destination', 'offsite', '--structure', 'incremental', '--accounts', user]));
+  // 6. The next backup on server B writes to the same destination, beside the old snapshots.
   const next = ok(cli(serverB, ['backup', '--job', 'incremental', '--wait']));
   assert.deepEqual(next.results.map((x: any) => x.status), ['completed'], JSON.stringify(next.results));
+  assert.equal(ok(cli(serverB, ['snapshot', 'list', '--account', user])).length, 4);
   await sql(`DROP DATABASE ${qi(db)}; DROP USER '${dbUser}'@'localhost';`);
 });

@@ -431,7 +431,7 @@ function pairDatabases(argv: string[]): DbSpec[] {
     if (flag === '--database' && value !== undefined) { out.push({ name: value }); if (inline === undefined) i++; }
     else if (flag === '--as' && value !== undefined) {
       const last = out[out.length - 1];
-      if (!last || last.as !== undefined) throw new UserError('--as must follow a --database');
+      if (!last || last.as !== undefined) throw new UserError('--as must follow a --database', 2);
       last.as = value;
       if (inline === undefined) i++;
     }
@@ -450,8 +450,8 @@ program.command('restore')
   .option('--destination <name>')
   .option('--wait', 'wait until it is done')
   .action(actionAs(async (ctx, json, who, id: string, opts: { path: BytePath[]; pathBase64: BytePath[]; intoFolder?: boolean; destination?: string }) => {
-    const s = await findSnapshot(ctx, id, opts.destination, who.actor, who.owner);
     const databases = pairDatabases(process.argv.slice(2));
+    const s = await findSnapshot(ctx, id, opts.destination, who.actor, who.owner);
     const r = await restore(ctx, s, { paths: pathsFrom(opts), databases, intoFolder: Boolean(opts.intoFolder) }, who.actor);
     if (json) printJson(r);
     else {

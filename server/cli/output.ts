@@ -1,4 +1,4 @@
-import { QUOTED_INPUT_MAX, quoteInput } from '../util/input-checks.js';
+import { clipLongRuns, QUOTED_INPUT_MAX, quoteInput } from '../util/input-checks.js';
 
 /** CLI output: one JSON document with --json, aligned text otherwise. */
 export function printJson(doc: unknown): void {
@@ -50,5 +50,5 @@ export function clipEchoedInput(message: string, argv: readonly string[] = proce
   let out = message;
   const risky = [...new Set(argv)].filter((v) => v.length > QUOTED_INPUT_MAX || /[\x00-\x1f\x7f]/.test(v)).sort((a, b) => b.length - a.length);
   for (const v of risky) out = out.split(v).join(quoteInput(v));
-  return out.replace(/\S{200,}/g, (run) => quoteInput(run));
+  return clipLongRuns(out);
 }

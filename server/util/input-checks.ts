@@ -68,3 +68,16 @@ export function absolutePathProblem(p: string): string | null {
   if (!p.startsWith('/')) return 'must be an absolute path';
   return localPathProblem(p);
 }
+
+/** Longest error message answered whole (a message naming many things is cut, never a value echoed in full). */
+const MESSAGE_MAX = 2000;
+
+/**
+ * An error message made safe to answer with when the values it may repeat are not known
+ * (the JSON API): each run of 200 characters without a space becomes a quoted prefix, and
+ * the whole is cut at MESSAGE_MAX characters.
+ */
+export function clipLongRuns(message: string): string {
+  const out = message.replace(/\S{200,}/g, (run) => quoteInput(run));
+  return out.length <= MESSAGE_MAX ? out : `${out.slice(0, MESSAGE_MAX)}… (message cut)`;
+}

@@ -12,7 +12,7 @@ import {
   describeEntry, describeSnapshot, findSnapshot, listSnapshots, prepareDownload, restore, snapshotFiles, snapshotManifest,
 } from '../../services/snapshots.js';
 import { fromUtf8, type BytePath } from '../../util/byte-path.js';
-import { decodeBase64Path } from '../../util/input-checks.js';
+import { clipLongRuns, decodeBase64Path } from '../../util/input-checks.js';
 import type { TaskRecord } from '../../store/tasks.js';
 import { cancelTask, getTask, listTasks } from '../../services/tasks.js';
 import { isPriorityName, PRIORITIES, priorityName } from '../../queue/priority.js';
@@ -30,7 +30,8 @@ const handle = (fn: Handler) => (req: express.Request, res: express.Response): v
     const status = statusOf(err);
     if (status === 500) process.stderr.write(`tidemark api: ${(err as Error)?.stack ?? String(err)}\n`);
     if (res.headersSent) { res.destroy(); return; }
-    res.status(status).json({ error: status === 500 ? 'internal error' : (err as Error).message });
+    // A refused value is never answered back whole (see util/input-checks.ts).
+    res.status(status).json({ error: status === 500 ? 'internal error' : clipLongRuns((err as Error).message) });
   });
 };
 
