@@ -9,11 +9,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import mysql from 'mysql2/promise';
 import { createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
 import { buildTrickyTree } from './support/tricky-tree.js';
 import { diffTrees, snapshotTree, type TreeEntry } from './support/tree.js';
-import { cli, makeDataDir, makeDestinationDir, ok } from './support/cli.js';
+import { CLI, cli, makeDataDir, makeDestinationDir, ok } from './support/cli.js';
 import { startTestMariaDb, type TestMariaDb } from './support/mariadb.js';
 
 const STRUCTURES = ['incremental', 'archive', 'compressed'] as const;
@@ -181,4 +182,45 @@ test('disaster recovery: a bare server with only the destination restores an acc
   assert.deepEqual(next.results.map((x: any) => x.status), ['completed'], JSON.stringify(next.results));
   assert.equal(ok(cli(serverB, ['snapshot', 'list', '--account', user])).length, 4);
   await sql(`DROP DATABASE ${qi(db)}; DROP USER '${dbUser}'@'localhost';`);
+});
+
+/** The `tidemark …` command lines of a Markdown file's sh blocks (continuation lines joined). */
+function documentedCommands(markdown: string): string[][] {
+  const out: string[][] = [];
+  for (const block of markdown.matchAll(/```sh\n([\s\S]*?)```/g)) {
+    const text = block[1]!.replace(/\\\n\s*/g, ' ');
+    for (const line of text.split('\n')) {
+      // Each command of a pipeline or loop on its own; comments dropped.
+      for (const part of line.replace(/#.*$/, '').split(/\||;|\bdo\b|&&/)) {
+        const words = part.trim().split(/\s+/);
+        if (words[0] === 'tidemark') out.push(words.slice(1));
+      }
+    }
+  }
+  return out;
+}
+
+test('docs/disaster-recovery.md names only commands and options the CLI has', () => {
+  const doc = fs.readFileSync(fileURLToPath(new URL('../../docs/disaster-recovery.md', import.meta.url)), 'utf8');
+  const commands = documentedCommands(doc);
+  assert.ok(commands.length >= 10, `found ${commands.length} commands`);
+  const help = (words: string[]): string => execFileSync(process.execPath, [CLI, ...words, '--help'], { encoding: 'utf8' });
+  const globalHelp = help([]);
+  const unknown: string[] = [];
+  for (const words of commands) {
+    const rest = words.filter((w) => !['--json'].includes(w));
+    const path: string[] = [];
+    let text = globalHelp;
+    // Walk down the command groups as long as the next word is one of the listed commands.
+    while (rest.length > 0 && new RegExp(`^  ${rest[0]!.replace(/[^a-z-]/g, '')}\\b`, 'm').test(text.split('Commands:')[1] ?? '')) {
+      path.push(rest.shift()!);
+      text = help(path);
+    }
+    if (path.length === 0) { unknown.push(`tidemark ${words.join(' ')}: no such command`); continue; }
+    for (const w of rest) {
+      const option = /^--[a-z-]+/.exec(w)?.[0];
+      if (option && !text.includes(option) && !globalHelp.includes(option)) unknown.push(`tidemark ${path.join(' ')}: no option ${option}`);
+    }
+  }
+  assert.deepEqual(unknown, []);
 });
