@@ -79,6 +79,7 @@ const MALFORMED: [string, string[]][] = [
   ['snapshot files --path-base64', ['snapshot', 'files', 'any', '--path-base64', '!!!']],
   ['serve --port', ['serve', '--port', 'http']],
   ['restore --as without --database', ['restore', 'any', '--as', 'copy']],
+  ['snapshot files PATH with ..', ['snapshot', 'files', 'any', 'public_html/../..']],
 ];
 
 describe('exit codes', () => {

@@ -20,9 +20,9 @@ import { ACCOUNT_NAME } from '../engine/snapshot-layout.js';
 import {
   eventFromArguments, eventFromCpanelHook, eventFromDirectAdminEnv, handlePanelEvent, isPanelEventKind, PANEL_EVENTS, type PanelEvent,
 } from '../services/panel-events.js';
-import { fromUtf8, type BytePath } from '../util/byte-path.js';
+import type { BytePath } from '../util/byte-path.js';
 import { clipEchoedInput, humanBytes, printJson, printRecord, printTable, progressText } from './output.js';
-import { countOrAll, folderBase64, homePath, homePathBase64, listOf, localFile, seconds, timeOfDay, wholeNumber } from './option-values.js';
+import { countOrAll, folderBase64, folderPath, homePath, homePathBase64, listOf, localFile, seconds, timeOfDay, wholeNumber } from './option-values.js';
 import { ITEMS, STRUCTURES } from '../store/jobs.js';
 import { SCHEDULE_KINDS } from '../store/schedules.js';
 import { identify } from '../services/account-identity.js';
@@ -394,12 +394,12 @@ snapshot.command('show').argument('<id>').option('--destination <name>').action(
   const doc = { ...describeSnapshot(ctx, s), manifest: await snapshotManifest(ctx, s, who.actor) };
   if (json) printJson(doc); else printRecord(doc);
 }));
-snapshot.command('files').argument('<id>').argument('[path]', 'directory inside the home', '')
+snapshot.command('files').argument('<id>').argument('[path]', 'directory inside the home', folderPath, '')
   .option('--path-base64 <b64>', 'the directory as base64 bytes (for names that are not UTF-8)', folderBase64)
   .option('--destination <name>')
   .action(actionAs(async (ctx, json, who, id: string, dir: string, opts: { pathBase64?: string; destination?: string }) => {
     const s = await findSnapshot(ctx, id, opts.destination, who.actor, who.owner);
-    const path = opts.pathBase64 !== undefined ? opts.pathBase64 : fromUtf8(dir);
+    const path = opts.pathBase64 !== undefined ? opts.pathBase64 : dir;
     const docs = (await snapshotFiles(ctx, s, path, who.actor)).map(describeEntry);
     if (json) printJson(docs); else printTable(docs, ['type', 'mode', 'size', 'mtime', 'name']);
   }));

@@ -41,8 +41,17 @@ export const homePath = (v: string, prev: BytePath[] = []): BytePath[] => [...pr
 /** The same given as base64 of its bytes: strict base64, then the same rules. */
 export const homePathBase64 = (v: string, prev: BytePath[] = []): BytePath[] => [...prev, checked(decoded(v))];
 
-/** A folder inside the home as base64 (`snapshot files`): strict base64; empty is the home itself. */
-export const folderBase64 = (v: string): BytePath => decoded(v);
+/** A folder inside the home (`snapshot files`): empty is the home itself; no `..`, no NUL. */
+export const folderPath = (v: string): BytePath => folder(fromUtf8(v));
+
+/** The same as base64: strict base64, then the same rules. */
+export const folderBase64 = (v: string): BytePath => folder(decoded(v));
+
+function folder(p: BytePath): BytePath {
+  if (p.includes('\0')) refuse('a path may not contain a NUL byte');
+  if (p.split('/').includes('..')) refuse('a path may not contain ".." components');
+  return p;
+}
 
 /** A local file the CLI writes (download --out): checked as given, before anything resolves it. */
 export const localFile = (v: string): string => {
