@@ -224,3 +224,35 @@ test('docs/disaster-recovery.md names only commands and options the CLI has', ()
   }
   assert.deepEqual(unknown, []);
 });
+
+test("regression: a restore into an account re-created with another uid warns 'owner not restored' for every file", () => {
+  let first = createAccount(homeRoot, 'tmu');
+  const dataDir = makeDataDir({ panel: 'standalone', homeRoots: [homeRoot] });
+  const destDir = makeDestinationDir();
+  cleanups.push(dataDir, destDir);
+  let again: TestAccount | undefined;
+  try {
+    fs.mkdirSync(path.join(first.home, 'site'));
+    fs.writeFileSync(path.join(first.home, 'site/index.html'), 'mine\n');
+    fs.writeFileSync(path.join(first.home, 'by-root.txt'), 'owned by root\n');
+    fs.chownSync(path.join(first.home, 'site'), first.uid, first.gid);
+    fs.chownSync(path.join(first.home, 'site/index.html'), first.uid, first.gid);
+    ok(cli(dataDir, ['destination', 'add', '--name', 'disk', '--type', 'local', '--path', destDir]));
+    ok(cli(dataDir, ['job', 'add', '--name', 'j', '--destination', 'disk', '--structure', 'archive', '--accounts', first.username, '--items', 'files']));
+    const id = ok(cli(dataDir, ['backup', '--job', 'j', '--wait'])).snapshots[0];
+    removeAccount(first);
+    again = recreateWithNewUid(first);
+    first = again;
+    const r = ok(cli(dataDir, ['restore', id, '--into-folder', '--wait']));
+    // Only the file the old account did not own is reported; what it owned is the new account's.
+    assert.deepEqual(r.files.warnings.map((w: any) => w.path), ['by-root.txt'], JSON.stringify(r.files.warnings));
+    const folder = path.join(again.home, r.folder);
+    for (const rel of ['site', 'site/index.html', 'by-root.txt']) {
+      const st = fs.lstatSync(path.join(folder, rel));
+      assert.deepEqual([st.uid, st.gid], [again.uid, again.gid], rel);
+    }
+    assert.equal(fs.readFileSync(path.join(folder, 'site/index.html'), 'utf8'), 'mine\n');
+  } finally {
+    removeAccount(first);
+  }
+});
