@@ -198,6 +198,15 @@ describe('echoed input', () => {
     }
   });
 
+  test('regression: a refused value with control characters reaches the terminal raw', () => {
+    for (const args of [['--as-account', 'x\u001bc\ny', 'snapshot', 'list'], ['job', 'schedule', 'add', 'j', '--kind', 'daily', '--keep', '1\u001b[2J']]) {
+      const r = cli(dataDir, args);
+      assert.notEqual(r.code, 0);
+      assert.ok(!(r.stdout + r.stderr).includes('\u001b'), JSON.stringify(r.stderr));
+      assert.match(r.stdout + r.stderr, /\\u001b/);
+    }
+  });
+
   test('a quoted value is escaped and cut to a short prefix', () => {
     assert.equal(quoteInput('ok'), '"ok"');
     assert.equal(quoteInput('a\nb\u001b[31m'), '"a\\nb\\u001b[31m"');

@@ -48,7 +48,9 @@ export function progressText(p: Record<string, unknown>): string {
  */
 export function clipEchoedInput(message: string, argv: readonly string[] = process.argv.slice(2)): string {
   let out = message;
-  const risky = [...new Set(argv)].filter((v) => v.length > QUOTED_INPUT_MAX || /[\x00-\x1f\x7f]/.test(v)).sort((a, b) => b.length - a.length);
+  // A value of whitespace alone is left: replacing it would mangle every line of the message.
+  const risky = [...new Set(argv)].filter((v) => v.trim() !== '' && (v.length > QUOTED_INPUT_MAX || /[\x00-\x1f\x7f]/.test(v)))
+    .sort((a, b) => b.length - a.length);
   for (const v of risky) out = out.split(v).join(quoteInput(v));
   return clipLongRuns(out);
 }
