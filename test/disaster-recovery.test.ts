@@ -139,6 +139,7 @@ test('disaster recovery: a bare server with only the destination restores an acc
   // Taken of another uid: the provider's until handed over; the account holder sees none yet.
   for (const s of found) assert.equal(s.formerAccount, true, `snapshot ${s.id} is the provider's after the reindex`);
   for (const s of found) assert.equal(s.job, s.structure === 'incremental' ? 'incremental' : null, 'linked to the job of its name on this destination');
+  for (const s of found) assert.equal(s.schedule, 'manual', 'the schedule is not on the destination: counted as taken on demand');
   assert.deepEqual(ok(cli(serverB, ['--as-account', user, 'snapshot', 'list'])), []);
 
   // 3. The provider hands them over to the re-created account.
