@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { MAIL_ADDRESS } from './util/mail-address.js';
 import { ruleProblem } from './destinations/address-policy.js';
+import { absolutePathProblem } from './util/input-checks.js';
 
 const mysqlSchema = z.object({
   socket: z.string().optional(),
@@ -10,8 +11,19 @@ const mysqlSchema = z.object({
   password: z.string().optional(),
 }).strict();
 
+/**
+ * A path root gives in config.json, checked as written: absolute, and without `.` or `..`
+ * (a path through a symlink then `..` is not where its lexical form says).
+ */
+function absolutePath(whenRelative: string) {
+  return (p: string, c: z.RefinementCtx): void => {
+    const problem = absolutePathProblem(p);
+    if (problem !== null) c.addIssue({ code: 'custom', message: p.startsWith('/') ? problem : whenRelative });
+  };
+}
+
 /** A hook script: an absolute path (its owner and mode are checked each time it runs). */
-const hookList = z.array(z.string().refine((p) => p.startsWith('/'), 'a hook script is given by its absolute path')).default([]);
+const hookList = z.array(z.string().superRefine(absolutePath('a hook script is given by its absolute path'))).default([]);
 
 export const HOOK_EVENTS = ['preBackup', 'postBackup', 'preAccountBackup', 'postAccountBackup', 'preRestore', 'postRestore', 'preDownload', 'postDownload'] as const;
 
@@ -71,7 +83,7 @@ const notificationsSchema = z.object({
     to: z.array(mailAddress).min(1),
     from: mailAddress,
     via: z.enum(['sendmail', 'smtp']).default('sendmail'),
-    sendmailPath: z.string().refine((p) => p.startsWith('/'), 'an absolute path').optional(),
+    sendmailPath: z.string().superRefine(absolutePath('an absolute path')).optional(),
     smtp: smtpSchema.optional(),
   }).strict().refine((e) => e.via !== 'smtp' || e.smtp !== undefined, { message: 'via "smtp" needs an "smtp" block (host, port)', path: ['smtp'] }).optional(),
   /** Slack-compatible incoming webhook (POSTed JSON with a "text" field). */
@@ -122,7 +134,7 @@ export const configSchema = z.object({
    */
   directadmin: z.object({
     apiUrl: z.string().url().optional(),
-    certFile: z.string().refine((p) => p.startsWith('/'), 'an absolute path').optional(),
+    certFile: z.string().superRefine(absolutePath('an absolute path')).optional(),
   }).strict().default({}),
   /** HTTP listener for standalone mode (127.0.0.1 only); 0 disables it. */
   httpPort: z.number().int().min(0).max(65535).default(7080),

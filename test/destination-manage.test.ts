@@ -94,7 +94,8 @@ describe('a local destination', () => {
     cleanups.push(other);
     ok(cli(dataDir, ['destination', 'add', '--name', 'other', '--type', 'local', '--path', other]));
     const before = settingsOf('disk');
-    refused(cli(dataDir, ['destination', 'edit', 'disk', '--free-space-limit', '-5']), /^freeSpaceLimitMb: /);
+    // A malformed value is a wrong command line (exit 2), refused before anything is asked of the destination.
+    assert.equal(cli(dataDir, ['destination', 'edit', 'disk', '--free-space-limit', '-5']).code, 2);
     refused(cli(dataDir, ['destination', 'edit', 'disk', '--path', 'relative/dir']), /^path: path must be absolute/);
     refused(cli(dataDir, ['destination', 'edit', 'disk', '--name', 'bad/name']), /^name: a name is/);
     refused(cli(dataDir, ['destination', 'edit', 'disk', '--name', 'other']), /^name: a destination named "other" exists already/);
@@ -104,7 +105,7 @@ describe('a local destination', () => {
     assert.equal(cli(dataDir, ['destination', 'edit', 'disk']).code, 2, 'nothing to change');
     refused(cli(dataDir, ['destination', 'edit', 'nosuch', '--hidden']), /no destination named "nosuch"/);
     assert.deepEqual(settingsOf('disk'), before);
-    assert.ok(activity('destination.edit').some((a) => a.result === 'refused' && /asked: freeSpaceLimitMb/.test(a.detail)));
+    assert.ok(activity('destination.edit').some((a) => a.result === 'refused' && /asked: name/.test(a.detail)));
     ok(cli(dataDir, ['destination', 'remove', 'other']));
   });
 
@@ -233,8 +234,9 @@ describe('an SSH destination', () => {
     assert.equal(t.settings.timeoutMs, 5000);
     assert.deepEqual(t.changed, ['timeoutMs']);
     const before = settingsOf('remote');
-    refused(run(['destination', 'edit', 'remote', '--port', '70000']), /^port: port must be 1-65535/);
-    refused(run(['destination', 'edit', 'remote', '--port', 'abc']), /^port: port must be a number/);
+    // Malformed ports are a wrong command line (exit 2).
+    for (const port of ['70000', 'abc']) assert.match(run(['destination', 'edit', 'remote', '--port', port]).json.error, /--port.*a whole number from 1 to 65535/);
+    assert.equal(run(['destination', 'edit', 'remote', '--port', 'abc']).code, 2);
     const closed = await new Promise<number>((resolve) => {
       const srv = net.createServer().listen(0, '127.0.0.1', () => {
         const port = (srv.address() as net.AddressInfo).port;

@@ -70,16 +70,17 @@ test('next run times: hourly, daily, weekly, monthly in local time', () => {
 });
 
 test('schedule add refuses bad input with a clear error and adds nothing', () => {
-  const bad = (args: string[], message: RegExp): void => {
+  // Exit 2: a malformed value (a wrong command line); exit 1: a schedule the rules refuse.
+  const bad = (args: string[], message: RegExp, code = 1): void => {
     const r = cli(dataDir, ['job', 'schedule', 'add', 'nightly', ...args]);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, code);
     assert.match(r.json.error, message);
   };
-  bad(['--kind', 'daily', '--at', '25:00', '--keep', '3'], /HH:MM/);
+  bad(['--kind', 'daily', '--at', '25:00', '--keep', '3'], /HH:MM/, 2);
   bad(['--kind', 'weekly', '--keep', '3'], /weekday/);
-  bad(['--kind', 'monthly', '--monthday', '31', '--keep', '3'], /1 to 28/);
-  bad(['--kind', 'daily', '--keep', '0'], /at least 1/);
-  bad(['--kind', 'yearly', '--keep', '1'], /kind must be one of/);
+  bad(['--kind', 'monthly', '--monthday', '31', '--keep', '3'], /1 to 28/, 2);
+  bad(['--kind', 'daily', '--keep', '0'], /from 1 to/, 2);
+  bad(['--kind', 'yearly', '--keep', '1'], /Allowed choices are hourly, daily, weekly, monthly, after/, 2);
   bad(['--kind', 'after', '--after-job', 'nightly', '--keep', '1'], /loop/);
   bad(['--kind', 'daily', '--name', 'manual', '--keep', '1'], /on demand/);
   assert.deepEqual(ok(cli(dataDir, ['job', 'schedule', 'list', 'nightly'])).schedules, []);

@@ -52,8 +52,8 @@ test('an SSH destination is added with its host key pinned and its secrets maske
   const shown = cli(dataDir, ['destination', 'show', 'offsite-pw']);
   assert.ok(!shown.stdout.includes(server.password));
   const bad = cli(dataDir, ['destination', 'add', '--name', 'nope', '--type', 'ssh', '--host', '127.0.0.1', '--port', '70000', '--user', server.user, '--path', remote, '--password-file', path.join(secretsDir, 'password')]);
-  assert.equal(bad.code, 1);
-  assert.match(bad.json.error, /port: port must be 1-65535/);
+  assert.equal(bad.code, 2, 'a malformed command line');
+  assert.match(bad.json.error, /--port.*a whole number from 1 to 65535/);
 });
 
 for (const structure of ['incremental', 'archive', 'compressed'] as const) {

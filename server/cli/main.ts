@@ -21,8 +21,11 @@ import { ACCOUNT_NAME } from '../engine/snapshot-layout.js';
 import {
   eventFromArguments, eventFromCpanelHook, eventFromDirectAdminEnv, handlePanelEvent, isPanelEventKind, PANEL_EVENTS, type PanelEvent,
 } from '../services/panel-events.js';
-import { fromUtf8, type BytePath } from '../util/byte-path.js';
-import { humanBytes, printJson, printRecord, printTable, progressText } from './output.js';
+import type { BytePath } from '../util/byte-path.js';
+import { clipEchoedInput, humanBytes, printJson, printRecord, printTable, progressText } from './output.js';
+import { countOrAll, folderBase64, folderPath, homePath, homePathBase64, listOf, localFile, seconds, timeOfDay, wholeNumber } from './option-values.js';
+import { ITEMS, STRUCTURES } from '../store/jobs.js';
+import { SCHEDULE_KINDS } from '../store/schedules.js';
 import { identify } from '../services/account-identity.js';
 import { RETIRED_OWNER } from '../store/accounts.js';
 import { verifyDestination, verifySnapshot, type SnapshotVerifyReport } from '../services/verify.js';
@@ -41,6 +44,8 @@ const toPercent = (v: string): number => {
   return n;
 };
 
+const ROLES = ['admin', 'reseller', 'user'];
+
 interface GlobalOptions { dataDir?: string; json?: boolean; asAccount?: string; owner?: string }
 
 const program = new Command();
@@ -52,6 +57,8 @@ program
   .option('--as-account <name>', "act as this account's holder, with exactly its rights (as a panel bridge does)")
   .option('--owner <account>', "the provider reaching an account's destination or job of a given name")
   .showHelpAfterError()
+  // Commander repeats a refused value: never a long one whole, never a control character raw.
+  .configureOutput({ outputError: (text, write) => write(clipEchoedInput(text)) })
   .exitOverride();
 
 const globals = (cmd: Command): GlobalOptions => cmd.optsWithGlobals<GlobalOptions>();
@@ -113,23 +120,24 @@ function readSecret(file: string | undefined, what: string): string | undefined 
   }
 }
 
-const toPort = (v: string): number => (/^\d+$/.test(v) ? Number(v) : Number.NaN);
+const MB_MAX = 1_000_000_000;
+const TYPES = ['local', 'ssh'];
 
 destination.command('add')
   .requiredOption('--name <name>', 'unique name')
-  .requiredOption('--type <type>', 'local | ssh')
+  .addOption(new Option('--type <type>', 'local | ssh').choices(TYPES).makeOptionMandatory())
   .option('--path <dir>', 'local: an existing directory; ssh: the remote directory')
   .option('--hidden', 'hide its snapshots from account holders')
-  .option('--free-space-limit <mb>', 'do not start a backup below this many MB free', (v) => Number(v))
+  .option('--free-space-limit <mb>', 'do not start a backup below this many MB free', wholeNumber(0, MB_MAX))
   .option('--host <host>', 'ssh: server name or address')
-  .option('--port <port>', 'ssh: port (default 22)', toPort)
+  .option('--port <port>', 'ssh: port (default 22)', wholeNumber(1, 65535))
   .option('--user <name>', 'ssh: remote user')
   .option('--password-file <file>', "ssh: file holding the password ('-': stdin)")
   .option('--key-file <file>', 'ssh: private key file (OpenSSH format)')
   .option('--passphrase-file <file>', "ssh: file holding the key's passphrase")
-  .option('--timeout <seconds>', 'ssh: connection timeout (default 20)', (v) => Number(v))
+  .option('--timeout <seconds>', 'ssh: connection timeout (default 20)', seconds(1, 300))
   .option('--host-key <fingerprint>', 'ssh: expected host key, SHA256:... (default: pinned at first connection)')
-  .option('--parallel <n>', 'ssh: files in transfer at once (default 8)', (v) => Number(v))
+  .option('--parallel <n>', 'ssh: files in transfer at once (default 8)', wholeNumber(1, 64))
   .option('--force-insecure-path', 'local: accept a path that a non-root user could change (not recommended; kept as a warning)')
   .action(actionAs(async (ctx, json, who, opts: {
     name: string; type: string; path?: string; hidden?: boolean; freeSpaceLimit?: number; host?: string; port?: number; user?: string;
@@ -218,20 +226,20 @@ destination.command('browse').argument('<name>').argument('[path]', 'folder on t
 destination.command('edit').argument('<name>')
   .description('change the settings of a destination (a new connection is tried before it is saved)')
   .option('--name <new>', 'rename it')
-  .option('--type <type>', 'only accepted when it is the current type (a type never changes)')
+  .addOption(new Option('--type <type>', 'only accepted when it is the current type (a type never changes)').choices(TYPES))
   .option('--path <dir>', 'local: another directory; ssh: another remote directory (the snapshots must be there)')
   .addOption(new Option('--hidden', 'hide its snapshots from account holders').conflicts('visible'))
   .option('--visible', 'show its snapshots to account holders')
-  .option('--free-space-limit <mb>', 'do not start a backup below this many MB free', (v) => Number(v))
+  .option('--free-space-limit <mb>', 'do not start a backup below this many MB free', wholeNumber(0, MB_MAX))
   .option('--host <host>', 'ssh: server name or address (the new host key is pinned unless --host-key)')
-  .option('--port <port>', 'ssh: port', toPort)
+  .option('--port <port>', 'ssh: port', wholeNumber(1, 65535))
   .option('--user <name>', 'ssh: remote user')
   .option('--password-file <file>', "ssh: log in with this password instead ('-': stdin)")
   .option('--key-file <file>', 'ssh: log in with this private key instead')
   .option('--passphrase-file <file>', "ssh: the private key's passphrase")
-  .option('--timeout <seconds>', 'ssh: connection timeout', (v) => Number(v))
+  .option('--timeout <seconds>', 'ssh: connection timeout', seconds(1, 300))
   .option('--host-key <fingerprint>', 'ssh: expected host key, SHA256:...')
-  .option('--parallel <n>', 'ssh: files in transfer at once', (v) => Number(v))
+  .option('--parallel <n>', 'ssh: files in transfer at once', wholeNumber(1, 64))
   .option('--forget-snapshots', 'drop from the catalog the snapshots the new location does not hold (their data is not deleted)')
   .option('--force-insecure-path', 'local: accept the (new) path although a non-root user could change it (not recommended; kept as a warning)')
   .action(actionAs(async (ctx, json, who, name: string, opts: {
@@ -273,16 +281,16 @@ const job = program.command('job').description('what to back up, where and how')
 job.command('add')
   .requiredOption('--name <name>')
   .requiredOption('--destination <name>')
-  .requiredOption('--structure <structure>', 'incremental | archive | compressed')
+  .addOption(new Option('--structure <structure>', 'incremental | archive | compressed').choices(STRUCTURES).makeOptionMandatory())
   .option('--accounts <list>', 'comma-separated account names')
   .option('--all', 'every account')
-  .option('--items <list>', 'comma-separated: files,databases,database-users (default: all)')
+  .option('--items <list>', 'comma-separated: files,databases,database-users (default: all)', listOf(ITEMS))
   .option('--exclude <glob>', 'exclude paths matching the glob (repeatable)', collect, [])
-  .action(actionAs(async (ctx, json, who, opts: { name: string; destination: string; structure: string; accounts?: string; all?: boolean; items?: string; exclude: string[] }) => {
+  .action(actionAs(async (ctx, json, who, opts: { name: string; destination: string; structure: string; accounts?: string; all?: boolean; items?: string[]; exclude: string[] }) => {
     const j = await addJob(ctx, {
       name: opts.name, destination: opts.destination, structure: opts.structure, all: Boolean(opts.all),
       ...(opts.accounts !== undefined ? { accounts: opts.accounts.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
-      ...(opts.items !== undefined ? { items: opts.items.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
+      ...(opts.items !== undefined ? { items: opts.items } : {}),
       excludes: opts.exclude,
     }, who.actor, who.owner);
     if (json) printJson(describeJob(ctx, j)); else process.stdout.write(`job "${j.name}" added\n`);
@@ -300,14 +308,13 @@ job.command('remove').argument('<name>').action(actionAs(async (ctx, json, who, 
   if (json) printJson({ removed: j.name }); else process.stdout.write(`job "${j.name}" removed\n`);
 }));
 
-const toCount = (v: string): number => (/^\d+$/.test(v) ? Number(v) : Number.NaN);
 const schedule = job.command('schedule').description('when a job runs, and how many snapshots each schedule keeps');
 schedule.command('add').argument('<job>')
-  .requiredOption('--kind <kind>', 'hourly | daily | weekly | monthly | after')
-  .requiredOption('--keep <n>', 'keep the newest N snapshots of this schedule', toCount)
-  .option('--at <HH:MM>', 'local time (hourly: 00:MM, the minute of each hour; default 00:00)')
-  .option('--weekday <0-6>', 'weekly: 0 Sunday … 6 Saturday', toCount)
-  .option('--monthday <1-28>', 'monthly: day of the month', toCount)
+  .addOption(new Option('--kind <kind>', 'hourly | daily | weekly | monthly | after').choices(SCHEDULE_KINDS).makeOptionMandatory())
+  .requiredOption('--keep <n>', 'keep the newest N snapshots of this schedule', wholeNumber(1, 1_000_000))
+  .option('--at <HH:MM>', 'local time (hourly: 00:MM, the minute of each hour; default 00:00)', timeOfDay)
+  .option('--weekday <0-6>', 'weekly: 0 Sunday … 6 Saturday', wholeNumber(0, 6))
+  .option('--monthday <1-28>', 'monthly: day of the month', wholeNumber(1, 28))
   .option('--after-job <name>', "after: run when this job's scheduled run finishes")
   .option('--name <name>', 'name of the schedule (default: the kind); its snapshots carry it')
   .action(actionAs(async (ctx, json, who, jobName: string, opts: { kind: string; keep: number; at?: string; weekday?: number; monthday?: number; afterJob?: string; name?: string }) => {
@@ -332,9 +339,9 @@ schedule.command('remove').argument('<job>').argument('<name>').action(actionAs(
   if (json) printJson({ removed: s.name, job: jobName }); else process.stdout.write(`schedule "${s.name}" removed from job "${jobName}" (its snapshots stay)\n`);
 }));
 schedule.command('manual').argument('<job>').description('how many snapshots taken on demand the job keeps')
-  .requiredOption('--keep <n>', 'a number, or "all"')
-  .action(actionAs(async (ctx, json, who, jobName: string, opts: { keep: string }) => {
-    const keep = opts.keep === 'all' ? null : toCount(opts.keep);
+  .requiredOption('--keep <n>', 'a number, or "all"', countOrAll)
+  .action(actionAs(async (ctx, json, who, jobName: string, opts: { keep: number | 'all' }) => {
+    const keep = opts.keep === 'all' ? null : opts.keep;
     const j = setManualKeep(ctx, jobName, keep, who.actor, who.owner);
     if (json) printJson({ job: j.name, manualKeep: keep }); else process.stdout.write(`job "${j.name}" keeps ${keep ?? 'all'} snapshots taken on demand\n`);
   }));
@@ -376,14 +383,14 @@ program.command('backup')
 const task = program.command('task').description('the queue: backups and restores, waiting or running, and their history');
 task.command('list')
   .option('--active', 'only queued and running tasks, in the order the queue takes them')
-  .option('--limit <n>', 'at most this many', (v) => Number(v), 50)
+  .option('--limit <n>', 'at most this many', wholeNumber(1, 1_000_000), 50)
   .action(actionAs(async (ctx, json, who, opts: { active?: boolean; limit: number }) => {
     if (!Number.isSafeInteger(opts.limit) || opts.limit < 1) throw new UserError('--limit: a positive whole number', 2);
     const tasks = (await listTasks(ctx, who.actor, { activeOnly: Boolean(opts.active), limit: opts.limit })).map(describeTask);
     if (json) printJson(tasks);
     else printTable(tasks.map((t) => ({ ...t, progress: progressText(t.progress as Record<string, unknown>) })), ['id', 'type', 'status', 'priority', 'account', 'progress', 'createdAt', 'error']);
   }));
-task.command('show').argument('<id>', 'task id', (v) => Number(v)).action(actionAs(async (ctx, json, who, id: number) => {
+task.command('show').argument('<id>', 'task id', wholeNumber(1, Number.MAX_SAFE_INTEGER)).action(actionAs(async (ctx, json, who, id: number) => {
   const t = await getTask(ctx, id, who.actor);
   const logs = ctx.store.tasks.logs(t.id, { provider: who.actor.role === 'admin' });
   if (json) printJson({ ...describeTask(t), log: logs });
@@ -392,7 +399,7 @@ task.command('show').argument('<id>', 'task id', (v) => Number(v)).action(action
     for (const l of logs) process.stdout.write(`${l.at}  ${l.level.padEnd(5)}  ${l.message}\n`);
   }
 }));
-task.command('cancel').argument('<id>', 'task id', (v) => Number(v))
+task.command('cancel').argument('<id>', 'task id', wholeNumber(1, Number.MAX_SAFE_INTEGER))
   .description('a queued task never starts; a running backup stops and leaves no snapshot')
   .option('--wait', 'wait until the task has ended')
   .action(actionAs(async (ctx, json, who, id: number, opts: { wait?: boolean }) => {
@@ -417,12 +424,12 @@ snapshot.command('show').argument('<id>').option('--destination <name>').action(
   const doc = { ...describeSnapshot(ctx, s), manifest: await snapshotManifest(ctx, s, who.actor) };
   if (json) printJson(doc); else printRecord(doc);
 }));
-snapshot.command('files').argument('<id>').argument('[path]', 'directory inside the home', '')
-  .option('--path-base64 <b64>', 'the directory as base64 bytes (for names that are not UTF-8)')
+snapshot.command('files').argument('<id>').argument('[path]', 'directory inside the home', folderPath, '')
+  .option('--path-base64 <b64>', 'the directory as base64 bytes (for names that are not UTF-8)', folderBase64)
   .option('--destination <name>')
   .action(actionAs(async (ctx, json, who, id: string, dir: string, opts: { pathBase64?: string; destination?: string }) => {
     const s = await findSnapshot(ctx, id, opts.destination, who.actor, who.owner);
-    const path = opts.pathBase64 !== undefined ? Buffer.from(opts.pathBase64, 'base64').toString('latin1') : fromUtf8(dir);
+    const path = opts.pathBase64 !== undefined ? opts.pathBase64 : dir;
     const docs = (await snapshotFiles(ctx, s, path, who.actor)).map(describeEntry);
     if (json) printJson(docs); else printTable(docs, ['type', 'mode', 'size', 'mtime', 'name']);
   }));
@@ -460,9 +467,12 @@ snapshot.command('delete').argument('<id>').option('--destination <name>').optio
     if (json) printJson({ deleted: doc }); else process.stdout.write(`snapshot ${found.id} of ${found.account} deleted from ${String(doc.destination)}\n`);
   }));
 schedule.command('edit').argument('<job>').argument('<name>').description('change a schedule\'s timing or retention (its name stays)')
-  .option('--kind <kind>', 'hourly | daily | weekly | monthly | after')
-  .option('--keep <n>', 'keep the newest N snapshots of this schedule', toCount)
-  .option('--at <HH:MM>').option('--weekday <0-6>', '', toCount).option('--monthday <1-28>', '', toCount).option('--after-job <name>')
+  .addOption(new Option('--kind <kind>', 'hourly | daily | weekly | monthly | after').choices(SCHEDULE_KINDS))
+  .option('--keep <n>', 'keep the newest N snapshots of this schedule', wholeNumber(1, 1_000_000))
+  .option('--at <HH:MM>', 'local time', timeOfDay)
+  .option('--weekday <0-6>', 'weekly: 0 Sunday … 6 Saturday', wholeNumber(0, 6))
+  .option('--monthday <1-28>', 'monthly: day of the month', wholeNumber(1, 28))
+  .option('--after-job <name>')
   .action(actionAs(async (ctx, json, who, jobName: string, name: string, opts: { kind?: string; keep?: number; at?: string; weekday?: number; monthday?: number; afterJob?: string }) => {
     const changes = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
     const s = await editSchedule(ctx, jobName, name, changes, who.actor, who.owner);
@@ -473,8 +483,8 @@ interface DbSpec { name: string; as?: string }
 const databaseSpec = (v: string, prev: DbSpec[] = []): DbSpec[] => [...prev, { name: v }];
 const asSpec = (v: string, prev: string[] = []): string[] => [...prev, v];
 
-function pathsFrom(opts: { path: string[]; pathBase64: string[] }): BytePath[] {
-  return [...opts.path.map(fromUtf8), ...opts.pathBase64.map((b) => Buffer.from(b, 'base64').toString('latin1'))];
+function pathsFrom(opts: { path: BytePath[]; pathBase64: BytePath[] }): BytePath[] {
+  return [...opts.path, ...opts.pathBase64];
 }
 
 /** Pairs each --as with the --database written just before it (commander keeps them apart). */
@@ -487,7 +497,7 @@ function pairDatabases(argv: string[]): DbSpec[] {
     if (flag === '--database' && value !== undefined) { out.push({ name: value }); if (inline === undefined) i++; }
     else if (flag === '--as' && value !== undefined) {
       const last = out[out.length - 1];
-      if (!last || last.as !== undefined) throw new UserError('--as must follow a --database');
+      if (!last || last.as !== undefined) throw new UserError('--as must follow a --database', 2);
       last.as = value;
       if (inline === undefined) i++;
     }
@@ -497,17 +507,17 @@ function pairDatabases(argv: string[]): DbSpec[] {
 
 program.command('restore')
   .argument('<id>', 'snapshot id')
-  .option('--path <path>', 'restore this file or folder (repeatable; default: the whole home)', collect, [])
-  .option('--path-base64 <b64>', 'a path given as base64 bytes (repeatable)', collect, [])
+  .option('--path <path>', 'restore this file or folder (repeatable; default: the whole home)', homePath, [])
+  .option('--path-base64 <b64>', 'a path given as base64 bytes (repeatable)', homePathBase64, [])
   .option('--database <db>', 'restore this database (repeatable)', databaseSpec, [])
   .option('--as <newdb>', 'restore the preceding --database under this name', asSpec, [])
   .addOption(new Option('--into-folder', 'restore files into a new folder inside the home').conflicts('inPlace'))
   .option('--in-place', 'overwrite what the snapshot holds, leave the rest (default)')
   .option('--destination <name>')
   .option('--wait', 'wait until it is done')
-  .action(actionAs(async (ctx, json, who, id: string, opts: { path: string[]; pathBase64: string[]; intoFolder?: boolean; destination?: string }) => {
-    const s = await findSnapshot(ctx, id, opts.destination, who.actor, who.owner);
+  .action(actionAs(async (ctx, json, who, id: string, opts: { path: BytePath[]; pathBase64: BytePath[]; intoFolder?: boolean; destination?: string }) => {
     const databases = pairDatabases(process.argv.slice(2));
+    const s = await findSnapshot(ctx, id, opts.destination, who.actor, who.owner);
     const r = await restore(ctx, s, { paths: pathsFrom(opts), databases, intoFolder: Boolean(opts.intoFolder) }, who.actor);
     if (json) printJson(r);
     else {
@@ -520,12 +530,12 @@ program.command('restore')
 
 program.command('download')
   .argument('<id>', 'snapshot id')
-  .option('--path <path>', 'include this file or folder (repeatable)', collect, [])
-  .option('--path-base64 <b64>', 'a path given as base64 bytes (repeatable)', collect, [])
+  .option('--path <path>', 'include this file or folder (repeatable)', homePath, [])
+  .option('--path-base64 <b64>', 'a path given as base64 bytes (repeatable)', homePathBase64, [])
   .option('--database <db>', 'include this database dump (repeatable)', collect, [])
-  .requiredOption('--out <file>', 'where to write the .tar.gz')
+  .requiredOption('--out <file>', 'where to write the .tar.gz', localFile)
   .option('--destination <name>')
-  .action(actionAs(async (ctx, json, who, id: string, opts: { path: string[]; pathBase64: string[]; database: string[]; out: string; destination?: string }) => {
+  .action(actionAs(async (ctx, json, who, id: string, opts: { path: BytePath[]; pathBase64: BytePath[]; database: string[]; out: string; destination?: string }) => {
     const s = await findSnapshot(ctx, id, opts.destination, who.actor, who.owner);
     const r = await download(ctx, s, { paths: pathsFrom(opts), databases: opts.database, out: opts.out }, who.actor);
     if (json) printJson(r); else process.stdout.write(`wrote ${r.out}: ${r.files} files, ${humanBytes(r.bytes)}\n`);
@@ -534,7 +544,7 @@ program.command('download')
 program.command('login-url')
   .description('print a one-time URL (valid 2 minutes) that opens a web session (root only)')
   .requiredOption('--user <name>', 'who signs in')
-  .requiredOption('--role <role>', 'admin | reseller | user')
+  .addOption(new Option('--role <role>', 'admin | reseller | user').choices(ROLES).makeOptionMandatory())
   .action(action(async (ctx, json, opts: { user: string; role: string }) => {
     const { createLoginUrl } = await import('../app/login-url.js');
     const r = await createLoginUrl(ctx, opts.user, opts.role);
@@ -545,9 +555,9 @@ const apiToken = program.command('api-token').description('tokens of the JSON AP
 apiToken.command('create')
   .description('create a token: it is printed this once, only its hash is kept')
   .requiredOption('--name <name>', 'a name to list and revoke it by')
-  .option('--role <role>', 'admin | reseller | user', 'admin')
+  .addOption(new Option('--role <role>', 'admin | reseller | user').choices(ROLES).default('admin'))
   .option('--user <name>', 'reseller or user tokens: whom the token acts as')
-  .option('--expires <days>', 'valid this many days (default: until revoked)', (v) => (/^\d+$/.test(v) ? Number(v) : Number.NaN))
+  .option('--expires <days>', 'valid this many days (default: until revoked)', wholeNumber(1, 3650))
   .action(action(async (ctx, json, opts: { name: string; role: string; user?: string; expires?: number }) => {
     const { createApiToken } = await import('../app/api/tokens.js');
     const doc = await createApiToken(ctx, { name: opts.name, role: opts.role, ...(opts.user !== undefined ? { user: opts.user } : {}), ...(opts.expires !== undefined ? { expiresDays: opts.expires } : {}) });
@@ -570,7 +580,7 @@ program.command('panel-event')
   .addOption(new Option('--panel <panel>', 'read the account the way the panel passes it: cpanel (hook JSON on stdin), directadmin (environment)').choices(['cpanel', 'directadmin']))
   .option('--user <name>', 'the account (without --panel)')
   .option('--new-user <name>', 'renamed: the new name (without --panel)')
-  .option('--time-limit <seconds>', 'removed: the longest the final backup may take (default 900)', (v) => Number(v))
+  .option('--time-limit <seconds>', 'removed: the longest the final backup may take (default 900)', seconds(0, 604800))
   .action(action(async (ctx, json, kind: string | undefined, opts: { panel?: string; user?: string; newUser?: string; timeLimit?: number }) => {
     if (kind !== undefined && !isPanelEventKind(kind)) throw new UserError(`unknown event "${kind}": use one of ${PANEL_EVENTS.join(', ')}`, 2);
     if (opts.timeLimit !== undefined && !(opts.timeLimit >= 0)) throw new UserError('--time-limit is a number of seconds', 2);
@@ -628,7 +638,7 @@ program.command('activity').description('the activity log: who did what, when, w
 snapshot.command('assign').argument('[id]', 'one snapshot')
   .description("hand snapshots of a removed account (the provider's since) to the account that now has its name")
   .option('--destination <name>', 'the destination of the snapshot, when its id is on several')
-  .option('--from-identity <id>', 'every snapshot of this removed account identity (see account identities)', (v) => (/^\d+$/.test(v) ? Number(v) : Number.NaN))
+  .option('--from-identity <id>', 'every snapshot of this removed account identity (see account identities)', wholeNumber(1, Number.MAX_SAFE_INTEGER))
   .requiredOption('--to <account>', 'the account now of the name the snapshots were taken under')
   .action(action(async (ctx, json, id: string | undefined, opts: { destination?: string; fromIdentity?: number; to: string }) => {
     if (opts.fromIdentity !== undefined && !Number.isSafeInteger(opts.fromIdentity)) throw new UserError('--from-identity is the number of an account identity', 2);
@@ -670,7 +680,7 @@ accountCommand.command('notify')
 
 program.command('serve')
   .description('run the daemon: web pages and JSON API')
-  .option('--port <port>', 'HTTP port on 127.0.0.1 (0: none)', (v) => Number(v))
+  .option('--port <port>', 'HTTP port on 127.0.0.1 (0: none)', wholeNumber(0, 65535))
   .action(async (opts: { port?: number }, cmd: Command) => {
     const g = globals(cmd);
     if (g.asAccount !== undefined || g.owner !== undefined) throw new UserError('--as-account and --owner do not apply to serve', 2);
@@ -687,11 +697,12 @@ async function main(): Promise<void> {
     const json = process.argv.includes('--json');
     if (err instanceof CommanderError) {
       if (err.exitCode === 0) return;
+      // Every malformed command line (unknown option, missing or refused value) ends here.
       process.exitCode = 2;
-      if (json) printJson({ error: err.message });
+      if (json) printJson({ error: clipEchoedInput(err.message) });
       return;
     }
-    const message = (err as Error).message ?? String(err);
+    const message = clipEchoedInput((err as Error).message ?? String(err));
     if (json) printJson({ error: message }); else process.stderr.write(`tidemark: ${message}\n`);
     if (!(err instanceof UserError) && process.env.TIDEMARK_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
     process.exitCode = err instanceof UserError ? err.exitCode : 1;

@@ -1,3 +1,5 @@
+import { clipLongRuns, QUOTED_INPUT_MAX, quoteInput } from '../util/input-checks.js';
+
 /** CLI output: one JSON document with --json, aligned text otherwise. */
 export function printJson(doc: unknown): void {
   process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
@@ -37,4 +39,18 @@ export function progressText(p: Record<string, unknown>): string {
   if (typeof p.files === 'number') parts.push(`${p.files} files`);
   if (typeof p.bytes === 'number') parts.push(humanBytes(p.bytes));
   return parts.join(', ');
+}
+
+/**
+ * An error message with every long or control-character-bearing command-line value it repeats
+ * (commander quotes the bad value, a service may name it) cut to a short, escaped prefix, and any
+ * other run of 200 characters without a space cut the same way: a 100 KB value is never echoed whole.
+ */
+export function clipEchoedInput(message: string, argv: readonly string[] = process.argv.slice(2)): string {
+  let out = message;
+  // A value of whitespace alone is left: replacing it would mangle every line of the message.
+  const risky = [...new Set(argv)].filter((v) => v.trim() !== '' && (v.length > QUOTED_INPUT_MAX || /[\x00-\x1f\x7f]/.test(v)))
+    .sort((a, b) => b.length - a.length);
+  for (const v of risky) out = out.split(v).join(quoteInput(v));
+  return clipLongRuns(out);
 }

@@ -9,6 +9,7 @@ import { spawnAccountWorker } from './worker/spawn-worker.js';
 import type { RestoreResult } from './worker/restore-writer.js';
 import { ACCOUNT_NAME, layout, type Manifest } from './snapshot-layout.js';
 import { readManifestFile } from './manifest.js';
+import { ownerMapping } from './restore-owner.js';
 import { limits, parseJson, readBounded, requireRegularFile } from './untrusted-input.js';
 import { readIndex } from './snapshot-index.js';
 import { selectEntries } from './selection.js';
@@ -104,6 +105,7 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
     };
     report(true);
     const folder = req.intoFolder ? `tidemark-restore-${req.snapshotId}-${Date.now().toString(36)}` : '';
+    const asAccountNow = ownerMapping(manifest.accountInfo, account);
     const worker = spawnAccountWorker(account, { mode: 'restore', intoFolder: folder });
     const chunks: Buffer[] = [];
     worker.output.on('data', (c: Buffer) => chunks.push(c));
@@ -118,7 +120,7 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
     try {
       for await (const ev of snapshotContent(dest, dir, manifest.structure, selected)) {
         if (ev.type === 'entry') {
-          const e = ev.sel.entry;
+          const e = asAccountNow(ev.sel.entry);
           // The expected hash goes with the entry: the writer checks what it received before
           // it gives the file its real name (root checks the same bytes as it sends them).
           const hash = e.kind === 'f' ? (ev.sel.contentFrom ?? e).hash : undefined;

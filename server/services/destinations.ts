@@ -15,6 +15,7 @@ import { layout } from '../engine/snapshot-layout.js';
 import type { SnapshotRecord } from '../store/snapshots.js';
 import { isAccountOwned, mayManageDestination, ownerOf, pickOwned, ROOT, type Actor } from './actor.js';
 import { readMarker } from './destination-marker.js';
+import { absolutePathProblem } from '../util/input-checks.js';
 import { checkMay } from './permissions.js';
 import { runAsTask } from '../queue/run-task.js';
 import { PRIORITIES } from '../queue/priority.js';
@@ -50,7 +51,11 @@ async function addSchema() {
       password: z.string().min(1).optional(),
       privateKey: z.string().min(1).optional(),
       passphrase: z.string().min(1).optional(),
-      path: absolute('remote path'),
+      // Checked as typed, like a local path: `/x/../../etc` is refused, never joined into `/etc`.
+      path: absolute('remote path').superRefine((p, c) => {
+        const problem = path.isAbsolute(p) ? absolutePathProblem(p) : null;
+        if (problem) c.addIssue({ code: 'custom', message: problem });
+      }),
       timeoutMs: z.number().int().min(1000).max(300000).default(20000),
       hostKeyFingerprint: z.string().regex(/^[A-Za-z0-9+/]{43}$/, 'host key is a SHA256 fingerprint as ssh-keygen -l prints it').optional(),
       parallelTransfers: z.number({ message: 'parallel transfers must be a number' }).int().min(1, 'parallel transfers: 1-64').max(64, 'parallel transfers: 1-64').default(8),

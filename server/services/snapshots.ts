@@ -22,6 +22,7 @@ import { checkMay } from './permissions.js';
 import { runHooks, type HookInput } from '../hooks/runner.js';
 import { notifyRestoreResult } from '../notify/restore-result.js';
 import { currentIdentityId } from './account-identity.js';
+import { bytePathProblem, localPathProblem, quoteInput } from '../util/input-checks.js';
 
 /**
  * Whose a snapshot is, for the rules below: the account now of its name (`current`), a
@@ -168,7 +169,19 @@ export interface RestoreHooks {
   onTask?: (taskId: number) => void;
 }
 
+/**
+ * The paths chosen for a restore or download, checked as given: an empty path (which would
+ * select the whole home), `..`, or the home spelled out is refused, never normalised.
+ */
+function checkChosenPaths(paths: readonly BytePath[]): void {
+  for (const p of paths) {
+    const problem = bytePathProblem(p);
+    if (problem !== null) throw new UserError(problem);
+  }
+}
+
 export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInput, actor: Actor = ROOT, hooks: RestoreHooks = {}): Promise<RestoreOutcome & { task: number }> {
+  checkChosenPaths(input.paths);
   await checkMaySee(ctx, actor, s);
   // A former account's snapshot would land in the home of whoever holds the name now.
   if (actor.role !== 'admin' && (await holderOf(ctx, s)) !== 'current') {
@@ -261,6 +274,7 @@ export interface DownloadInput { paths: BytePath[]; databases: string[] }
  * .tar.gz into `out`: a refusal becomes an error answer, never a broken file.
  */
 export async function prepareDownload(ctx: Context, s: SnapshotRecord, input: DownloadInput, actor: Actor = ROOT): Promise<(out: Writable) => Promise<{ files: number; bytes: number }>> {
+  checkChosenPaths(input.paths);
   await checkMaySee(ctx, actor, s);
   checkMay(ctx, actor, 'download', s.account);
   const destRecord = ctx.store.destinations.byId(s.destinationId)!;
@@ -310,6 +324,9 @@ export async function prepareDownload(ctx: Context, s: SnapshotRecord, input: Do
 }
 
 export async function download(ctx: Context, s: SnapshotRecord, input: DownloadInput & { out: string }, actor: Actor = ROOT): Promise<{ files: number; bytes: number; out: string }> {
+  // Checked as given: a `..` after a symlink leads elsewhere than the lexical resolution says.
+  const outProblem = localPathProblem(input.out);
+  if (outProblem !== null) throw new UserError(`out: ${outProblem}: ${quoteInput(input.out)}`);
   const write = await prepareDownload(ctx, s, input, actor);
   let file: ReturnType<typeof openDownloadFile>;
   try {

@@ -13,6 +13,7 @@ import {
   describeEntry, describeSnapshot, findSnapshot, listSnapshots, prepareDownload, restore, snapshotFiles, snapshotManifest,
 } from '../../services/snapshots.js';
 import { fromUtf8, type BytePath } from '../../util/byte-path.js';
+import { clipLongRuns, decodeBase64Path } from '../../util/input-checks.js';
 import type { TaskRecord } from '../../store/tasks.js';
 import { cancelTask, getTask, listTasks } from '../../services/tasks.js';
 import { isPriorityName, PRIORITIES, priorityName } from '../../queue/priority.js';
@@ -30,7 +31,8 @@ const handle = (fn: Handler) => (req: express.Request, res: express.Response): v
     const status = statusOf(err);
     if (status === 500) process.stderr.write(`tidemark api: ${(err as Error)?.stack ?? String(err)}\n`);
     if (res.headersSent) { res.destroy(); return; }
-    res.status(status).json({ error: status === 500 ? 'internal error' : (err as Error).message });
+    // A refused value is never answered back whole (see util/input-checks.ts).
+    res.status(status).json({ error: status === 500 ? 'internal error' : clipLongRuns((err as Error).message) });
   });
 };
 
@@ -77,7 +79,14 @@ const param = (req: express.Request, key: string): string => String(req.params[k
 const query = (req: express.Request, key: string): string | undefined => (typeof req.query[key] === 'string' ? req.query[key] as string : undefined);
 
 /** Paths as UTF-8 text (`paths`) or as base64 of their bytes (`pathsBase64`), as in the CLI. */
-const pathsOf = (b: Body): BytePath[] => [...stringList(b, 'paths').map(fromUtf8), ...stringList(b, 'pathsBase64').map((p) => Buffer.from(p, 'base64').toString('latin1'))];
+const pathsOf = (b: Body): BytePath[] => [...stringList(b, 'paths').map(fromUtf8), ...stringList(b, 'pathsBase64').map((p) => base64Path('pathsBase64', p))];
+
+/** Strict base64 (see util/input-checks.ts): a value with other characters is refused, not decoded in part. */
+function base64Path(key: string, value: string): BytePath {
+  const p = decodeBase64Path(value);
+  if (p === null) throw bad(`${key}: base64 (A-Z a-z 0-9 + /, padded with =) is expected`);
+  return p;
+}
 
 /** The settings of `destination add` / `edit`, under the names of the services (see docs/api.md). */
 const DESTINATION_FIELDS = {
@@ -273,7 +282,7 @@ export function apiRoutes(ctx: Context, trusted: boolean): express.Router {
   r.get('/snapshots/:id/files', handle(async (req, res, actor) => {
     const s = await snapshotOf(req, actor);
     const b64 = query(req, 'pathBase64');
-    const dir = b64 !== undefined ? Buffer.from(b64, 'base64').toString('latin1') : fromUtf8(query(req, 'path') ?? '');
+    const dir = b64 !== undefined ? base64Path('pathBase64', b64) : fromUtf8(query(req, 'path') ?? '');
     res.json((await snapshotFiles(ctx, s, dir, actor)).map(describeEntry));
   }));
   r.post('/snapshots/:id/verify', handle(async (req, res, actor) => {
