@@ -239,14 +239,6 @@ export class LocalDestination implements Destination {
     }
   }
 
-  async openWriteFd(rel: string): Promise<number> {
-    try {
-      return this.openForWriting(rel);
-    } catch (err) {
-      throw describeFsError(err, rel);
-    }
-  }
-
   private openForReading(rel: string): number {
     const target = this.safePath(rel, false);
     try {

@@ -62,8 +62,8 @@ export interface Destination {
   /**
    * The flush contract: once `flush(dirs)` resolves, a power cut or a crash of the machine
    * that holds the destination loses nothing of
-   * - the content of every file this driver finished writing (writeFile, createWriteStream,
-   *   openWriteFd once its fd is closed) or linked (link, cloneTree) since it was opened, and
+   * - the content of every file this driver finished writing (writeFile, createWriteStream)
+   *   or linked (link, cloneTree) since it was opened, and
    * - the entries of each folder in `dirs` (the names made in it by mkdir, writeFile, link
    *   and rename), where the driver can flush folders (see each driver).
    * Subfolders are not implied: a caller names every folder whose entries must last. It
@@ -77,12 +77,6 @@ export interface Destination {
   bytesSent?(): number;
   /** How many files the engine may have in transfer at once (opens and closes overlap). */
   readonly parallelism: number;
-  /**
-   * Optional: a file descriptor open for writing `rel` (created, truncated), for a
-   * destination on this server. An account worker writes its tar straight into it;
-   * the caller closes it. Drivers without it get the data through a stream.
-   */
-  openWriteFd?(rel: string): Promise<number>;
 }
 
 export class DestinationError extends Error {

@@ -11,7 +11,6 @@ import { toDisplay, type BytePath } from '../util/byte-path.js';
 import { encodeEntry, NO_REF, parseEntryStream, type Entry } from './format/entry.js';
 import { TarHasher } from './format/tar-hasher.js';
 import { spawnAccountWorker } from './worker/spawn-worker.js';
-import { DESTINATION_WRITE } from './worker/sync-output.js';
 import { BlobSink } from './files-sink.js';
 import { layout, newSnapshotId, type Manifest, type ManifestDatabase } from './snapshot-layout.js';
 import { eachIndexEntry } from './snapshot-index.js';
@@ -45,12 +44,6 @@ export interface BackupRequest {
 }
 
 const MAX_SKIPPED_LISTED = 500;
-
-/** A worker that failed writing the archive to the destination: the destination's error, with its code. */
-function destinationWriteError(err: Error): Error {
-  const m = new RegExp(`${DESTINATION_WRITE}: (E[A-Z]+)\\b`).exec(err.message);
-  return m ? Object.assign(new Error(err.message), { code: m[1] }) : err;
-}
 
 const validRelative = (p: BytePath): boolean =>
   p === '' || (!p.startsWith('/') && p.split('/').every((c) => c !== '' && c !== '.' && c !== '..' && !c.includes('\0')));
@@ -277,7 +270,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
         // When the destination fails, the worker dies of a broken pipe: report the cause.
         await worker.done.catch(async (err: unknown) => {
           if (tarDone) await tarDone;
-          throw destinationWriteError(err as Error);
+          throw err;
         });
         if (tarDone) await tarDone;
         if (tarHasher) {
@@ -292,7 +285,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
           : null;
         worker.child.kill('SIGKILL');
         sink?.abort();
-        throw tarError ?? (died ? destinationWriteError(died) : err);
+        throw tarError ?? died ?? err;
       } finally {
         signal?.removeEventListener('abort', stopWorker);
       }

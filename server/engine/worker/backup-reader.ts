@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { encodeEntry, makeEntry, noticeRecord, NO_REF, parseEntryStream, type Entry } from '../format/entry.js';
 import { tarHeaders, tarPadding, TAR_END } from '../format/tar.js';
 import { toBuffer, type BytePath } from '../../util/byte-path.js';
-import { DESTINATION_WRITE, SyncOutput } from './sync-output.js';
+import { SyncOutput } from './sync-output.js';
 import { makeExcluder, MARKER_FILE, SKIPPED_DIR_NAME } from './excludes.js';
 
 export interface BackupReaderOptions {
@@ -44,7 +44,7 @@ const join = (dir: BytePath, name: BytePath): BytePath => (dir === '' ? name : `
 export async function runBackupReader(opts: BackupReaderOptions): Promise<void> {
   const previous = opts.previous ? await readPrevious() : new Map<BytePath, PreviousFile>();
   const out = new SyncOutput(3, opts.tar ? 1 << 18 : 4 << 20);
-  const tarOut = opts.tar ? new SyncOutput(4, undefined, DESTINATION_WRITE) : null;
+  const tarOut = opts.tar ? new SyncOutput(4) : null;
   let tarOffset = 0;
   const tarWrite = (b: Buffer): void => { tarOut!.write(b); tarOffset += b.length; };
   /** Sends an entry's record; in tar mode its headers go to the tar and the record carries their offset. */

@@ -1,12 +1,6 @@
 import fs from 'node:fs';
 
 /**
- * Marks a failed write to the destination file the worker was handed (archive mode): root
- * reports it as the destination's failure (full, read-only), with the snapshot it concerns.
- */
-export const DESTINATION_WRITE = 'writing the archive to the destination';
-
-/**
  * Buffered, blocking writes to a pipe the worker inherited. Blocking is the
  * backpressure: when the root process is slower, the worker waits in write(2).
  */
@@ -14,8 +8,7 @@ export class SyncOutput {
   private readonly buf: Buffer;
   private used = 0;
 
-  /** `label` prefixes a failed write's message (see DESTINATION_WRITE). */
-  constructor(private readonly fd: number, size = 4 << 20, private readonly label = '') {
+  constructor(private readonly fd: number, size = 4 << 20) {
     this.buf = Buffer.allocUnsafe(size);
   }
 
@@ -56,7 +49,6 @@ export class SyncOutput {
           Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
           continue;
         }
-        if (this.label) (err as Error).message = `${this.label}: ${(err as Error).message}`;
         throw err;
       }
     }
