@@ -92,11 +92,11 @@ test('removing a destination keeps its data unless --delete-data is given', () =
 
 test('a backup does not start when free space is below the destination limit', () => {
   const dir = makeDestinationDir();
-  ok(cli(dataDir, ['destination', 'add', '--name', 'limited', '--type', 'local', '--path', dir, '--free-space-limit', String(1024 * 1024 * 1024)]));
+  ok(cli(dataDir, ['destination', 'add', '--name', 'limited', '--type', 'local', '--path', dir, '--free-space-limit', String(1_000_000_000)]));
   ok(cli(dataDir, ['job', 'add', '--name', 'jl', '--destination', 'limited', '--structure', 'archive', '--accounts', account.username, '--items', 'files']));
   const r = cli(dataDir, ['backup', '--job', 'jl', '--wait']);
   assert.equal(r.code, 1);
-  assert.match(r.json.error, /MB free, below its limit of 1073741824 MB/);
+  assert.match(r.json.error, /MB free, below its limit of 1000000000 MB/);
   assert.deepEqual(fs.readdirSync(dir), ['tidemark.json'], 'nothing was written');
   ok(cli(dataDir, ['job', 'remove', 'jl']));
   ok(cli(dataDir, ['destination', 'remove', 'limited']));
