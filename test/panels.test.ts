@@ -177,16 +177,16 @@ describe('standalone', () => {
     assert.equal(await adapter.getAccount(''), null);
   });
 
-  test('a failing database lookup names the account', async () => {
+  test('a failing database lookup names the account, and the account is still listed (its files can be backed up)', async () => {
     const root = makeTree({ '/etc/passwd': standalonePasswd });
     const deps: PanelDeps = { listDatabasesByPrefix: async () => { throw new Error('connect ECONNREFUSED'); } };
     const adapter = createPanelAdapter(config(root), deps);
-    await assert.rejects(adapter.getAccount('alice'), (err: Error) => {
-      assert.match(err.message, /account 'alice'/);
-      assert.match(err.message, /ECONNREFUSED/);
-      return true;
-    });
-    await assert.rejects(adapter.listAccounts(), /account 'alice'.*ECONNREFUSED/);
+    const alice = await adapter.getAccount('alice');
+    assert.ok(alice, 'the account is still there');
+    assert.deepEqual(alice.databases, []);
+    assert.match(alice.databaseProblem ?? '', /account 'alice'.*ECONNREFUSED/);
+    const listed = (await adapter.listAccounts()).find((a) => a.username === 'alice');
+    assert.match(listed?.databaseProblem ?? '', /account 'alice'.*ECONNREFUSED/);
   });
 
   test('a malformed /etc/passwd is an error naming the file and line', async () => {
@@ -462,9 +462,10 @@ describe('DirectAdmin', () => {
     assert.equal(await adapter.getAccount('../../../etc'), null);
   });
 
-  test('a failing database lookup names the account', async () => {
+  test('a failing database lookup names the account, and the account is still listed', async () => {
     const deps: PanelDeps = { listDatabasesByPrefix: async (p) => { if (p === 'fred_') throw new Error('Access denied for user'); return { databases: [], users: [] }; } };
-    await assert.rejects(createPanelAdapter(config(daTree()), deps).listAccounts(), /account 'fred'.*Access denied/);
+    const fred = (await createPanelAdapter(config(daTree()), deps).listAccounts()).find((a) => a.username === 'fred');
+    assert.match(fred?.databaseProblem ?? '', /account 'fred'.*Access denied/);
   });
 
   test('a user.conf naming another user is an error naming the file', async () => {
