@@ -26,7 +26,7 @@ export const collect = (v: string, prev: string[] = []): string[] => [...prev, v
 export function action<A extends unknown[]>(fn: (ctx: Context, json: boolean, ...args: A) => Promise<void>) {
   return actionAs<A>(async (ctx, json, who, ...args) => {
     // A command that does not take an actor would act as root: refused rather than misleading.
-    if (who.actor !== ROOT || who.owner !== undefined) throw new UserError('--as-account and --owner do not apply to this command', 2);
+    if (who.actor !== ROOT || who.owner !== undefined) throw new UserError('--as-account and --owner do not apply to this command', 'invalid-input');
     await fn(ctx, json, ...args);
   });
 }
@@ -40,7 +40,7 @@ export interface Who { actor: Actor; owner: string | undefined }
  */
 async function whoFrom(ctx: Context, g: GlobalOptions): Promise<Who> {
   const check = (name: string, option: string): void => {
-    if (!ACCOUNT_NAME.test(name)) throw new UserError(`${option}: "${name}" is not an account name`, 2);
+    if (!ACCOUNT_NAME.test(name)) throw new UserError(`${option}: "${name}" is not an account name`, 'invalid-input');
   };
   // The destinations and jobs of a removed account are owned by NAME#IDENTITY (store/accounts.ts).
   if (g.owner !== undefined && !RETIRED_OWNER.test(g.owner)) check(g.owner, '--owner');

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { UserError } from '../services/context.js';
+import { errorCodeOf, TidemarkError, type ErrorCode } from '../services/errors.js';
 import { clipEchoedInput, printJson } from './output.js';
 import { register as destination } from './commands/destination.js';
 import { register as job } from './commands/job.js';
@@ -32,6 +32,19 @@ program
 // The order of the groups is the order of `tidemark --help`.
 for (const register of [destination, job, retention, backup, task, snapshot, restore, loginUrl, apiToken, panelEvent, activity, account, serve]) register(program);
 
+/**
+ * The exit code of each error code (services/errors.ts), the only place they are chosen:
+ * 2 for a malformed command line (commander's own parse errors end in 2 below as well),
+ * 1 for every refusal of a well-formed one and every failure.
+ */
+const EXIT_CODES: Record<ErrorCode, number> = {
+  'invalid-input': 2,
+  refused: 1, 'not-found': 1, forbidden: 1, conflict: 1, busy: 1,
+  'destination-unreachable': 1, 'destination-not-writable': 1, 'destination-no-space': 1, 'destination-not-found': 1,
+  'destination-invalid': 1, 'destination-insecure': 1, 'destination-io': 1,
+  internal: 1,
+};
+
 async function main(): Promise<void> {
   try {
     await program.parseAsync(process.argv);
@@ -46,8 +59,8 @@ async function main(): Promise<void> {
     }
     const message = clipEchoedInput((err as Error).message ?? String(err));
     if (json) printJson({ error: message }); else process.stderr.write(`tidemark: ${message}\n`);
-    if (!(err instanceof UserError) && process.env.TIDEMARK_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
-    process.exitCode = err instanceof UserError ? err.exitCode : 1;
+    if (!(err instanceof TidemarkError) && process.env.TIDEMARK_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
+    process.exitCode = EXIT_CODES[errorCodeOf(err)];
   }
 }
 

@@ -14,7 +14,7 @@ import { actionAs, printVerifyReport } from '../common.js';
 /** --sample: a percentage; anything else is a malformed command line (exit 2). */
 const toPercent = (v: string): number => {
   const n = /^\d+(\.\d+)?$/.test(v) ? Number(v) : Number.NaN;
-  if (!(n > 0 && n <= 100)) throw new UserError(`--sample: "${v.slice(0, 40)}" is not a percentage above 0 and at most 100`, 2);
+  if (!(n > 0 && n <= 100)) throw new UserError(`--sample: "${v.slice(0, 40)}" is not a percentage above 0 and at most 100`, 'invalid-input');
   return n;
 };
 
@@ -55,7 +55,7 @@ export function register(program: Command): void {
       name: string; type: string; path?: string; hidden?: boolean; freeSpaceLimit?: number; host?: string; port?: number; user?: string;
       passwordFile?: string; keyFile?: string; passphraseFile?: string; timeout?: number; hostKey?: string; parallel?: number; forceInsecurePath?: boolean;
     }) => {
-      if (who.owner !== undefined) throw new UserError("--owner does not apply to destination add: an account's destination is added with --as-account", 2);
+      if (who.owner !== undefined) throw new UserError("--owner does not apply to destination add: an account's destination is added with --as-account", 'invalid-input');
       const input: AddDestinationInput = { name: opts.name, type: opts.type, path: opts.path ?? '', hidden: Boolean(opts.hidden), freeSpaceLimitMb: opts.freeSpaceLimit ?? 0,
         ...(opts.forceInsecurePath ? { forceInsecurePath: true } : {}) };
       if (opts.type === 'ssh') {
@@ -103,7 +103,7 @@ export function register(program: Command): void {
     .addOption(new Option('--hidden', 'hide its snapshots from account holders').conflicts('visible'))
     .option('--visible', 'show its snapshots to account holders')
     .action(actionAs(async (ctx, json, who, name: string, opts: { hidden?: boolean; visible?: boolean }) => {
-      if (!opts.hidden && !opts.visible) throw new UserError('give --hidden or --visible', 2);
+      if (!opts.hidden && !opts.visible) throw new UserError('give --hidden or --visible', 'invalid-input');
       const d = setSnapshotsVisible(ctx, name, Boolean(opts.visible), who.actor, who.owner);
       if (json) printJson(await describeDestination(ctx, d)); else process.stdout.write(`snapshots on "${d.name}" are ${d.snapshotsVisible ? 'visible' : 'hidden'} to account holders\n`);
     }));

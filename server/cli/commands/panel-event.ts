@@ -18,11 +18,11 @@ export function register(program: Command): void {
     .option('--new-user <name>', 'renamed: the new name (without --panel)')
     .option('--time-limit <seconds>', 'removed: the longest the final backup may take (default 900)', seconds(0, 604800))
     .action(action(async (ctx, json, kind: string | undefined, opts: { panel?: string; user?: string; newUser?: string; timeLimit?: number }) => {
-      if (kind !== undefined && !isPanelEventKind(kind)) throw new UserError(`unknown event "${kind}": use one of ${PANEL_EVENTS.join(', ')}`, 2);
-      if (opts.timeLimit !== undefined && !(opts.timeLimit >= 0)) throw new UserError('--time-limit is a number of seconds', 2);
+      if (kind !== undefined && !isPanelEventKind(kind)) throw new UserError(`unknown event "${kind}": use one of ${PANEL_EVENTS.join(', ')}`, 'invalid-input');
+      if (opts.timeLimit !== undefined && !(opts.timeLimit >= 0)) throw new UserError('--time-limit is a number of seconds', 'invalid-input');
       let ev: PanelEvent | null;
       if (opts.panel === 'cpanel') ev = eventFromCpanelHook(fs.readFileSync(0, 'utf8'), kind);
-      else if (kind === undefined) throw new UserError('give the event (or --panel cpanel with the hook input on stdin)', 2);
+      else if (kind === undefined) throw new UserError('give the event (or --panel cpanel with the hook input on stdin)', 'invalid-input');
       else if (opts.panel === 'directadmin') ev = eventFromDirectAdminEnv(kind, process.env);
       else ev = eventFromArguments(kind, opts.user, opts.newUser);
       if (ev === null) {

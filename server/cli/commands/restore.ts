@@ -24,7 +24,7 @@ function pairDatabases(argv: string[]): DbSpec[] {
     if (flag === '--database' && value !== undefined) { out.push({ name: value }); if (inline === undefined) i++; }
     else if (flag === '--as' && value !== undefined) {
       const last = out[out.length - 1];
-      if (!last || last.as !== undefined) throw new UserError('--as must follow a --database', 2);
+      if (!last || last.as !== undefined) throw new UserError('--as must follow a --database', 'invalid-input');
       last.as = value;
       if (inline === undefined) i++;
     }

@@ -10,7 +10,7 @@ export function register(program: Command): void {
     .option('--port <port>', 'HTTP port on 127.0.0.1 (0: none)', wholeNumber(0, 65535))
     .action(async (opts: { port?: number }, cmd: Command) => {
       const g = globals(cmd);
-      if (g.asAccount !== undefined || g.owner !== undefined) throw new UserError('--as-account and --owner do not apply to serve', 2);
+      if (g.asAccount !== undefined || g.owner !== undefined) throw new UserError('--as-account and --owner do not apply to serve', 'invalid-input');
       const ctx = await openContext(g.dataDir);
       // Loaded only here: Express is not needed by the other commands.
       const { serve } = await import('../../app/serve.js');

@@ -62,7 +62,7 @@ export function register(program: Command): void {
     .action(actionAs(async (ctx, json, who, id: string, opts: { destination?: string; yes?: boolean }) => {
       const found = await findSnapshot(ctx, id, opts.destination, who.actor, who.owner);
       const doc = describeSnapshot(ctx, found);
-      if (!opts.yes) throw new UserError(`would delete snapshot ${found.id} of ${found.account} on ${String(doc.destination)}: add --yes`, 2);
+      if (!opts.yes) throw new UserError(`would delete snapshot ${found.id} of ${found.account} on ${String(doc.destination)}: add --yes`, 'invalid-input');
       await deleteSnapshot(ctx, found, who.actor);
       if (json) printJson({ deleted: doc }); else process.stdout.write(`snapshot ${found.id} of ${found.account} deleted from ${String(doc.destination)}\n`);
     }));
@@ -73,8 +73,8 @@ export function register(program: Command): void {
     .option('--from-identity <id>', 'every snapshot of this removed account identity (see account identities)', wholeNumber(1, Number.MAX_SAFE_INTEGER))
     .requiredOption('--to <account>', 'the account now of the name the snapshots were taken under')
     .action(action(async (ctx, json, id: string | undefined, opts: { destination?: string; fromIdentity?: number; to: string }) => {
-      if (opts.fromIdentity !== undefined && !Number.isSafeInteger(opts.fromIdentity)) throw new UserError('--from-identity is the number of an account identity', 2);
-      if (!ACCOUNT_NAME.test(opts.to)) throw new UserError(`--to: "${opts.to}" is not an account name`, 2);
+      if (opts.fromIdentity !== undefined && !Number.isSafeInteger(opts.fromIdentity)) throw new UserError('--from-identity is the number of an account identity', 'invalid-input');
+      if (!ACCOUNT_NAME.test(opts.to)) throw new UserError(`--to: "${opts.to}" is not an account name`, 'invalid-input');
       const { handOverSnapshots } = await import('../../services/snapshot-handover.js');
       const r = await handOverSnapshots(ctx, { ...(id !== undefined ? { id } : {}), ...opts });
       if (json) printJson(r);

@@ -12,7 +12,7 @@ export function register(program: Command): void {
     .option('--active', 'only queued and running tasks, in the order the queue takes them')
     .option('--limit <n>', 'at most this many', wholeNumber(1, 1_000_000), 50)
     .action(actionAs(async (ctx, json, who, opts: { active?: boolean; limit: number }) => {
-      if (!Number.isSafeInteger(opts.limit) || opts.limit < 1) throw new UserError('--limit: a positive whole number', 2);
+      if (!Number.isSafeInteger(opts.limit) || opts.limit < 1) throw new UserError('--limit: a positive whole number', 'invalid-input');
       const tasks = (await listTasks(ctx, who.actor, { activeOnly: Boolean(opts.active), limit: opts.limit })).map(describeTask);
       if (json) printJson(tasks);
       else printTable(tasks.map((t) => ({ ...t, progress: progressText(t.progress as Record<string, unknown>) })), ['id', 'type', 'status', 'priority', 'account', 'progress', 'createdAt', 'error']);
