@@ -13,7 +13,7 @@ const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
  */
 export async function createLoginUrl(ctx: Context, name: string, role: string): Promise<{ url: string; user: string; role: Role; expiresAt: string }> {
   if (typeof process.getuid === 'function' && process.getuid() !== 0) throw new UserError('login-url is for root only');
-  if (!ROLES.includes(role as Role)) throw new UserError(`--role must be one of ${ROLES.join(', ')}`, 2);
+  if (!ROLES.includes(role as Role)) throw new UserError(`--role must be one of ${ROLES.join(', ')}`, 'invalid-input');
   if (!NAME.test(name)) throw new UserError(`"${name}" is not a valid user name`);
   if (role === 'user' && !(await ctx.panel(false).getAccount(name))) throw new UserError(`no account "${name}" on this server`);
   if (ctx.config.httpPort === 0) throw new UserError('the daemon serves no HTTP (httpPort is 0 in config.json)');

@@ -6,6 +6,7 @@ import { handle as i18nHandle } from 'i18next-http-middleware';
 import type { Context } from '../services/context.js';
 import { createI18n, isLocale, LANGUAGE_COOKIE, LOCALES } from '../i18n/index.js';
 import { HttpError } from './http-error.js';
+import { webErrorOf } from './web-errors.js';
 import { csrfProtection, localsOf, SESSION_COOKIE, sessionCookieOptions, sessions } from './session.js';
 import { formatters } from './format.js';
 import { RestoreRunner } from './restore-runner.js';
@@ -125,7 +126,7 @@ export async function mountWebPages(app: express.Express, ctx: Context, opts: We
     const status = (err as { status?: unknown } | null)?.status;
     const e = err instanceof HttpError ? err
       : typeof status === 'number' && status >= 400 && status < 500 ? new HttpError(400, 'error.badRequest')
-        : new HttpError(500, 'error.internal');
+        : webErrorOf(err);
     if (e.status === 500) process.stderr.write(`tidemark web: ${(err as Error)?.stack ?? String(err)}\n`);
     if (res.headersSent) { res.destroy(); return; }
     res.status(e.status);

@@ -3,6 +3,7 @@ import { openStore, type Store } from '../store/index.js';
 import { createPanelAdapter } from '../panels/index.js';
 import type { PanelAdapter } from '../panels/types.js';
 import { isProcessAlive } from '../util/process-alive.js';
+import { codeOfMessage, TidemarkError, type ErrorCode } from './errors.js';
 
 export interface Context {
   dataDir: string;
@@ -13,10 +14,13 @@ export interface Context {
   close(): void;
 }
 
-/** An error caused by what the caller asked for: shown as it is, no stack. */
-export class UserError extends Error {
-  constructor(message: string, readonly exitCode = 1) {
-    super(message);
+/**
+ * An error caused by what the caller asked for: shown as it is, no stack. Its code, when not
+ * given, follows from its message (services/errors.ts); a malformed request is 'invalid-input'.
+ */
+export class UserError extends TidemarkError {
+  constructor(message: string, code: ErrorCode = codeOfMessage(message)) {
+    super(message, code);
     this.name = 'UserError';
   }
 }

@@ -442,7 +442,7 @@ export async function editDestination(ctx: Context, name: string, changes: EditD
 }
 
 async function applyDestinationEdit(ctx: Context, d: DestinationRecord, changes: EditDestinationInput, given: string[], actor: Actor): Promise<EditOutcome> {
-  if (given.length === 0) throw new UserError('nothing to change: give at least one setting (see tidemark destination edit --help)', 2);
+  if (given.length === 0) throw new UserError('nothing to change: give at least one setting (see tidemark destination edit --help)', 'invalid-input');
   if (changes.type !== undefined && changes.type !== d.type) {
     throw new UserError(`type: the type of a destination cannot change (destination "${d.name}" is ${d.type}); add a new destination instead`);
   }

@@ -19,7 +19,7 @@ const WHAT: Record<Action, string> = {
 /** A refusal by the provider's permissions: the surfaces answer it with 403. */
 export class PermissionError extends UserError {
   constructor(readonly action: Action) {
-    super(`the provider does not allow this account to ${WHAT[action]}`);
+    super(`the provider does not allow this account to ${WHAT[action]}`, 'forbidden');
     this.name = 'PermissionError';
   }
 }

@@ -20,7 +20,7 @@ export interface HandoverInput {
  * restore writes into the home of the account of that name.
  */
 export async function handOverSnapshots(ctx: Context, input: HandoverInput): Promise<{ to: Record<string, unknown>; assigned: Record<string, unknown>[] }> {
-  if ((input.id === undefined) === (input.fromIdentity === undefined)) throw new UserError('give a snapshot id or --from-identity ID', 2);
+  if ((input.id === undefined) === (input.fromIdentity === undefined)) throw new UserError('give a snapshot id or --from-identity ID', 'invalid-input');
   const account = await ctx.panel(false).getAccount(input.to);
   const target = account ? await identify(ctx, input.to, account) : null;
   if (!target || target.removedAt !== null) throw new UserError(`no account named "${input.to}"`);

@@ -66,6 +66,11 @@ export function describeTask(t: TaskRecord): Record<string, unknown> {
   };
 }
 
+/** A task's log lines as `actor` may read them (the provider's own lines only for the provider). */
+export function taskLog(ctx: Context, t: TaskRecord, actor: Actor = ROOT): { at: string; level: string; message: string }[] {
+  return ctx.store.tasks.logs(t.id, { provider: actor.role === 'admin' });
+}
+
 export type CancelOutcome = 'cancelled' | 'stopping';
 
 /**

@@ -87,7 +87,7 @@ function sample<T>(items: T[], percent: number): T[] {
 /** Verifies the snapshots of a destination (of one account, or a random share of them), one task each. */
 export async function verifyDestination(ctx: Context, name: string, opts: { account?: string; samplePercent?: number } = {}, actor: Actor = ROOT, owner?: string): Promise<DestinationVerifyReport> {
   const percent = opts.samplePercent ?? 100;
-  if (!(percent > 0 && percent <= 100)) throw new UserError('--sample must be a percentage above 0 and at most 100', 2);
+  if (!(percent > 0 && percent <= 100)) throw new UserError('--sample must be a percentage above 0 and at most 100', 'invalid-input');
   const all = await listSnapshots(ctx, { destination: name, ...(opts.account !== undefined ? { account: opts.account } : {}), ...(owner !== undefined ? { owner } : {}) }, actor);
   const chosen = sample(all, percent);
   const reports: SnapshotVerifyReport[] = [];

@@ -26,18 +26,18 @@ export async function createApiToken(ctx: Context, input: CreateTokenInput): Pro
   if (typeof process.getuid === 'function' && process.getuid() !== 0) throw new UserError('api-token is for root only');
   if (!TOKEN_NAME.test(input.name)) throw new UserError('--name: 1-64 letters, digits, dots, dashes or underscores');
   const role = (input.role ?? 'admin') as Role;
-  if (!ROLES.includes(role)) throw new UserError(`--role must be one of ${ROLES.join(', ')}`, 2);
+  if (!ROLES.includes(role)) throw new UserError(`--role must be one of ${ROLES.join(', ')}`, 'invalid-input');
   let user = 'root';
   if (role !== 'admin') {
-    if (input.user === undefined) throw new UserError(`a ${role} token needs --user NAME`, 2);
+    if (input.user === undefined) throw new UserError(`a ${role} token needs --user NAME`, 'invalid-input');
     if (!USER_NAME.test(input.user)) throw new UserError(`"${input.user}" is not a valid user name`);
     if (role === 'user' && !(await ctx.panel(false).getAccount(input.user))) throw new UserError(`no account "${input.user}" on this server`);
     user = input.user;
   } else if (input.user !== undefined && input.user !== 'root') {
-    throw new UserError('--user applies to reseller and user tokens only', 2);
+    throw new UserError('--user applies to reseller and user tokens only', 'invalid-input');
   }
   const days = input.expiresDays;
-  if (days !== undefined && !(Number.isInteger(days) && days >= 1 && days <= 3650)) throw new UserError('--expires is a number of days from 1 to 3650', 2);
+  if (days !== undefined && !(Number.isInteger(days) && days >= 1 && days <= 3650)) throw new UserError('--expires is a number of days from 1 to 3650', 'invalid-input');
   if (ctx.store.apiTokens.byName(input.name)) throw new UserError(`an API token named "${input.name}" exists already`);
   // The token is the account's as it is now: it stops working when that account is removed.
   const accountId = role === 'admin' ? null : await currentIdentityId(ctx, user);
