@@ -7,7 +7,7 @@ import crypto from 'node:crypto';
 import http from 'node:http';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import Database from 'better-sqlite3';
-import { createAccount, makeHomeRoot, removeAccount, asAccount, type TestAccount } from './support/accounts.js';
+import { createAccount, makeHomeRoot, removeAccount, asAccount, type TestAccount, createNamedAccount } from './support/accounts.js';
 import { CLI, cli, makeDataDir, makeDestinationDir, ok, type CliResult } from './support/cli.js';
 import { startTestSshServer, type TestSshServer } from './support/sshd.js';
 import * as m0001 from '../server/store/migrations/0001-initial.js';
@@ -22,16 +22,6 @@ import { openContext } from '../server/services/context.js';
 import { listSnapshots, restore } from '../server/services/snapshots.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** A real Linux user of a name chosen by the test (the helper picks random names). */
-function createNamed(homeRoot: string, username: string): TestAccount {
-  const home = path.join(homeRoot, username);
-  execFileSync('useradd', ['--create-home', '--home-dir', home, '--shell', '/usr/sbin/nologin', '--user-group', username], { stdio: 'pipe' });
-  fs.chmodSync(home, 0o711);
-  const uid = Number(execFileSync('id', ['-u', username]).toString().trim());
-  const gid = Number(execFileSync('id', ['-g', username]).toString().trim());
-  return { username, home, uid, gid };
-}
 
 const failed = (r: CliResult, pattern: RegExp): void => {
   assert.notEqual(r.code, 0, `expected a refusal, got: ${r.stdout}`);
@@ -99,8 +89,8 @@ describe('an account removed and re-created under the same name', () => {
   before(async () => {
     server = await startTestSshServer({ allowCommands: false });
     homeRoot = makeHomeRoot();
-    n = createNamed(homeRoot, name);
-    m = createNamed(homeRoot, silentName);
+    n = createNamedAccount(homeRoot, name);
+    m = createNamedAccount(homeRoot, silentName);
     asAccount(n, "printf 'letters of the first holder' > private.txt");
     asAccount(m, "printf 'diary of the first holder' > diary.txt");
     const port = 19000 + (process.pid % 1000);
@@ -161,7 +151,7 @@ describe('an account removed and re-created under the same name', () => {
     ok(cli(dataDir, ['panel-event', 'removed', '--user', name]));
     removeAccount(n);
     filler();
-    n = createNamed(homeRoot, name);
+    n = createNamedAccount(homeRoot, name);
     ok(cli(dataDir, ['panel-event', 'created', '--user', name]));
 
     // The new holder: no snapshot, destination or job of the first one, by any way in.
@@ -232,7 +222,7 @@ describe('an account removed and re-created under the same name', () => {
     const oldUid = m.uid;
     removeAccount(m);
     filler();
-    m = createNamed(homeRoot, silentName);
+    m = createNamedAccount(homeRoot, silentName);
     assert.notEqual(m.uid, oldUid);
 
     assert.equal((await api(token, '/snapshots')).status, 401, 'the token of the removed account');
@@ -247,7 +237,7 @@ describe('an account removed and re-created under the same name', () => {
   test('a renamed account keeps its identity: its own destination, snapshots and token follow it, and a new account under the old name gets none', async () => {
     const oldName = `tmr${crypto.randomBytes(3).toString('hex')}`;
     const newName = `tmr${crypto.randomBytes(3).toString('hex')}`;
-    const r = createNamed(homeRoot, oldName);
+    const r = createNamedAccount(homeRoot, oldName);
     fillers.push(r);
     asAccount(r, "printf 'kept across the rename' > kept.txt");
     ok(cli(dataDir, ['job', 'add', '--name', 'renamed-job', '--destination', 'disk', '--structure', 'archive', '--items', 'files', '--accounts', oldName]));
@@ -267,7 +257,7 @@ describe('an account removed and re-created under the same name', () => {
     assert.equal(viaToken.status, 200, 'the token follows the account');
     assert.deepEqual(ids(viaToken.json), [snap]);
 
-    const again = createNamed(homeRoot, oldName);
+    const again = createNamedAccount(homeRoot, oldName);
     fillers.push(again);
     ok(cli(dataDir, ['panel-event', 'created', '--user', oldName]));
     assert.deepEqual(ok(as(oldName, ['destination', 'list'])), []);

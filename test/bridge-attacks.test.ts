@@ -9,6 +9,7 @@ import { createAccount, makeHomeRoot, removeAccount, asAccount, type TestAccount
 import { cli, makeDestinationDir, ok } from './support/cli.js';
 import { install, makeCpanelTree, makeDirectAdminTree } from './support/panel-tree.js';
 import { installDirectAdminCert, startFakeDirectAdmin, type FakeDirectAdmin } from './support/fake-directadmin.js';
+import { freePort } from './support/free-port.js';
 
 // The bridges as a hostile caller uses them: every page route and API route of the daemon,
 // tried through each bridge with each role, straight on the daemon's sockets (what any
@@ -76,14 +77,6 @@ function runAs(as: TestAccount | undefined, spec: Spec): Promise<{ out: Answer[]
     c.stderr.on('data', (d) => { err += d; });
     c.on('exit', (code) => { if (code === 0) resolve(JSON.parse(out)); else reject(new Error(`child exited ${code}: ${err}`)); });
   });
-}
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
 }
 
 async function startDaemon(root: string, port: number): Promise<ChildProcess> {

@@ -2,13 +2,13 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
-import net from 'node:net';
 import path from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createAccount, makeHomeRoot, removeAccount, asAccount, type TestAccount } from './support/accounts.js';
 import { cli, makeDestinationDir, ok } from './support/cli.js';
 import { install, makeCpanelTree, makeDirectAdminTree } from './support/panel-tree.js';
 import { installDirectAdminCert, makeCertificate, startFakeDirectAdmin } from './support/fake-directadmin.js';
+import { freePort } from './support/free-port.js';
 
 // The panel pages run exactly as the panels run them: installed by the installer into a
 // simulated panel tree, started as CGI (or DirectAdmin ".raw" pages) with the panel's
@@ -74,14 +74,6 @@ const csrfOf = (html: string): string => {
   assert.ok(m, 'a CSRF token in the page');
   return m[1]!;
 };
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 function passwdLine(a: TestAccount): string {
   return `${a.username}:x:${a.uid}:${a.gid}::${a.home}:/usr/sbin/nologin`;

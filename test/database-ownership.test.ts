@@ -10,7 +10,7 @@ import path from 'node:path';
 import mysql from 'mysql2/promise';
 import { createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
 import { cli, makeDataDir, makeDestinationDir, ok } from './support/cli.js';
-import { startTestMariaDb, type TestMariaDb } from './support/mariadb.js';
+import { startTestMariaDb, type TestMariaDb, rootQuery } from './support/mariadb.js';
 import { DatabaseOwnership } from '../server/panels/database-owner.js';
 import { createPanelAdapter } from '../server/panels/index.js';
 import { configSchema } from '../server/config-schema.js';
@@ -25,15 +25,7 @@ let dataDir: string;
 let destDir: string;
 let snapshot: string;
 
-async function sql(statements: string, database?: string): Promise<any[]> {
-  const conn = await mysql.createConnection({ socketPath: maria.creds.socket!, user: 'root', multipleStatements: true, ...(database ? { database } : {}) });
-  try {
-    const [rows] = await conn.query(statements);
-    return rows as any[];
-  } finally {
-    await conn.end();
-  }
-}
+const sql = (statements: string, database?: string): Promise<any[]> => rootQuery(maria.creds, statements, database);
 
 const secretOf = async (database: string): Promise<string[]> => (await sql('SELECT v FROM secret ORDER BY v', database)).map((r) => String(r.v));
 const grantsOf = async (user: string): Promise<string> => (await sql(`SHOW GRANTS FOR '${user}'@'localhost'`)).map((r) => String(Object.values(r)[0])).join('\n');

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import mysql from 'mysql2/promise';
 import type { Connection } from 'mysql2/promise';
-import { startTestMariaDb, type TestMariaDb } from './support/mariadb.js';
+import { startTestMariaDb, type TestMariaDb, rootQuery } from './support/mariadb.js';
 import { createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
 import { cli, makeDataDir, makeDestinationDir, ok } from './support/cli.js';
 import { listDatabasesByPrefix, listUserHosts } from '../server/engine/database/discover.js';
@@ -40,19 +40,10 @@ const PASSWORD = 'p\'w"\\x';
 const qi = (n: string): string => '`' + n.replace(/`/g, '``') + '`';
 const hex = (s: string): string => Buffer.from(s, 'utf8').toString('hex');
 
-/** Statements run as the server's default session (its sql_mode), identifiers in backticks. */
-async function rootQuery(maria: TestMariaDb, statements: string, database?: string): Promise<any[]> {
-  const conn = await mysql.createConnection({ socketPath: maria.creds.socket!, user: 'root', multipleStatements: true, ...(database ? { database } : {}) });
-  try {
-    const [rows] = await conn.query(statements);
-    return rows as any[];
-  } finally {
-    await conn.end();
-  }
-}
+
 
 async function makeShop(maria: TestMariaDb): Promise<void> {
-  await rootQuery(maria, `CREATE DATABASE acct_shop;
+  await rootQuery(maria.creds, `CREATE DATABASE acct_shop;
     CREATE TABLE acct_shop.${qi(TABLE)} (id INT PRIMARY KEY, ${qi(COLUMN)} VARCHAR(200) CHARACTER SET utf8mb4, plain VARCHAR(50), bin VARBINARY(16));
     INSERT INTO acct_shop.${qi(TABLE)} VALUES (1, CONVERT(UNHEX('${hex(VALUE)}') USING utf8mb4), CONVERT(UNHEX('${hex(PLAIN)}') USING utf8mb4), UNHEX('00275C220A0D1A'));
     CREATE FUNCTION acct_shop.label() RETURNS VARCHAR(50) CHARACTER SET utf8mb4 DETERMINISTIC RETURN CONCAT('q''s \\n ', 'x');
@@ -62,10 +53,10 @@ async function makeShop(maria: TestMariaDb): Promise<void> {
 
 /** The rows, and what each stored function of the database returns. */
 async function contents(maria: TestMariaDb, database: string): Promise<string> {
-  const rows = await rootQuery(maria, `SELECT id, HEX(${qi(COLUMN)}) AS v, HEX(plain) AS p, HEX(bin) AS b FROM ${qi(database)}.${qi(TABLE)} ORDER BY id`);
-  const functions = (await rootQuery(maria, 'SHOW FUNCTION STATUS')).filter((r) => r.Db === database).map((r) => String(r.Name)).sort();
+  const rows = await rootQuery(maria.creds, `SELECT id, HEX(${qi(COLUMN)}) AS v, HEX(plain) AS p, HEX(bin) AS b FROM ${qi(database)}.${qi(TABLE)} ORDER BY id`);
+  const functions = (await rootQuery(maria.creds, 'SHOW FUNCTION STATUS')).filter((r) => r.Db === database).map((r) => String(r.Name)).sort();
   const results: Record<string, string> = {};
-  for (const f of functions) results[f] = String((await rootQuery(maria, `SELECT HEX(${qi(database)}.${qi(f)}()) AS f`))[0].f);
+  for (const f of functions) results[f] = String((await rootQuery(maria.creds, `SELECT HEX(${qi(database)}.${qi(f)}()) AS f`))[0].f);
   return JSON.stringify({ rows, results });
 }
 
@@ -85,16 +76,16 @@ for (const { name, config } of CONFIGURATIONS) {
       maria = await startTestMariaDb({ serverConfig: config });
       // The session the server gives by default: Tidemark must not depend on it.
       if (name.includes('ANSI_QUOTES')) {
-        const [m] = await rootQuery(maria, 'SELECT @@GLOBAL.sql_mode AS m');
+        const [m] = await rootQuery(maria.creds, 'SELECT @@GLOBAL.sql_mode AS m');
         assert.match(m.m, /ANSI_QUOTES/);
         assert.match(m.m, /NO_BACKSLASH_ESCAPES/);
         // The setup's SQL text below is written for the default quoting.
-        await rootQuery(maria, "SET GLOBAL sql_mode = 'STRICT_TRANS_TABLES'");
+        await rootQuery(maria.creds, "SET GLOBAL sql_mode = 'STRICT_TRANS_TABLES'");
         await makeShop(maria);
-        await rootQuery(maria, `SET GLOBAL sql_mode = '${m.m}'`);
+        await rootQuery(maria.creds, `SET GLOBAL sql_mode = '${m.m}'`);
         // A routine stored under the server's mode: its body reads 'a\b' as three characters.
-        await rootQuery(maria, "CREATE FUNCTION acct_shop.nbe() RETURNS VARCHAR(20) DETERMINISTIC RETURN 'a\\b \"x\"'");
-        assert.equal((await rootQuery(maria, 'SELECT acct_shop.nbe() AS v'))[0].v, 'a\\b "x"');
+        await rootQuery(maria.creds, "CREATE FUNCTION acct_shop.nbe() RETURNS VARCHAR(20) DETERMINISTIC RETURN 'a\\b \"x\"'");
+        assert.equal((await rootQuery(maria.creds, 'SELECT acct_shop.nbe() AS v'))[0].v, 'a\\b "x"');
       } else {
         await makeShop(maria);
       }
@@ -110,7 +101,7 @@ for (const { name, config } of CONFIGURATIONS) {
 
     test('dump, then restore in place: identical', async () => {
       dump = await collect(dumpDatabase(maria.creds, 'acct_shop'));
-      await rootQuery(maria, 'DROP DATABASE acct_shop');
+      await rootQuery(maria.creds, 'DROP DATABASE acct_shop');
       await restoreDatabase(maria.creds, 'acct_shop', Readable.from([dump]));
       assert.equal(await contents(maria, 'acct_shop'), original);
     });
@@ -122,7 +113,7 @@ for (const { name, config } of CONFIGURATIONS) {
       await restoreDatabase(maria.creds, 'acct_copy', Readable.from([dump]));
       assert.equal(await contents(maria, 'acct_copy'), original);
       const grants = await dumpGrants(maria.creds, ['acct_app']);
-      await rootQuery(maria, "DROP USER 'acct_app'@'localhost'");
+      await rootQuery(maria.creds, "DROP USER 'acct_app'@'localhost'");
       const { skipped } = await restoreGrants(maria.creds, grants, new Map([['acct_shop', 'acct_copy']]), { account: 'acct', ownership: new DatabaseOwnership(['acct']) });
       assert.deepEqual(skipped, []);
       const app: Connection = await mysql.createConnection({ socketPath: maria.creds.socket!, user: 'acct_app', password: PASSWORD, database: 'acct_copy' });
@@ -145,7 +136,7 @@ for (const { name, config } of CONFIGURATIONS) {
           fs.writeFileSync(path.join(account.home, 'index.php'), '<?php echo 1;');
           fs.chownSync(path.join(account.home, 'index.php'), account.uid, account.gid);
           const db = `${account.username}_wp`;
-          await rootQuery(maria, `CREATE DATABASE ${qi(db)}; CREATE TABLE ${qi(db)}.posts (t TEXT); INSERT INTO ${qi(db)}.posts VALUES ('hello');
+          await rootQuery(maria.creds, `CREATE DATABASE ${qi(db)}; CREATE TABLE ${qi(db)}.posts (t TEXT); INSERT INTO ${qi(db)}.posts VALUES ('hello');
             CREATE USER '${account.username}_wp'@'localhost' IDENTIFIED BY 'pw'; GRANT ALL ON ${qi(db.replace(/_/g, '\\_'))}.* TO '${account.username}_wp'@'localhost';`);
           ok(cli(dataDir, ['destination', 'add', '--name', 'disk', '--type', 'local', '--path', destDir]));
           ok(cli(dataDir, ['job', 'add', '--name', 'daily', '--destination', 'disk', '--structure', 'incremental', '--accounts', account.username]));
@@ -154,7 +145,7 @@ for (const { name, config } of CONFIGURATIONS) {
           const [snap] = ok(cli(dataDir, ['snapshot', 'list', '--account', account.username]));
           assert.deepEqual(snap.items, ['files', 'databases', 'database-users']);
           assert.deepEqual(snap.databases, [db]);
-          await rootQuery(maria, `DROP DATABASE ${qi(db)}; DROP USER '${account.username}_wp'@'localhost'`);
+          await rootQuery(maria.creds, `DROP DATABASE ${qi(db)}; DROP USER '${account.username}_wp'@'localhost'`);
           ok(cli(dataDir, ['restore', snap.id, '--database', db, '--wait']));
           const app = await mysql.createConnection({ socketPath: maria.creds.socket!, user: `${account.username}_wp`, password: 'pw', database: db });
           const [rows] = await app.query('SELECT t FROM posts');

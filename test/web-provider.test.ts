@@ -2,13 +2,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { cli, makeDestinationDir, ok } from './support/cli.js';
-import { pathParam, startWebFixture, WebClient, type WebFixture } from './support/web-daemon.js';
+import { pathParam, startWebFixture, WebClient, type WebFixture, useCpanelTree } from './support/web-daemon.js';
 import { launchBrowser } from './support/browser.js';
 import { startTestSshServer, type TestSshServer } from './support/sshd.js';
-import type { TestAccount } from './support/accounts.js';
 
 /**
  * The provider pages with resellers: the accounts are read from a cPanel tree built
@@ -21,19 +20,6 @@ let admin: WebClient;
 let adminCsrf: string;
 const extraDirs: string[] = [];
 
-function writeCpanelTree(dataDir: string, owners: [TestAccount, string][]): string {
-  const root = fs.mkdtempSync(path.join(path.dirname(dataDir), 'tidemark-cpanel-'));
-  fs.mkdirSync(path.join(root, 'etc'), { recursive: true });
-  fs.mkdirSync(path.join(root, 'var/cpanel/users'), { recursive: true });
-  const passwd = owners.map(([a]) => execFileSync('getent', ['passwd', a.username]).toString().trim());
-  fs.writeFileSync(path.join(root, 'etc/passwd'), `${passwd.join('\n')}\n`);
-  fs.writeFileSync(path.join(root, 'etc/trueuserowners'), owners.map(([a, o]) => `${a.username}: ${o}`).join('\n') + '\n');
-  for (const [a, o] of owners) fs.writeFileSync(path.join(root, 'var/cpanel/users', a.username), `DNS=${a.username}.test\nOWNER=${o}\nPLAN=default\n`);
-  const configFile = path.join(dataDir, 'config.json');
-  const config = JSON.parse(fs.readFileSync(configFile, 'utf8')) as Record<string, unknown>;
-  fs.writeFileSync(configFile, JSON.stringify({ ...config, panel: 'cpanel', rootPrefix: root }));
-  return root;
-}
 
 async function signIn(user: string, role: 'admin' | 'reseller' | 'user'): Promise<WebClient> {
   const c = new WebClient(fx.base);
@@ -57,7 +43,7 @@ async function waitJson(c: WebClient, url: string, done: (j: any) => boolean): P
 before(async () => {
   fx = await startWebFixture({
     // The fixture writes a standalone config; the accounts are then described by a cPanel tree.
-    beforeBackup: async (alice, bob, dataDir) => { panelRoot = writeCpanelTree(dataDir, [[alice, 'resa'], [bob, 'resb']]); },
+    beforeBackup: async (alice, bob, dataDir) => { panelRoot = useCpanelTree(dataDir, [[alice, 'resa'], [bob, 'resb']]); },
   });
   admin = await signIn('root', 'admin');
   adminCsrf = await admin.csrf();

@@ -2,10 +2,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { cli, makeDestinationDir, ok } from './support/cli.js';
-import { startWebFixture, WebClient, type WebFixture } from './support/web-daemon.js';
+import { startWebFixture, WebClient, type WebFixture, useCpanelTree } from './support/web-daemon.js';
 import { launchBrowser, type TestBrowser } from './support/browser.js';
 import type { TestAccount } from './support/accounts.js';
 
@@ -20,26 +19,10 @@ let admin: WebClient;
 let csrf: string;
 const extraDirs: string[] = [];
 
-function writeCpanelTree(dataDir: string, owners: [TestAccount, string][]): string {
-  const root = fs.mkdtempSync(path.join(path.dirname(dataDir), 'tidemark-cpanel-'));
-  fs.mkdirSync(path.join(root, 'etc'), { recursive: true });
-  fs.mkdirSync(path.join(root, 'var/cpanel/users'), { recursive: true });
-  const passwd = owners.map(([a]) => execFileSync('getent', ['passwd', a.username]).toString().trim());
-  fs.writeFileSync(path.join(root, 'etc/passwd'), `${passwd.join('\n')}\n`);
-  fs.writeFileSync(path.join(root, 'etc/trueuserowners'), owners.map(([a, o]) => `${a.username}: ${o}`).join('\n') + '\n');
-  for (const [a, o] of owners) fs.writeFileSync(path.join(root, 'var/cpanel/users', a.username), `DNS=${a.username}.test\nOWNER=${o}\nPLAN=default\n`);
-  const configFile = path.join(dataDir, 'config.json');
-  const config = JSON.parse(fs.readFileSync(configFile, 'utf8')) as Record<string, unknown>;
-  fs.writeFileSync(configFile, JSON.stringify({ ...config, panel: 'cpanel', rootPrefix: root }));
-  return root;
-}
 
 async function signIn(user: string, role: 'admin' | 'reseller' | 'user'): Promise<WebClient> {
   const c = new WebClient(fx.base);
-  const url = fx.loginUrl(user, role);
-  // A kept-alive connection the daemon closed meanwhile fails once (undici); the one-time URL is still unused then.
-  const res = await c.get(url).catch(async (err: Error) => { if (err.message !== 'fetch failed') throw err; return c.get(url); });
-  assert.equal(res.status, 200);
+  assert.equal((await c.get(fx.loginUrl(user, role))).status, 200);
   return c;
 }
 
@@ -66,7 +49,7 @@ function accountJob(account: TestAccount, name: string): number {
 }
 
 before(async () => {
-  fx = await startWebFixture({ beforeBackup: async (alice, bob, dataDir) => { panelRoot = writeCpanelTree(dataDir, [[alice, 'resa'], [bob, 'resb']]); } });
+  fx = await startWebFixture({ beforeBackup: async (alice, bob, dataDir) => { panelRoot = useCpanelTree(dataDir, [[alice, 'resa'], [bob, 'resb']]); } });
   admin = await signIn('root', 'admin');
   csrf = await admin.csrf();
 });

@@ -2,12 +2,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { cli, ok } from './support/cli.js';
-import { startWebFixture, WebClient, type WebFixture } from './support/web-daemon.js';
+import { startWebFixture, WebClient, type WebFixture, useCpanelTree } from './support/web-daemon.js';
 import { launchBrowser, type TestBrowser } from './support/browser.js';
-import type { TestAccount } from './support/accounts.js';
 
 /**
  * Settings pages, "back up now" and failures that are seen: a daemon over a cPanel tree
@@ -19,17 +17,6 @@ let admin: WebClient;
 let adminCsrf: string;
 let browser: TestBrowser | undefined;
 
-function writeCpanelTree(dataDir: string, owners: [TestAccount, string][]): string {
-  const root = fs.mkdtempSync(path.join(path.dirname(dataDir), 'tidemark-cpanel-'));
-  fs.mkdirSync(path.join(root, 'etc'), { recursive: true });
-  fs.mkdirSync(path.join(root, 'var/cpanel/users'), { recursive: true });
-  fs.writeFileSync(path.join(root, 'etc/passwd'), `${owners.map(([a]) => execFileSync('getent', ['passwd', a.username]).toString().trim()).join('\n')}\n`);
-  fs.writeFileSync(path.join(root, 'etc/trueuserowners'), owners.map(([a, o]) => `${a.username}: ${o}`).join('\n') + '\n');
-  for (const [a, o] of owners) fs.writeFileSync(path.join(root, 'var/cpanel/users', a.username), `DNS=${a.username}.test\nOWNER=${o}\nPLAN=default\n`);
-  const file = path.join(dataDir, 'config.json');
-  fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), panel: 'cpanel', rootPrefix: root }));
-  return root;
-}
 
 async function signIn(user: string, role: 'admin' | 'reseller' | 'user'): Promise<WebClient> {
   const c = new WebClient(fx.base);
@@ -55,7 +42,7 @@ async function waitFinished(c: WebClient, url: string): Promise<any> {
 }
 
 before(async () => {
-  fx = await startWebFixture({ beforeBackup: async (alice, bob, dataDir) => { panelRoot = writeCpanelTree(dataDir, [[alice, 'resa'], [bob, 'resb']]); } });
+  fx = await startWebFixture({ beforeBackup: async (alice, bob, dataDir) => { panelRoot = useCpanelTree(dataDir, [[alice, 'resa'], [bob, 'resb']]); } });
   admin = await signIn('root', 'admin');
   adminCsrf = await admin.csrf();
 });

@@ -15,7 +15,11 @@ export function makeHomeRoot(): string {
 
 /** Creates a real Linux user with its home under `homeRoot`. */
 export function createAccount(homeRoot: string, prefix = 'tm'): TestAccount {
-  const username = `${prefix}${crypto.randomBytes(3).toString('hex')}`;
+  return createNamedAccount(homeRoot, `${prefix}${crypto.randomBytes(3).toString('hex')}`);
+}
+
+/** A real Linux user of a name the test chooses (a name reused after a removal, say). */
+export function createNamedAccount(homeRoot: string, username: string): TestAccount {
   const home = path.join(homeRoot, username);
   execFileSync('useradd', ['--create-home', '--home-dir', home, '--shell', '/usr/sbin/nologin', '--user-group', username], { stdio: 'pipe' });
   fs.chmodSync(home, 0o711);

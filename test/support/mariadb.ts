@@ -221,3 +221,14 @@ async function mysqlIds(): Promise<[number, number]> {
     throw new Error('the database tests need the mysql system user (created by apt-get install mariadb-server)');
   }
 }
+
+/** Statements run as the server's root over its socket, in the server's default session. */
+export async function rootQuery(creds: MysqlCredentials, statements: string, database?: string): Promise<any[]> {
+  const conn = await mysql.createConnection({ socketPath: creds.socket!, user: 'root', multipleStatements: true, ...(database ? { database } : {}) });
+  try {
+    const [rows] = await conn.query(statements);
+    return rows as any[];
+  } finally {
+    await conn.end();
+  }
+}

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createAccount, makeHomeRoot, removeAccount, asAccount, type TestAccount } from './accounts.js';
 import { CLI, cli, makeDataDir, makeDestinationDir, ok } from './cli.js';
 import type { MysqlCredentials } from '../../server/panels/types.js';
@@ -143,3 +143,21 @@ export class WebClient {
 }
 
 export const pathParam = (p: string | Buffer): string => (typeof p === 'string' ? Buffer.from(p, 'utf8') : p).toString('base64url');
+
+/**
+ * Makes the fixture's daemon a cPanel server whose files are built under a temporary root:
+ * the accounts as they are in /etc/passwd, each owned by the reseller named beside it.
+ */
+export function useCpanelTree(dataDir: string, owners: [TestAccount, string][]): string {
+  const root = fs.mkdtempSync(path.join(path.dirname(dataDir), 'tidemark-cpanel-'));
+  fs.mkdirSync(path.join(root, 'etc'), { recursive: true });
+  fs.mkdirSync(path.join(root, 'var/cpanel/users'), { recursive: true });
+  const passwd = owners.map(([a]) => execFileSync('getent', ['passwd', a.username]).toString().trim());
+  fs.writeFileSync(path.join(root, 'etc/passwd'), `${passwd.join('\n')}\n`);
+  fs.writeFileSync(path.join(root, 'etc/trueuserowners'), owners.map(([a, o]) => `${a.username}: ${o}`).join('\n') + '\n');
+  for (const [a, o] of owners) fs.writeFileSync(path.join(root, 'var/cpanel/users', a.username), `DNS=${a.username}.test\nOWNER=${o}\nPLAN=default\n`);
+  const configFile = path.join(dataDir, 'config.json');
+  const config = JSON.parse(fs.readFileSync(configFile, 'utf8')) as Record<string, unknown>;
+  fs.writeFileSync(configFile, JSON.stringify({ ...config, panel: 'cpanel', rootPrefix: root }));
+  return root;
+}
