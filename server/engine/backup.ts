@@ -147,7 +147,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       const index = new BatchedWriter(new StreamWriter(indexGzip));
 
       // incremental: content arrives with the records and becomes blobs (BlobSink);
-      // archive/compressed: the worker writes the tar itself to its fd 4.
+      // archive/compressed: the worker writes the tar to its fd 4, a pipe root hashes and stores.
       const sink: BlobSink | null = structure === 'incremental'
         ? new BlobSink(dest, partial, previous
           ? { dir: layout.snapshotDir(account.username, previous), blobs: prevBlobs!, clone: await dest.cloneIsServerSide() }
