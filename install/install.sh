@@ -81,7 +81,7 @@ done
 [ -f "$SRC/dist/server/cli/main.js" ] || die "$SRC is not built: run 'npm ci && npm run build' there first"
 [ -d "$SRC/node_modules" ] || die "$SRC has no node_modules: run 'npm ci' there first"
 # The bridge socket asks the kernel who connected through this addon (built by npm run build).
-[ -f "$SRC/dist/server/native/peercred.node" ] || die "$SRC/dist/server/native/peercred.node is missing: run 'npm run build' there (it needs a C compiler, make and python3)"
+[ -f "$SRC/dist/server/native/tidemark.node" ] || die "$SRC/dist/server/native/tidemark.node is missing: run 'npm run build' there (it needs a C compiler, make and python3)"
 if [ -z "$NODE" ]; then NODE=$(command -v node || true); fi
 [ -n "$NODE" ] && [ -x "$NODE" ] || die "Node.js was not found (give --node FILE)"
 NODE=$(readlink -f "$NODE")

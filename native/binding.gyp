@@ -1,13 +1,8 @@
 {
   "targets": [
     {
-      "target_name": "peercred",
-      "sources": ["peercred.c", "file-times.c"],
-      "cflags": ["-Wall", "-Wextra", "-O2"]
-    },
-    {
-      "target_name": "syncfs",
-      "sources": ["syncfs.c"],
+      "target_name": "tidemark",
+      "sources": ["module.c", "peercred.c", "file-times.c", "syncfs.c"],
       "cflags": ["-Wall", "-Wextra", "-O2"]
     }
   ]

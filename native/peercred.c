@@ -13,7 +13,7 @@ static napi_value throw_errno(napi_env env, int err) {
   return NULL;
 }
 
-static napi_value get_peer_cred(napi_env env, napi_callback_info info) {
+napi_value get_peer_cred(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) {
@@ -39,19 +39,4 @@ static napi_value get_peer_cred(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, out, "uid", uid);
   napi_set_named_property(env, out, "gid", gid);
   return out;
-}
-
-// file-times.c
-napi_value set_times(napi_env env, napi_callback_info info);
-napi_value set_fd_times(napi_env env, napi_callback_info info);
-
-NAPI_MODULE_INIT() {
-  napi_value fn;
-  napi_create_function(env, "getPeerCred", NAPI_AUTO_LENGTH, get_peer_cred, NULL, &fn);
-  napi_set_named_property(env, exports, "getPeerCred", fn);
-  napi_create_function(env, "setTimes", NAPI_AUTO_LENGTH, set_times, NULL, &fn);
-  napi_set_named_property(env, exports, "setTimes", fn);
-  napi_create_function(env, "setFdTimes", NAPI_AUTO_LENGTH, set_fd_times, NULL, &fn);
-  napi_set_named_property(env, exports, "setFdTimes", fn);
-  return exports;
 }

@@ -58,7 +58,7 @@ static void complete(napi_env env, napi_status status, void *data) {
   free(job);
 }
 
-static napi_value syncfs_async(napi_env env, napi_callback_info info) {
+napi_value syncfs_async(napi_env env, napi_callback_info info) {
   int32_t fd;
   if (!read_fd(env, info, &fd)) return NULL;
   syncfs_job *job = calloc(1, sizeof *job);
@@ -72,18 +72,9 @@ static napi_value syncfs_async(napi_env env, napi_callback_info info) {
   return promise;
 }
 
-static napi_value syncfs_sync(napi_env env, napi_callback_info info) {
+napi_value syncfs_sync(napi_env env, napi_callback_info info) {
   int32_t fd;
   if (!read_fd(env, info, &fd)) return NULL;
   if (syncfs(fd) != 0) { napi_throw(env, errno_error(env, errno)); return NULL; }
   return NULL;
-}
-
-NAPI_MODULE_INIT() {
-  napi_value fn;
-  napi_create_function(env, "syncfs", NAPI_AUTO_LENGTH, syncfs_async, NULL, &fn);
-  napi_set_named_property(env, exports, "syncfs", fn);
-  napi_create_function(env, "syncfsSync", NAPI_AUTO_LENGTH, syncfs_sync, NULL, &fn);
-  napi_set_named_property(env, exports, "syncfsSync", fn);
-  return exports;
 }

@@ -1,6 +1,7 @@
-// Builds the native addons (native/peercred.c: the kernel's SO_PEERCRED for the bridge socket;
-// native/syncfs.c: syncfs(2), which flushes a destination after a backup) with the node-gyp that
-// npm bundles, and puts them at dist/server/native/*.node, where
+// Builds the native addon (native/module.c with peercred.c: the kernel's SO_PEERCRED for the
+// bridge socket; file-times.c: nanosecond times for restores; syncfs.c: syncfs(2), which flushes
+// a destination after a backup) with the node-gyp that npm bundles, and puts it at
+// dist/server/native/tidemark.node, where
 // the application loads it and from where the installer copies it with dist/server.
 // Run by `npm run build` (not an install script, so `npm ci --ignore-scripts` gets it too).
 import fs from 'node:fs';
@@ -12,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const native = path.join(repo, 'native');
 const outDir = path.join(repo, 'dist', 'server', 'native');
-const addons = ['peercred', 'syncfs'];
+const addons = ['tidemark'];
 
 function nodeGyp() {
   const candidates = [process.env.npm_config_node_gyp];
@@ -32,13 +33,13 @@ function nodeDir() {
 
 const gyp = nodeGyp();
 if (!gyp) {
-  process.stderr.write('build-native: node-gyp was not found (it comes with npm); the panel bridge needs native/peercred.c built\n');
+  process.stderr.write('build-native: node-gyp was not found (it comes with npm); the panel bridge and restores need native/ built\n');
   process.exit(1);
 }
 const dir = nodeDir();
 const r = spawnSync(process.execPath, [gyp, 'rebuild', '--loglevel=error', ...(dir ? [`--nodedir=${dir}`] : [])], { cwd: native, stdio: ['ignore', 'ignore', 'inherit'] });
 if (r.status !== 0) {
-  process.stderr.write('build-native: building native/peercred.c and native/syncfs.c failed (a C compiler, make and python3 are needed)\n');
+  process.stderr.write('build-native: building native/ failed (a C compiler, make and python3 are needed)\n');
   process.exit(1);
 }
 fs.mkdirSync(outDir, { recursive: true });

@@ -39,7 +39,7 @@ test('cPanel: install registers everything, an upgrade keeps data and settings, 
     assert.ok(fs.existsSync(path.join(root, APP, 'views')));
     assert.ok(fs.existsSync(path.join(root, APP, 'node_modules/better-sqlite3')));
     // The bridge socket's native addon (SO_PEERCRED) comes along, readable by all, and loads.
-    const addon = path.join(root, APP, 'dist/server/native/peercred.node');
+    const addon = path.join(root, APP, 'dist/server/native/tidemark.node');
     assert.equal(mode(addon) & 0o755, 0o755);
     const load = spawnSync(process.execPath, ['-e', `console.log(typeof require(${JSON.stringify(addon)}).getPeerCred)`], { encoding: 'utf8' });
     assert.equal(load.stdout.trim(), 'function', load.stderr);

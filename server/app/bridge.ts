@@ -227,7 +227,7 @@ export async function proofBridgeServer(ctx: Context, log: (msg: string, fields?
     return n;
   };
   const missing = peerCredUnavailable();
-  if (missing) log('panel bridge: the native addon peercred.node cannot be loaded, so every panel page request is refused (run npm run build)', { err: missing });
+  if (missing) log('panel bridge: the native addon tidemark.node cannot be loaded, so every panel page request is refused (run npm run build)', { err: missing });
   const sessions = new DirectAdminSessions((reason) => log('panel bridge: a DirectAdmin session could not be checked', { err: reason }));
 
   const app = express();

@@ -9,8 +9,8 @@ interface Addon {
 let addon: Addon | null = null;
 try {
   // The project's addon (native/, built by scripts/build-native.mjs), loaded by the account
-  // worker too: dist/server/native/peercred.node is readable by every user.
-  const loaded = createRequire(import.meta.url)('./peercred.node') as Partial<Addon>;
+  // worker too: dist/server/native/tidemark.node is readable by every user.
+  const loaded = createRequire(import.meta.url)('./tidemark.node') as Partial<Addon>;
   if (typeof loaded.setTimes === 'function' && typeof loaded.setFdTimes === 'function') addon = loaded as Addon;
 } catch {
   addon = null;

@@ -9,8 +9,8 @@ interface Addon { getPeerCred(fd: number): PeerCred }
 let addon: Addon | null = null;
 let loadError: string | null = null;
 try {
-  // Built by scripts/build-native.mjs beside this module (dist/server/native/peercred.node).
-  addon = createRequire(import.meta.url)('./peercred.node') as Addon;
+  // Built by scripts/build-native.mjs beside this module (dist/server/native/tidemark.node).
+  addon = createRequire(import.meta.url)('./tidemark.node') as Addon;
 } catch (err) {
   loadError = (err as Error).message;
 }

@@ -5,8 +5,8 @@ interface Addon { syncfs(fd: number): Promise<void>; syncfsSync(fd: number): voi
 
 let addon: Addon | null = null;
 try {
-  // Built by scripts/build-native.mjs beside this module (dist/server/native/syncfs.node).
-  addon = createRequire(import.meta.url)('./syncfs.node') as Addon;
+  // Built by scripts/build-native.mjs beside this module (dist/server/native/tidemark.node).
+  addon = createRequire(import.meta.url)('./tidemark.node') as Addon;
 } catch {
   addon = null;
 }
