@@ -8,15 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <node_api.h>
-
-static napi_value throw_errno(napi_env env, int err) {
-  char code[32];
-  const char *name = err == ENOENT ? "ENOENT" : err == EPERM ? "EPERM" : err == EACCES ? "EACCES" : err == EROFS ? "EROFS" : "EIO";
-  strncpy(code, name, sizeof code - 1);
-  code[sizeof code - 1] = 0;
-  napi_throw_error(env, code, strerror(err));
-  return NULL;
-}
+#include "errno-error.h"
 
 static int read_times(napi_env env, napi_value sec_v, napi_value nsec_v, struct timespec ts[2]) {
   int64_t sec;
@@ -50,7 +42,7 @@ napi_value set_times(napi_env env, napi_callback_info info) {
   if (read_times(env, argv[1], argv[2], ts) != 0) return NULL;
   bool no_follow = false;
   napi_get_value_bool(env, argv[3], &no_follow);
-  if (utimensat(AT_FDCWD, path, ts, no_follow ? AT_SYMLINK_NOFOLLOW : 0) != 0) return throw_errno(env, errno);
+  if (utimensat(AT_FDCWD, path, ts, no_follow ? AT_SYMLINK_NOFOLLOW : 0) != 0) { napi_throw(env, errno_error(env, errno)); return NULL; }
   return NULL;
 }
 
@@ -64,6 +56,6 @@ napi_value set_fd_times(napi_env env, napi_callback_info info) {
   }
   struct timespec ts[2];
   if (read_times(env, argv[1], argv[2], ts) != 0) return NULL;
-  if (futimens(fd, ts) != 0) return throw_errno(env, errno);
+  if (futimens(fd, ts) != 0) { napi_throw(env, errno_error(env, errno)); return NULL; }
   return NULL;
 }

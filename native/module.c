@@ -1,13 +1,25 @@
 // The one native module of Tidemark (dist/server/native/tidemark.node): what Node.js has no
 // call for. peercred.c: SO_PEERCRED of the bridge socket; file-times.c: utimensat/futimens with
 // nanoseconds for restores; syncfs.c: syncfs(2) on libuv's pool, to flush a destination.
+#define _GNU_SOURCE
+#include <string.h>
 #include <node_api.h>
+#include "errno-error.h"
 
 napi_value get_peer_cred(napi_env env, napi_callback_info info);
 napi_value set_times(napi_env env, napi_callback_info info);
 napi_value set_fd_times(napi_env env, napi_callback_info info);
 napi_value syncfs_async(napi_env env, napi_callback_info info);
 napi_value syncfs_sync(napi_env env, napi_callback_info info);
+
+napi_value errno_error(napi_env env, int err) {
+  const char *name = strerrorname_np(err);
+  napi_value code, msg, error;
+  napi_create_string_utf8(env, name ? name : "EIO", NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, strerror(err), NAPI_AUTO_LENGTH, &msg);
+  napi_create_error(env, code, msg, &error);
+  return error;
+}
 
 static void export_function(napi_env env, napi_value exports, const char *name, napi_callback cb) {
   napi_value fn;

@@ -7,11 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <node_api.h>
-
-static napi_value throw_errno(napi_env env, int err) {
-  napi_throw_error(env, "EPEERCRED", strerror(err));
-  return NULL;
-}
+#include "errno-error.h"
 
 napi_value get_peer_cred(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -28,8 +24,8 @@ napi_value get_peer_cred(napi_env env, napi_callback_info info) {
   struct ucred cred;
   socklen_t len = sizeof cred;
   memset(&cred, 0, sizeof cred);
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return throw_errno(env, errno);
-  if (len != sizeof cred) return throw_errno(env, EINVAL);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) { napi_throw(env, errno_error(env, errno)); return NULL; }
+  if (len != sizeof cred) { napi_throw(env, errno_error(env, EINVAL)); return NULL; }
   napi_value out, pid, uid, gid;
   napi_create_object(env, &out);
   napi_create_int32(env, cred.pid, &pid);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <node_api.h>
+#include "errno-error.h"
 
 typedef struct {
   int fd;
@@ -27,16 +28,6 @@ static int read_fd(napi_env env, napi_callback_info info, int32_t *fd) {
     return 0;
   }
   return 1;
-}
-
-static napi_value errno_error(napi_env env, int err) {
-  napi_value code, msg, error;
-  const char *name = err == EIO ? "EIO" : err == ENOSPC ? "ENOSPC" : err == EROFS ? "EROFS" : err == EBADF ? "EBADF" : "ESYNCFS";
-  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
-  napi_create_string_utf8(env, strerror(err), NAPI_AUTO_LENGTH, &msg);
-  napi_create_error(env, code, msg, &error);
-  napi_set_named_property(env, error, "code", code);
-  return error;
 }
 
 static void execute(napi_env env, void *data) {

@@ -10,6 +10,7 @@ import { cli, makeDestinationDir, ok } from './support/cli.js';
 import { install, makeCpanelTree, makeDirectAdminTree } from './support/panel-tree.js';
 import { installDirectAdminCert, startFakeDirectAdmin, type FakeDirectAdmin } from './support/fake-directadmin.js';
 import { freePort } from './support/free-port.js';
+import { BRIDGE, startInstalledDaemon } from './support/installed-daemon.js';
 
 // The bridges as a hostile caller uses them: every page route and API route of the daemon,
 // tried through each bridge with each role, straight on the daemon's sockets (what any
@@ -17,7 +18,6 @@ import { freePort } from './support/free-port.js';
 
 const SERVER = fileURLToPath(new URL('../../server/', import.meta.url));
 const DATA = 'var/lib/tidemark';
-const BRIDGE = 'var/run/tidemark-bridge';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The routes of the express routers, read from their source with the path each is mounted at. */
@@ -79,19 +79,6 @@ function runAs(as: TestAccount | undefined, spec: Spec): Promise<{ out: Answer[]
   });
 }
 
-async function startDaemon(root: string, port: number): Promise<ChildProcess> {
-  const daemon = spawn(path.join(root, 'usr/local/bin/tidemark'), ['serve'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  daemon.stderr!.on('data', (d) => { stderr += d; });
-  const deadline = Date.now() + 20000;
-  for (;;) {
-    try { if ((await fetch(`http://127.0.0.1:${port}/api/v1/health`)).ok && fs.existsSync(path.join(root, BRIDGE, 'bridge.sock'))) break; } catch { /* not up yet */ }
-    if (daemon.exitCode !== null || Date.now() > deadline) throw new Error(`the daemon did not start: ${stderr}`);
-    await sleep(100);
-  }
-  return daemon;
-}
-
 interface Fixture {
   root: string; homeRoot: string; dest: string; port: number; daemon: ChildProcess; made: TestAccount[];
   alice: TestAccount; bob: TestAccount; snaps: Map<string, string>; da?: FakeDirectAdmin; extra?: Record<string, TestAccount>;
@@ -147,7 +134,7 @@ async function setUp(panel: 'cpanel' | 'directadmin'): Promise<Fixture> {
   ok(cli(dataDir, ['job', 'add', '--name', 'nightly', '--destination', 'shown', '--structure', 'incremental', '--items', 'files', '--accounts', `${alice.username},${bob.username}`]));
   const run = ok(cli(dataDir, ['backup', '--job', 'nightly', '--wait'])) as { results: { account: string; snapshot: string }[] };
   const snaps = new Map(run.results.map((r) => [r.account, r.snapshot]));
-  const daemon = await startDaemon(root, port);
+  const daemon = await startInstalledDaemon(root, port);
   return { root, homeRoot, dest, port, daemon, made, alice, bob, snaps, ...(da ? { da } : {}), extra };
 }
 

@@ -3,12 +3,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { createAccount, makeHomeRoot, removeAccount, asAccount, type TestAccount } from './support/accounts.js';
 import { cli, makeDestinationDir, ok } from './support/cli.js';
 import { install, makeCpanelTree, makeDirectAdminTree } from './support/panel-tree.js';
 import { installDirectAdminCert, makeCertificate, startFakeDirectAdmin } from './support/fake-directadmin.js';
 import { freePort } from './support/free-port.js';
+import { BRIDGE, startInstalledDaemon } from './support/installed-daemon.js';
 
 // The panel pages run exactly as the panels run them: installed by the installer into a
 // simulated panel tree, started as CGI (or DirectAdmin ".raw" pages) with the panel's
@@ -16,11 +17,9 @@ import { freePort } from './support/free-port.js';
 // against the installed daemon.
 
 const DATA = 'var/lib/tidemark';
-const BRIDGE = 'var/run/tidemark-bridge';
 const WHM_CGI = 'usr/local/cpanel/whostmgr/docroot/cgi/tidemark/index.cgi';
 const JUPITER = 'usr/local/cpanel/base/frontend/jupiter/tidemark/index.live.pl';
 const DA_PLUGIN = 'usr/local/directadmin/plugins/tidemark';
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface Page { status: number; headers: Map<string, string[]>; body: Buffer; text: string }
 
@@ -77,22 +76,6 @@ const csrfOf = (html: string): string => {
 
 function passwdLine(a: TestAccount): string {
   return `${a.username}:x:${a.uid}:${a.gid}::${a.home}:/usr/sbin/nologin`;
-}
-
-/** The installed daemon of a tree, started as the service would start it. */
-async function startDaemon(root: string, port: number): Promise<ChildProcess> {
-  const daemon = spawn(path.join(root, 'usr/local/bin/tidemark'), ['serve'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  daemon.stderr!.on('data', (d) => { stderr += d; });
-  const deadline = Date.now() + 20000;
-  for (;;) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/api/v1/health`)).ok && (fs.statSync(path.join(root, BRIDGE, 'bridge.sock')).mode & 0o777) === 0o666) break;
-    } catch { /* not up yet */ }
-    if (daemon.exitCode !== null || Date.now() > deadline) throw new Error(`the daemon did not start: ${stderr}`);
-    await sleep(100);
-  }
-  return daemon;
 }
 
 async function stopDaemon(d: ChildProcess | undefined): Promise<void> {
@@ -175,7 +158,7 @@ before(async () => {
   fs.chmodSync(path.join(root, BRIDGE), 0o755);
   fs.chmodSync(proofs, 0o1733);
   asAccount(alice, `mkdir -p ${proofs}/x/sub && touch ${proofs}/x/sub/f1 ${proofs}/x/sub/f2 && ln -s ${bob.home} ${proofs}/x/link`);
-  const daemon = await startDaemon(root, port);
+  const daemon = await startInstalledDaemon(root, port);
   cp = { root, homeRoot, alice, bob, port, daemon, snaps: snapshots, dest };
 });
 
@@ -440,7 +423,7 @@ test('DirectAdmin: user, reseller and admin pages as their own Unix users, each 
     const backup = backUp(root, [carol, dave]);
     dest = backup.dest;
     const snaps = backup.snapshots;
-    daemon = await startDaemon(root, port);
+    daemon = await startInstalledDaemon(root, port);
 
     const page = (level: string, as: TestAccount, env: Record<string, string> = {}, input?: string): Page =>
       runPage(path.join(root, DA_PLUGIN, level, 'index.raw'), { as, env: { USERNAME: as.username, ...env }, ...(input !== undefined ? { input } : {}) });
@@ -509,7 +492,7 @@ test('DirectAdmin: user, reseller and admin pages as their own Unix users, each 
       const forgedLogin = impostor.login(admin.username, 'admin');
       writeConfig2(root, port, impostor.port);
       await stopDaemon(daemon);
-      daemon = await startDaemon(root, port);
+      daemon = await startInstalledDaemon(root, port);
       assert.equal(page('admin', admin, cgiGet('tm=%2Fadmin', forgedLogin)).status, 403, 'an impostor\'s answer is not believed');
       assert.equal(impostor.calls(), 0, 'the session is never sent to a server without DirectAdmin\'s certificate');
     } finally {
