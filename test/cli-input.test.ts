@@ -279,3 +279,14 @@ describe('the JSON API', () => {
     }
   });
 });
+
+test('regression: the CLI died with a stack trace when the reader of its output went away (| head)', async () => {
+  // A reader that leaves before the first byte: the output meets a closed pipe.
+  const child = spawn(process.execPath, [CLI, '--data-dir', dataDir, '--json', 'activity'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.destroy();
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  assert.equal(code, 0, stderr);
+  assert.doesNotMatch(stderr, /EPIPE|Error:|at /);
+});

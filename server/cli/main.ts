@@ -46,6 +46,9 @@ const EXIT_CODES: Record<ErrorCode, number> = {
 };
 
 async function main(): Promise<void> {
+  // A reader that went away (`tidemark … | head`) ends the output, not the work: a backup or
+  // restore it was printing about runs to its end instead of dying with a stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => { if (err.code !== 'EPIPE') throw err; });
   try {
     await program.parseAsync(process.argv);
   } catch (err) {
