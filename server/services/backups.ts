@@ -1,6 +1,7 @@
 import type { LogAudience } from '../store/tasks.js';
 import { backupAccount } from '../engine/backup.js';
 import { lockAccountWhenFree } from '../engine/account-lock.js';
+import { catalogAfterBackup } from './path-catalogs.js';
 import { queueOf, TaskCancelled } from '../queue/task-queue.js';
 import { PRIORITIES } from '../queue/priority.js';
 import type { Account } from '../panels/types.js';
@@ -261,6 +262,7 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
       };
       ctx.store.snapshots.insert(record);
       if (schedule !== undefined) ctx.store.snapshots.setSchedule(destRecord.id, account.username, manifest.id, schedule);
+      await catalogAfterBackup(ctx, destRecord, account.username, dest, (message) => taskLog('info', message, 'provider'));
       for (const p of manifest.problems ?? []) ctx.store.tasks.log(taskId, 'warn', `not backed up: ${p.item} (the database server could not be reached or refused; the provider's log has the cause)`, 'all');
       for (const s of manifest.skipped) ctx.store.tasks.log(taskId, s.reason.startsWith('skipped:') ? 'info' : 'warn', `${s.path}: ${s.reason}`);
       const sentBytes = sentBefore === null ? null : dest.bytesSent!() - sentBefore;

@@ -7,10 +7,12 @@ import { ACCOUNT_NAME } from '../../engine/snapshot-layout.js';
 import { humanBytes, printJson, printRecord, printTable } from '../output.js';
 import { folderBase64, folderPath, wholeNumber } from '../option-values.js';
 import { action, actionAs, printVerifyReport } from '../common.js';
+import { registerHistory } from './snapshot-history.js';
 
 /** snapshot: points in time (list, browse, verify, lock, note, delete, hand over). */
 export function register(program: Command): void {
   const snapshot = program.command('snapshot').description('points in time');
+  registerHistory(snapshot);
   snapshot.command('list')
     .option('--account <user>')
     .option('--destination <name>')

@@ -1,0 +1,47 @@
+import type Database from 'better-sqlite3';
+import type { Entry } from '../format/entry.js';
+import { SnapshotInputError } from '../untrusted-input.js';
+import { appendSnapshot, clearCatalog, forgetSnapshots, markUnreadable } from './path-catalog.js';
+
+export interface LiveSnapshot { id: string; finishedAt: string }
+
+export type IndexReader = (id: string, onEntry: (e: Entry) => void) => Promise<void>;
+
+const order = (a: LiveSnapshot, b: LiveSnapshot): number =>
+  (a.finishedAt < b.finishedAt ? -1 : a.finishedAt > b.finishedAt ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+/**
+ * Brings a catalog in line with the snapshots that exist (`live`): forgets those gone,
+ * appends the new ones that are newer than everything catalogued (the usual case: a backup
+ * just finished), and starts over when one turns up older than the newest catalogued (a
+ * reindex found it, or it was handed over), since versions are intervals in time order.
+ * Returns how many snapshots were read.
+ */
+export async function syncCatalog(db: Database.Database, live: readonly LiveSnapshot[], read: IndexReader,
+  onProgress: (done: number, total: number) => void = () => {}): Promise<number> {
+  const liveIds = new Set(live.map((s) => s.id));
+  const known = db.prepare('SELECT id, finished_at AS finishedAt, complete FROM snaps').all() as (LiveSnapshot & { complete: number })[];
+  const gone = known.filter((s) => !liveIds.has(s.id) || s.complete === 0).map((s) => s.id);
+  if (gone.length > 0) forgetSnapshots(db, gone);
+  const kept = known.filter((s) => liveIds.has(s.id) && s.complete !== 0).sort(order);
+  const keptIds = new Set(kept.map((s) => s.id));
+  let missing = live.filter((s) => !keptIds.has(s.id)).sort(order);
+  if (missing.length === 0) return 0;
+  const newest = kept[kept.length - 1];
+  if (newest && missing.some((s) => order(s, newest) <= 0)) {
+    clearCatalog(db);
+    missing = [...live].sort(order);
+  }
+  let done = 0;
+  onProgress(done, missing.length);
+  for (const s of missing) {
+    try {
+      await appendSnapshot(db, s, (onEntry) => read(s.id, onEntry));
+    } catch (err) {
+      if (!(err instanceof SnapshotInputError)) throw err;
+      markUnreadable(db, s);
+    }
+    onProgress(++done, missing.length);
+  }
+  return done;
+}

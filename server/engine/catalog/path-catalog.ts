@@ -1,0 +1,177 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { Entry } from '../format/entry.js';
+import { foldBytes } from './name-match.js';
+
+/**
+ * The path catalog of one account on one destination (a "series"): every version of every
+ * path the account's snapshots there hold, each stored once as an interval of snapshots
+ * (`first_seq`..`last_seq`), so a file that never changes is one row however many
+ * snapshots hold it. A snapshot holds a version when its seq lies in the interval; seqs
+ * only grow (a deleted snapshot's seq is never given again), so removing a snapshot never
+ * rewrites the rows of the others. Search, versions of a path and what changed are all
+ * answered from these rows (catalog-query.ts).
+ *
+ * One SQLite file per series under the data directory (root only): an account's catalog
+ * is as large as its file list, and keeping it out of the state database keeps that small
+ * and its write lock free while a catalog is filled. The catalog is derived data: it is
+ * rebuilt from the destination's indexes whenever it does not match the snapshot list.
+ */
+export const CATALOG_FORMAT = '1';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS snaps (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, finished_at TEXT NOT NULL,
+  base_seq INTEGER, entries INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0,
+  added INTEGER NOT NULL DEFAULT 0, changed INTEGER NOT NULL DEFAULT 0, removed INTEGER NOT NULL DEFAULT 0,
+  added_bytes INTEGER NOT NULL DEFAULT 0, changed_bytes INTEGER NOT NULL DEFAULT 0, removed_bytes INTEGER NOT NULL DEFAULT 0,
+  complete INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS paths (id INTEGER PRIMARY KEY, path BLOB NOT NULL UNIQUE, folded BLOB NOT NULL, name_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS versions (
+  id INTEGER PRIMARY KEY, path_id INTEGER NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+  kind TEXT NOT NULL, mode INTEGER NOT NULL, size INTEGER NOT NULL, mtime_sec REAL NOT NULL, mtime_nsec INTEGER NOT NULL,
+  hash BLOB, link BLOB);
+CREATE INDEX IF NOT EXISTS versions_by_path ON versions (path_id, last_seq);
+`;
+
+export interface CatalogSnapshot {
+  seq: number; id: string; finishedAt: string; baseSeq: number | null; entries: number; bytes: number;
+  added: number; changed: number; removed: number; addedBytes: number; changedBytes: number; removedBytes: number;
+}
+
+export interface VersionRow {
+  id: number; pathId: number; path: string; firstSeq: number; lastSeq: number; kind: Entry['kind']; mode: number; size: number;
+  mtimeSec: number; mtimeNsec: number; hash: Buffer | null; link: string;
+}
+
+interface RawVersion {
+  id: number; path_id: number; path: Buffer; first_seq: number; last_seq: number; kind: string; mode: number; size: number;
+  mtime_sec: number; mtime_nsec: number; hash: Buffer | null; link: Buffer | null;
+}
+
+export const versionOf = (r: RawVersion): VersionRow => ({
+  id: r.id, pathId: r.path_id, path: r.path.toString('latin1'), firstSeq: r.first_seq, lastSeq: r.last_seq, kind: r.kind as Entry['kind'],
+  mode: r.mode, size: r.size, mtimeSec: r.mtime_sec, mtimeNsec: r.mtime_nsec, hash: r.hash, link: r.link ? r.link.toString('latin1') : '',
+});
+
+/** The file of one series: `<dataDir>/catalog/<destination id>/<account>.sqlite`. */
+export const catalogFile = (dataDir: string, destinationId: number, account: string): string =>
+  path.join(dataDir, 'catalog', String(destinationId), `${account}.sqlite`);
+
+/** Opens (creating) a catalog; a file of another format is emptied and built again. */
+export function openCatalog(file: string, opts: { readonly?: boolean } = {}): Database.Database | null {
+  if (opts.readonly && !fs.existsSync(file)) return null;
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const db = new Database(file, opts.readonly ? { readonly: true } : {});
+  if (!opts.readonly) {
+    fs.chmodSync(file, 0o600);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+  }
+  db.pragma('busy_timeout = 60000');
+  if (opts.readonly) return db;
+  db.exec(SCHEMA);
+  const format = (db.prepare("SELECT value FROM meta WHERE key = 'format'").get() as { value: string } | undefined)?.value;
+  if (format !== CATALOG_FORMAT) {
+    db.exec('DELETE FROM versions; DELETE FROM paths; DELETE FROM snaps;');
+    db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('format', ?)").run(CATALOG_FORMAT);
+  }
+  return db;
+}
+
+const snapOf = (r: Record<string, unknown>): CatalogSnapshot => ({
+  seq: r.seq as number, id: r.id as string, finishedAt: r.finished_at as string, baseSeq: r.base_seq as number | null,
+  entries: r.entries as number, bytes: r.bytes as number, added: r.added as number, changed: r.changed as number, removed: r.removed as number,
+  addedBytes: r.added_bytes as number, changedBytes: r.changed_bytes as number, removedBytes: r.removed_bytes as number,
+});
+
+/** The snapshots a catalog holds completely, oldest first. */
+export function catalogSnapshots(db: Database.Database): CatalogSnapshot[] {
+  return (db.prepare('SELECT * FROM snaps WHERE complete = 1 ORDER BY seq').all() as Record<string, unknown>[]).map(snapOf);
+}
+
+/**
+ * Forgets snapshots that are gone, and the versions no remaining snapshot holds (rows
+ * whose interval covers no catalogued seq). An unfinished append (its process died) goes too.
+ */
+export function forgetSnapshots(db: Database.Database, ids: readonly string[]): void {
+  db.transaction(() => {
+    const del = db.prepare('DELETE FROM snaps WHERE id = ?');
+    for (const id of ids) del.run(id);
+    db.exec('DELETE FROM snaps WHERE complete = 0');
+    db.exec('DELETE FROM versions WHERE NOT EXISTS (SELECT 1 FROM snaps s WHERE s.complete = 1 AND s.seq BETWEEN versions.first_seq AND versions.last_seq)');
+    db.exec('DELETE FROM paths WHERE NOT EXISTS (SELECT 1 FROM versions v WHERE v.path_id = paths.id)');
+  })();
+}
+
+export function clearCatalog(db: Database.Database): void {
+  db.exec('DELETE FROM versions; DELETE FROM paths; DELETE FROM snaps;');
+}
+
+const sameVersion = (r: RawVersion, e: Entry): boolean => {
+  if (r.kind !== e.kind) return false;
+  // A folder is the same folder whatever its time: what changes is what it holds.
+  if (e.kind === 'd') return true;
+  if (r.size !== e.size || r.mtime_sec !== e.mtimeSec || r.mtime_nsec !== e.mtimeNsec || r.mode !== e.mode) return false;
+  if (r.hash && e.hash && !r.hash.equals(e.hash)) return false;
+  return (r.link ? r.link.toString('latin1') : '') === e.link;
+};
+
+/**
+ * Adds one snapshot at the end of a catalog from its index entries (streamed in, never
+ * held whole), comparing each path with the version the latest catalogued snapshot held.
+ * Runs in one write transaction taken before the first entry arrives: another process
+ * adding the same snapshot waits, then finds it there and does nothing. Returns false
+ * when the snapshot was there already.
+ */
+export async function appendSnapshot(db: Database.Database, snap: { id: string; finishedAt: string },
+  entries: (onEntry: (e: Entry) => void) => Promise<void>): Promise<boolean> {
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    if (db.prepare('SELECT 1 FROM snaps WHERE id = ?').get(snap.id)) { db.exec('ROLLBACK'); return false; }
+    const base = db.prepare('SELECT seq, entries, bytes FROM snaps WHERE complete = 1 ORDER BY seq DESC LIMIT 1').get() as { seq: number; entries: number; bytes: number } | undefined;
+    const seq = Number(db.prepare('INSERT INTO snaps (id, finished_at, base_seq) VALUES (?, ?, ?)').run(snap.id, snap.finishedAt, base?.seq ?? null).lastInsertRowid);
+    const findPath = db.prepare('SELECT id FROM paths WHERE path = ?').pluck();
+    const addPath = db.prepare('INSERT INTO paths (path, folded, name_at) VALUES (?, ?, ?)');
+    const findOpen = db.prepare('SELECT * FROM versions WHERE path_id = ? AND last_seq >= ? AND first_seq <= ?');
+    const extend = db.prepare('UPDATE versions SET last_seq = ? WHERE id = ?');
+    const addVersion = db.prepare(`INSERT INTO versions (path_id, first_seq, last_seq, kind, mode, size, mtime_sec, mtime_nsec, hash, link)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    const n = { entries: 0, bytes: 0, added: 0, changed: 0, addedBytes: 0, changedBytes: 0, keptOld: 0, keptOldBytes: 0 };
+    await entries((e) => {
+      if (e.path === '') return;
+      const raw = Buffer.from(e.path, 'latin1');
+      let pathId = findPath.get(raw) as number | undefined;
+      if (pathId === undefined) {
+        const folded = foldBytes(e.path);
+        pathId = Number(addPath.run(raw, Buffer.from(folded, 'latin1'), folded.lastIndexOf('/') + 1).lastInsertRowid);
+      }
+      const old = base ? findOpen.get(pathId, base.seq, base.seq) as RawVersion | undefined : undefined;
+      n.entries++; n.bytes += e.size;
+      if (old) { n.keptOld++; n.keptOldBytes += old.size; }
+      if (old && sameVersion(old, e)) { extend.run(seq, old.id); return; }
+      addVersion.run(pathId, seq, seq, e.kind, e.mode, e.size, e.mtimeSec, e.mtimeNsec, e.hash ?? null, e.link === '' ? null : Buffer.from(e.link, 'latin1'));
+      if (old) { n.changed++; n.changedBytes += e.size; } else { n.added++; n.addedBytes += e.size; }
+    });
+    db.prepare(`UPDATE snaps SET entries = ?, bytes = ?, added = ?, changed = ?, removed = ?, added_bytes = ?, changed_bytes = ?, removed_bytes = ?, complete = 1
+      WHERE seq = ?`).run(n.entries, n.bytes, n.added, n.changed, base ? base.entries - n.keptOld : 0, n.addedBytes, n.changedBytes,
+      base ? base.bytes - n.keptOldBytes : 0, seq);
+    db.exec('COMMIT');
+    return true;
+  } catch (err) {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    throw err;
+  }
+}
+
+/** A snapshot whose index was refused (damaged or hostile): catalogued as holding nothing searchable, and named as such. */
+export function markUnreadable(db: Database.Database, snap: { id: string; finishedAt: string }): void {
+  db.prepare('INSERT OR IGNORE INTO snaps (id, finished_at, complete) VALUES (?, ?, 2)').run(snap.id, snap.finishedAt);
+}
+
+/** The ids of snapshots whose index could not be read into the catalog. */
+export function unreadableSnapshots(db: Database.Database): string[] {
+  return db.prepare('SELECT id FROM snaps WHERE complete = 2').pluck().all() as string[];
+}

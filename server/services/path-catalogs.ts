@@ -1,0 +1,69 @@
+import type Database from 'better-sqlite3';
+import type { Context } from './context.js';
+import type { DestinationRecord } from '../store/destinations.js';
+import type { Destination } from '../destinations/types.js';
+import { withDriver } from './destinations.js';
+import { layout } from '../engine/snapshot-layout.js';
+import { eachIndexEntry } from '../engine/snapshot-index.js';
+import { catalogFile, catalogSnapshots, openCatalog, unreadableSnapshots } from '../engine/catalog/path-catalog.js';
+import { syncCatalog } from '../engine/catalog/catalog-sync.js';
+
+/**
+ * Keeps each account's path catalog (engine/catalog) in line with its snapshots: updated
+ * right after a backup commits its catalog row, and brought up to date (or built) before a
+ * question when anything changed meanwhile (a reindex, a deletion, an older version of
+ * Tidemark). One update per catalog at a time in this process; other processes wait on
+ * the catalog's write lock.
+ */
+const running = new Map<string, { promise: Promise<void>; done: number; total: number }>();
+
+export interface CatalogProgress { done: number; total: number }
+
+/** Brings the catalog of `account` on `d` up to date, reading new indexes over `driver` (or a connection of its own). */
+export function syncAccountCatalog(ctx: Context, d: DestinationRecord, account: string, driver?: Destination): Promise<void> {
+  const file = catalogFile(ctx.dataDir, d.id, account);
+  const already = running.get(file);
+  if (already) return already.promise;
+  const state = { promise: Promise.resolve(), done: 0, total: 0 };
+  state.promise = (async () => {
+    const live = ctx.store.snapshots.list({ destinationId: d.id, account }).map((s) => ({ id: s.id, finishedAt: s.finishedAt }));
+    const db = openCatalog(file)!;
+    try {
+      const work = (dest: Destination): Promise<number> => syncCatalog(db, live,
+        (id, onEntry) => eachIndexEntry(dest, layout.snapshotDir(account, id), onEntry),
+        (done, total) => { state.done = done; state.total = total; });
+      if (driver) await work(driver);
+      else if (needsWork(db, live.map((s) => s.id))) await withDriver(ctx, d, work);
+    } finally {
+      db.close();
+    }
+  })().finally(() => running.delete(file));
+  running.set(file, state);
+  return state.promise;
+}
+
+/** Whether the catalog lacks a snapshot of the list, or holds one no longer in it (no connection opened otherwise). */
+function needsWork(db: Database.Database, ids: string[]): boolean {
+  const known = new Set([...catalogSnapshots(db).map((s) => s.id), ...unreadableSnapshots(db)]);
+  return ids.length !== known.size || ids.some((id) => !known.has(id));
+}
+
+/** How far the running update of a catalog is, if one runs. */
+export function catalogProgress(ctx: Context, destinationId: number, account: string): CatalogProgress | null {
+  const s = running.get(catalogFile(ctx.dataDir, destinationId, account));
+  return s ? { done: s.done, total: s.total } : null;
+}
+
+/**
+ * Right after a backup's catalog row: adds the new snapshot to the account's catalog over
+ * the backup's own connection. Never fails the backup: a catalog that could not be updated
+ * is brought up to date by the next question.
+ */
+export async function catalogAfterBackup(ctx: Context, d: DestinationRecord, account: string, driver: Destination,
+  log: (message: string) => void): Promise<void> {
+  try {
+    await syncAccountCatalog(ctx, d, account, driver);
+  } catch (err) {
+    log(`the search index was not updated (${(err as Error).message}); it is brought up to date at the next search`);
+  }
+}
