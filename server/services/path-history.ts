@@ -6,7 +6,7 @@ import { listSnapshots } from './snapshots.js';
 import { catalogProgress, syncAccountCatalog, type CatalogProgress } from './path-catalogs.js';
 import type { SnapshotRecord } from '../store/snapshots.js';
 import { catalogFile, catalogSnapshots, openCatalog, unreadableSnapshots, type VersionRow } from '../engine/catalog/path-catalog.js';
-import { changeCounts, changesBetween, pathVersions, searchCatalog, timeline, type TimelinePoint } from '../engine/catalog/catalog-query.js';
+import { changeCounts, changesBetween, pathVersions, searchCatalog, timeline, type LightHit, type TimelinePoint, versionOfHit } from '../engine/catalog/catalog-query.js';
 import { parseNameQuery } from '../engine/catalog/name-match.js';
 import { isUtf8, normaliseRelative, toDisplay, type BytePath } from '../util/byte-path.js';
 
@@ -146,17 +146,20 @@ export async function searchPaths(ctx: Context, input: SearchInput, actor: Actor
   const opened = await openSeries(ctx, actor, account, opts,
     (s) => (from === undefined || s.finishedAt >= from) && (to === undefined || s.finishedAt < nextDay(to)));
   try {
-    const byPath = new Map<BytePath, VersionView[]>();
+    // Views are made only for the page shown: a query matching every file stays cheap.
+    const byPath = new Map<BytePath, { hit: LightHit; series: Series }[]>();
     for (const s of opened.series) {
       for (const hit of searchCatalog(s.db, s.seqs, q, { folder: folderOf(input.folder), ...(since ? { modifiedSince: Date.parse(since) / 1000 } : {}) })) {
-        const list = byPath.get(hit.version.path);
-        const view = versionView(hit.version, hit.covered, s);
-        if (list) list.push(view); else byPath.set(hit.version.path, [view]);
+        const list = byPath.get(hit.path);
+        if (list) list.push({ hit, series: s }); else byPath.set(hit.path, [{ hit, series: s }]);
       }
     }
-    const paths = [...byPath.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const paths = [...byPath.keys()];
+    if (opened.series.length > 1) paths.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     const results = paths.slice(offset, offset + limit).map((p) => ({
-      ...pathFields(p), versions: byPath.get(p)!.sort((a, b) => (newestOf(a) < newestOf(b) ? 1 : newestOf(a) > newestOf(b) ? -1 : 0)),
+      ...pathFields(p),
+      versions: byPath.get(p)!.map((x) => versionView(versionOfHit(x.hit), x.hit.covered, x.series))
+        .sort((a, b) => (newestOf(a) < newestOf(b) ? 1 : newestOf(a) > newestOf(b) ? -1 : 0)),
     }));
     return { account, total: paths.length, results, building: opened.building, unreadable: opened.unreadable };
   } finally {

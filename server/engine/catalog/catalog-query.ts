@@ -39,8 +39,19 @@ export interface SearchOptions {
 
 export interface SearchHit { version: VersionRow; covered: [number, number] }
 
+/** A search match before it is shown: the path and the raw row, turned into a VersionRow only for the page shown. */
+export interface LightHit { path: string; row: RawRow; covered: [number, number] }
+type RawRow = [number, number, number, number, string, number, number, number, number, Buffer | null, Buffer | null, Buffer, Buffer];
+const COLUMNS = 'v.id, v.path_id, v.first_seq, v.last_seq, v.kind, v.mode, v.size, v.mtime_sec, v.mtime_nsec, v.hash, v.link, p.path, p.folded';
+
+export const versionOfHit = (h: LightHit): VersionRow => {
+  const r = h.row;
+  return { id: r[0], pathId: r[1], firstSeq: r[2], lastSeq: r[3], kind: r[4] as VersionRow['kind'], mode: r[5], size: r[6], mtimeSec: r[7], mtimeNsec: r[8],
+    hash: r[9], link: r[10] ? r[10].toString('latin1') : '', path: h.path };
+};
+
 /** Every version of a matching path that a visible snapshot holds, in path order. */
-export function* searchCatalog(db: Database.Database, visible: readonly number[], q: NameQuery, opts: SearchOptions = {}): Generator<SearchHit> {
+export function* searchCatalog(db: Database.Database, visible: readonly number[], q: NameQuery, opts: SearchOptions = {}): Generator<LightHit> {
   if (visible.length === 0) return;
   const where: string[] = ['v.last_seq >= ?', 'v.first_seq <= ?'];
   const args: unknown[] = [visible[0], visible[visible.length - 1]];
@@ -51,11 +62,11 @@ export function* searchCatalog(db: Database.Database, visible: readonly number[]
   const w = within(opts.folder ?? '');
   where.push(w.sql); args.push(...w.args);
   if (opts.modifiedSince !== undefined) { where.push('v.mtime_sec >= ?'); args.push(opts.modifiedSince); }
-  const stmt = db.prepare(`SELECT v.*, p.path, p.folded FROM paths p JOIN versions v ON v.path_id = p.id WHERE ${where.join(' AND ')} ORDER BY p.path, v.first_seq`);
-  for (const raw of stmt.iterate(...args) as Iterable<Parameters<typeof versionOf>[0] & { folded: Buffer }>) {
-    if (q.glob && !matches(q, raw.folded.toString('latin1'))) continue;
-    const covered = coveredBy(visible, raw.first_seq, raw.last_seq);
-    if (covered) yield { version: versionOf(raw), covered };
+  const stmt = db.prepare(`SELECT ${COLUMNS} FROM paths p JOIN versions v ON v.path_id = p.id WHERE ${where.join(' AND ')} ORDER BY p.path, v.first_seq`).raw(true);
+  for (const row of stmt.iterate(...args) as Iterable<RawRow>) {
+    if (q.glob && !matches(q, row[12].toString('latin1'))) continue;
+    const covered = coveredBy(visible, row[2], row[3]);
+    if (covered) yield { path: row[11].toString('latin1'), row, covered };
   }
 }
 

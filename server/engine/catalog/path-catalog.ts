@@ -18,7 +18,7 @@ import { foldBytes } from './name-match.js';
  * and its write lock free while a catalog is filled. The catalog is derived data: it is
  * rebuilt from the destination's indexes whenever it does not match the snapshot list.
  */
-export const CATALOG_FORMAT = '1';
+export const CATALOG_FORMAT = '2';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS versions (
   id INTEGER PRIMARY KEY, path_id INTEGER NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
   kind TEXT NOT NULL, mode INTEGER NOT NULL, size INTEGER NOT NULL, mtime_sec REAL NOT NULL, mtime_nsec INTEGER NOT NULL,
   hash BLOB, link BLOB);
-CREATE INDEX IF NOT EXISTS versions_by_path ON versions (path_id, last_seq);
+CREATE INDEX IF NOT EXISTS versions_by_path ON versions (path_id, first_seq);
 `;
 
 export interface CatalogSnapshot {
@@ -110,18 +110,26 @@ export function clearCatalog(db: Database.Database): void {
   db.exec('DELETE FROM versions; DELETE FROM paths; DELETE FROM snaps;');
 }
 
-const sameVersion = (r: RawVersion, e: Entry): boolean => {
+
+/** `last_seq` of a version the newest catalogued snapshot still holds: it holds it until a later snapshot no longer does. */
+export const OPEN = Number.MAX_SAFE_INTEGER;
+
+interface BaseVersion { id: number; pathId: number; kind: string; mode: number; size: number; mtimeSec: number; mtimeNsec: number; hash: Buffer | null; link: Buffer | null; lastSeq: number; seen: boolean }
+
+const sameVersion = (r: BaseVersion, e: Entry): boolean => {
   if (r.kind !== e.kind) return false;
   // A folder is the same folder whatever its time: what changes is what it holds.
   if (e.kind === 'd') return true;
-  if (r.size !== e.size || r.mtime_sec !== e.mtimeSec || r.mtime_nsec !== e.mtimeNsec || r.mode !== e.mode) return false;
+  if (r.size !== e.size || r.mtimeSec !== e.mtimeSec || r.mtimeNsec !== e.mtimeNsec || r.mode !== e.mode) return false;
   if (r.hash && e.hash && !r.hash.equals(e.hash)) return false;
   return (r.link ? r.link.toString('latin1') : '') === e.link;
 };
 
 /**
- * Adds one snapshot at the end of a catalog from its index entries (streamed in, never
- * held whole), comparing each path with the version the latest catalogued snapshot held.
+ * Adds one snapshot at the end of a catalog from its index entries (streamed in),
+ * comparing each path with the version the latest catalogued snapshot (the base) held,
+ * read in one pass beforehand. Only what differs is written: a version the new snapshot
+ * still holds stays open (`last_seq` OPEN), a changed or removed one is closed at the base.
  * Runs in one write transaction taken before the first entry arrives: another process
  * adding the same snapshot waits, then finds it there and does nothing. Returns false
  * when the snapshot was there already.
@@ -133,28 +141,50 @@ export async function appendSnapshot(db: Database.Database, snap: { id: string; 
     if (db.prepare('SELECT 1 FROM snaps WHERE id = ?').get(snap.id)) { db.exec('ROLLBACK'); return false; }
     const base = db.prepare('SELECT seq, entries, bytes FROM snaps WHERE complete = 1 ORDER BY seq DESC LIMIT 1').get() as { seq: number; entries: number; bytes: number } | undefined;
     const seq = Number(db.prepare('INSERT INTO snaps (id, finished_at, base_seq) VALUES (?, ?, ?)').run(snap.id, snap.finishedAt, base?.seq ?? null).lastInsertRowid);
+    const held = new Map<string, BaseVersion>();
+    if (base) {
+      const rows = db.prepare(`SELECT p.path, v.id, v.path_id, v.kind, v.mode, v.size, v.mtime_sec, v.mtime_nsec, v.hash, v.link, v.last_seq
+        FROM versions v JOIN paths p ON p.id = v.path_id WHERE v.first_seq <= ? AND v.last_seq >= ?`).raw(true);
+      for (const r of rows.iterate(base.seq, base.seq) as Iterable<[Buffer, number, number, string, number, number, number, number, Buffer | null, Buffer | null, number]>) {
+        held.set(r[0].toString('latin1'), { id: r[1], pathId: r[2], kind: r[3], mode: r[4], size: r[5], mtimeSec: r[6], mtimeNsec: r[7], hash: r[8], link: r[9], lastSeq: r[10], seen: false });
+      }
+    }
     const findPath = db.prepare('SELECT id FROM paths WHERE path = ?').pluck();
     const addPath = db.prepare('INSERT INTO paths (path, folded, name_at) VALUES (?, ?, ?)');
-    const findOpen = db.prepare('SELECT * FROM versions WHERE path_id = ? AND last_seq >= ? AND first_seq <= ?');
-    const extend = db.prepare('UPDATE versions SET last_seq = ? WHERE id = ?');
+    const setLast = db.prepare('UPDATE versions SET last_seq = ? WHERE id = ?');
     const addVersion = db.prepare(`INSERT INTO versions (path_id, first_seq, last_seq, kind, mode, size, mtime_sec, mtime_nsec, hash, link)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     const n = { entries: 0, bytes: 0, added: 0, changed: 0, addedBytes: 0, changedBytes: 0, keptOld: 0, keptOldBytes: 0 };
     await entries((e) => {
       if (e.path === '') return;
-      const raw = Buffer.from(e.path, 'latin1');
-      let pathId = findPath.get(raw) as number | undefined;
-      if (pathId === undefined) {
-        const folded = foldBytes(e.path);
-        pathId = Number(addPath.run(raw, Buffer.from(folded, 'latin1'), folded.lastIndexOf('/') + 1).lastInsertRowid);
-      }
-      const old = base ? findOpen.get(pathId, base.seq, base.seq) as RawVersion | undefined : undefined;
       n.entries++; n.bytes += e.size;
-      if (old) { n.keptOld++; n.keptOldBytes += old.size; }
-      if (old && sameVersion(old, e)) { extend.run(seq, old.id); return; }
-      addVersion.run(pathId, seq, seq, e.kind, e.mode, e.size, e.mtimeSec, e.mtimeNsec, e.hash ?? null, e.link === '' ? null : Buffer.from(e.link, 'latin1'));
-      if (old) { n.changed++; n.changedBytes += e.size; } else { n.added++; n.addedBytes += e.size; }
+      const old = held.get(e.path);
+      let pathId: number;
+      if (old) {
+        old.seen = true;
+        n.keptOld++; n.keptOldBytes += old.size;
+        if (sameVersion(old, e)) {
+          // Open again a version a deleted snapshot had closed.
+          if (old.lastSeq !== OPEN) setLast.run(OPEN, old.id);
+          return;
+        }
+        if (old.lastSeq !== base!.seq) setLast.run(base!.seq, old.id);
+        pathId = old.pathId;
+        n.changed++; n.changedBytes += e.size;
+      } else {
+        const raw = Buffer.from(e.path, 'latin1');
+        const known = findPath.get(raw) as number | undefined;
+        if (known !== undefined) pathId = known;
+        else {
+          const folded = foldBytes(e.path);
+          pathId = Number(addPath.run(raw, Buffer.from(folded, 'latin1'), folded.lastIndexOf('/') + 1).lastInsertRowid);
+        }
+        n.added++; n.addedBytes += e.size;
+      }
+      addVersion.run(pathId, seq, OPEN, e.kind, e.mode, e.size, e.mtimeSec, e.mtimeNsec, e.hash ?? null, e.link === '' ? null : Buffer.from(e.link, 'latin1'));
     });
+    // What the base held and the new snapshot does not: removed, closed at the base.
+    for (const old of held.values()) if (!old.seen && old.lastSeq !== base!.seq) setLast.run(base!.seq, old.id);
     db.prepare(`UPDATE snaps SET entries = ?, bytes = ?, added = ?, changed = ?, removed = ?, added_bytes = ?, changed_bytes = ?, removed_bytes = ?, complete = 1
       WHERE seq = ?`).run(n.entries, n.bytes, n.added, n.changed, base ? base.entries - n.keptOld : 0, n.addedBytes, n.changedBytes,
       base ? base.bytes - n.keptOldBytes : 0, seq);
