@@ -6,7 +6,13 @@ import { startWebFixture, WebClient, pathParam, type WebFixture } from './suppor
 import { buildTrickyTree, LONG_NAME, NON_UTF8_NAME } from './support/tricky-tree.js';
 import { cli, ok } from './support/cli.js';
 import { launchBrowser, type TestBrowser } from './support/browser.js';
+import os from 'node:os';
 import { foldBytes, parseNameQuery, matches } from '../server/engine/catalog/name-match.js';
+import { catalogSnapshots, openCatalog, unreadableSnapshots } from '../server/engine/catalog/path-catalog.js';
+import { syncCatalog, type LiveSnapshot } from '../server/engine/catalog/catalog-sync.js';
+import { changeCounts, pathVersions, searchCatalog } from '../server/engine/catalog/catalog-query.js';
+import { makeEntry, type Entry } from '../server/engine/format/entry.js';
+import { SnapshotInputError } from '../server/engine/untrusted-input.js';
 
 /**
  * Search, versions of a path and what changed, on an account with odd names, backed up
@@ -61,6 +67,76 @@ describe('name matching on bytes', () => {
   });
   test('a name with "?" and "*" in it is found by a glob escaping nothing, and by substring', () => {
     assert.ok(matches(parseNameQuery('q[?]mark[*]star*'), foldBytes('public_html/sub dir/q?mark*star [x].txt')));
+  });
+});
+
+describe('the catalog as snapshots come and go', () => {
+  // Each snapshot: path -> content tag (its mtime); '' entries are added by the reader.
+  const trees: Record<string, Record<string, number>> = {
+    s1: { a: 1, b: 1, c: 1 },
+    s2: { a: 1, b: 2, c: 1 },
+    s3: { a: 1, b: 3 },
+    s4: { a: 1, b: 2, d: 1 },
+  };
+  const at = (n: number): string => `2026-11-0${n}T00:00:00.000Z`;
+  const live = (...ids: string[]): LiveSnapshot[] => ids.map((id) => ({ id, finishedAt: at(Number(id.slice(1))) }));
+  const read = async (id: string, onEntry: (e: Entry) => void): Promise<void> => {
+    if (id === 'bad') throw new SnapshotInputError('index refused');
+    onEntry(makeEntry({ kind: 'd', path: '' }));
+    for (const [p, t] of Object.entries(trees[id]!)) onEntry(makeEntry({ kind: 'f', path: p, size: t, mtimeSec: t }));
+  };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-catalog-'));
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const seqs = (db: ReturnType<typeof openCatalog>): number[] => catalogSnapshots(db!).map((s) => s.seq);
+  const holding = (db: ReturnType<typeof openCatalog>, p: string): string[] => {
+    const ids = new Map(catalogSnapshots(db!).map((s) => [s.seq, s.id]));
+    const v = seqs(db);
+    return pathVersions(db!, v, p).flatMap((h) => v.slice(h.covered[0], h.covered[1] + 1).map((seq) => `${ids.get(seq)}:${h.version.size}`));
+  };
+
+  test('unchanged files are one row; a change opens a new version; a removal closes it', async () => {
+    const db = openCatalog(path.join(dir, 'one.sqlite'))!;
+    await syncCatalog(db, live('s1', 's2', 's3'), read);
+    assert.equal(db.prepare('SELECT COUNT(*) FROM versions v JOIN paths p ON p.id = v.path_id WHERE p.path = ?').pluck().get(Buffer.from('a')), 1);
+    assert.deepEqual(holding(db, 'b'), ['s1:1', 's2:2', 's3:3']);
+    assert.deepEqual(holding(db, 'c'), ['s1:1', 's2:1']);
+    const counts = changeCounts(db, seqs(db));
+    assert.equal(counts[0], null);
+    assert.deepEqual([counts[2]!.changed, counts[2]!.removed, counts[2]!.added], [1, 1, 0]);
+    db.close();
+  });
+
+  test('the newest snapshot deleted, then a new one: versions it had closed are open again', async () => {
+    const db = openCatalog(path.join(dir, 'two.sqlite'))!;
+    await syncCatalog(db, live('s1', 's2', 's3'), read);
+    await syncCatalog(db, live('s1', 's2'), read);
+    await syncCatalog(db, live('s1', 's2', 's4'), read);
+    assert.deepEqual(holding(db, 'b'), ['s1:1', 's2:2', 's4:2'], 'b is in s4 as in s2: one version');
+    assert.deepEqual(holding(db, 'c'), ['s1:1', 's2:1']);
+    assert.deepEqual(holding(db, 'd'), ['s4:1']);
+    const counts = changeCounts(db, seqs(db));
+    assert.deepEqual([counts[2]!.added, counts[2]!.changed, counts[2]!.removed], [1, 0, 1], 'against s2, not the deleted s3');
+    db.close();
+  });
+
+  test('a hidden snapshot between two visible ones: counts are against the visible one before', async () => {
+    const db = openCatalog(path.join(dir, 'three.sqlite'))!;
+    await syncCatalog(db, live('s1', 's2', 's3'), read);
+    const [a, , c] = seqs(db);
+    const counts = changeCounts(db, [a!, c!]);
+    assert.deepEqual([counts[1]!.changed, counts[1]!.removed], [1, 1], 'b changed (1 to 3) and c removed since s1');
+    assert.equal([...searchCatalog(db, [a!, c!], parseNameQuery('b'))].length, 2, 'the hidden s2 version of b is not returned');
+    db.close();
+  });
+
+  test('an older snapshot turning up rebuilds the catalog in time order; a refused index holds nothing', async () => {
+    const db = openCatalog(path.join(dir, 'four.sqlite'))!;
+    await syncCatalog(db, live('s2', 's3'), read);
+    await syncCatalog(db, [...live('s1', 's2', 's3'), { id: 'bad', finishedAt: at(5) }], read);
+    assert.deepEqual(catalogSnapshots(db).map((s) => s.id), ['s1', 's2', 's3']);
+    assert.deepEqual(unreadableSnapshots(db), ['bad']);
+    assert.deepEqual(holding(db, 'b'), ['s1:1', 's2:2', 's3:3']);
+    db.close();
   });
 });
 
