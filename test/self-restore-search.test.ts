@@ -223,6 +223,177 @@ describe('search, versions and changes (CLI)', () => {
   });
 });
 
+describe('pages (headless Chromium)', () => {
+  let browser: TestBrowser;
+  before(async () => { browser = await launchBrowser(); });
+  after(async () => { await browser?.close(); });
+
+  test('the snapshot list tells snapshots apart: time to the second, job, change counts, a day to jump to', async () => {
+    const { page } = browser;
+    await page.goto(fx.loginUrl(fx.alice.username, 'user'));
+    await page.waitForURL(/\/snapshots$/);
+    assert.equal(await page.locator('tr.snapshot').count(), 3);
+    for (const id of snaps) {
+      const row = page.locator(`tr[data-snapshot="${id}"]`);
+      assert.match(await row.locator('time').textContent() ?? '', /\d:\d\d:\d\d/, 'seconds are shown');
+      assert.match(await row.textContent() ?? '', /both/, 'the job is named');
+    }
+    assert.match(await page.locator(`tr[data-snapshot="${snaps[1]}"] a.change-count`).textContent() ?? '', /^\d+ changes?$/);
+    assert.match(await page.locator(`tr[data-snapshot="${snaps[0]}"] td.changes`).textContent() ?? '', /first snapshot/);
+    await browser.screenshot('search-snapshot-list');
+    const day = await page.locator('#day').getAttribute('max');
+    await page.locator('#day').fill(day!);
+    await page.locator('#jump-day button').click();
+    await page.waitForURL(/day=/);
+    assert.equal(await page.locator('tr.snapshot').count(), 3, 'all three are of today');
+    await page.goto(`${fx.base}/snapshots?day=2001-01-01`);
+    assert.equal(await page.locator('tr.snapshot').count(), 0);
+    assert.match(await page.locator('p.empty').textContent() ?? '', /no snapshot of that day/);
+  });
+
+  test('search from the list, results grouped by path, newest version first, each with restore and download', async () => {
+    const { page } = browser;
+    await page.goto(`${fx.base}/snapshots`);
+    await page.locator('#quick-q').fill('notes.txt');
+    await page.locator('#quick-search button').click();
+    await page.waitForURL(/\/search\?q=notes.txt/);
+    assert.match(await page.locator('#search-total').textContent() ?? '', /^1 file or folder found/);
+    const hit = page.locator('section.hit');
+    assert.equal(await hit.locator('tr.version').count(), 3);
+    assert.match(await hit.locator('tr.version').first().textContent() ?? '', /11 B/);
+    assert.match(await hit.locator('tr.version').last().textContent() ?? '', /14 B/);
+    assert.equal(await hit.locator('button', { hasText: 'Restore into a new folder' }).count(), 3);
+    assert.equal(await hit.locator('button', { hasText: 'Download' }).count(), 3);
+    await browser.screenshot('search-results');
+  });
+
+  test('restores an old version from the search into a new folder; the task links to its snapshot and names the folder', async () => {
+    const { page } = browser;
+    await page.locator('section.hit tr.version').last().locator('button', { hasText: 'Restore into a new folder' }).click();
+    await page.waitForURL(/\/tasks\/\d+$/);
+    await page.waitForSelector('#task-status[data-status="completed"]', { timeout: 60000 });
+    const folder = (await page.locator('#restore-folder').textContent())!.replace(/^~\//, '');
+    assert.equal(fs.readFileSync(path.join(fx.alice.home, folder, 'notes.txt'), 'utf8'), 'notes of alice', 'the oldest version');
+    assert.equal(fs.readFileSync(home('notes.txt'), 'utf8'), 'third notes', 'the current file is left alone');
+    assert.match(await page.locator('#task-snapshot').getAttribute('href') ?? '', new RegExp(`/${snaps[0]}$`));
+    await browser.screenshot('search-restore-task');
+    fs.rmSync(path.join(fx.alice.home, folder), { recursive: true, force: true });
+  });
+
+  test('versions of a file and of a folder, and the changes view', async () => {
+    const { page } = browser;
+    await page.goto(`${fx.base}/search?q=notes.txt`);
+    await page.locator('section.hit h2 a').click();
+    await page.waitForURL(/\/versions\?p=/);
+    assert.equal(await page.locator('#versions-name').textContent(), 'notes.txt');
+    assert.deepEqual(await page.locator('tr.version .badge').allTextContents(), ['changed', 'changed', 'new']);
+    await browser.screenshot('search-versions-file');
+    await page.goto(`${fx.base}/versions?p=${pathParam('public_html/blog')}`);
+    assert.deepEqual(await page.locator('tr.version .badge').allTextContents(), ['unchanged', 'changed', 'new']);
+    await browser.screenshot('search-versions-folder');
+    await page.goto(`${fx.base}/snapshots`);
+    await page.locator(`tr[data-snapshot="${snaps[1]}"] a.change-count`).click();
+    await page.waitForURL(/\/changes$/);
+    assert.deepEqual((await page.locator('#changes-added td.name').allTextContents()).map((x) => x.trim()), ['public_html/added.html']);
+    assert.deepEqual((await page.locator('#changes-removed td.name').allTextContents()).map((x) => x.trim()), ['public_html/blog/second.txt']);
+    assert.ok((await page.locator('#changes-changed td.name').allTextContents()).some((x) => x.trim() === 'notes.txt'));
+    assert.match(await page.locator('#changes-summary').textContent() ?? '', /1 added/);
+    await browser.screenshot('search-changes');
+    await page.locator('#against').selectOption(snaps[2]!);
+    await page.locator('form.compare button').click();
+    await page.waitForURL(/against=/);
+    assert.ok((await page.locator('#changes-changed td.name').allTextContents()).some((x) => x.trim() === 'notes.txt'), 'any two snapshots compare');
+  });
+
+  test('odd names in the results: newline, ? and *, non-UTF-8, a 255-byte name that wraps', async () => {
+    const { page } = browser;
+    await page.goto(`${fx.base}/search?q=line.txt`);
+    assert.ok((await page.locator('section.hit h2').allTextContents()).some((x) => x.includes('new\nline.txt')));
+    await page.goto(`${fx.base}/search?q=${encodeURIComponent('q[?]mark*')}`);
+    assert.equal(await page.locator('section.hit').count(), 1);
+    await page.goto(`${fx.base}/search?q=utf8`);
+    assert.equal(await page.locator('section.hit').count(), 1, 'the non-UTF-8 name');
+    await page.goto(`${fx.base}/search?q=nnnnnnnnnnnnnnnnnnnnnnnnn`);
+    assert.equal(await page.locator('section.hit').count(), 1);
+    assert.ok(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth + 1'), 'the long name wraps');
+    await browser.screenshot('search-odd-names');
+  });
+
+  test('a form with several mistakes reports all of them at once, in words', async () => {
+    const { page } = browser;
+    await page.goto(`${fx.base}/search?q=${encodeURIComponent('[abc')}&from=yesterday&since=soon`);
+    const text = await page.locator('#search-errors').textContent() ?? '';
+    for (const m of [/\[.*needs a matching/, /Snapshots from: give a day/, /Changed on or after: give a day/]) assert.match(text, m);
+    assert.doesNotMatch(text, /expected|YYYY|--/);
+  });
+
+  test('on a phone (390 px) in German: search and versions fit the screen', async () => {
+    const de = await launchBrowser({ locale: 'de-DE', width: 390 });
+    try {
+      const { page } = de;
+      await page.goto(fx.loginUrl(fx.alice.username, 'user'));
+      await page.waitForURL(/\/snapshots$/);
+      await page.goto(`${fx.base}/search?q=notes.txt`);
+      assert.equal(await page.locator('h1').textContent(), 'In Ihren Sicherungen suchen');
+      assert.match(await page.locator('#search-total').textContent() ?? '', /1 Datei oder Ordner gefunden/);
+      assert.ok(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth + 1'), 'no sideways scrolling');
+      await de.screenshot('search-mobile-de');
+      await page.locator('section.hit h2 a').click();
+      await page.waitForURL(/\/versions/);
+      assert.deepEqual(await page.locator('tr.version .badge').allTextContents(), ['geändert', 'geändert', 'neu']);
+      assert.ok(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth + 1'));
+      await de.screenshot('search-versions-mobile-de');
+      await page.goto(`${fx.base}/snapshots`);
+      assert.ok(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth + 1'));
+      await de.screenshot('search-snapshots-mobile-de');
+    } finally {
+      await de.close();
+    }
+  });
+});
+
+describe('pages and API keep the scope', () => {
+  let web: WebClient;
+  before(async () => {
+    web = new WebClient(fx.base);
+    const login = await web.get(fx.loginUrl(fx.alice.username, 'user'));
+    assert.ok(login.status < 400);
+  });
+
+  test("alice's pages never list or count bob's paths, nor the hidden destination's", async () => {
+    const bobs = await web.get('/search?q=secret.txt');
+    assert.equal(bobs.status, 200);
+    assert.match(bobs.body, /0 files and folders found/);
+    assert.ok(!bobs.body.includes(fx.bob.username));
+    assert.match((await web.get('/search?q=only-hidden')).body, /0 files and folders found/);
+    assert.match((await web.get(`/versions?p=${pathParam('secret.txt')}`)).body, /No snapshot you can see holds/);
+    assert.equal((await web.get(`/snapshots/${fx.destinationIds.shown}/${fx.bob.username}/${fx.visible.bob}/changes`)).status, 404);
+    assert.equal((await web.get(`/snapshots/${fx.destinationIds.hidden}/${fx.alice.username}/${fx.hidden.alice}/changes`)).status, 404);
+    // ?account= is a provider's choice only: for alice it changes nothing.
+    assert.match((await web.get(`/search?q=secret.txt&account=${fx.bob.username}`)).body, /0 files and folders found/);
+  });
+
+  test('the JSON API answers the same, within the token\'s scope', async () => {
+    const token = ok(cli(fx.dataDir, ['api-token', 'create', '--name', 'alice-search', '--role', 'user', '--user', fx.alice.username])).token as string;
+    const get = async (url: string): Promise<{ status: number; json: any }> => {
+      const r = await fetch(`${fx.base}/api/v1${url}`, { headers: { authorization: `Bearer ${token}` } });
+      return { status: r.status, json: await r.json() };
+    };
+    const found = await get('/search?query=notes.txt');
+    assert.equal(found.status, 200);
+    assert.equal(found.json.results[0].path, 'notes.txt');
+    assert.equal(found.json.results[0].versions.length, 3);
+    assert.equal((await get('/search?query=secret.txt')).json.total, 0);
+    assert.equal((await get(`/search?query=secret.txt&account=${fx.bob.username}`)).status, 404);
+    const versions = await get('/versions?path=notes.txt');
+    assert.deepEqual(versions.json.versions.map((v: { change: string }) => v.change), ['changed', 'changed', 'new']);
+    const changes = await get(`/snapshots/${snaps[1]}/changes`);
+    assert.equal(changes.json.counts.added, 1);
+    assert.equal((await get(`/snapshots/${fx.visible.bob}/changes`)).status, 404);
+    assert.equal((await get('/search?query=x&from=tomorrow')).status, 400);
+  });
+});
+
 describe('scope', () => {
   test("another account's paths are never listed or counted", () => {
     const r = asAlice(['snapshot', 'search', 'secret']);

@@ -7,6 +7,9 @@ export interface Formatters {
   day(iso: string): string;
   /** A stable key for grouping by calendar day (server time). */
   dayKey(iso: string): string;
+  /** To the second: snapshots of the same minute told apart. */
+  timeSeconds(iso: string): string;
+  dateTimeSeconds(iso: string): string;
 }
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -15,6 +18,8 @@ export function formatters(lng: string): Formatters {
   const num = new Intl.NumberFormat(lng, { maximumFractionDigits: 1 });
   const dateTime = new Intl.DateTimeFormat(lng, { dateStyle: 'medium', timeStyle: 'short' });
   const time = new Intl.DateTimeFormat(lng, { timeStyle: 'short' });
+  const timeSeconds = new Intl.DateTimeFormat(lng, { timeStyle: 'medium' });
+  const dateTimeSeconds = new Intl.DateTimeFormat(lng, { dateStyle: 'medium', timeStyle: 'medium' });
   const day = new Intl.DateTimeFormat(lng, { weekday: 'long', year: 'numeric', month: 'long', day: 'numeric' });
   const pad = (n: number): string => String(n).padStart(2, '0');
   return {
@@ -28,6 +33,8 @@ export function formatters(lng: string): Formatters {
     dateTime: (iso) => dateTime.format(new Date(iso)),
     time: (iso) => time.format(new Date(iso)),
     day: (iso) => day.format(new Date(iso)),
+    timeSeconds: (iso) => timeSeconds.format(new Date(iso)),
+    dateTimeSeconds: (iso) => dateTimeSeconds.format(new Date(iso)),
     dayKey: (iso) => { const d = new Date(iso); return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`; },
   };
 }

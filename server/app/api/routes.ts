@@ -19,6 +19,7 @@ import { cancelTask, getTask, listTasks } from '../../services/tasks.js';
 import { isPriorityName, PRIORITIES, priorityName } from '../../queue/priority.js';
 import { ApiError, statusOf } from './errors.js';
 import { stillSameAccount } from '../session.js';
+import { historyApiRoutes } from './history-routes.js';
 
 type Body = Record<string, unknown>;
 type Handler = (req: express.Request, res: express.Response, actor: Actor) => Promise<void>;
@@ -322,6 +323,7 @@ export function apiRoutes(ctx: Context, trusted: boolean): express.Router {
     }
   }));
 
+  r.use(historyApiRoutes(ctx));
   r.use((_req, res) => { res.status(404).json({ error: 'no such API endpoint' }); });
   // Errors of the body parser: malformed JSON, too large.
   r.use((err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {

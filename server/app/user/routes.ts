@@ -17,6 +17,8 @@ import type { RestoreRunner } from '../restore-runner.js';
 import { cancelTask } from '../../services/tasks.js';
 import type { Actor } from '../../services/actor.js';
 import { restoreMailSetting, setRestoreMail, type RestoreMailSetting } from '../../services/account-preferences.js';
+import { historyRoutes } from './history-routes.js';
+import { snapshotListExtras } from './snapshot-list-view.js';
 
 const FINAL = new Set(['completed', 'partial', 'failed', 'cancelled']);
 
@@ -40,6 +42,7 @@ function taskView(t: TaskRecord): Record<string, unknown> {
     startedAt: t.startedAt, finishedAt: t.finishedAt, finished: FINAL.has(t.status), error: t.error, cancellable: t.status === 'queued' && t.type === 'restore',
     paths: params.paths ?? [], databases: (params.databases ?? []).map((d) => d.name), intoFolder: Boolean(params.intoFolder),
     files: result.files ?? null, folder: result.folder ?? null, restoredDatabases: result.databases ?? [],
+    snapshotUrl: t.destinationId !== null && t.account !== null && t.snapshotId !== null ? snapshotUrl({ destinationId: t.destinationId, account: t.account, id: t.snapshotId }) : null,
   };
 }
 
@@ -108,6 +111,7 @@ export function userRoutes(ctx: Context, runner: RestoreRunner): express.Router 
   };
 
   r.get('/', (_req, res) => { res.redirect(303, actorOf(res).role === 'user' ? '/snapshots' : '/admin'); });
+  r.use(historyRoutes(ctx));
 
   r.get('/snapshots', async (req, res) => {
     const sc = scope(res);
@@ -115,19 +119,23 @@ export function userRoutes(ctx: Context, runner: RestoreRunner): express.Router 
     const fmt = res.locals.fmt as { dayKey(iso: string): string };
     // A provider may narrow the list to one account; an account holder has only one anyway.
     const only = sc.actor.role !== 'user' && typeof req.query.account === 'string' && req.query.account !== '' ? req.query.account : null;
-    for (const s of await sc.snapshots()) {
-      if (only !== null && s.account !== only) continue;
+    const wanted = typeof req.query.day === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(req.query.day) ? req.query.day : null;
+    const all = (await sc.snapshots()).filter((s) => only === null || s.account === only);
+    const extras = await snapshotListExtras(ctx, sc.actor, sc.actor.role === 'user' ? sc.actor.name : only, all);
+    for (const s of all) {
       const key = fmt.dayKey(s.finishedAt);
+      if (wanted !== null && key !== wanted) continue;
       let day = days[days.length - 1];
       if (!day || day.key !== key) { day = { key, first: s.finishedAt, snapshots: [] }; days.push(day); }
-      day.snapshots.push({ ...s, destination: sc.destination(s.destinationId)!.name, url: snapshotUrl(s) });
+      day.snapshots.push({ ...s, ...extras(s), destination: sc.destination(s.destinationId)!.name, url: snapshotUrl(s) });
     }
+    const dayKeys = [...new Set(all.map((s) => fmt.dayKey(s.finishedAt)))];
     // "Back up now" for an account holder the provider allows it, with the jobs that cover the account.
     const backupNow = sc.actor.role === 'user' && permissionsOf(ctx.config, sc.actor).backupNow
       ? { jobs: backupNowJobs(ctx, sc.actor, sc.actor.name).map((j) => ({ id: j.id, name: j.name })),
         left: Math.max(0, ctx.config.permissions.backupNowPerDay - backupsNowToday(ctx, sc.actor)) }
       : null;
-    res.render('user/snapshots', { days, showAccount: sc.actor.role !== 'user', only, backupNow });
+    res.render('user/snapshots', { days, showAccount: sc.actor.role !== 'user', only, backupNow, wanted, newestDay: dayKeys[0] ?? null, oldestDay: dayKeys[dayKeys.length - 1] ?? null, searchAccount: sc.actor.role === 'user' ? null : only });
   });
 
   r.get('/snapshots/:destination/:account/:id', async (req, res) => {
