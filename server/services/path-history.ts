@@ -69,6 +69,9 @@ async function openSeries(ctx: Context, actor: Actor, account: string, opts: His
       const bad = new Set(unreadableSnapshots(db));
       const held = [...list].reverse().filter((s) => seqOf.has(s.id));
       unreadable.push(...list.filter((s) => bad.has(s.id)).map((s) => s.id));
+      // Made after the update began (or its update cut short): not in the answer, and said so.
+      const notYet = list.length - held.length - list.filter((s) => bad.has(s.id)).length;
+      if (outcome !== 'timeout' && notYet > 0) building = { done: (building?.done ?? 0) + held.length, total: (building?.total ?? 0) + list.length };
       series.push({ destination: d.name, destinationId, db, snapshots: held, seqs: held.map((s) => seqOf.get(s.id)!) });
     }
   } catch (err) {
@@ -146,24 +149,37 @@ export async function searchPaths(ctx: Context, input: SearchInput, actor: Actor
   const opened = await openSeries(ctx, actor, account, opts,
     (s) => (from === undefined || s.finishedAt >= from) && (to === undefined || s.finishedAt < nextDay(to)));
   try {
-    // Views are made only for the page shown: a query matching every file stays cheap.
-    const byPath = new Map<BytePath, { hit: LightHit; series: Series }[]>();
-    for (const s of opened.series) {
-      for (const hit of searchCatalog(s.db, s.seqs, q, { folder: folderOf(input.folder), ...(since ? { modifiedSince: Date.parse(since) / 1000 } : {}) })) {
-        const list = byPath.get(hit.path);
-        if (list) list.push({ hit, series: s }); else byPath.set(hit.path, [{ hit, series: s }]);
-      }
+    // Each catalog answers in path order: merged as they come, only the page shown is kept
+    // (a query matching every file of a large account stays small and quick).
+    const window: { path: BytePath; hits: { hit: LightHit; series: Series }[] }[] = [];
+    let total = 0;
+    for (const group of mergeByPath(opened.series.map((s) => ({ series: s, hits: searchCatalog(s.db, s.seqs, q, { folder: folderOf(input.folder), ...(since ? { modifiedSince: Date.parse(since) / 1000 } : {}) }) })))) {
+      if (total >= offset && total < offset + limit) window.push(group);
+      total++;
     }
-    const paths = [...byPath.keys()];
-    if (opened.series.length > 1) paths.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    const results = paths.slice(offset, offset + limit).map((p) => ({
-      ...pathFields(p),
-      versions: byPath.get(p)!.map((x) => versionView(versionOfHit(x.hit), x.hit.covered, x.series))
+    const results = window.map((g) => ({
+      ...pathFields(g.path),
+      versions: g.hits.map((x) => versionView(versionOfHit(x.hit), x.hit.covered, x.series))
         .sort((a, b) => (newestOf(a) < newestOf(b) ? 1 : newestOf(a) > newestOf(b) ? -1 : 0)),
     }));
-    return { account, total: paths.length, results, building: opened.building, unreadable: opened.unreadable };
+    return { account, total, results, building: opened.building, unreadable: opened.unreadable };
   } finally {
     opened.close();
+  }
+}
+
+/** Merges hit streams that each come in path order (byte order) into one, grouped by path. */
+function* mergeByPath(sources: { series: Series; hits: Generator<LightHit> }[]): Generator<{ path: BytePath; hits: { hit: LightHit; series: Series }[] }> {
+  const heads = sources.map((s) => ({ ...s, next: s.hits.next() }));
+  for (;;) {
+    let path: BytePath | null = null;
+    for (const h of heads) if (!h.next.done && (path === null || h.next.value.path < path)) path = h.next.value.path;
+    if (path === null) return;
+    const hits: { hit: LightHit; series: Series }[] = [];
+    for (const h of heads) {
+      while (!h.next.done && h.next.value.path === path) { hits.push({ hit: h.next.value, series: h.series }); h.next = h.hits.next(); }
+    }
+    yield { path, hits };
   }
 }
 

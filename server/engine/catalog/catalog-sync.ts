@@ -15,10 +15,11 @@ const order = (a: LiveSnapshot, b: LiveSnapshot): number =>
  * appends the new ones that are newer than everything catalogued (the usual case: a backup
  * just finished), and starts over when one turns up older than the newest catalogued (a
  * reindex found it, or it was handed over), since versions are intervals in time order.
- * Returns how many snapshots were read.
+ * Returns how many snapshots were read, or -1 when more than `maxReads` were to be read
+ * (nothing is done then: the work is left for later).
  */
 export async function syncCatalog(db: Database.Database, live: readonly LiveSnapshot[], read: IndexReader,
-  onProgress: (done: number, total: number) => void = () => {}): Promise<number> {
+  onProgress: (done: number, total: number) => void = () => {}, maxReads = Infinity): Promise<number> {
   const liveIds = new Set(live.map((s) => s.id));
   const known = db.prepare('SELECT id, finished_at AS finishedAt, complete FROM snaps').all() as (LiveSnapshot & { complete: number })[];
   const gone = known.filter((s) => !liveIds.has(s.id) || s.complete === 0).map((s) => s.id);
@@ -28,7 +29,9 @@ export async function syncCatalog(db: Database.Database, live: readonly LiveSnap
   let missing = live.filter((s) => !keptIds.has(s.id)).sort(order);
   if (missing.length === 0) return 0;
   const newest = kept[kept.length - 1];
-  if (newest && missing.some((s) => order(s, newest) <= 0)) {
+  const rebuild = newest !== undefined && missing.some((s) => order(s, newest) <= 0);
+  if ((rebuild ? live.length : missing.length) > maxReads) return -1;
+  if (rebuild) {
     clearCatalog(db);
     missing = [...live].sort(order);
   }
