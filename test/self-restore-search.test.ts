@@ -13,6 +13,7 @@ import { syncCatalog, type LiveSnapshot } from '../server/engine/catalog/catalog
 import { changeCounts, pathVersions, searchCatalog } from '../server/engine/catalog/catalog-query.js';
 import { makeEntry, type Entry } from '../server/engine/format/entry.js';
 import { SnapshotInputError } from '../server/engine/untrusted-input.js';
+import { DestinationError } from '../server/destinations/types.js';
 
 /**
  * Search, versions of a path and what changed, on an account with odd names, backed up
@@ -82,6 +83,7 @@ describe('the catalog as snapshots come and go', () => {
   const live = (...ids: string[]): LiveSnapshot[] => ids.map((id) => ({ id, finishedAt: at(Number(id.slice(1))) }));
   const read = async (id: string, onEntry: (e: Entry) => void): Promise<void> => {
     if (id === 'bad') throw new SnapshotInputError('index refused');
+    if (id === 'gone') throw new DestinationError('index.bin.gz: not found on the destination', 'not-found');
     onEntry(makeEntry({ kind: 'd', path: '' }));
     for (const [p, t] of Object.entries(trees[id]!)) onEntry(makeEntry({ kind: 'f', path: p, size: t, mtimeSec: t }));
   };
@@ -132,9 +134,9 @@ describe('the catalog as snapshots come and go', () => {
   test('an older snapshot turning up rebuilds the catalog in time order; a refused index holds nothing', async () => {
     const db = openCatalog(path.join(dir, 'four.sqlite'))!;
     await syncCatalog(db, live('s2', 's3'), read);
-    await syncCatalog(db, [...live('s1', 's2', 's3'), { id: 'bad', finishedAt: at(5) }], read);
+    await syncCatalog(db, [...live('s1', 's2', 's3'), { id: 'bad', finishedAt: at(5) }, { id: 'gone', finishedAt: at(6) }], read);
     assert.deepEqual(catalogSnapshots(db).map((s) => s.id), ['s1', 's2', 's3']);
-    assert.deepEqual(unreadableSnapshots(db), ['bad']);
+    assert.deepEqual(unreadableSnapshots(db).sort(), ['bad', 'gone']);
     assert.deepEqual(holding(db, 'b'), ['s1:1', 's2:2', 's3:3']);
     db.close();
   });

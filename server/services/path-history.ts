@@ -2,11 +2,12 @@ import type Database from 'better-sqlite3';
 import type { Context } from './context.js';
 import { UserError } from './context.js';
 import { ROOT, type Actor } from './actor.js';
+import { DestinationError } from '../destinations/types.js';
 import { listSnapshots } from './snapshots.js';
 import { catalogProgress, syncAccountCatalog, type CatalogProgress } from './path-catalogs.js';
 import type { SnapshotRecord } from '../store/snapshots.js';
 import { catalogFile, catalogSnapshots, openCatalog, unreadableSnapshots, type VersionRow } from '../engine/catalog/path-catalog.js';
-import { changeCounts, changesBetween, pathVersions, searchCatalog, timeline, type LightHit, type TimelinePoint, versionOfHit } from '../engine/catalog/catalog-query.js';
+import { changeCounts, changesBetween, pathVersions, searchCatalog, timeline, type LightHit, type TimelinePoint, versionsById } from '../engine/catalog/catalog-query.js';
 import { parseNameQuery } from '../engine/catalog/name-match.js';
 import { isUtf8, normaliseRelative, toDisplay, type BytePath } from '../util/byte-path.js';
 
@@ -24,6 +25,8 @@ export interface Readiness {
   building: CatalogProgress | null;
   /** Snapshots whose index was refused as damaged: not searched. */
   unreadable: string[];
+  /** Destinations that could not be read to bring the catalog up to date: their newest snapshots may be missing from the answer. */
+  unreachable: string[];
 }
 
 interface Opened extends Readiness { series: Series[]; close(): void }
@@ -53,10 +56,16 @@ async function openSeries(ctx: Context, actor: Actor, account: string, opts: His
   const series: Series[] = [];
   let building = null as CatalogProgress | null;
   const unreadable: string[] = [];
+  const unreachable: string[] = [];
   try {
     for (const [destinationId, list] of byDestination) {
       const d = ctx.store.destinations.byId(destinationId)!;
-      const sync = syncAccountCatalog(ctx, d, account);
+      const sync = syncAccountCatalog(ctx, d, account).then(() => 'done' as const, (err: unknown) => {
+        // What is catalogued still answers; the destination is named as not read.
+        if (!(err instanceof DestinationError)) throw err;
+        unreachable.push(d.name);
+        return 'failed' as const;
+      });
       const outcome = opts.waitMs === undefined ? await sync : await Promise.race([sync, timeout(opts.waitMs)]);
       if (outcome === 'timeout') {
         sync.catch(() => {}); // it goes on; its failure is met by the next question
@@ -71,14 +80,14 @@ async function openSeries(ctx: Context, actor: Actor, account: string, opts: His
       unreadable.push(...list.filter((s) => bad.has(s.id)).map((s) => s.id));
       // Made after the update began (or its update cut short): not in the answer, and said so.
       const notYet = list.length - held.length - list.filter((s) => bad.has(s.id)).length;
-      if (outcome !== 'timeout' && notYet > 0) building = { done: (building?.done ?? 0) + held.length, total: (building?.total ?? 0) + list.length };
+      if (outcome === 'done' && notYet > 0) building = { done: (building?.done ?? 0) + held.length, total: (building?.total ?? 0) + list.length };
       series.push({ destination: d.name, destinationId, db, snapshots: held, seqs: held.map((s) => seqOf.get(s.id)!) });
     }
   } catch (err) {
     for (const s of series) s.db.close();
     throw err;
   }
-  return { series, building, unreadable, close: () => { for (const s of series) s.db.close(); } };
+  return { series, building, unreadable, unreachable, close: () => { for (const s of series) s.db.close(); } };
 }
 
 export const snapshotRef = (s: SnapshotRecord, destination: string): SnapshotRef => ({ id: s.id, destination, destinationId: s.destinationId, account: s.account, finishedAt: s.finishedAt });
@@ -157,12 +166,13 @@ export async function searchPaths(ctx: Context, input: SearchInput, actor: Actor
       if (total >= offset && total < offset + limit) window.push(group);
       total++;
     }
+    const rows = new Map<Series, Map<number, VersionRow>>(opened.series.map((s) => [s, versionsById(s.db, window.flatMap((g) => g.hits.filter((x) => x.series === s).map((x) => x.hit.versionId)))]));
     const results = window.map((g) => ({
       ...pathFields(g.path),
-      versions: g.hits.map((x) => versionView(versionOfHit(x.hit), x.hit.covered, x.series))
+      versions: g.hits.map((x) => versionView(rows.get(x.series)!.get(x.hit.versionId)!, x.hit.covered, x.series))
         .sort((a, b) => (newestOf(a) < newestOf(b) ? 1 : newestOf(a) > newestOf(b) ? -1 : 0)),
     }));
-    return { account, total, results, building: opened.building, unreadable: opened.unreadable };
+    return { account, total, results, building: opened.building, unreadable: opened.unreadable, unreachable: opened.unreachable };
   } finally {
     opened.close();
   }
@@ -223,7 +233,7 @@ export async function pathHistory(ctx: Context, input: { account?: string; path:
     }
     versions.sort((a, b) => (a.snapshot.finishedAt < b.snapshot.finishedAt ? 1 : a.snapshot.finishedAt > b.snapshot.finishedAt ? -1 : 0));
     const { bytes: _bytes, ...shown } = pathFields(input.path);
-    return { account, ...shown, versions, building: opened.building, unreadable: opened.unreadable };
+    return { account, ...shown, versions, building: opened.building, unreadable: opened.unreadable, unreachable: opened.unreachable };
   } finally {
     opened.close();
   }
@@ -277,7 +287,7 @@ export async function snapshotChanges(ctx: Context, input: { account?: string; i
     }
     return {
       account, snapshot: snapshotRef(s.snapshots[newer]!, s.destination), against: older >= 0 ? snapshotRef(s.snapshots[older]!, s.destination) : null,
-      counts, changes, truncated, building: opened.building, unreadable: opened.unreadable,
+      counts, changes, truncated, building: opened.building, unreadable: opened.unreadable, unreachable: opened.unreachable,
     };
   } finally {
     opened.close();

@@ -10,6 +10,7 @@ const withoutBytes = <T extends { bytes?: BytePath }>(x: T): Omit<T, 'bytes'> =>
 
 function warnUnreadable(r: Readiness): void {
   if (r.unreadable.length) process.stderr.write(`not searched (index refused as damaged): ${r.unreadable.join(', ')}\n`);
+  if (r.unreachable.length) process.stderr.write(`could not be read, newest snapshots may be missing: ${r.unreachable.join(', ')}\n`);
 }
 
 /** snapshot search | versions | diff: finding things across snapshots (the account's path catalog). */

@@ -39,18 +39,14 @@ export interface SearchOptions {
 
 export interface SearchHit { version: VersionRow; covered: [number, number] }
 
-/** A search match before it is shown: the path and the raw row, turned into a VersionRow only for the page shown. */
-export interface LightHit { path: string; row: RawRow; covered: [number, number] }
-type RawRow = [number, number, number, number, string, number, number, number, number, Buffer | null, Buffer | null, Buffer, Buffer];
-const COLUMNS = 'v.id, v.path_id, v.first_seq, v.last_seq, v.kind, v.mode, v.size, v.mtime_sec, v.mtime_nsec, v.hash, v.link, p.path, p.folded';
+/** A search match before it is shown: its path, version id and the visible snapshots holding it. */
+export interface LightHit { path: string; versionId: number; covered: [number, number] }
 
-export const versionOfHit = (h: LightHit): VersionRow => {
-  const r = h.row;
-  return { id: r[0], pathId: r[1], firstSeq: r[2], lastSeq: r[3], kind: r[4] as VersionRow['kind'], mode: r[5], size: r[6], mtimeSec: r[7], mtimeNsec: r[8],
-    hash: r[9], link: r[10] ? r[10].toString('latin1') : '', path: h.path };
-};
-
-/** Every version of a matching path that a visible snapshot holds, in path order. */
+/**
+ * Every version of a matching path that a visible snapshot holds, in path order (byte
+ * order). Only the path and the version's id and interval are read here: a query matching
+ * every file costs one pass over small rows; `versionsById` fetches the rows shown.
+ */
 export function* searchCatalog(db: Database.Database, visible: readonly number[], q: NameQuery, opts: SearchOptions = {}): Generator<LightHit> {
   if (visible.length === 0) return;
   const where: string[] = ['v.last_seq >= ?', 'v.first_seq <= ?'];
@@ -62,12 +58,24 @@ export function* searchCatalog(db: Database.Database, visible: readonly number[]
   const w = within(opts.folder ?? '');
   where.push(w.sql); args.push(...w.args);
   if (opts.modifiedSince !== undefined) { where.push('v.mtime_sec >= ?'); args.push(opts.modifiedSince); }
-  const stmt = db.prepare(`SELECT ${COLUMNS} FROM paths p JOIN versions v ON v.path_id = p.id WHERE ${where.join(' AND ')} ORDER BY p.path, v.first_seq`).raw(true);
-  for (const row of stmt.iterate(...args) as Iterable<RawRow>) {
-    if (q.glob && !matches(q, row[12].toString('latin1'))) continue;
+  const stmt = db.prepare(`SELECT p.path, v.id, v.first_seq, v.last_seq${q.glob ? ', p.folded' : ''} FROM paths p JOIN versions v ON v.path_id = p.id
+    WHERE ${where.join(' AND ')} ORDER BY p.path, v.first_seq`).raw(true);
+  for (const row of stmt.iterate(...args) as Iterable<[Buffer, number, number, number, Buffer?]>) {
+    if (q.glob && !matches(q, row[4]!.toString('latin1'))) continue;
     const covered = coveredBy(visible, row[2], row[3]);
-    if (covered) yield { path: row[11].toString('latin1'), row, covered };
+    if (covered) yield { path: row[0].toString('latin1'), versionId: row[1], covered };
   }
+}
+
+/** The version rows of these ids. */
+export function versionsById(db: Database.Database, ids: readonly number[]): Map<number, VersionRow> {
+  const out = new Map<number, VersionRow>();
+  const stmt = db.prepare('SELECT v.*, p.path FROM versions v JOIN paths p ON p.id = v.path_id WHERE v.id = ?');
+  for (const id of ids) {
+    const r = stmt.get(id) as Parameters<typeof versionOf>[0] | undefined;
+    if (r) out.set(id, versionOf(r));
+  }
+  return out;
 }
 
 /** The versions of one path, oldest first, each with the visible snapshots that hold it. */

@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { Entry } from '../format/entry.js';
 import { SnapshotInputError } from '../untrusted-input.js';
+import { DestinationError } from '../../destinations/types.js';
 import { appendSnapshot, clearCatalog, forgetSnapshots, markUnreadable } from './path-catalog.js';
 
 export interface LiveSnapshot { id: string; finishedAt: string }
@@ -41,7 +42,8 @@ export async function syncCatalog(db: Database.Database, live: readonly LiveSnap
     try {
       await appendSnapshot(db, s, (onEntry) => read(s.id, onEntry));
     } catch (err) {
-      if (!(err instanceof SnapshotInputError)) throw err;
+      // Refused as damaged, or its index is missing: it holds nothing searchable (named so).
+      if (!(err instanceof SnapshotInputError) && !(err instanceof DestinationError && err.code === 'not-found')) throw err;
       markUnreadable(db, s);
     }
     onProgress(++done, missing.length);
