@@ -5,7 +5,7 @@ import { listSnapshots } from '../../services/snapshots.js';
 import { decodePath, encodePath } from '../path-param.js';
 import { actorOf } from '../session.js';
 import { HttpError, notFound } from '../http-error.js';
-import { accountQuery, actionsFor, PAGE_WAIT_MS, problemKey, shownName, versionsUrl } from './history-view.js';
+import { accountQuery, PAGE_WAIT_MS, problemKey, shownName, versionsUrl } from './history-view.js';
 import { Scope } from '../scope.js';
 
 const ID = /^[A-Za-z0-9._-]{1,100}$/;
@@ -32,7 +32,6 @@ export function changesRoutes(ctx: Context): express.Router {
     const others = (await listSnapshots(ctx, { account: s.account }, actor)).filter((x) => x.destinationId === s.destinationId && x.id !== s.id);
     const group = (kind: 'added' | 'changed' | 'removed') => result.changes.filter((c) => c.change === kind).map((c) => ({
       ...c, name: shownName(c.bytes), versionsUrl: versionsUrl(c.bytes, acct),
-      browse: actionsFor(c.change === 'removed' ? result.against! : result.snapshot, c.bytes).browse,
     }));
     res.render('user/changes', {
       result, others, against: result.against?.id ?? '', folderShown: folder === '' ? null : shownName(folder), folderB64: folder === '' ? '' : encodePath(folder),
