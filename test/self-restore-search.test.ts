@@ -371,6 +371,13 @@ describe('pages and API keep the scope', () => {
     assert.match((await web.get(`/versions?p=${pathParam('secret.txt')}`)).body, /No snapshot you can see holds/);
     assert.equal((await web.get(`/snapshots/${fx.destinationIds.shown}/${fx.bob.username}/${fx.visible.bob}/changes`)).status, 404);
     assert.equal((await web.get(`/snapshots/${fx.destinationIds.hidden}/${fx.alice.username}/${fx.hidden.alice}/changes`)).status, 404);
+    // The provider looks into an account by naming it; without one the form asks for it.
+    const admin = new WebClient(fx.base);
+    await admin.get(fx.loginUrl('root', 'admin'));
+    assert.match((await admin.get(`/search?q=notes.txt&account=${fx.alice.username}`)).body, /1 file or folder found/);
+    const noAccount = await admin.get('/search?q=notes.txt');
+    assert.equal(noAccount.status, 400);
+    assert.match(noAccount.body, /choose the account to search in/);
     // ?account= is a provider's choice only: for alice it changes nothing.
     assert.match((await web.get(`/search?q=secret.txt&account=${fx.bob.username}`)).body, /0 files and folders found/);
   });
