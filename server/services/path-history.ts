@@ -52,21 +52,30 @@ const timeout = (ms: number): Promise<'timeout'> => new Promise((r) => { setTime
 async function openSeries(ctx: Context, actor: Actor, account: string, opts: HistoryOptions, keep: (s: SnapshotRecord) => boolean = () => true): Promise<Opened> {
   const visible = (await listSnapshots(ctx, { account }, actor)).filter(keep);
   const byDestination = new Map<number, SnapshotRecord[]>();
-  for (const s of visible) byDestination.set(s.destinationId, [...(byDestination.get(s.destinationId) ?? []), s]);
+  for (const s of visible) {
+    const list = byDestination.get(s.destinationId);
+    if (list) list.push(s); else byDestination.set(s.destinationId, [s]);
+  }
   const series: Series[] = [];
   let building = null as CatalogProgress | null;
   const unreadable: string[] = [];
   const unreachable: string[] = [];
+  // Every destination's catalog is brought up to date at once, within one wait.
+  const deadline = opts.waitMs === undefined ? null : timeout(opts.waitMs);
+  const syncs = new Map([...byDestination.keys()].map((destinationId) => {
+    const d = ctx.store.destinations.byId(destinationId)!;
+    return [destinationId, syncAccountCatalog(ctx, d, account).then(() => 'done' as const, (err: unknown) => {
+      // What is catalogued still answers; the destination is named as not read.
+      if (!(err instanceof DestinationError)) throw err;
+      unreachable.push(d.name);
+      return 'failed' as const;
+    })];
+  }));
   try {
     for (const [destinationId, list] of byDestination) {
       const d = ctx.store.destinations.byId(destinationId)!;
-      const sync = syncAccountCatalog(ctx, d, account).then(() => 'done' as const, (err: unknown) => {
-        // What is catalogued still answers; the destination is named as not read.
-        if (!(err instanceof DestinationError)) throw err;
-        unreachable.push(d.name);
-        return 'failed' as const;
-      });
-      const outcome = opts.waitMs === undefined ? await sync : await Promise.race([sync, timeout(opts.waitMs)]);
+      const sync = syncs.get(destinationId)!;
+      const outcome = deadline === null ? await sync : await Promise.race([sync, deadline]);
       if (outcome === 'timeout') {
         sync.catch(() => {}); // it goes on; its failure is met by the next question
         const p = catalogProgress(ctx, destinationId, account) ?? { done: 0, total: list.length };
@@ -85,6 +94,7 @@ async function openSeries(ctx: Context, actor: Actor, account: string, opts: His
     }
   } catch (err) {
     for (const s of series) s.db.close();
+    for (const p of syncs.values()) p.catch(() => {});
     throw err;
   }
   return { series, building, unreadable, unreachable, close: () => { for (const s of series) s.db.close(); } };
