@@ -454,4 +454,21 @@ describe('scope', () => {
     assert.deepEqual(await catalogued(catalogOf(fx.destinationIds.shown, fx.alice.username)), [snaps[1], snaps[2]]);
     assert.ok(!fs.existsSync(catalogOf(fx.destinationIds.shown, fx.bob.username)), "alice's question never builds bob's catalog");
   });
+
+  test('a destination out of reach is named, and what is catalogued still answers', async () => {
+    const shown = (ok(cli(fx.dataDir, ['destination', 'list'])) as { name: string; settings: { path: string } }[]).find((d) => d.name === 'shown')!.settings;
+    fs.renameSync(shown.path, `${shown.path}.away`);
+    try {
+      // A snapshot the catalog does not hold yet makes the question read the destination.
+      fs.rmSync(catalogOf(fx.destinationIds.shown, fx.alice.username));
+      const r = ok(cli(fx.dataDir, ['--as-account', fx.alice.username, 'snapshot', 'search', 'notes.txt']));
+      assert.deepEqual(r.unreachable, ['shown']);
+      assert.equal(r.total, 0);
+    } finally {
+      fs.renameSync(`${shown.path}.away`, shown.path);
+    }
+    const back = asAlice(['snapshot', 'search', 'notes.txt']);
+    assert.deepEqual(back.unreachable, []);
+    assert.equal(back.total, 1);
+  });
 });
