@@ -8,7 +8,9 @@ import { createAccount, makeHomeRoot, removeAccount, type TestAccount } from './
 import { buildTrickyTree } from './support/tricky-tree.js';
 import { diffTrees, snapshotTree } from './support/tree.js';
 import { cli, makeDataDir, ok } from './support/cli.js';
+import { S3Client, CreateMultipartUploadCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListPartsCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import { S3Destination } from '../server/destinations/s3.js';
+import { StreamWriter } from '../server/util/stream-writer.js';
 import { S3_DEFAULTS, type S3Settings } from '../server/destinations/s3-settings.js';
 import { sharedCeph, type CephCluster } from './support/ceph.js';
 import { destinationConformance } from './support/destination-conformance.js';
@@ -72,6 +74,90 @@ async function fresh(over: Partial<S3Settings> = {}): Promise<S3Destination> {
 }
 
 destinationConformance('s3 (Ceph radosgw)', () => fresh(), { serverSideClone: false, hardLinks: false });
+
+/** Names a path may hold on the destination: account names with dots and dashes, encodeURIComponent'd database names, and worse. */
+const TRICKY = ['acct.name-x_y', 'my%20db%2Bx.sql.gz', 'a b', 'ü ñ 漢字', 'q?x#y&z=+;', "it's (1) [2] {3} $HOME *", 'percent%2F%2e%2e', '~tilde', 'x'.repeat(200)];
+
+test('s3: tricky names survive write, list, ranged read, rename and remove', async () => {
+  const d = await fresh();
+  await d.open();
+  const dir = `${TRICKY[0]}/${TRICKY[2]}`;
+  for (const [i, name] of TRICKY.entries()) await d.writeFile(`${dir}/${name}`, `content ${i}`);
+  const listed = (await d.list(dir)).map((e) => e.name);
+  assert.deepEqual(listed, [...TRICKY].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+  for (const [i, name] of TRICKY.entries()) {
+    assert.equal((await d.readFile(`${dir}/${name}`)).toString(), `content ${i}`);
+    const chunks: Buffer[] = [];
+    for await (const c of d.createReadStream(`${dir}/${name}`, { start: 8 })) chunks.push(c as Buffer);
+    assert.equal(Buffer.concat(chunks).toString(), String(i));
+  }
+  await d.rename(`${TRICKY[0]}`, `${TRICKY[3]}/${TRICKY[4]}`);
+  assert.equal(await d.exists(TRICKY[0]!), false);
+  assert.equal((await d.readFile(`${TRICKY[3]}/${TRICKY[4]}/${TRICKY[2]}/${TRICKY[5]}`)).toString(), 'content 5');
+  await d.remove(TRICKY[3]!);
+  assert.deepEqual((await d.list('')).map((e) => e.name), ['tidemark.json']);
+});
+
+test('s3: a stream is uploaded in parts while it is written (no local copy), and the object appears only when it ends', async () => {
+  const d = await fresh({ partSizeMb: 5, parallelTransfers: 1 });
+  await d.open();
+  const s3 = new S3Client({ endpoint: ceph.endpoint, region: ceph.region, forcePathStyle: true, credentials: { accessKeyId: ceph.accessKey, secretAccessKey: ceph.secretKey } });
+  const st = (d as unknown as { settings: S3Settings }).settings;
+  const key = `server-a/acct/.partial-x/files.tar`;
+  const w = new StreamWriter(d.createWriteStream('acct/.partial-x/files.tar'));
+  const data = crypto.randomBytes(17 << 20);
+  await w.write(data.subarray(0, 12 << 20));
+  let parts = 0;
+  for (let i = 0; i < 100 && parts < 2; i++) {
+    const uploads = (await s3.send(new ListMultipartUploadsCommand({ Bucket: st.bucket, Prefix: key }))).Uploads ?? [];
+    if (uploads.length === 1) parts = (await s3.send(new ListPartsCommand({ Bucket: st.bucket, Key: key, UploadId: uploads[0]!.UploadId }))).Parts?.length ?? 0;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(parts, 2, 'two parts of 5 MiB are stored before the stream has ended');
+  assert.equal(await d.exists('acct/.partial-x/files.tar'), false, 'no object before the end');
+  await w.write(data.subarray(12 << 20));
+  await w.end();
+  assert.ok((await d.readFile('acct/.partial-x/files.tar')).equals(data));
+  const head = await s3.send(new HeadObjectCommand({ Bucket: st.bucket, Key: key }));
+  assert.match(head.ETag ?? '', /-4"$/, 'a multipart object of 4 parts');
+  s3.destroy();
+});
+
+test('s3: a stream destroyed midway leaves no object and no incomplete upload', async () => {
+  const d = await fresh({ partSizeMb: 5, parallelTransfers: 1 });
+  await d.open();
+  const st = (d as unknown as { settings: S3Settings }).settings;
+  const s3 = new S3Client({ endpoint: ceph.endpoint, region: ceph.region, forcePathStyle: true, credentials: { accessKeyId: ceph.accessKey, secretAccessKey: ceph.secretKey } });
+  const stream = d.createWriteStream('acct/.partial-y/files.tar');
+  const w = new StreamWriter(stream);
+  await w.write(crypto.randomBytes(11 << 20));
+  stream.destroy(new Error('the worker died'));
+  let left = -1;
+  for (let i = 0; i < 100 && left !== 0; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    left = ((await s3.send(new ListMultipartUploadsCommand({ Bucket: st.bucket }))).Uploads ?? []).length;
+  }
+  assert.equal(left, 0, 'the multipart upload was aborted');
+  assert.equal(await d.exists('acct/.partial-y/files.tar'), false);
+  s3.destroy();
+});
+
+test('s3: stale multipart uploads under this server\'s folder are swept, another server\'s are left alone', async () => {
+  const d = await fresh();
+  await d.open();
+  const st = (d as unknown as { settings: S3Settings }).settings;
+  const s3 = new S3Client({ endpoint: ceph.endpoint, region: ceph.region, forcePathStyle: true, credentials: { accessKeyId: ceph.accessKey, secretAccessKey: ceph.secretKey } });
+  // What a run killed mid-upload leaves: an upload with a part, never completed.
+  for (const key of ['server-a/acct/.partial-z/files.tar', 'server-b/acct/.partial-z/files.tar']) {
+    const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: st.bucket, Key: key }));
+    await s3.send(new UploadPartCommand({ Bucket: st.bucket, Key: key, UploadId, PartNumber: 1, Body: Buffer.alloc(1024, 1) }));
+  }
+  assert.equal(await d.abortStaleUploads(3600_000), 0, 'a recent upload may belong to a run still going');
+  assert.equal(await d.abortStaleUploads(0), 1);
+  const left = ((await s3.send(new ListMultipartUploadsCommand({ Bucket: st.bucket }))).Uploads ?? []).map((u) => u.Key);
+  assert.deepEqual(left, ['server-b/acct/.partial-z/files.tar']);
+  s3.destroy();
+});
 
 // ---------------------------------------------------------------------------------------------
 // Through the CLI: an s3 destination as a provider adds and uses it.
