@@ -8,7 +8,7 @@ import { createAccount, makeHomeRoot, removeAccount, type TestAccount } from './
 import { buildTrickyTree } from './support/tricky-tree.js';
 import { diffTrees, snapshotTree } from './support/tree.js';
 import { cli, makeDataDir, ok } from './support/cli.js';
-import { S3Client, CreateMultipartUploadCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListPartsCommand, UploadPartCommand } from '@aws-sdk/client-s3';
+import { S3Client, PutObjectCommand, CreateMultipartUploadCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListPartsCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import { S3Destination } from '../server/destinations/s3.js';
 import { StreamWriter } from '../server/util/stream-writer.js';
 import { S3_DEFAULTS, type S3Settings } from '../server/destinations/s3-settings.js';
@@ -98,6 +98,21 @@ test('s3: tricky names survive write, list, ranged read, rename and remove', asy
   assert.equal((await d.readFile(`${TRICKY[3]}/${TRICKY[4]}/${TRICKY[2]}/${TRICKY[5]}`)).toString(), 'content 5');
   await d.remove(TRICKY[3]!);
   assert.deepEqual((await d.list('')).map((e) => e.name), ['tidemark.json']);
+});
+
+test('regression: keys planted in the bucket with empty, "." or ".." parts are never listed as names (a hostile bucket cannot lead a walk out of a folder)', async () => {
+  const d = await fresh();
+  await d.open();
+  const st = (d as unknown as { settings: S3Settings }).settings;
+  const s3 = new S3Client({ endpoint: ceph.endpoint, region: ceph.region, forcePathStyle: true, credentials: { accessKeyId: ceph.accessKey, secretAccessKey: ceph.secretKey } });
+  for (const key of ['server-a/acct/../evil', 'server-a/acct//x', 'server-a/acct/./y', 'server-a/acct/ok']) {
+    await s3.send(new PutObjectCommand({ Bucket: st.bucket, Key: key, Body: 'planted' }));
+  }
+  s3.destroy();
+  assert.deepEqual((await d.list('acct')).map((e) => e.name), ['ok']);
+  for (const rel of ['acct/../evil', 'acct//x', 'acct/./y', '/acct/ok', 'acct/ok/']) {
+    await assert.rejects(d.readFile(rel), /invalid path/, rel);
+  }
 });
 
 test('s3: a stream is uploaded in parts while it is written (no local copy), and the object appears only when it ends', async () => {
