@@ -140,6 +140,20 @@ test('s3: a stream is uploaded in parts while it is written (no local copy), and
   s3.destroy();
 });
 
+test('s3: an empty stream makes an empty object; flush waits for streams ended but not awaited', async () => {
+  const d = await fresh();
+  await d.open();
+  const empty = d.createWriteStream('acct/empty');
+  empty.end();
+  const payload = crypto.randomBytes(6 << 20);
+  const big = d.createWriteStream('acct/big');
+  big.end(payload);
+  await d.flush(['acct']);
+  assert.equal((await d.readFile('acct/empty')).length, 0);
+  assert.ok((await d.readFile('acct/big')).equals(payload), 'complete once flush has resolved');
+  assert.deepEqual((await d.list('acct')).map((e) => [e.name, e.size]), [['big', 6 << 20], ['empty', 0]]);
+});
+
 test('s3: a stream destroyed midway leaves no object and no incomplete upload', async () => {
   const d = await fresh({ partSizeMb: 5, parallelTransfers: 1 });
   await d.open();
