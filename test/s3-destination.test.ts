@@ -283,6 +283,23 @@ test('s3 free-space limit: refused without a stated quota; with one, a backup be
   ok(cli(dataDir, ['destination', 'edit', 'bucket', '--free-space-limit', '0']));
 });
 
+test('managing an s3 destination: settings of other types are refused; a new folder that lacks the cataloged snapshots is refused unless they are forgotten', () => {
+  const wrongType = cli(dataDir, ['destination', 'edit', 'bucket', '--path', '/srv/x']);
+  assert.notEqual(wrongType.code, 0);
+  assert.match(wrongType.json.error, /path: only local and ssh destinations have this setting/);
+  const hostOnly = cli(dataDir, ['destination', 'edit', 'bucket', '--host', 'example.org']);
+  assert.match(hostOnly.json.error, /host: only ssh destinations have this setting/);
+  const moved = cli(dataDir, ['destination', 'edit', 'bucket', '--server-folder', 'elsewhere']);
+  assert.notEqual(moved.code, 0);
+  assert.match(moved.json.error, /2 of the 2 snapshots cataloged on destination "bucket" are not at s3:\/\/[^ ]+\/tidemark\/backups\/elsewhere/);
+  const bad = cli(dataDir, ['destination', 'edit', 'bucket', '--endpoint', `${ceph.endpoint}/some/path`]);
+  assert.match(bad.json.error, /endpoint: is the server alone/);
+  const renamed = ok(cli(dataDir, ['destination', 'edit', 'bucket', '--parallel', '4', '--part-size', '6']));
+  assert.deepEqual(renamed.changed.sort(), ['parallelTransfers', 'partSizeMb']);
+  assert.equal(renamed.settings.secretAccessKey, '********', 'the stored secret is kept');
+  assert.equal(ok(cli(dataDir, ['destination', 'validate', 'bucket'])).ok, true);
+});
+
 test('many servers, one bucket: a second server writes under its own folder, and a fresh state store reindexes and restores the first server\'s snapshots', () => {
   const original = (ok(cli(dataDir, ['snapshot', 'list'])) as { id: string; destination: string }[]).filter((s) => s.destination === 'bucket');
   assert.equal(original.length, 2);
