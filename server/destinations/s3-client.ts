@@ -1,6 +1,17 @@
-import { S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { DestinationError } from './types.js';
 import type { S3Settings } from './s3-settings.js';
+
+/** The SDK's modules, loaded on first use: they take over a second and 60 MB to load, which no other command should pay. */
+export type S3Sdk = typeof import('@aws-sdk/client-s3');
+export type S3Storage = typeof import('@aws-sdk/lib-storage');
+
+/** A client with the SDK it came from. */
+export interface S3Kit {
+  client: S3Client;
+  sdk: S3Sdk;
+  storage: S3Storage;
+}
 
 /** What went over the network, counted per HTTP attempt (a retried request counts again). */
 export interface S3Traffic {
@@ -14,8 +25,12 @@ export interface S3Traffic {
  * and other S3-compatible servers answer with 411 MissingContentLength. Retries: the SDK's
  * standard mode (exponential backoff with jitter) for throttling, 5xx and dropped connections.
  */
-export function makeS3Client(s: S3Settings, traffic: S3Traffic): S3Client {
-  const client = new S3Client({
+export async function loadS3(s: S3Settings, traffic: S3Traffic): Promise<S3Kit> {
+  const [sdk, storage] = await Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]);
+  // The SDK warns on every process that its releases from 2027 on need Node 22: on the CLI's
+  // stderr at every command. Tidemark's engines field and lock file say which it runs with.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const client = new sdk.S3Client({
     endpoint: s.endpoint,
     region: s.region,
     forcePathStyle: s.addressing === 'path',
@@ -35,7 +50,7 @@ export function makeS3Client(s: S3Settings, traffic: S3Traffic): S3Client {
     if (Number.isFinite(length)) traffic.bytesSent += length;
     return next(args);
   }, { step: 'deserialize', name: 'tidemarkTraffic', priority: 'low' });
-  return client;
+  return { client, sdk, storage };
 }
 
 const NETWORK_CODES: Record<string, string> = {
@@ -58,7 +73,8 @@ const CREDENTIAL_ERRORS = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch'
 export function describeS3Error(err: unknown, s: Pick<S3Settings, 'endpoint' | 'bucket'>, what: string): DestinationError {
   if (err instanceof DestinationError) return err;
   const e = err as Error & { code?: string; $metadata?: { httpStatusCode?: number; attempts?: number }; Code?: string };
-  const name = (err instanceof S3ServiceException ? err.name : e?.Code ?? e?.name) ?? 'Error';
+  // The SDK's exceptions carry the S3 error code as their name, and the HTTP answer in $metadata.
+  const name = e?.Code ?? e?.name ?? 'Error';
   const status = e?.$metadata?.httpStatusCode;
   const attempts = e?.$metadata?.attempts;
   const where = `${s.endpoint} bucket ${s.bucket}`;

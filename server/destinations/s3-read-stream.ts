@@ -1,9 +1,10 @@
 import { Readable } from 'node:stream';
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { DestinationError } from './types.js';
+import type { S3Kit } from './s3-client.js';
 
 export interface ReadSource {
-  client: S3Client;
+  /** The client, once the SDK is loaded. */
+  kit: Promise<S3Kit>;
   bucket: string;
   key: string;
   /** First byte (inclusive) and end (exclusive, or to the object's end). */
@@ -62,7 +63,8 @@ export function s3ReadStream(src: ReadSource): Readable {
     const last = Math.min(limit, offset + window) - 1;
     let res;
     try {
-      res = await src.client.send(new GetObjectCommand({ Bucket: src.bucket, Key: src.key, Range: `bytes=${offset}-${last}` }));
+      const { client, sdk } = await src.kit;
+      res = await client.send(new sdk.GetObjectCommand({ Bucket: src.bucket, Key: src.key, Range: `bytes=${offset}-${last}` }));
     } catch (err) {
       const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
       // A range that starts at the object's end: nothing more to read.

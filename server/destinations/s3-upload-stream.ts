@@ -1,10 +1,11 @@
 import { PassThrough, Writable } from 'node:stream';
-import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type { Upload } from '@aws-sdk/lib-storage';
 import { DestinationError } from './types.js';
+import type { S3Kit } from './s3-client.js';
 
 export interface UploadTarget {
-  client: S3Client;
+  /** The client, once the SDK is loaded. */
+  kit: Promise<S3Kit>;
   bucket: string;
   key: string;
   storageClass?: string;
@@ -16,7 +17,7 @@ export interface UploadTarget {
   describe: (err: unknown) => DestinationError;
   /** Called when a stream that failed or was destroyed may have left an incomplete multipart upload. */
   cleanUp: () => Promise<void>;
-  /** Told of the completion of a stream its writer has ended (for the driver's flush). */
+  /** Given, when the writer ends the stream, a promise of its completion (for the driver's flush). */
   completing: (done: Promise<void>) => void;
 }
 
@@ -33,8 +34,9 @@ export interface UploadTarget {
  */
 export class S3UploadStream extends Writable {
   private readonly body = new PassThrough({ highWaterMark: 1 << 20 });
-  private readonly upload: Upload;
-  private readonly done: Promise<void>;
+  private upload!: Upload;
+  private done!: Promise<void>;
+  private kit!: S3Kit;
   private written = 0;
   private failure: DestinationError | null = null;
   private waitingForDrain: ((err?: Error | null) => void) | null = null;
@@ -42,10 +44,39 @@ export class S3UploadStream extends Writable {
   /** The stored object's ETag, once finished. */
   etag: string | null = null;
 
+  /** Settles when the stream has finished (the object is stored) or failed. */
+  private readonly settled: Promise<void>;
+  private announced = false;
+
   constructor(private readonly target: UploadTarget) {
     super({ highWaterMark: 1 << 20 });
-    this.upload = new Upload({
-      client: target.client,
+    this.settled = new Promise<void>((resolve, reject) => {
+      this.once('finish', () => resolve());
+      this.once('error', reject);
+      this.once('close', () => (this.writableFinished ? resolve() : reject(this.failure ?? new Error(`the write of ${target.what} was stopped`))));
+    });
+    this.settled.catch(() => { /* the driver's flush reports it */ });
+  }
+
+  /** Ending the stream tells the driver, whose flush then waits for it (the SDK may still be loading). */
+  override end(...args: unknown[]): this {
+    if (!this.announced) {
+      this.announced = true;
+      this.target.completing(this.settled);
+    }
+    return (Writable.prototype.end as (...a: unknown[]) => this).apply(this, args);
+  }
+
+  /** Runs before the first write (the stream buffers what is written meanwhile): loads the SDK and starts the upload. */
+  override _construct(cb: (err?: Error | null) => void): void {
+    this.target.kit.then((kit) => { this.start(kit); cb(); }, (err: Error) => cb(err));
+  }
+
+  private start(kit: S3Kit): void {
+    const target = this.target;
+    this.kit = kit;
+    this.upload = new kit.storage.Upload({
+      client: kit.client,
       params: { Bucket: target.bucket, Key: target.key, Body: this.body, ...(target.storageClass ? { StorageClass: target.storageClass as never } : {}) },
       partSize: target.partSize,
       queueSize: target.queueSize,
@@ -81,7 +112,7 @@ export class S3UploadStream extends Writable {
   override _final(cb: (err?: Error | null) => void): void {
     this.body.end();
     const completed = this.done.then(async () => {
-      const head = await this.target.client.send(new HeadObjectCommand({ Bucket: this.target.bucket, Key: this.target.key }))
+      const head = await this.kit.client.send(new this.kit.sdk.HeadObjectCommand({ Bucket: this.target.bucket, Key: this.target.key }))
         .catch((err: unknown) => { throw this.target.describe(err); });
       if (head.ContentLength !== this.written) {
         throw new DestinationError(`the object stored for ${this.target.what} has ${String(head.ContentLength)} bytes, ${this.written} were sent`, 'io');
@@ -89,12 +120,11 @@ export class S3UploadStream extends Writable {
       this.etag = head.ETag ?? null;
       this.completed = true;
     });
-    this.target.completing(completed);
     completed.then(() => cb(), (err: Error) => cb(err));
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    if (this.completed) { cb(err); return; }
+    if (this.completed || !this.upload) { cb(err); return; }
     // Nothing written so far may become an object: stop feeding the upload with an error (a
     // clean end would complete it with what it has), abort it, and clean up after it.
     void this.upload.abort();

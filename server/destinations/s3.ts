@@ -1,13 +1,9 @@
 import crypto from 'node:crypto';
 import { PassThrough, Readable, type Writable } from 'node:stream';
-import {
-  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CopyObjectCommand, CreateMultipartUploadCommand, DeleteObjectsCommand,
-  GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, UploadPartCopyCommand,
-  type S3Client, type StorageClass,
-} from '@aws-sdk/client-s3';
+import type { StorageClass } from '@aws-sdk/client-s3';
 import { DestinationError, type DirEntry, type Destination, type SpaceInfo } from './types.js';
 import { FORMAT_VERSION } from './local.js';
-import { describeS3Error, makeS3Client, type S3Traffic } from './s3-client.js';
+import { describeS3Error, loadS3, type S3Kit, type S3Traffic } from './s3-client.js';
 import { rootKey, type S3Settings } from './s3-settings.js';
 import { S3UploadStream } from './s3-upload-stream.js';
 import { s3ReadStream } from './s3-read-stream.js';
@@ -46,7 +42,8 @@ const MANIFEST = 'manifest.json';
 export class S3Destination implements Destination {
   readonly type = 's3';
   readonly parallelism: number;
-  private readonly client: S3Client;
+  /** The SDK and its client, loaded at the first request (see loadS3). */
+  private loading: Promise<S3Kit> | null = null;
   private readonly root: string;
   private readonly traffic: S3Traffic = { requests: 0, bytesSent: 0 };
   /** Uploads whose stream has ended and that are completing. */
@@ -57,7 +54,11 @@ export class S3Destination implements Destination {
   constructor(private readonly settings: S3Settings) {
     this.root = rootKey(settings);
     this.parallelism = settings.parallelTransfers;
-    this.client = makeS3Client(settings, this.traffic);
+  }
+
+  private kit(): Promise<S3Kit> {
+    this.loading ??= loadS3(this.settings, this.traffic);
+    return this.loading;
   }
 
   /** The object key of `rel`; relative paths are Tidemark's own, anything else is refused. */
@@ -83,8 +84,9 @@ export class S3Destination implements Destination {
 
   /** Checks that the bucket answers to these credentials, then writes tidemark.json when missing and sweeps stale uploads. */
   async open(): Promise<void> {
+    const { client, sdk } = await this.kit();
     try {
-      await this.client.send(new ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: this.root, MaxKeys: 1 }));
+      await client.send(new sdk.ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: this.root, MaxKeys: 1 }));
     } catch (err) {
       throw this.describe(err, '');
     }
@@ -99,25 +101,27 @@ export class S3Destination implements Destination {
     if (this.closed) return;
     this.closed = true;
     await Promise.allSettled([...this.completing]);
-    this.client.destroy();
+    if (this.loading) (await this.loading.catch(() => null))?.client.destroy();
   }
 
   async mkdir(rel: string): Promise<void> {
+    const { client, sdk } = await this.kit();
     const clean = rel.split('/').filter(Boolean).join('/');
     if (clean === '') return;
     const key = `${this.key(clean)}/`;
     try {
-      await this.client.send(new PutObjectCommand({ Bucket: this.settings.bucket, Key: key, Body: Buffer.alloc(0), StorageClass: this.storageClass }));
+      await client.send(new sdk.PutObjectCommand({ Bucket: this.settings.bucket, Key: key, Body: Buffer.alloc(0), StorageClass: this.storageClass }));
     } catch (err) {
       throw this.describe(err, rel);
     }
   }
 
   async writeFile(rel: string, data: Buffer | string): Promise<void> {
+    const { client, sdk } = await this.kit();
     const key = this.key(rel);
     const body = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     try {
-      await this.client.send(new PutObjectCommand({ Bucket: this.settings.bucket, Key: key, Body: body, ContentLength: body.length, StorageClass: this.storageClass }));
+      await client.send(new sdk.PutObjectCommand({ Bucket: this.settings.bucket, Key: key, Body: body, ContentLength: body.length, StorageClass: this.storageClass }));
     } catch (err) {
       throw this.describe(err, rel);
     }
@@ -131,7 +135,7 @@ export class S3Destination implements Destination {
       return failedWritable(err as Error);
     }
     const stream = new S3UploadStream({
-      client: this.client, bucket: this.settings.bucket, key, storageClass: this.settings.storageClass,
+      kit: this.kit(), bucket: this.settings.bucket, key, storageClass: this.settings.storageClass,
       partSize: this.settings.partSizeMb * 1024 * 1024,
       queueSize: Math.max(1, Math.min(4, this.settings.parallelTransfers)),
       what: rel,
@@ -148,9 +152,10 @@ export class S3Destination implements Destination {
   }
 
   async readFile(rel: string): Promise<Buffer> {
+    const { client, sdk } = await this.kit();
     const key = this.key(rel);
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: key }));
+      const res = await client.send(new sdk.GetObjectCommand({ Bucket: this.settings.bucket, Key: key }));
       return Buffer.from(await res.Body!.transformToByteArray());
     } catch (err) {
       throw this.describe(err, rel);
@@ -165,24 +170,25 @@ export class S3Destination implements Destination {
       return failedReadable(err as Error);
     }
     return s3ReadStream({
-      client: this.client, bucket: this.settings.bucket, key, start: range?.start ?? 0, end: range?.end,
+      kit: this.kit(), bucket: this.settings.bucket, key, start: range?.start ?? 0, end: range?.end,
       maxAttempts: this.settings.maxAttempts, describe: (err) => this.describe(err, rel),
     });
   }
 
   async exists(rel: string): Promise<boolean> {
+    const { client, sdk } = await this.kit();
     const key = this.key(rel);
     try {
       if (rel !== '') {
         try {
-          await this.client.send(new HeadObjectCommand({ Bucket: this.settings.bucket, Key: key }));
+          await client.send(new sdk.HeadObjectCommand({ Bucket: this.settings.bucket, Key: key }));
           return true;
         } catch (err) {
           const e = this.describe(err, rel);
           if (e.code !== 'not-found') throw e;
         }
       }
-      const res = await this.client.send(new ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: this.folder(rel), MaxKeys: 1 }));
+      const res = await client.send(new sdk.ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: this.folder(rel), MaxKeys: 1 }));
       return (res.KeyCount ?? res.Contents?.length ?? 0) > 0;
     } catch (err) {
       throw this.describe(err, rel);
@@ -194,13 +200,14 @@ export class S3Destination implements Destination {
    * name that is empty, `.` or `..` (keys such as `a//b` or `a/../b`) is left out.
    */
   async list(rel: string): Promise<DirEntry[]> {
+    const { client, sdk } = await this.kit();
     const prefix = this.folder(rel);
     const entries = new Map<string, DirEntry>();
     let any = false;
     try {
       let token: string | undefined;
       do {
-        const res = await this.client.send(new ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }));
+        const res = await client.send(new sdk.ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }));
         for (const p of res.CommonPrefixes ?? []) {
           any = true;
           const name = (p.Prefix ?? '').slice(prefix.length, -1);
@@ -224,17 +231,19 @@ export class S3Destination implements Destination {
 
   /** Every object under `prefix`, with its size. */
   private async *objectsUnder(prefix: string): AsyncGenerator<{ key: string; size: number }> {
+    const { client, sdk } = await this.kit();
     let token: string | undefined;
     do {
-      const res = await this.client.send(new ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: prefix, ContinuationToken: token }));
+      const res = await client.send(new sdk.ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: prefix, ContinuationToken: token }));
       for (const o of res.Contents ?? []) if (o.Key) yield { key: o.Key, size: o.Size ?? 0 };
       token = res.IsTruncated ? res.NextContinuationToken : undefined;
     } while (token);
   }
 
   private async headSize(key: string): Promise<number | null> {
+    const { client, sdk } = await this.kit();
     try {
-      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.settings.bucket, Key: key }));
+      const head = await client.send(new sdk.HeadObjectCommand({ Bucket: this.settings.bucket, Key: key }));
       return head.ContentLength ?? 0;
     } catch (err) {
       const e = this.describe(err, key);
@@ -272,31 +281,33 @@ export class S3Destination implements Destination {
 
   /** A server-side copy; objects over 5 GiB are copied in parts (UploadPartCopy). */
   private async copy(src: string, dst: string, size: number): Promise<void> {
+    const { client, sdk } = await this.kit();
     const Bucket = this.settings.bucket;
     const CopySource = `${encodeURIComponent(Bucket)}/${src.split('/').map(encodeURIComponent).join('/')}`;
     if (size <= COPY_LIMIT) {
-      await this.client.send(new CopyObjectCommand({ Bucket, Key: dst, CopySource, StorageClass: this.storageClass }));
+      await client.send(new sdk.CopyObjectCommand({ Bucket, Key: dst, CopySource, StorageClass: this.storageClass }));
       return;
     }
-    const { UploadId } = await this.client.send(new CreateMultipartUploadCommand({ Bucket, Key: dst, StorageClass: this.storageClass }));
+    const { UploadId } = await client.send(new sdk.CreateMultipartUploadCommand({ Bucket, Key: dst, StorageClass: this.storageClass }));
     try {
       const parts: { PartNumber: number; ETag: string }[] = [];
       for (let start = 0, n = 1; start < size; start += COPY_PART, n++) {
         const end = Math.min(size, start + COPY_PART) - 1;
-        const r = await this.client.send(new UploadPartCopyCommand({ Bucket, Key: dst, UploadId, PartNumber: n, CopySource, CopySourceRange: `bytes=${start}-${end}` }));
+        const r = await client.send(new sdk.UploadPartCopyCommand({ Bucket, Key: dst, UploadId, PartNumber: n, CopySource, CopySourceRange: `bytes=${start}-${end}` }));
         parts.push({ PartNumber: n, ETag: r.CopyPartResult?.ETag ?? '' });
       }
-      await this.client.send(new CompleteMultipartUploadCommand({ Bucket, Key: dst, UploadId, MultipartUpload: { Parts: parts } }));
+      await client.send(new sdk.CompleteMultipartUploadCommand({ Bucket, Key: dst, UploadId, MultipartUpload: { Parts: parts } }));
     } catch (err) {
-      await this.client.send(new AbortMultipartUploadCommand({ Bucket, Key: dst, UploadId })).catch(() => undefined);
+      await client.send(new sdk.AbortMultipartUploadCommand({ Bucket, Key: dst, UploadId })).catch(() => undefined);
       throw err;
     }
   }
 
   private async deleteKeys(keys: string[]): Promise<void> {
+    const { client, sdk } = await this.kit();
     for (let i = 0; i < keys.length; i += DELETE_BATCH) {
       const batch = keys.slice(i, i + DELETE_BATCH);
-      const res = await this.client.send(new DeleteObjectsCommand({ Bucket: this.settings.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }));
+      const res = await client.send(new sdk.DeleteObjectsCommand({ Bucket: this.settings.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }));
       const failed = (res.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
       if (failed.length > 0) {
         const first = failed[0]!;
@@ -396,11 +407,12 @@ export class S3Destination implements Destination {
   }
 
   private async uploadsUnder(prefix: string): Promise<{ key: string; uploadId: string; initiated: number }[]> {
+    const { client, sdk } = await this.kit();
     const out: { key: string; uploadId: string; initiated: number }[] = [];
     let keyMarker: string | undefined;
     let idMarker: string | undefined;
     for (;;) {
-      const res = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.settings.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: idMarker }));
+      const res = await client.send(new sdk.ListMultipartUploadsCommand({ Bucket: this.settings.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: idMarker }));
       for (const u of res.Uploads ?? []) if (u.Key && u.UploadId) out.push({ key: u.Key, uploadId: u.UploadId, initiated: u.Initiated?.getTime() ?? 0 });
       if (!res.IsTruncated) return out;
       keyMarker = res.NextKeyMarker;
@@ -409,8 +421,9 @@ export class S3Destination implements Destination {
   }
 
   private async abortUpload(key: string, uploadId: string): Promise<void> {
+    const { client, sdk } = await this.kit();
     try {
-      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.settings.bucket, Key: key, UploadId: uploadId }));
+      await client.send(new sdk.AbortMultipartUploadCommand({ Bucket: this.settings.bucket, Key: key, UploadId: uploadId }));
     } catch (err) {
       if ((err as { name?: string }).name !== 'NoSuchUpload') throw err;
     }
