@@ -16,6 +16,9 @@ import { createAccount, makeHomeRoot, removeAccount, type TestAccount } from './
 import { cli, cliAsync, makeDataDir, ok, type CliResult } from './support/cli.js';
 import { diffTrees, snapshotTree } from './support/tree.js';
 import { sharedCeph, type CephCluster } from './support/ceph.js';
+import { S3Destination } from '../server/destinations/s3.js';
+import { S3_DEFAULTS } from '../server/destinations/s3-settings.js';
+import { StreamWriter } from '../server/util/stream-writer.js';
 import { startFaultProxy, type FaultProxy, type ProxiedRequest } from './support/fault-proxy.js';
 
 let ceph: CephCluster;
@@ -175,3 +178,25 @@ for (const fault of ['503', 'drop'] as const) {
     await assertNothingLeft(name);
   });
 }
+
+test('a part that fails for good stops the writer at once: the rest of the stream is not uploaded for nothing', async () => {
+  const d = new S3Destination({ ...S3_DEFAULTS, endpoint: proxy.endpoint, bucket, serverFolder: 'early-stop', accessKeyId: ceph.accessKey,
+    secretAccessKey: ceph.secretKey, partSizeMb: 5, parallelTransfers: 8, maxAttempts: 2 });
+  await d.open();
+  proxy.injected.length = 0;
+  proxy.rule = (r) => (isPart(2)(r) ? '503' : 'pass');
+  const w = new StreamWriter(d.createWriteStream('acct/.partial-x/files.tar'));
+  let written = 0;
+  const chunk = Buffer.alloc(1 << 20, 7);
+  try {
+    await assert.rejects(async () => { for (; written < (200 << 20); written += chunk.length) await w.write(chunk); await w.end(); },
+      /503 SlowDown after 2 attempts/);
+  } finally {
+    proxy.rule = () => 'pass';
+  }
+  assert.ok(written < (60 << 20), `the writer was stopped after ${written >> 20} MiB of 200`);
+  const parts = proxy.seen.filter(anyPart).length;
+  assert.ok(parts < 14, `few parts were sent after the failure (${parts})`);
+  await d.close();
+  await assertNothingLeft('early-stop');
+});
