@@ -184,6 +184,7 @@ test('a part that fails for good stops the writer at once: the rest of the strea
     secretAccessKey: ceph.secretKey, partSizeMb: 5, parallelTransfers: 8, maxAttempts: 2 });
   await d.open();
   proxy.injected.length = 0;
+  proxy.seen.length = 0;
   proxy.rule = (r) => (isPart(2)(r) ? '503' : 'pass');
   const w = new StreamWriter(d.createWriteStream('acct/.partial-x/files.tar'));
   let written = 0;
