@@ -8,7 +8,8 @@ import { StreamWriter } from '../../server/util/stream-writer.js';
  * What every destination driver must do, run against a fresh, empty destination.
  * Drivers for new types (SSH next) call this with their own factory.
  */
-export function destinationConformance(name: string, make: () => Promise<Destination>, opts: { serverSideClone: boolean }): void {
+export function destinationConformance(name: string, make: () => Promise<Destination>, opts: { serverSideClone: boolean; hardLinks?: boolean }): void {
+  const hardLinks = opts.hardLinks ?? true;
   test(`${name}: open writes tidemark.json`, async () => {
     const d = await make();
     await d.open();
@@ -40,7 +41,23 @@ export function destinationConformance(name: string, make: () => Promise<Destina
     await d.close();
   });
 
-  test(`${name}: hard links share content and count`, async () => {
+  if (!hardLinks) {
+    test(`${name}: no hard links: link, linkCount and cloneTree are refused as invalid, nothing is made`, async () => {
+      const d = await make();
+      await d.open();
+      await d.writeFile('a/one', 'x');
+      await assert.rejects(d.link('a/one', 'b/two'), (e: Error & { code?: string }) => e.code === 'invalid');
+      await assert.rejects(d.linkCount('a/one'), (e: Error & { code?: string }) => e.code === 'invalid');
+      await assert.rejects(d.cloneTree('a', 'c'), (e: Error & { code?: string }) => e.code === 'invalid');
+      assert.equal(await d.cloneIsServerSide(), false);
+      assert.equal(await d.exists('b/two'), false);
+      assert.equal(await d.exists('c'), false);
+      await d.remove('a');
+      await d.close();
+    });
+  }
+
+  if (hardLinks) test(`${name}: hard links share content and count`, async () => {
     const d = await make();
     await d.open();
     await d.writeFile('a/one', 'shared');
@@ -70,7 +87,7 @@ export function destinationConformance(name: string, make: () => Promise<Destina
     await d.close();
   });
 
-  test(`${name}: clone makes a hard-linked copy of a tree, and the original stays as it was`, async () => {
+  if (hardLinks) test(`${name}: clone makes a hard-linked copy of a tree, and the original stays as it was`, async () => {
     const d = await make();
     await d.open();
     assert.equal(await d.cloneIsServerSide(), opts.serverSideClone);
