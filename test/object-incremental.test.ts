@@ -1,0 +1,227 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import crypto from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
+import { buildTrickyTree } from './support/tricky-tree.js';
+import { diffTrees, snapshotTree } from './support/tree.js';
+import { sharedCeph, type CephCluster } from './support/ceph.js';
+import { S3Destination } from '../server/destinations/s3.js';
+import { S3_DEFAULTS, type S3Settings } from '../server/destinations/s3-settings.js';
+import { backupAccount } from '../server/engine/backup.js';
+import { restoreSnapshot } from '../server/engine/restore.js';
+import { verifySnapshotData } from '../server/engine/verify.js';
+import { sweepUnusedObjects } from '../server/engine/object-sweep.js';
+import { layout } from '../server/engine/snapshot-layout.js';
+import { encodeEntry, makeEntry, type Entry } from '../server/engine/format/entry.js';
+import type { Account } from '../server/panels/types.js';
+
+/**
+ * The incremental structure on an object store (no hard links), against a real Ceph Object
+ * Gateway: what the second run sends, byte-exact round trips, what deleting a snapshot frees,
+ * and hostile indexes.
+ */
+let ceph: CephCluster;
+let homeRoot: string;
+let acct: TestAccount;
+let account: Account;
+let settings: S3Settings;
+let dest: S3Destination;
+let raw: S3Client;
+
+const noMysql = async (): Promise<never> => { throw new Error('no databases here'); };
+const chown = (p: string): void => { execFileSync('chown', ['-R', `${acct.uid}:${acct.gid}`, p]); };
+
+/** Every key in the bucket under this server's folder, with its size (listed without the driver). */
+async function bucketKeys(under = ''): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  let token: string | undefined;
+  const prefix = `${settings.serverFolder}/${under}`;
+  do {
+    const r = await raw.send(new ListObjectsV2Command({ Bucket: settings.bucket, Prefix: prefix, ContinuationToken: token }));
+    for (const o of r.Contents ?? []) out.set(o.Key!.slice(settings.serverFolder.length + 1), o.Size ?? 0);
+    token = r.IsTruncated ? r.NextContinuationToken : undefined;
+  } while (token);
+  return out;
+}
+
+const contentObjects = async (): Promise<Set<string>> =>
+  new Set([...(await bucketKeys(`${acct.username}/objects/`)).keys()].filter((k) => /\/[0-9a-f]{64}$/.test(k)));
+
+const backup = (previousId: string | null) => backupAccount({
+  account, destination: dest, structure: 'incremental', items: ['files'], excludes: [], jobName: 's3', previousId, mysql: noMysql,
+});
+
+const restoreInto = async (id: string, paths: string[] = []): Promise<string> => {
+  const out = await restoreSnapshot({ account, destination: dest, snapshotId: id, paths, files: true, databases: [], intoFolder: true,
+    mysql: noMysql, databaseOwnership: noMysql });
+  return path.join(acct.home, out.folder!);
+};
+
+before(async () => {
+  ceph = await sharedCeph();
+  homeRoot = makeHomeRoot();
+  acct = createAccount(homeRoot);
+  for (const skel of fs.readdirSync(acct.home)) fs.rmSync(path.join(acct.home, skel), { recursive: true });
+  buildTrickyTree(acct);
+  fs.mkdirSync(path.join(acct.home, 'site'));
+  for (let i = 0; i < 100; i++) fs.writeFileSync(path.join(acct.home, `site/page${i}.html`), crypto.randomBytes(4000 + i));
+  // Over the in-memory limit: stored through a staging name and a server-side copy.
+  fs.writeFileSync(path.join(acct.home, 'site/video.bin'), crypto.randomBytes(10 << 20));
+  chown(path.join(acct.home, 'site'));
+  account = { username: acct.username, owner: 'root', home: acct.home, uid: acct.uid, gid: acct.gid, domains: [], databases: [], databaseUsers: [],
+    suspended: false, package: null, contactEmail: null };
+  settings = { ...S3_DEFAULTS, endpoint: ceph.endpoint, region: ceph.region, bucket: await ceph.newBucket('objinc'), serverFolder: 'server-a',
+    accessKeyId: ceph.accessKey, secretAccessKey: ceph.secretKey };
+  dest = new S3Destination(settings);
+  await dest.open();
+  raw = new S3Client({ endpoint: ceph.endpoint, region: ceph.region, forcePathStyle: true,
+    credentials: { accessKeyId: ceph.accessKey, secretAccessKey: ceph.secretKey } });
+});
+
+after(async () => {
+  await dest?.close();
+  raw?.destroy();
+  if (acct) removeAccount(acct);
+  if (homeRoot) fs.rmSync(homeRoot, { recursive: true, force: true });
+});
+
+const ids: string[] = [];
+const sizeOfHome = (): number => {
+  let n = 0;
+  for (const e of snapshotTree(acct.home).values()) if (e.type === 'file') n += e.size;
+  return n;
+};
+
+test('first run on radosgw: every content once as an object, a byte-exact restore with tricky names', async () => {
+  const before = dest.bytesSent();
+  const m = await backup(null);
+  ids.push(m.id);
+  assert.equal(m.content, 'objects');
+  const sent = dest.bytesSent() - before;
+  assert.ok(sent >= m.stats.storedBytes, `sent ${sent}, stored ${m.stats.storedBytes}`);
+  const keys = await bucketKeys(`${acct.username}/${m.id}/`);
+  // (The driver's folder markers, keys ending in '/', hold nothing.)
+  assert.deepEqual([...keys.keys()].filter((k) => !k.endsWith('/')).sort(), [`${acct.username}/${m.id}/${layout.index}`, `${acct.username}/${m.id}/${layout.manifest}`],
+    'the snapshot folder holds only its index and manifest (no files/, no staging left)');
+  const objects = await contentObjects();
+  assert.ok(objects.size > 100, `objects: ${objects.size}`);
+  assert.deepEqual([...(await bucketKeys(`${acct.username}/.partial-`)).keys()], [], 'nothing partial left');
+
+  const tree = snapshotTree(acct.home, { skip: (p) => p.startsWith('tidemark-restore-') });
+  const folder = await restoreInto(m.id);
+  assert.deepEqual(diffTrees(tree, snapshotTree(folder)), []);
+  fs.rmSync(folder, { recursive: true, force: true });
+  assert.ok(sizeOfHome() > 10 << 20);
+});
+
+test('the second run sends only changed content: requests and bytes counted by the driver', async () => {
+  fs.writeFileSync(path.join(acct.home, 'site/page5.html'), 'changed page');
+  fs.writeFileSync(path.join(acct.home, 'site/added.html'), crypto.randomBytes(6000));
+  chown(path.join(acct.home, 'site'));
+  const objectsBefore = await contentObjects();
+  const bytes0 = dest.bytesSent();
+  const requests0 = dest.requestsSent();
+  const m = await backup(ids[0]!);
+  ids.push(m.id);
+  const bytes = dest.bytesSent() - bytes0;
+  const requests = dest.requestsSent() - requests0;
+  const added = [...(await contentObjects())].filter((k) => !objectsBefore.has(k));
+  assert.equal(added.length, 2, 'two new objects: the changed and the added file');
+  assert.equal(m.stats.storedBytes, 'changed page'.length + 6000, 'content sent: only what changed');
+  // Besides the two contents: the index (a few KB gzipped), the manifest, the lease.
+  assert.ok(bytes < 6012 + 64 * 1024, `bytes sent by the second run: ${bytes}`);
+  assert.ok(requests < 60, `requests of the second run: ${requests} (the first run's file count is over 100)`);
+  process.stdout.write(`# second incremental run on radosgw: ${requests} requests, ${bytes} bytes sent (content ${m.stats.storedBytes} bytes)\n`);
+
+  const tree = snapshotTree(acct.home, { skip: (p) => p.startsWith('tidemark-restore-') });
+  const folder = await restoreInto(m.id);
+  assert.deepEqual(diffTrees(tree, snapshotTree(folder)), [], 'the second snapshot restores whole from shared objects');
+  fs.rmSync(folder, { recursive: true, force: true });
+  const v = await verifySnapshotData(dest, acct.username, m.id);
+  assert.deepEqual(v.damaged, []);
+});
+
+test('deleting the oldest of three snapshots frees exactly the objects no other snapshot uses', async () => {
+  fs.writeFileSync(path.join(acct.home, 'site/page6.html'), 'third run');
+  chown(path.join(acct.home, 'site'));
+  const m = await backup(ids[1]!);
+  ids.push(m.id);
+  const before = await contentObjects();
+  const inFirst = await hashesOf(ids[0]!);
+  const inOthers = new Set([...(await hashesOf(ids[1]!)), ...(await hashesOf(ids[2]!))]);
+  const expectedGone = [...inFirst].filter((h) => !inOthers.has(h)).map((h) => layout.object(acct.username, h)).sort();
+  assert.equal(expectedGone.length, 1, 'only the old content of page5.html is the first snapshot\'s alone');
+
+  // As retention does it: the folder hidden, then deleted, then the sweep.
+  await dest.rename(layout.snapshotDir(acct.username, ids[0]!), layout.partialDir(acct.username, ids[0]!));
+  await dest.remove(layout.partialDir(acct.username, ids[0]!));
+  const r = await sweepUnusedObjects(dest, acct.username);
+  const afterObjects = await contentObjects();
+  assert.equal(r.deferred, null);
+  assert.deepEqual([...before].filter((k) => !afterObjects.has(k)).sort(), expectedGone, 'exactly those objects are gone');
+  assert.equal(r.removed, 1);
+  for (const id of ids.slice(1)) assert.deepEqual((await verifySnapshotData(dest, acct.username, id)).damaged, [], `snapshot ${id} is whole`);
+});
+
+/** The content hashes a snapshot's index names. */
+async function hashesOf(id: string): Promise<Set<string>> {
+  const { readIndex } = await import('../server/engine/snapshot-index.js');
+  const out = new Set<string>();
+  for (const e of await readIndex(dest, layout.snapshotDir(acct.username, id))) if (e.kind === 'f' && e.size > 0 && e.hash) out.add(e.hash.toString('hex'));
+  return out;
+}
+
+/** A snapshot written as a hostile controller of the bucket would. */
+async function plant(entries: Entry[]): Promise<string> {
+  const id = `20250101T000000Z-${crypto.randomBytes(2).toString('hex')}`;
+  const dir = layout.snapshotDir(acct.username, id);
+  await dest.writeFile(`${dir}/${layout.index}`, zlib.gzipSync(Buffer.concat(entries.map((e) => encodeEntry(e)))));
+  const now = new Date().toISOString();
+  await dest.writeFile(`${dir}/${layout.manifest}`, JSON.stringify({
+    format: 'tidemark-snapshot', version: 1, id, account: acct.username, structure: 'incremental', status: 'completed', content: 'objects',
+    startedAt: now, finishedAt: now, items: ['files'], previous: null,
+    stats: { files: 1, directories: 1, links: 0, bytes: 1, storedBytes: 1, skipped: 0, excluded: 0 }, skipped: [],
+    databases: [], grants: null, accountInfo: { uid: acct.uid, gid: acct.gid, home: acct.home, owner: 'root', domains: [] }, job: null,
+  }));
+  return id;
+}
+
+const rootEntry = (): Entry => makeEntry({ kind: 'd', path: '', mode: 0o711, uid: acct.uid, gid: acct.gid });
+
+test('a hostile index cannot reach outside the account\'s objects/: no hash, another account\'s object, a folder as object', async () => {
+  // No hash: the entry names no object.
+  const noHash = await plant([rootEntry(), makeEntry({ kind: 'f', path: 'stolen', size: 10, dataRef: 0, mode: 0o644, uid: acct.uid, gid: acct.gid })]);
+  await assert.rejects(restoreInto(noHash), /names no content object.*refused/);
+
+  // Another account's object, its hash known: the name is made under this account's objects/ only.
+  const secret = Buffer.from('bob\'s private data');
+  const hash = crypto.createHash('sha256').update(secret).digest();
+  await dest.writeFile(layout.object('bob', hash.toString('hex')), secret);
+  const other = await plant([rootEntry(), makeEntry({ kind: 'f', path: 'bobs', size: secret.length, dataRef: 0, mode: 0o644, uid: acct.uid, gid: acct.gid, hash })]);
+  await assert.rejects(restoreInto(other), /not found on the destination/);
+  assert.equal(fs.readdirSync(acct.home).some((n) => n.startsWith('tidemark-restore-') && fs.existsSync(path.join(acct.home, n, 'bobs'))
+    && fs.readFileSync(path.join(acct.home, n, 'bobs')).equals(secret)), false, 'bob\'s content never reached the account');
+
+  // A key that lists as a folder where the object should be.
+  const h2 = crypto.createHash('sha256').update('folder').digest();
+  await dest.writeFile(`${layout.object(acct.username, h2.toString('hex'))}/inner`, 'x');
+  const asDir = await plant([rootEntry(), makeEntry({ kind: 'f', path: 'f', size: 1, dataRef: 0, mode: 0o644, uid: acct.uid, gid: acct.gid, hash: h2 })]);
+  await assert.rejects(restoreInto(asDir), /not a regular file.*refused/);
+
+  // The same checks hold for the next backup's base: a hostile base is not used.
+  for (const n of fs.readdirSync(acct.home)) if (n.startsWith('tidemark-restore-')) fs.rmSync(path.join(acct.home, n), { recursive: true, force: true });
+  const warnings: string[] = [];
+  const m = await backupAccount({ account, destination: dest, structure: 'incremental', items: ['files'], excludes: [], jobName: 's3', previousId: noHash,
+    mysql: noMysql, onWarning: (w) => warnings.push(w) });
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0]!, /not used as a base/);
+  for (const id of [noHash, other, asDir]) await dest.remove(layout.snapshotDir(acct.username, id));
+  await dest.remove(layout.snapshotDir(acct.username, m.id));
+  await dest.remove(`bob`);
+  await dest.remove(`${layout.objectDir(acct.username, h2.toString('hex'))}/${h2.toString('hex')}`);
+});
