@@ -158,3 +158,37 @@ test('a backup waits while a sweep holds its lease, then runs', async () => {
   const m = await run;
   assert.equal(m.status, 'completed');
 });
+
+test('a snapshot index that cannot be read stops the sweep before anything is deleted', async () => {
+  const second = ids[2]!;
+  const indexFile = path.join(destDir, layout.snapshotDir(acct.username, second), layout.index);
+  const good = fs.readFileSync(indexFile);
+  // Some object nobody uses, old enough to go.
+  const orphan = crypto.randomBytes(100);
+  const hex = crypto.createHash('sha256').update(orphan).digest('hex');
+  fs.mkdirSync(path.join(destDir, layout.objectDir(acct.username, hex)), { recursive: true });
+  fs.writeFileSync(path.join(destDir, layout.object(acct.username, hex)), orphan);
+  fs.utimesSync(path.join(destDir, layout.object(acct.username, hex)), new Date(Date.now() - 3600_000), new Date(Date.now() - 3600_000));
+  fs.writeFileSync(indexFile, good.subarray(0, good.length - 40));
+  const before = objectsOnDisk();
+  await assert.rejects(sweepUnusedObjects(dest, acct.username), /index|damaged|unexpected end/i);
+  assert.deepEqual(objectsOnDisk(), before, 'nothing deleted');
+  fs.writeFileSync(indexFile, good);
+  const r = await sweepUnusedObjects(dest, acct.username);
+  assert.equal(r.removed, 1, 'the orphan goes once every index reads');
+  assert.equal(objectsOnDisk().has(hex), false);
+});
+
+test('a lease left by a killed run stops counting once it was not renewed for the lease time', async () => {
+  const stale = await ObjectLease.take(dest, acct.username, 'backup', 'killed-run');
+  assert.ok(stale);
+  // Killed: its heartbeat stops; its file stays, last written long ago.
+  await (stale as unknown as { timer: NodeJS.Timeout | null }).timer?.close();
+  const file = path.join(destDir, layout.leasesDir(acct.username), 'backup-killed-run.json');
+  fs.utimesSync(file, new Date(Date.now() - 11 * 60_000), new Date(Date.now() - 11 * 60_000));
+  const r = await sweepUnusedObjects(dest, acct.username);
+  assert.equal(r.deferred, null, 'a stale lease does not hold sweeps back');
+  fs.utimesSync(file, new Date(Date.now() - 30 * 60_000), new Date(Date.now() - 30 * 60_000));
+  await sweepUnusedObjects(dest, acct.username);
+  assert.equal(fs.existsSync(file), false, 'removed once older than twice the lease time');
+});

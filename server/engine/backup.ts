@@ -117,7 +117,6 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
 
   try {
     if (objects) {
-      await ObjectLease.removeStale(dest, account.username);
       lease = await takeBackupLease(dest, account.username, id, signal);
     }
     if (req.items.includes('files')) {

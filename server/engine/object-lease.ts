@@ -59,11 +59,10 @@ export class ObjectLease {
     const mine = entries.find((e) => e.name === name);
     // The destination's "now": the time it gave the lease just written.
     const now = mine?.mtimeMs ?? Math.max(0, ...entries.map((e) => e.mtimeMs));
-    const blocking = entries.some((e) => {
-      if (e.name === name || e.type !== 'file' || !LEASE_NAME.test(e.name)) return false;
-      if (e.mtimeMs < now - LEASE_MS) return false;
-      return kind === 'sweep' || e.name.startsWith('sweep-');
-    });
+    const others = entries.filter((e) => e.name !== name && e.type === 'file' && LEASE_NAME.test(e.name));
+    // Leases of killed runs: gone once not renewed for twice the lease time.
+    for (const e of others) if (e.mtimeMs < now - 2 * LEASE_MS) await dest.remove(`${dir}/${e.name}`).catch(() => undefined);
+    const blocking = others.some((e) => e.mtimeMs >= now - LEASE_MS && (kind === 'sweep' || e.name.startsWith('sweep-')));
     if (blocking) {
       await dest.remove(lease.file);
       return null;
@@ -71,17 +70,6 @@ export class ObjectLease {
     lease.timer = setInterval(() => { void lease.renew(); }, HEARTBEAT_MS);
     lease.timer.unref();
     return lease;
-  }
-
-  /** Removes leases left by killed runs (not renewed for twice LEASE_MS), by the destination's clock. */
-  static async removeStale(dest: Destination, account: string): Promise<void> {
-    const dir = layout.leasesDir(account);
-    if (!(await dest.exists(dir))) return;
-    const entries = await dest.list(dir);
-    const now = Math.max(0, ...entries.map((e) => e.mtimeMs));
-    for (const e of entries) {
-      if (e.type === 'file' && LEASE_NAME.test(e.name) && e.mtimeMs < now - 2 * LEASE_MS) await dest.remove(`${dir}/${e.name}`);
-    }
   }
 
   private async renew(): Promise<void> {

@@ -52,7 +52,6 @@ export async function sweepUnusedObjects(dest: Destination, account: string, sig
   const buckets = (await listOrEmpty(dest, objectsDir)).filter((e) => e.type === 'dir' && /^[0-9a-f]{2}$/.test(e.name));
   if (buckets.length === 0) return outcome;
 
-  await ObjectLease.removeStale(dest, account);
   const leaseId = `${new Date().toISOString().replace(/[-:.]/g, '')}-${crypto.randomBytes(4).toString('hex')}`;
   const lease = await ObjectLease.take(dest, account, 'sweep', leaseId);
   if (!lease) {
