@@ -216,6 +216,9 @@ async function* objectContent(dest: Destination, dir: string, selected: Selected
   }
 }
 
+/** Uncompressed bytes the sequential reader of a compressed archive inflates and drops before it seeks instead. */
+const SEEK_AHEAD = 4 << 20;
+
 async function* compressedContent(dest: Destination, dir: string, selected: Selected[]): AsyncGenerator<ContentEvent> {
   const file = `${dir}/${layout.data('compressed')}`;
   let tar: AsyncGenerator<NonNullable<TarEvent>> | null = null;
@@ -237,7 +240,9 @@ async function* compressedContent(dest: Destination, dir: string, selected: Sele
       yield { type: 'entry', sel };
       if (sel.entry.kind !== 'f') continue;
       const source = sel.contentFrom ?? sel.entry;
-      if (source.dataRef <= position) {
+      // Behind the sequential reader, or far ahead of it: start at the member that holds the
+      // entry (one ranged read) instead of inflating everything in between.
+      if (source.dataRef <= position || source.dataRef - Math.max(position, 0) > SEEK_AHEAD) {
         members ??= await readMembers(dest, dir);
         yield* seekOne(dest, dir, source, members);
         continue;
@@ -302,7 +307,12 @@ async function* seekOne(dest: Destination, dir: string, source: Entry, members: 
     const mid = (lo + hi) >> 1;
     if (members[mid]!.uOffset <= source.dataRef) { m = members[mid]!; lo = mid + 1; } else hi = mid - 1;
   }
-  const stream = dest.createReadStream(`${dir}/${layout.data('compressed')}`, { start: m.cOffset }).pipe(zlib.createGunzip());
+  // Read only up to the first member that starts after the file's last byte: on an object
+  // store each byte read is a byte fetched, and a bounded range is one request that ends.
+  const fileEnd = source.dataRef + headerLength(source) + source.size;
+  const after = members.find((x) => x.uOffset >= fileEnd && x.cOffset > m.cOffset);
+  const raw = dest.createReadStream(`${dir}/${layout.data('compressed')}`, { start: m.cOffset, ...(after ? { end: after.cOffset } : {}) });
+  const stream = raw.pipe(zlib.createGunzip());
   const start = source.dataRef + headerLength(source) - m.uOffset;
   let pos = 0;
   let got = 0;
@@ -316,6 +326,7 @@ async function* seekOne(dest: Destination, dir: string, source: Entry, members: 
     if (got >= source.size) break;
   }
   stream.destroy();
+  raw.destroy();
   if (got !== source.size) throw new Error(`snapshot content is short for ${JSON.stringify(source.path)}: the destination copy is damaged`);
   yield { type: 'data-end' };
 }

@@ -2,6 +2,8 @@ import path from 'node:path';
 import type { ZodError } from 'zod';
 import { LocalDestination } from '../destinations/local.js';
 import { SshDestination, type ConnectGuard, type SshSettings } from '../destinations/ssh.js';
+import { S3Destination } from '../destinations/s3.js';
+import { s3Shape, s3SettingsOf, S3_FIELDS } from './s3-destination-settings.js';
 import { chainProblems, describeProblems, homeProblems, NEVER_ACCEPTED, pathSyntaxProblem, type PathProblem } from '../destinations/local-path-security.js';
 import { AddressPolicy } from '../destinations/address-policy.js';
 import crypto from 'node:crypto';
@@ -60,7 +62,8 @@ async function addSchema() {
       hostKeyFingerprint: z.string().regex(/^[A-Za-z0-9+/]{43}$/, 'host key is a SHA256 fingerprint as ssh-keygen -l prints it').optional(),
       parallelTransfers: z.number({ message: 'parallel transfers must be a number' }).int().min(1, 'parallel transfers: 1-64').max(64, 'parallel transfers: 1-64').default(8),
     }).refine((d) => d.password !== undefined || d.privateKey !== undefined, { message: 'give a password or a private key', path: ['password'] }),
-  ], { message: 'type must be one of: local, ssh' });
+    z.object({ ...common, type: z.literal('s3'), ...s3Shape(z) }),
+  ], { message: 'type must be one of: local, ssh, s3' });
 }
 
 export interface AddDestinationInput {
@@ -80,13 +83,26 @@ export interface AddDestinationInput {
   parallelTransfers?: number;
   /** local: accept a path that fails the security rule (local-path-security.ts); the problems are kept as a warning. */
   forceInsecurePath?: boolean;
+  // s3 (see s3-destination-settings.ts)
+  endpoint?: string;
+  region?: string;
+  bucket?: string;
+  prefix?: string;
+  serverFolder?: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  addressing?: string;
+  storageClass?: string;
+  maxAttempts?: number;
+  partSizeMb?: number;
+  quotaGb?: number;
 }
 
 export function validationMessage(err: ZodError): string {
   return err.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ');
 }
 
-const SECRET_FIELDS = ['password', 'privateKey', 'passphrase'] as const;
+const SECRET_FIELDS = ['password', 'privateKey', 'passphrase', 'secretAccessKey'] as const;
 
 type DriverContext = Pick<Context, 'dataDir'> & Partial<Pick<Context, 'config' | 'store'>>;
 type DriverRecord = Pick<DestinationRecord, 'type' | 'settings'> & Partial<Pick<DestinationRecord, 'owner' | 'name'>>;
@@ -104,6 +120,11 @@ export function driverFor(ctx: DriverContext, record: DriverRecord): Destination
     for (const f of SECRET_FIELDS) if (isSealed(settings[f])) settings[f] = box.open(settings[f] as string);
     const guard = record.owner !== undefined && isAccountOwned({ owner: record.owner }) ? accountConnectGuard(ctx, record) : null;
     return new SshDestination(settings as unknown as SshSettings, guard);
+  }
+  if (record.type === 's3') {
+    const settings = { ...record.settings };
+    if (isSealed(settings.secretAccessKey)) settings.secretAccessKey = new SecretBox(ctx.dataDir).open(settings.secretAccessKey);
+    return new S3Destination(s3SettingsOf(settings));
   }
   throw new UserError(`unknown destination type ${String(record.type)}`);
 }
@@ -206,9 +227,10 @@ export async function addDestination(ctx: Context, input: AddDestinationInput, a
     settings = await localSettings(ctx, d.path, Boolean(input.forceInsecurePath));
   } else {
     if (input.forceInsecurePath) throw new UserError('--force-insecure-path applies to local destinations only');
-    const { name: _n, type: _t, hidden: _h, freeSpaceLimitMb: _f, ...ssh } = d;
-    settings = { ...ssh };
+    const { name: _n, type: _t, hidden: _h, freeSpaceLimitMb: _f, ...remote } = d;
+    settings = { ...remote };
   }
+  checkFreeSpaceLimitKnowable(d.type, settings, d.freeSpaceLimitMb);
   const driver = driverFor(ctx, { type: d.type, settings, owner, name: d.name });
   try {
     await driver.open();
@@ -232,6 +254,24 @@ export async function addDestination(ctx: Context, input: AddDestinationInput, a
   }).immediate();
   ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'destination.add', target: d.name, result: 'ok', detail: `owner ${owner}` });
   return record;
+}
+
+/** An s3 endpoint reached over plain http: the credentials are signed, never sent, but the data travels in clear. */
+function s3Warning(d: Pick<DestinationRecord, 'type' | 'settings'>): string | null {
+  return d.type === 's3' && String(d.settings.endpoint).startsWith('http:')
+    ? 'the endpoint is reached over plain http: snapshots travel unencrypted (use https unless the network between is private)' : null;
+}
+
+/** A free-space limit needs a free space: an object store tells none unless its quota is stated. */
+function checkFreeSpaceLimitKnowable(type: string, settings: Record<string, unknown>, limitMb: number): void {
+  if (type === 's3' && limitMb > 0 && !settings.quotaGb) {
+    throw new UserError('freeSpaceLimitMb: an S3 bucket reports no free space; state its quota (quotaGb, --quota) to use a free-space limit');
+  }
+}
+
+/** Free space as shown: an object store without a stated quota has none to show (null, with spaceKnown false). */
+export function shownSpace(space: { totalBytes: number; freeBytes: number } | null): { totalBytes: number; freeBytes: number } | null {
+  return space && Number.isFinite(space.totalBytes) && Number.isFinite(space.freeBytes) ? space : null;
 }
 
 /**
@@ -277,8 +317,8 @@ export async function describeDestination(ctx: Context, d: DestinationRecord, ac
   return {
     name: d.name, type: d.type, settings: publicSettings(d), owner: d.owner, enabled: d.enabled, snapshotsVisible: d.snapshotsVisible,
     readOnly: d.readOnly, freeSpaceLimitMb: d.freeSpaceLimitMb, createdAt: d.createdAt, jobs,
-    snapshots: ctx.store.snapshots.countByDestination(d.id), reachable, problem, space,
-    warning: typeof d.settings.warning === 'string' ? d.settings.warning : null,
+    snapshots: ctx.store.snapshots.countByDestination(d.id), reachable, problem, space: shownSpace(space), spaceKnown: reachable && shownSpace(space) !== null,
+    warning: typeof d.settings.warning === 'string' ? d.settings.warning : s3Warning(d),
   };
 }
 
@@ -370,7 +410,7 @@ async function probeDestination(ctx: Context, d: DestinationRecord, probe: strin
       await driver.remove(probe);
       report.writeReadMs = Math.round((performance.now() - t) * 10) / 10;
       if (!back.equals(data)) throw new Error('the probe file read back differs from what was written');
-      report.space = await driver.space();
+      report.space = shownSpace(await driver.space());
       if (driver instanceof SshDestination) {
         report.hostKeyFingerprint = driver.seenFingerprint;
         if (!d.settings.hostKeyFingerprint && driver.seenFingerprint) {
@@ -410,14 +450,24 @@ export interface EditOutcome {
   forgottenSnapshots: number;
 }
 
-const SSH_ONLY = ['host', 'port', 'username', 'password', 'privateKey', 'passphrase', 'timeoutMs', 'hostKeyFingerprint', 'parallelTransfers'] as const;
+const SSH_ONLY = ['host', 'port', 'username', 'password', 'privateKey', 'passphrase', 'hostKeyFingerprint'] as const;
+/** Settings of each type (beyond name, hidden, freeSpaceLimitMb): any other is refused by `edit`. */
+const SETTINGS_OF: Record<DestinationRecord['type'], readonly string[]> = {
+  local: ['path'],
+  ssh: [...SSH_ONLY, 'path', 'timeoutMs', 'parallelTransfers'],
+  s3: S3_FIELDS,
+};
 /** Settings that say where the snapshots live: changing one may leave cataloged snapshots behind. */
-const LOCATION: Record<DestinationRecord['type'], readonly string[]> = { local: ['path'], ssh: ['host', 'port', 'username', 'path'] };
+const LOCATION: Record<DestinationRecord['type'], readonly string[]> = {
+  local: ['path'], ssh: ['host', 'port', 'username', 'path'], s3: ['endpoint', 'bucket', 'prefix', 'serverFolder', 'addressing'],
+};
 /** Settings whose change needs a connection test before it is saved. */
-const CONNECTION = ['host', 'port', 'username', 'path', 'password', 'privateKey', 'passphrase', 'hostKeyFingerprint'];
+const CONNECTION = ['host', 'port', 'username', 'path', 'password', 'privateKey', 'passphrase', 'hostKeyFingerprint',
+  'endpoint', 'region', 'bucket', 'prefix', 'serverFolder', 'accessKeyId', 'secretAccessKey', 'addressing'];
 
 const whereOf = (type: string, s: Record<string, unknown>): string =>
-  type === 'ssh' ? `${String(s.username)}@${String(s.host)}:${String(s.port)}:${String(s.path)}` : String(s.path);
+  type === 'ssh' ? `${String(s.username)}@${String(s.host)}:${String(s.port)}:${String(s.path)}`
+    : type === 's3' ? `s3://${String(s.bucket)}/${[s.prefix, s.serverFolder].filter(Boolean).join('/')} at ${String(s.endpoint)}` : String(s.path);
 
 /**
  * Changes a destination's settings. The result is validated with the rules of `add`; a
@@ -446,20 +496,29 @@ async function applyDestinationEdit(ctx: Context, d: DestinationRecord, changes:
   if (changes.type !== undefined && changes.type !== d.type) {
     throw new UserError(`type: the type of a destination cannot change (destination "${d.name}" is ${d.type}); add a new destination instead`);
   }
+  const allTypes = Object.keys(SETTINGS_OF) as DestinationRecord['type'][];
+  for (const f of new Set(allTypes.flatMap((t) => SETTINGS_OF[t]))) {
+    if ((changes as Record<string, unknown>)[f] !== undefined && !SETTINGS_OF[d.type].includes(f)) {
+      throw new UserError(`${f}: only ${allTypes.filter((t) => SETTINGS_OF[t].includes(f)).join(' and ')} destinations have this setting`);
+    }
+  }
   if (d.type === 'local') {
-    for (const f of SSH_ONLY) if (changes[f] !== undefined) throw new UserError(`${f}: only ssh destinations have this setting`);
     if ((changes.path !== undefined || changes.forceInsecurePath) && actor.role !== 'admin') throw new UserError('path: only an administrator can move a local destination');
   } else if (changes.forceInsecurePath) {
     throw new UserError('--force-insecure-path applies to local destinations only');
   }
 
   const merged: Record<string, unknown> = { ...d.settings, name: d.name, type: d.type, hidden: !d.snapshotsVisible, freeSpaceLimitMb: d.freeSpaceLimitMb };
-  for (const k of ['name', 'path', 'hidden', 'freeSpaceLimitMb', 'host', 'port', 'username', 'timeoutMs', 'hostKeyFingerprint', 'parallelTransfers'] as const) {
-    if (changes[k] !== undefined) merged[k] = changes[k];
+  for (const k of ['name', 'path', 'hidden', 'freeSpaceLimitMb', 'host', 'port', 'username', 'timeoutMs', 'hostKeyFingerprint', 'parallelTransfers', ...S3_FIELDS] as const) {
+    const v = (changes as Record<string, unknown>)[k];
+    if (v !== undefined && !(SECRET_FIELDS as readonly string[]).includes(k)) merged[k] = v;
   }
   // A new password or key replaces the way of logging in; a passphrase alone goes with the stored key.
-  if (changes.password !== undefined || changes.privateKey !== undefined) for (const f of SECRET_FIELDS) delete merged[f];
+  if (changes.password !== undefined || changes.privateKey !== undefined) for (const f of ['password', 'privateKey', 'passphrase']) delete merged[f];
   for (const f of SECRET_FIELDS) if (changes[f] !== undefined) merged[f] = changes[f];
+  // The schema checks the secret as typed; a stored one is sealed, and checked when it was stored.
+  const sealedSecrets: Record<string, unknown> = {};
+  for (const f of SECRET_FIELDS) if (isSealed(merged[f])) { sealedSecrets[f] = merged[f]; merged[f] = 'sealed'; }
   if (changes.passphrase !== undefined && merged.privateKey === undefined) throw new UserError('passphrase: a passphrase goes with a private key (--key-file)');
   const hostMoved = (changes.host !== undefined && changes.host !== d.settings.host) || (changes.port !== undefined && changes.port !== d.settings.port);
   // A new server has its own host key: pin the one seen at the test connection, unless given.
@@ -477,9 +536,10 @@ async function applyDestinationEdit(ctx: Context, d: DestinationRecord, changes:
       ? await localSettings(ctx, p.path, Boolean(changes.forceInsecurePath))
       : Object.fromEntries(Object.entries(d.settings).filter(([k]) => ['path', 'acceptedRisks', 'warning'].includes(k)));
   } else {
-    const { name: _n, type: _t, hidden: _h, freeSpaceLimitMb: _f, ...ssh } = p;
-    settings = { ...ssh };
+    const { name: _n, type: _t, hidden: _h, freeSpaceLimitMb: _f, ...remote } = p;
+    settings = { ...remote, ...sealedSecrets };
   }
+  checkFreeSpaceLimitKnowable(p.type, settings, p.freeSpaceLimitMb);
 
   const settingsChanged = (): string[] => [...new Set([...Object.keys(d.settings), ...Object.keys(settings)])].filter((k) =>
     (SECRET_FIELDS as readonly string[]).includes(k)

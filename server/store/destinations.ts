@@ -3,7 +3,7 @@ import type { Db } from './database.js';
 export interface DestinationRecord {
   id: number;
   name: string;
-  type: 'local' | 'ssh';
+  type: 'local' | 'ssh' | 's3';
   settings: Record<string, unknown>;
   owner: string;
   enabled: boolean;

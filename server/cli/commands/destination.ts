@@ -30,14 +30,54 @@ function readSecret(file: string | undefined, what: string): string | undefined 
 }
 
 const MB_MAX = 1_000_000_000;
-const TYPES = ['local', 'ssh'];
+const TYPES = ['local', 'ssh', 's3'];
+
+/** The s3 options, shared by add and edit. */
+function s3Options(cmd: Command, editing: boolean): Command {
+  return cmd
+    .option('--endpoint <url>', 's3: the service, https://host[:port]')
+    .option('--region <region>', `s3: region${editing ? '' : ' (default us-east-1)'}`)
+    .option('--bucket <name>', 's3: bucket (it must exist)')
+    .option('--prefix <folders>', 's3: folder in the bucket shared by the servers (default: none)')
+    .option('--server-folder <name>', `s3: this server's folder under the prefix${editing ? '' : " (default: this server's host name)"}`)
+    .option('--access-key <id>', 's3: access key ID')
+    .option('--secret-file <file>', "s3: file holding the secret access key ('-': stdin)")
+    .addOption(new Option('--addressing <style>', `s3: path or virtual-host${editing ? '' : ' (default path)'}`).choices(['path', 'virtual-host']))
+    .option('--storage-class <class>', 's3: storage class of the objects written (default: the bucket\'s)')
+    .option('--attempts <n>', `s3: attempts per request, with backoff${editing ? '' : ' (default 5)'}`, wholeNumber(1, 10))
+    .option('--part-size <mb>', `s3: multipart upload part size in MiB${editing ? '' : ' (default 8)'}`, wholeNumber(5, 512))
+    .option('--quota <gb>', 's3: the quota of the bucket in GB, when known (enables the free-space limit)', wholeNumber(1, 1_000_000_000));
+}
+
+interface S3Opts {
+  endpoint?: string; region?: string; bucket?: string; prefix?: string; serverFolder?: string; accessKey?: string; secretFile?: string;
+  addressing?: string; storageClass?: string; attempts?: number; partSize?: number; quota?: number; timeout?: number; parallel?: number;
+}
+
+/** The s3 settings given on the command line (only those given). */
+function s3Input(opts: S3Opts): Partial<AddDestinationInput> {
+  const out: Partial<AddDestinationInput> = {
+    endpoint: opts.endpoint, region: opts.region, bucket: opts.bucket, prefix: opts.prefix, serverFolder: opts.serverFolder,
+    accessKeyId: opts.accessKey, secretAccessKey: readSecret(opts.secretFile, 'secret access key'), addressing: opts.addressing,
+    storageClass: opts.storageClass, maxAttempts: opts.attempts, partSizeMb: opts.partSize, quotaGb: opts.quota,
+    timeoutMs: opts.timeout !== undefined ? Math.round(opts.timeout * 1000) : undefined, parallelTransfers: opts.parallel,
+  };
+  return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined));
+}
+
+/** Where a destination's snapshots are, for the list. */
+function whereShown(d: Record<string, unknown>): string | undefined {
+  const s = d.settings as Record<string, unknown>;
+  if (d.type === 's3') return `s3://${String(s.bucket)}/${[s.prefix, s.serverFolder].filter(Boolean).join('/')}`;
+  return typeof s.path === 'string' ? s.path : undefined;
+}
 
 /** destination: places that store snapshots. */
 export function register(program: Command): void {
   const destination = program.command('destination').description('places that store snapshots');
-  destination.command('add')
+  const add = destination.command('add')
     .requiredOption('--name <name>', 'unique name')
-    .addOption(new Option('--type <type>', 'local | ssh').choices(TYPES).makeOptionMandatory())
+    .addOption(new Option('--type <type>', 'local | ssh | s3').choices(TYPES).makeOptionMandatory())
     .option('--path <dir>', 'local: an existing directory; ssh: the remote directory')
     .option('--hidden', 'hide its snapshots from account holders')
     .option('--free-space-limit <mb>', 'do not start a backup below this many MB free', wholeNumber(0, MB_MAX))
@@ -47,11 +87,12 @@ export function register(program: Command): void {
     .option('--password-file <file>', "ssh: file holding the password ('-': stdin)")
     .option('--key-file <file>', 'ssh: private key file (OpenSSH format)')
     .option('--passphrase-file <file>', "ssh: file holding the key's passphrase")
-    .option('--timeout <seconds>', 'ssh: connection timeout (default 20)', seconds(1, 300))
+    .option('--timeout <seconds>', 'ssh: connection timeout (default 20); s3: request timeout (default 60)', seconds(1, 600))
     .option('--host-key <fingerprint>', 'ssh: expected host key, SHA256:... (default: pinned at first connection)')
-    .option('--parallel <n>', 'ssh: files in transfer at once (default 8)', wholeNumber(1, 64))
-    .option('--force-insecure-path', 'local: accept a path that a non-root user could change (not recommended; kept as a warning)')
-    .action(actionAs(async (ctx, json, who, opts: {
+    .option('--parallel <n>', 'ssh, s3: files in transfer at once (default 8)', wholeNumber(1, 64))
+    .option('--force-insecure-path', 'local: accept a path that a non-root user could change (not recommended; kept as a warning)');
+  s3Options(add, false)
+    .action(actionAs(async (ctx, json, who, opts: S3Opts & {
       name: string; type: string; path?: string; hidden?: boolean; freeSpaceLimit?: number; host?: string; port?: number; user?: string;
       passwordFile?: string; keyFile?: string; passphraseFile?: string; timeout?: number; hostKey?: string; parallel?: number; forceInsecurePath?: boolean;
     }) => {
@@ -68,6 +109,7 @@ export function register(program: Command): void {
           ...(opts.parallel !== undefined ? { parallelTransfers: opts.parallel } : {}),
         });
       }
+      if (opts.type === 's3') Object.assign(input, s3Input(opts));
       const d = await addDestination(ctx, input, who.actor);
       const doc = await describeDestination(ctx, d, who.actor);
       if (json) printJson(doc);
@@ -77,7 +119,7 @@ export function register(program: Command): void {
   destination.command('list').action(actionAs(async (ctx, json, who) => {
     const docs = await Promise.all(listDestinations(ctx, who.actor).map((d) => describeDestination(ctx, d, who.actor)));
     if (json) printJson(docs);
-    else printTable(docs.map((d) => ({ ...d, path: (d.settings as { path?: string }).path, free: d.space ? humanBytes((d.space as { freeBytes: number }).freeBytes) : d.problem, visible: d.snapshotsVisible })),
+    else printTable(docs.map((d) => ({ ...d, path: whereShown(d), free: d.space ? humanBytes((d.space as { freeBytes: number }).freeBytes) : d.reachable ? 'unknown' : d.problem, visible: d.snapshotsVisible })),
       ['name', 'owner', 'type', 'path', 'enabled', 'visible', 'snapshots', 'jobs', 'free']);
   }));
   destination.command('show').argument('<name>').action(actionAs(async (ctx, json, who, name: string) => {
@@ -111,7 +153,7 @@ export function register(program: Command): void {
     .action(actionAs(async (ctx, json, who, name: string) => {
       const r = await validateDestination(ctx, name, who.actor, who.owner);
       if (json) printJson(r);
-      else if (r.ok) process.stdout.write(`ok: ${humanBytes(r.space!.freeBytes)} free, latency ${r.latencyMs} ms, probe written and read back in ${r.writeReadMs} ms\n`);
+      else if (r.ok) process.stdout.write(`ok: ${r.space ? humanBytes(r.space.freeBytes) : 'unknown space'} free, latency ${r.latencyMs} ms, probe written and read back in ${r.writeReadMs} ms\n`);
       else process.stderr.write(`failed: ${r.error}\n`);
       if (!r.ok) process.exitCode = 1;
     }));
@@ -135,7 +177,7 @@ export function register(program: Command): void {
       if (json) printJson(entries); else printTable(entries.map((e) => ({ ...e, modified: new Date(e.mtimeMs).toISOString() })), ['type', 'size', 'modified', 'name']);
     }));
 
-  destination.command('edit').argument('<name>')
+  const edit = destination.command('edit').argument('<name>')
     .description('change the settings of a destination (a new connection is tried before it is saved)')
     .option('--name <new>', 'rename it')
     .addOption(new Option('--type <type>', 'only accepted when it is the current type (a type never changes)').choices(TYPES))
@@ -149,12 +191,13 @@ export function register(program: Command): void {
     .option('--password-file <file>', "ssh: log in with this password instead ('-': stdin)")
     .option('--key-file <file>', 'ssh: log in with this private key instead')
     .option('--passphrase-file <file>', "ssh: the private key's passphrase")
-    .option('--timeout <seconds>', 'ssh: connection timeout', seconds(1, 300))
+    .option('--timeout <seconds>', 'ssh: connection timeout; s3: request timeout', seconds(1, 600))
     .option('--host-key <fingerprint>', 'ssh: expected host key, SHA256:...')
-    .option('--parallel <n>', 'ssh: files in transfer at once', wholeNumber(1, 64))
+    .option('--parallel <n>', 'ssh, s3: files in transfer at once', wholeNumber(1, 64))
     .option('--forget-snapshots', 'drop from the catalog the snapshots the new location does not hold (their data is not deleted)')
-    .option('--force-insecure-path', 'local: accept the (new) path although a non-root user could change it (not recommended; kept as a warning)')
-    .action(actionAs(async (ctx, json, who, name: string, opts: {
+    .option('--force-insecure-path', 'local: accept the (new) path although a non-root user could change it (not recommended; kept as a warning)');
+  s3Options(edit, true)
+    .action(actionAs(async (ctx, json, who, name: string, opts: S3Opts & {
       name?: string; type?: string; path?: string; hidden?: boolean; visible?: boolean; freeSpaceLimit?: number; host?: string; port?: number;
       user?: string; passwordFile?: string; keyFile?: string; passphraseFile?: string; timeout?: number; hostKey?: string; parallel?: number; forgetSnapshots?: boolean;
       forceInsecurePath?: boolean;
@@ -167,6 +210,7 @@ export function register(program: Command): void {
         timeoutMs: opts.timeout !== undefined ? Math.round(opts.timeout * 1000) : undefined,
         hostKeyFingerprint: opts.hostKey?.replace(/^SHA256:/, ''), parallelTransfers: opts.parallel, forgetSnapshots: Boolean(opts.forgetSnapshots),
         forceInsecurePath: opts.forceInsecurePath ? true : undefined,
+        ...s3Input({ ...opts, timeout: undefined, parallel: undefined }),
       };
       const r = await editDestination(ctx, name, changes, who.actor, who.owner);
       const doc = { ...(await describeDestination(ctx, r.record, who.actor)), changed: r.changed, forgottenSnapshots: r.forgottenSnapshots };
