@@ -6,7 +6,9 @@ import zlib from 'node:zlib';
 import crypto from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import os from 'node:os';
 import { createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
+import { cli, makeDataDir, ok } from './support/cli.js';
 import { buildTrickyTree } from './support/tricky-tree.js';
 import { diffTrees, snapshotTree } from './support/tree.js';
 import { sharedCeph, type CephCluster } from './support/ceph.js';
@@ -83,11 +85,12 @@ before(async () => {
     credentials: { accessKeyId: ceph.accessKey, secretAccessKey: ceph.secretKey } });
 });
 
+const cleanups: string[] = [];
 after(async () => {
   await dest?.close();
   raw?.destroy();
   if (acct) removeAccount(acct);
-  if (homeRoot) fs.rmSync(homeRoot, { recursive: true, force: true });
+  for (const d of [homeRoot, ...cleanups]) if (d) fs.rmSync(d, { recursive: true, force: true });
 });
 
 const ids: string[] = [];
@@ -99,10 +102,12 @@ const sizeOfHome = (): number => {
 
 test('first run on radosgw: every content once as an object, a byte-exact restore with tricky names', async () => {
   const before = dest.bytesSent();
+  const requests0 = dest.requestsSent();
   const m = await backup(null);
   ids.push(m.id);
   assert.equal(m.content, 'objects');
   const sent = dest.bytesSent() - before;
+  process.stdout.write(`# first incremental run on radosgw: ${dest.requestsSent() - requests0} requests, ${sent} bytes sent (${m.stats.files} files, content ${m.stats.storedBytes} bytes)\n`);
   assert.ok(sent >= m.stats.storedBytes, `sent ${sent}, stored ${m.stats.storedBytes}`);
   const keys = await bucketKeys(`${acct.username}/${m.id}/`);
   // (The driver's folder markers, keys ending in '/', hold nothing.)
@@ -224,4 +229,99 @@ test('a hostile index cannot reach outside the account\'s objects/: no hash, ano
   await dest.remove(layout.snapshotDir(acct.username, m.id));
   await dest.remove(`bob`);
   await dest.remove(`${layout.objectDir(acct.username, h2.toString('hex'))}/${h2.toString('hex')}`);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Through the CLI, as a provider uses it: retention by hand, and the disaster-recovery path.
+
+/** The gateway's access-log lines (requests it answered) from line `from` on. */
+function gatewayLog(from: number): { method: string; bytes: number }[] {
+  const lines = fs.readFileSync(path.join(ceph.dir, 'log', 'ceph-client.rgw.a.log'), 'utf8').split('\n').slice(from);
+  const out: { method: string; bytes: number }[] = [];
+  for (const l of lines) {
+    const m = /"(GET|PUT|HEAD|POST|DELETE) (\S+) HTTP\/[\d.]+" (\d+) (\d+)/.exec(l);
+    if (m) out.push({ method: m[1]!, bytes: Number(m[4]) });
+  }
+  return out;
+}
+const gatewayLines = (): number => fs.readFileSync(path.join(ceph.dir, 'log', 'ceph-client.rgw.a.log'), 'utf8').split('\n').length - 1;
+
+let cliBucket: string;
+let secretFile: string;
+const cliIds: string[] = [];
+let thirdTree: ReturnType<typeof snapshotTree>;
+
+const addDestination = (dataDir: string): void => {
+  ok(cli(dataDir, ['destination', 'add', '--name', 'offsite', '--type', 's3', '--endpoint', ceph.endpoint, '--bucket', cliBucket,
+    '--access-key', ceph.accessKey, '--secret-file', secretFile, '--server-folder', 'server-a']));
+};
+
+test('CLI: three incremental runs on s3, the oldest deleted by hand: exactly the objects no other snapshot uses are freed', async () => {
+  for (const n of fs.readdirSync(acct.home)) if (n.startsWith('tidemark-restore-')) fs.rmSync(path.join(acct.home, n), { recursive: true, force: true });
+  cliBucket = await ceph.newBucket('objcli');
+  const secrets = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-objsecret-'));
+  cleanups.push(secrets);
+  secretFile = path.join(secrets, 'secret');
+  fs.writeFileSync(secretFile, `${ceph.secretKey}\n`, { mode: 0o600 });
+  const dataDir = makeDataDir({ panel: 'standalone', homeRoots: [homeRoot] });
+  cleanups.push(dataDir);
+  addDestination(dataDir);
+  ok(cli(dataDir, ['job', 'add', '--name', 'inc', '--destination', 'offsite', '--structure', 'incremental', '--accounts', acct.username, '--items', 'files']));
+  cliIds.push(ok(cli(dataDir, ['backup', '--job', 'inc', '--wait'])).snapshots[0]);
+
+  fs.writeFileSync(path.join(acct.home, 'site/page10.html'), 'second CLI run');
+  chown(path.join(acct.home, 'site'));
+  const from = gatewayLines();
+  cliIds.push(ok(cli(dataDir, ['backup', '--job', 'inc', '--wait'])).snapshots[0]);
+  const second = gatewayLog(from);
+  const puts = second.filter((q) => q.method === 'PUT' || q.method === 'POST');
+  process.stdout.write(`# second incremental run through the CLI, as the gateway logged it: ${second.length} requests, ${puts.length} PUT/POST\n`);
+  const bigFiles = [...snapshotTree(acct.home).values()].filter((e) => e.type === 'file').length;
+  assert.ok(second.length < 80, `the second run made ${second.length} requests for a home of ${bigFiles} files`);
+
+  fs.writeFileSync(path.join(acct.home, 'site/page11.html'), 'third CLI run');
+  chown(path.join(acct.home, 'site'));
+  cliIds.push(ok(cli(dataDir, ['backup', '--job', 'inc', '--wait'])).snapshots[0]);
+  thirdTree = snapshotTree(acct.home, { skip: (p) => p.startsWith('tidemark-restore-') });
+
+  const viewer = new S3Destination({ ...settings, bucket: cliBucket });
+  const { readIndex } = await import('../server/engine/snapshot-index.js');
+  const hashes = async (id: string): Promise<Set<string>> => new Set((await readIndex(viewer, layout.snapshotDir(acct.username, id)))
+    .filter((e) => e.kind === 'f' && e.size > 0 && e.hash).map((e) => e.hash!.toString('hex')));
+  const others = new Set([...(await hashes(cliIds[1]!)), ...(await hashes(cliIds[2]!))]);
+  const expectedGone = [...(await hashes(cliIds[0]!))].filter((h) => !others.has(h)).map((h) => layout.object(acct.username, h)).sort();
+  await viewer.close();
+  assert.equal(expectedGone.length, 1, 'the old page10.html is the first snapshot\'s alone');
+
+  const listObjects = async (): Promise<Set<string>> => {
+    const out = new Set<string>();
+    let token: string | undefined;
+    do {
+      const r = await raw.send(new ListObjectsV2Command({ Bucket: cliBucket, Prefix: `server-a/${acct.username}/objects/`, ContinuationToken: token }));
+      for (const o of r.Contents ?? []) if (/\/[0-9a-f]{64}$/.test(o.Key!)) out.add(o.Key!.slice('server-a/'.length));
+      token = r.IsTruncated ? r.NextContinuationToken : undefined;
+    } while (token);
+    return out;
+  };
+  const before = await listObjects();
+  const deleted = ok(cli(dataDir, ['snapshot', 'delete', cliIds[0]!, '--yes']));
+  assert.deepEqual(deleted.objects, { removed: 1, removedBytes: deleted.objects.removedBytes, deferred: null });
+  const afterList = await listObjects();
+  assert.deepEqual([...before].filter((k) => !afterList.has(k)).sort(), expectedGone, 'exactly the first snapshot\'s own objects are gone');
+  assert.equal(afterList.size, before.size - 1);
+  const listed = ok(cli(dataDir, ['snapshot', 'list', '--account', acct.username])).map((x: { id: string }) => x.id).sort();
+  assert.deepEqual(listed, cliIds.slice(1).sort());
+});
+
+test('CLI: disaster recovery: a fresh server with an empty state store reindexes the bucket and restores byte-exactly', () => {
+  const fresh = makeDataDir({ panel: 'standalone', homeRoots: [homeRoot] });
+  cleanups.push(fresh);
+  addDestination(fresh);
+  const r = ok(cli(fresh, ['destination', 'reindex', 'offsite']));
+  assert.equal(r.found, 2, JSON.stringify(r));
+  assert.deepEqual(r.problems, []);
+  const restored = ok(cli(fresh, ['restore', cliIds[2]!, '--into-folder', '--wait']));
+  const folder = path.join(acct.home, restored.folder);
+  assert.deepEqual(diffTrees(thirdTree, snapshotTree(folder)), []);
+  fs.rmSync(folder, { recursive: true, force: true });
 });
