@@ -192,3 +192,19 @@ test('a lease left by a killed run stops counting once it was not renewed for th
   await sweepUnusedObjects(dest, acct.username);
   assert.equal(fs.existsSync(file), false, 'removed once older than twice the lease time');
 });
+
+test('a backup whose lease could not be renewed writes no manifest: nothing listed, the earlier snapshots stand', async () => {
+  const failing = new LinkFree(new LocalDestination(destDir));
+  const realWrite = failing.writeFile.bind(failing);
+  let leaseWrites = 0;
+  failing.writeFile = async (rel, data) => {
+    // The first write of the lease works (it is taken); renewing it fails (a network cut).
+    if (rel.includes('/.leases/') && ++leaseWrites > 1) throw new Error('connection reset');
+    return realWrite(rel, data);
+  };
+  const before = fs.readdirSync(path.join(destDir, acct.username)).filter((n) => /^\d{8}T/.test(n)).sort();
+  await assert.rejects(backupAccount({ account, destination: failing, structure: 'incremental', items: ['files'], excludes: [], jobName: 'unit',
+    previousId: null, mysql: noMysql }), /lease on the destination could not be renewed: connection reset/);
+  assert.deepEqual(fs.readdirSync(path.join(destDir, acct.username)).filter((n) => /^\d{8}T/.test(n)).sort(), before, 'no new snapshot');
+  assert.deepEqual(fs.readdirSync(path.join(destDir, acct.username)).filter((n) => n.startsWith('.partial-')), [], 'its partial folder is removed');
+});

@@ -33,7 +33,8 @@ export interface Destination {
   /**
    * Writes a whole small file atomically: a temporary name, its content flushed to stable
    * storage, then renamed over `rel`. The rename itself is durable only after `flush` of
-   * the folder that holds `rel`.
+   * the folder that holds `rel`. Like createWriteStream and rename, it makes the folders
+   * that lead to `rel` when they are missing.
    */
   writeFile(rel: string, data: Buffer | string): Promise<void>;
   /**

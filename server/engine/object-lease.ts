@@ -50,7 +50,6 @@ export class ObjectLease {
    */
   static async take(dest: Destination, account: string, kind: LeaseKind, id: string): Promise<ObjectLease | null> {
     const dir = layout.leasesDir(account);
-    await dest.mkdir(dir);
     const name = `${kind}-${id}.json`;
     const body = JSON.stringify({ kind, id, host: os.hostname(), pid: process.pid, startedAt: new Date().toISOString() });
     const lease = new ObjectLease(dest, `${dir}/${name}`, body);

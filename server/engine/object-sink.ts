@@ -66,14 +66,13 @@ export class ObjectSink implements ContentSink {
   }
 
   async data(chunk: Buffer): Promise<void> {
+    this.buffered += chunk.length;
     if (this.staging) {
       await this.staging.writer.write(chunk);
       return;
     }
     this.chunks.push(chunk);
-    this.buffered += chunk.length;
     if (this.buffered <= SMALL_OBJECT_BYTES) return;
-    if (this.stagings === 0) await this.dest.mkdir(`${this.dir}/staging`);
     const rel = layout.staging(this.dir, this.stagings++);
     this.staging = { rel, writer: new StreamWriter(this.dest.createWriteStream(rel)) };
     const held = this.chunks;
@@ -111,11 +110,8 @@ export class ObjectSink implements ContentSink {
       await discard?.();
       return;
     }
-    const d = layout.objectDir(this.account, hex);
-    if (!this.dirs.has(d)) {
-      this.dirs.add(d);
-      await this.dest.mkdir(d);
-    }
+    // Writing makes the folders it needs (no mkdir: on an object store, one request less per folder).
+    this.dirs.add(layout.objectDir(this.account, hex));
     await write();
     this.stored += size;
     this.counts.written++;
