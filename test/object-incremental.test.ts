@@ -335,6 +335,6 @@ test('CLI: disaster recovery: a fresh server with an empty state store reindexes
   const unpacked = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-objdl-'));
   cleanups.push(unpacked);
   execFileSync('tar', ['-xzf', out, '-C', unpacked]);
-  assert.equal(fs.readFileSync(path.join(unpacked, 'site/page11.html'), 'utf8'), 'third CLI run');
-  assert.ok(fs.readFileSync(path.join(unpacked, 'site/video.bin')).equals(fs.readFileSync(path.join(acct.home, 'site/video.bin'))));
+  assert.equal(fs.readFileSync(path.join(unpacked, 'files/site/page11.html'), 'utf8'), 'third CLI run');
+  assert.ok(fs.readFileSync(path.join(unpacked, 'files/site/video.bin')).equals(fs.readFileSync(path.join(acct.home, 'site/video.bin'))));
 });
