@@ -8,7 +8,7 @@ import { createAccount, makeHomeRoot, removeAccount, type TestAccount } from './
 import { buildTrickyTree } from './support/tricky-tree.js';
 import { diffTrees, snapshotTree } from './support/tree.js';
 import { cli, makeDataDir, ok } from './support/cli.js';
-import { S3Client, CreateMultipartUploadCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListPartsCommand, UploadPartCommand } from '@aws-sdk/client-s3';
+import { S3Client, PutObjectCommand, CreateMultipartUploadCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListPartsCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import { S3Destination } from '../server/destinations/s3.js';
 import { StreamWriter } from '../server/util/stream-writer.js';
 import { S3_DEFAULTS, type S3Settings } from '../server/destinations/s3-settings.js';
@@ -23,6 +23,8 @@ let account: TestAccount;
 let dataDir: string;
 let secretsDir: string;
 let bucket: string;
+/** The home as each snapshot saw it. */
+const treeAtBackup = new Map<string, ReturnType<typeof snapshotTree>>();
 
 before(async () => {
   ceph = await sharedCeph();
@@ -98,6 +100,21 @@ test('s3: tricky names survive write, list, ranged read, rename and remove', asy
   assert.deepEqual((await d.list('')).map((e) => e.name), ['tidemark.json']);
 });
 
+test('regression: keys planted in the bucket with empty, "." or ".." parts are never listed as names (a hostile bucket cannot lead a walk out of a folder)', async () => {
+  const d = await fresh();
+  await d.open();
+  const st = (d as unknown as { settings: S3Settings }).settings;
+  const s3 = new S3Client({ endpoint: ceph.endpoint, region: ceph.region, forcePathStyle: true, credentials: { accessKeyId: ceph.accessKey, secretAccessKey: ceph.secretKey } });
+  for (const key of ['server-a/acct/../evil', 'server-a/acct//x', 'server-a/acct/./y', 'server-a/acct/ok']) {
+    await s3.send(new PutObjectCommand({ Bucket: st.bucket, Key: key, Body: 'planted' }));
+  }
+  s3.destroy();
+  assert.deepEqual((await d.list('acct')).map((e) => e.name), ['ok']);
+  for (const rel of ['acct/../evil', 'acct//x', 'acct/./y', '/acct/ok', 'acct/ok/']) {
+    await assert.rejects(d.readFile(rel), /invalid path/, rel);
+  }
+});
+
 test('s3: a stream is uploaded in parts while it is written (no local copy), and the object appears only when it ends', async () => {
   const d = await fresh({ partSizeMb: 5, parallelTransfers: 1 });
   await d.open();
@@ -121,6 +138,20 @@ test('s3: a stream is uploaded in parts while it is written (no local copy), and
   const head = await s3.send(new HeadObjectCommand({ Bucket: st.bucket, Key: key }));
   assert.match(head.ETag ?? '', /-4"$/, 'a multipart object of 4 parts');
   s3.destroy();
+});
+
+test('s3: an empty stream makes an empty object; flush waits for streams ended but not awaited', async () => {
+  const d = await fresh();
+  await d.open();
+  const empty = d.createWriteStream('acct/empty');
+  empty.end();
+  const payload = crypto.randomBytes(6 << 20);
+  const big = d.createWriteStream('acct/big');
+  big.end(payload);
+  await d.flush(['acct']);
+  assert.equal((await d.readFile('acct/empty')).length, 0);
+  assert.ok((await d.readFile('acct/big')).equals(payload), 'complete once flush has resolved');
+  assert.deepEqual((await d.list('acct')).map((e) => [e.name, e.size]), [['big', 6 << 20], ['empty', 0]]);
 });
 
 test('s3: a stream destroyed midway leaves no object and no incomplete upload', async () => {
@@ -191,6 +222,7 @@ for (const structure of ['archive', 'compressed'] as const) {
     const r = ok(cli(dataDir, ['backup', '--job', `s3-${structure}`, '--wait']));
     assert.equal(r.results[0].status, 'completed', JSON.stringify(r.results));
     const snapshot = r.snapshots[0] as string;
+    treeAtBackup.set(snapshot, before);
     const listed = ok(cli(dataDir, ['destination', 'browse', 'bucket', `${account.username}/${snapshot}`])) as { name: string; size: number }[];
     const data = listed.find((e) => e.name === (structure === 'archive' ? 'files.tar' : 'files.tar.gz'))!;
     assert.ok(data.size > 10 << 20, 'the archive is on the bucket under its final name');
@@ -215,3 +247,87 @@ for (const structure of ['archive', 'compressed'] as const) {
     assert.ok(read < data.size / 4, `one small file costs a small part of the archive (${read} of ${data.size} bytes): ${JSON.stringify(reads)}`);
   });
 }
+
+test('s3 destination actions: validate reports latency, disable stops backups, visibility, remove refused while a job uses it', () => {
+  const v = ok(cli(dataDir, ['destination', 'validate', 'bucket']));
+  assert.equal(v.ok, true, v.error);
+  assert.equal(typeof v.latencyMs, 'number');
+  assert.equal(typeof v.writeReadMs, 'number');
+  assert.equal(v.space, null);
+  const probes = ok(cli(dataDir, ['destination', 'browse', 'bucket'])) as { name: string }[];
+  assert.ok(!probes.some((e) => e.name.startsWith('.tidemark-probe')), 'the probe was deleted');
+
+  ok(cli(dataDir, ['destination', 'disable', 'bucket']));
+  const refused = cli(dataDir, ['backup', '--job', 's3-archive', '--wait']);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stdout + refused.stderr, /disabled/);
+  ok(cli(dataDir, ['destination', 'enable', 'bucket']));
+  assert.equal(ok(cli(dataDir, ['destination', 'visibility', 'bucket', '--hidden'])).snapshotsVisible, false);
+  assert.equal(ok(cli(dataDir, ['destination', 'visibility', 'bucket', '--visible'])).snapshotsVisible, true);
+
+  const busy = cli(dataDir, ['destination', 'remove', 'bucket']);
+  assert.notEqual(busy.code, 0);
+  assert.match(busy.json.error, /used by job\(s\): s3-archive, s3-compressed/);
+});
+
+test('s3 free-space limit: refused without a stated quota; with one, a backup below the limit does not start', () => {
+  const noQuota = cli(dataDir, ['destination', 'edit', 'bucket', '--free-space-limit', '100']);
+  assert.notEqual(noQuota.code, 0);
+  assert.match(noQuota.json.error, /reports no free space; state its quota/);
+  const d = ok(cli(dataDir, ['destination', 'edit', 'bucket', '--quota', '1', '--free-space-limit', '990']));
+  assert.deepEqual(d.changed.sort(), ['freeSpaceLimitMb', 'quotaGb']);
+  assert.ok(d.space.totalBytes === 1e9 && d.space.freeBytes < 1e9 - (20 << 20), `the bucket's contents count against the quota: ${JSON.stringify(d.space)}`);
+  const r = cli(dataDir, ['backup', '--job', 's3-archive', '--wait']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stdout + r.stderr, /MB free, below its limit of 990 MB/);
+  ok(cli(dataDir, ['destination', 'edit', 'bucket', '--free-space-limit', '0']));
+});
+
+test('managing an s3 destination: settings of other types are refused; a new folder that lacks the cataloged snapshots is refused unless they are forgotten', () => {
+  const wrongType = cli(dataDir, ['destination', 'edit', 'bucket', '--path', '/srv/x']);
+  assert.notEqual(wrongType.code, 0);
+  assert.match(wrongType.json.error, /path: only local and ssh destinations have this setting/);
+  const hostOnly = cli(dataDir, ['destination', 'edit', 'bucket', '--host', 'example.org']);
+  assert.match(hostOnly.json.error, /host: only ssh destinations have this setting/);
+  const moved = cli(dataDir, ['destination', 'edit', 'bucket', '--server-folder', 'elsewhere']);
+  assert.notEqual(moved.code, 0);
+  assert.match(moved.json.error, /2 of the 2 snapshots cataloged on destination "bucket" are not at s3:\/\/[^ ]+\/tidemark\/backups\/elsewhere/);
+  const bad = cli(dataDir, ['destination', 'edit', 'bucket', '--endpoint', `${ceph.endpoint}/some/path`]);
+  assert.match(bad.json.error, /endpoint: is the server alone/);
+  const renamed = ok(cli(dataDir, ['destination', 'edit', 'bucket', '--parallel', '4', '--part-size', '6']));
+  assert.deepEqual(renamed.changed.sort(), ['parallelTransfers', 'partSizeMb']);
+  assert.equal(renamed.settings.secretAccessKey, '********', 'the stored secret is kept');
+  assert.equal(ok(cli(dataDir, ['destination', 'validate', 'bucket'])).ok, true);
+});
+
+test('many servers, one bucket: a second server writes under its own folder, and a fresh state store reindexes and restores the first server\'s snapshots', () => {
+  const original = (ok(cli(dataDir, ['snapshot', 'list'])) as { id: string; destination: string }[]).filter((s) => s.destination === 'bucket');
+  assert.equal(original.length, 2);
+  const other = makeDataDir({ panel: 'standalone', homeRoots: [homeRoot] });
+  try {
+    // Server B's own destination on the same bucket and prefix: its folder is its own.
+    ok(cli(other, s3Args('shared', ['--prefix', 'tidemark/backups', '--server-folder', 'server-b'])));
+    const top = ok(cli(other, ['destination', 'browse', 'shared'])) as { name: string }[];
+    assert.deepEqual(top.map((e) => e.name), ['tidemark.json'], 'server B sees only its own folder');
+    // Disaster recovery: server A is gone; B adopts its folder, reindexes it, restores from it.
+    ok(cli(other, s3Args('server-a', ['--prefix', 'tidemark/backups', '--server-folder', 'server-a'])));
+    const r = ok(cli(other, ['destination', 'reindex', 'server-a']));
+    assert.equal(r.found, 2);
+    assert.equal(r.added, 2);
+    assert.deepEqual(r.problems, []);
+    const listed = ok(cli(other, ['snapshot', 'list'])) as { id: string }[];
+    assert.deepEqual(listed.map((s) => s.id).sort(), original.map((s) => s.id).sort());
+    for (const s of original) {
+      const expected = treeAtBackup.get(s.id)!;
+      const restored = ok(cli(other, ['restore', s.id, '--into-folder', '--wait']));
+      const folder = path.join(account.home, restored.folder);
+      try {
+        assert.deepEqual(diffTrees(expected, snapshotTree(folder)), [], `snapshot ${s.id} restored on the second server`);
+      } finally {
+        fs.rmSync(folder, { recursive: true, force: true });
+      }
+    }
+  } finally {
+    fs.rmSync(other, { recursive: true, force: true });
+  }
+});

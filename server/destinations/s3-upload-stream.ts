@@ -16,6 +16,8 @@ export interface UploadTarget {
   describe: (err: unknown) => DestinationError;
   /** Called when a stream that failed or was destroyed may have left an incomplete multipart upload. */
   cleanUp: () => Promise<void>;
+  /** Told of the completion of a stream its writer has ended (for the driver's flush). */
+  completing: (done: Promise<void>) => void;
 }
 
 /**
@@ -78,7 +80,7 @@ export class S3UploadStream extends Writable {
 
   override _final(cb: (err?: Error | null) => void): void {
     this.body.end();
-    this.done.then(async () => {
+    const completed = this.done.then(async () => {
       const head = await this.target.client.send(new HeadObjectCommand({ Bucket: this.target.bucket, Key: this.target.key }))
         .catch((err: unknown) => { throw this.target.describe(err); });
       if (head.ContentLength !== this.written) {
@@ -86,7 +88,9 @@ export class S3UploadStream extends Writable {
       }
       this.etag = head.ETag ?? null;
       this.completed = true;
-    }).then(() => cb(), (err: Error) => cb(err));
+    });
+    this.target.completing(completed);
+    completed.then(() => cb(), (err: Error) => cb(err));
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {

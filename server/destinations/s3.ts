@@ -137,16 +137,12 @@ export class S3Destination implements Destination {
       what: rel,
       describe: (err) => this.describe(err, rel),
       cleanUp: () => this.abortUploadsOf(key),
-    });
-    // flush() waits for what is completing, and reports a failure even to a caller that did not wait.
-    const settled = new Promise<void>((resolve) => {
-      stream.once('finish', () => resolve());
-      stream.once('error', (err: Error) => { this.failure ??= err instanceof DestinationError ? err : this.describe(err, rel); resolve(); });
-      stream.once('close', () => resolve());
-    });
-    stream.once('prefinish', () => {
-      this.completing.add(settled);
-      void settled.then(() => this.completing.delete(settled));
+      // flush() waits for the streams their writers ended, and reports a failure even to a writer that did not wait.
+      completing: (done) => {
+        const settled = done.then(() => undefined, (err: unknown) => { this.failure ??= this.describe(err, rel); });
+        this.completing.add(settled);
+        void settled.then(() => this.completing.delete(settled));
+      },
     });
     return stream;
   }

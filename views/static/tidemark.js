@@ -43,16 +43,23 @@
       fetch(cell.getAttribute('data-space'), { headers: { Accept: 'application/json' }, credentials: 'same-origin' })
         .then(function (r) { return r.json(); })
         .then(function (s) {
-          cell.textContent = s.ok ? bytes(s.space.freeBytes) + ' / ' + bytes(s.space.totalBytes) : cell.getAttribute('data-unreachable') + ' ' + s.error;
+          cell.textContent = s.ok ? (s.space ? bytes(s.space.freeBytes) + ' / ' + bytes(s.space.totalBytes) : cell.getAttribute('data-unknown')) : cell.getAttribute('data-unreachable') + ' ' + s.error;
           if (!s.ok) cell.classList.add('problem');
         })
         .catch(function () { cell.textContent = '?'; });
     });
-    // The new-destination form: the SSH settings only for SSH.
+    // The new-destination form: the SSH settings only for SSH, the S3 settings only for S3.
     var types = document.querySelectorAll('input[name="type"]');
     var ssh = document.querySelector('fieldset.ssh-only');
+    var s3 = document.querySelector('fieldset.s3-only');
     if (types.length && ssh) {
-      var sync = function () { ssh.hidden = !document.querySelector('input[name="type"][value="ssh"]').checked; };
+      var sync = function () {
+        var type = document.querySelector('input[name="type"]:checked');
+        var chosen = type ? type.value : 'local';
+        ssh.hidden = chosen !== 'ssh';
+        if (s3) s3.hidden = chosen !== 's3';
+        document.querySelectorAll('.path-field, .local-only').forEach(function (el) { el.hidden = chosen === 's3'; });
+      };
       types.forEach(function (r) { r.addEventListener('change', sync); });
       sync();
     }

@@ -1,7 +1,7 @@
 import express from 'express';
 import { UserError } from '../../services/context.js';
 import {
-  addDestination, browseDestination, editDestination, publicSettings, removeDestination, setEnabled, setSnapshotsVisible,
+  addDestination, browseDestination, editDestination, publicSettings, removeDestination, setEnabled, setSnapshotsVisible, shownSpace,
   validateDestination, withDriver, type AddDestinationInput, type EditDestinationInput,
 } from '../../services/destinations.js';
 import { reindexDestination } from '../../services/reindex.js';
@@ -11,13 +11,31 @@ import { actorOf } from '../session.js';
 import { field, formErrors, noErrors, numberField, type FormErrors, type MessageRules } from './form-errors.js';
 import { adminOnly, destinationOf, record, type ProviderState } from './state.js';
 
+/** The s3 fields of the form (the secret apart), each with the name of its setting. */
+const S3_FORM = ['endpoint', 'region', 'bucket', 'prefix', 'serverFolder', 'accessKeyId', 'addressing', 'storageClass', 's3Parallel', 's3Timeout',
+  'attempts', 'partSize', 'quota'] as const;
 const FIELDS = ['name', 'type', 'path', 'freeSpaceLimitMb', 'host', 'port', 'username', 'password', 'privateKey', 'passphrase',
-  'timeout', 'hostKey', 'parallel', 'hidden', 'forgetSnapshots', 'forceInsecurePath'] as const;
+  'timeout', 'hostKey', 'parallel', 'hidden', 'forgetSnapshots', 'forceInsecurePath', ...S3_FORM, 'secretAccessKey'] as const;
 /** What is put back into a refused form: everything typed except secrets, which are used and forgotten. */
-const KEPT = ['name', 'type', 'path', 'freeSpaceLimitMb', 'host', 'port', 'username', 'timeout', 'hostKey', 'parallel', 'hidden', 'forgetSnapshots', 'forceInsecurePath'];
+const KEPT = ['name', 'type', 'path', 'freeSpaceLimitMb', 'host', 'port', 'username', 'timeout', 'hostKey', 'parallel', 'hidden', 'forgetSnapshots', 'forceInsecurePath',
+  ...S3_FORM];
+const SECRETS = ['password', 'privateKey', 'passphrase', 'secretAccessKey'];
+
+/** The s3 settings of the form (texts as typed, numbers parsed; empty fields left out). */
+function s3Input(kept: Record<string, string>, body: Record<string, unknown>): Partial<AddDestinationInput> {
+  const text = (k: string): string | undefined => (kept[k] ? kept[k] : undefined);
+  const num = (k: string): number | undefined => (kept[k] ? numberField(kept[k]!) : undefined);
+  const timeout = kept.s3Timeout ? secondsToMs(kept.s3Timeout) : undefined;
+  const out: Partial<AddDestinationInput> = {
+    endpoint: kept.endpoint ?? '', region: text('region'), bucket: kept.bucket ?? '', prefix: kept.prefix ?? '', serverFolder: text('serverFolder'),
+    accessKeyId: kept.accessKeyId ?? '', secretAccessKey: secretOf(body, 'secretAccessKey'), addressing: text('addressing'), storageClass: text('storageClass'),
+    parallelTransfers: num('s3Parallel'), timeoutMs: timeout, maxAttempts: num('attempts'), partSizeMb: num('partSize'), quotaGb: num('quota'),
+  };
+  return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined));
+}
 
 const rulesFor = (type: string): MessageRules => [
-  [/is not usable/, type === 'ssh' ? 'host' : 'path'],
+  [/is not usable/, type === 'ssh' ? 'host' : type === 's3' ? 'endpoint' : 'path'],
   [/is not secure/, 'path'],
   [/exists already/, 'name'],
   [/snapshots cataloged on destination/, 'forgetSnapshots'],
@@ -45,6 +63,10 @@ function valuesOf(d: DestinationRecord): Record<string, string> {
     host: str(s.host), port: str(s.port ?? 22), username: str(s.username), timeout: s.timeoutMs ? String(Number(s.timeoutMs) / 1000) : '20',
     hostKey: s.hostKeyFingerprint ? `SHA256:${str(s.hostKeyFingerprint)}` : '', parallel: str(s.parallelTransfers ?? 8), forgetSnapshots: '',
     forceInsecurePath: '',
+    endpoint: str(s.endpoint), region: str(s.region), bucket: str(s.bucket), prefix: str(s.prefix), serverFolder: str(s.serverFolder),
+    accessKeyId: str(s.accessKeyId), addressing: str(s.addressing), storageClass: str(s.storageClass), s3Parallel: str(s.parallelTransfers),
+    s3Timeout: d.type === 's3' && s.timeoutMs ? String(Number(s.timeoutMs) / 1000) : '', attempts: str(s.maxAttempts), partSize: str(s.partSizeMb),
+    quota: str(s.quotaGb),
   };
 }
 
@@ -66,6 +88,13 @@ function changesOf(d: DestinationRecord, kept: Record<string, string>, body: Rec
     for (const k of ['password', 'privateKey', 'passphrase'] as const) {
       const v = secretOf(body, k);
       if (v !== undefined) c[k] = v;
+    }
+  }
+  if (d.type === 's3') {
+    const now = s3Input(kept, body);
+    const before = s3Input(was, {});
+    for (const [k, v] of Object.entries(now) as [keyof AddDestinationInput, unknown][]) {
+      if (k === 'secretAccessKey' || v !== before[k]) (c as Record<string, unknown>)[k] = v;
     }
   }
   if (kept.forgetSnapshots === '1') c.forgetSnapshots = true;
@@ -92,7 +121,9 @@ export function destinationRoutes(st: ProviderState): express.Router {
   const newForm = (res: express.Response, values: Record<string, string>, errors: FormErrors, status = 200): void => {
     res.status(status).render('admin/destination-new', { values, errors });
   };
-  r.get('/new', (_req, res) => { newForm(res, { type: 'local', port: '22', timeout: '20', parallel: '8' }, noErrors()); });
+  r.get('/new', (_req, res) => {
+    newForm(res, { type: 'local', port: '22', timeout: '20', parallel: '8', region: 'us-east-1', s3Parallel: '8', s3Timeout: '60', attempts: '5', partSize: '8' }, noErrors());
+  });
 
   r.post('/', async (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
@@ -113,6 +144,7 @@ export function destinationRoutes(st: ProviderState): express.Router {
         ...(parallelTransfers !== undefined ? { parallelTransfers } : {}),
       });
     }
+    if (type === 's3') Object.assign(input, s3Input(kept, body));
     try {
       const d = await addDestination(ctx, input, actorOf(res));
       res.redirect(303, `/admin/destinations/${d.id}`);
@@ -135,14 +167,14 @@ export function destinationRoutes(st: ProviderState): express.Router {
   r.get('/:id/space', async (req, res) => {
     const d = destinationOf(st, req.params.id);
     try {
-      res.json({ ok: true, space: await withDriver(ctx, d, (driver) => driver.space()) });
+      res.json({ ok: true, space: shownSpace(await withDriver(ctx, d, (driver) => driver.space())) });
     } catch (err) {
       res.json({ ok: false, error: (err as Error).message });
     }
   });
 
   const editForm = (res: express.Response, d: DestinationRecord, values: Record<string, string>, errors: FormErrors, status = 200): void => {
-    res.status(status).render('admin/destination-edit', { d, values, errors, secrets: Object.keys(publicSettings(d)).filter((k) => d.settings[k] !== undefined && ['password', 'privateKey', 'passphrase'].includes(k)) });
+    res.status(status).render('admin/destination-edit', { d, values, errors, secrets: Object.keys(publicSettings(d)).filter((k) => d.settings[k] !== undefined && SECRETS.includes(k)) });
   };
   r.get('/:id/edit', (req, res) => {
     const d = destinationOf(st, req.params.id);

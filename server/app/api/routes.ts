@@ -90,8 +90,9 @@ function base64Path(key: string, value: string): BytePath {
 
 /** The settings of `destination add` / `edit`, under the names of the services (see docs/api.md). */
 const DESTINATION_FIELDS = {
-  string: ['name', 'type', 'path', 'host', 'username', 'password', 'privateKey', 'passphrase', 'hostKeyFingerprint'],
-  number: ['port', 'freeSpaceLimitMb', 'timeoutMs', 'parallelTransfers'],
+  string: ['name', 'type', 'path', 'host', 'username', 'password', 'privateKey', 'passphrase', 'hostKeyFingerprint',
+    'endpoint', 'region', 'bucket', 'prefix', 'serverFolder', 'accessKeyId', 'secretAccessKey', 'addressing', 'storageClass'],
+  number: ['port', 'freeSpaceLimitMb', 'timeoutMs', 'parallelTransfers', 'maxAttempts', 'partSizeMb', 'quotaGb'],
   boolean: ['hidden', 'forgetSnapshots', 'forceInsecurePath'],
 } as const;
 
