@@ -3,7 +3,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
-import { DestinationError, type DirEntry, type Destination, type SpaceInfo } from './types.js';
+import { DestinationError, type DirEntry, type Destination, type SpaceInfo, type HardLinks } from './types.js';
 import { describeFsError } from './errors.js';
 import { chainProblems, describeProblems, NEVER_ACCEPTED, pathSyntaxProblem } from './local-path-security.js';
 import { syncFilesystem } from '../native/syncfs.js';
@@ -32,7 +32,9 @@ export interface LocalOptions {
  * the root is checked with lstat before a path through it is used (a link, or a directory
  * not owned by root or writable by others, is refused); files are opened with O_NOFOLLOW.
  */
-export class LocalDestination implements Destination {
+export class LocalDestination implements Destination, HardLinks {
+  /** Both capabilities live on the driver itself. */
+  readonly hardLinks: HardLinks = this;
   readonly type = 'local';
   /** Local files open and close in microseconds; a few in flight keep the disk busy. */
   readonly parallelism = 8;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Client, type ConnectConfig, type SFTPWrapper, type FileEntryWithStats } from 'ssh2';
-import { DestinationError, type DirEntry, type Destination, type SpaceInfo } from './types.js';
+import { DestinationError, type DirEntry, type Destination, type SpaceInfo, type HardLinks } from './types.js';
 import { FORMAT_VERSION } from './local.js';
 import { InFlight } from '../util/in-flight.js';
 
@@ -101,7 +101,9 @@ const code = (err: unknown): number | undefined => (err as { code?: number }).co
  * never listed with empty files, because each file's content is flushed before the
  * manifest is written. A server without fsync@openssh.com gives no guarantee at all.
  */
-export class SshDestination implements Destination {
+export class SshDestination implements Destination, HardLinks {
+  /** Both capabilities live on the driver itself. */
+  readonly hardLinks: HardLinks = this;
   readonly type = 'ssh';
   private client: Client | null = null;
   private sftp: SFTPWrapper | null = null;

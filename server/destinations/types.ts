@@ -1,7 +1,8 @@
 import type { Readable, Writable } from 'node:stream';
 
 /**
- * Everything the engine needs from a place that stores snapshots. Paths are relative
+ * Everything the engine needs from a place that stores snapshots: a core every driver has
+ * (`Destination`) and capabilities some have (`hardLinks`). Paths are relative
  * to the destination's root, '/'-separated, and made only by Tidemark (account names,
  * snapshot ids, blob numbers): never bytes that came from an account.
  * The same conformance suite (test/destination-conformance) runs against every driver.
@@ -10,6 +11,11 @@ export interface DirEntry {
   name: string;
   type: 'file' | 'dir' | 'link' | 'other';
   size: number;
+  /**
+   * When the storage last wrote it, by the storage's own clock (an object store's
+   * LastModified). The object sweep compares these times with one another only, never with
+   * this server's clock, so servers with skewed clocks sharing a destination stay safe.
+   */
   mtimeMs: number;
 }
 
@@ -27,7 +33,8 @@ export interface Destination {
   /**
    * Writes a whole small file atomically: a temporary name, its content flushed to stable
    * storage, then renamed over `rel`. The rename itself is durable only after `flush` of
-   * the folder that holds `rel`.
+   * the folder that holds `rel`. Like createWriteStream and rename, it makes the folders
+   * that lead to `rel` when they are missing.
    */
   writeFile(rel: string, data: Buffer | string): Promise<void>;
   /**
@@ -40,30 +47,16 @@ export interface Destination {
   createReadStream(rel: string, range?: { start: number; end?: number }): Readable;
   exists(rel: string): Promise<boolean>;
   list(rel: string): Promise<DirEntry[]>;
-  /** Hard link `existing` as `created` (both files on this destination). */
-  link(existing: string, created: string): Promise<void>;
+  /** Renames a file or a tree. A renamed file appears under `to` whole or not at all. */
   rename(from: string, to: string): Promise<void>;
   /** Removes a file or a whole directory tree; missing is not an error. */
   remove(rel: string): Promise<void>;
   space(): Promise<SpaceInfo>;
-  /** Number of hard links of a file (used by tests and reports). */
-  linkCount(rel: string): Promise<number>;
-  /**
-   * Makes the new tree `to` (which must not exist) with every file of the tree `from`
-   * hard-linked into it: a point-in-time copy that costs no space.
-   */
-  cloneTree(from: string, to: string): Promise<void>;
-  /**
-   * Whether cloneTree runs on the server as one operation (a remote `cp -al`). Then an
-   * incremental run clones the previous snapshot's content and prunes what changed,
-   * instead of asking for one link per unchanged file.
-   */
-  cloneIsServerSide(): Promise<boolean>;
   /**
    * The flush contract: once `flush(dirs)` resolves, a power cut or a crash of the machine
    * that holds the destination loses nothing of
    * - the content of every file this driver finished writing (writeFile, createWriteStream)
-   *   or linked (link, cloneTree) since it was opened, and
+   *   or linked (hardLinks.link, hardLinks.cloneTree) since it was opened, and
    * - the entries of each folder in `dirs` (the names made in it by mkdir, writeFile, link
    *   and rename), where the driver can flush folders (see each driver).
    * Subfolders are not implied: a caller names every folder whose entries must last. It
@@ -77,6 +70,32 @@ export interface Destination {
   bytesSent?(): number;
   /** How many files the engine may have in transfer at once (opens and closes overlap). */
   readonly parallelism: number;
+  /**
+   * Present on drivers whose storage has hard links (Local, SSH). Without it (object
+   * stores), incremental snapshots keep each content once as an object named by its hash
+   * and their indexes refer to it (docs/snapshot-format.md, "Object layout").
+   */
+  readonly hardLinks?: HardLinks;
+}
+
+/** A capability: the destination's storage can give one file several names. */
+export interface HardLinks {
+  /** Hard link `existing` as `created` (both files on this destination). */
+  link(existing: string, created: string): Promise<void>;
+  /** Number of hard links of a file (used by tests and reports). */
+  linkCount(rel: string): Promise<number>;
+  /**
+   * Makes the new tree `to` (which must not exist) with every file of the tree `from`
+   * hard-linked into it: a point-in-time copy that costs no space. What it linked is
+   * covered by the flush contract like what was written.
+   */
+  cloneTree(from: string, to: string): Promise<void>;
+  /**
+   * Whether cloneTree runs on the server as one operation (a remote `cp -al`). Then an
+   * incremental run clones the previous snapshot's content and prunes what changed,
+   * instead of asking for one link per unchanged file.
+   */
+  cloneIsServerSide(): Promise<boolean>;
 }
 
 export class DestinationError extends Error {

@@ -11,7 +11,10 @@ import { toDisplay, type BytePath } from '../util/byte-path.js';
 import { encodeEntry, NO_REF, parseEntryStream, type Entry } from './format/entry.js';
 import { TarHasher } from './format/tar-hasher.js';
 import { spawnAccountWorker } from './worker/spawn-worker.js';
-import { BlobSink } from './files-sink.js';
+import { BlobSink, type ContentSink } from './files-sink.js';
+import { ObjectSink } from './object-sink.js';
+import { ObjectLease, takeBackupLease } from './object-lease.js';
+import { readManifestFile } from './manifest.js';
 import { layout, newSnapshotId, type Manifest, type ManifestDatabase } from './snapshot-layout.js';
 import { eachIndexEntry } from './snapshot-index.js';
 import { createParallelGzip } from './format/parallel-gzip.js';
@@ -107,7 +110,15 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
   let dataSha256: string | null = null;
   const progress = (phase: BackupProgress['phase']): void => req.onProgress?.({ phase, files: stats.files, bytes: stats.bytes });
 
+  // Without hard links, incremental content is shared between snapshots as objects: the run
+  // holds a lease so that no sweep deletes an object it builds on (object-lease.ts).
+  const objects = structure === 'incremental' && !dest.hardLinks && req.items.includes('files');
+  let lease: ObjectLease | null = null;
+
   try {
+    if (objects) {
+      lease = await takeBackupLease(dest, account.username, id, signal);
+    }
     if (req.items.includes('files')) {
       let prevBlobs: Set<number> | null = null;
       let prevIndex: Buffer[] = [];
@@ -115,11 +126,16 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       let prevHashes = new Map<number, Buffer>();
       if (structure === 'incremental' && req.previousId) {
         try {
+          // The object layout builds only on a snapshot in that layout (its objects exist).
+          if (objects && (await readManifestFile(dest, account.username, req.previousId)).content !== 'objects') {
+            throw new Error('it is not in the object layout this destination needs');
+          }
           // Streamed: only the files (their blob numbers and records) are kept.
           const blobs = new Set<number>();
           const hashes = new Map<number, Buffer>();
           await eachIndexEntry(dest, layout.snapshotDir(account.username, req.previousId), (e) => {
             if (e.kind === 'f' && e.dataRef !== NO_REF) {
+              if (objects && e.size > 0 && !e.hash) throw new Error(`${JSON.stringify(toDisplay(e.path))} has no content hash, so no object`);
               blobs.add(e.dataRef);
               if (e.hash) hashes.set(e.dataRef, e.hash);
               delete e.hash;
@@ -148,11 +164,12 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
 
       // incremental: content arrives with the records and becomes blobs (BlobSink);
       // archive/compressed: the worker writes the tar to its fd 4, a pipe root hashes and stores.
-      const sink: BlobSink | null = structure === 'incremental'
-        ? new BlobSink(dest, partial, previous
-          ? { dir: layout.snapshotDir(account.username, previous), blobs: prevBlobs!, clone: await dest.cloneIsServerSide() }
-          : null)
-        : null;
+      const sink: ContentSink | null = structure !== 'incremental' ? null
+        : dest.hardLinks
+          ? new BlobSink(dest, dest.hardLinks, partial, previous
+            ? { dir: layout.snapshotDir(account.username, previous), blobs: prevBlobs!, clone: await dest.hardLinks.cloneIsServerSide() }
+            : null)
+          : new ObjectSink(dest, account.username, partial, previous ? { blobs: prevBlobs! } : null);
       const tarFile = `${partial}/${layout.data(structure)}`;
       // The tar passes through root (never written by the worker straight to the destination):
       // root hashes each file's content on the way, so a hash in the index is root's, not the account's.
@@ -227,13 +244,13 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
             contentHash?.update(ev.chunk);
             await sink!.data(ev.chunk);
           } else if (ev.type === 'data-end') {
-            await sink!.endData();
-            if (receiving) {
-              receiving.hash = contentHash!.digest();
-              await writeRecord(receiving);
-              receiving = null;
-              contentHash = null;
-            }
+            if (!receiving || !contentHash) throw new Error('the account worker sent content for an entry that is not a file');
+            const h = contentHash.digest();
+            await sink!.endData(h);
+            receiving.hash = h;
+            await writeRecord(receiving);
+            receiving = null;
+            contentHash = null;
           } else if (ev.type === 'notice') {
             if (ev.kind === 'E') { sawEnd = true; continue; }
             // 'skipped:' notices are the account's own choice (.donotbackup); others are problems.
@@ -296,7 +313,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       await indexDone;
       indexSha256 = indexHash.digest('hex');
       stats.storedBytes += sink ? sink.storedBytes() : tarBytes;
-      if (sink) folders.push(...sink.folders().map((f) => `${partial}/${f}`));
+      if (sink) folders.push(...sink.folders());
       if (gz) await dest.writeFile(`${partial}/${layout.members}`, JSON.stringify(gz.members()));
     }
 
@@ -333,11 +350,15 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       accountInfo: { uid: account.uid, gid: account.gid, home: account.home, owner: account.owner, domains: account.domains },
       job: req.jobName,
       integrity: { algorithm: 'sha256', index: indexSha256, data: dataSha256, grants: grantsSha256 },
+      ...(objects ? { content: 'objects' as const } : {}),
     };
+    await lease?.confirm();
     await commit(dest, partial, layout.snapshotDir(account.username, id), folders, JSON.stringify(manifest, null, 2) + '\n');
+    await lease?.release().catch(() => undefined);
     return manifest;
   } catch (err) {
     await dest.remove(partial).catch(() => undefined);
+    await lease?.release().catch(() => undefined);
     if (signal?.aborted) throw signal.reason;
     throw (err as NodeJS.ErrnoException).code ? describeFsError(err, `snapshot ${id} of ${account.username}`) : err;
   }

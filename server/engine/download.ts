@@ -12,7 +12,7 @@ import { createParallelGzip } from './format/parallel-gzip.js';
 import { layout } from './snapshot-layout.js';
 import { readIndex } from './snapshot-index.js';
 import { selectEntries } from './selection.js';
-import { snapshotContent } from './snapshot-content.js';
+import { contentLayout, snapshotContent } from './snapshot-content.js';
 import { readManifest } from './restore.js';
 import { requireRegularFile } from './untrusted-input.js';
 
@@ -55,7 +55,7 @@ export async function downloadSnapshot(req: DownloadRequest): Promise<{ files: n
   if (withFiles) {
     await w.write(tarHeaders(dirEntry('files')));
     let pad = 0;
-    for await (const ev of snapshotContent(dest, dir, manifest.structure, selected)) {
+    for await (const ev of snapshotContent(dest, dir, manifest.structure, selected, contentLayout(manifest))) {
       if (ev.type === 'entry') {
         const e = ev.sel.entry;
         const path = e.path === '' ? 'files' : `files/${e.path}`;

@@ -1,8 +1,27 @@
 import { StreamWriter } from '../util/stream-writer.js';
 import { InFlight } from '../util/in-flight.js';
-import type { Destination } from '../destinations/types.js';
+import type { Destination, HardLinks } from '../destinations/types.js';
 import { NO_REF, type Entry } from './format/entry.js';
 import { layout } from './snapshot-layout.js';
+
+/**
+ * Where the incremental structure puts content, as the records and content of the account
+ * worker arrive: BlobSink (hard links) or ObjectSink (content objects, object-sink.ts).
+ */
+export interface ContentSink {
+  /** A file record; `hasData`: its content follows, else it is unchanged (`entry.prevRef`). Sets `entry.dataRef`. */
+  begin(entry: Entry, hasData: boolean): Promise<void>;
+  data(chunk: Buffer): Promise<void>;
+  /** The content is complete; `hash` is its SHA-256, computed by root as it passed. */
+  endData(hash: Buffer): Promise<void>;
+  /** Waits for everything still in transfer. */
+  finish(): Promise<void>;
+  abort(): void;
+  /** Folders (from the destination root) whose entries must be flushed before the manifest. */
+  folders(): string[];
+  /** Bytes actually sent to the destination. */
+  storedBytes(): number;
+}
 
 /** Links and removals carry no data: many can be outstanding at once. */
 const SMALL_OPERATIONS_IN_FLIGHT = 64;
@@ -20,7 +39,7 @@ const SMALL_OPERATIONS_IN_FLIGHT = 64;
  * previous index (each at most once) are accepted, so a worker cannot make root link
  * anything else.
  */
-export class BlobSink {
+export class BlobSink implements ContentSink {
   private next: number;
   private readonly reused = new Set<number>();
   private readonly dirs = new Set<string>();
@@ -32,6 +51,7 @@ export class BlobSink {
 
   constructor(
     private readonly dest: Destination,
+    private readonly hardLinks: HardLinks,
     private readonly dir: string,
     private readonly previous: { dir: string; blobs: Set<number>; clone: boolean } | null,
   ) {
@@ -40,7 +60,7 @@ export class BlobSink {
     this.next = max + 1;
     this.writes = new InFlight(Math.max(1, dest.parallelism));
     this.cloned = previous?.clone && previous.blobs.size > 0
-      ? dest.cloneTree(`${previous.dir}/${layout.data('incremental')}`, `${dir}/${layout.data('incremental')}`)
+      ? hardLinks.cloneTree(`${previous.dir}/${layout.data('incremental')}`, `${dir}/${layout.data('incremental')}`)
       : null;
     this.cloned?.catch(() => undefined);
   }
@@ -72,7 +92,7 @@ export class BlobSink {
     entry.dataRef = prevRef;
     if (this.cloned) return;
     await this.ensureDir(prevRef);
-    await this.links.add(this.dest.link(`${this.previous.dir}/${layout.blob(prevRef)}`, `${this.dir}/${layout.blob(prevRef)}`));
+    await this.links.add(this.hardLinks.link(`${this.previous.dir}/${layout.blob(prevRef)}`, `${this.dir}/${layout.blob(prevRef)}`));
   }
 
   async data(chunk: Buffer): Promise<void> {
@@ -81,7 +101,7 @@ export class BlobSink {
   }
 
   /** The file's close is not awaited here: the next files open and fill while it completes. */
-  async endData(): Promise<void> {
+  async endData(_hash: Buffer): Promise<void> {
     const w = this.current;
     this.current = null;
     if (w) await this.writes.add(w.end());
@@ -102,11 +122,11 @@ export class BlobSink {
     this.current?.destroy();
   }
 
-  /** The folders (relative to the snapshot) this sink made or filled: `files/` and its buckets. */
+  /** The folders this sink made or filled: the snapshot's `files/` and its buckets. */
   folders(): string[] {
     // An account without files has no `files/` folder at all.
     if (this.dirs.size === 0 && !this.cloned) return [];
-    return [layout.data('incremental'), ...this.dirs];
+    return [layout.data('incremental'), ...this.dirs].map((f) => `${this.dir}/${f}`);
   }
 
   storedBytes(): number {

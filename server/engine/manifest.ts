@@ -35,6 +35,7 @@ async function buildSchema() {
     job: z.string().max(255).nullable(),
     // Compared with the account's uid when a reindex finds the snapshot (see reindex.ts).
     accountInfo: z.object({ uid: z.number().int().nonnegative() }).passthrough().optional(),
+    content: z.literal('objects', { message: 'content must be "objects" when present' }).optional(),
     integrity: z.object({
       algorithm: z.literal('sha256', { message: 'algorithm must be sha256' }),
       index: sha256.nullable(), data: sha256.nullable(), grants: sha256.nullable().optional(),

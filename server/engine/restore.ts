@@ -13,7 +13,7 @@ import { ownerMapping } from './restore-owner.js';
 import { limits, parseJson, readBounded, requireRegularFile } from './untrusted-input.js';
 import { readIndex } from './snapshot-index.js';
 import { selectEntries } from './selection.js';
-import { snapshotContent } from './snapshot-content.js';
+import { contentLayout, snapshotContent } from './snapshot-content.js';
 
 export interface RestoreRequest {
   account: Account;
@@ -118,7 +118,7 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
       }
     };
     try {
-      for await (const ev of snapshotContent(dest, dir, manifest.structure, selected)) {
+      for await (const ev of snapshotContent(dest, dir, manifest.structure, selected, contentLayout(manifest))) {
         if (ev.type === 'entry') {
           const e = asAccountNow(ev.sel.entry);
           // The expected hash goes with the entry: the writer checks what it received before

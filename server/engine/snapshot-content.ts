@@ -34,6 +34,25 @@ export interface ContentOptions {
    * file's 'data-end', so no consumer ever takes damaged content for complete.
    */
   onDamage?: (err: ContentDamagedError) => void;
+  /**
+   * The snapshot is in the object layout (manifest `content: "objects"`): each file's content
+   * is the object its hash names, in the account folder's `objects/`.
+   */
+  objects?: boolean;
+}
+
+/** The options that read a snapshot as its manifest says it was written. */
+export const contentLayout = (manifest: { structure: Structure; content?: 'objects' }): Pick<ContentOptions, 'objects'> =>
+  manifest.structure === 'incremental' && manifest.content === 'objects' ? { objects: true } : {};
+
+/** The account folder of a snapshot folder `<account>/<id>`. */
+const accountDirOf = (dir: string): string => dir.slice(0, dir.lastIndexOf('/'));
+
+/** Where an entry's content is stored, for messages: relative to the snapshot, or to the account folder for objects. */
+function storedInOf(dir: string, structure: Structure, source: Entry, objects: boolean): string {
+  if (structure !== 'incremental') return layout.data(structure);
+  if (!objects) return layout.blob(source.dataRef);
+  return source.hash ? layout.object('', source.hash.toString('hex')).slice(1) : '(no content hash)';
 }
 
 /**
@@ -43,7 +62,8 @@ export interface ContentOptions {
 export async function* snapshotContent(dest: Destination, dir: string, structure: Structure, selected: Selected[], opts: ContentOptions = {}): AsyncGenerator<ContentEvent> {
   let hash: crypto.Hash | null = null;
   let source: Entry | null = null;
-  for await (const ev of namedRawContent(dest, dir, structure, selected)) {
+  const objects = opts.objects === true;
+  for await (const ev of namedRawContent(dest, dir, structure, selected, objects)) {
     if (ev.type === 'entry') {
       source = ev.sel.entry.kind === 'f' ? ev.sel.contentFrom ?? ev.sel.entry : null;
       hash = source?.hash ? crypto.createHash('sha256') : null;
@@ -53,7 +73,7 @@ export async function* snapshotContent(dest: Destination, dir: string, structure
       const got = hash.digest();
       hash = null;
       if (!got.equals(source.hash!)) {
-        const storedIn = structure === 'incremental' ? layout.blob(source.dataRef) : layout.data(structure);
+        const storedIn = storedInOf(dir, structure, source, objects);
         const err = new ContentDamagedError(source.path, storedIn,
           `snapshot ${dir}: the content of ${JSON.stringify(toDisplay(source.path))} (stored in ${storedIn}) does not match its hash: the destination copy is damaged`);
         if (!opts.onDamage) throw err;
@@ -70,15 +90,15 @@ export async function* snapshotContent(dest: Destination, dir: string, structure
  * tar; compressed inflates the archive once from start to end, and seeks by gzip
  * member only for the rare entry whose content lies behind the read position.
  */
-async function* namedRawContent(dest: Destination, dir: string, structure: Structure, selected: Selected[]): AsyncGenerator<ContentEvent> {
+async function* namedRawContent(dest: Destination, dir: string, structure: Structure, selected: Selected[], objects: boolean): AsyncGenerator<ContentEvent> {
   let current: Entry | null = null;
   try {
-    for await (const ev of rawSnapshotContent(dest, dir, structure, selected)) {
+    for await (const ev of rawSnapshotContent(dest, dir, structure, selected, objects)) {
       if (ev.type === 'entry') current = ev.sel.entry;
       yield ev;
     }
   } catch (err) {
-    throw nameContentError(err, dir, structure, current);
+    throw nameContentError(err, dir, structure, current, objects);
   }
 }
 
@@ -86,10 +106,10 @@ async function* namedRawContent(dest: Destination, dir: string, structure: Struc
  * zlib's and the system's messages name nothing ("unexpected end of file", "incorrect data
  * check", EIO): the error says which snapshot, which of its files, and which entry was read.
  */
-function nameContentError(err: unknown, dir: string, structure: Structure, entry: Entry | null): unknown {
+function nameContentError(err: unknown, dir: string, structure: Structure, entry: Entry | null, objects: boolean): unknown {
   const e = err as NodeJS.ErrnoException;
   const reading = entry ? ` while reading ${JSON.stringify(toDisplay(entry.path))}` : '';
-  const file = structure === 'incremental' && entry ? layout.blob(entry.dataRef) : layout.data(structure);
+  const file = entry ? storedInOf(dir, structure, entry, objects) : objects ? 'objects' : layout.data(structure);
   if (typeof e?.code === 'string' && e.code.startsWith('Z_')) {
     return new SnapshotInputError(`snapshot ${dir}: ${file}: ${e.message}${reading}: the destination copy is damaged`);
   }
@@ -97,7 +117,11 @@ function nameContentError(err: unknown, dir: string, structure: Structure, entry
   return err;
 }
 
-async function* rawSnapshotContent(dest: Destination, dir: string, structure: Structure, selected: Selected[]): AsyncGenerator<ContentEvent> {
+async function* rawSnapshotContent(dest: Destination, dir: string, structure: Structure, selected: Selected[], objects: boolean): AsyncGenerator<ContentEvent> {
+  if (objects) {
+    yield* objectContent(dest, dir, selected);
+    return;
+  }
   if (structure === 'compressed') {
     yield* compressedContent(dest, dir, selected);
     return;
@@ -133,6 +157,54 @@ async function* rawSnapshotContent(dest: Destination, dir: string, structure: St
         });
       let got = 0;
       for await (const chunk of stream as AsyncIterable<Buffer>) {
+        const part = got + chunk.length > source.size ? chunk.subarray(0, source.size - got) : chunk;
+        got += part.length;
+        if (part.length) yield { type: 'data', chunk: part };
+        if (got >= source.size) break;
+      }
+      if (got !== source.size) throw new Error(`snapshot content is short for ${JSON.stringify(source.path)}: the destination copy is damaged`);
+    }
+    yield { type: 'data-end' };
+  }
+}
+
+/**
+ * Object layout: each file's content is `<account>/objects/<hh>/<sha256>`, a name made from the
+ * 32 bytes of the entry's hash (so an index cannot point anywhere else). A file with content
+ * and no hash names no object: refused. Object folders are listed once each, so an object
+ * that is a symlink, fifo or device is never opened.
+ */
+async function* objectContent(dest: Destination, dir: string, selected: Selected[]): AsyncGenerator<ContentEvent> {
+  const accountDir = accountDirOf(dir);
+  const folders = new Map<string, Map<string, string>>();
+  const checkObject = async (hex: string): Promise<string> => {
+    const d = layout.objectDir(accountDir, hex);
+    let names = folders.get(d);
+    if (!names) {
+      const listed = await dest.list(d).catch((err: unknown) => {
+        if (err instanceof DestinationError && err.code === 'not-found') return [];
+        throw err;
+      });
+      names = new Map(listed.map((e) => [e.name, e.type]));
+      folders.set(d, names);
+    }
+    const rel = layout.object(accountDir, hex);
+    const type = names.get(hex);
+    if (type === undefined) throw new Error(`snapshot ${dir}: object ${rel} not found on the destination: the destination copy is damaged`);
+    if (type !== 'file') throw new SnapshotInputError(`snapshot ${dir}: object ${rel} is not a regular file on the destination (${type}): refused`);
+    return rel;
+  };
+  for (const sel of selected) {
+    yield { type: 'entry', sel };
+    if (sel.entry.kind !== 'f') continue;
+    const source = sel.contentFrom ?? sel.entry;
+    if (source.size > 0) {
+      if (!source.hash || source.hash.length !== 32) {
+        throw new SnapshotInputError(`snapshot ${dir}: the index entry of ${JSON.stringify(toDisplay(source.path))} names no content object (no SHA-256): refused as damaged or hostile`);
+      }
+      const rel = await checkObject(source.hash.toString('hex'));
+      let got = 0;
+      for await (const chunk of dest.createReadStream(rel) as AsyncIterable<Buffer>) {
         const part = got + chunk.length > source.size ? chunk.subarray(0, source.size - got) : chunk;
         got += part.length;
         if (part.length) yield { type: 'data', chunk: part };

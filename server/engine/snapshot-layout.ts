@@ -16,7 +16,22 @@ export const layout = {
   /** Incremental content: one file per blob, 1024 to a folder. */
   blob: (n: number) => `files/${Math.floor(n / 1024).toString(16).padStart(4, '0')}/${n.toString(16).padStart(8, '0')}`,
   blobDir: (n: number) => `files/${Math.floor(n / 1024).toString(16).padStart(4, '0')}`,
+  /**
+   * Object layout (destinations without hard links): each content once per account, named
+   * by its SHA-256 in hex, 256 folders by the first two digits. The name is made from the
+   * 32 bytes of the index entry's hash, never read as a path from the destination.
+   */
+  objectsDir: (account: string) => `${account}/objects`,
+  objectDir: (account: string, hex: string) => `${account}/objects/${hex.slice(0, 2)}`,
+  object: (account: string, hex: string) => `${account}/objects/${hex.slice(0, 2)}/${hex}`,
+  /** Content larger than what is kept in memory, written here until its hash is known. */
+  staging: (partialDir: string, n: number) => `${partialDir}/staging/${n.toString(16).padStart(8, '0')}`,
+  /** Leases of object-layout backups in progress and of object sweeps (engine/object-lease.ts). */
+  leasesDir: (account: string) => `${account}/.leases`,
 };
+
+/** A content object's name: exactly 64 lowercase hex digits. */
+export const OBJECT_NAME = /^[0-9a-f]{64}$/;
 
 export const ACCOUNT_NAME = /^[a-z_][a-z0-9_.-]{0,31}$/i;
 
@@ -56,4 +71,9 @@ export interface Manifest {
   accountInfo: { uid: number; gid: number; home: string; owner: string; domains: string[] };
   job: string | null;
   integrity?: ManifestIntegrity;
+  /**
+   * `objects`: an incremental snapshot in the object layout (content in `<account>/objects/`,
+   * found by the hash in each index entry). Absent: content in the snapshot's own `files/`.
+   */
+  content?: 'objects';
 }

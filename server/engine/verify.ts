@@ -7,7 +7,7 @@ import { layout, type Manifest } from './snapshot-layout.js';
 import { readManifest, hashStoredFile } from './restore.js';
 import { readIndex } from './snapshot-index.js';
 import { selectEntries } from './selection.js';
-import { snapshotContent } from './snapshot-content.js';
+import { contentLayout, snapshotContent } from './snapshot-content.js';
 import { requireRegularFile } from './untrusted-input.js';
 
 /** One thing found wrong: `file` is the stored file (relative to the snapshot folder); `path` the account's file, when one is concerned. */
@@ -69,6 +69,7 @@ export async function verifySnapshotData(dest: Destination, account: string, id:
         for (const e of index) if (e.kind === 'f' && e.size > 0 && !e.hash) result.filesWithoutHash++;
         const selected = selectEntries(index, []);
         for await (const ev of snapshotContent(dest, dir, manifest.structure, selected, {
+          ...contentLayout(manifest),
           onDamage: (err) => damage({ file: err.storedIn, path: toDisplay(err.path), problem: 'content does not match its hash' }),
         })) {
           if (ev.type === 'entry' && ev.sel.entry.kind === 'f') result.checked.files++;
@@ -76,7 +77,7 @@ export async function verifySnapshotData(dest: Destination, account: string, id:
         }
       } catch (err) {
         const message = (err as Error).message;
-        const file = message.includes(layout.index) ? layout.index : manifest.structure === 'incremental' ? layout.data('incremental') : layout.data(manifest.structure);
+        const file = message.includes(layout.index) ? layout.index : manifest.content === 'objects' ? 'objects' : layout.data(manifest.structure);
         damage({ file, problem: message });
       }
     }

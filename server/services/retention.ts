@@ -5,6 +5,7 @@ import { UserError, type Context } from './context.js';
 import { withDriver } from './destinations.js';
 import type { Destination } from '../destinations/types.js';
 import { ownerOf, ROOT, type Actor } from './actor.js';
+import { sweepUnusedObjects, type SweepOutcome } from '../engine/object-sweep.js';
 
 /** What one job keeps: the newest `keep` of each schedule's snapshots, and `manualKeep` of those taken on demand (null: all). */
 export interface RetentionPolicy {
@@ -60,6 +61,8 @@ export interface RetentionOutcome {
   /** Accounts left for the next time (a backup or restore holds them). */
   skipped: { account: string; destination: string; reason: string }[];
   failed: { id: string; account: string; destination: string; error: string }[];
+  /** Destinations without hard links: what the sweep of each account's unused content objects did. */
+  objects: ({ account: string; destination: string } & SweepOutcome)[];
 }
 
 /**
@@ -71,7 +74,7 @@ export interface RetentionOutcome {
  */
 export async function applyRetention(ctx: Context, opts: { jobIds?: number[]; dryRun?: boolean } = {}): Promise<RetentionOutcome> {
   const plan = planRetention(ctx.store.snapshots.list(), policiesOf(ctx, opts.jobIds));
-  const out: RetentionOutcome = { removed: [], skipped: [], failed: [] };
+  const out: RetentionOutcome = { removed: [], skipped: [], failed: [], objects: [] };
   const byDestination = new Map<number, SnapshotRecord[]>();
   for (const s of plan) byDestination.set(s.destinationId, [...(byDestination.get(s.destinationId) ?? []), s]);
   for (const [destinationId, snapshots] of byDestination) {
@@ -97,15 +100,26 @@ export async function applyRetention(ctx: Context, opts: { jobIds?: number[]; dr
           continue;
         }
         try {
+          let removedAny = false;
           for (const s of snapshots.filter((x) => x.account === account)) {
             // Looked up again under the lock: it may have been locked or removed meanwhile.
             const now = ctx.store.snapshots.byId(s.id).find((x) => x.destinationId === destinationId && x.account === account);
             if (!now || now.locked) continue;
             try {
               await removeSnapshotData(ctx, driver, now);
+              removedAny = true;
               out.removed.push({ id: s.id, account, destination: dest.name, schedule: s.schedule ?? MANUAL });
             } catch (err) {
               out.failed.push({ id: s.id, account, destination: dest.name, error: (err as Error).message });
+            }
+          }
+          // One sweep per account, after all its removals (it reads every kept index).
+          if (removedAny) {
+            try {
+              const swept = await freeUnusedObjects(ctx, driver, account, dest.name);
+              if (swept) out.objects.push({ account, destination: dest.name, ...swept });
+            } catch (err) {
+              out.failed.push({ id: 'objects', account, destination: dest.name, error: `unused objects not deleted: ${(err as Error).message}` });
             }
           }
         } finally {
@@ -139,6 +153,19 @@ export async function removeSnapshotData(ctx: Context, driver: Destination, s: S
     throw err;
   }
   await driver.remove(hidden);
+}
+
+/**
+ * Destinations without hard links: deletes the content objects of `account` that no snapshot
+ * refers to any more (engine/object-sweep.ts), under the account lock the caller holds. Null
+ * on destinations with hard links, where removing a snapshot's folder frees its space.
+ */
+export async function freeUnusedObjects(ctx: Context, driver: Destination, account: string, destination: string): Promise<SweepOutcome | null> {
+  if (driver.hardLinks) return null;
+  const swept = await sweepUnusedObjects(driver, account);
+  ctx.store.activity.record({ actor: ROOT.name, role: ROOT.role, action: 'objects.sweep', target: `${destination}/${account}`,
+    result: swept.deferred ? 'deferred' : 'ok', detail: JSON.stringify(swept) });
+  return swept;
 }
 
 /**

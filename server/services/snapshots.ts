@@ -10,7 +10,8 @@ import { readManifest, restoreSnapshot, type RestoreOutcome } from '../engine/re
 import { downloadSnapshot, openDownloadFile } from '../engine/download.js';
 import { ContentDamagedError } from '../engine/snapshot-content.js';
 import { AccountBusyError, lockAccount, lockAccountWhenFree } from '../engine/account-lock.js';
-import { removeSnapshotData } from './retention.js';
+import { freeUnusedObjects, removeSnapshotData } from './retention.js';
+import type { SweepOutcome } from '../engine/object-sweep.js';
 import { queueOf, TaskCancelled } from '../queue/task-queue.js';
 import { PRIORITIES } from '../queue/priority.js';
 import { runAsTask } from '../queue/run-task.js';
@@ -397,7 +398,7 @@ function checkAccountOnOwnDestination(ctx: Context, actor: Actor, s: SnapshotRec
  * a restore may be reading this very snapshot), the folder renamed to `.partial-` first.
  * A locked snapshot is refused (unlock it first); so is a read-only destination.
  */
-export async function deleteSnapshot(ctx: Context, s: SnapshotRecord, actor: Actor = ROOT): Promise<SnapshotRecord> {
+export async function deleteSnapshot(ctx: Context, s: SnapshotRecord, actor: Actor = ROOT): Promise<SnapshotRecord & { objects?: SweepOutcome }> {
   await checkMaySee(ctx, actor, s);
   checkAccountOnOwnDestination(ctx, actor, s, 'deletes');
   const dest = ctx.store.destinations.byId(s.destinationId)!;
@@ -419,9 +420,16 @@ export async function deleteSnapshot(ctx: Context, s: SnapshotRecord, actor: Act
     const now = ctx.store.snapshots.byId(s.id).find((x) => x.destinationId === s.destinationId && x.account === s.account);
     if (!now) throw new UserError(`no snapshot ${s.id}`);
     if (now.locked) refuse(`snapshot ${s.id} is locked: unlock it first`);
-    await withDriver(ctx, dest, (driver) => removeSnapshotData(ctx, driver, now));
+    // Without hard links, its content objects that no other snapshot uses go too.
+    const objects = await withDriver(ctx, dest, async (driver) => {
+      await removeSnapshotData(ctx, driver, now);
+      return freeUnusedObjects(ctx, driver, now.account, dest.name).catch((err: Error) => {
+        ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'objects.sweep', target, result: 'failed', detail: err.message });
+        return null;
+      });
+    });
     ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'snapshot.delete', target, result: 'ok', detail: `destination ${dest.name}` });
-    return now;
+    return objects ? { ...now, objects } : now;
   } finally {
     unlock();
   }

@@ -65,8 +65,16 @@ export function register(program: Command): void {
       const found = await findSnapshot(ctx, id, opts.destination, who.actor, who.owner);
       const doc = describeSnapshot(ctx, found);
       if (!opts.yes) throw new UserError(`would delete snapshot ${found.id} of ${found.account} on ${String(doc.destination)}: add --yes`, 'invalid-input');
-      await deleteSnapshot(ctx, found, who.actor);
-      if (json) printJson({ deleted: doc }); else process.stdout.write(`snapshot ${found.id} of ${found.account} deleted from ${String(doc.destination)}\n`);
+      const done = await deleteSnapshot(ctx, found, who.actor);
+      const objects = done.objects ? { objects: { removed: done.objects.removed, removedBytes: done.objects.removedBytes, deferred: done.objects.deferred } } : {};
+      if (json) printJson({ deleted: doc, ...objects });
+      else {
+        process.stdout.write(`snapshot ${found.id} of ${found.account} deleted from ${String(doc.destination)}\n`);
+        if (done.objects) {
+          process.stdout.write(done.objects.deferred ? `unused objects kept for now: ${done.objects.deferred}\n`
+            : `${done.objects.removed} unused content objects deleted (${done.objects.removedBytes} bytes)\n`);
+        }
+      }
     }));
 
   snapshot.command('assign').argument('[id]', 'one snapshot')
