@@ -37,7 +37,7 @@ const MANIFEST = 'manifest.json';
  *   there is nothing else to flush. Throws when an upload of this driver failed.
  * - space: the stated quota (settings.quotaGb) minus what the bucket holds; without a quota,
  *   unknown (Infinity).
- * - link, cloneTree, linkCount: no hard links on an object store (DestinationError 'invalid').
+ * - no hardLinks capability: incremental snapshots use the object layout (engine/object-sink.ts).
  */
 export class S3Destination implements Destination {
   readonly type = 's3';
@@ -346,22 +346,6 @@ export class S3Destination implements Destination {
     return { totalBytes: total, freeBytes: Math.max(0, total - used) };
   }
 
-  async link(_existing: string, _created: string): Promise<void> {
-    throw noHardLinks();
-  }
-
-  async linkCount(_rel: string): Promise<number> {
-    throw noHardLinks();
-  }
-
-  async cloneTree(_from: string, _to: string): Promise<void> {
-    throw noHardLinks();
-  }
-
-  async cloneIsServerSide(): Promise<boolean> {
-    return false;
-  }
-
   /**
    * Waits for the uploads still completing. S3 acknowledges an object only once stored, so
    * no folder needs flushing. Throws when an upload of this driver failed since the last
@@ -434,9 +418,6 @@ function acceptableName(name: string): boolean {
   return name !== '' && name !== '.' && name !== '..' && !name.includes('\0');
 }
 
-function noHardLinks(): DestinationError {
-  return new DestinationError('an S3 destination has no hard links', 'invalid');
-}
 
 function failedWritable(err: Error): Writable {
   const s = new PassThrough();
