@@ -15,6 +15,7 @@ import { register as panelEvent } from './commands/panel-event.js';
 import { register as activity } from './commands/activity.js';
 import { register as account } from './commands/account.js';
 import { register as serve } from './commands/serve.js';
+import { register as site } from './commands/site.js';
 
 const program = new Command();
 program
@@ -30,7 +31,7 @@ program
   .exitOverride();
 
 // The order of the groups is the order of `tidemark --help`.
-for (const register of [destination, job, retention, backup, task, snapshot, restore, loginUrl, apiToken, panelEvent, activity, account, serve]) register(program);
+for (const register of [destination, job, retention, backup, task, snapshot, restore, loginUrl, apiToken, panelEvent, activity, account, serve, site]) register(program);
 
 /**
  * The exit code of each error code (services/errors.ts), the only place they are chosen:

@@ -2,6 +2,8 @@ import type { Destination } from '../destinations/types.js';
 import type { Structure } from '../store/jobs.js';
 import { STRUCTURES } from '../store/jobs.js';
 import { layout, type Manifest } from './snapshot-layout.js';
+import { isHomeRelative, MAX_SITES } from './sites/site-record.js';
+import { SAFE_PREFIX } from './sites/wp-config.js';
 import { limits, parseJson, readBounded, SnapshotInputError } from './untrusted-input.js';
 
 /** The folder names `newSnapshotId` makes: 20261122T210503Z-3fa9. */
@@ -35,6 +37,14 @@ async function buildSchema() {
     job: z.string().max(255).nullable(),
     // Compared with the account's uid when a reindex finds the snapshot (see reindex.ts).
     accountInfo: z.object({ uid: z.number().int().nonnegative() }).passthrough().optional(),
+    // Read back by a restore: a path outside the home or a prefix with SQL in it is refused here.
+    sites: z.array(z.object({
+      folder: z.string().max(4096).refine((p) => isHomeRelative(p, true), 'must be a path inside the home'),
+      config: z.string().max(4096).refine((p) => isHomeRelative(p, false), 'must be a path inside the home'),
+      database: z.string().min(1).max(64).nullable(),
+      prefix: z.string().regex(SAFE_PREFIX, 'must be letters, digits and _').nullable(),
+      problem: z.string().max(1000).nullable(),
+    }).passthrough()).max(MAX_SITES).optional(),
     integrity: z.object({
       algorithm: z.literal('sha256', { message: 'algorithm must be sha256' }),
       index: sha256.nullable(), data: sha256.nullable(), grants: sha256.nullable().optional(),

@@ -1,4 +1,5 @@
 import type { Structure } from '../store/jobs.js';
+import type { SiteRecord } from './sites/site-record.js';
 
 /** Where things live inside a destination (see docs/snapshot-format.md). */
 export const layout = {
@@ -56,4 +57,6 @@ export interface Manifest {
   accountInfo: { uid: number; gid: number; home: string; owner: string; domains: string[] };
   job: string | null;
   integrity?: ManifestIntegrity;
+  /** The WordPress sites found as the run started (absent: not looked for). */
+  sites?: SiteRecord[];
 }

@@ -212,7 +212,7 @@ function recordOf(ctx: Context, d: DestinationRecord, m: ParsedManifest, old: Sn
     id: m.id, destinationId: d.id, account: m.account, jobId, structure: m.structure, status: m.status,
     startedAt: m.startedAt, finishedAt: m.finishedAt, items: m.items as Item[], files: m.stats.files, bytes: m.stats.bytes,
     storedBytes: m.stats.storedBytes, databases: m.databases.map((x) => x.name), locked: old?.locked ?? false, note: old?.note ?? '',
-    schedule: old?.schedule ?? 'manual',
+    schedule: old?.schedule ?? 'manual', sites: m.sites ?? null,
     accountId: old ? old.accountId ?? null : identityOfFound(identity, m),
   };
 }

@@ -7,6 +7,8 @@ import type { Entry } from '../engine/format/entry.js';
 import { layout } from '../engine/snapshot-layout.js';
 import { listChildren, NotInSnapshotError } from '../engine/selection.js';
 import { readManifest, restoreSnapshot, type RestoreOutcome } from '../engine/restore.js';
+import { restoreSiteFromSnapshot } from '../engine/sites/restore-site.js';
+import { downloadSite } from '../engine/sites/download-site.js';
 import { downloadSnapshot, openDownloadFile } from '../engine/download.js';
 import { ContentDamagedError } from '../engine/snapshot-content.js';
 import { AccountBusyError, lockAccount, lockAccountWhenFree } from '../engine/account-lock.js';
@@ -162,6 +164,11 @@ export interface RestoreInput {
   paths: BytePath[];
   databases: { name: string; as?: string }[];
   intoFolder: boolean;
+  /**
+   * A WordPress site's folder (services/sites.ts): restore that site as the snapshot recorded it,
+   * its files and the tables of its prefix; `paths` and `databases` then name what it covers.
+   */
+  site?: string;
 }
 
 /** `onTask` learns the task's id as soon as it runs, so a page can show its progress while it works. */
@@ -225,7 +232,13 @@ export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInp
     await runHooks(ctx.config, 'preRestore', hookInput, taskLog);
     started = true;
     unlock = await lockAccountWhenFree(ctx.dataDir, s.account, `restore task ${task.id}`);
-    const outcome = await withDriver(ctx, ctx.store.destinations.byId(s.destinationId)!, (destination) => restoreSnapshot({
+    const outcome: RestoreOutcome = await withDriver(ctx, ctx.store.destinations.byId(s.destinationId)!, (destination) => input.site !== undefined ? restoreSiteFromSnapshot({
+      account, destination, snapshotId: s.id, folder: input.site,
+      mysql: () => ctx.panel(true).mysqlCredentials(),
+      databaseOwnership: () => ctx.panel(false).databaseOwnership(),
+      otherSites: ctx.store.snapshots.list({ account: s.account }).flatMap((x) => x.sites ?? []),
+      onProgress: (p) => ctx.store.tasks.progress(task.id, { ...ctx.store.tasks.byId(task.id)?.progress, phase: 'restoring', ...p }),
+    }) : restoreSnapshot({
       account, destination, snapshotId: s.id, paths: input.paths, files, databases: input.databases, intoFolder: input.intoFolder,
       mysql: () => ctx.panel(true).mysqlCredentials(),
       databaseOwnership: () => ctx.panel(false).databaseOwnership(),
@@ -266,7 +279,8 @@ export function checkMayRestore(ctx: Context, actor: Actor, s: SnapshotRecord, i
   if (input.databases.length > 0) checkMay(ctx, actor, 'restoreDatabases', s.account);
 }
 
-export interface DownloadInput { paths: BytePath[]; databases: string[] }
+/** `site`: a WordPress site's folder: its files and a dump of its tables only (services/sites.ts). */
+export interface DownloadInput { paths: BytePath[]; databases: string[]; site?: string }
 
 /**
  * Checks what a download needs (the snapshot visible, the provider's permission, the
@@ -296,16 +310,19 @@ export async function prepareDownload(ctx: Context, s: SnapshotRecord, input: Do
     ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'download', target, result: 'failed', detail: (err as Error).message });
     throw err;
   }
+  const site = input.site;
   return async (out) => {
     let result: { files: number; bytes: number } | null = null;
     let failure: string | null = null;
     try {
       result = await runAsTask(ctx, {
         type: 'download', account: s.account, destinationId: destRecord.id, snapshotId: s.id, priority: PRIORITIES.high,
-        params: { paths: input.paths.map(toDisplay), databases: input.databases, requestedBy: actor.name, accountIdentity: s.accountId ?? null },
-      }, () => withDriver(ctx, destRecord, (destination) => downloadSnapshot({
-        destination, account: s.account, snapshotId: s.id, paths: input.paths, databases: input.databases, out,
-      })), {
+        params: { paths: input.paths.map(toDisplay), databases: input.databases, requestedBy: actor.name, accountIdentity: s.accountId ?? null, ...(input.site !== undefined ? { site: input.site } : {}) },
+      }, () => withDriver(ctx, destRecord, async (destination): Promise<{ files: number; bytes: number }> => {
+        if (site === undefined) return downloadSnapshot({ destination, account: s.account, snapshotId: s.id, paths: input.paths, databases: input.databases, out });
+        const r = await downloadSite({ destination, account: s.account, snapshotId: s.id, folder: site, out, mysql: () => ctx.panel(true).mysqlCredentials() });
+        return { files: r.files, bytes: r.bytes };
+      }), {
         summary: (r) => ({ ...r }),
         onTask: (id) => { downloadTask = id; for (const n of notes.splice(0)) ctx.store.tasks.log(id, n.level, n.message, 'provider'); },
       });

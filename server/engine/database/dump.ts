@@ -85,7 +85,7 @@ export function collectStderr(child: ChildProcess): () => string {
  * The plain SQL dump of database `db` (no CREATE DATABASE / USE lines: it restores under any name).
  * The stream is destroyed with an Error carrying the tool's stderr when the dump fails.
  */
-export function dumpDatabase(creds: MysqlCredentials, db: string, politeness?: Politeness): Readable {
+export function dumpDatabase(creds: MysqlCredentials, db: string, politeness?: Politeness, tables?: readonly string[]): Readable {
   const out = new PassThrough();
   let child: ChildProcess | undefined;
   let defaults: DefaultsFile | undefined;
@@ -111,7 +111,9 @@ export function dumpDatabase(creds: MysqlCredentials, db: string, politeness?: P
     defaults = writeDefaultsFile(creds);
     const d = defaults;
     const name = path.basename(tool);
-    const run = politely(politeness ?? FULL_SPEED, tool, [d.arg, ...DUMP_OPTIONS, '--', db]);
+    // Some tables only (a site's): their triggers come along, the database's routines and events do not.
+    const only = tables && tables.length > 0 ? ['--skip-routines', '--skip-events'] : [];
+    const run = politely(politeness ?? FULL_SPEED, tool, [d.arg, ...DUMP_OPTIONS, ...only, '--', db, ...(tables ?? [])]);
     const proc = spawn(run.command, run.args, { stdio: ['ignore', 'pipe', 'pipe'], env: toolEnv() });
     child = proc;
     const stderr = collectStderr(proc);

@@ -2,9 +2,10 @@
 import './drop-privileges.js';
 import { runBackupReader } from './backup-reader.js';
 import { runRestoreWriter } from './restore-writer.js';
+import { runSiteFinder } from '../sites/find-sites.js';
 
 interface WorkerJob {
-  mode: 'backup' | 'restore';
+  mode: 'backup' | 'restore' | 'sites';
   home: string;
   excludes?: string[];
   previous?: boolean;
@@ -16,6 +17,8 @@ async function main(): Promise<void> {
   const job = JSON.parse(process.env.TIDEMARK_WORKER_JOB ?? '{}') as WorkerJob;
   if (job.mode === 'backup') {
     await runBackupReader({ home: job.home, excludes: job.excludes ?? [], previous: job.previous ?? false, tar: job.tar ?? false });
+  } else if (job.mode === 'sites') {
+    runSiteFinder({ home: job.home, excludes: job.excludes ?? [] });
   } else if (job.mode === 'restore') {
     await runRestoreWriter({ home: job.home, intoFolder: job.intoFolder ?? '' });
   } else {

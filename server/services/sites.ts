@@ -1,0 +1,111 @@
+/**
+ * An account's WordPress sites, as its snapshots recorded them (engine/sites/): listing them,
+ * restoring one to a snapshot as ONE restore task (its folder and its tables, nothing else), and
+ * downloading one as an archive. The live wp-config.php is never what decides what is restored.
+ */
+import type { Writable } from 'node:stream';
+import type { SnapshotRecord } from '../store/snapshots.js';
+import { fromUtf8 } from '../util/byte-path.js';
+import { restorable, type SiteRecord } from '../engine/sites/site-record.js';
+import { sitePaths } from '../engine/sites/restore-site.js';
+import { UserError, type Context } from './context.js';
+import { ROOT, type Actor } from './actor.js';
+import { download, findSnapshot, listSnapshots, prepareDownload, restore, type RestoreHooks } from './snapshots.js';
+import type { RestoreOutcome } from '../engine/restore.js';
+
+export interface SiteSnapshot {
+  id: string;
+  destinationId: number;
+  destination: string | null;
+  finishedAt: string;
+  /** Whether this snapshot can bring the site back (it is understood there and its database is in it). */
+  restorable: boolean;
+}
+
+export interface SiteView {
+  folder: string;
+  config: string;
+  database: string | null;
+  prefix: string | null;
+  /** As the newest snapshot that records the site says; null: restorable. */
+  problem: string | null;
+  /** Newest first; at most `MAX_LISTED`. */
+  snapshots: SiteSnapshot[];
+  snapshotCount: number;
+}
+
+const MAX_LISTED = 20;
+
+const canRestoreFrom = (s: SnapshotRecord, site: SiteRecord): boolean =>
+  restorable(site) && s.items.includes('files') && s.databases.includes(site.database!) && s.status !== 'damaged';
+
+/** The account's sites, from the snapshots `actor` may see (newest first). */
+export async function listSites(ctx: Context, account: string, actor: Actor = ROOT): Promise<SiteView[]> {
+  const snapshots = await listSnapshots(ctx, { account }, actor);
+  const byFolder = new Map<string, SiteView>();
+  for (const s of snapshots) {
+    for (const site of s.sites ?? []) {
+      let view = byFolder.get(site.folder);
+      if (!view) {
+        // The newest snapshot that records the site describes it.
+        view = { folder: site.folder, config: site.config, database: site.database, prefix: site.prefix, problem: site.problem, snapshots: [], snapshotCount: 0 };
+        byFolder.set(site.folder, view);
+      }
+      view.snapshotCount++;
+      if (view.snapshots.length < MAX_LISTED) {
+        view.snapshots.push({
+          id: s.id, destinationId: s.destinationId, destination: ctx.store.destinations.byId(s.destinationId)?.name ?? null,
+          finishedAt: s.finishedAt, restorable: canRestoreFrom(s, site),
+        });
+      }
+    }
+  }
+  return [...byFolder.values()].sort((a, b) => (a.folder < b.folder ? -1 : a.folder > b.folder ? 1 : 0));
+}
+
+/** The snapshot a site is restored or downloaded from: the one named, else the newest that can. */
+export async function snapshotForSite(ctx: Context, account: string, folder: string, actor: Actor, snapshotId?: string, destination?: string): Promise<{ snapshot: SnapshotRecord; site: SiteRecord & { database: string; prefix: string } }> {
+  if (snapshotId !== undefined) {
+    const s = await findSnapshot(ctx, snapshotId, destination, actor);
+    if (s.account !== account) throw new UserError(`no snapshot ${snapshotId}`);
+    const site = (s.sites ?? []).find((x) => x.folder === folder);
+    if (!site) throw new UserError(`snapshot ${s.id} records no WordPress site in ${JSON.stringify(folder)}`);
+    if (!restorable(site)) throw new UserError(`the WordPress site in ${folder} cannot be restored as a site: ${site.problem ?? 'its configuration was not understood'}`);
+    if (!canRestoreFrom(s, site)) throw new UserError(`snapshot ${s.id} holds no dump of database ${site.database}: the site is not restored from it`);
+    return { snapshot: s, site };
+  }
+  const candidates = await listSnapshots(ctx, destination !== undefined ? { account, destination } : { account }, actor);
+  for (const s of candidates) {
+    const site = (s.sites ?? []).find((x) => x.folder === folder);
+    if (site && restorable(site) && canRestoreFrom(s, site)) return { snapshot: s, site };
+  }
+  throw new UserError(`no snapshot of ${account} can restore a WordPress site in ${JSON.stringify(folder)} (see site list)`);
+}
+
+export interface SiteRestoreResult extends RestoreOutcome {
+  task: number;
+  snapshot: string;
+  site?: { folder: string; database: string; prefix: string; tables: string[]; removedTables: string[] };
+}
+
+/** Restores a site to a snapshot: one restore task, its files and its tables. */
+export async function restoreSite(ctx: Context, input: { account: string; folder: string; snapshot?: string; destination?: string }, actor: Actor = ROOT, hooks: RestoreHooks = {}): Promise<SiteRestoreResult> {
+  const { snapshot, site } = await snapshotForSite(ctx, input.account, input.folder, actor, input.snapshot, input.destination);
+  const outcome = await restore(ctx, snapshot, {
+    paths: sitePaths(site).map(fromUtf8), databases: [{ name: site.database }], intoFolder: false, site: site.folder,
+  }, actor, hooks);
+  return { ...outcome, snapshot: snapshot.id };
+}
+
+/** A site's archive written into `out` (a page streams it; see downloadSiteToFile for the CLI). */
+export async function prepareSiteDownload(ctx: Context, input: { account: string; folder: string; snapshot?: string; destination?: string }, actor: Actor = ROOT): Promise<{ snapshot: SnapshotRecord; write: (out: Writable) => Promise<{ files: number; bytes: number }> }> {
+  const { snapshot, site } = await snapshotForSite(ctx, input.account, input.folder, actor, input.snapshot, input.destination);
+  const write = await prepareDownload(ctx, snapshot, { paths: sitePaths(site).map(fromUtf8), databases: [site.database], site: site.folder }, actor);
+  return { snapshot, write };
+}
+
+export async function downloadSiteToFile(ctx: Context, input: { account: string; folder: string; snapshot?: string; destination?: string; out: string }, actor: Actor = ROOT): Promise<{ files: number; bytes: number; out: string; snapshot: string }> {
+  const { snapshot, site } = await snapshotForSite(ctx, input.account, input.folder, actor, input.snapshot, input.destination);
+  const r = await download(ctx, snapshot, { paths: sitePaths(site).map(fromUtf8), databases: [site.database], site: site.folder, out: input.out }, actor);
+  return { ...r, snapshot: snapshot.id };
+}
