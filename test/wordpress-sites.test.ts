@@ -222,6 +222,7 @@ describe('WordPress sites of a real account, real MariaDB', () => {
     put(a, 'public_html/shop/index.php', '<?php // shop v2');
     put(a, 'domains/blog.example/public_html/index.php', '<?php // blog v2');
     put(a, 'elsewhere.txt', 'v2');
+    put(a, 'public_html/wp-content/plugins/backdoor/backdoor.php', '<?php // added by the broken update');
     await rootQuery(maria.creds, `DELETE FROM ${qi(aDb)}.wp_posts; INSERT INTO ${qi(aDb)}.wp_posts VALUES ('main broken');
       DROP TABLE ${qi(aDb)}.wp_options; CREATE TABLE ${qi(aDb)}.wp_newplugin (v TEXT);
       INSERT INTO ${qi(aDb)}.wp_shop_posts VALUES ('shop v2'); INSERT INTO ${qi(aDb)}.blog_posts VALUES ('blog v2');
@@ -242,6 +243,11 @@ describe('WordPress sites of a real account, real MariaDB', () => {
     assert.equal(read(a, 'public_html/wp-content/uploads/2026/11/photo.jpg'), 'JPEG main v1');
     assert.equal(read(a, 'public_html/wp-config.php'), config(aDb, 'wp_'));
     assert.equal(fs.statSync(path.join(a.home, 'public_html/index.php')).uid, a.uid);
+    // What the site holds now and the snapshot did not is moved aside, not deleted.
+    assert.equal(read(a, 'public_html/wp-content/plugins/backdoor/backdoor.php'), null);
+    assert.match(r.files.asideFolder, /^tidemark-moved-aside-/);
+    assert.equal(read(a, `${r.files.asideFolder}/public_html/wp-content/plugins/backdoor/backdoor.php`), '<?php // added by the broken update');
+    assert.equal(r.files.movedAside, 1);
     assert.deepEqual(await rows(aDb, 'wp_posts'), ['main post 🦊', 'main second']);
     assert.deepEqual(await rows(aDb, 'wp_options'), ['main siteurl']);
     // Nothing else: the nested shop, the other folder, the other tables, the other databases, b.

@@ -27,6 +27,8 @@ export interface RestoreRequest {
   intoFolder: boolean;
   /** Paths below the chosen ones that are left out with all they hold (another site nested in a site's folder). */
   excludePaths?: BytePath[];
+  /** Into place: what the chosen paths hold now and the snapshot does not is moved into a new folder of the home (see restore-writer.ts). */
+  moveAsideExtra?: boolean;
   mysql: () => Promise<MysqlCredentials>;
   /** The panel's rule of which account owns which database (and database user) name. */
   databaseOwnership: () => Promise<DatabaseOwnership>;
@@ -108,7 +110,10 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
     report(true);
     const folder = req.intoFolder ? `tidemark-restore-${req.snapshotId}-${Date.now().toString(36)}` : '';
     const asAccountNow = ownerMapping(manifest.accountInfo, account);
-    const worker = spawnAccountWorker(account, { mode: 'restore', intoFolder: folder });
+    const prune = req.moveAsideExtra && !req.intoFolder
+      ? { roots: req.paths, keep: req.excludePaths ?? [], aside: `tidemark-moved-aside-${req.snapshotId}-${Date.now().toString(36)}` }
+      : undefined;
+    const worker = spawnAccountWorker(account, { mode: 'restore', intoFolder: folder, ...(prune ? { prune } : {}) });
     const chunks: Buffer[] = [];
     worker.output.on('data', (c: Buffer) => chunks.push(c));
     const write = async (b: Buffer): Promise<void> => {

@@ -78,7 +78,7 @@ export async function restoreSiteFromSnapshot(req: SiteRestoreRequest): Promise<
   try {
     const files = await restoreSnapshot({
       account, destination: dest, snapshotId, paths: sitePaths(site).map(fromUtf8), files: true, databases: [], intoFolder: false,
-      excludePaths: nestedSiteFolders(site, known).map(fromUtf8),
+      excludePaths: nestedSiteFolders(site, known).map(fromUtf8), moveAsideExtra: true,
       mysql: req.mysql, databaseOwnership: async () => ownership, ...(req.onProgress ? { onProgress: req.onProgress } : {}),
     });
     const swapped = await swapTables(creds, loaded, site.database, (tables) => tablesOfSite(site, known, tables));

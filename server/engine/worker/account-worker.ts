@@ -11,6 +11,7 @@ interface WorkerJob {
   previous?: boolean;
   tar?: boolean;
   intoFolder?: string;
+  prune?: { roots: string[]; keep: string[]; aside: string };
 }
 
 async function main(): Promise<void> {
@@ -20,7 +21,7 @@ async function main(): Promise<void> {
   } else if (job.mode === 'sites') {
     runSiteFinder({ home: job.home, excludes: job.excludes ?? [] });
   } else if (job.mode === 'restore') {
-    await runRestoreWriter({ home: job.home, intoFolder: job.intoFolder ?? '' });
+    await runRestoreWriter({ home: job.home, intoFolder: job.intoFolder ?? '', ...(job.prune ? { prune: job.prune } : {}) });
   } else {
     throw new Error(`unknown worker mode ${String(job.mode)}`);
   }
