@@ -10,7 +10,7 @@ import { restorable, type SiteRecord } from '../engine/sites/site-record.js';
 import { sitePaths } from '../engine/sites/restore-site.js';
 import { UserError, type Context } from './context.js';
 import { ROOT, type Actor } from './actor.js';
-import { download, findSnapshot, listSnapshots, prepareDownload, restore, type RestoreHooks } from './snapshots.js';
+import { download, findSnapshot, listSnapshots, prepareDownload, restore, type RestoreHooks, type RestoreInput } from './snapshots.js';
 import type { RestoreOutcome } from '../engine/restore.js';
 
 export interface SiteSnapshot {
@@ -63,23 +63,33 @@ export async function listSites(ctx: Context, account: string, actor: Actor = RO
   return [...byFolder.values()].sort((a, b) => (a.folder < b.folder ? -1 : a.folder > b.folder ? 1 : 0));
 }
 
+/** The site at `folder` in snapshot `s` (already found with the actor's rights), checked to be restorable from it. */
+export function siteOf(s: SnapshotRecord, folder: string): SiteRecord & { database: string; prefix: string } {
+  const site = (s.sites ?? []).find((x) => x.folder === folder);
+  if (!site) throw new UserError(`snapshot ${s.id} records no WordPress site in ${JSON.stringify(folder)}`, 'not-found');
+  if (!restorable(site)) throw new UserError(`the WordPress site in ${folder} cannot be restored as a site: ${site.problem ?? 'its configuration was not understood'}`);
+  if (!canRestoreFrom(s, site)) throw new UserError(`snapshot ${s.id} holds no dump of database ${site.database}: the site is not restored from it`);
+  return site;
+}
+
+/** What restore() is given for a site: its paths and database, and the site itself. */
+export const siteRestoreInput = (site: SiteRecord & { database: string }): RestoreInput => ({
+  paths: sitePaths(site).map(fromUtf8), databases: [{ name: site.database }], intoFolder: false, site: site.folder,
+});
+
 /** The snapshot a site is restored or downloaded from: the one named, else the newest that can. */
 export async function snapshotForSite(ctx: Context, account: string, folder: string, actor: Actor, snapshotId?: string, destination?: string): Promise<{ snapshot: SnapshotRecord; site: SiteRecord & { database: string; prefix: string } }> {
   if (snapshotId !== undefined) {
     const s = await findSnapshot(ctx, snapshotId, destination, actor);
     if (s.account !== account) throw new UserError(`no snapshot ${snapshotId}`);
-    const site = (s.sites ?? []).find((x) => x.folder === folder);
-    if (!site) throw new UserError(`snapshot ${s.id} records no WordPress site in ${JSON.stringify(folder)}`);
-    if (!restorable(site)) throw new UserError(`the WordPress site in ${folder} cannot be restored as a site: ${site.problem ?? 'its configuration was not understood'}`);
-    if (!canRestoreFrom(s, site)) throw new UserError(`snapshot ${s.id} holds no dump of database ${site.database}: the site is not restored from it`);
-    return { snapshot: s, site };
+    return { snapshot: s, site: siteOf(s, folder) };
   }
   const candidates = await listSnapshots(ctx, destination !== undefined ? { account, destination } : { account }, actor);
   for (const s of candidates) {
     const site = (s.sites ?? []).find((x) => x.folder === folder);
     if (site && restorable(site) && canRestoreFrom(s, site)) return { snapshot: s, site };
   }
-  throw new UserError(`no snapshot of ${account} can restore a WordPress site in ${JSON.stringify(folder)} (see site list)`);
+  throw new UserError(`no snapshot of ${account} can restore a WordPress site in ${JSON.stringify(folder)} (see site list)`, 'not-found');
 }
 
 export interface SiteRestoreResult extends RestoreOutcome {
@@ -91,9 +101,7 @@ export interface SiteRestoreResult extends RestoreOutcome {
 /** Restores a site to a snapshot: one restore task, its files and its tables. */
 export async function restoreSite(ctx: Context, input: { account: string; folder: string; snapshot?: string; destination?: string }, actor: Actor = ROOT, hooks: RestoreHooks = {}): Promise<SiteRestoreResult> {
   const { snapshot, site } = await snapshotForSite(ctx, input.account, input.folder, actor, input.snapshot, input.destination);
-  const outcome = await restore(ctx, snapshot, {
-    paths: sitePaths(site).map(fromUtf8), databases: [{ name: site.database }], intoFolder: false, site: site.folder,
-  }, actor, hooks);
+  const outcome = await restore(ctx, snapshot, siteRestoreInput(site), actor, hooks);
   return { ...outcome, snapshot: snapshot.id };
 }
 
