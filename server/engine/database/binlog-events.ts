@@ -66,7 +66,7 @@ export function parseFormatDescription(raw: Buffer): FormatDescription {
 
 /**
  * The events of a binary log file from `from` (after the magic number when 0), in order.
- * Each event's checksum is checked. A cut last event (a log still being written) ends the
+ * The file's format description comes first even when `from` is past it. Each event's checksum is checked. A cut last event (a log still being written) ends the
  * iteration quietly unless `complete` is set.
  */
 export async function* readBinlogFile(file: string, opts: { from?: number; complete?: boolean } = {}): AsyncGenerator<BinlogEvent & { format: FormatDescription | null }> {
@@ -95,7 +95,8 @@ export async function* readBinlogFile(file: string, opts: { from?: number; compl
         else if (format?.checksumBytes && zlib.crc32(raw.subarray(0, eventSize - 4)) !== raw.readUInt32LE(eventSize - 4)) {
           throw new BinlogFormatError(`${file}: checksum mismatch in the event at ${pos}`);
         }
-        if (pos >= target) {
+        // The format description is always given: the events after it are read with it.
+        if (pos >= target || type === EventType.FORMAT_DESCRIPTION) {
           yield { pos, end: pos + eventSize, timestamp: head.readUInt32LE(0), type, serverId: head.readUInt32LE(5), raw, format };
         }
       }

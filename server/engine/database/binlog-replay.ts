@@ -74,8 +74,9 @@ export async function replayBinlogs(req: ReplayRequest): Promise<ReplayOutcome> 
           await run(conn, `BINLOG '${Buffer.concat(item.events).toString('base64')}'`);
           outcome.rowEvents += item.events.length;
         } else {
-          await runStatement(conn, item.sql, item.sqlMode);
-          outcome.statements++;
+          const refused = await runStatement(conn, item.sql, item.sqlMode);
+          if (refused) outcome.skipped.push(refused);
+          else outcome.statements++;
         }
       }
       if (transactional) await run(conn, 'COMMIT');
@@ -131,7 +132,7 @@ export async function replayBinlogs(req: ReplayRequest): Promise<ReplayOutcome> 
       }
     }
     return outcome;
-  });
+  }, { database: req.target });
 }
 
 /** What of one transaction is replayed, in order. */
@@ -191,14 +192,17 @@ async function run(conn: Connection, sql: string): Promise<void> {
   }
 }
 
-/** Runs one logged statement with the sql_mode it ran with, refusing modes that change how its text reads. */
-async function runStatement(conn: Connection, sql: string, sqlMode: bigint | null): Promise<void> {
-  if (sqlMode !== null) {
-    await run(conn, `SET SESSION sql_mode = ${sqlMode.toString()}`);
-    const [rows] = await conn.query({ sql: 'SELECT @@SESSION.sql_mode', rowsAsArray: true });
-    const modes = String((rows as unknown[][])[0]?.[0] ?? '').toUpperCase().split(',');
-    const parsing = modes.filter((m) => PARSING_MODE_NAMES.includes(m));
-    if (parsing.length) throw new ReplayRefusedError(`a logged statement ran with sql_mode ${parsing.join(',')}: it is not replayed`);
-  }
+/**
+ * Runs one logged statement with the sql_mode it ran with; one that ran under a mode changing
+ * how its text reads is not run (the reason is returned).
+ */
+async function runStatement(conn: Connection, sql: string, sqlMode: bigint | null): Promise<string | null> {
+  if (sqlMode === null) return `a statement without its sql_mode was not replayed: ${sql.slice(0, 120)}`;
+  await run(conn, `SET SESSION sql_mode = ${sqlMode.toString()}`);
+  const [rows] = await conn.query({ sql: 'SELECT @@SESSION.sql_mode', rowsAsArray: true });
+  const modes = String((rows as unknown[][])[0]?.[0] ?? '').toUpperCase().split(',');
+  const parsing = modes.filter((m) => PARSING_MODE_NAMES.includes(m));
+  if (parsing.length) return `a statement run with sql_mode ${parsing.join(',')} was not replayed: ${sql.slice(0, 120)}`;
   await run(conn, sql);
+  return null;
 }

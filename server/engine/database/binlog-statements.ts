@@ -16,8 +16,12 @@ export type StatementVerdict =
 const TABLE_ENGINES = new Set(['INNODB', 'MYISAM', 'ARIA', 'MEMORY', 'HEAP']);
 /** Words that reach outside the database's own tables (files, other servers, queries of other tables). */
 const REFUSED_WORDS = new Set(['DIRECTORY', 'CONNECTION', 'FILE_NAME', 'SELECT', 'TABLESPACE', 'OUTFILE', 'DUMPFILE', 'SONAME']);
-/** sql_mode bits that change how a statement's text reads (ANSI_QUOTES, NO_BACKSLASH_ESCAPES, and the modes implying them). */
-export const PARSING_MODE_NAMES = ['ANSI_QUOTES', 'NO_BACKSLASH_ESCAPES', 'PIPES_AS_CONCAT', 'IGNORE_SPACE', 'ANSI', 'ORACLE', 'MSSQL', 'DB2', 'POSTGRESQL', 'MAXDB', 'EMPTY_STRING_IS_NULL'];
+/**
+ * sql_mode flags that change where a quoted name or text ends (ANSI_QUOTES, NO_BACKSLASH_ESCAPES,
+ * and the modes implying ANSI_QUOTES): under them the checks above would read the statement
+ * otherwise than the server.
+ */
+export const PARSING_MODE_NAMES = ['ANSI_QUOTES', 'NO_BACKSLASH_ESCAPES', 'ANSI', 'ORACLE', 'MSSQL', 'DB2', 'POSTGRESQL', 'MAXDB'];
 
 const word = (t: SqlToken | undefined): string => (t && t.kind === 'word' ? t.text.toUpperCase() : '');
 
@@ -41,18 +45,16 @@ export function judgeStatement(sql: string, defaultDb: string, source: string, t
     const t = sig[i]!;
     if ((t.kind === 'ident' || t.kind === 'word') && sig[i + 1]!.kind === 'punct' && sig[i + 1]!.text === '.') qualifiers.push(unquoteIdent(t.text));
   }
-  const mentionsSource = qualifiers.includes(source)
-    || sig.some((t) => (t.kind === 'ident' || t.kind === 'word') && unquoteIdent(t.text) === source);
-  if (defaultDb !== source && !mentionsSource) return { kind: 'ignore' };
+  if (defaultDb !== source && !qualifiers.includes(source)) return { kind: 'ignore' };
 
-  const show = sql.replace(/\s+/g, ' ').trim().slice(0, 120);
-  const refuse = (reason: string): StatementVerdict => ({ kind: 'refuse', reason: `${reason}: ${show}` });
+  // The text is shown (in the account's task log) only when the statement ran in the account's database.
+  const show = defaultDb === source ? `: ${sql.replace(/\s+/g, ' ').trim().slice(0, 120)}` : '';
+  const refuse = (reason: string): StatementVerdict => ({ kind: 'refuse', reason: `${reason}${show}` });
   // Executable comments run their content: what they hide cannot be judged here.
   if (tokens.some((t) => t.kind === 'comment' && /^\/\*[!M+]/.test(t.text))) return refuse('a statement with an executable comment is not replayed');
   if (sig.some((t) => t.kind === 'string' && t.text.startsWith('"'))) return refuse('a statement with double-quoted text is not replayed');
   if (sig.some((t) => t.kind === 'punct' && (t.text === ';' || t.text === '@'))) return refuse('not a single table statement');
   if (qualifiers.some((q) => q !== source)) return refuse('a statement naming another database is not replayed');
-  if (defaultDb !== source) return refuse('a statement run from another database is not replayed');
   const bad = sig.find((t) => t.kind === 'word' && REFUSED_WORDS.has(t.text.toUpperCase()));
   if (bad) return refuse(`a statement with ${bad.text.toUpperCase()} is not replayed`);
   for (let i = 0; i < sig.length; i++) {
@@ -65,10 +67,11 @@ export function judgeStatement(sql: string, defaultDb: string, source: string, t
   let names: string[];
   let i = 1;
   const skip = (...ws: string[]): void => { while (ws.includes(word(sig[i]))) i++; };
+  let unqualified = 0;
   const nameAt = (j: number): { name: string; next: number } | null => {
     let t = sig[j];
     if (!t) return null;
-    if (sig[j + 1]?.text === '.') { t = sig[j + 2]; j += 2; }
+    if (sig[j + 1]?.text === '.') { t = sig[j + 2]; j += 2; } else unqualified++;
     if (!t || (t.kind !== 'ident' && t.kind !== 'word')) return null;
     return { name: unquoteIdent(t.text), next: j + 1 };
   };
@@ -137,6 +140,8 @@ export function judgeStatement(sql: string, defaultDb: string, source: string, t
     return refuse(`${first || 'this statement'} is not replayed (point-in-time restores need binlog_format=ROW)`);
   }
 
+  // Unqualified names mean the database the statement ran in.
+  if (unqualified > 0 && defaultDb !== source) return refuse('a statement run from another database is not replayed');
   if (tables) {
     const inside = names.filter((n) => tables.has(n));
     if (inside.length === 0) return { kind: 'ignore' };
