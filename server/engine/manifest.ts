@@ -4,6 +4,7 @@ import { STRUCTURES } from '../store/jobs.js';
 import { layout, type Manifest } from './snapshot-layout.js';
 import { isHomeRelative, MAX_SITES } from './sites/site-record.js';
 import { SAFE_PREFIX } from './sites/wp-config.js';
+import { BINLOG_FILE_NAME } from './database/dump-coordinates.js';
 import { limits, parseJson, readBounded, SnapshotInputError } from './untrusted-input.js';
 
 /** The folder names `newSnapshotId` makes: 20261122T210503Z-3fa9. */
@@ -30,7 +31,13 @@ async function buildSchema() {
     stats: z.object({ files: count, bytes: count, storedBytes: count }).passthrough(),
     // The file of a database is always the one the layout names: a manifest cannot point a
     // restore or a download at another file (`../../other/…`, `/etc/shadow`).
-    databases: z.array(z.object({ name, file: z.string().optional(), bytes: count.optional(), sha256: sha256.optional() }).passthrough()
+    databases: z.array(z.object({
+      name, file: z.string().optional(), bytes: count.optional(), sha256: sha256.optional(),
+      binlog: z.object({
+        file: z.string().regex(BINLOG_FILE_NAME, 'must be a binary log file name'), position: count, at: timestamp,
+        gtid: z.string().max(2048).regex(/^[0-9,-]+$/).optional(),
+      }).optional(),
+    }).passthrough()
       .refine((d) => d.file === undefined || d.file === layout.database(d.name), { message: 'file must be databases/<name>.sql.gz', path: ['file'] }))
       .max(100_000),
     grants: z.literal(layout.grants).nullable().optional(),

@@ -266,6 +266,13 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
           ? `WordPress site ${site.folder}: not restorable as a site: ${site.problem}`
           : `WordPress site ${site.folder}: database ${site.database}, tables ${site.prefix}*`);
       }
+      for (const d of manifest.databases) {
+        if (!d.binlog) continue;
+        ctx.store.binlogs.addPosition({
+          destinationId: destRecord.id, account: account.username, snapshotId: manifest.id, database: d.name,
+          binlogFile: d.binlog.file, binlogPosition: d.binlog.position, gtid: d.binlog.gtid ?? null, dumpedAt: d.binlog.at,
+        });
+      }
       if (schedule !== undefined) ctx.store.snapshots.setSchedule(destRecord.id, account.username, manifest.id, schedule);
       for (const p of manifest.problems ?? []) ctx.store.tasks.log(taskId, 'warn', `not backed up: ${p.item} (the database server could not be reached or refused; the provider's log has the cause)`, 'all');
       for (const s of manifest.skipped) ctx.store.tasks.log(taskId, s.reason.startsWith('skipped:') ? 'info' : 'warn', `${s.path}: ${s.reason}`);
