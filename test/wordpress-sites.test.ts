@@ -123,7 +123,8 @@ describe('WordPress sites of a real account, real MariaDB', () => {
   };
 
   before(async () => {
-    maria = await startTestMariaDb();
+    // Binary logging on: the last tests restore a site to a moment.
+    maria = await startTestMariaDb({ binlog: true });
     homeRoot = makeHomeRoot();
     a = createAccount(homeRoot, 'tmwp');
     b = createAccount(homeRoot, 'tmwp');
@@ -171,9 +172,10 @@ describe('WordPress sites of a real account, real MariaDB', () => {
     snapshot = r.results.find((x: { account: string }) => x.account === a.username).snapshot;
   });
 
+  let c: TestAccount | undefined;
   after(async () => {
     await maria?.stop();
-    for (const acct of [a, b]) if (acct) removeAccount(acct);
+    for (const acct of [a, b, c]) if (acct) removeAccount(acct);
     for (const d of [homeRoot, dataDir, destDir, outside]) if (d) fs.rmSync(d, { recursive: true, force: true });
   });
 
@@ -311,5 +313,45 @@ describe('WordPress sites of a real account, real MariaDB', () => {
     } finally {
       fs.writeFileSync(file, original);
     }
+  });
+  test('restore a site to a moment: tables as of that second (binary logs), files from the snapshot before it; the other site untouched', async () => {
+    const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+    const nextSecond = async (): Promise<void> => { await sleep(1000 - (Date.now() % 1000) + 30); };
+    c = createAccount(homeRoot, 'tmwp');
+    const cDb = `${c.username}_wp`;
+    await rootQuery(maria.creds, `CREATE DATABASE ${qi(cDb)}`);
+    site(c, 'public_html', cDb, 'wp_', 'main');
+    site(c, 'other.example', cDb, 'o_', 'other');
+    await makeTables(cDb, 'wp_', 'main');
+    await makeTables(cDb, 'o_', 'other');
+    ok(cli(dataDir, ['binlog', 'destination', 'disk', '--on']));
+    ok(cli(dataDir, ['job', 'add', '--name', 'cjob', '--destination', 'disk', '--structure', 'incremental', '--accounts', c.username]));
+    const backup = ok(cli(dataDir, ['backup', '--job', 'cjob', '--wait']));
+    const snap = backup.results[0].snapshot;
+    // Changes a second apart after the snapshot; the moment chosen is after the first one.
+    await nextSecond();
+    await rootQuery(maria.creds, `INSERT INTO ${qi(cDb)}.wp_posts VALUES ('main after the snapshot'); INSERT INTO ${qi(cDb)}.o_posts VALUES ('other 1')`);
+    await nextSecond();
+    const moment = new Date(Math.floor(Date.now() / 1000) * 1000).toISOString();
+    await nextSecond();
+    await rootQuery(maria.creds, `DELETE FROM ${qi(cDb)}.wp_posts; DROP TABLE ${qi(cDb)}.wp_options; INSERT INTO ${qi(cDb)}.o_posts VALUES ('other 2')`);
+    put(c, 'public_html/index.php', '<?php // main broken');
+    put(c, 'other.example/index.php', '<?php // other v2');
+    ok(cli(dataDir, ['binlog', 'ship']));
+
+    const r = ok(cli(dataDir, ['site', 'restore', '--account', c.username, '--folder', 'public_html', '--at', moment]));
+    assert.equal(r.filesFrom, snap);
+    assert.deepEqual(r.site.tables.sort(), ['wp_options', 'wp_posts']);
+    assert.deepEqual(await rows(cDb, 'wp_posts'), ['main after the snapshot', 'main post 🦊', 'main second']);
+    assert.deepEqual(await rows(cDb, 'wp_options'), ['main siteurl']);
+    assert.equal(read(c, 'public_html/index.php'), '<?php // main v1');
+    // The other site of the same database and account: as it is now.
+    assert.deepEqual(await rows(cDb, 'o_posts'), ['other 1', 'other 2', 'other post 🦊', 'other second']);
+    assert.equal(read(c, 'other.example/index.php'), '<?php // other v2');
+    const dbs = (await rootQuery(maria.creds, 'SHOW DATABASES')).map((x) => String(Object.values(x)[0]));
+    assert.deepEqual(dbs.filter((d) => d.includes('_tmsite_') || d.startsWith('#')), [], 'no working database left');
+    // A moment outside the window is refused, and changes nothing.
+    const early = cli(dataDir, ['site', 'restore', '--account', c.username, '--folder', 'public_html', '--at', '2001-01-01T00:00:00Z']);
+    assert.notEqual(early.code, 0);
   });
 });

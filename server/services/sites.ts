@@ -9,7 +9,7 @@ import { fromUtf8 } from '../util/byte-path.js';
 import { restorable, type SiteRecord } from '../engine/sites/site-record.js';
 import { sitePaths } from '../engine/sites/restore-site.js';
 import { UserError, type Context } from './context.js';
-import { ROOT, type Actor } from './actor.js';
+import { PROVIDER, ROOT, type Actor } from './actor.js';
 import { download, findSnapshot, listSnapshots, prepareDownload, restore, type RestoreHooks, type RestoreInput } from './snapshots.js';
 import type { RestoreOutcome } from '../engine/restore.js';
 
@@ -116,4 +116,35 @@ export async function downloadSiteToFile(ctx: Context, input: { account: string;
   const { snapshot, site } = await snapshotForSite(ctx, input.account, input.folder, actor, input.snapshot, input.destination);
   const r = await download(ctx, snapshot, { paths: sitePaths(site).map(fromUtf8), databases: [site.database], site: site.folder, out: input.out }, actor);
   return { ...r, snapshot: snapshot.id };
+}
+
+/**
+ * Restores a site to a moment, as one restore task: the files from the newest snapshot of the
+ * provider's taken before the moment (frequent file backups make it close), the tables of its
+ * prefix as of the moment (the newest dump before it and the binary logs after it). The site is
+ * as the newest snapshot that records it says; the moment must be in the covered window.
+ */
+export async function restoreSiteAt(ctx: Context, input: { account: string; folder: string; moment: Date }, actor: Actor = ROOT, hooks: RestoreHooks = {}): Promise<SiteRestoreResult & { moment: string; filesFrom: string }> {
+  const t = input.moment.getTime();
+  if (Number.isNaN(t)) throw new UserError('the moment is not a valid date and time', 'invalid-input');
+  const visible = await listSnapshots(ctx, { account: input.account }, actor);
+  const recorded = (s: SnapshotRecord): (SiteRecord & { database: string; prefix: string }) | null => {
+    const site = (s.sites ?? []).find((x) => x.folder === input.folder);
+    return site && restorable(site) ? site : null;
+  };
+  // The site as the newest snapshot up to the moment records it (or, failing that, the newest at all).
+  const before = visible.filter((s) => Date.parse(s.finishedAt) <= t);
+  const site = before.map(recorded).find((x) => x !== null) ?? visible.map(recorded).find((x) => x !== null);
+  if (!site) throw new UserError(`no snapshot of ${input.account} records a restorable WordPress site in ${JSON.stringify(input.folder)} (see site list)`, 'not-found');
+  // Files: the newest snapshot with files finished before the moment, on a provider destination
+  // (the tables come through the server's own logs, which an account's destination never holds).
+  const filesFrom = before.find((s) => s.items.includes('files') && s.status !== 'damaged' && ctx.store.destinations.byId(s.destinationId)?.owner === PROVIDER);
+  if (!filesFrom) throw new UserError(`no snapshot of the files of ${input.account} was taken before ${input.moment.toISOString()} on the provider's destinations`, 'refused');
+  const { databaseWindow } = await import('./point-in-time.js');
+  const w = await databaseWindow(ctx, actor, input.account, site.database);
+  if (!w.from || !w.to || t < Date.parse(w.from) || Math.floor(t / 1000) * 1000 > Date.parse(w.to)) {
+    throw new UserError(`database ${site.database}: ${input.moment.toISOString()} is outside the window a restore can reach (${w.from && w.to ? `${w.from} to ${w.to}` : w.advice ?? 'none: it needs a dump taken with binary logging on, and the logs shipped since'})`, 'refused');
+  }
+  const outcome = await restore(ctx, filesFrom, { ...siteRestoreInput(site), moment: input.moment.toISOString(), siteRecord: site }, actor, hooks);
+  return { ...outcome, snapshot: filesFrom.id, filesFrom: filesFrom.id, moment: input.moment.toISOString() };
 }

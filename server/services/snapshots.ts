@@ -9,6 +9,8 @@ import { listChildren, NotInSnapshotError } from '../engine/selection.js';
 import { readManifest, restoreSnapshot, type RestoreOutcome } from '../engine/restore.js';
 import { restoreSiteFromSnapshot } from '../engine/sites/restore-site.js';
 import { downloadSite } from '../engine/sites/download-site.js';
+import type { SiteRecord } from '../engine/sites/site-record.js';
+import type { LoadedDump } from '../engine/database/table-swap.js';
 import { downloadSnapshot, openDownloadFile } from '../engine/download.js';
 import { ContentDamagedError } from '../engine/snapshot-content.js';
 import { AccountBusyError, lockAccount, lockAccountWhenFree } from '../engine/account-lock.js';
@@ -169,6 +171,13 @@ export interface RestoreInput {
    * its files and the tables of its prefix; `paths` and `databases` then name what it covers.
    */
   site?: string;
+  /**
+   * With `site`: restore the site to this moment (ISO): the snapshot gives the files, its tables
+   * come from the point-in-time restore of its database; `siteRecord` is the site as the newest
+   * snapshot that records it says (services/sites.ts).
+   */
+  moment?: string;
+  siteRecord?: SiteRecord;
 }
 
 /** `onTask` learns the task's id as soon as it runs, so a page can show its progress while it works. */
@@ -232,11 +241,13 @@ export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInp
     await runHooks(ctx.config, 'preRestore', hookInput, taskLog);
     started = true;
     unlock = await lockAccountWhenFree(ctx.dataDir, s.account, `restore task ${task.id}`);
+    const loadAtMoment = input.site !== undefined && input.moment !== undefined && input.siteRecord ? await siteTablesAt(ctx, s.account, new Date(input.moment)) : null;
     const outcome: RestoreOutcome = await withDriver(ctx, ctx.store.destinations.byId(s.destinationId)!, (destination) => input.site !== undefined ? restoreSiteFromSnapshot({
       account, destination, snapshotId: s.id, folder: input.site,
       mysql: () => ctx.panel(true).mysqlCredentials(),
       databaseOwnership: () => ctx.panel(false).databaseOwnership(),
       otherSites: ctx.store.snapshots.list({ account: s.account }).flatMap((x) => x.sites ?? []),
+      ...(loadAtMoment && input.siteRecord ? { atMoment: { site: input.siteRecord, load: loadAtMoment } } : {}),
       onProgress: (p) => ctx.store.tasks.progress(task.id, { ...ctx.store.tasks.byId(task.id)?.progress, phase: 'restoring', ...p }),
     }) : restoreSnapshot({
       account, destination, snapshotId: s.id, paths: input.paths, files, databases: input.databases, intoFolder: input.intoFolder,
@@ -271,6 +282,32 @@ export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInp
     // Never throws: a mail that cannot go out is a warning in the task's log.
     await notifyRestoreResult(ctx, s, actor, task.id);
   }
+}
+
+/**
+ * Loads a database as it was at `moment` (engine/database/point-in-time.ts) into a new database
+ * of the account (`<account>_tmsite_<random>`: the point-in-time engine writes only names the
+ * account owns), for a site's tables to be taken from; dropped afterwards.
+ */
+async function siteTablesAt(ctx: Context, account: string, moment: Date): Promise<(database: string) => Promise<LoadedDump>> {
+  const { restoreDatabaseAt } = await import('../engine/database/point-in-time.js');
+  const { pointInTimeEnv } = await import('./point-in-time.js');
+  const { quoteIdent, withConnection } = await import('../engine/database/connection.js');
+  const crypto = await import('node:crypto');
+  return async (database) => {
+    const into = `${account}_tmsite_${crypto.randomBytes(4).toString('hex')}`;
+    const env = pointInTimeEnv(ctx);
+    const drop = async (): Promise<void> => {
+      await withConnection(await env.mysql(), (c) => c.query(`DROP DATABASE IF EXISTS ${quoteIdent(into)}`));
+    };
+    try {
+      await restoreDatabaseAt(env, { account, database, moment, into });
+    } catch (err) {
+      await drop().catch(() => undefined);
+      throw err;
+    }
+    return { database: into, drop };
+  };
 }
 
 /** The provider's permissions for what a restore asks for (files, databases, or both). */

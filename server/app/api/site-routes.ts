@@ -1,7 +1,8 @@
 import express from 'express';
 import type { Context } from '../../services/context.js';
 import type { Actor } from '../../services/actor.js';
-import { listSites, prepareSiteDownload, restoreSite } from '../../services/sites.js';
+import { listSites, prepareSiteDownload, restoreSite, restoreSiteAt } from '../../services/sites.js';
+import { parseMoment } from '../../services/point-in-time.js';
 import { ApiError } from './errors.js';
 import { bad, body, handle, optBoolean, optString, query, startInBackground, type Body } from './routes.js';
 
@@ -32,6 +33,16 @@ export function siteApiRoutes(ctx: Context): express.Router {
   r.post('/sites/restore', handle(async (req, res, actor) => {
     const b = body(req);
     const input = siteInput(b, actor);
+    const at = optString(b, 'moment');
+    if (at !== undefined) {
+      if (input.snapshot !== undefined) throw bad('moment: give a moment or a snapshot, not both');
+      const moment = parseMoment(at);
+      const run = { account: input.account, folder: input.folder, moment };
+      if (optBoolean(b, 'wait')) { res.json(await restoreSiteAt(ctx, run, actor)); return; }
+      const [task] = await startInBackground((onTasks) => restoreSiteAt(ctx, run, actor, { onTask: (id) => onTasks([id]) }));
+      res.status(202).json({ task });
+      return;
+    }
     if (optBoolean(b, 'wait')) { res.json(await restoreSite(ctx, input, actor)); return; }
     const [task] = await startInBackground((onTasks) => restoreSite(ctx, input, actor, { onTask: (id) => onTasks([id]) }));
     res.status(202).json({ task });

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { UserError } from '../../services/context.js';
-import { downloadSiteToFile, listSites, restoreSite } from '../../services/sites.js';
+import { downloadSiteToFile, listSites, restoreSite, restoreSiteAt } from '../../services/sites.js';
+import { parseMoment } from '../../services/point-in-time.js';
 import { humanBytes, printJson } from '../output.js';
 import { localFile } from '../option-values.js';
 import { actionAs, type Who } from '../common.js';
@@ -34,12 +35,21 @@ export function register(program: Command): void {
     }));
 
   site.command('restore')
-    .description('restore a site to a snapshot: its folder and its tables (those with its prefix), nothing else')
+    .description('restore a site to a snapshot, or to a moment (--at): its folder and its tables (those with its prefix), nothing else')
     .requiredOption('--folder <path>', "the site's folder, as site list shows it")
     .option('--account <name>', 'the account (an account holder: its own)')
     .option('--snapshot <id>', 'the snapshot (default: the newest that holds the site)')
+    .option('--at <moment>', 'a moment (2026-11-30T14:31:00Z): tables as of then (binary logs), files from the newest snapshot before it')
     .option('--destination <name>')
-    .action(actionAs(async (ctx, json, who, opts: { folder: string; account?: string; snapshot?: string; destination?: string }) => {
+    .action(actionAs(async (ctx, json, who, opts: { folder: string; account?: string; snapshot?: string; destination?: string; at?: string }) => {
+      if (opts.at !== undefined) {
+        if (opts.snapshot !== undefined || opts.destination !== undefined) throw new UserError('--at: give a moment or a --snapshot, not both', 'invalid-input');
+        const r = await restoreSiteAt(ctx, { account: accountOf(who, opts.account), folder: opts.folder, moment: parseMoment(opts.at) }, who.actor);
+        if (json) { printJson(r); return; }
+        process.stdout.write(`restored site ${opts.folder} to ${r.moment} (task ${r.task}): files from snapshot ${r.filesFrom}, ${r.site?.tables.length ?? 0} tables as of the moment\n`);
+        for (const w of r.databaseWarnings) process.stderr.write(`warning: ${w}\n`);
+        return;
+      }
       const r = await restoreSite(ctx, {
         account: accountOf(who, opts.account), folder: opts.folder,
         ...(opts.snapshot !== undefined ? { snapshot: opts.snapshot } : {}), ...(opts.destination !== undefined ? { destination: opts.destination } : {}),

@@ -13,16 +13,21 @@ import { fromUtf8 } from '../../util/byte-path.js';
 import { layout, type Manifest } from '../snapshot-layout.js';
 import { checkStoredHash, readManifest, restoreSnapshot, type RestoreOutcome, type RestoreProgress } from '../restore.js';
 import { restorable, tablesOfSite, type SiteRecord } from './site-record.js';
+import type { LoadedDump } from '../database/table-swap.js';
 
 export class SiteRefusedError extends Error {}
 
-/** The site at `folder` in a snapshot's manifest, checked to be restorable by `account` now. */
-export function siteToRestore(manifest: Manifest, account: string, folder: string, ownership: DatabaseOwnership): SiteRecord & { database: string; prefix: string } {
-  const site = (manifest.sites ?? []).find((s) => s.folder === folder);
-  if (!site) throw new SiteRefusedError(`snapshot ${manifest.id} records no WordPress site in ${JSON.stringify(folder)}`);
+/**
+ * The site at `folder` in a snapshot's manifest (or `given`, recorded by another snapshot, for a
+ * restore to a moment), checked to be restorable by `account` now. `needsDump`: its tables come
+ * from this snapshot's dump.
+ */
+export function siteToRestore(manifest: Manifest, account: string, folder: string, ownership: DatabaseOwnership, given?: SiteRecord, needsDump = true): SiteRecord & { database: string; prefix: string } {
+  const site = given ?? (manifest.sites ?? []).find((s) => s.folder === folder);
+  if (!site || site.folder !== folder) throw new SiteRefusedError(`snapshot ${manifest.id} records no WordPress site in ${JSON.stringify(folder)}`);
   if (!restorable(site)) throw new SiteRefusedError(`the WordPress site in ${folder} cannot be restored as a site: ${site.problem ?? 'its configuration was not understood'}`);
   if (!ownership.owns(account, 'database', site.database)) throw new SiteRefusedError(`database ${site.database} is not a database of account ${account}: the site is not restored`);
-  if (!manifest.databases.some((d) => d.name === site.database)) throw new SiteRefusedError(`snapshot ${manifest.id} holds no dump of database ${site.database}: the site is not restored`);
+  if (needsDump && !manifest.databases.some((d) => d.name === site.database)) throw new SiteRefusedError(`snapshot ${manifest.id} holds no dump of database ${site.database}: the site is not restored`);
   if (!manifest.items.includes('files')) throw new SiteRefusedError(`snapshot ${manifest.id} holds no files`);
   return site;
 }
@@ -48,6 +53,11 @@ export interface SiteRestoreRequest {
   onProgress?: (p: RestoreProgress) => void;
   /** Sites known otherwise (other snapshots): their longer prefixes are never touched. */
   otherSites?: readonly SiteRecord[];
+  /**
+   * To a moment: the site as another snapshot recorded it, and its database as of the moment
+   * (engine/database/point-in-time.ts) loaded into a database of the account; the snapshot gives the files.
+   */
+  atMoment?: { site: SiteRecord; load: (database: string) => Promise<LoadedDump> };
 }
 
 export interface SiteRestoreOutcome extends RestoreOutcome {
@@ -59,14 +69,14 @@ export async function restoreSiteFromSnapshot(req: SiteRestoreRequest): Promise<
   const dir = layout.snapshotDir(account.username, snapshotId);
   const manifest = await readManifest(dest, account.username, snapshotId);
   const ownership = await req.databaseOwnership();
-  const site = siteToRestore(manifest, account.username, req.folder, ownership);
-  const item = manifest.databases.find((d) => d.name === site.database)!;
+  const site = siteToRestore(manifest, account.username, req.folder, ownership, req.atMoment?.site, !req.atMoment);
+  const item = manifest.databases.find((d) => d.name === site.database);
   // The whole dump is checked before any statement of it runs.
-  if (item.sha256) await checkStoredHash(dest, `${dir}/${layout.database(site.database)}`, item.sha256, `snapshot ${snapshotId} of ${account.username}: ${layout.database(site.database)}`);
+  if (!req.atMoment && item?.sha256) await checkStoredHash(dest, `${dir}/${layout.database(site.database)}`, item.sha256, `snapshot ${snapshotId} of ${account.username}: ${layout.database(site.database)}`);
   // Another site in the same database with a longer prefix (`wp_` and `wp_shop_`) keeps its
   // tables, whether the snapshot, another snapshot or the home as it is now knows of it. The live
   // wp-config.php files can only protect more tables here, never choose what is restored.
-  const known: SiteRecord[] = [...(manifest.sites ?? []), ...(req.otherSites ?? [])];
+  const known: SiteRecord[] = [...(manifest.sites ?? []), ...(req.otherSites ?? []), ...(req.atMoment ? [req.atMoment.site] : [])];
   try {
     const { discoverSites } = await import('./discover-sites.js');
     known.push(...(await discoverSites(account, { excludes: [], ownership: async () => ownership })).sites);
@@ -74,7 +84,9 @@ export async function restoreSiteFromSnapshot(req: SiteRestoreRequest): Promise<
   const creds = await req.mysql();
   const { loadIntoScratch, swapTables } = await import('../database/table-swap.js');
   // Loaded first, before anything of the site changes: a dump that does not load changes nothing.
-  const loaded = await loadIntoScratch(creds, dest.createReadStream(`${dir}/${layout.database(site.database)}`).pipe(zlib.createGunzip()));
+  const loaded = req.atMoment
+    ? await req.atMoment.load(site.database)
+    : await loadIntoScratch(creds, dest.createReadStream(`${dir}/${layout.database(site.database)}`).pipe(zlib.createGunzip()));
   try {
     const files = await restoreSnapshot({
       account, destination: dest, snapshotId, paths: sitePaths(site).map(fromUtf8), files: true, databases: [], intoFolder: false,
