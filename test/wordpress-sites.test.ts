@@ -12,6 +12,8 @@ import { execFileSync } from 'node:child_process';
 import { startTestMariaDb, rootQuery, type TestMariaDb } from './support/mariadb.js';
 import { asAccount, createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
 import { cli, makeDataDir, makeDestinationDir, ok } from './support/cli.js';
+import { launchBrowser } from './support/browser.js';
+import { startWebFixture } from './support/web-daemon.js';
 import { parseWpConfig, WP_CONFIG_MAX_BYTES, isLocalDbHost } from '../server/engine/sites/wp-config.js';
 import { tablesOfSite, type SiteRecord } from '../server/engine/sites/site-record.js';
 
@@ -353,5 +355,59 @@ describe('WordPress sites of a real account, real MariaDB', () => {
     // A moment outside the window is refused, and changes nothing.
     const early = cli(dataDir, ['site', 'restore', '--account', c.username, '--folder', 'public_html', '--at', '2001-01-01T00:00:00Z']);
     assert.notEqual(early.code, 0);
+  });
+  test('browser: the account holder sees its sites (and not another account\'s), and restores one as one task from the Sites page', async () => {
+    let wpDb = '';
+    const fx = await startWebFixture({
+      mysql: maria.creds,
+      beforeBackup: async (alice) => {
+        wpDb = `${alice.username}_wp`;
+        await rootQuery(maria.creds, `CREATE DATABASE ${qi(wpDb)}`);
+        site(alice, 'public_html/site', wpDb, 'wp_', 'web');
+        site(alice, 'shop', wpDb, 'shop_', 'webshop');
+        put(alice, 'broken/wp-settings.php', '<?php');
+        put(alice, 'broken/wp-config.php', "<?php define('DB_NAME', getenv('X')); $table_prefix = 'x_';");
+        await makeTables(wpDb, 'wp_', 'web');
+        await makeTables(wpDb, 'shop_', 'webshop');
+      },
+    });
+    const browser = await launchBrowser();
+    try {
+      const { page } = browser;
+      put(fx.alice, 'public_html/site/index.php', '<?php // web broken');
+      put(fx.alice, 'shop/index.php', '<?php // webshop v2');
+      await rootQuery(maria.creds, `DELETE FROM ${qi(wpDb)}.wp_posts; INSERT INTO ${qi(wpDb)}.shop_posts VALUES ('webshop v2')`);
+      await page.goto(fx.loginUrl(fx.alice.username, 'user'));
+      await page.waitForURL(/\/snapshots$/);
+      await page.getByRole('link', { name: 'Sites' }).click();
+      await page.waitForURL(/\/sites$/);
+      assert.equal(await page.locator('h1').textContent(), 'WordPress sites');
+      assert.deepEqual(await page.locator('section.site h2').allTextContents(), ['broken', 'public_html/site', 'shop']);
+      assert.match(await page.locator('section.site[data-folder="broken"] .problem').textContent() ?? '', /not understood/);
+      assert.equal(await page.locator('section.site[data-folder="broken"] form').count(), 0, 'no restore for a site not understood');
+      await browser.screenshot('user-sites');
+      page.once('dialog', (d) => { void d.accept(); });
+      await page.locator('section.site[data-folder="public_html/site"] form.site-restore button').click();
+      await page.waitForURL(/\/tasks\/\d+$/);
+      await page.waitForSelector('#task-status[data-status="completed"]', { timeout: 60000 });
+      await browser.screenshot('user-site-restored');
+      assert.equal(read(fx.alice, 'public_html/site/index.php'), '<?php // web v1');
+      assert.deepEqual(await rows(wpDb, 'wp_posts'), ['web post 🦊', 'web second']);
+      assert.equal(read(fx.alice, 'shop/index.php'), '<?php // webshop v2');
+      assert.deepEqual(await rows(wpDb, 'shop_posts'), ['webshop post 🦊', 'webshop second', 'webshop v2']);
+      // Another account holder: no sites, and a form aimed at alice's site is refused.
+      await page.goto(fx.loginUrl(fx.bob.username, 'user'));
+      await page.goto(`${fx.base}/sites`);
+      assert.equal(await page.locator('section.site').count(), 0);
+      const csrf = (await page.locator('input[name="_csrf"]').first().getAttribute('value')) ?? '';
+      const refused = await page.evaluate(async ([dest, snap, csrf]) => {
+        const r = await fetch('/sites/restore', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: csrf, folder: 'public_html/site', snapshot: `${dest}:${snap}` }).toString() });
+        return r.status;
+      }, [fx.destinationIds.shown, fx.visible.alice, csrf] as const);
+      assert.ok(refused === 404 || refused === 403, `refused (${refused})`);
+    } finally {
+      await browser.close();
+      await fx.stop();
+    }
   });
 });
