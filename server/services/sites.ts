@@ -125,6 +125,13 @@ export async function downloadSiteToFile(ctx: Context, input: { account: string;
  * as the newest snapshot that records it says; the moment must be in the covered window.
  */
 export async function restoreSiteAt(ctx: Context, input: { account: string; folder: string; moment: Date }, actor: Actor = ROOT, hooks: RestoreHooks = {}): Promise<SiteRestoreResult & { moment: string; filesFrom: string }> {
+  const { snapshot, restoreInput } = await planSiteAt(ctx, input, actor);
+  const outcome = await restore(ctx, snapshot, restoreInput, actor, hooks);
+  return { ...outcome, snapshot: snapshot.id, filesFrom: snapshot.id, moment: input.moment.toISOString() };
+}
+
+/** What restoreSiteAt runs: the snapshot the files come from, and the restore's input (the pages hand it to their restore runner). */
+export async function planSiteAt(ctx: Context, input: { account: string; folder: string; moment: Date }, actor: Actor): Promise<{ snapshot: SnapshotRecord; restoreInput: RestoreInput }> {
   const t = input.moment.getTime();
   if (Number.isNaN(t)) throw new UserError('the moment is not a valid date and time', 'invalid-input');
   const visible = await listSnapshots(ctx, { account: input.account }, actor);
@@ -145,6 +152,16 @@ export async function restoreSiteAt(ctx: Context, input: { account: string; fold
   if (!w.from || !w.to || t < Date.parse(w.from) || Math.floor(t / 1000) * 1000 > Date.parse(w.to)) {
     throw new UserError(`database ${site.database}: ${input.moment.toISOString()} is outside the window a restore can reach (${w.from && w.to ? `${w.from} to ${w.to}` : w.advice ?? 'none: it needs a dump taken with binary logging on, and the logs shipped since'})`, 'refused');
   }
-  const outcome = await restore(ctx, filesFrom, { ...siteRestoreInput(site), moment: input.moment.toISOString(), siteRecord: site }, actor, hooks);
-  return { ...outcome, snapshot: filesFrom.id, filesFrom: filesFrom.id, moment: input.moment.toISOString() };
+  return { snapshot: filesFrom, restoreInput: { ...siteRestoreInput(site), moment: input.moment.toISOString(), siteRecord: site } };
+}
+
+/** The window a site's tables can be restored to (binary-log shipping), or null when none is covered or it cannot be told. */
+export async function siteWindow(ctx: Context, actor: Actor, account: string, database: string): Promise<{ from: string; to: string } | null> {
+  try {
+    const { databaseWindow } = await import('./point-in-time.js');
+    const w = await databaseWindow(ctx, actor, account, database);
+    return w.from && w.to ? { from: w.from, to: w.to } : null;
+  } catch {
+    return null;
+  }
 }

@@ -3,7 +3,7 @@ import type { Context } from '../../services/context.js';
 import { UserError } from '../../services/context.js';
 import { PermissionError, permissionsOf } from '../../services/permissions.js';
 import { checkMayRestore, prepareDownload } from '../../services/snapshots.js';
-import { listSites, siteOf, siteRestoreInput } from '../../services/sites.js';
+import { listSites, planSiteAt, siteOf, siteRestoreInput, siteWindow } from '../../services/sites.js';
 import { sitePaths } from '../../engine/sites/restore-site.js';
 import { fromUtf8 } from '../../util/byte-path.js';
 import { HttpError, notFound } from '../http-error.js';
@@ -44,7 +44,9 @@ export function siteRoutes(ctx: Context, runner: RestoreRunner): express.Router 
     const actor = actorOf(res);
     if (actor.role !== 'user' && typeof req.query.account !== 'string') throw notFound();
     const account = accountOf(res, req.query.account);
-    const sites = await listSites(ctx, account, actor);
+    const sites = await Promise.all((await listSites(ctx, account, actor)).map(async (s) => ({
+      ...s, window: s.problem === null && s.database ? await siteWindow(ctx, actor, account, s.database) : null,
+    })));
     res.render('user/sites', { sites, account, showAccount: actor.role !== 'user', may: permissionsOf(ctx.config, actor) });
   });
 
@@ -58,6 +60,29 @@ export function siteRoutes(ctx: Context, runner: RestoreRunner): express.Router 
     }
     ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'restore.requested', target: `${s.account} ${s.id}`, result: 'ok', detail: `site ${site.folder}` });
     const answer = await runner.submit(actor, s, input, { items: 1, site: site.folder });
+    if ('taskId' in answer) res.redirect(303, `/tasks/${answer.taskId}`);
+    else if ('queued' in answer) res.redirect(303, '/tasks');
+    else throw new HttpError(409, 'error.restoreRefused', answer.error);
+  });
+
+  /** To a moment (UTC, as the page's field says), within the window the page shows. */
+  r.post('/sites/restore-at', async (req, res) => {
+    const actor = actorOf(res);
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const account = accountOf(res, body.account);
+    const raw = typeof body.moment === 'string' ? body.moment : '';
+    if (typeof body.folder !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$/.test(raw)) throw new HttpError(400, 'error.badRequest');
+    let plan: Awaited<ReturnType<typeof planSiteAt>>;
+    try {
+      plan = await planSiteAt(ctx, { account, folder: body.folder, moment: new Date(`${raw}Z`) }, actor);
+      checkMayRestore(ctx, actor, plan.snapshot, plan.restoreInput);
+    } catch (err) {
+      if (err instanceof PermissionError) throw new HttpError(403, 'error.refused');
+      if (err instanceof UserError) throw new HttpError(409, 'error.refused', err.message);
+      throw err;
+    }
+    ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'restore.requested', target: `${account} ${plan.snapshot.id}`, result: 'ok', detail: `site ${body.folder} at ${raw}Z` });
+    const answer = await runner.submit(actor, plan.snapshot, plan.restoreInput, { items: 1, site: body.folder, moment: `${raw}Z` });
     if ('taskId' in answer) res.redirect(303, `/tasks/${answer.taskId}`);
     else if ('queued' in answer) res.redirect(303, '/tasks');
     else throw new HttpError(409, 'error.restoreRefused', answer.error);
