@@ -36,8 +36,10 @@ export interface SiteView {
 
 const MAX_LISTED = 20;
 
-const canRestoreFrom = (s: SnapshotRecord, site: SiteRecord): boolean =>
-  restorable(site) && s.items.includes('files') && s.databases.includes(site.database!) && s.status !== 'damaged';
+/** A snapshot a site comes back from: its files and its database's dump, not damaged, on the provider's destination (a dump is never loaded from a destination the account controls). */
+const canRestoreFrom = (ctx: Context, s: SnapshotRecord, site: SiteRecord): boolean =>
+  restorable(site) && s.items.includes('files') && s.databases.includes(site.database!) && s.status !== 'damaged'
+  && ctx.store.destinations.byId(s.destinationId)?.owner === PROVIDER;
 
 /** The account's sites, from the snapshots `actor` may see (newest first). */
 export async function listSites(ctx: Context, account: string, actor: Actor = ROOT): Promise<SiteView[]> {
@@ -55,7 +57,7 @@ export async function listSites(ctx: Context, account: string, actor: Actor = RO
       if (view.snapshots.length < MAX_LISTED) {
         view.snapshots.push({
           id: s.id, destinationId: s.destinationId, destination: ctx.store.destinations.byId(s.destinationId)?.name ?? null,
-          finishedAt: s.finishedAt, restorable: canRestoreFrom(s, site),
+          finishedAt: s.finishedAt, restorable: canRestoreFrom(ctx, s, site),
         });
       }
     }
@@ -64,11 +66,13 @@ export async function listSites(ctx: Context, account: string, actor: Actor = RO
 }
 
 /** The site at `folder` in snapshot `s` (already found with the actor's rights), checked to be restorable from it. */
-export function siteOf(s: SnapshotRecord, folder: string): SiteRecord & { database: string; prefix: string } {
+export function siteOf(ctx: Context, s: SnapshotRecord, folder: string): SiteRecord & { database: string; prefix: string } {
   const site = (s.sites ?? []).find((x) => x.folder === folder);
   if (!site) throw new UserError(`snapshot ${s.id} records no WordPress site in ${JSON.stringify(folder)}`, 'not-found');
   if (!restorable(site)) throw new UserError(`the WordPress site in ${folder} cannot be restored as a site: ${site.problem ?? 'its configuration was not understood'}`);
-  if (!canRestoreFrom(s, site)) throw new UserError(`snapshot ${s.id} holds no dump of database ${site.database}: the site is not restored from it`);
+  const dest = ctx.store.destinations.byId(s.destinationId);
+  if (dest && dest.owner !== PROVIDER) throw new UserError(`snapshot ${s.id} is on destination "${dest.name}" of account ${dest.owner}: databases, and so sites, are not restored from a destination the account controls`);
+  if (!canRestoreFrom(ctx, s, site)) throw new UserError(`snapshot ${s.id} holds no usable dump of database ${site.database}: the site is not restored from it`);
   return site;
 }
 
@@ -82,12 +86,12 @@ export async function snapshotForSite(ctx: Context, account: string, folder: str
   if (snapshotId !== undefined) {
     const s = await findSnapshot(ctx, snapshotId, destination, actor);
     if (s.account !== account) throw new UserError(`no snapshot ${snapshotId}`);
-    return { snapshot: s, site: siteOf(s, folder) };
+    return { snapshot: s, site: siteOf(ctx, s, folder) };
   }
   const candidates = await listSnapshots(ctx, destination !== undefined ? { account, destination } : { account }, actor);
   for (const s of candidates) {
     const site = (s.sites ?? []).find((x) => x.folder === folder);
-    if (site && restorable(site) && canRestoreFrom(s, site)) return { snapshot: s, site };
+    if (site && restorable(site) && canRestoreFrom(ctx, s, site)) return { snapshot: s, site };
   }
   throw new UserError(`no snapshot of ${account} can restore a WordPress site in ${JSON.stringify(folder)} (see site list)`, 'not-found');
 }

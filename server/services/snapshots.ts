@@ -329,6 +329,10 @@ export async function prepareDownload(ctx: Context, s: SnapshotRecord, input: Do
   await checkMaySee(ctx, actor, s);
   checkMay(ctx, actor, 'download', s.account);
   const destRecord = ctx.store.destinations.byId(s.destinationId)!;
+  // A site's table dump is made by loading the snapshot's dump into the server: never one the account controls.
+  if (input.site !== undefined && isAccountOwned(destRecord)) {
+    throw new UserError(`a site is not downloaded from destination "${destRecord.name}" of account ${destRecord.owner}: its dump would be loaded into the database server; download the files and the whole dump instead (download --path, --database)`);
+  }
   const target = `${s.account} ${s.id}`;
   const hookInput: HookInput = {
     job: null, account: s.account, destination: destRecord.name, snapshot: s.id, actor, paths: input.paths.map(toDisplay), databases: input.databases,

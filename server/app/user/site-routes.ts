@@ -33,7 +33,7 @@ export function siteRoutes(ctx: Context, runner: RestoreRunner): express.Router 
     if (!m || typeof body.folder !== 'string') throw new HttpError(400, 'error.badRequest');
     const s = await new Scope(ctx, actorOf(res)).snapshot(Number(m[1]), account, m[2]!);
     try {
-      return { s, site: siteOf(s, body.folder) };
+      return { s, site: siteOf(ctx, s, body.folder) };
     } catch (err) {
       if (err instanceof UserError) throw new HttpError(409, 'error.refused', err.message);
       throw err;
