@@ -156,3 +156,106 @@ describe('restore as of a moment', () => {
     }
   });
 });
+
+describe('restore tables as of a moment', () => {
+  test('one table as <table>_restored_<time>, as of each second, beside the others untouched', async () => {
+    const before = await contents(shop);
+    for (const [i, s] of states.entries()) {
+      const r = ok(cli(dataDir, ['database', 'restore', shop, '--account', alice.username, '--at', s.at, '--table', 'items', '--as-new-tables']));
+      const name = r.tables[0].restoredAs;
+      assert.equal(name, `items_restored_${s.at.replace(/[-:T]/g, '').slice(0, 14)}`);
+      const got = await contents(shop, [name]);
+      assert.deepEqual(got[name], s.shop.items, `items at state ${i}`);
+      await rootQuery(maria.creds, `DROP TABLE ${qi(shop)}.${qi(name)}`);
+    }
+    assert.deepEqual(await contents(shop), before);
+  });
+
+  test('the table without a primary key and the hostile table name, in place, as of state 2; the other tables untouched', async () => {
+    const s = states[2]!;
+    const before = await contents(shop);
+    ok(cli(dataDir, ['database', 'restore', shop, '--account', alice.username, '--at', s.at, '--table', 'nopk', '--table', EVIL_TABLE, '--yes']));
+    const now = await contents(shop);
+    assert.deepEqual(now.nopk, s.shop.nopk);
+    assert.deepEqual(now[EVIL_TABLE], s.shop[EVIL_TABLE]);
+    assert.deepEqual(now.items, before.items);
+    assert.equal(now.orders, undefined);
+  });
+
+  test('a dropped table comes back when restored as of a second before the drop', async () => {
+    const s = states[3]!;
+    ok(cli(dataDir, ['database', 'restore', shop, '--account', alice.username, '--at', s.at, '--table', 'orders', '--yes']));
+    assert.deepEqual((await contents(shop, ['orders'])).orders, s.shop.orders);
+  });
+
+  test('a table that did not exist then: a clear error, nothing changed', async () => {
+    const before = await contents(shop);
+    const r = cli(dataDir, ['database', 'restore', shop, '--account', alice.username, '--at', states[1]!.at, '--table', 'nosuch', '--yes']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr + r.stdout, /did not exist/);
+    assert.deepEqual(await contents(shop), before);
+  });
+
+  test('preview: rows now and then per table, and nothing is left behind', async () => {
+    const dbsBefore = (await rootQuery(maria.creds, 'SHOW DATABASES')).map((r) => r.Database).sort();
+    const p = ok(cli(dataDir, ['database', 'preview', shop, '--account', alice.username, '--at', states[1]!.at]));
+    const items = p.tables.find((t: { table: string }) => t.table === 'items');
+    assert.equal(items.rowsAt, states[1]!.shop.items!.length);
+    assert.equal(items.rowsNow, (await contents(shop)).items!.length);
+    const orders = p.tables.find((t: { table: string }) => t.table === 'orders');
+    assert.equal(orders.rowsAt, 1);
+    assert.deepEqual((await rootQuery(maria.creds, 'SHOW DATABASES')).map((r) => r.Database).sort(), dbsBefore);
+    const users = await rootQuery(maria.creds, "SELECT User FROM mysql.user WHERE User LIKE 'tidemark-replay-%'");
+    assert.deepEqual(users, []);
+  });
+});
+
+describe('another account, an attacker', () => {
+  test("bob's changes in the same logs never reach alice's restore; bob's database is not touched", async () => {
+    const bobBefore = await contents(bobDb);
+    const into = `${alice.username}_iso`;
+    ok(cli(dataDir, ['database', 'restore', shop, '--account', alice.username, '--at', states[states.length - 1]!.at, '--as', into]));
+    const got = JSON.stringify(await contents(into));
+    assert.ok(!got.includes(hex(BOB_MARK).toUpperCase()), "bob's rows in alice's restore");
+    assert.deepEqual(Object.keys(await contents(into)).sort(), Object.keys(states[states.length - 1]!.shop).sort());
+    assert.deepEqual(await contents(bobDb), bobBefore);
+    // The administrator's CREATE TABLE of bob's database, run from alice's, was not replayed.
+    assert.deepEqual(await rootQuery(maria.creds, `SHOW TABLES FROM ${qi(bobDb)} LIKE 'evil'`), []);
+    // The values that look like SQL came back as data.
+    const [row] = await rootQuery(maria.creds, `SELECT HEX(note) AS h FROM ${qi(into)}.items WHERE id = 3`);
+    assert.equal(row.h, hex(EVIL_VALUE).toUpperCase());
+    assert.ok((await rootQuery(maria.creds, 'SHOW DATABASES')).some((r) => r.Database === 'mysql'));
+  });
+
+  test("alice cannot restore into bob's database, nor restore bob's database", () => {
+    const as = (args: string[]) => cli(dataDir, ['--as-account', alice.username, ...args]);
+    const into = as(['database', 'restore', shop, '--account', alice.username, '--at', states[1]!.at, '--as', bobDb]);
+    assert.notEqual(into.code, 0);
+    assert.match(into.stderr + into.stdout, /not a database name of account/);
+    const other = as(['database', 'restore', bobDb, '--account', bob.username, '--at', states[1]!.at, '--yes']);
+    assert.notEqual(other.code, 0);
+    const own = as(['database', 'restore', bobDb, '--account', alice.username, '--at', states[1]!.at, '--yes']);
+    assert.notEqual(own.code, 0);
+    assert.match(own.stderr + own.stdout, /not a database name of account/);
+  });
+
+  test("the binary logs (with bob's rows) are on the provider's destination only, never in alice's download", () => {
+    const logs = fs.readdirSync(path.join(destDir, '.binlogs')).map((f) => fs.readFileSync(path.join(destDir, '.binlogs', f)));
+    assert.ok(logs.some((b) => b.includes(Buffer.from(BOB_MARK))), 'the test needs bob\'s rows in the shipped logs');
+    const [snap] = ok(cli(dataDir, ['--as-account', alice.username, 'snapshot', 'list', '--account', alice.username]));
+    const out = path.join(dataDir, 'alice-download.tar.gz');
+    ok(cli(dataDir, ['--as-account', alice.username, 'download', snap.id, '--database', shop, '--out', out]));
+    const bytes = zlib.gunzipSync(fs.readFileSync(out));
+    assert.ok(!bytes.includes(Buffer.from(BOB_MARK)));
+    // No binary log inside (its files start with the magic number fe 'bin').
+    assert.ok(!bytes.includes(Buffer.from([0xfe, 0x62, 0x69, 0x6e, 0x00])));
+    const other = cli(dataDir, ['--as-account', alice.username, 'binlog', 'status']);
+    assert.notEqual(other.code, 0);
+  });
+
+  test('an account holder cannot mark a destination for binary logs', () => {
+    const r = cli(dataDir, ['--as-account', alice.username, 'binlog', 'destination', 'disk', '--off']);
+    assert.notEqual(r.code, 0);
+    assert.equal(ok(cli(dataDir, ['binlog', 'status'])).destinations.length, 1);
+  });
+});
