@@ -259,3 +259,70 @@ describe('another account, an attacker', () => {
     assert.equal(ok(cli(dataDir, ['binlog', 'status'])).destinations.length, 1);
   });
 });
+
+describe('shipping when things go wrong', () => {
+  test('a destination unreachable for a while: shipping fails, then the next pass catches up', async () => {
+    const away = `${destDir}.away`;
+    fs.renameSync(destDir, away);
+    fs.writeFileSync(destDir, 'not a folder');
+    try {
+      await rootQuery(maria.creds, `INSERT INTO ${qi(shop)}.items VALUES (50, 'while away', NULL, NULL, NULL)`);
+      const r = cli(dataDir, ['binlog', 'ship']);
+      assert.equal(r.code, 1);
+      assert.equal(r.json.failed[0].destination, 'disk');
+    } finally {
+      fs.rmSync(destDir);
+      fs.renameSync(away, destDir);
+    }
+    const r = ok(cli(dataDir, ['binlog', 'ship']));
+    // The log closed while the destination was away and the one closed now.
+    assert.ok(r.shipped.length >= 2, JSON.stringify(r.shipped));
+    const w = ok(cli(dataDir, ['database', 'window', shop, '--account', alice.username]));
+    assert.ok(Date.parse(w.to) >= Date.now() - 5000);
+  });
+
+  test('regression: logs purged before they were shipped are a gap: the window shrinks, a moment across it is refused, never a wrong restore', async () => {
+    await rootQuery(maria.creds, `FLUSH BINARY LOGS; INSERT INTO ${qi(shop)}.items VALUES (60, 'lost', NULL, NULL, NULL); FLUSH BINARY LOGS;`);
+    const [current] = (await rootQuery(maria.creds, 'SHOW MASTER STATUS'));
+    await rootQuery(maria.creds, `PURGE BINARY LOGS TO '${current.File}'`);
+    await nextSecond();
+    const r = ok(cli(dataDir, ['binlog', 'ship']));
+    assert.equal(r.gaps.length, 1, JSON.stringify(r));
+    const w = ok(cli(dataDir, ['database', 'window', shop, '--account', alice.username]));
+    assert.equal(w.from, null);
+    assert.equal(w.gaps.length, 1);
+    const refused = cli(dataDir, ['database', 'restore', shop, '--account', alice.username, '--at', thisSecond(), '--as', `${alice.username}_gap`]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr + refused.stdout, /no point in time is covered|outside the covered window/);
+    // A new dump starts a new window after the gap.
+    ok(cli(dataDir, ['backup', '--job', 'nightly', '--wait']));
+    await nextSecond();
+    await rootQuery(maria.creds, `INSERT INTO ${qi(shop)}.items VALUES (61, 'after the gap', NULL, NULL, NULL)`);
+    const expected = await contents(shop);
+    const at = thisSecond();
+    await nextSecond();
+    ok(cli(dataDir, ['binlog', 'ship']));
+    const w2 = ok(cli(dataDir, ['database', 'window', shop, '--account', alice.username]));
+    assert.ok(w2.from !== null && Date.parse(w2.from) <= Date.parse(at), JSON.stringify(w2));
+    ok(cli(dataDir, ['database', 'restore', shop, '--account', alice.username, '--at', at, '--as', `${alice.username}_gap`]));
+    assert.deepEqual(await contents(`${alice.username}_gap`), expected);
+  });
+
+  test('retention keeps the logs the oldest kept dump needs, and no more', async () => {
+    const snaps = ok(cli(dataDir, ['snapshot', 'list', '--account', alice.username])) as { id: string }[];
+    const oldest = snaps[snaps.length - 1]!;
+    const before = fs.readdirSync(path.join(destDir, '.binlogs')).filter((f) => !f.startsWith('.')).sort();
+    for (const a of [alice.username, bob.username]) {
+      const list = ok(cli(dataDir, ['snapshot', 'list', '--account', a])) as { id: string }[];
+      ok(cli(dataDir, ['snapshot', 'delete', list[list.length - 1]!.id, '--yes']));
+    }
+    ok(cli(dataDir, ['binlog', 'ship']));
+    const after = fs.readdirSync(path.join(destDir, '.binlogs')).filter((f) => !f.startsWith('.')).sort();
+    assert.ok(after.length < before.length, `${before} → ${after}`);
+    // What is left starts at the log the newest (now oldest kept) dump starts in.
+    const kept = ok(cli(dataDir, ['snapshot', 'list', '--account', alice.username])) as { id: string }[];
+    const manifest = JSON.parse(fs.readFileSync(path.join(destDir, alice.username, kept[kept.length - 1]!.id, 'manifest.json'), 'utf8'));
+    assert.equal(after[0], manifest.databases[0].binlog.file);
+    assert.ok(oldest.id !== kept[kept.length - 1]!.id);
+  });
+});
