@@ -146,6 +146,19 @@ describe('binary-log shipping', () => {
   });
 });
 
+describe('disaster recovery', () => {
+  test('a reindex brings back where each dump is in the log (from the manifests)', async () => {
+    const before = ok(cli(dataDir, ['database', 'window', shop, '--account', alice.username]));
+    const { default: Database } = await import('better-sqlite3');
+    const db = new Database(path.join(dataDir, 'tidemark.sqlite'));
+    db.prepare('DELETE FROM database_positions').run();
+    db.close();
+    assert.equal(ok(cli(dataDir, ['database', 'window', shop, '--account', alice.username])).from, null);
+    ok(cli(dataDir, ['destination', 'reindex', 'disk']));
+    assert.equal(ok(cli(dataDir, ['database', 'window', shop, '--account', alice.username])).from, before.from);
+  });
+});
+
 describe('restore as of a moment', () => {
   test('the whole database under a new name, as of each second: exactly the rows of then', async () => {
     for (const [i, s] of states.entries()) {

@@ -51,6 +51,13 @@ async function checkAccount(ctx: Context, actor: Actor, account: string): Promis
   if (!(await mayActOnAccount(ctx, actor, account))) throw new UserError(`unknown account "${account}"`, 'not-found');
 }
 
+/** The database and the target are the account's (the one ownership rule); the engine checks again. */
+async function checkOwned(ctx: Context, account: string, names: string[]): Promise<void> {
+  const ownership = await ctx.panel(false).databaseOwnership();
+  const foreign = names.find((n) => !ownership.owns(account, 'database', n));
+  if (foreign !== undefined) throw new UserError(`database ${foreign} is not a database name of account ${account} (its names start with ${account}_ and are no other account's)`, 'forbidden');
+}
+
 export interface WindowReport extends CoveredWindow {
   /** Binary logging on the server, and what to set when it is off. */
   logBin: boolean;
@@ -91,6 +98,7 @@ export interface AtInput { account: string; database: string; at: Date; tables?:
 export async function previewDatabaseAt(ctx: Context, actor: Actor, input: AtInput): Promise<{ moment: string; snapshot: string; tables: PreviewRow[]; skipped: string[] }> {
   await checkAccount(ctx, actor, input.account);
   checkMay(ctx, actor, 'restoreDatabases', input.account);
+  await checkOwned(ctx, input.account, [input.database]);
   const { previewAt, startingDump } = await import('../engine/database/point-in-time.js');
   await shipQuietly(ctx);
   checkVisible(ctx, actor, (await mapped(async () => startingDump({ store: ctx.store }, input.account, input.database, input.at))).destinationId);
@@ -101,6 +109,7 @@ export async function restoreDatabaseAtMoment(ctx: Context, actor: Actor, input:
   await checkAccount(ctx, actor, input.account);
   checkMay(ctx, actor, 'restoreDatabases', input.account);
   if (input.asNewTables && !input.tables?.length) throw new UserError('--as-new-tables needs --table', 'invalid-input');
+  await checkOwned(ctx, input.account, [input.database, input.into ?? input.database]);
   const { restoreDatabaseAt, startingDump } = await import('../engine/database/point-in-time.js');
   await shipQuietly(ctx);
   const start = await mapped(async () => startingDump({ store: ctx.store }, input.account, input.database, input.at));
