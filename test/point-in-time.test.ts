@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { execFileSync } from 'node:child_process';
 import { startTestMariaDb, type TestMariaDb, rootQuery } from './support/mariadb.js';
 import { createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
 import { cli, makeDataDir, makeDestinationDir, ok } from './support/cli.js';
@@ -238,6 +239,13 @@ describe('another account, an attacker', () => {
     const [row] = await rootQuery(maria.creds, `SELECT HEX(note) AS h FROM ${qi(into)}.items WHERE id = 3`);
     assert.equal(row.h, hex(EVIL_VALUE).toUpperCase());
     assert.ok((await rootQuery(maria.creds, 'SHOW DATABASES')).some((r) => r.Database === 'mysql'));
+  });
+
+  test("why not mariadb-binlog --database: its filter keeps a statement run from alice's database that creates a table in bob's", () => {
+    const dir = path.join(destDir, '.binlogs');
+    const files = fs.readdirSync(dir).filter((f) => !f.startsWith('.')).sort().map((f) => path.join(dir, f));
+    const out = execFileSync('mariadb-binlog', ['--no-defaults', `--database=${shop}`, ...files], { maxBuffer: 256 << 20 }).toString('latin1');
+    assert.ok(out.includes(`CREATE TABLE ${qi(bobDb)}.evil`), 'the filtered output would create a table in bob\'s database');
   });
 
   test("alice cannot restore into bob's database, nor restore bob's database", () => {
