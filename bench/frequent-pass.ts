@@ -109,9 +109,13 @@ function main(): void {
     cli(['job', 'add', '--name', 'frequent', '--destination', 'bench', '--structure', 'incremental', '--all', '--items', 'files']);
     t = Date.now();
     const first = pass(dataDir, destDir, 'frequent');
-    process.stderr.write(`first (full) pass: ${first.seconds} s\n`);
+    process.stderr.write(`first (full) pass: ${JSON.stringify(first)}\n`);
     const unchanged: Pass[] = [];
-    for (let i = 0; i < PASSES; i++) unchanged.push(pass(dataDir, destDir, 'frequent'));
+    for (let i = 0; i < PASSES; i++) {
+      const p = pass(dataDir, destDir, 'frequent');
+      unchanged.push(p);
+      process.stderr.write(`unchanged pass ${i + 1}: ${JSON.stringify(p)}\n`);
+    }
     const report = {
       accounts: ACCOUNTS, filesPerAccount: FILES, cores: os.cpus().length, loadAverage: os.loadavg().map((x) => Number(x.toFixed(2))),
       first, unchanged,

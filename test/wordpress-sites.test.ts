@@ -389,7 +389,7 @@ describe('WordPress sites of a real account, real MariaDB', () => {
       page.once('dialog', (d) => { void d.accept(); });
       await page.locator('section.site[data-folder="public_html/site"] form.site-restore button').click();
       await page.waitForURL(/\/tasks\/\d+$/);
-      await page.waitForSelector('#task-status[data-status="completed"]', { timeout: 60000 });
+      await page.waitForSelector('#task-status[data-status="completed"]', { timeout: 180000 });
       await browser.screenshot('user-site-restored');
       assert.equal(read(fx.alice, 'public_html/site/index.php'), '<?php // web v1');
       assert.deepEqual(await rows(wpDb, 'wp_posts'), ['web post 🦊', 'web second']);

@@ -5,7 +5,7 @@
 import type { Context } from './context.js';
 import { UserError } from './context.js';
 import { withDriver, getDestination } from './destinations.js';
-import { mayActOnAccount, ROOT, type Actor } from './actor.js';
+import { mayActOnAccount, maySeeSnapshotsOn, ROOT, type Actor } from './actor.js';
 import { checkMay } from './permissions.js';
 import { lockAccountWhenFree } from '../engine/account-lock.js';
 import { runAsTask } from '../queue/run-task.js';
@@ -41,8 +41,21 @@ async function mapped<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** An account holder restores only from dumps it may see (a destination whose snapshots are hidden is not offered). */
+function checkVisible(ctx: Context, actor: Actor, destinationId: number): void {
+  const d = ctx.store.destinations.byId(destinationId);
+  if (!d || !maySeeSnapshotsOn(actor, d)) throw new UserError('no dump this account may see covers that moment', 'refused');
+}
+
 async function checkAccount(ctx: Context, actor: Actor, account: string): Promise<void> {
   if (!(await mayActOnAccount(ctx, actor, account))) throw new UserError(`unknown account "${account}"`, 'not-found');
+}
+
+/** The database and the target are the account's (the one ownership rule); the engine checks again. */
+async function checkOwned(ctx: Context, account: string, names: string[]): Promise<void> {
+  const ownership = await ctx.panel(false).databaseOwnership();
+  const foreign = names.find((n) => !ownership.owns(account, 'database', n));
+  if (foreign !== undefined) throw new UserError(`database ${foreign} is not a database name of account ${account} (its names start with ${account}_ and are no other account's)`, 'forbidden');
 }
 
 export interface WindowReport extends CoveredWindow {
@@ -85,8 +98,10 @@ export interface AtInput { account: string; database: string; at: Date; tables?:
 export async function previewDatabaseAt(ctx: Context, actor: Actor, input: AtInput): Promise<{ moment: string; snapshot: string; tables: PreviewRow[]; skipped: string[] }> {
   await checkAccount(ctx, actor, input.account);
   checkMay(ctx, actor, 'restoreDatabases', input.account);
-  const { previewAt } = await import('../engine/database/point-in-time.js');
+  await checkOwned(ctx, input.account, [input.database]);
+  const { previewAt, startingDump } = await import('../engine/database/point-in-time.js');
   await shipQuietly(ctx);
+  checkVisible(ctx, actor, (await mapped(async () => startingDump({ store: ctx.store }, input.account, input.database, input.at))).destinationId);
   return mapped(() => previewAt(pointInTimeEnv(ctx), { account: input.account, database: input.database, moment: input.at, ...(input.tables ? { tables: input.tables } : {}) }));
 }
 
@@ -94,14 +109,21 @@ export async function restoreDatabaseAtMoment(ctx: Context, actor: Actor, input:
   await checkAccount(ctx, actor, input.account);
   checkMay(ctx, actor, 'restoreDatabases', input.account);
   if (input.asNewTables && !input.tables?.length) throw new UserError('--as-new-tables needs --table', 'invalid-input');
-  const { restoreDatabaseAt } = await import('../engine/database/point-in-time.js');
+  await checkOwned(ctx, input.account, [input.database, input.into ?? input.database]);
+  const { restoreDatabaseAt, startingDump } = await import('../engine/database/point-in-time.js');
   await shipQuietly(ctx);
+  const start = await mapped(async () => startingDump({ store: ctx.store }, input.account, input.database, input.at));
+  checkVisible(ctx, actor, start.destinationId);
+  const snapshot = ctx.store.snapshots.list({ account: input.account, destinationId: start.destinationId }).find((s) => s.id === start.snapshotId);
   let taskId = 0;
   const target = `${input.account} ${input.database}${input.tables ? ` (${input.tables.join(', ')})` : ''} at ${input.at.toISOString()}`;
   try {
     const outcome = await runAsTask(ctx, {
-      type: 'restore', account: input.account, destinationId: null, priority: PRIORITIES.high,
-      params: { database: input.database, at: input.at.toISOString(), tables: input.tables ?? null, into: input.into ?? null, asNewTables: Boolean(input.asNewTables), requestedBy: actor.name },
+      type: 'restore', account: input.account, destinationId: start.destinationId, snapshotId: start.snapshotId, priority: PRIORITIES.high,
+      params: {
+        databases: [{ name: input.database, ...(input.into ? { as: input.into } : {}) }], at: input.at.toISOString(), tables: input.tables ?? null,
+        asNewTables: Boolean(input.asNewTables), requestedBy: actor.name, accountIdentity: snapshot?.accountId ?? null,
+      },
     }, async (id) => {
       const unlock = await lockAccountWhenFree(ctx.dataDir, input.account, `restore task ${id}`);
       try {

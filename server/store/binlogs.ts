@@ -78,6 +78,10 @@ export class BinlogRepository {
     return (this.db.prepare('SELECT * FROM database_positions WHERE account = ? AND database = ? ORDER BY dumped_at DESC').all(account, database) as PositionRow[])
       .map(positionFromRow);
   }
+  /** The databases of an account that have a dump with a log position. */
+  databasesOf(account: string): string[] {
+    return (this.db.prepare('SELECT DISTINCT database FROM database_positions WHERE account = ? ORDER BY database').all(account) as { database: string }[]).map((r) => r.database);
+  }
   /** Every dump position kept (retention of the logs keeps what the oldest needs). */
   allPositions(): DumpPosition[] {
     return (this.db.prepare('SELECT * FROM database_positions ORDER BY dumped_at').all() as PositionRow[]).map(positionFromRow);

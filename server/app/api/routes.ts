@@ -18,6 +18,9 @@ import type { TaskRecord } from '../../store/tasks.js';
 import { cancelTask, getTask, listTasks } from '../../services/tasks.js';
 import { isPriorityName, PRIORITIES, priorityName } from '../../queue/priority.js';
 import { ApiError, statusOf } from './errors.js';
+import {
+  binlogStatus, databaseWindow, parseMoment, previewDatabaseAt, restoreDatabaseAtMoment, shipBinlogsNow, type AtInput,
+} from '../../services/point-in-time.js';
 import { stillSameAccount } from '../session.js';
 import { siteApiRoutes } from './site-routes.js';
 
@@ -324,6 +327,40 @@ export function apiRoutes(ctx: Context, trusted: boolean): express.Router {
   }));
 
   r.use(siteApiRoutes(ctx));
+  // Point in time (services/point-in-time.ts): the same documents as `tidemark database …` and `tidemark binlog …`.
+  const atInput = (req: express.Request, b: Body): AtInput => {
+    const account = optString(b, 'account') ?? query(req, 'account');
+    if (!account) throw bad('account is required');
+    const at = optString(b, 'at') ?? query(req, 'at');
+    if (!at) throw bad('at is required (an ISO date and time)');
+    const tables = b.tables === undefined ? undefined : stringList(b, 'tables');
+    const into = optString(b, 'as');
+    return { account, database: param(req, 'database'), at: parseMoment(at), ...(tables ? { tables } : {}), ...(into ? { into } : {}), asNewTables: optBoolean(b, 'asNewTables') ?? false };
+  };
+  r.get('/databases/:database/window', handle(async (req, res, actor) => {
+    const account = query(req, 'account');
+    if (!account) throw bad('account is required');
+    res.json(await databaseWindow(ctx, actor, account, param(req, 'database')));
+  }));
+  r.post('/databases/:database/preview', handle(async (req, res, actor) => {
+    res.json(await previewDatabaseAt(ctx, actor, atInput(req, body(req))));
+  }));
+  r.post('/databases/:database/restore', handle(async (req, res, actor) => {
+    const b = body(req);
+    const input = atInput(req, b);
+    if (optBoolean(b, 'wait')) { res.json(await restoreDatabaseAtMoment(ctx, actor, input)); return; }
+    const [task] = await startInBackground((onTasks) => restoreDatabaseAtMoment(ctx, actor, input, (id) => onTasks([id])));
+    res.status(202).json({ task });
+  }));
+  r.get('/binlogs', handle(async (_req, res, actor) => {
+    if (actor.role !== 'admin') throw new ApiError(403, 'only the provider sees the binary logs');
+    res.json(await binlogStatus(ctx));
+  }));
+  r.post('/binlogs/ship', handle(async (_req, res, actor) => {
+    if (actor.role !== 'admin') throw new ApiError(403, 'only the provider ships the binary logs');
+    res.json(await shipBinlogsNow(ctx));
+  }));
+
   r.use((_req, res) => { res.status(404).json({ error: 'no such API endpoint' }); });
   // Errors of the body parser: malformed JSON, too large.
   r.use((err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {

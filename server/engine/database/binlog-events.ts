@@ -9,6 +9,23 @@
 import fs from 'node:fs';
 import zlib from 'node:zlib';
 
+/** CRC-32 (the binary log's checksum): zlib's (Node 20.15 and later), else a table of our own. */
+const crc32: (b: Buffer) => number = typeof (zlib as { crc32?: unknown }).crc32 === 'function'
+  ? (b) => zlib.crc32(b)
+  : (() => {
+    const table = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      table[n] = c >>> 0;
+    }
+    return (b: Buffer) => {
+      let c = 0xffffffff;
+      for (let i = 0; i < b.length; i++) c = table[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
+      return (c ^ 0xffffffff) >>> 0;
+    };
+  })();
+
 export const BINLOG_MAGIC = Buffer.from([0xfe, 0x62, 0x69, 0x6e]);
 const HEADER = 19;
 
@@ -58,7 +75,7 @@ export function parseFormatDescription(raw: Buffer): FormatDescription {
   const start = HEADER + 2 + 50 + 4 + 1;
   const stop = raw.length - (alg === 0 || alg === 1 ? 5 : 0);
   const postHeader = [...raw.subarray(start, stop)];
-  if (checksumBytes && zlib.crc32(raw.subarray(0, raw.length - 4)) !== raw.readUInt32LE(raw.length - 4)) {
+  if (checksumBytes && crc32(raw.subarray(0, raw.length - 4)) !== raw.readUInt32LE(raw.length - 4)) {
     throw new BinlogFormatError('format description event: checksum mismatch');
   }
   return { checksumBytes, postHeader, raw };
@@ -92,7 +109,7 @@ export async function* readBinlogFile(file: string, opts: { from?: number; compl
         const raw = Buffer.alloc(eventSize);
         await fh.read(raw, 0, eventSize, pos);
         if (type === EventType.FORMAT_DESCRIPTION) format = parseFormatDescription(raw);
-        else if (format?.checksumBytes && zlib.crc32(raw.subarray(0, eventSize - 4)) !== raw.readUInt32LE(eventSize - 4)) {
+        else if (format?.checksumBytes && crc32(raw.subarray(0, eventSize - 4)) !== raw.readUInt32LE(eventSize - 4)) {
           throw new BinlogFormatError(`${file}: checksum mismatch in the event at ${pos}`);
         }
         // The format description is always given: the events after it are read with it.
@@ -151,13 +168,13 @@ export interface TableMap { tableId: bigint; db: string; table: string; dbOffset
 export function parseTableMap(e: { raw: Buffer }, f: FormatDescription): TableMap {
   const b = body(e, f);
   const postLen = f.postHeader[EventType.TABLE_MAP - 1] ?? 8;
-  const tableId = postLen === 6 ? BigInt(b.readUInt32LE(0)) : b.readUIntLE(0, 6) as unknown as bigint;
+  const tableId = postLen === 6 ? BigInt(b.readUInt32LE(0)) : BigInt(b.readUIntLE(0, 6));
   const dbLen = b[postLen]!;
   const db = b.subarray(postLen + 1, postLen + 1 + dbLen).toString('utf8');
   const tStart = postLen + 1 + dbLen + 1;
   const tLen = b[tStart]!;
   const table = b.subarray(tStart + 1, tStart + 1 + tLen).toString('utf8');
-  return { tableId: BigInt(tableId), db, table, dbOffset: HEADER + postLen };
+  return { tableId, db, table, dbOffset: HEADER + postLen };
 }
 
 /** The table id a rows event applies to. */
@@ -169,7 +186,7 @@ export function rowsTableId(e: { raw: Buffer }, f: FormatDescription): bigint {
 /** The event with a new checksum (after its bytes were changed). */
 function resum(raw: Buffer, f: FormatDescription): Buffer {
   raw.writeUInt32LE(raw.length, 9);
-  if (f.checksumBytes) raw.writeUInt32LE(zlib.crc32(raw.subarray(0, raw.length - 4)), raw.length - 4);
+  if (f.checksumBytes) raw.writeUInt32LE(crc32(raw.subarray(0, raw.length - 4)), raw.length - 4);
   return raw;
 }
 

@@ -160,7 +160,7 @@ function checkMoment(w: CoveredWindow, moment: Date): void {
 }
 
 /** The dump to start from and the logs to replay after it, up to `moment`. */
-function plan(env: PointInTimeEnv, account: string, database: string, moment: Date): Usable {
+function plan(env: Pick<PointInTimeEnv, 'store'>, account: string, database: string, moment: Date): Usable {
   const w = coveredWindow(env, account, database);
   checkMoment(w, moment);
   const t = moment.getTime();
@@ -177,6 +177,11 @@ function plan(env: PointInTimeEnv, account: string, database: string, moment: Da
     chain.push(l);
   }
   return { position: best.position, chain };
+}
+
+/** The dump a restore or preview as of `moment` starts from (refused as plan() refuses). */
+export function startingDump(env: Pick<PointInTimeEnv, 'store'>, account: string, database: string, moment: Date): DumpPosition {
+  return plan(env, account, database, moment).position;
 }
 
 /** A private folder of root's for the copies of the logs. */
