@@ -192,6 +192,13 @@ export const configSchema = z.object({
     dailyPercent: z.number().min(0).max(100).default(0),
     at: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be HH:MM').default('03:30'),
   }).strict().default({ dailyPercent: 0, at: '03:30' }),
+  /**
+   * Binary-log shipping (point-in-time restores): every `intervalMinutes` the daemon flushes the
+   * MySQL server's binary log and copies the closed logs to the destinations marked for them.
+   */
+  binlogs: z.object({
+    intervalMinutes: z.number().int().min(1).max(60).default(1),
+  }).strict().default({ intervalMinutes: 1 }),
   /** Activity log entries older than this many days are removed (at daemon start, then daily). */
   activityRetentionDays: z.number().int().min(1).max(3650).default(90),
   /** Log level for the JSON logs. */

@@ -80,7 +80,7 @@ test('schedule add refuses bad input with a clear error and adds nothing', () =>
   bad(['--kind', 'weekly', '--keep', '3'], /weekday/);
   bad(['--kind', 'monthly', '--monthday', '31', '--keep', '3'], /1 to 28/, 2);
   bad(['--kind', 'daily', '--keep', '0'], /from 1 to/, 2);
-  bad(['--kind', 'yearly', '--keep', '1'], /Allowed choices are hourly, daily, weekly, monthly, after/, 2);
+  bad(['--kind', 'yearly', '--keep', '1'], /Allowed choices are every5min, every10min, every15min, every30min, hourly, daily, weekly, monthly, after/, 2);
   bad(['--kind', 'after', '--after-job', 'nightly', '--keep', '1'], /loop/);
   bad(['--kind', 'daily', '--name', 'manual', '--keep', '1'], /on demand/);
   assert.deepEqual(ok(cli(dataDir, ['job', 'schedule', 'list', 'nightly'])).schedules, []);

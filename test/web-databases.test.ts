@@ -122,3 +122,29 @@ test('downloads a database dump', async () => {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('with binary logging off, the Databases page and the commands say what is missing instead of failing', async () => {
+  const page = await alice.get('/databases');
+  assert.equal(page.status, 200);
+  assert.match(page.body, /data-pitr-off/);
+  assert.match(page.body, /keeps no binary log/);
+  const { cli, ok } = await import('./support/cli.js');
+  const status = ok(cli(fx.dataDir, ['binlog', 'status']));
+  assert.equal(status.server.logBin, false);
+  assert.match(status.server.advice, /log_bin\s+= \/var\/lib\/mysql\/mysql-bin/);
+  assert.match(status.server.advice, /binlog_format\s+= ROW/);
+  const ship = ok(cli(fx.dataDir, ['binlog', 'ship']));
+  assert.equal(ship.logBin, false);
+  assert.deepEqual(ship.shipped, []);
+  const w = ok(cli(fx.dataDir, ['database', 'window', shop(), '--account', fx.alice.username]));
+  assert.equal(w.logBin, false);
+  assert.equal(w.from, null);
+  const human = cli(fx.dataDir, ['binlog', 'status']);
+  assert.equal(human.code, 0);
+  const text = (await import('node:child_process')).spawnSync(process.execPath, [(await import('./support/cli.js')).CLI, '--data-dir', fx.dataDir, 'database', 'window', shop(), '--account', fx.alice.username], { encoding: 'utf8' });
+  assert.equal(text.status, 0);
+  assert.match(text.stdout, /binary logging is off/);
+  const refused = cli(fx.dataDir, ['database', 'restore', shop(), '--account', fx.alice.username, '--at', new Date().toISOString(), '--as', `${fx.alice.username}_x`]);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr + refused.stdout, /no point in time is covered/);
+});

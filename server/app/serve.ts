@@ -93,9 +93,12 @@ export async function serve(ctx: Context, portOption?: number): Promise<void> {
   const { realClock } = await import('../schedule/clock.js');
   const scheduler = new Scheduler(ctx, await realClock(), log);
   scheduler.start();
+  const { BinlogShipper } = await import('../schedule/binlog-shipper.js');
+  const shipper = new BinlogShipper(ctx, await realClock(), log);
+  shipper.start();
   const { startDailyJobs } = await import('../notify/daily.js');
   const stopDaily = startDailyJobs(ctx, log);
-  const stop = (): void => { stopDaily(); scheduler.stop(); ctx.close(); process.exit(0); };
+  const stop = (): void => { stopDaily(); scheduler.stop(); shipper.stop(); ctx.close(); process.exit(0); };
   // config.json edited by hand: read again without a restart (a bad file keeps the config in use).
   process.on('SIGHUP', () => {
     void import('../services/settings.js').then((m) => m.reloadConfig(ctx)).then(

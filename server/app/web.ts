@@ -11,6 +11,8 @@ import { csrfProtection, localsOf, SESSION_COOKIE, sessionCookieOptions, session
 import { formatters } from './format.js';
 import { RestoreRunner } from './restore-runner.js';
 import { userRoutes } from './user/routes.js';
+import { siteRoutes } from './user/site-routes.js';
+import { pointInTimeRoutes } from './user/point-in-time.js';
 import { adminRoutes } from './admin/routes.js';
 import { identify } from '../services/account-identity.js';
 
@@ -119,6 +121,8 @@ export async function mountWebPages(app: express.Express, ctx: Context, opts: We
   app.use((_req, res, next) => { next(localsOf(res).actor ? undefined : new HttpError(401, 'error.signedOut')); });
   app.use('/admin', adminRoutes(ctx));
   app.use(userRoutes(ctx, runner));
+  app.use(siteRoutes(ctx, runner));
+  app.use(pointInTimeRoutes(ctx));
   app.use((_req, _res, next) => { next(new HttpError(404, 'error.notFound')); });
 
   app.use((err: unknown, req: express.Request, res: express.Response, _next: express.NextFunction) => {

@@ -5,6 +5,8 @@ import { clipEchoedInput, printJson } from './output.js';
 import { register as destination } from './commands/destination.js';
 import { register as job } from './commands/job.js';
 import { register as retention } from './commands/retention.js';
+import { register as binlog } from './commands/binlog.js';
+import { register as database } from './commands/database.js';
 import { register as backup } from './commands/backup.js';
 import { register as task } from './commands/task.js';
 import { register as snapshot } from './commands/snapshot.js';
@@ -15,6 +17,7 @@ import { register as panelEvent } from './commands/panel-event.js';
 import { register as activity } from './commands/activity.js';
 import { register as account } from './commands/account.js';
 import { register as serve } from './commands/serve.js';
+import { register as site } from './commands/site.js';
 
 const program = new Command();
 program
@@ -30,7 +33,7 @@ program
   .exitOverride();
 
 // The order of the groups is the order of `tidemark --help`.
-for (const register of [destination, job, retention, backup, task, snapshot, restore, loginUrl, apiToken, panelEvent, activity, account, serve]) register(program);
+for (const register of [destination, job, retention, backup, task, snapshot, restore, loginUrl, apiToken, panelEvent, activity, account, binlog, database, serve, site]) register(program);
 
 /**
  * The exit code of each error code (services/errors.ts), the only place they are chosen:

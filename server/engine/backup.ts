@@ -20,6 +20,8 @@ import { eachIndexEntry } from './snapshot-index.js';
 import { createParallelGzip } from './format/parallel-gzip.js';
 import type { MysqlCredentials } from '../panels/types.js';
 import type { Politeness } from '../util/politeness.js';
+import type { DatabaseOwnership } from '../panels/database-owner.js';
+import type { SiteRecord } from './sites/site-record.js';
 
 export interface BackupProgress {
   phase: 'files' | 'databases' | 'finishing';
@@ -44,6 +46,8 @@ export interface BackupRequest {
   signal?: AbortSignal;
   /** Something the run worked around (a previous snapshot it could not use, databases it could not list). */
   onWarning?: (message: string) => void;
+  /** Which account owns which database: the WordPress sites found are checked with it. */
+  databaseOwnership?: () => Promise<DatabaseOwnership>;
 }
 
 const MAX_SKIPPED_LISTED = 500;
@@ -103,6 +107,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
   let grants: string | null = null;
   let grantsSha256: string | null = null;
   let previous: string | null = null;
+  let sites: SiteRecord[] | undefined;
   /** Folders of the snapshot whose entries must be flushed before its manifest is written. */
   const folders: string[] = [partial];
   // Whole-file hashes (see docs/snapshot-format.md, "Integrity"): a truncated index or archive is found without parsing it.
@@ -118,6 +123,20 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
   try {
     if (objects) {
       lease = await takeBackupLease(dest, account.username, id, signal);
+    }
+    // The WordPress sites, read as the run starts: the snapshot knows them, and a restore never
+    // reads the live wp-config.php again. Only with files and databases: a site is both.
+    if (req.items.includes('files') && req.items.includes('databases') && req.databaseOwnership) {
+      try {
+        const { discoverSites } = await import('./sites/discover-sites.js');
+        const found = await discoverSites(account, {
+          excludes: req.excludes, ownership: req.databaseOwnership, ...(req.politeness ? { politeness: req.politeness } : {}),
+        });
+        sites = found.sites;
+        for (const w of found.warnings) req.onWarning?.(w);
+      } catch (err) {
+        req.onWarning?.(`WordPress sites were not looked for: ${(err as Error).message}`);
+      }
     }
     if (req.items.includes('files')) {
       let prevBlobs: Set<number> | null = null;
@@ -347,6 +366,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       format: 'tidemark-snapshot', version: 1, id, account: account.username, structure,
       status: stats.skipped > 0 || problems.length > 0 ? 'partial' : 'completed', startedAt, finishedAt: new Date().toISOString(),
       items: req.items, previous, stats, skipped, databases, grants, ...(problems.length > 0 ? { problems } : {}),
+      ...(sites ? { sites } : {}),
       accountInfo: { uid: account.uid, gid: account.gid, home: account.home, owner: account.owner, domains: account.domains },
       job: req.jobName,
       integrity: { algorithm: 'sha256', index: indexSha256, data: dataSha256, grants: grantsSha256 },

@@ -29,7 +29,8 @@ export async function backupDatabases(opts: {
       const dump = dumpDatabase(creds, name, opts.politeness);
       if (opts.signal) await pipeline(dump, gzip, out, { signal: opts.signal });
       else await pipeline(dump, gzip, out);
-      databases.push({ name, file, bytes, sha256: hash.digest('hex') });
+      const binlog = dump.binlogCoordinates();
+      databases.push({ name, file, bytes, sha256: hash.digest('hex'), ...(binlog ? { binlog } : {}) });
     }
   }
   let grants: string | null = null;

@@ -13,7 +13,7 @@ import { layout } from './snapshot-layout.js';
 import { readIndex } from './snapshot-index.js';
 import { selectEntries } from './selection.js';
 import { contentLayout, snapshotContent } from './snapshot-content.js';
-import { readManifest } from './restore.js';
+import { readManifest, withoutPaths } from './restore.js';
 import { requireRegularFile } from './untrusted-input.js';
 
 export interface DownloadRequest {
@@ -23,7 +23,11 @@ export interface DownloadRequest {
   paths: BytePath[];
   /** With no paths and no databases, everything is downloaded. */
   databases: string[];
+  /** Left out with all they hold (another site nested in a site's folder). */
+  excludePaths?: BytePath[];
   out: Writable;
+  /** Files made for this download (a site's table dump, its description), added at the end: a local file read whole, or a small text. */
+  extra?: { path: string; file?: string; text?: string }[];
 }
 
 /**
@@ -41,7 +45,7 @@ export async function downloadSnapshot(req: DownloadRequest): Promise<{ files: n
   // The index is read and checked before the first byte goes out: a refused snapshot is an
   // error answer, not an archive cut short.
   const withFiles = (everything || req.paths.length > 0) && manifest.items.includes('files');
-  const selected = withFiles ? selectEntries(await readIndex(dest, dir), req.paths) : [];
+  const selected = withFiles ? withoutPaths(selectEntries(await readIndex(dest, dir), req.paths), req.excludePaths ?? []) : [];
   const gz = createParallelGzip();
   gz.pipe(req.out);
   const outDone = finished(req.out);
@@ -94,6 +98,16 @@ export async function downloadSnapshot(req: DownloadRequest): Promise<{ files: n
       files++;
       bytes += size;
     }
+  }
+  for (const x of req.extra ?? []) {
+    const body = x.text !== undefined ? Buffer.from(x.text) : null;
+    const size = body ? body.length : fs.statSync(x.file!).size;
+    await w.write(tarHeaders(makeEntry({ kind: 'f', path: x.path, mode: 0o600, size, mtimeSec })));
+    if (body) await w.write(body);
+    else for await (const chunk of fs.createReadStream(x.file!) as AsyncIterable<Buffer>) await w.write(chunk);
+    await w.write(Buffer.alloc(tarPadding(size)));
+    files++;
+    bytes += size;
   }
   await w.write(TAR_END);
   await w.end();

@@ -2,6 +2,9 @@ import type { Destination } from '../destinations/types.js';
 import type { Structure } from '../store/jobs.js';
 import { STRUCTURES } from '../store/jobs.js';
 import { layout, type Manifest } from './snapshot-layout.js';
+import { isHomeRelative, MAX_SITES } from './sites/site-record.js';
+import { SAFE_PREFIX } from './sites/wp-config.js';
+import { BINLOG_FILE_NAME } from './database/dump-coordinates.js';
 import { limits, parseJson, readBounded, SnapshotInputError } from './untrusted-input.js';
 
 /** The folder names `newSnapshotId` makes: 20261122T210503Z-3fa9. */
@@ -28,7 +31,13 @@ async function buildSchema() {
     stats: z.object({ files: count, bytes: count, storedBytes: count }).passthrough(),
     // The file of a database is always the one the layout names: a manifest cannot point a
     // restore or a download at another file (`../../other/…`, `/etc/shadow`).
-    databases: z.array(z.object({ name, file: z.string().optional(), bytes: count.optional(), sha256: sha256.optional() }).passthrough()
+    databases: z.array(z.object({
+      name, file: z.string().optional(), bytes: count.optional(), sha256: sha256.optional(),
+      binlog: z.object({
+        file: z.string().regex(BINLOG_FILE_NAME, 'must be a binary log file name'), position: count, at: timestamp,
+        gtid: z.string().max(2048).regex(/^[0-9,-]+$/).optional(),
+      }).optional(),
+    }).passthrough()
       .refine((d) => d.file === undefined || d.file === layout.database(d.name), { message: 'file must be databases/<name>.sql.gz', path: ['file'] }))
       .max(100_000),
     grants: z.literal(layout.grants).nullable().optional(),
@@ -36,6 +45,14 @@ async function buildSchema() {
     // Compared with the account's uid when a reindex finds the snapshot (see reindex.ts).
     accountInfo: z.object({ uid: z.number().int().nonnegative() }).passthrough().optional(),
     content: z.literal('objects', { message: 'content must be "objects" when present' }).optional(),
+    // Read back by a restore: a path outside the home or a prefix with SQL in it is refused here.
+    sites: z.array(z.object({
+      folder: z.string().max(4096).refine((p) => isHomeRelative(p, true), 'must be a path inside the home'),
+      config: z.string().max(4096).refine((p) => isHomeRelative(p, false), 'must be a path inside the home'),
+      database: z.string().min(1).max(64).nullable(),
+      prefix: z.string().regex(SAFE_PREFIX, 'must be letters, digits and _').nullable(),
+      problem: z.string().max(1000).nullable(),
+    }).passthrough()).max(MAX_SITES).optional(),
     integrity: z.object({
       algorithm: z.literal('sha256', { message: 'algorithm must be sha256' }),
       index: sha256.nullable(), data: sha256.nullable(), grants: sha256.nullable().optional(),

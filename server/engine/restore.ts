@@ -25,6 +25,10 @@ export interface RestoreRequest {
   databases: { name: string; as?: string }[];
   /** Restore files into a new folder inside the home instead of into place. */
   intoFolder: boolean;
+  /** Paths below the chosen ones that are left out with all they hold (another site nested in a site's folder). */
+  excludePaths?: BytePath[];
+  /** Into place: what the chosen paths hold now and the snapshot does not is moved into a new folder of the home (see restore-writer.ts). */
+  moveAsideExtra?: boolean;
   mysql: () => Promise<MysqlCredentials>;
   /** The panel's rule of which account owns which database (and database user) name. */
   databaseOwnership: () => Promise<DatabaseOwnership>;
@@ -94,7 +98,7 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
   if (req.files) {
     if (!manifest.items.includes('files')) throw new Error(`snapshot ${req.snapshotId} holds no files`);
     const index = await readIndex(dest, dir);
-    const selected = selectEntries(index, req.paths);
+    const selected = withoutPaths(selectEntries(index, req.paths), req.excludePaths ?? []);
     const progress: RestoreProgress = { files: 0, bytes: 0, totalFiles: 0, totalBytes: 0 };
     for (const sel of selected) if (sel.entry.kind === 'f' && !sel.ancestor) { progress.totalFiles++; progress.totalBytes += sel.entry.size; }
     let reportedAt = 0;
@@ -106,7 +110,10 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
     report(true);
     const folder = req.intoFolder ? `tidemark-restore-${req.snapshotId}-${Date.now().toString(36)}` : '';
     const asAccountNow = ownerMapping(manifest.accountInfo, account);
-    const worker = spawnAccountWorker(account, { mode: 'restore', intoFolder: folder });
+    const prune = req.moveAsideExtra && !req.intoFolder
+      ? { roots: req.paths, keep: req.excludePaths ?? [], aside: `tidemark-moved-aside-${req.snapshotId}-${Date.now().toString(36)}` }
+      : undefined;
+    const worker = spawnAccountWorker(account, { mode: 'restore', intoFolder: folder, ...(prune ? { prune } : {}) });
     const chunks: Buffer[] = [];
     worker.output.on('data', (c: Buffer) => chunks.push(c));
     const write = async (b: Buffer): Promise<void> => {
@@ -179,6 +186,12 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
     }
   }
   return outcome;
+}
+
+/** The selection without the entries at or below `excluded`. */
+export function withoutPaths<T extends { entry: { path: BytePath } }>(selected: T[], excluded: readonly BytePath[]): T[] {
+  if (excluded.length === 0) return selected;
+  return selected.filter((s) => !excluded.some((x) => s.entry.path === x || s.entry.path.startsWith(`${x}/`)));
 }
 
 /** Reads a stored file whole and compares its SHA-256 with `expected`; throws naming `what` when it differs or is missing. */

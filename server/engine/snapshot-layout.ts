@@ -1,4 +1,5 @@
 import type { Structure } from '../store/jobs.js';
+import type { SiteRecord } from './sites/site-record.js';
 
 /** Where things live inside a destination (see docs/snapshot-format.md). */
 export const layout = {
@@ -41,8 +42,14 @@ export function newSnapshotId(at = new Date()): string {
   return `${stamp}-${Math.floor(Math.random() * 0x10000).toString(16).padStart(4, '0')}`;
 }
 
-/** `sha256`: of the stored .sql.gz (absent in snapshots made before hashes were kept). */
-export interface ManifestDatabase { name: string; file: string; bytes: number; sha256?: string }
+/**
+ * `sha256`: of the stored .sql.gz (absent in snapshots made before hashes were kept).
+ * `binlog`: the binary-log position the dump is consistent with (absent: binary logging was off).
+ */
+export interface ManifestDatabase {
+  name: string; file: string; bytes: number; sha256?: string;
+  binlog?: { file: string; position: number; at: string; gtid?: string };
+}
 
 /**
  * Hashes of what a snapshot stores, all SHA-256 in hex (see docs/snapshot-format.md):
@@ -76,4 +83,6 @@ export interface Manifest {
    * found by the hash in each index entry). Absent: content in the snapshot's own `files/`.
    */
   content?: 'objects';
+  /** The WordPress sites found as the run started (absent: not looked for). */
+  sites?: SiteRecord[];
 }

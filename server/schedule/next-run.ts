@@ -1,4 +1,4 @@
-import type { ScheduleRecord } from '../store/schedules.js';
+import { minutesOf, type ScheduleRecord } from '../store/schedules.js';
 
 export type Timing = Pick<ScheduleRecord, 'kind' | 'at' | 'weekday' | 'monthday'>;
 
@@ -14,6 +14,13 @@ const hhmm = (at: string | null): [number, number] => {
 export function nextRun(s: Timing, after: number): number | null {
   const [hour, minute] = hhmm(s.at);
   const d = new Date(after);
+  const every = minutesOf(s.kind);
+  if (every !== null) {
+    // On the minutes of the hour that are multiples of N (60 divides by each N): :00, :05, … in every time zone.
+    d.setSeconds(0, 0);
+    d.setMinutes(Math.floor(d.getMinutes() / every) * every + every);
+    return d.getTime();
+  }
   switch (s.kind) {
     case 'hourly': {
       d.setMinutes(minute, 0, 0);
@@ -42,6 +49,8 @@ export function nextRun(s: Timing, after: number): number | null {
       return d.getTime();
     }
     case 'after':
+      return null;
+    default:
       return null;
   }
 }

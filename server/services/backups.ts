@@ -253,14 +253,27 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
         politeness: ctx.config.queue,
         signal: watch.signal,
         onWarning: (message) => ctx.store.tasks.log(taskId, 'warn', message, 'provider'),
+        databaseOwnership: () => ctx.panel(false).databaseOwnership(),
       });
       const record: SnapshotRecord = {
         id: manifest.id, destinationId: destRecord.id, account: account.username, jobId: job.id, structure: manifest.structure,
         status: manifest.status, startedAt: manifest.startedAt, finishedAt: manifest.finishedAt, items: job.items,
         files: manifest.stats.files, bytes: manifest.stats.bytes, storedBytes: manifest.stats.storedBytes,
-        databases: manifest.databases.map((d) => d.name), locked: false, note: '', accountId,
+        databases: manifest.databases.map((d) => d.name), locked: false, note: '', accountId, sites: manifest.sites ?? null,
       };
       ctx.store.snapshots.insert(record);
+      for (const site of manifest.sites ?? []) {
+        ctx.store.tasks.log(taskId, site.problem ? 'warn' : 'info', site.problem
+          ? `WordPress site ${site.folder}: not restorable as a site: ${site.problem}`
+          : `WordPress site ${site.folder}: database ${site.database}, tables ${site.prefix}*`);
+      }
+      for (const d of manifest.databases) {
+        if (!d.binlog) continue;
+        ctx.store.binlogs.addPosition({
+          destinationId: destRecord.id, account: account.username, snapshotId: manifest.id, database: d.name,
+          binlogFile: d.binlog.file, binlogPosition: d.binlog.position, gtid: d.binlog.gtid ?? null, dumpedAt: d.binlog.at,
+        });
+      }
       if (schedule !== undefined) ctx.store.snapshots.setSchedule(destRecord.id, account.username, manifest.id, schedule);
       await catalogAfterBackup(ctx, destRecord, account.username, dest, (message) => taskLog('info', message, 'provider'));
       for (const p of manifest.problems ?? []) ctx.store.tasks.log(taskId, 'warn', `not backed up: ${p.item} (the database server could not be reached or refused; the provider's log has the cause)`, 'all');

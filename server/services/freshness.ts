@@ -5,7 +5,7 @@ import type { Context } from './context.js';
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
 /** How long a schedule's run may be ago before its account is overdue ('after' runs follow another job: a day). */
-const PERIOD_MS: Record<ScheduleKind, number> = { hourly: DAY_MS, daily: DAY_MS, weekly: 7 * DAY_MS, monthly: 31 * DAY_MS, after: DAY_MS };
+const PERIOD_MS: Record<ScheduleKind, number> = { every5min: HOUR_MS, every10min: HOUR_MS, every15min: HOUR_MS, every30min: HOUR_MS, hourly: DAY_MS, daily: DAY_MS, weekly: 7 * DAY_MS, monthly: 31 * DAY_MS, after: DAY_MS };
 
 export interface LastGood { snapshot: SnapshotRecord | null; ageMs: number | null }
 export interface AccountFreshness extends LastGood { account: string; periodMs: number; overdue: boolean }

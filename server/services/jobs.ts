@@ -6,7 +6,7 @@ import { checkAccountDestinationsAllowed, getDestination, NAME, validationMessag
 import { isAccountOwned, mayActOnAccount, ownerOf, pickOwned, PROVIDER, ROOT, type Actor } from './actor.js';
 import { checkMay } from './permissions.js';
 import { ACCOUNT_NAME } from '../engine/snapshot-layout.js';
-import { SCHEDULE_KINDS, type ScheduleKind, type ScheduleRecord } from '../store/schedules.js';
+import { minutesOf, SCHEDULE_KINDS, type ScheduleKind, type ScheduleRecord } from '../store/schedules.js';
 import { dueAt } from '../schedule/next-run.js';
 import { MANUAL } from './retention.js';
 import { refuseWhileBusy } from './busy.js';
@@ -133,6 +133,11 @@ async function applyJobEdit(ctx: Context, job: JobRecord, changes: EditJobInput,
   const dest = changes.destination === undefined ? current : getDestination(ctx, j.destination, actor, job.owner);
   if (dest.owner !== job.owner) throw new UserError(`no destination named "${j.destination}"`);
   await checkJobRules(ctx, actor, dest, j);
+  for (const sch of ctx.store.schedules.ofJob(job.id)) {
+    try { checkFrequentStructure(j.structure, sch.kind); } catch {
+      throw new UserError(`structure: job "${job.name}" has the schedule "${sch.name}" every ${minutesOf(sch.kind)} minutes, which is for the incremental structure only: change or remove that schedule first`);
+    }
+  }
   if (j.name !== job.name && ctx.store.jobs.byName(j.name, job.owner)) throw new UserError(`name: a job named "${j.name}" exists already`);
   const accounts: JobRecord['accounts'] = j.all ? { all: true } : { list: [...new Set(j.accounts!)] };
   const next = { name: j.name, destinationId: dest.id, structure: j.structure as JobRecord['structure'], accounts, items: j.items as JobRecord['items'], excludes: j.excludes };
@@ -194,6 +199,7 @@ async function scheduleSchema() {
     if (s.kind === 'after' && s.afterJob === undefined) bad('after: give the job whose run starts this one');
     if (s.kind !== 'after' && s.afterJob !== undefined) bad('afterJob is for "after" schedules only');
     if (s.kind === 'after' && s.at !== undefined) bad('an "after" schedule has no time of its own');
+    if (minutesOf(s.kind) !== null && s.at !== undefined) bad(`${s.kind}: a schedule every ${minutesOf(s.kind)} minutes has no time of its own (it runs at :00, :${String(minutesOf(s.kind)).padStart(2, '0')}, … of every hour)`);
   });
 }
 
@@ -224,15 +230,29 @@ export async function addScheduleToJob(ctx: Context, job: JobRecord, input: AddS
   const parsed = (await scheduleSchema()).safeParse(input);
   if (!parsed.success) throw new UserError(validationMessage(parsed.error));
   const s = parsed.data;
+  checkFrequentStructure(job.structure, s.kind);
   const name = s.name ?? s.kind;
   if (ctx.store.schedules.ofJob(job.id).some((x) => x.name === name)) throw new UserError(`name: job "${job.name}" has a schedule named "${name}" already: give another --name`);
   const afterJobId = s.afterJob === undefined ? null : afterJobIdOf(ctx, job, s.afterJob);
   const record = ctx.store.schedules.insert({
-    jobId: job.id, name, kind: s.kind as ScheduleKind, at: s.kind === 'after' ? null : s.at ?? '00:00', weekday: s.weekday ?? null,
+    jobId: job.id, name, kind: s.kind as ScheduleKind, at: untimed(s.kind) ? null : s.at ?? '00:00', weekday: s.weekday ?? null,
     monthday: s.monthday ?? null, afterJobId, keep: s.keep, createdAt: now,
   });
   ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'schedule.add', target: `${job.name}/${name}`, result: 'ok', detail: JSON.stringify(describeSchedule(ctx, record)) });
   return record;
+}
+
+/** Kinds without a time of day: 'after' and every N minutes. */
+const untimed = (kind: string): boolean => kind === 'after' || minutesOf(kind) !== null;
+
+/**
+ * Every N minutes only for the incremental structure: an unchanged file costs a hard link
+ * there, while an archive or compressed run copies (and compresses) the whole account each time.
+ */
+function checkFrequentStructure(structure: string, kind: string): void {
+  const every = minutesOf(kind);
+  if (every === null || structure === 'incremental') return;
+  throw new UserError(`kind: a schedule every ${every} minutes is for jobs with the incremental structure only; this job's structure is ${structure}, which would copy the whole account every ${every} minutes (choose hourly or less often, or make the job incremental)`);
 }
 
 /** The job an "after" schedule of `job` follows: one of the same owner, never in a loop. */
@@ -273,8 +293,9 @@ export async function editScheduleOfJob(ctx: Context, job: JobRecord, name: stri
   const parsed = (await scheduleSchema()).safeParse(merged);
   if (!parsed.success) throw new UserError(validationMessage(parsed.error));
   const s = parsed.data;
+  checkFrequentStructure(job.structure, s.kind);
   const next = {
-    kind: s.kind as ScheduleKind, at: s.kind === 'after' ? null : s.at ?? '00:00', weekday: s.weekday ?? null, monthday: s.monthday ?? null,
+    kind: s.kind as ScheduleKind, at: untimed(s.kind) ? null : s.at ?? '00:00', weekday: s.weekday ?? null, monthday: s.monthday ?? null,
     afterJobId: s.afterJob === undefined ? null : afterJobIdOf(ctx, job, s.afterJob), keep: s.keep,
   };
   ctx.store.schedules.update(current.id, next);

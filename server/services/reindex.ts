@@ -8,6 +8,7 @@ import { ACCOUNT_NAME, layout } from '../engine/snapshot-layout.js';
 import type { DestinationRecord } from '../store/destinations.js';
 import type { Item } from '../store/jobs.js';
 import { SNAPSHOT_ID, validateManifest } from '../engine/manifest.js';
+import type { DumpPosition } from '../store/binlogs.js';
 import type { Manifest } from '../engine/snapshot-layout.js';
 import { limits, readBounded } from '../engine/untrusted-input.js';
 import type { SnapshotRecord } from '../store/snapshots.js';
@@ -137,6 +138,7 @@ async function reindexAccount(ctx: Context, d: DestinationRecord, driver: Destin
   const identity = await identify(ctx, account);
   const toAdd: SnapshotRecord[] = [];
   const toUpdate: SnapshotRecord[] = [];
+  const positions: DumpPosition[] = [];
   for (const id of folders) {
     const file = `${layout.snapshotDir(account, id)}/${layout.manifest}`;
     let manifest: ParsedManifest;
@@ -152,6 +154,14 @@ async function reindexAccount(ctx: Context, d: DestinationRecord, driver: Destin
     const old = existing.get(id);
     existing.delete(id);
     const record = recordOf(ctx, d, manifest, old, identity);
+    // Where each dump is in the binary log (point in time), as the manifest says.
+    for (const db of manifest.databases) {
+      if (!db.binlog) continue;
+      positions.push({
+        destinationId: d.id, account, snapshotId: id, database: db.name, binlogFile: db.binlog.file,
+        binlogPosition: db.binlog.position, gtid: db.binlog.gtid ?? null, dumpedAt: db.binlog.at,
+      });
+    }
     if (!old) toAdd.push(record);
     else if (!isDeepStrictEqual(record, old)) toUpdate.push(record);
   }
@@ -160,6 +170,7 @@ async function reindexAccount(ctx: Context, d: DestinationRecord, driver: Destin
     for (const s of toAdd) ctx.store.snapshots.insert(s);
     for (const s of toUpdate) ctx.store.snapshots.update(s);
     for (const s of gone) ctx.store.snapshots.remove(d.id, s.account, s.id);
+    for (const p of positions) ctx.store.binlogs.addPosition(p);
   })();
   report.added += toAdd.length;
   report.updated += toUpdate.length;
@@ -212,7 +223,7 @@ function recordOf(ctx: Context, d: DestinationRecord, m: ParsedManifest, old: Sn
     id: m.id, destinationId: d.id, account: m.account, jobId, structure: m.structure, status: m.status,
     startedAt: m.startedAt, finishedAt: m.finishedAt, items: m.items as Item[], files: m.stats.files, bytes: m.stats.bytes,
     storedBytes: m.stats.storedBytes, databases: m.databases.map((x) => x.name), locked: old?.locked ?? false, note: old?.note ?? '',
-    schedule: old?.schedule ?? 'manual',
+    schedule: old?.schedule ?? 'manual', sites: m.sites ?? null,
     accountId: old ? old.accountId ?? null : identityOfFound(identity, m),
   };
 }

@@ -7,6 +7,10 @@ import type { Entry } from '../engine/format/entry.js';
 import { layout } from '../engine/snapshot-layout.js';
 import { listChildren, NotInSnapshotError } from '../engine/selection.js';
 import { readManifest, restoreSnapshot, type RestoreOutcome } from '../engine/restore.js';
+import { restoreSiteFromSnapshot } from '../engine/sites/restore-site.js';
+import { downloadSite } from '../engine/sites/download-site.js';
+import type { SiteRecord } from '../engine/sites/site-record.js';
+import type { LoadedDump } from '../engine/database/table-swap.js';
 import { downloadSnapshot, openDownloadFile } from '../engine/download.js';
 import { ContentDamagedError } from '../engine/snapshot-content.js';
 import { AccountBusyError, lockAccount, lockAccountWhenFree } from '../engine/account-lock.js';
@@ -163,6 +167,18 @@ export interface RestoreInput {
   paths: BytePath[];
   databases: { name: string; as?: string }[];
   intoFolder: boolean;
+  /**
+   * A WordPress site's folder (services/sites.ts): restore that site as the snapshot recorded it,
+   * its files and the tables of its prefix; `paths` and `databases` then name what it covers.
+   */
+  site?: string;
+  /**
+   * With `site`: restore the site to this moment (ISO): the snapshot gives the files, its tables
+   * come from the point-in-time restore of its database; `siteRecord` is the site as the newest
+   * snapshot that records it says (services/sites.ts).
+   */
+  moment?: string;
+  siteRecord?: SiteRecord;
 }
 
 /** `onTask` learns the task's id as soon as it runs, so a page can show its progress while it works. */
@@ -226,7 +242,15 @@ export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInp
     await runHooks(ctx.config, 'preRestore', hookInput, taskLog);
     started = true;
     unlock = await lockAccountWhenFree(ctx.dataDir, s.account, `restore task ${task.id}`);
-    const outcome = await withDriver(ctx, ctx.store.destinations.byId(s.destinationId)!, (destination) => restoreSnapshot({
+    const loadAtMoment = input.site !== undefined && input.moment !== undefined && input.siteRecord ? await siteTablesAt(ctx, s.account, new Date(input.moment)) : null;
+    const outcome: RestoreOutcome = await withDriver(ctx, ctx.store.destinations.byId(s.destinationId)!, (destination) => input.site !== undefined ? restoreSiteFromSnapshot({
+      account, destination, snapshotId: s.id, folder: input.site,
+      mysql: () => ctx.panel(true).mysqlCredentials(),
+      databaseOwnership: () => ctx.panel(false).databaseOwnership(),
+      otherSites: ctx.store.snapshots.list({ account: s.account }).flatMap((x) => x.sites ?? []),
+      ...(loadAtMoment && input.siteRecord ? { atMoment: { site: input.siteRecord, load: loadAtMoment } } : {}),
+      onProgress: (p) => ctx.store.tasks.progress(task.id, { ...ctx.store.tasks.byId(task.id)?.progress, phase: 'restoring', ...p }),
+    }) : restoreSnapshot({
       account, destination, snapshotId: s.id, paths: input.paths, files, databases: input.databases, intoFolder: input.intoFolder,
       mysql: () => ctx.panel(true).mysqlCredentials(),
       databaseOwnership: () => ctx.panel(false).databaseOwnership(),
@@ -261,13 +285,40 @@ export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInp
   }
 }
 
+/**
+ * Loads a database as it was at `moment` (engine/database/point-in-time.ts) into a new database
+ * of the account (`<account>_tmsite_<random>`: the point-in-time engine writes only names the
+ * account owns), for a site's tables to be taken from; dropped afterwards.
+ */
+async function siteTablesAt(ctx: Context, account: string, moment: Date): Promise<(database: string) => Promise<LoadedDump>> {
+  const { restoreDatabaseAt } = await import('../engine/database/point-in-time.js');
+  const { pointInTimeEnv } = await import('./point-in-time.js');
+  const { quoteIdent, withConnection } = await import('../engine/database/connection.js');
+  const crypto = await import('node:crypto');
+  return async (database) => {
+    const into = `${account}_tmsite_${crypto.randomBytes(4).toString('hex')}`;
+    const env = pointInTimeEnv(ctx);
+    const drop = async (): Promise<void> => {
+      await withConnection(await env.mysql(), (c) => c.query(`DROP DATABASE IF EXISTS ${quoteIdent(into)}`));
+    };
+    try {
+      await restoreDatabaseAt(env, { account, database, moment, into });
+    } catch (err) {
+      await drop().catch(() => undefined);
+      throw err;
+    }
+    return { database: into, drop };
+  };
+}
+
 /** The provider's permissions for what a restore asks for (files, databases, or both). */
 export function checkMayRestore(ctx: Context, actor: Actor, s: SnapshotRecord, input: { paths: readonly unknown[]; databases: readonly unknown[] }): void {
   if (input.paths.length > 0 || input.databases.length === 0) checkMay(ctx, actor, 'restoreFiles', s.account);
   if (input.databases.length > 0) checkMay(ctx, actor, 'restoreDatabases', s.account);
 }
 
-export interface DownloadInput { paths: BytePath[]; databases: string[] }
+/** `site`: a WordPress site's folder: its files and a dump of its tables only (services/sites.ts). */
+export interface DownloadInput { paths: BytePath[]; databases: string[]; site?: string }
 
 /**
  * Checks what a download needs (the snapshot visible, the provider's permission, the
@@ -279,6 +330,10 @@ export async function prepareDownload(ctx: Context, s: SnapshotRecord, input: Do
   await checkMaySee(ctx, actor, s);
   checkMay(ctx, actor, 'download', s.account);
   const destRecord = ctx.store.destinations.byId(s.destinationId)!;
+  // A site's table dump is made by loading the snapshot's dump into the server: never one the account controls.
+  if (input.site !== undefined && isAccountOwned(destRecord)) {
+    throw new UserError(`a site is not downloaded from destination "${destRecord.name}" of account ${destRecord.owner}: its dump would be loaded into the database server; download the files and the whole dump instead (download --path, --database)`);
+  }
   const target = `${s.account} ${s.id}`;
   const hookInput: HookInput = {
     job: null, account: s.account, destination: destRecord.name, snapshot: s.id, actor, paths: input.paths.map(toDisplay), databases: input.databases,
@@ -297,16 +352,19 @@ export async function prepareDownload(ctx: Context, s: SnapshotRecord, input: Do
     ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'download', target, result: 'failed', detail: (err as Error).message });
     throw err;
   }
+  const site = input.site;
   return async (out) => {
     let result: { files: number; bytes: number } | null = null;
     let failure: string | null = null;
     try {
       result = await runAsTask(ctx, {
         type: 'download', account: s.account, destinationId: destRecord.id, snapshotId: s.id, priority: PRIORITIES.high,
-        params: { paths: input.paths.map(toDisplay), databases: input.databases, requestedBy: actor.name, accountIdentity: s.accountId ?? null },
-      }, () => withDriver(ctx, destRecord, (destination) => downloadSnapshot({
-        destination, account: s.account, snapshotId: s.id, paths: input.paths, databases: input.databases, out,
-      })), {
+        params: { paths: input.paths.map(toDisplay), databases: input.databases, requestedBy: actor.name, accountIdentity: s.accountId ?? null, ...(input.site !== undefined ? { site: input.site } : {}) },
+      }, () => withDriver(ctx, destRecord, async (destination): Promise<{ files: number; bytes: number }> => {
+        if (site === undefined) return downloadSnapshot({ destination, account: s.account, snapshotId: s.id, paths: input.paths, databases: input.databases, out });
+        const r = await downloadSite({ destination, account: s.account, snapshotId: s.id, folder: site, out, mysql: () => ctx.panel(true).mysqlCredentials() });
+        return { files: r.files, bytes: r.bytes };
+      }), {
         summary: (r) => ({ ...r }),
         onTask: (id) => { downloadTask = id; for (const n of notes.splice(0)) ctx.store.tasks.log(id, n.level, n.message, 'provider'); },
       });

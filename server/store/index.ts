@@ -9,6 +9,7 @@ import { ApiTokenRepository } from './api-tokens.js';
 import { ScheduleRepository } from './schedules.js';
 import { AccountPreferenceRepository } from './account-preferences.js';
 import { AccountRepository } from './accounts.js';
+import { BinlogRepository } from './binlogs.js';
 
 export interface Store {
   db: Db;
@@ -23,6 +24,8 @@ export interface Store {
   accountPreferences: AccountPreferenceRepository;
   /** Account identities (store/accounts.ts). */
   accounts: AccountRepository;
+  /** Binary logs shipped and the log position of each dump (point in time). */
+  binlogs: BinlogRepository;
   close(): void;
 }
 
@@ -40,6 +43,7 @@ export async function openStore(dataDir: string): Promise<Store> {
     schedules: new ScheduleRepository(db),
     accountPreferences: new AccountPreferenceRepository(db),
     accounts: new AccountRepository(db),
+    binlogs: new BinlogRepository(db),
     close: () => db.close(),
   };
 }

@@ -1,7 +1,16 @@
 import type { Db } from './database.js';
 
-export type ScheduleKind = 'hourly' | 'daily' | 'weekly' | 'monthly' | 'after';
-export const SCHEDULE_KINDS: readonly ScheduleKind[] = ['hourly', 'daily', 'weekly', 'monthly', 'after'];
+export type MinuteKind = 'every5min' | 'every10min' | 'every15min' | 'every30min';
+export type ScheduleKind = MinuteKind | 'hourly' | 'daily' | 'weekly' | 'monthly' | 'after';
+/** Frequent file backups: every N minutes, for the incremental structure only (see services/jobs.ts). */
+export const MINUTE_KINDS: readonly MinuteKind[] = ['every5min', 'every10min', 'every15min', 'every30min'];
+export const SCHEDULE_KINDS: readonly ScheduleKind[] = [...MINUTE_KINDS, 'hourly', 'daily', 'weekly', 'monthly', 'after'];
+
+/** The minutes of an every-N-minutes kind, or null for the others. */
+export function minutesOf(kind: string): number | null {
+  const m = /^every(5|10|15|30)min$/.exec(kind);
+  return m ? Number(m[1]) : null;
+}
 
 export interface ScheduleRecord {
   id: number;
@@ -9,7 +18,7 @@ export interface ScheduleRecord {
   /** Unique per job; snapshots made by this schedule carry it. */
   name: string;
   kind: ScheduleKind;
-  /** "HH:MM" local time (hourly: "00:MM", the minute of each hour). */
+  /** "HH:MM" local time (hourly: "00:MM", the minute of each hour); null for 'after' and every-N-minutes kinds. */
   at: string | null;
   /** weekly: 0 (Sunday) to 6. */
   weekday: number | null;

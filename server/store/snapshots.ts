@@ -1,5 +1,6 @@
 import type { Db } from './database.js';
 import type { Item, Structure } from './jobs.js';
+import type { SiteRecord } from '../engine/sites/site-record.js';
 
 export interface SnapshotRecord {
   id: string;
@@ -25,12 +26,14 @@ export interface SnapshotRecord {
    * provider's (found by a reindex and older than the account now of that name). Default null.
    */
   accountId?: number | null;
+  /** The WordPress sites the snapshot records (engine/sites/); null or absent: not looked for. */
+  sites?: SiteRecord[] | null;
 }
 
 interface Row {
   id: string; destination_id: number; account: string; job_id: number | null; structure: string; status: string;
   started_at: string; finished_at: string; items: string; files: number; bytes: number; stored_bytes: number;
-  databases: string; locked: number; note: string; schedule: string; account_id: number | null;
+  databases: string; locked: number; note: string; schedule: string; account_id: number | null; sites: string | null;
 }
 
 const fromRow = (r: Row): SnapshotRecord => ({
@@ -38,7 +41,7 @@ const fromRow = (r: Row): SnapshotRecord => ({
   status: r.status as SnapshotRecord['status'], startedAt: r.started_at, finishedAt: r.finished_at,
   items: JSON.parse(r.items) as Item[], files: r.files, bytes: r.bytes, storedBytes: r.stored_bytes,
   databases: JSON.parse(r.databases) as string[], locked: r.locked === 1, note: r.note, schedule: r.schedule,
-  accountId: r.account_id,
+  accountId: r.account_id, sites: r.sites === null || r.sites === undefined ? null : JSON.parse(r.sites) as SiteRecord[],
 });
 
 export class SnapshotRepository {
@@ -67,16 +70,17 @@ export class SnapshotRepository {
   }
   insert(s: SnapshotRecord): void {
     this.db.prepare(`INSERT INTO snapshots (id, destination_id, account, job_id, structure, status, started_at, finished_at, items,
-      files, bytes, stored_bytes, databases, locked, note, schedule, account_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      files, bytes, stored_bytes, databases, locked, note, schedule, account_id, sites) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
       .run(s.id, s.destinationId, s.account, s.jobId, s.structure, s.status, s.startedAt, s.finishedAt, JSON.stringify(s.items),
-        s.files, s.bytes, s.storedBytes, JSON.stringify(s.databases), s.locked ? 1 : 0, s.note, s.schedule ?? 'manual', s.accountId ?? null);
+        s.files, s.bytes, s.storedBytes, JSON.stringify(s.databases), s.locked ? 1 : 0, s.note, s.schedule ?? 'manual', s.accountId ?? null,
+        s.sites ? JSON.stringify(s.sites) : null);
   }
   /** Rewrites what the catalog knows of one snapshot (reindex); locked and note are written as given. A `damaged` mark stays (only a verify clears it). */
   update(s: SnapshotRecord): void {
     this.db.prepare(`UPDATE snapshots SET job_id = ?, structure = ?, status = CASE status WHEN 'damaged' THEN status ELSE ? END, started_at = ?, finished_at = ?, items = ?, files = ?,
-      bytes = ?, stored_bytes = ?, databases = ?, locked = ?, note = ? WHERE destination_id = ? AND account = ? AND id = ?`)
+      bytes = ?, stored_bytes = ?, databases = ?, locked = ?, note = ?, sites = ? WHERE destination_id = ? AND account = ? AND id = ?`)
       .run(s.jobId, s.structure, s.status, s.startedAt, s.finishedAt, JSON.stringify(s.items), s.files, s.bytes, s.storedBytes,
-        JSON.stringify(s.databases), s.locked ? 1 : 0, s.note, s.destinationId, s.account, s.id);
+        JSON.stringify(s.databases), s.locked ? 1 : 0, s.note, s.sites ? JSON.stringify(s.sites) : null, s.destinationId, s.account, s.id);
   }
   /** The account was renamed in the panel: its snapshots on this destination follow it. Returns how many moved. */
   renameAccount(destinationId: number, from: string, to: string): number {

@@ -6,7 +6,8 @@
  * It starts the way a packaged server does: with the configuration files Debian's mariadb-server
  * reads (/etc/mysql/my.cnf and its !includedir's, such as mariadb.conf.d/50-server.cnf with
  * collation-server = utf8mb4_general_ci), then only the options that make it private (datadir,
- * socket, pid file, logs, no TCP, no binary log) and the caller's own, in a defaults file.
+ * socket, pid file, logs, no TCP, no binary log unless asked for) and the caller's own, in a
+ * defaults file.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -62,6 +63,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 export interface TestMariaDb {
   creds: MysqlCredentials;
+  /** With `binlog`: the binary logs' base name (`<datadir>/mariadb-bin`). */
+  binlogBase: string | null;
   /** The temporary directory (datadir, socket, logs). */
   dir: string;
   stop(): Promise<void>;
@@ -81,6 +84,12 @@ const DEBIAN_CONF_DIRS = ['/etc/mysql/conf.d/', '/etc/mysql/mariadb.conf.d/'];
 export interface TestMariaDbOptions {
   /** Extra `[mysqld]` lines (`collation-server = …`), after Debian's files. */
   serverConfig?: string[];
+  /**
+   * Binary logging on, as a provider would turn it on for point-in-time restores: `log_bin`
+   * under the private datadir, `binlog_format = ROW`, a `server_id`. Everything else stays
+   * the packaged configuration.
+   */
+  binlog?: boolean;
 }
 
 export async function startTestMariaDb(options: TestMariaDbOptions = {}): Promise<TestMariaDb> {
@@ -103,7 +112,10 @@ export async function startTestMariaDb(options: TestMariaDbOptions = {}): Promis
     ...debianConfigIncludes(),
     '[mysqld]',
     `datadir = ${datadir}`, `socket = ${socket}`, `pid-file = ${pidFile}`, `log-error = ${errorLog}`, `tmpdir = ${dir}`,
-    'skip-networking', 'port = 0', 'user = mysql', 'skip-log-bin', 'general-log = 0', 'slow-query-log = 0',
+    'skip-networking', 'port = 0', 'user = mysql', 'general-log = 0', 'slow-query-log = 0',
+    ...(options.binlog
+      ? [`log-bin = ${path.join(datadir, 'mariadb-bin')}`, 'binlog-format = ROW', 'server-id = 1', 'expire-logs-days = 0']
+      : ['skip-log-bin']),
     `innodb-data-home-dir = ${datadir}`, `innodb-log-group-home-dir = ${datadir}`, `innodb-undo-directory = ${datadir}`, `aria-log-dir-path = ${datadir}`,
     // Small InnoDB files: the server starts in well under a second.
     'innodb-log-file-size = 8M', 'innodb-buffer-pool-size = 32M', 'skip-name-resolve', 'event-scheduler = ON',
@@ -171,7 +183,7 @@ export async function startTestMariaDb(options: TestMariaDbOptions = {}): Promis
           } finally {
             await conn.end();
           }
-          if (path.resolve(where.d) !== path.resolve(datadir) || where.s !== socket || Number(where.n) !== 1 || Number(where.b) !== 0) {
+          if (path.resolve(where.d) !== path.resolve(datadir) || where.s !== socket || Number(where.n) !== 1 || Number(where.b) !== (options.binlog ? 1 : 0)) {
             notPrivate = JSON.stringify(where);
           }
           break;
@@ -195,6 +207,7 @@ export async function startTestMariaDb(options: TestMariaDbOptions = {}): Promis
 
   return {
     creds: { socket, user: 'root' },
+    binlogBase: options.binlog ? path.join(datadir, 'mariadb-bin') : null,
     dir,
     async stop(): Promise<void> {
       if (stopped) return;

@@ -5,7 +5,7 @@ import {
   setManualKeepOfJob, type AddScheduleInput,
 } from '../../services/jobs.js';
 import { applyRetention, type RetentionOutcome } from '../../services/retention.js';
-import { SCHEDULE_KINDS, type ScheduleRecord } from '../../store/schedules.js';
+import { minutesOf, SCHEDULE_KINDS, type ScheduleRecord } from '../../store/schedules.js';
 import type { JobRecord } from '../../store/jobs.js';
 import { notFound } from '../http-error.js';
 import { actorOf } from '../session.js';
@@ -14,7 +14,8 @@ import type { ProviderState } from './state.js';
 
 const FIELDS = ['name', 'kind', 'at', 'weekday', 'monthday', 'afterJob', 'keep', 'manualKeep'] as const;
 const RULES: MessageRules = [
-  [/no time of its own|^hourly: at/, 'at'],
+  [/^every\d+min: |no time of its own|^hourly: at/, 'at'],
+  [/^kind: /, 'kind'],
   [/weekday/, 'weekday'],
   [/monthday/, 'monthday'],
   [/afterJob|"after"|^after:/, 'afterJob'],
@@ -42,7 +43,7 @@ const valuesOf = (s: ScheduleRecord, afterJob: string): ScheduleForm => ({
 function inputOf(v: ScheduleForm): AddScheduleInput {
   const keep = numberField(v.keep);
   const out: AddScheduleInput = { kind: v.kind, keep: keep ?? Number.NaN };
-  if (v.kind !== 'after' && v.at !== '') out.at = v.at;
+  if (v.kind !== 'after' && minutesOf(v.kind) === null && v.at !== '') out.at = v.at;
   if (v.kind === 'weekly') { const n = numberField(v.weekday); if (n !== undefined) out.weekday = n; }
   if (v.kind === 'monthly') { const n = numberField(v.monthday); if (n !== undefined) out.monthday = n; }
   if (v.kind === 'after' && v.afterJob !== '') out.afterJob = v.afterJob;

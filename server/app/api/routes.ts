@@ -18,16 +18,20 @@ import type { TaskRecord } from '../../store/tasks.js';
 import { cancelTask, getTask, listTasks } from '../../services/tasks.js';
 import { isPriorityName, PRIORITIES, priorityName } from '../../queue/priority.js';
 import { ApiError, statusOf } from './errors.js';
+import {
+  binlogStatus, databaseWindow, parseMoment, previewDatabaseAt, restoreDatabaseAtMoment, shipBinlogsNow, type AtInput,
+} from '../../services/point-in-time.js';
 import { stillSameAccount } from '../session.js';
 import { historyApiRoutes } from './history-routes.js';
+import { siteApiRoutes } from './site-routes.js';
 
-type Body = Record<string, unknown>;
+export type Body = Record<string, unknown>;
 type Handler = (req: express.Request, res: express.Response, actor: Actor) => Promise<void>;
 
 const actorOf = (res: express.Response): Actor => res.locals.apiActor as Actor;
 
 /** Wraps a handler: its errors become `{error}` with the CLI's message and a status that fits. */
-const handle = (fn: Handler) => (req: express.Request, res: express.Response): void => {
+export const handle = (fn: Handler) => (req: express.Request, res: express.Response): void => {
   fn(req, res, actorOf(res)).catch((err: unknown) => {
     const status = statusOf(err);
     if (status === 500) process.stderr.write(`tidemark api: ${(err as Error)?.stack ?? String(err)}\n`);
@@ -37,7 +41,7 @@ const handle = (fn: Handler) => (req: express.Request, res: express.Response): v
   });
 };
 
-const bad = (message: string): ApiError => new ApiError(400, message);
+export const bad = (message: string): ApiError => new ApiError(400, message);
 
 function taskId(req: express.Request): number {
   const id = Number(param(req, 'id'));
@@ -45,14 +49,14 @@ function taskId(req: express.Request): number {
   return id;
 }
 
-function body(req: express.Request): Body {
+export function body(req: express.Request): Body {
   const b: unknown = req.body;
   if (b === undefined || b === null) return {};
   if (typeof b !== 'object' || Array.isArray(b)) throw bad('the request body must be a JSON object');
   return b as Body;
 }
 
-function optString(b: Body, key: string): string | undefined {
+export function optString(b: Body, key: string): string | undefined {
   const v = b[key];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'string') throw bad(`${key}: a string is expected`);
@@ -64,7 +68,7 @@ function optNumber(b: Body, key: string): number | undefined {
   if (typeof v !== 'number' || !Number.isFinite(v)) throw bad(`${key}: a number is expected`);
   return v;
 }
-function optBoolean(b: Body, key: string): boolean | undefined {
+export function optBoolean(b: Body, key: string): boolean | undefined {
   const v = b[key];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'boolean') throw bad(`${key}: true or false is expected`);
@@ -77,7 +81,7 @@ function stringList(b: Body, key: string): string[] {
   return v as string[];
 }
 const param = (req: express.Request, key: string): string => String(req.params[key] ?? '');
-const query = (req: express.Request, key: string): string | undefined => (typeof req.query[key] === 'string' ? req.query[key] as string : undefined);
+export const query = (req: express.Request, key: string): string | undefined => (typeof req.query[key] === 'string' ? req.query[key] as string : undefined);
 
 /** Paths as UTF-8 text (`paths`) or as base64 of their bytes (`pathsBase64`), as in the CLI. */
 const pathsOf = (b: Body): BytePath[] => [...stringList(b, 'paths').map(fromUtf8), ...stringList(b, 'pathsBase64').map((p) => base64Path('pathsBase64', p))];
@@ -125,7 +129,7 @@ function describeTask(ctx: Context, t: TaskRecord, actor: Actor): Record<string,
  * goes on after the answer, and its outcome is in the tasks. An error before any task
  * exists is the answer instead.
  */
-function startInBackground(work: (onTasks: (ids: number[]) => void) => Promise<unknown>): Promise<number[]> {
+export function startInBackground(work: (onTasks: (ids: number[]) => void) => Promise<unknown>): Promise<number[]> {
   return new Promise((resolve, reject) => {
     let answered = false;
     work((ids) => { answered = true; resolve(ids); }).then(
@@ -325,6 +329,41 @@ export function apiRoutes(ctx: Context, trusted: boolean): express.Router {
   }));
 
   r.use(historyApiRoutes(ctx));
+  r.use(siteApiRoutes(ctx));
+  // Point in time (services/point-in-time.ts): the same documents as `tidemark database …` and `tidemark binlog …`.
+  const atInput = (req: express.Request, b: Body): AtInput => {
+    const account = optString(b, 'account') ?? query(req, 'account');
+    if (!account) throw bad('account is required');
+    const at = optString(b, 'at') ?? query(req, 'at');
+    if (!at) throw bad('at is required (an ISO date and time)');
+    const tables = b.tables === undefined ? undefined : stringList(b, 'tables');
+    const into = optString(b, 'as');
+    return { account, database: param(req, 'database'), at: parseMoment(at), ...(tables ? { tables } : {}), ...(into ? { into } : {}), asNewTables: optBoolean(b, 'asNewTables') ?? false };
+  };
+  r.get('/databases/:database/window', handle(async (req, res, actor) => {
+    const account = query(req, 'account');
+    if (!account) throw bad('account is required');
+    res.json(await databaseWindow(ctx, actor, account, param(req, 'database')));
+  }));
+  r.post('/databases/:database/preview', handle(async (req, res, actor) => {
+    res.json(await previewDatabaseAt(ctx, actor, atInput(req, body(req))));
+  }));
+  r.post('/databases/:database/restore', handle(async (req, res, actor) => {
+    const b = body(req);
+    const input = atInput(req, b);
+    if (optBoolean(b, 'wait')) { res.json(await restoreDatabaseAtMoment(ctx, actor, input)); return; }
+    const [task] = await startInBackground((onTasks) => restoreDatabaseAtMoment(ctx, actor, input, (id) => onTasks([id])));
+    res.status(202).json({ task });
+  }));
+  r.get('/binlogs', handle(async (_req, res, actor) => {
+    if (actor.role !== 'admin') throw new ApiError(403, 'only the provider sees the binary logs');
+    res.json(await binlogStatus(ctx));
+  }));
+  r.post('/binlogs/ship', handle(async (_req, res, actor) => {
+    if (actor.role !== 'admin') throw new ApiError(403, 'only the provider ships the binary logs');
+    res.json(await shipBinlogsNow(ctx));
+  }));
+
   r.use((_req, res) => { res.status(404).json({ error: 'no such API endpoint' }); });
   // Errors of the body parser: malformed JSON, too large.
   r.use((err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {

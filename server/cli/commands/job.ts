@@ -41,7 +41,7 @@ export function register(program: Command): void {
 
   const schedule = job.command('schedule').description('when a job runs, and how many snapshots each schedule keeps');
   schedule.command('add').argument('<job>')
-    .addOption(new Option('--kind <kind>', 'hourly | daily | weekly | monthly | after').choices(SCHEDULE_KINDS).makeOptionMandatory())
+    .addOption(new Option('--kind <kind>', 'every5min | every10min | every15min | every30min (incremental jobs only) | hourly | daily | weekly | monthly | after').choices(SCHEDULE_KINDS).makeOptionMandatory())
     .requiredOption('--keep <n>', 'keep the newest N snapshots of this schedule', wholeNumber(1, 1_000_000))
     .option('--at <HH:MM>', 'local time (hourly: 00:MM, the minute of each hour; default 00:00)', timeOfDay)
     .option('--weekday <0-6>', 'weekly: 0 Sunday … 6 Saturday', wholeNumber(0, 6))
@@ -78,7 +78,7 @@ export function register(program: Command): void {
     }));
 
   schedule.command('edit').argument('<job>').argument('<name>').description('change a schedule\'s timing or retention (its name stays)')
-    .addOption(new Option('--kind <kind>', 'hourly | daily | weekly | monthly | after').choices(SCHEDULE_KINDS))
+    .addOption(new Option('--kind <kind>', 'every5min | every10min | every15min | every30min (incremental jobs only) | hourly | daily | weekly | monthly | after').choices(SCHEDULE_KINDS))
     .option('--keep <n>', 'keep the newest N snapshots of this schedule', wholeNumber(1, 1_000_000))
     .option('--at <HH:MM>', 'local time', timeOfDay)
     .option('--weekday <0-6>', 'weekly: 0 Sunday … 6 Saturday', wholeNumber(0, 6))

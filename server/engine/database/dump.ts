@@ -10,6 +10,10 @@ import {
   quoteIdent, redact, toolEnv, tokenizeSql, validateDatabaseName, withConnection, writeDefaultsFile, type DefaultsFile,
 } from './connection.js';
 import { userHosts } from './discover.js';
+import { DumpCoordinatesReader, type BinlogCoordinates } from './dump-coordinates.js';
+
+/** A running dump; `binlogCoordinates()` once it has ended (null: binary logging is off). */
+export type DatabaseDump = Readable & { binlogCoordinates(): BinlogCoordinates | null };
 
 const FALLBACK_DIRS = ['/usr/local/bin', '/usr/bin', '/bin', '/usr/local/sbin', '/usr/sbin', '/sbin'];
 
@@ -83,10 +87,13 @@ export function collectStderr(child: ChildProcess): () => string {
 
 /**
  * The plain SQL dump of database `db` (no CREATE DATABASE / USE lines: it restores under any name).
- * The stream is destroyed with an Error carrying the tool's stderr when the dump fails.
+ * The stream is destroyed with an Error carrying the tool's stderr when the dump fails. When the
+ * server writes a binary log, the dump also records (as a comment, `--master-data=2`) the log
+ * position it is consistent with, returned by `binlogCoordinates()` after the end.
  */
-export function dumpDatabase(creds: MysqlCredentials, db: string, politeness?: Politeness): Readable {
-  const out = new PassThrough();
+export function dumpDatabase(creds: MysqlCredentials, db: string, politeness?: Politeness, tables?: readonly string[]): DatabaseDump {
+  const coordinates = new DumpCoordinatesReader();
+  const out = Object.assign(new PassThrough(), { binlogCoordinates: () => coordinates.coordinates() });
   let child: ChildProcess | undefined;
   let defaults: DefaultsFile | undefined;
   const running = (): boolean => !!child && child.exitCode === null && child.signalCode === null;
@@ -103,7 +110,9 @@ export function dumpDatabase(creds: MysqlCredentials, db: string, politeness?: P
       const [rows] = await conn.query<RowDataPacket[]>(
         'SELECT SCHEMA_NAME AS name, DEFAULT_CHARACTER_SET_NAME AS cs, DEFAULT_COLLATION_NAME AS coll FROM information_schema.SCHEMATA');
       const row = rows.find((r) => String(r.name) === db);
-      return { charset: String(row?.cs ?? 'utf8mb4'), collation: String(row?.coll ?? '') };
+      const [logBin] = await conn.query<RowDataPacket[]>({ sql: 'SELECT @@GLOBAL.log_bin', rowsAsArray: true });
+      const binlog = Number((logBin[0] as unknown[] | undefined)?.[0] ?? 0) === 1;
+      return { charset: String(row?.cs ?? 'utf8mb4'), collation: String(row?.coll ?? ''), binlog };
     });
     if (!defaultsOf) throw new Error(`cannot dump database ${quoteIdent(db)}: it does not exist on the MySQL server`);
     if (out.destroyed) return;
@@ -111,7 +120,11 @@ export function dumpDatabase(creds: MysqlCredentials, db: string, politeness?: P
     defaults = writeDefaultsFile(creds);
     const d = defaults;
     const name = path.basename(tool);
-    const run = politely(politeness ?? FULL_SPEED, tool, [d.arg, ...DUMP_OPTIONS, '--', db]);
+    // With --single-transaction, MariaDB takes the position from the same consistent snapshot.
+    const binlogOptions = defaultsOf.binlog && !(tables && tables.length > 0) ? ['--master-data=2'] : [];
+    // Some tables only (a site's): their triggers come along, the database's routines and events do not.
+    const only = tables && tables.length > 0 ? ['--skip-routines', '--skip-events'] : [];
+    const run = politely(politeness ?? FULL_SPEED, tool, [d.arg, ...DUMP_OPTIONS, ...binlogOptions, ...only, '--', db, ...(tables ?? [])]);
     const proc = spawn(run.command, run.args, { stdio: ['ignore', 'pipe', 'pipe'], env: toolEnv() });
     child = proc;
     const stderr = collectStderr(proc);
@@ -123,7 +136,7 @@ export function dumpDatabase(creds: MysqlCredentials, db: string, politeness?: P
     proc.on('close', (code, signal) => {
       d.remove();
       if (out.destroyed) return;
-      if (code === 0) { out.end(); return; }
+      if (code === 0) { coordinates.end(); return; }
       const how = code !== null ? `exit code ${code}` : `signal ${signal}`;
       const msg = redact(stderr(), creds);
       out.destroy(new Error(`${name} failed for database ${quoteIdent(db)} (${how})${msg ? `: ${msg}` : ''}`));
@@ -131,7 +144,10 @@ export function dumpDatabase(creds: MysqlCredentials, db: string, politeness?: P
     if (/^[A-Za-z0-9_]+$/.test(defaultsOf.charset) && /^[A-Za-z0-9_]+$/.test(defaultsOf.collation)) {
       out.write(`${DUMP_HEADER_PREFIX}CHARACTER SET ${defaultsOf.charset} COLLATE ${defaultsOf.collation}\n`);
     }
-    proc.stdout!.pipe(out, { end: false });
+    coordinates.on('error', (err) => out.destroy(err));
+    coordinates.on('end', () => { if (!out.destroyed) out.end(); });
+    proc.stdout!.pipe(coordinates, { end: false });
+    coordinates.pipe(out, { end: false });
   };
   start().catch((err: unknown) => {
     defaults?.remove();

@@ -2,22 +2,26 @@
 import './drop-privileges.js';
 import { runBackupReader } from './backup-reader.js';
 import { runRestoreWriter } from './restore-writer.js';
+import { runSiteFinder } from '../sites/find-sites.js';
 
 interface WorkerJob {
-  mode: 'backup' | 'restore';
+  mode: 'backup' | 'restore' | 'sites';
   home: string;
   excludes?: string[];
   previous?: boolean;
   tar?: boolean;
   intoFolder?: string;
+  prune?: { roots: string[]; keep: string[]; aside: string };
 }
 
 async function main(): Promise<void> {
   const job = JSON.parse(process.env.TIDEMARK_WORKER_JOB ?? '{}') as WorkerJob;
   if (job.mode === 'backup') {
     await runBackupReader({ home: job.home, excludes: job.excludes ?? [], previous: job.previous ?? false, tar: job.tar ?? false });
+  } else if (job.mode === 'sites') {
+    runSiteFinder({ home: job.home, excludes: job.excludes ?? [] });
   } else if (job.mode === 'restore') {
-    await runRestoreWriter({ home: job.home, intoFolder: job.intoFolder ?? '' });
+    await runRestoreWriter({ home: job.home, intoFolder: job.intoFolder ?? '', ...(job.prune ? { prune: job.prune } : {}) });
   } else {
     throw new Error(`unknown worker mode ${String(job.mode)}`);
   }

@@ -11,6 +11,12 @@ export interface RestoreWriterOptions {
   home: string;
   /** '' restores into place; otherwise a new folder (relative to the home) that must not exist yet. */
   intoFolder: string;
+  /**
+   * Into place only: below `roots`, what the snapshot does not hold is moved into the new folder
+   * `aside` (relative to the home), so the roots become what the snapshot holds and nothing is
+   * lost; paths at or below `keep` are left alone (another site nested in a site's folder).
+   */
+  prune?: { roots: string[]; keep: string[]; aside: string };
 }
 
 export interface RestoreResult {
@@ -20,6 +26,46 @@ export interface RestoreResult {
   bytes: number;
   warnings: { path: string; message: string }[];
   warningCount: number;
+  /** prune: how many entries were moved aside, and where. */
+  movedAside?: number;
+  asideFolder?: string;
+}
+
+/**
+ * Moves what lies below `prune.roots` and is not in `named` into `prune.aside` (same relative
+ * path), never following a symlink: a folder is gone into only when it is a real one.
+ */
+function pruneExtra(home: Buffer, prune: NonNullable<RestoreWriterOptions['prune']>, named: Set<BytePath>, warn: (rel: BytePath, m: string) => void): number {
+  const rel2abs = (rel: BytePath): Buffer => Buffer.concat([home, Buffer.from('/'), toBuffer(rel)]);
+  const kept = (rel: BytePath): boolean => prune.keep.some((k) => rel === k || rel.startsWith(`${k}/`));
+  if (!validRelative(prune.aside) || prune.aside === '') throw new Error('invalid folder for what a restore moves aside');
+  let moved = 0;
+  const stack = prune.roots.filter((r) => validRelative(r) && r !== '' && named.has(r));
+  while (stack.length > 0) {
+    const dir = stack.pop()!;
+    let names: fs.Dirent<Buffer>[];
+    try {
+      if (!fs.lstatSync(rel2abs(dir)).isDirectory()) continue;
+      names = fs.readdirSync(rel2abs(dir), { withFileTypes: true, encoding: 'buffer' });
+    } catch { continue; }
+    for (const d of names) {
+      const rel = `${dir}/${d.name.toString('latin1')}`;
+      if (kept(rel)) continue;
+      if (named.has(rel)) {
+        if (d.isDirectory()) stack.push(rel);
+        continue;
+      }
+      try {
+        const target = rel2abs(`${prune.aside}/${rel}`);
+        fs.mkdirSync(target.subarray(0, target.lastIndexOf(0x2f)), { recursive: true, mode: 0o700 });
+        fs.renameSync(rel2abs(rel), target);
+        moved++;
+      } catch (err) {
+        warn(rel, `not in the snapshot, and could not be moved aside: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+      }
+    }
+  }
+  return moved;
 }
 
 const O_NEW = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
@@ -67,6 +113,8 @@ export function removeRestoreLeftovers(home: Buffer, uid: number): number {
  */
 export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void> {
   const result: RestoreResult = { files: 0, directories: 0, links: 0, bytes: 0, warnings: [], warningCount: 0 };
+  /** Every path the stream names (for prune). */
+  const named = new Set<BytePath>();
   const warn = (rel: BytePath, message: string): void => {
     result.warningCount++;
     if (result.warnings.length < MAX_WARNINGS) result.warnings.push({ path: toDisplay(rel), message });
@@ -191,6 +239,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     if (!validRelative(e.path)) { warn(e.path, 'invalid path in the snapshot; skipped'); continue; }
     // Whatever is put at a path now, it is no longer a file this restore wrote.
     written.delete(e.path);
+    if (opts.prune) named.add(e.path);
     try {
       if (e.kind === 'd') {
         const existed = readyDirs.has(e.path) || fs.existsSync(abs(e.path));
@@ -236,6 +285,12 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     // The stream broke off (root found damage, or died): the file being written is not kept.
     if (current) { try { fs.closeSync(current.fd); } catch { /* closed */ } fs.rmSync(current.tmp, { force: true }); current = null; }
     throw err;
+  }
+
+  if (opts.prune && opts.intoFolder === '') {
+    const moved = pruneExtra(homeBuf, opts.prune, named, warn);
+    result.movedAside = moved;
+    if (moved > 0) result.asideFolder = opts.prune.aside;
   }
 
   for (let i = pendingDirs.length - 1; i >= 0; i--) {
