@@ -105,3 +105,13 @@ test("alice cannot preview bob's database", async () => {
   assert.ok(p.status === 403 || p.status === 404 || p.status === 409, String(p.status));
   assert.ok(!p.body.includes('rows-then'));
 });
+
+test("the provider's Binary logs page shows the shipping; an account holder never sees it", async () => {
+  const admin = new WebClient(fx.base);
+  await admin.get(fx.loginUrl('root', 'admin'));
+  const r = await admin.get('/admin/binlogs');
+  assert.equal(r.status, 200);
+  assert.match(r.body, /data-binlog-on/);
+  assert.match(r.body, /<td data-label="Destination">shown<\/td>/);
+  assert.equal((await alice.get('/admin/binlogs')).status, 404);
+});
