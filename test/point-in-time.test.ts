@@ -210,8 +210,12 @@ describe('restore tables as of a moment', () => {
     assert.deepEqual(await contents(shop), before);
   });
 
-  test('preview: rows now and then per table, and nothing is left behind', async () => {
+  test('preview: rows now and then per table, and nothing is left behind (nor what a killed restore left)', async () => {
     const dbsBefore = (await rootQuery(maria.creds, 'SHOW DATABASES')).map((r) => r.Database).sort();
+    // What a restore killed halfway leaves: its scratch database and replay user, named with its (gone) process id.
+    let deadPid = 4_000_000;
+    while (fs.existsSync(`/proc/${deadPid}`)) deadPid++;
+    await rootQuery(maria.creds, `CREATE DATABASE \`#tidemark-pitr-${deadPid}-0123456789ab\`; CREATE USER 'tidemark-replay-${deadPid}-0123456789ab'@'localhost';`);
     const p = ok(cli(dataDir, ['database', 'preview', shop, '--account', alice.username, '--at', states[1]!.at]));
     const items = p.tables.find((t: { table: string }) => t.table === 'items');
     assert.equal(items.rowsAt, states[1]!.shop.items!.length);

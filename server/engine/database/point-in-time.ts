@@ -29,6 +29,7 @@ import { quoteIdent, validateDatabaseName, withConnection } from './connection.j
 import { restoreDatabase } from './restore.js';
 import { replayBinlogs, type ReplayOutcome } from './binlog-replay.js';
 import { binlogPath, binlogSeq } from './binlog-layout.js';
+import { isProcessAlive } from '../../util/process-alive.js';
 
 /** What the point-in-time functions need from the rest of Tidemark (services/point-in-time.ts makes one). */
 export interface PointInTimeEnv {
@@ -208,9 +209,32 @@ async function fetchLogs(env: PointInTimeEnv, chain: ShippedBinlog[], dir: strin
   return out;
 }
 
-/** A scratch database name no account can own (account names cannot start with "#"). */
+/**
+ * A scratch database name no account can own (account names cannot start with "#"), with the
+ * process id, so that what a killed process left is recognised and removed (sweepLeftovers).
+ */
 function scratchName(): string {
-  return `#tidemark-pitr-${crypto.randomBytes(6).toString('hex')}`;
+  return `${SCRATCH_PREFIX}${process.pid}-${crypto.randomBytes(6).toString('hex')}`;
+}
+const SCRATCH_PREFIX = '#tidemark-pitr-';
+const REPLAY_USER_PREFIX = 'tidemark-replay-';
+const LEFTOVER = /^(?:#tidemark-pitr-|tidemark-replay-)(\d+)-[0-9a-f]{12}$/;
+
+/** Drops the scratch databases and replay users of processes that no longer run (a restore killed halfway). */
+export async function sweepLeftovers(creds: MysqlCredentials): Promise<{ databases: string[]; users: string[] }> {
+  const dead = (name: string): boolean => {
+    const m = LEFTOVER.exec(name);
+    return m !== null && Number(m[1]) !== process.pid && !isProcessAlive(Number(m[1]));
+  };
+  return withConnection(creds, async (conn) => {
+    const [dbs] = await conn.query<RowDataPacket[]>({ sql: 'SHOW DATABASES', rowsAsArray: true });
+    const databases = dbs.map((r) => String((r as unknown[])[0])).filter((n) => n.startsWith(SCRATCH_PREFIX) && dead(n));
+    for (const d of databases) await conn.query(`DROP DATABASE IF EXISTS ${quoteIdent(d)}`);
+    const [users] = await conn.query<RowDataPacket[]>({ sql: 'SELECT User, Host FROM mysql.user', rowsAsArray: true });
+    const gone = (users as unknown as unknown[][]).map((r) => ({ user: String(r[0]), host: String(r[1]) })).filter((u) => u.user.startsWith(REPLAY_USER_PREFIX) && dead(u.user));
+    for (const u of gone) await conn.query('DROP USER IF EXISTS ?@?', [u.user, u.host]);
+    return { databases, users: gone.map((u) => u.user) };
+  });
 }
 
 /** Escapes a name for GRANT … ON `pattern`.*: `_` and `%` are wildcards there. */
@@ -223,7 +247,7 @@ function grantPattern(name: string): string {
  * statements, nothing else; the user is dropped afterwards.
  */
 async function withReplayUser<T>(creds: MysqlCredentials, database: string, fn: (c: MysqlCredentials) => Promise<T>): Promise<T> {
-  const user = `tidemark-replay-${crypto.randomBytes(6).toString('hex')}`;
+  const user = `${REPLAY_USER_PREFIX}${process.pid}-${crypto.randomBytes(6).toString('hex')}`;
   const password = crypto.randomBytes(24).toString('base64url');
   let host = 'localhost';
   await withConnection(creds, async (conn) => {
@@ -254,6 +278,7 @@ async function tablesOf(creds: MysqlCredentials, database: string): Promise<stri
  */
 async function build(env: PointInTimeEnv, creds: MysqlCredentials, req: { account: string; database: string; moment: Date; tables?: string[] }, into: string): Promise<{ snapshot: string; replay: ReplayOutcome }> {
   const p = plan(env, req.account, req.database, req.moment);
+  await sweepLeftovers(creds).catch(() => undefined);
   const snap = env.store.snapshots.list({ account: req.account, destinationId: p.position.destinationId }).find((s) => s.id === p.position.snapshotId)!;
   const rel = `${layout.snapshotDir(snap.account, snap.id)}/${layout.database(req.database)}`;
   await env.withDestination(p.position.destinationId, async (dest) => {
