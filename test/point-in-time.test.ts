@@ -306,6 +306,18 @@ describe('shipping when things go wrong', () => {
     assert.ok(Date.parse(w.to) >= Date.now() - 5000);
   });
 
+  test('regression: a replay that will be refused (a change logged as a statement) leaves the database as it was, not dropped', async () => {
+    await rootQuery(maria.creds, `SET SESSION binlog_format = 'STATEMENT'; INSERT INTO ${qi(shop)}.items VALUES (55, 'as a statement', NULL, NULL, NULL);`);
+    await nextSecond();
+    const at = thisSecond();
+    await nextSecond();
+    const before = await contents(shop);
+    const r = cli(dataDir, ['database', 'restore', shop, '--account', alice.username, '--at', at, '--yes']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr + r.stdout, /binlog_format=ROW/);
+    assert.deepEqual(await contents(shop), before);
+  });
+
   test('regression: logs purged before they were shipped are a gap: the window shrinks, a moment across it is refused, never a wrong restore', async () => {
     await rootQuery(maria.creds, `FLUSH BINARY LOGS; INSERT INTO ${qi(shop)}.items VALUES (60, 'lost', NULL, NULL, NULL); FLUSH BINARY LOGS;`);
     const [current] = (await rootQuery(maria.creds, 'SHOW MASTER STATUS'));

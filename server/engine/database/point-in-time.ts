@@ -281,25 +281,33 @@ async function build(env: PointInTimeEnv, creds: MysqlCredentials, req: { accoun
   await sweepLeftovers(creds).catch(() => undefined);
   const snap = env.store.snapshots.list({ account: req.account, destinationId: p.position.destinationId }).find((s) => s.id === p.position.snapshotId)!;
   const rel = `${layout.snapshotDir(snap.account, snap.id)}/${layout.database(req.database)}`;
-  await env.withDestination(p.position.destinationId, async (dest) => {
-    const { readManifest } = await import('../restore.js');
-    const manifest = await readManifest(dest, snap.account, snap.id);
-    const item = manifest.databases.find((d) => d.name === req.database);
-    if (!item) throw new Error(`database ${req.database} is not in snapshot ${snap.id}`);
-    if (item.sha256) await checkStoredHash(dest, rel, item.sha256, `snapshot ${snap.id} of ${snap.account}: ${layout.database(req.database)}`);
-    await restoreDatabase(creds, into, dest.createReadStream(rel).pipe(zlib.createGunzip()));
-  });
   const tmp = privateDir();
   try {
     const files = await fetchLogs(env, p.chain, tmp.dir);
-    const replay = await withReplayUser(creds, into, (replayCreds) => replayBinlogs({
-      creds: replayCreds, files, startPosition: p.position.binlogPosition, stopAt: Math.floor(req.moment.getTime() / 1000),
+    const replay = {
+      files, startPosition: p.position.binlogPosition, stopAt: Math.floor(req.moment.getTime() / 1000),
       source: req.database, target: into, tables: req.tables ? new Set(req.tables) : null,
-    }));
-    return { snapshot: snap.id, replay };
+    };
+    // Everything that would refuse the replay is found before the target is dropped.
+    await replayBinlogs({ ...replay, creds, dryRun: true });
+    await loadDump(env, creds, p.position.destinationId, snap.account, snap.id, rel, req.database, into);
+    const outcome = await withReplayUser(creds, into, (replayCreds) => replayBinlogs({ ...replay, creds: replayCreds }));
+    return { snapshot: snap.id, replay: outcome };
   } finally {
     tmp.remove();
   }
+}
+
+/** Loads the dump of `database` from a snapshot (its hash checked first) into `into`. */
+async function loadDump(env: PointInTimeEnv, creds: MysqlCredentials, destinationId: number, account: string, snapshotId: string, rel: string, database: string, into: string): Promise<void> {
+  await env.withDestination(destinationId, async (dest) => {
+    const { readManifest } = await import('../restore.js');
+    const manifest = await readManifest(dest, account, snapshotId);
+    const item = manifest.databases.find((d) => d.name === database);
+    if (!item) throw new Error(`database ${database} is not in snapshot ${snapshotId}`);
+    if (item.sha256) await checkStoredHash(dest, rel, item.sha256, `snapshot ${snapshotId} of ${account}: ${layout.database(database)}`);
+    await restoreDatabase(creds, into, dest.createReadStream(rel).pipe(zlib.createGunzip()));
+  });
 }
 
 async function checkOwned(env: PointInTimeEnv, account: string, names: string[]): Promise<void> {
