@@ -202,6 +202,27 @@ describe('restore tables as of a moment', () => {
     assert.deepEqual((await contents(shop, ['orders'])).orders, s.shop.orders);
   });
 
+  test('regression: a table another table refers to by a foreign key is not swapped alone (the key would follow the old table)', async () => {
+    await rootQuery(maria.creds, `CREATE TABLE ${qi(shop)}.parent (id INT PRIMARY KEY) ENGINE=InnoDB; INSERT INTO ${qi(shop)}.parent VALUES (1);
+      CREATE TABLE ${qi(shop)}.child (id INT PRIMARY KEY, p INT, FOREIGN KEY (p) REFERENCES parent (id)) ENGINE=InnoDB; INSERT INTO ${qi(shop)}.child VALUES (1, 1);`);
+    await nextSecond();
+    const at = thisSecond();
+    await nextSecond();
+    ok(cli(dataDir, ['binlog', 'ship']));
+    const before = await contents(shop);
+    const alone = cli(dataDir, ['database', 'restore', shop, '--account', alice.username, '--at', at, '--table', 'parent', '--yes']);
+    assert.equal(alone.code, 1);
+    assert.match(alone.stderr + alone.stdout, /refers to a restored table by a foreign key/);
+    assert.deepEqual(await contents(shop), before);
+    // Together they are swapped, and the key points at the restored parent.
+    ok(cli(dataDir, ['database', 'restore', shop, '--account', alice.username, '--at', at, '--table', 'parent', '--table', 'child', '--yes']));
+    const [fk] = await rootQuery(maria.creds, `SELECT REFERENCED_TABLE_NAME AS t, UNIQUE_CONSTRAINT_SCHEMA AS s FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = '${shop}' AND TABLE_NAME = 'child'`);
+    assert.equal(fk.t, 'parent');
+    assert.equal(fk.s, shop);
+    assert.deepEqual(await contents(shop), before);
+    await rootQuery(maria.creds, `DROP TABLE ${qi(shop)}.child, ${qi(shop)}.parent`);
+  });
+
   test('a table that did not exist then: a clear error, nothing changed', async () => {
     const before = await contents(shop);
     const r = cli(dataDir, ['database', 'restore', shop, '--account', alice.username, '--at', states[1]!.at, '--table', 'nosuch', '--yes']);

@@ -320,8 +320,29 @@ async function checkOwned(env: PointInTimeEnv, account: string, names: string[])
   }
 }
 
+/** Drops a scratch database (its tables may refer to each other by foreign keys). */
 async function dropQuietly(creds: MysqlCredentials, db: string): Promise<void> {
-  await withConnection(creds, (conn) => conn.query(`DROP DATABASE IF EXISTS ${quoteIdent(db)}`)).catch(() => undefined);
+  await withConnection(creds, async (conn) => {
+    await conn.query('SET SESSION foreign_key_checks = 0');
+    await conn.query(`DROP DATABASE IF EXISTS ${quoteIdent(db)}`);
+  }).catch(() => undefined);
+}
+
+/**
+ * Tables of `database` outside `tables` whose foreign keys refer to one of `tables`: replacing
+ * those in place would leave the keys pointing at the old table (RENAME carries them along).
+ */
+async function referencedFromOutside(creds: MysqlCredentials, database: string, tables: string[]): Promise<string[]> {
+  return withConnection(creds, async (conn) => {
+    const [rows] = await conn.query<RowDataPacket[]>({
+      sql: 'SELECT CONSTRAINT_SCHEMA, TABLE_NAME, REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS', rowsAsArray: true,
+    });
+    const set = new Set(tables);
+    // Compared here, not by the server (collations).
+    return [...new Set((rows as unknown as unknown[][])
+      .filter((r) => String(r[0]) === database && set.has(String(r[2])) && !set.has(String(r[1])))
+      .map((r) => String(r[1])))];
+  });
 }
 
 export async function restoreDatabaseAt(env: PointInTimeEnv, req: RestoreAtRequest): Promise<RestoreAtOutcome> {
@@ -339,6 +360,12 @@ export async function restoreDatabaseAt(env: PointInTimeEnv, req: RestoreAtReque
   }
 
   if (req.tables.length === 0) throw new PointInTimeError('no table given', 'pitr-no-table');
+  if (!req.asNewTables) {
+    const outside = await referencedFromOutside(creds, into, req.tables);
+    if (outside.length) {
+      throw new PointInTimeError(`table ${outside.map(quoteIdent).join(', ')} of ${into} refers to a restored table by a foreign key: restore it too, or restore as new tables`, 'pitr-refused');
+    }
+  }
   const scratch = scratchName();
   try {
     const { snapshot, replay } = await build(env, creds, { ...req, moment }, scratch);
