@@ -202,6 +202,27 @@ describe('restore tables as of a moment', () => {
     assert.deepEqual((await contents(shop, ['orders'])).orders, s.shop.orders);
   });
 
+  test('regression: a table another table refers to by a foreign key is not swapped alone (the key would follow the old table)', async () => {
+    await rootQuery(maria.creds, `CREATE TABLE ${qi(shop)}.parent (id INT PRIMARY KEY) ENGINE=InnoDB; INSERT INTO ${qi(shop)}.parent VALUES (1);
+      CREATE TABLE ${qi(shop)}.child (id INT PRIMARY KEY, p INT, FOREIGN KEY (p) REFERENCES parent (id)) ENGINE=InnoDB; INSERT INTO ${qi(shop)}.child VALUES (1, 1);`);
+    await nextSecond();
+    const at = thisSecond();
+    await nextSecond();
+    ok(cli(dataDir, ['binlog', 'ship']));
+    const before = await contents(shop);
+    const alone = cli(dataDir, ['database', 'restore', shop, '--account', alice.username, '--at', at, '--table', 'parent', '--yes']);
+    assert.equal(alone.code, 1);
+    assert.match(alone.stderr + alone.stdout, /refers to a restored table by a foreign key/);
+    assert.deepEqual(await contents(shop), before);
+    // Together they are swapped, and the key points at the restored parent.
+    ok(cli(dataDir, ['database', 'restore', shop, '--account', alice.username, '--at', at, '--table', 'parent', '--table', 'child', '--yes']));
+    const [fk] = await rootQuery(maria.creds, `SELECT REFERENCED_TABLE_NAME AS t, UNIQUE_CONSTRAINT_SCHEMA AS s FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = '${shop}' AND TABLE_NAME = 'child'`);
+    assert.equal(fk.t, 'parent');
+    assert.equal(fk.s, shop);
+    assert.deepEqual(await contents(shop), before);
+    await rootQuery(maria.creds, `DROP TABLE ${qi(shop)}.child, ${qi(shop)}.parent`);
+  });
+
   test('a table that did not exist then: a clear error, nothing changed', async () => {
     const before = await contents(shop);
     const r = cli(dataDir, ['database', 'restore', shop, '--account', alice.username, '--at', states[1]!.at, '--table', 'nosuch', '--yes']);
@@ -210,8 +231,12 @@ describe('restore tables as of a moment', () => {
     assert.deepEqual(await contents(shop), before);
   });
 
-  test('preview: rows now and then per table, and nothing is left behind', async () => {
+  test('preview: rows now and then per table, and nothing is left behind (nor what a killed restore left)', async () => {
     const dbsBefore = (await rootQuery(maria.creds, 'SHOW DATABASES')).map((r) => r.Database).sort();
+    // What a restore killed halfway leaves: its scratch database and replay user, named with its (gone) process id.
+    let deadPid = 4_000_000;
+    while (fs.existsSync(`/proc/${deadPid}`)) deadPid++;
+    await rootQuery(maria.creds, `CREATE DATABASE \`#tidemark-pitr-${deadPid}-0123456789ab\`; CREATE USER 'tidemark-replay-${deadPid}-0123456789ab'@'localhost';`);
     const p = ok(cli(dataDir, ['database', 'preview', shop, '--account', alice.username, '--at', states[1]!.at]));
     const items = p.tables.find((t: { table: string }) => t.table === 'items');
     assert.equal(items.rowsAt, states[1]!.shop.items!.length);
@@ -300,6 +325,18 @@ describe('shipping when things go wrong', () => {
     assert.ok(r.shipped.length >= 2, JSON.stringify(r.shipped));
     const w = ok(cli(dataDir, ['database', 'window', shop, '--account', alice.username]));
     assert.ok(Date.parse(w.to) >= Date.now() - 5000);
+  });
+
+  test('regression: a replay that will be refused (a change logged as a statement) leaves the database as it was, not dropped', async () => {
+    await rootQuery(maria.creds, `SET SESSION binlog_format = 'STATEMENT'; INSERT INTO ${qi(shop)}.items VALUES (55, 'as a statement', NULL, NULL, NULL);`);
+    await nextSecond();
+    const at = thisSecond();
+    await nextSecond();
+    const before = await contents(shop);
+    const r = cli(dataDir, ['database', 'restore', shop, '--account', alice.username, '--at', at, '--yes']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr + r.stdout, /binlog_format=ROW/);
+    assert.deepEqual(await contents(shop), before);
   });
 
   test('regression: logs purged before they were shipped are a gap: the window shrinks, a moment across it is refused, never a wrong restore', async () => {

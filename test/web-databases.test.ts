@@ -148,3 +148,13 @@ test('with binary logging off, the Databases page and the commands say what is m
   assert.equal(refused.code, 1);
   assert.match(refused.stderr + refused.stdout, /no point in time is covered/);
 });
+
+test("with binary logging off, the provider's Binary logs page says what to set", async () => {
+  const admin = new WebClient(fx.base);
+  await admin.get(fx.loginUrl('root', 'admin'));
+  const r = await admin.get('/admin/binlogs');
+  assert.equal(r.status, 200);
+  assert.match(r.body, /data-binlog-off/);
+  assert.match(r.body, /binlog_format\s+= ROW/);
+  assert.equal((await alice.get('/admin/binlogs')).status, 404);
+});

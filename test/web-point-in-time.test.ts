@@ -105,3 +105,34 @@ test("alice cannot preview bob's database", async () => {
   assert.ok(p.status === 403 || p.status === 404 || p.status === 409, String(p.status));
   assert.ok(!p.body.includes('rows-then'));
 });
+
+test("the provider's Binary logs page shows the shipping; an account holder never sees it", async () => {
+  const admin = new WebClient(fx.base);
+  await admin.get(fx.loginUrl('root', 'admin'));
+  const r = await admin.get('/admin/binlogs');
+  assert.equal(r.status, 200);
+  assert.match(r.body, /data-binlog-on/);
+  assert.match(r.body, /<td data-label="Destination">shown<\/td>/);
+  assert.equal((await alice.get('/admin/binlogs')).status, 404);
+});
+
+test('the JSON API: window and preview for the account holder, binlogs for the provider only', async () => {
+  const token = ok(cli(fx.dataDir, ['api-token', 'create', '--name', 'pitr-alice', '--role', 'user', '--user', fx.alice.username])).token as string;
+  const api = (method: string, url: string, body?: unknown) => fetch(`${fx.base}/api/v1${url}`, {
+    method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  const w = await api('GET', `/databases/${encodeURIComponent(shop())}/window?account=${fx.alice.username}`);
+  assert.equal(w.status, 200);
+  const window = await w.json() as { from: string; to: string; logBin: boolean; intervalMinutes: number };
+  assert.equal(window.logBin, true);
+  assert.equal(window.intervalMinutes, 1);
+  assert.ok(Date.parse(window.from) <= Date.parse(before1));
+  const p = await api('POST', `/databases/${encodeURIComponent(shop())}/preview`, { account: fx.alice.username, at: before1 });
+  assert.equal(p.status, 200);
+  const preview = await p.json() as { tables: { table: string; rowsAt: number }[] };
+  assert.equal(preview.tables.find((t) => t.table === 'orders')?.rowsAt, 3);
+  const foreign = await api('POST', `/databases/${encodeURIComponent(`${fx.bob.username}_private`)}/restore`, { account: fx.alice.username, at: before1, wait: true });
+  assert.equal(foreign.status, 403);
+  assert.equal((await api('GET', '/binlogs')).status, 403);
+  assert.equal((await api('GET', `/databases/${encodeURIComponent(shop())}/window?account=${fx.bob.username}`)).status, 404);
+});

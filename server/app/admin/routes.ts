@@ -13,6 +13,7 @@ import { queueRoutes } from './queue-routes.js';
 import { scheduleRoutes } from './schedule-routes.js';
 import { snapshotRoutes } from './snapshot-routes.js';
 import { settingsRoutes } from './settings-routes.js';
+import { binlogRoutes } from './binlog-routes.js';
 import { isActive, taskJson } from './provider-scope.js';
 import { newProviderState, scopeOf } from './state.js';
 
@@ -73,5 +74,6 @@ export function adminRoutes(ctx: Context): express.Router {
   r.use('/queue', queueRoutes(st));
   r.use('/activity', activityRoutes(st));
   r.use('/settings', settingsRoutes(st));
+  r.use('/binlogs', binlogRoutes(st));
   return r;
 }

@@ -31,6 +31,8 @@ export interface ReplayRequest {
   target: string;
   /** Only these tables of `source` (null: all). */
   tables: ReadonlySet<string> | null;
+  /** Read and judge every event, run nothing (no connection): finds what would refuse the replay before anything is overwritten. */
+  dryRun?: boolean;
 }
 
 export interface ReplayOutcome {
@@ -52,8 +54,13 @@ type Item = { kind: 'rows'; events: Buffer[] } | { kind: 'sql'; sql: string; sql
 const DML = /^\s*(INSERT|UPDATE|DELETE|REPLACE|LOAD)\b/i;
 
 export async function replayBinlogs(req: ReplayRequest): Promise<ReplayOutcome> {
+  if (req.dryRun) return replayOn(null, req);
+  return withConnection(req.creds, (conn) => replayOn(conn, req), { database: req.target });
+}
+
+async function replayOn(conn: Connection | null, req: ReplayRequest): Promise<ReplayOutcome> {
   const outcome: ReplayOutcome = { transactions: 0, rowEvents: 0, statements: 0, skipped: [], lastEventAt: null, reachedStop: false };
-  return withConnection(req.creds, async (conn) => {
+  {
     let fde: FormatDescription | null = null;
     let fdeSent = false;
     let group: BinlogEvent[] = [];
@@ -63,6 +70,7 @@ export async function replayBinlogs(req: ReplayRequest): Promise<ReplayOutcome> 
     const apply = async (events: BinlogEvent[]): Promise<void> => {
       const items = planGroup(events, fde!, req, outcome);
       if (items.length === 0) return;
+      if (!conn) { outcome.transactions++; return; }
       if (!fdeSent) {
         await run(conn, `BINLOG '${fde!.raw.toString('base64')}'`);
         fdeSent = true;
@@ -132,7 +140,7 @@ export async function replayBinlogs(req: ReplayRequest): Promise<ReplayOutcome> 
       }
     }
     return outcome;
-  }, { database: req.target });
+  }
 }
 
 /** What of one transaction is replayed, in order. */

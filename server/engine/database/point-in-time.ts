@@ -29,6 +29,7 @@ import { quoteIdent, validateDatabaseName, withConnection } from './connection.j
 import { restoreDatabase } from './restore.js';
 import { replayBinlogs, type ReplayOutcome } from './binlog-replay.js';
 import { binlogPath, binlogSeq } from './binlog-layout.js';
+import { isProcessAlive } from '../../util/process-alive.js';
 
 /** What the point-in-time functions need from the rest of Tidemark (services/point-in-time.ts makes one). */
 export interface PointInTimeEnv {
@@ -208,9 +209,32 @@ async function fetchLogs(env: PointInTimeEnv, chain: ShippedBinlog[], dir: strin
   return out;
 }
 
-/** A scratch database name no account can own (account names cannot start with "#"). */
+/**
+ * A scratch database name no account can own (account names cannot start with "#"), with the
+ * process id, so that what a killed process left is recognised and removed (sweepLeftovers).
+ */
 function scratchName(): string {
-  return `#tidemark-pitr-${crypto.randomBytes(6).toString('hex')}`;
+  return `${SCRATCH_PREFIX}${process.pid}-${crypto.randomBytes(6).toString('hex')}`;
+}
+const SCRATCH_PREFIX = '#tidemark-pitr-';
+const REPLAY_USER_PREFIX = 'tidemark-replay-';
+const LEFTOVER = /^(?:#tidemark-pitr-|tidemark-replay-)(\d+)-[0-9a-f]{12}$/;
+
+/** Drops the scratch databases and replay users of processes that no longer run (a restore killed halfway). */
+export async function sweepLeftovers(creds: MysqlCredentials): Promise<{ databases: string[]; users: string[] }> {
+  const dead = (name: string): boolean => {
+    const m = LEFTOVER.exec(name);
+    return m !== null && Number(m[1]) !== process.pid && !isProcessAlive(Number(m[1]));
+  };
+  return withConnection(creds, async (conn) => {
+    const [dbs] = await conn.query<RowDataPacket[]>({ sql: 'SHOW DATABASES', rowsAsArray: true });
+    const databases = dbs.map((r) => String((r as unknown[])[0])).filter((n) => n.startsWith(SCRATCH_PREFIX) && dead(n));
+    for (const d of databases) await conn.query(`DROP DATABASE IF EXISTS ${quoteIdent(d)}`);
+    const [users] = await conn.query<RowDataPacket[]>({ sql: 'SELECT User, Host FROM mysql.user', rowsAsArray: true });
+    const gone = (users as unknown as unknown[][]).map((r) => ({ user: String(r[0]), host: String(r[1]) })).filter((u) => u.user.startsWith(REPLAY_USER_PREFIX) && dead(u.user));
+    for (const u of gone) await conn.query('DROP USER IF EXISTS ?@?', [u.user, u.host]);
+    return { databases, users: gone.map((u) => u.user) };
+  });
 }
 
 /** Escapes a name for GRANT … ON `pattern`.*: `_` and `%` are wildcards there. */
@@ -223,7 +247,7 @@ function grantPattern(name: string): string {
  * statements, nothing else; the user is dropped afterwards.
  */
 async function withReplayUser<T>(creds: MysqlCredentials, database: string, fn: (c: MysqlCredentials) => Promise<T>): Promise<T> {
-  const user = `tidemark-replay-${crypto.randomBytes(6).toString('hex')}`;
+  const user = `${REPLAY_USER_PREFIX}${process.pid}-${crypto.randomBytes(6).toString('hex')}`;
   const password = crypto.randomBytes(24).toString('base64url');
   let host = 'localhost';
   await withConnection(creds, async (conn) => {
@@ -254,27 +278,36 @@ async function tablesOf(creds: MysqlCredentials, database: string): Promise<stri
  */
 async function build(env: PointInTimeEnv, creds: MysqlCredentials, req: { account: string; database: string; moment: Date; tables?: string[] }, into: string): Promise<{ snapshot: string; replay: ReplayOutcome }> {
   const p = plan(env, req.account, req.database, req.moment);
+  await sweepLeftovers(creds).catch(() => undefined);
   const snap = env.store.snapshots.list({ account: req.account, destinationId: p.position.destinationId }).find((s) => s.id === p.position.snapshotId)!;
   const rel = `${layout.snapshotDir(snap.account, snap.id)}/${layout.database(req.database)}`;
-  await env.withDestination(p.position.destinationId, async (dest) => {
-    const { readManifest } = await import('../restore.js');
-    const manifest = await readManifest(dest, snap.account, snap.id);
-    const item = manifest.databases.find((d) => d.name === req.database);
-    if (!item) throw new Error(`database ${req.database} is not in snapshot ${snap.id}`);
-    if (item.sha256) await checkStoredHash(dest, rel, item.sha256, `snapshot ${snap.id} of ${snap.account}: ${layout.database(req.database)}`);
-    await restoreDatabase(creds, into, dest.createReadStream(rel).pipe(zlib.createGunzip()));
-  });
   const tmp = privateDir();
   try {
     const files = await fetchLogs(env, p.chain, tmp.dir);
-    const replay = await withReplayUser(creds, into, (replayCreds) => replayBinlogs({
-      creds: replayCreds, files, startPosition: p.position.binlogPosition, stopAt: Math.floor(req.moment.getTime() / 1000),
+    const replay = {
+      files, startPosition: p.position.binlogPosition, stopAt: Math.floor(req.moment.getTime() / 1000),
       source: req.database, target: into, tables: req.tables ? new Set(req.tables) : null,
-    }));
-    return { snapshot: snap.id, replay };
+    };
+    // Everything that would refuse the replay is found before the target is dropped.
+    await replayBinlogs({ ...replay, creds, dryRun: true });
+    await loadDump(env, creds, p.position.destinationId, snap.account, snap.id, rel, req.database, into);
+    const outcome = await withReplayUser(creds, into, (replayCreds) => replayBinlogs({ ...replay, creds: replayCreds }));
+    return { snapshot: snap.id, replay: outcome };
   } finally {
     tmp.remove();
   }
+}
+
+/** Loads the dump of `database` from a snapshot (its hash checked first) into `into`. */
+async function loadDump(env: PointInTimeEnv, creds: MysqlCredentials, destinationId: number, account: string, snapshotId: string, rel: string, database: string, into: string): Promise<void> {
+  await env.withDestination(destinationId, async (dest) => {
+    const { readManifest } = await import('../restore.js');
+    const manifest = await readManifest(dest, account, snapshotId);
+    const item = manifest.databases.find((d) => d.name === database);
+    if (!item) throw new Error(`database ${database} is not in snapshot ${snapshotId}`);
+    if (item.sha256) await checkStoredHash(dest, rel, item.sha256, `snapshot ${snapshotId} of ${account}: ${layout.database(database)}`);
+    await restoreDatabase(creds, into, dest.createReadStream(rel).pipe(zlib.createGunzip()));
+  });
 }
 
 async function checkOwned(env: PointInTimeEnv, account: string, names: string[]): Promise<void> {
@@ -287,8 +320,29 @@ async function checkOwned(env: PointInTimeEnv, account: string, names: string[])
   }
 }
 
+/** Drops a scratch database (its tables may refer to each other by foreign keys). */
 async function dropQuietly(creds: MysqlCredentials, db: string): Promise<void> {
-  await withConnection(creds, (conn) => conn.query(`DROP DATABASE IF EXISTS ${quoteIdent(db)}`)).catch(() => undefined);
+  await withConnection(creds, async (conn) => {
+    await conn.query('SET SESSION foreign_key_checks = 0');
+    await conn.query(`DROP DATABASE IF EXISTS ${quoteIdent(db)}`);
+  }).catch(() => undefined);
+}
+
+/**
+ * Tables of `database` outside `tables` whose foreign keys refer to one of `tables`: replacing
+ * those in place would leave the keys pointing at the old table (RENAME carries them along).
+ */
+async function referencedFromOutside(creds: MysqlCredentials, database: string, tables: string[]): Promise<string[]> {
+  return withConnection(creds, async (conn) => {
+    const [rows] = await conn.query<RowDataPacket[]>({
+      sql: 'SELECT CONSTRAINT_SCHEMA, TABLE_NAME, REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS', rowsAsArray: true,
+    });
+    const set = new Set(tables);
+    // Compared here, not by the server (collations).
+    return [...new Set((rows as unknown as unknown[][])
+      .filter((r) => String(r[0]) === database && set.has(String(r[2])) && !set.has(String(r[1])))
+      .map((r) => String(r[1])))];
+  });
 }
 
 export async function restoreDatabaseAt(env: PointInTimeEnv, req: RestoreAtRequest): Promise<RestoreAtOutcome> {
@@ -306,6 +360,12 @@ export async function restoreDatabaseAt(env: PointInTimeEnv, req: RestoreAtReque
   }
 
   if (req.tables.length === 0) throw new PointInTimeError('no table given', 'pitr-no-table');
+  if (!req.asNewTables) {
+    const outside = await referencedFromOutside(creds, into, req.tables);
+    if (outside.length) {
+      throw new PointInTimeError(`table ${outside.map(quoteIdent).join(', ')} of ${into} refers to a restored table by a foreign key: restore it too, or restore as new tables`, 'pitr-refused');
+    }
+  }
   const scratch = scratchName();
   try {
     const { snapshot, replay } = await build(env, creds, { ...req, moment }, scratch);
