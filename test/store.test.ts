@@ -16,7 +16,7 @@ test('the state store migrates once and keeps data across openings', async () =>
     a.close();
     const b = await openStore(dir);
     const applied = b.db.prepare('SELECT name FROM schema_migrations').all() as { name: string }[];
-    assert.deepEqual(applied.map((r) => r.name), ['0001-initial', '0002-owners', '0003-sessions', '0004-api-tokens', '0005-schedules', '0006-queue', '0007-account-preferences', '0008-account-identities', '0009-task-log-audience', '0011-binlogs', '0012-sites-frequent-schedules']);
+    assert.deepEqual(applied.map((r) => r.name), ['0001-initial', '0002-owners', '0003-sessions', '0004-api-tokens', '0005-schedules', '0006-queue', '0007-account-preferences', '0008-account-identities', '0009-task-log-audience', '0010-binlogs', '0011-sites-frequent-schedules']);
     const d = b.destinations.byName('d')!;
     assert.equal(d.snapshotsVisible, false);
     assert.equal(d.freeSpaceLimitMb, 5);

@@ -11,12 +11,12 @@ import * as m0006 from './migrations/0006-queue.js';
 import * as m0007 from './migrations/0007-account-preferences.js';
 import * as m0008 from './migrations/0008-account-identities.js';
 import * as m0009 from './migrations/0009-task-log-audience.js';
-import * as m0011 from './migrations/0011-binlogs.js';
-import * as m0012 from './migrations/0012-sites-frequent-schedules.js';
+import * as m0010 from './migrations/0010-binlogs.js';
+import * as m0011 from './migrations/0011-sites-frequent-schedules.js';
 
 export type Db = Database.Database;
 
-const migrations = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009, m0011, m0012];
+const migrations = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009, m0010, m0011];
 
 /** Umzug keeps the names of applied migrations in a table of the same database. */
 class SqliteStorage implements UmzugStorage<Db> {

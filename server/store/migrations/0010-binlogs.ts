@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 
-export const name = '0011-binlogs';
+export const name = '0010-binlogs';
 
 /**
  * Point in time: which provider destinations receive the server's binary logs, the logs

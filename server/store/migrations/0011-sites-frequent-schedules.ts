@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 
-export const name = '0012-sites-frequent-schedules';
+export const name = '0011-sites-frequent-schedules';
 
 /**
  * `snapshots.sites`: the WordPress sites a snapshot records (JSON, see engine/sites/; NULL: not
