@@ -7,7 +7,7 @@ import type { Entry } from '../engine/format/entry.js';
 import { layout } from '../engine/snapshot-layout.js';
 import { listChildren, NotInSnapshotError } from '../engine/selection.js';
 import { readManifest, restoreSnapshot, type RestoreOutcome } from '../engine/restore.js';
-import { downloadSnapshot, openDownloadFile } from '../engine/download.js';
+import { downloadFile, downloadSnapshot, openDownloadFile } from '../engine/download.js';
 import { ContentDamagedError } from '../engine/snapshot-content.js';
 import { AccountBusyError, lockAccount, lockAccountWhenFree } from '../engine/account-lock.js';
 import { removeSnapshotData } from './retention.js';
@@ -266,7 +266,12 @@ export function checkMayRestore(ctx: Context, actor: Actor, s: SnapshotRecord, i
   if (input.databases.length > 0) checkMay(ctx, actor, 'restoreDatabases', s.account);
 }
 
-export interface DownloadInput { paths: BytePath[]; databases: string[] }
+export interface DownloadInput {
+  paths: BytePath[];
+  databases: string[];
+  /** One regular file (the only path) sent as itself, not in a .tar.gz; `maxBytes` stops it early (a preview). */
+  single?: { maxBytes?: number };
+}
 
 /**
  * Checks what a download needs (the snapshot visible, the provider's permission, the
@@ -275,6 +280,7 @@ export interface DownloadInput { paths: BytePath[]; databases: string[] }
  */
 export async function prepareDownload(ctx: Context, s: SnapshotRecord, input: DownloadInput, actor: Actor = ROOT): Promise<(out: Writable) => Promise<{ files: number; bytes: number }>> {
   checkChosenPaths(input.paths);
+  if (input.single && (input.paths.length !== 1 || input.databases.length > 0)) throw new UserError('a single-file download takes exactly one path');
   await checkMaySee(ctx, actor, s);
   checkMay(ctx, actor, 'download', s.account);
   const destRecord = ctx.store.destinations.byId(s.destinationId)!;
@@ -302,10 +308,13 @@ export async function prepareDownload(ctx: Context, s: SnapshotRecord, input: Do
     try {
       result = await runAsTask(ctx, {
         type: 'download', account: s.account, destinationId: destRecord.id, snapshotId: s.id, priority: PRIORITIES.high,
-        params: { paths: input.paths.map(toDisplay), databases: input.databases, requestedBy: actor.name, accountIdentity: s.accountId ?? null },
-      }, () => withDriver(ctx, destRecord, (destination) => downloadSnapshot({
-        destination, account: s.account, snapshotId: s.id, paths: input.paths, databases: input.databases, out,
-      })), {
+        params: {
+          paths: input.paths.map(toDisplay), databases: input.databases, requestedBy: actor.name, accountIdentity: s.accountId ?? null,
+          ...(input.single ? { single: true, ...(input.single.maxBytes !== undefined ? { preview: true } : {}) } : {}),
+        },
+      }, () => withDriver(ctx, destRecord, (destination) => (input.single
+        ? downloadFile({ destination, account: s.account, snapshotId: s.id, path: input.paths[0]!, out, maxBytes: input.single.maxBytes })
+        : downloadSnapshot({ destination, account: s.account, snapshotId: s.id, paths: input.paths, databases: input.databases, out }))), {
         summary: (r) => ({ ...r }),
         onTask: (id) => { downloadTask = id; for (const n of notes.splice(0)) ctx.store.tasks.log(id, n.level, n.message, 'provider'); },
       });
