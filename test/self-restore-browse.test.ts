@@ -7,7 +7,12 @@ import http from 'node:http';
 import { execFileSync } from 'node:child_process';
 import { startWebFixture, WebClient, pathParam, type WebFixture } from './support/web-daemon.js';
 import { buildBrowseTree, MAIL_COUNT, mailBody, mailName, ODD, PREVIEW, tinyPng } from './support/browse-tree.js';
+import { fileURLToPath } from 'node:url';
+import ejs from 'ejs';
 import { displayName } from '../server/app/display-name.js';
+import { createI18n } from '../server/i18n/index.js';
+import { formatters } from '../server/app/format.js';
+import { restoreProgress } from '../server/app/user/browse-routes.js';
 
 let fx: WebFixture;
 let alice: WebClient;
@@ -332,5 +337,36 @@ describe('scope', () => {
     // A path of another home cannot be named: `..` is refused, an absolute path stays inside alice's snapshot.
     assert.equal((await alice.get(`${snap()}/preview?p=${pathParam(`../${fx.bob.username}/secret.txt`)}`)).status, 403);
     assert.equal((await alice.get(`${snap()}/preview?p=${pathParam('/etc/passwd')}`)).status, 404);
+  });
+});
+
+describe('the restore page\'s progress and result', () => {
+  const VIEW = fileURLToPath(new URL('../../views/user/restore-progress.ejs', import.meta.url));
+  const result = async (lng: string, files: number, directories: number, links: number): Promise<string> => {
+    const i18n = await createI18n();
+    const html = await ejs.renderFile(VIEW, {
+      t: i18n.getFixedT(lng), fmt: formatters(lng),
+      task: { id: 1, type: 'restore', status: 'completed', finished: true, files: { files, directories, links, bytes: 2048, warningCount: 0 } },
+    });
+    return /id="restore-result">([^<]*)</.exec(html)![1]!;
+  };
+
+  test('the result counts in each language\'s plural forms', async () => {
+    assert.equal(await result('en', 1, 0, 2), 'Restored 1 file, 0 folders and 2 links, 2 KiB in all.');
+    assert.equal(await result('en', 2, 1, 1), 'Restored 2 files, 1 folder and 1 link, 2 KiB in all.');
+    assert.equal(await result('de', 1, 3, 1), 'Wiederhergestellt: 1 Datei, 3 Ordner und 1 Link, insgesamt 2 KiB.');
+    assert.equal(await result('de', 5, 1, 0), 'Wiederhergestellt: 5 Dateien, 1 Ordner und 0 Links, insgesamt 2 KiB.');
+    // French: 0 and 1 are singular; a million takes "de".
+    assert.equal(await result('fr', 0, 1, 2), 'Restauré : 0 fichier, 1 dossier et 2 liens, 2 Kio au total.'.replace('Kio', 'KiB'));
+    assert.equal(await result('fr', 1_000_000, 2, 0), `Restauré : ${new Intl.NumberFormat('fr', { maximumFractionDigits: 1 }).format(1_000_000)} de fichiers, 2 dossiers et 0 lien, 2 KiB au total.`);
+  });
+
+  test('progress gives files and bytes done, percent and time left', () => {
+    const startedAt = new Date(Date.now() - 10_000).toISOString();
+    const p = restoreProgress({ id: 3, status: 'running', startedAt, progress: { files: 10, totalFiles: 40, bytes: 25 << 20, totalBytes: 100 << 20 } });
+    assert.deepEqual([p.files, p.totalFiles, p.percent, p.finished], [10, 40, 25, false]);
+    assert.ok(p.secondsLeft! >= 29 && p.secondsLeft! <= 31, String(p.secondsLeft));
+    const early = restoreProgress({ id: 3, status: 'queued', startedAt: null, progress: {} });
+    assert.deepEqual([early.percent, early.secondsLeft], [null, null]);
   });
 });

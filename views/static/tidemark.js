@@ -117,7 +117,19 @@
       scopes.forEach(function (r) { r.addEventListener('change', syncScope); });
       syncScope();
     }
-    // The browse page: a choice that spans pages and folders, kept in this tab until cleared.
+    // A choice sent from the browse page (restore, download) is marked, so the next visit starts afresh.
+    var sentKeyOf = function (key) { return key + ':sent'; };
+    var markSent = function (key) { try { window.sessionStorage.setItem(sentKeyOf(key), '1'); } catch (e) { /* ignore */ } };
+    var unmarkSent = function (key) { try { window.sessionStorage.removeItem(sentKeyOf(key)); } catch (e) { /* ignore */ } };
+    var markedSent = function (key) { try { return window.sessionStorage.getItem(sentKeyOf(key)) === '1'; } catch (e) { return false; } };
+    // The review before an in-place restore: the choice is not done with until it is confirmed.
+    var review = document.getElementById('restore-confirm');
+    if (review && review.getAttribute('data-selection-key')) {
+      var reviewKey = 'tidemark-selection:' + review.getAttribute('data-selection-key');
+      unmarkSent(reviewKey);
+      review.querySelector('form').addEventListener('submit', function () { markSent(reviewKey); });
+    }
+    // The browse page: a choice that spans pages and folders, kept in this tab until it is sent or cleared.
     var browse = document.getElementById('browse-form');
     if (browse) {
       var key = 'tidemark-selection:' + browse.getAttribute('data-selection-key');
@@ -127,6 +139,12 @@
       var chosen = {};
       try { chosen = JSON.parse(window.sessionStorage.getItem(key) || '{}') || {}; } catch (e) { chosen = {}; }
       var save = function () { try { window.sessionStorage.setItem(key, JSON.stringify(chosen)); } catch (e) { /* private mode: the page still works */ } };
+      // A choice that was sent is done with, unless the form came back (a problem) to be corrected.
+      var settle = function () {
+        if (browse.hasAttribute('data-returned')) unmarkSent(key);
+        else if (markedSent(key)) { chosen = {}; unmarkSent(key); }
+      };
+      settle();
       var boxes = Array.prototype.slice.call(browse.querySelectorAll('input[type="checkbox"][name="path"]'));
       var info = function (box) { return { n: box.getAttribute('data-name'), b: Number(box.getAttribute('data-bytes')) || 0, f: Number(box.getAttribute('data-files')) || 0 }; };
       // A form that came back with a problem holds what was posted (ticked here, or kept from other folders).
@@ -190,7 +208,9 @@
           .finally(function () { selectMatching.disabled = false; });
       });
       // What is chosen on other pages and in other folders goes with the form.
-      browse.addEventListener('submit', function () {
+      browse.addEventListener('submit', function (event) {
+        // A download leaves the page as it is: the same choice may be restored next.
+        if (!event.submitter || event.submitter.name === 'mode') markSent(key);
         browse.querySelectorAll('input[data-added]').forEach(function (i) { i.parentNode.removeChild(i); });
         Object.keys(chosen).forEach(function (k) {
           if (onPage[k]) return;
@@ -203,6 +223,7 @@
       window.addEventListener('pageshow', function (event) {
         if (!event.persisted) return;
         try { chosen = JSON.parse(window.sessionStorage.getItem(key) || '{}') || {}; } catch (e) { chosen = {}; }
+        settle();
         boxes.forEach(function (b) { b.checked = Boolean(chosen[b.value]); });
         update();
       });

@@ -45,6 +45,8 @@ export interface BrowseForm {
 }
 
 const DATABASE_NAME = /^[A-Za-z0-9_]{1,64}$/;
+/** Items one form may choose (the body parser takes 20,000 fields in all). */
+export const MAX_CHOSEN = 10_000;
 
 const text = (v: unknown, max = 200): string => (typeof v === 'string' ? v.slice(0, max) : '');
 
@@ -55,7 +57,10 @@ const text = (v: unknown, max = 200): string => (typeof v === 'string' ? v.slice
  */
 export function readBrowseForm(body: Record<string, unknown>, s: SnapshotRecord): BrowseForm {
   const errors = noBrowseErrors();
-  const paths = [...new Set(many(body.path).map(decodePath))].filter((p) => p !== '');
+  // More than a form may carry: said in words, and nothing is decoded.
+  const tooMany = Array.isArray(body.path) && body.path.length > MAX_CHOSEN;
+  if (tooMany) errors.general.push({ key: 'browse.errors.tooMany', values: { max: MAX_CHOSEN } });
+  const paths = tooMany ? [] : [...new Set(many(body.path).map(decodePath))].filter((p) => p !== '');
   const chosen = [...new Set(many(body.database))];
   const renames: Record<string, string> = {};
   const databases: { name: string; as?: string }[] = [];
@@ -73,7 +78,7 @@ export function readBrowseForm(body: Record<string, unknown>, s: SnapshotRecord)
     }
     if (chosen.includes(name)) databases.push(raw === '' || raw === name || errors.fields[field] ? { name } : { name, as: raw });
   }
-  if (paths.length === 0 && chosen.length === 0) errors.general.push({ key: 'browse.errors.nothingChosen' });
+  if (!tooMany && paths.length === 0 && chosen.length === 0) errors.general.push({ key: 'browse.errors.nothingChosen' });
   const mode = body.mode === 'place' || body.mode === 'folder' ? body.mode : null;
   const page = Number(text(body.page, 12));
   let dir: BytePath = '';

@@ -50,6 +50,8 @@ interface BrowseState {
   chosen: BytePath[];
   databases: string[];
   renames: Record<string, string>;
+  /** Drawn again after a posted form came back with problems (the page's script keeps the choice then). */
+  returned: boolean;
 }
 
 /** One row as the page and the JSON show it; names always through display-name.ts. */
@@ -147,7 +149,7 @@ export function browseRoutes(ctx: Context, runner: RestoreRunner): express.Route
       allUrl: `${browseUrl(s, st.dir, { filter: st.filter })}${st.dir === '' && !st.filter ? '?' : '&'}format=json&all=1`,
       entries: matching.slice((page - 1) * st.size, page * st.size).map((i) => ({ ...rowOf(s, i), checked: chosen.has(encodePath(i.entry.path)) })),
       kept: st.chosen.filter((p) => !here.has(p)).map((p) => ({ path: encodePath(p), name: displayName(p) })),
-      chosenDatabases: st.databases, renames: st.renames,
+      chosenDatabases: st.databases, renames: st.renames, returned: st.returned,
       errors: {
         general: st.errors.general.map(tr),
         fields: Object.fromEntries(Object.entries(st.errors.fields).map(([k, m]) => [k, tr(m)])),
@@ -161,7 +163,7 @@ export function browseRoutes(ctx: Context, runner: RestoreRunner): express.Route
   };
 
   const stateOfForm = (f: BrowseForm, errors: BrowseFormErrors, size = PAGE_SIZE): BrowseState => ({
-    dir: f.dir, filter: f.filter, page: f.page, size, errors, chosen: f.paths, databases: f.databases.map((d) => d.name), renames: f.renames,
+    dir: f.dir, filter: f.filter, page: f.page, size, errors, chosen: f.paths, databases: f.databases.map((d) => d.name), renames: f.renames, returned: true,
   });
 
   /** The chosen paths as the snapshot holds them; a missing one is a problem of the form, named. */
@@ -181,7 +183,7 @@ export function browseRoutes(ctx: Context, runner: RestoreRunner): express.Route
     const page = Number(text(req.query.page, 12));
     await render(req, res, sc, s, {
       dir: decodePath(req.query.p), filter: text(req.query.q), page: Number.isSafeInteger(page) && page > 0 ? page : 1,
-      size: PAGE_SIZES.includes(size) ? size : PAGE_SIZE, errors: noBrowseErrors(), chosen: [], databases: [], renames: {},
+      size: PAGE_SIZES.includes(size) ? size : PAGE_SIZE, errors: noBrowseErrors(), chosen: [], databases: [], renames: {}, returned: false,
     });
   });
 
@@ -206,6 +208,7 @@ export function browseRoutes(ctx: Context, runner: RestoreRunner): express.Route
       const bytes = found.reduce((n, c) => n + c.bytes, 0);
       res.render('user/restore-confirm', {
         s, actionUrl: `/snapshots/${s.destinationId}/${encodeURIComponent(s.account)}/${encodeURIComponent(s.id)}/restore`,
+        selectionKey: `/snapshots/${s.destinationId}/${encodeURIComponent(s.account)}/${encodeURIComponent(s.id)}`,
         backUrl: browseUrl(s, f.dir, { filter: f.filter, page: f.page }),
         items: found.slice(0, 200).map((c) => ({ name: displayName(c.path), nameHtml: displayNameHtml(c.path), type: KIND[c.entry.kind], files: c.files, bytes: c.bytes })),
         more: Math.max(0, found.length - 200),
