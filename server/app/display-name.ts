@@ -50,9 +50,20 @@ function decodeAt(b: Buffer, i: number): { cp: number; len: number } | null {
   return { cp, len };
 }
 
+/** Printable ASCII but the backslash, with no space at either end of the name or of a path part: shown as it is. */
+const PLAIN_ASCII = /^(?:[!-[\]-~]|[!-[\]-~][ -[\]-~]*[!-[\]-~])$/;
+const isPlain = (s: string): boolean => PLAIN_ASCII.test(s) && !s.includes(' /') && !s.includes('/ ');
+
 /** The display of one name (or a path: `/` is shown as it is), in plain and escaped runs. */
 export function displayParts(name: BytePath | Buffer): NamePart[] {
-  const b = typeof name === 'string' ? Buffer.from(name, 'latin1') : name;
+  // Most names are plain ASCII: no decoding needed (a large folder shows 100,000 of them).
+  const latin1 = typeof name === 'string' ? name : null;
+  if (latin1 !== null && isPlain(latin1)) return [{ text: latin1, escaped: false }];
+  const b = latin1 !== null ? Buffer.from(latin1, 'latin1') : name as Buffer;
+  if (latin1 === null && b.length > 0 && b.length < 4096) {
+    const s = b.toString('latin1');
+    if (isPlain(s)) return [{ text: s, escaped: false }];
+  }
   const parts: NamePart[] = [];
   const push = (text: string, escaped: boolean): void => {
     const last = parts[parts.length - 1];
@@ -81,7 +92,10 @@ export function displayParts(name: BytePath | Buffer): NamePart[] {
 }
 
 /** The display of a name or path as one string (for JSON, text, attributes, messages). */
-export const displayName = (name: BytePath | Buffer): string => displayParts(name).map((p) => p.text).join('');
+export const displayName = (name: BytePath | Buffer): string => {
+  const parts = displayParts(name);
+  return parts.length === 1 ? parts[0]!.text : parts.map((p) => p.text).join('');
+};
 
 const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);

@@ -54,19 +54,24 @@ interface BrowseState {
   returned: boolean;
 }
 
-/** One row as the page and the JSON show it; names always through display-name.ts. */
+/** One row as the JSON gives it; names always through display-name.ts. */
 function rowOf(s: SnapshotRecord, item: FolderItem) {
   const e = item.entry;
   return {
-    path: encodePath(e.path), name: displayName(item.name), nameHtml: displayNameHtml(item.name), displayPath: displayName(e.path),
+    path: encodePath(e.path), name: displayName(item.name), displayPath: displayName(e.path),
     type: KIND[e.kind], size: e.kind === 'f' ? e.size : null, files: item.files, bytes: item.bytes,
     mtime: new Date(e.mtimeSec * 1000).toISOString(),
     target: e.kind === 'l' || e.kind === 'h' ? displayName(e.link) : null,
-    targetHtml: e.kind === 'l' || e.kind === 'h' ? displayNameHtml(e.link) : null,
     targetPath: e.kind === 'h' ? encodePath(e.link) : null,
     url: e.kind === 'd' ? browseUrl(s, e.path) : null,
   };
 }
+
+/** A row of the page: the JSON row with the names as marked-up HTML. */
+const pageRowOf = (s: SnapshotRecord, item: FolderItem) => ({
+  ...rowOf(s, item), nameHtml: displayNameHtml(item.name),
+  targetHtml: item.entry.kind === 'l' || item.entry.kind === 'h' ? displayNameHtml(item.entry.link) : null,
+});
 
 /** Refusals of the provider's permissions, in the page's words. */
 const PERMISSION_MESSAGE: Record<Action, string> = {
@@ -120,10 +125,7 @@ export function browseRoutes(ctx: Context, runner: RestoreRunner): express.Route
         snapshot: { id: s.id, account: s.account, destinationId: s.destinationId },
         folder: { path: encodePath(st.dir), name: displayName(st.dir) },
         filter: st.filter, page: all ? 1 : page, pages: all ? 1 : pages, pageSize: all ? matching.length : st.size, total: matching.length, entries: listing.items.length,
-        items: shown.map((i) => {
-          const { nameHtml: _h, targetHtml: _t, ...row } = rowOf(s, i);
-          return row;
-        }),
+        items: shown.map((i) => rowOf(s, i)),
       });
       return;
     }
@@ -132,7 +134,7 @@ export function browseRoutes(ctx: Context, runner: RestoreRunner): express.Route
       const parts = st.dir.split('/');
       parts.forEach((part, i) => crumbs.push({ nameHtml: displayNameHtml(part), url: browseUrl(s, parts.slice(0, i + 1).join('/')) }));
     }
-    const here = new Set(listing.items.map((i) => i.entry.path));
+    const here = st.chosen.length === 0 ? new Set<BytePath>() : new Set(listing.items.map((i) => i.entry.path));
     const chosen = new Set(st.chosen.map(encodePath));
     const t = res.locals.t as (k: string, o?: Record<string, unknown>) => string;
     const tr = (m: { key: string; values?: Record<string, string | number> }): string => t(m.key, m.values);
@@ -147,7 +149,7 @@ export function browseRoutes(ctx: Context, runner: RestoreRunner): express.Route
       prevUrl: page > 1 ? pageUrl(page - 1) : null, nextUrl: page < pages ? pageUrl(page + 1) : null,
       firstUrl: page > 1 ? pageUrl(1) : null, lastUrl: page < pages ? pageUrl(pages) : null,
       allUrl: `${browseUrl(s, st.dir, { filter: st.filter })}${st.dir === '' && !st.filter ? '?' : '&'}format=json&all=1`,
-      entries: matching.slice((page - 1) * st.size, page * st.size).map((i) => ({ ...rowOf(s, i), checked: chosen.has(encodePath(i.entry.path)) })),
+      entries: matching.slice((page - 1) * st.size, page * st.size).map((i) => ({ ...pageRowOf(s, i), checked: chosen.has(encodePath(i.entry.path)) })),
       kept: st.chosen.filter((p) => !here.has(p)).map((p) => ({ path: encodePath(p), name: displayName(p) })),
       chosenDatabases: st.databases, renames: st.renames, returned: st.returned,
       errors: {

@@ -38,31 +38,43 @@ export class NoSuchFolder extends Error {}
  */
 const snapshotKey = (s: SnapshotRecord): string => `${s.destinationId}\0${s.account}\0${s.id}\0${s.finishedAt}`;
 
-/** Recently read folders, bounded in folders and in entries held (about 300 bytes each). */
-class ListingCache {
-  private readonly map = new Map<string, FolderListing>();
-  private held = 0;
-  constructor(private readonly maxFolders = 24, private readonly maxItems = 600_000) {}
+/** The folders of a snapshot read so far: all of them (`whole`) or the one asked for. */
+interface SnapshotFolders {
+  folders: Map<BytePath, FolderListing>;
+  whole: boolean;
+  entries: number;
+}
 
-  get(key: string): FolderListing | undefined {
+/** Beyond this many entries a snapshot's folders are not all kept: only the one asked for. */
+const TREE_MAX_ENTRIES = 400_000;
+
+/** Recently read snapshots, bounded in snapshots and in entries held (a few hundred bytes each). */
+class FolderCache {
+  private readonly map = new Map<string, SnapshotFolders>();
+  private held = 0;
+  constructor(private readonly maxSnapshots = 8, private readonly maxEntries = TREE_MAX_ENTRIES) {}
+
+  get(key: string): SnapshotFolders | undefined {
     const v = this.map.get(key);
     if (v) { this.map.delete(key); this.map.set(key, v); }
     return v;
   }
 
-  set(key: string, v: FolderListing): void {
-    if (v.items.length > this.maxItems) return;
+  set(key: string, v: SnapshotFolders): void {
+    if (v.entries > this.maxEntries) return;
+    const old = this.map.get(key);
+    if (old) { this.map.delete(key); this.held -= old.entries; }
     this.map.set(key, v);
-    this.held += v.items.length;
-    for (const [k, old] of this.map) {
-      if (this.map.size <= this.maxFolders && this.held <= this.maxItems) break;
+    this.held += v.entries;
+    for (const [k, o] of this.map) {
+      if (this.map.size <= this.maxSnapshots && this.held <= this.maxEntries) break;
       this.map.delete(k);
-      this.held -= old.items.length;
+      this.held -= o.entries;
     }
   }
 }
 
-const cache = new ListingCache();
+const cache = new FolderCache();
 
 const byName = (a: FolderItem, b: FolderItem): number => {
   const ad = a.entry.kind === 'd';
@@ -71,54 +83,70 @@ const byName = (a: FolderItem, b: FolderItem): number => {
 };
 
 /**
- * Reads a folder's direct children from the snapshot's index in one streaming pass, with
- * the totals of each sub-folder's tree; a second pass only when a hard link among the
- * children points to a file elsewhere (to give the size they share).
+ * Reads every folder of a snapshot from its index in one streaming pass: each folder's
+ * direct children, and for each sub-folder the files and bytes of its whole tree (added to
+ * every folder above a file as it streams by). A hard link's size is that of the file it
+ * shares, always listed before it. So the first folder opened costs one read of the index
+ * and every other folder of the snapshot is then answered from memory. A snapshot of more
+ * than TREE_MAX_ENTRIES keeps only the folder asked for.
  */
-async function readFolder(ctx: Context, s: SnapshotRecord, dir: BytePath): Promise<FolderListing> {
+async function readFolders(ctx: Context, s: SnapshotRecord, wanted: BytePath): Promise<SnapshotFolders> {
   const snapshotDir = layout.snapshotDir(s.account, s.id);
   const record = ctx.store.destinations.byId(s.destinationId);
   if (!record) throw new NoSuchFolder('no destination');
-  return withDriver(ctx, record, async (dest) => {
-    let parent: Entry | null = null;
-    const items: FolderItem[] = [];
-    const byChild = new Map<BytePath, FolderItem>();
-    const prefix = dir === '' ? '' : `${dir}/`;
-    const sizes = new Map<BytePath, number>();
-    await eachIndexEntry(dest, snapshotDir, (e) => {
-      if (e.path === dir) { parent = e; return; }
-      if (!e.path.startsWith(prefix) || e.path === '') return;
-      if (e.kind === 'f') sizes.set(e.path, e.size);
-      const rest = e.path.slice(prefix.length);
-      const slash = rest.indexOf('/');
-      if (slash < 0) {
-        const item: FolderItem = { entry: e, name: rest, files: e.kind === 'f' || e.kind === 'h' ? 1 : 0, bytes: e.kind === 'f' ? e.size : 0 };
-        items.push(item);
-        if (e.kind === 'd') byChild.set(rest, item);
-        return;
-      }
-      const top = byChild.get(rest.slice(0, slash));
-      if (!top) return;
-      if (e.kind === 'f') { top.files++; top.bytes += e.size; } else if (e.kind === 'h') {
-        top.files++;
-        // A hard link whose first path is outside this folder is written in full when the folder is restored.
-        if (!e.link.startsWith(`${top.entry.path}/`)) top.bytes += sizes.get(e.link) ?? 0;
-      }
-    });
-    if (!parent || (parent as Entry).kind !== 'd') throw new NoSuchFolder('not a folder of this snapshot');
-    for (const item of items) if (item.entry.kind === 'h') item.bytes = sizes.get(item.entry.link) ?? 0;
-    items.sort(byName);
-    return { dir: parent, items };
-  });
+  const folders = new Map<BytePath, FolderListing>();
+  /** Each folder's own row in its parent's listing, where its tree's totals add up. */
+  const rowOf = new Map<BytePath, FolderItem>();
+  const sizes = new Map<BytePath, number>();
+  let whole = true;
+  let entries = 0;
+  const wantedPrefix = wanted === '' ? '' : `${wanted}/`;
+  const inWanted = (p: BytePath): boolean => p === wanted || p.startsWith(wantedPrefix);
+  await withDriver(ctx, record, (dest) => eachIndexEntry(dest, snapshotDir, (e) => {
+    entries++;
+    if (whole && entries > TREE_MAX_ENTRIES) {
+      // Too large to keep whole: from here on only what the folder asked for needs.
+      whole = false;
+      for (const dir of [...folders.keys()]) if (!inWanted(dir)) folders.delete(dir);
+      for (const dir of [...rowOf.keys()]) if (!inWanted(dir)) rowOf.delete(dir);
+    }
+    if (e.kind === 'f') sizes.set(e.path, e.size);
+    if (!whole && !inWanted(e.path)) return;
+    if (e.path === '') { folders.set('', { dir: e, items: [] }); return; }
+    const parent = parentOf(e.path);
+    const item: FolderItem = { entry: e, name: e.path.slice(parent === '' ? 0 : parent.length + 1), files: 0, bytes: 0 };
+    folders.get(parent)?.items.push(item);
+    if (e.kind === 'd') { folders.set(e.path, { dir: e, items: [] }); rowOf.set(e.path, item); return; }
+    if (e.kind !== 'f' && e.kind !== 'h') return;
+    const bytes = e.kind === 'f' ? e.size : sizes.get(e.link) ?? 0;
+    item.files = 1;
+    item.bytes = bytes;
+    // Up the folders that hold it; a hard link's bytes stop where its first path is inside too.
+    for (let a = parent; a !== ''; a = parentOf(a)) {
+      const row = rowOf.get(a);
+      if (!row) break;
+      row.files++;
+      if (e.kind === 'f' || !e.link.startsWith(`${a}/`)) row.bytes += bytes;
+    }
+  }));
+  for (const f of folders.values()) f.items.sort(byName);
+  if (!whole) {
+    const only = folders.get(wanted);
+    return { folders: new Map(only ? [[wanted, only]] : []), whole: false, entries: only?.items.length ?? 0 };
+  }
+  return { folders, whole: true, entries };
 }
 
-/** The folder's listing, from memory when it was read recently. */
+/** The folder's listing, from memory when its snapshot was read recently. */
 export async function folderListing(ctx: Context, s: SnapshotRecord, dir: BytePath): Promise<FolderListing> {
-  const key = `${snapshotKey(s)}\0${dir}`;
-  const hit = cache.get(key);
-  if (hit) return hit;
-  const listing = await readFolder(ctx, s, dir);
-  cache.set(key, listing);
+  const key = snapshotKey(s);
+  let listing = cache.get(key)?.folders.get(dir) ?? cache.get(`${key}\0${dir}`)?.folders.get(dir);
+  if (!listing) {
+    const read = await readFolders(ctx, s, dir);
+    cache.set(read.whole ? key : `${key}\0${dir}`, read);
+    listing = read.folders.get(dir);
+  }
+  if (!listing || listing.dir.kind !== 'd') throw new NoSuchFolder('not a folder of this snapshot');
   return listing;
 }
 
