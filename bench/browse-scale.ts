@@ -4,9 +4,11 @@
  * Builds a real account whose home holds one folder of N small files, backs it up
  * (incremental, to a local destination), starts the daemon and signs in as the account
  * holder, then times whole HTTP answers (request sent → last byte read):
- *   cold  the folder not yet read by the daemon (its index streamed and the folder sorted);
- *         the index file is in the OS page cache, as after a backup
- *   warm  the same page again (the folder's listing is held in memory)
+ *   cold  the snapshot not yet read by the daemon: its index streamed once, every folder
+ *         and its totals built; the index file is in the OS page cache, as after a backup
+ *   warm  the same page again, or any folder of the same snapshot (held in memory)
+ * Beside each wall time, the daemon's CPU time for the answer (/proc), which depends less on
+ * what else the machine runs; the load average is printed with the figures.
  * Not a timed test: it prints figures for docs/notes/browse.md.
  */
 import fs from 'node:fs';
@@ -77,7 +79,7 @@ async function main(): Promise<void> {
     rows.push([`filter over all ${FILES}, warm (median of ${RUNS}; the first builds the lower-case names)`, `${both(filtered)}; first ${both([filtered[0]!])}`]);
     const all = await time(`${folder}&format=json&all=1`, 'application/json');
     rows.push(['"select all" list (JSON of every entry)', `${both([all])}, ${(all.bytes / 1048576).toFixed(1)} MiB`]);
-    rows.push(['home folder, cold (totals of the whole tree)', both([await time(base)])]);
+    rows.push(['home folder afterwards (read in the same pass)', both([await time(base)])]);
     const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
     rows.push(['load average of the machine (1, 5, 15 min)', load]);
     const width = Math.max(...rows.map((r) => r[0].length));

@@ -113,7 +113,7 @@ describe('a folder of 4,000 entries', () => {
   test('a folder shows the files and bytes of its whole tree', async () => {
     const root = await json(snap());
     const mail = root.items.find((i) => i.name === 'mail')!;
-    assert.equal(mail.type, 'folder');
+    assert.equal(mail.type, 'directory');
     assert.equal(mail.files, MAIL_COUNT);
     const html = (await alice.get(snap())).body;
     assert.match(html, /4,000 files, \d/);

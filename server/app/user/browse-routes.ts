@@ -25,7 +25,7 @@ const PAGE_SIZES = [50, 100, 200, 500];
 const PREVIEW_TEXT_BYTES = 64 * 1024;
 const PREVIEW_IMAGE_BYTES = 8 * 1024 * 1024;
 
-const KIND: Record<Entry['kind'], string> = { f: 'file', d: 'folder', l: 'symlink', h: 'hardlink', p: 'fifo' };
+const KIND: Record<Entry['kind'], string> = { f: 'file', d: 'directory', l: 'symlink', h: 'hardlink', p: 'fifo' };
 
 const text = (v: unknown, max = 200): string => (typeof v === 'string' ? v.slice(0, max) : '');
 
@@ -251,7 +251,7 @@ export function browseRoutes(ctx: Context, runner: RestoreRunner): express.Route
   });
 
   /** The first bytes of one file, read like a download (permission, hooks, task, activity). */
-  const fileStart = async (res: express.Response, s: SnapshotRecord, sc: Scope, path: BytePath, max: number): Promise<{ chosen: Chosen; data: Buffer }> => {
+  const fileStart = async (s: SnapshotRecord, sc: Scope, path: BytePath, max: number): Promise<{ chosen: Chosen; data: Buffer }> => {
     if (path === '') throw new HttpError(404, 'error.notInSnapshot');
     const { found } = await findChosen(ctx, s, [path]);
     const chosen = found[0];
@@ -272,7 +272,7 @@ export function browseRoutes(ctx: Context, runner: RestoreRunner): express.Route
     const sc = scope(res);
     const s = await snapshotOf(sc, req.params);
     const path = decodePath(req.query.p);
-    const { chosen, data } = await fileStart(res, s, sc, path, PREVIEW_TEXT_BYTES);
+    const { chosen, data } = await fileStart(s, sc, path, PREVIEW_TEXT_BYTES);
     const what = sniff(data);
     const base = `/snapshots/${s.destinationId}/${encodeURIComponent(s.account)}/${encodeURIComponent(s.id)}`;
     const view: Record<string, unknown> = {
@@ -293,7 +293,7 @@ export function browseRoutes(ctx: Context, runner: RestoreRunner): express.Route
     const sc = scope(res);
     const s = await snapshotOf(sc, req.params);
     const path = decodePath(req.query.p);
-    const { chosen, data } = await fileStart(res, s, sc, path, PREVIEW_IMAGE_BYTES);
+    const { chosen, data } = await fileStart(s, sc, path, PREVIEW_IMAGE_BYTES);
     const what = sniff(data);
     if (what.kind !== 'image') throw new HttpError(415, 'browse.previewPage.notImage');
     if (chosen.bytes > data.length) throw new HttpError(413, 'browse.previewPage.tooLarge');
