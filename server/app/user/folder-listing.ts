@@ -82,11 +82,44 @@ const byName = (a: FolderItem, b: FolderItem): number => {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 };
 
+/** Bytes of a file already read (a hard link's first path, always listed before it): its folder's items are in name order. */
+function sizeOf(folders: Map<BytePath, FolderListing>, path: BytePath): number {
+  const parent = parentOf(path);
+  const items = folders.get(parent)?.items;
+  if (!items) return 0;
+  const name = path.slice(parent === '' ? 0 : parent.length + 1);
+  let lo = 0;
+  let hi = items.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const n = items[mid]!.name;
+    if (n === name) return items[mid]!.entry.size;
+    if (n < name) lo = mid + 1; else hi = mid - 1;
+  }
+  return 0;
+}
+
+/**
+ * Folders first, then by name. The walk lists each folder's entries in name order already,
+ * so this is one pass; an index in another order is sorted.
+ */
+function foldersFirst(items: FolderItem[]): void {
+  for (let i = 1; i < items.length; i++) {
+    if (items[i - 1]!.name >= items[i]!.name) { items.sort(byName); return; }
+  }
+  const dirs = items.filter((i) => i.entry.kind === 'd');
+  if (dirs.length === 0 || dirs.length === items.length) return;
+  const rest = items.filter((i) => i.entry.kind !== 'd');
+  items.length = 0;
+  for (const i of dirs) items.push(i);
+  for (const i of rest) items.push(i);
+}
+
 /**
  * Reads every folder of a snapshot from its index in one streaming pass: each folder's
  * direct children, and for each sub-folder the files and bytes of its whole tree (added to
  * every folder above a file as it streams by). A hard link's size is that of the file it
- * shares, always listed before it. So the first folder opened costs one read of the index
+ * shares, always listed before it (looked up in its folder, read already). So the first folder opened costs one read of the index
  * and every other folder of the snapshot is then answered from memory. A snapshot of more
  * than TREE_MAX_ENTRIES keeps only the folder asked for.
  */
@@ -97,7 +130,6 @@ async function readFolders(ctx: Context, s: SnapshotRecord, wanted: BytePath): P
   const folders = new Map<BytePath, FolderListing>();
   /** Each folder's own row in its parent's listing, where its tree's totals add up. */
   const rowOf = new Map<BytePath, FolderItem>();
-  const sizes = new Map<BytePath, number>();
   let whole = true;
   let entries = 0;
   const wantedPrefix = wanted === '' ? '' : `${wanted}/`;
@@ -110,7 +142,6 @@ async function readFolders(ctx: Context, s: SnapshotRecord, wanted: BytePath): P
       for (const dir of [...folders.keys()]) if (!inWanted(dir)) folders.delete(dir);
       for (const dir of [...rowOf.keys()]) if (!inWanted(dir)) rowOf.delete(dir);
     }
-    if (e.kind === 'f') sizes.set(e.path, e.size);
     if (!whole && !inWanted(e.path)) return;
     if (e.path === '') { folders.set('', { dir: e, items: [] }); return; }
     const parent = parentOf(e.path);
@@ -118,7 +149,7 @@ async function readFolders(ctx: Context, s: SnapshotRecord, wanted: BytePath): P
     folders.get(parent)?.items.push(item);
     if (e.kind === 'd') { folders.set(e.path, { dir: e, items: [] }); rowOf.set(e.path, item); return; }
     if (e.kind !== 'f' && e.kind !== 'h') return;
-    const bytes = e.kind === 'f' ? e.size : sizes.get(e.link) ?? 0;
+    const bytes = e.kind === 'f' ? e.size : sizeOf(folders, e.link);
     item.files = 1;
     item.bytes = bytes;
     // Up the folders that hold it; a hard link's bytes stop where its first path is inside too.
@@ -129,7 +160,7 @@ async function readFolders(ctx: Context, s: SnapshotRecord, wanted: BytePath): P
       if (e.kind === 'f' || !e.link.startsWith(`${a}/`)) row.bytes += bytes;
     }
   }));
-  for (const f of folders.values()) f.items.sort(byName);
+  for (const f of folders.values()) foldersFirst(f.items);
   if (!whole) {
     const only = folders.get(wanted);
     return { folders: new Map(only ? [[wanted, only]] : []), whole: false, entries: only?.items.length ?? 0 };
