@@ -150,7 +150,9 @@ test('on the user pages a disabled action is not offered, and a forged request i
     assert.match(bPage.body, /\/download"/);
     const got = await bob.post(`${page(b)}/download`, { _csrf: await bob.csrf(), path: pathParam('page.html') });
     assert.equal(got.status, 200);
-    assert.equal(got.headers.get('content-type'), 'application/gzip');
+    // One file downloads as itself.
+    assert.equal(got.headers.get('content-type'), 'application/octet-stream');
+    assert.match(got.headers.get('content-disposition') ?? '', /filename="page\.html"/);
   } finally {
     if (daemon && daemon.exitCode === null) {
       daemon.kill('SIGTERM');

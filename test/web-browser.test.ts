@@ -47,7 +47,7 @@ test('browses into a folder of the snapshot, with sizes and dates', async () => 
   await page.waitForSelector('table.files');
   const names = await page.locator('td.name').allTextContents();
   for (const n of ['public_html/', 'notes.txt', 'big/']) assert.ok(names.some((x) => x.trim() === n), `${n} in ${names.join('|')}`);
-  assert.ok(names.some((x) => x.trim() === 'caf\ufffd.txt'), 'the non-UTF-8 name is listed');
+  assert.ok(names.some((x) => x.trim() === 'caf\\xE9.txt'), 'the non-UTF-8 name is listed, its odd byte shown escaped');
   await browser.screenshot('user-browse-home');
   await page.getByRole('link', { name: 'public_html/' }).click();
   await page.waitForSelector('a.folder:text("blog/")');
@@ -58,9 +58,11 @@ test('browses into a folder of the snapshot, with sizes and dates', async () => 
 
 test('restores one file into place as a task, and the page shows it running until it is done', async () => {
   const { page } = browser;
-  page.once('dialog', (d) => { void d.accept(); });
   await page.getByRole('checkbox', { name: 'index.html' }).check();
   await page.getByRole('button', { name: 'Restore into place' }).click();
+  // The review says what will be overwritten before anything is.
+  assert.match(await page.locator('#restore-confirm').textContent() ?? '', /public_html\/index\.html/);
+  await page.locator('#confirm-overwrite').click();
   await page.waitForURL(/\/tasks\/\d+$/);
   await page.waitForSelector('#task-status[data-status="completed"]', { timeout: 60000 });
   assert.equal(fs.readFileSync(home('public_html/index.html'), 'utf8'), 'original index');
@@ -68,13 +70,13 @@ test('restores one file into place as a task, and the page shows it running unti
   await browser.screenshot('user-task-done');
 
   // A large file takes long enough to see the task page before it finishes.
-  await page.goBack();
-  await page.goBack();
+  await page.goto(`${fx.base}/snapshots`);
+  await page.locator(`${snapshotRow(fx.visible.alice)} a`).click();
   await page.waitForSelector('table.files');
   await page.getByRole('link', { name: 'big/' }).click();
-  page.once('dialog', (d) => { void d.accept(); });
   await page.getByRole('checkbox', { name: 'archive.bin' }).check();
   await page.getByRole('button', { name: 'Restore into place' }).click();
+  await page.locator('#confirm-overwrite').click();
   await page.waitForURL(/\/tasks\/\d+$/);
   assert.equal(await page.locator('#task-status').getAttribute('data-status'), 'running');
   assert.equal(await page.locator('progress.busy').count(), 1);
@@ -106,7 +108,7 @@ test('downloads chosen files, a non-UTF-8 name included, as a .tar.gz', async ()
   await page.goto(`${fx.base}/snapshots`);
   await page.locator(`${snapshotRow(fx.visible.alice)} a`).click();
   await page.getByRole('checkbox', { name: 'notes.txt' }).check();
-  await page.getByRole('checkbox', { name: 'caf\ufffd.txt' }).check();
+  await page.getByRole('checkbox', { name: 'caf\\xE9.txt' }).check();
   const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download' }).click()]);
   assert.equal(download.suggestedFilename(), `${fx.alice.username}-${fx.visible.alice}.tar.gz`);
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-dl-'));

@@ -115,6 +115,42 @@ export async function downloadSnapshot(req: DownloadRequest): Promise<{ files: n
   return { files, bytes };
 }
 
+export interface FileDownloadRequest {
+  destination: Destination;
+  account: string;
+  snapshotId: string;
+  /** A regular file or a hard link (its content is that of the file it shares). */
+  path: BytePath;
+  out: Writable;
+  /** Stops after this many bytes (a preview); the whole file when absent. */
+  maxBytes?: number;
+}
+
+/**
+ * Streams one file's content as it is, no archive around it: a file downloaded "as itself".
+ * The content is checked against its hash as it streams; a mismatch cuts the stream before
+ * its end, so a damaged copy is never taken for the file.
+ */
+export async function downloadFile(req: FileDownloadRequest): Promise<{ files: number; bytes: number }> {
+  const dir = layout.snapshotDir(req.account, req.snapshotId);
+  const manifest = await readManifest(req.destination, req.account, req.snapshotId);
+  if (!manifest.items.includes('files')) throw new Error(`snapshot ${req.snapshotId} holds no files`);
+  const sel = selectEntries(await readIndex(req.destination, dir), [req.path]).find((x) => x.entry.path === req.path);
+  if (!sel || sel.entry.kind !== 'f') throw new Error(`not a regular file in snapshot ${req.snapshotId}`);
+  const limit = req.maxBytes ?? Infinity;
+  const w = new StreamWriter(req.out);
+  let bytes = 0;
+  for await (const ev of snapshotContent(req.destination, dir, manifest.structure, [sel])) {
+    if (ev.type !== 'data') continue;
+    const chunk = bytes + ev.chunk.length > limit ? ev.chunk.subarray(0, limit - bytes) : ev.chunk;
+    await w.write(chunk);
+    bytes += chunk.length;
+    if (bytes >= limit) break;
+  }
+  await w.end();
+  return { files: 1, bytes };
+}
+
 /**
  * A file being written for `download --out`: a new temporary file beside `out`, with a
  * random name, created with O_EXCL|O_NOFOLLOW (a symlink or file planted at that name,

@@ -11,7 +11,7 @@ import { restoreSiteFromSnapshot } from '../engine/sites/restore-site.js';
 import { downloadSite } from '../engine/sites/download-site.js';
 import type { SiteRecord } from '../engine/sites/site-record.js';
 import type { LoadedDump } from '../engine/database/table-swap.js';
-import { downloadSnapshot, openDownloadFile } from '../engine/download.js';
+import { downloadFile, downloadSnapshot, openDownloadFile } from '../engine/download.js';
 import { ContentDamagedError } from '../engine/snapshot-content.js';
 import { AccountBusyError, lockAccount, lockAccountWhenFree } from '../engine/account-lock.js';
 import { freeUnusedObjects, removeSnapshotData } from './retention.js';
@@ -317,8 +317,14 @@ export function checkMayRestore(ctx: Context, actor: Actor, s: SnapshotRecord, i
   if (input.databases.length > 0) checkMay(ctx, actor, 'restoreDatabases', s.account);
 }
 
-/** `site`: a WordPress site's folder: its files and a dump of its tables only (services/sites.ts). */
-export interface DownloadInput { paths: BytePath[]; databases: string[]; site?: string }
+export interface DownloadInput {
+  paths: BytePath[];
+  databases: string[];
+  /** A WordPress site's folder: its files and a dump of its tables only (services/sites.ts). */
+  site?: string;
+  /** One regular file (the only path) sent as itself, not in a .tar.gz; `maxBytes` stops it early (a preview). */
+  single?: { maxBytes?: number };
+}
 
 /**
  * Checks what a download needs (the snapshot visible, the provider's permission, the
@@ -327,6 +333,7 @@ export interface DownloadInput { paths: BytePath[]; databases: string[]; site?: 
  */
 export async function prepareDownload(ctx: Context, s: SnapshotRecord, input: DownloadInput, actor: Actor = ROOT): Promise<(out: Writable) => Promise<{ files: number; bytes: number }>> {
   checkChosenPaths(input.paths);
+  if (input.single && (input.paths.length !== 1 || input.databases.length > 0)) throw new UserError('a single-file download takes exactly one path');
   await checkMaySee(ctx, actor, s);
   checkMay(ctx, actor, 'download', s.account);
   const destRecord = ctx.store.destinations.byId(s.destinationId)!;
@@ -359,8 +366,13 @@ export async function prepareDownload(ctx: Context, s: SnapshotRecord, input: Do
     try {
       result = await runAsTask(ctx, {
         type: 'download', account: s.account, destinationId: destRecord.id, snapshotId: s.id, priority: PRIORITIES.high,
-        params: { paths: input.paths.map(toDisplay), databases: input.databases, requestedBy: actor.name, accountIdentity: s.accountId ?? null, ...(input.site !== undefined ? { site: input.site } : {}) },
+        params: {
+          paths: input.paths.map(toDisplay), databases: input.databases, requestedBy: actor.name, accountIdentity: s.accountId ?? null,
+          ...(input.site !== undefined ? { site: input.site } : {}),
+          ...(input.single ? { single: true, ...(input.single.maxBytes !== undefined ? { preview: true } : {}) } : {}),
+        },
       }, () => withDriver(ctx, destRecord, async (destination): Promise<{ files: number; bytes: number }> => {
+        if (input.single) return downloadFile({ destination, account: s.account, snapshotId: s.id, path: input.paths[0]!, out, maxBytes: input.single.maxBytes });
         if (site === undefined) return downloadSnapshot({ destination, account: s.account, snapshotId: s.id, paths: input.paths, databases: input.databases, out });
         const r = await downloadSite({ destination, account: s.account, snapshotId: s.id, folder: site, out, mysql: () => ctx.panel(true).mysqlCredentials() });
         return { files: r.files, bytes: r.bytes };

@@ -1,18 +1,16 @@
 import express from 'express';
 import type { Context } from '../../services/context.js';
 import { UserError } from '../../services/context.js';
-import { checkMayRestore, snapshotFiles } from '../../services/snapshots.js';
 import { PermissionError, permissionsOf } from '../../services/permissions.js';
 import { backUpNow, backupNowJobs, backupsNowToday, BackupNowLimitError } from '../../services/backup-now.js';
-import { parentOf, toDisplay, type BytePath } from '../../util/byte-path.js';
-import type { Entry } from '../../engine/format/entry.js';
+import type { BytePath } from '../../util/byte-path.js';
 import type { SnapshotRecord } from '../../store/snapshots.js';
 import type { TaskRecord } from '../../store/tasks.js';
 import { HttpError, notFound } from '../http-error.js';
 import { actorOf } from '../session.js';
 import { Scope } from '../scope.js';
-import { decodePath, encodePath, many } from '../path-param.js';
-import { streamDownload } from '../download-stream.js';
+import { encodePath } from '../path-param.js';
+import { browseRoutes } from './browse-routes.js';
 import type { RestoreRunner } from '../restore-runner.js';
 import { cancelTask } from '../../services/tasks.js';
 import type { Actor } from '../../services/actor.js';
@@ -25,15 +23,6 @@ const FINAL = new Set(['completed', 'partial', 'failed', 'cancelled']);
 export const snapshotUrl = (s: Pick<SnapshotRecord, 'destinationId' | 'account' | 'id'>, dir?: BytePath): string =>
   `/snapshots/${s.destinationId}/${encodeURIComponent(s.account)}/${encodeURIComponent(s.id)}${dir ? `?p=${encodePath(dir)}` : ''}`;
 
-interface EntryView { name: string; type: string; size: number; mtime: string; b64: string; isDir: boolean; target: string | null }
-
-const entryView = (e: Entry): EntryView => ({
-  name: toDisplay(e.path.slice(e.path.lastIndexOf('/') + 1)),
-  type: { f: 'file', d: 'directory', l: 'symlink', h: 'hardlink', p: 'fifo' }[e.kind],
-  size: e.size, mtime: new Date(e.mtimeSec * 1000).toISOString(), b64: encodePath(e.path), isDir: e.kind === 'd',
-  target: e.kind === 'l' ? toDisplay(e.link) : null,
-});
-
 function taskView(t: TaskRecord): Record<string, unknown> {
   const params = t.params as { paths?: string[]; databases?: { name: string }[]; intoFolder?: boolean };
   const result = t.result as { files?: { files: number; directories: number; links: number; bytes: number; warningCount: number } | null; folder?: string | null; databases?: { name: string; restoredAs: string }[] };
@@ -44,49 +33,6 @@ function taskView(t: TaskRecord): Record<string, unknown> {
     files: result.files ?? null, folder: result.folder ?? null, restoredDatabases: result.databases ?? [],
     snapshotUrl: t.destinationId !== null && t.account !== null && t.snapshotId !== null ? snapshotUrl({ destinationId: t.destinationId, account: t.account, id: t.snapshotId }) : null,
   };
-}
-
-/** Checks that every chosen path is in the snapshot: one index read per folder they come from (normally one). */
-async function checkPaths(ctx: Context, s: SnapshotRecord, paths: BytePath[]): Promise<void> {
-  const byParent = new Map<BytePath, BytePath[]>();
-  for (const p of paths) {
-    if (p === '') throw new HttpError(400, 'error.badRequest');
-    byParent.set(parentOf(p), [...(byParent.get(parentOf(p)) ?? []), p]);
-  }
-  for (const [dir, wanted] of byParent) {
-    let children: Entry[];
-    try { children = await snapshotFiles(ctx, s, dir); } catch (err) {
-      if (err instanceof UserError) throw new HttpError(404, 'error.notInSnapshot');
-      throw err;
-    }
-    const have = new Set(children.map((e) => e.path));
-    if (!wanted.every((p) => have.has(p))) throw new HttpError(404, 'error.notInSnapshot');
-  }
-}
-
-interface Selection { paths: BytePath[]; databases: string[] }
-
-function selection(body: Record<string, unknown>, s: SnapshotRecord): Selection {
-  const paths = [...new Set(many(body.path).map(decodePath))];
-  const databases = [...new Set(many(body.database))];
-  if (!databases.every((d) => s.databases.includes(d))) throw new HttpError(404, 'error.notInSnapshot');
-  if (paths.length === 0 && databases.length === 0) throw new HttpError(400, 'error.nothingChosen');
-  return { paths, databases };
-}
-
-const DATABASE_NAME = /^[A-Za-z0-9_]{1,64}$/;
-
-/**
- * The new name a database is to be restored under (form field `as_<name>`), if any. It
- * must be one of the account's own names (`<account>_…`): checked here so a refused
- * name starts no task at all.
- */
-function renameOf(body: Record<string, unknown>, s: SnapshotRecord, name: string): { as?: string } {
-  const raw = body[`as_${name}`];
-  if (raw === undefined || raw === '') return {};
-  if (typeof raw !== 'string' || !DATABASE_NAME.test(raw)) throw new HttpError(400, 'error.badDatabaseName');
-  if (!raw.startsWith(`${s.account}_`)) throw new HttpError(403, 'error.foreignDatabase');
-  return raw === name ? {} : { as: raw };
 }
 
 /** The provider's permissions refuse with 403 and nothing happens; any other refusal of the services is a 409. */
@@ -138,55 +84,8 @@ export function userRoutes(ctx: Context, runner: RestoreRunner): express.Router 
     res.render('user/snapshots', { days, showAccount: sc.actor.role !== 'user', only, backupNow, wanted, newestDay: dayKeys[0] ?? null, oldestDay: dayKeys[dayKeys.length - 1] ?? null, searchAccount: sc.actor.role === 'user' ? null : only });
   });
 
-  r.get('/snapshots/:destination/:account/:id', async (req, res) => {
-    const sc = scope(res);
-    const s = await snapshotOf(sc, req.params);
-    const dir = decodePath(req.query.p);
-    let entries: Entry[];
-    try { entries = await snapshotFiles(ctx, s, dir); } catch (err) {
-      if (err instanceof UserError) throw new HttpError(404, 'error.notInSnapshot');
-      throw err;
-    }
-    const list = entries.filter((e) => e.path !== dir).map(entryView)
-      .sort((a, b) => (a.isDir === b.isDir ? (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) : a.isDir ? -1 : 1));
-    const crumbs: { name: string; url: string }[] = [];
-    if (dir !== '') {
-      const parts = dir.split('/');
-      parts.forEach((part, i) => crumbs.push({ name: toDisplay(part), url: snapshotUrl(s, parts.slice(0, i + 1).join('/')) }));
-    }
-    res.render('user/browse', {
-      may: permissionsOf(ctx.config, sc.actor), s, destination: sc.destination(s.destinationId)!.name, url: snapshotUrl(s), dir: encodePath(dir), atRoot: dir === '',
-      parentUrl: dir === '' ? null : snapshotUrl(s, parentOf(dir)), crumbs,
-      entries: list.map((e) => ({ ...e, url: e.isDir ? snapshotUrl(s, Buffer.from(e.b64, 'base64url').toString('latin1')) : null })),
-    });
-  });
-
-  r.post('/snapshots/:destination/:account/:id/restore', async (req, res) => {
-    const actor = actorOf(res);
-    const s = await snapshotOf(scope(res), req.params);
-    const body = (req.body ?? {}) as Record<string, unknown>;
-    const mode = body.mode;
-    if (mode !== 'place' && mode !== 'folder') throw new HttpError(400, 'error.badRequest');
-    const sel = selection(body, s);
-    await refusedAs403(() => checkMayRestore(ctx, actor, s, sel));
-    await checkPaths(ctx, s, sel.paths);
-    ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'restore.requested', target: `${s.account} ${s.id}`, result: 'ok', detail: '' });
-    const databases = sel.databases.map((name) => ({ name, ...renameOf(body, s, name) }));
-    const answer = await runner.submit(actor, s, {
-      paths: sel.paths, databases, intoFolder: mode === 'folder',
-    }, { items: sel.paths.length + sel.databases.length });
-    if ('taskId' in answer) res.redirect(303, `/tasks/${answer.taskId}`);
-    else if ('queued' in answer) res.redirect(303, '/tasks');
-    else throw new HttpError(409, 'error.restoreRefused', answer.error);
-  });
-
-  r.post('/snapshots/:destination/:account/:id/download', async (req, res) => {
-    const actor = actorOf(res);
-    const s = await snapshotOf(scope(res), req.params);
-    const sel = selection((req.body ?? {}) as Record<string, unknown>, s);
-    await checkPaths(ctx, s, sel.paths);
-    await refusedAs403(() => streamDownload(ctx, actor, s, sel.paths, sel.databases, res));
-  });
+  // Browsing a snapshot, restore, download and preview (browse-routes.ts).
+  r.use(browseRoutes(ctx, runner));
 
   r.get('/tasks', async (_req, res) => {
     const sc = scope(res);
