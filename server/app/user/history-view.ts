@@ -1,9 +1,10 @@
+import { displayName } from '../display-name.js';
 import type express from 'express';
 import type { Context } from '../../services/context.js';
 import { UserError } from '../../services/context.js';
 import { permissionsOf } from '../../services/permissions.js';
 import type { SnapshotRef } from '../../services/path-history.js';
-import { parentOf, toDisplay, type BytePath } from '../../util/byte-path.js';
+import { parentOf, type BytePath } from '../../util/byte-path.js';
 import { encodePath } from '../path-param.js';
 import { HttpError } from '../http-error.js';
 import { actorOf } from '../session.js';
@@ -14,7 +15,7 @@ import { ACCOUNT_NAME } from '../../engine/snapshot-layout.js';
  * alone, so that the escaped rendering of odd bytes (newline, control, non-UTF-8) is
  * changed in one place.
  */
-export const shownName = (p: BytePath): string => toDisplay(p);
+export const shownName = (p: BytePath): string => displayName(p);
 
 /** The account the pages look into: an account holder's own; a provider's given as `?account=`. */
 export function accountOf(req: express.Request, res: express.Response): string | null {
