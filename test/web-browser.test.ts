@@ -79,9 +79,12 @@ test('restores one file into place as a task, and the page shows it running unti
   await page.locator('#confirm-overwrite').click();
   await page.waitForURL(/\/tasks\/\d+$/);
   assert.equal(await page.locator('#task-status').getAttribute('data-status'), 'running');
-  assert.equal(await page.locator('progress.busy').count(), 1);
+  assert.equal(await page.locator('#restore-progress progress.bar').count(), 1);
   await browser.screenshot('user-task-running');
   await page.waitForSelector('#task-status[data-status="completed"]', { timeout: 120000 });
+  // Once done, the page says what was restored, counted in words.
+  await page.waitForSelector('#restore-result');
+  assert.match(await page.locator('#restore-result').textContent() ?? '', /Restored 1 file\b/);
   assert.equal(fs.statSync(home('big/archive.bin')).size, BIG_FILE_MB * 1024 * 1024);
 });
 
