@@ -6,7 +6,7 @@ import path from 'node:path';
 import http from 'node:http';
 import { execFileSync } from 'node:child_process';
 import { startWebFixture, WebClient, pathParam, type WebFixture } from './support/web-daemon.js';
-import { buildBrowseTree, MAIL_COUNT, mailBody, mailName, ODD, PREVIEW, tinyPng } from './support/browse-tree.js';
+import { buildBrowseTree, MAIL_COUNT, mailBody, mailName, ODD, tinyPng } from './support/browse-tree.js';
 import { fileURLToPath } from 'node:url';
 import ejs from 'ejs';
 import { displayName } from '../server/app/display-name.js';

@@ -9,8 +9,6 @@ import { startTestSshServer, type TestSshServer } from './support/sshd.js';
 
 let server: TestSshServer;
 let shellServer: TestSshServer;
-let uid = 0;
-let gid = 0;
 
 /** A fresh, empty remote directory owned by the SSH user (made locally: the server is this machine). */
 function freshRemoteDir(on: TestSshServer = server): string {
@@ -28,9 +26,6 @@ const settings = (extra: Partial<SshSettings> = {}): SshSettings => ({
 
 before(async () => {
   server = await startTestSshServer({ allowCommands: false });
-  const st = fs.statSync(server.remoteRoot);
-  uid = st.uid;
-  gid = st.gid;
 });
 
 after(async () => {

@@ -1,5 +1,4 @@
 import type { LogAudience } from '../store/tasks.js';
-import fs from 'node:fs';
 import type { Writable } from 'node:stream';
 import type { SnapshotRecord } from '../store/snapshots.js';
 import { isUtf8, toDisplay, type BytePath } from '../util/byte-path.js';

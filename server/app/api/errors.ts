@@ -1,3 +1,4 @@
+import type { Response } from 'express';
 import { errorCodeOf, type ErrorCode } from '../../services/errors.js';
 
 /** An answer of the API that is not the usual 400 for the caller's input. */
@@ -28,4 +29,19 @@ const API_STATUS: Record<ErrorCode, number> = {
 export function statusOf(err: unknown): number {
   if (err instanceof ApiError) return err.status;
   return API_STATUS[errorCodeOf(err)];
+}
+
+/**
+ * Streams a .tar.gz answer. Once bytes went out, a cut connection is the only honest answer
+ * to a failure: never a short archive that looks whole.
+ */
+export async function sendGzip(res: Response, filename: string, write: (out: Response) => Promise<unknown>): Promise<void> {
+  res.status(200).set({ 'Content-Type': 'application/gzip', 'Content-Disposition': `attachment; filename="${filename}"` });
+  try {
+    await write(res);
+  } catch (err) {
+    if (res.headersSent) { res.destroy(); return; }
+    for (const h of ['Content-Type', 'Content-Disposition']) res.removeHeader(h);
+    throw new ApiError(502, `download failed: ${(err as Error).message}`);
+  }
 }

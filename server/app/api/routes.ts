@@ -17,7 +17,7 @@ import { clipLongRuns, decodeBase64Path } from '../../util/input-checks.js';
 import type { TaskRecord } from '../../store/tasks.js';
 import { cancelTask, getTask, listTasks } from '../../services/tasks.js';
 import { isPriorityName, PRIORITIES, priorityName } from '../../queue/priority.js';
-import { ApiError, statusOf } from './errors.js';
+import { ApiError, sendGzip, statusOf } from './errors.js';
 import {
   binlogStatus, databaseWindow, parseMoment, previewDatabaseAt, restoreDatabaseAtMoment, shipBinlogsNow, type AtInput,
 } from '../../services/point-in-time.js';
@@ -317,15 +317,7 @@ export function apiRoutes(ctx: Context, trusted: boolean): express.Router {
     const b = body(req);
     const s = await snapshotOf(req, actor, optString(b, 'destination') ?? query(req, 'destination'));
     const write = await prepareDownload(ctx, s, { paths: pathsOf(b), databases: stringList(b, 'databases') }, actor);
-    res.status(200).set({ 'Content-Type': 'application/gzip', 'Content-Disposition': `attachment; filename="${s.account}-${s.id}.tar.gz"` });
-    try {
-      await write(res);
-    } catch (err) {
-      // Once bytes went out, a cut connection is the only honest answer: never a short archive that looks whole.
-      if (res.headersSent) { res.destroy(); return; }
-      for (const h of ['Content-Type', 'Content-Disposition']) res.removeHeader(h);
-      throw new ApiError(502, `download failed: ${(err as Error).message}`);
-    }
+    await sendGzip(res, `${s.account}-${s.id}.tar.gz`, write);
   }));
 
   r.use(historyApiRoutes(ctx));

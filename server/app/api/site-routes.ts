@@ -3,7 +3,7 @@ import type { Context } from '../../services/context.js';
 import type { Actor } from '../../services/actor.js';
 import { listSites, prepareSiteDownload, restoreSite, restoreSiteAt } from '../../services/sites.js';
 import { parseMoment } from '../../services/point-in-time.js';
-import { ApiError } from './errors.js';
+import { ApiError, sendGzip } from './errors.js';
 import { bad, body, handle, optBoolean, optString, query, startInBackground, type Body } from './routes.js';
 
 /** The account a request is about: an account holder's own; the provider and resellers name it. */
@@ -49,14 +49,7 @@ export function siteApiRoutes(ctx: Context): express.Router {
   }));
   r.post('/sites/download', handle(async (req, res, actor) => {
     const { snapshot, write } = await prepareSiteDownload(ctx, siteInput(body(req), actor), actor);
-    res.status(200).set({ 'Content-Type': 'application/gzip', 'Content-Disposition': `attachment; filename="${snapshot.account}-site-${snapshot.id}.tar.gz"` });
-    try {
-      await write(res);
-    } catch (err) {
-      if (res.headersSent) { res.destroy(); return; }
-      for (const h of ['Content-Type', 'Content-Disposition']) res.removeHeader(h);
-      throw new ApiError(502, `download failed: ${(err as Error).message}`);
-    }
+    await sendGzip(res, `${snapshot.account}-site-${snapshot.id}.tar.gz`, write);
   }));
   return r;
 }

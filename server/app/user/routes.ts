@@ -50,11 +50,6 @@ async function refusedAs403<T>(fn: () => T | Promise<T>): Promise<T> {
 export function userRoutes(ctx: Context, runner: RestoreRunner): express.Router {
   const r = express.Router();
   const scope = (res: express.Response): Scope => new Scope(ctx, actorOf(res));
-  const snapshotOf = (sc: Scope, p: Record<string, string | undefined>): Promise<SnapshotRecord> => {
-    const dest = Number(p.destination);
-    if (!Number.isSafeInteger(dest)) throw notFound();
-    return sc.snapshot(dest, p.account ?? '', p.id ?? '');
-  };
 
   r.get('/', (_req, res) => { res.redirect(303, actorOf(res).role === 'user' ? '/snapshots' : '/admin'); });
   r.use(historyRoutes(ctx));
