@@ -11,6 +11,7 @@
  *   --catalog      also the catalog rows (1,000 accounts x 30 snapshots, a 100,000-entry folder)
  *   --json FILE    write every figure as JSON
  *   --svg FILE     where --scale writes its plot (default docs/benchmarks-scale.svg)
+ *   --no-main      leave out the rows above (with --scale or --catalog: only those)
  *   --keep         keep the data for inspection
  * Every timing ends with `sync -f` of the filesystem written to (both sides): a command is
  * done when its output would survive a power cut, which Tidemark's own flushes promise and
@@ -25,7 +26,7 @@ import { borg, missingPeers, restic, type Peer } from './peers.js';
 import { Results } from './report.js';
 import { addLocalJobs, archives, firstBackups, fixedCost, restores, secondBackups, type LocalSetup } from './rows-local.js';
 import { sshArchives, sshFirst, sshRestore, sshSecond, startSsh, type SshSide } from './rows-ssh.js';
-import { createWorld, generate, mutate, REPO } from './setup.js';
+import { createWorld, generate, mutate, REPO, type World } from './setup.js';
 import { runScale } from './rows-scale.js';
 import { runCatalog } from './rows-catalog.js';
 
@@ -36,13 +37,13 @@ const flag = (name: string): boolean => args.includes(`--${name}`);
 
 export interface Options {
   files: number; runs: number; ssh: boolean; peers: boolean; restore: boolean; keep: boolean;
-  scale: boolean; scaleFiles: number[]; catalog: boolean; json: string | undefined; svg: string;
+  scale: boolean; scaleFiles: number[]; catalog: boolean; json: string | undefined; svg: string; main: boolean;
 }
 
 const options: Options = {
   files: num('files', 20000), runs: num('runs', 3), ssh: !flag('no-ssh'), peers: !flag('no-peers'), restore: !flag('no-restore'),
   keep: flag('keep'), scale: flag('scale'), scaleFiles: (opt('scale-files') ?? '2000,20000,200000').split(',').map(Number),
-  catalog: flag('catalog'), json: opt('json'), svg: opt('svg') ?? path.join(REPO, 'docs/benchmarks-scale.svg'),
+  catalog: flag('catalog'), json: opt('json'), main: !flag('no-main'), svg: opt('svg') ?? path.join(REPO, 'docs/benchmarks-scale.svg'),
 };
 
 function preflight(): void {
@@ -55,22 +56,18 @@ function preflight(): void {
   }
 }
 
-async function main(): Promise<void> {
-  preflight();
-  const started = new Date();
-  const results = new Results();
-  const log = (s: string): void => { process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`); };
-  const world = createWorld();
+/** The rows of one run on the dataset: backups, archives, restores, peers, SSH, fixed cost. */
+async function mainRows(world: World, results: Results, log: (s: string) => void): Promise<void> {
+  const account = world.addAccount(`tmbench${process.pid % 100000}`);
+  const dataset = generate(account, options.files);
+  log(`dataset: ${dataset}`);
+  results.facts.dataset = dataset;
+  const peers: Peer[] = options.peers ? [restic(world.work, account.home), borg(world.work, account.home)] : [];
+  results.facts.peers = Object.fromEntries(peers.map((p) => [p.name, { version: p.version, setting: p.setting }]));
+  const s: LocalSetup = { world, account, runs: options.runs, peers, results };
+  addLocalJobs(s);
   let ssh: SshSide | null = null;
   try {
-    const account = world.addAccount(`tmbench${process.pid % 100000}`);
-    const dataset = generate(account, options.files);
-    log(`dataset: ${dataset}`);
-    results.facts.dataset = dataset;
-    const peers: Peer[] = options.peers ? [restic(world.work, account.home), borg(world.work, account.home)] : [];
-    results.facts.peers = Object.fromEntries(peers.map((p) => [p.name, { version: p.version, setting: p.setting }]));
-    const s: LocalSetup = { world, account, runs: options.runs, peers, results };
-    addLocalJobs(s);
     log('first backups'); await firstBackups(s);
     if (options.ssh) { ssh = await startSsh(s); log('first backups over ssh'); await sshFirst(s, ssh); }
     const changed = mutate(account, 1);
@@ -87,8 +84,25 @@ async function main(): Promise<void> {
     log('fixed cost'); await fixedCost(s, Math.max(5, options.runs));
     const peak = Math.max(...results.rows.filter((r) => r.name.startsWith('tidemark')).map((r) => r.m.peakKiB)) / 1024;
     results.check(`Tidemark's peak memory at ${options.files} files`, peak, 300, 'MiB');
+  } finally {
     for (const p of peers) p.remove();
-    if (ssh) { await ssh.close(); ssh = null; }
+    await ssh?.close();
+    // The dataset is not needed by --scale and --catalog: its disk space is.
+    if (!options.keep) {
+      fs.rmSync(account.home, { recursive: true, force: true });
+      for (const n of fs.readdirSync(world.out)) fs.rmSync(path.join(world.out, n), { recursive: true, force: true });
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  preflight();
+  const started = new Date();
+  const results = new Results();
+  const log = (s: string): void => { process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`); };
+  const world = createWorld();
+  try {
+    if (options.main) await mainRows(world, results, log);
     if (options.scale) { log('scale'); await runScale(world, options, results, log); }
     if (options.catalog) { log('catalog'); await runCatalog(world, results, log); }
     results.print();
@@ -104,7 +118,6 @@ async function main(): Promise<void> {
     fs.writeFileSync(path.join(os.tmpdir(), 'tidemark-bench-last.md'), `${results.markdown()}\n`);
     log(`load average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   } finally {
-    await ssh?.close();
     world.close(options.keep);
   }
 }
