@@ -9,19 +9,24 @@ import { execFileSync, spawn } from 'node:child_process';
 export interface Measure {
   /** Best wall time, seconds, flush included. */
   seconds: number;
-  /** Peak resident memory of the process tree, KiB (the sum of each process's own peak). */
+  /** Peak resident memory of the process tree, KiB (see treePeakNow). */
   peakKiB: number;
   /** Every run's seconds, in the order run. */
   all: number[];
 }
 
-/** Peak resident memory of a process tree, sampled from /proc. */
-function sampleTree(rootPid: number, peaks: Map<number, number>): void {
+/**
+ * The sum of the peak resident memory (VmHWM) of the processes of a tree alive now, from
+ * /proc. The peak of a run is the largest such sum over its samples: processes alive
+ * together count together, processes one after another (a job's workers, a script's
+ * commands) do not add up.
+ */
+function treePeakNow(rootPid: number): number {
+  let sum = 0;
   const visit = (pid: number): void => {
     try {
       const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-      const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
-      peaks.set(pid, Math.max(peaks.get(pid) ?? 0, hwm));
+      sum += Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
       for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
         const kids = fs.readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim();
         for (const k of kids ? kids.split(/\s+/) : []) visit(Number(k));
@@ -29,6 +34,7 @@ function sampleTree(rootPid: number, peaks: Map<number, number>): void {
     } catch { /* exited */ }
   };
   visit(rootPid);
+  return sum;
 }
 
 /** One directory per filesystem written to: each is flushed before and after every timing. */
@@ -55,14 +61,14 @@ export async function timed(cmd: string, argv: string[], opts: RunOptions = {}):
     : spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'], cwd: opts.cwd, env: opts.env, uid: opts.uid, gid: opts.gid });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => { if (stderr.length < 20000) stderr += d.toString(); });
-  const peaks = new Map<number, number>();
-  const timer = setInterval(() => sampleTree(child.pid!, peaks), 20);
+  let peakKiB = 0;
+  const timer = setInterval(() => { peakKiB = Math.max(peakKiB, treePeakNow(child.pid!)); }, 20);
   const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
   clearInterval(timer);
   flushAll();
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   if (code !== 0) throw new Error(`${opts.shell ? cmd : [cmd, ...argv].join(' ')} failed with ${code}: ${stderr.trim().slice(-2000)}`);
-  return { seconds, peakKiB: [...peaks.values()].reduce((a, b) => a + b, 0), all: [seconds] };
+  return { seconds, peakKiB, all: [seconds] };
 }
 
 /** One of several commands compared in turns. */

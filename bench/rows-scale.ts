@@ -102,7 +102,7 @@ export async function runScale(world: World, options: Options, results: Results,
   for (const files of options.scaleFiles) {
     points.push(await onePoint(world, options, files, log));
     const p = points[points.length - 1]!;
-    log(`scale ${files}: ${Object.entries(p.seconds).map(([k, v]) => `${k} ${v.toFixed(2)} s`).join(', ')}; tidemark peak ${Object.values(p.tidemarkPeakMiB).map((v) => v.toFixed(0)).join('/')} MiB, index ${(p.indexBytes / 1048576).toFixed(1)} MiB`);
+    log(`scale ${files}: ${Object.entries(p.seconds).map(([k, v]) => `${k} ${v.toFixed(2)} s`).join(', ')}; tidemark peak ${Object.values(p.tidemarkPeakMiB).map((v) => v.toFixed(0)).join('/')} MiB, index ${(p.indexBytes / 1024).toFixed(0)} KiB`);
   }
   results.sections.scale = points;
   const last = points[points.length - 1];

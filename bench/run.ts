@@ -26,7 +26,7 @@ import { borg, missingPeers, restic, type Peer } from './peers.js';
 import { Results } from './report.js';
 import { addLocalJobs, archives, firstBackups, fixedCost, restores, secondBackups, type LocalSetup } from './rows-local.js';
 import { sshArchives, sshFirst, sshRestore, sshSecond, startSsh, type SshSide } from './rows-ssh.js';
-import { createWorld, generate, mutate, REPO, type World } from './setup.js';
+import { createWorld, generate, GENERATOR, mutate, REPO, type World } from './setup.js';
 import { runScale } from './rows-scale.js';
 import { runCatalog } from './rows-catalog.js';
 
@@ -48,6 +48,7 @@ const options: Options = {
 
 function preflight(): void {
   if (process.getuid?.() !== 0) throw new Error('the benchmark creates Linux users: run it as root');
+  if (!fs.existsSync(GENERATOR)) throw new Error(`no dataset generator at ${GENERATOR}: set TIDEMARK_BENCH_GENERATOR to make-account.mjs`);
   const missing = ['tar', 'gzip', 'pigz', 'rsync'].filter((t) => spawnSync('which', [t]).status !== 0);
   if (options.peers) missing.push(...missingPeers());
   if (missing.length) {
