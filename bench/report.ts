@@ -114,3 +114,18 @@ export class Results {
     fs.writeFileSync(file, `${JSON.stringify({ ...meta, ...(this.toJson() as object) }, null, 2)}\n`);
   }
 }
+
+/** Results read back from a --json file (for tables written after the run). */
+export function resultsFromJson(doc: {
+  rows: { group: string; name: string; seconds: number; runs: number[]; peakMiB: number; ref?: string; sizeBytes?: number }[];
+  checks: Check[]; facts?: Record<string, unknown>;
+}): Results {
+  const r = new Results();
+  for (const row of doc.rows) {
+    r.add(row.group, row.name, { seconds: row.seconds, peakKiB: row.peakMiB * 1024, all: row.runs },
+      { ...(row.ref ? { ref: row.ref } : {}), ...(row.sizeBytes !== undefined ? { size: row.sizeBytes } : {}) });
+  }
+  r.checks.push(...doc.checks);
+  Object.assign(r.facts, doc.facts ?? {});
+  return r;
+}

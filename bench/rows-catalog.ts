@@ -152,8 +152,6 @@ export async function runCatalog(world: World, results: Results, log: (s: string
     results.check('snapshot list --account X through the daemon JSON API, p99 of 100', api.p99, 100, 'ms');
     results.check('the account holder\'s snapshot page, p99 of 100', page.p99, 100, 'ms');
     results.check(`a folder of ${CATALOG.folderEntries} entries in the web file browser, p99 of ${CATALOG.folderRequests}`, folderPage.p99, 300, 'ms');
-    results.facts.catalogCliSnapshotListMs = cli;
-    results.facts.catalogFolderApiMs = folderApi;
   } finally {
     if (daemon.exitCode === null) {
       daemon.kill('SIGTERM');

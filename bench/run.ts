@@ -116,7 +116,6 @@ async function main(): Promise<void> {
       });
       log(`wrote ${options.json}`);
     }
-    fs.writeFileSync(path.join(os.tmpdir(), 'tidemark-bench-last.md'), `${results.markdown()}\n`);
     log(`load average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   } finally {
     world.close(options.keep);
