@@ -67,7 +67,7 @@ export class Results {
   print(out: NodeJS.WritableStream = process.stdout): void {
     const w = (s: string): void => { out.write(`${s}\n`); };
     let group = '';
-    w(`\n${'command'.padEnd(64)} ${'seconds'.padStart(8)} ${'ratio'.padStart(8)} ${'peak MiB'.padStart(9)} ${'size MiB'.padStart(9)}  runs`);
+    if (this.rows.length) w(`\n${'command'.padEnd(64)} ${'seconds'.padStart(8)} ${'ratio'.padStart(8)} ${'peak MiB'.padStart(9)} ${'size MiB'.padStart(9)}  runs`);
     for (const r of this.rows) {
       if (r.group !== group) { group = r.group; w(`-- ${group}`); }
       const ref = r.ref ? this.find(r.ref) : undefined;
