@@ -85,14 +85,15 @@ export class Results {
 
   /** Markdown table of the rows (for docs/notes). */
   markdown(): string {
-    const lines = ['| group | command | seconds (best) | ratio | peak MiB | size MiB |', '|---|---|---|---|---|---|'];
+    const lines = this.rows.length ? ['| group | command | seconds (best) | ratio | peak MiB | size MiB |', '|---|---|---|---|---|---|'] : [];
     for (const r of this.rows) {
       const ref = r.ref ? this.find(r.ref) : undefined;
       const ratio = ref ? `${(r.m.seconds / ref.m.seconds).toFixed(2)}x of ${ref.name.replace(/\|/g, '\\|')}` : '';
       lines.push(`| ${r.group} | ${r.name.replace(/\|/g, '\\|')} | ${r.m.seconds.toFixed(2)} | ${ratio} | ${(r.m.peakKiB / 1024).toFixed(0)} | ${r.size !== undefined ? (r.size / 1048576).toFixed(1) : ''} |`);
     }
     if (this.checks.length) {
-      lines.push('', '| goal | measured | limit | |', '|---|---|---|---|');
+      if (lines.length) lines.push('');
+      lines.push('| goal | measured | limit | |', '|---|---|---|---|');
       for (const c of this.checks) lines.push(`| ${c.text.replace(/\|/g, '\\|')} | ${c.value.toFixed(c.unit === 'x' ? 2 : 3)}${c.unit === 'x' ? 'x' : ` ${c.unit}`} | ${c.limit} | ${c.ok ? 'met' : 'MISS'} |`);
     }
     return lines.join('\n');
