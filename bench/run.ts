@@ -100,7 +100,23 @@ async function main(): Promise<void> {
   preflight();
   const started = new Date();
   const results = new Results();
-  const log = (s: string): void => { process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`); };
+  const save = (partial: boolean): void => {
+    if (!options.json) return;
+    results.writeJson(options.json, {
+      started: started.toISOString(), finished: partial ? null : new Date().toISOString(), partial, options,
+      machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memoryMiB: Math.round(os.totalmem() / 1048576), loadAverage: os.loadavg(), kernel: os.release(), node: process.version },
+      tools: { tar: sh('tar --version | head -1').trim(), rsync: sh('rsync --version | head -1').trim(), pigz: sh('pigz --version 2>&1').trim(), gzip: sh('gzip --version | head -1').trim() },
+    });
+  };
+  let shown = 0;
+  let done = false;
+  // At every step: the rows measured since the last one, and the JSON so far (a run cut short keeps its figures).
+  const log = (s: string): void => {
+    for (const r of results.rows.slice(shown)) process.stdout.write(`    ${r.name}: ${r.m.seconds.toFixed(2)} s (${r.m.all.map((x) => x.toFixed(2)).join(' ')})\n`);
+    shown = results.rows.length;
+    if (!done) save(true);
+    process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`);
+  };
   const world = createWorld();
   try {
     if (options.main) await mainRows(world, results, log);
@@ -108,14 +124,9 @@ async function main(): Promise<void> {
     if (options.catalog) { log('catalog'); await runCatalog(world, results, log); }
     results.print();
     for (const [k, v] of Object.entries(results.facts)) process.stdout.write(`${k}: ${JSON.stringify(v)}\n`);
-    if (options.json) {
-      results.writeJson(options.json, {
-        started: started.toISOString(), finished: new Date().toISOString(), options,
-        machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memoryMiB: Math.round(os.totalmem() / 1048576), loadAverage: os.loadavg(), kernel: os.release(), node: process.version },
-        tools: { tar: sh('tar --version | head -1').trim(), rsync: sh('rsync --version | head -1').trim(), pigz: sh('pigz --version 2>&1').trim(), gzip: sh('gzip --version | head -1').trim() },
-      });
-      log(`wrote ${options.json}`);
-    }
+    save(false);
+    done = true;
+    if (options.json) log(`wrote ${options.json}`);
     log(`load average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   } finally {
     world.close(options.keep);
