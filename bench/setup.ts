@@ -65,8 +65,10 @@ export function createWorld(): World {
     },
     close(keep) {
       for (const a of accounts) {
-        spawnSync('userdel', ['--force', a.user], { stdio: 'ignore' });
+        // Other jobs on the machine add and remove users too: a locked /etc/passwd (exit 10) is tried again.
+        for (let i = 0; i < 20 && spawnSync('userdel', ['--force', a.user], { stdio: 'ignore' }).status === 10; i++) spawnSync('sleep', ['0.2']);
         spawnSync('groupdel', [a.user], { stdio: 'ignore' });
+        if (spawnSync('id', [a.user], { stdio: 'ignore' }).status === 0) process.stderr.write(`bench: could not remove the user ${a.user}: userdel --force ${a.user}\n`);
       }
       if (!keep) fs.rmSync(work, { recursive: true, force: true });
       else process.stdout.write(`kept ${work}\n`);
