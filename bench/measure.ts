@@ -1,0 +1,122 @@
+/**
+ * Timing for the benchmark: one command as a child process, its wall time up to a flush of
+ * every filesystem the run writes to, and the peak memory of its process tree; and several
+ * commands timed in turns (interleaved) with the best of each kept.
+ */
+import fs from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+
+export interface Measure {
+  /** Best wall time, seconds, flush included. */
+  seconds: number;
+  /** Peak resident memory of the process tree, KiB (see treePeakNow). */
+  peakKiB: number;
+  /** Every run's seconds, in the order run. */
+  all: number[];
+}
+
+/**
+ * The sum of the peak resident memory (VmHWM) of the processes of a tree alive now, from
+ * /proc. The peak of a run is the largest such sum over its samples: processes alive
+ * together count together, processes one after another (a job's workers, a script's
+ * commands) do not add up.
+ */
+function treePeakNow(rootPid: number): number {
+  let sum = 0;
+  const visit = (pid: number): void => {
+    try {
+      const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+      sum += Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+        const kids = fs.readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim();
+        for (const k of kids ? kids.split(/\s+/) : []) visit(Number(k));
+      }
+    } catch { /* exited */ }
+  };
+  visit(rootPid);
+  return sum;
+}
+
+/** One directory per filesystem written to: each is flushed before and after every timing. */
+const flushTargets = new Map<number, string>();
+
+export function addFlushTarget(dir: string): void {
+  const dev = fs.statSync(dir).dev;
+  if (!flushTargets.has(dev)) flushTargets.set(dev, dir);
+}
+
+export function flushAll(): void {
+  for (const dir of flushTargets.values()) execFileSync('sync', ['-f', dir]);
+}
+
+export interface RunOptions { shell?: boolean; cwd?: string; env?: NodeJS.ProcessEnv; uid?: number; gid?: number }
+
+/** Runs one command and measures it; a failure throws with the command's stderr. */
+export async function timed(cmd: string, argv: string[], opts: RunOptions = {}): Promise<Measure> {
+  // What the preparation left (removals, copies) is not the timed command's to flush.
+  flushAll();
+  const started = process.hrtime.bigint();
+  const child = opts.shell
+    ? spawn('bash', ['-c', cmd], { stdio: ['ignore', 'ignore', 'pipe'], cwd: opts.cwd, env: opts.env, uid: opts.uid, gid: opts.gid })
+    : spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'], cwd: opts.cwd, env: opts.env, uid: opts.uid, gid: opts.gid });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => { if (stderr.length < 20000) stderr += d.toString(); });
+  let peakKiB = 0;
+  const timer = setInterval(() => { peakKiB = Math.max(peakKiB, treePeakNow(child.pid!)); }, 20);
+  const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
+  clearInterval(timer);
+  flushAll();
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  if (code !== 0) throw new Error(`${opts.shell ? cmd : [cmd, ...argv].join(' ')} failed with ${code}: ${stderr.trim().slice(-2000)}`);
+  return { seconds, peakKiB, all: [seconds] };
+}
+
+/** One of several commands compared in turns. */
+export interface Contender {
+  name: string;
+  /** Untimed: brings the state back to where the run starts (removes the previous output). */
+  prepare?: () => void;
+  run: () => Promise<Measure>;
+  /** Untimed, after each run (a check, a removal that must not wait for the next prepare). */
+  after?: () => void;
+}
+
+/**
+ * Runs each contender `runs` times, in turns: round i starts with contender i (mod n), so
+ * that no command always runs first (cold) or right after the same neighbour. Keeps each
+ * one's best time and highest peak: the machine's writeback and other load vary a lot
+ * between runs, and the best run is the one least disturbed.
+ */
+export async function interleaved(runs: number, contenders: Contender[]): Promise<Map<string, Measure>> {
+  const out = new Map<string, Measure>();
+  for (let round = 0; round < runs; round++) {
+    for (let k = 0; k < contenders.length; k++) {
+      const c = contenders[(round + k) % contenders.length]!;
+      c.prepare?.();
+      const m = await c.run();
+      c.after?.();
+      const prev = out.get(c.name);
+      out.set(c.name, prev
+        ? { seconds: Math.min(prev.seconds, m.seconds), peakKiB: Math.max(prev.peakKiB, m.peakKiB), all: [...prev.all, m.seconds] }
+        : m);
+    }
+  }
+  return out;
+}
+
+export const sh = (script: string, opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): string =>
+  execFileSync('bash', ['-c', script], { encoding: 'utf8', maxBuffer: 256 << 20, ...opts });
+
+/** Bytes a directory takes on disk (hard-linked files counted once), as `du -sb`. */
+export const diskBytes = (dir: string): number => Number(sh(`du -sb ${JSON.stringify(dir)}`).split('\t')[0]);
+
+/** Bytes of the files under a directory that have no other hard link: the data a run added. */
+export const newDataIn = (dir: string): number =>
+  Number(sh(`find ${JSON.stringify(dir)} -type f -links 1 -printf '%s\\n' | awk '{s+=$1} END {print s+0}'`).trim());
+
+export const emptyDir = (dir: string, keep: string[] = []): void => {
+  if (!fs.existsSync(dir)) return;
+  for (const n of fs.readdirSync(dir)) if (!keep.includes(n)) fs.rmSync(`${dir}/${n}`, { recursive: true, force: true });
+};
+
+export const mib = (n: number): string => (n / 1048576).toFixed(2);

@@ -1,0 +1,117 @@
+/**
+ * The benchmark's world: a work directory, a real Linux account whose home holds the
+ * generated dataset, a Tidemark state directory, and a way to run the CLI on it.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { addFlushTarget, sh, timed, type Measure } from './measure.js';
+
+export const REPO = fileURLToPath(new URL('../..', import.meta.url));
+export const CLI = path.join(REPO, 'dist/server/cli/main.js');
+export const GENERATOR = process.env.TIDEMARK_BENCH_GENERATOR ?? path.resolve(REPO, '../shared/bench/make-account.mjs');
+
+export interface Account { user: string; home: string; uid: number; gid: number }
+
+export interface World {
+  work: string;
+  homes: string;
+  out: string;
+  dataDir: string;
+  /** Accounts made here, removed by close(). */
+  accounts: Account[];
+  /** Runs the CLI synchronously (setup, not timed) and returns its stdout. */
+  tm(...args: string[]): string;
+  /** The CLI as a timed command. */
+  tmTimed(...args: string[]): Promise<Measure>;
+  addAccount(name: string): Account;
+  /** Adds a Local destination in out/NAME and a job of one structure over the given accounts. */
+  addLocalJob(name: string, structure: string, accounts: string[]): string;
+  close(keep: boolean): void;
+}
+
+export function createWorld(): World {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-bench-'));
+  fs.chmodSync(work, 0o755);
+  addFlushTarget(work);
+  const homes = path.join(work, 'homes');
+  fs.mkdirSync(homes, { mode: 0o755 });
+  const out = path.join(work, 'out');
+  fs.mkdirSync(out, { mode: 0o755 });
+  const dataDir = path.join(work, 'state');
+  fs.mkdirSync(dataDir);
+  fs.writeFileSync(path.join(dataDir, 'config.json'), JSON.stringify({ panel: 'standalone', homeRoots: [homes], logLevel: 'silent' }));
+  const accounts: Account[] = [];
+  const tm = (...a: string[]): string => execFileSync(process.execPath, [CLI, '--data-dir', dataDir, ...a], { encoding: 'utf8', maxBuffer: 256 << 20 });
+  return {
+    work, homes, out, dataDir, accounts, tm,
+    tmTimed: (...a) => timed(process.execPath, [CLI, '--data-dir', dataDir, ...a]),
+    addAccount(name) {
+      const home = path.join(homes, name);
+      execFileSync('useradd', ['--create-home', '--skel', '/dev/null', '--home-dir', home, '--shell', '/usr/sbin/nologin', '--user-group', name], { stdio: 'pipe' });
+      const a: Account = { user: name, home, uid: Number(sh(`id -u ${name}`).trim()), gid: Number(sh(`id -g ${name}`).trim()) };
+      accounts.push(a);
+      return a;
+    },
+    addLocalJob(name, structure, users) {
+      const dir = path.join(out, name);
+      fs.mkdirSync(dir, { recursive: true });
+      tm('destination', 'add', '--name', name, '--type', 'local', '--path', dir);
+      tm('job', 'add', '--name', name, '--destination', name, '--structure', structure, '--accounts', users.join(','), '--items', 'files');
+      return dir;
+    },
+    close(keep) {
+      for (const a of accounts) {
+        // Other jobs on the machine add and remove users too: a locked /etc/passwd (exit 10) is tried again.
+        for (let i = 0; i < 20 && spawnSync('userdel', ['--force', a.user], { stdio: 'ignore' }).status === 10; i++) spawnSync('sleep', ['0.2']);
+        spawnSync('groupdel', [a.user], { stdio: 'ignore' });
+        if (spawnSync('id', [a.user], { stdio: 'ignore' }).status === 0) process.stderr.write(`bench: could not remove the user ${a.user}: userdel --force ${a.user}\n`);
+      }
+      if (!keep) fs.rmSync(work, { recursive: true, force: true });
+      else process.stdout.write(`kept ${work}\n`);
+    },
+  };
+}
+
+/** Fills a home with the shared generator's dataset (owned by the account) and warms the page cache. */
+export function generate(a: Account, files: number): string {
+  const said = sh(`node ${GENERATOR} ${a.home} --files ${files}`).trim();
+  sh(`chown -R ${a.user}:${a.user} ${a.home}`);
+  warm(a.home);
+  return said;
+}
+
+export function mutate(a: Account, percent: number): string {
+  const said = sh(`node ${GENERATOR} ${a.home} --mutate ${percent}`).trim();
+  sh(`chown -R ${a.user}:${a.user} ${a.home}`);
+  warm(a.home);
+  return said;
+}
+
+export const warm = (dir: string): void => { sh(`tar cf /dev/null -C ${dir} .`); };
+
+/** Snapshot ids on a destination, newest first. */
+export function snapshotIds(world: World, destination: string): string[] {
+  return (JSON.parse(world.tm('--json', 'snapshot', 'list', '--destination', destination)) as { id: string }[]).map((s) => s.id);
+}
+
+/**
+ * Forgets an account's snapshots on a destination except `keep`: their folders and their
+ * catalog rows (so that a repeated run starts from the same previous snapshot, or none).
+ */
+export function dropSnapshots(world: World, destination: string, accountDir: string, keep: string[] = []): void {
+  if (fs.existsSync(accountDir)) {
+    for (const n of fs.readdirSync(accountDir)) if (!keep.includes(n)) fs.rmSync(path.join(accountDir, n), { recursive: true, force: true });
+  }
+  const db = new Database(path.join(world.dataDir, 'tidemark.sqlite'));
+  try {
+    const del = db.prepare('DELETE FROM snapshots WHERE id = ? AND destination_id = (SELECT id FROM destinations WHERE name = ?)');
+    const ids = (db.prepare('SELECT s.id FROM snapshots s JOIN destinations d ON d.id = s.destination_id WHERE d.name = ?').all(destination) as { id: string }[]).map((r) => r.id);
+    for (const id of ids) if (!keep.includes(id)) del.run(id, destination);
+  } finally {
+    db.close();
+  }
+}
