@@ -6,6 +6,8 @@ import { layout } from './snapshot-layout.js';
 
 /** Links and removals carry no data: many can be outstanding at once. */
 const SMALL_OPERATIONS_IN_FLIGHT = 64;
+/** Content up to this size is gathered and written at once where the destination can (Destination.writeSmallFile). */
+const SMALL_FILE = 1 << 20;
 
 /**
  * Incremental content. An unchanged file keeps its blob number from the previous
@@ -25,6 +27,8 @@ export class BlobSink {
   private readonly reused = new Set<number>();
   private readonly dirs = new Set<string>();
   private current: StreamWriter | null = null;
+  /** A small file's blob and the content received for it so far. */
+  private small: { rel: string; parts: Buffer[] } | null = null;
   private stored = 0;
   private readonly links = new InFlight(SMALL_OPERATIONS_IN_FLIGHT);
   private readonly writes: InFlight;
@@ -62,7 +66,9 @@ export class BlobSink {
       const n = this.next++;
       entry.dataRef = n;
       await this.ensureDir(n);
-      this.current = new StreamWriter(this.dest.createWriteStream(`${this.dir}/${layout.blob(n)}`));
+      const rel = `${this.dir}/${layout.blob(n)}`;
+      if (this.dest.writeSmallFile && entry.size <= SMALL_FILE) this.small = { rel, parts: [] };
+      else this.current = new StreamWriter(this.dest.createWriteStream(rel));
       return;
     }
     if (prevRef === NO_REF || !this.previous || !this.previous.blobs.has(prevRef) || this.reused.has(prevRef)) {
@@ -77,11 +83,19 @@ export class BlobSink {
 
   async data(chunk: Buffer): Promise<void> {
     this.stored += chunk.length;
-    await this.current!.write(chunk);
+    // The worker sends exactly the size it announced (entry.ts): a small file stays small.
+    if (this.small) this.small.parts.push(chunk);
+    else await this.current!.write(chunk);
   }
 
   /** The file's close is not awaited here: the next files open and fill while it completes. */
   async endData(): Promise<void> {
+    if (this.small) {
+      const { rel, parts } = this.small;
+      this.small = null;
+      this.dest.writeSmallFile!(rel, parts);
+      return;
+    }
     const w = this.current;
     this.current = null;
     if (w) await this.writes.add(w.end());
@@ -99,6 +113,7 @@ export class BlobSink {
   }
 
   abort(): void {
+    this.small = null;
     this.current?.destroy();
   }
 
