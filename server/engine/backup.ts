@@ -9,7 +9,7 @@ import type { Item, Structure } from '../store/jobs.js';
 import { BatchedWriter, StreamWriter } from '../util/stream-writer.js';
 import { toDisplay, type BytePath } from '../util/byte-path.js';
 import { encodeEntry, NO_REF, parseEntryStream, type Entry } from './format/entry.js';
-import { TarHashThread } from './format/tar-hash-thread.js';
+import { TarHasher } from './format/tar-hasher.js';
 import { spawnAccountWorker } from './worker/spawn-worker.js';
 import { BlobSink } from './files-sink.js';
 import { layout, newSnapshotId, type Manifest, type ManifestDatabase } from './snapshot-layout.js';
@@ -159,7 +159,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       let tarDone: Promise<void> | null = null;
       let tarBytes = 0;
       const dataHash = crypto.createHash('sha256');
-      let tarHasher: TarHashThread | null = null;
+      let tarHasher: TarHasher | null = null;
       let gz: ReturnType<typeof createParallelGzip> | null = null;
 
       const worker = spawnAccountWorker(account, { mode: 'backup', excludes: req.excludes, previous: previous !== null, tar: sink === null },
@@ -172,22 +172,19 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       let tarError: Error | null = null;
       if (worker.tar) {
         const file = dest.createWriteStream(tarFile);
-        // Archive: the thread hashes the tar, which is what is stored; compressed: the main
-        // thread hashes the (smaller) compressed bytes.
-        tarHasher = new TarHashThread({ whole: structure === 'archive' });
-        const hashStored = structure !== 'archive';
+        tarHasher = new TarHasher();
         const stored = new Transform({
           highWaterMark: 1 << 20,
-          transform(chunk: Buffer, _enc, done) { tarBytes += chunk.length; if (hashStored) dataHash.update(chunk); done(null, chunk); },
+          transform(chunk: Buffer, _enc, done) { tarBytes += chunk.length; dataHash.update(chunk); done(null, chunk); },
         });
         // One pipeline from the worker's pipe to the file: when the destination fails (ENOSPC,
         // EROFS) every stage is destroyed, and the worker, which may be blocked writing its tar,
         // is stopped so that the run ends with that error instead of waiting forever.
         if (structure === 'compressed') {
           gz = createParallelGzip();
-          tarDone = pipeline(worker.tar, tarHasher.stream(), gz, stored, file);
+          tarDone = pipeline(worker.tar, tarHasher, gz, stored, file);
         } else {
-          tarDone = pipeline(worker.tar, tarHasher.stream(), stored, file);
+          tarDone = pipeline(worker.tar, tarHasher, stored, file);
         }
         tarDone.catch((err: Error) => { tarError = err; worker.child.kill('SIGKILL'); });
       }
@@ -277,9 +274,8 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
         });
         if (tarDone) await tarDone;
         if (tarHasher) {
-          const whole = await tarHasher.finished();
           await writeWaiting(true);
-          dataSha256 = whole ?? dataHash.digest('hex');
+          dataSha256 = dataHash.digest('hex');
         }
         if (receiving) throw new Error('the account worker stopped in the middle of a file');
       } catch (err) {
@@ -289,7 +285,6 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
           : null;
         worker.child.kill('SIGKILL');
         sink?.abort();
-        tarHasher?.stop();
         throw tarError ?? died ?? err;
       } finally {
         signal?.removeEventListener('abort', stopWorker);

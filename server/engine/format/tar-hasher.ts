@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
 
 const BLOCK = 512;
 const TYPE_REGULAR = new Set([0, 0x30, 0x37]);
@@ -23,13 +24,13 @@ function readSize(h: Buffer): number {
 }
 
 /**
- * Computes the SHA-256 of each regular file's content in a tar stream, keyed by the offset
- * of the entry's first header block (the `dataRef` the index records). Synchronous and
- * streaming: it holds one header block, never content. The stream comes from an account
- * worker: whatever it holds only yields hashes that do not match (the snapshot then fails to
- * verify), never more memory or an exception.
+ * Passes a tar stream through unchanged and computes the SHA-256 of each regular file's
+ * content on the way, keyed by the offset of the entry's first header block (the `dataRef`
+ * the index records). Synchronous and streaming: it holds one header block, never content.
+ * The stream comes from an account worker: whatever it holds only yields hashes that do
+ * not match (the snapshot then fails to verify), never more memory or an exception.
  */
-export class TarContentHashes {
+export class TarHasher extends Transform {
   private readonly hashes = new Map<number, Buffer>();
   private readonly header = Buffer.alloc(BLOCK);
   private headerFill = 0;
@@ -42,6 +43,11 @@ export class TarContentHashes {
   private hash: crypto.Hash | null = null;
   private ended = false;
 
+  constructor() {
+    // As much in flight as the pipe from the worker holds, so the hashing step never makes it wait.
+    super({ highWaterMark: 1 << 20 });
+  }
+
   /** The hash of the file whose headers start at `offset`, once its content has passed; forgotten once taken. */
   takeHash(offset: number): Buffer | undefined {
     const h = this.hashes.get(offset);
@@ -49,14 +55,12 @@ export class TarContentHashes {
     return h;
   }
 
-  /** Every hash completed so far, handed over and forgotten. */
-  takeAll(): [number, Buffer][] {
-    const all = [...this.hashes];
-    this.hashes.clear();
-    return all;
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.scan(chunk);
+    done(null, chunk);
   }
 
-  update(chunk: Buffer): void {
+  private scan(chunk: Buffer): void {
     let o = 0;
     while (o < chunk.length && !this.ended) {
       if (this.contentLeft > 0) {
