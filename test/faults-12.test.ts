@@ -247,6 +247,8 @@ test('destination remove --delete-data while a backup to it runs is refused', as
   try {
     const r = ok(cli(dataDir, ['backup', '--job', job, '--wait']));
     ok(cli(dataDir, ['job', 'remove', job]));
+    // Changed since the backup, so the restore writes it anew (an identical file would be kept).
+    asAccount(account, 'printf changed >> big.bin');
     // A restore from it holds it too.
     const restore = cliAsync(dataDir, ['restore', r.results[0].snapshot, '--destination', 'busy', '--path', 'big.bin', '--wait']);
     await waitFor('the restore to run', () => fs.readdirSync(account.home).some((n) => n.startsWith('.tidemark-')));
@@ -302,6 +304,8 @@ test('regression: killed in-place restores leave .tidemark- temporary files', as
   asAccount(account, 'printf mine > .tidemark-notes && printf mine > docs/.tidemark-abcdef12345');
   try {
     const snap = ok(cli(dataDir, ['backup', '--job', job, '--wait'])).results[0].snapshot;
+    // Changed since the backup: the restore replaces it through a temporary name (an identical file would be kept).
+    asAccount(account, 'printf changed >> big.bin');
     const tempNames = (): string[] => fs.readdirSync(account.home).filter((n) => /^\.tidemark-[0-9a-f]{12}$/.test(n) && n !== '.tidemark-0123456789ab');
     const run = cliAsync(dataDir, ['restore', snap, '--destination', 'disk', '--path', 'big.bin', '--wait']);
     await waitFor('the temporary file', () => tempNames().length > 0 && fs.statSync(path.join(account.home, tempNames()[0]!)).size > 0);

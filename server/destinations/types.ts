@@ -24,6 +24,17 @@ export interface SpaceInfo {
   freeBytes: number;
 }
 
+/** A stored file open for reads at any position (see Destination.openForReads). */
+export interface FileReader {
+  readonly size: number;
+  /** Up to `length` bytes from `position`, in a new Buffer; shorter only at the end of the file. */
+  read(position: number, length: number): Buffer;
+  close(): void;
+}
+
+/** What openForReads found: only a regular file is opened. */
+export type OpenedForReads = { type: 'file'; reader: FileReader } | { type: 'dir' | 'link' | 'other' | 'missing' };
+
 export interface Destination {
   readonly type: string;
   /** Prepare the root (create it, write tidemark.json when missing); errors are clear and typed. */
@@ -66,6 +77,19 @@ export interface Destination {
    * commit step, never per file.
    */
   flush(dirs: string[]): Promise<void>;
+  /**
+   * Optional, for drivers whose reads cost microseconds (local files): opens `rel` for
+   * synchronous positioned reads, never following a link and never opening anything but a
+   * regular file. Restores read the content of many small files this way, without a
+   * stream (and its buffers) per file.
+   */
+  openForReads?(rel: string): OpenedForReads;
+  /**
+   * Optional, for drivers whose writes cost microseconds (local files): writes the whole
+   * content of a small file at once (created or truncated, as createWriteStream; durable
+   * once `flush` has resolved after it), without a stream per file.
+   */
+  writeSmallFile?(rel: string, parts: Buffer[]): void;
   /** Remote drivers: bytes sent over the network so far, for reports. */
   bytesSent?(): number;
   /** How many files the engine may have in transfer at once (opens and closes overlap). */

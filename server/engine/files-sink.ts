@@ -25,6 +25,8 @@ export interface ContentSink {
 
 /** Links and removals carry no data: many can be outstanding at once. */
 const SMALL_OPERATIONS_IN_FLIGHT = 64;
+/** Content up to this size is gathered and written at once where the destination can (Destination.writeSmallFile). */
+const SMALL_FILE = 1 << 20;
 
 /**
  * Incremental content. An unchanged file keeps its blob number from the previous
@@ -44,6 +46,8 @@ export class BlobSink implements ContentSink {
   private readonly reused = new Set<number>();
   private readonly dirs = new Set<string>();
   private current: StreamWriter | null = null;
+  /** A small file's blob and the content received for it so far. */
+  private small: { rel: string; parts: Buffer[] } | null = null;
   private stored = 0;
   private readonly links = new InFlight(SMALL_OPERATIONS_IN_FLIGHT);
   private readonly writes: InFlight;
@@ -82,7 +86,9 @@ export class BlobSink implements ContentSink {
       const n = this.next++;
       entry.dataRef = n;
       await this.ensureDir(n);
-      this.current = new StreamWriter(this.dest.createWriteStream(`${this.dir}/${layout.blob(n)}`));
+      const rel = `${this.dir}/${layout.blob(n)}`;
+      if (this.dest.writeSmallFile && entry.size <= SMALL_FILE) this.small = { rel, parts: [] };
+      else this.current = new StreamWriter(this.dest.createWriteStream(rel));
       return;
     }
     if (prevRef === NO_REF || !this.previous || !this.previous.blobs.has(prevRef) || this.reused.has(prevRef)) {
@@ -97,11 +103,19 @@ export class BlobSink implements ContentSink {
 
   async data(chunk: Buffer): Promise<void> {
     this.stored += chunk.length;
-    await this.current!.write(chunk);
+    // The worker sends exactly the size it announced (entry.ts): a small file stays small.
+    if (this.small) this.small.parts.push(chunk);
+    else await this.current!.write(chunk);
   }
 
   /** The file's close is not awaited here: the next files open and fill while it completes. */
   async endData(_hash: Buffer): Promise<void> {
+    if (this.small) {
+      const { rel, parts } = this.small;
+      this.small = null;
+      this.dest.writeSmallFile!(rel, parts);
+      return;
+    }
     const w = this.current;
     this.current = null;
     if (w) await this.writes.add(w.end());
@@ -119,6 +133,7 @@ export class BlobSink implements ContentSink {
   }
 
   abort(): void {
+    this.small = null;
     this.current?.destroy();
   }
 

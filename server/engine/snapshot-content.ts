@@ -6,6 +6,7 @@ import type { Structure } from '../store/jobs.js';
 import type { Entry } from './format/entry.js';
 import { parseTar, tarHeaders } from './format/tar.js';
 import { layout } from './snapshot-layout.js';
+import { DirectReads } from './direct-reads.js';
 import type { Selected } from './selection.js';
 import { limits, parseJson, readBounded, requireRegularFile, SnapshotInputError } from './untrusted-input.js';
 import { toDisplay, type BytePath } from '../util/byte-path.js';
@@ -144,11 +145,16 @@ async function* rawSnapshotContent(dest: Destination, dir: string, structure: St
     if (type === undefined) throw new Error(`${what(layout.blob(n))}: not found on the destination: the destination copy is damaged`);
     if (type !== 'file') throw new SnapshotInputError(`${what(layout.blob(n))} is not a regular file on the destination (${type}): refused`);
   };
+  // Drivers with synchronous positioned reads (local): no stream per file; the archive is opened once.
+  const direct = dest.openForReads ? new DirectReads(dest.openForReads.bind(dest), dir, structure, what) : null;
+  try {
   for (const sel of selected) {
     yield { type: 'entry', sel };
     if (sel.entry.kind !== 'f') continue;
     const source = sel.contentFrom ?? sel.entry;
-    if (source.size > 0) {
+    if (source.size > 0 && direct) {
+      yield* direct.content(source, structure === 'incremental' ? 0 : source.dataRef + headerLength(source));
+    } else if (source.size > 0) {
       if (structure === 'incremental') await checkBlob(source.dataRef);
       const stream = structure === 'incremental'
         ? dest.createReadStream(`${dir}/${layout.blob(source.dataRef)}`)
@@ -165,6 +171,9 @@ async function* rawSnapshotContent(dest: Destination, dir: string, structure: St
       if (got !== source.size) throw new Error(`snapshot content is short for ${JSON.stringify(source.path)}: the destination copy is damaged`);
     }
     yield { type: 'data-end' };
+  }
+  } finally {
+    direct?.close();
   }
 }
 

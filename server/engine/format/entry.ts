@@ -122,9 +122,8 @@ const MAX_RECORD = 1 << 20;
 export async function* parseEntryStream(source: AsyncIterable<Buffer>): AsyncGenerator<StreamEvent> {
   let pending: Buffer = Buffer.alloc(0);
   let dataLeft = 0;
-  for await (const incoming of source) {
-    let chunk: Buffer = pending.length ? Buffer.concat([pending, incoming]) : incoming;
-    pending = Buffer.alloc(0);
+  /** Yields the events of `chunk` from its start; returns where an incomplete record begins. */
+  function* scan(chunk: Buffer): Generator<StreamEvent, number> {
     let o = 0;
     while (o < chunk.length) {
       if (dataLeft > 0) {
@@ -151,7 +150,27 @@ export async function* parseEntryStream(source: AsyncIterable<Buffer>): AsyncGen
         if (dataLeft === 0) yield { type: 'data-end' };
       }
     }
-    if (o < chunk.length) pending = Buffer.from(chunk.subarray(o));
+    return o;
+  }
+  for await (const incoming of source) {
+    let chunk: Buffer = incoming;
+    if (pending.length) {
+      // A record split between reads: joined from the bytes it still needs only, not by
+      // copying the whole (up to 1 MiB) read behind it.
+      const head = Buffer.concat([pending, incoming.subarray(0, Math.max(0, 4 - pending.length))]);
+      const need = head.length < 4 ? Infinity : 4 + head.readUInt32LE(0) - pending.length;
+      if (need <= incoming.length && head.readUInt32LE(0) <= MAX_RECORD) {
+        const record = Buffer.concat([pending, incoming.subarray(0, need)]);
+        pending = Buffer.alloc(0);
+        yield* scan(record);
+        chunk = incoming.subarray(need);
+      } else {
+        chunk = Buffer.concat([pending, incoming]);
+        pending = Buffer.alloc(0);
+      }
+    }
+    const stop = yield* scan(chunk);
+    if (stop < chunk.length) pending = Buffer.from(chunk.subarray(stop));
   }
   if (pending.length || dataLeft > 0) throw new Error('entry stream ended in the middle of a record');
 }

@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { parseEntryStream, type Entry } from '../format/entry.js';
 import { toBuffer, toDisplay, type BytePath } from '../../util/byte-path.js';
 import { SyncOutput } from './sync-output.js';
+import { openIfUnchanged } from './unchanged-file.js';
 import { setFdTimes, setPathTimes } from '../../native/file-times.js';
 import { syncFilesystemSync } from '../../native/syncfs.js';
 
@@ -106,9 +107,12 @@ export function removeRestoreLeftovers(home: Buffer, uid: number): number {
 }
 
 /**
- * Writes an entry stream (stdin) into the home as the account. Files are written to a
- * temporary name beside the target and renamed over it, so a symlink planted at the
- * target is replaced, never followed. Directory modes and times are applied last,
+ * Writes an entry stream (stdin) into the home as the account. A name that is free is
+ * created in place with O_EXCL (a link planted there meanwhile makes the create fail, it
+ * is never followed). Where something already exists, the new file, link or hard link is
+ * made under a temporary name beside the target and renamed over it, so that the old
+ * content stays whole until the new is complete, and a symlink at the target is replaced,
+ * never followed. Directory modes and times are applied last,
  * deepest first, so that 0000 and read-only directories can still be filled.
  */
 export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void> {
@@ -124,6 +128,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
   const base = opts.intoFolder === '' ? homeBuf : Buffer.concat([homeBuf, Buffer.from('/'), toBuffer(opts.intoFolder)]);
   const abs = (rel: BytePath): Buffer => (rel === '' ? base : Buffer.concat([base, Buffer.from('/'), toBuffer(rel)]));
   const myUid = process.getuid!();
+  const myGid = process.getgid!();
 
   removeRestoreLeftovers(homeBuf, myUid);
   if (opts.intoFolder !== '') {
@@ -164,7 +169,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
   };
 
   const applyOwner = (set: (uid: number, gid: number) => void, rel: BytePath, e: Entry): void => {
-    if (e.uid === myUid && process.getgid!() === e.gid) return;
+    if (e.uid === myUid && myGid === e.gid) return;
     try {
       set(e.uid, e.gid);
     } catch {
@@ -182,8 +187,26 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
   // would make the next incremental run store every restored file again.
   const setTimes = (p: Buffer, e: Entry, noFollow: boolean): void => setPathTimes(p, e.mtimeSec, e.mtimeNsec, noFollow);
 
+  /**
+   * Makes an entry at `rel` with `make`: at the real name when it is free, else at a
+   * temporary name that install() then moves over what is there. Returns the temporary
+   * name, or null when the entry already has its real name.
+   */
+  const makeAt = (rel: BytePath, make: (p: Buffer) => void): Buffer | null => {
+    try {
+      make(abs(rel));
+      return null;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const tmp = tmpName(rel);
+    make(tmp);
+    return tmp;
+  };
+
   /** Moves a prepared temporary entry over the target; a directory in the way is reported, not deleted. */
-  const install = (tmp: Buffer, rel: BytePath): boolean => {
+  const install = (tmp: Buffer | null, rel: BytePath): boolean => {
+    if (tmp === null) return true;
     try {
       fs.renameSync(tmp, abs(rel));
       return true;
@@ -195,8 +218,16 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     }
   };
 
-  /** `hash`: of what arrived, when root sent the content's expected SHA-256 with the entry. */
-  let current: { fd: number; tmp: Buffer; entry: Entry; hash: crypto.Hash | null } | null = null;
+  /**
+   * `tmp`: the temporary name, or null when the file is being written at its real name (which
+   * it did not have before). `hash`: of what arrived, when root sent the content's expected SHA-256.
+   */
+  let current: { fd: number; tmp: Buffer | null; entry: Entry; hash: crypto.Hash | null; kept: boolean } | null = null;
+  /**
+   * Removes the file being written (its temporary name, or the real name this restore
+   * created); a file kept because it already held the content is left alone.
+   */
+  const discard = (c: { tmp: Buffer | null; entry: Entry; kept: boolean }): void => { if (!c.kept) fs.rmSync(c.tmp ?? abs(c.entry.path), { force: true }); };
   /**
    * Regular files this restore wrote: the only things a hard link may point at. A stream
    * that names any other file (one already in the home, one outside it) gets no link.
@@ -205,12 +236,13 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
 
   const finishFile = (): void => {
     if (!current) return;
-    const { fd, tmp, entry, hash } = current;
+    const { fd, tmp, entry, hash, kept } = current;
     current = null;
-    // Checked before the rename: content that does not match never takes the real name.
+    // Checked before the rename: content that does not match never replaces anything, and a
+    // new file written at its real name is removed.
     if (hash && !hash.digest().equals(entry.hash!)) {
       fs.closeSync(fd);
-      fs.rmSync(tmp, { force: true });
+      discard({ tmp, entry, kept });
       throw new Error(`the content of ${JSON.stringify(toDisplay(entry.path))} in the snapshot does not match its hash: the snapshot is damaged; that file was not restored and the restore stopped there`);
     }
     try {
@@ -226,7 +258,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
   try {
   for await (const ev of parseEntryStream(fs.createReadStream('', { fd: 0, highWaterMark: 1 << 20 }))) {
     if (ev.type === 'data') {
-      if (current) {
+      if (current && !current.kept) {
         current.hash?.update(ev.chunk);
         let off = 0;
         while (off < ev.chunk.length) off += fs.writeSync(current.fd, ev.chunk, off, ev.chunk.length - off);
@@ -249,19 +281,35 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
         continue;
       }
       ensureDir(parentOf(e.path));
-      const tmp = tmpName(e.path);
       if (e.kind === 'f') {
-        const fd = fs.openSync(tmp, O_NEW, 0o600);
-        current = { fd, tmp, entry: e, hash: e.hash && ev.hasData ? crypto.createHash('sha256') : null };
+        let fd = -1;
+        let kept = false;
+        let tmp: Buffer | null = null;
+        try {
+          fd = fs.openSync(abs(e.path), O_NEW, 0o600);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+          // In place over an existing file: one that already holds exactly this content stays.
+          if (e.hash && ev.hasData) fd = openIfUnchanged(abs(e.path), e.size, e.hash, myUid);
+          kept = fd >= 0;
+          if (!kept) {
+            tmp = tmpName(e.path);
+            fd = fs.openSync(tmp, O_NEW, 0o600);
+          }
+        }
+        current = { fd, tmp, entry: e, hash: e.hash && ev.hasData && !kept ? crypto.createHash('sha256') : null, kept };
         if (!ev.hasData || e.size === 0) finishFile();
       } else if (e.kind === 'l') {
-        fs.symlinkSync(toBuffer(e.link), tmp);
-        applyOwner((u, g) => fs.lchownSync(tmp, u, g), e.path, e);
-        setTimes(tmp, e, true);
+        const target = toBuffer(e.link);
+        const tmp = makeAt(e.path, (p) => fs.symlinkSync(target, p));
+        const made = tmp ?? abs(e.path);
+        applyOwner((u, g) => fs.lchownSync(made, u, g), e.path, e);
+        setTimes(made, e, true);
         if (install(tmp, e.path)) result.links++;
       } else if (e.kind === 'h') {
         if (!validRelative(e.link) || e.link === '' || !written.has(e.link)) { warn(e.path, 'hard link to a file this restore did not write; skipped'); continue; }
-        fs.linkSync(abs(e.link), tmp);
+        const first = abs(e.link);
+        const tmp = makeAt(e.path, (p) => fs.linkSync(first, p));
         if (install(tmp, e.path)) { result.files++; written.add(e.path); }
       } else if (e.kind === 'p') {
         // A fifo, made by mkfifo as the account: never a device (the stream has no kind for one).
@@ -277,13 +325,13 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
       }
     } catch (err) {
       warn(e.path, `not restored: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-      if (current && current.entry === e) { fs.closeSync(current.fd); fs.rmSync(current.tmp, { force: true }); current = null; }
+      if (current && current.entry === e) { fs.closeSync(current.fd); discard(current); current = null; }
     }
   }
   finishFile();
   } catch (err) {
     // The stream broke off (root found damage, or died): the file being written is not kept.
-    if (current) { try { fs.closeSync(current.fd); } catch { /* closed */ } fs.rmSync(current.tmp, { force: true }); current = null; }
+    if (current) { try { fs.closeSync(current.fd); } catch { /* closed */ } discard(current); current = null; }
     throw err;
   }
 
