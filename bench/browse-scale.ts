@@ -9,7 +9,7 @@
  *   warm  the same page again, or any folder of the same snapshot (held in memory)
  * Beside each wall time, the daemon's CPU time for the answer (/proc), which depends less on
  * what else the machine runs; the load average is printed with the figures.
- * Not a timed test: it prints figures for docs/notes/browse.md.
+ * Not a timed test: it prints the figures of the file browser row of docs/benchmarks.md.
  */
 import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';

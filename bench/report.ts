@@ -83,7 +83,7 @@ export class Results {
     }
   }
 
-  /** Markdown table of the rows (for docs/notes). */
+  /** Markdown table of the rows (for docs/benchmarks.md). */
   markdown(): string {
     const lines = this.rows.length ? ['| group | command | seconds (best) | ratio | peak MiB | size MiB |', '|---|---|---|---|---|---|'] : [];
     for (const r of this.rows) {

@@ -1,6 +1,6 @@
 /**
  * node dist/bench/to-markdown.js FILE.json: the tables and the goals of a `--json` file as
- * Markdown (for docs/notes), the same figures as the bench prints.
+ * Markdown (for docs/benchmarks.md), the same figures as the bench prints.
  */
 import fs from 'node:fs';
 import { resultsFromJson } from './report.js';
