@@ -270,7 +270,7 @@ test('a store made before owners existed migrates with its data and references i
     old.close();
     const store = await openStore(dir);
     try {
-      assert.deepEqual((store.db.prepare('SELECT name FROM schema_migrations ORDER BY name').all() as { name: string }[]).map((r) => r.name), ['0001-initial', '0002-owners', '0003-sessions', '0004-api-tokens', '0005-schedules', '0006-queue', '0007-account-preferences', '0008-account-identities', '0009-task-log-audience']);
+      assert.deepEqual((store.db.prepare('SELECT name FROM schema_migrations ORDER BY name').all() as { name: string }[]).map((r) => r.name), ['0001-initial', '0002-owners', '0003-sessions', '0004-api-tokens', '0005-schedules', '0006-queue', '0007-account-preferences', '0008-account-identities', '0009-task-log-audience', '0010-binlogs', '0011-sites-frequent-schedules']);
       assert.equal(store.db.pragma('foreign_keys', { simple: true }), 1, 'foreign keys are on again');
       assert.deepEqual(store.db.pragma('foreign_key_check'), []);
       const d = store.destinations.byName('disk')!;

@@ -236,10 +236,9 @@ test('Jupiter page as the account: its own snapshots, browsing, a download, form
   const post = cgiPost(action, { _csrf: csrfOf(browse.text), path: Buffer.from('notes.txt').toString('base64url') });
   const dl = jupiter(alice, post.env, post.input);
   assert.equal(dl.status, 200, dl.text.slice(0, 300));
-  assert.match(dl.headers.get('content-disposition')![0]!, /attachment/);
-  assert.deepEqual([...dl.body.subarray(0, 2)], [0x1f, 0x8b], 'a gzip stream');
-  const tar = spawnSync('tar', ['-xzO', '-f', '-'], { input: dl.body });
-  assert.equal(tar.stdout.toString(), 'notes of alice');
+  // One file comes as itself, under its own name, through the bridge as directly.
+  assert.match(dl.headers.get('content-disposition')![0]!, /attachment;.*notes\.txt/);
+  assert.equal(dl.body.toString(), 'notes of alice');
 
   // Without the token, a form does nothing.
   const noToken = cgiPost('tm=%2Flocale', { lng: 'de', back: '/snapshots' });
@@ -440,7 +439,7 @@ test('DirectAdmin: user, reseller and admin pages as their own Unix users, each 
     const form = new URLSearchParams({ _csrf: csrfOf(browse.text), path: Buffer.from('carol.txt').toString('base64url') }).toString();
     const dl = page('user', carol, { REQUEST_METHOD: 'POST', QUERY_STRING: linkQuery(browse.text, /action="(index\.raw\?tm=[^"]+%2Fdownload)"/), CONTENT_TYPE: 'application/x-www-form-urlencoded', POST: form });
     assert.equal(dl.status, 200, dl.text.slice(0, 300));
-    assert.equal(spawnSync('tar', ['-xzO', '-f', '-'], { input: dl.body }).stdout.toString(), 'carol file');
+    assert.equal(dl.body.toString(), 'carol file', 'one file comes as itself');
 
     // Forged names change nothing: still carol.
     const forged = page('user', carol, cgiGet('tm=%2Fsnapshots', { USERNAME: dave.username, REMOTE_USER: dave.username, USER: dave.username }));
