@@ -164,7 +164,7 @@ test('an SSH server refusing connections fails the backup with "cannot reach", a
   const intact = hashTree(path.join(accountDir, firstId));
   const listed = ok(cli(dataDir, ['snapshot', 'list', '--destination', 'down']));
   // What a run must not change; reachability and free space are live and do change.
-  const settled = (list: Record<string, unknown>[]): unknown[] => list.map(({ reachable: _r, problem: _p, space: _s, ...rest }) => rest);
+  const settled = (list: Record<string, unknown>[]): unknown[] => list.map(({ reachable: _r, problem: _p, space: _s, spaceKnown: _k, ...rest }) => rest);
   const destinations = settled(ok(cli(dataDir, ['destination', 'list'])));
 
   await server.kill();

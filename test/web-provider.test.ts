@@ -348,7 +348,7 @@ describe('in a browser', () => {
       const localDir = makeDestinationDir();
       extraDirs.push(localDir);
       await page.goto(`${fx.base}/admin/destinations/new`);
-      await page.getByLabel('Name').fill('browser-local');
+      await page.getByLabel('Name', { exact: true }).fill('browser-local');
       await page.getByRole('textbox', { name: 'Folder' }).fill(localDir);
       await page.getByRole('button', { name: 'Connect and add' }).click();
       await page.waitForURL(/\/admin\/destinations\/\d+$/);
@@ -357,7 +357,7 @@ describe('in a browser', () => {
 
       await page.goto(`${fx.base}/admin/destinations/new`);
       await page.getByLabel('SSH / SFTP').check();
-      await page.getByLabel('Name').fill('browser-ssh');
+      await page.getByLabel('Name', { exact: true }).fill('browser-ssh');
       await page.getByRole('textbox', { name: 'Folder' }).fill(ssh.remoteRoot);
       await page.getByLabel('Host', { exact: true }).fill(ssh.host);
       await page.getByLabel('Port').fill('not-a-port');
@@ -395,7 +395,7 @@ describe('in a browser', () => {
       assert.equal(ok(cli(fx.dataDir, ['destination', 'validate', 'browser-ssh'])).ok, true);
 
       await page.goto(`${fx.base}/admin/jobs/new`);
-      await page.getByLabel('Name').fill('to-ssh');
+      await page.getByLabel('Name', { exact: true }).fill('to-ssh');
       await page.getByLabel('Stored on').selectOption({ label: 'browser-ssh' });
       await page.getByLabel('incremental').check();
       await page.getByLabel('only these accounts:').check();
