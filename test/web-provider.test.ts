@@ -360,7 +360,7 @@ describe('in a browser', () => {
       await page.getByLabel('Name', { exact: true }).fill('browser-ssh');
       await page.getByRole('textbox', { name: 'Folder' }).fill(ssh.remoteRoot);
       await page.getByLabel('Host', { exact: true }).fill(ssh.host);
-      await page.getByLabel('Port').fill('not-a-port');
+      await page.getByLabel('Port', { exact: true }).fill('not-a-port');
       await page.getByLabel('User', { exact: true }).fill(ssh.user);
       await page.getByLabel('Password').fill(ssh.password);
       await page.getByRole('button', { name: 'Connect and add' }).click();
@@ -368,7 +368,7 @@ describe('in a browser', () => {
       assert.equal(await page.getByLabel('Host', { exact: true }).inputValue(), ssh.host, 'what was typed is kept');
       assert.equal(await page.getByLabel('Password').inputValue(), '', 'a secret is never sent back');
       await b.screenshot('provider-destination-field-error');
-      await page.getByLabel('Port').fill(String(ssh.port));
+      await page.getByLabel('Port', { exact: true }).fill(String(ssh.port));
       await page.getByLabel('Password').fill(ssh.password);
       await page.getByRole('button', { name: 'Connect and add' }).click();
       await page.waitForURL(/\/admin\/destinations\/\d+$/, { timeout: 30000 });
