@@ -34,7 +34,7 @@ function pairDatabases(argv: string[]): DbSpec[] {
 
 /** restore and download: files and databases out of a snapshot. */
 export function register(program: Command): void {
-  program.command('restore')
+  program.command('restore').description('restore files, folders and databases of a snapshot, into place or into a new folder')
     .argument('<id>', 'snapshot id')
     .option('--path <path>', 'restore this file or folder (repeatable; default: the whole home)', homePath, [])
     .option('--path-base64 <b64>', 'a path given as base64 bytes (repeatable)', homePathBase64, [])
@@ -57,7 +57,7 @@ export function register(program: Command): void {
       }
     }));
 
-  program.command('download')
+  program.command('download').description('write chosen files and database dumps of a snapshot as one .tar.gz')
     .argument('<id>', 'snapshot id')
     .option('--path <path>', 'include this file or folder (repeatable)', homePath, [])
     .option('--path-base64 <b64>', 'a path given as base64 bytes (repeatable)', homePathBase64, [])
