@@ -161,20 +161,25 @@ async function* rawSnapshotContent(dest: Destination, dir: string, structure: St
         : dest.createReadStream(`${dir}/${layout.data('archive')}`, {
           start: source.dataRef + headerLength(source), end: source.dataRef + headerLength(source) + source.size,
         });
-      let got = 0;
-      for await (const chunk of stream as AsyncIterable<Buffer>) {
-        const part = got + chunk.length > source.size ? chunk.subarray(0, source.size - got) : chunk;
-        got += part.length;
-        if (part.length) yield { type: 'data', chunk: part };
-        if (got >= source.size) break;
-      }
-      if (got !== source.size) throw new Error(`snapshot content is short for ${JSON.stringify(source.path)}: the destination copy is damaged`);
+      yield* exactSize(stream, source);
     }
     yield { type: 'data-end' };
   }
   } finally {
     direct?.close();
   }
+}
+
+/** A file's content from `stream`: exactly `source.size` bytes, or an error when the stored copy is short. */
+async function* exactSize(stream: AsyncIterable<Buffer> | NodeJS.ReadableStream, source: Entry): AsyncGenerator<ContentEvent> {
+  let got = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    const part = got + chunk.length > source.size ? chunk.subarray(0, source.size - got) : chunk;
+    got += part.length;
+    if (part.length) yield { type: 'data', chunk: part };
+    if (got >= source.size) break;
+  }
+  if (got !== source.size) throw new Error(`snapshot content is short for ${JSON.stringify(source.path)}: the destination copy is damaged`);
 }
 
 /**
@@ -212,14 +217,7 @@ async function* objectContent(dest: Destination, dir: string, selected: Selected
         throw new SnapshotInputError(`snapshot ${dir}: the index entry of ${JSON.stringify(toDisplay(source.path))} names no content object (no SHA-256): refused as damaged or hostile`);
       }
       const rel = await checkObject(source.hash.toString('hex'));
-      let got = 0;
-      for await (const chunk of dest.createReadStream(rel) as AsyncIterable<Buffer>) {
-        const part = got + chunk.length > source.size ? chunk.subarray(0, source.size - got) : chunk;
-        got += part.length;
-        if (part.length) yield { type: 'data', chunk: part };
-        if (got >= source.size) break;
-      }
-      if (got !== source.size) throw new Error(`snapshot content is short for ${JSON.stringify(source.path)}: the destination copy is damaged`);
+      yield* exactSize(dest.createReadStream(rel), source);
     }
     yield { type: 'data-end' };
   }
