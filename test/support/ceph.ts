@@ -11,6 +11,7 @@
  * keeper process (ceph-keeper.ts) that owns the daemons and stops them when the test runner exits;
  * later files find it and reuse it. Tests use a bucket of their own (newBucket).
  */
+import { runCommand, type RunResult } from './run-command.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -45,20 +46,7 @@ interface ClusterInfo { endpoint: string; accessKey: string; secretKey: string; 
 const START_TIMEOUT_MS = 60_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-interface RunResult { code: number; stdout: string; stderr: string }
-
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<RunResult> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('error', (e) => { clearTimeout(timer); resolve({ code: -1, stdout, stderr: stderr + e.message }); });
-    child.on('close', (code, signal) => { clearTimeout(timer); resolve({ code: code ?? (signal ? 128 : -1), stdout, stderr }); });
-  });
-}
+const run = (cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<RunResult> => runCommand(cmd, args, { env, timeoutMs });
 
 /** The environment every Ceph command gets: a stale CEPH_CONF or CEPH_ARGS would point at another cluster. */
 function cephEnv(): NodeJS.ProcessEnv {

@@ -6,6 +6,7 @@
  *
  * Needs root and the openssh-server package (/usr/sbin/sshd, ssh-keygen).
  */
+import { runCommand, type RunResult } from './run-command.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -59,25 +60,7 @@ const HOST = '127.0.0.1';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-interface RunResult { code: number; stdout: string; stderr: string }
-
-function run(cmd: string, args: string[], input?: string, timeoutMs = 30_000): Promise<RunResult> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('error', (e) => { clearTimeout(timer); resolve({ code: -1, stdout, stderr: stderr + e.message }); });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? (signal ? 128 : -1), stdout, stderr });
-    });
-    child.stdin.on('error', () => { /* the command did not read its input */ });
-    child.stdin.end(input ?? '');
-  });
-}
+const run = (cmd: string, args: string[], input?: string): Promise<RunResult> => runCommand(cmd, args, { ...(input !== undefined ? { input } : {}) });
 
 /** Runs a shadow-utils command, retrying while another process holds the /etc/passwd lock. */
 async function runLocked(cmd: string, args: string[], input?: string): Promise<RunResult> {
