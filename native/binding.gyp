@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "tidemark",
-      "sources": ["module.c", "peercred.c", "file-times.c", "syncfs.c"],
+      "sources": ["module.c", "peercred.c", "file-times.c", "syncfs.c", "write-file.c"],
       "cflags": ["-Wall", "-Wextra", "-O2"]
     }
   ]

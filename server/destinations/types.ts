@@ -85,11 +85,12 @@ export interface Destination {
    */
   openForReads?(rel: string): OpenedForReads;
   /**
-   * Optional, for drivers whose writes cost microseconds (local files): writes the whole
-   * content of a small file at once (created or truncated, as createWriteStream; durable
-   * once `flush` has resolved after it), without a stream per file.
+   * Optional, for local files: writes the whole content of a small file at once (created or
+   * truncated, as createWriteStream; durable once `flush` has resolved after it), without a
+   * stream per file, and resolves with the SHA-256 of the bytes written, computed by this
+   * process (off the event loop where it can) once they are written.
    */
-  writeSmallFile?(rel: string, parts: Buffer[]): void;
+  writeSmallFile?(rel: string, parts: Buffer[]): Promise<Buffer>;
   /** Remote drivers: bytes sent over the network so far, for reports. */
   bytesSent?(): number;
   /** How many files the engine may have in transfer at once (opens and closes overlap). */

@@ -13,6 +13,7 @@ import { TarHasher } from './format/tar-hasher.js';
 import { spawnAccountWorker } from './worker/spawn-worker.js';
 import { BlobSink, type ContentSink } from './files-sink.js';
 import { ObjectSink } from './object-sink.js';
+import { OrderedRecords } from './ordered-records.js';
 import { ObjectLease, takeBackupLease } from './object-lease.js';
 import { readManifestFile } from './manifest.js';
 import { layout, newSnapshotId, type Manifest, type ManifestDatabase } from './snapshot-layout.js';
@@ -232,16 +233,16 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
 
       let sawEnd = false;
       let lastReport = 0;
-      // Incremental: the file whose content is arriving, and the hash of that content. Its
-      // record goes into the index once the content (and so the hash) is complete.
+      // Incremental: the file whose content is arriving. Its record goes into the index once
+      // the sink has stored and hashed that content (OrderedRecords keeps the walk's order).
       let receiving: Entry | null = null;
-      let contentHash: crypto.Hash | null = null;
       // Archive, compressed: records wait (in order) until the tar has passed their content.
       const waiting: Entry[] = [];
       const writeRecord = async (e: Entry): Promise<void> => {
         e.prevRef = NO_REF;
         await index.write(encodeEntry(e));
       };
+      const records = new OrderedRecords(writeRecord);
       const writeWaiting = async (atEnd: boolean): Promise<void> => {
         while (waiting.length > 0) {
           const e = waiting[0]!;
@@ -260,16 +261,13 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       try {
         for await (const ev of parseEntryStream(worker.output)) {
           if (ev.type === 'data') {
-            contentHash?.update(ev.chunk);
+            if (!receiving) throw new Error('the account worker sent content for an entry that is not a file');
             await sink!.data(ev.chunk);
           } else if (ev.type === 'data-end') {
-            if (!receiving || !contentHash) throw new Error('the account worker sent content for an entry that is not a file');
-            const h = contentHash.digest();
-            await sink!.endData(h);
-            receiving.hash = h;
-            await writeRecord(receiving);
+            if (!receiving) throw new Error('the account worker sent content for an entry that is not a file');
+            const { hash } = await sink!.endData();
+            await records.push(receiving, hash);
             receiving = null;
-            contentHash = null;
           } else if (ev.type === 'notice') {
             if (ev.kind === 'E') { sawEnd = true; continue; }
             // 'skipped:' notices are the account's own choice (.donotbackup); others are problems.
@@ -286,10 +284,9 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
               await sink.begin(e, ev.hasData);
               if (e.kind === 'f' && ev.hasData) {
                 receiving = e;
-                contentHash = crypto.createHash('sha256');
               } else {
                 if (e.kind === 'f') { const h = prevHashes.get(e.dataRef); if (h) e.hash = h; }
-                await writeRecord(e);
+                await records.push(e, null);
               }
             } else {
               if (ev.hasData) throw new Error('the account worker sent content outside its tar');
@@ -328,6 +325,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       signal?.throwIfAborted();
       if (!sawEnd) throw new Error('the account worker stopped before the end of the walk');
       await sink?.finish();
+      await records.finish();
       await index.end();
       await indexDone;
       indexSha256 = indexHash.digest('hex');

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import { StreamWriter } from '../util/stream-writer.js';
 import { InFlight } from '../util/in-flight.js';
 import type { Destination, HardLinks } from '../destinations/types.js';
@@ -12,8 +13,12 @@ export interface ContentSink {
   /** A file record; `hasData`: its content follows, else it is unchanged (`entry.prevRef`). Sets `entry.dataRef`. */
   begin(entry: Entry, hasData: boolean): Promise<void>;
   data(chunk: Buffer): Promise<void>;
-  /** The content is complete; `hash` is its SHA-256, computed by root as it passed. */
-  endData(hash: Buffer): Promise<void>;
+  /**
+   * The content is complete. Resolves once the sink has room for more work, with the content's
+   * SHA-256, computed by root from the bytes it stores: a promise that settles when they are
+   * written (rejected with the write's error).
+   */
+  endData(): Promise<{ hash: Promise<Buffer> }>;
   /** Waits for everything still in transfer. */
   finish(): Promise<void>;
   abort(): void;
@@ -46,6 +51,8 @@ export class BlobSink implements ContentSink {
   private readonly reused = new Set<number>();
   private readonly dirs = new Set<string>();
   private current: StreamWriter | null = null;
+  /** SHA-256 of the content streamed to `current`. */
+  private currentHash: crypto.Hash | null = null;
   /** A small file's blob and the content received for it so far. */
   private small: { rel: string; parts: Buffer[] } | null = null;
   private stored = 0;
@@ -87,8 +94,12 @@ export class BlobSink implements ContentSink {
       entry.dataRef = n;
       await this.ensureDir(n);
       const rel = `${this.dir}/${layout.blob(n)}`;
-      if (this.dest.writeSmallFile && entry.size <= SMALL_FILE) this.small = { rel, parts: [] };
-      else this.current = new StreamWriter(this.dest.createWriteStream(rel));
+      if (this.dest.writeSmallFile && entry.size <= SMALL_FILE) {
+        this.small = { rel, parts: [] };
+      } else {
+        this.current = new StreamWriter(this.dest.createWriteStream(rel));
+        this.currentHash = crypto.createHash('sha256');
+      }
       return;
     }
     if (prevRef === NO_REF || !this.previous || !this.previous.blobs.has(prevRef) || this.reused.has(prevRef)) {
@@ -104,21 +115,30 @@ export class BlobSink implements ContentSink {
   async data(chunk: Buffer): Promise<void> {
     this.stored += chunk.length;
     // The worker sends exactly the size it announced (entry.ts): a small file stays small.
-    if (this.small) this.small.parts.push(chunk);
-    else await this.current!.write(chunk);
+    if (this.small) {
+      this.small.parts.push(chunk);
+    } else {
+      this.currentHash!.update(chunk);
+      await this.current!.write(chunk);
+    }
   }
 
-  /** The file's close is not awaited here: the next files open and fill while it completes. */
-  async endData(_hash: Buffer): Promise<void> {
+  /** The file's write is not awaited here: the next files open and fill while it completes. */
+  async endData(): Promise<{ hash: Promise<Buffer> }> {
     if (this.small) {
       const { rel, parts } = this.small;
       this.small = null;
-      this.dest.writeSmallFile!(rel, parts);
-      return;
+      const written = this.dest.writeSmallFile!(rel, parts);
+      await this.writes.add(written);
+      return { hash: written };
     }
-    const w = this.current;
+    const w = this.current!;
+    const hash = this.currentHash!.digest();
     this.current = null;
-    if (w) await this.writes.add(w.end());
+    this.currentHash = null;
+    const written = w.end().then(() => hash);
+    await this.writes.add(written);
+    return { hash: written };
   }
 
   async finish(): Promise<void> {

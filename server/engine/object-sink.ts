@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import { StreamWriter } from '../util/stream-writer.js';
 import { InFlight } from '../util/in-flight.js';
 import type { Destination } from '../destinations/types.js';
@@ -30,6 +31,8 @@ export class ObjectSink implements ContentSink {
   private readonly dirs = new Set<string>();
   private chunks: Buffer[] = [];
   private buffered = 0;
+  /** SHA-256 of the content arriving, computed by root as it passes. */
+  private hash: crypto.Hash | null = null;
   private staging: { rel: string; writer: StreamWriter } | null = null;
   private stagings = 0;
   private stored = 0;
@@ -56,6 +59,7 @@ export class ObjectSink implements ContentSink {
       entry.dataRef = this.next++;
       this.chunks = [];
       this.buffered = 0;
+      this.hash = crypto.createHash('sha256');
       return;
     }
     if (prevRef === NO_REF || !this.previous || !this.previous.blobs.has(prevRef) || this.reused.has(prevRef)) {
@@ -67,6 +71,7 @@ export class ObjectSink implements ContentSink {
 
   async data(chunk: Buffer): Promise<void> {
     this.buffered += chunk.length;
+    this.hash!.update(chunk);
     if (this.staging) {
       await this.staging.writer.write(chunk);
       return;
@@ -80,7 +85,15 @@ export class ObjectSink implements ContentSink {
     for (const c of held) await this.staging.writer.write(c);
   }
 
-  async endData(hash: Buffer): Promise<void> {
+  /** The object's name is its content's hash: it is known here, before anything is stored. */
+  async endData(): Promise<{ hash: Promise<Buffer> }> {
+    const hash = this.hash!.digest();
+    this.hash = null;
+    await this.store(hash);
+    return { hash: Promise.resolve(hash) };
+  }
+
+  private async store(hash: Buffer): Promise<void> {
     const hex = hash.toString('hex');
     const key = layout.object(this.account, hex);
     const size = this.buffered;

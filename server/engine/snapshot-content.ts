@@ -5,6 +5,8 @@ import { describeFsError } from '../destinations/errors.js';
 import type { Structure } from '../store/jobs.js';
 import type { Entry } from './format/entry.js';
 import { parseTar, tarHeaders } from './format/tar.js';
+import { findMember, inflateFrom } from './format/parallel-gzip.js';
+import type { Readable } from 'node:stream';
 import { layout } from './snapshot-layout.js';
 import { DirectReads } from './direct-reads.js';
 import type { Selected } from './selection.js';
@@ -225,34 +227,56 @@ async function* objectContent(dest: Destination, dir: string, selected: Selected
 
 /** Uncompressed bytes the sequential reader of a compressed archive inflates and drops before it seeks instead. */
 const SEEK_AHEAD = 4 << 20;
+/** Inflated bytes per chunk: fewer, larger pieces through the tar parser and the pipe to the writer. */
+const INFLATE_CHUNK = 256 << 10;
 
 async function* compressedContent(dest: Destination, dir: string, selected: Selected[]): AsyncGenerator<ContentEvent> {
   const file = `${dir}/${layout.data('compressed')}`;
   let tar: AsyncGenerator<NonNullable<TarEvent>> | null = null;
+  let inflated: Readable | null = null;
+  /** Where the sequential reader is: the offset of the last entry it reached. */
   let position = -1;
   let pending: NonNullable<TarEvent> | null = null;
+  let members: Member[] | null = null;
   const next = async (): Promise<NonNullable<TarEvent> | null> => {
     if (pending) { const p = pending; pending = null; return p; }
-    if (!tar) tar = parseTar(dest.createReadStream(file).pipe(zlib.createGunzip())) as AsyncGenerator<NonNullable<TarEvent>>;
+    if (!tar) {
+      inflated = dest.createReadStream(file).pipe(zlib.createGunzip({ chunkSize: INFLATE_CHUNK }));
+      tar = parseTar(inflated) as AsyncGenerator<NonNullable<TarEvent>>;
+    }
     const r = await tar.next();
     return r.done ? null : r.value;
+  };
+  /** Moves the sequential reader to the entry at `offset`: inflating starts at the member that holds it. */
+  const restartAt = async (offset: number): Promise<void> => {
+    await tar?.return(undefined);
+    inflated?.destroy();
+    pending = null;
+    const m = findMember(members!, offset);
+    inflated = inflateFrom(dest.createReadStream(file, { start: m.cOffset }), offset - m.uOffset);
+    tar = parseTar(inflated, offset) as AsyncGenerator<NonNullable<TarEvent>>;
+    position = offset - 1;
   };
 
   if (selected.some((s) => s.entry.kind === 'f' && s.entry.size > 0)) {
     await requireRegularFile(dest, dir, layout.data('compressed'), `snapshot ${dir}: ${layout.data('compressed')}`);
   }
-  let members: Member[] | null = null;
   try {
     for (const sel of selected) {
       yield { type: 'entry', sel };
       if (sel.entry.kind !== 'f') continue;
       const source = sel.contentFrom ?? sel.entry;
-      // Behind the sequential reader, or far ahead of it: start at the member that holds the
-      // entry (one ranged read) instead of inflating everything in between.
-      if (source.dataRef <= position || source.dataRef - Math.max(position, 0) > SEEK_AHEAD) {
+      // Behind the sequential reader: one bounded read of the members that hold the entry.
+      // Far ahead of it: the reader moves there (starting at the member that holds the
+      // entry) instead of inflating everything in between, and goes on from there.
+      if (source.dataRef <= position) {
         members ??= await readMembers(dest, dir);
         yield* seekOne(dest, dir, source, members);
         continue;
+      }
+      if (source.dataRef - Math.max(position, 0) > SEEK_AHEAD) {
+        members ??= await readMembers(dest, dir);
+        await restartAt(source.dataRef);
       }
       // Advance the sequential reader to the entry at source.dataRef.
       for (;;) {
@@ -279,6 +303,7 @@ async function* compressedContent(dest: Destination, dir: string, selected: Sele
     }
   } finally {
     await (tar as AsyncGenerator<unknown> | null)?.return(undefined);
+    (inflated as Readable | null)?.destroy();
   }
 }
 

@@ -378,6 +378,6 @@ export function inflateFrom(compressed: Readable | AsyncIterable<Buffer>, skip =
       },
     })
     : new PassThrough();
-  pipeline(source, zlib.createGunzip(), dropper, () => undefined);
+  pipeline(source, zlib.createGunzip({ chunkSize: 256 << 10 }), dropper, () => undefined);
   return dropper;
 }

@@ -229,11 +229,13 @@ const enum State { Header, Data, Skip, Meta }
  * sparse files. Device entries, volume labels and GNU dumpdirs are skipped.
  *
  * Pull-based: the source is read only when the consumer asks for the next event.
+ * `startOffset`: where in the archive `source` starts (a header's offset) when it is read
+ * from the middle; the offsets of the events are then the archive's.
  */
-export async function* parseTar(source: AsyncIterable<Buffer>): AsyncGenerator<TarEvent> {
+export async function* parseTar(source: AsyncIterable<Buffer>, startOffset = 0): AsyncGenerator<TarEvent> {
   const hdr = Buffer.allocUnsafe(BLOCK);
   let hdrFill = 0;
-  let pos = 0; // stream offset of the current chunk's first byte
+  let pos = startOffset; // archive offset of the current chunk's first byte
   let state = State.Header;
   let left = 0; // bytes left of Data / Skip / Meta
   let pad = 0; // padding after the current Data / Meta

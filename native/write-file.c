@@ -1,0 +1,189 @@
+// writeNewFile(path, parts, mode, hash) -> Promise<Buffer | undefined>: creates (or truncates)
+// `path` without following a symlink at it, writes the buffers of `parts` in full, closes it,
+// and with `hash` resolves with the SHA-256 of what it wrote; all on a thread of libuv's pool.
+// One pool job per file instead of an open, a write and a close on the event loop: creating a
+// file costs the filesystem its inode and directory work, and a backup creates tens of
+// thousands of them while the event loop has the account worker's stream to read.
+// SHA-256 is OpenSSL's, the copy inside Node.js (found by name at run time, so a Node.js
+// without it only loses `hash`: hashSupported() says whether it is there).
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <node_api.h>
+#include "errno-error.h"
+
+typedef struct evp_md_ctx_st EVP_MD_CTX;
+typedef struct evp_md_st EVP_MD;
+typedef struct engine_st ENGINE;
+
+static struct {
+  int resolved;
+  EVP_MD_CTX *(*ctx_new)(void);
+  void (*ctx_free)(EVP_MD_CTX *);
+  const EVP_MD *(*sha256)(void);
+  int (*init)(EVP_MD_CTX *, const EVP_MD *, ENGINE *);
+  int (*update)(EVP_MD_CTX *, const void *, size_t);
+  int (*final)(EVP_MD_CTX *, unsigned char *, unsigned int *);
+} ossl;
+
+static int have_sha256(void) {
+  if (!ossl.resolved) {
+    ossl.ctx_new = (EVP_MD_CTX * (*)(void)) dlsym(RTLD_DEFAULT, "EVP_MD_CTX_new");
+    ossl.ctx_free = (void (*)(EVP_MD_CTX *))dlsym(RTLD_DEFAULT, "EVP_MD_CTX_free");
+    ossl.sha256 = (const EVP_MD *(*)(void))dlsym(RTLD_DEFAULT, "EVP_sha256");
+    ossl.init = (int (*)(EVP_MD_CTX *, const EVP_MD *, ENGINE *))dlsym(RTLD_DEFAULT, "EVP_DigestInit_ex");
+    ossl.update = (int (*)(EVP_MD_CTX *, const void *, size_t))dlsym(RTLD_DEFAULT, "EVP_DigestUpdate");
+    ossl.final = (int (*)(EVP_MD_CTX *, unsigned char *, unsigned int *))dlsym(RTLD_DEFAULT, "EVP_DigestFinal_ex");
+    ossl.resolved = ossl.ctx_new && ossl.ctx_free && ossl.sha256 && ossl.init && ossl.update && ossl.final ? 1 : -1;
+  }
+  return ossl.resolved == 1;
+}
+
+typedef struct {
+  char *path;
+  int mode;
+  int hash;
+  size_t count;
+  struct iovec *iov;
+  napi_ref keep; // the parts array: its buffers stay alive (and in place) until the job is done
+  int err;
+  unsigned char digest[32];
+  napi_deferred deferred;
+  napi_async_work work;
+} write_job;
+
+static int write_all(int fd, struct iovec *iov, size_t count) {
+  size_t i = 0;
+  while (i < count) {
+    int n = count - i > IOV_MAX ? IOV_MAX : (int)(count - i);
+    ssize_t w = writev(fd, iov + i, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    // A short write: skip what went out and go on from there.
+    size_t left = (size_t)w;
+    while (i < count && left >= iov[i].iov_len) left -= iov[i++].iov_len;
+    if (i < count && left > 0) {
+      iov[i].iov_base = (char *)iov[i].iov_base + left;
+      iov[i].iov_len -= left;
+    }
+  }
+  return 0;
+}
+
+static int digest_all(const struct iovec *iov, size_t count, unsigned char out[32]) {
+  EVP_MD_CTX *ctx = ossl.ctx_new();
+  if (!ctx) return ENOMEM;
+  unsigned int len = 0;
+  int ok = ossl.init(ctx, ossl.sha256(), NULL);
+  for (size_t i = 0; ok && i < count; i++) ok = ossl.update(ctx, iov[i].iov_base, iov[i].iov_len);
+  if (ok) ok = ossl.final(ctx, out, &len);
+  ossl.ctx_free(ctx);
+  return ok && len == 32 ? 0 : EIO;
+}
+
+static void execute(napi_env env, void *data) {
+  (void)env;
+  write_job *job = data;
+  // Hashed before writing: write_all moves the iovecs along as it goes.
+  if (job->hash && (job->err = digest_all(job->iov, job->count, job->digest)) != 0) return;
+  int fd = open(job->path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, job->mode);
+  if (fd < 0) { job->err = errno; return; }
+  job->err = write_all(fd, job->iov, job->count);
+  if (close(fd) != 0 && job->err == 0) job->err = errno;
+}
+
+static void free_job(napi_env env, write_job *job) {
+  if (job->keep) napi_delete_reference(env, job->keep);
+  free(job->path);
+  free(job->iov);
+  free(job);
+}
+
+static void complete(napi_env env, napi_status status, void *data) {
+  write_job *job = data;
+  if (status == napi_ok && job->err == 0) {
+    napi_value result;
+    if (job->hash) napi_create_buffer_copy(env, 32, job->digest, NULL, &result);
+    else napi_get_undefined(env, &result);
+    napi_resolve_deferred(env, job->deferred, result);
+  } else {
+    napi_reject_deferred(env, job->deferred, errno_error(env, job->err ? job->err : EIO));
+  }
+  napi_delete_async_work(env, job->work);
+  free_job(env, job);
+}
+
+napi_value write_new_file(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  uint32_t count = 0;
+  int32_t mode = 0;
+  bool hash = false, is_array = false;
+  size_t path_len = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4
+      || napi_get_value_string_utf8(env, argv[0], NULL, 0, &path_len) != napi_ok || path_len == 0
+      || napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array
+      || napi_get_array_length(env, argv[1], &count) != napi_ok
+      || napi_get_value_int32(env, argv[2], &mode) != napi_ok || mode < 0 || mode > 07777
+      || napi_get_value_bool(env, argv[3], &hash) != napi_ok) {
+    napi_throw_type_error(env, NULL, "writeNewFile(path, buffers, mode, hash)");
+    return NULL;
+  }
+  if (hash && !have_sha256()) {
+    napi_throw_error(env, "ENOTSUP", "SHA-256 is not available to the native module");
+    return NULL;
+  }
+  write_job *job = calloc(1, sizeof *job);
+  if (job) job->path = malloc(path_len + 1);
+  if (job && count > 0) job->iov = calloc(count, sizeof *job->iov);
+  if (!job || !job->path || (count > 0 && !job->iov)) {
+    if (job) { free(job->path); free(job->iov); free(job); }
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  napi_get_value_string_utf8(env, argv[0], job->path, path_len + 1, &path_len);
+  if (strlen(job->path) != path_len) {
+    free_job(env, job);
+    napi_throw_type_error(env, NULL, "writeNewFile: a path with a NUL byte");
+    return NULL;
+  }
+  job->mode = mode;
+  job->hash = hash;
+  job->count = count;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value part;
+    bool is_buffer = false;
+    void *base = NULL;
+    size_t len = 0;
+    if (napi_get_element(env, argv[1], i, &part) != napi_ok || napi_is_buffer(env, part, &is_buffer) != napi_ok || !is_buffer
+        || napi_get_buffer_info(env, part, &base, &len) != napi_ok) {
+      free_job(env, job);
+      napi_throw_type_error(env, NULL, "writeNewFile: every part must be a Buffer");
+      return NULL;
+    }
+    job->iov[i].iov_base = base;
+    job->iov[i].iov_len = len;
+  }
+  napi_value promise, name;
+  napi_create_reference(env, argv[1], 1, &job->keep);
+  napi_create_promise(env, &job->deferred, &promise);
+  napi_create_string_utf8(env, "tidemark:writeNewFile", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, execute, complete, job, &job->work);
+  napi_queue_async_work(env, job->work);
+  return promise;
+}
+
+napi_value hash_supported(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+  napi_get_boolean(env, have_sha256(), &result);
+  return result;
+}
