@@ -1,7 +1,8 @@
 // The one native module of Tidemark (dist/server/native/tidemark.node): what Node.js has no
 // call for. peercred.c: SO_PEERCRED of the bridge socket; file-times.c: utimensat/futimens with
 // nanoseconds for restores; syncfs.c: syncfs(2) on libuv's pool, to flush a destination;
-// write-file.c: a new file written (and hashed) in one job on libuv's pool, for backups.
+// write-file.c: a new file written (and hashed) in one job on libuv's pool, for backups;
+// link-many.c: hard links in batches on libuv's pool, for incremental backups.
 #define _GNU_SOURCE
 #include <string.h>
 #include <node_api.h>
@@ -14,6 +15,7 @@ napi_value syncfs_async(napi_env env, napi_callback_info info);
 napi_value syncfs_sync(napi_env env, napi_callback_info info);
 napi_value write_new_file(napi_env env, napi_callback_info info);
 napi_value hash_supported(napi_env env, napi_callback_info info);
+napi_value link_many(napi_env env, napi_callback_info info);
 
 napi_value errno_error(napi_env env, int err) {
   const char *name = strerrorname_np(err);
@@ -38,5 +40,6 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "syncfsSync", syncfs_sync);
   export_function(env, exports, "writeNewFile", write_new_file);
   export_function(env, exports, "hashSupported", hash_supported);
+  export_function(env, exports, "linkMany", link_many);
   return exports;
 }

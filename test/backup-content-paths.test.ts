@@ -157,3 +157,17 @@ test('compressed: a restore of files behind and far ahead of each other still ge
   assert.equal(fs.existsSync(path.join(folder, 'b/f004.txt')), false);
   fs.rmSync(folder, { recursive: true, force: true });
 });
+
+test('hard links made in batches: a link that fails fails alone, the others in its batch are made', async () => {
+  const dest = await newDestination();
+  const root = destDirs.at(-1)!;
+  await dest.writeFile('a/x', 'content');
+  await dest.writeFile('b/taken', 'already here');
+  const results = await Promise.allSettled([
+    dest.link('a/x', 'b/one'), dest.link('a/x', 'b/taken'), dest.link('a/missing', 'b/two'), dest.link('a/x', 'b/three'),
+  ]);
+  assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+  assert.equal(fs.readFileSync(path.join(root, 'b/taken'), 'utf8'), 'already here');
+  assert.equal(fs.statSync(path.join(root, 'a/x')).nlink, 3);
+  assert.equal(fs.existsSync(path.join(root, 'b/two')), false);
+});

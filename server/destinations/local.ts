@@ -8,10 +8,16 @@ import { describeFsError } from './errors.js';
 import { chainProblems, describeProblems, NEVER_ACCEPTED, pathSyntaxProblem } from './local-path-security.js';
 import { syncFilesystem } from '../native/syncfs.js';
 import { writeNewFileOffLoop } from '../native/write-file.js';
+import { canLinkOffLoop, linkError, linkManyOffLoop } from '../native/link-many.js';
 
 export const FORMAT_VERSION = 1;
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK } = fs.constants;
+/** Hard links made by one job on libuv's pool. */
+const LINK_BATCH = 128;
+
+interface LinkBatch { existing: string[]; created: string[]; waiters: { resolve: () => void; reject: (err: unknown) => void; rel: string }[] }
+
 /** Folders fsynced at once when only folder entries need flushing. */
 const FOLDER_FLUSHES_IN_FLIGHT = 16;
 const WRITABLE_BY_GROUP_OR_OTHERS = 0o022;
@@ -400,17 +406,54 @@ export class LocalDestination implements Destination, HardLinks {
     }
   }
 
+  /**
+   * Incremental runs make tens of thousands of links: they are gathered into batches made by
+   * one job each on libuv's pool (native/link-many.c), so the event loop goes on reading the
+   * account worker meanwhile. Without the addon: link(2) in place. link(2) makes a link to a
+   * symbolic link itself, never to what it points to.
+   */
   async link(existing: string, created: string): Promise<void> {
-    // Synchronous on purpose: a local link(2) takes microseconds, less than the promise
-    // round trip through the thread pool, and incremental runs make tens of thousands.
-    // link(2) makes a link to a symbolic link itself, never to what it points to.
+    let from: string;
+    let to: string;
     try {
       this.openRootFd();
       this.unflushedData = true;
-      fs.linkSync(this.safePath(existing, false), this.safePath(created, true));
+      from = this.safePath(existing, false);
+      to = this.safePath(created, true);
+      if (!canLinkOffLoop()) {
+        fs.linkSync(from, to);
+        return;
+      }
     } catch (err) {
       throw describeFsError(err, created);
     }
+    await new Promise<void>((resolve, reject) => {
+      const batch = this.linkBatch ?? this.newLinkBatch();
+      batch.existing.push(from);
+      batch.created.push(to);
+      batch.waiters.push({ resolve, reject, rel: created });
+      if (batch.existing.length >= LINK_BATCH) this.submitLinks(batch);
+    });
+  }
+
+  private linkBatch: LinkBatch | null = null;
+
+  private newLinkBatch(): LinkBatch {
+    const batch: LinkBatch = { existing: [], created: [], waiters: [] };
+    this.linkBatch = batch;
+    // Whatever gathered by the time the event loop comes round goes as it is.
+    setImmediate(() => { if (this.linkBatch === batch) this.submitLinks(batch); });
+    return batch;
+  }
+
+  private submitLinks(batch: LinkBatch): void {
+    if (this.linkBatch === batch) this.linkBatch = null;
+    linkManyOffLoop(batch.existing, batch.created)!.then((errs) => {
+      batch.waiters.forEach((w, i) => {
+        if (errs[i] === 0) w.resolve();
+        else w.reject(describeFsError(linkError(errs[i]!, batch.existing[i]!, batch.created[i]!), w.rel));
+      });
+    }, (err: unknown) => { for (const w of batch.waiters) w.reject(describeFsError(err, w.rel)); });
   }
 
   async rename(from: string, to: string): Promise<void> {

@@ -29,7 +29,7 @@ export interface ContentSink {
 }
 
 /** Links and removals carry no data: many can be outstanding at once. */
-const SMALL_OPERATIONS_IN_FLIGHT = 64;
+const SMALL_OPERATIONS_IN_FLIGHT = 512;
 /** Content up to this size is gathered and written at once where the destination can (Destination.writeSmallFile). */
 const SMALL_FILE = 1 << 20;
 

@@ -1,0 +1,32 @@
+import os from 'node:os';
+import { createRequire } from 'node:module';
+
+interface Addon { linkMany(existing: string[], created: string[]): Promise<Int32Array> }
+
+let addon: Addon | null = null;
+try {
+  // Built by scripts/build-native.mjs beside this module (dist/server/native/tidemark.node).
+  const loaded = createRequire(import.meta.url)('./tidemark.node') as Partial<Addon>;
+  if (typeof loaded.linkMany === 'function') addon = loaded as Addon;
+} catch {
+  addon = null;
+}
+
+/** Whether linkManyOffLoop can run (the addon is built). */
+export const canLinkOffLoop = (): boolean => addon !== null;
+
+const errnoNames = new Map<number, string>(Object.entries(os.constants.errno).map(([name, n]) => [n, name]));
+
+/** An Error as Node's fs gives it for a failed link(2): `code` is the errno's name. */
+export function linkError(errno: number, from: string, to: string): NodeJS.ErrnoException {
+  const code = errnoNames.get(errno) ?? 'EIO';
+  return Object.assign(new Error(`${code}: link '${from}' -> '${to}'`), { code, errno: -errno, syscall: 'link' });
+}
+
+/**
+ * link(2) of each pair (`existing[i]` to `created[i]`), in order, as one job on libuv's pool;
+ * resolves with 0 or the errno of each. null when the addon is not built: link them in place.
+ */
+export function linkManyOffLoop(existing: string[], created: string[]): Promise<Int32Array> | null {
+  return addon ? addon.linkMany(existing, created) : null;
+}
