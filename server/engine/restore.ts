@@ -113,7 +113,7 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
     const prune = req.moveAsideExtra && !req.intoFolder
       ? { roots: req.paths, keep: req.excludePaths ?? [], aside: `tidemark-moved-aside-${req.snapshotId}-${Date.now().toString(36)}` }
       : undefined;
-    const worker = spawnAccountWorker(account, { mode: 'restore', intoFolder: folder, ...(prune ? { prune } : {}) });
+    const worker = spawnAccountWorker(account, { mode: 'restore', intoFolder: folder, ...(prune ? { prune } : {}), contentChecked: true });
     const chunks: Buffer[] = [];
     worker.output.on('data', (c: Buffer) => chunks.push(c));
     const write = async (b: Buffer): Promise<void> => {

@@ -60,18 +60,27 @@ function storedInOf(dir: string, structure: Structure, source: Entry, objects: b
 
 /**
  * The content of each selected file, checked against the SHA-256 in its index entry as it
- * streams by (entries of indexes written before hashes existed are passed unchecked).
+ * streams by (entries of indexes written before hashes existed are passed unchecked). The
+ * last piece of a checked file is passed on only once the whole content matched: a consumer
+ * never holds all of a file's bytes unless they are the snapshot's (the restore writer
+ * relies on it, see RestoreWriterOptions.contentChecked).
  */
 export async function* snapshotContent(dest: Destination, dir: string, structure: Structure, selected: Selected[], opts: ContentOptions = {}): AsyncGenerator<ContentEvent> {
   let hash: crypto.Hash | null = null;
   let source: Entry | null = null;
+  let held: Buffer | null = null;
   const objects = opts.objects === true;
   for await (const ev of namedRawContent(dest, dir, structure, selected, objects)) {
     if (ev.type === 'entry') {
       source = ev.sel.entry.kind === 'f' ? ev.sel.contentFrom ?? ev.sel.entry : null;
       hash = source?.hash ? crypto.createHash('sha256') : null;
     } else if (ev.type === 'data') {
-      hash?.update(ev.chunk);
+      if (hash) {
+        hash.update(ev.chunk);
+        if (held) yield { type: 'data', chunk: held };
+        held = ev.chunk;
+        continue;
+      }
     } else if (hash && source) {
       const got = hash.digest();
       hash = null;
@@ -82,6 +91,8 @@ export async function* snapshotContent(dest: Destination, dir: string, structure
         if (!opts.onDamage) throw err;
         opts.onDamage(err);
       }
+      if (held) yield { type: 'data', chunk: held };
+      held = null;
     }
     yield ev;
   }

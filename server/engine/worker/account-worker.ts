@@ -12,6 +12,7 @@ interface WorkerJob {
   tar?: boolean;
   intoFolder?: string;
   prune?: { roots: string[]; keep: string[]; aside: string };
+  contentChecked?: boolean;
 }
 
 async function main(): Promise<void> {
@@ -21,7 +22,7 @@ async function main(): Promise<void> {
   } else if (job.mode === 'sites') {
     runSiteFinder({ home: job.home, excludes: job.excludes ?? [] });
   } else if (job.mode === 'restore') {
-    await runRestoreWriter({ home: job.home, intoFolder: job.intoFolder ?? '', ...(job.prune ? { prune: job.prune } : {}) });
+    await runRestoreWriter({ home: job.home, intoFolder: job.intoFolder ?? '', ...(job.prune ? { prune: job.prune } : {}), contentChecked: job.contentChecked === true });
   } else {
     throw new Error(`unknown worker mode ${String(job.mode)}`);
   }

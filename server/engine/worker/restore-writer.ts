@@ -18,6 +18,12 @@ export interface RestoreWriterOptions {
    * lost; paths at or below `keep` are left alone (another site nested in a site's folder).
    */
   prune?: { roots: string[]; keep: string[]; aside: string };
+  /**
+   * Root checks each file's content against its hash and sends its last bytes only once they
+   * matched (snapshot-content.ts): a file whose content is complete here is the snapshot's,
+   * and hashing it again here is not needed. Without it the writer checks what it received.
+   */
+  contentChecked?: boolean;
 }
 
 export interface RestoreResult {
@@ -297,7 +303,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
             fd = fs.openSync(tmp, O_NEW, 0o600);
           }
         }
-        current = { fd, tmp, entry: e, hash: e.hash && ev.hasData && !kept ? crypto.createHash('sha256') : null, kept };
+        current = { fd, tmp, entry: e, hash: e.hash && ev.hasData && !kept && !(opts.contentChecked && e.size > 0) ? crypto.createHash('sha256') : null, kept };
         if (!ev.hasData || e.size === 0) finishFile();
       } else if (e.kind === 'l') {
         const target = toBuffer(e.link);
