@@ -1,8 +1,10 @@
 /**
  * A job over several small accounts: each account's snapshot is flushed with an fsync of its
  * own files (fewer than FILES_FSYNCED_ONE_BY_ONE) instead of syncfs, and its path catalog is
- * created with synchronous = NORMAL set before the switch to WAL. Both must leave everything
- * in place: complete snapshots that restore byte for byte, and catalogs that hold them.
+ * created with synchronous = NORMAL set before the switch to WAL, after the account's task
+ * has left its place in the queue (the next account starts meanwhile). All of it must leave
+ * everything in place: complete snapshots that restore byte for byte, and catalogs that hold
+ * them when the CLI returns.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';

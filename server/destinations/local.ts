@@ -186,9 +186,14 @@ export class LocalDestination implements Destination, HardLinks {
       const data = this.unflushedData;
       this.unflushed = { files: new Set(), folders: new Set() };
       this.unflushedData = false;
-      if (data && tracked !== null && await this.flushOneByOne(tracked.files)) {
-        await this.flushFolders([...tracked.folders, ...dirs]);
-        return;
+      if (data && tracked !== null && tracked.files.size <= FILES_FSYNCED_ONE_BY_ONE) {
+        // Files and folders at once: their order does not matter, only that all are done.
+        const folders = this.flushFolders([...tracked.folders, ...dirs]).then(() => null, (err: unknown) => err);
+        const [allThere, folderError] = await Promise.all([this.flushOneByOne(tracked.files), folders]);
+        if (allThere) {
+          if (folderError) throw folderError;
+          return;
+        }
       }
       if (data) {
         const rootDev = fs.fstatSync(rootFd).dev;
