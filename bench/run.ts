@@ -7,7 +7,10 @@
  *   --no-peers     leave out restic and borg (else they must be installed)
  *   --no-restore   leave out the restore rows
  *   --scale        also the key rows at 2,000, 20,000 and 200,000 files, and 200 small accounts
- *   --scale-files A,B,C  the sizes of --scale (default 2000,20000,200000)
+ *   --scale-files A,B,C  the sizes of --scale (default 2000,20000,200000; `none`: only the small accounts)
+ *   --accounts N   the number of small accounts of --scale (default 200)
+ *   --fixed-cost   only the fixed-cost row (an empty account), without the dataset
+ *   --same-priority  Tidemark's helpers at the tools' priority (queue nice 0, no ionice)
  *   --catalog      also the catalog rows (1,000 accounts x 30 snapshots, a 100,000-entry folder)
  *   --json FILE    write every figure as JSON
  *   --svg FILE     where --scale writes its plot (default docs/benchmarks-scale.svg)
@@ -37,12 +40,13 @@ const flag = (name: string): boolean => args.includes(`--${name}`);
 
 export interface Options {
   files: number; runs: number; ssh: boolean; peers: boolean; restore: boolean; keep: boolean;
-  scale: boolean; scaleFiles: number[]; catalog: boolean; json: string | undefined; svg: string; main: boolean;
+  scale: boolean; scaleFiles: number[]; accounts: number; catalog: boolean; json: string | undefined; svg: string; main: boolean; fixedCostOnly: boolean; samePriority: boolean;
 }
 
 const options: Options = {
   files: num('files', 20000), runs: num('runs', 3), ssh: !flag('no-ssh'), peers: !flag('no-peers'), restore: !flag('no-restore'),
-  keep: flag('keep'), scale: flag('scale'), scaleFiles: (opt('scale-files') ?? '2000,20000,200000').split(',').map(Number),
+  keep: flag('keep'), scale: flag('scale'), scaleFiles: opt('scale-files') === 'none' ? [] : (opt('scale-files') ?? '2000,20000,200000').split(',').map(Number),
+  accounts: num('accounts', 200), fixedCostOnly: flag('fixed-cost'), samePriority: flag('same-priority'),
   catalog: flag('catalog'), json: opt('json'), main: !flag('no-main'), svg: opt('svg') ?? path.join(REPO, 'docs/benchmarks-scale.svg'),
 };
 
@@ -97,6 +101,13 @@ async function mainRows(world: World, results: Results, log: (s: string) => void
   }
 }
 
+/** --fixed-cost: the fixed-cost row alone, on an account of its own (no dataset, no peers). */
+async function fixedCostRow(world: World, results: Results, log: (s: string) => void): Promise<void> {
+  const account = world.addAccount(`tmbench${process.pid % 100000}`);
+  log('fixed cost');
+  await fixedCost({ world, account, runs: options.runs, peers: [], results }, Math.max(5, options.runs));
+}
+
 async function main(): Promise<void> {
   preflight();
   const started = new Date();
@@ -118,13 +129,14 @@ async function main(): Promise<void> {
     if (!done) save(true);
     process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`);
   };
-  const world = createWorld();
+  const world = createWorld({ samePriority: options.samePriority });
   // Stopped (Ctrl-C, kill): the users and the data go too; the test sshd's watchdog removes its own.
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => { process.stdout.write(`bench: ${sig}, cleaning up\n`); world.close(options.keep); process.exit(130); });
   }
   try {
-    if (options.main) await mainRows(world, results, log);
+    if (options.fixedCostOnly) await fixedCostRow(world, results, log);
+    else if (options.main) await mainRows(world, results, log);
     if (options.scale) { log('scale'); await runScale(world, options, results, log); }
     if (options.catalog) { log('catalog'); await runCatalog(world, results, log); }
     results.print();

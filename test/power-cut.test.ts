@@ -8,6 +8,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createAccount, removeAccount, type TestAccount } from './support/accounts.js';
 import { cli, cliAsync, makeDataDir, ok } from './support/cli.js';
 import { diffTrees, snapshotTree, type TreeEntry } from './support/tree.js';
+import { FILES_FSYNCED_ONE_BY_ONE, LocalDestination } from '../server/destinations/local.js';
 
 /**
  * A power cut, as near as a test can make one: the destination is ext4 on a loop device,
@@ -83,9 +84,12 @@ function cutPowerAndRecover(): void {
   disk.recover();
 }
 
-/** New content each round, so that every backup has data to write (and to lose). */
-function changeFiles(round: number): Map<string, TreeEntry> {
-  for (let i = 0; i < 120; i++) {
+/**
+ * New content each round, so that every backup has data to write (and to lose). 120 files:
+ * fewer than the Local driver fsyncs one by one (FILES_FSYNCED_ONE_BY_ONE); more flush with syncfs.
+ */
+function changeFiles(round: number, files = 120): Map<string, TreeEntry> {
+  for (let i = 0; i < files; i++) {
     const dir = path.join(account.home, `site${i % 6}`);
     fs.mkdirSync(dir, { recursive: true });
     if (round > 0 && i % 3 !== round % 3) continue;
@@ -168,8 +172,10 @@ after(() => {
   for (const d of [dataDir, work]) if (d) fs.rmSync(d, { recursive: true, force: true });
 });
 
+/** Every snapshot the tests made, with the tree its run saw (checkAfterCut wants each listed one). */
+const trees = new Map<string, Map<string, TreeEntry>>();
+
 test('regression: a snapshot listed complete after a power cut held empty or truncated files', { skip: unavailable ?? false, timeout: 600000 }, async () => {
-  const trees = new Map<string, Map<string, TreeEntry>>();
   let round = 0;
 
   // Right after the CLI's backup returned: everything it listed must already be on the disk.
@@ -218,6 +224,7 @@ test('regression: a snapshot listed complete after a power cut held empty or tru
 test('regression: a restore reported success before what it wrote reached the disk', { skip: unavailable ?? false, timeout: 300000 }, () => {
   const tree = changeFiles(100);
   const id = ok(cli(dataDir, ['backup', '--job', 'archive', '--wait'])).snapshots[0];
+  trees.set(id, tree);
   const r = ok(cli(dataDir, ['restore', id, '--into-folder', '--wait']));
   // The power goes on the homes' disk the moment the restore has said it is done.
   homes.abort();
@@ -228,4 +235,43 @@ test('regression: a restore reported success before what it wrote reached the di
   } finally {
     fs.rmSync(folder, { recursive: true, force: true });
   }
+});
+
+test('a backup of more files than are fsynced one by one (one syncfs) is on the disk when the CLI returns', { skip: unavailable ?? false, timeout: 300000 }, () => {
+  for (const job of ['incremental', 'archive']) {
+    const tree = changeFiles(200, FILES_FSYNCED_ONE_BY_ONE + 150);
+    const r = ok(cli(dataDir, ['backup', '--job', job, '--wait']));
+    assert.equal(r.results[0].status, 'completed');
+    trees.set(r.snapshots[0], tree);
+    cutPowerAndRecover();
+    const listed = checkAfterCut(trees);
+    assert.ok(listed.includes(r.snapshots[0]), `the snapshot ${r.snapshots[0]} of ${job} is listed after the cut`);
+  }
+});
+
+test('Local flush: files written, linked, in new folders, then their folder renamed, are all on the disk after the flush', { skip: unavailable ?? false, timeout: 300000 }, async () => {
+  const d = new LocalDestination(mnt);
+  await d.open();
+  const content = (i: number): Buffer => Buffer.alloc(5000 + i, i);
+  try {
+    await d.mkdir('flush-test/a/deep');
+    for (let i = 0; i < 20; i++) d.writeSmallFile(`flush-test/a/deep/f${i}`, [content(i)]);
+    await d.link('flush-test/a/deep/f0', 'flush-test/a/linked');
+    const w = d.createWriteStream('flush-test/a/streamed');
+    await new Promise<void>((resolve, reject) => { w.on('error', reject); w.end(content(99), resolve); });
+    await d.flush(['flush-test/a']);
+    // Written after the flush, then the folder renamed: the names noted are gone, the flush must still cover them.
+    for (let i = 20; i < 30; i++) d.writeSmallFile(`flush-test/a/deep/f${i}`, [content(i)]);
+    await d.rename('flush-test/a', 'flush-test/b');
+    await d.flush(['flush-test']);
+  } finally {
+    await d.close();
+  }
+  cutPowerAndRecover();
+  const b = path.join(mnt, 'flush-test/b');
+  for (let i = 0; i < 30; i++) assert.deepEqual(fs.readFileSync(path.join(b, 'deep', `f${i}`)), content(i), `f${i} after the cut`);
+  assert.deepEqual(fs.readFileSync(path.join(b, 'linked')), content(0));
+  assert.equal(fs.statSync(path.join(b, 'linked')).nlink, 2);
+  assert.deepEqual(fs.readFileSync(path.join(b, 'streamed')), content(99));
+  fs.rmSync(path.join(mnt, 'flush-test'), { recursive: true, force: true });
 });

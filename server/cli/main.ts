@@ -2,22 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { errorCodeOf, TidemarkError, type ErrorCode } from '../services/errors.js';
 import { clipEchoedInput, printJson } from './output.js';
-import { register as destination } from './commands/destination.js';
-import { register as job } from './commands/job.js';
-import { register as retention } from './commands/retention.js';
-import { register as binlog } from './commands/binlog.js';
-import { register as database } from './commands/database.js';
-import { register as backup } from './commands/backup.js';
-import { register as task } from './commands/task.js';
-import { register as snapshot } from './commands/snapshot.js';
-import { register as restore } from './commands/restore.js';
-import { register as loginUrl } from './commands/login-url.js';
-import { register as apiToken } from './commands/api-token.js';
-import { register as panelEvent } from './commands/panel-event.js';
-import { register as activity } from './commands/activity.js';
-import { register as account } from './commands/account.js';
-import { register as serve } from './commands/serve.js';
-import { register as site } from './commands/site.js';
+import { registerCommands } from './command-table.js';
 
 const program = new Command();
 program
@@ -32,8 +17,7 @@ program
   .configureOutput({ outputError: (text, write) => write(clipEchoedInput(text)) })
   .exitOverride();
 
-// The order of the groups is the order of `tidemark --help`.
-for (const register of [destination, job, retention, backup, task, snapshot, restore, loginUrl, apiToken, panelEvent, activity, account, binlog, database, serve, site]) register(program);
+await registerCommands(program, process.argv.slice(2));
 
 /**
  * The exit code of each error code (services/errors.ts), the only place they are chosen:

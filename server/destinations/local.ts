@@ -20,6 +20,13 @@ interface LinkBatch { existing: string[]; created: string[]; waiters: { resolve:
 
 /** Folders fsynced at once when only folder entries need flushing. */
 const FOLDER_FLUSHES_IN_FLIGHT = 16;
+/**
+ * Up to this many files written or linked since the last flush, `flush` fsyncs each of them
+ * and the folders they are in instead of syncfs(2) of the whole filesystem: a small snapshot
+ * (an empty or small account) then waits only for its own writes, not for whatever else is
+ * dirty on a filesystem it shares.
+ */
+export const FILES_FSYNCED_ONE_BY_ONE = 256;
 const WRITABLE_BY_GROUP_OR_OTHERS = 0o022;
 
 export interface LocalOptions {
@@ -57,6 +64,13 @@ export class LocalDestination implements Destination, HardLinks {
   private rootFd: number | null = null;
   /** File content written (or linked) since the last flush. */
   private unflushedData = false;
+  /**
+   * What was written since the last flush, while it is few enough to fsync one by one: the
+   * files written or linked, and the folders whose entries changed. null: too many, or
+   * changes not tracked one by one (a cloned tree, a renamed folder holding such files), so
+   * the next flush is a syncfs.
+   */
+  private unflushed: { files: Set<string>; folders: Set<string> } | null = { files: new Set(), folders: new Set() };
 
   constructor(root: string, opts: LocalOptions = {}) {
     const bad = pathSyntaxProblem(root);
@@ -104,6 +118,7 @@ export class LocalDestination implements Destination, HardLinks {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !create) throw describeFsError(err, rel);
       try {
         fs.mkdirSync(abs, { mode: 0o700 });
+        this.unflushed?.folders.add(slash < 0 ? '' : rel.slice(0, slash));
       } catch (mkErr) {
         if ((mkErr as NodeJS.ErrnoException).code !== 'EEXIST') throw describeFsError(mkErr, rel);
       }
@@ -162,17 +177,32 @@ export class LocalDestination implements Destination, HardLinks {
   }
 
   /**
-   * After files were written: one syncfs(2) of the destination's filesystem (and of any other
-   * filesystem mounted under it that holds one of `dirs`). Measured on 20,000 files of 8 KiB
-   * on this project's machine: 0.14-0.25 s, against 2-3 s for an fsync of each file with
-   * 8 or 32 in flight. When only folder entries changed (a manifest written, a folder
-   * renamed): an fsync of each folder, which leaves the rest of the filesystem alone.
+   * After many files were written: one syncfs(2) of the destination's filesystem (and of any
+   * other filesystem mounted under it that holds one of `dirs`). Measured on 20,000 files of
+   * 8 KiB on this project's machine: 0.14-0.25 s, against 2-3 s for an fsync of each file with
+   * 8 or 32 in flight. But syncfs also waits for everything else dirty on that filesystem
+   * (seconds on a busy shared disk), so after at most FILES_FSYNCED_ONE_BY_ONE files: an fsync
+   * of each, then of the folders they are in. When only folder entries changed (a manifest
+   * written, a folder renamed): an fsync of each folder.
    */
   async flush(dirs: string[]): Promise<void> {
     try {
       const rootFd = this.openRootFd();
-      if (this.unflushedData) {
-        this.unflushedData = false;
+      // What is written from here on is for the next flush.
+      const tracked = this.unflushed;
+      const data = this.unflushedData;
+      this.unflushed = { files: new Set(), folders: new Set() };
+      this.unflushedData = false;
+      if (data && tracked !== null && tracked.files.size <= FILES_FSYNCED_ONE_BY_ONE) {
+        // Files and folders at once: their order does not matter, only that all are done.
+        const folders = this.flushFolders([...tracked.folders, ...dirs]).then(() => null, (err: unknown) => err);
+        const [allThere, folderError] = await Promise.all([this.flushOneByOne(tracked.files), folders]);
+        if (allThere) {
+          if (folderError) throw folderError;
+          return;
+        }
+      }
+      if (data) {
         const rootDev = fs.fstatSync(rootFd).dev;
         await syncFilesystem(rootFd, this.root);
         for (const rel of dirs) {
@@ -185,18 +215,59 @@ export class LocalDestination implements Destination, HardLinks {
         }
         return;
       }
-      const pending = [...new Set(dirs)];
-      const one = async (rel: string): Promise<void> => {
-        const fh = await fsp.open(this.safeDir(rel, false), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-        try { await fh.sync(); } finally { await fh.close(); }
-      };
-      await Promise.all(Array.from({ length: Math.min(FOLDER_FLUSHES_IN_FLIGHT, pending.length) }, async () => {
-        for (let rel = pending.shift(); rel !== undefined; rel = pending.shift()) await one(rel);
-      }));
+      await this.flushFolders([...(tracked?.folders ?? []), ...dirs]);
     } catch (err) {
       this.unflushedData = true;
+      this.unflushed = null;
       throw describeFsError(err, dirs[0] ?? '');
     }
+  }
+
+  /** fsync of each folder (their entries), a few at a time. */
+  private async flushFolders(dirs: string[]): Promise<void> {
+    const pending = [...new Set(dirs)];
+    const one = async (rel: string): Promise<void> => {
+      const fh = await fsp.open(this.safeDir(rel, false), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+      try { await fh.sync(); } finally { await fh.close(); }
+    };
+    await Promise.all(Array.from({ length: Math.min(FOLDER_FLUSHES_IN_FLIGHT, pending.length) }, async () => {
+      for (let rel = pending.shift(); rel !== undefined; rel = pending.shift()) await one(rel);
+    }));
+  }
+
+  /**
+   * fsync of each file written since the last flush (a file opened again reports a write
+   * error no one has seen yet, as the fd it was written through would). False, with nothing
+   * done that matters, when they are too many or one is no longer where it was written:
+   * then the caller flushes the whole filesystem.
+   */
+  private async flushOneByOne(files: Set<string>): Promise<boolean> {
+    if (files.size > FILES_FSYNCED_ONE_BY_ONE) return false;
+    const pending = [...files];
+    let moved = false;
+    const one = async (rel: string): Promise<void> => {
+      let fh: fsp.FileHandle;
+      try {
+        fh = await fsp.open(this.safePath(rel, false), O_RDONLY | O_NOFOLLOW);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') { moved = true; return; }
+        throw err;
+      }
+      try { await fh.sync(); } finally { await fh.close(); }
+    };
+    await Promise.all(Array.from({ length: Math.min(FOLDER_FLUSHES_IN_FLIGHT, pending.length) }, async () => {
+      for (let rel = pending.shift(); rel !== undefined && !moved; rel = pending.shift()) await one(rel);
+    }));
+    return !moved;
+  }
+
+  /** Notes a file written or linked at `rel` (its content and its folder's entry) for the next flush. */
+  private noteWritten(rel: string): void {
+    this.unflushedData = true;
+    if (this.unflushed === null) return;
+    this.unflushed.files.add(rel);
+    this.unflushed.folders.add(parentOf(rel));
+    if (this.unflushed.files.size > FILES_FSYNCED_ONE_BY_ONE) this.unflushed = null;
   }
 
   async mkdir(rel: string): Promise<void> {
@@ -222,6 +293,7 @@ export class LocalDestination implements Destination, HardLinks {
       }
       // rename(2) replaces a link at `target` itself, never what it points to.
       await fsp.rename(tmp, target);
+      this.unflushed?.folders.add(parentOf(rel));
     } catch (err) {
       if (tmp) await fsp.rm(tmp, { force: true }).catch(() => undefined);
       throw describeFsError(err, rel);
@@ -293,7 +365,7 @@ export class LocalDestination implements Destination, HardLinks {
   private writableTarget(rel: string): string {
     const target = this.safePath(rel, true);
     this.openRootFd();
-    this.unflushedData = true;
+    this.noteWritten(rel);
     return target;
   }
 
@@ -417,7 +489,7 @@ export class LocalDestination implements Destination, HardLinks {
     let to: string;
     try {
       this.openRootFd();
-      this.unflushedData = true;
+      this.noteWritten(created);
       from = this.safePath(existing, false);
       to = this.safePath(created, true);
       if (!canLinkOffLoop()) {
@@ -462,7 +534,11 @@ export class LocalDestination implements Destination, HardLinks {
       const dst = this.safePath(to, true);
       this.forget(from);
       this.forget(to);
+      // Files noted under the old name are no longer there to be fsynced by name.
+      if (this.unflushed && [...this.unflushed.files].some((f) => f === from || f.startsWith(`${from}/`))) this.unflushed = null;
       await fsp.rename(src, dst);
+      this.unflushed?.folders.add(parentOf(from));
+      this.unflushed?.folders.add(parentOf(to));
     } catch (err) {
       throw describeFsError(err, to);
     }
@@ -492,6 +568,7 @@ export class LocalDestination implements Destination, HardLinks {
       }
       if (st.isSymbolicLink()) throw symlinkError(rel);
       this.forget(rel);
+      if (this.unflushed) for (const f of this.unflushed.files) if (f === rel || f.startsWith(`${rel}/`)) this.unflushed.files.delete(f);
       await fsp.rm(target, { recursive: true, force: true });
     } catch (err) {
       throw describeFsError(err, rel);
@@ -530,6 +607,7 @@ export class LocalDestination implements Destination, HardLinks {
     try {
       this.openRootFd();
       this.unflushedData = true;
+      this.unflushed = null;
       await walk(from, to);
     } catch (err) {
       throw describeFsError(err, to);
@@ -575,6 +653,8 @@ class LocalFileReader implements FileReader {
 function symlinkError(rel: string): DestinationError {
   return new DestinationError(`a symbolic link was found on the destination at ${rel}: Tidemark never follows links under a destination root (something other than Tidemark put it there; remove it)`, 'insecure');
 }
+
+const parentOf = (rel: string): string => { const slash = rel.lastIndexOf('/'); return slash < 0 ? '' : rel.slice(0, slash); };
 
 function failedStream(err: Error): PassThrough {
   const s = new PassThrough();

@@ -3,7 +3,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Client, type ConnectConfig, type SFTPWrapper, type FileEntryWithStats } from 'ssh2';
+import type { Client, ConnectConfig, SFTPWrapper, FileEntryWithStats } from 'ssh2';
 import { DestinationError, type DirEntry, type Destination, type SpaceInfo, type HardLinks } from './types.js';
 import { FORMAT_VERSION } from './local.js';
 import { InFlight } from '../util/in-flight.js';
@@ -146,10 +146,12 @@ export class SshDestination implements Destination, HardLinks {
   }
 
   /** Connects to `address` (the host as given, or the address the guard checked). */
-  private connectTo(address: string): Promise<SFTPWrapper> {
+  private async connectTo(address: string): Promise<SFTPWrapper> {
     const s = this.settings;
+    // Loaded at the first connection: a command that never uses SSH does not pay for ssh2.
+    const { Client: SshClient } = await import('ssh2');
     return new Promise<SFTPWrapper>((resolve, reject) => {
-      const client = new Client();
+      const client = new SshClient();
       let mismatch: string | null = null;
       // Our own socket, to count the bytes that go over the wire.
       const sock = net.connect({ host: address, port: s.port });

@@ -220,6 +220,8 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
   const taskLog = (level: 'info' | 'warn' | 'error', message: string, audience: LogAudience = 'all'): void => ctx.store.tasks.log(taskId, level, message, audience);
   let hooked = false;
   let unlock: (() => void) | null = null;
+  /** The connection of a committed run, kept open to add the snapshot to the path catalog. */
+  let toCatalog: Destination | null = null;
   let r: AccountBackupResult;
   try {
     if (unavailable !== null) throw new Error(unavailable);
@@ -275,7 +277,7 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
         });
       }
       if (schedule !== undefined) ctx.store.snapshots.setSchedule(destRecord.id, account.username, manifest.id, schedule);
-      await catalogAfterBackup(ctx, destRecord, account.username, dest, (message) => taskLog('info', message, 'provider'));
+      toCatalog = dest;
       for (const p of manifest.problems ?? []) ctx.store.tasks.log(taskId, 'warn', `not backed up: ${p.item} (the database server could not be reached or refused; the provider's log has the cause)`, 'all');
       for (const s of manifest.skipped) ctx.store.tasks.log(taskId, s.reason.startsWith('skipped:') ? 'info' : 'warn', `${s.path}: ${s.reason}`);
       const sentBytes = sentBefore === null ? null : dest.bytesSent!() - sentBefore;
@@ -284,7 +286,7 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
         files: manifest.stats.files, bytes: manifest.stats.bytes, storedBytes: manifest.stats.storedBytes, sentBytes, skipped: manifest.stats.skipped,
         ...(manifest.problems ? { problems: manifest.problems } : {}) };
     } finally {
-      await dest.close();
+      if (toCatalog !== dest) await dest.close();
     }
   } catch (err) {
     const message = (err as Error).message;
@@ -296,6 +298,17 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
     unlock?.();
     watch.release();
     queue.nudge();
+  }
+  // After the task is done and its place in the queue free: the next account's run starts
+  // meanwhile (the catalog has its own write lock, and is brought up to date at the next
+  // question if this fails).
+  if (toCatalog) {
+    const dest = toCatalog;
+    try {
+      await catalogAfterBackup(ctx, destRecord, account.username, dest, (message) => taskLog('info', message, 'provider'));
+    } finally {
+      await dest.close();
+    }
   }
   // Only around a backup that started: a refused one has nothing to report after.
   if (hooked) await runHooks(ctx.config, 'postAccountBackup', { ...hookInput, snapshot: r.snapshot, result: r, error: r.error }, taskLog);

@@ -2,21 +2,26 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { UmzugStorage } from 'umzug';
-import * as m0001 from './migrations/0001-initial.js';
-import * as m0002 from './migrations/0002-owners.js';
-import * as m0003 from './migrations/0003-sessions.js';
-import * as m0004 from './migrations/0004-api-tokens.js';
-import * as m0005 from './migrations/0005-schedules.js';
-import * as m0006 from './migrations/0006-queue.js';
-import * as m0007 from './migrations/0007-account-preferences.js';
-import * as m0008 from './migrations/0008-account-identities.js';
-import * as m0009 from './migrations/0009-task-log-audience.js';
-import * as m0010 from './migrations/0010-binlogs.js';
-import * as m0011 from './migrations/0011-sites-frequent-schedules.js';
 
 export type Db = Database.Database;
 
-const migrations = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009, m0010, m0011];
+/**
+ * The migrations in order, by name (each module is migrations/NAME.js and exports that name):
+ * a store that is up to date, which is every open but the first after an upgrade, loads none.
+ */
+export const MIGRATIONS = [
+  '0001-initial', '0002-owners', '0003-sessions', '0004-api-tokens', '0005-schedules', '0006-queue',
+  '0007-account-preferences', '0008-account-identities', '0009-task-log-audience', '0010-binlogs', '0011-sites-frequent-schedules',
+] as const;
+
+interface MigrationModule { name: string; up: (params: { context: Db }) => Promise<void> }
+
+/** A migration's module, checked to be the one its name says. */
+export async function loadMigration(name: string): Promise<MigrationModule> {
+  const m = await import(`./migrations/${name}.js`) as MigrationModule;
+  if (m.name !== name) throw new Error(`migration module ${name}.js names itself ${m.name}`);
+  return m;
+}
 
 /** Umzug keeps the names of applied migrations in a table of the same database. */
 class SqliteStorage implements UmzugStorage<Db> {
@@ -45,7 +50,8 @@ export async function openDatabase(dataDir: string): Promise<Db> {
   db.pragma('busy_timeout = 10000');
   // umzug takes a quarter of a second to load: only when a migration is due.
   const applied = new Set(await new SqliteStorage(db).executed());
-  if (migrations.every((m) => applied.has(m.name))) return db;
+  if (MIGRATIONS.every((name) => applied.has(name))) return db;
+  const migrations = await Promise.all(MIGRATIONS.map(loadMigration));
   const { Umzug } = await import('umzug');
   const umzug = new Umzug<Db>({
     migrations: migrations.map((m) => ({ name: m.name, up: m.up })),

@@ -67,8 +67,10 @@ export function openCatalog(file: string, opts: { readonly?: boolean } = {}): Da
   const db = new Database(file, opts.readonly ? { readonly: true } : {});
   if (!opts.readonly) {
     fs.chmodSync(file, 0o600);
-    db.pragma('journal_mode = WAL');
+    // NORMAL first: the switch of a new file to WAL then costs no fsync of its own (the
+    // catalog is derived data, rebuilt from the indexes when it does not match them).
     db.pragma('synchronous = NORMAL');
+    db.pragma('journal_mode = WAL');
   }
   db.pragma('busy_timeout = 60000');
   if (opts.readonly) return db;

@@ -1,8 +1,5 @@
 // Entry point of the account worker process. The first import drops root for the account.
 import './drop-privileges.js';
-import { runBackupReader } from './backup-reader.js';
-import { runRestoreWriter } from './restore-writer.js';
-import { runSiteFinder } from '../sites/find-sites.js';
 
 interface WorkerJob {
   mode: 'backup' | 'restore' | 'sites';
@@ -17,11 +14,15 @@ interface WorkerJob {
 
 async function main(): Promise<void> {
   const job = JSON.parse(process.env.TIDEMARK_WORKER_JOB ?? '{}') as WorkerJob;
+  // Each mode loads only its own modules (after the drop above): a worker starts per account and task.
   if (job.mode === 'backup') {
+    const { runBackupReader } = await import('./backup-reader.js');
     await runBackupReader({ home: job.home, excludes: job.excludes ?? [], previous: job.previous ?? false, tar: job.tar ?? false });
   } else if (job.mode === 'sites') {
+    const { runSiteFinder } = await import('../sites/find-sites.js');
     runSiteFinder({ home: job.home, excludes: job.excludes ?? [] });
   } else if (job.mode === 'restore') {
+    const { runRestoreWriter } = await import('./restore-writer.js');
     await runRestoreWriter({ home: job.home, intoFolder: job.intoFolder ?? '', ...(job.prune ? { prune: job.prune } : {}), contentChecked: job.contentChecked === true });
   } else {
     throw new Error(`unknown worker mode ${String(job.mode)}`);

@@ -1,4 +1,5 @@
-import picomatch from 'picomatch';
+import { createRequire } from 'node:module';
+import type picomatchType from 'picomatch';
 import { fromUtf8, type BytePath } from '../../util/byte-path.js';
 
 export const MARKER_FILE = '.donotbackup';
@@ -11,6 +12,8 @@ export const SKIPPED_DIR_NAME = 'donotbackup';
  */
 export function makeExcluder(globs: string[]): (relPath: BytePath) => boolean {
   if (globs.length === 0) return () => false;
+  // Loaded only for a job with excludes: every account's worker starts without it.
+  const picomatch = createRequire(import.meta.url)('picomatch') as typeof picomatchType;
   const matchers = globs.map((g) => {
     const pattern = fromUtf8(g.replace(/^\/+/, '').replace(/\/+$/, ''));
     return picomatch(pattern, { dot: true, basename: !pattern.includes('/') });

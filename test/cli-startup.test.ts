@@ -1,0 +1,77 @@
+/**
+ * What the CLI loads at start-up: only the group of the command named on the command line
+ * (every group for help or an unknown word), the store's migrations only when one is due,
+ * and the account worker only the modules of its mode. Each lazy path must still behave as
+ * the eager one did.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { Command } from 'commander';
+import { COMMAND_GROUPS, commandNamed, registerCommands } from '../server/cli/command-table.js';
+import { loadMigration, MIGRATIONS } from '../server/store/database.js';
+import { makeExcluder } from '../server/engine/worker/excludes.js';
+import { fromUtf8 } from '../server/util/byte-path.js';
+import { CLI } from './support/cli.js';
+
+const fresh = (): Command => new Command().exitOverride();
+
+test('the command a command line names is its first word past the global options and their values', () => {
+  assert.equal(commandNamed(['--data-dir', '/x', '--json', 'backup', '--job', 'j']), 'backup');
+  assert.equal(commandNamed(['--as-account', 'backup', 'snapshot', 'list']), 'snapshot');
+  assert.equal(commandNamed(['--owner', 'alice', '--data-dir=/x', 'job', 'list']), 'job');
+  assert.equal(commandNamed(['--json']), undefined);
+  assert.equal(commandNamed(['--help']), undefined);
+  assert.equal(commandNamed(['--', 'restore']), 'restore');
+});
+
+test('each group of the command table registers exactly the top-level commands it lists', async () => {
+  const all = COMMAND_GROUPS.flatMap((g) => g.commands);
+  assert.equal(new Set(all).size, all.length, 'a command is in one group only');
+  for (const g of COMMAND_GROUPS) {
+    const program = fresh();
+    (await g.load()).register(program);
+    assert.deepEqual(program.commands.map((c) => c.name()), [...g.commands]);
+  }
+});
+
+test('a named command loads only its group; help, none or an unknown word loads every group in order', async () => {
+  const one = fresh();
+  assert.deepEqual(await registerCommands(one, ['--data-dir', '/x', 'restore', '1']), ['restore', 'download']);
+  assert.deepEqual(one.commands.map((c) => c.name()), ['restore', 'download']);
+  for (const args of [[], ['--help'], ['help', 'backup'], ['bakcup']]) {
+    const program = fresh();
+    await registerCommands(program, args);
+    assert.deepEqual(program.commands.map((c) => c.name()), COMMAND_GROUPS.flatMap((g) => g.commands));
+  }
+});
+
+test('tidemark --help still lists every command, and an unknown command is still refused with exit 2', () => {
+  const help = spawnSync(process.execPath, [CLI, '--help'], { encoding: 'utf8' });
+  assert.equal(help.status, 0);
+  for (const name of COMMAND_GROUPS.flatMap((g) => g.commands)) assert.match(help.stdout, new RegExp(`^  ${name}\\b`, 'm'));
+  const typo = spawnSync(process.execPath, [CLI, '--data-dir', '/nonexistent-tidemark', 'bakcup'], { encoding: 'utf8' });
+  assert.equal(typo.status, 2);
+  assert.match(typo.stderr, /unknown command 'bakcup'/);
+  const sub = spawnSync(process.execPath, [CLI, 'backup', '--help'], { encoding: 'utf8' });
+  assert.equal(sub.status, 0);
+  assert.match(sub.stdout, /--job <name>/);
+});
+
+test('the list of migrations is the migrations folder, and each module names itself as listed', async () => {
+  const dir = new URL('../server/store/migrations/', import.meta.url);
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.js')).map((f) => f.slice(0, -3)).sort();
+  assert.deepEqual([...MIGRATIONS], files);
+  for (const name of MIGRATIONS) assert.equal((await loadMigration(name)).name, name);
+});
+
+test('excludes still match as globs when picomatch is loaded on demand, and no glob excludes nothing', () => {
+  const none = makeExcluder([]);
+  assert.equal(none(fromUtf8('cache/x')), false);
+  const ex = makeExcluder(['*.log', 'public_html/cache']);
+  assert.equal(ex(fromUtf8('logs/error.log')), true);
+  assert.equal(ex(fromUtf8('public_html/cache')), true);
+  assert.equal(ex(fromUtf8('old/public_html/cache')), false);
+  assert.equal(ex(fromUtf8('public_html/index.php')), false);
+});
