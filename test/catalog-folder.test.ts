@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { openCatalog, markUnreadable } from '../server/engine/catalog/path-catalog.js';
+import { LARGE_FOLDER, openCatalog, markUnreadable } from '../server/engine/catalog/path-catalog.js';
 import { syncCatalog, type LiveSnapshot } from '../server/engine/catalog/catalog-sync.js';
 import { catalogSeq, folderCounts, folderPage, isCatalogFolder } from '../server/engine/catalog/catalog-folder.js';
 import { FolderReader, type FolderItem } from '../server/app/user/folder-listing.js';
@@ -57,6 +57,9 @@ function snapshotOne(): Spec[] {
     { kind: 'f', path: 'z.txt', size: 5, mtimeSec: 115 },
   ];
   for (let i = 0; i < 250; i++) e.push({ kind: 'f', path: `big/entry-${String(i).padStart(4, '0')}`, size: i, mtimeSec: 200 + i });
+  // Large enough that its counts are kept with the snapshot (LARGE_FOLDER).
+  e.push({ kind: 'd', path: 'large', mtimeSec: 116 }, { kind: 'd', path: 'large/sub', mtimeSec: 116 });
+  for (let i = 0; i < LARGE_FOLDER + 50; i++) e.push({ kind: 'f', path: `large/${String(i).padStart(5, '0')}`, size: 1, mtimeSec: 117 });
   return e;
 }
 
@@ -73,7 +76,7 @@ function snapshotThree(): Spec[] {
 }
 
 function snapshotFour(): Spec[] {
-  return snapshotThree().filter((e) => !e.path.startsWith('a-b')).map((e) => (e.path === 'big' ? { ...e, mtimeSec: 501 } : e));
+  return snapshotThree().filter((e) => !e.path.startsWith('a-b') && e.path !== 'large/00003').map((e) => (e.path === 'big' ? { ...e, mtimeSec: 501 } : e));
 }
 
 const trees: Record<string, () => Spec[]> = { s1: snapshotOne, s2: snapshotTwo, s3: snapshotThree, s4: snapshotFour };
@@ -130,6 +133,8 @@ describe('folder pages from the path catalog', () => {
     await syncCatalog(db, live('s1', 's3'), read);
     await syncCatalog(db, live('s1', 's3', 's4'), read);
     for (const id of ['s1', 's3', 's4']) compareAll(db, id, 50);
+    const kept = (): unknown[] => db.prepare("SELECT s.id, c.total, c.folders FROM folder_counts c JOIN snaps s ON s.seq = c.seq WHERE c.path = CAST('large' AS BLOB) ORDER BY s.seq").raw(true).all();
+    assert.deepEqual(kept(), [['s1', LARGE_FOLDER + 51, 1], ['s3', LARGE_FOLDER + 51, 1], ['s4', LARGE_FOLDER + 50, 1]], 'the large folder\'s counts, kept per snapshot, the deleted one\'s gone');
     const seq = catalogSeq(db, { id: 's4', finishedAt: at('s4') })!;
     const big = folderPage(db, seq, '', folderCounts(db, seq, ''), 0, 100).find((i) => i.name === 'big')!;
     assert.equal(big.entry.mtimeSec, 501);

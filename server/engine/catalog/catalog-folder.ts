@@ -59,6 +59,8 @@ export function isCatalogFolder(db: Database.Database, seq: number, dir: BytePat
 }
 
 export function folderCounts(db: Database.Database, seq: number, dir: BytePath): FolderCounts {
+  const kept = db.prepare('SELECT total, folders FROM folder_counts WHERE seq = ? AND path = ?').get(seq, blob(dir)) as FolderCounts | undefined;
+  if (kept) return kept;
   const w = below(dir);
   const row = db.prepare(`SELECT count(*) AS total, total(v.kind = 'd') AS folders FROM paths p JOIN versions v ON v.path_id = p.id
     WHERE ${w.sql} AND ${direct(dir)} AND ${HELD}`).get(...w.args, { seq }) as { total: number; folders: number };

@@ -3,6 +3,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Entry } from '../format/entry.js';
 import { foldBytes } from './name-match.js';
+import { parentOf, type BytePath } from '../../util/byte-path.js';
 
 /**
  * The path catalog of one account on one destination (a "series"): every version of every
@@ -21,9 +22,14 @@ import { foldBytes } from './name-match.js';
  * A folder stays one version while it exists (what changes is what it holds), so its own
  * time and mode as each snapshot holds them are kept beside it: a `folder_times` row says
  * what they are from snapshot `seq` on, written only when they differ from the snapshot
- * before (the file browser shows a folder's time, catalog-folder.ts).
+ * before (the file browser shows a folder's time, catalog-folder.ts). A large folder's
+ * number of entries (and of folders among them) is kept per snapshot in `folder_counts`:
+ * counting 100,000 rows is the one costly part of showing its first page.
  */
 export const CATALOG_FORMAT = '3';
+
+/** From this many entries on, a folder's counts are kept (folder_counts); a smaller one is counted when asked. */
+export const LARGE_FOLDER = 1000;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -42,6 +48,8 @@ CREATE INDEX IF NOT EXISTS versions_by_path ON versions (path_id, first_seq);
 CREATE TABLE IF NOT EXISTS folder_times (
   version_id INTEGER NOT NULL, seq INTEGER NOT NULL, mode INTEGER NOT NULL, mtime_sec REAL NOT NULL, mtime_nsec INTEGER NOT NULL,
   PRIMARY KEY (version_id, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS folder_counts (
+  seq INTEGER NOT NULL, path BLOB NOT NULL, total INTEGER NOT NULL, folders INTEGER NOT NULL, PRIMARY KEY (seq, path)) WITHOUT ROWID;
 `;
 
 export interface CatalogSnapshot {
@@ -113,11 +121,12 @@ export function forgetSnapshots(db: Database.Database, ids: readonly string[]): 
     db.exec('DELETE FROM versions WHERE NOT EXISTS (SELECT 1 FROM snaps s WHERE s.complete = 1 AND s.seq BETWEEN versions.first_seq AND versions.last_seq)');
     db.exec('DELETE FROM paths WHERE NOT EXISTS (SELECT 1 FROM versions v WHERE v.path_id = paths.id)');
     db.exec('DELETE FROM folder_times WHERE NOT EXISTS (SELECT 1 FROM versions v WHERE v.id = folder_times.version_id)');
+    db.exec('DELETE FROM folder_counts WHERE NOT EXISTS (SELECT 1 FROM snaps s WHERE s.seq = folder_counts.seq)');
   })();
 }
 
 export function clearCatalog(db: Database.Database): void {
-  db.exec('DELETE FROM folder_times; DELETE FROM versions; DELETE FROM paths; DELETE FROM snaps;');
+  db.exec('DELETE FROM folder_counts; DELETE FROM folder_times; DELETE FROM versions; DELETE FROM paths; DELETE FROM snaps;');
 }
 
 
@@ -174,9 +183,13 @@ export async function appendSnapshot(db: Database.Database, snap: { id: string; 
     const addVersion = db.prepare(`INSERT INTO versions (path_id, first_seq, last_seq, kind, mode, size, mtime_sec, mtime_nsec, hash, link)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     const n = { entries: 0, bytes: 0, added: 0, changed: 0, addedBytes: 0, changedBytes: 0, keptOld: 0, keptOldBytes: 0 };
+    const children = new Map<BytePath, { total: number; folders: number }>();
     await entries((e) => {
       if (e.path === '') return;
       n.entries++; n.bytes += e.size;
+      const parent = parentOf(e.path);
+      const c = children.get(parent);
+      if (c) { c.total++; if (e.kind === 'd') c.folders++; } else children.set(parent, { total: 1, folders: e.kind === 'd' ? 1 : 0 });
       const old = held.get(e.path);
       let pathId: number;
       if (old) {
@@ -205,6 +218,8 @@ export async function appendSnapshot(db: Database.Database, snap: { id: string; 
       }
       addVersion.run(pathId, seq, OPEN, e.kind, e.mode, e.size, e.mtimeSec, e.mtimeNsec, e.hash ?? null, e.link === '' ? null : Buffer.from(e.link, 'latin1'));
     });
+    const addCount = db.prepare('INSERT OR REPLACE INTO folder_counts (seq, path, total, folders) VALUES (?, ?, ?, ?)');
+    for (const [dir, c] of children) if (c.total >= LARGE_FOLDER) addCount.run(seq, Buffer.from(dir, 'latin1'), c.total, c.folders);
     // What the base held and the new snapshot does not: removed, closed at the base.
     for (const old of held.values()) if (!old.seen && old.lastSeq !== base!.seq) setLast.run(base!.seq, old.id);
     db.prepare(`UPDATE snaps SET entries = ?, bytes = ?, added = ?, changed = ?, removed = ?, added_bytes = ?, changed_bytes = ?, removed_bytes = ?, complete = 1
