@@ -6,7 +6,9 @@
  *   - GET /api/v1/snapshots?account=X over the root socket (the daemon's JSON API), 100 times;
  *   - `tidemark snapshot list --account X --json` (a whole CLI process each), 100 times;
  *   - the account holder's snapshot page (/snapshots, signed in through a login URL), 100 times;
- *   - the folder of 100,000 entries: GET /api/v1/snapshots/:id/files and the web file browser page.
+ *   - the folder of 100,000 entries: the web file browser's page of it (the first page four
+ *     times, the first of them the first read of that snapshot since the daemon started, then
+ *     page 500), then the whole folder through GET /api/v1/snapshots/:id/files.
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -106,6 +108,10 @@ export async function runCatalog(world: World, results: Results, log: (s: string
   } finally {
     store.close();
   }
+  // Backups catalog each snapshot as it is made; rows inserted straight into the store are
+  // not, so the real account's catalog is brought up to date once (29 of its snapshots have
+  // no index: they are catalogued as unreadable), else the first page would time its rebuild.
+  tm('--json', 'snapshot', 'search', '--account', a.user, 'entry-000001.txt');
 
   const daemon = spawn(process.execPath, [CLI, '--data-dir', state, 'serve'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -135,20 +141,24 @@ export async function runCatalog(world: World, results: Results, log: (s: string
     });
     log(`catalog: account holder's snapshot page p99 ${page.p99.toFixed(1)} ms`);
 
+    // The file browser first: its first request is the first read of that snapshot since the daemon started (cold).
+    const browseUrl = `/snapshots/${destId}/${encodeURIComponent(a.user)}/${encodeURIComponent(realId)}?p=${Buffer.from('big').toString('base64url')}`;
+    let pageBytes = 0;
+    const folderPageMs: number[] = [];
+    const folderPage = await sample(CATALOG.folderRequests, async (i) => {
+      const t = process.hrtime.bigint();
+      const r = await web.get(i === CATALOG.folderRequests - 1 ? `${browseUrl}&page=500` : browseUrl);
+      folderPageMs.push(Number(process.hrtime.bigint() - t) / 1e6);
+      if (r.status !== 200 || !r.body.includes(i === CATALOG.folderRequests - 1 ? 'entry-050000.txt' : 'entry-000001.txt')) throw new Error(`${browseUrl}: ${r.status}`);
+      pageBytes = r.body.length;
+    });
     const folderApi = await sample(CATALOG.folderRequests, async () => {
       const body = await socketGet(socketPath, `/api/v1/snapshots/${encodeURIComponent(realId)}/files?destination=catalog&path=big`);
       if (body.length < CATALOG.folderEntries * 20) throw new Error('folder listing: too short');
     });
-    const browseUrl = `/snapshots/${destId}/${encodeURIComponent(a.user)}/${encodeURIComponent(realId)}?p=${Buffer.from('big').toString('base64url')}`;
-    let pageBytes = 0;
-    const folderPage = await sample(CATALOG.folderRequests, async () => {
-      const r = await web.get(browseUrl);
-      if (r.status !== 200 || !r.body.includes('entry-000001.txt')) throw new Error(`${browseUrl}: ${r.status}`);
-      pageBytes = r.body.length;
-    });
-    log(`catalog: folder of ${CATALOG.folderEntries}: API p99 ${folderApi.p99.toFixed(0)} ms, web page p99 ${folderPage.p99.toFixed(0)} ms (${(pageBytes / 1048576).toFixed(1)} MiB of HTML)`);
+    log(`catalog: folder of ${CATALOG.folderEntries}: web page p99 ${folderPage.p99.toFixed(0)} ms (first ${folderPageMs[0]!.toFixed(0)} ms, ${(pageBytes / 1024).toFixed(0)} KiB of HTML), whole folder through the API p99 ${folderApi.p99.toFixed(0)} ms`);
 
-    results.sections.catalog = { ...CATALOG, apiSnapshotListMs: api, cliSnapshotListMs: cli, accountSnapshotPageMs: page, folderApiMs: folderApi, folderPageMs: folderPage, folderPageBytes: pageBytes };
+    results.sections.catalog = { ...CATALOG, apiSnapshotListMs: api, cliSnapshotListMs: cli, accountSnapshotPageMs: page, folderApiMs: folderApi, folderPageMs: folderPage, folderPageFirstMs: folderPageMs[0], folderPageBytes: pageBytes };
     results.check('snapshot list --account X through the daemon JSON API, p99 of 100', api.p99, 100, 'ms');
     results.check('the account holder\'s snapshot page, p99 of 100', page.p99, 100, 'ms');
     results.check(`a folder of ${CATALOG.folderEntries} entries in the web file browser, p99 of ${CATALOG.folderRequests}`, folderPage.p99, 300, 'ms');

@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { startWebFixture, WebClient, pathParam, type WebFixture } from './support/web-daemon.js';
 import { buildBrowseTree, MAIL_COUNT, mailBody, mailName, ODD, tinyPng } from './support/browse-tree.js';
 import { fileURLToPath } from 'node:url';
+import { cli, ok } from './support/cli.js';
 import ejs from 'ejs';
 import { displayName } from '../server/app/display-name.js';
 import { createI18n } from '../server/i18n/index.js';
@@ -69,6 +70,53 @@ before(async () => {
 
 after(async () => {
   await fx?.stop();
+});
+
+/** Moves files aside while `fn` runs, then puts them back. */
+async function aside<T>(files: string[], fn: () => Promise<T>): Promise<T> {
+  const moved = files.filter((f) => fs.existsSync(f));
+  for (const f of moved) fs.renameSync(f, `${f}.aside`);
+  try { return await fn(); } finally { for (const f of moved) fs.renameSync(`${f}.aside`, f); }
+}
+
+// First in the file: nothing has read alice's snapshot into the daemon's memory yet.
+describe('folders answered from the path catalog', () => {
+  const shownPath = (): string => (ok(cli(fx.dataDir, ['destination', 'list'])) as { name: string; settings: { path: string } }[]).find((d) => d.name === 'shown')!.settings.path;
+  const indexFile = (): string => path.join(shownPath(), fx.alice.username, fx.visible.alice, 'index.bin.gz');
+  const catalogFiles = (): string[] => ['', '-wal', '-shm'].map((x) => path.join(fx.dataDir, 'catalog', String(fx.destinationIds.shown), `${fx.alice.username}.sqlite${x}`));
+  const pages = async (): Promise<unknown[]> => {
+    const out: unknown[] = [];
+    for (const url of [snap(), `${snap()}?p=${pathParam('odd')}`, `${snap()}?p=${pathParam('links')}`, `${snap()}?n=50&page=2`]) out.push(await json(url));
+    for (let p = 1; p <= 40; p += 13) out.push(await json(`${snap()}?p=${pathParam('mail')}&page=${p}`));
+    out.push(await json(`${snap()}?p=${pathParam('mail')}&n=500&page=8`));
+    return out;
+  };
+
+  test('regression: a large folder\'s page read the whole index; the catalog gives the same entries, order and pages, the index not read', async () => {
+    assert.ok(fs.existsSync(indexFile()) && fs.existsSync(catalogFiles()[0]!));
+    // Without the index, only the catalog can answer.
+    const fromCatalog = await aside([indexFile()], async () => {
+      const html = await alice.get(`${snap()}?p=${pathParam('mail')}`);
+      assert.equal(html.status, 200);
+      assert.match(html.body, /4,000 entries/);
+      assert.match(html.body, /Page 1 of 40/);
+      assert.ok(html.body.includes(mailName(1)) && html.body.includes(mailName(100)) && !html.body.includes(mailName(101)));
+      return pages();
+    });
+    // Without the catalog (a snapshot it does not hold, or one being rebuilt), the index answers, the same.
+    const fromIndex = await aside(catalogFiles(), pages);
+    assert.deepEqual(fromCatalog, fromIndex);
+    const mail = fromCatalog[4] as Listing;
+    assert.deepEqual([mail.total, mail.pages, mail.items.length, mail.items[0]!.name], [MAIL_COUNT, 40, 100, mailName(1)]);
+  });
+
+  test('another account\'s snapshot and a hidden one stay refused with their catalogs there', async () => {
+    assert.ok(fs.existsSync(path.join(fx.dataDir, 'catalog', String(fx.destinationIds.shown), `${fx.bob.username}.sqlite`)));
+    for (const base of [bobSnap(), hiddenSnap()]) {
+      assert.equal((await alice.get(base)).status, 404, base);
+      assert.equal((await alice.get(`${base}?page=2`, { accept: 'application/json' })).status, 404, base);
+    }
+  });
 });
 
 describe('a folder of 4,000 entries', () => {

@@ -73,3 +73,25 @@ test("an account's choices are kept per account, follow a panel rename and go wi
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a snapshot is found by its key: destination, account and id, never another one of the same id', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-store-'));
+  try {
+    const s = await openStore(dir);
+    const dest = (name: string): number => s.destinations.insert({ name, type: 'local', settings: { path: `/${name}` }, owner: 'root', enabled: true, snapshotsVisible: true, readOnly: false, freeSpaceLimitMb: 0 }).id;
+    const [d1, d2] = [dest('one'), dest('two')];
+    const snap = (destinationId: number, account: string, note: string) => s.snapshots.insert({
+      id: '20261130T120000Z-abcd', destinationId, account, jobId: null, structure: 'incremental', status: 'completed', startedAt: '2026-11-30T11:59:00.000Z',
+      finishedAt: '2026-11-30T12:00:00.000Z', items: ['files'], files: 1, bytes: 1, storedBytes: 1, databases: [], locked: false, note,
+    });
+    snap(d1, 'alice', 'a1'); snap(d1, 'bob', 'b1'); snap(d2, 'alice', 'a2');
+    assert.equal(s.snapshots.byKey(d1, 'alice', '20261130T120000Z-abcd')?.note, 'a1');
+    assert.equal(s.snapshots.byKey(d2, 'alice', '20261130T120000Z-abcd')?.note, 'a2');
+    assert.equal(s.snapshots.byKey(d1, 'bob', '20261130T120000Z-abcd')?.note, 'b1');
+    assert.equal(s.snapshots.byKey(d2, 'bob', '20261130T120000Z-abcd'), undefined);
+    assert.equal(s.snapshots.byKey(d1, 'alice', '20261130T120000Z-abce'), undefined);
+    s.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -157,6 +157,7 @@ async function bridgedPages(ctx: Context, authenticate: (req: express.Request) =
   const app = express();
   app.set('view engine', 'ejs');
   app.set('views', VIEWS);
+  app.set('view cache', true);
   app.disable('x-powered-by');
   // The pages' own script needs no API route; a bridged request is never an API client.
   app.use('/api', (_req, res) => {

@@ -14,7 +14,21 @@ export interface Formatters {
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
+/** Made once per language (Intl formatters are costly to make, cheap to use); a few dozen languages at most are kept. */
+const made = new Map<string, Formatters>();
+const MADE_MAX = 32;
+
 export function formatters(lng: string): Formatters {
+  let f = made.get(lng);
+  if (!f) {
+    f = makeFormatters(lng);
+    if (made.size >= MADE_MAX) made.delete(made.keys().next().value!);
+    made.set(lng, f);
+  }
+  return f;
+}
+
+function makeFormatters(lng: string): Formatters {
   const num = new Intl.NumberFormat(lng, { maximumFractionDigits: 1 });
   const dateTime = new Intl.DateTimeFormat(lng, { dateStyle: 'medium', timeStyle: 'short' });
   const time = new Intl.DateTimeFormat(lng, { timeStyle: 'short' });

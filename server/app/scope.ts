@@ -57,7 +57,7 @@ export class Scope {
   }
 
   async snapshot(destinationId: number, account: string, id: string): Promise<SnapshotRecord> {
-    const s = this.ctx.store.snapshots.byId(id).find((x) => x.destinationId === destinationId && x.account === account);
+    const s = this.ctx.store.snapshots.byKey(destinationId, account, id);
     if (!s || !(await this.maySee(s))) throw notFound();
     return s;
   }

@@ -27,6 +27,8 @@ export async function createApp(ctx: Context, trusted: boolean): Promise<express
   const app = express();
   app.set('view engine', 'ejs');
   app.set('views', VIEWS);
+  // The views are installed files: compiled once, not at every page (express caches only with NODE_ENV=production).
+  app.set('view cache', true);
   app.disable('x-powered-by');
   app.use((_req, res, next) => {
     res.set({ 'X-Content-Type-Options': 'nosniff', 'X-Frame-Options': 'SAMEORIGIN', 'Referrer-Policy': 'no-referrer' });
@@ -73,30 +75,33 @@ export async function serve(ctx: Context, portOption?: number): Promise<void> {
   await ensureDefaultDestination(ctx);
   const port = portOption ?? ctx.config.httpPort;
   const socketPath = ctx.config.socketPath;
+  // Everything loaded before the first listen: the first requests are not slowed by the rest of start-up.
+  const rootApp = await createApp(ctx, true);
+  const webApp = port > 0 ? await createApp(ctx, false) : null;
+  const { Scheduler } = await import('../schedule/scheduler.js');
+  const { realClock } = await import('../schedule/clock.js');
+  const { BinlogShipper } = await import('../schedule/binlog-shipper.js');
+  const { startDailyJobs } = await import('../notify/daily.js');
   try {
     fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 });
     fs.rmSync(socketPath, { force: true });
-    const sock = (await createApp(ctx, true)).listen(socketPath, () => fs.chmodSync(socketPath, 0o600));
+    const sock = rootApp.listen(socketPath, () => fs.chmodSync(socketPath, 0o600));
     sock.on('error', (err) => log.error({ socketPath, err: err.message }, 'socket not available'));
   } catch (err) {
     log.error({ socketPath, err: (err as Error).message }, 'socket not available');
   }
   await listenForPanelPages(ctx, log);
-  if (port > 0) {
-    const http = (await createApp(ctx, false)).listen(port, '127.0.0.1', () => {
+  if (webApp) {
+    const http = webApp.listen(port, '127.0.0.1', () => {
       process.stdout.write(`tidemark: listening on http://127.0.0.1:${port}/ (data in ${ctx.dataDir})\n`);
       log.info({ port, dataDir: ctx.dataDir }, 'daemon started');
     });
     http.on('error', (err) => { log.fatal({ port, err: err.message }, 'cannot listen'); process.exit(1); });
   }
-  const { Scheduler } = await import('../schedule/scheduler.js');
-  const { realClock } = await import('../schedule/clock.js');
   const scheduler = new Scheduler(ctx, await realClock(), log);
   scheduler.start();
-  const { BinlogShipper } = await import('../schedule/binlog-shipper.js');
   const shipper = new BinlogShipper(ctx, await realClock(), log);
   shipper.start();
-  const { startDailyJobs } = await import('../notify/daily.js');
   const stopDaily = startDailyJobs(ctx, log);
   const stop = (): void => { stopDaily(); scheduler.stop(); shipper.stop(); ctx.close(); process.exit(0); };
   // config.json edited by hand: read again without a restart (a bad file keeps the config in use).

@@ -56,6 +56,11 @@ export class SnapshotRepository {
     const sql = `SELECT * FROM snapshots ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY finished_at DESC, id DESC`;
     return (this.db.prepare(sql).all(...args) as Row[]).map(fromRow);
   }
+  /** One snapshot by its primary key: a lookup, where byId reads every row of a large table. */
+  byKey(destinationId: number, account: string, id: string): SnapshotRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM snapshots WHERE destination_id = ? AND account = ? AND id = ?').get(destinationId, account, id) as Row | undefined;
+    return r ? fromRow(r) : undefined;
+  }
   /** Snapshot ids are unique per destination and account; across them the id alone is looked up. */
   byId(id: string): SnapshotRecord[] {
     return (this.db.prepare('SELECT * FROM snapshots WHERE id = ?').all(id) as Row[]).map(fromRow);

@@ -15,7 +15,7 @@ import { streamDownload } from '../download-stream.js';
 import type { RestoreRunner } from '../restore-runner.js';
 import { displayName, displayNameHtml } from '../display-name.js';
 import { contentDisposition } from '../content-disposition.js';
-import { filterItems, findChosen, folderListing, NoSuchFolder, type Chosen, type FolderItem } from './folder-listing.js';
+import { cachedListing, catalogFolderPage, filterItems, findChosen, folderListing, NoSuchFolder, type Chosen, type FolderItem } from './folder-listing.js';
 import { hasErrors, noBrowseErrors, readBrowseForm, statusOf, type BrowseForm, type BrowseFormErrors } from './browse-form.js';
 import { previewText, sniff } from './preview-sniff.js';
 
@@ -112,20 +112,40 @@ export function browseRoutes(ctx: Context, runner: RestoreRunner): express.Route
     }
   };
 
-  const render = async (req: express.Request, res: express.Response, sc: Scope, s: SnapshotRecord, st: BrowseState, status = 200): Promise<void> => {
+  /**
+   * The folder's entries that match the filter: how many, the page asked for, and which of
+   * the chosen paths are in this folder. A page without filter or returned choice is read
+   * from the path catalog when the snapshot is not in memory (a count and a page instead of
+   * the whole index); anything else, and a snapshot the catalog does not hold, from the index.
+   */
+  const shownOf = async (s: SnapshotRecord, st: BrowseState, all: boolean) => {
+    const simple = !all && st.filter.trim() === '' && st.chosen.length === 0;
+    const fromCatalog = simple && !cachedListing(s, st.dir) ? catalogFolderPage(ctx, s, st.dir, st.page, st.size) : null;
+    if (fromCatalog) {
+      const pages = Math.max(1, Math.ceil(fromCatalog.total / st.size));
+      return { total: fromCatalog.total, totalAll: fromCatalog.total, pages, page: Math.min(st.page, pages), items: fromCatalog.items, here: new Set<BytePath>() };
+    }
     const listing = await listingOf(s, st.dir);
     const matching = filterItems(listing.items, st.filter);
     const pages = Math.max(1, Math.ceil(matching.length / st.size));
     const page = Math.min(st.page, pages);
+    return {
+      total: matching.length, totalAll: listing.items.length, pages, page,
+      items: all ? matching : matching.slice((page - 1) * st.size, page * st.size),
+      here: st.chosen.length === 0 ? new Set<BytePath>() : new Set(listing.items.map((i) => i.entry.path)),
+    };
+  };
+
+  const render = async (req: express.Request, res: express.Response, sc: Scope, s: SnapshotRecord, st: BrowseState, status = 200): Promise<void> => {
     const wantsJson = req.query.format === 'json' || (req.get('accept')?.includes('application/json') && !req.get('accept')?.includes('text/html'));
+    const all = wantsJson === true && req.query.all === '1';
+    const { total, totalAll, pages, page, items, here } = await shownOf(s, st, all);
     if (wantsJson) {
-      const all = req.query.all === '1';
-      const shown = all ? matching : matching.slice((page - 1) * st.size, page * st.size);
       res.json({
         snapshot: { id: s.id, account: s.account, destinationId: s.destinationId },
         folder: { path: encodePath(st.dir), name: displayName(st.dir) },
-        filter: st.filter, page: all ? 1 : page, pages: all ? 1 : pages, pageSize: all ? matching.length : st.size, total: matching.length, entries: listing.items.length,
-        items: shown.map((i) => rowOf(s, i)),
+        filter: st.filter, page: all ? 1 : page, pages: all ? 1 : pages, pageSize: all ? total : st.size, total, entries: totalAll,
+        items: items.map((i) => rowOf(s, i)),
       });
       return;
     }
@@ -134,7 +154,6 @@ export function browseRoutes(ctx: Context, runner: RestoreRunner): express.Route
       const parts = st.dir.split('/');
       parts.forEach((part, i) => crumbs.push({ nameHtml: displayNameHtml(part), url: browseUrl(s, parts.slice(0, i + 1).join('/')) }));
     }
-    const here = st.chosen.length === 0 ? new Set<BytePath>() : new Set(listing.items.map((i) => i.entry.path));
     const chosen = new Set(st.chosen.map(encodePath));
     const t = res.locals.t as (k: string, o?: Record<string, unknown>) => string;
     const tr = (m: { key: string; values?: Record<string, string | number> }): string => t(m.key, m.values);
@@ -144,12 +163,12 @@ export function browseRoutes(ctx: Context, runner: RestoreRunner): express.Route
       url: browseUrl(s, ''), actionUrl: `/snapshots/${s.destinationId}/${encodeURIComponent(s.account)}/${encodeURIComponent(s.id)}`,
       folderUrl: browseUrl(s, st.dir), clearUrl: browseUrl(s, st.dir, { size: st.size }), dir: encodePath(st.dir), dirName: displayName(st.dir), atRoot: st.dir === '',
       parentUrl: st.dir === '' ? null : browseUrl(s, parentOf(st.dir)), crumbs,
-      filter: st.filter, page, pages, pageSize: st.size, pageSizes: PAGE_SIZES, total: matching.length, totalAll: listing.items.length,
-      firstIndex: matching.length === 0 ? 0 : (page - 1) * st.size + 1, lastIndex: Math.min(page * st.size, matching.length),
+      filter: st.filter, page, pages, pageSize: st.size, pageSizes: PAGE_SIZES, total, totalAll,
+      firstIndex: total === 0 ? 0 : (page - 1) * st.size + 1, lastIndex: Math.min(page * st.size, total),
       prevUrl: page > 1 ? pageUrl(page - 1) : null, nextUrl: page < pages ? pageUrl(page + 1) : null,
       firstUrl: page > 1 ? pageUrl(1) : null, lastUrl: page < pages ? pageUrl(pages) : null,
       allUrl: `${browseUrl(s, st.dir, { filter: st.filter })}${st.dir === '' && !st.filter ? '?' : '&'}format=json&all=1`,
-      entries: matching.slice((page - 1) * st.size, page * st.size).map((i) => ({ ...pageRowOf(s, i), checked: chosen.has(encodePath(i.entry.path)) })),
+      entries: items.map((i) => ({ ...pageRowOf(s, i), checked: chosen.has(encodePath(i.entry.path)) })),
       kept: st.chosen.filter((p) => !here.has(p)).map((p) => ({ path: encodePath(p), name: displayName(p) })),
       chosenDatabases: st.databases, renames: st.renames, returned: st.returned,
       errors: {

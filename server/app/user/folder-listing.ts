@@ -1,5 +1,7 @@
 import type { Context } from '../../services/context.js';
 import { withDriver } from '../../services/destinations.js';
+import { catalogFile, openCatalog } from '../../engine/catalog/path-catalog.js';
+import { catalogSeq, folderCounts, folderPage, isCatalogFolder, type FolderCounts, type ListedEntry } from '../../engine/catalog/catalog-folder.js';
 import type { Entry } from '../../engine/format/entry.js';
 import { eachIndexEntry } from '../../engine/snapshot-index.js';
 import { layout } from '../../engine/snapshot-layout.js';
@@ -9,7 +11,7 @@ import { displayName } from '../display-name.js';
 
 /** One entry of a folder as the browse page shows it. */
 export interface FolderItem {
-  entry: Entry;
+  entry: ListedEntry;
   /** The last part of the path (bytes). */
   name: BytePath;
   /** Regular files at or below it (a folder's whole tree; 1 for a file or hard link). */
@@ -24,7 +26,7 @@ export interface FolderItem {
 }
 
 export interface FolderListing {
-  dir: Entry;
+  dir: ListedEntry;
   /** Folders first, then by the bytes of the name. */
   items: FolderItem[];
 }
@@ -39,7 +41,7 @@ export class NoSuchFolder extends Error {}
 const snapshotKey = (s: SnapshotRecord): string => `${s.destinationId}\0${s.account}\0${s.id}\0${s.finishedAt}`;
 
 /** The folders of a snapshot read so far: all of them (`whole`) or the one asked for. */
-interface SnapshotFolders {
+export interface SnapshotFolders {
   folders: Map<BytePath, FolderListing>;
   whole: boolean;
   entries: number;
@@ -124,25 +126,38 @@ function foldersFirst(items: FolderItem[]): void {
  * than TREE_MAX_ENTRIES keeps only the folder asked for.
  */
 async function readFolders(ctx: Context, s: SnapshotRecord, wanted: BytePath): Promise<SnapshotFolders> {
-  const snapshotDir = layout.snapshotDir(s.account, s.id);
   const record = ctx.store.destinations.byId(s.destinationId);
   if (!record) throw new NoSuchFolder('no destination');
-  const folders = new Map<BytePath, FolderListing>();
+  const reader = new FolderReader(wanted);
+  await withDriver(ctx, record, (dest) => eachIndexEntry(dest, layout.snapshotDir(s.account, s.id), (e) => reader.add(e)));
+  return reader.result();
+}
+
+/** The folders of a snapshot from its index entries, given in index order (see readFolders). */
+export class FolderReader {
+  private readonly folders = new Map<BytePath, FolderListing>();
   /** Each folder's own row in its parent's listing, where its tree's totals add up. */
-  const rowOf = new Map<BytePath, FolderItem>();
-  let whole = true;
-  let entries = 0;
-  const wantedPrefix = wanted === '' ? '' : `${wanted}/`;
-  const inWanted = (p: BytePath): boolean => p === wanted || p.startsWith(wantedPrefix);
-  await withDriver(ctx, record, (dest) => eachIndexEntry(dest, snapshotDir, (e) => {
-    entries++;
-    if (whole && entries > TREE_MAX_ENTRIES) {
+  private readonly rowOf = new Map<BytePath, FolderItem>();
+  private whole = true;
+  private entries = 0;
+  private readonly wantedPrefix: string;
+
+  constructor(private readonly wanted: BytePath, private readonly maxEntries = TREE_MAX_ENTRIES) {
+    this.wantedPrefix = wanted === '' ? '' : `${wanted}/`;
+  }
+
+  private inWanted(p: BytePath): boolean { return p === this.wanted || p.startsWith(this.wantedPrefix); }
+
+  add(e: Entry): void {
+    const { folders, rowOf } = this;
+    this.entries++;
+    if (this.whole && this.entries > this.maxEntries) {
       // Too large to keep whole: from here on only what the folder asked for needs.
-      whole = false;
-      for (const dir of [...folders.keys()]) if (!inWanted(dir)) folders.delete(dir);
-      for (const dir of [...rowOf.keys()]) if (!inWanted(dir)) rowOf.delete(dir);
+      this.whole = false;
+      for (const dir of [...folders.keys()]) if (!this.inWanted(dir)) folders.delete(dir);
+      for (const dir of [...rowOf.keys()]) if (!this.inWanted(dir)) rowOf.delete(dir);
     }
-    if (!whole && !inWanted(e.path)) return;
+    if (!this.whole && !this.inWanted(e.path)) return;
     if (e.path === '') { folders.set('', { dir: e, items: [] }); return; }
     const parent = parentOf(e.path);
     const item: FolderItem = { entry: e, name: e.path.slice(parent === '' ? 0 : parent.length + 1), files: 0, bytes: 0 };
@@ -159,13 +174,66 @@ async function readFolders(ctx: Context, s: SnapshotRecord, wanted: BytePath): P
       row.files++;
       if (e.kind === 'f' || !e.link.startsWith(`${a}/`)) row.bytes += bytes;
     }
-  }));
-  for (const f of folders.values()) foldersFirst(f.items);
-  if (!whole) {
-    const only = folders.get(wanted);
-    return { folders: new Map(only ? [[wanted, only]] : []), whole: false, entries: only?.items.length ?? 0 };
   }
-  return { folders, whole: true, entries };
+
+  result(): SnapshotFolders {
+    const { folders, wanted } = this;
+    for (const f of folders.values()) foldersFirst(f.items);
+    if (!this.whole) {
+      const only = folders.get(wanted);
+      return { folders: new Map(only ? [[wanted, only]] : []), whole: false, entries: only?.items.length ?? 0 };
+    }
+    return { folders, whole: true, entries: this.entries };
+  }
+}
+
+/** The folder's listing as far as it is in memory already (its snapshot was read recently), else undefined. */
+export function cachedListing(s: SnapshotRecord, dir: BytePath): FolderListing | undefined {
+  const key = snapshotKey(s);
+  return cache.get(key)?.folders.get(dir) ?? cache.get(`${key}\0${dir}`)?.folders.get(dir);
+}
+
+export interface FolderPage { total: number; items: FolderItem[] }
+
+/** Counts of folders paged recently (a count of a large folder is its one costly query). */
+const countCache = new Map<string, FolderCounts>();
+const COUNTS_KEPT = 64;
+
+/**
+ * One page of a folder (`page` from 1) from the account's path catalog, without reading
+ * the snapshot's index; null when the catalog cannot answer: it does not hold the snapshot
+ * (made before the catalog, the catalog being built) or not that folder, or cannot be read.
+ * The caller reads the index then, which also says when a folder does not exist.
+ */
+export function catalogFolderPage(ctx: Context, s: SnapshotRecord, dir: BytePath, page: number, size: number): FolderPage | null {
+  let db;
+  try {
+    db = openCatalog(catalogFile(ctx.dataDir, s.destinationId, s.account), { readonly: true });
+  } catch {
+    return null;
+  }
+  if (!db) return null;
+  try {
+    // One read transaction: a catalog updated meanwhile is seen before or after, never half.
+    return db.transaction((): FolderPage | null => {
+      const seq = catalogSeq(db, s);
+      if (seq === null || !isCatalogFolder(db, seq, dir)) return null;
+      const key = `${snapshotKey(s)}\0${seq}\0${dir}`;
+      let counts = countCache.get(key);
+      if (!counts) {
+        counts = folderCounts(db, seq, dir);
+        countCache.set(key, counts);
+        for (const k of countCache.keys()) { if (countCache.size <= COUNTS_KEPT) break; countCache.delete(k); }
+      }
+      const pages = Math.max(1, Math.ceil(counts.total / size));
+      const offset = (Math.min(page, pages) - 1) * size;
+      return { total: counts.total, items: folderPage(db, seq, dir, counts, offset, size) };
+    })();
+  } catch {
+    return null;
+  } finally {
+    db.close();
+  }
 }
 
 /** The folder's listing, from memory when its snapshot was read recently. */

@@ -3,6 +3,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Entry } from '../format/entry.js';
 import { foldBytes } from './name-match.js';
+import { parentOf, type BytePath } from '../../util/byte-path.js';
 
 /**
  * The path catalog of one account on one destination (a "series"): every version of every
@@ -17,8 +18,18 @@ import { foldBytes } from './name-match.js';
  * is as large as its file list, and keeping it out of the state database keeps that small
  * and its write lock free while a catalog is filled. The catalog is derived data: it is
  * rebuilt from the destination's indexes whenever it does not match the snapshot list.
+ *
+ * A folder stays one version while it exists (what changes is what it holds), so its own
+ * time and mode as each snapshot holds them are kept beside it: a `folder_times` row says
+ * what they are from snapshot `seq` on, written only when they differ from the snapshot
+ * before (the file browser shows a folder's time, catalog-folder.ts). A large folder's
+ * number of entries (and of folders among them) is kept per snapshot in `folder_counts`:
+ * counting 100,000 rows is the one costly part of showing its first page.
  */
-export const CATALOG_FORMAT = '2';
+export const CATALOG_FORMAT = '3';
+
+/** From this many entries on, a folder's counts are kept (folder_counts); a smaller one is counted when asked. */
+export const LARGE_FOLDER = 1000;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -34,6 +45,11 @@ CREATE TABLE IF NOT EXISTS versions (
   kind TEXT NOT NULL, mode INTEGER NOT NULL, size INTEGER NOT NULL, mtime_sec REAL NOT NULL, mtime_nsec INTEGER NOT NULL,
   hash BLOB, link BLOB);
 CREATE INDEX IF NOT EXISTS versions_by_path ON versions (path_id, first_seq);
+CREATE TABLE IF NOT EXISTS folder_times (
+  version_id INTEGER NOT NULL, seq INTEGER NOT NULL, mode INTEGER NOT NULL, mtime_sec REAL NOT NULL, mtime_nsec INTEGER NOT NULL,
+  PRIMARY KEY (version_id, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS folder_counts (
+  seq INTEGER NOT NULL, path BLOB NOT NULL, total INTEGER NOT NULL, folders INTEGER NOT NULL, PRIMARY KEY (seq, path)) WITHOUT ROWID;
 `;
 
 export interface CatalogSnapshot {
@@ -72,12 +88,13 @@ export function openCatalog(file: string, opts: { readonly?: boolean } = {}): Da
     db.pragma('synchronous = NORMAL');
     db.pragma('journal_mode = WAL');
   }
-  db.pragma('busy_timeout = 60000');
+  // A reader never waits long: WAL lets it read beside a writer, and a page must not hang on a catalog.
+  db.pragma(opts.readonly ? 'busy_timeout = 1000' : 'busy_timeout = 60000');
   if (opts.readonly) return db;
   db.exec(SCHEMA);
   const format = (db.prepare("SELECT value FROM meta WHERE key = 'format'").get() as { value: string } | undefined)?.value;
   if (format !== CATALOG_FORMAT) {
-    db.exec('DELETE FROM versions; DELETE FROM paths; DELETE FROM snaps;');
+    clearCatalog(db);
     db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('format', ?)").run(CATALOG_FORMAT);
   }
   return db;
@@ -105,11 +122,13 @@ export function forgetSnapshots(db: Database.Database, ids: readonly string[]): 
     db.exec('DELETE FROM snaps WHERE complete = 0');
     db.exec('DELETE FROM versions WHERE NOT EXISTS (SELECT 1 FROM snaps s WHERE s.complete = 1 AND s.seq BETWEEN versions.first_seq AND versions.last_seq)');
     db.exec('DELETE FROM paths WHERE NOT EXISTS (SELECT 1 FROM versions v WHERE v.path_id = paths.id)');
+    db.exec('DELETE FROM folder_times WHERE NOT EXISTS (SELECT 1 FROM versions v WHERE v.id = folder_times.version_id)');
+    db.exec('DELETE FROM folder_counts WHERE NOT EXISTS (SELECT 1 FROM snaps s WHERE s.seq = folder_counts.seq)');
   })();
 }
 
 export function clearCatalog(db: Database.Database): void {
-  db.exec('DELETE FROM versions; DELETE FROM paths; DELETE FROM snaps;');
+  db.exec('DELETE FROM folder_counts; DELETE FROM folder_times; DELETE FROM versions; DELETE FROM paths; DELETE FROM snaps;');
 }
 
 
@@ -150,16 +169,29 @@ export async function appendSnapshot(db: Database.Database, snap: { id: string; 
       for (const r of rows.iterate(base.seq, base.seq) as Iterable<[Buffer, number, number, string, number, number, number, number, Buffer | null, Buffer | null, number]>) {
         held.set(r[0].toString('latin1'), { id: r[1], pathId: r[2], kind: r[3], mode: r[4], size: r[5], mtimeSec: r[6], mtimeNsec: r[7], hash: r[8], link: r[9], lastSeq: r[10], seen: false });
       }
+      // A folder's time and mode as the base held them: the latest folder_times row up to the base, if any.
+      const byId = new Map([...held.values()].filter((v) => v.kind === 'd').map((v) => [v.id, v]));
+      const times = db.prepare(`SELECT t.version_id, t.mode, t.mtime_sec, t.mtime_nsec FROM folder_times t JOIN versions v ON v.id = t.version_id
+        WHERE v.first_seq <= ? AND v.last_seq >= ? AND t.seq <= ? ORDER BY t.version_id, t.seq`).raw(true);
+      for (const [id, mode, sec, nsec] of times.iterate(base.seq, base.seq, base.seq) as Iterable<[number, number, number, number]>) {
+        const v = byId.get(id);
+        if (v) { v.mode = mode; v.mtimeSec = sec; v.mtimeNsec = nsec; }
+      }
     }
     const findPath = db.prepare('SELECT id FROM paths WHERE path = ?').pluck();
     const addPath = db.prepare('INSERT INTO paths (path, folded, name_at) VALUES (?, ?, ?)');
     const setLast = db.prepare('UPDATE versions SET last_seq = ? WHERE id = ?');
+    const setFolderTime = db.prepare('INSERT OR REPLACE INTO folder_times (version_id, seq, mode, mtime_sec, mtime_nsec) VALUES (?, ?, ?, ?, ?)');
     const addVersion = db.prepare(`INSERT INTO versions (path_id, first_seq, last_seq, kind, mode, size, mtime_sec, mtime_nsec, hash, link)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     const n = { entries: 0, bytes: 0, added: 0, changed: 0, addedBytes: 0, changedBytes: 0, keptOld: 0, keptOldBytes: 0 };
+    const children = new Map<BytePath, { total: number; folders: number }>();
     await entries((e) => {
       if (e.path === '') return;
       n.entries++; n.bytes += e.size;
+      const parent = parentOf(e.path);
+      const c = children.get(parent);
+      if (c) { c.total++; if (e.kind === 'd') c.folders++; } else children.set(parent, { total: 1, folders: e.kind === 'd' ? 1 : 0 });
       const old = held.get(e.path);
       let pathId: number;
       if (old) {
@@ -168,6 +200,9 @@ export async function appendSnapshot(db: Database.Database, snap: { id: string; 
         if (sameVersion(old, e)) {
           // Open again a version a deleted snapshot had closed.
           if (old.lastSeq !== OPEN) setLast.run(OPEN, old.id);
+          if (e.kind === 'd' && (old.mode !== e.mode || old.mtimeSec !== e.mtimeSec || old.mtimeNsec !== e.mtimeNsec)) {
+            setFolderTime.run(old.id, seq, e.mode, e.mtimeSec, e.mtimeNsec);
+          }
           return;
         }
         if (old.lastSeq !== base!.seq) setLast.run(base!.seq, old.id);
@@ -185,6 +220,8 @@ export async function appendSnapshot(db: Database.Database, snap: { id: string; 
       }
       addVersion.run(pathId, seq, OPEN, e.kind, e.mode, e.size, e.mtimeSec, e.mtimeNsec, e.hash ?? null, e.link === '' ? null : Buffer.from(e.link, 'latin1'));
     });
+    const addCount = db.prepare('INSERT OR REPLACE INTO folder_counts (seq, path, total, folders) VALUES (?, ?, ?, ?)');
+    for (const [dir, c] of children) if (c.total >= LARGE_FOLDER) addCount.run(seq, Buffer.from(dir, 'latin1'), c.total, c.folders);
     // What the base held and the new snapshot does not: removed, closed at the base.
     for (const old of held.values()) if (!old.seen && old.lastSeq !== base!.seq) setLast.run(base!.seq, old.id);
     db.prepare(`UPDATE snaps SET entries = ?, bytes = ?, added = ?, changed = ?, removed = ?, added_bytes = ?, changed_bytes = ?, removed_bytes = ?, complete = 1
