@@ -120,16 +120,22 @@ test('two backups of the same account, started by two processes at once, both co
 });
 
 test('an urgent backup goes before the backups already waiting', async () => {
-  // One slot; a pre-backup hook holds it for a while for the first account.
+  // One slot; a pre-backup hook holds it for the first account until both others are queued
+  // (a fixed sleep lost the race on a loaded machine: the urgent CLI had not queued yet).
   const [slow, low, high] = [accounts[1]!, accounts[2]!, accounts[3]!];
   const hook = path.join(hookDir, 'hold.sh');
-  fs.writeFileSync(hook, `#!/bin/sh\ngrep -q '"account":"${slow.username}"' && sleep 2\nexit 0\n`, { mode: 0o700 });
+  const release = path.join(hookDir, 'release');
+  fs.rmSync(release, { force: true });
+  fs.writeFileSync(hook, `#!/bin/sh\ngrep -q '"account":"${slow.username}"' || exit 0\n`
+    + `i=0; while [ ! -e '${release}' ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\nexit 0\n`, { mode: 0o700 });
   writeConfig({ queue: { maxBackups: 1, maxTasksPerDestination: 4 }, hooks: { preAccountBackup: [hook] } });
   const first = cliAsync(dataDir, ['backup', '--job', 'one-a', '--account', slow.username, '--wait']);
   await until('the first backup to run', () => tasksOf((t) => t.account === slow.username && t.status === 'running').length > 0);
   const waitsLow = cliAsync(dataDir, ['backup', '--job', 'one-a', '--account', low.username, '--priority', 'low', '--wait']);
   await until('the low-priority backup to queue', () => tasksOf((t) => t.account === low.username && t.status === 'queued').length > 0);
   const urgent = cliAsync(dataDir, ['backup', '--job', 'one-a', '--account', high.username, '--priority', 'high', '--wait']);
+  await until('the urgent backup to queue', () => tasksOf((t) => t.account === high.username && t.status === 'queued').length > 0);
+  fs.writeFileSync(release, '');
   const [rSlow, rLow, rHigh] = (await Promise.all([first.result, waitsLow.result, urgent.result])).map(ok);
   const show = (r: { results: { task: number }[] }): TaskDoc => ok(cli(dataDir, ['task', 'show', String(r.results[0]!.task)]));
   const [tSlow, tLow, tHigh] = [show(rSlow), show(rLow), show(rHigh)];
