@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { sh, timed, type Measure } from './measure.js';
+import { discard, sh, timed, type Measure } from './measure.js';
 
 export interface Peer {
   name: 'restic' | 'borg';
@@ -34,8 +34,8 @@ export function missingPeers(): string[] {
 
 function stateful(dir: string): Pick<Peer, 'saveState' | 'loadState' | 'remove'> {
   return {
-    saveState(label) { fs.rmSync(`${dir}.${label}`, { recursive: true, force: true }); sh(`cp -a ${dir} ${dir}.${label}`); },
-    loadState(label) { fs.rmSync(dir, { recursive: true, force: true }); sh(`cp -a ${dir}.${label} ${dir}`); },
+    saveState(label) { discard(`${dir}.${label}`); sh(`cp -a ${dir} ${dir}.${label}`); },
+    loadState(label) { discard(dir); sh(`cp -a ${dir}.${label} ${dir}`); },
     remove() { for (const n of fs.readdirSync(path.dirname(dir))) if (n === path.basename(dir) || n.startsWith(`${path.basename(dir)}.`)) fs.rmSync(path.join(path.dirname(dir), n), { recursive: true, force: true }); },
   };
 }
@@ -53,7 +53,7 @@ export function restic(work: string, home: string): Peer {
     init() {
       fs.mkdirSync(path.dirname(passwordFile), { recursive: true });
       fs.writeFileSync(passwordFile, 'tidemark-bench\n', { mode: 0o600 });
-      fs.rmSync(dir, { recursive: true, force: true });
+      discard(dir);
       fs.mkdirSync(dir, { recursive: true });
       sh('restic init --repository-version 2 -q', { env });
     },
@@ -78,7 +78,7 @@ export function borg(work: string, home: string): Peer {
     setting: 'local repository, --encryption none, --compression none',
     repo,
     init() {
-      fs.rmSync(dir, { recursive: true, force: true });
+      discard(dir);
       fs.mkdirSync(dir, { recursive: true });
       sh('borg init --encryption none', { env });
     },
@@ -91,7 +91,7 @@ export function borg(work: string, home: string): Peer {
     restore: (target) => timed('borg', ['extract', `::${last}`], { env, cwd: target }),
     ...stateful(dir),
     loadState(label) {
-      fs.rmSync(dir, { recursive: true, force: true });
+      discard(dir);
       sh(`cp -a ${dir}.${label} ${dir}`);
       last = sh('borg list --short --last 1', { env }).trim();
     },

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { diskBytes, interleaved, newDataIn, sh, timed, type Contender } from './measure.js';
+import { discard, diskBytes, interleaved, newDataIn, sh, timed, type Contender } from './measure.js';
 import type { Peer } from './peers.js';
 import type { Results } from './report.js';
 import { dropSnapshots, snapshotIds, type Account, type World } from './setup.js';
@@ -31,7 +31,7 @@ const accountDir = (s: LocalSetup, name: string): string => path.join(destDir(s,
 export async function firstBackups(s: LocalSetup): Promise<void> {
   const rsync1 = path.join(s.world.out, 'rsync-1');
   const contenders: Contender[] = [
-    { name: 'rsync -a', prepare: () => fs.rmSync(rsync1, { recursive: true, force: true }), run: () => timed('rsync', ['-a', `${s.account.home}/`, `${rsync1}/`]) },
+    { name: 'rsync -a', prepare: () => discard(rsync1), run: () => timed('rsync', ['-a', `${s.account.home}/`, `${rsync1}/`]) },
     {
       name: 'tidemark incremental (first)',
       prepare: () => dropSnapshots(s.world, 'incremental', accountDir(s, 'incremental')),
@@ -49,7 +49,7 @@ export async function secondBackups(s: LocalSetup): Promise<void> {
   const rsync2 = path.join(s.world.out, 'rsync-2');
   const first = snapshotIds(s.world, 'incremental').at(-1)!;
   const contenders: Contender[] = [
-    { name: 'rsync -a --link-dest', prepare: () => fs.rmSync(rsync2, { recursive: true, force: true }), run: () => timed('rsync', ['-a', `--link-dest=${rsync1}`, `${s.account.home}/`, `${rsync2}/`]) },
+    { name: 'rsync -a --link-dest', prepare: () => discard(rsync2), run: () => timed('rsync', ['-a', `--link-dest=${rsync1}`, `${s.account.home}/`, `${rsync2}/`]) },
     {
       name: 'tidemark incremental (1 % changed)',
       prepare: () => dropSnapshots(s.world, 'incremental', accountDir(s, 'incremental'), [first]),
@@ -76,7 +76,7 @@ export async function archives(s: LocalSetup, gzipRuns: number): Promise<string>
   const home = s.account.home;
   const tarOut = path.join(s.world.out, 'gnu.tar');
   const archive = await interleaved(s.runs, [
-    { name: 'tar cf', prepare: () => fs.rmSync(tarOut, { force: true }), run: () => timed('tar', ['cf', tarOut, '-C', home, '.']) },
+    { name: 'tar cf', prepare: () => discard(tarOut), run: () => timed('tar', ['cf', tarOut, '-C', home, '.']) },
     { name: 'tidemark archive', prepare: () => dropSnapshots(s.world, 'archive', accountDir(s, 'archive')), run: () => s.world.tmTimed('backup', '--job', 'archive', '--wait') },
   ]);
   s.results.addAll('archive', archive, 'tar cf');
@@ -88,10 +88,10 @@ export async function archives(s: LocalSetup, gzipRuns: number): Promise<string>
   const pz = path.join(s.world.out, 'pigz.tar.gz');
   // gzip -6 is slow and steady: fewer runs of it.
   const gzipOnly = await interleaved(Math.min(gzipRuns, s.runs), [
-    { name: 'tar | gzip -6', prepare: () => fs.rmSync(gz, { force: true }), run: () => timed(`tar cf - -C ${home} . | gzip -6 > ${gz}`, [], { shell: true }) },
+    { name: 'tar | gzip -6', prepare: () => discard(gz), run: () => timed(`tar cf - -C ${home} . | gzip -6 > ${gz}`, [], { shell: true }) },
   ]);
   const rest = await interleaved(s.runs, [
-    { name: 'tar | pigz -6', prepare: () => fs.rmSync(pz, { force: true }), run: () => timed(`tar cf - -C ${home} . | pigz -6 > ${pz}`, [], { shell: true }) },
+    { name: 'tar | pigz -6', prepare: () => discard(pz), run: () => timed(`tar cf - -C ${home} . | pigz -6 > ${pz}`, [], { shell: true }) },
     { name: 'tidemark compressed', prepare: () => dropSnapshots(s.world, 'compressed', accountDir(s, 'compressed')), run: () => s.world.tmTimed('backup', '--job', 'compressed', '--wait') },
   ]);
   s.results.addAll('compressed archive', gzipOnly);
@@ -100,8 +100,8 @@ export async function archives(s: LocalSetup, gzipRuns: number): Promise<string>
   s.results.find('tar | pigz -6')!.size = fs.statSync(pz).size;
   const tmGz = sh(`find ${destDir(s, 'compressed')} -name files.tar.gz | head -1`).trim();
   if (tmGz) s.results.find('tidemark compressed')!.size = fs.statSync(tmGz).size;
-  fs.rmSync(gz, { force: true });
-  fs.rmSync(pz, { force: true });
+  discard(gz);
+  discard(pz);
   s.results.checkRatio('compressed ≥ 2.5x faster than tar | gzip -6', 'tidemark compressed', 'tar | gzip -6', 0.4);
   s.results.checkRatio('compressed faster than tar | pigz -6', 'tidemark compressed', 'tar | pigz -6', 1);
   return tarOut;
@@ -118,7 +118,7 @@ export async function restores(s: LocalSetup, tarFile: string): Promise<void> {
   const ids = Object.fromEntries(STRUCTURES.map((st) => [st, snapshotIds(s.world, st)[0]!]));
   const asUser = { uid: a.uid, gid: a.gid };
   const newDir = path.join(a.home, 'bench-tar-restore');
-  const dropRestoreFolders = (): void => { for (const n of fs.readdirSync(a.home)) if (n.startsWith('tidemark-restore-')) fs.rmSync(path.join(a.home, n), { recursive: true, force: true }); };
+  const dropRestoreFolders = (): void => { for (const n of fs.readdirSync(a.home)) if (n.startsWith('tidemark-restore-')) discard(path.join(a.home, n)); };
   const peerDir = (p: Peer): string => path.join(s.world.work, `restore-${p.name}`);
 
   for (const who of ['root', 'account'] as const) {
@@ -130,9 +130,9 @@ export async function restores(s: LocalSetup, tarFile: string): Promise<void> {
           ? { name: tarName, run: () => timed('tar', ['xf', tarFile, '-C', a.home], who === 'account' ? asUser : {}) }
           : {
             name: tarName,
-            prepare: () => { fs.rmSync(newDir, { recursive: true, force: true }); fs.mkdirSync(newDir); fs.chownSync(newDir, a.uid, a.gid); },
+            prepare: () => { discard(newDir); fs.mkdirSync(newDir); fs.chownSync(newDir, a.uid, a.gid); },
             run: () => timed('tar', ['xf', tarFile, '-C', newDir], who === 'account' ? asUser : {}),
-            after: () => fs.rmSync(newDir, { recursive: true, force: true }),
+            after: () => discard(newDir),
           },
         ...STRUCTURES.map((st): Contender => ({
           name: `tidemark restore ${st}${who === 'account' ? ' (as the account)' : ''}${where === 'new folder' ? ' into a new folder' : ''}`,
@@ -142,9 +142,9 @@ export async function restores(s: LocalSetup, tarFile: string): Promise<void> {
         })),
         ...(who === 'root' && where === 'new folder' ? s.peers.map((p): Contender => ({
           name: `${p.name} restore into a new folder`,
-          prepare: () => { fs.rmSync(peerDir(p), { recursive: true, force: true }); fs.mkdirSync(peerDir(p)); },
+          prepare: () => { discard(peerDir(p)); fs.mkdirSync(peerDir(p)); },
           run: () => p.restore(peerDir(p)),
-          after: () => fs.rmSync(peerDir(p), { recursive: true, force: true }),
+          after: () => discard(peerDir(p)),
         })) : []),
       ];
       const group = `full restore ${where === 'in place' ? 'in place' : 'into a new folder'}, as ${who === 'root' ? 'root' : 'the account'}`;

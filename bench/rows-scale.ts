@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { diskBytes, interleaved, sh, timed, type Contender, type Measure } from './measure.js';
+import { discard, diskBytes, interleaved, sh, timed, type Contender, type Measure } from './measure.js';
 import { borg, restic, type Peer } from './peers.js';
 import { writeScalePlot } from './plot-svg.js';
 import type { Results } from './report.js';
@@ -36,8 +36,8 @@ async function onePoint(world: World, options: Options, files: number, log: (s: 
   const peers: Peer[] = options.peers ? [restic(world.work, a.home), borg(world.work, a.home)] : [];
   let indexBytes = 0;
   const contenders: Contender[] = [
-    { name: 'rsync -a', run: () => timed('rsync', ['-a', `${a.home}/`, `${rsyncOut}/`]), after: () => fs.rmSync(rsyncOut, { recursive: true, force: true }) },
-    { name: 'tar cf', run: () => timed('tar', ['cf', tarOut, '-C', a.home, '.']), after: () => fs.rmSync(tarOut, { force: true }) },
+    { name: 'rsync -a', run: () => timed('rsync', ['-a', `${a.home}/`, `${rsyncOut}/`]), after: () => discard(rsyncOut) },
+    { name: 'tar cf', run: () => timed('tar', ['cf', tarOut, '-C', a.home, '.']), after: () => discard(tarOut) },
     {
       name: 'tidemark incremental (first)',
       prepare: () => dropSnapshots(world, inc, path.join(incDir, a.user)),
@@ -62,7 +62,7 @@ async function onePoint(world: World, options: Options, files: number, log: (s: 
     seconds: Object.fromEntries([...m].map(([k, v]) => [k, v.seconds])),
     tidemarkPeakMiB: Object.fromEntries([...m].filter(([k]) => k.startsWith('tidemark')).map(([k, v]) => [k, v.peakKiB / 1024])),
   };
-  fs.rmSync(a.home, { recursive: true, force: true });
+  discard(a.home);
   return point;
 }
 
@@ -72,8 +72,8 @@ async function manyAccounts(world: World, options: Options, results: Results, lo
   const template = path.join(world.work, 'small-template');
   // 103: the generator's 100 small files and its 3 large ones, of which the 2 largest (48 MiB) are removed.
   sh(`node ${GENERATOR} ${template} --files 103`);
-  fs.rmSync(path.join(template, 'backups'), { recursive: true, force: true });
-  fs.rmSync(path.join(template, 'logs'), { recursive: true, force: true });
+  discard(path.join(template, 'backups'));
+  discard(path.join(template, 'logs'));
   const files = Number(sh(`find ${template} -type f | wc -l`).trim());
   const users: string[] = [];
   for (let i = 0; i < count; i++) {
@@ -88,13 +88,13 @@ async function manyAccounts(world: World, options: Options, results: Results, lo
   const script = path.join(world.work, 'rsync-each.sh');
   fs.writeFileSync(script, `set -e\nmkdir -p ${rsyncOut}\n${users.map((u) => `rsync -a ${world.homes}/${u}/ ${rsyncOut}/${u}/`).join('\n')}\n`);
   const m = await interleaved(options.runs, [
-    { name: `rsync -a of each of ${count} accounts in sequence`, prepare: () => fs.rmSync(rsyncOut, { recursive: true, force: true }), run: () => timed('bash', [script]), after: () => fs.rmSync(rsyncOut, { recursive: true, force: true }) },
+    { name: `rsync -a of each of ${count} accounts in sequence`, prepare: () => discard(rsyncOut), run: () => timed('bash', [script]), after: () => discard(rsyncOut) },
     { name: `tidemark incremental job over ${count} accounts (first)`, prepare: () => dropSnapshots(world, 'many', dest, ['tidemark.json']), run: () => world.tmTimed('backup', '--job', 'many', '--wait') },
   ]);
   results.addAll(`${count} small accounts (${files} files each)`, m, `rsync -a of each of ${count} accounts in sequence`);
   results.checkRatio(`a job over ${count} small accounts ≤ 1.5x rsync -a of each in sequence`, `tidemark incremental job over ${count} accounts (first)`, `rsync -a of each of ${count} accounts in sequence`, 1.5);
   dropSnapshots(world, 'many', dest, ['tidemark.json']);
-  fs.rmSync(template, { recursive: true, force: true });
+  discard(template);
 }
 
 export async function runScale(world: World, options: Options, results: Results, log: (s: string) => void): Promise<void> {

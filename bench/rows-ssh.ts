@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { startTestSshServer, type TestSshServer } from '../test/support/sshd.js';
-import { interleaved, mib, newDataIn, sh, timed, type Contender, type Measure } from './measure.js';
+import { discard, interleaved, mib, newDataIn, sh, timed, type Contender, type Measure } from './measure.js';
 import { STRUCTURES, type LocalSetup } from './rows-local.js';
 import { dropSnapshots, snapshotIds } from './setup.js';
 
@@ -102,7 +102,7 @@ export async function sshFirst(s: LocalSetup, ssh: SshSide): Promise<void> {
   const sent = new Map<string, number[]>();
   const r1 = ssh.remoteDir('rsync-1');
   const m = await interleaved(s.runs, [
-    { name: 'rsync -a -e ssh', prepare: () => fs.rmSync(r1, { recursive: true, force: true }), run: () => timed('rsync', ['-a', '-e', ssh.sshCmd, `${s.account.home}/`, `${ssh.login}:${r1}/`]) },
+    { name: 'rsync -a -e ssh', prepare: () => discard(r1), run: () => timed('rsync', ['-a', '-e', ssh.sshCmd, `${s.account.home}/`, `${ssh.login}:${r1}/`]) },
     { name: 'tidemark incremental over ssh (first)', prepare: () => dropSnapshots(s.world, 'ssh-incremental', tmAccountDir(s, ssh, 'incremental')), run: () => s.world.tmTimed('backup', '--job', 'ssh-incremental', '--wait') },
   ].map((c) => counting(ssh, sent, c)));
   s.results.addAll('first backup over ssh', m, 'rsync -a -e ssh');
@@ -116,7 +116,7 @@ export async function sshSecond(s: LocalSetup, ssh: SshSide): Promise<void> {
   const r2 = ssh.remoteDir('rsync-2');
   const first = snapshotIds(s.world, 'ssh-incremental').at(-1)!;
   const m = await interleaved(s.runs, [
-    { name: 'rsync -a --link-dest -e ssh', prepare: () => fs.rmSync(r2, { recursive: true, force: true }), run: () => timed('rsync', ['-a', `--link-dest=${r1}`, '-e', ssh.sshCmd, `${s.account.home}/`, `${ssh.login}:${r2}/`]) },
+    { name: 'rsync -a --link-dest -e ssh', prepare: () => discard(r2), run: () => timed('rsync', ['-a', `--link-dest=${r1}`, '-e', ssh.sshCmd, `${s.account.home}/`, `${ssh.login}:${r2}/`]) },
     { name: 'tidemark incremental over ssh (1 % changed)', prepare: () => dropSnapshots(s.world, 'ssh-incremental', tmAccountDir(s, ssh, 'incremental'), [first]), run: () => s.world.tmTimed('backup', '--job', 'ssh-incremental', '--wait') },
   ].map((c) => counting(ssh, sent, c)));
   s.results.addAll('second backup over ssh, 1 % changed', m, 'rsync -a --link-dest -e ssh');
@@ -132,12 +132,12 @@ export async function sshArchives(s: LocalSetup, ssh: SshSide): Promise<void> {
   const t = ssh.remoteDir('gnu.tar');
   const g = ssh.remoteDir('gnu.tar.gz');
   const m = await interleaved(s.runs, [
-    { name: 'tar cf - | ssh cat', prepare: () => fs.rmSync(t, { force: true }), run: () => timed(`tar cf - -C ${home} . | ${ssh.sshCmd} ${ssh.login} 'cat > ${t}'`, [], { shell: true }), after: () => fs.rmSync(t, { force: true }) },
+    { name: 'tar cf - | ssh cat', prepare: () => discard(t), run: () => timed(`tar cf - -C ${home} . | ${ssh.sshCmd} ${ssh.login} 'cat > ${t}'`, [], { shell: true }), after: () => discard(t) },
     { name: 'tidemark archive over ssh', prepare: () => dropSnapshots(s.world, 'ssh-archive', tmAccountDir(s, ssh, 'archive')), run: () => s.world.tmTimed('backup', '--job', 'ssh-archive', '--wait') },
   ]);
   s.results.addAll('archive over ssh', m, 'tar cf - | ssh cat');
   const mz = await interleaved(1, [
-    { name: 'tar | gzip -6 | ssh cat', prepare: () => fs.rmSync(g, { force: true }), run: () => timed(`tar cf - -C ${home} . | gzip -6 | ${ssh.sshCmd} ${ssh.login} 'cat > ${g}'`, [], { shell: true }), after: () => fs.rmSync(g, { force: true }) },
+    { name: 'tar | gzip -6 | ssh cat', prepare: () => discard(g), run: () => timed(`tar cf - -C ${home} . | gzip -6 | ${ssh.sshCmd} ${ssh.login} 'cat > ${g}'`, [], { shell: true }), after: () => discard(g) },
     { name: 'tidemark compressed over ssh', prepare: () => dropSnapshots(s.world, 'ssh-compressed', tmAccountDir(s, ssh, 'compressed')), run: () => s.world.tmTimed('backup', '--job', 'ssh-compressed', '--wait') },
   ]);
   s.results.addAll('compressed archive over ssh', mz, 'tar | gzip -6 | ssh cat');
@@ -148,13 +148,13 @@ export async function sshRestore(s: LocalSetup, ssh: SshSide): Promise<void> {
   const a = s.account;
   const id = snapshotIds(s.world, 'ssh-incremental')[0]!;
   const back = path.join(a.home, 'bench-rsync-back');
-  const dropRestoreFolders = (): void => { for (const n of fs.readdirSync(a.home)) if (n.startsWith('tidemark-restore-')) fs.rmSync(path.join(a.home, n), { recursive: true, force: true }); };
+  const dropRestoreFolders = (): void => { for (const n of fs.readdirSync(a.home)) if (n.startsWith('tidemark-restore-')) discard(path.join(a.home, n)); };
   const m = await interleaved(s.runs, [
     {
       name: 'rsync -a -e ssh back into a new folder',
-      prepare: () => fs.rmSync(back, { recursive: true, force: true }),
+      prepare: () => discard(back),
       run: () => timed('rsync', ['-a', '-e', ssh.sshCmd, `${ssh.login}:${ssh.remoteDir('rsync-2')}/`, `${back}/`]),
-      after: () => fs.rmSync(back, { recursive: true, force: true }),
+      after: () => discard(back),
     },
     { name: 'tidemark restore from ssh into a new folder', prepare: dropRestoreFolders, run: () => s.world.tmTimed('restore', id, '--destination', 'ssh-incremental', '--into-folder', '--wait'), after: dropRestoreFolders },
   ]);

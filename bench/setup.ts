@@ -8,7 +8,7 @@ import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { addFlushTarget, sh, timed, type Measure } from './measure.js';
+import { addFlushTarget, discard, setTrash, sh, timed, type Measure } from './measure.js';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 export const CLI = path.join(REPO, 'dist/server/cli/main.js');
@@ -53,6 +53,7 @@ export function createWorld(opts: { samePriority?: boolean } = {}): World {
   fs.mkdirSync(homes, { mode: 0o755 });
   const out = path.join(work, 'out');
   fs.mkdirSync(out, { mode: 0o755 });
+  setTrash(path.join(work, 'trash'));
   const dataDir = path.join(work, 'state');
   fs.mkdirSync(dataDir);
   fs.writeFileSync(path.join(dataDir, 'config.json'), JSON.stringify(benchConfig(homes, opts.samePriority ?? false)));
@@ -103,7 +104,8 @@ export function mutate(a: Account, percent: number): string {
   return said;
 }
 
-export const warm = (dir: string): void => { sh(`tar cf /dev/null -C ${dir} .`); };
+// Through a pipe: GNU tar writing to /dev/null itself skips reading the files' content.
+export const warm = (dir: string): void => { sh(`tar cf - -C ${dir} . | cat > /dev/null`); };
 
 /** Snapshot ids on a destination, newest first. */
 export function snapshotIds(world: World, destination: string): string[] {
@@ -116,7 +118,7 @@ export function snapshotIds(world: World, destination: string): string[] {
  */
 export function dropSnapshots(world: World, destination: string, accountDir: string, keep: string[] = []): void {
   if (fs.existsSync(accountDir)) {
-    for (const n of fs.readdirSync(accountDir)) if (!keep.includes(n)) fs.rmSync(path.join(accountDir, n), { recursive: true, force: true });
+    for (const n of fs.readdirSync(accountDir)) if (!keep.includes(n)) discard(path.join(accountDir, n));
   }
   const db = new Database(path.join(world.dataDir, 'tidemark.sqlite'));
   try {
