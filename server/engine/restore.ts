@@ -43,6 +43,9 @@ export interface RestoreProgress {
   totalBytes: number;
 }
 
+/** Pieces of the stream to the restore writer smaller than this are gathered into one write. */
+const GATHER_BELOW = 64 << 10;
+
 /** At most this often: every call is a write to the state store. */
 const PROGRESS_EVERY_MS = 500;
 
@@ -124,22 +127,40 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
         });
       }
     };
+    // Records and small pieces of content are gathered into larger writes to the pipe (a write
+    // costs the stream machinery the same whatever its size); large pieces go as they are.
+    let gathered: Buffer[] = [];
+    let gatheredBytes = 0;
+    const flush = async (): Promise<void> => {
+      if (gatheredBytes === 0) return;
+      const data = gathered.length === 1 ? gathered[0]! : Buffer.concat(gathered, gatheredBytes);
+      gathered = [];
+      gatheredBytes = 0;
+      await write(data);
+    };
+    const send = async (b: Buffer): Promise<void> => {
+      if (b.length >= GATHER_BELOW) { await flush(); await write(b); return; }
+      gathered.push(b);
+      gatheredBytes += b.length;
+      if (gatheredBytes >= GATHER_BELOW) await flush();
+    };
     try {
       for await (const ev of snapshotContent(dest, dir, manifest.structure, selected, contentLayout(manifest))) {
         if (ev.type === 'entry') {
           const e = asAccountNow(ev.sel.entry);
-          // The expected hash goes with the entry: the writer checks what it received before
-          // it gives the file its real name (root checks the same bytes as it sends them).
+          // The expected hash goes with the entry (the writer keeps an existing file that
+          // already holds it); root checks the content as it sends it (snapshotContent).
           const hash = e.kind === 'f' ? (ev.sel.contentFrom ?? e).hash : undefined;
-          await write(encodeEntry(hash ? { ...e, hash } : { ...e, hash: undefined }, e.kind === 'f', ev.sel.ancestor));
+          await send(encodeEntry(hash ? { ...e, hash } : { ...e, hash: undefined }, e.kind === 'f', ev.sel.ancestor));
           if (e.kind === 'f' && !ev.sel.ancestor) progress.files++;
           report(false);
         } else if (ev.type === 'data') {
-          await write(ev.chunk);
+          await send(ev.chunk);
           progress.bytes += ev.chunk.length;
           report(false);
         }
       }
+      await flush();
       worker.input.end();
       await worker.done;
       report(true);
