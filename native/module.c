@@ -2,7 +2,8 @@
 // call for. peercred.c: SO_PEERCRED of the bridge socket; file-times.c: utimensat/futimens with
 // nanoseconds for restores; syncfs.c: syncfs(2) on libuv's pool, to flush a destination;
 // write-file.c: a new file written (and hashed) in one job on libuv's pool, for backups;
-// link-many.c: hard links in batches on libuv's pool, for incremental backups.
+// link-many.c: hard links in batches on libuv's pool, for incremental backups; sha256-stream.c:
+// a SHA-256 updated on libuv's pool, for the hash of a whole archive.
 #define _GNU_SOURCE
 #include <string.h>
 #include <node_api.h>
@@ -16,6 +17,9 @@ napi_value syncfs_sync(napi_env env, napi_callback_info info);
 napi_value write_new_file(napi_env env, napi_callback_info info);
 napi_value hash_supported(napi_env env, napi_callback_info info);
 napi_value link_many(napi_env env, napi_callback_info info);
+napi_value sha256_open(napi_env env, napi_callback_info info);
+napi_value sha256_update(napi_env env, napi_callback_info info);
+napi_value sha256_digest(napi_env env, napi_callback_info info);
 
 napi_value errno_error(napi_env env, int err) {
   const char *name = strerrorname_np(err);
@@ -41,5 +45,8 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "writeNewFile", write_new_file);
   export_function(env, exports, "hashSupported", hash_supported);
   export_function(env, exports, "linkMany", link_many);
+  export_function(env, exports, "sha256Open", sha256_open);
+  export_function(env, exports, "sha256Update", sha256_update);
+  export_function(env, exports, "sha256Digest", sha256_digest);
   return exports;
 }

@@ -7,7 +7,6 @@
 // SHA-256 is OpenSSL's, the copy inside Node.js (found by name at run time, so a Node.js
 // without it only loses `hash`: hashSupported() says whether it is there).
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -17,33 +16,7 @@
 #include <unistd.h>
 #include <node_api.h>
 #include "errno-error.h"
-
-typedef struct evp_md_ctx_st EVP_MD_CTX;
-typedef struct evp_md_st EVP_MD;
-typedef struct engine_st ENGINE;
-
-static struct {
-  int resolved;
-  EVP_MD_CTX *(*ctx_new)(void);
-  void (*ctx_free)(EVP_MD_CTX *);
-  const EVP_MD *(*sha256)(void);
-  int (*init)(EVP_MD_CTX *, const EVP_MD *, ENGINE *);
-  int (*update)(EVP_MD_CTX *, const void *, size_t);
-  int (*final)(EVP_MD_CTX *, unsigned char *, unsigned int *);
-} ossl;
-
-static int have_sha256(void) {
-  if (!ossl.resolved) {
-    ossl.ctx_new = (EVP_MD_CTX * (*)(void)) dlsym(RTLD_DEFAULT, "EVP_MD_CTX_new");
-    ossl.ctx_free = (void (*)(EVP_MD_CTX *))dlsym(RTLD_DEFAULT, "EVP_MD_CTX_free");
-    ossl.sha256 = (const EVP_MD *(*)(void))dlsym(RTLD_DEFAULT, "EVP_sha256");
-    ossl.init = (int (*)(EVP_MD_CTX *, const EVP_MD *, ENGINE *))dlsym(RTLD_DEFAULT, "EVP_DigestInit_ex");
-    ossl.update = (int (*)(EVP_MD_CTX *, const void *, size_t))dlsym(RTLD_DEFAULT, "EVP_DigestUpdate");
-    ossl.final = (int (*)(EVP_MD_CTX *, unsigned char *, unsigned int *))dlsym(RTLD_DEFAULT, "EVP_DigestFinal_ex");
-    ossl.resolved = ossl.ctx_new && ossl.ctx_free && ossl.sha256 && ossl.init && ossl.update && ossl.final ? 1 : -1;
-  }
-  return ossl.resolved == 1;
-}
+#include "sha256.h"
 
 typedef struct {
   char *path;
@@ -79,14 +52,13 @@ static int write_all(int fd, struct iovec *iov, size_t count) {
 }
 
 static int digest_all(const struct iovec *iov, size_t count, unsigned char out[32]) {
-  EVP_MD_CTX *ctx = ossl.ctx_new();
+  void *ctx = tm_sha256_new();
   if (!ctx) return ENOMEM;
-  unsigned int len = 0;
-  int ok = ossl.init(ctx, ossl.sha256(), NULL);
-  for (size_t i = 0; ok && i < count; i++) ok = ossl.update(ctx, iov[i].iov_base, iov[i].iov_len);
-  if (ok) ok = ossl.final(ctx, out, &len);
-  ossl.ctx_free(ctx);
-  return ok && len == 32 ? 0 : EIO;
+  int err = 0;
+  for (size_t i = 0; !err && i < count; i++) err = tm_sha256_update(ctx, iov[i].iov_base, iov[i].iov_len);
+  if (!err) err = tm_sha256_final(ctx, out);
+  tm_sha256_free(ctx);
+  return err;
 }
 
 static void execute(napi_env env, void *data) {
@@ -137,7 +109,7 @@ napi_value write_new_file(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "writeNewFile(path, buffers, mode, hash)");
     return NULL;
   }
-  if (hash && !have_sha256()) {
+  if (hash && !tm_sha256_available()) {
     napi_throw_error(env, "ENOTSUP", "SHA-256 is not available to the native module");
     return NULL;
   }
@@ -184,6 +156,6 @@ napi_value write_new_file(napi_env env, napi_callback_info info) {
 napi_value hash_supported(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value result;
-  napi_get_boolean(env, have_sha256(), &result);
+  napi_get_boolean(env, tm_sha256_available(), &result);
   return result;
 }

@@ -171,3 +171,28 @@ test('hard links made in batches: a link that fails fails alone, the others in i
   assert.equal(fs.statSync(path.join(root, 'a/x')).nlink, 3);
   assert.equal(fs.existsSync(path.join(root, 'b/two')), false);
 });
+
+test('archive and compressed: the data hash in the manifest is the SHA-256 of the stored file (hashed off the event loop)', async () => {
+  for (const structure of ['archive', 'compressed'] as const) {
+    const dest = await newDestination();
+    const m = await backup(dest, structure);
+    const stored = fs.readFileSync(path.join(destDirs.at(-1)!, layout.snapshotDir(acct.username, m.id), layout.data(structure)));
+    assert.equal(m.integrity?.data, sha256(stored), structure);
+    assert.deepEqual((await verifySnapshotData(dest, acct.username, m.id)).damaged, [], structure);
+  }
+});
+
+test('a stream hash given more than it may hold waiting asks to wait, and hashes every byte in order', async () => {
+  const { streamHash } = await import('../server/native/hash-off-loop.js');
+  const h = streamHash();
+  const ref = crypto.createHash('sha256');
+  let waits = 0;
+  for (let i = 0; i < 24; i++) {
+    const chunk = crypto.randomBytes(1 << 20);
+    ref.update(chunk);
+    const wait = h.update(chunk);
+    if (wait) { waits++; await wait; }
+  }
+  assert.equal((await h.digest()).toString('hex'), ref.digest('hex'));
+  assert.ok(waits > 0, 'more than 8 MiB waiting made the caller wait');
+});

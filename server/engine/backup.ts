@@ -14,6 +14,7 @@ import { spawnAccountWorker } from './worker/spawn-worker.js';
 import { BlobSink, type ContentSink } from './files-sink.js';
 import { ObjectSink } from './object-sink.js';
 import { OrderedRecords } from './ordered-records.js';
+import { streamHash } from '../native/hash-off-loop.js';
 import { ObjectLease, takeBackupLease } from './object-lease.js';
 import { readManifestFile } from './manifest.js';
 import { layout, newSnapshotId, type Manifest, type ManifestDatabase } from './snapshot-layout.js';
@@ -195,7 +196,8 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       // root hashes each file's content on the way, so a hash in the index is root's, not the account's.
       let tarDone: Promise<void> | null = null;
       let tarBytes = 0;
-      const dataHash = crypto.createHash('sha256');
+      // Hundreds of MiB: hashed on libuv's pool, off the event loop that reads the worker's tar.
+      const dataHash = streamHash();
       let tarHasher: TarHasher | null = null;
       let gz: ReturnType<typeof createParallelGzip> | null = null;
 
@@ -212,7 +214,12 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
         tarHasher = new TarHasher();
         const stored = new Transform({
           highWaterMark: 1 << 20,
-          transform(chunk: Buffer, _enc, done) { tarBytes += chunk.length; dataHash.update(chunk); done(null, chunk); },
+          transform(chunk: Buffer, _enc, done) {
+            tarBytes += chunk.length;
+            const wait = dataHash.update(chunk);
+            if (wait) wait.then(() => done(null, chunk), done);
+            else done(null, chunk);
+          },
         });
         // One pipeline from the worker's pipe to the file: when the destination fails (ENOSPC,
         // EROFS) every stage is destroyed, and the worker, which may be blocked writing its tar,
@@ -308,7 +315,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
         if (tarDone) await tarDone;
         if (tarHasher) {
           await writeWaiting(true);
-          dataSha256 = dataHash.digest('hex');
+          dataSha256 = (await dataHash.digest()).toString('hex');
         }
         if (receiving) throw new Error('the account worker stopped in the middle of a file');
       } catch (err) {
