@@ -3,7 +3,7 @@
     {
       "target_name": "tidemark",
       "sources": ["module.c", "peercred.c", "file-times.c", "syncfs.c", "write-file.c", "link-many.c", "sha256.c", "sha256-stream.c"],
-      "cflags": ["-Wall", "-Wextra", "-O2"]
+      "cflags": ["-Wall", "-Wextra", "-Werror=implicit-function-declaration", "-Werror=int-conversion", "-O2"]
     }
   ]
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <node_api.h>
+#include "errno-error.h"
 
 typedef struct {
   uint32_t count;
@@ -91,10 +92,5 @@ napi_value link_many(napi_env env, napi_callback_info info) {
       return NULL;
     }
   }
-  napi_value promise, name;
-  napi_create_promise(env, &job->deferred, &promise);
-  napi_create_string_utf8(env, "tidemark:linkMany", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, execute, complete, job, &job->work);
-  napi_queue_async_work(env, job->work);
-  return promise;
+  return start_pool_job(env, "tidemark:linkMany", execute, complete, job, &job->deferred, &job->work);
 }

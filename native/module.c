@@ -5,6 +5,7 @@
 // link-many.c: hard links in batches on libuv's pool, for incremental backups; sha256-stream.c:
 // a SHA-256 updated on libuv's pool, for the hash of a whole archive.
 #define _GNU_SOURCE
+#include <errno.h>
 #include <string.h>
 #include <node_api.h>
 #include "errno-error.h"
@@ -28,6 +29,26 @@ napi_value errno_error(napi_env env, int err) {
   napi_create_string_utf8(env, strerror(err), NAPI_AUTO_LENGTH, &msg);
   napi_create_error(env, code, msg, &error);
   return error;
+}
+
+napi_value start_pool_job(napi_env env, const char *name, napi_async_execute_callback execute,
+                          napi_async_complete_callback complete, void *job, napi_deferred *deferred, napi_async_work *work) {
+  napi_value promise, resource;
+  napi_create_promise(env, deferred, &promise);
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource);
+  napi_create_async_work(env, NULL, resource, execute, complete, job, work);
+  napi_queue_async_work(env, *work);
+  return promise;
+}
+
+void settle_void(napi_env env, napi_deferred deferred, napi_status status, int err) {
+  if (status == napi_ok && err == 0) {
+    napi_value undef;
+    napi_get_undefined(env, &undef);
+    napi_resolve_deferred(env, deferred, undef);
+  } else {
+    napi_reject_deferred(env, deferred, errno_error(env, err ? err : EIO));
+  }
 }
 
 static void export_function(napi_env env, napi_value exports, const char *name, napi_callback cb) {

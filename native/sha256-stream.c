@@ -60,13 +60,7 @@ static void execute(napi_env env, void *data) {
 static void complete(napi_env env, napi_status status, void *data) {
   update_job *job = data;
   job->h->busy = 0;
-  if (status == napi_ok && job->err == 0) {
-    napi_value undef;
-    napi_get_undefined(env, &undef);
-    napi_resolve_deferred(env, job->deferred, undef);
-  } else {
-    napi_reject_deferred(env, job->deferred, errno_error(env, job->err ? job->err : EIO));
-  }
+  settle_void(env, job->deferred, status, job->err);
   napi_delete_reference(env, job->keep);
   napi_delete_async_work(env, job->work);
   free(job);
@@ -91,17 +85,13 @@ napi_value sha256_update(napi_env env, napi_callback_info info) {
   job->data = base;
   job->len = len;
   h->busy = 1;
-  napi_value pair, promise, name;
+  napi_value pair;
   // The buffer and the handle stay alive until the job is done.
   napi_create_array_with_length(env, 2, &pair);
   napi_set_element(env, pair, 0, argv[0]);
   napi_set_element(env, pair, 1, argv[1]);
   napi_create_reference(env, pair, 1, &job->keep);
-  napi_create_promise(env, &job->deferred, &promise);
-  napi_create_string_utf8(env, "tidemark:sha256Update", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, execute, complete, job, &job->work);
-  napi_queue_async_work(env, job->work);
-  return promise;
+  return start_pool_job(env, "tidemark:sha256Update", execute, complete, job, &job->deferred, &job->work);
 }
 
 napi_value sha256_digest(napi_env env, napi_callback_info info) {

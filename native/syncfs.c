@@ -38,13 +38,7 @@ static void execute(napi_env env, void *data) {
 
 static void complete(napi_env env, napi_status status, void *data) {
   syncfs_job *job = data;
-  if (status == napi_ok && job->err == 0) {
-    napi_value undef;
-    napi_get_undefined(env, &undef);
-    napi_resolve_deferred(env, job->deferred, undef);
-  } else {
-    napi_reject_deferred(env, job->deferred, errno_error(env, job->err ? job->err : EIO));
-  }
+  settle_void(env, job->deferred, status, job->err);
   napi_delete_async_work(env, job->work);
   free(job);
 }
@@ -55,12 +49,7 @@ napi_value syncfs_async(napi_env env, napi_callback_info info) {
   syncfs_job *job = calloc(1, sizeof *job);
   if (!job) { napi_throw_error(env, "ENOMEM", "out of memory"); return NULL; }
   job->fd = fd;
-  napi_value promise, name;
-  napi_create_promise(env, &job->deferred, &promise);
-  napi_create_string_utf8(env, "tidemark:syncfs", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, execute, complete, job, &job->work);
-  napi_queue_async_work(env, job->work);
-  return promise;
+  return start_pool_job(env, "tidemark:syncfs", execute, complete, job, &job->deferred, &job->work);
 }
 
 napi_value syncfs_sync(napi_env env, napi_callback_info info) {

@@ -144,13 +144,8 @@ napi_value write_new_file(napi_env env, napi_callback_info info) {
     job->iov[i].iov_base = base;
     job->iov[i].iov_len = len;
   }
-  napi_value promise, name;
   napi_create_reference(env, argv[1], 1, &job->keep);
-  napi_create_promise(env, &job->deferred, &promise);
-  napi_create_string_utf8(env, "tidemark:writeNewFile", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, execute, complete, job, &job->work);
-  napi_queue_async_work(env, job->work);
-  return promise;
+  return start_pool_job(env, "tidemark:writeNewFile", execute, complete, job, &job->deferred, &job->work);
 }
 
 napi_value hash_supported(napi_env env, napi_callback_info info) {

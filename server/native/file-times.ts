@@ -1,20 +1,12 @@
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
+import { nativeAddon } from './addon.js';
 
 interface Addon {
   setTimes(path: Buffer, sec: number, nsec: number, noFollow: boolean): void;
   setFdTimes(fd: number, sec: number, nsec: number): void;
 }
 
-let addon: Addon | null = null;
-try {
-  // The project's addon (native/, built by scripts/build-native.mjs), loaded by the account
-  // worker too: dist/server/native/tidemark.node is readable by every user.
-  const loaded = createRequire(import.meta.url)('./tidemark.node') as Partial<Addon>;
-  if (typeof loaded.setTimes === 'function' && typeof loaded.setFdTimes === 'function') addon = loaded as Addon;
-} catch {
-  addon = null;
-}
+const addon = nativeAddon<Addon>('setTimes', 'setFdTimes');
 
 /** Node's calls take a double and libuv keeps microseconds: aim at the middle of the microsecond. */
 const asDouble = (sec: number, nsec: number): number => sec + (Math.floor(nsec / 1000) * 1000 + 500) / 1e9;

@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { createRequire } from 'node:module';
+import { nativeAddon } from './addon.js';
 
 interface Addon {
   sha256Open(): unknown;
@@ -8,14 +8,8 @@ interface Addon {
   hashSupported(): boolean;
 }
 
-let addon: Addon | null = null;
-try {
-  // Built by scripts/build-native.mjs beside this module (dist/server/native/tidemark.node).
-  const loaded = createRequire(import.meta.url)('./tidemark.node') as Partial<Addon>;
-  if (typeof loaded.sha256Open === 'function' && typeof loaded.hashSupported === 'function' && loaded.hashSupported()) addon = loaded as Addon;
-} catch {
-  addon = null;
-}
+const candidate = nativeAddon<Addon>('sha256Open', 'sha256Update', 'sha256Digest', 'hashSupported');
+const addon: Addon | null = candidate && candidate.hashSupported() ? candidate : null;
 
 /** Bytes handed to the hash and not hashed yet beyond which `update` asks its caller to wait. */
 const MAX_WAITING = 8 << 20;

@@ -1,16 +1,9 @@
 import os from 'node:os';
-import { createRequire } from 'node:module';
+import { nativeAddon } from './addon.js';
 
 interface Addon { linkMany(existing: string[], created: string[]): Promise<Int32Array> }
 
-let addon: Addon | null = null;
-try {
-  // Built by scripts/build-native.mjs beside this module (dist/server/native/tidemark.node).
-  const loaded = createRequire(import.meta.url)('./tidemark.node') as Partial<Addon>;
-  if (typeof loaded.linkMany === 'function') addon = loaded as Addon;
-} catch {
-  addon = null;
-}
+const addon = nativeAddon<Addon>('linkMany');
 
 /** Whether linkManyOffLoop can run (the addon is built). */
 export const canLinkOffLoop = (): boolean => addon !== null;

@@ -1,15 +1,9 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { createRequire } from 'node:module';
+import { nativeAddon } from './addon.js';
 
 interface Addon { syncfs(fd: number): Promise<void>; syncfsSync(fd: number): void }
 
-let addon: Addon | null = null;
-try {
-  // Built by scripts/build-native.mjs beside this module (dist/server/native/tidemark.node).
-  addon = createRequire(import.meta.url)('./tidemark.node') as Addon;
-} catch {
-  addon = null;
-}
+const addon = nativeAddon<Addon>('syncfs', 'syncfsSync');
 
 /**
  * Flushes the whole filesystem that holds `fd` (syncfs(2)): file contents, inodes and folder

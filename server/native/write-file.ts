@@ -1,18 +1,11 @@
-import { createRequire } from 'node:module';
+import { nativeAddon } from './addon.js';
 
 interface Addon {
   writeNewFile(path: string, parts: Buffer[], mode: number, hash: boolean): Promise<Buffer | undefined>;
   hashSupported(): boolean;
 }
 
-let addon: Addon | null = null;
-try {
-  // Built by scripts/build-native.mjs beside this module (dist/server/native/tidemark.node).
-  const loaded = createRequire(import.meta.url)('./tidemark.node') as Partial<Addon>;
-  if (typeof loaded.writeNewFile === 'function' && typeof loaded.hashSupported === 'function') addon = loaded as Addon;
-} catch {
-  addon = null;
-}
+const addon = nativeAddon<Addon>('writeNewFile', 'hashSupported');
 
 const hashes = addon?.hashSupported() ?? false;
 
