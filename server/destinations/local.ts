@@ -7,6 +7,7 @@ import { DestinationError, type DirEntry, type Destination, type FileReader, typ
 import { describeFsError } from './errors.js';
 import { chainProblems, describeProblems, NEVER_ACCEPTED, pathSyntaxProblem } from './local-path-security.js';
 import { syncFilesystem } from '../native/syncfs.js';
+import { parentOf } from '../util/byte-path.js';
 import { writeNewFileOffLoop } from '../native/write-file.js';
 import { canLinkOffLoop, linkError, linkManyOffLoop } from '../native/link-many.js';
 
@@ -653,8 +654,6 @@ class LocalFileReader implements FileReader {
 function symlinkError(rel: string): DestinationError {
   return new DestinationError(`a symbolic link was found on the destination at ${rel}: Tidemark never follows links under a destination root (something other than Tidemark put it there; remove it)`, 'insecure');
 }
-
-const parentOf = (rel: string): string => { const slash = rel.lastIndexOf('/'); return slash < 0 ? '' : rel.slice(0, slash); };
 
 function failedStream(err: Error): PassThrough {
   const s = new PassThrough();

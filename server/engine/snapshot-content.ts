@@ -1,11 +1,10 @@
-import zlib from 'node:zlib';
 import crypto from 'node:crypto';
 import { DestinationError, type Destination } from '../destinations/types.js';
 import { describeFsError } from '../destinations/errors.js';
 import type { Structure } from '../store/jobs.js';
 import type { Entry } from './format/entry.js';
 import { parseTar, tarHeaders } from './format/tar.js';
-import { findMember, inflateFrom } from './format/parallel-gzip.js';
+import { findMember, inflateFrom, type GzipMember } from './format/parallel-gzip.js';
 import type { Readable } from 'node:stream';
 import { layout } from './snapshot-layout.js';
 import { DirectReads } from './direct-reads.js';
@@ -238,8 +237,6 @@ async function* objectContent(dest: Destination, dir: string, selected: Selected
 
 /** Uncompressed bytes the sequential reader of a compressed archive inflates and drops before it seeks instead. */
 const SEEK_AHEAD = 4 << 20;
-/** Inflated bytes per chunk: fewer, larger pieces through the tar parser and the pipe to the writer. */
-const INFLATE_CHUNK = 256 << 10;
 
 async function* compressedContent(dest: Destination, dir: string, selected: Selected[]): AsyncGenerator<ContentEvent> {
   const file = `${dir}/${layout.data('compressed')}`;
@@ -248,13 +245,15 @@ async function* compressedContent(dest: Destination, dir: string, selected: Sele
   /** Where the sequential reader is: the offset of the last entry it reached. */
   let position = -1;
   let pending: NonNullable<TarEvent> | null = null;
-  let members: Member[] | null = null;
+  let members: GzipMember[] | null = null;
+  /** Starts the sequential reader at the entry at `offset`, inflating from member `m` (null: the start). */
+  const openAt = (offset: number, m: GzipMember | null): AsyncGenerator<NonNullable<TarEvent>> => {
+    inflated = inflateFrom(dest.createReadStream(file, m ? { start: m.cOffset } : undefined), m ? offset - m.uOffset : 0);
+    return parseTar(inflated, offset) as AsyncGenerator<NonNullable<TarEvent>>;
+  };
   const next = async (): Promise<NonNullable<TarEvent> | null> => {
     if (pending) { const p = pending; pending = null; return p; }
-    if (!tar) {
-      inflated = dest.createReadStream(file).pipe(zlib.createGunzip({ chunkSize: INFLATE_CHUNK }));
-      tar = parseTar(inflated) as AsyncGenerator<NonNullable<TarEvent>>;
-    }
+    tar ??= openAt(0, null);
     const r = await tar.next();
     return r.done ? null : r.value;
   };
@@ -263,9 +262,7 @@ async function* compressedContent(dest: Destination, dir: string, selected: Sele
     await tar?.return(undefined);
     inflated?.destroy();
     pending = null;
-    const m = findMember(members!, offset);
-    inflated = inflateFrom(dest.createReadStream(file, { start: m.cOffset }), offset - m.uOffset);
-    tar = parseTar(inflated, offset) as AsyncGenerator<NonNullable<TarEvent>>;
+    tar = openAt(offset, findMember(members!, offset));
     position = offset - 1;
   };
 
@@ -318,21 +315,19 @@ async function* compressedContent(dest: Destination, dir: string, selected: Sele
   }
 }
 
-interface Member { uOffset: number; cOffset: number }
-
 /**
  * The gzip member list (bounded, see limits.membersBytes), checked: whole non-negative
  * offsets, both increasing. Read once per restore or download, when the first seek needs it.
  */
-async function readMembers(dest: Destination, dir: string): Promise<Member[]> {
+async function readMembers(dest: Destination, dir: string): Promise<GzipMember[]> {
   const what = `snapshot ${dir}: ${layout.members}`;
   const doc = parseJson(await readBounded(dest, `${dir}/${layout.members}`, limits.membersBytes, what), what);
   const bad = (why: string): never => { throw new SnapshotInputError(`${what}: ${why}: refused as damaged or hostile`); };
   if (!Array.isArray(doc)) bad('not a list');
-  const out: Member[] = [];
+  const out: GzipMember[] = [];
   const offset = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
   for (const x of doc as unknown[]) {
-    const m = x as Partial<Member> | null;
+    const m = x as Partial<GzipMember> | null;
     if (!m || typeof m !== 'object' || !offset(m.uOffset) || !offset(m.cOffset)) bad('a member without whole non-negative offsets');
     const prev = out[out.length - 1];
     if (prev && (m!.uOffset! < prev.uOffset || m!.cOffset! < prev.cOffset)) bad('offsets that go backwards');
@@ -341,35 +336,18 @@ async function readMembers(dest: Destination, dir: string): Promise<Member[]> {
   return out;
 }
 
-async function* seekOne(dest: Destination, dir: string, source: Entry, members: Member[]): AsyncGenerator<ContentEvent> {
-  // The last member starting at or before the entry (binary search: the list may be long).
-  let lo = 0;
-  let hi = members.length - 1;
-  let m: Member = { uOffset: 0, cOffset: 0 };
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    if (members[mid]!.uOffset <= source.dataRef) { m = members[mid]!; lo = mid + 1; } else hi = mid - 1;
-  }
+async function* seekOne(dest: Destination, dir: string, source: Entry, members: GzipMember[]): AsyncGenerator<ContentEvent> {
+  const m = findMember(members, source.dataRef);
   // Read only up to the first member that starts after the file's last byte: on an object
   // store each byte read is a byte fetched, and a bounded range is one request that ends.
   const fileEnd = source.dataRef + headerLength(source) + source.size;
   const after = members.find((x) => x.uOffset >= fileEnd && x.cOffset > m.cOffset);
   const raw = dest.createReadStream(`${dir}/${layout.data('compressed')}`, { start: m.cOffset, ...(after ? { end: after.cOffset } : {}) });
-  const stream = raw.pipe(zlib.createGunzip());
-  const start = source.dataRef + headerLength(source) - m.uOffset;
-  let pos = 0;
-  let got = 0;
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    const from = Math.max(0, start - pos);
-    pos += chunk.length;
-    if (from >= chunk.length) continue;
-    const part = chunk.subarray(from, Math.min(chunk.length, from + source.size - got));
-    got += part.length;
-    if (part.length) yield { type: 'data', chunk: part };
-    if (got >= source.size) break;
+  const stream = inflateFrom(raw, source.dataRef + headerLength(source) - m.uOffset);
+  try {
+    yield* exactSize(stream, source);
+  } finally {
+    stream.destroy();
   }
-  stream.destroy();
-  raw.destroy();
-  if (got !== source.size) throw new Error(`snapshot content is short for ${JSON.stringify(source.path)}: the destination copy is damaged`);
   yield { type: 'data-end' };
 }
