@@ -1,21 +1,7 @@
 /**
  * npm run bench: Tidemark against GNU tar, gzip, pigz, rsync, restic and borg on the shared
  * dataset, in one run, on the same data, as a real account. See docs/benchmarks.md.
- *   --files N      dataset size (default 20000, as the shared generator)
- *   --runs N       runs of each command, in turns, best kept (default 3)
- *   --no-ssh       leave out the rows over SSH
- *   --no-peers     leave out restic and borg (else they must be installed)
- *   --no-restore   leave out the restore rows
- *   --scale        also the key rows at 2,000, 20,000 and 200,000 files, and 200 small accounts
- *   --scale-files A,B,C  the sizes of --scale (default 2000,20000,200000; `none`: only the small accounts)
- *   --accounts N   the number of small accounts of --scale (default 200)
- *   --fixed-cost   only the fixed-cost row (an empty account), without the dataset
- *   --same-priority  Tidemark's helpers at the tools' priority (queue nice 0, no ionice)
- *   --catalog      also the catalog rows (1,000 accounts x 30 snapshots, a 100,000-entry folder)
- *   --json FILE    write every figure as JSON
- *   --svg FILE     where --scale writes its plot (default docs/benchmarks-scale.svg)
- *   --no-main      leave out the rows above (with --scale or --catalog: only those)
- *   --keep         keep the data for inspection
+ * Options: USAGE below (`--help`).
  * Every timing ends with `sync -f` of the filesystem written to (both sides): a command is
  * done when its output would survive a power cut, which Tidemark's own flushes promise and
  * the standard tools' do not, so without it their unflushed writes would be timed as done.
@@ -24,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { parseArgs } from 'node:util';
 import { sh } from './measure.js';
 import { borg, missingPeers, restic, type Peer } from './peers.js';
 import { Results } from './report.js';
@@ -33,22 +20,76 @@ import { createWorld, generate, GENERATOR, mutate, REPO, type World } from './se
 import { runScale } from './rows-scale.js';
 import { runCatalog } from './rows-catalog.js';
 
-const args = process.argv.slice(2);
-const opt = (name: string): string | undefined => { const i = args.indexOf(`--${name}`); return i < 0 ? undefined : args[i + 1]; };
-const num = (name: string, def: number): number => Number(opt(name) ?? def);
-const flag = (name: string): boolean => args.includes(`--${name}`);
-
 export interface Options {
   files: number; runs: number; ssh: boolean; peers: boolean; restore: boolean; keep: boolean;
   scale: boolean; scaleFiles: number[]; accounts: number; catalog: boolean; json: string | undefined; svg: string; main: boolean; fixedCostOnly: boolean; samePriority: boolean;
 }
 
-const options: Options = {
-  files: num('files', 20000), runs: num('runs', 3), ssh: !flag('no-ssh'), peers: !flag('no-peers'), restore: !flag('no-restore'),
-  keep: flag('keep'), scale: flag('scale'), scaleFiles: opt('scale-files') === 'none' ? [] : (opt('scale-files') ?? '2000,20000,200000').split(',').map(Number),
-  accounts: num('accounts', 200), fixedCostOnly: flag('fixed-cost'), samePriority: flag('same-priority'),
-  catalog: flag('catalog'), json: opt('json'), main: !flag('no-main'), svg: opt('svg') ?? path.join(REPO, 'docs/benchmarks-scale.svg'),
-};
+const USAGE = `usage: npm run bench -- [options]   (as root; see docs/benchmarks.md)
+  --files N            dataset size (default 20000)
+  --runs N             runs of each command, in turns, best kept (default 3)
+  --no-ssh             leave out the rows over SSH
+  --no-peers           leave out restic and borg (else they must be installed)
+  --no-restore         leave out the restore rows
+  --scale              also the key rows at 2,000, 20,000 and 200,000 files, and 200 small accounts
+  --scale-files A,B,C  the sizes of --scale (\`none\`: only the small accounts)
+  --accounts N         the number of small accounts of --scale (default 200)
+  --fixed-cost         only the fixed-cost row (an empty account), without the dataset
+  --same-priority      Tidemark's helpers at the tools' priority (queue nice 0, no ionice)
+  --catalog            also the catalog rows (1,000 accounts x 30 snapshots, a 100,000-entry folder)
+  --json FILE          write every figure as JSON
+  --svg FILE           where --scale writes its plot (default docs/benchmarks-scale.svg)
+  --no-main            leave out the main rows (with --scale or --catalog: only those)
+  --keep               keep the data for inspection
+  --help               this text
+`;
+
+/** A whole number of at least `min`, or an error naming the option. */
+function count(name: string, value: string | undefined, def: number, min: number): number {
+  if (value === undefined) return def;
+  if (!/^[0-9]+$/.test(value) || Number(value) < min) throw new UsageError(`--${name} wants a whole number of at least ${min}, not ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+class UsageError extends Error {}
+
+/** Strict: an unknown option or a missing value is an error, never a silent full run. */
+function parseOptions(argv: string[]): Options | null {
+  const { values: v } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      files: { type: 'string' }, runs: { type: 'string' }, 'scale-files': { type: 'string' }, accounts: { type: 'string' },
+      json: { type: 'string' }, svg: { type: 'string' },
+      'no-ssh': { type: 'boolean' }, 'no-peers': { type: 'boolean' }, 'no-restore': { type: 'boolean' }, 'no-main': { type: 'boolean' },
+      scale: { type: 'boolean' }, 'fixed-cost': { type: 'boolean' }, 'same-priority': { type: 'boolean' }, catalog: { type: 'boolean' },
+      keep: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (v.help) return null;
+  const scaleFiles = v['scale-files'] === 'none' ? []
+    : (v['scale-files'] ?? '2000,20000,200000').split(',').map((n) => count('scale-files', n, 0, 1));
+  return {
+    files: count('files', v.files, 20000, 1), runs: count('runs', v.runs, 3, 1), ssh: !v['no-ssh'], peers: !v['no-peers'], restore: !v['no-restore'],
+    keep: v.keep === true, scale: v.scale === true, scaleFiles, accounts: count('accounts', v.accounts, 200, 1),
+    fixedCostOnly: v['fixed-cost'] === true, samePriority: v['same-priority'] === true, catalog: v.catalog === true,
+    json: v.json, main: !v['no-main'], svg: v.svg ?? path.join(REPO, 'docs/benchmarks-scale.svg'),
+  };
+}
+
+let parsed: Options | null;
+try {
+  parsed = parseOptions(process.argv.slice(2));
+} catch (err) {
+  process.stderr.write(`bench: ${(err as Error).message}\n${USAGE}`);
+  process.exit(2);
+}
+if (parsed === null) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+const options: Options = parsed;
 
 function preflight(): void {
   if (process.getuid?.() !== 0) throw new Error('the benchmark creates Linux users: run it as root');

@@ -1,0 +1,34 @@
+/**
+ * `npm run bench` takes minutes and creates users: a mistyped option must stop it with the
+ * usage before anything is made, never start a full run with the option ignored.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const RUN = fileURLToPath(new URL('../bench/run.js', import.meta.url));
+const bench = (...args: string[]): ReturnType<typeof spawnSync> =>
+  spawnSync(process.execPath, [RUN, ...args], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, TIDEMARK_BENCH_GENERATOR: '/nonexistent' } });
+const benchDirs = (): string[] => fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('tidemark-bench-'));
+
+test('bench --help prints every option and exits 0 without making anything', () => {
+  const before = benchDirs();
+  const r = bench('--help');
+  assert.equal(r.status, 0, String(r.stderr));
+  for (const o of ['--files N', '--runs N', '--no-ssh', '--no-peers', '--scale', '--catalog', '--json FILE', '--keep']) assert.match(String(r.stdout), new RegExp(o));
+  assert.deepEqual(benchDirs(), before);
+});
+
+test('bench refuses an unknown option, a missing value and a bad number, with exit 2 and the usage', () => {
+  const before = benchDirs();
+  for (const args of [['--bogus'], ['--runs'], ['--runs', 'three'], ['--files', '0'], ['--scale-files', '2000,x'], ['extra']]) {
+    const r = bench(...args);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${String(r.stderr)}`);
+    assert.match(String(r.stderr), /^bench: /);
+    assert.match(String(r.stderr), /usage: npm run bench/);
+  }
+  assert.deepEqual(benchDirs(), before);
+});
