@@ -20,8 +20,11 @@ before(async () => {
   server = await startTestSshServer({ allowCommands: false });
 });
 
+let shellServer: TestSshServer | undefined;
+
 after(async () => {
   await server?.stop();
+  await shellServer?.stop();
 });
 
 type Call = { op: 'write' | 'fsync' | 'close'; handle: string };
@@ -54,6 +57,7 @@ test('regression: an SSH destination closed the files it wrote without flushing 
     await pipeline(Readable.from([big.subarray(0, 1 << 20), big.subarray(1 << 20)]), dest.createWriteStream('snap/files.tar'));
     await dest.writeFile('snap/manifest.json', '{}\n');
     await pipeline(Readable.from([]), dest.createWriteStream('snap/empty'));
+    await dest.writeSmallFile('snap/small', [Buffer.from('small '), Buffer.from('file')]);
     await dest.flush(['snap']);
 
     // The server reuses a handle's number once it is closed: a close ends one file's requests.
@@ -65,13 +69,60 @@ test('regression: an SSH destination closed the files it wrote without flushing 
       open.set(c.handle, ops);
       if (c.op === 'close') { files.push(ops); open.delete(c.handle); }
     }
-    assert.equal(files.length, 3, `three files were written and closed: ${JSON.stringify(calls)}`);
+    assert.equal(files.length, 4, `four files were written and closed: ${JSON.stringify(calls)}`);
     for (const ops of files) {
       assert.equal(ops.filter((op) => op === 'fsync').length, 1, `each file is flushed once: ${ops.join(' ')}`);
       assert.equal(ops.at(-2), 'fsync', `the flush comes after the last write and before the close: ${ops.join(' ')}`);
     }
     assert.deepEqual(fs.readFileSync(path.join(remote, 'snap/files.tar')), big);
     assert.equal(fs.readFileSync(path.join(remote, 'snap/manifest.json'), 'utf8'), '{}\n');
+    assert.equal(fs.readFileSync(path.join(remote, 'snap/small'), 'utf8'), 'small file');
+  } finally {
+    await dest.close();
+    fs.rmSync(remote, { recursive: true, force: true });
+  }
+});
+
+/** Records the commands the driver runs on the server. */
+function watchCommands(dest: SshDestination): string[] {
+  const commands: string[] = [];
+  const d = dest as unknown as { run: (c: string) => Promise<unknown> };
+  const real = d.run.bind(dest);
+  d.run = (c: string) => { commands.push(c); return real(c); };
+  return commands;
+}
+
+test('regression: an SSH destination that may run commands flushed every file one by one (a journal commit per file on the server: 3.6x rsync -e ssh for 20,000 files)', async () => {
+  shellServer = await startTestSshServer({ allowCommands: true });
+  const remote = path.join(shellServer.remoteRoot, `bycommand-${crypto.randomBytes(3).toString('hex')}`);
+  fs.mkdirSync(remote);
+  const st = fs.statSync(shellServer.remoteRoot);
+  fs.chownSync(remote, st.uid, st.gid);
+  const dest = new SshDestination({ host: shellServer.host, port: shellServer.port, username: shellServer.user, privateKey: shellServer.privateKey, path: remote, timeoutMs: 10000 });
+  try {
+    await dest.open();
+    const calls = watchRequests(dest);
+    const commands = watchCommands(dest);
+    const big = crypto.randomBytes(3 << 20);
+    await pipeline(Readable.from([big]), dest.createWriteStream('acct/snap/files.tar'));
+    await dest.writeSmallFile('acct/snap/files/1', [Buffer.from('one')]);
+    await dest.writeSmallFile('other/meta.json', [Buffer.from('{}')]);
+    assert.equal(calls.filter((c) => c.op === 'fsync').length, 0, 'no file is flushed one by one');
+    assert.equal(calls.filter((c) => c.op === 'close').length, 3);
+    await dest.flush(['acct/snap', 'acct/snap/files']);
+    const syncs = commands.filter((c) => c.includes('sync -f'));
+    assert.equal(syncs.length, 1, `one command flushes: ${JSON.stringify(commands)}`);
+    assert.ok(syncs[0]!.startsWith(`sync -f -- '${remote}/acct/snap'`), syncs[0]);
+    // Written outside the folders named: its account folder's filesystem is flushed too (it may be a mount of its own).
+    assert.ok(syncs[0]!.includes(`'${remote}/other'`), syncs[0]);
+    assert.ok(!syncs[0]!.includes(`'${remote}/acct'`), 'the account folder holding the named folder is not flushed twice');
+    // Nothing written since: the next flush names only its folder.
+    await dest.flush(['acct/snap']);
+    assert.equal(commands.at(-1), `sync -f -- '${remote}/acct/snap'`);
+    // A folder that is not there is an error, never a silent success.
+    await assert.rejects(dest.flush(['acct/missing']), /reported an error while flushing acct\/missing/);
+    assert.deepEqual(fs.readFileSync(path.join(remote, 'acct/snap/files.tar')), big);
+    assert.equal(fs.readFileSync(path.join(remote, 'other/meta.json'), 'utf8'), '{}');
   } finally {
     await dest.close();
     fs.rmSync(remote, { recursive: true, force: true });

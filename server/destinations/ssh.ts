@@ -7,6 +7,7 @@ import type { Client, ConnectConfig, SFTPWrapper, FileEntryWithStats } from 'ssh
 import { DestinationError, type DirEntry, type Destination, type SpaceInfo, type HardLinks } from './types.js';
 import { FORMAT_VERSION } from './local.js';
 import { InFlight } from '../util/in-flight.js';
+import { streamHash } from '../native/hash-off-loop.js';
 
 export interface SshSettings {
   host: string;
@@ -40,6 +41,8 @@ export const ACCOUNT_CONNECT_FAILED = 'could not connect to the SSH destination 
 export const DEFAULT_PARALLEL_TRANSFERS = 8;
 /** SFTP requests that carry no data (links, removals) cost a round trip each: keep many going. */
 const SMALL_REQUESTS_IN_FLIGHT = 64;
+/** Small files in transfer at once (writeSmallFile: at most 1 MiB each, so 32 MiB held at most). */
+const SMALL_FILES_IN_FLIGHT = 32;
 const COMMAND_PROBE = 'tidemark-commands-ok';
 
 /**
@@ -47,9 +50,13 @@ const COMMAND_PROBE = 'tidemark-commands-ok';
  * write is acknowledged and before the handle is closed, when the server offers it. A failed
  * fsync fails the stream: the file may not be on the disk.
  */
+const offersFsync = (sftp: SFTPWrapper): boolean => (sftp as unknown as { _extensions?: Record<string, string> })._extensions?.['fsync@openssh.com'] === '1';
+
+/** The account folder a destination path is in ('' for a file at the root). */
+const topFolder = (rel: string): string => (rel.includes('/') ? rel.slice(0, rel.indexOf('/')) : '');
+
 function flushBeforeClose(sftp: SFTPWrapper, remote: Writable & { handle?: Buffer | null }): void {
-  const offered = (sftp as unknown as { _extensions?: Record<string, string> })._extensions?.['fsync@openssh.com'] === '1';
-  if (!offered) return;
+  if (!offersFsync(sftp)) return;
   // ssh2 calls _final after the last write's answer; its own _final only closes the handle.
   const closeHandle = (remote as unknown as { _final: (cb: (err?: Error | null) => void) => void })._final.bind(remote);
   (remote as unknown as { _final: (cb: (err?: Error | null) => void) => void })._final = (cb) => {
@@ -92,14 +99,18 @@ const code = (err: unknown): number | undefined => (err as { code?: number }).co
  * hardlink@openssh.com extension, free space statvfs@openssh.com, atomic replaces
  * posix-rename@openssh.com.
  *
- * Durability: every file is flushed on the server before it is closed, with
- * fsync@openssh.com when the server offers it (OpenSSH does since 6.5). SFTP has no way to
- * flush a folder, so `flush` can make folder entries (new names, renames, links) durable
- * only where the user may run commands: it runs `sync -f` on the destination's filesystem.
- * Elsewhere the server's filesystem commits them on its own schedule (ext4: within 5 s
- * by default); a snapshot whose folder entries were lost is then missing or `.partial-`,
- * never listed with empty files, because each file's content is flushed before the
- * manifest is written. A server without fsync@openssh.com gives no guarantee at all.
+ * Durability: where the user may run commands and `sync -f` works (asked once per
+ * connection, before the first file is written), `flush` runs `sync -f` on the filesystem of
+ * the folders it is given and of every account folder written to since the last flush: one
+ * syncfs(2) on the server flushes the files' content and every folder entry (new names,
+ * renames, links) at once, as Local's flush does. Elsewhere (ForceCommand internal-sftp)
+ * every file is flushed on the server before it is closed, with fsync@openssh.com when the
+ * server offers it (OpenSSH does since 6.5), and folder entries are committed by the
+ * server's filesystem on its own schedule (ext4: within 5 s by default): a snapshot whose
+ * folder entries were lost is then missing or `.partial-`, never listed with empty files,
+ * because each file's content is flushed before the manifest is written. A server that
+ * offers neither gives no guarantee at all. A per-file fsync costs the server a journal
+ * commit per file: 20,000 small files took 3.6x `rsync -e ssh` with it.
  */
 export class SshDestination implements Destination, HardLinks {
   /** Both capabilities live on the driver itself. */
@@ -108,6 +119,7 @@ export class SshDestination implements Destination, HardLinks {
   private client: Client | null = null;
   private sftp: SFTPWrapper | null = null;
   private readonly dirs = new Set<string>();
+  private readonly dirsBeingMade = new Map<string, Promise<void>>();
   /** The host key seen at the last connection (to pin on first validation). */
   seenFingerprint: string | null = null;
   private failure: Error | null = null;
@@ -116,14 +128,23 @@ export class SshDestination implements Destination, HardLinks {
   /** Whether the server runs commands for this user (null: not asked yet on this connection). */
   private commands: Promise<boolean> | null = null;
   readonly parallelism: number;
+  readonly smallFileParallelism: number;
   private socket: net.Socket | null = null;
   private sentOnClosedSockets = 0;
   /** Whether `sync -f` runs on the server (null: not asked yet on this connection). */
   private syncCommand: Promise<boolean> | null = null;
+  /**
+   * The account folders (first component; '' for the root) of files written without an
+   * fsync of their own since the last flush: `flush` syncs their filesystems too, in case
+   * one is a mount of its own.
+   */
+  private readonly unsynced = new Set<string>();
 
   constructor(private readonly settings: SshSettings, private readonly guard: ConnectGuard | null = null) {
     if (!path.posix.isAbsolute(settings.path)) throw new DestinationError(`the remote path must be absolute: ${settings.path}`, 'invalid');
     this.parallelism = settings.parallelTransfers ?? DEFAULT_PARALLEL_TRANSFERS;
+    // Measured on loopback (3,000 files of 6 KB): 8 at once 7.0 s, 32 at once 3.3 s.
+    this.smallFileParallelism = Math.max(this.parallelism, SMALL_FILES_IN_FLIGHT);
   }
 
   private get where(): string {
@@ -301,10 +322,19 @@ export class SshDestination implements Destination, HardLinks {
     for (const part of parts) {
       cur = cur ? `${cur}/${part}` : part;
       if (this.dirs.has(cur)) continue;
-      if (!(await this.exists(cur))) {
-        await this.call<void>(cur, (s, done) => s.mkdir(this.abs(cur), { mode: 0o700 }, (err) => done(err && !/exist/i.test(err.message) ? err : null)));
+      // Writers into one new folder at once share one mkdir (a second would fail: it exists).
+      let made = this.dirsBeingMade.get(cur);
+      if (!made) {
+        const dir = cur;
+        made = (async () => {
+          if (!(await this.exists(dir))) {
+            await this.call<void>(dir, (s, done) => s.mkdir(this.abs(dir), { mode: 0o700 }, (err) => done(err && !/exist/i.test(err.message) ? err : null)));
+          }
+          this.dirs.add(dir);
+        })().finally(() => this.dirsBeingMade.delete(dir));
+        this.dirsBeingMade.set(dir, made);
       }
-      this.dirs.add(cur);
+      await made;
     }
   }
 
@@ -332,8 +362,10 @@ export class SshDestination implements Destination, HardLinks {
       const sftp = await this.connect();
       // A deep buffer lets ssh2 send the buffered chunks as concurrent write requests
       // (its _writev) instead of one request per round trip: 2.5x the throughput on loopback.
+      const byCommand = await this.syncsByCommand();
       const remote = sftp.createWriteStream(this.abs(rel), { mode: 0o600, highWaterMark: 1 << 20 });
-      flushBeforeClose(sftp, remote);
+      if (byCommand) this.unsynced.add(topFolder(rel));
+      else flushBeforeClose(sftp, remote);
       return remote;
     })();
     opened.catch(() => undefined);
@@ -372,6 +404,41 @@ export class SshDestination implements Destination, HardLinks {
     }, () => undefined);
     stream.on('close', () => this.live.delete(stream));
     return stream;
+  }
+
+  /**
+   * A small file in one exchange: the open is answered, then its writes (each at most the
+   * server's largest), the fsync where `flush` cannot sync by command, and the close are sent
+   * together. OpenSSH's sftp-server answers requests in order, so the close comes after the
+   * writes; every answer is still checked. The hash is taken on libuv's pool meanwhile.
+   */
+  async writeSmallFile(rel: string, parts: Buffer[]): Promise<Buffer> {
+    await this.mkdir(this.parentOf(rel));
+    const hash = streamHash();
+    for (const p of parts) await hash.update(p);
+    const digest = hash.digest();
+    digest.catch(() => undefined);
+    const byCommand = await this.syncsByCommand();
+    const handle = await this.call<Buffer>(rel, (s, done) => s.open(this.abs(rel), 'w', { mode: 0o600 }, done));
+    if (byCommand) this.unsynced.add(topFolder(rel));
+    const sftp = await this.connect();
+    // Sent one after the other from here, without waiting in between.
+    const request = (fn: (done: (err: Error | null | undefined) => void) => void): Promise<void> => new Promise((resolve, reject) => {
+      fn((err) => { if (err) void this.sftpError(err, rel).then(reject); else resolve(); });
+    });
+    const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    const max = (sftp as unknown as { _maxWriteLen?: number })._maxWriteLen ?? 32 << 10;
+    const answers: Promise<void>[] = [];
+    for (let off = 0; off < data.length; off += max) {
+      const len = Math.min(max, data.length - off);
+      answers.push(request((done) => sftp.write(handle, data, off, len, off, (err) => done(err))));
+    }
+    if (!byCommand && offersFsync(sftp)) answers.push(request((done) => sftp.ext_openssh_fsync(handle, (err) => done(err))));
+    answers.push(request((done) => sftp.close(handle, (err) => done(err))));
+    const settled = await Promise.allSettled(answers);
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return digest;
   }
 
   async readFile(rel: string): Promise<Buffer> {
@@ -462,25 +529,45 @@ export class SshDestination implements Destination, HardLinks {
   }
 
   /**
-   * Files were flushed as they were closed (fsync@openssh.com). Folder entries can only be
-   * flushed by a command: `sync -f` on the destination's filesystem, where the user may run
-   * commands (asked once per connection); otherwise nothing more can be done over SFTP.
+   * Where `sync -f` works: one `sync -f` of the folders' filesystems and of every account
+   * folder written to since the last flush (see the class comment). Elsewhere files were
+   * flushed as they were closed (fsync@openssh.com) and folders cannot be flushed over SFTP.
    */
   async flush(dirs: string[]): Promise<void> {
     if (this.failure) throw this.failure;
-    if (!(await this.cloneIsServerSide())) return;
-    if (this.syncCommand && !(await this.syncCommand)) return;
-    const where = dirs[0] ?? '';
-    const r = await this.run(`sync -f -- ${shellQuote(this.abs(where))}`).catch((err: Error) => {
-      throw new DestinationError(`could not flush the destination on ${this.where}: ${err.message}`, 'io');
-    });
-    // A `sync` without -f (coreutils before 8.24) or none at all: only files are flushed here.
-    if (r.code !== 0 && /invalid option|unrecognized option|not found|usage/i.test(r.stderr)) {
-      this.syncCommand = Promise.resolve(false);
+    if (!(await this.syncsByCommand())) {
+      if (this.unsynced.size > 0) {
+        throw new DestinationError(`files written to ${this.where} cannot be flushed: the server no longer runs sync -f for this user`, 'io');
+      }
       return;
     }
-    if (r.code !== 0) throw new DestinationError(`the destination on ${this.where} reported an error while flushing ${where || 'its root'}: ${r.stderr.trim() || `sync exited ${r.code}`}`, 'io');
-    this.syncCommand = Promise.resolve(true);
+    const written = [...this.unsynced];
+    // The folders of one flush are in one snapshot: the first one's filesystem is theirs.
+    const named = [dirs[0] ?? ''];
+    // An account folder that holds the named folder is on its filesystem.
+    const more = written.filter((top) => !named.some((d) => d === top || (top !== '' && d.startsWith(`${top}/`))));
+    // A written account folder that is gone (removed since) has nothing left to flush.
+    const command = `sync -f -- ${named.map((d) => shellQuote(this.abs(d))).join(' ')}`
+      + (more.length > 0 ? ` && for p in ${more.map((d) => shellQuote(this.abs(d))).join(' ')}; do [ ! -e "$p" ] || sync -f -- "$p" || exit 1; done` : '');
+    const r = await this.run(command).catch((err: Error) => {
+      throw new DestinationError(`could not flush the destination on ${this.where}: ${err.message}`, 'io');
+    });
+    if (r.code !== 0) throw new DestinationError(`the destination on ${this.where} reported an error while flushing ${named[0] || 'its root'}: ${r.stderr.trim() || `sync exited ${r.code}`}`, 'io');
+    for (const top of written) this.unsynced.delete(top);
+  }
+
+  /**
+   * Whether `flush` syncs by command (asked once per connection, by running `sync -f` on the
+   * destination's root): then files are not flushed one by one. A `sync` without -f
+   * (coreutils before 8.24) or none at all answers no.
+   */
+  private syncsByCommand(): Promise<boolean> {
+    this.syncCommand ??= this.cloneIsServerSide().then(async (commands) => {
+      if (!commands) return false;
+      const r = await this.run(`sync -f -- ${shellQuote(this.settings.path)}`).catch(() => null);
+      return r?.code === 0;
+    });
+    return this.syncCommand;
   }
 
   /** Bytes sent to the server so far (SSH framing and encryption included). */

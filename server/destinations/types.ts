@@ -96,6 +96,11 @@ export interface Destination {
   /** How many files the engine may have in transfer at once (opens and closes overlap). */
   readonly parallelism: number;
   /**
+   * How many small files (writeSmallFile) may be in transfer at once, where that differs from
+   * `parallelism`: a remote driver that writes one in a single exchange waits mostly for answers.
+   */
+  readonly smallFileParallelism?: number;
+  /**
    * Present on drivers whose storage has hard links (Local, SSH). Without it (object
    * stores), incremental snapshots keep each content once as an object named by its hash
    * and their indexes refer to it (docs/snapshot-format.md, "Object layout").

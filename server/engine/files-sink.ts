@@ -58,6 +58,7 @@ export class BlobSink implements ContentSink {
   private stored = 0;
   private readonly links = new InFlight(SMALL_OPERATIONS_IN_FLIGHT);
   private readonly writes: InFlight;
+  private readonly smallWrites: InFlight;
   private readonly cloned: Promise<void> | null;
 
   constructor(
@@ -70,6 +71,7 @@ export class BlobSink implements ContentSink {
     for (const n of previous?.blobs ?? []) if (n > max) max = n;
     this.next = max + 1;
     this.writes = new InFlight(Math.max(1, dest.parallelism));
+    this.smallWrites = new InFlight(Math.max(1, dest.smallFileParallelism ?? dest.parallelism));
     this.cloned = previous?.clone && previous.blobs.size > 0
       ? hardLinks.cloneTree(`${previous.dir}/${layout.data('incremental')}`, `${dir}/${layout.data('incremental')}`)
       : null;
@@ -129,7 +131,7 @@ export class BlobSink implements ContentSink {
       const { rel, parts } = this.small;
       this.small = null;
       const written = this.dest.writeSmallFile!(rel, parts);
-      await this.writes.add(written);
+      await this.smallWrites.add(written);
       return { hash: written };
     }
     const w = this.current!;
@@ -149,6 +151,7 @@ export class BlobSink implements ContentSink {
       }
     }
     await this.writes.drain();
+    await this.smallWrites.drain();
     await this.links.drain();
   }
 

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { text } from 'node:stream/consumers';
@@ -37,6 +38,25 @@ export function destinationConformance(name: string, make: () => Promise<Destina
     const entry = (await d.list('acct/snap')).find((e) => e.name === 'data.bin')!;
     assert.equal(entry.size, payload.length);
     assert.equal(entry.type, 'file');
+    await d.close();
+  });
+
+  test(`${name}: writeSmallFile, where offered, writes the bytes exactly, replaces, and returns their SHA-256`, async (t) => {
+    const d = await make();
+    if (!d.writeSmallFile) { t.skip('not offered'); return; }
+    await d.open();
+    // Sizes around the SFTP write limit (255 KiB on OpenSSH) and the 1 MiB small-file bound.
+    const sizes = [0, 1, 4095, 261120, 261121, (1 << 20) - 1, 1 << 20];
+    const contents = sizes.map((n, i) => crypto.randomBytes(n + i).subarray(0, n));
+    // Many at once into one new folder: they share its creation.
+    const hashes = await Promise.all(contents.map((c, i) => d.writeSmallFile!(`acct/small/f${i}`, i % 2 ? [c] : [c.subarray(0, c.length >> 1), c.subarray(c.length >> 1)])));
+    for (const [i, c] of contents.entries()) {
+      assert.deepEqual(await d.readFile(`acct/small/f${i}`), c, `size ${c.length}`);
+      assert.equal(hashes[i]!.toString('hex'), crypto.createHash('sha256').update(c).digest('hex'), `hash of size ${c.length}`);
+    }
+    await d.writeSmallFile('acct/small/f3', [Buffer.from('short')]);
+    assert.equal((await d.readFile('acct/small/f3')).toString(), 'short', 'an existing file is truncated, not written over in part');
+    await d.flush(['acct/small']);
     await d.close();
   });
 
