@@ -45,7 +45,11 @@ if (r.status !== 0) {
 fs.mkdirSync(outDir, { recursive: true });
 for (const name of addons) {
   const out = path.join(outDir, `${name}.node`);
-  fs.copyFileSync(path.join(native, 'build', 'Release', `${name}.node`), out);
+  // A new file renamed over the old one: a process that has the old one loaded (a worker of a
+  // running backup or restore) keeps its own copy; written over in place, it died of SIGSEGV.
+  const tmp = `${out}.${process.pid}.tmp`;
+  fs.copyFileSync(path.join(native, 'build', 'Release', `${name}.node`), tmp);
+  fs.renameSync(tmp, out);
   // It must load in this Node.js.
   createRequire(import.meta.url)(out);
 }

@@ -158,6 +158,54 @@ test('compressed: a restore of files behind and far ahead of each other still ge
   fs.rmSync(folder, { recursive: true, force: true });
 });
 
+/** A Local destination read as a remote one is (no synchronous reads), counting the reads open at once. */
+class RemoteLikeDestination extends WatchedDestination {
+  open_ = 0;
+  mostOpen = 0;
+  override createReadStream(rel: string, range?: { start: number; end?: number }): Readable {
+    const s = super.createReadStream(rel, range);
+    this.mostOpen = Math.max(this.mostOpen, ++this.open_);
+    s.once('close', () => { this.open_--; });
+    return s;
+  }
+}
+
+test('regression: a restore from a remote destination read its small files one after the other (a few round trips each, the connection idle)', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-paths-'));
+  fs.chmodSync(dir, 0o700);
+  destDirs.push(dir);
+  const dest = new RemoteLikeDestination(dir);
+  Object.defineProperty(dest, 'openForReads', { value: undefined });
+  await dest.open();
+  const m = await backup(dest, 'incremental');
+  const out = await restoreSnapshot({
+    account, destination: dest, snapshotId: m.id, paths: [], files: true, databases: [], intoFolder: true, mysql: noMysql, databaseOwnership: noOwnership,
+  });
+  assert.ok(dest.mostOpen > 4, `reads open at once: ${dest.mostOpen}`);
+  const folder = path.join(acct.home, out.folder!);
+  for (const rel of ['a/big.bin', 'b/f000.txt', 'b/f077.txt', 'b/f199.txt', 'b/large.bin', 'b/empty']) {
+    assert.ok(fs.readFileSync(path.join(folder, rel)).equals(fs.readFileSync(path.join(acct.home, rel))), rel);
+  }
+  fs.rmSync(folder, { recursive: true, force: true });
+
+  // A damaged small file among those read ahead: the restore stops at it, naming it; it is not left behind.
+  const snap = layout.snapshotDir(acct.username, m.id);
+  const damaged = (await readIndex(dest, snap)).find((e) => e.path === 'b/f100.txt')!;
+  const blob = path.join(dir, snap, layout.blob(damaged.dataRef));
+  const bytes = fs.readFileSync(blob);
+  bytes.writeUInt8(bytes[0]! ^ 1, 0);
+  fs.writeFileSync(blob, bytes);
+  const before = new Set(fs.readdirSync(acct.home));
+  await assert.rejects(restoreSnapshot({
+    account, destination: dest, snapshotId: m.id, paths: ['b'], files: true, databases: [], intoFolder: true, mysql: noMysql, databaseOwnership: noOwnership,
+  }), /b\/f100\.txt.*does not match its hash/);
+  const made = fs.readdirSync(acct.home).filter((n) => !before.has(n));
+  assert.equal(made.length, 1);
+  assert.ok(fs.readFileSync(path.join(acct.home, made[0]!, 'b/f099.txt')).equals(fs.readFileSync(path.join(acct.home, 'b/f099.txt'))), 'the files before it are restored');
+  assert.equal(fs.existsSync(path.join(acct.home, made[0]!, 'b/f100.txt')), false);
+  fs.rmSync(path.join(acct.home, made[0]!), { recursive: true, force: true });
+});
+
 test('hard links made in batches: a link that fails fails alone, the others in its batch are made', async () => {
   const dest = await newDestination();
   const root = destDirs.at(-1)!;

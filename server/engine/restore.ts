@@ -165,8 +165,10 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
       await worker.done;
       report(true);
     } catch (err) {
-      // The writer is told the stream ended, so it removes the file it was writing; killed
-      // only if it does not stop by itself.
+      // What was gathered is complete and checked: those files are restored. The writer is
+      // then told the stream ended, so it removes the file it was writing; killed only if it
+      // does not stop by itself.
+      await flush().catch(() => undefined);
       worker.input.end();
       const stopped = await Promise.race([worker.done.then(() => true, () => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000).unref())]);
       if (!stopped) { worker.child.kill('SIGKILL'); await worker.done.catch(() => undefined); }

@@ -8,6 +8,7 @@ import { findMember, inflateFrom, type GzipMember } from './format/parallel-gzip
 import type { Readable } from 'node:stream';
 import { layout } from './snapshot-layout.js';
 import { DirectReads } from './direct-reads.js';
+import { ReadAhead } from './read-ahead.js';
 import type { Selected } from './selection.js';
 import { limits, parseJson, readBounded, requireRegularFile, SnapshotInputError } from './untrusted-input.js';
 import { toDisplay, type BytePath } from '../util/byte-path.js';
@@ -144,14 +145,15 @@ async function* rawSnapshotContent(dest: Destination, dir: string, structure: St
     await requireRegularFile(dest, dir, layout.data('archive'), what(layout.data('archive')));
   }
   // Blob folders listed once each: a blob that is a symlink, fifo or device is never opened.
-  const blobDirs = new Map<string, Map<string, string>>();
+  const blobDirs = new Map<string, Promise<Map<string, string>>>();
   const checkBlob = async (n: number): Promise<void> => {
     const d = layout.blobDir(n);
-    let names = blobDirs.get(d);
-    if (!names) {
-      names = new Map((await dest.list(`${dir}/${d}`)).map((e) => [e.name, e.type]));
-      blobDirs.set(d, names);
+    let listed = blobDirs.get(d);
+    if (!listed) {
+      listed = dest.list(`${dir}/${d}`).then((l) => new Map(l.map((e) => [e.name, e.type])));
+      blobDirs.set(d, listed);
     }
+    const names = await listed;
     const name = layout.blob(n).slice(d.length + 1);
     const type = names.get(name);
     if (type === undefined) throw new Error(`${what(layout.blob(n))}: not found on the destination: the destination copy is damaged`);
@@ -159,13 +161,22 @@ async function* rawSnapshotContent(dest: Destination, dir: string, structure: St
   };
   // Drivers with synchronous positioned reads (local): no stream per file; the archive is opened once.
   const direct = dest.openForReads ? new DirectReads(dest.openForReads.bind(dest), dir, structure, what) : null;
+  // Remote blobs: small ones are fetched several at once, ahead of their turn.
+  const ahead = !direct && structure === 'incremental'
+    ? new ReadAhead(selected, async (source) => {
+      await checkBlob(source.dataRef);
+      return dest.createReadStream(`${dir}/${layout.blob(source.dataRef)}`, { start: 0, end: source.size });
+    })
+    : null;
   try {
-  for (const sel of selected) {
+  for (const [i, sel] of selected.entries()) {
     yield { type: 'entry', sel };
     if (sel.entry.kind !== 'f') continue;
     const source = sel.contentFrom ?? sel.entry;
     if (source.size > 0 && direct) {
       yield* direct.content(source, structure === 'incremental' ? 0 : source.dataRef + headerLength(source));
+    } else if (ahead?.covers(i)) {
+      yield* exactSize(await ahead.take(i), source);
     } else if (source.size > 0) {
       if (structure === 'incremental') await checkBlob(source.dataRef);
       const stream = structure === 'incremental'
@@ -183,7 +194,7 @@ async function* rawSnapshotContent(dest: Destination, dir: string, structure: St
 }
 
 /** A file's content from `stream`: exactly `source.size` bytes, or an error when the stored copy is short. */
-async function* exactSize(stream: AsyncIterable<Buffer> | NodeJS.ReadableStream, source: Entry): AsyncGenerator<ContentEvent> {
+async function* exactSize(stream: AsyncIterable<Buffer> | Iterable<Buffer> | NodeJS.ReadableStream, source: Entry): AsyncGenerator<ContentEvent> {
   let got = 0;
   for await (const chunk of stream as AsyncIterable<Buffer>) {
     const part = got + chunk.length > source.size ? chunk.subarray(0, source.size - got) : chunk;
@@ -202,35 +213,36 @@ async function* exactSize(stream: AsyncIterable<Buffer> | NodeJS.ReadableStream,
  */
 async function* objectContent(dest: Destination, dir: string, selected: Selected[]): AsyncGenerator<ContentEvent> {
   const accountDir = accountDirOf(dir);
-  const folders = new Map<string, Map<string, string>>();
-  const checkObject = async (hex: string): Promise<string> => {
+  const folders = new Map<string, Promise<Map<string, string>>>();
+  /** The object of a file's content, checked to be a regular file there. */
+  const objectOf = async (source: Entry): Promise<string> => {
+    if (!source.hash || source.hash.length !== 32) {
+      throw new SnapshotInputError(`snapshot ${dir}: the index entry of ${JSON.stringify(toDisplay(source.path))} names no content object (no SHA-256): refused as damaged or hostile`);
+    }
+    const hex = source.hash.toString('hex');
     const d = layout.objectDir(accountDir, hex);
-    let names = folders.get(d);
-    if (!names) {
-      const listed = await dest.list(d).catch((err: unknown) => {
+    let listed = folders.get(d);
+    if (!listed) {
+      listed = dest.list(d).catch((err: unknown) => {
         if (err instanceof DestinationError && err.code === 'not-found') return [];
         throw err;
-      });
-      names = new Map(listed.map((e) => [e.name, e.type]));
-      folders.set(d, names);
+      }).then((l) => new Map(l.map((e) => [e.name, e.type])));
+      folders.set(d, listed);
     }
+    const names = await listed;
     const rel = layout.object(accountDir, hex);
     const type = names.get(hex);
     if (type === undefined) throw new Error(`snapshot ${dir}: object ${rel} not found on the destination: the destination copy is damaged`);
     if (type !== 'file') throw new SnapshotInputError(`snapshot ${dir}: object ${rel} is not a regular file on the destination (${type}): refused`);
     return rel;
   };
-  for (const sel of selected) {
+  const ahead = new ReadAhead(selected, async (source) => dest.createReadStream(await objectOf(source), { start: 0, end: source.size }));
+  for (const [i, sel] of selected.entries()) {
     yield { type: 'entry', sel };
     if (sel.entry.kind !== 'f') continue;
     const source = sel.contentFrom ?? sel.entry;
-    if (source.size > 0) {
-      if (!source.hash || source.hash.length !== 32) {
-        throw new SnapshotInputError(`snapshot ${dir}: the index entry of ${JSON.stringify(toDisplay(source.path))} names no content object (no SHA-256): refused as damaged or hostile`);
-      }
-      const rel = await checkObject(source.hash.toString('hex'));
-      yield* exactSize(dest.createReadStream(rel), source);
-    }
+    if (ahead.covers(i)) yield* exactSize(await ahead.take(i), source);
+    else if (source.size > 0) yield* exactSize(dest.createReadStream(await objectOf(source)), source);
     yield { type: 'data-end' };
   }
 }

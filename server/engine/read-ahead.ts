@@ -1,0 +1,77 @@
+import type { Readable } from 'node:stream';
+import type { Entry } from './format/entry.js';
+import type { Selected } from './selection.js';
+
+/**
+ * Files of at most this size are fetched ahead; larger ones are streamed when their turn comes.
+ * Over SSH or S3 a small file costs a few round trips (open, read, close; a GET), so fetching
+ * them one after the other leaves the connection idle most of the time.
+ */
+export const READ_AHEAD_MAX_FILE = 1 << 20;
+const READ_AHEAD_FILES = 32;
+const READ_AHEAD_BYTES = 32 << 20;
+
+/** The entry whose content a selected file restores (itself, or the file a hard link points at). */
+const sourceOf = (sel: Selected): Entry => sel.contentFrom ?? sel.entry;
+
+const fetched = (sel: Selected): boolean => sel.entry.kind === 'f' && sourceOf(sel).size > 0 && sourceOf(sel).size <= READ_AHEAD_MAX_FILE;
+
+/**
+ * Reads the content of the small files of `selected` ahead of the position being consumed, up
+ * to 32 files and 32 MiB at once, each with `open(source)` (a stream of at least its first
+ * `source.size` bytes). `take(i)` hands the chunks of file `i` over once they are all read;
+ * a failed read fails its own `take` only, when its turn comes.
+ */
+export class ReadAhead {
+  private readonly pending = new Map<number, Promise<Buffer[]>>();
+  private bytes = 0;
+  private scanned = 0;
+
+  constructor(private readonly selected: readonly Selected[], private readonly open: (source: Entry) => Promise<Readable | AsyncIterable<Buffer>>) {}
+
+  /** Whether file `i` is one that is read ahead (take gives its content). */
+  covers(i: number): boolean {
+    return fetched(this.selected[i]!);
+  }
+
+  /** The chunks of file `i` (covers(i) must be true), and more reads started behind it. */
+  async take(i: number): Promise<Buffer[]> {
+    this.fill(i);
+    const p = this.pending.get(i)!;
+    try {
+      return await p;
+    } finally {
+      this.pending.delete(i);
+      this.bytes -= sourceOf(this.selected[i]!).size;
+      this.fill(i + 1);
+    }
+  }
+
+  private fill(from: number): void {
+    if (this.scanned < from) this.scanned = from;
+    while (this.scanned < this.selected.length && this.pending.size < READ_AHEAD_FILES && this.bytes < READ_AHEAD_BYTES) {
+      const i = this.scanned++;
+      const sel = this.selected[i]!;
+      if (!fetched(sel)) continue;
+      const source = sourceOf(sel);
+      const p = this.read(source);
+      // Failures are reported by take() when that file's turn comes; one never taken is dropped.
+      p.catch(() => undefined);
+      this.pending.set(i, p);
+      this.bytes += source.size;
+    }
+  }
+
+  private async read(source: Entry): Promise<Buffer[]> {
+    const chunks: Buffer[] = [];
+    let got = 0;
+    const stream = await this.open(source);
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+      got += chunk.length;
+      // Never more than the index says, whatever the stored copy holds.
+      if (got >= source.size) break;
+    }
+    return chunks;
+  }
+}
