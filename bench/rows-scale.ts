@@ -111,5 +111,5 @@ export async function runScale(world: World, options: Options, results: Results,
     writeScalePlot(options.svg, points);
     log(`wrote ${options.svg}`);
   }
-  await manyAccounts(world, options, results, log);
+  if (options.accounts > 0) await manyAccounts(world, options, results, log);
 }

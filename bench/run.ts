@@ -34,7 +34,7 @@ const USAGE = `usage: npm run bench -- [options]   (as root; see docs/benchmarks
   --no-restore         leave out the restore rows
   --scale              also the key rows at 2,000, 20,000 and 200,000 files, and 200 small accounts
   --scale-files A,B,C  the sizes of --scale (\`none\`: only the small accounts)
-  --accounts N         the number of small accounts of --scale (default 200)
+  --accounts N         the number of small accounts of --scale (default 200; 0: none)
   --fixed-cost         only the fixed-cost row (an empty account), without the dataset
   --same-priority      Tidemark's helpers at the tools' priority (queue nice 0, no ionice)
   --catalog            also the catalog rows (1,000 accounts x 30 snapshots, a 100,000-entry folder)
@@ -73,7 +73,7 @@ function parseOptions(argv: string[]): Options | null {
     : (v['scale-files'] ?? '2000,20000,200000').split(',').map((n) => count('scale-files', n, 0, 1));
   return {
     files: count('files', v.files, 20000, 1), runs: count('runs', v.runs, 3, 1), ssh: !v['no-ssh'], local: !v['no-local'], peers: !v['no-peers'], restore: !v['no-restore'],
-    keep: v.keep === true, scale: v.scale === true, scaleFiles, accounts: count('accounts', v.accounts, 200, 1),
+    keep: v.keep === true, scale: v.scale === true, scaleFiles, accounts: count('accounts', v.accounts, 200, 0),
     fixedCostOnly: v['fixed-cost'] === true, samePriority: v['same-priority'] === true, catalog: v.catalog === true,
     json: v.json, main: !v['no-main'], svg: v.svg ?? path.join(REPO, 'docs/benchmarks-scale.svg'),
   };
