@@ -1,10 +1,13 @@
-// linkMany(existing[], created[]) -> Promise<Int32Array>: link(2) of each pair, in order, as one
+// linkMany(joined, count) -> Promise<Int32Array>: link(2) of each pair, in order, as one
 // job on a thread of libuv's pool; the array holds 0 or the errno of each pair. An incremental
 // backup makes one hard link per unchanged file (tens of thousands): made in batches off the
 // event loop, they overlap with reading the account worker's stream instead of queueing behind it.
-// link(2) never follows a symbolic link at `existing`: it links the symlink itself.
+// link(2) never follows a symbolic link at `existing`: it links the symlink itself. The pairs
+// come as one string (existing0 NUL created0 NUL existing1 ...): one conversion instead of two
+// array lookups and two string conversions per pair on the event loop.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,14 +16,15 @@
 
 typedef struct {
   uint32_t count;
-  char **paths; // existing0, created0, existing1, created1, ...
+  char *text;   // the paths as passed, NUL-terminated each
+  char **paths; // into text: existing0, created0, existing1, created1, ...
   int32_t *errs;
   napi_deferred deferred;
   napi_async_work work;
 } link_job;
 
 static void free_job(link_job *job) {
-  if (job->paths) for (uint32_t i = 0; i < 2 * job->count; i++) free(job->paths[i]);
+  free(job->text);
   free(job->paths);
   free(job->errs);
   free(job);
@@ -50,47 +54,45 @@ static void complete(napi_env env, napi_status status, void *data) {
   free_job(job);
 }
 
-static char *string_at(napi_env env, napi_value array, uint32_t i) {
-  napi_value v;
-  size_t len = 0;
-  if (napi_get_element(env, array, i, &v) != napi_ok || napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok || len == 0) return NULL;
-  char *s = malloc(len + 1);
-  if (!s) return NULL;
-  napi_get_value_string_utf8(env, v, s, len + 1, &len);
-  if (strlen(s) != len) { free(s); return NULL; } // a NUL inside
-  return s;
-}
-
 napi_value link_many(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
-  bool a = false, b = false;
-  uint32_t n = 0, m = 0;
+  napi_valuetype t0 = napi_undefined;
+  uint32_t n = 0;
+  size_t len = 0;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2
-      || napi_is_array(env, argv[0], &a) != napi_ok || !a || napi_is_array(env, argv[1], &b) != napi_ok || !b
-      || napi_get_array_length(env, argv[0], &n) != napi_ok || napi_get_array_length(env, argv[1], &m) != napi_ok || n != m) {
-    napi_throw_type_error(env, NULL, "linkMany(existing[], created[]) with arrays of the same length");
+      || napi_typeof(env, argv[0], &t0) != napi_ok || t0 != napi_string
+      || napi_get_value_uint32(env, argv[1], &n) != napi_ok
+      || napi_get_value_string_utf8(env, argv[0], NULL, 0, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "linkMany(joined, count): the paths joined by NUL, and how many pairs");
     return NULL;
   }
   link_job *job = calloc(1, sizeof *job);
   if (job) {
     job->count = n;
+    job->text = malloc(len + 1);
     job->paths = calloc(2 * (size_t)n + 1, sizeof *job->paths);
     job->errs = calloc((size_t)n + 1, sizeof *job->errs);
   }
-  if (!job || !job->paths || !job->errs) {
+  if (!job || !job->text || !job->paths || !job->errs) {
     if (job) free_job(job);
     napi_throw_error(env, "ENOMEM", "out of memory");
     return NULL;
   }
-  for (uint32_t i = 0; i < n; i++) {
-    job->paths[2 * i] = string_at(env, argv[0], i);
-    job->paths[2 * i + 1] = string_at(env, argv[1], i);
-    if (!job->paths[2 * i] || !job->paths[2 * i + 1]) {
-      free_job(job);
-      napi_throw_type_error(env, NULL, "linkMany: every path must be a non-empty string without NUL");
-      return NULL;
-    }
+  napi_get_value_string_utf8(env, argv[0], job->text, len + 1, &len);
+  // existing0 NUL created0 NUL existing1 ...: exactly 2n non-empty parts.
+  uint32_t parts = 0;
+  size_t begin = 0;
+  for (size_t i = 0; n > 0 && i <= len; i++) {
+    if (i < len && job->text[i] != '\0') continue;
+    if (i == begin || parts == 2 * n) { parts = UINT32_MAX; break; }
+    job->paths[parts++] = job->text + begin;
+    begin = i + 1;
+  }
+  if (parts != 2 * n) {
+    free_job(job);
+    napi_throw_type_error(env, NULL, "linkMany: every path must be a non-empty string without NUL");
+    return NULL;
   }
   return start_pool_job(env, "tidemark:linkMany", execute, complete, job, &job->deferred, &job->work);
 }

@@ -45,6 +45,22 @@ export function commandNamed(args: readonly string[]): string | undefined {
 }
 
 /**
+ * The value of a global option (`--data-dir X` or `--data-dir=X`), wherever it stands
+ * (commander takes the program's options after the command's name too). Only a hint: the
+ * worker started early is used only when what it was started with matches (prestart.ts).
+ */
+export function globalOptionValue(args: readonly string[], option: string): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') return undefined;
+    if (a === option) return args[i + 1];
+    if (a.startsWith(`${option}=`)) return a.slice(option.length + 1);
+    if (GLOBAL_OPTIONS_WITH_VALUE.has(a)) i++;
+  }
+  return undefined;
+}
+
+/**
  * Registers the group of the command named on the command line, or every group when it
  * names none or one that is not a command (help, a typo: commander then lists them all).
  */

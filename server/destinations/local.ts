@@ -12,6 +12,8 @@ import { writeNewFileOffLoop } from '../native/write-file.js';
 import { canLinkOffLoop, linkError, linkManyOffLoop } from '../native/link-many.js';
 
 export const FORMAT_VERSION = 1;
+/** A component `.` or `..` anywhere in a relative path. */
+const DOT_COMPONENT = /(^|\/)\.\.?(\/|$)/;
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK } = fs.constants;
 /** Hard links made by one job on libuv's pool. */
@@ -81,10 +83,13 @@ export class LocalDestination implements Destination, HardLinks {
   }
 
   private abs(rel: string): string {
-    if (rel.startsWith('/') || rel.split('/').some((p) => p === '..' || p === '.') || rel.includes('\0')) {
+    if (rel.startsWith('/') || DOT_COMPONENT.test(rel) || rel.includes('\0')) {
       throw new DestinationError(`invalid path on destination: ${rel}`, 'invalid');
     }
-    return rel === '' ? this.root : path.join(this.root, rel);
+    if (rel === '') return this.root;
+    // Called several times per file of a backup: path.join only differs from the concatenation
+    // when it has empty components to collapse (or the root is `/`).
+    return rel.includes('//') || rel.endsWith('/') || this.root === '/' ? path.join(this.root, rel) : `${this.root}/${rel}`;
   }
 
   /** The chain from `/` to the root, checked once per driver (a driver lives for one task). */

@@ -233,10 +233,11 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
         tarDone.catch((err: Error) => { tarError = err; worker.child.kill('SIGKILL'); });
       }
       indexDone.catch((err: Error) => { tarError ??= err; worker.child.kill('SIGKILL'); });
-      if (previous) {
-        for (const rec of prevIndex) if (!worker.input.write(rec)) await new Promise((r) => worker.input.once('drain', r));
-      }
-      worker.input.end();
+      // One write of the whole previous index (already in memory): one record per write was a
+      // write(2) per file while the pipe had room.
+      if (previous) worker.input.end(Buffer.concat(prevIndex));
+      else worker.input.end();
+      prevIndex = [];
 
       let sawEnd = false;
       let lastReport = 0;

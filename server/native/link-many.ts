@@ -1,7 +1,7 @@
 import os from 'node:os';
 import { nativeAddon } from './addon.js';
 
-interface Addon { linkMany(existing: string[], created: string[]): Promise<Int32Array> }
+interface Addon { linkMany(joined: string, count: number): Promise<Int32Array> }
 
 const addon = nativeAddon<Addon>('linkMany');
 
@@ -21,5 +21,8 @@ export function linkError(errno: number, from: string, to: string): NodeJS.Errno
  * resolves with 0 or the errno of each. null when the addon is not built: link them in place.
  */
 export function linkManyOffLoop(existing: string[], created: string[]): Promise<Int32Array> | null {
-  return addon ? addon.linkMany(existing, created) : null;
+  if (!addon) return null;
+  if (existing.length !== created.length) throw new TypeError('linkManyOffLoop: as many links as targets');
+  const joined = existing.map((e, i) => `${e}\0${created[i]!}`).join('\0');
+  return addon.linkMany(joined, existing.length);
 }

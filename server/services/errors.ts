@@ -1,6 +1,6 @@
 /**
  * The one family of Tidemark's errors: each carries a stable `code` that the surfaces map,
- * each in one place, to what they answer: the CLI to an exit code (cli/main.ts), the JSON API
+ * each in one place, to what they answer: the CLI to an exit code (cli/run.ts), the JSON API
  * to an HTTP status (app/api/errors.ts), the web pages to a status and a translated message
  * (app/web-errors.ts). The message stays the CLI's text; the code never changes with it.
  */

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { UmzugStorage } from 'umzug';
+import { sqliteOptions } from './sqlite-binding.js';
 
 export type Db = Database.Database;
 
@@ -43,7 +44,7 @@ class SqliteStorage implements UmzugStorage<Db> {
 export async function openDatabase(dataDir: string): Promise<Db> {
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const file = path.join(dataDir, 'tidemark.sqlite');
-  const db = new Database(file);
+  const db = new Database(file, sqliteOptions());
   fs.chmodSync(file, 0o600);
   db.pragma('journal_mode = WAL');
   db.pragma('foreign_keys = ON');

@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import type { Entry } from '../format/entry.js';
 import { foldBytes } from './name-match.js';
 import { parentOf, type BytePath } from '../../util/byte-path.js';
+import { sqliteOptions } from '../../store/sqlite-binding.js';
 
 /**
  * The path catalog of one account on one destination (a "series"): every version of every
@@ -80,7 +81,7 @@ export const catalogFile = (dataDir: string, destinationId: number, account: str
 export function openCatalog(file: string, opts: { readonly?: boolean } = {}): Database.Database | null {
   if (opts.readonly && !fs.existsSync(file)) return null;
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const db = new Database(file, opts.readonly ? { readonly: true } : {});
+  const db = new Database(file, { ...sqliteOptions(), ...(opts.readonly ? { readonly: true } : {}) });
   if (!opts.readonly) {
     fs.chmodSync(file, 0o600);
     // NORMAL first: the switch of a new file to WAL then costs no fsync of its own (the

@@ -1,5 +1,7 @@
-// Entry point of the account worker process. The first import drops root for the account.
-import './drop-privileges.js';
+// Entry point of the account worker process. Nothing touches the home before becomeAccount.
+import fs from 'node:fs';
+import type { Readable } from 'node:stream';
+import { becomeAccount } from './drop-privileges.js';
 
 interface WorkerJob {
   mode: 'backup' | 'restore' | 'sites';
@@ -12,12 +14,54 @@ interface WorkerJob {
   contentChecked?: boolean;
 }
 
-async function main(): Promise<void> {
-  const job = JSON.parse(process.env.TIDEMARK_WORKER_JOB ?? '{}') as WorkerJob;
-  // Each mode loads only its own modules (after the drop above): a worker starts per account and task.
+/** What root sends a standby worker first: the account to become and the job, one JSON line. */
+export interface StandbyHeader { identity: string; job: WorkerJob }
+
+const MAX_HEADER = 1 << 20;
+
+/**
+ * The first line of `input` (without its newline); what follows stays in the stream. null
+ * when the stream ends first: root went away without needing this worker.
+ */
+function firstLine(input: Readable): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let length = 0;
+    const settle = (fn: () => void): void => {
+      input.off('readable', onReadable); input.off('end', onEnd); input.off('error', onError);
+      fn();
+    };
+    const onEnd = (): void => settle(() => resolve(null));
+    const onError = (err: Error): void => settle(() => reject(err));
+    const onReadable = (): void => {
+      let chunk: Buffer | null;
+      while ((chunk = input.read() as Buffer | null) !== null) {
+        const nl = chunk.indexOf(10);
+        if (nl < 0) {
+          parts.push(chunk);
+          length += chunk.length;
+          if (length > MAX_HEADER) { settle(() => reject(new Error('standby header too long'))); return; }
+          continue;
+        }
+        const line = Buffer.concat([...parts, chunk.subarray(0, nl)]);
+        settle(() => {
+          if (nl + 1 < chunk!.length) input.unshift(chunk!.subarray(nl + 1));
+          resolve(line);
+        });
+        return;
+      }
+    };
+    input.on('readable', onReadable);
+    input.on('end', onEnd);
+    input.on('error', onError);
+  });
+}
+
+async function runJob(job: WorkerJob, input: Readable | undefined): Promise<void> {
+  // Each mode loads only its own modules: a worker starts per account and task.
   if (job.mode === 'backup') {
     const { runBackupReader } = await import('./backup-reader.js');
-    await runBackupReader({ home: job.home, excludes: job.excludes ?? [], previous: job.previous ?? false, tar: job.tar ?? false });
+    await runBackupReader({ home: job.home, excludes: job.excludes ?? [], previous: job.previous ?? false, tar: job.tar ?? false, ...(input ? { input } : {}) });
   } else if (job.mode === 'sites') {
     const { runSiteFinder } = await import('../sites/find-sites.js');
     runSiteFinder({ home: job.home, excludes: job.excludes ?? [] });
@@ -27,6 +71,31 @@ async function main(): Promise<void> {
   } else {
     throw new Error(`unknown worker mode ${String(job.mode)}`);
   }
+}
+
+/**
+ * A standby backup worker (spawn-worker.ts, prestartAccountWorker) is started before root
+ * knows the account: its Node start-up and module loading overlap root's own. It loads the
+ * backup reader's modules (root's own code, which touches nothing) while it waits, becomes
+ * the account as soon as root names it, and only then reads the home.
+ */
+async function standby(): Promise<void> {
+  const input = fs.createReadStream('', { fd: 0, highWaterMark: 1 << 20 });
+  const preload = import('./backup-reader.js');
+  preload.catch(() => undefined);
+  const line = await firstLine(input);
+  if (line === null) return;
+  const header = JSON.parse(line.toString('utf8')) as StandbyHeader;
+  becomeAccount(header.identity);
+  if (header.job.mode !== 'backup') throw new Error('a standby worker only backs up');
+  await preload;
+  await runJob(header.job, input);
+}
+
+async function main(): Promise<void> {
+  if (process.env.TIDEMARK_WORKER_STANDBY === '1') return standby();
+  becomeAccount(process.env.TIDEMARK_WORKER_IDENTITY);
+  await runJob(JSON.parse(process.env.TIDEMARK_WORKER_JOB ?? '{}') as WorkerJob, undefined);
 }
 
 main().then(() => process.exit(0), (err: unknown) => {

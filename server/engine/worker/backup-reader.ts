@@ -16,6 +16,8 @@ export interface BackupReaderOptions {
    * with their tar offsets, on fd 3. Content then crosses no pipe to root at all.
    */
   tar: boolean;
+  /** Where the previous index arrives (default: a stream of stdin). */
+  input?: AsyncIterable<Buffer>;
 }
 
 interface PreviousFile { size: number; mtimeSec: number; mtimeNsec: number; dataRef: number }
@@ -23,9 +25,9 @@ interface PreviousFile { size: number; mtimeSec: number; mtimeNsec: number; data
 const O_READ = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
 const S_IFMT = 0o170000;
 
-async function readPrevious(): Promise<Map<BytePath, PreviousFile>> {
+async function readPrevious(input: AsyncIterable<Buffer>): Promise<Map<BytePath, PreviousFile>> {
   const prev = new Map<BytePath, PreviousFile>();
-  for await (const ev of parseEntryStream(fs.createReadStream('', { fd: 0, highWaterMark: 1 << 20 }))) {
+  for await (const ev of parseEntryStream(input)) {
     if (ev.type === 'entry' && ev.entry.kind === 'f' && ev.entry.dataRef !== NO_REF) {
       const e = ev.entry;
       prev.set(e.path, { size: e.size, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, dataRef: e.dataRef });
@@ -42,7 +44,9 @@ const join = (dir: BytePath, name: BytePath): BytePath => (dir === '' ? name : `
  * with an 'S' notice, never silently dropped.
  */
 export async function runBackupReader(opts: BackupReaderOptions): Promise<void> {
-  const previous = opts.previous ? await readPrevious() : new Map<BytePath, PreviousFile>();
+  const previous = opts.previous
+    ? await readPrevious(opts.input ?? fs.createReadStream('', { fd: 0, highWaterMark: 1 << 20 }))
+    : new Map<BytePath, PreviousFile>();
   const out = new SyncOutput(3, opts.tar ? 1 << 18 : 4 << 20);
   const tarOut = opts.tar ? new SyncOutput(4) : null;
   let tarOffset = 0;

@@ -1,10 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import type { Account } from '../../panels/types.js';
 import { FULL_SPEED, politely, type Politeness } from '../../util/politeness.js';
 
 const WORKER = fileURLToPath(new URL('./account-worker.js', import.meta.url));
+const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export interface WorkerHandle {
   child: ChildProcess;
@@ -17,38 +18,82 @@ export interface WorkerHandle {
   done: Promise<void>;
 }
 
+interface Started {
+  child: ChildProcess;
+  stderr: () => string;
+  closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+function start(politeness: Politeness, stdio: StdioOptions, env: Record<string, string>): Started {
+  const { command, args } = politely(politeness, process.execPath, [WORKER]);
+  const child = spawn(command, args, { stdio, cwd: '/', env: { PATH, LANG: 'C.UTF-8', ...env } });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (d: string) => { if (stderr.length < 65536) stderr += d; });
+  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal }));
+  });
+  closed.catch(() => undefined);
+  // Errors surface through `done`; a closed pipe alone must not crash the root process.
+  for (const s of [child.stdio[3], child.stdio[4]]) (s as Readable | null)?.on('error', () => undefined);
+  child.stdin!.on('error', () => undefined);
+  return { child, stderr: () => stderr, closed };
+}
+
+/** The handles that keep root's event loop waiting for a worker (its pipes, the process). */
+function handlesOf(child: ChildProcess): { ref(): unknown; unref(): unknown }[] {
+  return [child, ...child.stdio.filter((s) => s !== null)] as unknown as { ref(): unknown; unref(): unknown }[];
+}
+
+// fd 4 too: an archive's worker writes its tar there (tarFd 'pipe'); an incremental one leaves it unused.
+const STANDBY_STDIO: StdioOptions = ['pipe', 'ignore', 'pipe', 'pipe', 'pipe'];
+let standby: { started: Started; politeness: Politeness } | null = null;
+const samePoliteness = (a: Politeness, b: Politeness): boolean => a.nice === b.nice && a.ioClass === b.ioClass && a.ioPriority === b.ioPriority;
+
+/**
+ * Starts a backup worker before its account is known, so that its Node start-up and module
+ * loading overlap root's own (the CLI's `backup` calls this first thing). The next backup
+ * worker asked for with the same politeness takes it over; it becomes the account before
+ * touching the home (account-worker.ts). One nobody takes ends when root does (its stdin closes).
+ */
+export function prestartAccountWorker(politeness: Politeness = FULL_SPEED): number | undefined {
+  if (standby) return standby.started.child.pid;
+  const started = start(politeness, STANDBY_STDIO, { TIDEMARK_WORKER_STANDBY: '1' });
+  for (const h of handlesOf(started.child)) h.unref();
+  standby = { started, politeness };
+  const forget = (): void => { if (standby?.started === started) standby = null; };
+  void started.closed.then(forget, forget);
+  return started.child.pid;
+}
+
 /**
  * Starts an account worker: it becomes the account before touching the home (see
  * drop-privileges.ts). The root process only talks to it through pipes.
  */
 export function spawnAccountWorker(account: Account, job: Record<string, unknown>, opts: { politeness?: Politeness; tarFd?: number | 'pipe' } = {}): WorkerHandle {
   if (account.uid === 0) throw new Error(`refusing to work on account ${account.username}: it has uid 0`);
-  const { command, args } = politely(opts.politeness ?? FULL_SPEED, process.execPath, [WORKER]);
-  const child = spawn(command, args, {
-    stdio: opts.tarFd === undefined ? ['pipe', 'ignore', 'pipe', 'pipe'] : ['pipe', 'ignore', 'pipe', 'pipe', opts.tarFd],
-    cwd: '/',
-    env: {
-      PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-      LANG: 'C.UTF-8',
-      TIDEMARK_WORKER_IDENTITY: `${account.username}:${account.uid}:${account.gid}`,
-      TIDEMARK_WORKER_JOB: JSON.stringify({ ...job, home: account.home }),
-    },
-  });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (d: string) => { if (stderr.length < 65536) stderr += d; });
-  const done = new Promise<void>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      if (code === 0) resolve();
-      else reject(new Error(`account worker for ${account.username} failed (${signal ?? `exit ${code}`}): ${stderr.trim() || 'no message'}`));
+  const politeness = opts.politeness ?? FULL_SPEED;
+  const identity = `${account.username}:${account.uid}:${account.gid}`;
+  const fullJob = { ...job, home: account.home };
+  let started: Started;
+  if (standby && job.mode === 'backup' && (opts.tarFd === undefined || opts.tarFd === 'pipe') && samePoliteness(standby.politeness, politeness) && standby.started.child.exitCode === null) {
+    started = standby.started;
+    standby = null;
+    for (const h of handlesOf(started.child)) h.ref();
+    started.child.stdin!.write(`${JSON.stringify({ identity, job: fullJob })}\n`);
+  } else {
+    started = start(politeness, opts.tarFd === undefined ? ['pipe', 'ignore', 'pipe', 'pipe'] : ['pipe', 'ignore', 'pipe', 'pipe', opts.tarFd], {
+      TIDEMARK_WORKER_IDENTITY: identity,
+      TIDEMARK_WORKER_JOB: JSON.stringify(fullJob),
     });
+  }
+  const { child } = started;
+  const done = started.closed.then(({ code, signal }) => {
+    if (code !== 0) throw new Error(`account worker for ${account.username} failed (${signal ?? `exit ${code}`}): ${started.stderr().trim() || 'no message'}`);
   });
   // Callers await `done` only once they have read the worker's output; a worker killed
   // meanwhile must not be an unhandled rejection (it would end the CLI or the daemon).
   done.catch(() => undefined);
-  // Errors surface through `done`; a closed pipe alone must not crash the root process.
-  for (const s of [child.stdio[3], child.stdio[4]]) (s as Readable | null)?.on('error', () => undefined);
-  child.stdin!.on('error', () => undefined);
   return { child, output: child.stdio[3] as Readable, tar: opts.tarFd === 'pipe' ? child.stdio[4] as Readable : null, input: child.stdin!, done };
 }
