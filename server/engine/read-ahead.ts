@@ -69,8 +69,9 @@ export class ReadAhead {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       chunks.push(chunk);
       got += chunk.length;
-      // Never more than the index says, whatever the stored copy holds.
-      if (got >= source.size) break;
+      // The stream is a range of the file's size, so it normally ends by itself (stopping one
+      // early costs an AbortError with its stack); a longer one is never read further.
+      if (got > source.size) break;
     }
     return chunks;
   }
