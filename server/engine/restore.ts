@@ -138,11 +138,13 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
       gatheredBytes = 0;
       await write(data);
     };
-    const send = async (b: Buffer): Promise<void> => {
-      if (b.length >= GATHER_BELOW) { await flush(); await write(b); return; }
+    // A promise only when something is written: most pieces are only gathered, and an
+    // await per piece costs more than gathering it.
+    const send = (b: Buffer): Promise<void> | undefined => {
+      if (b.length >= GATHER_BELOW) return flush().then(() => write(b));
       gathered.push(b);
       gatheredBytes += b.length;
-      if (gatheredBytes >= GATHER_BELOW) await flush();
+      return gatheredBytes >= GATHER_BELOW ? flush() : undefined;
     };
     try {
       for await (const ev of snapshotContent(dest, dir, manifest.structure, selected, contentLayout(manifest))) {
@@ -151,11 +153,13 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
           // The expected hash goes with the entry (the writer keeps an existing file that
           // already holds it); root checks the content as it sends it (snapshotContent).
           const hash = e.kind === 'f' ? (ev.sel.contentFrom ?? e).hash : undefined;
-          await send(encodeEntry(hash ? { ...e, hash } : { ...e, hash: undefined }, e.kind === 'f', ev.sel.ancestor));
+          const sent = send(encodeEntry(hash ? { ...e, hash } : { ...e, hash: undefined }, e.kind === 'f', ev.sel.ancestor));
+          if (sent) await sent;
           if (e.kind === 'f' && !ev.sel.ancestor) progress.files++;
           report(false);
         } else if (ev.type === 'data') {
-          await send(ev.chunk);
+          const sent = send(ev.chunk);
+          if (sent) await sent;
           progress.bytes += ev.chunk.length;
           report(false);
         }

@@ -69,8 +69,12 @@ export async function* snapshotContent(dest: Destination, dir: string, structure
   let source: Entry | null = null;
   let held: Buffer | null = null;
   const objects = opts.objects === true;
-  for await (const ev of namedRawContent(dest, dir, structure, selected, objects)) {
+  // The errors of reading are named here (nameContentError), not by one more generator around rawSnapshotContent.
+  let current: Entry | null = null;
+  try {
+  for await (const ev of rawSnapshotContent(dest, dir, structure, selected, objects)) {
     if (ev.type === 'entry') {
+      current = ev.sel.entry;
       source = ev.sel.entry.kind === 'f' ? ev.sel.contentFrom ?? ev.sel.entry : null;
       hash = source?.hash ? crypto.createHash('sha256') : null;
     } else if (ev.type === 'data') {
@@ -95,22 +99,8 @@ export async function* snapshotContent(dest: Destination, dir: string, structure
     }
     yield ev;
   }
-}
-
-/**
- * Yields the selected entries of a snapshot in order, each regular file followed by
- * its content. Incremental reads one blob per file; archive reads byte ranges of the
- * tar; compressed inflates the archive once from start to end, and seeks by gzip
- * member only for the rare entry whose content lies behind the read position.
- */
-async function* namedRawContent(dest: Destination, dir: string, structure: Structure, selected: Selected[], objects: boolean): AsyncGenerator<ContentEvent> {
-  let current: Entry | null = null;
-  try {
-    for await (const ev of rawSnapshotContent(dest, dir, structure, selected, objects)) {
-      if (ev.type === 'entry') current = ev.sel.entry;
-      yield ev;
-    }
   } catch (err) {
+    // A ContentDamagedError (no errno code) passes through as it is.
     throw nameContentError(err, dir, structure, current, objects);
   }
 }
@@ -130,6 +120,12 @@ function nameContentError(err: unknown, dir: string, structure: Structure, entry
   return err;
 }
 
+/**
+ * Yields the selected entries of a snapshot in order, each regular file followed by
+ * its content. Incremental reads one blob per file; archive reads byte ranges of the
+ * tar; compressed inflates the archive once from start to end, and seeks by gzip
+ * member only for the rare entry whose content lies behind the read position.
+ */
 async function* rawSnapshotContent(dest: Destination, dir: string, structure: Structure, selected: Selected[], objects: boolean): AsyncGenerator<ContentEvent> {
   if (objects) {
     yield* objectContent(dest, dir, selected);
@@ -165,7 +161,8 @@ async function* rawSnapshotContent(dest: Destination, dir: string, structure: St
     if (sel.entry.kind !== 'f') continue;
     const source = sel.contentFrom ?? sel.entry;
     if (source.size > 0 && direct) {
-      yield* direct.content(source, structure === 'incremental' ? 0 : source.dataRef + headerLength(source));
+      // A loop, not yield*: delegating to a sync generator wraps every piece in one more promise.
+      for (const piece of direct.content(source, structure === 'incremental' ? 0 : source.dataRef + headerLength(source))) yield piece;
     } else if (source.size > 0) {
       if (structure === 'incremental') await checkBlob(source.dataRef);
       const stream = structure === 'incremental'
