@@ -13,7 +13,7 @@ import { ownerMapping } from './restore-owner.js';
 import { limits, parseJson, readBounded, requireRegularFile } from './untrusted-input.js';
 import { readIndex } from './snapshot-index.js';
 import { selectEntries } from './selection.js';
-import { contentLayout, snapshotContent } from './snapshot-content.js';
+import { contentLayout, snapshotContent, snapshotContentSync, type ContentEvent } from './snapshot-content.js';
 
 export interface RestoreRequest {
   account: Account;
@@ -147,22 +147,28 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
       return gatheredBytes >= GATHER_BELOW ? flush() : undefined;
     };
     try {
-      for await (const ev of snapshotContent(dest, dir, manifest.structure, selected, contentLayout(manifest))) {
+      const handle = (ev: ContentEvent): Promise<void> | undefined => {
         if (ev.type === 'entry') {
           const e = asAccountNow(ev.sel.entry);
           // The expected hash goes with the entry (the writer keeps an existing file that
           // already holds it); root checks the content as it sends it (snapshotContent).
           const hash = e.kind === 'f' ? (ev.sel.contentFrom ?? e).hash : undefined;
-          const sent = send(encodeEntry(hash ? { ...e, hash } : { ...e, hash: undefined }, e.kind === 'f', ev.sel.ancestor));
-          if (sent) await sent;
           if (e.kind === 'f' && !ev.sel.ancestor) progress.files++;
           report(false);
+          return send(encodeEntry(hash ? { ...e, hash } : { ...e, hash: undefined }, e.kind === 'f', ev.sel.ancestor));
         } else if (ev.type === 'data') {
-          const sent = send(ev.chunk);
-          if (sent) await sent;
           progress.bytes += ev.chunk.length;
           report(false);
+          return send(ev.chunk);
         }
+        return undefined;
+      };
+      // Local destinations read synchronously: no promise per event, only where a write waits.
+      const events = await snapshotContentSync(dest, dir, manifest.structure, selected, contentLayout(manifest));
+      if (events) {
+        for (const ev of events) { const sent = handle(ev); if (sent) await sent; }
+      } else {
+        for await (const ev of snapshotContent(dest, dir, manifest.structure, selected, contentLayout(manifest))) { const sent = handle(ev); if (sent) await sent; }
       }
       await flush();
       worker.input.end();
