@@ -3,7 +3,8 @@
 // nanoseconds for restores; syncfs.c: syncfs(2) on libuv's pool, to flush a destination;
 // write-file.c: a new file written (and hashed) in one job on libuv's pool, for backups;
 // link-many.c: hard links in batches on libuv's pool, for incremental backups; sha256-stream.c:
-// a SHA-256 updated on libuv's pool, for the hash of a whole archive.
+// a SHA-256 updated on libuv's pool, for the hash of a whole archive; restore-file.c: a new
+// file created, written and given its owner, mode and times in one job on libuv's pool, for restores.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <string.h>
@@ -16,6 +17,7 @@ napi_value set_fd_times(napi_env env, napi_callback_info info);
 napi_value syncfs_async(napi_env env, napi_callback_info info);
 napi_value syncfs_sync(napi_env env, napi_callback_info info);
 napi_value write_new_file(napi_env env, napi_callback_info info);
+napi_value restore_new_file(napi_env env, napi_callback_info info);
 napi_value hash_supported(napi_env env, napi_callback_info info);
 napi_value link_many(napi_env env, napi_callback_info info);
 napi_value sha256_open(napi_env env, napi_callback_info info);
@@ -64,6 +66,7 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "syncfs", syncfs_async);
   export_function(env, exports, "syncfsSync", syncfs_sync);
   export_function(env, exports, "writeNewFile", write_new_file);
+  export_function(env, exports, "restoreNewFile", restore_new_file);
   export_function(env, exports, "hashSupported", hash_supported);
   export_function(env, exports, "linkMany", link_many);
   export_function(env, exports, "sha256Open", sha256_open);

@@ -13,7 +13,7 @@ import { ownerMapping } from './restore-owner.js';
 import { limits, parseJson, readBounded, requireRegularFile } from './untrusted-input.js';
 import { readIndex } from './snapshot-index.js';
 import { selectEntries } from './selection.js';
-import { contentLayout, snapshotContent } from './snapshot-content.js';
+import { contentLayout, snapshotContent, snapshotContentSync, type ContentEvent } from './snapshot-content.js';
 
 export interface RestoreRequest {
   account: Account;
@@ -138,27 +138,37 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
       gatheredBytes = 0;
       await write(data);
     };
-    const send = async (b: Buffer): Promise<void> => {
-      if (b.length >= GATHER_BELOW) { await flush(); await write(b); return; }
+    // A promise only when something is written: most pieces are only gathered, and an
+    // await per piece costs more than gathering it.
+    const send = (b: Buffer): Promise<void> | undefined => {
+      if (b.length >= GATHER_BELOW) return flush().then(() => write(b));
       gathered.push(b);
       gatheredBytes += b.length;
-      if (gatheredBytes >= GATHER_BELOW) await flush();
+      return gatheredBytes >= GATHER_BELOW ? flush() : undefined;
     };
     try {
-      for await (const ev of snapshotContent(dest, dir, manifest.structure, selected, contentLayout(manifest))) {
+      const handle = (ev: ContentEvent): Promise<void> | undefined => {
         if (ev.type === 'entry') {
           const e = asAccountNow(ev.sel.entry);
           // The expected hash goes with the entry (the writer keeps an existing file that
           // already holds it); root checks the content as it sends it (snapshotContent).
           const hash = e.kind === 'f' ? (ev.sel.contentFrom ?? e).hash : undefined;
-          await send(encodeEntry(hash ? { ...e, hash } : { ...e, hash: undefined }, e.kind === 'f', ev.sel.ancestor));
           if (e.kind === 'f' && !ev.sel.ancestor) progress.files++;
           report(false);
+          return send(encodeEntry(hash ? { ...e, hash } : { ...e, hash: undefined }, e.kind === 'f', ev.sel.ancestor));
         } else if (ev.type === 'data') {
-          await send(ev.chunk);
           progress.bytes += ev.chunk.length;
           report(false);
+          return send(ev.chunk);
         }
+        return undefined;
+      };
+      // Local destinations read synchronously: no promise per event, only where a write waits.
+      const events = await snapshotContentSync(dest, dir, manifest.structure, selected, contentLayout(manifest));
+      if (events) {
+        for (const ev of events) { const sent = handle(ev); if (sent) await sent; }
+      } else {
+        for await (const ev of snapshotContent(dest, dir, manifest.structure, selected, contentLayout(manifest))) { const sent = handle(ev); if (sent) await sent; }
       }
       await flush();
       worker.input.end();

@@ -66,20 +66,77 @@ function storedInOf(dir: string, structure: Structure, source: Entry, objects: b
  * relies on it, see RestoreWriterOptions.contentChecked).
  */
 export async function* snapshotContent(dest: Destination, dir: string, structure: Structure, selected: Selected[], opts: ContentOptions = {}): AsyncGenerator<ContentEvent> {
+  const objects = opts.objects === true;
+  const check = contentCheck(dir, structure, objects, opts);
+  // The errors of reading are named here (nameContentError), not by one more generator around rawSnapshotContent.
+  try {
+    for await (const ev of rawSnapshotContent(dest, dir, structure, selected, objects)) {
+      for (const out of check.step(ev)) yield out;
+    }
+  } catch (err) {
+    throw nameContentError(err, dir, structure, check.current(), objects);
+  }
+}
+
+/**
+ * snapshotContent without a promise per event, where the destination reads synchronously
+ * (Destination.openForReads: local) and the structure is read by range (incremental blobs,
+ * archive): the same events, the same check and the same refusals. null elsewhere: use
+ * snapshotContent.
+ */
+export async function snapshotContentSync(dest: Destination, dir: string, structure: Structure, selected: Selected[], opts: ContentOptions = {}): Promise<Generator<ContentEvent> | null> {
+  if (!dest.openForReads || opts.objects || (structure !== 'incremental' && structure !== 'archive')) return null;
+  const what = (rel: string): string => `snapshot ${dir}: ${rel}`;
+  if (structure === 'archive' && selected.some((s) => s.entry.kind === 'f' && s.entry.size > 0)) {
+    try {
+      await requireRegularFile(dest, dir, layout.data('archive'), what(layout.data('archive')));
+    } catch (err) {
+      throw nameContentError(err, dir, structure, null, false);
+    }
+  }
+  const direct = new DirectReads(dest.openForReads.bind(dest), dir, structure, what);
+  const check = contentCheck(dir, structure, false, opts);
+  return (function* (): Generator<ContentEvent> {
+    try {
+      for (const sel of selected) {
+        yield* check.step({ type: 'entry', sel });
+        if (sel.entry.kind !== 'f') continue;
+        const source = sel.contentFrom ?? sel.entry;
+        if (source.size > 0) {
+          for (const piece of direct.content(source, structure === 'incremental' ? 0 : source.dataRef + headerLength(source))) yield* check.step(piece);
+        }
+        yield* check.step({ type: 'data-end' });
+      }
+    } catch (err) {
+      throw nameContentError(err, dir, structure, check.current(), false);
+    } finally {
+      direct.close();
+    }
+  })();
+}
+
+/**
+ * The check of snapshotContent, one event at a time: step() returns what to pass on for
+ * `ev`, in order. A checked file's last piece is held back until its data-end, and passed
+ * on then only if the content matched (else ContentDamagedError, or onDamage).
+ */
+function contentCheck(dir: string, structure: Structure, objects: boolean, opts: ContentOptions): { step: (ev: ContentEvent) => ContentEvent[]; current: () => Entry | null } {
   let hash: crypto.Hash | null = null;
   let source: Entry | null = null;
   let held: Buffer | null = null;
-  const objects = opts.objects === true;
-  for await (const ev of namedRawContent(dest, dir, structure, selected, objects)) {
+  let current: Entry | null = null;
+  const none: ContentEvent[] = [];
+  const step = (ev: ContentEvent): ContentEvent[] => {
     if (ev.type === 'entry') {
+      current = ev.sel.entry;
       source = ev.sel.entry.kind === 'f' ? ev.sel.contentFrom ?? ev.sel.entry : null;
       hash = source?.hash ? crypto.createHash('sha256') : null;
     } else if (ev.type === 'data') {
       if (hash) {
         hash.update(ev.chunk);
-        if (held) yield { type: 'data', chunk: held };
+        const before = held;
         held = ev.chunk;
-        continue;
+        return before ? [{ type: 'data', chunk: before }] : none;
       }
     } else if (hash && source) {
       const got = hash.digest();
@@ -91,29 +148,13 @@ export async function* snapshotContent(dest: Destination, dir: string, structure
         if (!opts.onDamage) throw err;
         opts.onDamage(err);
       }
-      if (held) yield { type: 'data', chunk: held };
+      const last = held;
       held = null;
+      if (last) return [{ type: 'data', chunk: last }, ev];
     }
-    yield ev;
-  }
-}
-
-/**
- * Yields the selected entries of a snapshot in order, each regular file followed by
- * its content. Incremental reads one blob per file; archive reads byte ranges of the
- * tar; compressed inflates the archive once from start to end, and seeks by gzip
- * member only for the rare entry whose content lies behind the read position.
- */
-async function* namedRawContent(dest: Destination, dir: string, structure: Structure, selected: Selected[], objects: boolean): AsyncGenerator<ContentEvent> {
-  let current: Entry | null = null;
-  try {
-    for await (const ev of rawSnapshotContent(dest, dir, structure, selected, objects)) {
-      if (ev.type === 'entry') current = ev.sel.entry;
-      yield ev;
-    }
-  } catch (err) {
-    throw nameContentError(err, dir, structure, current, objects);
-  }
+    return [ev];
+  };
+  return { step, current: () => current };
 }
 
 /**
@@ -131,6 +172,12 @@ function nameContentError(err: unknown, dir: string, structure: Structure, entry
   return err;
 }
 
+/**
+ * Yields the selected entries of a snapshot in order, each regular file followed by
+ * its content. Incremental reads one blob per file; archive reads byte ranges of the
+ * tar; compressed inflates the archive once from start to end, and seeks by gzip
+ * member only for the rare entry whose content lies behind the read position.
+ */
 async function* rawSnapshotContent(dest: Destination, dir: string, structure: Structure, selected: Selected[], objects: boolean): AsyncGenerator<ContentEvent> {
   if (objects) {
     yield* objectContent(dest, dir, selected);
@@ -174,7 +221,8 @@ async function* rawSnapshotContent(dest: Destination, dir: string, structure: St
     if (sel.entry.kind !== 'f') continue;
     const source = sel.contentFrom ?? sel.entry;
     if (source.size > 0 && direct) {
-      yield* direct.content(source, structure === 'incremental' ? 0 : source.dataRef + headerLength(source));
+      // A loop, not yield*: delegating to a sync generator wraps every piece in one more promise.
+      for (const piece of direct.content(source, structure === 'incremental' ? 0 : source.dataRef + headerLength(source))) yield piece;
     } else if (ahead?.covers(i)) {
       yield* exactSize(await ahead.take(i), source);
     } else if (source.size > 0) {

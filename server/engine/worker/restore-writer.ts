@@ -7,6 +7,8 @@ import { SyncOutput } from './sync-output.js';
 import { openIfUnchanged } from './unchanged-file.js';
 import { setFdTimes, setPathTimes } from '../../native/file-times.js';
 import { syncFilesystemSync } from '../../native/syncfs.js';
+import { NewFiles } from './new-files.js';
+import { slabReads } from './slab-reader.js';
 
 export interface RestoreWriterOptions {
   home: string;
@@ -240,6 +242,54 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
    */
   const written = new Set<BytePath>();
 
+  /**
+   * Into a new folder every name is free: files up to NewFiles' size are gathered whole and
+   * written by pool jobs, several at a time (new-files.ts); larger ones, and every file of a
+   * restore in place, go through `current` below.
+   */
+  const newFiles = opts.intoFolder !== '' ? NewFiles.create({
+    abs,
+    owner: (e) => (e.uid === myUid && e.gid === myGid ? null : { uid: e.uid, gid: e.gid }),
+    done: (e) => { result.files++; result.bytes += e.size; written.add(e.path); },
+    warn,
+    ownerWarning: (e, outcome) => {
+      if (outcome === 1 && e.uid !== myUid) warn(e.path, `owner uid ${e.uid} not restored (files are restored as the account)`);
+      if (outcome === 2) warn(e.path, `owner ${e.uid}:${e.gid} not restored (files are restored as the account)`);
+    },
+    // A name taken after all (a link the account planted meanwhile, a path named twice): the
+    // way of a restore in place, a temporary name renamed over it.
+    taken: (e, parts) => writeOverTaken(e, parts),
+    checkHash: !opts.contentChecked,
+  }) : null;
+
+  const writeOverTaken = (e: Entry, parts: Buffer[]): void => {
+    const tmp = tmpName(e.path);
+    const fd = fs.openSync(tmp, O_NEW, 0o600);
+    try {
+      for (const part of parts) {
+        let off = 0;
+        while (off < part.length) off += fs.writeSync(fd, part, off, part.length - off);
+      }
+      applyOwner((u, g) => fs.fchownSync(fd, u, g), e.path, e);
+      fs.fchmodSync(fd, e.mode);
+      setFdTimes(fd, e.mtimeSec, e.mtimeNsec);
+    } catch (err) {
+      fs.closeSync(fd);
+      fs.rmSync(tmp, { force: true });
+      throw err;
+    }
+    fs.closeSync(fd);
+    if (install(tmp, e.path)) { result.files++; result.bytes += e.size; written.add(e.path); }
+  };
+
+  /** Whether a job still writing decides what is at `rel` or at a folder above it (then all jobs are waited for). */
+  const pendingAt = (rel: BytePath, link?: BytePath): boolean => {
+    if (!newFiles || newFiles.idle()) return false;
+    if (newFiles.writing(rel) || (link !== undefined && newFiles.writing(link))) return true;
+    for (let p = parentOf(rel); p !== '' && !readyDirs.has(p); p = parentOf(p)) if (newFiles.writing(p)) return true;
+    return false;
+  };
+
   const finishFile = (): void => {
     if (!current) return;
     const { fd, tmp, entry, hash, kept } = current;
@@ -262,7 +312,11 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
   };
 
   try {
-  for await (const ev of parseEntryStream(fs.createReadStream('', { fd: 0, highWaterMark: 1 << 20 }))) {
+  for await (const ev of parseEntryStream(slabReads(0))) {
+    if (newFiles?.gathering()) {
+      if (ev.type === 'data') { newFiles.add(ev.chunk); continue; }
+      if (ev.type === 'data-end') { await newFiles.submit(); continue; }
+    }
     if (ev.type === 'data') {
       if (current && !current.kept) {
         current.hash?.update(ev.chunk);
@@ -275,6 +329,8 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     if (ev.type === 'notice') continue;
     const e = ev.entry;
     if (!validRelative(e.path)) { warn(e.path, 'invalid path in the snapshot; skipped'); continue; }
+    newFiles?.throwIfFailed();
+    if (pendingAt(e.path, e.kind === 'h' ? e.link : undefined)) await newFiles!.drain();
     // Whatever is put at a path now, it is no longer a file this restore wrote.
     written.delete(e.path);
     if (opts.prune) named.add(e.path);
@@ -287,7 +343,9 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
         continue;
       }
       ensureDir(parentOf(e.path));
-      if (e.kind === 'f') {
+      if (e.kind === 'f' && newFiles?.takes(e, ev.hasData)) {
+        if (!ev.hasData || e.size === 0) await newFiles.submit();
+      } else if (e.kind === 'f') {
         let fd = -1;
         let kept = false;
         let tmp: Buffer | null = null;
@@ -335,9 +393,15 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     }
   }
   finishFile();
+  if (newFiles?.gathering()) throw new Error('entry stream ended in the middle of a file');
+  await newFiles?.drain();
+  newFiles?.throwIfFailed();
   } catch (err) {
-    // The stream broke off (root found damage, or died): the file being written is not kept.
+    // The stream broke off (root found damage, or died): the file being written is not kept
+    // (a gathered one was never created); jobs under way finish (or remove their file) first.
     if (current) { try { fs.closeSync(current.fd); } catch { /* closed */ } discard(current); current = null; }
+    newFiles?.abandon();
+    await newFiles?.drain();
     throw err;
   }
 

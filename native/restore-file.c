@@ -1,0 +1,158 @@
+// restoreNewFile(path, parts, mode, uid, gid, sec, nsec) -> Promise<number>: one restored file
+// in one job on libuv's pool: created with O_EXCL|O_NOFOLLOW (a name that exists, or a link
+// planted at it, makes the job fail with EEXIST/ELOOP: nothing is followed or overwritten),
+// the buffers of `parts` written in full, then owner (uid/gid -1: left as created), mode and
+// times to the nanosecond, and closed. A file it created and could not complete is removed.
+// Rejects with an errno error whose `stage` is "open" (nothing was created) or "write".
+// Resolves with 0, or with 1 when the owner uid was refused and only the group was set, 2 when
+// neither was (files are then the account's: the caller warns). Run by the restore writer,
+// which is the account: the pool's threads are the account too.
+// One job per file, several in flight, instead of six calls on the writer's one thread: the
+// writer reads and parses the next files while the filesystem creates these.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <node_api.h>
+#include "errno-error.h"
+
+typedef struct {
+  char *path;
+  int mode;
+  int64_t uid, gid;
+  struct timespec times[2];
+  size_t count;
+  struct iovec *iov;
+  napi_ref keep; // the parts array: its buffers stay alive (and in place) until the job is done
+  int err;
+  int opened; // the create succeeded: a later error is a failed write, not a name that was taken
+  int owner;
+  napi_deferred deferred;
+  napi_async_work work;
+} restore_job;
+
+static int write_all(int fd, struct iovec *iov, size_t count) {
+  size_t i = 0;
+  while (i < count) {
+    if (iov[i].iov_len == 0) { i++; continue; }
+    int n = count - i > IOV_MAX ? IOV_MAX : (int)(count - i);
+    ssize_t w = writev(fd, iov + i, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    size_t left = (size_t)w;
+    while (i < count && left >= iov[i].iov_len) left -= iov[i++].iov_len;
+    if (i < count && left > 0) {
+      iov[i].iov_base = (char *)iov[i].iov_base + left;
+      iov[i].iov_len -= left;
+    }
+  }
+  return 0;
+}
+
+static void execute(napi_env env, void *data) {
+  (void)env;
+  restore_job *job = data;
+  int fd = open(job->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) { job->err = errno; return; }
+  job->opened = 1;
+  int err = write_all(fd, job->iov, job->count);
+  if (!err && (job->uid >= 0 || job->gid >= 0)) {
+    if (fchown(fd, (uid_t)job->uid, (gid_t)job->gid) != 0) {
+      // As the writer's JS path does: the group alone, else the account's owner stays.
+      if (job->uid >= 0 && fchown(fd, (uid_t)-1, (gid_t)job->gid) == 0) job->owner = 1;
+      else job->owner = 2;
+    }
+  }
+  if (!err && fchmod(fd, (mode_t)job->mode) != 0) err = errno;
+  if (!err && futimens(fd, job->times) != 0) err = errno;
+  if (close(fd) != 0 && !err) err = errno;
+  // Created here (O_EXCL): removing it removes nothing of anyone else's.
+  if (err) unlink(job->path);
+  job->err = err;
+}
+
+static void free_job(napi_env env, restore_job *job) {
+  if (job->keep) napi_delete_reference(env, job->keep);
+  free(job->path);
+  free(job->iov);
+  free(job);
+}
+
+static void complete(napi_env env, napi_status status, void *data) {
+  restore_job *job = data;
+  if (status == napi_ok && job->err == 0) {
+    napi_value result;
+    napi_create_int32(env, job->owner, &result);
+    napi_resolve_deferred(env, job->deferred, result);
+  } else {
+    napi_value error = errno_error(env, job->err ? job->err : EIO), stage;
+    napi_create_string_utf8(env, job->opened ? "write" : "open", NAPI_AUTO_LENGTH, &stage);
+    napi_set_named_property(env, error, "stage", stage);
+    napi_reject_deferred(env, job->deferred, error);
+  }
+  napi_delete_async_work(env, job->work);
+  free_job(env, job);
+}
+
+napi_value restore_new_file(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  uint32_t count = 0;
+  int32_t mode = 0, nsec = 0;
+  int64_t uid = -1, gid = -1, sec = 0;
+  bool is_array = false;
+  void *path_data = NULL;
+  size_t path_len = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 7
+      || napi_get_buffer_info(env, argv[0], &path_data, &path_len) != napi_ok || path_len == 0 || path_len > 4095
+      || memchr(path_data, 0, path_len)
+      || napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array
+      || napi_get_array_length(env, argv[1], &count) != napi_ok
+      || napi_get_value_int32(env, argv[2], &mode) != napi_ok || mode < 0 || mode > 07777
+      || napi_get_value_int64(env, argv[3], &uid) != napi_ok || uid < -1 || uid > 0xfffffffe
+      || napi_get_value_int64(env, argv[4], &gid) != napi_ok || gid < -1 || gid > 0xfffffffe
+      || napi_get_value_int64(env, argv[5], &sec) != napi_ok
+      || napi_get_value_int32(env, argv[6], &nsec) != napi_ok || nsec < 0 || nsec > 999999999) {
+    napi_throw_type_error(env, NULL, "restoreNewFile(path: Buffer without NUL, buffers, mode, uid, gid, sec, nsec)");
+    return NULL;
+  }
+  restore_job *job = calloc(1, sizeof *job);
+  if (job) job->path = malloc(path_len + 1);
+  if (job && count > 0) job->iov = calloc(count, sizeof *job->iov);
+  if (!job || !job->path || (count > 0 && !job->iov)) {
+    if (job) { free(job->path); free(job->iov); free(job); }
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  memcpy(job->path, path_data, path_len);
+  job->path[path_len] = 0;
+  job->mode = mode;
+  job->uid = uid;
+  job->gid = gid;
+  job->times[0].tv_sec = job->times[1].tv_sec = (time_t)sec;
+  job->times[0].tv_nsec = job->times[1].tv_nsec = nsec;
+  job->count = count;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value part;
+    bool is_buffer = false;
+    void *base = NULL;
+    size_t len = 0;
+    if (napi_get_element(env, argv[1], i, &part) != napi_ok || napi_is_buffer(env, part, &is_buffer) != napi_ok || !is_buffer
+        || napi_get_buffer_info(env, part, &base, &len) != napi_ok) {
+      free_job(env, job);
+      napi_throw_type_error(env, NULL, "restoreNewFile: every part must be a Buffer");
+      return NULL;
+    }
+    job->iov[i].iov_base = base;
+    job->iov[i].iov_len = len;
+  }
+  napi_create_reference(env, argv[1], 1, &job->keep);
+  return start_pool_job(env, "tidemark:restoreNewFile", execute, complete, job, &job->deferred, &job->work);
+}

@@ -1,0 +1,145 @@
+import crypto from 'node:crypto';
+import type { Entry } from '../format/entry.js';
+import { toDisplay, type BytePath } from '../../util/byte-path.js';
+import { restoreNewFileOffLoop, restoreNewFileSupported, type OwnerOutcome } from '../../native/restore-file.js';
+
+/** Files up to this size are gathered whole and written by one pool job each. */
+export const GATHER_MAX = 4 << 20;
+/** Jobs under way at most, and bytes they hold at most: what the writer may be ahead of the disk. */
+const MAX_JOBS = 24;
+const MAX_BYTES = 48 << 20;
+
+export interface NewFilesHooks {
+  abs: (rel: BytePath) => Buffer;
+  /** The owner to set, or null when the file keeps the writer's own. */
+  owner: (e: Entry) => { uid: number; gid: number } | null;
+  /** A file is complete at its name. */
+  done: (e: Entry) => void;
+  warn: (rel: BytePath, message: string) => void;
+  ownerWarning: (e: Entry, outcome: OwnerOutcome) => void;
+  /** Something is at the name after all (EEXIST, ELOOP): write the file some other way (synchronously). */
+  taken: (e: Entry, parts: Buffer[]) => void;
+  /** Check the content against the entry's hash before writing it (root did not). */
+  checkHash: boolean;
+}
+
+/**
+ * The files of a restore into a new folder: each gathered whole from the stream, then
+ * created, written, given owner, mode and times and closed by one job on libuv's pool
+ * (restoreNewFile, as the account like the writer itself), several at a time. A file is
+ * created only once all its bytes are here (so a stream that breaks off leaves no part of
+ * it), with O_EXCL|O_NOFOLLOW at its real name; a job that fails removes what it created.
+ * Files of one folder may complete in any order: the caller waits (drain) before anything
+ * that depends on one (a hard link to it, another entry at its path or below it, the
+ * folders' modes at the end).
+ */
+export class NewFiles {
+  private entry: Entry | null = null;
+  private parts: Buffer[] = [];
+  private hash: crypto.Hash | null = null;
+  private readonly inFlight = new Map<BytePath, number>();
+  private jobs = 0;
+  private bytes = 0;
+  private wake: (() => void) | null = null;
+  private failed: Error | null = null;
+  private abandoned = false;
+
+  private constructor(private readonly hooks: NewFilesHooks) {}
+
+  /** null when the addon is not built: the writer writes every file itself. */
+  static create(hooks: NewFilesHooks): NewFiles | null {
+    return restoreNewFileSupported() ? new NewFiles(hooks) : null;
+  }
+
+  /** Starts gathering `e` when it is a file this class writes; false: the caller writes it. */
+  takes(e: Entry, hasData: boolean): boolean {
+    if (e.kind !== 'f' || e.size > GATHER_MAX) return false;
+    this.entry = e;
+    this.parts = [];
+    this.hash = this.hooks.checkHash && e.hash && hasData ? crypto.createHash('sha256') : null;
+    return true;
+  }
+
+  gathering(): boolean { return this.entry !== null; }
+
+  add(chunk: Buffer): void {
+    this.parts.push(chunk);
+    this.hash?.update(chunk);
+  }
+
+  /** The gathered file is complete: checked (when asked), then handed to a job; waits while too many are under way. */
+  async submit(): Promise<void> {
+    const e = this.entry!;
+    const parts = this.parts;
+    const hash = this.hash;
+    this.entry = null;
+    this.parts = [];
+    this.hash = null;
+    if (hash && !hash.digest().equals(e.hash!)) {
+      throw new Error(`the content of ${JSON.stringify(toDisplay(e.path))} in the snapshot does not match its hash: the snapshot is damaged; that file was not restored and the restore stopped there`);
+    }
+    while (this.jobs >= MAX_JOBS || (this.bytes >= MAX_BYTES && this.jobs > 0)) await new Promise<void>((r) => { this.wake = r; });
+    this.throwIfFailed();
+    const owner = this.hooks.owner(e);
+    const job = restoreNewFileOffLoop(this.hooks.abs(e.path), parts, e.mode, owner?.uid ?? -1, owner?.gid ?? -1, e.mtimeSec, e.mtimeNsec)!;
+    this.jobs++;
+    this.bytes += e.size;
+    this.inFlight.set(e.path, (this.inFlight.get(e.path) ?? 0) + 1);
+    job.then((outcome) => {
+      this.hooks.ownerWarning(e, outcome);
+      this.hooks.done(e);
+    }, (err: NodeJS.ErrnoException & { stage?: string }) => this.failedJob(e, parts, err)).finally(() => {
+      this.jobs--;
+      this.bytes -= e.size;
+      const n = this.inFlight.get(e.path)! - 1;
+      if (n === 0) this.inFlight.delete(e.path); else this.inFlight.set(e.path, n);
+      const wake = this.wake;
+      this.wake = null;
+      wake?.();
+    });
+  }
+
+  /**
+   * Where the file could not be created: something at its name is written over the way a
+   * restore in place does it, another reason is a warning (the writer's JS path does the
+   * same). A failure after the create (a write, the mode, the times) ends the restore.
+   */
+  private failedJob(e: Entry, parts: Buffer[], err: NodeJS.ErrnoException & { stage?: string }): void {
+    if (this.abandoned) return;
+    if (err.stage === 'open') {
+      if (err.code === 'EEXIST' || err.code === 'ELOOP') {
+        try {
+          this.hooks.taken(e, parts);
+        } catch (again) {
+          this.hooks.warn(e.path, `not restored: ${(again as NodeJS.ErrnoException).code ?? (again as Error).message}`);
+        }
+      } else {
+        this.hooks.warn(e.path, `not restored: ${err.code ?? err.message}`);
+      }
+      return;
+    }
+    this.failed ??= err;
+  }
+
+  /** Whether a job is writing the file at `rel`. */
+  writing(rel: BytePath): boolean { return this.inFlight.has(rel); }
+
+  idle(): boolean { return this.jobs === 0; }
+
+  /** Waits until every job is done. */
+  async drain(): Promise<void> {
+    while (this.jobs > 0) await new Promise<void>((r) => { this.wake = r; });
+  }
+
+  /** The first failure of a job after its create, thrown once it is known. */
+  throwIfFailed(): void {
+    if (this.failed) throw this.failed;
+  }
+
+  /** The restore stopped: a gathered file is dropped (it was never created); jobs under way still finish. */
+  abandon(): void {
+    this.abandoned = true;
+    this.entry = null;
+    this.parts = [];
+  }
+}
