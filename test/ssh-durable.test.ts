@@ -99,18 +99,19 @@ test('regression: an SSH destination that may run commands flushed every file on
   const st = fs.statSync(shellServer.remoteRoot);
   fs.chownSync(remote, st.uid, st.gid);
   const dest = new SshDestination({ host: shellServer.host, port: shellServer.port, username: shellServer.user, privateKey: shellServer.privateKey, path: remote, timeoutMs: 10000 });
+  const commands = watchCommands(dest);
   try {
     await dest.open();
     const calls = watchRequests(dest);
-    const commands = watchCommands(dest);
     const big = crypto.randomBytes(3 << 20);
     await pipeline(Readable.from([big]), dest.createWriteStream('acct/snap/files.tar'));
     await dest.writeSmallFile('acct/snap/files/1', [Buffer.from('one')]);
     await dest.writeSmallFile('other/meta.json', [Buffer.from('{}')]);
     assert.equal(calls.filter((c) => c.op === 'fsync').length, 0, 'no file is flushed one by one');
     assert.equal(calls.filter((c) => c.op === 'close').length, 3);
+    assert.equal(commands.filter((c) => c.includes('sync -f -- /dev/null')).length, 1, `sync -f is asked for once, on nothing to flush: ${JSON.stringify(commands)}`);
     await dest.flush(['acct/snap', 'acct/snap/files']);
-    const syncs = commands.filter((c) => c.includes('sync -f'));
+    const syncs = commands.filter((c) => c.startsWith('sync -f'));
     assert.equal(syncs.length, 1, `one command flushes: ${JSON.stringify(commands)}`);
     assert.ok(syncs[0]!.startsWith(`sync -f -- '${remote}/acct/snap'`), syncs[0]);
     // Written outside the folders named: its account folder's filesystem is flushed too (it may be a mount of its own).

@@ -133,6 +133,8 @@ export class SshDestination implements Destination, HardLinks {
   private sentOnClosedSockets = 0;
   /** Whether `sync -f` runs on the server (null: not asked yet on this connection). */
   private syncCommand: Promise<boolean> | null = null;
+  /** What the server runs for this user: asked once per connection, in one command. */
+  private probe: Promise<{ commands: boolean; syncF: boolean }> | null = null;
   /**
    * The account folders (first component; '' for the root) of files written without an
    * fsync of their own since the last flush: `flush` syncs their filesystems too, in case
@@ -213,6 +215,7 @@ export class SshDestination implements Destination, HardLinks {
         this.client = null;
         this.commands = null;
         this.syncCommand = null;
+        this.probe = null;
         const lost = new DestinationError(`the connection to ${this.where} was closed`, 'unreachable');
         this.failure ??= lost;
         // A stream nobody reads yet (opened ahead of its consumer) ends without an error event:
@@ -313,6 +316,7 @@ export class SshDestination implements Destination, HardLinks {
     this.failure = null;
     this.commands = null;
     this.syncCommand = null;
+    this.probe = null;
     client?.end();
   }
 
@@ -557,16 +561,12 @@ export class SshDestination implements Destination, HardLinks {
   }
 
   /**
-   * Whether `flush` syncs by command (asked once per connection, by running `sync -f` on the
-   * destination's root): then files are not flushed one by one. A `sync` without -f
-   * (coreutils before 8.24) or none at all answers no.
+   * Whether `flush` syncs by command (asked once per connection with the other commands, by
+   * `sync -f /dev/null`, which flushes nothing): then files are not flushed one by one. A
+   * `sync` without -f (coreutils before 8.24) or none at all answers no.
    */
   private syncsByCommand(): Promise<boolean> {
-    this.syncCommand ??= this.cloneIsServerSide().then(async (commands) => {
-      if (!commands) return false;
-      const r = await this.run(`sync -f -- ${shellQuote(this.settings.path)}`).catch(() => null);
-      return r?.code === 0;
-    });
+    this.syncCommand ??= this.cloneIsServerSide().then(async (commands) => commands && this.probe !== null && (await this.probe).syncF);
     return this.syncCommand;
   }
 
@@ -601,8 +601,10 @@ export class SshDestination implements Destination, HardLinks {
 
   /** Whether this user may run commands (a shell with `cp`): asked once per connection. */
   async cloneIsServerSide(): Promise<boolean> {
-    this.commands ??= this.run(`printf %s ${COMMAND_PROBE} && cp --version >/dev/null 2>&1 && printf %s -cp`)
-      .then((r) => r.code === 0 && r.stdout === `${COMMAND_PROBE}-cp`, () => false);
+    this.probe ??= this.run(`printf %s ${COMMAND_PROBE} && cp --version >/dev/null 2>&1 && printf %s -cp && { ! sync -f -- /dev/null >/dev/null 2>&1 || printf %s -sync; }`)
+      .then((r) => ({ commands: r.code === 0 && r.stdout.startsWith(`${COMMAND_PROBE}-cp`), syncF: r.code === 0 && r.stdout === `${COMMAND_PROBE}-cp-sync` }),
+        () => ({ commands: false, syncF: false }));
+    this.commands ??= this.probe.then((p) => p.commands);
     return this.commands;
   }
 
