@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <node_api.h>
 #include "errno-error.h"
+#include "iovec.h"
 
 typedef struct {
   char *path;
@@ -36,33 +37,13 @@ typedef struct {
   napi_async_work work;
 } restore_job;
 
-static int write_all(int fd, struct iovec *iov, size_t count) {
-  size_t i = 0;
-  while (i < count) {
-    if (iov[i].iov_len == 0) { i++; continue; }
-    int n = count - i > IOV_MAX ? IOV_MAX : (int)(count - i);
-    ssize_t w = writev(fd, iov + i, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    size_t left = (size_t)w;
-    while (i < count && left >= iov[i].iov_len) left -= iov[i++].iov_len;
-    if (i < count && left > 0) {
-      iov[i].iov_base = (char *)iov[i].iov_base + left;
-      iov[i].iov_len -= left;
-    }
-  }
-  return 0;
-}
-
 static void execute(napi_env env, void *data) {
   (void)env;
   restore_job *job = data;
   int fd = open(job->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) { job->err = errno; return; }
   job->opened = 1;
-  int err = write_all(fd, job->iov, job->count);
+  int err = tm_write_all(fd, job->iov, job->count);
   if (!err && (job->uid >= 0 || job->gid >= 0)) {
     if (fchown(fd, (uid_t)job->uid, (gid_t)job->gid) != 0) {
       // As the writer's JS path does: the group alone, else the account's owner stays.
@@ -139,19 +120,10 @@ napi_value restore_new_file(napi_env env, napi_callback_info info) {
   job->times[0].tv_sec = job->times[1].tv_sec = (time_t)sec;
   job->times[0].tv_nsec = job->times[1].tv_nsec = nsec;
   job->count = count;
-  for (uint32_t i = 0; i < count; i++) {
-    napi_value part;
-    bool is_buffer = false;
-    void *base = NULL;
-    size_t len = 0;
-    if (napi_get_element(env, argv[1], i, &part) != napi_ok || napi_is_buffer(env, part, &is_buffer) != napi_ok || !is_buffer
-        || napi_get_buffer_info(env, part, &base, &len) != napi_ok) {
-      free_job(env, job);
-      napi_throw_type_error(env, NULL, "restoreNewFile: every part must be a Buffer");
-      return NULL;
-    }
-    job->iov[i].iov_base = base;
-    job->iov[i].iov_len = len;
+  if (!tm_iovec_of_buffers(env, argv[1], count, job->iov)) {
+    free_job(env, job);
+    napi_throw_type_error(env, NULL, "restoreNewFile: every part must be a Buffer");
+    return NULL;
   }
   napi_create_reference(env, argv[1], 1, &job->keep);
   return start_pool_job(env, "tidemark:restoreNewFile", execute, complete, job, &job->deferred, &job->work);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <node_api.h>
 #include "errno-error.h"
+#include "iovec.h"
 #include "sha256.h"
 
 typedef struct {
@@ -31,26 +32,6 @@ typedef struct {
   napi_async_work work;
 } write_job;
 
-static int write_all(int fd, struct iovec *iov, size_t count) {
-  size_t i = 0;
-  while (i < count) {
-    int n = count - i > IOV_MAX ? IOV_MAX : (int)(count - i);
-    ssize_t w = writev(fd, iov + i, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    // A short write: skip what went out and go on from there.
-    size_t left = (size_t)w;
-    while (i < count && left >= iov[i].iov_len) left -= iov[i++].iov_len;
-    if (i < count && left > 0) {
-      iov[i].iov_base = (char *)iov[i].iov_base + left;
-      iov[i].iov_len -= left;
-    }
-  }
-  return 0;
-}
-
 static int digest_all(const struct iovec *iov, size_t count, unsigned char out[32]) {
   void *ctx = tm_sha256_new();
   if (!ctx) return ENOMEM;
@@ -64,11 +45,11 @@ static int digest_all(const struct iovec *iov, size_t count, unsigned char out[3
 static void execute(napi_env env, void *data) {
   (void)env;
   write_job *job = data;
-  // Hashed before writing: write_all moves the iovecs along as it goes.
+  // Hashed before writing: tm_write_all moves the iovecs along as it goes.
   if (job->hash && (job->err = digest_all(job->iov, job->count, job->digest)) != 0) return;
   int fd = open(job->path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, job->mode);
   if (fd < 0) { job->err = errno; return; }
-  job->err = write_all(fd, job->iov, job->count);
+  job->err = tm_write_all(fd, job->iov, job->count);
   if (close(fd) != 0 && job->err == 0) job->err = errno;
 }
 
@@ -130,19 +111,10 @@ napi_value write_new_file(napi_env env, napi_callback_info info) {
   job->mode = mode;
   job->hash = hash;
   job->count = count;
-  for (uint32_t i = 0; i < count; i++) {
-    napi_value part;
-    bool is_buffer = false;
-    void *base = NULL;
-    size_t len = 0;
-    if (napi_get_element(env, argv[1], i, &part) != napi_ok || napi_is_buffer(env, part, &is_buffer) != napi_ok || !is_buffer
-        || napi_get_buffer_info(env, part, &base, &len) != napi_ok) {
-      free_job(env, job);
-      napi_throw_type_error(env, NULL, "writeNewFile: every part must be a Buffer");
-      return NULL;
-    }
-    job->iov[i].iov_base = base;
-    job->iov[i].iov_len = len;
+  if (!tm_iovec_of_buffers(env, argv[1], count, job->iov)) {
+    free_job(env, job);
+    napi_throw_type_error(env, NULL, "writeNewFile: every part must be a Buffer");
+    return NULL;
   }
   napi_create_reference(env, argv[1], 1, &job->keep);
   return start_pool_job(env, "tidemark:writeNewFile", execute, complete, job, &job->deferred, &job->work);
