@@ -255,13 +255,15 @@ test('Local flush: files written, linked, in new folders, then their folder rena
   const content = (i: number): Buffer => Buffer.alloc(5000 + i, i);
   try {
     await d.mkdir('flush-test/a/deep');
-    for (let i = 0; i < 20; i++) d.writeSmallFile(`flush-test/a/deep/f${i}`, [content(i)]);
+    // Finished before what follows (the flush covers files finished writing): not awaiting
+    // them let a write still waiting for a pool thread race the rename below (ENOENT).
+    await Promise.all(Array.from({ length: 20 }, (_, i) => d.writeSmallFile(`flush-test/a/deep/f${i}`, [content(i)])));
     await d.link('flush-test/a/deep/f0', 'flush-test/a/linked');
     const w = d.createWriteStream('flush-test/a/streamed');
     await new Promise<void>((resolve, reject) => { w.on('error', reject); w.end(content(99), resolve); });
     await d.flush(['flush-test/a']);
     // Written after the flush, then the folder renamed: the names noted are gone, the flush must still cover them.
-    for (let i = 20; i < 30; i++) d.writeSmallFile(`flush-test/a/deep/f${i}`, [content(i)]);
+    await Promise.all(Array.from({ length: 10 }, (_, i) => d.writeSmallFile(`flush-test/a/deep/f${i + 20}`, [content(i + 20)])));
     await d.rename('flush-test/a', 'flush-test/b');
     await d.flush(['flush-test']);
   } finally {
