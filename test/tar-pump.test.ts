@@ -78,6 +78,8 @@ before(() => {
   homeRoot = makeHomeRoot();
   acct = createAccount(homeRoot);
   fs.writeFileSync(path.join(acct.home, 'big.bin'), crypto.randomBytes(5 << 20));
+  // Around the size from which the worker splices content into the tar pipe.
+  for (const size of [(64 << 10) - 1, 64 << 10, (64 << 10) + 1, (1 << 20) + 3]) fs.writeFileSync(path.join(acct.home, `edge-${size}.bin`), crypto.randomBytes(size));
   for (let i = 0; i < 50; i++) fs.writeFileSync(path.join(acct.home, `s${i}.txt`), `small ${i}\n`.repeat(i * 37));
   execFileSync('chown', ['-R', `${acct.uid}:${acct.gid}`, acct.home]);
   account = { username: acct.username, owner: 'root', home: acct.home, uid: acct.uid, gid: acct.gid, domains: [], databases: [], databaseUsers: [],
@@ -153,6 +155,38 @@ test('archive to a local destination: index hashes and the data hash are root\'s
   assert.equal(m.integrity?.data, sha256(stored));
   assert.equal(m.stats.storedBytes, stored.length);
   assert.deepEqual((await verifySnapshotData(dest, acct.username, m.id)).damaged, []);
+  // The bytes themselves (spliced or copied by the worker): GNU tar extracts the home exactly.
+  const out = tmp();
+  execFileSync('tar', ['-xf', path.join(dir, layout.snapshotDir(acct.username, m.id), layout.data('archive')), '-C', out]);
+  for (const name of fs.readdirSync(acct.home)) {
+    if (!fs.statSync(path.join(acct.home, name)).isFile()) continue;
+    assert.ok(fs.readFileSync(path.join(out, name)).equals(fs.readFileSync(path.join(acct.home, name))), name);
+  }
+});
+
+test('spliceToPipe moves a file\'s bytes into a pipe from its position, and fewer only at its end (a file that shrank)', async () => {
+  const { spliceToPipe } = await import('../server/native/splice-file.js');
+  assert.ok(spliceToPipe);
+  const dir = tmp();
+  const data = crypto.randomBytes(200_000);
+  fs.writeFileSync(path.join(dir, 'f'), data);
+  const fd = fs.openSync(path.join(dir, 'f'), 'r');
+  const [r, w] = tarPipe();
+  const got: Buffer[] = [];
+  const reader = fs.createReadStream('', { fd: r });
+  reader.on('data', (c) => got.push(c as Buffer));
+  const ended = new Promise<void>((resolve) => reader.on('close', () => resolve()));
+  try {
+    fs.readSync(fd, Buffer.alloc(1000), 0, 1000, null);
+    assert.equal(spliceToPipe!(fd, w, 100_000), 100_000);
+    assert.equal(spliceToPipe!(fd, w, 500_000), 99_000);
+    assert.equal(spliceToPipe!(fd, w, 10), 0);
+  } finally {
+    fs.closeSync(fd);
+    closeFd(w);
+  }
+  await ended;
+  assert.ok(Buffer.concat(got).equals(data.subarray(1000)));
 });
 
 test('regression: an archive to a destination that fails (ENOSPC) through the native copy ends with that error, stops the worker and leaves no snapshot', async () => {
