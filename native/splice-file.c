@@ -1,6 +1,6 @@
 // spliceToPipe(fileFd, pipeFd, length) -> number: moves up to `length` bytes of a file, from its
 // current position, into a pipe with splice(2), blocking while the pipe is full; returns how
-// many moved (fewer only at the end of the file). For the account worker's tar in the archive
+// many moved (fewer at the end of the file, or before an error thrown by the next call). For the account worker's tar in the archive
 // structure: the page cache's pages go into the pipe root reads, without the read into the
 // worker's buffer and the write out of it (two copies of every byte of a large file).
 #define _GNU_SOURCE
@@ -34,6 +34,8 @@ napi_value splice_to_pipe(napi_env env, napi_callback_info info) {
       (void)poll(&pfd, 1, -1);
       continue;
     }
+    // What moved is reported; the error comes again, with nothing moved, on the next call.
+    if (moved > 0) break;
     napi_throw(env, errno_error(env, errno));
     return NULL;
   }

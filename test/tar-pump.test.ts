@@ -181,6 +181,13 @@ test('spliceToPipe moves a file\'s bytes into a pipe from its position, and fewe
     assert.equal(spliceToPipe!(fd, w, 100_000), 100_000);
     assert.equal(spliceToPipe!(fd, w, 500_000), 99_000);
     assert.equal(spliceToPipe!(fd, w, 10), 0);
+    // Neither end a pipe: the error is thrown (the worker then reads and writes instead).
+    const other = fs.openSync(path.join(dir, 'g'), 'w');
+    try {
+      assert.throws(() => spliceToPipe!(fd, other, 10), (err: NodeJS.ErrnoException) => err.code === 'EINVAL');
+    } finally {
+      fs.closeSync(other);
+    }
   } finally {
     fs.closeSync(fd);
     closeFd(w);

@@ -91,11 +91,17 @@ export async function runBackupReader(opts: BackupReaderOptions): Promise<void> 
     let eof = false;
     if (splice && left >= SPLICE_MIN) {
       tarOut!.flush();
-      const moved = splice(fd, 4, left);
-      left -= moved;
-      tarOffset += moved;
-      // Fewer bytes than announced: the file shrank, and the rest is zeros as below.
-      if (left > 0) eof = true;
+      try {
+        for (let moved = -1; left > 0 && moved !== 0;) {
+          moved = splice(fd, 4, left);
+          left -= moved;
+          tarOffset += moved;
+        }
+        // Fewer bytes than announced: the file shrank, and the rest is zeros as below.
+        if (left > 0) eof = true;
+      } catch {
+        // A filesystem that cannot splice (EINVAL): the rest is read and written below.
+      }
     }
     while (left > 0) {
       const room = sink.reserve(65536);
