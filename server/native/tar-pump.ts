@@ -42,7 +42,8 @@ export function pumpTar(src: number, dst: number, onError: (err: Error) => void)
   const handle = a.tarPumpOpen(src, dst);
   const hashes = new Map<number, Buffer>();
   const take = (records: Buffer): void => {
-    for (let o = 0; o + 40 <= records.length; o += 40) hashes.set(Number(records.readBigUInt64LE(o)), records.subarray(o + 8, o + 40));
+    // Offsets stay below 2^53: two 32-bit halves, no BigInt per file.
+    for (let o = 0; o + 40 <= records.length; o += 40) hashes.set(records.readUInt32LE(o) + records.readUInt32LE(o + 4) * 0x1_0000_0000, records.subarray(o + 8, o + 40));
   };
   const run = async (): Promise<{ bytes: number; sha256: Buffer }> => {
     let bytes = 0;
