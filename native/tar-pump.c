@@ -4,11 +4,12 @@
 //     write end becomes the worker's fd 4;
 //   tarPumpOpen(srcFd, dstFd) -> handle, with two slots of SLOT bytes;
 //   tarPumpRead(handle, slot) -> Promise<number>: fills the slot from srcFd (0: end of stream);
-//   tarPumpProcess(handle, slot, len) -> Promise<Buffer>: writes the slot's bytes to dstFd in
-//     full and parses them as tar, resolving with the SHA-256 of every regular file whose content
-//     ended in them (40-byte records: offset of the entry's first header block, u64 LE; digest);
+//   tarPumpProcess(handle, slot, len) -> Promise<Buffer>: parses the slot's bytes as tar,
+//     resolving with the SHA-256 of every regular file whose content ended in them (40-byte
+//     records: offset of the entry's first header block, u64 LE; digest);
 //   tarPumpHashAll(handle, slot, len) -> Promise<void>: adds the slot's bytes to the whole
-//     stream's SHA-256; tarPumpDigest(handle) -> Buffer: that hash, once every job settled.
+//     stream's SHA-256 and writes them to dstFd in full; tarPumpDigest(handle) -> Buffer: that
+//     hash, once every job settled.
 // Reading one slot while the other is written and hashed keeps the worker's pipe drained; in
 // JavaScript the same copy cost a callback, a promise and a pool hop per 64 KiB the event loop
 // read, and the per-file SHA-256 ran on the event loop.
@@ -262,14 +263,16 @@ static void execute(napi_env env, void *data) {
   if (job->kind == 0) {
     job->err = read_slot(p, b, &job->result);
   } else if (job->kind == 1) {
-    // Piece by piece: each is written while the per-file hash has just brought it into the cache.
+    job->err = scan(p, b, job->len);
+  } else {
+    // Piece by piece: each is written while the whole-stream hash has just brought it into the
+    // cache. The write goes with this hash, not with the per-file one, which also parses: the two
+    // jobs then take about as long, in parallel.
     for (size_t off = 0; off < job->len && !job->err; off += PIECE) {
       size_t n = job->len - off < PIECE ? job->len - off : PIECE;
-      job->err = scan(p, b + off, n);
+      job->err = tm_sha256_update(p->whole, b + off, n);
       if (!job->err) job->err = write_slot(p->dst, b + off, n);
     }
-  } else {
-    job->err = tm_sha256_update(p->whole, b, job->len);
   }
 }
 

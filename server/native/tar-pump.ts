@@ -51,7 +51,7 @@ export function pumpTar(src: number, dst: number, onError: (err: Error) => void)
     let n = await a.tarPumpRead(handle, 0);
     while (n > 0) {
       const jobs = [a.tarPumpProcess(handle, slot, n), a.tarPumpHashAll(handle, slot, n), a.tarPumpRead(handle, 1 - slot)] as const;
-      // A failed write must stop the writer now (the read waits for its data or its end).
+      // A failed write (in the whole-stream job) must stop the writer now (the read waits for its data or its end).
       jobs[0].catch((err: Error) => onError(err));
       jobs[1].catch((err: Error) => onError(err));
       // Every job settled before anything is thrown: none uses a descriptor the caller then closes.
