@@ -4,7 +4,10 @@
 // write-file.c: a new file written (and hashed) in one job on libuv's pool, for backups;
 // link-many.c: hard links in batches on libuv's pool, for incremental backups; sha256-stream.c:
 // a SHA-256 updated on libuv's pool, for the hash of a whole archive; restore-file.c: a new
-// file created, written and given its owner, mode and times in one job on libuv's pool, for restores.
+// file created, written and given its owner, mode and times in one job on libuv's pool, for restores;
+// tar-pump.c: the archive structure's tar copied from the account worker's pipe to the destination
+// file and hashed (each file and the whole) on libuv's pool; splice-file.c: a large file's content
+// moved into that pipe by the account worker without copies.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <string.h>
@@ -23,6 +26,13 @@ napi_value link_many(napi_env env, napi_callback_info info);
 napi_value sha256_open(napi_env env, napi_callback_info info);
 napi_value sha256_update(napi_env env, napi_callback_info info);
 napi_value sha256_digest(napi_env env, napi_callback_info info);
+napi_value tar_pipe(napi_env env, napi_callback_info info);
+napi_value splice_to_pipe(napi_env env, napi_callback_info info);
+napi_value tar_pump_open(napi_env env, napi_callback_info info);
+napi_value tar_pump_read(napi_env env, napi_callback_info info);
+napi_value tar_pump_process(napi_env env, napi_callback_info info);
+napi_value tar_pump_hash_all(napi_env env, napi_callback_info info);
+napi_value tar_pump_digest(napi_env env, napi_callback_info info);
 
 napi_value errno_error(napi_env env, int err) {
   const char *name = strerrorname_np(err);
@@ -72,5 +82,12 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "sha256Open", sha256_open);
   export_function(env, exports, "sha256Update", sha256_update);
   export_function(env, exports, "sha256Digest", sha256_digest);
+  export_function(env, exports, "tarPipe", tar_pipe);
+  export_function(env, exports, "spliceToPipe", splice_to_pipe);
+  export_function(env, exports, "tarPumpOpen", tar_pump_open);
+  export_function(env, exports, "tarPumpRead", tar_pump_read);
+  export_function(env, exports, "tarPumpProcess", tar_pump_process);
+  export_function(env, exports, "tarPumpHashAll", tar_pump_hash_all);
+  export_function(env, exports, "tarPumpDigest", tar_pump_digest);
   return exports;
 }

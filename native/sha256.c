@@ -42,6 +42,10 @@ void *tm_sha256_new(void) {
   return ctx;
 }
 
+int tm_sha256_reset(void *ctx) {
+  return ossl.init((EVP_MD_CTX *)ctx, ossl.sha256(), NULL) == 1 ? 0 : EIO;
+}
+
 int tm_sha256_update(void *ctx, const void *data, size_t len) {
   return ossl.update((EVP_MD_CTX *)ctx, data, len) == 1 ? 0 : EIO;
 }

@@ -7,6 +7,8 @@
 int tm_sha256_available(void);
 /** NULL when out of memory or unavailable. */
 void *tm_sha256_new(void);
+/** Starts the context again, a digest taken or not; 0, or an errno. */
+int tm_sha256_reset(void *ctx);
 /** 0, or an errno. */
 int tm_sha256_update(void *ctx, const void *data, size_t len);
 /** Writes the 32-byte digest; 0, or an errno. The context can no longer be updated. */

@@ -315,6 +315,14 @@ export class LocalDestination implements Destination, HardLinks {
     }
   }
 
+  openWriteFd(rel: string): number {
+    try {
+      return this.openForWriting(rel);
+    } catch (err) {
+      throw describeFsError(err, rel);
+    }
+  }
+
   /**
    * One job on libuv's pool per file (native/write-file.c): the create, write, close and hash
    * leave the event loop free for the account worker's stream. Without the addon: in place.

@@ -91,6 +91,12 @@ export interface Destination {
    * process (off the event loop where it can) once they are written.
    */
   writeSmallFile?(rel: string, parts: Buffer[]): Promise<Buffer>;
+  /**
+   * Optional, for local files: opens `rel` for writing (created or truncated, as
+   * createWriteStream; durable once `flush` has resolved after it is closed) and returns the
+   * descriptor, for a writer on libuv's pool. The caller closes it.
+   */
+  openWriteFd?(rel: string): number;
   /** Remote drivers: bytes sent over the network so far, for reports. */
   bytesSent?(): number;
   /** How many files the engine may have in transfer at once (opens and closes overlap). */

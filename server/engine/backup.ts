@@ -15,6 +15,7 @@ import { BlobSink, type ContentSink } from './files-sink.js';
 import { ObjectSink } from './object-sink.js';
 import { OrderedRecords } from './ordered-records.js';
 import { streamHash } from '../native/hash-off-loop.js';
+import { closeFd, pumpTar, tarPipe, tarPumpAvailable } from '../native/tar-pump.js';
 import { ObjectLease, takeBackupLease } from './object-lease.js';
 import { readManifestFile } from './manifest.js';
 import { layout, newSnapshotId, type Manifest, type ManifestDatabase } from './snapshot-layout.js';
@@ -198,20 +199,59 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       let tarBytes = 0;
       // Hundreds of MiB: hashed on libuv's pool, off the event loop that reads the worker's tar.
       const dataHash = streamHash();
-      let tarHasher: TarHasher | null = null;
+      let tarHasher: { takeHash(offset: number): Buffer | undefined } | null = null;
       let gz: ReturnType<typeof createParallelGzip> | null = null;
+      // Archive to a local file: the copy from the worker's pipe to the file, and every hash,
+      // run on libuv's pool (native/tar-pump.c), not as a stream of 64 KiB chunks on the event loop.
+      const native = structure === 'archive' && sink === null && tarPumpAvailable && dest.openWriteFd !== undefined;
+      let pipeFds: [number, number] | null = null;
+      let fileFd: number | null = null;
+      if (native) {
+        fileFd = dest.openWriteFd!(tarFile);
+        try {
+          pipeFds = tarPipe();
+        } catch (err) {
+          closeFd(fileFd);
+          throw err;
+        }
+      }
+      const closeNativeFds = (): void => {
+        if (pipeFds) closeFd(pipeFds[0]);
+        if (fileFd !== null) closeFd(fileFd);
+        pipeFds = null;
+        fileFd = null;
+      };
 
-      const worker = spawnAccountWorker(account, { mode: 'backup', excludes: req.excludes, previous: previous !== null, tar: sink === null },
-        { ...(req.politeness ? { politeness: req.politeness } : {}), ...(sink === null ? { tarFd: 'pipe' as const } : {}) });
+      let worker: ReturnType<typeof spawnAccountWorker>;
+      const pipeWriteEnd = pipeFds ? pipeFds[1] : null;
+      try {
+        worker = spawnAccountWorker(account, { mode: 'backup', excludes: req.excludes, previous: previous !== null, tar: sink === null },
+          { ...(req.politeness ? { politeness: req.politeness } : {}), ...(sink === null ? { tarFd: pipeWriteEnd ?? 'pipe' as const } : {}) });
+      } catch (err) {
+        closeNativeFds();
+        throw err;
+      } finally {
+        // The worker has its own copy of the write end: root's must go, or the pipe never ends.
+        if (pipeWriteEnd !== null) closeFd(pipeWriteEnd);
+      }
       // Cancelling kills the walk; what it wrote so far goes with the partial folder.
       const stopWorker = (): void => { worker.child.kill('SIGKILL'); };
       signal?.addEventListener('abort', stopWorker, { once: true });
       // A destination that fails (full, read-only, I/O error) ends the run: the worker is
       // stopped at once, since it would otherwise wait forever on a pipe nobody reads.
       let tarError: Error | null = null;
-      if (worker.tar) {
+      let nativeDone: Promise<{ bytes: number; sha256: Buffer }> | null = null;
+      if (pipeFds && fileFd !== null) {
+        const pump = pumpTar(pipeFds[0], fileFd, (err) => { tarError ??= err; worker.child.kill('SIGKILL'); });
+        tarHasher = pump;
+        nativeDone = pump.done.then((r) => { tarBytes = r.bytes; return r; });
+        // The descriptors are closed once no job of the pump uses them.
+        tarDone = nativeDone.then(() => undefined).finally(closeNativeFds);
+        tarDone.catch(() => undefined);
+      } else if (worker.tar) {
         const file = dest.createWriteStream(tarFile);
-        tarHasher = new TarHasher();
+        const hasher = new TarHasher();
+        tarHasher = hasher;
         const stored = new Transform({
           highWaterMark: 1 << 20,
           transform(chunk: Buffer, _enc, done) {
@@ -226,9 +266,9 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
         // is stopped so that the run ends with that error instead of waiting forever.
         if (structure === 'compressed') {
           gz = createParallelGzip();
-          tarDone = pipeline(worker.tar, tarHasher, gz, stored, file);
+          tarDone = pipeline(worker.tar, hasher, gz, stored, file);
         } else {
-          tarDone = pipeline(worker.tar, tarHasher, stored, file);
+          tarDone = pipeline(worker.tar, hasher, stored, file);
         }
         tarDone.catch((err: Error) => { tarError = err; worker.child.kill('SIGKILL'); });
       }
@@ -316,7 +356,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
         if (tarDone) await tarDone;
         if (tarHasher) {
           await writeWaiting(true);
-          dataSha256 = (await dataHash.digest()).toString('hex');
+          dataSha256 = (nativeDone ? (await nativeDone).sha256 : await dataHash.digest()).toString('hex');
         }
         if (receiving) throw new Error('the account worker stopped in the middle of a file');
       } catch (err) {
@@ -326,6 +366,8 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
           : null;
         worker.child.kill('SIGKILL');
         sink?.abort();
+        // The pump ends once the killed worker's pipe does; its descriptors close then.
+        if (tarDone) await tarDone.catch(() => undefined);
         throw tarError ?? died ?? err;
       } finally {
         signal?.removeEventListener('abort', stopWorker);

@@ -3,6 +3,7 @@ import { encodeEntry, makeEntry, noticeRecord, NO_REF, parseEntryStream, type En
 import { tarHeaders, tarPadding, TAR_END } from '../format/tar.js';
 import { toBuffer, type BytePath } from '../../util/byte-path.js';
 import { SyncOutput } from './sync-output.js';
+import { spliceToPipe } from '../../native/splice-file.js';
 import { makeExcluder, MARKER_FILE, SKIPPED_DIR_NAME } from './excludes.js';
 
 export interface BackupReaderOptions {
@@ -22,6 +23,8 @@ export interface BackupReaderOptions {
 
 interface PreviousFile { size: number; mtimeSec: number; mtimeNsec: number; dataRef: number }
 
+/** Files from this size are spliced into a tar pipe; smaller ones are gathered with the headers, many to a write. */
+const SPLICE_MIN = 64 << 10;
 const O_READ = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
 const S_IFMT = 0o170000;
 
@@ -49,6 +52,9 @@ export async function runBackupReader(opts: BackupReaderOptions): Promise<void> 
     : new Map<BytePath, PreviousFile>();
   const out = new SyncOutput(3, opts.tar ? 1 << 18 : 4 << 20);
   const tarOut = opts.tar ? new SyncOutput(4) : null;
+  // Large files' content goes into the tar by splice(2) when fd 4 is a pipe (the archive
+  // structure to a local destination): no copy into this process and out again.
+  const splice = tarOut && spliceToPipe && fs.fstatSync(4).isFIFO() ? spliceToPipe : null;
   let tarOffset = 0;
   const tarWrite = (b: Buffer): void => { tarOut!.write(b); tarOffset += b.length; };
   /** Sends an entry's record; in tar mode its headers go to the tar and the record carries their offset. */
@@ -87,6 +93,20 @@ export async function runBackupReader(opts: BackupReaderOptions): Promise<void> 
     const sink = content();
     let left = entry.size;
     let eof = false;
+    if (splice && left >= SPLICE_MIN) {
+      tarOut!.flush();
+      try {
+        for (let moved = -1; left > 0 && moved !== 0;) {
+          moved = splice(fd, 4, left);
+          left -= moved;
+          tarOffset += moved;
+        }
+        // Fewer bytes than announced: the file shrank, and the rest is zeros as below.
+        if (left > 0) eof = true;
+      } catch {
+        // A filesystem that cannot splice (EINVAL): the rest is read and written below.
+      }
+    }
     while (left > 0) {
       const room = sink.reserve(65536);
       const want = Math.min(left, room.length);

@@ -1,0 +1,209 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { spawn, execFileSync } from 'node:child_process';
+import { makeEntry } from '../server/engine/format/entry.js';
+import { tarHeaders, tarPadding, TAR_END } from '../server/engine/format/tar.js';
+import { TarHasher } from '../server/engine/format/tar-hasher.js';
+import { closeFd, pumpTar, tarPipe, tarPumpAvailable } from '../server/native/tar-pump.js';
+import { createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
+import { LocalDestination } from '../server/destinations/local.js';
+import { backupAccount } from '../server/engine/backup.js';
+import { verifySnapshotData } from '../server/engine/verify.js';
+import { layout } from '../server/engine/snapshot-layout.js';
+import type { Account } from '../server/panels/types.js';
+
+/**
+ * The archive structure's native copy (native/tar-pump.c): the hashes it gives are the ones
+ * TarHasher (the JavaScript reference) gives for the same stream, wherever its 1 MiB slots and
+ * 64 KiB pieces cut headers, content and padding; a destination that fails ends the copy
+ * with that error, and a backup with it.
+ */
+const dirs: string[] = [];
+const tmp = (): string => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-pump-'));
+  dirs.push(d);
+  return d;
+};
+const sha256 = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex');
+
+/** A tar of files whose sizes put slot and piece boundaries in headers, content and padding, with long names (L blocks) and a link. */
+function sampleTar(): Buffer {
+  const parts: Buffer[] = [];
+  let n = 0;
+  const file = (size: number, name = `f${n}`): void => {
+    const content = crypto.randomBytes(size);
+    parts.push(tarHeaders(makeEntry({ kind: 'f', path: `${name}-${n++}`, mode: 0o644, uid: 1, gid: 1, size, mtimeSec: 1_700_000_000 })));
+    parts.push(content, Buffer.alloc(tarPadding(size)));
+  };
+  parts.push(tarHeaders(makeEntry({ kind: 'd', path: 'dir', mode: 0o755, uid: 1, gid: 1, mtimeSec: 1 })));
+  for (const size of [0, 1, 511, 512, 513, 65536 - 512, 65536, 65537, (1 << 20) - 1536, (1 << 20) + 7, 3 << 20]) file(size);
+  for (let i = 0; i < 300; i++) file(crypto.randomInt(0, 40000), i % 7 === 0 ? 'x'.repeat(150 + i) : 'small');
+  parts.push(tarHeaders(makeEntry({ kind: 'l', path: 'link', link: 'y'.repeat(300), mode: 0o777, uid: 1, gid: 1, mtimeSec: 1 })));
+  file(12345);
+  parts.push(TAR_END, Buffer.alloc(10240 - 1024));
+  return Buffer.concat(parts);
+}
+
+/** The hashes TarHasher gives for `tar`, by offset. */
+async function referenceHashes(tar: Buffer): Promise<Map<number, string>> {
+  const h = new TarHasher();
+  const offsets: number[] = [];
+  // Every header offset the reference knows: found by asking for each 512-byte block.
+  h.resume();
+  await new Promise<void>((resolve, reject) => { h.on('finish', resolve); h.on('error', reject); h.end(tar); });
+  const out = new Map<number, string>();
+  for (let o = 0; o < tar.length; o += 512) offsets.push(o);
+  for (const o of offsets) { const x = h.takeHash(o); if (x) out.set(o, x.toString('hex')); }
+  return out;
+}
+
+/** Feeds `tar` into a fresh pipe with cat (in pieces of whatever size the pipe takes) and pumps it into `dst`. */
+function pumpFromFile(tarPath: string, dst: number, onError: (err: Error) => void = () => undefined): { pump: ReturnType<typeof pumpTar>; cat: ReturnType<typeof spawn>; close: () => void } {
+  const [r, w] = tarPipe();
+  const cat = spawn('cat', [tarPath], { stdio: ['ignore', w, 'inherit'] });
+  closeFd(w);
+  const pump = pumpTar(r, dst, (err) => { onError(err); cat.kill('SIGKILL'); });
+  return { pump, cat, close: () => closeFd(r) };
+}
+
+let homeRoot: string;
+let acct: TestAccount;
+let account: Account;
+
+before(() => {
+  homeRoot = makeHomeRoot();
+  acct = createAccount(homeRoot);
+  fs.writeFileSync(path.join(acct.home, 'big.bin'), crypto.randomBytes(5 << 20));
+  // Around the size from which the worker splices content into the tar pipe.
+  for (const size of [(64 << 10) - 1, 64 << 10, (64 << 10) + 1, (1 << 20) + 3]) fs.writeFileSync(path.join(acct.home, `edge-${size}.bin`), crypto.randomBytes(size));
+  for (let i = 0; i < 50; i++) fs.writeFileSync(path.join(acct.home, `s${i}.txt`), `small ${i}\n`.repeat(i * 37));
+  execFileSync('chown', ['-R', `${acct.uid}:${acct.gid}`, acct.home]);
+  account = { username: acct.username, owner: 'root', home: acct.home, uid: acct.uid, gid: acct.gid, domains: [], databases: [], databaseUsers: [],
+    suspended: false, package: null, contactEmail: null };
+});
+
+after(() => {
+  removeAccount(acct);
+  for (const d of [homeRoot, ...dirs]) fs.rmSync(d, { recursive: true, force: true });
+});
+
+test('the native tar copy is built (the archive structure uses it for local destinations)', () => {
+  assert.equal(tarPumpAvailable, true);
+});
+
+test('native per-file hashes equal TarHasher\'s, the copy is exact and its SHA-256 is the whole stream\'s, across slot and piece boundaries', async () => {
+  const dir = tmp();
+  const tar = sampleTar();
+  const tarPath = path.join(dir, 'in.tar');
+  fs.writeFileSync(tarPath, tar);
+  const outPath = path.join(dir, 'out.tar');
+  const dst = fs.openSync(outPath, 'w');
+  const { pump, close } = pumpFromFile(tarPath, dst);
+  let result;
+  try {
+    result = await pump.done;
+  } finally {
+    close();
+    fs.closeSync(dst);
+  }
+  assert.equal(result.bytes, tar.length);
+  assert.equal(result.sha256.toString('hex'), sha256(tar));
+  assert.ok(fs.readFileSync(outPath).equals(tar));
+  const expected = await referenceHashes(tar);
+  assert.ok(expected.size > 300);
+  for (const [offset, hash] of expected) assert.equal(pump.takeHash(offset)?.toString('hex'), hash, `file at ${offset}`);
+  // Taken once: forgotten after.
+  assert.equal(pump.takeHash([...expected.keys()][0]!), undefined);
+});
+
+test('a destination that fails (ENOSPC) ends the native copy with that error, and stops the writer', async () => {
+  const dir = tmp();
+  const tarPath = path.join(dir, 'in.tar');
+  fs.writeFileSync(tarPath, sampleTar());
+  const dst = fs.openSync('/dev/full', 'w');
+  let told: Error | null = null;
+  const { pump, cat, close } = pumpFromFile(tarPath, dst, (err) => { told = err; });
+  try {
+    await assert.rejects(pump.done, (err: NodeJS.ErrnoException) => err.code === 'ENOSPC');
+  } finally {
+    close();
+    fs.closeSync(dst);
+  }
+  assert.equal((told as NodeJS.ErrnoException | null)?.code, 'ENOSPC');
+  await new Promise((r) => (cat.exitCode !== null || cat.signalCode !== null ? r(null) : cat.once('exit', r)));
+});
+
+/** A Local destination whose archive file is /dev/full: every write fails with ENOSPC. */
+class FullDestination extends LocalDestination {
+  override openWriteFd(rel: string): number {
+    fs.closeSync(super.openWriteFd(rel));
+    return fs.openSync('/dev/full', 'w');
+  }
+}
+
+test('archive to a local destination: index hashes and the data hash are root\'s, and verify finds nothing damaged', async () => {
+  const dir = tmp();
+  const dest = new LocalDestination(dir);
+  await dest.open();
+  const m = await backupAccount({ account, destination: dest, structure: 'archive', items: ['files'], excludes: [], jobName: 'pump', previousId: null,
+    mysql: async () => { throw new Error('no databases'); } });
+  const stored = fs.readFileSync(path.join(dir, layout.snapshotDir(acct.username, m.id), layout.data('archive')));
+  assert.equal(m.integrity?.data, sha256(stored));
+  assert.equal(m.stats.storedBytes, stored.length);
+  assert.deepEqual((await verifySnapshotData(dest, acct.username, m.id)).damaged, []);
+  // The bytes themselves (spliced or copied by the worker): GNU tar extracts the home exactly.
+  const out = tmp();
+  execFileSync('tar', ['-xf', path.join(dir, layout.snapshotDir(acct.username, m.id), layout.data('archive')), '-C', out]);
+  for (const name of fs.readdirSync(acct.home)) {
+    if (!fs.statSync(path.join(acct.home, name)).isFile()) continue;
+    assert.ok(fs.readFileSync(path.join(out, name)).equals(fs.readFileSync(path.join(acct.home, name))), name);
+  }
+});
+
+test('spliceToPipe moves a file\'s bytes into a pipe from its position, and fewer only at its end (a file that shrank)', async () => {
+  const { spliceToPipe } = await import('../server/native/splice-file.js');
+  assert.ok(spliceToPipe);
+  const dir = tmp();
+  const data = crypto.randomBytes(200_000);
+  fs.writeFileSync(path.join(dir, 'f'), data);
+  const fd = fs.openSync(path.join(dir, 'f'), 'r');
+  const [r, w] = tarPipe();
+  const got: Buffer[] = [];
+  const reader = fs.createReadStream('', { fd: r });
+  reader.on('data', (c) => got.push(c as Buffer));
+  const ended = new Promise<void>((resolve) => reader.on('close', () => resolve()));
+  try {
+    fs.readSync(fd, Buffer.alloc(1000), 0, 1000, null);
+    assert.equal(spliceToPipe!(fd, w, 100_000), 100_000);
+    assert.equal(spliceToPipe!(fd, w, 500_000), 99_000);
+    assert.equal(spliceToPipe!(fd, w, 10), 0);
+    // Neither end a pipe: the error is thrown (the worker then reads and writes instead).
+    const other = fs.openSync(path.join(dir, 'g'), 'w');
+    try {
+      assert.throws(() => spliceToPipe!(fd, other, 10), (err: NodeJS.ErrnoException) => err.code === 'EINVAL');
+    } finally {
+      fs.closeSync(other);
+    }
+  } finally {
+    fs.closeSync(fd);
+    closeFd(w);
+  }
+  await ended;
+  assert.ok(Buffer.concat(got).equals(data.subarray(1000)));
+});
+
+test('regression: an archive to a destination that fails (ENOSPC) through the native copy ends with that error, stops the worker and leaves no snapshot', async () => {
+  const dir = tmp();
+  const dest = new FullDestination(dir);
+  await dest.open();
+  await assert.rejects(
+    backupAccount({ account, destination: dest, structure: 'archive', items: ['files'], excludes: [], jobName: 'full', previousId: null,
+      mysql: async () => { throw new Error('no databases'); } }),
+    (err: Error) => /ENOSPC|space/i.test(`${(err as NodeJS.ErrnoException).code} ${err.message}`),
+  );
+  assert.deepEqual(fs.readdirSync(path.join(dir, acct.username)).filter((n) => !n.startsWith('.lease')), []);
+});
