@@ -445,6 +445,39 @@ export class SshDestination implements Destination, HardLinks {
     return digest;
   }
 
+  /**
+   * The first `size` bytes of a file (fewer when it is shorter) in one exchange: the open is
+   * answered, then its reads (each at most the server's largest) and the close are sent
+   * together. No stream per file: a restore reads thousands of small files.
+   */
+  async readSmallFile(rel: string, size: number): Promise<Buffer> {
+    const handle = await this.call<Buffer>(rel, (s, done) => s.open(this.abs(rel), 'r', done));
+    const sftp = await this.connect();
+    const request = <T>(fn: (done: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> => new Promise((resolve, reject) => {
+      fn((err, value) => { if (err) void this.sftpError(err, rel).then(reject); else resolve(value as T); });
+    });
+    const buf = Buffer.allocUnsafe(size);
+    const max = (sftp as unknown as { _maxReadLen?: number })._maxReadLen ?? 32 << 10;
+    const reads: Promise<number>[] = [];
+    for (let off = 0; off < size; off += max) {
+      const len = Math.min(max, size - off);
+      // At the end of the file the server answers EOF, which ssh2 reports as 0 bytes read.
+      reads.push(request<number>((done) => sftp.read(handle, buf, off, len, off, (err, n) => done(err, n))));
+    }
+    const closed = request<void>((done) => sftp.close(handle, (err) => done(err)));
+    const settled = await Promise.allSettled([...reads, closed]);
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    // The bytes up to the first read that came back short.
+    let got = 0;
+    for (const [i, r] of settled.slice(0, reads.length).entries()) {
+      const n = (r as PromiseFulfilledResult<number>).value;
+      got = i * max + n;
+      if (n < Math.min(max, size - i * max)) break;
+    }
+    return buf.subarray(0, got);
+  }
+
   async readFile(rel: string): Promise<Buffer> {
     return this.call<Buffer>(rel, (s, done) => s.readFile(this.abs(rel), done));
   }

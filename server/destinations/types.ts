@@ -97,6 +97,12 @@ export interface Destination {
    * descriptor, for a writer on libuv's pool. The caller closes it.
    */
   openWriteFd?(rel: string): number;
+  /**
+   * Optional, for remote drivers whose every request waits for an answer: the first `size`
+   * bytes of `rel` (fewer when it is shorter), read without a stream, as createReadStream
+   * would read them. Restores read ahead the content of many small files this way.
+   */
+  readSmallFile?(rel: string, size: number): Promise<Buffer>;
   /** Remote drivers: bytes sent over the network so far, for reports. */
   bytesSent?(): number;
   /** How many files the engine may have in transfer at once (opens and closes overlap). */

@@ -9,7 +9,7 @@ import type { Selected } from './selection.js';
  */
 export const READ_AHEAD_MAX_FILE = 1 << 20;
 const READ_AHEAD_FILES = 32;
-const READ_AHEAD_BYTES = 32 << 20;
+const READ_AHEAD_BYTES = 16 << 20;
 
 /** The entry whose content a selected file restores (itself, or the file a hard link points at). */
 const sourceOf = (sel: Selected): Entry => sel.contentFrom ?? sel.entry;
@@ -18,8 +18,8 @@ const fetched = (sel: Selected): boolean => sel.entry.kind === 'f' && sourceOf(s
 
 /**
  * Reads the content of the small files of `selected` ahead of the position being consumed, up
- * to 32 files and 32 MiB at once, each with `open(source)` (a stream of at least its first
- * `source.size` bytes). `take(i)` hands the chunks of file `i` over once they are all read;
+ * to 32 files and 16 MiB at once, each with `open(source)` (its first `source.size` bytes,
+ * or a stream of at least them). `take(i)` hands the chunks of file `i` over once they are all read;
  * a failed read fails its own `take` only, when its turn comes.
  */
 export class ReadAhead {
@@ -27,7 +27,7 @@ export class ReadAhead {
   private bytes = 0;
   private scanned = 0;
 
-  constructor(private readonly selected: readonly Selected[], private readonly open: (source: Entry) => Promise<Readable | AsyncIterable<Buffer>>) {}
+  constructor(private readonly selected: readonly Selected[], private readonly open: (source: Entry) => Promise<Buffer | Readable | AsyncIterable<Buffer>>) {}
 
   /** Whether file `i` is one that is read ahead (take gives its content). */
   covers(i: number): boolean {
@@ -66,6 +66,7 @@ export class ReadAhead {
     const chunks: Buffer[] = [];
     let got = 0;
     const stream = await this.open(source);
+    if (Buffer.isBuffer(stream)) return [stream];
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       chunks.push(chunk);
       got += chunk.length;

@@ -212,7 +212,7 @@ async function* rawSnapshotContent(dest: Destination, dir: string, structure: St
   const ahead = !direct && structure === 'incremental'
     ? new ReadAhead(selected, async (source) => {
       await checkBlob(source.dataRef);
-      return dest.createReadStream(`${dir}/${layout.blob(source.dataRef)}`, { start: 0, end: source.size });
+      return readStart(dest, `${dir}/${layout.blob(source.dataRef)}`, source.size);
     })
     : null;
   try {
@@ -240,6 +240,10 @@ async function* rawSnapshotContent(dest: Destination, dir: string, structure: St
     direct?.close();
   }
 }
+
+/** The first `size` bytes of `rel` (fewer when it is shorter): in one exchange where the driver can. */
+const readStart = (dest: Destination, rel: string, size: number): Buffer | Promise<Buffer> | Readable =>
+  dest.readSmallFile ? dest.readSmallFile(rel, size) : dest.createReadStream(rel, { start: 0, end: size });
 
 /** A file's content from `stream`: exactly `source.size` bytes, or an error when the stored copy is short. */
 async function* exactSize(stream: AsyncIterable<Buffer> | Iterable<Buffer> | NodeJS.ReadableStream, source: Entry): AsyncGenerator<ContentEvent> {
@@ -284,7 +288,7 @@ async function* objectContent(dest: Destination, dir: string, selected: Selected
     if (type !== 'file') throw new SnapshotInputError(`snapshot ${dir}: object ${rel} is not a regular file on the destination (${type}): refused`);
     return rel;
   };
-  const ahead = new ReadAhead(selected, async (source) => dest.createReadStream(await objectOf(source), { start: 0, end: source.size }));
+  const ahead = new ReadAhead(selected, async (source) => readStart(dest, await objectOf(source), source.size));
   for (const [i, sel] of selected.entries()) {
     yield { type: 'entry', sel };
     if (sel.entry.kind !== 'f') continue;

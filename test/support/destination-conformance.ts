@@ -60,6 +60,24 @@ export function destinationConformance(name: string, make: () => Promise<Destina
     await d.close();
   });
 
+  test(`${name}: readSmallFile, where offered, reads the first bytes asked for, or the whole of a shorter file`, async (t) => {
+    const d = await make();
+    if (!d.readSmallFile) { t.skip('not offered'); return; }
+    await d.open();
+    // Around the SFTP read limit (255 KiB on OpenSSH) and the 1 MiB read-ahead bound.
+    const content = crypto.randomBytes((1 << 20) + 5);
+    await d.writeFile('acct/r/blob', content);
+    for (const size of [1, 4096, 261120, 261121, 1 << 20]) {
+      assert.deepEqual(await d.readSmallFile('acct/r/blob', size), content.subarray(0, size), `first ${size} bytes`);
+    }
+    await d.writeFile('acct/r/short', content.subarray(0, 300000));
+    assert.deepEqual(await d.readSmallFile('acct/r/short', 1 << 20), content.subarray(0, 300000), 'a shorter file, whole');
+    await d.writeFile('acct/r/empty', Buffer.alloc(0));
+    assert.equal((await d.readSmallFile('acct/r/empty', 100)).length, 0);
+    await assert.rejects(d.readSmallFile('acct/r/missing', 10), /not found/);
+    await d.close();
+  });
+
   test(`${name}: rename commits, remove is recursive, exists tells`, async () => {
     const d = await make();
     await d.open();
