@@ -52,6 +52,17 @@ const COMMAND_PROBE = 'tidemark-commands-ok';
  */
 const offersFsync = (sftp: SFTPWrapper): boolean => (sftp as unknown as { _extensions?: Record<string, string> })._extensions?.['fsync@openssh.com'] === '1';
 
+/**
+ * The values of requests sent back to back, once every one is answered (none is left running
+ * behind a failure); the first failure otherwise.
+ */
+async function allAnswered<T>(answers: Promise<T>[]): Promise<T[]> {
+  const settled = await Promise.allSettled(answers);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<T>).value);
+}
+
 /** The account folder a destination path is in ('' for a file at the root). */
 const topFolder = (rel: string): string => (rel.includes('/') ? rel.slice(0, rel.indexOf('/')) : '');
 
@@ -265,8 +276,16 @@ export class SshDestination implements Destination, HardLinks {
   /** Runs one SFTP call, turning its error into a DestinationError that names the path. */
   private async call<T>(rel: string, fn: (sftp: SFTPWrapper, done: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> {
     const sftp = await this.connect();
+    return this.request<T>(rel, (done) => fn(sftp, done));
+  }
+
+  /**
+   * Sends one SFTP request at once (on a session already connected), so that several go out
+   * back to back without waiting for each other's answers; its error names the path.
+   */
+  private request<T>(rel: string, send: (done: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      fn(sftp, (err, value) => {
+      send((err, value) => {
         if (err) void this.sftpError(err, rel).then(reject);
         else resolve(value as T);
       });
@@ -427,21 +446,16 @@ export class SshDestination implements Destination, HardLinks {
     if (byCommand) this.unsynced.add(topFolder(rel));
     const sftp = await this.connect();
     // Sent one after the other from here, without waiting in between.
-    const request = (fn: (done: (err: Error | null | undefined) => void) => void): Promise<void> => new Promise((resolve, reject) => {
-      fn((err) => { if (err) void this.sftpError(err, rel).then(reject); else resolve(); });
-    });
     const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
     const max = (sftp as unknown as { _maxWriteLen?: number })._maxWriteLen ?? 32 << 10;
     const answers: Promise<void>[] = [];
     for (let off = 0; off < data.length; off += max) {
       const len = Math.min(max, data.length - off);
-      answers.push(request((done) => sftp.write(handle, data, off, len, off, (err) => done(err))));
+      answers.push(this.request<void>(rel, (done) => sftp.write(handle, data, off, len, off, (err) => done(err))));
     }
-    if (!byCommand && offersFsync(sftp)) answers.push(request((done) => sftp.ext_openssh_fsync(handle, (err) => done(err))));
-    answers.push(request((done) => sftp.close(handle, (err) => done(err))));
-    const settled = await Promise.allSettled(answers);
-    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
+    if (!byCommand && offersFsync(sftp)) answers.push(this.request<void>(rel, (done) => sftp.ext_openssh_fsync(handle, (err) => done(err))));
+    answers.push(this.request<void>(rel, (done) => sftp.close(handle, (err) => done(err))));
+    await allAnswered(answers);
     return digest;
   }
 
@@ -453,25 +467,19 @@ export class SshDestination implements Destination, HardLinks {
   async readSmallFile(rel: string, size: number): Promise<Buffer> {
     const handle = await this.call<Buffer>(rel, (s, done) => s.open(this.abs(rel), 'r', done));
     const sftp = await this.connect();
-    const request = <T>(fn: (done: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> => new Promise((resolve, reject) => {
-      fn((err, value) => { if (err) void this.sftpError(err, rel).then(reject); else resolve(value as T); });
-    });
     const buf = Buffer.allocUnsafe(size);
     const max = (sftp as unknown as { _maxReadLen?: number })._maxReadLen ?? 32 << 10;
     const reads: Promise<number>[] = [];
     for (let off = 0; off < size; off += max) {
       const len = Math.min(max, size - off);
       // At the end of the file the server answers EOF, which ssh2 reports as 0 bytes read.
-      reads.push(request<number>((done) => sftp.read(handle, buf, off, len, off, (err, n) => done(err, n))));
+      reads.push(this.request<number>(rel, (done) => sftp.read(handle, buf, off, len, off, (err, n) => done(err, n))));
     }
-    const closed = request<void>((done) => sftp.close(handle, (err) => done(err)));
-    const settled = await Promise.allSettled([...reads, closed]);
-    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
+    const closed = this.request<void>(rel, (done) => sftp.close(handle, (err) => done(err)));
+    const counts = (await allAnswered<number | void>([...reads, closed])).slice(0, reads.length) as number[];
     // The bytes up to the first read that came back short.
     let got = 0;
-    for (const [i, r] of settled.slice(0, reads.length).entries()) {
-      const n = (r as PromiseFulfilledResult<number>).value;
+    for (const [i, n] of counts.entries()) {
       got = i * max + n;
       if (n < Math.min(max, size - i * max)) break;
     }

@@ -66,6 +66,12 @@ function storedInOf(dir: string, structure: Structure, source: Entry, objects: b
  * relies on it, see RestoreWriterOptions.contentChecked).
  */
 export async function* snapshotContent(dest: Destination, dir: string, structure: Structure, selected: Selected[], opts: ContentOptions = {}): AsyncGenerator<ContentEvent> {
+  // Local incremental and archive: the synchronous reader (the same events and check).
+  const sync = await snapshotContentSync(dest, dir, structure, selected, opts);
+  if (sync) {
+    for (const ev of sync) yield ev;
+    return;
+  }
   const objects = opts.objects === true;
   const check = contentCheck(dir, structure, objects, opts);
   // The errors of reading are named here (nameContentError), not by one more generator around rawSnapshotContent.
@@ -206,24 +212,19 @@ async function* rawSnapshotContent(dest: Destination, dir: string, structure: St
     if (type === undefined) throw new Error(`${what(layout.blob(n))}: not found on the destination: the destination copy is damaged`);
     if (type !== 'file') throw new SnapshotInputError(`${what(layout.blob(n))} is not a regular file on the destination (${type}): refused`);
   };
-  // Drivers with synchronous positioned reads (local): no stream per file; the archive is opened once.
-  const direct = dest.openForReads ? new DirectReads(dest.openForReads.bind(dest), dir, structure, what) : null;
-  // Remote blobs: small ones are fetched several at once, ahead of their turn.
-  const ahead = !direct && structure === 'incremental'
+  // Drivers with synchronous reads (local) take snapshotContentSync. Remote blobs: small ones
+  // are fetched several at once, ahead of their turn.
+  const ahead = structure === 'incremental'
     ? new ReadAhead(selected, async (source) => {
       await checkBlob(source.dataRef);
       return readStart(dest, `${dir}/${layout.blob(source.dataRef)}`, source.size);
     })
     : null;
-  try {
   for (const [i, sel] of selected.entries()) {
     yield { type: 'entry', sel };
     if (sel.entry.kind !== 'f') continue;
     const source = sel.contentFrom ?? sel.entry;
-    if (source.size > 0 && direct) {
-      // A loop, not yield*: delegating to a sync generator wraps every piece in one more promise.
-      for (const piece of direct.content(source, structure === 'incremental' ? 0 : source.dataRef + headerLength(source))) yield piece;
-    } else if (ahead?.covers(i)) {
+    if (ahead?.covers(i)) {
       yield* exactSize(await ahead.take(i), source);
     } else if (source.size > 0) {
       if (structure === 'incremental') await checkBlob(source.dataRef);
@@ -235,9 +236,6 @@ async function* rawSnapshotContent(dest: Destination, dir: string, structure: St
       yield* exactSize(stream, source);
     }
     yield { type: 'data-end' };
-  }
-  } finally {
-    direct?.close();
   }
 }
 
