@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import crypto from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { parseEntryStream, type Entry } from '../format/entry.js';
-import { toBuffer, toDisplay, type BytePath } from '../../util/byte-path.js';
+import { parentOf, toBuffer, toDisplay, type BytePath } from '../../util/byte-path.js';
 import { SyncOutput } from './sync-output.js';
 import { openIfUnchanged } from './unchanged-file.js';
 import { setFdTimes, setPathTimes } from '../../native/file-times.js';
@@ -75,6 +75,12 @@ function pruneExtra(home: Buffer, prune: NonNullable<RestoreWriterOptions['prune
     }
   }
   return moved;
+}
+
+/** Writes all of `b` (a short write goes on where it stopped). */
+function writeAllSync(fd: number, b: Buffer): void {
+  let off = 0;
+  while (off < b.length) off += fs.writeSync(fd, b, off, b.length - off);
 }
 
 const O_NEW = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
@@ -190,7 +196,13 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     }
   };
 
-  const parentOf = (rel: BytePath): BytePath => { const i = rel.lastIndexOf('/'); return i < 0 ? '' : rel.slice(0, i); };
+  /** A written file's owner (as far as the account may), mode and times to the nanosecond. */
+  const setAttributes = (fd: number, e: Entry): void => {
+    applyOwner((u, g) => fs.fchownSync(fd, u, g), e.path, e);
+    fs.fchmodSync(fd, e.mode);
+    setFdTimes(fd, e.mtimeSec, e.mtimeNsec);
+  };
+
   // To the nanosecond (utimensat through the native addon): a time cut to the microsecond
   // would make the next incremental run store every restored file again.
   const setTimes = (p: Buffer, e: Entry, noFollow: boolean): void => setPathTimes(p, e.mtimeSec, e.mtimeNsec, noFollow);
@@ -266,13 +278,8 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     const tmp = tmpName(e.path);
     const fd = fs.openSync(tmp, O_NEW, 0o600);
     try {
-      for (const part of parts) {
-        let off = 0;
-        while (off < part.length) off += fs.writeSync(fd, part, off, part.length - off);
-      }
-      applyOwner((u, g) => fs.fchownSync(fd, u, g), e.path, e);
-      fs.fchmodSync(fd, e.mode);
-      setFdTimes(fd, e.mtimeSec, e.mtimeNsec);
+      for (const part of parts) writeAllSync(fd, part);
+      setAttributes(fd, e);
     } catch (err) {
       fs.closeSync(fd);
       fs.rmSync(tmp, { force: true });
@@ -302,9 +309,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
       throw new Error(`the content of ${JSON.stringify(toDisplay(entry.path))} in the snapshot does not match its hash: the snapshot is damaged; that file was not restored and the restore stopped there`);
     }
     try {
-      applyOwner((u, g) => fs.fchownSync(fd, u, g), entry.path, entry);
-      fs.fchmodSync(fd, entry.mode);
-      setFdTimes(fd, entry.mtimeSec, entry.mtimeNsec);
+      setAttributes(fd, entry);
     } finally {
       fs.closeSync(fd);
     }
@@ -320,8 +325,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     if (ev.type === 'data') {
       if (current && !current.kept) {
         current.hash?.update(ev.chunk);
-        let off = 0;
-        while (off < ev.chunk.length) off += fs.writeSync(current.fd, ev.chunk, off, ev.chunk.length - off);
+        writeAllSync(current.fd, ev.chunk);
       }
       continue;
     }
