@@ -25,6 +25,7 @@ import type { MysqlCredentials } from '../panels/types.js';
 import type { Politeness } from '../util/politeness.js';
 import type { DatabaseOwnership } from '../panels/database-owner.js';
 import type { SiteRecord } from './sites/site-record.js';
+import { ChangeTracker, type SnapshotChanges } from './catalog/snapshot-changes.js';
 
 export interface BackupProgress {
   phase: 'files' | 'databases' | 'finishing';
@@ -51,6 +52,12 @@ export interface BackupRequest {
   onWarning?: (message: string) => void;
   /** Which account owns which database: the WordPress sites found are checked with it. */
   databaseOwnership?: () => Promise<DatabaseOwnership>;
+  /**
+   * Called once the snapshot is committed with what changed against the previous snapshot
+   * (incremental with a previous snapshot only, and not when much changed): the path catalog
+   * adds the snapshot from it without reading the index again.
+   */
+  onChanges?: (changes: SnapshotChanges) => void;
 }
 
 const MAX_SKIPPED_LISTED = 500;
@@ -111,6 +118,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
   let grantsSha256: string | null = null;
   let previous: string | null = null;
   let sites: SiteRecord[] | undefined;
+  let changes: SnapshotChanges | null = null;
   /** Folders of the snapshot whose entries must be flushed before its manifest is written. */
   const folders: string[] = [partial];
   // Whole-file hashes (see docs/snapshot-format.md, "Integrity"): a truncated index or archive is found without parsing it.
@@ -146,6 +154,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       let prevIndex: Buffer[] = [];
       // An unchanged file's blob is the previous one: its hash is carried over with it.
       let prevHashes = new Map<number, Buffer>();
+      let tracker: ChangeTracker | null = null;
       if (structure === 'incremental' && req.previousId) {
         try {
           // The object layout builds only on a snapshot in that layout (its objects exist).
@@ -155,15 +164,19 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
           // Streamed: only the files (their blob numbers and records) are kept.
           const blobs = new Set<number>();
           const hashes = new Map<number, Buffer>();
+          if (req.onChanges) tracker = new ChangeTracker(id, req.previousId);
+          // The worker gets the index as read (inflated), once all of it is validated: it keeps
+          // only the files' records, and re-encoding them here cost a Buffer per file.
+          const inflated: Buffer[] = [];
           await eachIndexEntry(dest, layout.snapshotDir(account.username, req.previousId), (e) => {
+            tracker?.addBase(e);
             if (e.kind === 'f' && e.dataRef !== NO_REF) {
               if (objects && e.size > 0 && !e.hash) throw new Error(`${JSON.stringify(toDisplay(e.path))} has no content hash, so no object`);
               blobs.add(e.dataRef);
               if (e.hash) hashes.set(e.dataRef, e.hash);
-              delete e.hash;
-              prevIndex.push(encodeEntry(e));
             }
-          });
+          }, (chunk) => { inflated.push(chunk); });
+          prevIndex = inflated;
           prevBlobs = blobs;
           prevHashes = hashes;
           previous = req.previousId;
@@ -171,6 +184,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
           // A damaged or missing previous snapshot is no base: everything is stored anew.
           prevBlobs = null;
           prevIndex = [];
+          tracker = null;
           req.onWarning?.(`previous snapshot ${req.previousId} not used as a base (everything is stored again): ${(err as Error).message}`);
           prevHashes = new Map();
         }
@@ -288,6 +302,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       const waiting: Entry[] = [];
       const writeRecord = async (e: Entry): Promise<void> => {
         e.prevRef = NO_REF;
+        tracker?.addNew(e);
         await index.write(encodeEntry(e));
       };
       const records = new OrderedRecords(writeRecord);
@@ -382,6 +397,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       stats.storedBytes += sink ? sink.storedBytes() : tarBytes;
       if (sink) folders.push(...sink.folders());
       if (gz) await dest.writeFile(`${partial}/${layout.members}`, JSON.stringify(gz.members()));
+      changes = tracker?.finish() ?? null;
     }
 
     signal?.throwIfAborted();
@@ -423,6 +439,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
     await lease?.confirm();
     await commit(dest, partial, layout.snapshotDir(account.username, id), folders, JSON.stringify(manifest, null, 2) + '\n');
     await lease?.release().catch(() => undefined);
+    if (changes) req.onChanges?.(changes);
     return manifest;
   } catch (err) {
     await dest.remove(partial).catch(() => undefined);

@@ -9,10 +9,11 @@ import { parentOf, toDisplay, type BytePath } from '../util/byte-path.js';
 /** Counts inflated bytes and stops the stream past `limit` (a gzip bomb never fills memory). */
 class ByteLimit extends Transform {
   private seen = 0;
-  constructor(private readonly limit: number, private readonly onExceeded: () => Error) { super(); }
+  constructor(private readonly limit: number, private readonly onExceeded: () => Error, private readonly onChunk?: (chunk: Buffer) => void) { super(); }
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.seen += chunk.length;
     if (this.seen > this.limit) { done(this.onExceeded()); return; }
+    this.onChunk?.(chunk);
     done(null, chunk);
   }
 }
@@ -66,16 +67,18 @@ export class IndexValidator {
  * Streams a snapshot's index (entries in walk order) to `onEntry`, validated entry by entry
  * and bounded in entries and inflated bytes (see limits): a crafted index is refused with
  * an error naming the snapshot, never allowed to fill memory. `onEntry` may return false
- * to stop early.
+ * to stop early. `onInflated` receives the inflated bytes as they are read: they are the
+ * validated index only once this resolves.
  */
-export async function eachIndexEntry(dest: Destination, snapshotDir: string, onEntry: (e: Entry) => boolean | void): Promise<void> {
+export async function eachIndexEntry(dest: Destination, snapshotDir: string, onEntry: (e: Entry) => boolean | void,
+  onInflated?: (chunk: Buffer) => void): Promise<void> {
   const what = `snapshot ${snapshotDir}: ${layout.index}`;
   await requireRegularFile(dest, snapshotDir, layout.index, what);
   const validator = new IndexValidator(what);
   const maxBytes = limits.indexBytes;
   const raw = dest.createReadStream(`${snapshotDir}/${layout.index}`);
   const gunzip = zlib.createGunzip();
-  const bounded = new ByteLimit(maxBytes, () => new SnapshotInputError(`${what}: more than ${maxBytes} bytes once inflated: refused as damaged or hostile`));
+  const bounded = new ByteLimit(maxBytes, () => new SnapshotInputError(`${what}: more than ${maxBytes} bytes once inflated: refused as damaged or hostile`), onInflated);
   raw.on('error', (err) => gunzip.destroy(err));
   gunzip.on('error', (err) => bounded.destroy(err));
   raw.pipe(gunzip).pipe(bounded);

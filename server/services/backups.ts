@@ -2,6 +2,7 @@ import type { LogAudience } from '../store/tasks.js';
 import { backupAccount } from '../engine/backup.js';
 import { lockAccountWhenFree } from '../engine/account-lock.js';
 import { catalogAfterBackup } from './path-catalogs.js';
+import type { SnapshotChanges } from '../engine/catalog/snapshot-changes.js';
 import { queueOf, TaskCancelled } from '../queue/task-queue.js';
 import { PRIORITIES } from '../queue/priority.js';
 import type { Account } from '../panels/types.js';
@@ -222,6 +223,7 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
   let unlock: (() => void) | null = null;
   /** The connection of a committed run, kept open to add the snapshot to the path catalog. */
   let toCatalog: Destination | null = null;
+  let changes: SnapshotChanges | null = null;
   let r: AccountBackupResult;
   try {
     if (unavailable !== null) throw new Error(unavailable);
@@ -256,6 +258,7 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
         signal: watch.signal,
         onWarning: (message) => ctx.store.tasks.log(taskId, 'warn', message, 'provider'),
         databaseOwnership: () => ctx.panel(false).databaseOwnership(),
+        onChanges: (c) => { changes = c; },
       });
       const record: SnapshotRecord = {
         id: manifest.id, destinationId: destRecord.id, account: account.username, jobId: job.id, structure: manifest.structure,
@@ -305,7 +308,7 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
   if (toCatalog) {
     const dest = toCatalog;
     try {
-      await catalogAfterBackup(ctx, destRecord, account.username, dest, (message) => taskLog('info', message, 'provider'));
+      await catalogAfterBackup(ctx, destRecord, account.username, dest, (message) => taskLog('info', message, 'provider'), changes);
     } finally {
       await dest.close();
     }

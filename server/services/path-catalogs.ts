@@ -7,6 +7,7 @@ import { layout } from '../engine/snapshot-layout.js';
 import { eachIndexEntry } from '../engine/snapshot-index.js';
 import { catalogFile, catalogSnapshots, openCatalog, unreadableSnapshots } from '../engine/catalog/path-catalog.js';
 import { syncCatalog } from '../engine/catalog/catalog-sync.js';
+import type { SnapshotChanges } from '../engine/catalog/snapshot-changes.js';
 
 /**
  * Keeps each account's path catalog (engine/catalog) in line with its snapshots: updated
@@ -20,13 +21,14 @@ const running = new Map<string, { promise: Promise<void>; done: number; total: n
 export interface CatalogProgress { done: number; total: number }
 
 /** Brings the catalog of `account` on `d` up to date, reading new indexes over `driver` (or a connection of its own). */
-export function syncAccountCatalog(ctx: Context, d: DestinationRecord, account: string, driver?: Destination, maxReads = Infinity): Promise<void> {
+export function syncAccountCatalog(ctx: Context, d: DestinationRecord, account: string, driver?: Destination, maxReads = Infinity,
+  changes: SnapshotChanges | null = null): Promise<void> {
   const file = catalogFile(ctx.dataDir, d.id, account);
   const already = running.get(file);
   if (already) {
     // One update at a time; a narrower one running (after a backup) is followed by this one.
     if (already.maxReads >= maxReads) return already.promise;
-    return already.promise.catch(() => {}).then(() => syncAccountCatalog(ctx, d, account, driver, maxReads));
+    return already.promise.catch(() => {}).then(() => syncAccountCatalog(ctx, d, account, driver, maxReads, changes));
   }
   const state = { promise: Promise.resolve(), done: 0, total: 0, maxReads };
   state.promise = (async () => {
@@ -35,7 +37,7 @@ export function syncAccountCatalog(ctx: Context, d: DestinationRecord, account: 
     try {
       const work = (dest: Destination): Promise<number> => syncCatalog(db, live,
         (id, onEntry) => eachIndexEntry(dest, layout.snapshotDir(account, id), onEntry),
-        (done, total) => { state.done = done; state.total = total; }, maxReads);
+        (done, total) => { state.done = done; state.total = total; }, maxReads, changes);
       if (driver) await work(driver);
       else if (needsWork(db, live.map((s) => s.id))) await withDriver(ctx, d, work);
     } finally {
@@ -61,14 +63,15 @@ export function catalogProgress(ctx: Context, destinationId: number, account: st
 /**
  * Right after a backup's catalog row: adds the new snapshot to the account's catalog over
  * the backup's own connection (a few seconds for 200,000 files: `node dist/bench/search-scale.js`).
+ * `changes` (what the backup found changed) spares reading the snapshot's index again.
  * Only when that one snapshot is all there is to read: a catalog that lacks more (its
  * account's snapshots were made before catalogs existed, or found by a reindex) is built at
  * the first question instead of lengthening the backup. Never fails the backup.
  */
 export async function catalogAfterBackup(ctx: Context, d: DestinationRecord, account: string, driver: Destination,
-  log: (message: string) => void): Promise<void> {
+  log: (message: string) => void, changes: SnapshotChanges | null = null): Promise<void> {
   try {
-    await syncAccountCatalog(ctx, d, account, driver, 1);
+    await syncAccountCatalog(ctx, d, account, driver, 1, changes);
   } catch (err) {
     log(`the search index was not updated (${(err as Error).message}); it is brought up to date at the next search`);
   }

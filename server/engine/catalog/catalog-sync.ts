@@ -2,7 +2,8 @@ import type Database from 'better-sqlite3';
 import type { Entry } from '../format/entry.js';
 import { SnapshotInputError } from '../untrusted-input.js';
 import { DestinationError } from '../../destinations/types.js';
-import { appendSnapshot, clearCatalog, forgetSnapshots, markUnreadable } from './path-catalog.js';
+import { appendChanges, appendSnapshot, clearCatalog, forgetSnapshots, markUnreadable } from './path-catalog.js';
+import type { SnapshotChanges } from './snapshot-changes.js';
 
 export interface LiveSnapshot { id: string; finishedAt: string }
 
@@ -17,10 +18,12 @@ const order = (a: LiveSnapshot, b: LiveSnapshot): number =>
  * just finished), and starts over when one turns up older than the newest catalogued (a
  * reindex found it, or it was handed over), since versions are intervals in time order.
  * Returns how many snapshots were read, or -1 when more than `maxReads` were to be read
- * (nothing is done then: the work is left for later).
+ * (nothing is done then: the work is left for later). `changes`: what a backup that just
+ * finished found changed in its snapshot, which is then added without reading its index
+ * (when the catalog's newest snapshot is the one it was compared with).
  */
 export async function syncCatalog(db: Database.Database, live: readonly LiveSnapshot[], read: IndexReader,
-  onProgress: (done: number, total: number) => void = () => {}, maxReads = Infinity): Promise<number> {
+  onProgress: (done: number, total: number) => void = () => {}, maxReads = Infinity, changes: SnapshotChanges | null = null): Promise<number> {
   const liveIds = new Set(live.map((s) => s.id));
   const known = db.prepare('SELECT id, finished_at AS finishedAt, complete FROM snaps').all() as (LiveSnapshot & { complete: number })[];
   const gone = known.filter((s) => !liveIds.has(s.id) || s.complete === 0).map((s) => s.id);
@@ -40,6 +43,10 @@ export async function syncCatalog(db: Database.Database, live: readonly LiveSnap
   onProgress(done, missing.length);
   for (const s of missing) {
     try {
+      if (!rebuild && changes?.id === s.id && appendChanges(db, s, changes) !== 'mismatch') {
+        onProgress(++done, missing.length);
+        continue;
+      }
       await appendSnapshot(db, s, (onEntry) => read(s.id, onEntry));
     } catch (err) {
       // Refused as damaged, or its index is missing: it holds nothing searchable (named so).

@@ -5,6 +5,7 @@ import type { Entry } from '../format/entry.js';
 import { foldBytes } from './name-match.js';
 import { parentOf, type BytePath } from '../../util/byte-path.js';
 import { sqliteOptions } from '../../store/sqlite-binding.js';
+import type { SnapshotChanges } from './snapshot-changes.js';
 
 /**
  * The path catalog of one account on one destination (a "series"): every version of every
@@ -228,6 +229,91 @@ export async function appendSnapshot(db: Database.Database, snap: { id: string; 
     db.prepare(`UPDATE snaps SET entries = ?, bytes = ?, added = ?, changed = ?, removed = ?, added_bytes = ?, changed_bytes = ?, removed_bytes = ?, complete = 1
       WHERE seq = ?`).run(n.entries, n.bytes, n.added, n.changed, base ? base.entries - n.keptOld : 0, n.addedBytes, n.changedBytes,
       base ? base.bytes - n.keptOldBytes : 0, seq);
+    db.exec('COMMIT');
+    return true;
+  } catch (err) {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    throw err;
+  }
+}
+
+/**
+ * Adds one snapshot at the end of a catalog from what the backup found changed against the
+ * snapshot it was built on (snapshot-changes.ts), to the same rows appendSnapshot writes from
+ * the whole index: only the candidates and the removed paths are looked up, each by its path.
+ * Every version the base held is first opened again at once (one statement); those of
+ * changed and removed paths are then closed at the base. 'mismatch' (nothing written) when
+ * the catalog's newest snapshot is not that base, or holds other totals than the base's
+ * index: the caller reads the index then. False when the snapshot was there already.
+ */
+export function appendChanges(db: Database.Database, snap: { id: string; finishedAt: string }, changes: SnapshotChanges): boolean | 'mismatch' {
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    if (db.prepare('SELECT 1 FROM snaps WHERE id = ?').get(snap.id)) { db.exec('ROLLBACK'); return false; }
+    const base = db.prepare('SELECT seq, id, entries, bytes FROM snaps WHERE complete = 1 ORDER BY seq DESC LIMIT 1').get() as
+      { seq: number; id: string; entries: number; bytes: number } | undefined;
+    if (!base || base.id !== changes.baseId || base.entries !== changes.baseEntries || base.bytes !== changes.baseBytes
+      || db.prepare('SELECT 1 FROM snaps WHERE complete = 0 LIMIT 1').get()) {
+      db.exec('ROLLBACK');
+      return 'mismatch';
+    }
+    const seq = Number(db.prepare('INSERT INTO snaps (id, finished_at, base_seq) VALUES (?, ?, ?)').run(snap.id, snap.finishedAt, base.seq).lastInsertRowid);
+    db.prepare('UPDATE versions SET last_seq = ? WHERE first_seq <= ? AND last_seq >= ? AND last_seq <> ?').run(OPEN, base.seq, base.seq, OPEN);
+    const heldAt = db.prepare(`SELECT v.id, v.path_id, v.kind, v.mode, v.size, v.mtime_sec, v.mtime_nsec, v.hash, v.link
+      FROM paths p JOIN versions v ON v.path_id = p.id WHERE p.path = ? AND v.first_seq <= ? AND v.last_seq >= ?`).raw(true);
+    const folderTime = db.prepare('SELECT mode, mtime_sec, mtime_nsec FROM folder_times WHERE version_id = ? AND seq <= ? ORDER BY seq DESC LIMIT 1').raw(true);
+    const held = (p: BytePath): BaseVersion | null => {
+      const r = heldAt.get(Buffer.from(p, 'latin1'), base.seq, base.seq) as [number, number, string, number, number, number, number, Buffer | null, Buffer | null] | undefined;
+      if (!r) return null;
+      const v: BaseVersion = { id: r[0], pathId: r[1], kind: r[2], mode: r[3], size: r[4], mtimeSec: r[5], mtimeNsec: r[6], hash: r[7], link: r[8], lastSeq: OPEN, seen: true };
+      if (v.kind === 'd') {
+        const t = folderTime.get(v.id, base.seq) as [number, number, number] | undefined;
+        if (t) { v.mode = t[0]; v.mtimeSec = t[1]; v.mtimeNsec = t[2]; }
+      }
+      return v;
+    };
+    const findPath = db.prepare('SELECT id FROM paths WHERE path = ?').pluck();
+    const addPath = db.prepare('INSERT INTO paths (path, folded, name_at) VALUES (?, ?, ?)');
+    const setLast = db.prepare('UPDATE versions SET last_seq = ? WHERE id = ?');
+    const setFolderTime = db.prepare('INSERT OR REPLACE INTO folder_times (version_id, seq, mode, mtime_sec, mtime_nsec) VALUES (?, ?, ?, ?, ?)');
+    const addVersion = db.prepare(`INSERT INTO versions (path_id, first_seq, last_seq, kind, mode, size, mtime_sec, mtime_nsec, hash, link)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    let added = 0; let changed = 0; let addedBytes = 0; let changedBytes = 0;
+    for (const e of changes.candidates) {
+      const old = held(e.path);
+      let pathId: number;
+      if (old) {
+        if (sameVersion(old, e)) {
+          if (e.kind === 'd' && (old.mode !== e.mode || old.mtimeSec !== e.mtimeSec || old.mtimeNsec !== e.mtimeNsec)) {
+            setFolderTime.run(old.id, seq, e.mode, e.mtimeSec, e.mtimeNsec);
+          }
+          continue;
+        }
+        setLast.run(base.seq, old.id);
+        pathId = old.pathId;
+        changed++; changedBytes += e.size;
+      } else {
+        const raw = Buffer.from(e.path, 'latin1');
+        const known = findPath.get(raw) as number | undefined;
+        if (known !== undefined) pathId = known;
+        else {
+          const folded = foldBytes(e.path);
+          pathId = Number(addPath.run(raw, Buffer.from(folded, 'latin1'), folded.lastIndexOf('/') + 1).lastInsertRowid);
+        }
+        added++; addedBytes += e.size;
+      }
+      addVersion.run(pathId, seq, OPEN, e.kind, e.mode, e.size, e.mtimeSec, e.mtimeNsec, e.hash ?? null, e.link === '' ? null : Buffer.from(e.link, 'latin1'));
+    }
+    for (const p of changes.removed) {
+      const old = held(p);
+      if (old) setLast.run(base.seq, old.id);
+    }
+    const addCount = db.prepare('INSERT OR REPLACE INTO folder_counts (seq, path, total, folders) VALUES (?, ?, ?, ?)');
+    for (const [dir, total, folders] of changes.largeFolders) addCount.run(seq, Buffer.from(dir, 'latin1'), total, folders);
+    const keptOld = changes.entries - added;
+    db.prepare(`UPDATE snaps SET entries = ?, bytes = ?, added = ?, changed = ?, removed = ?, added_bytes = ?, changed_bytes = ?, removed_bytes = ?, complete = 1
+      WHERE seq = ?`).run(changes.entries, changes.bytes, added, changed, base.entries - keptOld, addedBytes, changedBytes,
+      base.bytes - changes.keptBaseBytes, seq);
     db.exec('COMMIT');
     return true;
   } catch (err) {

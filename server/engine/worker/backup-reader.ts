@@ -25,6 +25,8 @@ interface PreviousFile { size: number; mtimeSec: number; mtimeNsec: number; data
 
 /** Files from this size are spliced into a tar pipe; smaller ones are gathered with the headers, many to a write. */
 const SPLICE_MIN = 64 << 10;
+/** Buffered records are sent from this much on (content read into the buffer is sent when it is full). */
+const RECORDS_FLUSH = 128 << 10;
 const O_READ = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
 const S_IFMT = 0o170000;
 
@@ -50,7 +52,9 @@ export async function runBackupReader(opts: BackupReaderOptions): Promise<void> 
   const previous = opts.previous
     ? await readPrevious(opts.input ?? fs.createReadStream('', { fd: 0, highWaterMark: 1 << 20 }))
     : new Map<BytePath, PreviousFile>();
-  const out = new SyncOutput(3, opts.tar ? 1 << 18 : 4 << 20);
+  // Records go out every RECORDS_FLUSH bytes: root links and indexes unchanged files while
+  // the walk goes on (with 4 MiB, a second incremental's records all arrived at its end).
+  const out = new SyncOutput(3, opts.tar ? 1 << 18 : 4 << 20, RECORDS_FLUSH);
   const tarOut = opts.tar ? new SyncOutput(4) : null;
   // Large files' content goes into the tar by splice(2) when fd 4 is a pipe (the archive
   // structure to a local destination): no copy into this process and out again.

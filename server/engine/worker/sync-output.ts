@@ -8,7 +8,12 @@ export class SyncOutput {
   private readonly buf: Buffer;
   private used = 0;
 
-  constructor(private readonly fd: number, size = 4 << 20) {
+  /**
+   * `flushAt`: once this much is buffered, the next write() (a record, not content read in
+   * through reserve) sends it, so that the reader works on records while more are gathered
+   * instead of receiving them all when the buffer is full or the walk ends.
+   */
+  constructor(private readonly fd: number, size = 4 << 20, private readonly flushAt = size) {
     this.buf = Buffer.allocUnsafe(size);
   }
 
@@ -20,6 +25,7 @@ export class SyncOutput {
     }
     data.copy(this.buf, this.used);
     this.used += data.length;
+    if (this.used >= this.flushAt) this.flush();
   }
 
   /** Room at the end of the buffer, for reading file content straight into it. */
