@@ -6,6 +6,8 @@ import crypto from 'node:crypto';
 import { createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
 import { cli, makeDataDir, makeDestinationDir, ok } from './support/cli.js';
 import { execFileSync } from 'node:child_process';
+import zlib from 'node:zlib';
+import { encodeEntry, makeEntry } from '../server/engine/format/entry.js';
 
 let homeRoot: string;
 let account: TestAccount;
@@ -100,4 +102,32 @@ test('restoring the older snapshot brings back the older content', () => {
   const content = fs.readFileSync(path.join(account.home, 'site/dir3/file3.txt'));
   assert.equal(content.length, 2003);
   assert.equal(fs.statSync(path.join(account.home, 'site/dir3/file3.txt')).uid, account.uid);
+});
+
+test('a previous index refused after the account worker had read part of it: the worker is replaced and everything is stored again', () => {
+  const [newest] = ok(cli(dataDir, ['snapshot', 'list', '--account', account.username])).map((s: any) => s.id);
+  // The worker now reads the previous index while root checks it: spoil only its last record,
+  // so that the worker has read all the rest before root refuses it.
+  const indexFile = path.join(destDir, account.username, newest, 'index.bin.gz');
+  const hostile = encodeEntry(makeEntry({ kind: 'f', path: '../outside', size: 1, dataRef: 0, mode: 0o644 }));
+  fs.writeFileSync(indexFile, zlib.gzipSync(Buffer.concat([zlib.gunzipSync(fs.readFileSync(indexFile)), hostile])));
+  const r = ok(cli(dataDir, ['backup', '--job', 'inc', '--wait']));
+  assert.equal(r.results[0].status, 'completed');
+  const third = r.snapshots[0];
+  const manifest = ok(cli(dataDir, ['snapshot', 'show', third])).manifest;
+  assert.equal(manifest.previous, null, 'no base');
+  assert.equal(r.results[0].storedBytes, manifest.stats.bytes, 'every file stored anew');
+  assert.deepEqual([...new Set(blobLinks(third).values())], [1], 'no blob shared with the refused snapshot');
+  const log = ok(cli(dataDir, ['task', 'show', String(r.results[0].task)])).log.map((l: any) => l.message).join('\n');
+  assert.match(log, new RegExp(`previous snapshot ${newest} not used as a base .*refused as damaged or hostile`));
+  const running = fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n)).filter((n) => {
+    try { return fs.statSync(`/proc/${n}`).uid === account.uid; } catch { return false; }
+  });
+  assert.deepEqual(running, [], 'no account worker is left running');
+  // The content is the account's, byte for byte.
+  const restored = path.join(account.home, 'site/dir5/file5.txt');
+  const before = fs.readFileSync(restored);
+  fs.rmSync(restored);
+  ok(cli(dataDir, ['restore', third, '--path', 'site/dir5/file5.txt', '--wait']));
+  assert.ok(fs.readFileSync(restored).equals(before));
 });

@@ -10,7 +10,7 @@ import { BatchedWriter, StreamWriter } from '../util/stream-writer.js';
 import { toDisplay, type BytePath } from '../util/byte-path.js';
 import { encodeEntry, NO_REF, parseEntryStream, type Entry } from './format/entry.js';
 import { TarHasher } from './format/tar-hasher.js';
-import { spawnAccountWorker } from './worker/spawn-worker.js';
+import { spawnAccountWorker, type WorkerHandle } from './worker/spawn-worker.js';
 import { BlobSink, type ContentSink } from './files-sink.js';
 import { ObjectSink } from './object-sink.js';
 import { OrderedRecords } from './ordered-records.js';
@@ -119,6 +119,8 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
   let previous: string | null = null;
   let sites: SiteRecord[] | undefined;
   let changes: SnapshotChanges | null = null;
+  /** An incremental run's worker, started before the previous index is read (see below). */
+  let early: WorkerHandle | null = null;
   /** Folders of the snapshot whose entries must be flushed before its manifest is written. */
   const folders: string[] = [partial];
   // Whole-file hashes (see docs/snapshot-format.md, "Integrity"): a truncated index or archive is found without parsing it.
@@ -151,7 +153,6 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
     }
     if (req.items.includes('files')) {
       let prevBlobs: Set<number> | null = null;
-      let prevIndex: Buffer[] = [];
       // An unchanged file's blob is the previous one: its hash is carried over with it.
       let prevHashes = new Map<number, Buffer>();
       let tracker: ChangeTracker | null = null;
@@ -165,9 +166,14 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
           const blobs = new Set<number>();
           const hashes = new Map<number, Buffer>();
           if (req.onChanges) tracker = new ChangeTracker(id, req.previousId);
-          // The worker gets the index as read (inflated), once all of it is validated: it keeps
-          // only the files' records, and re-encoding them here cost a Buffer per file.
-          const inflated: Buffer[] = [];
+          // The worker starts now and reads the previous index (inflated, as root reads it) while
+          // root checks it: the two parses overlap, and the walk starts as soon as the worker has
+          // it. The worker only learns which files look unchanged: root accepts a previous blob
+          // only once the whole index has passed its checks (prevBlobs), and otherwise stops this
+          // worker and starts one without the index.
+          early = spawnAccountWorker(account, { mode: 'backup', excludes: req.excludes, previous: true, tar: false },
+            req.politeness ? { politeness: req.politeness } : {});
+          const toWorker = early.input;
           await eachIndexEntry(dest, layout.snapshotDir(account.username, req.previousId), (e) => {
             tracker?.addBase(e);
             if (e.kind === 'f' && e.dataRef !== NO_REF) {
@@ -175,15 +181,16 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
               blobs.add(e.dataRef);
               if (e.hash) hashes.set(e.dataRef, e.hash);
             }
-          }, (chunk) => { inflated.push(chunk); });
-          prevIndex = inflated;
+          }, (chunk) => { toWorker.write(chunk); });
+          toWorker.end();
           prevBlobs = blobs;
           prevHashes = hashes;
           previous = req.previousId;
         } catch (err) {
           // A damaged or missing previous snapshot is no base: everything is stored anew.
           prevBlobs = null;
-          prevIndex = [];
+          early?.child.kill('SIGKILL');
+          early = null;
           tracker = null;
           req.onWarning?.(`previous snapshot ${req.previousId} not used as a base (everything is stored again): ${(err as Error).message}`);
           prevHashes = new Map();
@@ -239,7 +246,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       let worker: ReturnType<typeof spawnAccountWorker>;
       const pipeWriteEnd = pipeFds ? pipeFds[1] : null;
       try {
-        worker = spawnAccountWorker(account, { mode: 'backup', excludes: req.excludes, previous: previous !== null, tar: sink === null },
+        worker = early ?? spawnAccountWorker(account, { mode: 'backup', excludes: req.excludes, previous: false, tar: sink === null },
           { ...(req.politeness ? { politeness: req.politeness } : {}), ...(sink === null ? { tarFd: pipeWriteEnd ?? 'pipe' as const } : {}) });
       } catch (err) {
         closeNativeFds();
@@ -287,11 +294,8 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
         tarDone.catch((err: Error) => { tarError = err; worker.child.kill('SIGKILL'); });
       }
       indexDone.catch((err: Error) => { tarError ??= err; worker.child.kill('SIGKILL'); });
-      // One write of the whole previous index (already in memory): one record per write was a
-      // write(2) per file while the pipe had room.
-      if (previous) worker.input.end(Buffer.concat(prevIndex));
-      else worker.input.end();
-      prevIndex = [];
+      // The worker walks once it has read the end of its input (the previous index, if any).
+      if (!worker.input.writableEnded) worker.input.end();
 
       let sawEnd = false;
       let lastReport = 0;
@@ -442,6 +446,8 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
     if (changes) req.onChanges?.(changes);
     return manifest;
   } catch (err) {
+    // Started early and never handed to the walk (something failed in between): it goes too.
+    early?.child.kill('SIGKILL');
     await dest.remove(partial).catch(() => undefined);
     await lease?.release().catch(() => undefined);
     if (signal?.aborted) throw signal.reason;

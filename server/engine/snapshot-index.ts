@@ -1,6 +1,6 @@
 import zlib from 'node:zlib';
 import { Transform, type TransformCallback } from 'node:stream';
-import { parseEntryStream, type Entry } from './format/entry.js';
+import { EntryScanner, type Entry, type StreamEvent } from './format/entry.js';
 import type { Destination } from '../destinations/types.js';
 import { layout } from './snapshot-layout.js';
 import { isSafeRelative, limits, MAX_PATH_BYTES, requireRegularFile, SnapshotInputError } from './untrusted-input.js';
@@ -82,13 +82,20 @@ export async function eachIndexEntry(dest: Destination, snapshotDir: string, onE
   raw.on('error', (err) => gunzip.destroy(err));
   gunzip.on('error', (err) => bounded.destroy(err));
   raw.pipe(gunzip).pipe(bounded);
+  // Each inflated chunk's records are checked and handed on at once (EntryScanner): no promise per entry.
+  const scanner = new EntryScanner();
+  const take = (ev: StreamEvent): boolean => {
+    if (ev.type === 'notice') throw new SnapshotInputError(`${what}: a record that is not an entry: refused as damaged or hostile`);
+    if (ev.type !== 'entry') throw new SnapshotInputError(`${what}: content inside the index: refused as damaged or hostile`);
+    validator.check(ev.entry);
+    return onEntry(ev.entry) !== false;
+  };
   try {
-    for await (const ev of parseEntryStream(bounded)) {
-      if (ev.type === 'notice') throw new SnapshotInputError(`${what}: a record that is not an entry: refused as damaged or hostile`);
-      if (ev.type !== 'entry') throw new SnapshotInputError(`${what}: content inside the index: refused as damaged or hostile`);
-      validator.check(ev.entry);
-      if (onEntry(ev.entry) === false) break;
+    let stopped = false;
+    for await (const chunk of bounded) {
+      if (!scanner.feed(chunk as Buffer, take)) { stopped = true; break; }
     }
+    if (!stopped) scanner.finish();
   } catch (err) {
     if (err instanceof SnapshotInputError) throw err;
     const e = err as NodeJS.ErrnoException;

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { encodeEntry, makeEntry, noticeRecord, NO_REF, parseEntryStream, type Entry } from '../format/entry.js';
+import { encodeEntry, EntryScanner, fileFieldsOf, makeEntry, noticeRecord, NO_REF, type Entry } from '../format/entry.js';
 import { tarHeaders, tarPadding, TAR_END } from '../format/tar.js';
 import { toBuffer, type BytePath } from '../../util/byte-path.js';
 import { SyncOutput } from './sync-output.js';
@@ -32,12 +32,14 @@ const S_IFMT = 0o170000;
 
 async function readPrevious(input: AsyncIterable<Buffer>): Promise<Map<BytePath, PreviousFile>> {
   const prev = new Map<BytePath, PreviousFile>();
-  for await (const ev of parseEntryStream(input)) {
-    if (ev.type === 'entry' && ev.entry.kind === 'f' && ev.entry.dataRef !== NO_REF) {
-      const e = ev.entry;
-      prev.set(e.path, { size: e.size, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, dataRef: e.dataRef });
-    }
-  }
+  const scanner = new EntryScanner();
+  // Only the files' path, size, time and blob are read from each record: no Entry, link or hash.
+  const take = (b: Buffer, start: number, end: number): void => {
+    const f = fileFieldsOf(b, start, end);
+    if (f && f.dataRef !== NO_REF) prev.set(f.path, f);
+  };
+  for await (const chunk of input) scanner.feedRecords(chunk, take);
+  scanner.finish();
   return prev;
 }
 
