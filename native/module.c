@@ -23,6 +23,7 @@ napi_value write_new_file(napi_env env, napi_callback_info info);
 napi_value restore_new_file(napi_env env, napi_callback_info info);
 napi_value hash_supported(napi_env env, napi_callback_info info);
 napi_value link_many(napi_env env, napi_callback_info info);
+napi_value link_blobs(napi_env env, napi_callback_info info);
 napi_value sha256_open(napi_env env, napi_callback_info info);
 napi_value sha256_update(napi_env env, napi_callback_info info);
 napi_value sha256_digest(napi_env env, napi_callback_info info);
@@ -79,6 +80,7 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "restoreNewFile", restore_new_file);
   export_function(env, exports, "hashSupported", hash_supported);
   export_function(env, exports, "linkMany", link_many);
+  export_function(env, exports, "linkBlobs", link_blobs);
   export_function(env, exports, "sha256Open", sha256_open);
   export_function(env, exports, "sha256Update", sha256_update);
   export_function(env, exports, "sha256Digest", sha256_digest);

@@ -9,7 +9,7 @@ import { chainProblems, describeProblems, NEVER_ACCEPTED, pathSyntaxProblem } fr
 import { syncFilesystem } from '../native/syncfs.js';
 import { parentOf } from '../util/byte-path.js';
 import { writeNewFileOffLoop } from '../native/write-file.js';
-import { canLinkOffLoop, linkError, linkManyOffLoop } from '../native/link-many.js';
+import { canLinkOffLoop, linkBlobsOffLoop, linkError, linkManyOffLoop } from '../native/link-many.js';
 
 export const FORMAT_VERSION = 1;
 /** A component `.` or `..` anywhere in a relative path. */
@@ -18,6 +18,9 @@ const DOT_COMPONENT = /(^|\/)\.\.?(\/|$)/;
 const { O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK } = fs.constants;
 /** Hard links made by one job on libuv's pool. */
 const LINK_BATCH = 128;
+/** A blob's folder and name below an incremental snapshot's `files/` (as snapshot-layout.ts names them). */
+const blobFolder = (n: number): string => Math.floor(n / 1024).toString(16).padStart(4, '0');
+const blobName = (n: number): string => `${blobFolder(n)}/${n.toString(16).padStart(8, '0')}`;
 
 interface LinkBatch { existing: string[]; created: string[]; waiters: { resolve: () => void; reject: (err: unknown) => void; rel: string }[] }
 
@@ -523,6 +526,39 @@ export class LocalDestination implements Destination, HardLinks {
   }
 
   private linkBatch: LinkBatch | null = null;
+
+  /**
+   * The incremental run's links of unchanged files, a batch per call (HardLinks.linkBlobs):
+   * each blob folder is checked (and made on the `to` side) once, as link() checks each path,
+   * and the links are made by one job on libuv's pool from the blob numbers.
+   */
+  readonly linkBlobs = canLinkOffLoop() ? async (from: string, to: string, blobs: Uint32Array): Promise<void> => {
+    let fromAbs: string;
+    let toAbs: string;
+    try {
+      this.openRootFd();
+      fromAbs = this.safeDir(from, false);
+      toAbs = this.safeDir(to, true);
+      let folder = -1;
+      for (const n of blobs) {
+        const f = Math.floor(n / 1024);
+        if (f === folder) continue;
+        folder = f;
+        this.safeDir(`${from}/${blobFolder(n)}`, false);
+        this.safeDir(`${to}/${blobFolder(n)}`, true);
+      }
+      this.unflushedData = true;
+      if (this.unflushed) for (const n of blobs) this.noteWritten(`${to}/${blobName(n)}`);
+    } catch (err) {
+      throw describeFsError(err, to);
+    }
+    const errs = await linkBlobsOffLoop(fromAbs, toAbs, blobs)!;
+    const failed = errs.findIndex((e) => e !== 0);
+    if (failed >= 0) {
+      const n = blobs[failed]!;
+      throw describeFsError(linkError(errs[failed]!, `${fromAbs}/${blobName(n)}`, `${toAbs}/${blobName(n)}`), `${to}/${blobName(n)}`);
+    }
+  } : undefined;
 
   private newLinkBatch(): LinkBatch {
     const batch: LinkBatch = { existing: [], created: [], waiters: [] };

@@ -138,6 +138,12 @@ export interface HardLinks {
    * instead of asking for one link per unchanged file.
    */
   cloneIsServerSide(): Promise<boolean>;
+  /**
+   * Optional, where links are made in batches: hard links blob n of the folder `from` as
+   * blob n of the folder `to`, for each n, a blob being named `XXXX/NNNNNNNN` (n / 1024 and
+   * n in lowercase hex, as the incremental layout names them); `to`'s folders are made.
+   */
+  linkBlobs?(from: string, to: string, blobs: Uint32Array): Promise<void>;
 }
 
 export class DestinationError extends Error {

@@ -30,6 +30,8 @@ export interface ContentSink {
 
 /** Links and removals carry no data: many can be outstanding at once. */
 const SMALL_OPERATIONS_IN_FLIGHT = 512;
+/** Unchanged files linked by one call where the destination links blobs in batches. */
+const LINK_BATCH = 256;
 /** Content up to this size is gathered and written at once where the destination can (Destination.writeSmallFile). */
 const SMALL_FILE = 1 << 20;
 
@@ -60,6 +62,9 @@ export class BlobSink implements ContentSink {
   private readonly writes: InFlight;
   private readonly smallWrites: InFlight;
   private readonly cloned: Promise<void> | null;
+  /** Unchanged files' blob numbers waiting to be linked as one batch (HardLinks.linkBlobs). */
+  private pendingLinks: number[] = [];
+  private readonly linkedFolders = new Set<number>();
 
   constructor(
     private readonly dest: Destination,
@@ -110,6 +115,13 @@ export class BlobSink implements ContentSink {
     this.reused.add(prevRef);
     entry.dataRef = prevRef;
     if (this.cloned) return;
+    if (this.hardLinks.linkBlobs && prevRef < 2 ** 32) {
+      // The folder is made by linkBlobs: only noted here for the flush (by number: no string per file).
+      this.linkedFolders.add(Math.floor(prevRef / 1024));
+      this.pendingLinks.push(prevRef);
+      if (this.pendingLinks.length >= LINK_BATCH) await this.linkPending();
+      return;
+    }
     await this.ensureDir(prevRef);
     await this.links.add(this.hardLinks.link(`${this.previous.dir}/${layout.blob(prevRef)}`, `${this.dir}/${layout.blob(prevRef)}`));
   }
@@ -143,7 +155,16 @@ export class BlobSink implements ContentSink {
     return { hash: written };
   }
 
+  private async linkPending(): Promise<void> {
+    if (this.pendingLinks.length === 0) return;
+    const blobs = Uint32Array.from(this.pendingLinks);
+    this.pendingLinks = [];
+    const data = layout.data('incremental');
+    await this.links.add(this.hardLinks.linkBlobs!(`${this.previous!.dir}/${data}`, `${this.dir}/${data}`, blobs));
+  }
+
   async finish(): Promise<void> {
+    await this.linkPending();
     if (this.cloned) {
       await this.cloned;
       for (const n of this.previous!.blobs) {
@@ -157,12 +178,14 @@ export class BlobSink implements ContentSink {
 
   abort(): void {
     this.small = null;
+    this.pendingLinks = [];
     this.current?.destroy();
   }
 
   /** The folders this sink made or filled: the snapshot's `files/` and its buckets. */
   folders(): string[] {
     // An account without files has no `files/` folder at all.
+    for (const f of this.linkedFolders) this.dirs.add(layout.blobDir(f * 1024));
     if (this.dirs.size === 0 && !this.cloned) return [];
     return [layout.data('incremental'), ...this.dirs].map((f) => `${this.dir}/${f}`);
   }

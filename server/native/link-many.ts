@@ -1,7 +1,7 @@
 import os from 'node:os';
 import { nativeAddon } from './addon.js';
 
-interface Addon { linkMany(joined: string, count: number): Promise<Int32Array> }
+interface Addon { linkMany(joined: string, count: number): Promise<Int32Array>; linkBlobs(from: string, to: string, blobs: Uint32Array): Promise<Int32Array> }
 
 const addon = nativeAddon<Addon>('linkMany');
 
@@ -25,4 +25,13 @@ export function linkManyOffLoop(existing: string[], created: string[]): Promise<
   if (existing.length !== created.length) throw new TypeError('linkManyOffLoop: as many links as targets');
   const joined = existing.map((e, i) => `${e}\0${created[i]!}`).join('\0');
   return addon.linkMany(joined, existing.length);
+}
+
+/**
+ * link(2) of each blob of the incremental layout (snapshot-layout.ts: `XXXX/NNNNNNNN` in hex)
+ * from the folder `from` to the folder `to`, as one job on libuv's pool; resolves with 0 or
+ * the errno of each. null when the addon is not built.
+ */
+export function linkBlobsOffLoop(from: string, to: string, blobs: Uint32Array): Promise<Int32Array> | null {
+  return addon ? addon.linkBlobs(from, to, blobs) : null;
 }
