@@ -1,6 +1,6 @@
 import zlib from 'node:zlib';
 import { Transform, type TransformCallback } from 'node:stream';
-import { EntryScanner, type Entry, type StreamEvent } from './format/entry.js';
+import { EntryScanner, type Entry, type EntryKind, type StreamEvent } from './format/entry.js';
 import type { Destination } from '../destinations/types.js';
 import { layout } from './snapshot-layout.js';
 import { isSafeRelative, limits, MAX_PATH_BYTES, requireRegularFile, SnapshotInputError } from './untrusted-input.js';
@@ -27,9 +27,8 @@ class ByteLimit extends Transform {
  */
 export class IndexValidator {
   private count = 0;
-  private readonly dirs = new Set<string>();
-  private readonly files = new Set<string>();
-  private readonly seen = new Set<string>();
+  /** Every path listed so far, with its kind: one map for the duplicate, parent and hard-link checks. */
+  private readonly seen = new Map<string, EntryKind>();
 
   constructor(private readonly what: string, private readonly maxEntries = limits.indexEntries) {}
 
@@ -46,7 +45,7 @@ export class IndexValidator {
       if (e.kind !== 'd' || this.count !== 1) this.fail(e, 'the home folder entry must come first and be a directory');
     } else {
       if (!isSafeRelative(e.path)) this.fail(e, 'a path that is absolute, holds "..", "." or an empty part, or is too long');
-      if (!this.dirs.has(parentOf(e.path))) this.fail(e, 'an entry that is not inside a directory listed before it');
+      if (this.seen.get(parentOf(e.path)) !== 'd') this.fail(e, 'an entry that is not inside a directory listed before it');
       if (this.seen.has(e.path)) this.fail(e, 'a path listed twice');
     }
     if (!Number.isSafeInteger(e.size) || e.size < 0) this.fail(e, `an invalid size (${e.size})`);
@@ -55,11 +54,9 @@ export class IndexValidator {
     if (e.mode > 0o7777) this.fail(e, 'an invalid mode');
     if (!Number.isFinite(e.mtimeSec)) this.fail(e, 'an invalid time');
     if (e.kind === 'l' && (e.link === '' || e.link.length > MAX_PATH_BYTES || e.link.includes('\0'))) this.fail(e, 'an invalid symlink target');
-    if (e.kind === 'h' && (!isSafeRelative(e.link) || !this.files.has(e.link))) this.fail(e, 'a hard link to something that is not a file listed before it');
+    if (e.kind === 'h' && (!isSafeRelative(e.link) || this.seen.get(e.link) !== 'f')) this.fail(e, 'a hard link to something that is not a file listed before it');
     if (e.kind !== 'l' && e.kind !== 'h' && e.link !== '') this.fail(e, 'a link target on an entry that is not a link');
-    this.seen.add(e.path);
-    if (e.kind === 'd') this.dirs.add(e.path);
-    if (e.kind === 'f') this.files.add(e.path);
+    this.seen.set(e.path, e.kind);
   }
 }
 

@@ -105,6 +105,15 @@ const MAX_NAME_BYTES = 255;
 
 /** A relative, normalised path: no leading '/', no empty, '.' or '..' part, no NUL, within Linux limits. */
 export function isSafeRelative(p: string): boolean {
-  if (p === '' || p.length > MAX_PATH_BYTES || p.startsWith('/') || p.includes('\0')) return false;
-  return p.split('/').every((c) => c !== '' && c !== '.' && c !== '..' && c.length <= MAX_NAME_BYTES);
+  if (p === '' || p.length > MAX_PATH_BYTES || p.includes('\0')) return false;
+  // One pass over the parts (every index entry is checked: no array of parts per path).
+  let start = 0;
+  for (;;) {
+    let end = p.indexOf('/', start);
+    if (end < 0) end = p.length;
+    const len = end - start;
+    if (len === 0 || len > MAX_NAME_BYTES || (p.charCodeAt(start) === 46 /* . */ && (len === 1 || (len === 2 && p.charCodeAt(start + 1) === 46)))) return false;
+    if (end === p.length) return true;
+    start = end + 1;
+  }
 }

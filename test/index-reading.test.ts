@@ -1,0 +1,136 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import crypto from 'node:crypto';
+import { encodeEntry, EntryScanner, fileFieldsOf, makeEntry, noticeRecord, parseEntryStream, type Entry, type StreamEvent } from '../server/engine/format/entry.js';
+import { IndexValidator } from '../server/engine/snapshot-index.js';
+import { isSafeRelative } from '../server/engine/untrusted-input.js';
+
+/**
+ * Index records are parsed a chunk at a time (EntryScanner) instead of a promise per record,
+ * the account worker reads only a file record's compared fields (fileFieldsOf), and the index
+ * checks keep one map of the paths seen: the same events, fields and verdicts as before,
+ * wherever the chunks are cut.
+ */
+
+const ODD = Buffer.from([0x6f, 0xff, 0x0a, 0x80]).toString('latin1');
+
+function records(): { entries: Entry[]; bytes: Buffer } {
+  const entries: Entry[] = [
+    makeEntry({ kind: 'd', path: '', mode: 0o755, mtimeSec: 1 }),
+    makeEntry({ kind: 'd', path: 'a', mode: 0o700, mtimeSec: 2, mtimeNsec: 999999999 }),
+    makeEntry({ kind: 'f', path: 'a/x', size: 12345678901, mtimeSec: 1700000000, mtimeNsec: 123456789, dataRef: 4294967296, hash: crypto.randomBytes(32) }),
+    makeEntry({ kind: 'f', path: `a/${ODD}\n?*`, size: 0, mtimeSec: -5, dataRef: -1 }),
+    makeEntry({ kind: 'l', path: 'a/link', link: '../../etc/passwd' }),
+    makeEntry({ kind: 'h', path: 'a/hard', link: 'a/x' }),
+    makeEntry({ kind: 'p', path: 'a/fifo', mode: 0o600 }),
+  ];
+  for (let i = 0; i < 300; i++) entries.push(makeEntry({ kind: 'f', path: `a/f${i}`, size: i, mtimeSec: i, mtimeNsec: i * 7, dataRef: i, hash: crypto.randomBytes(32) }));
+  return { entries, bytes: Buffer.concat(entries.map((e) => encodeEntry(e))) };
+}
+
+/** `bytes` cut into pieces at pseudo-random places (some of 1 byte, some inside a record's length). */
+function cut(bytes: Buffer, seed: number): Buffer[] {
+  const out: Buffer[] = [];
+  let s = seed;
+  for (let o = 0; o < bytes.length;) {
+    s = (s * 1103515245 + 12345) % 2 ** 31;
+    const n = 1 + (s % 97);
+    out.push(bytes.subarray(o, o + n));
+    o += n;
+  }
+  return out;
+}
+
+test('the scanner gives the same events as the stream parser, wherever the chunks are cut, content included', async () => {
+  const { bytes: index } = records();
+  const content = crypto.randomBytes(5000);
+  const stream = Buffer.concat([index, encodeEntry(makeEntry({ kind: 'f', path: 'c', size: content.length }), true), content,
+    encodeEntry(makeEntry({ kind: 'f', path: 'empty', size: 0 }), true), noticeRecord('S', 'b', 'cannot read: EACCES'), noticeRecord('E', '', '')]);
+  const norm = (evs: StreamEvent[]): string => JSON.stringify(evs.map((e) => (e.type === 'data' ? { type: 'data', hex: e.chunk.toString('hex') } : e)));
+  // Data pieces may be cut differently: compare the content joined.
+  const joinData = (evs: StreamEvent[]): StreamEvent[] => {
+    const out: StreamEvent[] = [];
+    for (const e of evs) {
+      const last = out.at(-1);
+      if (e.type === 'data' && last?.type === 'data') out[out.length - 1] = { type: 'data', chunk: Buffer.concat([last.chunk, e.chunk]) };
+      else out.push(e);
+    }
+    return out;
+  };
+  const whole: StreamEvent[] = [];
+  new EntryScanner().feed(stream, (e) => { whole.push(e); });
+  assert.equal(whole.filter((e) => e.type === 'entry').length, 309);
+  for (const seed of [1, 2, 3]) {
+    const pieces = cut(stream, seed);
+    const scanned: StreamEvent[] = [];
+    const scanner = new EntryScanner();
+    for (const p of pieces) scanner.feed(p, (e) => { scanned.push(e.type === 'data' ? { type: 'data', chunk: Buffer.from(e.chunk) } : e); });
+    scanner.finish();
+    const parsed: StreamEvent[] = [];
+    for await (const e of parseEntryStream(Readable.from(pieces))) parsed.push(e.type === 'data' ? { type: 'data', chunk: Buffer.from(e.chunk) } : e);
+    assert.equal(norm(joinData(scanned)), norm(joinData(whole)));
+    assert.equal(norm(joinData(parsed)), norm(joinData(whole)));
+  }
+  // Stopping: the callback returning false ends the feed there.
+  let n = 0;
+  assert.equal(new EntryScanner().feed(index, () => ++n < 3), false);
+  assert.equal(n, 3);
+  // A stream that ends inside a record, and a corrupt length.
+  const s2 = new EntryScanner();
+  s2.feed(index.subarray(0, index.length - 3), () => {});
+  assert.throws(() => s2.finish(), /ended in the middle of a record/);
+  const bad = Buffer.from(index);
+  bad.writeUInt32LE(3, 0);
+  assert.throws(() => new EntryScanner().feed(bad, () => {}), /corrupt entry stream/);
+});
+
+test('what came before a corrupt record is still handed over first by the stream parser', async () => {
+  const { bytes } = records();
+  const corrupt = Buffer.concat([bytes, Buffer.from([1, 0, 0, 0, 0])]);
+  const seen: string[] = [];
+  await assert.rejects((async () => { for await (const e of parseEntryStream(Readable.from([corrupt]))) if (e.type === 'entry') seen.push(e.entry.path); })(), /corrupt entry stream/);
+  assert.equal(seen.length, 307);
+});
+
+test('a file record read for its compared fields gives what the full decoding gives; other records give null', () => {
+  const { entries, bytes } = records();
+  for (const seed of [4, 5]) {
+    const got: ReturnType<typeof fileFieldsOf>[] = [];
+    const scanner = new EntryScanner();
+    for (const p of cut(bytes, seed)) scanner.feedRecords(p, (b, start, end) => { got.push(fileFieldsOf(b, start, end)); });
+    scanner.finish();
+    assert.equal(got.length, entries.length);
+    entries.forEach((e, i) => {
+      if (e.kind !== 'f') { assert.equal(got[i], null, e.path); return; }
+      assert.deepEqual(got[i], { path: e.path, size: e.size, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, dataRef: e.dataRef });
+    });
+  }
+  // A record announcing content has no place in an index.
+  const withData = encodeEntry(makeEntry({ kind: 'f', path: 'x', size: 0 }), true);
+  assert.throws(() => new EntryScanner().feedRecords(withData, () => {}), /content in an index/);
+});
+
+test('safe relative paths: the same verdicts as splitting into parts', () => {
+  const reference = (p: string): boolean => p !== '' && p.length <= 4096 && !p.startsWith('/') && !p.includes('\0')
+    && p.split('/').every((c) => c !== '' && c !== '.' && c !== '..' && c.length <= 255);
+  const cases = ['a', 'a/b', '/a', 'a/', 'a//b', '.', '..', 'a/./b', 'a/../b', '...', '.x', '..x', 'x.', 'a/.hidden', `a/${'n'.repeat(255)}`,
+    `a/${'n'.repeat(256)}`, 'a\0b', `${'d/'.repeat(2047)}x`, `${'d/'.repeat(2048)}x`, ODD, `${ODD}/..`, '.. ', ' ..'];
+  for (const p of cases) assert.equal(isSafeRelative(p), reference(p), JSON.stringify(p.slice(0, 40)));
+});
+
+test('the index checks: duplicates, entries outside a folder listed before, hard links to what is not a file', () => {
+  const ok = (list: Partial<Entry>[]): void => {
+    const v = new IndexValidator('test');
+    for (const e of list) v.check(makeEntry({ kind: 'f', path: '', ...e } as Entry));
+  };
+  const root = { kind: 'd' as const, path: '' };
+  ok([root, { kind: 'd', path: 'a' }, { path: 'a/x', size: 1, dataRef: 0 }, { kind: 'h', path: 'a/y', link: 'a/x' }]);
+  assert.throws(() => ok([root, { path: 'a', size: 0 }, { path: 'a', size: 0 }]), /listed twice/);
+  assert.throws(() => ok([root, { path: 'a', size: 0 }, { path: 'a/x', size: 0 }]), /not inside a directory listed before/);
+  assert.throws(() => ok([root, { path: 'b/x', size: 0 }]), /not inside a directory listed before/);
+  assert.throws(() => ok([root, { kind: 'd', path: 'a' }, { kind: 'h', path: 'h', link: 'a' }]), /hard link to something that is not a file/);
+  assert.throws(() => ok([root, { kind: 'h', path: 'h', link: 'later' }, { path: 'later', size: 0 }]), /hard link/);
+  assert.throws(() => ok([root, { kind: 'd', path: '' }]), /home folder entry must come first/);
+  assert.throws(() => ok([root, { path: 'a/../b', size: 0 }]), /holds "\.\."/);
+});
