@@ -162,7 +162,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
           if (objects && (await readManifestFile(dest, account.username, req.previousId)).content !== 'objects') {
             throw new Error('it is not in the object layout this destination needs');
           }
-          // Streamed: only the files (their blob numbers and records) are kept.
+          // Streamed: only the files' blob numbers and hashes are kept.
           const blobs = new Set<number>();
           const hashes = new Map<number, Buffer>();
           if (req.onChanges) tracker = new ChangeTracker(id, req.previousId);
