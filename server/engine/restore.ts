@@ -103,8 +103,20 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
 
   if (req.files) {
     if (!manifest.items.includes('files')) throw new Error(`snapshot ${req.snapshotId} holds no files`);
-    const index = await readIndex(dest, dir);
-    const selected = withoutPaths(selectEntries(index, req.paths), req.excludePaths ?? []);
+    const folder = req.intoFolder ? `tidemark-restore-${req.snapshotId}-${Date.now().toString(36)}` : '';
+    // Content by descriptor: the writer starts now, so that its start-up overlaps reading the
+    // index (it makes the folder only once the first record comes).
+    const byFd = descriptorMode(dest, manifest.structure, contentLayout(manifest).objects === true, req.intoFolder);
+    const early = byFd ? startDescriptorWriter(account, folder, byFd) : null;
+    let index: Awaited<ReturnType<typeof readIndex>>;
+    let selected: ReturnType<typeof selectEntries>;
+    try {
+      index = await readIndex(dest, dir);
+      selected = withoutPaths(selectEntries(index, req.paths), req.excludePaths ?? []);
+    } catch (err) {
+      await early?.abandon();
+      throw err;
+    }
     const progress: RestoreProgress = { files: 0, bytes: 0, totalFiles: 0, totalBytes: 0 };
     for (const sel of selected) if (sel.entry.kind === 'f' && !sel.ancestor) { progress.totalFiles++; progress.totalBytes += sel.entry.size; }
     let reportedAt = 0;
@@ -114,14 +126,12 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
       req.onProgress({ ...progress });
     };
     report(true);
-    const folder = req.intoFolder ? `tidemark-restore-${req.snapshotId}-${Date.now().toString(36)}` : '';
     const asAccountNow = ownerMapping(manifest.accountInfo, account);
     const prune = req.moveAsideExtra && !req.intoFolder
       ? { roots: req.paths, keep: req.excludePaths ?? [], aside: `tidemark-moved-aside-${req.snapshotId}-${Date.now().toString(36)}` }
       : undefined;
-    const byFd = descriptorMode(dest, manifest.structure, contentLayout(manifest).objects === true, req.intoFolder);
-    if (byFd) {
-      outcome.files = await restoreByDescriptors(account, dest, dir, manifest.structure, selected, folder, byFd, (sel, source) => {
+    if (early) {
+      outcome.files = await restoreByDescriptors(early, dest, dir, manifest.structure, selected, folder, (sel, source) => {
         const e = asAccountNow(sel.entry);
         if (e.kind === 'f' && !sel.ancestor) { progress.files++; progress.bytes += source.size; }
         report(false);
@@ -240,13 +250,17 @@ async function restoreDatabases(req: RestoreRequest, manifest: Manifest, dir: st
   return outcome;
 }
 
-/**
- * A restore into the new folder `folder` whose content the writer reads itself from
- * descriptors root hands it (restore-descriptors.ts) over a socket pair that is the writer's
- * stdin. On failure the message says where the files restored so far are.
- */
-async function restoreByDescriptors(account: Account, dest: Destination, dir: string, structure: Manifest['structure'], selected: Parameters<typeof sendByDescriptors>[4],
-  folder: string, mode: 'blobs' | 'archive', record: Parameters<typeof sendByDescriptors>[5]): Promise<RestoreResult> {
+interface DescriptorWriter {
+  worker: ReturnType<typeof spawnAccountWorker>;
+  sock: number;
+  chunks: Buffer[];
+  closeSock: () => void;
+  /** Nothing is sent after all: the writer ends without making its folder. */
+  abandon: () => Promise<void>;
+}
+
+/** The account's writer for a restore by descriptor, its stdin one end of a new socket pair. */
+function startDescriptorWriter(account: Account, folder: string, mode: 'blobs' | 'archive'): DescriptorWriter {
   const [sock, theirs] = socketPair();
   let worker: ReturnType<typeof spawnAccountWorker>;
   try {
@@ -261,6 +275,21 @@ async function restoreByDescriptors(account: Account, dest: Destination, dir: st
   worker.output.on('data', (c: Buffer) => chunks.push(c));
   let open = true;
   const closeSock = (): void => { if (open) { open = false; fs.closeSync(sock); } };
+  const abandon = async (): Promise<void> => {
+    closeSock();
+    await worker.done.catch(() => undefined);
+  };
+  return { worker, sock, chunks, closeSock, abandon };
+}
+
+/**
+ * A restore into the new folder `folder` whose content the writer reads itself from
+ * descriptors root hands it (restore-descriptors.ts) over a socket pair that is the writer's
+ * stdin. On failure the message says where the files restored so far are.
+ */
+async function restoreByDescriptors(started: DescriptorWriter, dest: Destination, dir: string, structure: Manifest['structure'], selected: Parameters<typeof sendByDescriptors>[4],
+  folder: string, record: Parameters<typeof sendByDescriptors>[5]): Promise<RestoreResult> {
+  const { worker, sock, chunks, closeSock } = started;
   const sending = sendByDescriptors(sock, dest, dir, structure, selected, record);
   sending.catch(() => undefined);
   const settled = (p: Promise<unknown>): Promise<boolean> => Promise.race([p.then(() => true, () => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000).unref())]);

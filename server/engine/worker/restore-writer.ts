@@ -155,6 +155,21 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
   const myGid = process.getgid!();
 
   removeRestoreLeftovers(homeBuf, myUid);
+  // Content by descriptor: root starts the writer before it has read the index, and a restore
+  // that fails there sends nothing: then no folder is made.
+  const received: number[] = [];
+  const stream = parseEntryStream(opts.contentFds ? socketSlabReads(0, received) : slabReads(0));
+  const first = opts.contentFds ? await stream.next() : null;
+  if (first?.done) {
+    const out = new SyncOutput(3, 1 << 16);
+    out.write(Buffer.from(JSON.stringify(result)));
+    out.flush();
+    return;
+  }
+  const events = (async function* (): AsyncGenerator<Awaited<ReturnType<typeof stream.next>>['value'] & object> {
+    if (first) yield first.value;
+    yield* stream;
+  })();
   if (opts.intoFolder !== '') {
     fs.mkdirSync(base, { mode: 0o700 });
   }
@@ -325,8 +340,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     if (install(tmp, e.path)) { result.files++; result.bytes += e.size; written.add(e.path); }
   };
 
-  /** Descriptors received and not yet taken by a file (contentFds), and the archive's once taken. */
-  const received: number[] = [];
+  // `received`: descriptors received and not yet taken by a file (contentFds); the archive's once taken.
   let archiveFd = -1;
   const closeFd = (fd: number): void => { try { fs.closeSync(fd); } catch { /* closed */ } };
   /**
@@ -368,7 +382,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
   };
 
   try {
-  for await (const ev of parseEntryStream(opts.contentFds ? socketSlabReads(0, received) : slabReads(0))) {
+  for await (const ev of events) {
     if (newFiles?.gathering()) {
       if (ev.type === 'data') { newFiles.add(ev.chunk); continue; }
       if (ev.type === 'data-end') { await newFiles.submit(); continue; }
