@@ -20,7 +20,7 @@ const SEND_BYTES = 256 << 10;
  * with synchronous local reads, and only the structures read by range.
  */
 export function descriptorMode(dest: Destination, structure: Structure, objects: boolean, intoFolder: boolean): 'blobs' | 'archive' | null {
-  if (!intoFolder || !dest.openForReads || objects || !passFdsSupported() || process.env.TIDEMARK_RESTORE_BYTES === '1') return null;
+  if (!intoFolder || !dest.openForReads || objects || !passFdsSupported()) return null;
   return structure === 'incremental' ? 'blobs' : structure === 'archive' ? 'archive' : null;
 }
 
