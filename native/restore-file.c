@@ -21,6 +21,7 @@
 #include <node_api.h>
 #include "errno-error.h"
 #include "iovec.h"
+#include "sha256.h"
 
 typedef struct {
   char *path;
@@ -127,4 +128,195 @@ napi_value restore_new_file(napi_env env, napi_callback_info info) {
   }
   napi_create_reference(env, argv[1], 1, &job->keep);
   return start_pool_job(env, "tidemark:restoreNewFile", execute, complete, job, &job->deferred, &job->work);
+}
+
+// restoreFileFrom(path, fd, offset, size, hash|null, mode, uid, gid, sec, nsec, closeFd) -> Promise<number>:
+// the same for a file whose content is `size` bytes at `offset` of `fd` (a stored blob or the
+// archive, handed over by root: pass-fds.c), read, checked against the 32-byte SHA-256 `hash`
+// and written by this job. Up to SMALL bytes the content is read and checked before the file
+// is created, so a damaged copy never gets a name; a larger one is written as it is read (1 MiB
+// at a time) and removed when it turns out short or different. Rejects with `stage` "open"
+// (nothing was created), "read" (the stored copy could not be read; nothing is left),
+// "damaged" (`damage` "hash" or "short"; nothing is left) or "write". With closeFd the job
+// closes `fd` when it is done, except after stage "open" (the caller then writes the file
+// another way, from the same descriptor).
+#define SMALL (4 << 20)
+#define PIECE (1 << 20)
+
+typedef struct {
+  char *path;
+  int fd;
+  int64_t offset, size;
+  unsigned char hash[32];
+  int has_hash;
+  int close_fd;
+  int mode;
+  int64_t uid, gid;
+  struct timespec times[2];
+  int err;
+  const char *stage;
+  const char *damage;
+  int owner;
+  napi_deferred deferred;
+  napi_async_work work;
+} from_job;
+
+/** Reads exactly `len` bytes at `off`; 0, an errno, or -1 when the file ends first. */
+static int read_exact(int fd, char *buf, size_t len, int64_t off) {
+  size_t got = 0;
+  while (got < len) {
+    ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + (int64_t)got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    if (n == 0) return -1;
+    got += (size_t)n;
+  }
+  return 0;
+}
+
+static int write_exact(int fd, const char *buf, size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = write(fd, buf + done, len - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    done += (size_t)n;
+  }
+  return 0;
+}
+
+static void from_attributes(from_job *job, int out, int *err) {
+  if (!*err && (job->uid >= 0 || job->gid >= 0)) {
+    if (fchown(out, (uid_t)job->uid, (gid_t)job->gid) != 0) {
+      if (job->uid >= 0 && fchown(out, (uid_t)-1, (gid_t)job->gid) == 0) job->owner = 1;
+      else job->owner = 2;
+    }
+  }
+  if (!*err && fchmod(out, (mode_t)job->mode) != 0) *err = errno;
+  if (!*err && futimens(out, job->times) != 0) *err = errno;
+}
+
+static void from_execute(napi_env env, void *data) {
+  (void)env;
+  from_job *job = data;
+  void *ctx = NULL;
+  char *buf = NULL;
+  int out = -1, err = 0;
+  unsigned char got[32];
+  if (job->has_hash && !(ctx = tm_sha256_new())) { job->err = ENOMEM; job->stage = "read"; return; }
+  size_t bufsize = job->size <= SMALL ? (size_t)(job->size > 0 ? job->size : 1) : PIECE;
+  buf = malloc(bufsize);
+  if (!buf) { job->err = ENOMEM; job->stage = "read"; goto done; }
+  if (job->size <= SMALL) {
+    int r = read_exact(job->fd, buf, (size_t)job->size, job->offset);
+    if (r == -1) { job->stage = "damaged"; job->damage = "short"; job->err = EIO; goto done; }
+    if (r) { job->stage = "read"; job->err = r; goto done; }
+    if (ctx) {
+      if ((err = tm_sha256_update(ctx, buf, (size_t)job->size)) || (err = tm_sha256_final(ctx, got))) { job->stage = "read"; job->err = err; goto done; }
+      if (memcmp(got, job->hash, 32) != 0) { job->stage = "damaged"; job->damage = "hash"; job->err = EIO; goto done; }
+    }
+    out = open(job->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (out < 0) { job->err = errno; job->stage = "open"; goto done; }
+    err = write_exact(out, buf, (size_t)job->size);
+  } else {
+    out = open(job->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (out < 0) { job->err = errno; job->stage = "open"; goto done; }
+    for (int64_t at = 0; !err && at < job->size;) {
+      size_t len = (size_t)(job->size - at < PIECE ? job->size - at : PIECE);
+      int r = read_exact(job->fd, buf, len, job->offset + at);
+      if (r == -1) { job->stage = "damaged"; job->damage = "short"; err = EIO; break; }
+      if (r) { job->stage = "read"; err = r; break; }
+      if (ctx && (r = tm_sha256_update(ctx, buf, len))) { job->stage = "read"; err = r; break; }
+      if ((err = write_exact(out, buf, len))) break;
+      at += (int64_t)len;
+    }
+    if (!err && ctx) {
+      if ((err = tm_sha256_final(ctx, got))) job->stage = "read";
+      else if (memcmp(got, job->hash, 32) != 0) { job->stage = "damaged"; job->damage = "hash"; err = EIO; }
+    }
+  }
+  from_attributes(job, out, &err);
+  if (close(out) != 0 && !err) err = errno;
+  // Created here (O_EXCL): removing it removes nothing of anyone else's.
+  if (err) unlink(job->path);
+  if (err && !job->stage) job->stage = "write";
+  job->err = err;
+done:
+  free(buf);
+  if (ctx) tm_sha256_free(ctx);
+  if (job->close_fd && !(job->err && job->stage && strcmp(job->stage, "open") == 0)) close(job->fd);
+}
+
+static void from_complete(napi_env env, napi_status status, void *data) {
+  from_job *job = data;
+  if (status == napi_ok && job->err == 0) {
+    napi_value result;
+    napi_create_int32(env, job->owner, &result);
+    napi_resolve_deferred(env, job->deferred, result);
+  } else {
+    napi_value error = errno_error(env, job->err ? job->err : EIO), stage;
+    napi_create_string_utf8(env, job->stage ? job->stage : "write", NAPI_AUTO_LENGTH, &stage);
+    napi_set_named_property(env, error, "stage", stage);
+    if (job->damage) {
+      napi_value damage;
+      napi_create_string_utf8(env, job->damage, NAPI_AUTO_LENGTH, &damage);
+      napi_set_named_property(env, error, "damage", damage);
+    }
+    napi_reject_deferred(env, job->deferred, error);
+  }
+  napi_delete_async_work(env, job->work);
+  free(job->path);
+  free(job);
+}
+
+napi_value restore_file_from(napi_env env, napi_callback_info info) {
+  size_t argc = 11;
+  napi_value argv[11];
+  bool close_fd = false;
+  int32_t fd = -1, mode = 0, nsec = 0;
+  int64_t offset = -1, size = -1, uid = -1, gid = -1, sec = 0;
+  void *path_data = NULL, *hash_data = NULL;
+  size_t path_len = 0, hash_len = 0;
+  napi_valuetype hash_type = napi_undefined;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 11
+      || napi_get_value_bool(env, argv[10], &close_fd) != napi_ok
+      || napi_get_buffer_info(env, argv[0], &path_data, &path_len) != napi_ok || path_len == 0 || path_len > 4095
+      || memchr(path_data, 0, path_len)
+      || napi_get_value_int32(env, argv[1], &fd) != napi_ok || fd < 0
+      || napi_get_value_int64(env, argv[2], &offset) != napi_ok || offset < 0
+      || napi_get_value_int64(env, argv[3], &size) != napi_ok || size < 0
+      || napi_typeof(env, argv[4], &hash_type) != napi_ok
+      || (hash_type != napi_null && (napi_get_buffer_info(env, argv[4], &hash_data, &hash_len) != napi_ok || hash_len != 32))
+      || napi_get_value_int32(env, argv[5], &mode) != napi_ok || mode < 0 || mode > 07777
+      || napi_get_value_int64(env, argv[6], &uid) != napi_ok || uid < -1 || uid > 0xfffffffe
+      || napi_get_value_int64(env, argv[7], &gid) != napi_ok || gid < -1 || gid > 0xfffffffe
+      || napi_get_value_int64(env, argv[8], &sec) != napi_ok
+      || napi_get_value_int32(env, argv[9], &nsec) != napi_ok || nsec < 0 || nsec > 999999999) {
+    napi_throw_type_error(env, NULL, "restoreFileFrom(path: Buffer without NUL, fd, offset, size, hash: 32-byte Buffer | null, mode, uid, gid, sec, nsec, closeFd)");
+    return NULL;
+  }
+  if (hash_data && !tm_sha256_available()) {
+    napi_throw_error(env, "ENOTSUP", "SHA-256 is not available to the native module");
+    return NULL;
+  }
+  from_job *job = calloc(1, sizeof *job);
+  if (job) job->path = malloc(path_len + 1);
+  if (!job || !job->path) {
+    if (job) free(job);
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  memcpy(job->path, path_data, path_len);
+  job->path[path_len] = 0;
+  job->fd = fd;
+  job->close_fd = close_fd;
+  job->offset = offset;
+  job->size = size;
+  if (hash_data) { memcpy(job->hash, hash_data, 32); job->has_hash = 1; }
+  job->mode = mode;
+  job->uid = uid;
+  job->gid = gid;
+  job->times[0].tv_sec = job->times[1].tv_sec = (time_t)sec;
+  job->times[0].tv_nsec = job->times[1].tv_nsec = nsec;
+  return start_pool_job(env, "tidemark:restoreFileFrom", from_execute, from_complete, job, &job->deferred, &job->work);
 }

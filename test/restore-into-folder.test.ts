@@ -149,6 +149,7 @@ test('NewFiles: jobs complete in any order, a taken name goes to the fallback, a
       warn: (rel, m) => warnings.push(`${rel}: ${m}`),
       ownerWarning: () => undefined,
       taken: (e) => taken.push(e.path),
+      takenFrom: (e) => taken.push(e.path),
       checkHash: false,
     })!;
     assert.ok(files);

@@ -698,6 +698,12 @@ class LocalFileReader implements FileReader {
     if (this.fd >= 0) fs.closeSync(this.fd);
     this.fd = -1;
   }
+
+  release(): number {
+    const fd = this.fd;
+    this.fd = -1;
+    return fd;
+  }
 }
 
 function symlinkError(rel: string): DestinationError {

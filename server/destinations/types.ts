@@ -30,6 +30,11 @@ export interface FileReader {
   /** Up to `length` bytes from `position`, in a new Buffer; shorter only at the end of the file. */
   read(position: number, length: number): Buffer;
   close(): void;
+  /**
+   * Hands the open descriptor to the caller (who closes it) and leaves the reader closed: a
+   * regular file, opened read-only without following a link (local destinations only).
+   */
+  release?(): number;
 }
 
 /** What openForReads found: only a regular file is opened. */

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import type { Destination, FileReader } from '../destinations/types.js';
 import type { Structure } from '../store/jobs.js';
 import type { Entry } from './format/entry.js';
@@ -45,6 +46,30 @@ export class DirectReads {
     } finally {
       if (blob) reader.close();
     }
+  }
+
+  /**
+   * A descriptor of the stored file that holds `source`'s content, checked to hold at least
+   * its `source.size` bytes from `start` (else the copy is short: damaged). A blob's is the
+   * caller's to close (`owned`); the archive's stays this reader's, and is given only the
+   * first time (`fd` -1 after: the receiver keeps the first). null: this driver cannot.
+   */
+  descriptor(source: Entry, start: number): { fd: number; owned: boolean } | null {
+    if (this.structure === 'incremental') {
+      const reader = this.open(layout.blob(source.dataRef));
+      if (!reader.release) { reader.close(); return null; }
+      if (reader.size < start + source.size) { reader.close(); throw new Error(`snapshot content is short for ${JSON.stringify(source.path)}: the destination copy is damaged`); }
+      return { fd: reader.release(), owned: true };
+    }
+    const first = this.archive === null;
+    const reader = (this.archive ??= this.open(layout.data(this.structure)));
+    if (first && !reader.release) return null;
+    if (reader.size < start + source.size) throw new Error(`snapshot content is short for ${JSON.stringify(source.path)}: the destination copy is damaged`);
+    if (!first) return { fd: -1, owned: false };
+    // Kept open here (closed by close()); the descriptor is only lent.
+    const fd = reader.release!();
+    this.archive = { size: reader.size, read: () => { throw new Error('lent'); }, close: () => fs.closeSync(fd) };
+    return { fd, owned: false };
   }
 
   close(): void {

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import zlib from 'node:zlib';
 import crypto from 'node:crypto';
 import type { Account, MysqlCredentials } from '../panels/types.js';
@@ -14,6 +15,8 @@ import { limits, parseJson, readBounded, requireRegularFile } from './untrusted-
 import { readIndex } from './snapshot-index.js';
 import { selectEntries } from './selection.js';
 import { contentLayout, snapshotContent, snapshotContentSync, type ContentEvent } from './snapshot-content.js';
+import { descriptorMode, sendByDescriptors } from './restore-descriptors.js';
+import { socketPair } from '../native/pass-fds.js';
 
 export interface RestoreRequest {
   account: Account;
@@ -100,8 +103,20 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
 
   if (req.files) {
     if (!manifest.items.includes('files')) throw new Error(`snapshot ${req.snapshotId} holds no files`);
-    const index = await readIndex(dest, dir);
-    const selected = withoutPaths(selectEntries(index, req.paths), req.excludePaths ?? []);
+    const folder = req.intoFolder ? `tidemark-restore-${req.snapshotId}-${Date.now().toString(36)}` : '';
+    // Content by descriptor: the writer starts now, so that its start-up overlaps reading the
+    // index (it makes the folder only once the first record comes).
+    const byFd = descriptorMode(dest, manifest.structure, contentLayout(manifest).objects === true, req.intoFolder);
+    const early = byFd ? startDescriptorWriter(account, folder, byFd) : null;
+    let index: Awaited<ReturnType<typeof readIndex>>;
+    let selected: ReturnType<typeof selectEntries>;
+    try {
+      index = await readIndex(dest, dir);
+      selected = withoutPaths(selectEntries(index, req.paths), req.excludePaths ?? []);
+    } catch (err) {
+      await early?.abandon();
+      throw err;
+    }
     const progress: RestoreProgress = { files: 0, bytes: 0, totalFiles: 0, totalBytes: 0 };
     for (const sel of selected) if (sel.entry.kind === 'f' && !sel.ancestor) { progress.totalFiles++; progress.totalBytes += sel.entry.size; }
     let reportedAt = 0;
@@ -111,11 +126,21 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
       req.onProgress({ ...progress });
     };
     report(true);
-    const folder = req.intoFolder ? `tidemark-restore-${req.snapshotId}-${Date.now().toString(36)}` : '';
     const asAccountNow = ownerMapping(manifest.accountInfo, account);
     const prune = req.moveAsideExtra && !req.intoFolder
       ? { roots: req.paths, keep: req.excludePaths ?? [], aside: `tidemark-moved-aside-${req.snapshotId}-${Date.now().toString(36)}` }
       : undefined;
+    if (early) {
+      outcome.files = await restoreByDescriptors(early, dest, dir, manifest.structure, selected, folder, (sel, source) => {
+        const e = asAccountNow(sel.entry);
+        if (e.kind === 'f' && !sel.ancestor) { progress.files++; progress.bytes += source.size; }
+        report(false);
+        return e.kind === 'f' ? { ...e, hash: source.hash } : { ...e, hash: undefined };
+      });
+      report(true);
+      outcome.folder = folder;
+      return restoreDatabases(req, manifest, dir, ownership, outcome);
+    }
     const worker = spawnAccountWorker(account, { mode: 'restore', intoFolder: folder, ...(prune ? { prune } : {}), contentChecked: true });
     const chunks: Buffer[] = [];
     worker.output.on('data', (c: Buffer) => chunks.push(c));
@@ -189,7 +214,11 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
     outcome.files = JSON.parse(Buffer.concat(chunks).toString('utf8')) as RestoreResult;
     outcome.folder = req.intoFolder ? folder : null;
   }
+  return restoreDatabases(req, manifest, dir, ownership, outcome);
+}
 
+async function restoreDatabases(req: RestoreRequest, manifest: Manifest, dir: string, ownership: DatabaseOwnership | null, outcome: RestoreOutcome): Promise<RestoreOutcome> {
+  const { account, destination: dest } = req;
   if (req.databases.length > 0) {
     const { restoreDatabaseGrants, restoreDatabaseItem } = await import('./database-items.js');
     const creds = await req.mysql();
@@ -219,6 +248,70 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
     }
   }
   return outcome;
+}
+
+interface DescriptorWriter {
+  worker: ReturnType<typeof spawnAccountWorker>;
+  sock: number;
+  chunks: Buffer[];
+  closeSock: () => void;
+  /** Nothing is sent after all: the writer ends without making its folder. */
+  abandon: () => Promise<void>;
+}
+
+/** The account's writer for a restore by descriptor, its stdin one end of a new socket pair. */
+function startDescriptorWriter(account: Account, folder: string, mode: 'blobs' | 'archive'): DescriptorWriter {
+  const [sock, theirs] = socketPair();
+  let worker: ReturnType<typeof spawnAccountWorker>;
+  try {
+    worker = spawnAccountWorker(account, { mode: 'restore', intoFolder: folder, contentFds: mode }, { stdin: theirs });
+  } catch (err) {
+    fs.closeSync(sock);
+    throw err;
+  } finally {
+    fs.closeSync(theirs);
+  }
+  const chunks: Buffer[] = [];
+  worker.output.on('data', (c: Buffer) => chunks.push(c));
+  let open = true;
+  const closeSock = (): void => { if (open) { open = false; fs.closeSync(sock); } };
+  const abandon = async (): Promise<void> => {
+    closeSock();
+    await worker.done.catch(() => undefined);
+  };
+  return { worker, sock, chunks, closeSock, abandon };
+}
+
+/**
+ * A restore into the new folder `folder` whose content the writer reads itself from
+ * descriptors root hands it (restore-descriptors.ts) over a socket pair that is the writer's
+ * stdin. On failure the message says where the files restored so far are.
+ */
+async function restoreByDescriptors(started: DescriptorWriter, dest: Destination, dir: string, structure: Manifest['structure'], selected: Parameters<typeof sendByDescriptors>[4],
+  folder: string, record: Parameters<typeof sendByDescriptors>[5]): Promise<RestoreResult> {
+  const { worker, sock, chunks, closeSock } = started;
+  const sending = sendByDescriptors(sock, dest, dir, structure, selected, record);
+  sending.catch(() => undefined);
+  const settled = (p: Promise<unknown>): Promise<boolean> => Promise.race([p.then(() => true, () => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000).unref())]);
+  try {
+    // A writer that fails stops reading: its exit is the error, not sends left waiting.
+    await Promise.race([sending, worker.done.then(() => new Promise<never>(() => undefined))]);
+    closeSock();
+    await worker.done;
+  } catch (err) {
+    // The socket is closed only once no send uses it (a pool thread may still be in one);
+    // with the writer gone they fail at once.
+    if (!(await settled(sending))) { worker.child.kill('SIGKILL'); await sending.catch(() => undefined); }
+    closeSock();
+    if (!(await settled(worker.done))) { worker.child.kill('SIGKILL'); await worker.done.catch(() => undefined); }
+    // The writer's own failure (a damaged copy it found) says more than a broken socket.
+    const own = await worker.done.then(() => null, (e: unknown) => e as Error);
+    const code = (err as NodeJS.ErrnoException).code;
+    const shown = own && (err === own || code === 'EPIPE' || code === 'ECONNRESET') ? own : err as Error;
+    shown.message += ` (the files restored so far are in the folder ${folder} of the home)`;
+    throw shown;
+  }
+  return JSON.parse(Buffer.concat(chunks).toString('utf8')) as RestoreResult;
 }
 
 /** The selection without the entries at or below `excluded`. */

@@ -2,6 +2,7 @@ import { nativeAddon } from './addon.js';
 
 interface Addon {
   restoreNewFile(path: Buffer, parts: Buffer[], mode: number, uid: number, gid: number, sec: number, nsec: number): Promise<number>;
+  restoreFileFrom(path: Buffer, fd: number, offset: number, size: number, hash: Buffer | null, mode: number, uid: number, gid: number, sec: number, nsec: number, closeFd: boolean): Promise<number>;
 }
 
 const addon = nativeAddon<Addon>('restoreNewFile');
@@ -21,3 +22,20 @@ export function restoreNewFileOffLoop(path: Buffer, parts: Buffer[], mode: numbe
 }
 
 export const restoreNewFileSupported = (): boolean => addon !== null;
+
+const fromAddon = nativeAddon<Addon>('restoreFileFrom');
+
+/**
+ * restoreNewFileOffLoop for content that `size` bytes at `offset` of the open file `fd` hold
+ * (a stored blob or the archive, handed over by root): read, checked against `hash` (when not
+ * null) and written by the job. A damaged copy is never left under the name: the job rejects
+ * with `stage` "damaged" and `damage` "hash" or "short"; "read" when the stored copy could not
+ * be read. With `closeFd` the job closes `fd` when done, except after stage "open" (the caller
+ * still holds it then). null when the addon is not built.
+ */
+export function restoreFileFromOffLoop(path: Buffer, fd: number, offset: number, size: number, hash: Buffer | null, mode: number, uid: number, gid: number, sec: number, nsec: number, closeFd: boolean): Promise<OwnerOutcome> | null {
+  if (!fromAddon) return null;
+  return fromAddon.restoreFileFrom(path, fd, offset, size, hash, mode, uid, gid, sec, nsec, closeFd) as Promise<OwnerOutcome>;
+}
+
+export const restoreFileFromSupported = (): boolean => fromAddon !== null;

@@ -12,6 +12,7 @@ interface WorkerJob {
   intoFolder?: string;
   prune?: { roots: string[]; keep: string[]; aside: string };
   contentChecked?: boolean;
+  contentFds?: 'blobs' | 'archive';
 }
 
 /** What root sends a standby worker first: the account to become and the job, one JSON line. */
@@ -67,7 +68,7 @@ async function runJob(job: WorkerJob, input: Readable | undefined): Promise<void
     runSiteFinder({ home: job.home, excludes: job.excludes ?? [] });
   } else if (job.mode === 'restore') {
     const { runRestoreWriter } = await import('./restore-writer.js');
-    await runRestoreWriter({ home: job.home, intoFolder: job.intoFolder ?? '', ...(job.prune ? { prune: job.prune } : {}), contentChecked: job.contentChecked === true });
+    await runRestoreWriter({ home: job.home, intoFolder: job.intoFolder ?? '', ...(job.prune ? { prune: job.prune } : {}), contentChecked: job.contentChecked === true, ...(job.contentFds ? { contentFds: job.contentFds } : {}) });
   } else {
     throw new Error(`unknown worker mode ${String(job.mode)}`);
   }

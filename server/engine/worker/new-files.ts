@@ -1,7 +1,8 @@
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import type { Entry } from '../format/entry.js';
 import { toDisplay, type BytePath } from '../../util/byte-path.js';
-import { restoreNewFileOffLoop, restoreNewFileSupported, type OwnerOutcome } from '../../native/restore-file.js';
+import { restoreFileFromOffLoop, restoreNewFileOffLoop, restoreNewFileSupported, type OwnerOutcome } from '../../native/restore-file.js';
 
 /** Files up to this size are gathered whole and written by one pool job each. */
 export const GATHER_MAX = 4 << 20;
@@ -19,6 +20,8 @@ export interface NewFilesHooks {
   ownerWarning: (e: Entry, outcome: OwnerOutcome) => void;
   /** Something is at the name after all (EEXIST, ELOOP): write the file some other way (synchronously). */
   taken: (e: Entry, parts: Buffer[]) => void;
+  /** The same for a file whose content is at `offset` of the descriptor `fd` (restoreFrom). */
+  takenFrom: (e: Entry, fd: number, offset: number) => void;
   /** Check the content against the entry's hash before writing it (root did not). */
   checkHash: boolean;
 }
@@ -82,21 +85,73 @@ export class NewFiles {
     this.throwIfFailed();
     const owner = this.hooks.owner(e);
     const job = restoreNewFileOffLoop(this.hooks.abs(e.path), parts, e.mode, owner?.uid ?? -1, owner?.gid ?? -1, e.mtimeSec, e.mtimeNsec)!;
-    this.jobs++;
-    this.bytes += e.size;
-    this.inFlight.set(e.path, (this.inFlight.get(e.path) ?? 0) + 1);
+    this.started(e, e.size);
     job.then((outcome) => {
       this.hooks.ownerWarning(e, outcome);
       this.hooks.done(e);
-    }, (err: NodeJS.ErrnoException & { stage?: string }) => this.failedJob(e, parts, err)).finally(() => {
-      this.jobs--;
-      this.bytes -= e.size;
-      const n = this.inFlight.get(e.path)! - 1;
-      if (n === 0) this.inFlight.delete(e.path); else this.inFlight.set(e.path, n);
-      const wake = this.wake;
-      this.wake = null;
-      wake?.();
-    });
+    }, (err: NodeJS.ErrnoException & { stage?: string }) => this.failedJob(e, parts, err)).finally(() => this.finished(e, e.size));
+  }
+
+  /**
+   * A file whose content the job reads from `fd` at `offset` (a descriptor root handed over:
+   * restore-descriptors.ts), checks against the entry's hash and writes; with `owned` the
+   * descriptor is closed once the job no longer needs it (else it stays the caller's). A
+   * damaged copy ends the restore (it is never left under the name).
+   */
+  async submitFrom(e: Entry, fd: number, offset: number, owned: boolean): Promise<void> {
+    const release = (): void => { if (owned) closeQuietly(fd); };
+    while (this.jobs >= MAX_JOBS || (this.bytes >= MAX_BYTES && this.jobs > 0)) await new Promise<void>((r) => { this.wake = r; });
+    try {
+      this.throwIfFailed();
+    } catch (err) {
+      release();
+      throw err;
+    }
+    const owner = this.hooks.owner(e);
+    const held = Math.min(e.size, GATHER_MAX);
+    const job = restoreFileFromOffLoop(this.hooks.abs(e.path), fd, offset, e.size, e.hash ?? null, e.mode, owner?.uid ?? -1, owner?.gid ?? -1, e.mtimeSec, e.mtimeNsec, owned)!;
+    this.started(e, held);
+    job.then((outcome) => {
+      this.hooks.ownerWarning(e, outcome);
+      this.hooks.done(e);
+    }, (err: NodeJS.ErrnoException & { stage?: string; damage?: string }) => {
+      if (err.stage !== 'open') {
+        if (!this.abandoned) this.failed ??= err.stage === 'damaged' ? damagedError(e, err.damage === 'short') : err;
+        return;
+      }
+      // The job left the descriptor open: written here, then released.
+      try {
+        if (this.abandoned) return;
+        if (err.code === 'EEXIST' || err.code === 'ELOOP') {
+          try {
+            this.hooks.takenFrom(e, fd, offset);
+          } catch (again) {
+            if (/does not match its hash|is short/.test((again as Error).message)) this.failed ??= again as Error;
+            else this.hooks.warn(e.path, `not restored: ${(again as NodeJS.ErrnoException).code ?? (again as Error).message}`);
+          }
+        } else {
+          this.hooks.warn(e.path, `not restored: ${err.code ?? err.message}`);
+        }
+      } finally {
+        release();
+      }
+    }).finally(() => this.finished(e, held));
+  }
+
+  private started(e: Entry, held: number): void {
+    this.jobs++;
+    this.bytes += held;
+    this.inFlight.set(e.path, (this.inFlight.get(e.path) ?? 0) + 1);
+  }
+
+  private finished(e: Entry, held: number): void {
+    this.jobs--;
+    this.bytes -= held;
+    const n = this.inFlight.get(e.path)! - 1;
+    if (n === 0) this.inFlight.delete(e.path); else this.inFlight.set(e.path, n);
+    const wake = this.wake;
+    this.wake = null;
+    wake?.();
   }
 
   /**
@@ -142,4 +197,15 @@ export class NewFiles {
     this.entry = null;
     this.parts = [];
   }
+}
+
+/** The error of a file whose stored copy is damaged (the same words as root's check, snapshot-content.ts). */
+export function damagedError(e: Entry, short: boolean): Error {
+  return new Error(short
+    ? `snapshot content is short for ${JSON.stringify(toDisplay(e.path))}: the destination copy is damaged; that file was not restored and the restore stopped there`
+    : `the content of ${JSON.stringify(toDisplay(e.path))} in the snapshot does not match its hash: the destination copy is damaged; that file was not restored and the restore stopped there`);
+}
+
+function closeQuietly(fd: number): void {
+  try { fs.closeSync(fd); } catch { /* closed */ }
 }

@@ -7,8 +7,9 @@ import { SyncOutput } from './sync-output.js';
 import { openIfUnchanged } from './unchanged-file.js';
 import { setFdTimes, setPathTimes } from '../../native/file-times.js';
 import { syncFilesystemSync } from '../../native/syncfs.js';
-import { NewFiles } from './new-files.js';
-import { slabReads } from './slab-reader.js';
+import { NewFiles, damagedError } from './new-files.js';
+import { slabReads, socketSlabReads } from './slab-reader.js';
+import { restoreFileFromSupported } from '../../native/restore-file.js';
 
 export interface RestoreWriterOptions {
   home: string;
@@ -26,6 +27,14 @@ export interface RestoreWriterOptions {
    * and hashing it again here is not needed. Without it the writer checks what it received.
    */
   contentChecked?: boolean;
+  /**
+   * Into a new folder: stdin is a Unix socket that carries, besides the entry stream, a
+   * read-only descriptor of each stored blob ('blobs'), or once of the archive ('archive')
+   * (restore-descriptors.ts). A file's content is then not in the stream: its record's dataRef
+   * is where it starts in that stored file, and the writer reads it, checks it against the
+   * record's hash and writes it (NewFiles.submitFrom).
+   */
+  contentFds?: 'blobs' | 'archive';
 }
 
 export interface RestoreResult {
@@ -138,6 +147,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     if (result.warnings.length < MAX_WARNINGS) result.warnings.push({ path: toDisplay(rel), message });
   };
   if (!validRelative(opts.intoFolder)) throw new Error('invalid restore folder');
+  if (opts.contentFds && (opts.intoFolder === '' || !restoreFileFromSupported())) throw new Error('content by descriptor is only for a restore into a new folder, with the native addon');
   const homeBuf = Buffer.from(opts.home, 'utf8');
   const base = opts.intoFolder === '' ? homeBuf : Buffer.concat([homeBuf, Buffer.from('/'), toBuffer(opts.intoFolder)]);
   const abs = (rel: BytePath): Buffer => (rel === '' ? base : Buffer.concat([base, Buffer.from('/'), toBuffer(rel)]));
@@ -145,6 +155,21 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
   const myGid = process.getgid!();
 
   removeRestoreLeftovers(homeBuf, myUid);
+  // Content by descriptor: root starts the writer before it has read the index, and a restore
+  // that fails there sends nothing: then no folder is made.
+  const received: number[] = [];
+  const stream = parseEntryStream(opts.contentFds ? socketSlabReads(0, received) : slabReads(0));
+  const first = opts.contentFds ? await stream.next() : null;
+  if (first?.done) {
+    const out = new SyncOutput(3, 1 << 16);
+    out.write(Buffer.from(JSON.stringify(result)));
+    out.flush();
+    return;
+  }
+  const events = (async function* (): AsyncGenerator<Awaited<ReturnType<typeof stream.next>>['value'] & object> {
+    if (first) yield first.value;
+    yield* stream;
+  })();
   if (opts.intoFolder !== '') {
     fs.mkdirSync(base, { mode: 0o700 });
   }
@@ -271,6 +296,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     // A name taken after all (a link the account planted meanwhile, a path named twice): the
     // way of a restore in place, a temporary name renamed over it.
     taken: (e, parts) => writeOverTaken(e, parts),
+    takenFrom: (e, fd, offset) => writeOverTakenFrom(e, fd, offset),
     checkHash: !opts.contentChecked,
   }) : null;
 
@@ -287,6 +313,45 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     }
     fs.closeSync(fd);
     if (install(tmp, e.path)) { result.files++; result.bytes += e.size; written.add(e.path); }
+  };
+
+  /** writeOverTaken for content at `offset` of `fd`, read and checked here. */
+  const writeOverTakenFrom = (e: Entry, fd: number, offset: number): void => {
+    const tmp = tmpName(e.path);
+    const out = fs.openSync(tmp, O_NEW, 0o600);
+    try {
+      const hash = e.hash ? crypto.createHash('sha256') : null;
+      const buf = Buffer.allocUnsafe(Math.min(e.size, 1 << 20));
+      for (let at = 0; at < e.size;) {
+        const n = fs.readSync(fd, buf, 0, Math.min(buf.length, e.size - at), offset + at);
+        if (n === 0) throw damagedError(e, true);
+        hash?.update(buf.subarray(0, n));
+        writeAllSync(out, buf.subarray(0, n));
+        at += n;
+      }
+      if (hash && !hash.digest().equals(e.hash!)) throw damagedError(e, false);
+      setAttributes(out, e);
+    } catch (err) {
+      fs.closeSync(out);
+      fs.rmSync(tmp, { force: true });
+      throw err;
+    }
+    fs.closeSync(out);
+    if (install(tmp, e.path)) { result.files++; result.bytes += e.size; written.add(e.path); }
+  };
+
+  // `received`: descriptors received and not yet taken by a file (contentFds); the archive's once taken.
+  let archiveFd = -1;
+  const closeFd = (fd: number): void => { try { fs.closeSync(fd); } catch { /* closed */ } };
+  /**
+   * The descriptor that holds the content of `e` (contentFds, a file with content): taken
+   * before anything else is decided about the entry, so that one skipped keeps the order.
+   */
+  const descriptorOf = (e: Entry): number => {
+    if (!opts.contentFds || e.kind !== 'f' || e.size === 0) return -1;
+    const fd = opts.contentFds === 'archive' ? (archiveFd >= 0 ? archiveFd : (archiveFd = received.shift() ?? -1)) : received.shift() ?? -1;
+    if (fd < 0 || !Number.isSafeInteger(e.dataRef) || e.dataRef < 0) throw new Error(`the restore stream names the content of ${JSON.stringify(toDisplay(e.path))} without its descriptor`);
+    return fd;
   };
 
   /** Whether a job still writing decides what is at `rel` or at a folder above it (then all jobs are waited for). */
@@ -317,7 +382,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
   };
 
   try {
-  for await (const ev of parseEntryStream(slabReads(0))) {
+  for await (const ev of events) {
     if (newFiles?.gathering()) {
       if (ev.type === 'data') { newFiles.add(ev.chunk); continue; }
       if (ev.type === 'data-end') { await newFiles.submit(); continue; }
@@ -332,9 +397,17 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     if (ev.type === 'data-end') { finishFile(); continue; }
     if (ev.type === 'notice') continue;
     const e = ev.entry;
-    if (!validRelative(e.path)) { warn(e.path, 'invalid path in the snapshot; skipped'); continue; }
-    newFiles?.throwIfFailed();
-    if (pendingAt(e.path, e.kind === 'h' ? e.link : undefined)) await newFiles!.drain();
+    // Closed once the file is written, or at once when it is not (blobs; the archive's stays).
+    let fromFd = descriptorOf(e);
+    const releaseFd = (): void => { if (fromFd >= 0 && opts.contentFds === 'blobs') closeFd(fromFd); fromFd = -1; };
+    if (!validRelative(e.path)) { releaseFd(); warn(e.path, 'invalid path in the snapshot; skipped'); continue; }
+    try {
+      newFiles?.throwIfFailed();
+      if (pendingAt(e.path, e.kind === 'h' ? e.link : undefined)) await newFiles!.drain();
+    } catch (err) {
+      releaseFd();
+      throw err;
+    }
     // Whatever is put at a path now, it is no longer a file this restore wrote.
     written.delete(e.path);
     if (opts.prune) named.add(e.path);
@@ -347,7 +420,11 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
         continue;
       }
       ensureDir(parentOf(e.path));
-      if (e.kind === 'f' && newFiles?.takes(e, ev.hasData)) {
+      if (fromFd >= 0) {
+        const fd = fromFd;
+        fromFd = -1;
+        await newFiles!.submitFrom(e, fd, e.dataRef, opts.contentFds === 'blobs');
+      } else if (e.kind === 'f' && newFiles?.takes(e, ev.hasData)) {
         if (!ev.hasData || e.size === 0) await newFiles.submit();
       } else if (e.kind === 'f') {
         let fd = -1;
@@ -392,6 +469,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
         install(fifo, e.path);
       }
     } catch (err) {
+      releaseFd();
       warn(e.path, `not restored: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       if (current && current.entry === e) { fs.closeSync(current.fd); discard(current); current = null; }
     }
@@ -407,6 +485,9 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     newFiles?.abandon();
     await newFiles?.drain();
     throw err;
+  } finally {
+    for (const fd of received) closeFd(fd);
+    if (archiveFd >= 0) closeFd(archiveFd);
   }
 
   if (opts.prune && opts.intoFolder === '') {

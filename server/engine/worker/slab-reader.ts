@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { recvWithFds } from '../../native/pass-fds.js';
 
 /** Reads go into the free end of a slab of this size; a new slab when less than MIN_READ is left. */
 const SLAB = 4 << 20;
@@ -19,6 +20,24 @@ export async function* slabReads(fd: number): AsyncGenerator<Buffer> {
     const n = await new Promise<number>((resolve, reject) => {
       fs.read(fd, slab, used, SLAB - used, null, (err, bytes) => (err ? reject(err) : resolve(bytes)));
     });
+    if (n === 0) return;
+    yield slab.subarray(used, used + n);
+    used += n;
+  }
+}
+
+/**
+ * slabReads for a Unix socket that also carries descriptors (native/pass-fds.c): those that
+ * come with a read are appended to `received` before its bytes are handed on, so a record is
+ * never seen before the descriptor sent with it.
+ */
+export async function* socketSlabReads(fd: number, received: number[]): AsyncGenerator<Buffer> {
+  let slab = Buffer.allocUnsafeSlow(SLAB);
+  let used = 0;
+  for (;;) {
+    if (SLAB - used < MIN_READ) { slab = Buffer.allocUnsafeSlow(SLAB); used = 0; }
+    const [n, fds] = await recvWithFds(fd, slab, used, SLAB - used);
+    for (const d of fds) received.push(d);
     if (n === 0) return;
     yield slab.subarray(used, used + n);
     used += n;

@@ -13,6 +13,7 @@ export interface WorkerHandle {
   output: Readable;
   /** The worker's fd 4 when it was asked for as a pipe (tar stream). */
   tar: Readable | null;
+  /** The worker's stdin (null when spawnAccountWorker was given a descriptor for it). */
   input: Writable;
   /** Resolves when the worker exits with 0; rejects with its stderr otherwise. */
   done: Promise<void>;
@@ -37,7 +38,7 @@ function start(politeness: Politeness, stdio: StdioOptions, env: Record<string, 
   closed.catch(() => undefined);
   // Errors surface through `done`; a closed pipe alone must not crash the root process.
   for (const s of [child.stdio[3], child.stdio[4]]) (s as Readable | null)?.on('error', () => undefined);
-  child.stdin!.on('error', () => undefined);
+  child.stdin?.on('error', () => undefined);
   return { child, stderr: () => stderr, closed };
 }
 
@@ -71,19 +72,20 @@ export function prestartAccountWorker(politeness: Politeness = FULL_SPEED): numb
  * Starts an account worker: it becomes the account before touching the home (see
  * drop-privileges.ts). The root process only talks to it through pipes.
  */
-export function spawnAccountWorker(account: Account, job: Record<string, unknown>, opts: { politeness?: Politeness; tarFd?: number | 'pipe' } = {}): WorkerHandle {
+export function spawnAccountWorker(account: Account, job: Record<string, unknown>, opts: { politeness?: Politeness; tarFd?: number | 'pipe'; stdin?: number } = {}): WorkerHandle {
   if (account.uid === 0) throw new Error(`refusing to work on account ${account.username}: it has uid 0`);
   const politeness = opts.politeness ?? FULL_SPEED;
   const identity = `${account.username}:${account.uid}:${account.gid}`;
   const fullJob = { ...job, home: account.home };
   let started: Started;
-  if (standby && job.mode === 'backup' && (opts.tarFd === undefined || opts.tarFd === 'pipe') && samePoliteness(standby.politeness, politeness) && standby.started.child.exitCode === null) {
+  if (standby && job.mode === 'backup' && opts.stdin === undefined && (opts.tarFd === undefined || opts.tarFd === 'pipe') && samePoliteness(standby.politeness, politeness) && standby.started.child.exitCode === null) {
     started = standby.started;
     standby = null;
     for (const h of handlesOf(started.child)) h.ref();
     started.child.stdin!.write(`${JSON.stringify({ identity, job: fullJob })}\n`);
   } else {
-    started = start(politeness, opts.tarFd === undefined ? ['pipe', 'ignore', 'pipe', 'pipe'] : ['pipe', 'ignore', 'pipe', 'pipe', opts.tarFd], {
+    const stdin = opts.stdin ?? 'pipe';
+    started = start(politeness, opts.tarFd === undefined ? [stdin, 'ignore', 'pipe', 'pipe'] : [stdin, 'ignore', 'pipe', 'pipe', opts.tarFd], {
       TIDEMARK_WORKER_IDENTITY: identity,
       TIDEMARK_WORKER_JOB: JSON.stringify(fullJob),
     });

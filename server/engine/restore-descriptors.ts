@@ -1,0 +1,96 @@
+import fs from 'node:fs';
+import type { Destination } from '../destinations/types.js';
+import type { Structure } from '../store/jobs.js';
+import { encodeEntry, type Entry } from './format/entry.js';
+import { tarHeaders } from './format/tar.js';
+import { DirectReads } from './direct-reads.js';
+import { layout } from './snapshot-layout.js';
+import type { Selected } from './selection.js';
+import { requireRegularFile } from './untrusted-input.js';
+import { MAX_FDS_PER_SEND, passFdsSupported, sendWithFds } from '../native/pass-fds.js';
+
+/** Records are gathered into sends of about this size. */
+const SEND_BYTES = 256 << 10;
+
+/**
+ * How the restore writer gets content, when root can hand it descriptors instead of bytes:
+ * 'blobs' (one descriptor per file of an incremental snapshot), 'archive' (one of the tar, the
+ * content of each file at the offset its record names), or null (the content crosses the
+ * stream). Only a new folder (every file is new there: restore-writer.ts), only a destination
+ * with synchronous local reads, and only the structures read by range.
+ */
+export function descriptorMode(dest: Destination, structure: Structure, objects: boolean, intoFolder: boolean): 'blobs' | 'archive' | null {
+  if (!intoFolder || !dest.openForReads || objects || !passFdsSupported()) return null;
+  return structure === 'incremental' ? 'blobs' : structure === 'archive' ? 'archive' : null;
+}
+
+const headerLength = (e: Entry): number => tarHeaders(e.path === '' ? { ...e, path: '.' } : e).length;
+
+/**
+ * Sends the selected entries to the restore writer over the socket `sock`: each file with
+ * content goes as its record, whose dataRef is where its content starts in the stored file,
+ * and (blobs) a read-only descriptor of its blob, or (archive) once the tar's, opened after
+ * the checks of root's own reads (a regular file, no link followed, the same inode as listed)
+ * and checked to be long enough. The writer reads, checks the SHA-256 of the record and writes
+ * (restore-file.c, restoreFileFrom): a damaged copy fails there and never gets a name.
+ * `record` gives what to send for each selected entry (the owner mapped, the hash).
+ */
+export async function sendByDescriptors(sock: number, dest: Destination, dir: string, structure: Structure, selected: Selected[], record: (sel: Selected, source: Entry) => Entry): Promise<void> {
+  const what = (rel: string): string => `snapshot ${dir}: ${rel}`;
+  if (structure === 'archive' && selected.some((s) => s.entry.kind === 'f' && s.entry.size > 0)) {
+    await requireRegularFile(dest, dir, layout.data('archive'), what(layout.data('archive')));
+  }
+  const direct = new DirectReads(dest.openForReads!.bind(dest), dir, structure, what);
+  let records: Buffer[] = [];
+  let bytes = 0;
+  let fds: number[] = [];
+  let owned = true;
+  let inFlight: Promise<void> | null = null;
+  const send = async (): Promise<void> => {
+    const data = Buffer.concat(records, bytes);
+    const batch = fds;
+    const close = owned;
+    records = [];
+    bytes = 0;
+    fds = [];
+    // One send under way while the next batch is gathered: the order is kept by waiting for it first.
+    if (inFlight) await inFlight;
+    inFlight = sendWithFds(sock, data, batch, close);
+  };
+  try {
+    for (const sel of selected) {
+      const source = sel.entry.kind === 'f' ? sel.contentFrom ?? sel.entry : null;
+      let start = -1;
+      if (source && source.size > 0) {
+        start = structure === 'incremental' ? 0 : source.dataRef + headerLength(source);
+        const d = direct.descriptor(source, start);
+        if (!d) throw new Error('descriptor reads are not supported by this destination');
+        owned = d.owned;
+        if (d.fd >= 0) fds.push(d.fd);
+      }
+      const e = record(sel, source ?? sel.entry);
+      const b = encodeEntry(source ? { ...e, size: source.size, dataRef: start } : e, false, sel.ancestor);
+      records.push(b);
+      bytes += b.length;
+      if (bytes >= SEND_BYTES || fds.length >= MAX_FDS_PER_SEND) await send();
+    }
+    if (bytes > 0) await send();
+    if (inFlight) await inFlight;
+  } catch (err) {
+    // The entries gathered before the failure are whole: they still go (the files restored so
+    // far stay, as with content sent as bytes).
+    try {
+      if (bytes > 0) await send();
+      if (inFlight) await inFlight;
+    } catch {
+      if (owned) for (const fd of fds) closeQuietly(fd);
+    }
+    throw err;
+  } finally {
+    direct.close();
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try { fs.closeSync(fd); } catch { /* closed */ }
+}

@@ -1,0 +1,39 @@
+import { nativeAddon } from './addon.js';
+
+interface Addon {
+  socketPair(): [number, number];
+  sendWithFds(sock: number, data: Buffer, fds: number[], closeFds: boolean): Promise<void>;
+  recvWithFds(sock: number, buffer: Buffer, offset: number, length: number): Promise<[number, number[]]>;
+}
+
+const addon = nativeAddon<Addon>('socketPair', 'sendWithFds', 'recvWithFds');
+
+/** At most this many descriptors go with one send. */
+export const MAX_FDS_PER_SEND = 250;
+
+export const passFdsSupported = (): boolean => addon !== null;
+
+/** A connected pair of Unix stream sockets, both close-on-exec (native/pass-fds.c). */
+export function socketPair(): [number, number] {
+  if (!addon) throw new Error('the native addon is not built');
+  return addon.socketPair();
+}
+
+/**
+ * Sends all of `data` over the socket `sock` on a pool thread, with the descriptors `fds`
+ * attached to its first byte (SCM_RIGHTS); with `closeFds` they are closed once sent.
+ */
+export function sendWithFds(sock: number, data: Buffer, fds: number[], closeFds: boolean): Promise<void> {
+  if (!addon) throw new Error('the native addon is not built');
+  return addon.sendWithFds(sock, data, fds, closeFds);
+}
+
+/**
+ * One receive from `sock` into `buffer` at `offset` (at most `length` bytes): how many bytes
+ * came (0: the other end closed) and the descriptors that came with them, each checked to be
+ * a regular file (anything else is closed and the receive fails).
+ */
+export function recvWithFds(sock: number, buffer: Buffer, offset: number, length: number): Promise<[number, number[]]> {
+  if (!addon) throw new Error('the native addon is not built');
+  return addon.recvWithFds(sock, buffer, offset, length);
+}
