@@ -1,7 +1,7 @@
 /**
- * Batches of small files over one SSH exec channel instead of three SFTP requests each: a
- * remote GNU `tar -x` reads a stream of ustar members written here (backups), and a remote
- * `tar -c` sends a batch of named files back (restores, parsed as untrusted input).
+ * Small files of a backup over one SSH exec channel instead of three SFTP requests each: a
+ * remote GNU `tar -x` reads a stream of ustar members written here. (Restores still read
+ * over SFTP: batches of `tar -c` measured slower, docs/benchmarks.md.)
  */
 import type { ClientChannel } from 'ssh2';
 import { DestinationError } from './types.js';
@@ -26,10 +26,6 @@ export const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`
  */
 export const extractCommand = (tar: string, dir: string): string =>
   `cd -- ${shellQuote(dir)} && exec ${tar} -x -f - -m --no-same-owner --no-same-permissions --no-overwrite-dir`;
-
-/** The command that writes the regular files `names` (relative to `dir`) as one ustar stream. */
-export const createCommand = (tar: string, dir: string, names: string[]): string =>
-  `cd -- ${shellQuote(dir)} && exec ${tar} -c -f - --format=ustar --no-recursion --hard-dereference -- ${names.map(shellQuote).join(' ')}`;
 
 function octal(header: Buffer, offset: number, width: number, value: number): void {
   header.write(value.toString(8).padStart(width - 1, '0'), offset, width - 1, 'ascii');
@@ -173,111 +169,3 @@ export class RemoteExtraction {
   }
 }
 
-/** One file asked of a remote `tar -c`: its name there and how many of its first bytes. */
-export interface WantedFile {
-  name: string;
-  size: number;
-  resolve(data: Buffer): void;
-  reject(err: Error): void;
-}
-
-const field = (h: Buffer, offset: number, width: number): string => {
-  const end = h.indexOf(0, offset);
-  return h.toString('utf8', offset, end < 0 || end > offset + width ? offset + width : end);
-};
-
-/** A header's size, or null where it is not plain octal (base-256 sizes are far beyond what is asked). */
-function headerSize(h: Buffer): number | null {
-  const s = field(h, 124, 12).trim();
-  return /^[0-7]{1,11}$/.test(s) ? parseInt(s, 8) : null;
-}
-
-function checksumOk(h: Buffer): boolean {
-  const stored = field(h, 148, 8).trim();
-  if (!/^[0-7]{1,7}$/.test(stored)) return false;
-  let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i]!;
-  return sum === parseInt(stored, 8);
-}
-
-/**
- * Reads the output of a remote `tar -c` of `wanted` (createCommand) as untrusted input: each
- * member must be the next file asked for (tar skips the ones it cannot read), a regular file,
- * with a valid header; of each, the first `size` bytes asked are kept and the rest skipped.
- * A file is handed over as soon as its member is complete; the ones never sent, and all of
- * them after anything unexpected, are refused when the channel closes.
- */
-export function readRemoteArchive(channel: ClientChannel, where: string, wanted: WantedFile[]): Promise<void> {
-  let next = 0;
-  let header = Buffer.alloc(0);
-  let current: { file: WantedFile; left: number; pad: number; parts: Buffer[]; kept: number } | null = null;
-  let broken: DestinationError | null = null;
-  let ended = false;
-  let stderr = '';
-  const settled = new Set<WantedFile>();
-  const give = (file: WantedFile, result: Error | Buffer): void => {
-    if (settled.has(file)) return;
-    settled.add(file);
-    if (Buffer.isBuffer(result)) file.resolve(result); else file.reject(result);
-  };
-  const fail = (why: string): void => { broken ??= new DestinationError(`the remote tar reading ${where} sent ${why}: refused`, 'invalid'); };
-  const onHeader = (h: Buffer): void => {
-    if (h.every((b) => b === 0)) { ended = true; return; }
-    if (!checksumOk(h)) { fail('a damaged header'); return; }
-    const prefix = field(h, 345, 155);
-    const name = prefix ? `${prefix}/${field(h, 0, 100)}` : field(h, 0, 100);
-    const size = headerSize(h);
-    const at = wanted.findIndex((w, i) => i >= next && w.name === name);
-    if (at < 0 || size === null) { fail(at < 0 ? `an entry that was not asked for (${JSON.stringify(name)})` : `an invalid size for ${name}`); return; }
-    // Files tar skipped (its stderr says why) are refused at the end.
-    next = at + 1;
-    const type = String.fromCharCode(h[156]!);
-    const file = wanted[at]!;
-    if (type !== '0' && type !== '\0') {
-      // Its data (none, for a link) is skipped; give() ignores the file from now on.
-      give(file, new DestinationError(`${where}: ${name} is not a regular file on the destination (tar type ${JSON.stringify(type)}): refused`, 'invalid'));
-    }
-    current = { file, left: size, pad: padding(size), parts: [], kept: 0 };
-    if (current.left === 0 && current.pad === 0) { give(current.file, Buffer.alloc(0)); current = null; }
-  };
-  const onData = (chunk: Buffer): void => {
-    let off = 0;
-    while (off < chunk.length && !broken && !ended) {
-      if (!current) {
-        const need = BLOCK - header.length;
-        header = Buffer.concat([header, chunk.subarray(off, off + need)]);
-        off += Math.min(need, chunk.length - off);
-        if (header.length === BLOCK) { const h = header; header = Buffer.alloc(0); onHeader(h); }
-        continue;
-      }
-      const c = current;
-      if (c.left > 0) {
-        const n = Math.min(c.left, chunk.length - off);
-        const keep = Math.min(n, c.file.size - c.kept);
-        if (keep > 0) { c.parts.push(Buffer.from(chunk.subarray(off, off + keep))); c.kept += keep; }
-        c.left -= n;
-        off += n;
-      } else {
-        const n = Math.min(c.pad, chunk.length - off);
-        c.pad -= n;
-        off += n;
-      }
-      if (c.left === 0 && c.pad === 0) { give(c.file, c.parts.length === 1 ? c.parts[0]! : Buffer.concat(c.parts)); current = null; }
-    }
-    if (broken || ended) channel.removeListener('data', onData);
-  };
-  channel.on('data', onData);
-  channel.stderr.on('data', (d: Buffer) => { if (stderr.length < MAX_STDERR) stderr += d.toString('utf8'); });
-  return new Promise<void>((resolve) => {
-    channel.on('close', () => {
-      if (current && !broken) give(current.file, new DestinationError(`the remote tar reading ${where} stopped in the middle of ${current.file.name}`, 'io'));
-      const said = stderr.trim().split('\n').slice(-2).join('; ');
-      for (const w of wanted) {
-        if (broken) give(w, broken);
-        else if (/No such file/i.test(stderr) && stderr.includes(w.name)) give(w, new DestinationError(`not found on the destination: ${w.name}`, 'not-found'));
-        else give(w, new DestinationError(`the remote tar reading ${where} did not send ${w.name}${said ? `: ${said}` : ''}`, 'io'));
-      }
-      resolve();
-    });
-  });
-}

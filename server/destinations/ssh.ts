@@ -7,7 +7,7 @@ import type { Client, ClientChannel, ConnectConfig, SFTPWrapper, FileEntryWithSt
 import { DestinationError, type DirEntry, type Destination, type SpaceInfo, type HardLinks } from './types.js';
 import { FORMAT_VERSION } from './local.js';
 import { InFlight } from '../util/in-flight.js';
-import { RemoteExtraction, createCommand, extractCommand, readRemoteArchive, shellQuote, type WantedFile } from './ssh-tar.js';
+import { RemoteExtraction, extractCommand, shellQuote } from './ssh-tar.js';
 
 export interface SshSettings {
   host: string;
@@ -44,9 +44,6 @@ const SMALL_REQUESTS_IN_FLIGHT = 64;
 /** Small files in transfer at once (writeSmallFile: at most 1 MiB each, so 32 MiB held at most). */
 const SMALL_FILES_IN_FLIGHT = 32;
 const COMMAND_PROBE = 'tidemark-commands-ok';
-/** Remote `tar -c` runs reading small files at once, and the files asked of one. */
-const ARCHIVES_IN_FLIGHT = 2;
-const FILES_PER_ARCHIVE = 512;
 
 /**
  * Makes an ssh2 write stream flush the file on the server (fsync@openssh.com) once every
@@ -153,10 +150,6 @@ export class SshDestination implements Destination, HardLinks {
    * components (a snapshot's folder), where commands and `sync -f` run and tar is GNU tar.
    */
   private readonly extractions = new Map<string, Promise<RemoteExtraction>>();
-  /** Small files asked for and not yet in a remote `tar -c`, by snapshot folder. */
-  private readonly wanted = new Map<string, WantedFile[]>();
-  private archivesRunning = 0;
-  private archiveDispatch = false;
   /**
    * The account folders (first component; '' for the root) of files written without an
    * fsync of their own since the last flush: `flush` syncs their filesystems too, in case
@@ -523,45 +516,11 @@ export class SshDestination implements Destination, HardLinks {
   }
 
   /**
-   * Sends the files asked for into remote `tar -c` runs: at most two at once, each with every
-   * file of one folder asked for meanwhile (up to 512), so that a batch forms while the
-   * previous one is on its way.
-   */
-  private dispatchArchives(): void {
-    if (this.archiveDispatch) return;
-    this.archiveDispatch = true;
-    setImmediate(() => {
-      this.archiveDispatch = false;
-      while (this.archivesRunning < ARCHIVES_IN_FLIGHT && this.wanted.size > 0) {
-        const [key, list] = this.wanted.entries().next().value as [string, WantedFile[]];
-        const batch = list.splice(0, FILES_PER_ARCHIVE);
-        if (list.length === 0) this.wanted.delete(key);
-        this.archivesRunning++;
-        const where = `${this.where}:${this.abs(key)}`;
-        this.exec(createCommand(this.tarProgram, this.abs(key), batch.map((w) => w.name)))
-          .then((channel) => { channel.end(); return readRemoteArchive(channel, where, batch); })
-          .catch((err: Error) => { for (const w of batch) w.reject(err); })
-          .finally(() => { this.archivesRunning--; this.dispatchArchives(); });
-      }
-    });
-  }
-
-  /**
    * The first `size` bytes of a file (fewer when it is shorter) in one exchange: the open is
    * answered, then its reads (each at most the server's largest) and the close are sent
    * together. No stream per file: a restore reads thousands of small files.
    */
   async readSmallFile(rel: string, size: number): Promise<Buffer> {
-    const parts = rel.split('/');
-    if (parts.length >= 3 && (await this.cloneIsServerSide()) && this.probe && (await this.probe).gnuTar) {
-      const key = `${parts[0]}/${parts[1]}`;
-      return new Promise<Buffer>((resolve, reject) => {
-        const list = this.wanted.get(key) ?? [];
-        list.push({ name: parts.slice(2).join('/'), size, resolve, reject });
-        this.wanted.set(key, list);
-        this.dispatchArchives();
-      });
-    }
     const handle = await this.call<Buffer>(rel, (s, done) => s.open(this.abs(rel), 'r', done));
     const sftp = await this.connect();
     const buf = Buffer.allocUnsafe(size);
