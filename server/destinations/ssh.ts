@@ -3,11 +3,11 @@ import net from 'node:net';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Client, ConnectConfig, SFTPWrapper, FileEntryWithStats } from 'ssh2';
+import type { Client, ClientChannel, ConnectConfig, SFTPWrapper, FileEntryWithStats } from 'ssh2';
 import { DestinationError, type DirEntry, type Destination, type SpaceInfo, type HardLinks } from './types.js';
 import { FORMAT_VERSION } from './local.js';
 import { InFlight } from '../util/in-flight.js';
-import { streamHash } from '../native/hash-off-loop.js';
+import { RemoteExtraction, extractCommand, shellQuote } from './ssh-tar.js';
 
 export interface SshSettings {
   host: string;
@@ -81,9 +81,6 @@ function flushBeforeClose(sftp: SFTPWrapper, remote: Writable & { handle?: Buffe
   };
 }
 
-/** Single-quotes a word for a POSIX shell. */
-const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
-
 const SFTP_NO_SUCH_FILE = 2;
 const SFTP_PERMISSION_DENIED = 3;
 const SFTP_FAILURE = 4;
@@ -145,7 +142,14 @@ export class SshDestination implements Destination, HardLinks {
   /** Whether `sync -f` runs on the server (null: not asked yet on this connection). */
   private syncCommand: Promise<boolean> | null = null;
   /** What the server runs for this user: asked once per connection, in one command. */
-  private probe: Promise<{ commands: boolean; syncF: boolean }> | null = null;
+  private probe: Promise<{ commands: boolean; syncF: boolean; gnuTar: boolean }> | null = null;
+  /** The remote tar program (tests put a hostile or missing one here). */
+  private tarProgram = 'tar';
+  /**
+   * Small files of a backup go into one remote `tar -x` per folder of their first two
+   * components (a snapshot's folder), where commands and `sync -f` run and tar is GNU tar.
+   */
+  private readonly extractions = new Map<string, Promise<RemoteExtraction>>();
   /**
    * The account folders (first component; '' for the root) of files written without an
    * fsync of their own since the last flush: `flush` syncs their filesystems too, in case
@@ -329,6 +333,7 @@ export class SshDestination implements Destination, HardLinks {
   }
 
   async close(): Promise<void> {
+    await this.settleExtractions('', 'abort');
     const client = this.client;
     this.client = null;
     this.sftp = null;
@@ -433,15 +438,23 @@ export class SshDestination implements Destination, HardLinks {
    * A small file in one exchange: the open is answered, then its writes (each at most the
    * server's largest), the fsync where `flush` cannot sync by command, and the close are sent
    * together. OpenSSH's sftp-server answers requests in order, so the close comes after the
-   * writes; every answer is still checked. The hash is taken on libuv's pool meanwhile.
+   * writes; every answer is still checked. Where the server has GNU tar (and flushes by
+   * command), the file goes into the remote `tar -x` of its snapshot's folder instead
+   * (ssh-tar.ts): it is written once `flush` (or a rename of that folder) has resolved, which
+   * throws when tar did not write everything.
    */
   async writeSmallFile(rel: string, parts: Buffer[]): Promise<Buffer> {
     await this.mkdir(this.parentOf(rel));
-    const hash = streamHash();
-    for (const p of parts) await hash.update(p);
+    // At most 1 MiB: hashed here in well under a millisecond, cheaper than a pool job's wake-ups.
+    const hash = crypto.createHash('sha256');
+    for (const p of parts) hash.update(p);
     const digest = hash.digest();
-    digest.catch(() => undefined);
     const byCommand = await this.syncsByCommand();
+    const extraction = byCommand ? await this.extractionFor(rel) : null;
+    if (extraction && (await extraction.tar.append(extraction.name, parts.length === 1 ? parts[0]! : Buffer.concat(parts)))) {
+      this.unsynced.add(topFolder(rel));
+      return digest;
+    }
     const handle = await this.call<Buffer>(rel, (s, done) => s.open(this.abs(rel), 'w', { mode: 0o600 }, done));
     if (byCommand) this.unsynced.add(topFolder(rel));
     const sftp = await this.connect();
@@ -457,6 +470,49 @@ export class SshDestination implements Destination, HardLinks {
     answers.push(this.request<void>(rel, (done) => sftp.close(handle, (err) => done(err))));
     await allAnswered(answers);
     return digest;
+  }
+
+  /**
+   * The remote `tar -x` that writes `rel` (started at the first file of its folder), and the
+   * member name there; null where tar is not GNU tar or `rel` is not in a snapshot's folder.
+   */
+  private async extractionFor(rel: string): Promise<{ tar: RemoteExtraction; name: string } | null> {
+    const parts = rel.split('/');
+    if (parts.length < 3 || !this.probe || !(await this.probe).gnuTar) return null;
+    const key = `${parts[0]}/${parts[1]}`;
+    let tar = this.extractions.get(key);
+    if (!tar) {
+      tar = this.exec(extractCommand(this.tarProgram, this.abs(key))).then((channel) => new RemoteExtraction(channel, `${this.where}:${this.abs(key)}`));
+      tar.catch(() => undefined);
+      this.extractions.set(key, tar);
+    }
+    return { tar: await tar, name: parts.slice(2).join('/') };
+  }
+
+  /**
+   * Ends the remote extractions into `rel` (or into a folder that holds it, or that it holds),
+   * once every member is written: `finish` throws what failed; otherwise they are stopped where
+   * they are (their folder is being removed).
+   */
+  private async settleExtractions(rel: string, how: 'finish' | 'abort'): Promise<void> {
+    const within = (a: string, b: string): boolean => b === '' || a === b || a.startsWith(`${b}/`);
+    const settling: Promise<void>[] = [];
+    for (const [key, tar] of [...this.extractions]) {
+      if (!within(key, rel) && !within(rel, key)) continue;
+      this.extractions.delete(key);
+      settling.push(tar.then((t) => (how === 'finish' ? t.finish() : t.abort())));
+    }
+    if (how === 'finish') await allAnswered(settling);
+    else await Promise.allSettled(settling);
+  }
+
+  /** Opens an exec channel running `command` (stdin open: the caller writes it). */
+  private async exec(command: string): Promise<ClientChannel> {
+    await this.connect();
+    const client = this.client!;
+    return new Promise((resolve, reject) => {
+      client.exec(command, (err, channel) => (err ? reject(new DestinationError(`could not run a command on ${this.where}: ${err.message}`, 'io')) : resolve(channel)));
+    });
   }
 
   /**
@@ -538,6 +594,7 @@ export class SshDestination implements Destination, HardLinks {
   }
 
   async rename(from: string, to: string): Promise<void> {
+    await this.settleExtractions(from, 'finish');
     await this.call<void>(to, (s, done) => s.ext_openssh_rename(this.abs(from), this.abs(to), done));
   }
 
@@ -551,6 +608,7 @@ export class SshDestination implements Destination, HardLinks {
       throw err;
     }
     if (st.isDirectory()) {
+      await this.settleExtractions(rel, 'abort');
       for (const d of [...this.dirs]) if (d === rel || d.startsWith(`${rel}/`)) this.dirs.delete(d);
       if (this.commands && (await this.commands)) {
         const r = await this.run(`rm -rf -- ${shellQuote(this.abs(rel))}`).catch(() => null);
@@ -580,6 +638,8 @@ export class SshDestination implements Destination, HardLinks {
    */
   async flush(dirs: string[]): Promise<void> {
     if (this.failure) throw this.failure;
+    // Every file written before a flush is durable after it (the contract): tar must be done.
+    await this.settleExtractions('', 'finish');
     if (!(await this.syncsByCommand())) {
       if (this.unsynced.size > 0) {
         throw new DestinationError(`files written to ${this.where} cannot be flushed: the server no longer runs sync -f for this user`, 'io');
@@ -642,9 +702,14 @@ export class SshDestination implements Destination, HardLinks {
 
   /** Whether this user may run commands (a shell with `cp`): asked once per connection. */
   async cloneIsServerSide(): Promise<boolean> {
-    this.probe ??= this.run(`printf %s ${COMMAND_PROBE} && cp --version >/dev/null 2>&1 && printf %s -cp && { ! sync -f -- /dev/null >/dev/null 2>&1 || printf %s -sync; }`)
-      .then((r) => ({ commands: r.code === 0 && r.stdout.startsWith(`${COMMAND_PROBE}-cp`), syncF: r.code === 0 && r.stdout === `${COMMAND_PROBE}-cp-sync` }),
-        () => ({ commands: false, syncF: false }));
+    // GNU tar is told by its first line: another tar (busybox, bsdtar) lacks options extractCommand uses.
+    this.probe ??= this.run(`printf %s ${COMMAND_PROBE} && cp --version >/dev/null 2>&1 && printf %s -cp && { ! sync -f -- /dev/null >/dev/null 2>&1 || printf %s -sync; }`
+      + ` && { ! ${this.tarProgram} --version 2>/dev/null | head -n 1 | grep -q '^tar (GNU tar) ' || printf %s -gnutar; }`)
+      .then((r) => {
+        const ok = r.code === 0 && r.stdout.startsWith(`${COMMAND_PROBE}-cp`);
+        const said = r.stdout.slice(`${COMMAND_PROBE}-cp`.length);
+        return { commands: ok, syncF: ok && (said === '-sync' || said === '-sync-gnutar'), gnuTar: ok && said === '-sync-gnutar' };
+      }, () => ({ commands: false, syncF: false, gnuTar: false }));
     this.commands ??= this.probe.then((p) => p.commands);
     return this.commands;
   }

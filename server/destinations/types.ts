@@ -93,7 +93,10 @@ export interface Destination {
    * Optional, for local files: writes the whole content of a small file at once (created or
    * truncated, as createWriteStream; durable once `flush` has resolved after it), without a
    * stream per file, and resolves with the SHA-256 of the bytes written, computed by this
-   * process (off the event loop where it can) once they are written.
+   * process (off the event loop where it can) once they are written. A driver that sends
+   * small files in batches (SSH with GNU tar on the server) resolves once the batch has taken
+   * the file: it is readable, and a failure to write it reported, once `flush` (or a rename
+   * of a folder that holds it) has resolved.
    */
   writeSmallFile?(rel: string, parts: Buffer[]): Promise<Buffer>;
   /**

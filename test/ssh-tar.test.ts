@@ -1,0 +1,190 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { SshDestination } from '../server/destinations/ssh.js';
+import { DestinationError } from '../server/destinations/types.js';
+import { ustarHeader } from '../server/destinations/ssh-tar.js';
+import { startTestSshServer, type TestSshServer } from './support/sshd.js';
+
+/**
+ * Where the SSH user may run commands, `sync -f` works and tar is GNU tar, the small files of
+ * a snapshot go into one remote `tar -x` per snapshot folder instead of three SFTP requests
+ * each. The remote tar is replaced by scripts here to play a missing, foreign or failing tar.
+ */
+let server: TestSshServer;
+let sftpOnly: TestSshServer;
+let scripts: string;
+
+before(async () => {
+  server = await startTestSshServer({ allowCommands: true });
+  sftpOnly = await startTestSshServer({ allowCommands: false });
+  scripts = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-fake-tar-'));
+  fs.chmodSync(scripts, 0o755);
+});
+
+after(async () => {
+  await server?.stop();
+  await sftpOnly?.stop();
+  fs.rmSync(scripts, { recursive: true, force: true });
+});
+
+/** A program the SSH user can run in place of tar: says it is GNU tar, then runs `body`. */
+function fakeTar(name: string, body: string, version = 'tar (GNU tar) 1.34'): string {
+  const file = path.join(scripts, name);
+  fs.writeFileSync(file, `#!/bin/sh\ncase "$1" in --version) echo '${version}'; exit 0;; esac\n${body}\n`, { mode: 0o755 });
+  return file;
+}
+
+async function withDestination(on: TestSshServer, tar: string | null, fn: (dest: SshDestination, remote: string, commands: string[]) => Promise<void>): Promise<void> {
+  const remote = path.join(on.remoteRoot, `tar-${crypto.randomBytes(3).toString('hex')}`);
+  fs.mkdirSync(remote);
+  const st = fs.statSync(on.remoteRoot);
+  fs.chownSync(remote, st.uid, st.gid);
+  const dest = new SshDestination({ host: on.host, port: on.port, username: on.user, privateKey: on.privateKey, path: remote, timeoutMs: 10000 });
+  const d = dest as unknown as { tarProgram: string; run: (c: string) => Promise<unknown>; exec: (c: string) => Promise<unknown> };
+  if (tar !== null) d.tarProgram = tar;
+  const commands: string[] = [];
+  const run = d.run.bind(dest);
+  d.run = (c: string) => { commands.push(c); return run(c); };
+  const exec = d.exec.bind(dest);
+  d.exec = (c: string) => { commands.push(c); return exec(c); };
+  try {
+    await dest.open();
+    await fn(dest, remote, commands);
+  } finally {
+    await dest.close();
+    fs.rmSync(remote, { recursive: true, force: true });
+  }
+}
+
+const tarRuns = (commands: string[]): string[] => commands.filter((c) => / -x -f - /.test(c));
+
+/** Writes `files` as a backup does (folder first, then writeSmallFile), checks each hash. */
+async function writeAll(dest: SshDestination, files: Map<string, Buffer>): Promise<void> {
+  await Promise.all([...files].map(async ([rel, data]) => {
+    const half = Math.floor(data.length / 2);
+    const hash = await dest.writeSmallFile(rel, [data.subarray(0, half), data.subarray(half)]);
+    assert.deepEqual(hash, crypto.createHash('sha256').update(data).digest());
+  }));
+}
+
+const someFiles = (dir: string): Map<string, Buffer> => new Map([
+  [`${dir}/files/00/0`, Buffer.alloc(0)],
+  [`${dir}/files/00/1`, Buffer.from('one')],
+  [`${dir}/files/00/2`, crypto.randomBytes(512)],
+  [`${dir}/files/01/3`, crypto.randomBytes(70000)],
+  [`${dir}/files/01/4`, crypto.randomBytes(1 << 20)],
+]);
+
+test('ustarHeader: a checksummed ustar header; long names split into prefix and name; null where none fits', () => {
+  const h = ustarHeader('files/00/12', 70000)!;
+  assert.equal(h.length, 512);
+  assert.equal(h.toString('latin1', 0, 11), 'files/00/12');
+  assert.equal(h.toString('latin1', 124, 135), (70000).toString(8).padStart(11, '0'));
+  assert.equal(String.fromCharCode(h[156]!), '0');
+  assert.equal(h.toString('latin1', 257, 263), 'ustar\0');
+  const stored = parseInt(h.toString('latin1', 148, 154), 8);
+  const copy = Buffer.from(h);
+  copy.fill(0x20, 148, 156);
+  assert.equal(stored, copy.reduce((a, b) => a + b, 0));
+  const long = `${'a'.repeat(120)}/b`;
+  const l = ustarHeader(long, 1)!;
+  assert.equal(l.toString('latin1', 345, 465), 'a'.repeat(120));
+  assert.equal(l.toString('latin1', 0, 1), 'b');
+  assert.equal(ustarHeader('x'.repeat(101), 1), null);
+  assert.equal(ustarHeader('', 1), null);
+});
+
+test('small files of a snapshot folder go into one remote tar -x; after flush they hold the exact bytes, with the mode SFTP gives', async () => {
+  await withDestination(server, null, async (dest, remote, commands) => {
+    const files = someFiles('acct/.partial-1');
+    for (const rel of files.keys()) await dest.mkdir(rel.slice(0, rel.lastIndexOf('/')));
+    await writeAll(dest, files);
+    // Outside a snapshot folder (fewer than three components): SFTP, as before.
+    await dest.writeSmallFile('acct/alone', [Buffer.from('sftp')]);
+    await dest.flush(['acct/.partial-1']);
+    assert.equal(tarRuns(commands).length, 1, `one tar for the folder: ${JSON.stringify(commands)}`);
+    assert.ok(tarRuns(commands)[0]!.includes(`cd -- '${remote}/acct/.partial-1' && exec tar -x`), tarRuns(commands)[0]);
+    const sftpMode = fs.statSync(path.join(remote, 'acct/alone')).mode;
+    for (const [rel, data] of files) {
+      const p = path.join(remote, rel);
+      assert.deepEqual(fs.readFileSync(p), data, rel);
+      assert.equal(fs.statSync(p).mode, sftpMode, `${rel}: the mode of a file written over SFTP`);
+      assert.equal(fs.statSync(p).uid, fs.statSync(path.join(remote, 'acct/alone')).uid);
+      // The time of writing, not the header's 1970.
+      assert.ok(fs.statSync(p).mtimeMs > Date.now() - 3600_000, `${rel}: mtime is the time of writing`);
+    }
+    const sync = commands.findIndex((c) => c.startsWith('sync -f'));
+    assert.ok(sync > commands.indexOf(tarRuns(commands)[0]!), 'the flush syncs after tar has written everything');
+    // A second snapshot folder gets a tar of its own; its rename finishes it first.
+    const more = someFiles('acct/.partial-2');
+    for (const rel of more.keys()) await dest.mkdir(rel.slice(0, rel.lastIndexOf('/')));
+    await writeAll(dest, more);
+    await dest.rename('acct/.partial-2', 'acct/2');
+    for (const [rel, data] of more) assert.deepEqual(fs.readFileSync(path.join(remote, rel.replace('.partial-2', '2'))), data);
+  });
+});
+
+test('a server whose tar is missing or is not GNU tar gets the small files over SFTP', async () => {
+  for (const tar of ['/nonexistent/tar', fakeTar('busybox-tar', 'exit 1', 'tar (busybox) 1.36.1')]) {
+    await withDestination(server, tar, async (dest, remote, commands) => {
+      const files = someFiles('acct/.partial-1');
+      for (const rel of files.keys()) await dest.mkdir(rel.slice(0, rel.lastIndexOf('/')));
+      await writeAll(dest, files);
+      await dest.flush(['acct/.partial-1']);
+      assert.equal(tarRuns(commands).length, 0, `${tar}: no remote tar: ${JSON.stringify(commands)}`);
+      assert.ok(commands.some((c) => c.startsWith('sync -f')), 'still flushed by command');
+      for (const [rel, data] of files) assert.deepEqual(fs.readFileSync(path.join(remote, rel)), data);
+    });
+  }
+});
+
+test('an SFTP-only server gets the small files over SFTP', async () => {
+  await withDestination(sftpOnly, null, async (dest, remote, commands) => {
+    const files = someFiles('acct/.partial-1');
+    for (const rel of files.keys()) await dest.mkdir(rel.slice(0, rel.lastIndexOf('/')));
+    await writeAll(dest, files);
+    await dest.flush(['acct/.partial-1']);
+    assert.equal(tarRuns(commands).length, 0);
+    for (const [rel, data] of files) assert.deepEqual(fs.readFileSync(path.join(remote, rel)), data);
+  });
+});
+
+test('a remote tar that runs out of space fails the flush with no-space', async () => {
+  const tar = fakeTar('full-tar', 'cat >/dev/null; echo "tar: files/00/1: Cannot write: No space left on device" >&2; echo "tar: Exiting with failure status due to previous errors" >&2; exit 2');
+  await withDestination(server, tar, async (dest) => {
+    const files = someFiles('acct/.partial-1');
+    for (const rel of files.keys()) await dest.mkdir(rel.slice(0, rel.lastIndexOf('/')));
+    await writeAll(dest, files);
+    await assert.rejects(dest.flush(['acct/.partial-1']), (err: unknown) => err instanceof DestinationError && err.code === 'no-space' && /No space left/.test(err.message));
+  });
+});
+
+test('a remote tar that is killed fails the writes or the flush', async () => {
+  const killed = fakeTar('killed-tar', 'head -c 100 >/dev/null; kill -9 $$');
+  await withDestination(server, killed, async (dest) => {
+    const files = someFiles('acct/.partial-1');
+    for (const rel of files.keys()) await dest.mkdir(rel.slice(0, rel.lastIndexOf('/')));
+    // Later writes or the flush see it: nothing is taken as written.
+    await assert.rejects(async () => { await writeAll(dest, files); await dest.flush(['acct/.partial-1']); }, /killed \(SIGKILL\)|exited/);
+  });
+});
+
+test('a remote tar that prints unexpected output and fails names what it said; removing the folder stops it', async () => {
+  const noisy = fakeTar('noisy-tar', 'echo "../../etc/passwd" ; echo "tar: ../../etc/passwd: Member name contains .." >&2; cat >/dev/null; exit 2');
+  await withDestination(server, noisy, async (dest, remote) => {
+    await dest.mkdir('acct/.partial-1/files/00');
+    await dest.writeSmallFile('acct/.partial-1/files/00/1', [Buffer.from('one')]);
+    await assert.rejects(dest.flush(['acct/.partial-1']), /exited 2: .*Member name contains/);
+  });
+  const slow = fakeTar('slow-tar', 'exec sleep 600');
+  await withDestination(server, slow, async (dest, remote) => {
+    await dest.mkdir('acct/.partial-1/files/00');
+    await dest.writeSmallFile('acct/.partial-1/files/00/1', [Buffer.from('one')]);
+    await dest.remove('acct/.partial-1');
+    assert.equal(fs.existsSync(path.join(remote, 'acct/.partial-1')), false);
+  });
+});
