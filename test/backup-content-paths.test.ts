@@ -102,6 +102,28 @@ test('incremental: every hash in the index is the SHA-256 of the blob stored, an
   assert.deepEqual((await verifySnapshotData(dest, acct.username, m.id)).damaged, []);
 });
 
+test('regression: a second incremental whose worker finished its walk before root read its output lost every record (Node drains the pipes of a child that exits unread)', async () => {
+  // As an SSH destination's probe for a server-side clone does, the destination keeps root
+  // busy after the previous index was read: the worker, started early, must still be waiting.
+  class SlowCloneProbe extends WatchedDestination {
+    override async cloneIsServerSide(): Promise<boolean> {
+      await new Promise((r) => setTimeout(r, 1500));
+      return super.cloneIsServerSide();
+    }
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-paths-'));
+  fs.chmodSync(dir, 0o700);
+  destDirs.push(dir);
+  const dest = new SlowCloneProbe(dir);
+  await dest.open();
+  const first = await backup(dest, 'incremental');
+  const second = await backup(dest, 'incremental', first.id);
+  assert.equal(second.stats.files, first.stats.files);
+  const entries = await readIndex(dest, layout.snapshotDir(acct.username, second.id));
+  assert.equal(entries.filter((e) => e.kind === 'f').length, 203);
+  assert.equal(second.stats.storedBytes, 0, 'every file linked from the first snapshot');
+});
+
 test('a small-file write that fails ends the backup with its error and leaves no snapshot', async () => {
   const dest = await newDestination();
   dest.failSmallWriteAt = 40;

@@ -182,7 +182,9 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
               if (e.hash) hashes.set(e.dataRef, e.hash);
             }
           }, (chunk) => { toWorker.write(chunk); });
-          toWorker.end();
+          // Its stdin is ended only where root starts reading its output (below): a worker that
+          // walked a small home and exited before anyone read its pipe would lose every record
+          // (Node drains the unread pipes of a child that exits).
           prevBlobs = blobs;
           prevHashes = hashes;
           previous = req.previousId;
