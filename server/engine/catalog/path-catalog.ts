@@ -180,8 +180,7 @@ export async function appendSnapshot(db: Database.Database, snap: { id: string; 
         if (v) { v.mode = mode; v.mtimeSec = sec; v.mtimeNsec = nsec; }
       }
     }
-    const findPath = db.prepare('SELECT id FROM paths WHERE path = ?').pluck();
-    const addPath = db.prepare('INSERT INTO paths (path, folded, name_at) VALUES (?, ?, ?)');
+    const idOfPath = pathIds(db);
     const setLast = db.prepare('UPDATE versions SET last_seq = ? WHERE id = ?');
     const setFolderTime = db.prepare('INSERT OR REPLACE INTO folder_times (version_id, seq, mode, mtime_sec, mtime_nsec) VALUES (?, ?, ?, ?, ?)');
     const addVersion = db.prepare(`INSERT INTO versions (path_id, first_seq, last_seq, kind, mode, size, mtime_sec, mtime_nsec, hash, link)
@@ -211,13 +210,7 @@ export async function appendSnapshot(db: Database.Database, snap: { id: string; 
         pathId = old.pathId;
         n.changed++; n.changedBytes += e.size;
       } else {
-        const raw = Buffer.from(e.path, 'latin1');
-        const known = findPath.get(raw) as number | undefined;
-        if (known !== undefined) pathId = known;
-        else {
-          const folded = foldBytes(e.path);
-          pathId = Number(addPath.run(raw, Buffer.from(folded, 'latin1'), folded.lastIndexOf('/') + 1).lastInsertRowid);
-        }
+        pathId = idOfPath(e.path);
         n.added++; n.addedBytes += e.size;
       }
       addVersion.run(pathId, seq, OPEN, e.kind, e.mode, e.size, e.mtimeSec, e.mtimeNsec, e.hash ?? null, e.link === '' ? null : Buffer.from(e.link, 'latin1'));
@@ -272,8 +265,7 @@ export function appendChanges(db: Database.Database, snap: { id: string; finishe
       }
       return v;
     };
-    const findPath = db.prepare('SELECT id FROM paths WHERE path = ?').pluck();
-    const addPath = db.prepare('INSERT INTO paths (path, folded, name_at) VALUES (?, ?, ?)');
+    const idOfPath = pathIds(db);
     const setLast = db.prepare('UPDATE versions SET last_seq = ? WHERE id = ?');
     const setFolderTime = db.prepare('INSERT OR REPLACE INTO folder_times (version_id, seq, mode, mtime_sec, mtime_nsec) VALUES (?, ?, ?, ?, ?)');
     const addVersion = db.prepare(`INSERT INTO versions (path_id, first_seq, last_seq, kind, mode, size, mtime_sec, mtime_nsec, hash, link)
@@ -293,13 +285,7 @@ export function appendChanges(db: Database.Database, snap: { id: string; finishe
         pathId = old.pathId;
         changed++; changedBytes += e.size;
       } else {
-        const raw = Buffer.from(e.path, 'latin1');
-        const known = findPath.get(raw) as number | undefined;
-        if (known !== undefined) pathId = known;
-        else {
-          const folded = foldBytes(e.path);
-          pathId = Number(addPath.run(raw, Buffer.from(folded, 'latin1'), folded.lastIndexOf('/') + 1).lastInsertRowid);
-        }
+        pathId = idOfPath(e.path);
         added++; addedBytes += e.size;
       }
       addVersion.run(pathId, seq, OPEN, e.kind, e.mode, e.size, e.mtimeSec, e.mtimeNsec, e.hash ?? null, e.link === '' ? null : Buffer.from(e.link, 'latin1'));
@@ -320,6 +306,19 @@ export function appendChanges(db: Database.Database, snap: { id: string; finishe
     if (db.inTransaction) db.exec('ROLLBACK');
     throw err;
   }
+}
+
+/** Looks up a path's id in the catalog, adding the path (with its folded form for search) when it is new. */
+function pathIds(db: Database.Database): (path: BytePath) => number {
+  const find = db.prepare('SELECT id FROM paths WHERE path = ?').pluck();
+  const add = db.prepare('INSERT INTO paths (path, folded, name_at) VALUES (?, ?, ?)');
+  return (path) => {
+    const raw = Buffer.from(path, 'latin1');
+    const known = find.get(raw) as number | undefined;
+    if (known !== undefined) return known;
+    const folded = foldBytes(path);
+    return Number(add.run(raw, Buffer.from(folded, 'latin1'), folded.lastIndexOf('/') + 1).lastInsertRowid);
+  };
 }
 
 /** A snapshot whose index was refused (damaged or hostile): catalogued as holding nothing searchable, and named as such. */
