@@ -67,18 +67,29 @@ static void free_job(napi_env env, restore_job *job) {
   free(job);
 }
 
+// Resolves with the owner the file got, or rejects with an errno error naming the stage that
+// failed (and, for a content check, the damage found).
+static void settle(napi_env env, napi_deferred deferred, bool ok, int32_t owner, int err, const char *stage_name, const char *damage) {
+  if (ok) {
+    napi_value result;
+    napi_create_int32(env, owner, &result);
+    napi_resolve_deferred(env, deferred, result);
+    return;
+  }
+  napi_value error = errno_error(env, err ? err : EIO), stage;
+  napi_create_string_utf8(env, stage_name, NAPI_AUTO_LENGTH, &stage);
+  napi_set_named_property(env, error, "stage", stage);
+  if (damage) {
+    napi_value text;
+    napi_create_string_utf8(env, damage, NAPI_AUTO_LENGTH, &text);
+    napi_set_named_property(env, error, "damage", text);
+  }
+  napi_reject_deferred(env, deferred, error);
+}
+
 static void complete(napi_env env, napi_status status, void *data) {
   restore_job *job = data;
-  if (status == napi_ok && job->err == 0) {
-    napi_value result;
-    napi_create_int32(env, job->owner, &result);
-    napi_resolve_deferred(env, job->deferred, result);
-  } else {
-    napi_value error = errno_error(env, job->err ? job->err : EIO), stage;
-    napi_create_string_utf8(env, job->opened ? "write" : "open", NAPI_AUTO_LENGTH, &stage);
-    napi_set_named_property(env, error, "stage", stage);
-    napi_reject_deferred(env, job->deferred, error);
-  }
+  settle(env, job->deferred, status == napi_ok && job->err == 0, job->owner, job->err, job->opened ? "write" : "open", NULL);
   napi_delete_async_work(env, job->work);
   free_job(env, job);
 }
@@ -249,21 +260,7 @@ done:
 
 static void from_complete(napi_env env, napi_status status, void *data) {
   from_job *job = data;
-  if (status == napi_ok && job->err == 0) {
-    napi_value result;
-    napi_create_int32(env, job->owner, &result);
-    napi_resolve_deferred(env, job->deferred, result);
-  } else {
-    napi_value error = errno_error(env, job->err ? job->err : EIO), stage;
-    napi_create_string_utf8(env, job->stage ? job->stage : "write", NAPI_AUTO_LENGTH, &stage);
-    napi_set_named_property(env, error, "stage", stage);
-    if (job->damage) {
-      napi_value damage;
-      napi_create_string_utf8(env, job->damage, NAPI_AUTO_LENGTH, &damage);
-      napi_set_named_property(env, error, "damage", damage);
-    }
-    napi_reject_deferred(env, job->deferred, error);
-  }
+  settle(env, job->deferred, status == napi_ok && job->err == 0, job->owner, job->err, job->stage ? job->stage : "write", job->damage);
   napi_delete_async_work(env, job->work);
   free(job->path);
   free(job);
