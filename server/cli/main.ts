@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // Only the worker's early start is loaded before it is started (prestart.ts); then the rest.
+import { applyGcPolicy } from './gc-policy.js';
 import { prestartWorkers } from './prestart.js';
+
+applyGcPolicy(process.argv.slice(2));
 
 await prestartWorkers(process.argv.slice(2));
 await import('./run.js');
