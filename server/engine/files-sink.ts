@@ -4,6 +4,7 @@ import { InFlight } from '../util/in-flight.js';
 import type { Destination, HardLinks } from '../destinations/types.js';
 import { NO_REF, type Entry } from './format/entry.js';
 import { layout } from './snapshot-layout.js';
+import type { BlobNumbers } from './previous-blobs.js';
 
 /**
  * Where the incremental structure puts content, as the records and content of the account
@@ -70,7 +71,7 @@ export class BlobSink implements ContentSink {
     private readonly dest: Destination,
     private readonly hardLinks: HardLinks,
     private readonly dir: string,
-    private readonly previous: { dir: string; blobs: Set<number>; clone: boolean } | null,
+    private readonly previous: { dir: string; blobs: BlobNumbers; clone: boolean } | null,
   ) {
     let max = -1;
     for (const n of previous?.blobs ?? []) if (n > max) max = n;

@@ -5,6 +5,7 @@ import type { Destination } from '../destinations/types.js';
 import { NO_REF, type Entry } from './format/entry.js';
 import type { ContentSink } from './files-sink.js';
 import { layout } from './snapshot-layout.js';
+import type { BlobNumbers } from './previous-blobs.js';
 
 /**
  * Content up to this size is held in memory until its hash is known, then written once under
@@ -43,7 +44,7 @@ export class ObjectSink implements ContentSink {
     private readonly dest: Destination,
     private readonly account: string,
     private readonly dir: string,
-    private readonly previous: { blobs: Set<number> } | null,
+    private readonly previous: { blobs: BlobNumbers } | null,
   ) {
     let max = -1;
     for (const n of previous?.blobs ?? []) if (n > max) max = n;
