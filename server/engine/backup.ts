@@ -1,6 +1,6 @@
 import zlib from 'node:zlib';
 import crypto from 'node:crypto';
-import { Transform } from 'node:stream';
+import { Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Account } from '../panels/types.js';
 import type { Destination } from '../destinations/types.js';
@@ -62,6 +62,20 @@ export interface BackupRequest {
 }
 
 const MAX_SKIPPED_LISTED = 500;
+/**
+ * Inflated previous index root may hold for the worker before it reads on: the worker reads it
+ * as fast as it comes, and without a bound a slow start left most of the index queued in root.
+ */
+const TO_WORKER_AHEAD = 4 << 20;
+
+/** Resolves when `w` has written what it holds, or can write no more (the worker died). */
+const drained = (w: Writable): Promise<void> => new Promise((resolve) => {
+  if (w.destroyed) { resolve(); return; }
+  const done = (): void => { w.off('drain', done); w.off('close', done); w.off('error', done); resolve(); };
+  w.on('drain', done);
+  w.on('close', done);
+  w.on('error', done);
+});
 
 const validRelative = (p: BytePath): boolean =>
   p === '' || (!p.startsWith('/') && p.split('/').every((c) => c !== '' && c !== '.' && c !== '..' && !c.includes('\0')));
@@ -179,7 +193,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
               if (objects && e.size > 0 && !e.hash) throw new Error(`${JSON.stringify(toDisplay(e.path))} has no content hash, so no object`);
               blobs.add(e.dataRef, e.hash);
             }
-          }, (chunk) => { toWorker.write(chunk); });
+          }, (chunk) => (toWorker.write(chunk) || toWorker.writableLength < TO_WORKER_AHEAD ? undefined : drained(toWorker)));
           // Its stdin is ended only where root starts reading its output (below): a worker that
           // walked a small home and exited before anyone read its pipe would lose every record
           // (Node drains the unread pipes of a child that exits).
