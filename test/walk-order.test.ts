@@ -139,6 +139,16 @@ describe('root\'s previous blobs', () => {
     }
     for (const n of [-1, 2, 2 ** 40 + 1, 2 ** 52, 0.5]) if (!refs.includes(n)) assert.equal(blobs.has(n), false);
   });
+
+  test('a blob is taken at most once, and only one the previous index has; the rest are listed as untaken', () => {
+    const blobs = new PreviousBlobs();
+    for (const n of [5, 2 ** 35, 7, 9]) blobs.add(n, undefined);
+    assert.equal(blobs.take(5), true);
+    assert.equal(blobs.take(5), false, 'taken twice');
+    assert.equal(blobs.take(6), false, 'not in the previous index');
+    assert.equal(blobs.take(2 ** 35), true);
+    assert.deepEqual([...blobs.untaken()].sort((a, b) => a - b), [7, 9]);
+  });
 });
 
 describe('the change tracker and walk order', () => {

@@ -1,13 +1,6 @@
 import { HASH_BYTES } from './format/entry.js';
 import { growFloat64, growUint8 } from '../util/walk-order.js';
 
-/** What the content sinks ask of the previous snapshot's blob numbers (a Set<number> is one). */
-export interface BlobNumbers {
-  has(n: number): boolean;
-  readonly size: number;
-  [Symbol.iterator](): Iterator<number>;
-}
-
 const EMPTY = -1;
 
 /** A slot for a whole non-negative number (blob numbers are safe integers, index-checked). */
@@ -21,14 +14,16 @@ const mix = (n: number): number => {
 
 /**
  * The previous snapshot's blob numbers and, for each, the content hash its index gave (an
- * unchanged file's hash is carried over with its blob), in typed arrays: an open-addressing
- * table from number to row, the numbers and the hashes packed by row. For 200,000 files this
- * is a few MiB where a Set, a Map and a Buffer per hash took tens.
+ * unchanged file's hash is carried over with its blob) and whether the new snapshot has
+ * taken it (each at most once), in typed arrays: an open-addressing table from number to
+ * row, the numbers, flags and hashes packed by row. For 200,000 files this is a few MiB
+ * where two Sets, a Map and a Buffer per hash took tens.
  */
-export class PreviousBlobs implements BlobNumbers {
+export class PreviousBlobs {
   private refs = new Float64Array(0);
   private hashes = Buffer.alloc(0);
   private hashed = new Uint8Array(0);
+  private taken = new Uint8Array(0);
   private table = new Int32Array(1024).fill(EMPTY);
   private rows = 0;
 
@@ -58,6 +53,8 @@ export class PreviousBlobs implements BlobNumbers {
       this.refs = growFloat64(this.refs, r);
       this.refs[r] = n;
       this.hashed = growUint8(this.hashed, r);
+      this.taken = growUint8(this.taken, r);
+      this.taken[r] = 0;
       if (this.hashes.length < (r + 1) * HASH_BYTES) {
         const next = Buffer.alloc(Math.max(32 * HASH_BYTES, this.hashes.length * 2));
         this.hashes.copy(next);
@@ -75,6 +72,19 @@ export class PreviousBlobs implements BlobNumbers {
 
   has(n: number): boolean {
     return this.table[this.slotOf(n)] !== EMPTY;
+  }
+
+  /** Takes blob `n` for the new snapshot: false when the previous index has no such blob or it was taken already. */
+  take(n: number): boolean {
+    const r = this.table[this.slotOf(n)]!;
+    if (r === EMPTY || this.taken[r] === 1) return false;
+    this.taken[r] = 1;
+    return true;
+  }
+
+  /** The blobs no file of the new snapshot took. */
+  *untaken(): Generator<number> {
+    for (let r = 0; r < this.rows; r++) if (this.taken[r] !== 1) yield this.refs[r]!;
   }
 
   /** The hash the previous index gave blob `n` (a copy), if any. */
