@@ -1,6 +1,6 @@
 import zlib from 'node:zlib';
 import crypto from 'node:crypto';
-import { Transform } from 'node:stream';
+import { Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Account } from '../panels/types.js';
 import type { Destination } from '../destinations/types.js';
@@ -26,6 +26,7 @@ import type { Politeness } from '../util/politeness.js';
 import type { DatabaseOwnership } from '../panels/database-owner.js';
 import type { SiteRecord } from './sites/site-record.js';
 import { ChangeTracker, type SnapshotChanges } from './catalog/snapshot-changes.js';
+import { PreviousBlobs } from './previous-blobs.js';
 
 export interface BackupProgress {
   phase: 'files' | 'databases' | 'finishing';
@@ -61,6 +62,20 @@ export interface BackupRequest {
 }
 
 const MAX_SKIPPED_LISTED = 500;
+/**
+ * Inflated previous index root may hold for the worker before it reads on: the worker reads it
+ * as fast as it comes, and without a bound a slow start left most of the index queued in root.
+ */
+const TO_WORKER_AHEAD = 4 << 20;
+
+/** Resolves when `w` has written what it holds, or can write no more (the worker died). */
+const drained = (w: Writable): Promise<void> => new Promise((resolve) => {
+  if (w.destroyed) { resolve(); return; }
+  const done = (): void => { w.off('drain', done); w.off('close', done); w.off('error', done); resolve(); };
+  w.on('drain', done);
+  w.on('close', done);
+  w.on('error', done);
+});
 
 const validRelative = (p: BytePath): boolean =>
   p === '' || (!p.startsWith('/') && p.split('/').every((c) => c !== '' && c !== '.' && c !== '..' && !c.includes('\0')));
@@ -152,9 +167,8 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       }
     }
     if (req.items.includes('files')) {
-      let prevBlobs: Set<number> | null = null;
       // An unchanged file's blob is the previous one: its hash is carried over with it.
-      let prevHashes = new Map<number, Buffer>();
+      let prevBlobs: PreviousBlobs | null = null;
       let tracker: ChangeTracker | null = null;
       if (structure === 'incremental' && req.previousId) {
         try {
@@ -162,9 +176,8 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
           if (objects && (await readManifestFile(dest, account.username, req.previousId)).content !== 'objects') {
             throw new Error('it is not in the object layout this destination needs');
           }
-          // Streamed: only the files' blob numbers and hashes are kept.
-          const blobs = new Set<number>();
-          const hashes = new Map<number, Buffer>();
+          // Streamed: only the files' blob numbers and hashes are kept (packed).
+          const blobs = new PreviousBlobs();
           if (req.onChanges) tracker = new ChangeTracker(id, req.previousId);
           // The worker starts now and reads the previous index (inflated, as root reads it) while
           // root checks it: the two parses overlap, and the walk starts as soon as the worker has
@@ -178,15 +191,13 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
             tracker?.addBase(e);
             if (e.kind === 'f' && e.dataRef !== NO_REF) {
               if (objects && e.size > 0 && !e.hash) throw new Error(`${JSON.stringify(toDisplay(e.path))} has no content hash, so no object`);
-              blobs.add(e.dataRef);
-              if (e.hash) hashes.set(e.dataRef, e.hash);
+              blobs.add(e.dataRef, e.hash);
             }
-          }, (chunk) => { toWorker.write(chunk); });
+          }, (chunk) => (toWorker.write(chunk) || toWorker.writableLength < TO_WORKER_AHEAD ? undefined : drained(toWorker)));
           // Its stdin is ended only where root starts reading its output (below): a worker that
           // walked a small home and exited before anyone read its pipe would lose every record
           // (Node drains the unread pipes of a child that exits).
           prevBlobs = blobs;
-          prevHashes = hashes;
           previous = req.previousId;
         } catch (err) {
           // A damaged or missing previous snapshot is no base: everything is stored anew.
@@ -195,7 +206,6 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
           early = null;
           tracker = null;
           req.onWarning?.(`previous snapshot ${req.previousId} not used as a base (everything is stored again): ${(err as Error).message}`);
-          prevHashes = new Map();
         }
       }
 
@@ -354,7 +364,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
               if (e.kind === 'f' && ev.hasData) {
                 receiving = e;
               } else {
-                if (e.kind === 'f') { const h = prevHashes.get(e.dataRef); if (h) e.hash = h; }
+                if (e.kind === 'f') { const h = prevBlobs?.hashOf(e.dataRef); if (h) e.hash = h; }
                 await records.push(e, null);
               }
             } else {

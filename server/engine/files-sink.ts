@@ -4,6 +4,7 @@ import { InFlight } from '../util/in-flight.js';
 import type { Destination, HardLinks } from '../destinations/types.js';
 import { NO_REF, type Entry } from './format/entry.js';
 import { layout } from './snapshot-layout.js';
+import type { PreviousBlobs } from './previous-blobs.js';
 
 /**
  * Where the incremental structure puts content, as the records and content of the account
@@ -50,7 +51,6 @@ const SMALL_FILE = 1 << 20;
  */
 export class BlobSink implements ContentSink {
   private next: number;
-  private readonly reused = new Set<number>();
   private readonly dirs = new Set<string>();
   private current: StreamWriter | null = null;
   /** SHA-256 of the content streamed to `current`. */
@@ -70,7 +70,7 @@ export class BlobSink implements ContentSink {
     private readonly dest: Destination,
     private readonly hardLinks: HardLinks,
     private readonly dir: string,
-    private readonly previous: { dir: string; blobs: Set<number>; clone: boolean } | null,
+    private readonly previous: { dir: string; blobs: PreviousBlobs; clone: boolean } | null,
   ) {
     let max = -1;
     for (const n of previous?.blobs ?? []) if (n > max) max = n;
@@ -109,10 +109,9 @@ export class BlobSink implements ContentSink {
       }
       return;
     }
-    if (prevRef === NO_REF || !this.previous || !this.previous.blobs.has(prevRef) || this.reused.has(prevRef)) {
+    if (prevRef === NO_REF || !this.previous || !this.previous.blobs.take(prevRef)) {
       throw new Error(`the account worker referred to unknown previous content for ${JSON.stringify(entry.path)}`);
     }
-    this.reused.add(prevRef);
     entry.dataRef = prevRef;
     if (this.cloned) return;
     if (this.hardLinks.linkBlobs && prevRef < 2 ** 32) {
@@ -167,9 +166,7 @@ export class BlobSink implements ContentSink {
     await this.linkPending();
     if (this.cloned) {
       await this.cloned;
-      for (const n of this.previous!.blobs) {
-        if (!this.reused.has(n)) await this.links.add(this.dest.remove(`${this.dir}/${layout.blob(n)}`));
-      }
+      for (const n of this.previous!.blobs.untaken()) await this.links.add(this.dest.remove(`${this.dir}/${layout.blob(n)}`));
     }
     await this.writes.drain();
     await this.smallWrites.drain();

@@ -5,6 +5,7 @@ import type { Destination } from '../destinations/types.js';
 import { NO_REF, type Entry } from './format/entry.js';
 import type { ContentSink } from './files-sink.js';
 import { layout } from './snapshot-layout.js';
+import type { PreviousBlobs } from './previous-blobs.js';
 
 /**
  * Content up to this size is held in memory until its hash is known, then written once under
@@ -27,7 +28,6 @@ export const SMALL_OBJECT_BYTES = 8 << 20;
  */
 export class ObjectSink implements ContentSink {
   private next: number;
-  private readonly reused = new Set<number>();
   private readonly dirs = new Set<string>();
   private chunks: Buffer[] = [];
   private buffered = 0;
@@ -43,7 +43,7 @@ export class ObjectSink implements ContentSink {
     private readonly dest: Destination,
     private readonly account: string,
     private readonly dir: string,
-    private readonly previous: { blobs: Set<number> } | null,
+    private readonly previous: { blobs: PreviousBlobs } | null,
   ) {
     let max = -1;
     for (const n of previous?.blobs ?? []) if (n > max) max = n;
@@ -62,10 +62,9 @@ export class ObjectSink implements ContentSink {
       this.hash = crypto.createHash('sha256');
       return;
     }
-    if (prevRef === NO_REF || !this.previous || !this.previous.blobs.has(prevRef) || this.reused.has(prevRef)) {
+    if (prevRef === NO_REF || !this.previous || !this.previous.blobs.take(prevRef)) {
       throw new Error(`the account worker referred to unknown previous content for ${JSON.stringify(entry.path)}`);
     }
-    this.reused.add(prevRef);
     entry.dataRef = prevRef;
   }
 

@@ -6,15 +6,19 @@ import { layout } from './snapshot-layout.js';
 import { isSafeRelative, limits, MAX_PATH_BYTES, requireRegularFile, SnapshotInputError } from './untrusted-input.js';
 import { parentOf, toDisplay, type BytePath } from '../util/byte-path.js';
 
-/** Counts inflated bytes and stops the stream past `limit` (a gzip bomb never fills memory). */
+/**
+ * Counts inflated bytes and stops the stream past `limit` (a gzip bomb never fills memory).
+ * `onChunk` may return a promise: the next chunk is inflated only once it settles.
+ */
 class ByteLimit extends Transform {
   private seen = 0;
-  constructor(private readonly limit: number, private readonly onExceeded: () => Error, private readonly onChunk?: (chunk: Buffer) => void) { super(); }
+  constructor(private readonly limit: number, private readonly onExceeded: () => Error, private readonly onChunk?: (chunk: Buffer) => Promise<void> | void) { super(); }
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.seen += chunk.length;
     if (this.seen > this.limit) { done(this.onExceeded()); return; }
-    this.onChunk?.(chunk);
-    done(null, chunk);
+    const wait = this.onChunk?.(chunk);
+    if (wait) wait.then(() => done(null, chunk), done);
+    else done(null, chunk);
   }
 }
 
@@ -65,10 +69,10 @@ export class IndexValidator {
  * and bounded in entries and inflated bytes (see limits): a crafted index is refused with
  * an error naming the snapshot, never allowed to fill memory. `onEntry` may return false
  * to stop early. `onInflated` receives the inflated bytes as they are read: they are the
- * validated index only once this resolves.
+ * validated index only once this resolves. It may return a promise to hold the reading back.
  */
 export async function eachIndexEntry(dest: Destination, snapshotDir: string, onEntry: (e: Entry) => boolean | void,
-  onInflated?: (chunk: Buffer) => void): Promise<void> {
+  onInflated?: (chunk: Buffer) => Promise<void> | void): Promise<void> {
   const what = `snapshot ${snapshotDir}: ${layout.index}`;
   await requireRegularFile(dest, snapshotDir, layout.index, what);
   const validator = new IndexValidator(what);

@@ -5,6 +5,7 @@ import { toBuffer, type BytePath } from '../../util/byte-path.js';
 import { SyncOutput } from './sync-output.js';
 import { spliceToPipe } from '../../native/splice-file.js';
 import { makeExcluder, MARKER_FILE, SKIPPED_DIR_NAME } from './excludes.js';
+import { PreviousFiles } from './previous-files.js';
 
 export interface BackupReaderOptions {
   home: string;
@@ -21,8 +22,6 @@ export interface BackupReaderOptions {
   input?: AsyncIterable<Buffer>;
 }
 
-interface PreviousFile { size: number; mtimeSec: number; mtimeNsec: number; dataRef: number }
-
 /** Files from this size are spliced into a tar pipe; smaller ones are gathered with the headers, many to a write. */
 const SPLICE_MIN = 64 << 10;
 /** Buffered records are sent from this much on (content read into the buffer is sent when it is full). */
@@ -30,13 +29,13 @@ const RECORDS_FLUSH = 128 << 10;
 const O_READ = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
 const S_IFMT = 0o170000;
 
-async function readPrevious(input: AsyncIterable<Buffer>): Promise<Map<BytePath, PreviousFile>> {
-  const prev = new Map<BytePath, PreviousFile>();
+async function readPrevious(input: AsyncIterable<Buffer>): Promise<PreviousFiles> {
+  const prev = new PreviousFiles();
   const scanner = new EntryScanner();
   // Only the files' path, size, time and blob are read from each record: no Entry, link or hash.
   const take = (b: Buffer, start: number, end: number): void => {
     const f = fileFieldsOf(b, start, end);
-    if (f && f.dataRef !== NO_REF) prev.set(f.path, f);
+    if (f && f.dataRef !== NO_REF) prev.add(f.path, f);
   };
   for await (const chunk of input) scanner.feedRecords(chunk, take);
   scanner.finish();
@@ -53,7 +52,7 @@ const join = (dir: BytePath, name: BytePath): BytePath => (dir === '' ? name : `
 export async function runBackupReader(opts: BackupReaderOptions): Promise<void> {
   const previous = opts.previous
     ? await readPrevious(opts.input ?? fs.createReadStream('', { fd: 0, highWaterMark: 1 << 20 }))
-    : new Map<BytePath, PreviousFile>();
+    : new PreviousFiles();
   // Records go out every RECORDS_FLUSH bytes: root links and indexes unchanged files while
   // the walk goes on (with 4 MiB, a second incremental's records all arrived at its end).
   const out = new SyncOutput(3, opts.tar ? 1 << 18 : 4 << 20, RECORDS_FLUSH);

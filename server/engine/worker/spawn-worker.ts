@@ -5,6 +5,12 @@ import type { Account } from '../../panels/types.js';
 import { FULL_SPEED, politely, type Politeness } from '../../util/politeness.js';
 
 const WORKER = fileURLToPath(new URL('./account-worker.js', import.meta.url));
+/**
+ * The worker's young generation is kept small (V8's default lets it grow to 16 MiB per
+ * semi-space): the walk makes much short-lived garbage and holds little, and at 200,000
+ * files the default's young generation was a third of the worker's peak memory.
+ */
+const NODE_FLAGS = ['--max-semi-space-size=2'];
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export interface WorkerHandle {
@@ -26,7 +32,7 @@ interface Started {
 }
 
 function start(politeness: Politeness, stdio: StdioOptions, env: Record<string, string>): Started {
-  const { command, args } = politely(politeness, process.execPath, [WORKER]);
+  const { command, args } = politely(politeness, process.execPath, [...NODE_FLAGS, WORKER]);
   const child = spawn(command, args, { stdio, cwd: '/', env: { PATH, LANG: 'C.UTF-8', ...env } });
   let stderr = '';
   child.stderr!.setEncoding('utf8');

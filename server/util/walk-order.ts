@@ -1,0 +1,173 @@
+import type { BytePath } from './byte-path.js';
+
+/**
+ * The order of a snapshot's index and of the account worker's walk: a folder, then what it
+ * holds, names in byte order (the walk sorts each folder's names). That is byte order with
+ * '/' below every other byte: "a", "a/b", "a.c". Two lists in this order can be joined by
+ * walking both at once, with no map of either.
+ */
+export function compareWalkOrder(a: BytePath, b: BytePath): number {
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y) return orderOf(x) - orderOf(y);
+  }
+  return a.length - b.length;
+}
+
+/** A byte's rank in walk order: '/' before every other. */
+const orderOf = (c: number): number => (c === 0x2f ? -1 : c);
+
+const grown = (b: Buffer, need: number): Buffer => {
+  const next = Buffer.allocUnsafe(Math.max(need, b.length * 2));
+  b.copy(next);
+  return next;
+};
+
+function writeVarint(b: Buffer, o: number, n: number): number {
+  while (n >= 0x80) { b[o++] = (n & 0x7f) | 0x80; n >>>= 7; }
+  b[o++] = n;
+  return o;
+}
+
+/**
+ * Paths kept in the order they came, packed: each as the length it shares with the one
+ * before and the bytes that follow (front coding). Siblings share their folder, so a path
+ * takes a few bytes where a string and a map entry take a hundred. Read back in order only
+ * (cursor()).
+ */
+export class PathSequence {
+  private bytes: Buffer = Buffer.allocUnsafe(1 << 14);
+  private used = 0;
+  private last: BytePath = '';
+  private count = 0;
+  /** False once a path did not come strictly after the one before it in walk order. */
+  ordered = true;
+
+  get length(): number {
+    return this.count;
+  }
+
+  push(path: BytePath): void {
+    const last = this.last;
+    const max = Math.min(last.length, path.length);
+    let shared = 0;
+    while (shared < max && last.charCodeAt(shared) === path.charCodeAt(shared)) shared++;
+    // Strictly after the one before: longer with it as prefix, or greater at the first difference.
+    if (this.count > 0 && this.ordered && (shared === path.length
+      || (shared < last.length && orderOf(path.charCodeAt(shared)) < orderOf(last.charCodeAt(shared))))) this.ordered = false;
+    const suffix = path.length - shared;
+    if (this.bytes.length - this.used < 10 + suffix) this.bytes = grown(this.bytes, this.used + 10 + suffix);
+    this.used = writeVarint(this.bytes, this.used, shared);
+    this.used = writeVarint(this.bytes, this.used, suffix);
+    const b = this.bytes;
+    if (suffix > 64) {
+      this.used += b.write(path.slice(shared), this.used, 'latin1');
+    } else {
+      // Short tails (most): copied here, cheaper than a call into the runtime.
+      let o = this.used;
+      for (let i = shared; i < path.length; i++) b[o++] = path.charCodeAt(i);
+      this.used = o;
+    }
+    this.last = path;
+    this.count++;
+  }
+
+  /** Reads the paths from the first, one at a time. */
+  cursor(): PathCursor {
+    return new PathCursor(this.bytes, this.count);
+  }
+}
+
+/** A position in a PathSequence: `path` is the `index`th path (index -1 before the first). */
+export class PathCursor {
+  index = -1;
+  private offset = 0;
+  /** The current path's bytes: a string is made of them only when asked for (path). */
+  private scratch: Buffer = Buffer.allocUnsafe(4096);
+  private length = 0;
+  private text: BytePath | null = null;
+
+  constructor(private readonly bytes: Buffer, private readonly count: number) {}
+
+  /** True while the cursor stands on a path of the sequence (after next() has been called once). */
+  get valid(): boolean {
+    return this.index >= 0 && this.index < this.count;
+  }
+
+  get path(): BytePath {
+    this.text ??= this.scratch.toString('latin1', 0, this.length);
+    return this.text;
+  }
+
+  /** Moves to the next path; false past the last. */
+  next(): boolean {
+    if (this.index + 1 >= this.count) { this.index = this.count; return false; }
+    const b = this.bytes;
+    let o = this.offset;
+    let shared = 0;
+    for (let s = 0; ; s += 7) { const c = b[o++]!; shared |= (c & 0x7f) << s; if (c < 0x80) break; }
+    let suffix = 0;
+    for (let s = 0; ; s += 7) { const c = b[o++]!; suffix |= (c & 0x7f) << s; if (c < 0x80) break; }
+    if (this.scratch.length < shared + suffix) this.scratch = grown(this.scratch, shared + suffix);
+    const d = this.scratch;
+    for (let i = 0; i < suffix; i++) d[shared + i] = b[o + i]!;
+    this.length = shared + suffix;
+    this.text = null;
+    this.offset = o + suffix;
+    this.index++;
+    return true;
+  }
+
+  /** compareWalkOrder(this path, path), from the bytes. */
+  compareTo(path: BytePath): number {
+    const d = this.scratch;
+    const n = Math.min(this.length, path.length);
+    for (let i = 0; i < n; i++) {
+      const x = d[i]!;
+      const y = path.charCodeAt(i);
+      if (x !== y) return orderOf(x) - orderOf(y);
+    }
+    return this.length - path.length;
+  }
+
+  /**
+   * Moves forward to `path` when the sequence holds it at or after the cursor: true when it
+   * does (the cursor then stands on it), false when the cursor stands on the first path
+   * after it (or past the end). Paths asked for must come in walk order.
+   */
+  seek(path: BytePath): boolean {
+    if (this.index < 0) this.next();
+    while (this.index < this.count) {
+      const c = this.compareTo(path);
+      if (c === 0) return true;
+      if (c > 0) return false;
+      this.next();
+    }
+    return false;
+  }
+}
+
+/** Growable typed columns: each returns `a`, or a copy twice as long, with room for row `n`. */
+export function growFloat64(a: Float64Array<ArrayBuffer>, n: number): Float64Array<ArrayBuffer> {
+  if (n < a.length) return a;
+  const b = new Float64Array(Math.max(1024, a.length * 2, n + 1));
+  b.set(a);
+  return b;
+}
+
+export function growUint32(a: Uint32Array<ArrayBuffer>, n: number): Uint32Array<ArrayBuffer> {
+  if (n < a.length) return a;
+  const b = new Uint32Array(Math.max(1024, a.length * 2, n + 1));
+  b.set(a);
+  return b;
+}
+
+export function growUint8(a: Uint8Array<ArrayBuffer>, n: number): Uint8Array<ArrayBuffer> {
+  if (n < a.length) return a;
+  const b = new Uint8Array(Math.max(1024, a.length * 2, n + 1));
+  b.set(a);
+  return b;
+}
