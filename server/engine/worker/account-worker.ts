@@ -12,7 +12,7 @@ interface WorkerJob {
   intoFolder?: string;
   prune?: { roots: string[]; keep: string[]; aside: string };
   contentChecked?: boolean;
-  contentFds?: 'blobs' | 'archive';
+  contentFds?: 'blobs' | 'archive' | 'compressed';
 }
 
 /** What root sends a standby worker first: the account to become and the job, one JSON line. */
