@@ -4,6 +4,7 @@ import { parseMembers } from '../format/gzip-members.js';
 import { limits } from '../untrusted-input.js';
 import { toDisplay } from '../../util/byte-path.js';
 import { MemberInflater } from './member-inflater.js';
+import { layout } from '../snapshot-layout.js';
 
 /**
  * A restore into a new folder from a local compressed snapshot (contentFds 'compressed'):
@@ -18,8 +19,8 @@ export class CompressedContent {
   private inflater: MemberInflater | null = null;
   private fds: number[] = [];
 
-  /** `received`: the descriptors that came with the stream, not yet taken. */
-  constructor(private readonly received: number[]) {}
+  /** `received`: the descriptors that came with the stream, not yet taken; `snapshot`: its account/id, for messages. */
+  constructor(private readonly received: number[], private readonly snapshot: string) {}
 
   async *events(source: AsyncIterable<StreamEvent>): AsyncGenerator<StreamEvent> {
     for await (const ev of source) {
@@ -32,7 +33,8 @@ export class CompressedContent {
       try {
         for await (const chunk of inflater.read(e.dataRef, e.size)) yield { type: 'data', chunk };
       } catch (err) {
-        throw new Error(`snapshot content of ${name} could not be read from the compressed archive (${(err as Error).message}): the destination copy is damaged; that file was not restored and the restore stopped there`);
+        // The words of the stream path (snapshot-content.ts, nameContentError).
+        throw new Error(`snapshot ${this.snapshot}: ${layout.data('compressed')}: ${(err as Error).message} while reading ${name}: the destination copy is damaged; that file was not restored and the restore stopped there`);
       }
       yield { type: 'data-end' };
     }
@@ -50,7 +52,7 @@ export class CompressedContent {
     const archiveFd = this.received.shift();
     for (const fd of [membersFd, archiveFd]) if (fd !== undefined) this.fds.push(fd);
     if (membersFd === undefined || archiveFd === undefined) throw new Error(`the restore stream names the content of ${name} without its descriptors`);
-    const what = 'the gzip member list of the snapshot';
+    const what = `snapshot ${this.snapshot}: ${layout.members}`;
     const size = fs.fstatSync(membersFd).size;
     if (size > limits.membersBytes) throw new Error(`${what} is larger than ${limits.membersBytes} bytes: refused as damaged or hostile`);
     const raw = Buffer.allocUnsafe(size);

@@ -9,7 +9,7 @@ const MAX_COMPRESSED = MAX_MEMBER + (MAX_MEMBER >> 10) + 4096;
 /** Members read and inflated ahead of the one being read: the pool's four threads stay busy. */
 const AHEAD = 4;
 
-/** The stored archive does not give the bytes its member list promises (what it says is in `message`). */
+/** The stored archive does not give the bytes its member list promises (`message`: what went wrong, in zlib's words where zlib found it). */
 export class ArchiveDamage extends Error {}
 
 /**
@@ -31,12 +31,12 @@ export class MemberInflater {
     let at = offset;
     let i = this.indexOf(offset);
     while (at < end) {
-      if (i < 0 || i >= this.members.length) throw new ArchiveDamage(`the archive ends before byte ${at} of the inflated tar`);
+      if (i < 0 || i >= this.members.length) throw new ArchiveDamage('unexpected end of file');
       this.ahead(i);
       const data = await this.member(i);
       const start = this.members[i]!.uOffset;
       if (at - start >= data.length) {
-        if (i === this.members.length - 1) throw new ArchiveDamage(`the archive ends before byte ${at} of the inflated tar`);
+        if (i === this.members.length - 1) throw new ArchiveDamage('unexpected end of file');
         i++;
         continue;
       }
@@ -93,14 +93,14 @@ export class MemberInflater {
       const n = await new Promise<number>((resolve, reject) => {
         fs.read(this.fd, raw, got, raw.length - got, m.cOffset + got, (err, bytes) => (err ? reject(err) : resolve(bytes)));
       });
-      if (n === 0) throw new ArchiveDamage(`the archive is shorter than its gzip member ${i}`);
+      if (n === 0) throw new ArchiveDamage('unexpected end of file');
       got += n;
     }
     if (uLength === 0 && raw.length === 0) return Buffer.alloc(0);
     const out = await new Promise<Buffer>((resolve, reject) => {
       // One output chunk the member's size: one pass on the pool (the default 16 KiB is a hop per chunk).
       zlib.gunzip(raw, { maxOutputLength: uLength > 0 ? uLength : MAX_MEMBER, chunkSize: Math.max(64 << 10, uLength > 0 ? uLength : 1 << 20) }, (err, result) => {
-        if (err) reject(new ArchiveDamage(`gzip member ${i} does not inflate: ${err.message}`));
+        if (err) reject(new ArchiveDamage(err.message));
         else resolve(result);
       });
     });

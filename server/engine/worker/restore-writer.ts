@@ -38,6 +38,8 @@ export interface RestoreWriterOptions {
    * the writer inflates by member (member-inflater.ts) and checks each file as a stream's.
    */
   contentFds?: 'blobs' | 'archive' | 'compressed';
+  /** The snapshot (account/id) the content comes from, for messages. */
+  snapshot?: string;
 }
 
 export interface RestoreResult {
@@ -173,7 +175,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     if (first) yield first.value;
     yield* stream;
   })();
-  const compressed = opts.contentFds === 'compressed' ? new CompressedContent(received) : null;
+  const compressed = opts.contentFds === 'compressed' ? new CompressedContent(received, opts.snapshot ?? 'being restored') : null;
   const events = compressed ? compressed.events(incoming) : incoming;
   if (opts.intoFolder !== '') {
     fs.mkdirSync(base, { mode: 0o700 });
