@@ -22,6 +22,8 @@ export class ArchiveDamage extends Error {}
  */
 export class MemberInflater {
   private readonly cache = new Map<number, Promise<Buffer>>();
+  /** Reads and inflates not finished yet, forgotten by the cache or not: the descriptor stays open until they are. */
+  private readonly running = new Set<Promise<unknown>>();
 
   constructor(private readonly fd: number, private readonly members: readonly GzipMember[], private readonly compressedSize: number) {}
 
@@ -49,7 +51,7 @@ export class MemberInflater {
 
   /** Waits for every read and inflate under way (before the descriptor is closed). */
   async settle(): Promise<void> {
-    await Promise.allSettled([...this.cache.values()]);
+    await Promise.allSettled([...this.running]);
   }
 
   /** The last member that starts at or before `offset` (-1: none). */
@@ -74,7 +76,9 @@ export class MemberInflater {
     let p = this.cache.get(i);
     if (!p) {
       p = this.inflate(i);
-      p.catch(() => undefined);
+      const done = p.then(() => undefined, () => undefined);
+      this.running.add(done);
+      void done.then(() => this.running.delete(done));
       this.cache.set(i, p);
     }
     return p;
