@@ -1,8 +1,10 @@
-// restoreNewFile(path, parts, mode, uid, gid, sec, nsec) -> Promise<number>: one restored file
+// restoreNewFile(path, parts, mode, uid, gid, sec, nsec[, hash]) -> Promise<number>: one restored file
 // in one job on libuv's pool: created with O_EXCL|O_NOFOLLOW (a name that exists, or a link
 // planted at it, makes the job fail with EEXIST/ELOOP: nothing is followed or overwritten),
 // the buffers of `parts` written in full, then owner (uid/gid -1: left as created), mode and
 // times to the nanosecond, and closed. A file it created and could not complete is removed.
+// With `hash` (32 bytes) the parts are first checked against that SHA-256: content that differs
+// rejects with `stage` "damaged" (`damage` "hash") and nothing is created.
 // Rejects with an errno error whose `stage` is "open" (nothing was created) or "write".
 // Resolves with 0, or with 1 when the owner uid was refused and only the group was set, 2 when
 // neither was (files are then the account's: the caller warns). Run by the restore writer,
@@ -31,7 +33,10 @@ typedef struct {
   size_t count;
   struct iovec *iov;
   napi_ref keep; // the parts array: its buffers stay alive (and in place) until the job is done
+  unsigned char hash[32];
+  int has_hash;
   int err;
+  int damaged; // the parts are not the content `hash` names: nothing was created
   int opened; // the create succeeded: a later error is a failed write, not a name that was taken
   int owner;
   napi_deferred deferred;
@@ -41,6 +46,16 @@ typedef struct {
 static void execute(napi_env env, void *data) {
   (void)env;
   restore_job *job = data;
+  if (job->has_hash) {
+    unsigned char got[32];
+    void *ctx = tm_sha256_new();
+    int err = ctx ? 0 : ENOMEM;
+    for (size_t i = 0; !err && i < job->count; i++) err = tm_sha256_update(ctx, job->iov[i].iov_base, job->iov[i].iov_len);
+    if (!err) err = tm_sha256_final(ctx, got);
+    if (ctx) tm_sha256_free(ctx);
+    if (err) { job->err = err; return; }
+    if (memcmp(got, job->hash, 32) != 0) { job->err = EIO; job->damaged = 1; return; }
+  }
   int fd = open(job->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) { job->err = errno; return; }
   job->opened = 1;
@@ -89,15 +104,19 @@ static void settle(napi_env env, napi_deferred deferred, bool ok, int32_t owner,
 
 static void complete(napi_env env, napi_status status, void *data) {
   restore_job *job = data;
-  settle(env, job->deferred, status == napi_ok && job->err == 0, job->owner, job->err, job->opened ? "write" : "open", NULL);
+  settle(env, job->deferred, status == napi_ok && job->err == 0, job->owner, job->err,
+         job->damaged ? "damaged" : job->opened ? "write" : "open", job->damaged ? "hash" : NULL);
   napi_delete_async_work(env, job->work);
   free_job(env, job);
 }
 
 napi_value restore_new_file(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
+  size_t argc = 8;
+  napi_value argv[8];
   uint32_t count = 0;
+  void *hash_data = NULL;
+  size_t hash_len = 0;
+  napi_valuetype hash_type = napi_undefined;
   int32_t mode = 0, nsec = 0;
   int64_t uid = -1, gid = -1, sec = 0;
   bool is_array = false;
@@ -112,8 +131,15 @@ napi_value restore_new_file(napi_env env, napi_callback_info info) {
       || napi_get_value_int64(env, argv[3], &uid) != napi_ok || uid < -1 || uid > 0xfffffffe
       || napi_get_value_int64(env, argv[4], &gid) != napi_ok || gid < -1 || gid > 0xfffffffe
       || napi_get_value_int64(env, argv[5], &sec) != napi_ok
-      || napi_get_value_int32(env, argv[6], &nsec) != napi_ok || nsec < 0 || nsec > 999999999) {
-    napi_throw_type_error(env, NULL, "restoreNewFile(path: Buffer without NUL, buffers, mode, uid, gid, sec, nsec)");
+      || napi_get_value_int32(env, argv[6], &nsec) != napi_ok || nsec < 0 || nsec > 999999999
+      || (argc >= 8 && napi_typeof(env, argv[7], &hash_type) != napi_ok)
+      || (argc >= 8 && hash_type != napi_null && hash_type != napi_undefined
+          && (napi_get_buffer_info(env, argv[7], &hash_data, &hash_len) != napi_ok || hash_len != 32))) {
+    napi_throw_type_error(env, NULL, "restoreNewFile(path: Buffer without NUL, buffers, mode, uid, gid, sec, nsec, hash?: 32-byte Buffer | null)");
+    return NULL;
+  }
+  if (hash_data && !tm_sha256_available()) {
+    napi_throw_error(env, "ENOTSUP", "SHA-256 is not available to the native module");
     return NULL;
   }
   restore_job *job = calloc(1, sizeof *job);
@@ -132,6 +158,7 @@ napi_value restore_new_file(napi_env env, napi_callback_info info) {
   job->times[0].tv_sec = job->times[1].tv_sec = (time_t)sec;
   job->times[0].tv_nsec = job->times[1].tv_nsec = nsec;
   job->count = count;
+  if (hash_data) { memcpy(job->hash, hash_data, 32); job->has_hash = 1; }
   if (!tm_iovec_of_buffers(env, argv[1], count, job->iov)) {
     free_job(env, job);
     napi_throw_type_error(env, NULL, "restoreNewFile: every part must be a Buffer");

@@ -1,7 +1,7 @@
-// A restore into a new folder from a local incremental or archive snapshot: root hands the
-// account's writer read-only descriptors of the stored files (native/pass-fds.c,
-// restore-descriptors.ts) and the writer reads, checks and writes the content itself
-// (restoreFileFrom). Only regular files are ever handed over, a damaged or short copy never
+// A restore into a new folder from a local incremental, archive or compressed snapshot: root
+// hands the account's writer read-only descriptors of the stored files (native/pass-fds.c,
+// restore-descriptors.ts) and the writer reads (or inflates by gzip member: member-inflater.ts),
+// checks and writes the content itself (restoreFileFrom, NewFiles). Only regular files are ever handed over, a damaged or short copy never
 // gets a name, and the restore names the damage as before.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { asAccount, createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
 import { cli, makeDataDir, makeDestinationDir, ok } from './support/cli.js';
 import { recvWithFds, sendWithFds, socketPair } from '../server/native/pass-fds.js';
-import { restoreFileFromOffLoop } from '../server/native/restore-file.js';
+import { restoreFileFromOffLoop, restoreNewFileOffLoop } from '../server/native/restore-file.js';
 import zlib from 'node:zlib';
 import { layout } from '../server/engine/snapshot-layout.js';
 import { tarHeaders } from '../server/engine/format/tar.js';
@@ -101,6 +101,43 @@ test('restoreFileFrom: exact bytes, mode and ns time; a damaged or short copy, s
   }
 });
 
+test('restoreNewFile with a hash: the parts are checked in the job; different content creates nothing and says so; NewFiles stops the restore on it', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-new-file-hash-'));
+  try {
+    const parts = [Buffer.from('abc'), Buffer.from('def')];
+    const to = (n: string): Buffer => Buffer.from(path.join(dir, n));
+    assert.equal(await restoreNewFileOffLoop(to('good'), parts, 0o640, -1, -1, 1600000000, 5, sha(Buffer.from('abcdef'))), 0);
+    assert.equal(fs.readFileSync(path.join(dir, 'good'), 'utf8'), 'abcdef');
+    const e = await restoreNewFileOffLoop(to('bad'), parts, 0o640, -1, -1, 1, 2, sha(Buffer.from('abcdeF')))!.then(() => null, (err: JobError) => err);
+    assert.deepEqual([e?.stage, e?.damage], ['damaged', 'hash']);
+    assert.equal(fs.existsSync(path.join(dir, 'bad')), false);
+
+    const files = NewFiles.create({
+      abs: (rel) => Buffer.from(path.join(dir, rel)),
+      owner: () => null,
+      done: () => undefined,
+      warn: (rel, m) => assert.fail(`${rel}: ${m}`),
+      ownerWarning: () => undefined,
+      taken: () => assert.fail('nothing is taken'),
+      takenFrom: () => assert.fail('nothing is taken'),
+      checkHash: true,
+    })!;
+    const entry = (name: string, content: string): Entry => makeEntry({ kind: 'f', path: name, size: 6, mode: 0o644, hash: sha(Buffer.from(content)) });
+    assert.ok(files.takes(entry('ok', 'abcdef'), true));
+    for (const p of parts) files.add(p);
+    await files.submit();
+    assert.ok(files.takes(entry('damaged', 'zzzzzz'), true));
+    for (const p of parts) files.add(p);
+    await files.submit();
+    await files.drain();
+    assert.throws(() => files.throwIfFailed(), /"damaged" in the snapshot does not match its hash/);
+    assert.equal(fs.readFileSync(path.join(dir, 'ok'), 'utf8'), 'abcdef');
+    assert.equal(fs.existsSync(path.join(dir, 'damaged')), false);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 let homeRoot: string;
 let account: TestAccount;
 let dataDir: string;
@@ -120,7 +157,7 @@ before(() => {
   ].join(' && '));
   dataDir = makeDataDir({ panel: 'standalone', homeRoots: [homeRoot] });
   destDir = makeDestinationDir();
-  for (const st of ['incremental', 'archive']) {
+  for (const st of ['incremental', 'archive', 'compressed']) {
     fs.mkdirSync(path.join(destDir, st), { mode: 0o700 });
     ok(cli(dataDir, ['destination', 'add', '--name', st, '--type', 'local', '--path', path.join(destDir, st)]));
     ok(cli(dataDir, ['job', 'add', '--name', st, '--destination', st, '--structure', st, '--accounts', account.username, '--items', 'files']));
@@ -284,4 +321,96 @@ test('NewFiles.submitFrom: a taken name goes to takenFrom with the descriptor st
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+const SITE_FILES = ['site/small.txt', 'site/large.bin', 'site/zz-after.txt', ...Array.from({ length: 40 }, (_, i) => `site/sub/f${i + 1}`)];
+const membersFile = (): string => path.join(snapDir('compressed'), layout.members);
+const readMembersFile = (): { uOffset: number; cOffset: number }[] => JSON.parse(fs.readFileSync(membersFile(), 'utf8')) as { uOffset: number; cOffset: number }[];
+
+/** Every file of the restored `folder` that exists holds exactly the home's bytes (no wrong content is ever left). */
+function onlyExactFiles(folder: string): number {
+  let present = 0;
+  for (const rel of SITE_FILES) {
+    if (!fs.existsSync(path.join(folder, rel))) continue;
+    present++;
+    assert.ok(fs.readFileSync(path.join(folder, rel)).equals(fs.readFileSync(path.join(account.home, rel))), rel);
+  }
+  assert.deepEqual(fs.readdirSync(path.join(folder, 'site')).filter((n) => n.startsWith('.tidemark-')), []);
+  return present;
+}
+
+test('compressed by descriptor: the writer inflates the .tar.gz by gzip member; exact bytes, modes and ns times, a file across members included', async () => {
+  assert.ok(readMembersFile().length >= 4, 'the large file spans several members');
+  const r = ok(restore('compressed'));
+  const folder = path.join(account.home, r.folder);
+  assert.equal(onlyExactFiles(folder), SITE_FILES.length);
+  for (const rel of SITE_FILES) {
+    const a = fs.statSync(path.join(account.home, rel), { bigint: true });
+    const b = fs.statSync(path.join(folder, rel), { bigint: true });
+    assert.deepEqual([b.mode, b.uid, b.mtimeNs], [a.mode, a.uid, a.mtimeNs], rel);
+  }
+  fs.rmSync(folder, { recursive: true, force: true });
+});
+
+/** Runs a compressed restore with `change` applied to the stored `file`, then puts the file back. */
+function withStored(file: string, change: (b: Buffer) => Buffer, check: () => void): void {
+  const want = fs.readFileSync(file);
+  fs.writeFileSync(file, change(Buffer.from(want)));
+  try {
+    check();
+  } finally {
+    fs.writeFileSync(file, want);
+  }
+}
+
+function failsAsDamaged(pattern: RegExp): void {
+  const r = restore('compressed');
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr + r.stdout, pattern);
+  const folder = folderOf(r);
+  assert.ok(onlyExactFiles(folder) < SITE_FILES.length);
+  fs.rmSync(folder, { recursive: true, force: true });
+}
+
+test('regression: a damaged gzip member of a compressed snapshot (inflated by the writer) leaves no file of it and names the damage', async () => {
+  const entry = (await readIndexFile(path.join(snapDir('compressed'), layout.index))).find((e) => e.path === 'site/small.txt')!;
+  const members = readMembersFile();
+  let i = 0;
+  while (i + 1 < members.length && members[i + 1]!.uOffset <= entry.dataRef) i++;
+  const end = members[i + 1]?.cOffset ?? fs.statSync(path.join(snapDir('compressed'), layout.data('compressed'))).size;
+  withStored(path.join(snapDir('compressed'), layout.data('compressed')), (b) => {
+    const at = (members[i]!.cOffset + end) >> 1;
+    b[at] = b[at]! ^ 0xff;
+    return b;
+  }, () => failsAsDamaged(/files\.tar\.gz: .+ while reading \\?"[^"]+\\?": the destination copy is damaged|does not match its hash/));
+  const again = path.join(account.home, ok(restore('compressed')).folder);
+  assert.equal(onlyExactFiles(again), SITE_FILES.length, 'whole again');
+  fs.rmSync(again, { recursive: true, force: true });
+});
+
+test('regression: a gzip member list that lies (offsets shifted, or a member larger than a backup writes) is damage: no file with wrong content is left', async () => {
+  const shifted = (delta: number) => (b: Buffer): Buffer => {
+    const list = JSON.parse(b.toString('utf8')) as { uOffset: number; cOffset: number }[];
+    return Buffer.from(JSON.stringify(list.map((m, k) => (k >= 2 ? { ...m, uOffset: m.uOffset + delta } : m))));
+  };
+  withStored(membersFile(), shifted(512), () => failsAsDamaged(/files\.tar\.gz: gzip member 1 inflates to \d+ bytes, not the \d+ its list gives while reading/));
+  withStored(membersFile(), shifted(65 << 20), () => failsAsDamaged(/larger than any member a backup writes/));
+  withStored(membersFile(), (b) => {
+    const list = JSON.parse(b.toString('utf8')) as { uOffset: number; cOffset: number }[];
+    return Buffer.from(JSON.stringify(list.map((m, k) => (k === 1 ? { ...m, cOffset: m.cOffset + 3 } : m))));
+  }, () => failsAsDamaged(/files\.tar\.gz: .+ while reading .+: the destination copy is damaged/));
+});
+
+test('regression: a gzip member list replaced by a symlink is never followed: it is not handed to the writer, and nothing it says is used', async () => {
+  const decoy = path.join(destDir, 'decoy-members.json');
+  fs.writeFileSync(decoy, JSON.stringify([{ uOffset: 0, cOffset: 0 }, { uOffset: 7, cOffset: 7 }]));
+  await withReplaced(membersFile(), (p) => fs.symlinkSync(decoy, p), () => {
+    // Read as a stream (descriptorMode), which refuses the link where it needs the list to seek.
+    const r = restore('compressed');
+    if (r.code !== 0) assert.match(r.stderr + r.stdout, /files\.members\.json is not a regular file on the destination \(link\): refused/);
+    const folder = r.code === 0 ? path.join(account.home, (r.json as { folder: string }).folder) : folderOf(r);
+    onlyExactFiles(folder);
+    fs.rmSync(folder, { recursive: true, force: true });
+  });
+  fs.rmSync(decoy);
 });

@@ -16,6 +16,7 @@ const PIECE = 1 << 20;
  */
 export class DirectReads {
   private archive: FileReader | null = null;
+  private readonly lent: number[] = [];
 
   constructor(
     private readonly openForReads: NonNullable<Destination['openForReads']>,
@@ -64,7 +65,8 @@ export class DirectReads {
     const first = this.archive === null;
     const reader = (this.archive ??= this.open(layout.data(this.structure)));
     if (first && !reader.release) return null;
-    if (reader.size < start + source.size) throw new Error(`snapshot content is short for ${JSON.stringify(source.path)}: the destination copy is damaged`);
+    // Compressed: `start` is in the inflated stream (the reader checks the length as it inflates).
+    if (this.structure !== 'compressed' && reader.size < start + source.size) throw new Error(`snapshot content is short for ${JSON.stringify(source.path)}: the destination copy is damaged`);
     if (!first) return { fd: -1, owned: false };
     // Kept open here (closed by close()); the descriptor is only lent.
     const fd = reader.release!();
@@ -72,8 +74,22 @@ export class DirectReads {
     return { fd, owned: false };
   }
 
+  /**
+   * A descriptor of the snapshot's file `rel`, opened with the same refusals as content
+   * (a regular file, no link followed), kept open here until close(): it is only lent.
+   * null: this driver cannot.
+   */
+  lend(rel: string): number | null {
+    const reader = this.open(rel);
+    if (!reader.release) { reader.close(); return null; }
+    const fd = reader.release();
+    this.lent.push(fd);
+    return fd;
+  }
+
   close(): void {
     this.archive?.close();
     this.archive = null;
+    for (const fd of this.lent.splice(0)) fs.closeSync(fd);
   }
 }

@@ -12,15 +12,25 @@ import { MAX_FDS_PER_SEND, passFdsSupported, sendWithFds } from '../native/pass-
 /** Records are gathered into sends of about this size. */
 const SEND_BYTES = 256 << 10;
 
+export type DescriptorMode = 'blobs' | 'archive' | 'compressed';
+
 /**
  * How the restore writer gets content, when root can hand it descriptors instead of bytes:
  * 'blobs' (one descriptor per file of an incremental snapshot), 'archive' (one of the tar, the
- * content of each file at the offset its record names), or null (the content crosses the
- * stream). Only a new folder (every file is new there: restore-writer.ts), only a destination
- * with synchronous local reads, and only the structures read by range.
+ * content of each file at the offset its record names), 'compressed' (one of the gzip member
+ * list and one of the .tar.gz: the writer inflates by member, member-inflater.ts), or null
+ * (the content crosses the stream). Only a new folder (every file is new there:
+ * restore-writer.ts), only a destination with synchronous local reads, and only snapshots
+ * read by range (a compressed one without its member list is read as a stream).
  */
-export function descriptorMode(dest: Destination, structure: Structure, objects: boolean, intoFolder: boolean): 'blobs' | 'archive' | null {
+export function descriptorMode(dest: Destination, dir: string, structure: Structure, objects: boolean, intoFolder: boolean): DescriptorMode | null {
   if (!intoFolder || !dest.openForReads || objects || !passFdsSupported()) return null;
+  if (structure === 'compressed') {
+    const members = dest.openForReads(`${dir}/${layout.members}`);
+    if (members.type !== 'file') return null;
+    members.reader.close();
+    return 'compressed';
+  }
   return structure === 'incremental' ? 'blobs' : structure === 'archive' ? 'archive' : null;
 }
 
@@ -31,20 +41,25 @@ const headerLength = (e: Entry): number => tarHeaders(e.path === '' ? { ...e, pa
  * content goes as its record, whose dataRef is where its content starts in the stored file,
  * and (blobs) a read-only descriptor of its blob, or (archive) once the tar's, opened after
  * the checks of root's own reads (a regular file, no link followed, the same inode as listed)
- * and checked to be long enough. The writer reads, checks the SHA-256 of the record and writes
- * (restore-file.c, restoreFileFrom): a damaged copy fails there and never gets a name.
+ * and checked to be long enough; or (compressed) once the member list's and the .tar.gz's,
+ * the content at the offset its record names in the inflated tar. The writer reads (or
+ * inflates), checks the SHA-256 of the record and writes (restore-file.c, NewFiles): a
+ * damaged copy fails there and never gets a name.
  * `record` gives what to send for each selected entry (the owner mapped, the hash).
  */
 export async function sendByDescriptors(sock: number, dest: Destination, dir: string, structure: Structure, selected: Selected[], record: (sel: Selected, source: Entry) => Entry): Promise<void> {
   const what = (rel: string): string => `snapshot ${dir}: ${rel}`;
-  if (structure === 'archive' && selected.some((s) => s.entry.kind === 'f' && s.entry.size > 0)) {
-    await requireRegularFile(dest, dir, layout.data('archive'), what(layout.data('archive')));
+  const withContent = selected.some((s) => s.entry.kind === 'f' && s.entry.size > 0);
+  if (structure !== 'incremental' && withContent) {
+    await requireRegularFile(dest, dir, layout.data(structure), what(layout.data(structure)));
+    if (structure === 'compressed') await requireRegularFile(dest, dir, layout.members, what(layout.members));
   }
   const direct = new DirectReads(dest.openForReads!.bind(dest), dir, structure, what);
   let records: Buffer[] = [];
   let bytes = 0;
   let fds: number[] = [];
   let owned = true;
+  let sentMembers = false;
   let inFlight: Promise<void> | null = null;
   const send = async (): Promise<void> => {
     const data = Buffer.concat(records, bytes);
@@ -63,6 +78,13 @@ export async function sendByDescriptors(sock: number, dest: Destination, dir: st
       let start = -1;
       if (source && source.size > 0) {
         start = structure === 'incremental' ? 0 : source.dataRef + headerLength(source);
+        // Compressed: the member list goes first, with the archive (both once).
+        if (structure === 'compressed' && !sentMembers) {
+          const m = direct.lend(layout.members);
+          if (m === null) throw new Error('descriptor reads are not supported by this destination');
+          fds.push(m);
+          sentMembers = true;
+        }
         const d = direct.descriptor(source, start);
         if (!d) throw new Error('descriptor reads are not supported by this destination');
         owned = d.owned;

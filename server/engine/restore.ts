@@ -15,7 +15,7 @@ import { limits, parseJson, readBounded, requireRegularFile } from './untrusted-
 import { readIndex } from './snapshot-index.js';
 import { selectEntries } from './selection.js';
 import { contentLayout, snapshotContent, snapshotContentSync, type ContentEvent } from './snapshot-content.js';
-import { descriptorMode, sendByDescriptors } from './restore-descriptors.js';
+import { descriptorMode, sendByDescriptors, type DescriptorMode } from './restore-descriptors.js';
 import { socketPair } from '../native/pass-fds.js';
 
 export interface RestoreRequest {
@@ -106,8 +106,8 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
     const folder = req.intoFolder ? `tidemark-restore-${req.snapshotId}-${Date.now().toString(36)}` : '';
     // Content by descriptor: the writer starts now, so that its start-up overlaps reading the
     // index (it makes the folder only once the first record comes).
-    const byFd = descriptorMode(dest, manifest.structure, contentLayout(manifest).objects === true, req.intoFolder);
-    const early = byFd ? startDescriptorWriter(account, folder, byFd) : null;
+    const byFd = descriptorMode(dest, dir, manifest.structure, contentLayout(manifest).objects === true, req.intoFolder);
+    const early = byFd ? startDescriptorWriter(account, folder, byFd, dir) : null;
     let index: Awaited<ReturnType<typeof readIndex>>;
     let selected: ReturnType<typeof selectEntries>;
     try {
@@ -260,11 +260,11 @@ interface DescriptorWriter {
 }
 
 /** The account's writer for a restore by descriptor, its stdin one end of a new socket pair. */
-function startDescriptorWriter(account: Account, folder: string, mode: 'blobs' | 'archive'): DescriptorWriter {
+function startDescriptorWriter(account: Account, folder: string, mode: DescriptorMode, snapshot: string): DescriptorWriter {
   const [sock, theirs] = socketPair();
   let worker: ReturnType<typeof spawnAccountWorker>;
   try {
-    worker = spawnAccountWorker(account, { mode: 'restore', intoFolder: folder, contentFds: mode }, { stdin: theirs });
+    worker = spawnAccountWorker(account, { mode: 'restore', intoFolder: folder, contentFds: mode, snapshot }, { stdin: theirs });
   } catch (err) {
     fs.closeSync(sock);
     throw err;

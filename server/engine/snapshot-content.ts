@@ -5,12 +5,13 @@ import type { Structure } from '../store/jobs.js';
 import type { Entry } from './format/entry.js';
 import { parseTar, tarHeaders } from './format/tar.js';
 import { findMember, inflateFrom, type GzipMember } from './format/parallel-gzip.js';
+import { parseMembers } from './format/gzip-members.js';
 import type { Readable } from 'node:stream';
 import { layout } from './snapshot-layout.js';
 import { DirectReads } from './direct-reads.js';
 import { ReadAhead } from './read-ahead.js';
 import type { Selected } from './selection.js';
-import { limits, parseJson, readBounded, requireRegularFile, SnapshotInputError } from './untrusted-input.js';
+import { limits, readBounded, requireRegularFile, SnapshotInputError } from './untrusted-input.js';
 import { toDisplay, type BytePath } from '../util/byte-path.js';
 
 export type ContentEvent =
@@ -383,19 +384,7 @@ async function* compressedContent(dest: Destination, dir: string, selected: Sele
  */
 async function readMembers(dest: Destination, dir: string): Promise<GzipMember[]> {
   const what = `snapshot ${dir}: ${layout.members}`;
-  const doc = parseJson(await readBounded(dest, `${dir}/${layout.members}`, limits.membersBytes, what), what);
-  const bad = (why: string): never => { throw new SnapshotInputError(`${what}: ${why}: refused as damaged or hostile`); };
-  if (!Array.isArray(doc)) bad('not a list');
-  const out: GzipMember[] = [];
-  const offset = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-  for (const x of doc as unknown[]) {
-    const m = x as Partial<GzipMember> | null;
-    if (!m || typeof m !== 'object' || !offset(m.uOffset) || !offset(m.cOffset)) bad('a member without whole non-negative offsets');
-    const prev = out[out.length - 1];
-    if (prev && (m!.uOffset! < prev.uOffset || m!.cOffset! < prev.cOffset)) bad('offsets that go backwards');
-    out.push({ uOffset: m!.uOffset!, cOffset: m!.cOffset! });
-  }
-  return out;
+  return parseMembers(await readBounded(dest, `${dir}/${layout.members}`, limits.membersBytes, what), what);
 }
 
 async function* seekOne(dest: Destination, dir: string, source: Entry, members: GzipMember[]): AsyncGenerator<ContentEvent> {

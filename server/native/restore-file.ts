@@ -1,7 +1,7 @@
 import { nativeAddon } from './addon.js';
 
 interface Addon {
-  restoreNewFile(path: Buffer, parts: Buffer[], mode: number, uid: number, gid: number, sec: number, nsec: number): Promise<number>;
+  restoreNewFile(path: Buffer, parts: Buffer[], mode: number, uid: number, gid: number, sec: number, nsec: number, hash: Buffer | null): Promise<number>;
   restoreFileFrom(path: Buffer, fd: number, offset: number, size: number, hash: Buffer | null, mode: number, uid: number, gid: number, sec: number, nsec: number, closeFd: boolean): Promise<number>;
 }
 
@@ -14,14 +14,20 @@ export type OwnerOutcome = 0 | 1 | 2;
  * Creates `path` (O_EXCL|O_NOFOLLOW: EEXIST or ELOOP when anything is at the name, never
  * followed), writes `parts` in full, sets owner (uid and gid -1: left as created), mode and
  * times to the nanosecond, and closes it: one job on libuv's pool, run with the caller's
- * uid. A file the job created and could not complete is removed. null when the addon is not built.
+ * uid. A file the job created and could not complete is removed. With `hash` the parts are
+ * checked against that SHA-256 first, in the job: content that differs rejects with `stage`
+ * "damaged" (`damage` "hash") and nothing is created. null when the addon is not built.
  */
-export function restoreNewFileOffLoop(path: Buffer, parts: Buffer[], mode: number, uid: number, gid: number, sec: number, nsec: number): Promise<OwnerOutcome> | null {
+export function restoreNewFileOffLoop(path: Buffer, parts: Buffer[], mode: number, uid: number, gid: number, sec: number, nsec: number, hash: Buffer | null = null): Promise<OwnerOutcome> | null {
   if (!addon) return null;
-  return addon.restoreNewFile(path, parts, mode, uid, gid, sec, nsec) as Promise<OwnerOutcome>;
+  return addon.restoreNewFile(path, parts, mode, uid, gid, sec, nsec, hash) as Promise<OwnerOutcome>;
 }
 
 export const restoreNewFileSupported = (): boolean => addon !== null;
+
+const hashAddon = nativeAddon<{ hashSupported(): boolean }>('hashSupported');
+/** Whether restoreNewFileOffLoop can check a hash in its job (the addon found Node's SHA-256). */
+export const restoreNewFileChecks = (): boolean => addon !== null && hashAddon !== null && hashAddon.hashSupported();
 
 const fromAddon = nativeAddon<Addon>('restoreFileFrom');
 

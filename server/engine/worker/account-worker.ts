@@ -12,7 +12,8 @@ interface WorkerJob {
   intoFolder?: string;
   prune?: { roots: string[]; keep: string[]; aside: string };
   contentChecked?: boolean;
-  contentFds?: 'blobs' | 'archive';
+  contentFds?: 'blobs' | 'archive' | 'compressed';
+  snapshot?: string;
 }
 
 /** What root sends a standby worker first: the account to become and the job, one JSON line. */
@@ -68,7 +69,7 @@ async function runJob(job: WorkerJob, input: Readable | undefined): Promise<void
     runSiteFinder({ home: job.home, excludes: job.excludes ?? [] });
   } else if (job.mode === 'restore') {
     const { runRestoreWriter } = await import('./restore-writer.js');
-    await runRestoreWriter({ home: job.home, intoFolder: job.intoFolder ?? '', ...(job.prune ? { prune: job.prune } : {}), contentChecked: job.contentChecked === true, ...(job.contentFds ? { contentFds: job.contentFds } : {}) });
+    await runRestoreWriter({ home: job.home, intoFolder: job.intoFolder ?? '', ...(job.prune ? { prune: job.prune } : {}), contentChecked: job.contentChecked === true, ...(job.contentFds ? { contentFds: job.contentFds } : {}), ...(job.snapshot ? { snapshot: job.snapshot } : {}) });
   } else {
     throw new Error(`unknown worker mode ${String(job.mode)}`);
   }

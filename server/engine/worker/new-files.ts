@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { Entry } from '../format/entry.js';
 import { toDisplay, type BytePath } from '../../util/byte-path.js';
-import { restoreFileFromOffLoop, restoreNewFileOffLoop, restoreNewFileSupported, type OwnerOutcome } from '../../native/restore-file.js';
+import { restoreFileFromOffLoop, restoreNewFileChecks, restoreNewFileOffLoop, restoreNewFileSupported, type OwnerOutcome } from '../../native/restore-file.js';
 
 /** Files up to this size are gathered whole and written by one pool job each. */
 export const GATHER_MAX = 4 << 20;
@@ -40,6 +40,9 @@ export class NewFiles {
   private entry: Entry | null = null;
   private parts: Buffer[] = [];
   private hash: crypto.Hash | null = null;
+  /** The gathered file's content is checked by its job (restoreNewFile with a hash), off the event loop. */
+  private checkInJob = false;
+  private readonly nativeCheck = restoreNewFileChecks();
   private readonly inFlight = new Map<BytePath, number>();
   private jobs = 0;
   private bytes = 0;
@@ -59,7 +62,9 @@ export class NewFiles {
     if (e.kind !== 'f' || e.size > GATHER_MAX) return false;
     this.entry = e;
     this.parts = [];
-    this.hash = this.hooks.checkHash && e.hash && hasData ? crypto.createHash('sha256') : null;
+    const check = this.hooks.checkHash && e.hash !== undefined && hasData;
+    this.checkInJob = check && this.nativeCheck;
+    this.hash = check && !this.nativeCheck ? crypto.createHash('sha256') : null;
     return true;
   }
 
@@ -75,16 +80,18 @@ export class NewFiles {
     const e = this.entry!;
     const parts = this.parts;
     const hash = this.hash;
+    const checkInJob = this.checkInJob;
     this.entry = null;
     this.parts = [];
     this.hash = null;
+    this.checkInJob = false;
     if (hash && !hash.digest().equals(e.hash!)) {
       throw new Error(`the content of ${JSON.stringify(toDisplay(e.path))} in the snapshot does not match its hash: the snapshot is damaged; that file was not restored and the restore stopped there`);
     }
     while (this.jobs >= MAX_JOBS || (this.bytes >= MAX_BYTES && this.jobs > 0)) await new Promise<void>((r) => { this.wake = r; });
     this.throwIfFailed();
     const owner = this.hooks.owner(e);
-    const job = restoreNewFileOffLoop(this.hooks.abs(e.path), parts, e.mode, owner?.uid ?? -1, owner?.gid ?? -1, e.mtimeSec, e.mtimeNsec)!;
+    const job = restoreNewFileOffLoop(this.hooks.abs(e.path), parts, e.mode, owner?.uid ?? -1, owner?.gid ?? -1, e.mtimeSec, e.mtimeNsec, checkInJob ? e.hash! : null)!;
     this.started(e, e.size);
     job.then((outcome) => {
       this.hooks.ownerWarning(e, outcome);
@@ -161,6 +168,8 @@ export class NewFiles {
    */
   private failedJob(e: Entry, parts: Buffer[], err: NodeJS.ErrnoException & { stage?: string }): void {
     if (this.abandoned) return;
+    // Checked in the job (checkInJob): nothing was created; the restore stops on it.
+    if (err.stage === 'damaged') { this.failed ??= damagedError(e, false); return; }
     if (err.stage === 'open') {
       if (err.code === 'EEXIST' || err.code === 'ELOOP') {
         try {

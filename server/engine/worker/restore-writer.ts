@@ -10,6 +10,7 @@ import { syncFilesystemSync } from '../../native/syncfs.js';
 import { NewFiles, damagedError } from './new-files.js';
 import { slabReads, socketSlabReads } from './slab-reader.js';
 import { restoreFileFromSupported } from '../../native/restore-file.js';
+import { CompressedContent } from './compressed-content.js';
 
 export interface RestoreWriterOptions {
   home: string;
@@ -32,9 +33,13 @@ export interface RestoreWriterOptions {
    * read-only descriptor of each stored blob ('blobs'), or once of the archive ('archive')
    * (restore-descriptors.ts). A file's content is then not in the stream: its record's dataRef
    * is where it starts in that stored file, and the writer reads it, checks it against the
-   * record's hash and writes it (NewFiles.submitFrom).
+   * record's hash and writes it (NewFiles.submitFrom). 'compressed': the first file with
+   * content comes with the descriptors of the snapshot's gzip member list and of its .tar.gz;
+   * the writer inflates by member (member-inflater.ts) and checks each file as a stream's.
    */
-  contentFds?: 'blobs' | 'archive';
+  contentFds?: 'blobs' | 'archive' | 'compressed';
+  /** The snapshot (account/id) the content comes from, for messages. */
+  snapshot?: string;
 }
 
 export interface RestoreResult {
@@ -166,10 +171,12 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     out.flush();
     return;
   }
-  const events = (async function* (): AsyncGenerator<Awaited<ReturnType<typeof stream.next>>['value'] & object> {
+  const incoming = (async function* (): AsyncGenerator<Awaited<ReturnType<typeof stream.next>>['value'] & object> {
     if (first) yield first.value;
     yield* stream;
   })();
+  const compressed = opts.contentFds === 'compressed' ? new CompressedContent(received, opts.snapshot ?? 'being restored') : null;
+  const events = compressed ? compressed.events(incoming) : incoming;
   if (opts.intoFolder !== '') {
     fs.mkdirSync(base, { mode: 0o700 });
   }
@@ -348,7 +355,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
    * before anything else is decided about the entry, so that one skipped keeps the order.
    */
   const descriptorOf = (e: Entry): number => {
-    if (!opts.contentFds || e.kind !== 'f' || e.size === 0) return -1;
+    if ((opts.contentFds !== 'blobs' && opts.contentFds !== 'archive') || e.kind !== 'f' || e.size === 0) return -1;
     const fd = opts.contentFds === 'archive' ? (archiveFd >= 0 ? archiveFd : (archiveFd = received.shift() ?? -1)) : received.shift() ?? -1;
     if (fd < 0 || !Number.isSafeInteger(e.dataRef) || e.dataRef < 0) throw new Error(`the restore stream names the content of ${JSON.stringify(toDisplay(e.path))} without its descriptor`);
     return fd;
@@ -486,6 +493,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     await newFiles?.drain();
     throw err;
   } finally {
+    await compressed?.close();
     for (const fd of received) closeFd(fd);
     if (archiveFd >= 0) closeFd(archiveFd);
   }

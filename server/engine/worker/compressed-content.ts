@@ -1,0 +1,67 @@
+import fs from 'node:fs';
+import type { StreamEvent } from '../format/entry.js';
+import { parseMembers } from '../format/gzip-members.js';
+import { limits } from '../untrusted-input.js';
+import { toDisplay } from '../../util/byte-path.js';
+import { MemberInflater } from './member-inflater.js';
+import { layout } from '../snapshot-layout.js';
+
+/**
+ * A restore into a new folder from a local compressed snapshot (contentFds 'compressed'):
+ * root sends the records only, and with the first file that has content the descriptors of
+ * the snapshot's gzip member list and of its .tar.gz (restore-descriptors.ts). events() gives
+ * the writer the stream it would get with the content in it: each such file's record marked
+ * as followed by its content, then that content, inflated here (MemberInflater) from the
+ * offset its record names. The writer checks it against the record's SHA-256 as it does a
+ * stream's (contentChecked is off), so a damaged copy never stays under its name.
+ */
+export class CompressedContent {
+  private inflater: MemberInflater | null = null;
+  private fds: number[] = [];
+
+  /** `received`: the descriptors that came with the stream, not yet taken; `snapshot`: its account/id, for messages. */
+  constructor(private readonly received: number[], private readonly snapshot: string) {}
+
+  async *events(source: AsyncIterable<StreamEvent>): AsyncGenerator<StreamEvent> {
+    for await (const ev of source) {
+      if (ev.type !== 'entry' || ev.entry.kind !== 'f' || ev.entry.size === 0 || ev.hasData) { yield ev; continue; }
+      const e = ev.entry;
+      const name = JSON.stringify(toDisplay(e.path));
+      if (!Number.isSafeInteger(e.dataRef) || e.dataRef < 0) throw new Error(`the restore stream names the content of ${name} without its offset`);
+      const inflater = this.open(name);
+      yield { ...ev, hasData: true };
+      try {
+        for await (const chunk of inflater.read(e.dataRef, e.size)) yield { type: 'data', chunk };
+      } catch (err) {
+        // The words of the stream path (snapshot-content.ts, nameContentError).
+        throw new Error(`snapshot ${this.snapshot}: ${layout.data('compressed')}: ${(err as Error).message} while reading ${name}: the destination copy is damaged; that file was not restored and the restore stopped there`);
+      }
+      yield { type: 'data-end' };
+    }
+  }
+
+  /** Waits for the reads under way, then closes the descriptors taken. */
+  async close(): Promise<void> {
+    await this.inflater?.settle();
+    for (const fd of this.fds.splice(0)) { try { fs.closeSync(fd); } catch { /* closed */ } }
+  }
+
+  private open(name: string): MemberInflater {
+    if (this.inflater) return this.inflater;
+    const membersFd = this.received.shift();
+    const archiveFd = this.received.shift();
+    for (const fd of [membersFd, archiveFd]) if (fd !== undefined) this.fds.push(fd);
+    if (membersFd === undefined || archiveFd === undefined) throw new Error(`the restore stream names the content of ${name} without its descriptors`);
+    const what = `snapshot ${this.snapshot}: ${layout.members}`;
+    const size = fs.fstatSync(membersFd).size;
+    if (size > limits.membersBytes) throw new Error(`${what} is larger than ${limits.membersBytes} bytes: refused as damaged or hostile`);
+    const raw = Buffer.allocUnsafe(size);
+    for (let got = 0; got < size;) {
+      const n = fs.readSync(membersFd, raw, got, size - got, got);
+      if (n === 0) throw new Error(`${what} is shorter than its size`);
+      got += n;
+    }
+    this.inflater = new MemberInflater(archiveFd, parseMembers(raw, what), fs.fstatSync(archiveFd).size);
+    return this.inflater;
+  }
+}
