@@ -11,14 +11,16 @@ export const READ_AHEAD_MAX_FILE = 1 << 20;
 const READ_AHEAD_FILES = 32;
 const READ_AHEAD_BYTES = 16 << 20;
 /**
- * With a batch reader the window is wider and refilled only once a quarter of it is taken, so
- * that one request fetches many files (refilled one file at a time, as the per-file reads
- * are, a batch held one or two files: slower than SFTP, docs/benchmarks.md), while three
- * quarters are still coming: a remote `tar -c` takes a while to start (refilled at half, root
- * waited 8 s of 44 for content; at a quarter of 32 MiB, 3 s).
+ * With a batch reader the window holds more files and is refilled only once a quarter of it
+ * is taken, so that one request fetches many files (refilled one file at a time, as the
+ * per-file reads are, a batch held one or two files: slower than SFTP, docs/benchmarks.md),
+ * while three quarters are still coming: a remote `tar -c` takes a while to start (refilled
+ * at half, root waited 8 s of 44 for content; at a quarter, 5.6 s; 32 MiB instead of 16
+ * waited 3.3 s but added 15-25 MB to root's peak, which the SSH restore's 300 MB goal has no
+ * room for).
  */
 const BATCH_FILES = 512;
-const BATCH_BYTES = 32 << 20;
+const BATCH_BYTES = READ_AHEAD_BYTES;
 
 /** Fetches several files at once: one promise per source, in order (as ReadAhead's open gives each). */
 export type OpenBatch = (sources: Entry[]) => Promise<Buffer>[];
@@ -31,7 +33,7 @@ const fetched = (sel: Selected): boolean => sel.entry.kind === 'f' && sourceOf(s
 /**
  * Reads the content of the small files of `selected` ahead of the position being consumed, up
  * to 32 files and 16 MiB at once, each with `open(source)` (its first `source.size` bytes,
- * or a stream of at least them); with `openBatch`, up to 512 files and 32 MiB, many at a time
+ * or a stream of at least them); with `openBatch`, up to 512 files and 16 MiB, many at a time
  * in one call. `take(i)` hands the chunks of file `i` over once they are all read;
  * a failed read fails its own `take` only, when its turn comes.
  */
