@@ -1,7 +1,7 @@
 /**
  * Small files of a backup over one SSH exec channel instead of three SFTP requests each: a
- * remote GNU `tar -x` reads a stream of ustar members written here. (Restores still read
- * over SFTP: batches of `tar -c` measured slower, docs/benchmarks.md.)
+ * remote GNU `tar -x` reads a stream of ustar members written here. (Restores read their
+ * small files the other way, through one remote `tar -c` per folder: ssh-tar-read.ts.)
  */
 import type { ClientChannel } from 'ssh2';
 import { DestinationError } from './types.js';

@@ -8,6 +8,7 @@ import { DestinationError, type DirEntry, type Destination, type SpaceInfo, type
 import { FORMAT_VERSION } from './local.js';
 import { InFlight } from '../util/in-flight.js';
 import { RemoteExtraction, extractCommand, shellQuote } from './ssh-tar.js';
+import { createCommand, readRemoteArchive } from './ssh-tar-read.js';
 
 export interface SshSettings {
   host: string;
@@ -44,6 +45,8 @@ const SMALL_REQUESTS_IN_FLIGHT = 64;
 /** Small files in transfer at once (writeSmallFile: at most 1 MiB each, so 32 MiB held at most). */
 const SMALL_FILES_IN_FLIGHT = 32;
 const COMMAND_PROBE = 'tidemark-commands-ok';
+/** A remote `tar -c` silent for this many connection timeouts is given up (its files are read over SFTP). */
+const TAR_READ_IDLE_TIMEOUTS = 6;
 
 /**
  * Makes an ssh2 write stream flush the file on the server (fsync@openssh.com) once every
@@ -540,6 +543,49 @@ export class SshDestination implements Destination, HardLinks {
       if (n < Math.min(max, size - i * max)) break;
     }
     return buf.subarray(0, got);
+  }
+
+  /**
+   * Where the server runs commands and has GNU tar, the files of one folder (their first two
+   * components: a snapshot's, or an account's objects) come from one remote `tar -c`
+   * (ssh-tar-read.ts); the files it does not send, and every file elsewhere, are read with
+   * readSmallFile, several at once.
+   */
+  readSmallFiles(files: readonly { rel: string; size: number }[]): Promise<Buffer>[] {
+    const settle: { resolve: (b: Buffer) => void; reject: (e: Error) => void }[] = [];
+    const out = files.map(() => new Promise<Buffer>((resolve, reject) => { settle.push({ resolve, reject }); }));
+    const deliver = (i: number, r: Buffer | Error): void => { if (Buffer.isBuffer(r)) settle[i]!.resolve(r); else settle[i]!.reject(r); };
+    const bySftp = async (which: number[]): Promise<void> => {
+      let at = 0;
+      const worker = async (): Promise<void> => {
+        while (at < which.length) {
+          const i = which[at++]!;
+          await this.readSmallFile(files[i]!.rel, files[i]!.size).then((b) => deliver(i, b), (e: Error) => deliver(i, e));
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(this.smallFileParallelism, which.length) }, worker));
+    };
+    void (async () => {
+      const groups = new Map<string, number[]>();
+      const elsewhere: number[] = [];
+      const byTar = (await this.cloneIsServerSide()) && this.probe !== null && (await this.probe).gnuTar;
+      for (const [i, f] of files.entries()) {
+        const parts = f.rel.split('/');
+        if (!byTar || parts.length < 3 || files.length === 1) { elsewhere.push(i); continue; }
+        const key = `${parts[0]}/${parts[1]}`;
+        const g = groups.get(key);
+        if (g) g.push(i); else groups.set(key, [i]);
+      }
+      const work: Promise<void>[] = [bySftp(elsewhere)];
+      for (const [key, idx] of groups) {
+        const wanted = idx.map((i) => ({ name: files[i]!.rel.slice(key.length + 1), size: files[i]!.size }));
+        work.push(this.exec(createCommand(this.tarProgram, this.abs(key), wanted.map((w) => w.name)))
+          .then((channel) => { channel.end(); return readRemoteArchive(channel, `${this.where}:${this.abs(key)}`, wanted, (k, r) => deliver(idx[k]!, r), this.settings.timeoutMs * TAR_READ_IDLE_TIMEOUTS); })
+          .then((left) => bySftp(left.map((k) => idx[k]!)), () => bySftp(idx)));
+      }
+      await Promise.all(work);
+    })().catch((err: Error) => { for (const i of files.keys()) deliver(i, err); });
+    return out;
   }
 
   async readFile(rel: string): Promise<Buffer> {

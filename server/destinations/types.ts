@@ -111,6 +111,12 @@ export interface Destination {
    * would read them. Restores read ahead the content of many small files this way.
    */
   readSmallFile?(rel: string, size: number): Promise<Buffer>;
+  /**
+   * Optional, with readSmallFile: the files `files` as readSmallFile reads each, fetched
+   * together (one exchange where the driver can). One promise per file, in the same order; a
+   * failure fails its own file only. Restores hand over their whole read-ahead window.
+   */
+  readSmallFiles?(files: readonly { rel: string; size: number }[]): Promise<Buffer>[];
   /** Remote drivers: bytes sent over the network so far, for reports. */
   bytesSent?(): number;
   /** How many files the engine may have in transfer at once (opens and closes overlap). */

@@ -9,7 +9,7 @@ import { parseMembers } from './format/gzip-members.js';
 import type { Readable } from 'node:stream';
 import { layout } from './snapshot-layout.js';
 import { DirectReads } from './direct-reads.js';
-import { ReadAhead } from './read-ahead.js';
+import { ReadAhead, type OpenBatch } from './read-ahead.js';
 import type { Selected } from './selection.js';
 import { limits, readBounded, requireRegularFile, SnapshotInputError } from './untrusted-input.js';
 import { toDisplay, type BytePath } from '../util/byte-path.js';
@@ -215,11 +215,12 @@ async function* rawSnapshotContent(dest: Destination, dir: string, structure: St
   };
   // Drivers with synchronous reads (local) take snapshotContentSync. Remote blobs: small ones
   // are fetched several at once, ahead of their turn.
+  const blobOf = async (source: Entry): Promise<string> => {
+    await checkBlob(source.dataRef);
+    return `${dir}/${layout.blob(source.dataRef)}`;
+  };
   const ahead = structure === 'incremental'
-    ? new ReadAhead(selected, async (source) => {
-      await checkBlob(source.dataRef);
-      return readStart(dest, `${dir}/${layout.blob(source.dataRef)}`, source.size);
-    })
+    ? new ReadAhead(selected, async (source) => readStart(dest, await blobOf(source), source.size), batchReader(dest, blobOf))
     : null;
   for (const [i, sel] of selected.entries()) {
     yield { type: 'entry', sel };
@@ -243,6 +244,25 @@ async function* rawSnapshotContent(dest: Destination, dir: string, structure: St
 /** The first `size` bytes of `rel` (fewer when it is shorter): in one exchange where the driver can. */
 const readStart = (dest: Destination, rel: string, size: number): Buffer | Promise<Buffer> | Readable =>
   dest.readSmallFile ? dest.readSmallFile(rel, size) : dest.createReadStream(rel, { start: 0, end: size });
+
+/**
+ * Reads of several small files at once where the driver fetches them together
+ * (readSmallFiles), null elsewhere. Each file is found (and checked to be a regular file by
+ * `locate`) first; one that fails there, or in the fetch, fails alone.
+ */
+function batchReader(dest: Destination, locate: (source: Entry) => Promise<string>): OpenBatch | null {
+  if (!dest.readSmallFiles) return null;
+  const readMany = dest.readSmallFiles.bind(dest);
+  return (sources) => {
+    const located = sources.map((s) => locate(s));
+    const fetched = Promise.allSettled(located).then((found) => {
+      const ok = [...found.keys()].filter((k) => found[k]!.status === 'fulfilled');
+      const got = readMany(ok.map((k) => ({ rel: (found[k] as PromiseFulfilledResult<string>).value, size: sources[k]!.size })));
+      return new Map(ok.map((k, j) => [k, got[j]!]));
+    });
+    return sources.map((_, k) => located[k]!.then(() => fetched.then((byIndex) => byIndex.get(k)!)));
+  };
+}
 
 /** A file's content from `stream`: exactly `source.size` bytes, or an error when the stored copy is short. */
 async function* exactSize(stream: AsyncIterable<Buffer> | Iterable<Buffer> | NodeJS.ReadableStream, source: Entry): AsyncGenerator<ContentEvent> {
@@ -287,7 +307,7 @@ async function* objectContent(dest: Destination, dir: string, selected: Selected
     if (type !== 'file') throw new SnapshotInputError(`snapshot ${dir}: object ${rel} is not a regular file on the destination (${type}): refused`);
     return rel;
   };
-  const ahead = new ReadAhead(selected, async (source) => readStart(dest, await objectOf(source), source.size));
+  const ahead = new ReadAhead(selected, async (source) => readStart(dest, await objectOf(source), source.size), batchReader(dest, objectOf));
   for (const [i, sel] of selected.entries()) {
     yield { type: 'entry', sel };
     if (sel.entry.kind !== 'f') continue;

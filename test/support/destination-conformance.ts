@@ -81,6 +81,33 @@ export function destinationConformance(name: string, make: () => Promise<Destina
     await d.close();
   });
 
+  test(`${name}: readSmallFiles, where offered, reads each file as readSmallFile does, in the order asked; a missing one fails alone`, async (t) => {
+    const d = await make();
+    if (!d.readSmallFiles) { t.skip('not offered'); return; }
+    await d.open();
+    const content = crypto.randomBytes((1 << 20) + 5);
+    await d.writeFile('acct/r/files/0000/blob', content);
+    await d.writeFile('acct/r/files/0000/short', content.subarray(0, 300000));
+    await d.writeFile('acct/r/files/0001/empty', Buffer.alloc(0));
+    await d.writeFile('acct/other', content.subarray(0, 10));
+    const asked: [string, number, Buffer | RegExp][] = [
+      ['acct/r/files/0000/short', 1 << 20, content.subarray(0, 300000)],
+      ['acct/r/files/0000/blob', 1, content.subarray(0, 1)],
+      ['acct/r/files/0000/missing', 10, /not found/],
+      ['acct/r/files/0001/empty', 100, Buffer.alloc(0)],
+      ['acct/r/files/0000/blob', 261121, content.subarray(0, 261121)],
+      ['acct/other', 10, content.subarray(0, 10)],
+      ['acct/r/files/0000/blob', (1 << 20) + 5, content],
+    ];
+    const got = await Promise.allSettled(d.readSmallFiles(asked.map(([rel, size]) => ({ rel, size }))));
+    for (const [i, [rel, size, want]] of asked.entries()) {
+      const g = got[i]!;
+      if (want instanceof RegExp) assert.match(String(g.status === 'rejected' ? g.reason : 'read'), want, rel);
+      else assert.deepEqual(g.status === 'fulfilled' ? g.value : g.reason, want, `${rel}, first ${size}`);
+    }
+    await d.close();
+  });
+
   test(`${name}: rename commits, remove is recursive, exists tells`, async () => {
     const d = await make();
     await d.open();
