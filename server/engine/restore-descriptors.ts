@@ -7,6 +7,7 @@ import { DirectReads } from './direct-reads.js';
 import { layout } from './snapshot-layout.js';
 import type { Selected } from './selection.js';
 import { requireRegularFile } from './untrusted-input.js';
+import { eachIndexEntry } from './snapshot-index.js';
 import { MAX_FDS_PER_SEND, passFdsSupported, sendWithFds } from '../native/pass-fds.js';
 
 /** Records are gathered into sends of about this size. */
@@ -36,6 +37,32 @@ export function descriptorMode(dest: Destination, dir: string, structure: Struct
 
 const headerLength = (e: Entry): number => tarHeaders(e.path === '' ? { ...e, path: '.' } : e).length;
 
+/** Hands the entries to send, in order: `take` returns a promise when the caller must wait for it. */
+export type EntrySource = (take: (sel: Selected) => Promise<void> | undefined) => Promise<void>;
+
+/** The entries of a list, as an EntrySource. */
+export const fromList = (selected: readonly Selected[]): EntrySource => async (take) => {
+  for (const sel of selected) {
+    const waiting = take(sel);
+    if (waiting) await waiting;
+  }
+};
+
+/**
+ * Every entry of a snapshot's index, as it streams in (a whole home: selectEntries keeps each
+ * as it is), the reading held back while what was read is sent.
+ */
+export const fromIndex = (dest: Destination, dir: string): EntrySource => async (take) => {
+  let pending: Selected[] = [];
+  const drain = async (): Promise<void> => {
+    const list = pending;
+    pending = [];
+    await fromList(list)(take);
+  };
+  await eachIndexEntry(dest, dir, (entry) => { pending.push({ entry, ancestor: false, contentFrom: null }); }, undefined, drain);
+  await drain();
+};
+
 /**
  * Sends the selected entries to the restore writer over the socket `sock`: each file with
  * content goes as its record, whose dataRef is where its content starts in the stored file,
@@ -45,15 +72,19 @@ const headerLength = (e: Entry): number => tarHeaders(e.path === '' ? { ...e, pa
  * the content at the offset its record names in the inflated tar. The writer reads (or
  * inflates), checks the SHA-256 of the record and writes (restore-file.c, NewFiles): a
  * damaged copy fails there and never gets a name.
- * `record` gives what to send for each selected entry (the owner mapped, the hash).
+ * `entries` hands the selected entries (a list, or the index as it streams in); `record` gives
+ * what to send for each (the owner mapped, the hash). `sent` is true once a record has gone.
  */
-export async function sendByDescriptors(sock: number, dest: Destination, dir: string, structure: Structure, selected: Selected[], record: (sel: Selected, source: Entry) => Entry): Promise<void> {
+export async function sendByDescriptors(sock: number, dest: Destination, dir: string, structure: Structure, entries: EntrySource,
+  record: (sel: Selected, source: Entry) => Entry, sent: { any: boolean } = { any: false }): Promise<void> {
   const what = (rel: string): string => `snapshot ${dir}: ${rel}`;
-  const withContent = selected.some((s) => s.entry.kind === 'f' && s.entry.size > 0);
-  if (structure !== 'incremental' && withContent) {
+  // The stored archive is checked once, before the first file with content is sent.
+  let checked = structure === 'incremental';
+  const check = async (): Promise<void> => {
     await requireRegularFile(dest, dir, layout.data(structure), what(layout.data(structure)));
     if (structure === 'compressed') await requireRegularFile(dest, dir, layout.members, what(layout.members));
-  }
+    checked = true;
+  };
   const direct = new DirectReads(dest.openForReads!.bind(dest), dir, structure, what);
   let records: Buffer[] = [];
   let bytes = 0;
@@ -68,34 +99,40 @@ export async function sendByDescriptors(sock: number, dest: Destination, dir: st
     records = [];
     bytes = 0;
     fds = [];
+    sent.any = true;
     // One send under way while the next batch is gathered: the order is kept by waiting for it first.
     if (inFlight) await inFlight;
     inFlight = sendWithFds(sock, data, batch, close);
   };
-  try {
-    for (const sel of selected) {
-      const source = sel.entry.kind === 'f' ? sel.contentFrom ?? sel.entry : null;
-      let start = -1;
-      if (source && source.size > 0) {
-        start = structure === 'incremental' ? 0 : source.dataRef + headerLength(source);
-        // Compressed: the member list goes first, with the archive (both once).
-        if (structure === 'compressed' && !sentMembers) {
-          const m = direct.lend(layout.members);
-          if (m === null) throw new Error('descriptor reads are not supported by this destination');
-          fds.push(m);
-          sentMembers = true;
-        }
-        const d = direct.descriptor(source, start);
-        if (!d) throw new Error('descriptor reads are not supported by this destination');
-        owned = d.owned;
-        if (d.fd >= 0) fds.push(d.fd);
+  const add = (sel: Selected): Promise<void> | undefined => {
+    const source = sel.entry.kind === 'f' ? sel.contentFrom ?? sel.entry : null;
+    let start = -1;
+    if (source && source.size > 0) {
+      start = structure === 'incremental' ? 0 : source.dataRef + headerLength(source);
+      // Compressed: the member list goes first, with the archive (both once).
+      if (structure === 'compressed' && !sentMembers) {
+        const m = direct.lend(layout.members);
+        if (m === null) throw new Error('descriptor reads are not supported by this destination');
+        fds.push(m);
+        sentMembers = true;
       }
-      const e = record(sel, source ?? sel.entry);
-      const b = encodeEntry(source ? { ...e, size: source.size, dataRef: start } : e, false, sel.ancestor);
-      records.push(b);
-      bytes += b.length;
-      if (bytes >= SEND_BYTES || fds.length >= MAX_FDS_PER_SEND) await send();
+      const d = direct.descriptor(source, start);
+      if (!d) throw new Error('descriptor reads are not supported by this destination');
+      owned = d.owned;
+      if (d.fd >= 0) fds.push(d.fd);
     }
+    const e = record(sel, source ?? sel.entry);
+    const b = encodeEntry(source ? { ...e, size: source.size, dataRef: start } : e, false, sel.ancestor);
+    records.push(b);
+    bytes += b.length;
+    return bytes >= SEND_BYTES || fds.length >= MAX_FDS_PER_SEND ? send() : undefined;
+  };
+  const take = (sel: Selected): Promise<void> | undefined => {
+    if (!checked && sel.entry.kind === 'f' && (sel.contentFrom ?? sel.entry).size > 0) return check().then(() => add(sel));
+    return add(sel);
+  };
+  try {
+    await entries(take);
     if (bytes > 0) await send();
     if (inFlight) await inFlight;
   } catch (err) {

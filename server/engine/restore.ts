@@ -13,9 +13,9 @@ import { readManifestFile } from './manifest.js';
 import { ownerMapping } from './restore-owner.js';
 import { limits, parseJson, readBounded, requireRegularFile } from './untrusted-input.js';
 import { readIndex } from './snapshot-index.js';
-import { selectEntries } from './selection.js';
+import { selectEntries, type Selected } from './selection.js';
 import { contentLayout, snapshotContent, snapshotContentSync, type ContentEvent } from './snapshot-content.js';
-import { descriptorMode, sendByDescriptors, type DescriptorMode } from './restore-descriptors.js';
+import { descriptorMode, fromIndex, fromList, sendByDescriptors, type DescriptorMode, type EntrySource } from './restore-descriptors.js';
 import { socketPair } from '../native/pass-fds.js';
 
 export interface RestoreRequest {
@@ -108,16 +108,21 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
     // index (it makes the folder only once the first record comes).
     const byFd = descriptorMode(dest, dir, manifest.structure, contentLayout(manifest).objects === true, req.intoFolder);
     const early = byFd ? startDescriptorWriter(account, folder, byFd, dir) : null;
-    let index: Awaited<ReturnType<typeof readIndex>>;
-    let selected: ReturnType<typeof selectEntries>;
-    try {
-      index = await readIndex(dest, dir);
-      selected = withoutPaths(selectEntries(index, req.paths), req.excludePaths ?? []);
-    } catch (err) {
-      await early?.abandon();
-      throw err;
+    // The whole home by descriptor: the index goes to the writer as it is read, never held
+    // whole (every entry is selected as it is; see selectEntries). The totals shown while it
+    // runs are the backup's own; the last report gives what was restored.
+    const streamed = early !== null && req.paths.length === 0 && (req.excludePaths ?? []).length === 0;
+    let selected: Selected[] = [];
+    if (!streamed) {
+      try {
+        selected = withoutPaths(selectEntries(await readIndex(dest, dir), req.paths), req.excludePaths ?? []);
+      } catch (err) {
+        await early?.abandon();
+        throw err;
+      }
     }
     const progress: RestoreProgress = { files: 0, bytes: 0, totalFiles: 0, totalBytes: 0 };
+    if (streamed) { progress.totalFiles = manifest.stats.files; progress.totalBytes = manifest.stats.bytes; }
     for (const sel of selected) if (sel.entry.kind === 'f' && !sel.ancestor) { progress.totalFiles++; progress.totalBytes += sel.entry.size; }
     let reportedAt = 0;
     const report = (force: boolean): void => {
@@ -131,12 +136,14 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
       ? { roots: req.paths, keep: req.excludePaths ?? [], aside: `tidemark-moved-aside-${req.snapshotId}-${Date.now().toString(36)}` }
       : undefined;
     if (early) {
-      outcome.files = await restoreByDescriptors(early, dest, dir, manifest.structure, selected, folder, (sel, source) => {
+      const entries = streamed ? fromIndex(dest, dir) : fromList(selected);
+      outcome.files = await restoreByDescriptors(early, dest, dir, manifest.structure, entries, folder, (sel, source) => {
         const e = asAccountNow(sel.entry);
         if (e.kind === 'f' && !sel.ancestor) { progress.files++; progress.bytes += source.size; }
         report(false);
         return e.kind === 'f' ? { ...e, hash: source.hash } : { ...e, hash: undefined };
       });
+      if (streamed) { progress.totalFiles = progress.files; progress.totalBytes = progress.bytes; }
       report(true);
       outcome.folder = folder;
       return restoreDatabases(req, manifest, dir, ownership, outcome);
@@ -287,10 +294,11 @@ function startDescriptorWriter(account: Account, folder: string, mode: Descripto
  * descriptors root hands it (restore-descriptors.ts) over a socket pair that is the writer's
  * stdin. On failure the message says where the files restored so far are.
  */
-async function restoreByDescriptors(started: DescriptorWriter, dest: Destination, dir: string, structure: Manifest['structure'], selected: Parameters<typeof sendByDescriptors>[4],
+async function restoreByDescriptors(started: DescriptorWriter, dest: Destination, dir: string, structure: Manifest['structure'], entries: EntrySource,
   folder: string, record: Parameters<typeof sendByDescriptors>[5]): Promise<RestoreResult> {
   const { worker, sock, chunks, closeSock } = started;
-  const sending = sendByDescriptors(sock, dest, dir, structure, selected, record);
+  const sent = { any: false };
+  const sending = sendByDescriptors(sock, dest, dir, structure, entries, record, sent);
   sending.catch(() => undefined);
   const settled = (p: Promise<unknown>): Promise<boolean> => Promise.race([p.then(() => true, () => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000).unref())]);
   try {
@@ -308,7 +316,8 @@ async function restoreByDescriptors(started: DescriptorWriter, dest: Destination
     const own = await worker.done.then(() => null, (e: unknown) => e as Error);
     const code = (err as NodeJS.ErrnoException).code;
     const shown = own && (err === own || code === 'EPIPE' || code === 'ECONNRESET') ? own : err as Error;
-    shown.message += ` (the files restored so far are in the folder ${folder} of the home)`;
+    // Nothing sent (a streamed index refused at its start): the writer made no folder.
+    if (sent.any) shown.message += ` (the files restored so far are in the folder ${folder} of the home)`;
     throw shown;
   }
   return JSON.parse(Buffer.concat(chunks).toString('utf8')) as RestoreResult;
