@@ -1,4 +1,4 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,36 +10,16 @@ import { createAccount, makeHomeRoot, removeAccount, type TestAccount } from './
 import { buildTrickyTree } from './support/tricky-tree.js';
 import { diffTrees, snapshotTree } from './support/tree.js';
 import { cli, makeDataDir, ok } from './support/cli.js';
-import { startTestSshServer, type TestSshServer } from './support/sshd.js';
+import type { TestSshServer } from './support/sshd.js';
+import { fakeTarServers } from './support/fake-tar.js';
 
 /**
  * Where the SSH user may run commands and tar is GNU tar, a restore's small files come in
  * batches from one remote `tar -c` (ssh-tar-read.ts) instead of three SFTP requests each. The
  * output is untrusted: the remote tar is replaced by scripts here to play a hostile one.
  */
-let server: TestSshServer;
-let sftpOnly: TestSshServer;
-let scripts: string;
-
-before(async () => {
-  server = await startTestSshServer({ allowCommands: true });
-  sftpOnly = await startTestSshServer({ allowCommands: false });
-  scripts = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-fake-tar-read-'));
-  fs.chmodSync(scripts, 0o755);
-});
-
-after(async () => {
-  await server?.stop();
-  await sftpOnly?.stop();
-  fs.rmSync(scripts, { recursive: true, force: true });
-});
-
-/** A program the SSH user can run in place of tar: says it is GNU tar, then runs `body`. */
-function fakeTar(name: string, body: string): string {
-  const file = path.join(scripts, name);
-  fs.writeFileSync(file, `#!/bin/sh\ncase "$1" in --version) echo 'tar (GNU tar) 1.34'; exit 0;; esac\n${body}\n`, { mode: 0o755 });
-  return file;
-}
+const servers = fakeTarServers('tm-fake-tar-read-');
+const { fakeTar } = servers;
 
 const realTar = (): string => execFileSync('sh', ['-c', 'command -v tar'], { encoding: 'utf8' }).trim();
 
@@ -80,7 +60,7 @@ const settled = async (ps: Promise<Buffer>[]): Promise<(Buffer | Error)[]> =>
   (await Promise.allSettled(ps)).map((r) => (r.status === 'fulfilled' ? r.value : r.reason as Error));
 
 test('readSmallFiles: one remote tar -c per folder; exact bytes, shorter files whole, the start of longer ones, a missing file fails alone', async () => {
-  await withDestination(server, null, async (dest, remote, commands) => {
+  await withDestination(servers.server, null, async (dest, remote, commands) => {
     const big = crypto.randomBytes((1 << 20) + 5);
     const files: Record<string, Buffer> = {
       'acct/snap/files/0000/00000000': Buffer.alloc(0),
@@ -90,7 +70,7 @@ test('readSmallFiles: one remote tar -c per folder; exact bytes, shorter files w
       'acct/snap/files/0001/00000401': crypto.randomBytes(512),
       'acct/objects/ab/abcd': crypto.randomBytes(3000),
     };
-    plant(server, remote, files);
+    plant(servers.server, remote, files);
     const asked = [
       ...Object.entries(files).map(([rel, data]) => ({ rel, size: data.length, want: data })),
       // Longer than asked: its first bytes (as readSmallFile), and the rest of the batch still right.
@@ -109,16 +89,16 @@ test('readSmallFiles: one remote tar -c per folder; exact bytes, shorter files w
 });
 
 test('readSmallFiles: a link, a fifo or a huge file on the destination is never followed, opened or read whole', { timeout: 60_000 }, async () => {
-  await withDestination(server, null, async (dest, remote) => {
+  await withDestination(servers.server, null, async (dest, remote) => {
     const good = crypto.randomBytes(4000);
-    plant(server, remote, { 'acct/snap/files/0000/00000001': good });
+    plant(servers.server, remote, { 'acct/snap/files/0000/00000001': good });
     const dir = path.join(remote, 'acct/snap/files/0000');
     fs.symlinkSync('/etc/hostname', path.join(dir, '00000002'));
     execFileSync('mkfifo', [path.join(dir, '00000003')]);
     // 64 GiB that take no room: a whole read would never end in a test's time.
     fs.writeFileSync(path.join(dir, '00000004'), 'start');
     fs.truncateSync(path.join(dir, '00000004'), 64 * 1024 ** 3);
-    const st = fs.statSync(server.remoteRoot);
+    const st = fs.statSync(servers.server.remoteRoot);
     for (const n of ['00000002', '00000003', '00000004']) fs.lchownSync(path.join(dir, n), st.uid, st.gid);
     const names = ['00000002', '00000001', '00000003', '00000004', '00000001'];
     const got = await settled(dest.readSmallFiles(names.map((n) => ({ rel: `acct/snap/files/0000/${n}`, size: 4000 }))));
@@ -141,9 +121,9 @@ test('readSmallFiles: a hostile remote tar (another file, garbage, a cut stream,
     ['zero-tar', 'exec cat /dev/zero', /^$/],
   ];
   for (const [name, body, why] of cases) {
-    await withDestination(server, fakeTar(name, body), async (dest, remote) => {
+    await withDestination(servers.server, fakeTar(name, body), async (dest, remote) => {
       const data = crypto.randomBytes(5000);
-      plant(server, remote, { 'acct/snap/files/0000/00000001': data, 'acct/snap/files/0000/00000002': data });
+      plant(servers.server, remote, { 'acct/snap/files/0000/00000001': data, 'acct/snap/files/0000/00000002': data });
       const got = await settled(dest.readSmallFiles([{ rel: 'acct/snap/files/0000/00000001', size: 5000 }, { rel: 'acct/snap/files/0000/00000002', size: 5000 }]));
       // Zero blocks end an archive that held nothing: the files are read over SFTP instead.
       if (name === 'zero-tar') { assert.deepEqual(got, [data, data]); return; }
@@ -154,16 +134,16 @@ test('readSmallFiles: a hostile remote tar (another file, garbage, a cut stream,
 });
 
 test('readSmallFiles: a remote tar that sends nothing is given up after six connection timeouts; its files come over SFTP', { timeout: 60_000 }, async () => {
-  await withDestination(server, fakeTar('silent-tar', 'exec sleep 600'), async (dest, remote) => {
+  await withDestination(servers.server, fakeTar('silent-tar', 'exec sleep 600'), async (dest, remote) => {
     const data = crypto.randomBytes(5000);
-    plant(server, remote, { 'acct/snap/files/0000/00000001': data, 'acct/snap/files/0000/00000002': data });
+    plant(servers.server, remote, { 'acct/snap/files/0000/00000001': data, 'acct/snap/files/0000/00000002': data });
     const got = await settled(dest.readSmallFiles([{ rel: 'acct/snap/files/0000/00000001', size: 5000 }, { rel: 'acct/snap/files/0000/00000002', size: 5000 }]));
     assert.deepEqual(got, [data, data]);
   }, 2000);
 });
 
 test('readSmallFiles on an SFTP-only server, or where tar is missing, reads every file over SFTP', async () => {
-  for (const [on, tar] of [[sftpOnly, null], [server, '/nonexistent/tar']] as const) {
+  for (const [on, tar] of [[servers.sftpOnly, null], [servers.server, '/nonexistent/tar']] as const) {
     await withDestination(on, tar, async (dest, remote, commands) => {
       const files: Record<string, Buffer> = { 'acct/snap/files/0000/00000001': crypto.randomBytes(100), 'acct/snap/files/0000/00000002': crypto.randomBytes(200000) };
       plant(on, remote, files);
@@ -179,10 +159,10 @@ test('a restore over SSH through remote tar -c: exact tree; a damaged blob is re
   const account: TestAccount = createAccount(homeRoot);
   const dataDir = makeDataDir({ panel: 'standalone', homeRoots: [homeRoot] });
   const keyFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tm-key-')), 'key');
-  fs.writeFileSync(keyFile, server.privateKey, { mode: 0o600 });
-  const remote = path.join(server.remoteRoot, `restore-${crypto.randomBytes(3).toString('hex')}`);
+  fs.writeFileSync(keyFile, servers.server.privateKey, { mode: 0o600 });
+  const remote = path.join(servers.server.remoteRoot, `restore-${crypto.randomBytes(3).toString('hex')}`);
   fs.mkdirSync(remote);
-  const st = fs.statSync(server.remoteRoot);
+  const st = fs.statSync(servers.server.remoteRoot);
   fs.chownSync(remote, st.uid, st.gid);
   try {
     buildTrickyTree(account);
@@ -192,14 +172,14 @@ test('a restore over SSH through remote tar -c: exact tree; a damaged blob is re
     for (let i = 0; i < 1500; i++) fs.writeFileSync(path.join(many, `f${i}`), crypto.randomBytes(1 + (i * 37) % 9000));
     fs.writeFileSync(path.join(many, 'victim'), `victim ${crypto.randomBytes(8).toString('hex')}\n`);
     execFileSync('chown', ['-R', `${account.uid}:${account.gid}`, many]);
-    ok(cli(dataDir, ['destination', 'add', '--name', 'ssh', '--type', 'ssh', '--host', '127.0.0.1', '--port', String(server.port), '--user', server.user, '--key-file', keyFile, '--path', remote]));
+    ok(cli(dataDir, ['destination', 'add', '--name', 'ssh', '--type', 'ssh', '--host', '127.0.0.1', '--port', String(servers.server.port), '--user', servers.server.user, '--key-file', keyFile, '--path', remote]));
     ok(cli(dataDir, ['job', 'add', '--name', 'ssh', '--destination', 'ssh', '--structure', 'incremental', '--accounts', account.username, '--items', 'files']));
     const before = snapshotTree(account.home);
     const r = ok(cli(dataDir, ['backup', '--job', 'ssh', '--wait']));
     assert.equal(r.results[0].status, 'completed', JSON.stringify(r.results));
     const id = r.snapshots[0] as string;
     const restoreOnce = (): ReturnType<typeof cli> => cli(dataDir, ['restore', id, '--destination', 'ssh', '--into-folder', '--wait']);
-    const commandsRun = (): number => (fs.readFileSync(server.logFile, 'utf8').match(/Starting session: command/g) ?? []).length;
+    const commandsRun = (): number => (fs.readFileSync(servers.server.logFile, 'utf8').match(/Starting session: command/g) ?? []).length;
     const commandsBefore = commandsRun();
     const restored = ok(restoreOnce());
     // The probe, then the batches of small files (1,500 files: several).
@@ -220,7 +200,7 @@ test('a restore over SSH through remote tar -c: exact tree; a damaged blob is re
     assert.match(bad.stderr + bad.stdout, /does not match its hash: the destination copy is damaged/);
 
     // A link in its place, to a file of the same content: not followed, refused.
-    const elsewhere = path.join(server.remoteRoot, 'same-content');
+    const elsewhere = path.join(servers.server.remoteRoot, 'same-content');
     fs.writeFileSync(elsewhere, victim);
     fs.rmSync(blob);
     fs.symlinkSync(elsewhere, blob);

@@ -1,42 +1,21 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { SshDestination } from '../server/destinations/ssh.js';
 import { DestinationError } from '../server/destinations/types.js';
 import { ustarHeader } from '../server/destinations/ssh-tar.js';
-import { startTestSshServer, type TestSshServer } from './support/sshd.js';
+import type { TestSshServer } from './support/sshd.js';
+import { fakeTarServers } from './support/fake-tar.js';
 
 /**
  * Where the SSH user may run commands, `sync -f` works and tar is GNU tar, the small files of
  * a snapshot go into one remote `tar -x` per snapshot folder instead of three SFTP requests
  * each. The remote tar is replaced by scripts here to play a missing, foreign or failing tar.
  */
-let server: TestSshServer;
-let sftpOnly: TestSshServer;
-let scripts: string;
-
-before(async () => {
-  server = await startTestSshServer({ allowCommands: true });
-  sftpOnly = await startTestSshServer({ allowCommands: false });
-  scripts = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-fake-tar-'));
-  fs.chmodSync(scripts, 0o755);
-});
-
-after(async () => {
-  await server?.stop();
-  await sftpOnly?.stop();
-  fs.rmSync(scripts, { recursive: true, force: true });
-});
-
-/** A program the SSH user can run in place of tar: says it is GNU tar, then runs `body`. */
-function fakeTar(name: string, body: string, version = 'tar (GNU tar) 1.34'): string {
-  const file = path.join(scripts, name);
-  fs.writeFileSync(file, `#!/bin/sh\ncase "$1" in --version) echo '${version}'; exit 0;; esac\n${body}\n`, { mode: 0o755 });
-  return file;
-}
+const servers = fakeTarServers('tm-fake-tar-');
+const { fakeTar } = servers;
 
 async function withDestination(on: TestSshServer, tar: string | null, fn: (dest: SshDestination, remote: string, commands: string[]) => Promise<void>): Promise<void> {
   const remote = path.join(on.remoteRoot, `tar-${crypto.randomBytes(3).toString('hex')}`);
@@ -99,7 +78,7 @@ test('ustarHeader: a checksummed ustar header; long names split into prefix and 
 });
 
 test('small files of a snapshot folder go into one remote tar -x; after flush they hold the exact bytes, with the mode SFTP gives', async () => {
-  await withDestination(server, null, async (dest, remote, commands) => {
+  await withDestination(servers.server, null, async (dest, remote, commands) => {
     const files = someFiles('acct/.partial-1');
     for (const rel of files.keys()) await dest.mkdir(rel.slice(0, rel.lastIndexOf('/')));
     await writeAll(dest, files);
@@ -130,7 +109,7 @@ test('small files of a snapshot folder go into one remote tar -x; after flush th
 
 test('a server whose tar is missing or is not GNU tar gets the small files over SFTP', async () => {
   for (const tar of ['/nonexistent/tar', fakeTar('busybox-tar', 'exit 1', 'tar (busybox) 1.36.1')]) {
-    await withDestination(server, tar, async (dest, remote, commands) => {
+    await withDestination(servers.server, tar, async (dest, remote, commands) => {
       const files = someFiles('acct/.partial-1');
       for (const rel of files.keys()) await dest.mkdir(rel.slice(0, rel.lastIndexOf('/')));
       await writeAll(dest, files);
@@ -143,7 +122,7 @@ test('a server whose tar is missing or is not GNU tar gets the small files over 
 });
 
 test('an SFTP-only server gets the small files over SFTP', async () => {
-  await withDestination(sftpOnly, null, async (dest, remote, commands) => {
+  await withDestination(servers.sftpOnly, null, async (dest, remote, commands) => {
     const files = someFiles('acct/.partial-1');
     for (const rel of files.keys()) await dest.mkdir(rel.slice(0, rel.lastIndexOf('/')));
     await writeAll(dest, files);
@@ -155,7 +134,7 @@ test('an SFTP-only server gets the small files over SFTP', async () => {
 
 test('a remote tar that runs out of space fails the flush with no-space', async () => {
   const tar = fakeTar('full-tar', 'cat >/dev/null; echo "tar: files/00/1: Cannot write: No space left on device" >&2; echo "tar: Exiting with failure status due to previous errors" >&2; exit 2');
-  await withDestination(server, tar, async (dest) => {
+  await withDestination(servers.server, tar, async (dest) => {
     const files = someFiles('acct/.partial-1');
     for (const rel of files.keys()) await dest.mkdir(rel.slice(0, rel.lastIndexOf('/')));
     await writeAll(dest, files);
@@ -165,7 +144,7 @@ test('a remote tar that runs out of space fails the flush with no-space', async 
 
 test('a remote tar that is killed fails the writes or the flush', async () => {
   const killed = fakeTar('killed-tar', 'head -c 100 >/dev/null; kill -9 $$');
-  await withDestination(server, killed, async (dest) => {
+  await withDestination(servers.server, killed, async (dest) => {
     const files = someFiles('acct/.partial-1');
     for (const rel of files.keys()) await dest.mkdir(rel.slice(0, rel.lastIndexOf('/')));
     // Later writes or the flush see it: nothing is taken as written.
@@ -175,13 +154,13 @@ test('a remote tar that is killed fails the writes or the flush', async () => {
 
 test('a remote tar that prints unexpected output and fails names what it said; removing the folder stops it', async () => {
   const noisy = fakeTar('noisy-tar', 'echo "../../etc/passwd" ; echo "tar: ../../etc/passwd: Member name contains .." >&2; cat >/dev/null; exit 2');
-  await withDestination(server, noisy, async (dest, remote) => {
+  await withDestination(servers.server, noisy, async (dest, remote) => {
     await dest.mkdir('acct/.partial-1/files/00');
     await dest.writeSmallFile('acct/.partial-1/files/00/1', [Buffer.from('one')]);
     await assert.rejects(dest.flush(['acct/.partial-1']), /exited 2: .*Member name contains/);
   });
   const slow = fakeTar('slow-tar', 'exec sleep 600');
-  await withDestination(server, slow, async (dest, remote) => {
+  await withDestination(servers.server, slow, async (dest, remote) => {
     await dest.mkdir('acct/.partial-1/files/00');
     await dest.writeSmallFile('acct/.partial-1/files/00/1', [Buffer.from('one')]);
     await dest.remove('acct/.partial-1');

@@ -1,0 +1,41 @@
+import { after, before } from 'node:test';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startTestSshServer, type TestSshServer } from './sshd.js';
+
+export interface FakeTarServers {
+  /** An SSH server whose user may run commands. */
+  server: TestSshServer;
+  /** One whose user may only use SFTP. */
+  sftpOnly: TestSshServer;
+  /** A program the SSH user can run in place of tar: says it is `version`, then runs `body`. */
+  fakeTar(name: string, body: string, version?: string): string;
+}
+
+/**
+ * The two SSH servers of the remote-tar tests (started before the file's tests, stopped after)
+ * and a folder the SSH user can read for the scripts that play a hostile or failing tar.
+ */
+export function fakeTarServers(prefix: string): FakeTarServers {
+  let scripts = '';
+  const servers = {
+    fakeTar(name: string, body: string, version = 'tar (GNU tar) 1.34'): string {
+      const file = path.join(scripts, name);
+      fs.writeFileSync(file, `#!/bin/sh\ncase "$1" in --version) echo '${version}'; exit 0;; esac\n${body}\n`, { mode: 0o755 });
+      return file;
+    },
+  } as FakeTarServers;
+  before(async () => {
+    servers.server = await startTestSshServer({ allowCommands: true });
+    servers.sftpOnly = await startTestSshServer({ allowCommands: false });
+    scripts = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+    fs.chmodSync(scripts, 0o755);
+  });
+  after(async () => {
+    await servers.server?.stop();
+    await servers.sftpOnly?.stop();
+    if (scripts) fs.rmSync(scripts, { recursive: true, force: true });
+  });
+  return servers;
+}
