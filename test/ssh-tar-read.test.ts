@@ -5,13 +5,12 @@ import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { SshDestination } from '../server/destinations/ssh.js';
 import { createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
 import { buildTrickyTree } from './support/tricky-tree.js';
 import { diffTrees, snapshotTree } from './support/tree.js';
 import { cli, makeDataDir, ok } from './support/cli.js';
 import type { TestSshServer } from './support/sshd.js';
-import { fakeTarServers } from './support/fake-tar.js';
+import { fakeTarServers, withDestination } from './support/fake-tar.js';
 
 /**
  * Where the SSH user may run commands and tar is GNU tar, a restore's small files come in
@@ -22,26 +21,6 @@ const servers = fakeTarServers('tm-fake-tar-read-');
 const { fakeTar } = servers;
 
 const realTar = (): string => execFileSync('sh', ['-c', 'command -v tar'], { encoding: 'utf8' }).trim();
-
-async function withDestination(on: TestSshServer, tar: string | null, fn: (dest: SshDestination, remote: string, commands: string[]) => Promise<void>, timeoutMs = 10000): Promise<void> {
-  const remote = path.join(on.remoteRoot, `tar-read-${crypto.randomBytes(3).toString('hex')}`);
-  fs.mkdirSync(remote);
-  const st = fs.statSync(on.remoteRoot);
-  fs.chownSync(remote, st.uid, st.gid);
-  const dest = new SshDestination({ host: on.host, port: on.port, username: on.user, privateKey: on.privateKey, path: remote, timeoutMs });
-  const d = dest as unknown as { tarProgram: string; exec: (c: string) => Promise<unknown> };
-  if (tar !== null) d.tarProgram = tar;
-  const commands: string[] = [];
-  const exec = d.exec.bind(dest);
-  d.exec = (c: string) => { commands.push(c); return exec(c); };
-  try {
-    await dest.open();
-    await fn(dest, remote, commands);
-  } finally {
-    await dest.close();
-    fs.rmSync(remote, { recursive: true, force: true });
-  }
-}
 
 const tarReads = (commands: string[]): string[] => commands.filter((c) => / -c -f - /.test(c));
 

@@ -6,8 +6,7 @@ import crypto from 'node:crypto';
 import { SshDestination } from '../server/destinations/ssh.js';
 import { DestinationError } from '../server/destinations/types.js';
 import { ustarHeader } from '../server/destinations/ssh-tar.js';
-import type { TestSshServer } from './support/sshd.js';
-import { fakeTarServers } from './support/fake-tar.js';
+import { fakeTarServers, withDestination } from './support/fake-tar.js';
 
 /**
  * Where the SSH user may run commands, `sync -f` works and tar is GNU tar, the small files of
@@ -16,28 +15,6 @@ import { fakeTarServers } from './support/fake-tar.js';
  */
 const servers = fakeTarServers('tm-fake-tar-');
 const { fakeTar } = servers;
-
-async function withDestination(on: TestSshServer, tar: string | null, fn: (dest: SshDestination, remote: string, commands: string[]) => Promise<void>): Promise<void> {
-  const remote = path.join(on.remoteRoot, `tar-${crypto.randomBytes(3).toString('hex')}`);
-  fs.mkdirSync(remote);
-  const st = fs.statSync(on.remoteRoot);
-  fs.chownSync(remote, st.uid, st.gid);
-  const dest = new SshDestination({ host: on.host, port: on.port, username: on.user, privateKey: on.privateKey, path: remote, timeoutMs: 10000 });
-  const d = dest as unknown as { tarProgram: string; run: (c: string) => Promise<unknown>; exec: (c: string) => Promise<unknown> };
-  if (tar !== null) d.tarProgram = tar;
-  const commands: string[] = [];
-  const run = d.run.bind(dest);
-  d.run = (c: string) => { commands.push(c); return run(c); };
-  const exec = d.exec.bind(dest);
-  d.exec = (c: string) => { commands.push(c); return exec(c); };
-  try {
-    await dest.open();
-    await fn(dest, remote, commands);
-  } finally {
-    await dest.close();
-    fs.rmSync(remote, { recursive: true, force: true });
-  }
-}
 
 const tarRuns = (commands: string[]): string[] => commands.filter((c) => / -x -f - /.test(c));
 

@@ -2,6 +2,8 @@ import { after, before } from 'node:test';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import crypto from 'node:crypto';
+import { SshDestination } from '../../server/destinations/ssh.js';
 import { startTestSshServer, type TestSshServer } from './sshd.js';
 
 export interface FakeTarServers {
@@ -38,4 +40,30 @@ export function fakeTarServers(prefix: string): FakeTarServers {
     if (scripts) fs.rmSync(scripts, { recursive: true, force: true });
   });
   return servers;
+}
+
+/**
+ * Runs `fn` with an SSH destination in a new folder of `on` (removed after), its tar program
+ * `tar` (null: the server's own), and every command it runs or executes recorded in `commands`.
+ */
+export async function withDestination(on: TestSshServer, tar: string | null, fn: (dest: SshDestination, remote: string, commands: string[]) => Promise<void>, timeoutMs = 10000): Promise<void> {
+  const remote = path.join(on.remoteRoot, `tar-${crypto.randomBytes(3).toString('hex')}`);
+  fs.mkdirSync(remote);
+  const st = fs.statSync(on.remoteRoot);
+  fs.chownSync(remote, st.uid, st.gid);
+  const dest = new SshDestination({ host: on.host, port: on.port, username: on.user, privateKey: on.privateKey, path: remote, timeoutMs });
+  const d = dest as unknown as { tarProgram: string; run: (c: string) => Promise<unknown>; exec: (c: string) => Promise<unknown> };
+  if (tar !== null) d.tarProgram = tar;
+  const commands: string[] = [];
+  const run = d.run.bind(dest);
+  d.run = (c: string) => { commands.push(c); return run(c); };
+  const exec = d.exec.bind(dest);
+  d.exec = (c: string) => { commands.push(c); return exec(c); };
+  try {
+    await dest.open();
+    await fn(dest, remote, commands);
+  } finally {
+    await dest.close();
+    fs.rmSync(remote, { recursive: true, force: true });
+  }
 }
