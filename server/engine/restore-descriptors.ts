@@ -50,7 +50,8 @@ export const fromList = (selected: readonly Selected[]): EntrySource => async (t
 
 /**
  * Every entry of a snapshot's index, as it streams in (a whole home: selectEntries keeps each
- * as it is), the reading held back while what was read is sent.
+ * as it is). The entries read so far are sent as each next chunk is inflated, the reading
+ * held back until they are (eachIndexEntry's onInflated), and the rest at the end.
  */
 export const fromIndex = (dest: Destination, dir: string): EntrySource => async (take) => {
   let pending: Selected[] = [];
@@ -59,7 +60,7 @@ export const fromIndex = (dest: Destination, dir: string): EntrySource => async 
     pending = [];
     await fromList(list)(take);
   };
-  await eachIndexEntry(dest, dir, (entry) => { pending.push({ entry, ancestor: false, contentFrom: null }); }, undefined, drain);
+  await eachIndexEntry(dest, dir, (entry) => { pending.push({ entry, ancestor: false, contentFrom: null }); }, drain);
   await drain();
 };
 

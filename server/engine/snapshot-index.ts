@@ -70,11 +70,9 @@ export class IndexValidator {
  * an error naming the snapshot, never allowed to fill memory. `onEntry` may return false
  * to stop early. `onInflated` receives the inflated bytes as they are read: they are the
  * validated index only once this resolves. It may return a promise to hold the reading back.
- * `afterChunk` is called once the entries of each inflated chunk have been handed to
- * `onEntry`: a promise it returns holds the reading back (a consumer that must await).
  */
 export async function eachIndexEntry(dest: Destination, snapshotDir: string, onEntry: (e: Entry) => boolean | void,
-  onInflated?: (chunk: Buffer) => Promise<void> | void, afterChunk?: () => Promise<void> | void): Promise<void> {
+  onInflated?: (chunk: Buffer) => Promise<void> | void): Promise<void> {
   const what = `snapshot ${snapshotDir}: ${layout.index}`;
   await requireRegularFile(dest, snapshotDir, layout.index, what);
   const validator = new IndexValidator(what);
@@ -97,8 +95,6 @@ export async function eachIndexEntry(dest: Destination, snapshotDir: string, onE
     let stopped = false;
     for await (const chunk of bounded) {
       if (!scanner.feed(chunk as Buffer, take)) { stopped = true; break; }
-      const waiting = afterChunk?.();
-      if (waiting) await waiting;
     }
     if (!stopped) scanner.finish();
   } catch (err) {
