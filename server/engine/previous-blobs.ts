@@ -1,5 +1,5 @@
 import { HASH_BYTES } from './format/entry.js';
-import { growFloat64, growUint8 } from '../util/walk-order.js';
+import { growBytes, growColumn } from '../util/walk-order.js';
 
 const EMPTY = -1;
 
@@ -21,7 +21,7 @@ const mix = (n: number): number => {
  */
 export class PreviousBlobs {
   private refs = new Float64Array(0);
-  private hashes = Buffer.alloc(0);
+  private hashes: Buffer = Buffer.alloc(0);
   private hashed = new Uint8Array(0);
   private taken = new Uint8Array(0);
   private table = new Int32Array(1024).fill(EMPTY);
@@ -50,16 +50,12 @@ export class PreviousBlobs {
       }
       r = this.rows++;
       this.table[s] = r;
-      this.refs = growFloat64(this.refs, r);
+      this.refs = growColumn(this.refs, r);
       this.refs[r] = n;
-      this.hashed = growUint8(this.hashed, r);
-      this.taken = growUint8(this.taken, r);
+      this.hashed = growColumn(this.hashed, r);
+      this.taken = growColumn(this.taken, r);
       this.taken[r] = 0;
-      if (this.hashes.length < (r + 1) * HASH_BYTES) {
-        const next = Buffer.alloc(Math.max(32 * HASH_BYTES, this.hashes.length * 2));
-        this.hashes.copy(next);
-        this.hashes = next;
-      }
+      this.hashes = growBytes(this.hashes, (r + 1) * HASH_BYTES);
     }
     this.hashed[r] = hash && hash.length === HASH_BYTES ? 1 : 0;
     if (hash && hash.length === HASH_BYTES) hash.copy(this.hashes, r * HASH_BYTES);

@@ -20,11 +20,13 @@ export function compareWalkOrder(a: BytePath, b: BytePath): number {
 /** A byte's rank in walk order: '/' before every other. */
 const orderOf = (c: number): number => (c === 0x2f ? -1 : c);
 
-const grown = (b: Buffer, need: number): Buffer => {
+/** A growable packed buffer: `b`, or a copy at least twice as long, with room for `need` bytes. */
+export function growBytes(b: Buffer, need: number): Buffer {
+  if (need <= b.length) return b;
   const next = Buffer.allocUnsafe(Math.max(need, b.length * 2));
   b.copy(next);
   return next;
-};
+}
 
 function writeVarint(b: Buffer, o: number, n: number): number {
   while (n >= 0x80) { b[o++] = (n & 0x7f) | 0x80; n >>>= 7; }
@@ -59,7 +61,7 @@ export class PathSequence {
     if (this.count > 0 && this.ordered && (shared === path.length
       || (shared < last.length && orderOf(path.charCodeAt(shared)) < orderOf(last.charCodeAt(shared))))) this.ordered = false;
     const suffix = path.length - shared;
-    if (this.bytes.length - this.used < 10 + suffix) this.bytes = grown(this.bytes, this.used + 10 + suffix);
+    this.bytes = growBytes(this.bytes, this.used + 10 + suffix);
     this.used = writeVarint(this.bytes, this.used, shared);
     this.used = writeVarint(this.bytes, this.used, suffix);
     const b = this.bytes;
@@ -111,7 +113,7 @@ export class PathCursor {
     for (let s = 0; ; s += 7) { const c = b[o++]!; shared |= (c & 0x7f) << s; if (c < 0x80) break; }
     let suffix = 0;
     for (let s = 0; ; s += 7) { const c = b[o++]!; suffix |= (c & 0x7f) << s; if (c < 0x80) break; }
-    if (this.scratch.length < shared + suffix) this.scratch = grown(this.scratch, shared + suffix);
+    this.scratch = growBytes(this.scratch, shared + suffix);
     const d = this.scratch;
     for (let i = 0; i < suffix; i++) d[shared + i] = b[o + i]!;
     this.length = shared + suffix;
@@ -150,24 +152,12 @@ export class PathCursor {
   }
 }
 
-/** Growable typed columns: each returns `a`, or a copy twice as long, with room for row `n`. */
-export function growFloat64(a: Float64Array<ArrayBuffer>, n: number): Float64Array<ArrayBuffer> {
-  if (n < a.length) return a;
-  const b = new Float64Array(Math.max(1024, a.length * 2, n + 1));
-  b.set(a);
-  return b;
-}
+type Column = Float64Array<ArrayBuffer> | Uint32Array<ArrayBuffer> | Uint8Array<ArrayBuffer>;
 
-export function growUint32(a: Uint32Array<ArrayBuffer>, n: number): Uint32Array<ArrayBuffer> {
+/** A growable typed column: `a`, or a copy of the same kind twice as long, with room for row `n`. */
+export function growColumn<T extends Column>(a: T, n: number): T {
   if (n < a.length) return a;
-  const b = new Uint32Array(Math.max(1024, a.length * 2, n + 1));
-  b.set(a);
-  return b;
-}
-
-export function growUint8(a: Uint8Array<ArrayBuffer>, n: number): Uint8Array<ArrayBuffer> {
-  if (n < a.length) return a;
-  const b = new Uint8Array(Math.max(1024, a.length * 2, n + 1));
+  const b = new (a.constructor as new (length: number) => T)(Math.max(1024, a.length * 2, n + 1));
   b.set(a);
   return b;
 }

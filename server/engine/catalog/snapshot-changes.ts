@@ -1,5 +1,5 @@
 import { HASH_BYTES, type Entry } from '../format/entry.js';
-import { compareWalkOrder, growFloat64, growUint32, growUint8, PathSequence, type PathCursor } from '../../util/walk-order.js';
+import { compareWalkOrder, growBytes, growColumn, PathSequence, type PathCursor } from '../../util/walk-order.js';
 import { parentOf, type BytePath } from '../../util/byte-path.js';
 import { LARGE_FOLDER } from './path-catalog.js';
 
@@ -49,7 +49,7 @@ class PackedBase {
   private mtimeNsec = new Uint32Array(0);
   /** Row + 1 of the entry's hash in `hashes`; 0: none. */
   private hashRow = new Uint32Array(0);
-  private hashes = Buffer.alloc(0);
+  private hashes: Buffer = Buffer.alloc(0);
   private hashCount = 0;
   private readonly links = new Map<number, BytePath>();
 
@@ -57,12 +57,12 @@ class PackedBase {
   add(e: Entry): boolean {
     if ((e.mode >>> 0) !== e.mode || (e.mtimeNsec >>> 0) !== e.mtimeNsec || (e.hash !== undefined && e.hash.length !== HASH_BYTES)) return false;
     const n = this.paths.length;
-    this.kind = growUint8(this.kind, n);
-    this.mode = growUint32(this.mode, n);
-    this.size = growFloat64(this.size, n);
-    this.mtimeSec = growFloat64(this.mtimeSec, n);
-    this.mtimeNsec = growUint32(this.mtimeNsec, n);
-    this.hashRow = growUint32(this.hashRow, n);
+    this.kind = growColumn(this.kind, n);
+    this.mode = growColumn(this.mode, n);
+    this.size = growColumn(this.size, n);
+    this.mtimeSec = growColumn(this.mtimeSec, n);
+    this.mtimeNsec = growColumn(this.mtimeNsec, n);
+    this.hashRow = growColumn(this.hashRow, n);
     this.paths.push(e.path);
     this.kind[n] = e.kind.charCodeAt(0);
     this.mode[n] = e.mode;
@@ -72,11 +72,7 @@ class PackedBase {
     if (e.link !== '') this.links.set(n, e.link);
     this.hashRow[n] = 0;
     if (e.hash !== undefined) {
-      if (this.hashes.length < (this.hashCount + 1) * HASH_BYTES) {
-        const next = Buffer.alloc(Math.max(64 * HASH_BYTES, this.hashes.length * 2));
-        this.hashes.copy(next);
-        this.hashes = next;
-      }
+      this.hashes = growBytes(this.hashes, (this.hashCount + 1) * HASH_BYTES);
       e.hash.copy(this.hashes, this.hashCount * HASH_BYTES);
       this.hashRow[n] = ++this.hashCount;
     }

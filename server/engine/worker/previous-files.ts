@@ -1,5 +1,5 @@
 import type { BytePath } from '../../util/byte-path.js';
-import { growFloat64, growUint32, PathSequence, type PathCursor } from '../../util/walk-order.js';
+import { growColumn, PathSequence, type PathCursor } from '../../util/walk-order.js';
 
 export interface PreviousFile { size: number; mtimeSec: number; mtimeNsec: number; dataRef: number }
 
@@ -23,10 +23,10 @@ export class PreviousFiles {
 
   add(path: BytePath, f: PreviousFile): void {
     const n = this.paths.length;
-    this.size = growFloat64(this.size, n);
-    this.mtimeSec = growFloat64(this.mtimeSec, n);
-    this.mtimeNsec = growUint32(this.mtimeNsec, n);
-    this.dataRef = growFloat64(this.dataRef, n);
+    this.size = growColumn(this.size, n);
+    this.mtimeSec = growColumn(this.mtimeSec, n);
+    this.mtimeNsec = growColumn(this.mtimeNsec, n);
+    this.dataRef = growColumn(this.dataRef, n);
     this.paths.push(path);
     this.size[n] = f.size;
     this.mtimeSec[n] = f.mtimeSec;
