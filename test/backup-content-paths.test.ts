@@ -134,6 +134,45 @@ test('a small-file write that fails ends the backup with its error and leaves no
   assert.deepEqual(left.filter((n) => n.startsWith('.partial-')), [], 'the partial folder is removed');
 });
 
+/** Counts the small writes still running, and notes whether the partial folder was removed while one was. */
+class SlowAfterFailure extends WatchedDestination {
+  running = 0;
+  removedWhileWriting = false;
+  private failed = false;
+
+  override async writeSmallFile(rel: string, parts: Buffer[]): Promise<Buffer> {
+    this.running++;
+    try {
+      if (this.failed) await new Promise((r) => setTimeout(r, 150));
+      return await super.writeSmallFile(rel, parts);
+    } catch (err) {
+      this.failed = true;
+      throw err;
+    } finally {
+      this.running--;
+    }
+  }
+
+  override async remove(rel: string): Promise<void> {
+    if (rel.includes('/.partial-') && this.running > 0) this.removedWhileWriting = true;
+    return super.remove(rel);
+  }
+}
+
+test('regression: a failed backup removed its partial folder while small writes were still running, which could leave the folder behind', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-paths-'));
+  fs.chmodSync(dir, 0o700);
+  destDirs.push(dir);
+  const dest = new SlowAfterFailure(dir);
+  await dest.open();
+  dest.failSmallWriteAt = 40;
+  await assert.rejects(backup(dest, 'incremental'), /no space left on the destination/);
+  assert.equal(dest.removedWhileWriting, false, 'the partial folder is removed only after the writes in flight settled');
+  assert.equal(dest.running, 0);
+  const left = fs.readdirSync(path.join(dir, acct.username));
+  assert.deepEqual(left.filter((n) => n.startsWith('.partial-')), [], 'the partial folder is removed');
+});
+
 test('a small file is never written through a symlink planted at its name', async () => {
   const dest = await newDestination();
   const root = destDirs.at(-1)!;

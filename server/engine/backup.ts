@@ -67,6 +67,8 @@ const MAX_SKIPPED_LISTED = 500;
  * as fast as it comes, and without a bound a slow start left most of the index queued in root.
  */
 const TO_WORKER_AHEAD = 4 << 20;
+/** How long a failed run waits for the destination's writes in flight before removing its partial folder. */
+const ABORT_SETTLE_MS = 60_000;
 
 /** Resolves when `w` has written what it holds, or can write no more (the worker died). */
 const drained = (w: Writable): Promise<void> => new Promise((resolve) => {
@@ -396,7 +398,10 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
           ? await Promise.race([worker.done.then(() => null, (e: Error) => e), new Promise<null>((r) => setTimeout(() => r(null), 2000).unref())])
           : null;
         worker.child.kill('SIGKILL');
-        sink?.abort();
+        // The partial folder is removed below: nothing may still be writing into it then. A
+        // destination that never answers must not hold the error back for ever; a folder left
+        // by a write that outlives the wait goes with the next run's clean-up (removeLeftovers).
+        if (sink) await Promise.race([sink.abort(), new Promise((r) => setTimeout(r, ABORT_SETTLE_MS).unref())]);
         // The pump ends once the killed worker's pipe does; its descriptors close then.
         if (tarDone) await tarDone.catch(() => undefined);
         throw tarError ?? died ?? err;

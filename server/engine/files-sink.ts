@@ -22,7 +22,8 @@ export interface ContentSink {
   endData(): Promise<{ hash: Promise<Buffer> }>;
   /** Waits for everything still in transfer. */
   finish(): Promise<void>;
-  abort(): void;
+  /** Stops the file in transfer; resolves once every write, link and removal already started has settled. */
+  abort(): Promise<void>;
   /** Folders (from the destination root) whose entries must be flushed before the manifest. */
   folders(): string[];
   /** Bytes actually sent to the destination. */
@@ -173,10 +174,11 @@ export class BlobSink implements ContentSink {
     await this.links.drain();
   }
 
-  abort(): void {
+  async abort(): Promise<void> {
     this.small = null;
     this.pendingLinks = [];
     this.current?.destroy();
+    await Promise.all([this.cloned?.catch(() => undefined), this.writes.settle(), this.smallWrites.settle(), this.links.settle()]);
   }
 
   /** The folders this sink made or filled: the snapshot's `files/` and its buckets. */

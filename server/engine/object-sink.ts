@@ -135,9 +135,10 @@ export class ObjectSink implements ContentSink {
     if (this.stagings > 0) await this.dest.remove(`${this.dir}/staging`);
   }
 
-  abort(): void {
+  async abort(): Promise<void> {
     this.staging?.writer.destroy();
     this.chunks = [];
+    await this.writes.settle();
   }
 
   folders(): string[] {

@@ -28,6 +28,11 @@ export class InFlight {
     this.check();
   }
 
+  /** Waits until every operation has settled, whatever its outcome (after a failure, before cleaning up). */
+  async settle(): Promise<void> {
+    await Promise.all(this.pending);
+  }
+
   private check(): void {
     if (this.failure) throw this.failure.error;
   }
