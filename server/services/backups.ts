@@ -1,7 +1,7 @@
 import type { LogAudience } from '../store/tasks.js';
 import { backupAccount } from '../engine/backup.js';
 import { lockAccountWhenFree } from '../engine/account-lock.js';
-import { catalogAfterBackup } from './path-catalogs.js';
+import { catalogAfterBackup, stageAccountCatalog, type StagedCatalog } from './path-catalogs.js';
 import type { SnapshotChanges } from '../engine/catalog/snapshot-changes.js';
 import { queueOf, TaskCancelled } from '../queue/task-queue.js';
 import { PRIORITIES } from '../queue/priority.js';
@@ -224,6 +224,8 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
   /** The connection of a committed run, kept open to add the snapshot to the path catalog. */
   let toCatalog: Destination | null = null;
   let changes: SnapshotChanges | null = null;
+  /** The snapshot's catalog rows, written during the run's flush and committed with its catalog row. */
+  const catalog: { staged: StagedCatalog | null; done: boolean } = { staged: null, done: false };
   let r: AccountBackupResult;
   try {
     if (unavailable !== null) throw new Error(unavailable);
@@ -259,6 +261,7 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
         onWarning: (message) => ctx.store.tasks.log(taskId, 'warn', message, 'provider'),
         databaseOwnership: () => ctx.panel(false).databaseOwnership(),
         onChanges: (c) => { changes = c; },
+        beforeCommit: async (snap, read, c) => { catalog.staged = await stageAccountCatalog(ctx, destRecord, account.username, snap, read, c); },
       });
       const record: SnapshotRecord = {
         id: manifest.id, destinationId: destRecord.id, account: account.username, jobId: job.id, structure: manifest.structure,
@@ -267,6 +270,13 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
         databases: manifest.databases.map((d) => d.name), locked: false, note: '', accountId, sites: manifest.sites ?? null,
       };
       ctx.store.snapshots.insert(record);
+      if (catalog.staged) {
+        try {
+          catalog.staged.commit();
+          catalog.done = true;
+        } catch { /* added after the run instead (catalogAfterBackup) */ }
+        catalog.staged = null;
+      }
       for (const site of manifest.sites ?? []) {
         ctx.store.tasks.log(taskId, site.problem ? 'warn' : 'info', site.problem
           ? `WordPress site ${site.folder}: not restorable as a site: ${site.problem}`
@@ -298,6 +308,8 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
     ctx.store.tasks.finish(taskId, cancelled ? 'cancelled' : 'failed', {}, message);
     r = { account: account.username, status: cancelled ? 'cancelled' : 'failed', snapshot: null, task: taskId, error: message, files: 0, bytes: 0, storedBytes: 0, sentBytes: null, skipped: 0 };
   } finally {
+    // Staged for a snapshot that was not listed: its rows go.
+    catalog.staged?.abort();
     unlock?.();
     watch.release();
     queue.nudge();
@@ -308,7 +320,7 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
   if (toCatalog) {
     const dest = toCatalog;
     try {
-      await catalogAfterBackup(ctx, destRecord, account.username, dest, (message) => taskLog('info', message, 'provider'), changes);
+      if (!catalog.done) await catalogAfterBackup(ctx, destRecord, account.username, dest, (message) => taskLog('info', message, 'provider'), changes);
     } finally {
       await dest.close();
     }
