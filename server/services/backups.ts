@@ -1,6 +1,7 @@
 import type { LogAudience } from '../store/tasks.js';
 import { backupAccount } from '../engine/backup.js';
 import { lockAccountWhenFree } from '../engine/account-lock.js';
+import { holdBatchGc } from '../util/batch-gc.js';
 import { catalogAfterBackup, stageAccountCatalog, type StagedCatalog } from './path-catalogs.js';
 import type { SnapshotChanges } from '../engine/catalog/snapshot-changes.js';
 import { queueOf, TaskCancelled } from '../queue/task-queue.js';
@@ -226,10 +227,13 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
   let changes: SnapshotChanges | null = null;
   /** The snapshot's catalog rows, written during the run's flush and committed with its catalog row. */
   const catalog: { staged: StagedCatalog | null; done: boolean } = { staged: null, done: false };
+  /** Incremental marking off while the run's root side works (batch-gc.ts): a no-op in the CLI, which has it off throughout. */
+  let releaseGc = (): void => {};
   let r: AccountBackupResult;
   try {
     if (unavailable !== null) throw new Error(unavailable);
     await queue.waitForTurn(taskId);
+    releaseGc = holdBatchGc();
     await runHooks(ctx.config, 'preAccountBackup', hookInput, taskLog);
     hooked = true;
     unlock = await lockAccountWhenFree(ctx.dataDir, account.username, `backup task ${taskId}`, watch.signal);
@@ -317,13 +321,17 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
   // After the task is done and its place in the queue free: the next account's run starts
   // meanwhile (the catalog has its own write lock, and is brought up to date at the next
   // question if this fails).
-  if (toCatalog) {
-    const dest = toCatalog;
-    try {
-      if (!catalog.done) await catalogAfterBackup(ctx, destRecord, account.username, dest, (message) => taskLog('info', message, 'provider'), changes);
-    } finally {
-      await dest.close();
+  try {
+    if (toCatalog) {
+      const dest = toCatalog;
+      try {
+        if (!catalog.done) await catalogAfterBackup(ctx, destRecord, account.username, dest, (message) => taskLog('info', message, 'provider'), changes);
+      } finally {
+        await dest.close();
+      }
     }
+  } finally {
+    releaseGc();
   }
   // Only around a backup that started: a refused one has nothing to report after.
   if (hooked) await runHooks(ctx.config, 'postAccountBackup', { ...hookInput, snapshot: r.snapshot, result: r, error: r.error }, taskLog);
