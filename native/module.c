@@ -7,7 +7,7 @@
 // file created, written and given its owner, mode and times in one job on libuv's pool, for restores;
 // tar-pump.c: the archive structure's tar copied from the account worker's pipe to the destination
 // file and hashed (each file and the whole) on libuv's pool; splice-file.c: a large file's content
-// moved into that pipe by the account worker without copies.
+// moved into that pipe (or the entry stream's socket) by the account worker without copies.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <string.h>
@@ -33,6 +33,7 @@ napi_value sha256_update(napi_env env, napi_callback_info info);
 napi_value sha256_digest(napi_env env, napi_callback_info info);
 napi_value tar_pipe(napi_env env, napi_callback_info info);
 napi_value splice_to_pipe(napi_env env, napi_callback_info info);
+napi_value send_file_to(napi_env env, napi_callback_info info);
 napi_value tar_pump_open(napi_env env, napi_callback_info info);
 napi_value tar_pump_read(napi_env env, napi_callback_info info);
 napi_value tar_pump_process(napi_env env, napi_callback_info info);
@@ -94,6 +95,7 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "sha256Digest", sha256_digest);
   export_function(env, exports, "tarPipe", tar_pipe);
   export_function(env, exports, "spliceToPipe", splice_to_pipe);
+  export_function(env, exports, "sendFileTo", send_file_to);
   export_function(env, exports, "tarPumpOpen", tar_pump_open);
   export_function(env, exports, "tarPumpRead", tar_pump_read);
   export_function(env, exports, "tarPumpProcess", tar_pump_process);

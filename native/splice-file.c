@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/sendfile.h>
 #include <unistd.h>
 #include <node_api.h>
 #include "errno-error.h"
@@ -35,6 +36,40 @@ napi_value splice_to_pipe(napi_env env, napi_callback_info info) {
       continue;
     }
     // What moved is reported; the error comes again, with nothing moved, on the next call.
+    if (moved > 0) break;
+    napi_throw(env, errno_error(env, errno));
+    return NULL;
+  }
+  napi_value result;
+  napi_create_double(env, (double)moved, &result);
+  return result;
+}
+
+// sendFileTo(fileFd, outFd, length) -> number: as spliceToPipe, with sendfile(2), for an output
+// that is a socket (the account worker's entry stream to root, a socket pair): the page cache's
+// bytes go into the socket without the read into the worker's buffer and the write out of it.
+napi_value send_file_to(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  int32_t from = -1, to = -1;
+  double length = -1;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3
+      || napi_get_value_int32(env, argv[0], &from) != napi_ok || napi_get_value_int32(env, argv[1], &to) != napi_ok
+      || napi_get_value_double(env, argv[2], &length) != napi_ok || from < 0 || to < 0 || !(length >= 0) || length > 9007199254740991.0) {
+    napi_throw_type_error(env, NULL, "sendFileTo(fileFd, outFd, length)");
+    return NULL;
+  }
+  size_t left = (size_t)length, moved = 0;
+  while (left > 0) {
+    ssize_t n = sendfile(to, from, NULL, left < (1u << 30) ? left : (1u << 30));
+    if (n > 0) { moved += (size_t)n; left -= (size_t)n; continue; }
+    if (n == 0) break;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) {
+      struct pollfd pfd = { .fd = to, .events = POLLOUT };
+      (void)poll(&pfd, 1, -1);
+      continue;
+    }
     if (moved > 0) break;
     napi_throw(env, errno_error(env, errno));
     return NULL;

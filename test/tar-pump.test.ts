@@ -207,3 +207,31 @@ test('regression: an archive to a destination that fails (ENOSPC) through the na
   );
   assert.deepEqual(fs.readdirSync(path.join(dir, acct.username)).filter((n) => !n.startsWith('.lease')), []);
 });
+
+test('sendFileTo sends a file\'s bytes into a socket from its position, and fewer only at its end (a file that shrank)', async () => {
+  const { sendFileTo } = await import('../server/native/splice-file.js');
+  const { socketPair } = await import('../server/native/pass-fds.js');
+  const net = await import('node:net');
+  assert.ok(sendFileTo);
+  const dir = tmp();
+  // Less than a socket pair holds: the sends never wait for the reader, which runs after them.
+  const data = crypto.randomBytes(120_000);
+  fs.writeFileSync(path.join(dir, 'f'), data);
+  const fd = fs.openSync(path.join(dir, 'f'), 'r');
+  const [a, b] = socketPair();
+  const got: Buffer[] = [];
+  const reader = new net.Socket({ fd: b, readable: true, writable: false });
+  reader.on('data', (c) => got.push(c));
+  const ended = new Promise<void>((resolve) => reader.on('close', () => resolve()));
+  try {
+    fs.readSync(fd, Buffer.alloc(1000), 0, 1000, null);
+    assert.equal(sendFileTo!(fd, a, 70_000), 70_000);
+    assert.equal(sendFileTo!(fd, a, 500_000), 49_000);
+    assert.equal(sendFileTo!(fd, a, 10), 0);
+  } finally {
+    fs.closeSync(fd);
+    fs.closeSync(a);
+  }
+  await ended;
+  assert.ok(Buffer.concat(got).equals(data.subarray(1000)));
+});

@@ -1,4 +1,4 @@
-import v8 from 'node:v8';
+import { batchGcForProcess } from '../util/batch-gc.js';
 import { commandNamed } from './command-table.js';
 
 /**
@@ -11,12 +11,12 @@ import { commandNamed } from './command-table.js';
  * every 50-100 ms, a quarter of the process's CPU with their helper threads. Without
  * incremental marking a full GC runs when the old generation reaches that same limit (so the
  * peak is the same), atomically: a batch command has no latency to protect. The daemon, which
- * answers pages while it backs up, keeps V8's default.
+ * answers pages, keeps V8's default and turns it off only while it runs backups (holdBatchGc).
  */
 export function gcFlagsFor(args: readonly string[]): string[] {
   return commandNamed(args) === 'serve' ? [] : ['--no-incremental-marking'];
 }
 
 export function applyGcPolicy(args: readonly string[]): void {
-  for (const flag of gcFlagsFor(args)) v8.setFlagsFromString(flag);
+  if (gcFlagsFor(args).includes('--no-incremental-marking')) batchGcForProcess();
 }

@@ -59,6 +59,14 @@ export interface BackupRequest {
    * adds the snapshot from it without reading the index again.
    */
   onChanges?: (changes: SnapshotChanges) => void;
+  /**
+   * Runs while the snapshot's data is flushed, before its manifest is written (files only):
+   * the new snapshot, a reader of its index and what changed (as onChanges) are handed over
+   * so that the path catalog does its work during the flush instead of after the run. Must
+   * not reject; the commit waits for it.
+   */
+  beforeCommit?: (snap: { id: string; finishedAt: string }, readIndex: (onEntry: (e: Entry) => void) => Promise<void>,
+    changes: SnapshotChanges | null) => Promise<void>;
 }
 
 const MAX_SKIPPED_LISTED = 500;
@@ -101,8 +109,12 @@ async function removeLeftovers(dest: Destination, account: string): Promise<void
  * the catalog row only after this returns, so the catalog never lists what the destination
  * could lose.
  */
-async function commit(dest: Destination, partial: string, final: string, folders: string[], manifest: string): Promise<void> {
-  await dest.flush(folders);
+async function commit(dest: Destination, partial: string, final: string, folders: string[], manifest: string,
+  meanwhile: (() => Promise<void>) | null): Promise<void> {
+  const flushing = dest.flush(folders);
+  // Both settle before anything else happens: a failed flush removes the folder `meanwhile` may still read.
+  const [flushed] = await Promise.allSettled([flushing, meanwhile?.()]);
+  if (flushed.status === 'rejected') throw flushed.reason;
   await dest.writeFile(`${partial}/${layout.manifest}`, manifest);
   await dest.flush([partial]);
   await dest.rename(partial, final);
@@ -458,7 +470,12 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       ...(objects ? { content: 'objects' as const } : {}),
     };
     await lease?.confirm();
-    await commit(dest, partial, layout.snapshotDir(account.username, id), folders, JSON.stringify(manifest, null, 2) + '\n');
+    // The index is complete (files item): the catalog reads it from the partial folder while the data is flushed.
+    const { beforeCommit } = req;
+    const meanwhile = beforeCommit && indexSha256 !== null
+      ? () => beforeCommit({ id, finishedAt: manifest.finishedAt }, (onEntry) => eachIndexEntry(dest, partial, onEntry), changes)
+      : null;
+    await commit(dest, partial, layout.snapshotDir(account.username, id), folders, JSON.stringify(manifest, null, 2) + '\n', meanwhile);
     await lease?.release().catch(() => undefined);
     if (changes) req.onChanges?.(changes);
     return manifest;

@@ -12,3 +12,13 @@ const addon = nativeAddon<Addon>('spliceToPipe');
 export const spliceToPipe: ((fileFd: number, pipeFd: number, length: number) => number) | null = addon
   ? (fileFd, pipeFd, length) => addon.spliceToPipe(fileFd, pipeFd, length)
   : null;
+
+const sendAddon = nativeAddon<{ sendFileTo(fileFd: number, outFd: number, length: number): number }>('sendFileTo');
+
+/**
+ * As spliceToPipe, with sendfile(2), for an output that is a socket (splice needs a pipe on
+ * one side). null when the addon is not built.
+ */
+export const sendFileTo: ((fileFd: number, outFd: number, length: number) => number) | null = sendAddon
+  ? (fileFd, outFd, length) => sendAddon.sendFileTo(fileFd, outFd, length)
+  : null;

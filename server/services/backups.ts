@@ -1,7 +1,8 @@
 import type { LogAudience } from '../store/tasks.js';
 import { backupAccount } from '../engine/backup.js';
 import { lockAccountWhenFree } from '../engine/account-lock.js';
-import { catalogAfterBackup } from './path-catalogs.js';
+import { holdBatchGc } from '../util/batch-gc.js';
+import { catalogAfterBackup, stageAccountCatalog, type StagedCatalog } from './path-catalogs.js';
 import type { SnapshotChanges } from '../engine/catalog/snapshot-changes.js';
 import { queueOf, TaskCancelled } from '../queue/task-queue.js';
 import { PRIORITIES } from '../queue/priority.js';
@@ -224,10 +225,15 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
   /** The connection of a committed run, kept open to add the snapshot to the path catalog. */
   let toCatalog: Destination | null = null;
   let changes: SnapshotChanges | null = null;
+  /** The snapshot's catalog rows, written during the run's flush and committed with its catalog row. */
+  const catalog: { staged: StagedCatalog | null; done: boolean } = { staged: null, done: false };
+  /** Incremental marking off while the run's root side works (batch-gc.ts): a no-op in the CLI, which has it off throughout. */
+  let releaseGc = (): void => {};
   let r: AccountBackupResult;
   try {
     if (unavailable !== null) throw new Error(unavailable);
     await queue.waitForTurn(taskId);
+    releaseGc = holdBatchGc();
     await runHooks(ctx.config, 'preAccountBackup', hookInput, taskLog);
     hooked = true;
     unlock = await lockAccountWhenFree(ctx.dataDir, account.username, `backup task ${taskId}`, watch.signal);
@@ -259,6 +265,7 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
         onWarning: (message) => ctx.store.tasks.log(taskId, 'warn', message, 'provider'),
         databaseOwnership: () => ctx.panel(false).databaseOwnership(),
         onChanges: (c) => { changes = c; },
+        beforeCommit: async (snap, read, c) => { catalog.staged = await stageAccountCatalog(ctx, destRecord, account.username, snap, read, c); },
       });
       const record: SnapshotRecord = {
         id: manifest.id, destinationId: destRecord.id, account: account.username, jobId: job.id, structure: manifest.structure,
@@ -267,6 +274,13 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
         databases: manifest.databases.map((d) => d.name), locked: false, note: '', accountId, sites: manifest.sites ?? null,
       };
       ctx.store.snapshots.insert(record);
+      if (catalog.staged) {
+        try {
+          catalog.staged.commit();
+          catalog.done = true;
+        } catch { /* added after the run instead (catalogAfterBackup) */ }
+        catalog.staged = null;
+      }
       for (const site of manifest.sites ?? []) {
         ctx.store.tasks.log(taskId, site.problem ? 'warn' : 'info', site.problem
           ? `WordPress site ${site.folder}: not restorable as a site: ${site.problem}`
@@ -298,6 +312,8 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
     ctx.store.tasks.finish(taskId, cancelled ? 'cancelled' : 'failed', {}, message);
     r = { account: account.username, status: cancelled ? 'cancelled' : 'failed', snapshot: null, task: taskId, error: message, files: 0, bytes: 0, storedBytes: 0, sentBytes: null, skipped: 0 };
   } finally {
+    // Staged for a snapshot that was not listed: its rows go.
+    catalog.staged?.abort();
     unlock?.();
     watch.release();
     queue.nudge();
@@ -305,13 +321,17 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
   // After the task is done and its place in the queue free: the next account's run starts
   // meanwhile (the catalog has its own write lock, and is brought up to date at the next
   // question if this fails).
-  if (toCatalog) {
-    const dest = toCatalog;
-    try {
-      await catalogAfterBackup(ctx, destRecord, account.username, dest, (message) => taskLog('info', message, 'provider'), changes);
-    } finally {
-      await dest.close();
+  try {
+    if (toCatalog) {
+      const dest = toCatalog;
+      try {
+        if (!catalog.done) await catalogAfterBackup(ctx, destRecord, account.username, dest, (message) => taskLog('info', message, 'provider'), changes);
+      } finally {
+        await dest.close();
+      }
     }
+  } finally {
+    releaseGc();
   }
   // Only around a backup that started: a refused one has nothing to report after.
   if (hooked) await runHooks(ctx.config, 'postAccountBackup', { ...hookInput, snapshot: r.snapshot, result: r, error: r.error }, taskLog);

@@ -6,7 +6,8 @@ import { withDriver } from './destinations.js';
 import { layout } from '../engine/snapshot-layout.js';
 import { eachIndexEntry } from '../engine/snapshot-index.js';
 import { catalogFile, catalogSnapshots, openCatalog, unreadableSnapshots } from '../engine/catalog/path-catalog.js';
-import { syncCatalog } from '../engine/catalog/catalog-sync.js';
+import { stageSnapshot, syncCatalog } from '../engine/catalog/catalog-sync.js';
+import type { Entry } from '../engine/format/entry.js';
 import type { SnapshotChanges } from '../engine/catalog/snapshot-changes.js';
 
 /**
@@ -75,4 +76,57 @@ export async function catalogAfterBackup(ctx: Context, d: DestinationRecord, acc
   } catch (err) {
     log(`the search index was not updated (${(err as Error).message}); it is brought up to date at the next search`);
   }
+}
+
+/** A snapshot's catalog rows written in a transaction that waits for the snapshot to be listed. */
+export interface StagedCatalog {
+  /** After the snapshot's catalog row is written. */
+  commit(): void;
+  /** The backup did not commit. */
+  abort(): void;
+}
+
+/**
+ * While a backup flushes its data (before its manifest): adds the new snapshot to the
+ * account's catalog from its index (or from `changes`) in a transaction left open, which
+ * the caller commits right after the snapshot's catalog row, instead of reading the index
+ * once the run is over (catalogAfterBackup). null, with nothing held, when this cannot be
+ * done at once (another update of this catalog runs, another process holds its write lock,
+ * more than this snapshot is missing, the index is refused): the caller then does as before.
+ * Never throws.
+ */
+export async function stageAccountCatalog(ctx: Context, d: DestinationRecord, account: string, snap: { id: string; finishedAt: string },
+  read: (onEntry: (e: Entry) => void) => Promise<void>, changes: SnapshotChanges | null): Promise<StagedCatalog | null> {
+  const file = catalogFile(ctx.dataDir, d.id, account);
+  if (running.has(file)) return null;
+  let settle = (): void => {};
+  // Other updates of this catalog in this process wait for the end of the transaction: a
+  // synchronous BEGIN beside it would block the event loop that is to commit it.
+  const state = { promise: new Promise<void>((resolve) => { settle = resolve; }), done: 0, total: 1, maxReads: 1 };
+  running.set(file, state);
+  let db: Database.Database | null = null;
+  const end = (): void => {
+    try { if (db?.inTransaction) db.exec('ROLLBACK'); } catch { /* closed below */ }
+    try { db?.close(); } catch { /* nothing held */ }
+    db = null;
+    if (running.get(file) === state) running.delete(file);
+    settle();
+  };
+  try {
+    const live = ctx.store.snapshots.list({ destinationId: d.id, account }).map((s) => ({ id: s.id, finishedAt: s.finishedAt }));
+    db = openCatalog(file)!;
+    // A write lock held by another process is not waited for here (the backup's commit would wait with it).
+    db.pragma('busy_timeout = 0');
+    if (!(await stageSnapshot(db, live, snap, read, changes))) { end(); return null; }
+  } catch {
+    end();
+    return null;
+  }
+  const staged = db;
+  return {
+    commit: () => {
+      try { staged.exec('COMMIT'); } finally { end(); }
+    },
+    abort: end,
+  };
 }

@@ -57,3 +57,36 @@ export async function syncCatalog(db: Database.Database, live: readonly LiveSnap
   }
   return done;
 }
+
+/**
+ * For a backup about to commit `snap` (not yet in `live`, the snapshots listed): when it is
+ * the one snapshot the catalog lacks and newer than every one it holds, forgets those gone
+ * and adds it in a write transaction left open, and returns true: the caller commits once
+ * the snapshot is listed, or rolls back. So the catalog's work runs while the backup's data
+ * is flushed, and the catalog still never holds a snapshot before it is listed. False, with
+ * nothing open, when more is to be done (a rebuild, other snapshots to read), the index is
+ * refused, or the snapshot is there already: the catalog is then brought up to date as before.
+ */
+export async function stageSnapshot(db: Database.Database, live: readonly LiveSnapshot[], snap: LiveSnapshot,
+  read: (onEntry: (e: Entry) => void) => Promise<void>, changes: SnapshotChanges | null): Promise<boolean> {
+  const all = [...live.filter((s) => s.id !== snap.id), snap];
+  const liveIds = new Set(all.map((s) => s.id));
+  const known = db.prepare('SELECT id, finished_at AS finishedAt, complete FROM snaps').all() as (LiveSnapshot & { complete: number })[];
+  const kept = known.filter((s) => liveIds.has(s.id) && s.complete !== 0).sort(order);
+  const missing = all.filter((s) => !kept.some((k) => k.id === s.id));
+  const newest = kept[kept.length - 1];
+  if (missing.length !== 1 || missing[0]!.id !== snap.id || (newest !== undefined && order(snap, newest) <= 0)) return false;
+  const gone = known.filter((s) => !liveIds.has(s.id) || s.complete === 0).map((s) => s.id);
+  if (gone.length > 0) forgetSnapshots(db, gone);
+  try {
+    if (changes?.id === snap.id) {
+      const r = appendChanges(db, snap, changes, false);
+      if (r !== 'mismatch') return r && db.inTransaction;
+    }
+    return await appendSnapshot(db, snap, read, false) && db.inTransaction;
+  } catch (err) {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    if (err instanceof SnapshotInputError || (err instanceof DestinationError && err.code === 'not-found')) return false;
+    throw err;
+  }
+}

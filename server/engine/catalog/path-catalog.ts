@@ -155,10 +155,11 @@ const sameVersion = (r: BaseVersion, e: Entry): boolean => {
  * still holds stays open (`last_seq` OPEN), a changed or removed one is closed at the base.
  * Runs in one write transaction taken before the first entry arrives: another process
  * adding the same snapshot waits, then finds it there and does nothing. Returns false
- * when the snapshot was there already.
+ * when the snapshot was there already. `commit` false: the transaction is left open once
+ * the rows are written (the caller commits or rolls back).
  */
 export async function appendSnapshot(db: Database.Database, snap: { id: string; finishedAt: string },
-  entries: (onEntry: (e: Entry) => void) => Promise<void>): Promise<boolean> {
+  entries: (onEntry: (e: Entry) => void) => Promise<void>, commit = true): Promise<boolean> {
   db.exec('BEGIN IMMEDIATE');
   try {
     if (db.prepare('SELECT 1 FROM snaps WHERE id = ?').get(snap.id)) { db.exec('ROLLBACK'); return false; }
@@ -222,7 +223,7 @@ export async function appendSnapshot(db: Database.Database, snap: { id: string; 
     db.prepare(`UPDATE snaps SET entries = ?, bytes = ?, added = ?, changed = ?, removed = ?, added_bytes = ?, changed_bytes = ?, removed_bytes = ?, complete = 1
       WHERE seq = ?`).run(n.entries, n.bytes, n.added, n.changed, base ? base.entries - n.keptOld : 0, n.addedBytes, n.changedBytes,
       base ? base.bytes - n.keptOldBytes : 0, seq);
-    db.exec('COMMIT');
+    if (commit) db.exec('COMMIT');
     return true;
   } catch (err) {
     if (db.inTransaction) db.exec('ROLLBACK');
@@ -238,8 +239,9 @@ export async function appendSnapshot(db: Database.Database, snap: { id: string; 
  * changed and removed paths are then closed at the base. 'mismatch' (nothing written) when
  * the catalog's newest snapshot is not that base, or holds other totals than the base's
  * index: the caller reads the index then. False when the snapshot was there already.
+ * `commit` false: as appendSnapshot.
  */
-export function appendChanges(db: Database.Database, snap: { id: string; finishedAt: string }, changes: SnapshotChanges): boolean | 'mismatch' {
+export function appendChanges(db: Database.Database, snap: { id: string; finishedAt: string }, changes: SnapshotChanges, commit = true): boolean | 'mismatch' {
   db.exec('BEGIN IMMEDIATE');
   try {
     if (db.prepare('SELECT 1 FROM snaps WHERE id = ?').get(snap.id)) { db.exec('ROLLBACK'); return false; }
@@ -300,7 +302,7 @@ export function appendChanges(db: Database.Database, snap: { id: string; finishe
     db.prepare(`UPDATE snaps SET entries = ?, bytes = ?, added = ?, changed = ?, removed = ?, added_bytes = ?, changed_bytes = ?, removed_bytes = ?, complete = 1
       WHERE seq = ?`).run(changes.entries, changes.bytes, added, changed, base.entries - keptOld, addedBytes, changedBytes,
       base.bytes - changes.keptBaseBytes, seq);
-    db.exec('COMMIT');
+    if (commit) db.exec('COMMIT');
     return true;
   } catch (err) {
     if (db.inTransaction) db.exec('ROLLBACK');

@@ -3,7 +3,7 @@ import { encodeEntry, EntryScanner, fileFieldsOf, makeEntry, noticeRecord, NO_RE
 import { tarHeaders, tarPadding, TAR_END } from '../format/tar.js';
 import { toBuffer, type BytePath } from '../../util/byte-path.js';
 import { SyncOutput } from './sync-output.js';
-import { spliceToPipe } from '../../native/splice-file.js';
+import { sendFileTo, spliceToPipe } from '../../native/splice-file.js';
 import { makeExcluder, MARKER_FILE, SKIPPED_DIR_NAME } from './excludes.js';
 import { PreviousFiles } from './previous-files.js';
 
@@ -22,7 +22,7 @@ export interface BackupReaderOptions {
   input?: AsyncIterable<Buffer>;
 }
 
-/** Files from this size are spliced into a tar pipe; smaller ones are gathered with the headers, many to a write. */
+/** Files from this size are spliced (or sent) into the content's pipe or socket; smaller ones are gathered with the headers, many to a write. */
 const SPLICE_MIN = 64 << 10;
 /** Buffered records are sent from this much on (content read into the buffer is sent when it is full). */
 const RECORDS_FLUSH = 128 << 10;
@@ -57,9 +57,12 @@ export async function runBackupReader(opts: BackupReaderOptions): Promise<void> 
   // the walk goes on (with 4 MiB, a second incremental's records all arrived at its end).
   const out = new SyncOutput(3, opts.tar ? 1 << 18 : 4 << 20, RECORDS_FLUSH);
   const tarOut = opts.tar ? new SyncOutput(4) : null;
-  // Large files' content goes into the tar by splice(2) when fd 4 is a pipe (the archive
-  // structure to a local destination): no copy into this process and out again.
-  const splice = tarOut && spliceToPipe && fs.fstatSync(4).isFIFO() ? spliceToPipe : null;
+  // Large files' content goes out without a copy into this process and out again: by splice(2)
+  // when it goes to a pipe (the archive structure's tar to a local destination), by sendfile(2)
+  // when it goes to a socket (the incremental structure's entry stream, fd 3).
+  const contentFd = tarOut ? 4 : 3;
+  const contentStat = fs.fstatSync(contentFd);
+  const move = contentStat.isFIFO() ? spliceToPipe : contentStat.isSocket() ? sendFileTo : null;
   let tarOffset = 0;
   const tarWrite = (b: Buffer): void => { tarOut!.write(b); tarOffset += b.length; };
   /** Sends an entry's record; in tar mode its headers go to the tar and the record carries their offset. */
@@ -98,18 +101,18 @@ export async function runBackupReader(opts: BackupReaderOptions): Promise<void> 
     const sink = content();
     let left = entry.size;
     let eof = false;
-    if (splice && left >= SPLICE_MIN) {
-      tarOut!.flush();
+    if (move && left >= SPLICE_MIN) {
+      sink.flush();
       try {
         for (let moved = -1; left > 0 && moved !== 0;) {
-          moved = splice(fd, 4, left);
+          moved = move(fd, contentFd, left);
           left -= moved;
-          tarOffset += moved;
+          if (tarOut) tarOffset += moved;
         }
         // Fewer bytes than announced: the file shrank, and the rest is zeros as below.
         if (left > 0) eof = true;
       } catch {
-        // A filesystem that cannot splice (EINVAL): the rest is read and written below.
+        // A filesystem that cannot splice or send (EINVAL): the rest is read and written below.
       }
     }
     while (left > 0) {
