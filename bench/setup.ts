@@ -8,6 +8,7 @@ import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { catalogFile, forgetSnapshots, openCatalog } from '../server/engine/catalog/path-catalog.js';
 import { addFlushTarget, discard, setTrash, sh, timed, type Measure } from './measure.js';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -113,19 +114,33 @@ export function snapshotIds(world: World, destination: string): string[] {
 }
 
 /**
- * Forgets an account's snapshots on a destination except `keep`: their folders and their
- * catalog rows (so that a repeated run starts from the same previous snapshot, or none).
+ * Forgets an account's snapshots on a destination except `keep`: their folders, their rows in
+ * the store and in the account's path catalog, as removing them (retention) would, so that a
+ * repeated run starts from the same previous snapshot, or none, and does not pay for
+ * forgetting the last round's snapshot in its own timing.
  */
 export function dropSnapshots(world: World, destination: string, accountDir: string, keep: string[] = []): void {
   if (fs.existsSync(accountDir)) {
     for (const n of fs.readdirSync(accountDir)) if (!keep.includes(n)) discard(path.join(accountDir, n));
   }
   const db = new Database(path.join(world.dataDir, 'tidemark.sqlite'));
+  let dropped: string[] = [];
+  let destinationId = 0;
   try {
-    const del = db.prepare('DELETE FROM snapshots WHERE id = ? AND destination_id = (SELECT id FROM destinations WHERE name = ?)');
-    const ids = (db.prepare('SELECT s.id FROM snapshots s JOIN destinations d ON d.id = s.destination_id WHERE d.name = ?').all(destination) as { id: string }[]).map((r) => r.id);
-    for (const id of ids) if (!keep.includes(id)) del.run(id, destination);
+    destinationId = (db.prepare('SELECT id FROM destinations WHERE name = ?').get(destination) as { id: number } | undefined)?.id ?? 0;
+    const del = db.prepare('DELETE FROM snapshots WHERE id = ? AND destination_id = ?');
+    const ids = (db.prepare('SELECT id FROM snapshots WHERE destination_id = ?').all(destinationId) as { id: string }[]).map((r) => r.id);
+    dropped = ids.filter((id) => !keep.includes(id));
+    for (const id of dropped) del.run(id, destinationId);
   } finally {
     db.close();
+  }
+  const file = catalogFile(world.dataDir, destinationId, path.basename(accountDir));
+  if (dropped.length === 0 || !fs.existsSync(file)) return;
+  const catalog = openCatalog(file);
+  try {
+    if (catalog) forgetSnapshots(catalog, dropped);
+  } finally {
+    catalog?.close();
   }
 }
