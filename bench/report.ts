@@ -22,7 +22,7 @@ export interface Check {
   value: number;
   /** The goal: value ≤ limit. */
   limit: number;
-  unit: 'x' | 's' | 'ms' | 'MiB';
+  unit: 'x' | 's' | 'ms' | 'MiB' | 'MB';
   ok: boolean;
 }
 

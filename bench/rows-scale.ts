@@ -118,7 +118,8 @@ export async function runScale(world: World, options: Options, results: Results,
   results.sections.scale = points;
   const last = points[points.length - 1];
   if (last) {
-    results.check(`Tidemark's peak memory at ${last.files} files`, Math.max(...Object.values(last.tidemarkPeakMiB)), 300, 'MiB');
+    // The issue's bound is 300 MB (10^6 bytes): 286 MiB.
+    results.check(`Tidemark's peak memory at ${last.files} files`, Math.max(...Object.values(last.tidemarkPeakMiB)) * 1.048576, 300, 'MB');
     writeScalePlot(options.svg, points);
     log(`wrote ${options.svg}`);
   }

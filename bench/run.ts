@@ -131,7 +131,7 @@ async function mainRows(world: World, results: Results, log: (s: string) => void
     if (ssh) { log('archives over ssh'); await sshArchives(s, ssh); }
     if (options.local) { log('fixed cost'); await fixedCost(s, Math.max(5, options.runs)); }
     const peaks = results.rows.filter((r) => r.name.startsWith('tidemark')).map((r) => r.m.peakKiB);
-    if (peaks.length > 0) results.check(`Tidemark's peak memory at ${options.files} files`, Math.max(...peaks) / 1024, 300, 'MiB');
+    if (peaks.length > 0) results.check(`Tidemark's peak memory at ${options.files} files`, Math.max(...peaks) * 1024 / 1e6, 300, 'MB');
   } finally {
     for (const p of peers) p.remove();
     await ssh?.close();
