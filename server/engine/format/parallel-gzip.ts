@@ -64,7 +64,7 @@ function sampledEntropy(data: Uint8Array, start: number, end: number): number {
 
 /** True when a level-1 trial of the sample saves less than 3 %. */
 function trialSaysStore(sample: Uint8Array): boolean {
-  return zlib.deflateRawSync(sample, { level: 1 }).length > sample.length * 0.97;
+  return zlib.deflateRawSync(sample, { level: 1, chunkSize: sample.length + 1024 }).length > sample.length * 0.97;
 }
 
 function classify(data: Uint8Array, start: number, end: number): number {
@@ -123,8 +123,14 @@ function planMember(data: Uint8Array, level: number): Run[] {
   return runs;
 }
 
-const deflateOptions = (level: number, final: boolean): zlib.ZlibOptions => ({
+/**
+ * `length`: the run's bytes. The output buffer holds the whole deflated run (deflate's bound
+ * plus the flush's few bytes), with room to spare: zlib's default 16 KiB chunks cost one pool
+ * job and one callback on the event loop each, and a buffer filled exactly costs one more.
+ */
+const deflateOptions = (level: number, final: boolean, length: number): zlib.ZlibOptions => ({
   level, finishFlush: final ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
+  chunkSize: Math.max(16 << 10, length + (length >> 10) + 1024),
 });
 
 /** Header, the runs' pieces (deflated runs are sync-flushed so they join into one deflate stream), trailer. */
@@ -152,7 +158,7 @@ function assembleMember(data: Uint8Array, runs: Run[], deflated: (Buffer | null)
  */
 export function compressMember(data: Uint8Array, level = 6): Buffer {
   const runs = planMember(data, level);
-  return assembleMember(data, runs, runs.map((r) => (r.compress ? zlib.deflateRawSync(data.subarray(r.start, r.end), deflateOptions(level, r.final)) : null)));
+  return assembleMember(data, runs, runs.map((r) => (r.compress ? zlib.deflateRawSync(data.subarray(r.start, r.end), deflateOptions(level, r.final, r.end - r.start)) : null)));
 }
 
 const deflateRawAsync = promisify(zlib.deflateRaw) as (buf: Uint8Array, opts: zlib.ZlibOptions) => Promise<Buffer>;
@@ -163,7 +169,7 @@ const deflateRawAsync = promisify(zlib.deflateRaw) as (buf: Uint8Array, opts: zl
  */
 export async function compressMemberAsync(data: Uint8Array, level = 6): Promise<Buffer> {
   const runs = planMember(data, level);
-  const deflated = await Promise.all(runs.map((r) => (r.compress ? deflateRawAsync(data.subarray(r.start, r.end), deflateOptions(level, r.final)) : null)));
+  const deflated = await Promise.all(runs.map((r) => (r.compress ? deflateRawAsync(data.subarray(r.start, r.end), deflateOptions(level, r.final, r.end - r.start)) : null)));
   return assembleMember(data, runs, deflated);
 }
 

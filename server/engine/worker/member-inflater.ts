@@ -21,7 +21,7 @@ export class ArchiveDamage extends Error {}
  * caller stops (the content of every file is still checked against its SHA-256).
  */
 export class MemberInflater {
-  private readonly cache = new Map<number, Promise<Buffer>>();
+  private readonly cache = new Map<number, Promise<Inflated>>();
   /** Reads and inflates not finished yet, forgotten by the cache or not: the descriptor stays open until they are. */
   private readonly running = new Set<Promise<unknown>>();
 
@@ -43,7 +43,7 @@ export class MemberInflater {
         continue;
       }
       const to = Math.min(data.length, end - start);
-      yield data.subarray(at - start, to);
+      yield* data.pieces(at - start, to);
       at = start + to;
       i++;
     }
@@ -72,7 +72,7 @@ export class MemberInflater {
     for (let k = i; k <= i + AHEAD && k < this.members.length; k++) this.member(k);
   }
 
-  private member(i: number): Promise<Buffer> {
+  private member(i: number): Promise<Inflated> {
     let p = this.cache.get(i);
     if (!p) {
       p = this.inflate(i);
@@ -84,7 +84,7 @@ export class MemberInflater {
     return p;
   }
 
-  private async inflate(i: number): Promise<Buffer> {
+  private async inflate(i: number): Promise<Inflated> {
     const m = this.members[i]!;
     const next = this.members[i + 1];
     const cEnd = next ? next.cOffset : this.compressedSize;
@@ -100,15 +100,76 @@ export class MemberInflater {
       if (n === 0) throw new ArchiveDamage('unexpected end of file');
       got += n;
     }
-    if (uLength === 0 && raw.length === 0) return Buffer.alloc(0);
-    const out = await new Promise<Buffer>((resolve, reject) => {
-      // One output chunk the member's size: one pass on the pool (the default 16 KiB is a hop per chunk).
-      zlib.gunzip(raw, { maxOutputLength: uLength > 0 ? uLength : MAX_MEMBER, chunkSize: Math.max(64 << 10, uLength > 0 ? uLength : 1 << 20) }, (err, result) => {
+    if (uLength === 0 && raw.length === 0) return new Inflated([]);
+    const stored = storedPieces(raw);
+    const out = stored ? new Inflated(stored) : new Inflated([await new Promise<Buffer>((resolve, reject) => {
+      // One output chunk a byte larger than the member: one pass on the pool (the default 16 KiB
+      // is a hop per chunk, and a chunk filled exactly is one more hop and one more buffer).
+      zlib.gunzip(raw, { maxOutputLength: uLength > 0 ? uLength : MAX_MEMBER, chunkSize: Math.max(64 << 10, uLength > 0 ? uLength + 1 : 1 << 20) }, (err, result) => {
         if (err) reject(new ArchiveDamage(err.message));
         else resolve(result);
       });
-    });
+    })]);
     if (uLength >= 0 && out.length !== uLength) throw new ArchiveDamage(`gzip member ${i} inflates to ${out.length} bytes, not the ${uLength} its list gives`);
     return out;
+  }
+}
+
+/** One member's inflated bytes, as pieces (views into the read member, or one inflated buffer). */
+class Inflated {
+  readonly length: number;
+  private readonly starts: number[] = [];
+
+  constructor(private readonly parts: Buffer[]) {
+    let n = 0;
+    for (const p of parts) { this.starts.push(n); n += p.length; }
+    this.length = n;
+  }
+
+  /** Views of the bytes [from, to) of the member, in order. */
+  *pieces(from: number, to: number): Generator<Buffer> {
+    let k = 0;
+    while (k + 1 < this.parts.length && this.starts[k + 1]! <= from) k++;
+    for (let at = from; at < to; k++) {
+      const start = this.starts[k]!;
+      const part = this.parts[k]!;
+      const end = Math.min(part.length, to - start);
+      if (end > at - start) yield part.subarray(at - start, end);
+      at = start + end;
+    }
+  }
+}
+
+/** The gzip header a backup writes (parallel-gzip.ts): deflate, no flags, no optional fields. */
+const HEADER = 10;
+const TRAILER = 8;
+
+/**
+ * A member that is nothing but stored deflate blocks (a backup stores data that does not
+ * compress this way) is its own content: the views of its blocks' bytes, without inflating or
+ * copying them. null for any other member, and for one not laid out exactly so (a block of
+ * another kind, bytes after the final block, a length that disagrees with the trailer's):
+ * zlib inflates those and names what is wrong. The CRC-32 is not computed here: every file's
+ * content is checked against its SHA-256, which a changed byte cannot pass.
+ */
+export function storedPieces(raw: Buffer): Buffer[] | null {
+  if (raw.length < HEADER + TRAILER + 5 || raw[0] !== 0x1f || raw[1] !== 0x8b || raw[2] !== 8 || raw[3] !== 0) return null;
+  const end = raw.length - TRAILER;
+  const pieces: Buffer[] = [];
+  let total = 0;
+  for (let at = HEADER; ;) {
+    if (at + 5 > end) return null;
+    const head = raw[at]!;
+    // BTYPE 00 (stored); the other bits of the byte are the padding to the byte boundary.
+    if (((head >> 1) & 3) !== 0) return null;
+    const len = raw.readUInt16LE(at + 1);
+    if ((len ^ raw.readUInt16LE(at + 3)) !== 0xffff || at + 5 + len > end) return null;
+    if (len > 0) pieces.push(raw.subarray(at + 5, at + 5 + len));
+    total += len;
+    at += 5 + len;
+    if (head & 1) {
+      if (at !== end || raw.readUInt32LE(end + 4) !== total % 0x100000000) return null;
+      return pieces;
+    }
   }
 }

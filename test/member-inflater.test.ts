@@ -1,0 +1,115 @@
+// The writer's reading of a compressed snapshot by gzip member (member-inflater.ts): members
+// made only of stored blocks are taken as they are (storedPieces), every other member is
+// inflated by zlib. The archive is the destination's: a member that is not laid out exactly as
+// a backup writes it must never be taken as stored, and what read() gives must be the bytes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { compressMember, type GzipMember } from '../server/engine/format/parallel-gzip.js';
+import { ArchiveDamage, MemberInflater, storedPieces } from '../server/engine/worker/member-inflater.js';
+
+const text = (n: number): Buffer => Buffer.from('tidemark restores every byte of every file\n'.repeat(Math.ceil(n / 43))).subarray(0, n);
+
+test('storedPieces: a member of stored blocks gives its bytes as views; any other layout gives null', () => {
+  const data = crypto.randomBytes(300_000);
+  const member = compressMember(data);
+  const pieces = storedPieces(member);
+  assert.ok(pieces, 'random data is stored');
+  assert.ok(pieces.length > 1, 'in several blocks of at most 65535 bytes');
+  assert.ok(Buffer.concat(pieces).equals(data));
+  assert.equal(pieces[0]!.buffer, member.buffer, 'views, not copies');
+
+  assert.equal(storedPieces(compressMember(text(300_000))), null, 'deflated blocks go to zlib');
+  // zlib's own stored gzip has the same layout.
+  const small = crypto.randomBytes(1000);
+  assert.ok(Buffer.concat(storedPieces(zlib.gzipSync(small, { level: 0 }))!).equals(small));
+
+  const bad = (change: (b: Buffer) => Buffer): Buffer[] | null => storedPieces(change(Buffer.from(member)));
+  // The first block's NLEN is not LEN's complement.
+  assert.equal(bad((b) => { b[13] = b[13]! ^ 1; return b; }), null);
+  // A length that reaches past the trailer.
+  assert.equal(bad((b) => { b.writeUInt16LE(0xffff, 11); b.writeUInt16LE(0, 13); return b.subarray(0, 40_000); }), null);
+  // The trailer's length disagrees.
+  assert.equal(bad((b) => { b.writeUInt32LE(12345, b.length - 4); return b; }), null);
+  // Bytes after the final block.
+  assert.equal(bad((b) => Buffer.concat([b.subarray(0, b.length - 8), Buffer.alloc(5), b.subarray(b.length - 8)])), null);
+  // No final block before the trailer.
+  assert.equal(bad((b) => b.subarray(0, 10 + 5 + 65535 + 8)), null);
+  // Flags in the header (a name, a comment: fields this parser does not skip).
+  assert.equal(bad((b) => { b[3] = 8; return b; }), null);
+  // Cut short, or nothing but a header.
+  assert.equal(storedPieces(member.subarray(0, 20)), null);
+  assert.equal(storedPieces(Buffer.alloc(0)), null);
+  // An empty stored member is valid and empty.
+  assert.deepEqual(storedPieces(compressMember(Buffer.alloc(0))), []);
+});
+
+/** A .tar.gz-like file of independent members of `blocks` and its member list. */
+function archive(blocks: Buffer[]): { file: string; members: GzipMember[]; data: Buffer; dir: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-member-inflater-'));
+  const members: GzipMember[] = [];
+  const out: Buffer[] = [];
+  let u = 0;
+  let c = 0;
+  for (const b of blocks) {
+    const m = compressMember(b);
+    members.push({ uOffset: u, cOffset: c });
+    out.push(m);
+    u += b.length;
+    c += m.length;
+  }
+  const file = path.join(dir, 'files.tar.gz');
+  fs.writeFileSync(file, Buffer.concat(out));
+  return { file, members, data: Buffer.concat(blocks), dir };
+}
+
+const readAll = async (inflater: MemberInflater, offset: number, size: number): Promise<Buffer> => {
+  const parts: Buffer[] = [];
+  for await (const p of inflater.read(offset, size)) parts.push(Buffer.from(p));
+  return Buffer.concat(parts);
+};
+
+test('MemberInflater: stored and deflated members read back exactly, from any offset, across members and blocks', async () => {
+  const blocks = [crypto.randomBytes(1 << 20), text(1 << 20), crypto.randomBytes(200_000), text(5000), crypto.randomBytes(70_000)];
+  const a = archive(blocks);
+  const fd = fs.openSync(a.file, 'r');
+  try {
+    const inflater = new MemberInflater(fd, a.members, fs.fstatSync(fd).size);
+    for (const [offset, size] of [[0, 10], [65_530, 20], [1_000_000, 200_000], [(1 << 20) - 3, 100], [0, a.data.length], [a.data.length - 70_001, 70_001], [2_100_000, 200_000]] as const) {
+      assert.ok((await readAll(inflater, offset, size)).equals(a.data.subarray(offset, offset + size)), `${offset}+${size}`);
+    }
+    await inflater.settle();
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(a.dir, { recursive: true, force: true });
+  }
+});
+
+test('MemberInflater: a stored member whose list gives another length, or whose block lengths are damaged, is damage or zlib\'s error', async () => {
+  const blocks = [crypto.randomBytes(1 << 20), crypto.randomBytes(1 << 20)];
+  const a = archive(blocks);
+  const bytes = fs.readFileSync(a.file);
+  const fd = fs.openSync(a.file, 'r');
+  try {
+    // The list says the first member holds 512 bytes more than its blocks do.
+    const lying = [a.members[0]!, { uOffset: a.members[1]!.uOffset + 512, cOffset: a.members[1]!.cOffset }];
+    await assert.rejects(readAll(new MemberInflater(fd, lying, bytes.length), 0, 100), (e: Error) => e instanceof ArchiveDamage && /inflates to 1048576 bytes, not the 1049088/.test(e.message));
+  } finally {
+    fs.closeSync(fd);
+  }
+  // A block's NLEN damaged: not taken as stored; zlib refuses it.
+  const damaged = Buffer.from(bytes);
+  damaged[13] = damaged[13]! ^ 0xff;
+  fs.writeFileSync(a.file, damaged);
+  const fd2 = fs.openSync(a.file, 'r');
+  try {
+    await assert.rejects(readAll(new MemberInflater(fd2, a.members, damaged.length), 0, 100), (e: Error) => e instanceof ArchiveDamage);
+  } finally {
+    fs.closeSync(fd2);
+    fs.rmSync(a.dir, { recursive: true, force: true });
+  }
+});
