@@ -19,6 +19,7 @@ import { layout } from '../server/engine/snapshot-layout.js';
 import { tarHeaders } from '../server/engine/format/tar.js';
 import { makeEntry, parseEntryStream, type Entry } from '../server/engine/format/entry.js';
 import { NewFiles } from '../server/engine/worker/new-files.js';
+import { removeRestoreLeftovers, removeRestoreLeftoversAside } from '../server/engine/worker/restore-writer.js';
 import { diffTrees, snapshotTree } from './support/tree.js';
 
 async function readIndexFile(file: string): Promise<Entry[]> {
@@ -202,6 +203,40 @@ test('NewFiles.submitFrom in batches: many files queued and written exactly; a p
     // Every descriptor was closed: only the test's own are open beyond the usual few.
     const open = fs.readdirSync('/proc/self/fd').map((n) => { try { return fs.readlinkSync(`/proc/self/fd/${n}`); } catch { return ''; } });
     assert.equal(open.filter((l) => l === path.join(dir, 'stored')).length, 0);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('leftovers of killed restores: removed beside a restore into a new folder as before it, never inside the new folder, never through a link', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-leftovers-'));
+  try {
+    const home = path.join(dir, 'home');
+    const outside = path.join(dir, 'outside');
+    const make = (): void => {
+      fs.rmSync(home, { recursive: true, force: true });
+      fs.mkdirSync(path.join(home, 'a/b'), { recursive: true });
+      fs.mkdirSync(path.join(home, 'tidemark-restore-new/sub'), { recursive: true });
+      fs.mkdirSync(outside, { recursive: true });
+      for (const p of ['.tidemark-0123456789ab', 'a/b/.tidemark-fifo-abcdef012345', 'tidemark-restore-new/sub/.tidemark-0123456789ab',
+        'a/.tidemark-notes', 'a/.tidemark-0123456789abc', '../outside/.tidemark-0123456789ab']) fs.writeFileSync(path.join(home, p), 'x');
+      fs.symlinkSync(outside, path.join(home, 'link'));
+    };
+    const left = (): string[] => [...snapshotTree(home).keys()].filter((k) => k.includes('.tidemark-')).sort();
+    const kept = ['a/.tidemark-0123456789abc', 'a/.tidemark-notes'];
+    const uid = process.getuid!();
+    make();
+    assert.equal(await removeRestoreLeftoversAside(Buffer.from(home), uid, Buffer.from(path.join(home, 'tidemark-restore-new'))), 2);
+    assert.deepEqual(left(), [...kept, 'tidemark-restore-new/sub/.tidemark-0123456789ab'].sort(), 'the new folder is not gone into');
+    assert.ok(fs.existsSync(path.join(outside, '.tidemark-0123456789ab')), 'a link is not followed');
+    make();
+    assert.equal(removeRestoreLeftovers(Buffer.from(home), uid), 3);
+    assert.deepEqual(left(), kept);
+    assert.ok(fs.existsSync(path.join(outside, '.tidemark-0123456789ab')));
+    // Another owner's file under the name stays (both walks).
+    make();
+    assert.equal(await removeRestoreLeftoversAside(Buffer.from(home), uid + 1, Buffer.from(path.join(home, 'none'))), 0);
+    assert.equal(removeRestoreLeftovers(Buffer.from(home), uid + 1), 0);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
