@@ -234,9 +234,7 @@ static void from_attributes(from_job *job, int out, int *err) {
   if (!*err && futimens(out, job->times) != 0) *err = errno;
 }
 
-static void from_execute(napi_env env, void *data) {
-  (void)env;
-  from_job *job = data;
+static void from_run(from_job *job) {
   void *ctx = NULL;
   char *buf = NULL;
   int out = -1, err = 0;
@@ -283,6 +281,11 @@ done:
   free(buf);
   if (ctx) tm_sha256_free(ctx);
   if (job->close_fd && !(job->err && job->stage && strcmp(job->stage, "open") == 0)) close(job->fd);
+}
+
+static void from_execute(napi_env env, void *data) {
+  (void)env;
+  from_run(data);
 }
 
 static void from_complete(napi_env env, napi_status status, void *data) {
@@ -343,4 +346,140 @@ napi_value restore_file_from(napi_env env, napi_callback_info info) {
   job->times[0].tv_sec = job->times[1].tv_sec = (time_t)sec;
   job->times[0].tv_nsec = job->times[1].tv_nsec = nsec;
   return start_pool_job(env, "tidemark:restoreFileFrom", from_execute, from_complete, job, &job->deferred, &job->work);
+}
+
+// restoreFilesFrom(paths, numbers, hashes) -> Promise<(number | Error)[]>: restoreFileFrom for
+// several files in one job on libuv's pool, one after the other, so that a batch of small
+// files costs the writer's event loop one call, one wake-up and one promise instead of one
+// each. `paths`: Buffers without NUL; `numbers`: a Float64Array of FROM_FIELDS numbers per
+// file (fd, offset, size, mode, uid, gid, sec, nsec, closeFd 0/1, hashed 0/1); `hashes`: a
+// Buffer of 32 bytes per file (ignored where hashed is 0). Resolves with one value per file,
+// in order: its owner outcome, or the Error restoreFileFrom would have rejected with (its
+// `stage`, `damage`): one file's failure does not stop the others.
+#define FROM_FIELDS 10
+#define MAX_BATCH 256
+
+typedef struct {
+  uint32_t count;
+  from_job *jobs;
+  napi_deferred deferred;
+  napi_async_work work;
+} from_batch;
+
+static void batch_execute(napi_env env, void *data) {
+  (void)env;
+  from_batch *batch = data;
+  for (uint32_t i = 0; i < batch->count; i++) from_run(&batch->jobs[i]);
+}
+
+static void batch_free(from_batch *batch) {
+  for (uint32_t i = 0; i < batch->count; i++) free(batch->jobs[i].path);
+  free(batch->jobs);
+  free(batch);
+}
+
+static void batch_complete(napi_env env, napi_status status, void *data) {
+  from_batch *batch = data;
+  napi_value results;
+  napi_create_array_with_length(env, batch->count, &results);
+  for (uint32_t i = 0; i < batch->count; i++) {
+    from_job *job = &batch->jobs[i];
+    napi_value value;
+    if (status == napi_ok && job->err == 0) {
+      napi_create_int32(env, job->owner, &value);
+    } else {
+      value = errno_error(env, job->err ? job->err : EIO);
+      napi_value stage;
+      napi_create_string_utf8(env, job->stage ? job->stage : "write", NAPI_AUTO_LENGTH, &stage);
+      napi_set_named_property(env, value, "stage", stage);
+      if (job->damage) {
+        napi_value text;
+        napi_create_string_utf8(env, job->damage, NAPI_AUTO_LENGTH, &text);
+        napi_set_named_property(env, value, "damage", text);
+      }
+    }
+    napi_set_element(env, results, i, value);
+  }
+  napi_resolve_deferred(env, batch->deferred, results);
+  napi_delete_async_work(env, batch->work);
+  batch_free(batch);
+}
+
+static int whole(double v, double min, double max) { return v == v && v >= min && v <= max && v == (double)(int64_t)v; }
+
+napi_value restore_files_from(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  bool is_array = false, is_typed = false;
+  uint32_t count = 0;
+  napi_typedarray_type type;
+  size_t length = 0, hashes_len = 0;
+  void *numbers_data = NULL, *hashes_data = NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3
+      || napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array
+      || napi_get_array_length(env, argv[0], &count) != napi_ok || count == 0 || count > MAX_BATCH
+      || napi_is_typedarray(env, argv[1], &is_typed) != napi_ok || !is_typed
+      || napi_get_typedarray_info(env, argv[1], &type, &length, &numbers_data, NULL, NULL) != napi_ok
+      || type != napi_float64_array || length != (size_t)count * FROM_FIELDS
+      || napi_get_buffer_info(env, argv[2], &hashes_data, &hashes_len) != napi_ok || hashes_len != (size_t)count * 32) {
+    napi_throw_type_error(env, NULL, "restoreFilesFrom(paths: Buffer[] (1-256), numbers: Float64Array of 10 per file, hashes: Buffer of 32 bytes per file)");
+    return NULL;
+  }
+  const double *n = numbers_data;
+  int hashed = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    const double *f = n + (size_t)i * FROM_FIELDS;
+    if (!whole(f[0], 0, INT32_MAX) || !whole(f[1], 0, 9007199254740991.0) || !whole(f[2], 0, 9007199254740991.0)
+        || !whole(f[3], 0, 07777) || !whole(f[4], -1, 0xfffffffe) || !whole(f[5], -1, 0xfffffffe)
+        || !whole(f[6], -9007199254740991.0, 9007199254740991.0) || !whole(f[7], 0, 999999999)
+        || !whole(f[8], 0, 1) || !whole(f[9], 0, 1)) {
+      napi_throw_type_error(env, NULL, "restoreFilesFrom: a file's numbers are out of range");
+      return NULL;
+    }
+    if (f[9] != 0) hashed = 1;
+  }
+  if (hashed && !tm_sha256_available()) {
+    napi_throw_error(env, "ENOTSUP", "SHA-256 is not available to the native module");
+    return NULL;
+  }
+  from_batch *batch = calloc(1, sizeof *batch);
+  if (batch) batch->jobs = calloc(count, sizeof *batch->jobs);
+  if (!batch || !batch->jobs) {
+    if (batch) free(batch);
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  batch->count = count;
+  for (uint32_t i = 0; i < count; i++) {
+    const double *f = n + (size_t)i * FROM_FIELDS;
+    from_job *job = &batch->jobs[i];
+    napi_value path;
+    void *path_data = NULL;
+    size_t path_len = 0;
+    if (napi_get_element(env, argv[0], i, &path) != napi_ok
+        || napi_get_buffer_info(env, path, &path_data, &path_len) != napi_ok || path_len == 0 || path_len > 4095
+        || memchr(path_data, 0, path_len)) {
+      batch_free(batch);
+      napi_throw_type_error(env, NULL, "restoreFilesFrom: every path must be a Buffer without NUL");
+      return NULL;
+    }
+    if (!(job->path = malloc(path_len + 1))) {
+      batch_free(batch);
+      napi_throw_error(env, "ENOMEM", "out of memory");
+      return NULL;
+    }
+    memcpy(job->path, path_data, path_len);
+    job->path[path_len] = 0;
+    job->fd = (int)f[0];
+    job->offset = (int64_t)f[1];
+    job->size = (int64_t)f[2];
+    job->mode = (int)f[3];
+    job->uid = (int64_t)f[4];
+    job->gid = (int64_t)f[5];
+    job->times[0].tv_sec = job->times[1].tv_sec = (time_t)(int64_t)f[6];
+    job->times[0].tv_nsec = job->times[1].tv_nsec = (long)f[7];
+    job->close_fd = f[8] != 0;
+    if (f[9] != 0) { memcpy(job->hash, (const unsigned char *)hashes_data + (size_t)i * 32, 32); job->has_hash = 1; }
+  }
+  return start_pool_job(env, "tidemark:restoreFilesFrom", batch_execute, batch_complete, batch, &batch->deferred, &batch->work);
 }

@@ -13,12 +13,13 @@ import { execFileSync } from 'node:child_process';
 import { asAccount, createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
 import { cli, makeDataDir, makeDestinationDir, ok } from './support/cli.js';
 import { recvWithFds, sendWithFds, socketPair } from '../server/native/pass-fds.js';
-import { restoreFileFromOffLoop, restoreNewFileOffLoop } from '../server/native/restore-file.js';
+import { MAX_FILES_FROM, restoreFileFromOffLoop, restoreFilesFromOffLoop, restoreNewFileOffLoop, type FileFrom } from '../server/native/restore-file.js';
 import zlib from 'node:zlib';
 import { layout } from '../server/engine/snapshot-layout.js';
 import { tarHeaders } from '../server/engine/format/tar.js';
 import { makeEntry, parseEntryStream, type Entry } from '../server/engine/format/entry.js';
 import { NewFiles } from '../server/engine/worker/new-files.js';
+import { removeRestoreLeftovers, removeRestoreLeftoversAside } from '../server/engine/worker/restore-writer.js';
 import { diffTrees, snapshotTree } from './support/tree.js';
 
 async function readIndexFile(file: string): Promise<Entry[]> {
@@ -97,6 +98,145 @@ test('restoreFileFrom: exact bytes, mode and ns time; a damaged or short copy, s
     assert.equal(await restoreFileFromOffLoop(to('closed'), own, 6, small.length, sha(small), 0o600, -1, -1, 1, 2, true), 0);
     assert.throws(() => fs.fstatSync(own), { code: 'EBADF' }, 'closed by the job');
     fs.closeSync(fd);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('restoreFilesFrom: a batch writes each file exactly; a damaged, short or taken one fails alone, with restoreFileFrom\'s stage, and never stops the others', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-files-from-'));
+  try {
+    const a = crypto.randomBytes(5000);
+    const b = crypto.randomBytes((4 << 20) + 3);
+    const stored = Buffer.concat([a, b]);
+    fs.writeFileSync(path.join(dir, 'stored'), stored);
+    fs.writeFileSync(path.join(dir, 'outside'), 'keep');
+    fs.symlinkSync(path.join(dir, 'outside'), path.join(dir, 'planted'));
+    const shared = fs.openSync(path.join(dir, 'stored'), 'r');
+    const owned = [0, 1, 2].map(() => fs.openSync(path.join(dir, 'stored'), 'r'));
+    const file = (name: string, fd: number, offset: number, size: number, hash: Buffer | null, closeFd = false): FileFrom =>
+      ({ path: Buffer.from(path.join(dir, name)), fd, offset, size, hash, mode: 0o640, uid: -1, gid: -1, sec: 1600000000, nsec: 987654321, closeFd });
+    const results = await restoreFilesFromOffLoop([
+      file('a', shared, 0, a.length, sha(a)),
+      file('bad', shared, 0, a.length, sha(b)),
+      file('b', owned[0]!, a.length, b.length, sha(b), true),
+      file('planted', owned[1]!, 0, a.length, sha(a), true),
+      file('short', shared, stored.length - 3, 10, null),
+      file('empty', owned[2]!, 0, 0, sha(Buffer.alloc(0)), true),
+    ])!;
+    assert.equal(results.length, 6);
+    assert.deepEqual([results[0], results[2], results[5]], [0, 0, 0]);
+    const err = (r: unknown): JobError => r as JobError;
+    assert.deepEqual([err(results[1]).stage, err(results[1]).damage], ['damaged', 'hash']);
+    assert.deepEqual([err(results[3]).stage, err(results[3]).code], ['open', 'EEXIST'], 'a link at the name is not followed');
+    assert.deepEqual([err(results[4]).stage, err(results[4]).damage], ['damaged', 'short']);
+    assert.ok(fs.readFileSync(path.join(dir, 'a')).equals(a));
+    assert.ok(fs.readFileSync(path.join(dir, 'b')).equals(b));
+    assert.equal(fs.readFileSync(path.join(dir, 'empty')).length, 0);
+    for (const n of ['a', 'b', 'empty']) {
+      const st = fs.statSync(path.join(dir, n), { bigint: true });
+      assert.equal(Number(st.mode & 0o7777n), 0o640, n);
+      assert.equal(st.mtimeNs, 1600000000987654321n, n);
+    }
+    for (const n of ['bad', 'short']) assert.equal(fs.existsSync(path.join(dir, n)), false, n);
+    assert.equal(fs.readFileSync(path.join(dir, 'outside'), 'utf8'), 'keep');
+    // Closed by the job when written; left to the caller after stage "open"; the shared one never closed.
+    assert.throws(() => fs.fstatSync(owned[0]!), { code: 'EBADF' });
+    assert.throws(() => fs.fstatSync(owned[2]!), { code: 'EBADF' });
+    assert.equal(fs.fstatSync(owned[1]!).size, stored.length);
+    assert.equal(fs.fstatSync(shared).size, stored.length);
+    fs.closeSync(owned[1]!);
+    fs.closeSync(shared);
+
+    // Refused outright: no batch, a batch too large, numbers out of range, a path with NUL.
+    const one = file('x', 0, 0, 1, null);
+    assert.throws(() => restoreFilesFromOffLoop([]), TypeError);
+    assert.throws(() => restoreFilesFromOffLoop(Array.from({ length: MAX_FILES_FROM + 1 }, () => one)), TypeError);
+    assert.throws(() => restoreFilesFromOffLoop([{ ...one, mode: 0o17777 }]), TypeError);
+    assert.throws(() => restoreFilesFromOffLoop([{ ...one, offset: 1.5 }]), TypeError);
+    assert.throws(() => restoreFilesFromOffLoop([{ ...one, nsec: 1e9 }]), TypeError);
+    assert.throws(() => restoreFilesFromOffLoop([{ ...one, path: Buffer.from('a\0b') }]), TypeError);
+    assert.equal(fs.existsSync(path.join(dir, 'x')), false);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('NewFiles.submitFrom in batches: many files queued and written exactly; a path the kernel cannot take fails alone as a warning', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-submit-batches-'));
+  try {
+    const count = 300;
+    const contents = Array.from({ length: count }, (_, i) => crypto.randomBytes(1 + ((i * 7919) % 40000)));
+    fs.writeFileSync(path.join(dir, 'stored'), Buffer.concat(contents));
+    fs.mkdirSync(path.join(dir, 'out'));
+    const long = `${'n'.repeat(250)}/`.repeat(17) + 'f';
+    const done: string[] = [];
+    const warned: string[] = [];
+    const files = NewFiles.create({
+      abs: (rel) => Buffer.from(path.join(dir, 'out', rel)),
+      owner: () => null,
+      done: (e) => done.push(e.path),
+      warn: (rel, m) => warned.push(`${rel.slice(0, 4)}: ${m}`),
+      ownerWarning: () => undefined,
+      taken: () => assert.fail('no gathered file here'),
+      takenFrom: () => assert.fail('no name is taken here'),
+      checkHash: false,
+    })!;
+    let offset = 0;
+    for (let i = 0; i < count; i++) {
+      const fd = fs.openSync(path.join(dir, 'stored'), 'r');
+      const name = i === 150 ? long : `f${i}`;
+      await files.submitFrom(makeEntry({ kind: 'f', path: name, size: contents[i]!.length, mode: 0o600, mtimeSec: i, mtimeNsec: i, hash: sha(contents[i]!) }), fd, offset, true);
+      offset += contents[i]!.length;
+    }
+    await files.drain();
+    files.throwIfFailed();
+    assert.equal(done.length, count - 1);
+    assert.equal(warned.length, 1);
+    assert.match(warned[0]!, /^nnnn: not restored: /);
+    for (let i = 0; i < count; i++) {
+      if (i === 150) continue;
+      const p = path.join(dir, 'out', `f${i}`);
+      assert.ok(fs.readFileSync(p).equals(contents[i]!), `f${i}`);
+      assert.equal(fs.statSync(p, { bigint: true }).mtimeNs, BigInt(i) * 1000000000n + BigInt(i));
+    }
+    // Every descriptor was closed: only the test's own are open beyond the usual few.
+    const open = fs.readdirSync('/proc/self/fd').map((n) => { try { return fs.readlinkSync(`/proc/self/fd/${n}`); } catch { return ''; } });
+    assert.equal(open.filter((l) => l === path.join(dir, 'stored')).length, 0);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('leftovers of killed restores: removed beside a restore into a new folder as before it, never inside the new folder, never through a link', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-leftovers-'));
+  try {
+    const home = path.join(dir, 'home');
+    const outside = path.join(dir, 'outside');
+    const make = (): void => {
+      fs.rmSync(home, { recursive: true, force: true });
+      fs.mkdirSync(path.join(home, 'a/b'), { recursive: true });
+      fs.mkdirSync(path.join(home, 'tidemark-restore-new/sub'), { recursive: true });
+      fs.mkdirSync(outside, { recursive: true });
+      for (const p of ['.tidemark-0123456789ab', 'a/b/.tidemark-fifo-abcdef012345', 'tidemark-restore-new/sub/.tidemark-0123456789ab',
+        'a/.tidemark-notes', 'a/.tidemark-0123456789abc', '../outside/.tidemark-0123456789ab']) fs.writeFileSync(path.join(home, p), 'x');
+      fs.symlinkSync(outside, path.join(home, 'link'));
+    };
+    const left = (): string[] => [...snapshotTree(home).keys()].filter((k) => k.includes('.tidemark-')).sort();
+    const kept = ['a/.tidemark-0123456789abc', 'a/.tidemark-notes'];
+    const uid = process.getuid!();
+    make();
+    assert.equal(await removeRestoreLeftoversAside(Buffer.from(home), uid, Buffer.from(path.join(home, 'tidemark-restore-new'))), 2);
+    assert.deepEqual(left(), [...kept, 'tidemark-restore-new/sub/.tidemark-0123456789ab'].sort(), 'the new folder is not gone into');
+    assert.ok(fs.existsSync(path.join(outside, '.tidemark-0123456789ab')), 'a link is not followed');
+    make();
+    assert.equal(removeRestoreLeftovers(Buffer.from(home), uid), 3);
+    assert.deepEqual(left(), kept);
+    assert.ok(fs.existsSync(path.join(outside, '.tidemark-0123456789ab')));
+    // Another owner's file under the name stays (both walks).
+    make();
+    assert.equal(await removeRestoreLeftoversAside(Buffer.from(home), uid + 1, Buffer.from(path.join(home, 'none'))), 0);
+    assert.equal(removeRestoreLeftovers(Buffer.from(home), uid + 1), 0);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

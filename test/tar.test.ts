@@ -6,7 +6,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { makeEntry, NO_REF, type Entry } from '../server/engine/format/entry.js';
-import { parseTar, tarHeaders, tarPadding, TAR_END, type TarEvent } from '../server/engine/format/tar.js';
+import { parseTar, tarHeaders, tarHeadersLength, tarPadding, TAR_END, type TarEvent } from '../server/engine/format/tar.js';
 import type { BytePath } from '../server/util/byte-path.js';
 
 const TAR = '/usr/bin/tar';
@@ -388,4 +388,17 @@ describe('errors', () => {
     const trailing = Buffer.concat([archive, Buffer.from('garbage after the end')]);
     assert.equal((await collect(chunked(trailing, () => 4096))).length, 3);
   });
+});
+
+test('tarHeadersLength is the length of tarHeaders for every kind of name (short, at 100 bytes, GNU long names and links, the root)', () => {
+  const names = ['', 'a', 'x'.repeat(99), 'x'.repeat(100), 'x'.repeat(101), `${'d/'.repeat(300)}f`, 'caf\u00e9'];
+  for (const name of names) {
+    for (const kind of ['f', 'd', 'l', 'h', 'p'] as const) {
+      for (const link of ['t', 'y'.repeat(100), 'y'.repeat(101), 'z'.repeat(1000)]) {
+        const e = makeEntry({ kind, path: name, size: kind === 'f' ? 10 : 0, link: kind === 'l' || kind === 'h' ? link : '' });
+        assert.equal(tarHeadersLength(e), tarHeaders(e).length, `${kind} ${name.length} ${link.length}`);
+      }
+    }
+  }
+  assert.throws(() => tarHeadersLength(makeEntry({ kind: 'f', path: 'a\0b' })), /cannot be stored in tar/);
 });

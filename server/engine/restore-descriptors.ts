@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import type { Destination } from '../destinations/types.js';
 import type { Structure } from '../store/jobs.js';
 import { encodeEntry, type Entry } from './format/entry.js';
-import { tarHeaders } from './format/tar.js';
+import { tarHeadersLength } from './format/tar.js';
 import { DirectReads } from './direct-reads.js';
 import { layout } from './snapshot-layout.js';
 import type { Selected } from './selection.js';
@@ -35,7 +35,7 @@ export function descriptorMode(dest: Destination, dir: string, structure: Struct
   return structure === 'incremental' ? 'blobs' : structure === 'archive' ? 'archive' : null;
 }
 
-const headerLength = (e: Entry): number => tarHeaders(e.path === '' ? { ...e, path: '.' } : e).length;
+const headerLength = (e: Entry): number => tarHeadersLength(e);
 
 /** Hands the entries to send, in order: `take` returns a promise when the caller must wait for it. */
 export type EntrySource = (take: (sel: Selected) => Promise<void> | undefined) => Promise<void>;

@@ -45,3 +45,44 @@ export function restoreFileFromOffLoop(path: Buffer, fd: number, offset: number,
 }
 
 export const restoreFileFromSupported = (): boolean => fromAddon !== null;
+
+/** One file of restoreFilesFromOffLoop: restoreFileFromOffLoop's arguments. */
+export interface FileFrom {
+  path: Buffer;
+  fd: number;
+  offset: number;
+  size: number;
+  hash: Buffer | null;
+  mode: number;
+  uid: number;
+  gid: number;
+  sec: number;
+  nsec: number;
+  closeFd: boolean;
+}
+
+/** The most files one restoreFilesFromOffLoop call takes. */
+export const MAX_FILES_FROM = 256;
+const FIELDS = 10;
+
+const batchAddon = nativeAddon<{ restoreFilesFrom(paths: Buffer[], numbers: Float64Array, hashes: Buffer): Promise<(number | Error)[]> }>('restoreFilesFrom');
+
+/**
+ * restoreFileFromOffLoop for 1 to MAX_FILES_FROM files in one job on libuv's pool, one after
+ * the other: one call, one wake-up and one promise for the batch. Resolves with one value
+ * per file, in order: its OwnerOutcome, or the error restoreFileFromOffLoop would have
+ * rejected with (`stage`, `damage`); a file that fails does not stop the others. null when
+ * the addon is not built.
+ */
+export function restoreFilesFromOffLoop(files: readonly FileFrom[]): Promise<(OwnerOutcome | (NodeJS.ErrnoException & { stage?: string; damage?: string }))[]> | null {
+  if (!batchAddon) return null;
+  const numbers = new Float64Array(files.length * FIELDS);
+  const hashes = Buffer.alloc(files.length * 32);
+  files.forEach((f, i) => {
+    numbers.set([f.fd, f.offset, f.size, f.mode, f.uid, f.gid, f.sec, f.nsec, f.closeFd ? 1 : 0, f.hash ? 1 : 0], i * FIELDS);
+    f.hash?.copy(hashes, i * 32);
+  });
+  return batchAddon.restoreFilesFrom(files.map((f) => f.path), numbers, hashes) as Promise<(OwnerOutcome | (NodeJS.ErrnoException & { stage?: string; damage?: string }))[]>;
+}
+
+export const restoreFilesFromSupported = (): boolean => batchAddon !== null;

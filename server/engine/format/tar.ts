@@ -96,16 +96,28 @@ function writeLongLink(b: Buffer, off: number, type: number, value: string): num
   return off + BLOCK + value.length + 1 + tarPadding(value.length + 1);
 }
 
+/** The name and link target an entry's header holds; refused when tar cannot hold them. */
+function headerNames(entry: Entry): { name: BytePath; link: BytePath } {
+  let name: BytePath = entry.path === '' ? '.' : entry.path;
+  if (entry.kind === 'd' && !name.endsWith('/')) name += '/';
+  const link: BytePath = entry.kind === 'l' || entry.kind === 'h' ? entry.link : '';
+  if (BAD_NAME.test(name) || BAD_NAME.test(link)) throw new Error(`path cannot be stored in tar (NUL or non-byte char): ${JSON.stringify(name)}`);
+  return { name, link };
+}
+
+/** tarHeaders(entry).length, without making the headers (where a file's content starts after its header's offset). */
+export function tarHeadersLength(entry: Entry): number {
+  const { name, link } = headerNames(entry);
+  return longLinkBlocks(name.length) + longLinkBlocks(link.length) + BLOCK;
+}
+
 /**
  * The header block(s) of one entry: [L entry] [K entry] header. Regular files are
  * followed by `entry.size` content bytes and `tarPadding(entry.size)` zero bytes.
  * Directories are named with a trailing '/'; the path '' is written as "./".
  */
 export function tarHeaders(entry: Entry): Buffer {
-  let name: BytePath = entry.path === '' ? '.' : entry.path;
-  if (entry.kind === 'd' && !name.endsWith('/')) name += '/';
-  const link: BytePath = entry.kind === 'l' || entry.kind === 'h' ? entry.link : '';
-  if (BAD_NAME.test(name) || BAD_NAME.test(link)) throw new Error(`path cannot be stored in tar (NUL or non-byte char): ${JSON.stringify(name)}`);
+  const { name, link } = headerNames(entry);
   const type = TYPE_OF[entry.kind];
   if (entry.kind === 'f' && !(Number.isSafeInteger(entry.size) && entry.size >= 0)) throw new RangeError(`bad file size ${entry.size}`);
   if (type === undefined) throw new Error(`entry kind ${JSON.stringify(entry.kind)} cannot be stored in tar`);

@@ -2,13 +2,31 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { Entry } from '../format/entry.js';
 import { toDisplay, type BytePath } from '../../util/byte-path.js';
-import { restoreFileFromOffLoop, restoreNewFileChecks, restoreNewFileOffLoop, restoreNewFileSupported, type OwnerOutcome } from '../../native/restore-file.js';
+import { restoreFileFromOffLoop, restoreFilesFromOffLoop, restoreNewFileChecks, restoreNewFileOffLoop, restoreNewFileSupported, type FileFrom, type OwnerOutcome } from '../../native/restore-file.js';
 
 /** Files up to this size are gathered whole and written by one pool job each. */
 export const GATHER_MAX = 4 << 20;
 /** Jobs under way at most, and bytes they hold at most: what the writer may be ahead of the disk. */
 const MAX_JOBS = 24;
 const MAX_BYTES = 48 << 20;
+/** submitFrom: files queued or being written at most (each holds a descriptor). */
+const MAX_QUEUED = 128;
+/** submitFrom: a batch goes to the pool at once while fewer than this many run, else once it has this many files or bytes. */
+const BATCH_RUNNING = 2;
+const BATCH_FILES = 32;
+const BATCH_BYTES = 2 << 20;
+
+interface QueuedFile { e: Entry; fd: number; offset: number; owned: boolean; held: number }
+type FileOutcome = OwnerOutcome | (NodeJS.ErrnoException & { stage?: string; damage?: string });
+
+/** One file by restoreFileFromOffLoop, its outcome as a batch's: a call refused outright counts as a create that failed. */
+function oneFileFrom(f: FileFrom): Promise<FileOutcome> {
+  try {
+    return restoreFileFromOffLoop(f.path, f.fd, f.offset, f.size, f.hash, f.mode, f.uid, f.gid, f.sec, f.nsec, f.closeFd)!.catch((err: FileOutcome) => err);
+  } catch (err) {
+    return Promise.resolve(Object.assign(err as Error, { stage: 'open' }));
+  }
+}
 
 export interface NewFilesHooks {
   abs: (rel: BytePath) => Buffer;
@@ -47,6 +65,10 @@ export class NewFiles {
   private jobs = 0;
   private bytes = 0;
   private wake: (() => void) | null = null;
+  /** Files of submitFrom not yet handed to a job, and their bytes; pool jobs of those under way. */
+  private queued: QueuedFile[] = [];
+  private queuedBytes = 0;
+  private running = 0;
   private failed: Error | null = null;
   private abandoned = false;
 
@@ -100,49 +122,94 @@ export class NewFiles {
   }
 
   /**
-   * A file whose content the job reads from `fd` at `offset` (a descriptor root handed over:
+   * A file whose content a job reads from `fd` at `offset` (a descriptor root handed over:
    * restore-descriptors.ts), checks against the entry's hash and writes; with `owned` the
    * descriptor is closed once the job no longer needs it (else it stays the caller's). A
-   * damaged copy ends the restore (it is never left under the name).
+   * damaged copy ends the restore (it is never left under the name). Files are queued and
+   * handed to the pool in batches (one job writes a batch's files one after the other): a
+   * batch goes as soon as fewer than BATCH_RUNNING are running, else once it is full, so the
+   * pool never waits for a batch to fill while the event loop pays one call, one wake-up and
+   * one promise per batch rather than per file.
    */
   async submitFrom(e: Entry, fd: number, offset: number, owned: boolean): Promise<void> {
     const release = (): void => { if (owned) closeQuietly(fd); };
-    while (this.jobs >= MAX_JOBS || (this.bytes >= MAX_BYTES && this.jobs > 0)) await new Promise<void>((r) => { this.wake = r; });
+    while (this.jobs >= MAX_QUEUED || (this.bytes >= MAX_BYTES && this.jobs > 0)) {
+      this.flush();
+      await new Promise<void>((r) => { this.wake = r; });
+    }
     try {
       this.throwIfFailed();
     } catch (err) {
       release();
       throw err;
     }
-    const owner = this.hooks.owner(e);
     const held = Math.min(e.size, GATHER_MAX);
-    const job = restoreFileFromOffLoop(this.hooks.abs(e.path), fd, offset, e.size, e.hash ?? null, e.mode, owner?.uid ?? -1, owner?.gid ?? -1, e.mtimeSec, e.mtimeNsec, owned)!;
+    this.queued.push({ e, fd, offset, owned, held });
+    this.queuedBytes += held;
     this.started(e, held);
-    job.then((outcome) => {
-      this.hooks.ownerWarning(e, outcome);
+    if (this.running < BATCH_RUNNING || this.queued.length >= BATCH_FILES || this.queuedBytes >= BATCH_BYTES) this.flush();
+  }
+
+  /** Hands the queued files to one pool job. */
+  private flush(): void {
+    if (this.queued.length === 0) return;
+    const batch = this.queued;
+    this.queued = [];
+    this.queuedBytes = 0;
+    this.running++;
+    const files = batch.map(({ e, fd, offset, owned }): FileFrom => {
+      const owner = this.hooks.owner(e);
+      return { path: this.hooks.abs(e.path), fd, offset, size: e.size, hash: e.hash ?? null, mode: e.mode, uid: owner?.uid ?? -1, gid: owner?.gid ?? -1, sec: e.mtimeSec, nsec: e.mtimeNsec, closeFd: owned };
+    });
+    let job: Promise<FileOutcome[]> | null = null;
+    try {
+      job = restoreFilesFromOffLoop(files);
+    } catch {
+      // Refused as a whole (a path too long for the kernel): each file alone, so only that one fails.
+    }
+    job ??= Promise.all(files.map(oneFileFrom));
+    void job.then((results) => {
+      batch.forEach((item, i) => this.fromOutcome(item, results[i]!));
+    }, (err: Error) => {
+      // The job did not run at all: nothing of the batch was created; its descriptors are released.
+      this.failed ??= err;
+      for (const item of batch) if (item.owned) closeQuietly(item.fd);
+    }).finally(() => {
+      this.running--;
+      for (const item of batch) this.finished(item.e, item.held);
+      if (this.running < BATCH_RUNNING) this.flush();
+    });
+  }
+
+  /** What one file of a batch came to: done, or written another way, or the restore's failure. */
+  private fromOutcome(item: QueuedFile, result: FileOutcome): void {
+    const { e, fd, offset, owned } = item;
+    if (typeof result === 'number') {
+      this.hooks.ownerWarning(e, result);
       this.hooks.done(e);
-    }, (err: NodeJS.ErrnoException & { stage?: string; damage?: string }) => {
-      if (err.stage !== 'open') {
-        if (!this.abandoned) this.failed ??= err.stage === 'damaged' ? damagedError(e, err.damage === 'short') : err;
-        return;
-      }
-      // The job left the descriptor open: written here, then released.
-      try {
-        if (this.abandoned) return;
-        if (err.code === 'EEXIST' || err.code === 'ELOOP') {
-          try {
-            this.hooks.takenFrom(e, fd, offset);
-          } catch (again) {
-            if (/does not match its hash|is short/.test((again as Error).message)) this.failed ??= again as Error;
-            else this.hooks.warn(e.path, `not restored: ${(again as NodeJS.ErrnoException).code ?? (again as Error).message}`);
-          }
-        } else {
-          this.hooks.warn(e.path, `not restored: ${err.code ?? err.message}`);
+      return;
+    }
+    const err = result;
+    if (err.stage !== 'open') {
+      if (!this.abandoned) this.failed ??= err.stage === 'damaged' ? damagedError(e, err.damage === 'short') : err;
+      return;
+    }
+    // The job left the descriptor open: written here, then released.
+    try {
+      if (this.abandoned) return;
+      if (err.code === 'EEXIST' || err.code === 'ELOOP') {
+        try {
+          this.hooks.takenFrom(e, fd, offset);
+        } catch (again) {
+          if (/does not match its hash|is short/.test((again as Error).message)) this.failed ??= again as Error;
+          else this.hooks.warn(e.path, `not restored: ${(again as NodeJS.ErrnoException).code ?? (again as Error).message}`);
         }
-      } finally {
-        release();
+      } else {
+        this.hooks.warn(e.path, `not restored: ${err.code ?? err.message}`);
       }
-    }).finally(() => this.finished(e, held));
+    } finally {
+      if (owned) closeQuietly(fd);
+    }
   }
 
   private started(e: Entry, held: number): void {
@@ -192,6 +259,7 @@ export class NewFiles {
 
   /** Waits until every job is done. */
   async drain(): Promise<void> {
+    this.flush();
     while (this.jobs > 0) await new Promise<void>((r) => { this.wake = r; });
   }
 
@@ -205,6 +273,13 @@ export class NewFiles {
     this.abandoned = true;
     this.entry = null;
     this.parts = [];
+    const queued = this.queued;
+    this.queued = [];
+    this.queuedBytes = 0;
+    for (const item of queued) {
+      if (item.owned) closeQuietly(item.fd);
+      this.finished(item.e, item.held);
+    }
   }
 }
 

@@ -107,6 +107,8 @@ function validRelative(p: BytePath): boolean {
 
 /** The names this writer gives its temporary entries (tmpName, fifos). */
 const TEMP_NAME = /^\.tidemark-(?:fifo-)?[0-9a-f]{12}$/;
+const isTempName = (name: Buffer): boolean => (name.length === 22 || name.length === 27) && name[0] === 0x2e && TEMP_NAME.test(name.toString('latin1'));
+const SLASH = Buffer.from('/');
 
 /**
  * Removes what killed restores left: temporary entries under the exact names this writer
@@ -121,12 +123,42 @@ export function removeRestoreLeftovers(home: Buffer, uid: number): number {
     let names: fs.Dirent<Buffer>[];
     try { names = fs.readdirSync(dir, { withFileTypes: true, encoding: 'buffer' }); } catch { continue; }
     for (const d of names) {
-      const p = Buffer.concat([dir, Buffer.from('/'), d.name]);
-      if (d.isDirectory()) { stack.push(p); continue; }
-      if (!TEMP_NAME.test(d.name.toString('latin1'))) continue;
+      if (d.isDirectory()) { stack.push(Buffer.concat([dir, SLASH, d.name])); continue; }
+      if (!isTempName(d.name)) continue;
+      const p = Buffer.concat([dir, SLASH, d.name]);
       try {
         if (fs.lstatSync(p).uid !== uid) continue;
         fs.unlinkSync(p);
+        removed++;
+      } catch { /* gone or not ours */ }
+    }
+  }
+  return removed;
+}
+
+/**
+ * removeRestoreLeftovers while a restore into the new folder `skip` runs: the same names,
+ * owner and refusals, read without blocking the writer; the new folder, where this
+ * restore's own temporary names are, is never gone into.
+ */
+export async function removeRestoreLeftoversAside(home: Buffer, uid: number, skip: Buffer): Promise<number> {
+  let removed = 0;
+  const stack: Buffer[] = [home];
+  while (stack.length > 0) {
+    const dir = stack.pop()!;
+    let names: fs.Dirent<Buffer>[];
+    try { names = await fs.promises.readdir(dir, { withFileTypes: true, encoding: 'buffer' }); } catch { continue; }
+    for (const d of names) {
+      if (d.isDirectory()) {
+        const sub = Buffer.concat([dir, SLASH, d.name]);
+        if (!sub.equals(skip)) stack.push(sub);
+        continue;
+      }
+      if (!isTempName(d.name)) continue;
+      const p = Buffer.concat([dir, SLASH, d.name]);
+      try {
+        if ((await fs.promises.lstat(p)).uid !== uid) continue;
+        await fs.promises.unlink(p);
         removed++;
       } catch { /* gone or not ours */ }
     }
@@ -159,13 +191,16 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
   const myUid = process.getuid!();
   const myGid = process.getgid!();
 
-  removeRestoreLeftovers(homeBuf, myUid);
+  // Into a new folder, nothing this restore writes is near what killed restores left: the walk
+  // runs beside the restore instead of before it, and is done before the flush.
+  const leftovers = opts.intoFolder === '' ? Promise.resolve(removeRestoreLeftovers(homeBuf, myUid)) : removeRestoreLeftoversAside(homeBuf, myUid, base);
   // Content by descriptor: root starts the writer before it has read the index, and a restore
   // that fails there sends nothing: then no folder is made.
   const received: number[] = [];
   const stream = parseEntryStream(opts.contentFds ? socketSlabReads(0, received) : slabReads(0));
   const first = opts.contentFds ? await stream.next() : null;
   if (first?.done) {
+    await leftovers;
     const out = new SyncOutput(3, 1 << 16);
     out.write(Buffer.from(JSON.stringify(result)));
     out.flush();
@@ -518,6 +553,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
   // Success is reported only once what was written (files, links, folders and their
   // attributes) is on the disk: one syncfs(2) of the home's filesystem, cheaper than an
   // fsync per file (see LocalDestination.flush).
+  await leftovers;
   try {
     syncFilesystemSync(flushFd, base.toString('utf8'));
   } finally {
