@@ -314,6 +314,7 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
   } finally {
     // Staged for a snapshot that was not listed: its rows go.
     catalog.staged?.abort();
+    releaseGc();
     unlock?.();
     watch.release();
     queue.nudge();
@@ -321,17 +322,16 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
   // After the task is done and its place in the queue free: the next account's run starts
   // meanwhile (the catalog has its own write lock, and is brought up to date at the next
   // question if this fails).
-  try {
-    if (toCatalog) {
-      const dest = toCatalog;
-      try {
-        if (!catalog.done) await catalogAfterBackup(ctx, destRecord, account.username, dest, (message) => taskLog('info', message, 'provider'), changes);
-      } finally {
-        await dest.close();
-      }
+  if (toCatalog) {
+    const dest = toCatalog;
+    // Reading the index again churns Buffers as the run did: the same hold, taken only for it.
+    const releaseCatalogGc = catalog.done ? null : holdBatchGc();
+    try {
+      if (!catalog.done) await catalogAfterBackup(ctx, destRecord, account.username, dest, (message) => taskLog('info', message, 'provider'), changes);
+    } finally {
+      releaseCatalogGc?.();
+      await dest.close();
     }
-  } finally {
-    releaseGc();
   }
   // Only around a backup that started: a refused one has nothing to report after.
   if (hooked) await runHooks(ctx.config, 'postAccountBackup', { ...hookInput, snapshot: r.snapshot, result: r, error: r.error }, taskLog);
