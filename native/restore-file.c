@@ -84,13 +84,9 @@ static void free_job(napi_env env, restore_job *job) {
 
 // Resolves with the owner the file got, or rejects with an errno error naming the stage that
 // failed (and, for a content check, the damage found).
-static void settle(napi_env env, napi_deferred deferred, bool ok, int32_t owner, int err, const char *stage_name, const char *damage) {
-  if (ok) {
-    napi_value result;
-    napi_create_int32(env, owner, &result);
-    napi_resolve_deferred(env, deferred, result);
-    return;
-  }
+// The Error a job that failed settles with: errno's, with the stage it failed at and, for
+// content that is not what it should be, what was wrong.
+static napi_value outcome_error(napi_env env, int err, const char *stage_name, const char *damage) {
   napi_value error = errno_error(env, err ? err : EIO), stage;
   napi_create_string_utf8(env, stage_name, NAPI_AUTO_LENGTH, &stage);
   napi_set_named_property(env, error, "stage", stage);
@@ -99,7 +95,17 @@ static void settle(napi_env env, napi_deferred deferred, bool ok, int32_t owner,
     napi_create_string_utf8(env, damage, NAPI_AUTO_LENGTH, &text);
     napi_set_named_property(env, error, "damage", text);
   }
-  napi_reject_deferred(env, deferred, error);
+  return error;
+}
+
+static void settle(napi_env env, napi_deferred deferred, bool ok, int32_t owner, int err, const char *stage_name, const char *damage) {
+  if (ok) {
+    napi_value result;
+    napi_create_int32(env, owner, &result);
+    napi_resolve_deferred(env, deferred, result);
+    return;
+  }
+  napi_reject_deferred(env, deferred, outcome_error(env, err, stage_name, damage));
 }
 
 static void complete(napi_env env, napi_status status, void *data) {
@@ -385,19 +391,8 @@ static void batch_complete(napi_env env, napi_status status, void *data) {
   for (uint32_t i = 0; i < batch->count; i++) {
     from_job *job = &batch->jobs[i];
     napi_value value;
-    if (status == napi_ok && job->err == 0) {
-      napi_create_int32(env, job->owner, &value);
-    } else {
-      value = errno_error(env, job->err ? job->err : EIO);
-      napi_value stage;
-      napi_create_string_utf8(env, job->stage ? job->stage : "write", NAPI_AUTO_LENGTH, &stage);
-      napi_set_named_property(env, value, "stage", stage);
-      if (job->damage) {
-        napi_value text;
-        napi_create_string_utf8(env, job->damage, NAPI_AUTO_LENGTH, &text);
-        napi_set_named_property(env, value, "damage", text);
-      }
-    }
+    if (status == napi_ok && job->err == 0) napi_create_int32(env, job->owner, &value);
+    else value = outcome_error(env, job->err, job->stage ? job->stage : "write", job->damage);
     napi_set_element(env, results, i, value);
   }
   napi_resolve_deferred(env, batch->deferred, results);

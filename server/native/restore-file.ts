@@ -61,6 +61,9 @@ export interface FileFrom {
   closeFd: boolean;
 }
 
+/** One file's result in a batch: its owner outcome, or the error restoreFileFromOffLoop rejects with. */
+export type FileOutcome = OwnerOutcome | (NodeJS.ErrnoException & { stage?: string; damage?: string });
+
 /** The most files one restoreFilesFromOffLoop call takes. */
 export const MAX_FILES_FROM = 256;
 const FIELDS = 10;
@@ -74,7 +77,7 @@ const batchAddon = nativeAddon<{ restoreFilesFrom(paths: Buffer[], numbers: Floa
  * rejected with (`stage`, `damage`); a file that fails does not stop the others. null when
  * the addon is not built.
  */
-export function restoreFilesFromOffLoop(files: readonly FileFrom[]): Promise<(OwnerOutcome | (NodeJS.ErrnoException & { stage?: string; damage?: string }))[]> | null {
+export function restoreFilesFromOffLoop(files: readonly FileFrom[]): Promise<FileOutcome[]> | null {
   if (!batchAddon) return null;
   const numbers = new Float64Array(files.length * FIELDS);
   const hashes = Buffer.alloc(files.length * 32);
@@ -82,7 +85,5 @@ export function restoreFilesFromOffLoop(files: readonly FileFrom[]): Promise<(Ow
     numbers.set([f.fd, f.offset, f.size, f.mode, f.uid, f.gid, f.sec, f.nsec, f.closeFd ? 1 : 0, f.hash ? 1 : 0], i * FIELDS);
     f.hash?.copy(hashes, i * 32);
   });
-  return batchAddon.restoreFilesFrom(files.map((f) => f.path), numbers, hashes) as Promise<(OwnerOutcome | (NodeJS.ErrnoException & { stage?: string; damage?: string }))[]>;
+  return batchAddon.restoreFilesFrom(files.map((f) => f.path), numbers, hashes) as Promise<FileOutcome[]>;
 }
-
-export const restoreFilesFromSupported = (): boolean => batchAddon !== null;

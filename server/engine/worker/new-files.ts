@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { Entry } from '../format/entry.js';
 import { toDisplay, type BytePath } from '../../util/byte-path.js';
-import { restoreFileFromOffLoop, restoreFilesFromOffLoop, restoreNewFileChecks, restoreNewFileOffLoop, restoreNewFileSupported, type FileFrom, type OwnerOutcome } from '../../native/restore-file.js';
+import { restoreFileFromOffLoop, restoreFilesFromOffLoop, restoreNewFileChecks, restoreNewFileOffLoop, restoreNewFileSupported, type FileFrom, type FileOutcome, type OwnerOutcome } from '../../native/restore-file.js';
 
 /** Files up to this size are gathered whole and written by one pool job each. */
 export const GATHER_MAX = 4 << 20;
@@ -17,7 +17,6 @@ const BATCH_FILES = 32;
 const BATCH_BYTES = 2 << 20;
 
 interface QueuedFile { e: Entry; fd: number; offset: number; owned: boolean; held: number }
-type FileOutcome = OwnerOutcome | (NodeJS.ErrnoException & { stage?: string; damage?: string });
 
 /** One file by restoreFileFromOffLoop, its outcome as a batch's: a call refused outright counts as a create that failed. */
 function oneFileFrom(f: FileFrom): Promise<FileOutcome> {
