@@ -35,8 +35,6 @@ export function descriptorMode(dest: Destination, dir: string, structure: Struct
   return structure === 'incremental' ? 'blobs' : structure === 'archive' ? 'archive' : null;
 }
 
-const headerLength = (e: Entry): number => tarHeadersLength(e);
-
 /** Hands the entries to send, in order: `take` returns a promise when the caller must wait for it. */
 export type EntrySource = (take: (sel: Selected) => Promise<void> | undefined) => Promise<void>;
 
@@ -109,7 +107,7 @@ export async function sendByDescriptors(sock: number, dest: Destination, dir: st
     const source = sel.entry.kind === 'f' ? sel.contentFrom ?? sel.entry : null;
     let start = -1;
     if (source && source.size > 0) {
-      start = structure === 'incremental' ? 0 : source.dataRef + headerLength(source);
+      start = structure === 'incremental' ? 0 : source.dataRef + tarHeadersLength(source);
       // Compressed: the member list goes first, with the archive (both once).
       if (structure === 'compressed' && !sentMembers) {
         const m = direct.lend(layout.members);

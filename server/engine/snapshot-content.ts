@@ -3,7 +3,7 @@ import { DestinationError, type Destination } from '../destinations/types.js';
 import { describeFsError } from '../destinations/errors.js';
 import type { Structure } from '../store/jobs.js';
 import type { Entry } from './format/entry.js';
-import { parseTar, tarHeaders } from './format/tar.js';
+import { parseTar, tarHeadersLength } from './format/tar.js';
 import { findMember, inflateFrom, type GzipMember } from './format/parallel-gzip.js';
 import { parseMembers } from './format/gzip-members.js';
 import type { Readable } from 'node:stream';
@@ -20,8 +20,6 @@ export type ContentEvent =
   | { type: 'data-end' };
 
 type TarEvent = Awaited<ReturnType<ReturnType<typeof parseTar>['next']>>['value'];
-
-const headerLength = (e: Entry): number => tarHeaders(e.path === '' ? { ...e, path: '.' } : e).length;
 
 /** A file's content read back from a destination does not match the hash its index entry holds. */
 export class ContentDamagedError extends Error {
@@ -110,7 +108,7 @@ export async function snapshotContentSync(dest: Destination, dir: string, struct
         if (sel.entry.kind !== 'f') continue;
         const source = sel.contentFrom ?? sel.entry;
         if (source.size > 0) {
-          for (const piece of direct.content(source, structure === 'incremental' ? 0 : source.dataRef + headerLength(source))) yield* check.step(piece);
+          for (const piece of direct.content(source, structure === 'incremental' ? 0 : source.dataRef + tarHeadersLength(source))) yield* check.step(piece);
         }
         yield* check.step({ type: 'data-end' });
       }
@@ -233,7 +231,7 @@ async function* rawSnapshotContent(dest: Destination, dir: string, structure: St
       const stream = structure === 'incremental'
         ? dest.createReadStream(`${dir}/${layout.blob(source.dataRef)}`)
         : dest.createReadStream(`${dir}/${layout.data('archive')}`, {
-          start: source.dataRef + headerLength(source), end: source.dataRef + headerLength(source) + source.size,
+          start: source.dataRef + tarHeadersLength(source), end: source.dataRef + tarHeadersLength(source) + source.size,
         });
       yield* exactSize(stream, source);
     }
@@ -411,10 +409,10 @@ async function* seekOne(dest: Destination, dir: string, source: Entry, members: 
   const m = findMember(members, source.dataRef);
   // Read only up to the first member that starts after the file's last byte: on an object
   // store each byte read is a byte fetched, and a bounded range is one request that ends.
-  const fileEnd = source.dataRef + headerLength(source) + source.size;
+  const fileEnd = source.dataRef + tarHeadersLength(source) + source.size;
   const after = members.find((x) => x.uOffset >= fileEnd && x.cOffset > m.cOffset);
   const raw = dest.createReadStream(`${dir}/${layout.data('compressed')}`, { start: m.cOffset, ...(after ? { end: after.cOffset } : {}) });
-  const stream = inflateFrom(raw, source.dataRef + headerLength(source) - m.uOffset);
+  const stream = inflateFrom(raw, source.dataRef + tarHeadersLength(source) - m.uOffset);
   try {
     yield* exactSize(stream, source);
   } finally {
