@@ -19,7 +19,7 @@ import { layout } from '../server/engine/snapshot-layout.js';
 import { tarHeaders } from '../server/engine/format/tar.js';
 import { makeEntry, parseEntryStream, type Entry } from '../server/engine/format/entry.js';
 import { NewFiles } from '../server/engine/worker/new-files.js';
-import { removeRestoreLeftovers, removeRestoreLeftoversAside } from '../server/engine/worker/restore-writer.js';
+import { removeRestoreLeftovers } from '../server/engine/worker/restore-writer.js';
 import { diffTrees, snapshotTree } from './support/tree.js';
 
 async function readIndexFile(file: string): Promise<Entry[]> {
@@ -226,17 +226,17 @@ test('leftovers of killed restores: removed beside a restore into a new folder a
     const kept = ['a/.tidemark-0123456789abc', 'a/.tidemark-notes'];
     const uid = process.getuid!();
     make();
-    assert.equal(await removeRestoreLeftoversAside(Buffer.from(home), uid, Buffer.from(path.join(home, 'tidemark-restore-new'))), 2);
+    assert.equal(await removeRestoreLeftovers(Buffer.from(home), uid, Buffer.from(path.join(home, 'tidemark-restore-new'))), 2);
     assert.deepEqual(left(), [...kept, 'tidemark-restore-new/sub/.tidemark-0123456789ab'].sort(), 'the new folder is not gone into');
     assert.ok(fs.existsSync(path.join(outside, '.tidemark-0123456789ab')), 'a link is not followed');
     make();
-    assert.equal(removeRestoreLeftovers(Buffer.from(home), uid), 3);
+    assert.equal(await removeRestoreLeftovers(Buffer.from(home), uid), 3);
     assert.deepEqual(left(), kept);
     assert.ok(fs.existsSync(path.join(outside, '.tidemark-0123456789ab')));
     // Another owner's file under the name stays (both walks).
     make();
-    assert.equal(await removeRestoreLeftoversAside(Buffer.from(home), uid + 1, Buffer.from(path.join(home, 'none'))), 0);
-    assert.equal(removeRestoreLeftovers(Buffer.from(home), uid + 1), 0);
+    assert.equal(await removeRestoreLeftovers(Buffer.from(home), uid + 1, Buffer.from(path.join(home, 'none'))), 0);
+    assert.equal(await removeRestoreLeftovers(Buffer.from(home), uid + 1), 0);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

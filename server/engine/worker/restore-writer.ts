@@ -113,35 +113,10 @@ const SLASH = Buffer.from('/');
 /**
  * Removes what killed restores left: temporary entries under the exact names this writer
  * makes, owned by the account (the writer runs as the account, so nothing else can be
- * touched). A read-only walk of names; symlinks are never followed.
+ * touched). A read-only walk of names; symlinks are never followed. `skip`: a new folder a
+ * restore is writing into while this runs (its own temporary names are there): never gone into.
  */
-export function removeRestoreLeftovers(home: Buffer, uid: number): number {
-  let removed = 0;
-  const stack: Buffer[] = [home];
-  while (stack.length > 0) {
-    const dir = stack.pop()!;
-    let names: fs.Dirent<Buffer>[];
-    try { names = fs.readdirSync(dir, { withFileTypes: true, encoding: 'buffer' }); } catch { continue; }
-    for (const d of names) {
-      if (d.isDirectory()) { stack.push(Buffer.concat([dir, SLASH, d.name])); continue; }
-      if (!isTempName(d.name)) continue;
-      const p = Buffer.concat([dir, SLASH, d.name]);
-      try {
-        if (fs.lstatSync(p).uid !== uid) continue;
-        fs.unlinkSync(p);
-        removed++;
-      } catch { /* gone or not ours */ }
-    }
-  }
-  return removed;
-}
-
-/**
- * removeRestoreLeftovers while a restore into the new folder `skip` runs: the same names,
- * owner and refusals, read without blocking the writer; the new folder, where this
- * restore's own temporary names are, is never gone into.
- */
-export async function removeRestoreLeftoversAside(home: Buffer, uid: number, skip: Buffer): Promise<number> {
+export async function removeRestoreLeftovers(home: Buffer, uid: number, skip: Buffer | null = null): Promise<number> {
   let removed = 0;
   const stack: Buffer[] = [home];
   while (stack.length > 0) {
@@ -151,7 +126,7 @@ export async function removeRestoreLeftoversAside(home: Buffer, uid: number, ski
     for (const d of names) {
       if (d.isDirectory()) {
         const sub = Buffer.concat([dir, SLASH, d.name]);
-        if (!sub.equals(skip)) stack.push(sub);
+        if (!skip || !sub.equals(skip)) stack.push(sub);
         continue;
       }
       if (!isTempName(d.name)) continue;
@@ -193,7 +168,10 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
 
   // Into a new folder, nothing this restore writes is near what killed restores left: the walk
   // runs beside the restore instead of before it, and is done before the flush.
-  const leftovers = opts.intoFolder === '' ? Promise.resolve(removeRestoreLeftovers(homeBuf, myUid)) : removeRestoreLeftoversAside(homeBuf, myUid, base);
+  // In place, the walk is done before anything is written (this restore's temporary names are
+  // made beside the files they replace, anywhere in the home).
+  const leftovers = removeRestoreLeftovers(homeBuf, myUid, opts.intoFolder === '' ? null : base);
+  if (opts.intoFolder === '') await leftovers;
   // Content by descriptor: root starts the writer before it has read the index, and a restore
   // that fails there sends nothing: then no folder is made.
   const received: number[] = [];
