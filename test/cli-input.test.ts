@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import net from 'node:net';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
 import { CLI, cli, makeDataDir, makeDestinationDir, ok } from './support/cli.js';
 import { decodeBase64Path, quoteInput } from '../server/util/input-checks.js';
@@ -289,4 +289,12 @@ test('regression: the CLI died with a stack trace when the reader of its output 
   const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
   assert.equal(code, 0, stderr);
   assert.doesNotMatch(stderr, /EPIPE|Error:|at /);
+});
+
+test('regression: another user running the CLI was told only "unable to open database file"', () => {
+  const r = spawnSync(process.execPath, [CLI, '--data-dir', dataDir, '--json', 'snapshot', 'list'], { encoding: 'utf8', uid: account.uid, gid: account.gid });
+  assert.equal(r.status, 1, r.stderr);
+  const answer = JSON.parse(r.stdout) as { error: string };
+  assert.match(answer.error, /runs as root/);
+  assert.doesNotMatch(r.stdout, new RegExp(snapshotId));
 });

@@ -53,12 +53,25 @@ async function whoFrom(ctx: Context, g: GlobalOptions): Promise<Who> {
   return { actor: { name: account.username, role: 'user' }, owner: g.owner };
 }
 
+/**
+ * The state store is root's: another user who runs the command gets told so, instead of
+ * SQLite's "unable to open database file".
+ */
+async function openContextAsRoot(dataDir: string | undefined): Promise<Context> {
+  try {
+    return await openContext(dataDir);
+  } catch (err) {
+    if (process.geteuid?.() === 0) throw err;
+    throw new UserError(`the tidemark command runs as root (account holders use the Tidemark page of their panel): ${(err as Error).message}`, 'forbidden');
+  }
+}
+
 /** `action` for commands that account holders may use: they get whom they act for. */
 export function actionAs<A extends unknown[]>(fn: (ctx: Context, json: boolean, who: Who, ...args: A) => Promise<void>) {
   return async (...args: unknown[]): Promise<void> => {
     const cmd = args[args.length - 1] as Command;
     const g = globals(cmd);
-    const ctx = await openContext(g.dataDir);
+    const ctx = await openContextAsRoot(g.dataDir);
     try {
       await fn(ctx, Boolean(g.json), await whoFrom(ctx, g), ...(args.slice(0, -1) as A));
     } finally {
