@@ -11,7 +11,8 @@
 //     (else it was replaced in between, and is refused).
 // A name must be one component (no '/', not empty, not "." or ".."): it can never reach
 // outside the folder.
-//   openFilesAt(dirFd, names) -> Promise<number[]>: three numbers per name, in order:
+//   openFilesAt(dirFd, names) -> Promise<Float64Array>: `names` is one string, the names
+//     joined by '/' (which no name can hold); three numbers per name, in order:
 //     kind (0 a regular file, opened; 1 missing; 2 a directory; 3 a symbolic link; 4 anything
 //     else, or replaced while opened; 5 a failed system call), then the descriptor (kind 0)
 //     or the errno (kind 5), then the size (kind 0). The caller closes the descriptors.
@@ -33,7 +34,8 @@ enum { OPENED = 0, MISSING = 1, DIRECTORY = 2, LINK = 3, OTHER = 4, FAILED = 5 }
 typedef struct {
   int dir;
   uint32_t count;
-  char (*names)[MAX_NAME + 1];
+  char *text;
+  char **names;
   uint8_t *bad_name;
   double *out;
   napi_deferred deferred;
@@ -94,6 +96,7 @@ static void open_execute(napi_env env, void *data) {
 }
 
 static void free_job(open_job *job) {
+  free(job->text);
   free(job->names);
   free(job->bad_name);
   free(job->out);
@@ -106,13 +109,12 @@ static void open_complete(napi_env env, napi_status status, void *data) {
     // Not run (cancelled): nothing was opened.
     napi_reject_deferred(env, job->deferred, errno_error(env, EIO));
   } else {
-    napi_value result;
-    napi_create_array_with_length(env, 3 * job->count, &result);
-    for (uint32_t i = 0; i < 3 * job->count; i++) {
-      napi_value v;
-      napi_create_double(env, job->out[i], &v);
-      napi_set_element(env, result, i, v);
-    }
+    napi_value buffer, result;
+    void *bytes = NULL;
+    size_t length = 3 * (size_t)job->count * sizeof(double);
+    napi_create_arraybuffer(env, length, &bytes, &buffer);
+    if (length > 0) memcpy(bytes, job->out, length);
+    napi_create_typedarray(env, napi_float64_array, 3 * (size_t)job->count, buffer, 0, &result);
     napi_resolve_deferred(env, job->deferred, result);
   }
   napi_delete_async_work(env, job->work);
@@ -124,35 +126,38 @@ napi_value open_files_at(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t dir;
-  bool is_array = false;
-  uint32_t count = 0;
+  size_t length = 0;
   if (argc < 2 || napi_get_value_int32(env, argv[0], &dir) != napi_ok || dir < 0
-      || napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array
-      || napi_get_array_length(env, argv[1], &count) != napi_ok || count > MAX_NAMES) {
-    napi_throw_type_error(env, NULL, "openFilesAt(dirFd, names): a descriptor and an array of at most 4096 names");
+      || napi_get_value_string_utf8(env, argv[1], NULL, 0, &length) != napi_ok || length > MAX_NAMES * (MAX_NAME + 1)) {
+    napi_throw_type_error(env, NULL, "openFilesAt(dirFd, names): a descriptor and the names joined by '/'");
     return NULL;
   }
   open_job *job = calloc(1, sizeof *job);
   if (!job) { napi_throw(env, errno_error(env, ENOMEM)); return NULL; }
   job->dir = dir;
+  job->text = malloc(length + 1);
+  if (!job->text) { free_job(job); napi_throw(env, errno_error(env, ENOMEM)); return NULL; }
+  napi_get_value_string_utf8(env, argv[1], job->text, length + 1, &length);
+  // One name per '/'-separated piece (an empty string: one empty name, refused below).
+  uint32_t count = 1;
+  for (size_t i = 0; i < length; i++) if (job->text[i] == '/') count++;
+  if (count > MAX_NAMES) { free_job(job); napi_throw_type_error(env, NULL, "openFilesAt: at most 4096 names"); return NULL; }
   job->count = count;
-  job->names = calloc(count ? count : 1, sizeof *job->names);
-  job->bad_name = calloc(count ? count : 1, 1);
-  job->out = calloc(count ? 3 * (size_t)count : 1, sizeof(double));
+  job->names = calloc(count, sizeof *job->names);
+  job->bad_name = calloc(count, 1);
+  job->out = calloc(3 * (size_t)count, sizeof(double));
   if (!job->names || !job->bad_name || !job->out) { free_job(job); napi_throw(env, errno_error(env, ENOMEM)); return NULL; }
+  char *p = job->text;
+  char *end = job->text + length;
   for (uint32_t i = 0; i < count; i++) {
-    napi_value v;
-    size_t len = 0;
-    // A buffer one longer than the longest name: a longer one is cut, and found by its length.
-    if (napi_get_element(env, argv[1], i, &v) != napi_ok
-        || napi_get_value_string_utf8(env, v, job->names[i], MAX_NAME + 1, &len) != napi_ok) {
-      free_job(job);
-      napi_throw_type_error(env, NULL, "openFilesAt: every name must be a string");
-      return NULL;
-    }
-    const char *n = job->names[i];
-    job->bad_name[i] = len == 0 || len >= MAX_NAME || strlen(n) != len || strchr(n, '/') != NULL
-      || strcmp(n, ".") == 0 || strcmp(n, "..") == 0;
+    char *slash = memchr(p, '/', (size_t)(end - p));
+    char *stop = slash ? slash : end;
+    *stop = '\0';
+    size_t len = (size_t)(stop - p);
+    job->names[i] = p;
+    // A NUL inside a name would cut it short: refused, as are "", ".", ".." and over-long names.
+    job->bad_name[i] = len == 0 || len > MAX_NAME || strlen(p) != len || strcmp(p, ".") == 0 || strcmp(p, "..") == 0;
+    p = stop + 1;
   }
   return start_pool_job(env, "tidemark.openFilesAt", open_execute, open_complete, job, &job->deferred, &job->work);
 }

@@ -51,14 +51,14 @@ export class DirectReads {
     // Runs of consecutive sources whose blobs share a folder: one call each, all at once.
     const runs: { folder: string; from: number; names: string[] }[] = [];
     for (let i = 0; i < sources.length; i++) {
-      const ref = sources[i]!.dataRef;
-      const folder = `${this.dir}/${layout.blobDir(ref)}`;
+      const blob = layout.blob(sources[i]!.dataRef);
+      const cut = blob.lastIndexOf('/');
+      const folder = blob.slice(0, cut);
       const last = runs[runs.length - 1];
-      const name = layout.blob(ref).slice(layout.blobDir(ref).length + 1);
-      if (last && last.folder === folder) last.names.push(name);
-      else runs.push({ folder, from: i, names: [name] });
+      if (last && last.folder === folder) last.names.push(blob.slice(cut + 1));
+      else runs.push({ folder, from: i, names: [blob.slice(cut + 1)] });
     }
-    const opened = many ? await Promise.allSettled(runs.map((r) => many(r.folder, r.names))) : null;
+    const opened = many ? await Promise.allSettled(runs.map((r) => many(`${this.dir}/${r.folder}`, r.names))) : null;
     let error: Error | null = null;
     for (let r = 0; r < runs.length; r++) {
       const run = runs[r]!;

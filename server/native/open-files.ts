@@ -1,7 +1,10 @@
+import os from 'node:os';
 import { nativeAddon } from './addon.js';
 
+const { EINVAL } = os.constants.errno;
+
 interface Addon {
-  openFilesAt(dirFd: number, names: string[]): Promise<number[]>;
+  openFilesAt(dirFd: number, names: string): Promise<Float64Array>;
 }
 
 const addon = nativeAddon<Addon>('openFilesAt');
@@ -28,12 +31,15 @@ export const openFilesAtSupported = (): boolean => addon !== null;
 export async function openFilesAt(dirFd: number, names: readonly string[]): Promise<OpenedAt[]> {
   if (!addon) throw new Error('the native addon is not built');
   if (names.length > MAX_NAMES_PER_OPEN) throw new RangeError(`openFilesAt: at most ${MAX_NAMES_PER_OPEN} names`);
-  const raw = await addon.openFilesAt(dirFd, [...names]);
+  if (names.length === 0) return [];
+  // A name holding '/' would be split into two, each refused or not on its own: refused here whole.
+  const bad = names.map((n) => n.includes('/'));
+  const raw = await addon.openFilesAt(dirFd, names.map((n, i) => (bad[i] ? '' : n)).join('/'));
   const out: OpenedAt[] = [];
   for (let i = 0; i < names.length; i++) {
-    const kind = KINDS[raw[3 * i]!] ?? 'error';
+    const kind = bad[i] ? 'error' : KINDS[raw[3 * i]!] ?? 'error';
     if (kind === 'file') out.push({ type: 'file', fd: raw[3 * i + 1]!, size: raw[3 * i + 2]! });
-    else if (kind === 'error') out.push({ type: 'error', errno: raw[3 * i + 1]! });
+    else if (kind === 'error') out.push({ type: 'error', errno: bad[i] ? EINVAL : raw[3 * i + 1]! });
     else out.push({ type: kind });
   }
   return out;
