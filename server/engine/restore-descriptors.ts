@@ -104,7 +104,6 @@ export async function sendByDescriptors(sock: number, dest: Destination, dir: st
     bytes = 0;
     fds = [];
     blobs = [];
-    sent.any = true;
     // This batch's blobs open (on the pool) while the previous send finishes.
     const opening = batched && wanted.length > 0 ? direct.blobDescriptors(wanted.map((b) => b.source)) : null;
     // One send under way while the next batch is gathered: the order is kept by waiting for it first.
@@ -124,7 +123,11 @@ export async function sendByDescriptors(sock: number, dest: Destination, dir: st
         parts = parts.slice(0, wanted[got.fds.length]!.record);
       }
     }
-    inFlight = sendWithFds(sock, Buffer.concat(parts), batch, close);
+    // Nothing goes when the batch's first blob failed: then no record has gone (no folder made).
+    if (parts.length > 0 || batch.length > 0) {
+      sent.any = true;
+      inFlight = sendWithFds(sock, Buffer.concat(parts), batch, close);
+    }
     if (failure) {
       await inFlight;
       throw failure;
