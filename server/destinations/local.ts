@@ -3,13 +3,15 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
-import { DestinationError, type DirEntry, type Destination, type FileReader, type HardLinks, type OpenedForReads, type SpaceInfo } from './types.js';
+import { DestinationError, type DirEntry, type Destination, type FileReader, type HardLinks, type OpenedFd, type OpenedForReads, type SpaceInfo } from './types.js';
 import { describeFsError } from './errors.js';
 import { chainProblems, describeProblems, NEVER_ACCEPTED, pathSyntaxProblem } from './local-path-security.js';
 import { syncFilesystem } from '../native/syncfs.js';
 import { parentOf } from '../util/byte-path.js';
 import { writeNewFileOffLoop } from '../native/write-file.js';
 import { canLinkOffLoop, linkBlobsOffLoop, linkError, linkManyOffLoop } from '../native/link-many.js';
+import { MAX_NAMES_PER_OPEN, openFilesAt, openFilesAtSupported } from '../native/open-files.js';
+import { getSystemErrorName } from 'node:util';
 
 export const FORMAT_VERSION = 1;
 /** A component `.` or `..` anywhere in a relative path. */
@@ -465,6 +467,58 @@ export class LocalDestination implements Destination, HardLinks {
       return { type: 'file', reader: new LocalFileReader(fd, opened.size, rel) };
     } catch (err) {
       throw describeFsError(err, rel);
+    }
+  }
+
+  /**
+   * openForReads for many files of one folder, in one job on libuv's pool (native/open-files.c):
+   * the folder is checked as every folder under the root is (safeDir: no link, root's, not
+   * writable by others), opened with O_NOFOLLOW and checked again through its descriptor (the
+   * same directory, still root's and not writable by others); each name is then looked at
+   * relative to that descriptor without following a link, opened only if it is a regular
+   * file (O_NOFOLLOW), and checked to be the same inode, as openForReads does.
+   */
+  async openManyForReads(dir: string, names: readonly string[]): Promise<OpenedFd[] | null> {
+    if (!openFilesAtSupported() || names.length > MAX_NAMES_PER_OPEN) return null;
+    if (names.some((n) => n === '' || n === '.' || n === '..' || n.includes('/') || n.includes('\0'))) {
+      throw new DestinationError(`invalid name in a folder on the destination: ${dir}`, 'invalid');
+    }
+    let dirFd: number;
+    try {
+      let target: string;
+      let st: fs.Stats;
+      try {
+        target = this.safeDir(dir, false);
+        // safeDir remembers the folders it checked: this one may have been replaced since.
+        st = fs.lstatSync(target);
+        if (st.isSymbolicLink()) throw symlinkError(dir);
+        if (!st.isDirectory()) throw new DestinationError(`not a directory on the destination: ${dir}`, 'invalid');
+        dirFd = fs.openSync(target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || (err instanceof DestinationError && err.code === 'not-found')) return names.map(() => ({ type: 'missing' }));
+        // Replaced by a link (or something else) between the lstat and the open.
+        if (code === 'ELOOP' || code === 'ENOTDIR') throw symlinkError(dir);
+        throw err;
+      }
+      const opened = fs.fstatSync(dirFd);
+      if (!opened.isDirectory() || opened.ino !== st.ino || opened.dev !== st.dev || opened.uid !== 0 || (opened.mode & WRITABLE_BY_GROUP_OR_OTHERS) !== 0) {
+        fs.closeSync(dirFd);
+        throw new DestinationError(`the folder ${dir} on the destination changed while it was opened, or is not only root's: refusing to use it`, 'insecure');
+      }
+    } catch (err) {
+      throw describeFsError(err, dir);
+    }
+    try {
+      const found = await openFilesAt(dirFd, names);
+      return found.map((f, i): OpenedFd => {
+        if (f.type !== 'error') return f;
+        const name = getSystemErrorName(-f.errno);
+        const err = Object.assign(new Error(`${name}: open ${dir}/${names[i]!}`), { code: name, errno: -f.errno });
+        return { type: 'error', error: describeFsError(err, `${dir}/${names[i]!}`) };
+      });
+    } finally {
+      fs.closeSync(dirFd);
     }
   }
 

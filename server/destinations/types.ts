@@ -40,6 +40,9 @@ export interface FileReader {
 /** What openForReads found: only a regular file is opened. */
 export type OpenedForReads = { type: 'file'; reader: FileReader } | { type: 'dir' | 'link' | 'other' | 'missing' };
 
+/** What openManyForReads found for one name: a regular file's descriptor (the caller's to close), or why not. */
+export type OpenedFd = { type: 'file'; fd: number; size: number } | { type: 'dir' | 'link' | 'other' | 'missing' } | { type: 'error'; error: Error };
+
 export interface Destination {
   readonly type: string;
   /** Prepare the root (create it, write tidemark.json when missing); errors are clear and typed. */
@@ -89,6 +92,14 @@ export interface Destination {
    * stream (and its buffers) per file.
    */
   openForReads?(rel: string): OpenedForReads;
+  /**
+   * Optional, for local files with the native addon: opens the files `names` (single
+   * components) of the folder `dir` read-only at once, off the event loop, with the refusals
+   * of openForReads (only a regular file is opened, never through a link, and it is the same
+   * file that was looked at). One outcome per name, in order; a folder that is missing makes
+   * every name missing. null: this driver cannot here (use openForReads).
+   */
+  openManyForReads?(dir: string, names: readonly string[]): Promise<OpenedFd[] | null>;
   /**
    * Optional, for local files: writes the whole content of a small file at once (created or
    * truncated, as createWriteStream; durable once `flush` has resolved after it), without a

@@ -23,13 +23,81 @@ export class DirectReads {
     private readonly dir: string,
     private readonly structure: Structure,
     private readonly what: (rel: string) => string,
+    private readonly openManyForReads: Destination['openManyForReads'] = undefined,
   ) {}
 
   private open(rel: string): FileReader {
     const opened = this.openForReads(`${this.dir}/${rel}`);
     if (opened.type === 'file') return opened.reader;
-    if (opened.type === 'missing') throw new Error(`${this.what(rel)}: not found on the destination: the destination copy is damaged`);
-    throw new SnapshotInputError(`${this.what(rel)} is not a regular file on the destination (${opened.type}): refused`);
+    throw this.refusal(rel, opened.type);
+  }
+
+  /** Why a stored file that is not a regular file is not read: missing is damage, anything else refused. */
+  private refusal(rel: string, type: 'dir' | 'link' | 'other' | 'missing'): Error {
+    if (type === 'missing') return new Error(`${this.what(rel)}: not found on the destination: the destination copy is damaged`);
+    return new SnapshotInputError(`${this.what(rel)} is not a regular file on the destination (${type}): refused`);
+  }
+
+  /**
+   * descriptor() for the blobs of many files of an incremental snapshot, with their folders'
+   * files opened in one job each (Destination.openManyForReads, off the event loop), with the
+   * same refusals and the same length check. In order: the descriptors of the files before the
+   * first that fails (`error`, null when none did), each the caller's to close; the others'
+   * are closed here. Where the driver cannot, the blobs are opened one by one (descriptor()).
+   */
+  async blobDescriptors(sources: readonly Entry[]): Promise<{ fds: number[]; error: Error | null }> {
+    const fds: number[] = [];
+    const many = this.openManyForReads;
+    // Runs of consecutive sources whose blobs share a folder: one call each, all at once.
+    const runs: { folder: string; from: number; names: string[] }[] = [];
+    for (let i = 0; i < sources.length; i++) {
+      const blob = layout.blob(sources[i]!.dataRef);
+      const cut = blob.lastIndexOf('/');
+      const folder = blob.slice(0, cut);
+      const last = runs[runs.length - 1];
+      if (last && last.folder === folder) last.names.push(blob.slice(cut + 1));
+      else runs.push({ folder, from: i, names: [blob.slice(cut + 1)] });
+    }
+    const opened = many ? await Promise.allSettled(runs.map((r) => many(`${this.dir}/${r.folder}`, r.names))) : null;
+    let error: Error | null = null;
+    for (let r = 0; r < runs.length; r++) {
+      const run = runs[r]!;
+      const got = opened?.[r];
+      for (let k = 0; k < run.names.length; k++) {
+        const source = sources[run.from + k]!;
+        const o = got?.status === 'fulfilled' ? got.value?.[k] : undefined;
+        if (error) {
+          if (o?.type === 'file') closeQuietly(o.fd);
+          continue;
+        }
+        if (got?.status === 'rejected') { error = got.reason as Error; continue; }
+        if (!o) {
+          // The driver could not: one by one, with the same checks.
+          try {
+            const d = this.descriptor(source, 0);
+            if (d) fds.push(d.fd);
+            else error = new Error('descriptor reads are not supported by this destination');
+          } catch (err) {
+            error = err as Error;
+          }
+          continue;
+        }
+        const rel = layout.blob(source.dataRef);
+        if (o.type === 'file') {
+          if (o.size < source.size) {
+            closeQuietly(o.fd);
+            error = new Error(`snapshot content is short for ${JSON.stringify(source.path)}: the destination copy is damaged`);
+          } else {
+            fds.push(o.fd);
+          }
+        } else if (o.type === 'error') {
+          error = o.error;
+        } else {
+          error = this.refusal(rel, o.type);
+        }
+      }
+    }
+    return { fds, error };
   }
 
   /** The `source.size` bytes at `start` of the file's blob (or of the archive). */
@@ -92,4 +160,8 @@ export class DirectReads {
     this.archive = null;
     for (const fd of this.lent.splice(0)) fs.closeSync(fd);
   }
+}
+
+function closeQuietly(fd: number): void {
+  try { fs.closeSync(fd); } catch { /* closed */ }
 }

@@ -84,7 +84,11 @@ export async function sendByDescriptors(sock: number, dest: Destination, dir: st
     if (structure === 'compressed') await requireRegularFile(dest, dir, layout.members, what(layout.members));
     checked = true;
   };
-  const direct = new DirectReads(dest.openForReads!.bind(dest), dir, structure, what);
+  const direct = new DirectReads(dest.openForReads!.bind(dest), dir, structure, what, dest.openManyForReads?.bind(dest));
+  // Blobs: opened per send, in one job per folder off the event loop (DirectReads.blobDescriptors),
+  // where the driver can; each with the record it goes with (its index in `records`).
+  const batched = structure === 'incremental' && dest.openManyForReads !== undefined;
+  let blobs: { source: Entry; record: number }[] = [];
   let records: Buffer[] = [];
   let bytes = 0;
   let fds: number[] = [];
@@ -92,21 +96,50 @@ export async function sendByDescriptors(sock: number, dest: Destination, dir: st
   let sentMembers = false;
   let inFlight: Promise<void> | null = null;
   const send = async (): Promise<void> => {
-    const data = Buffer.concat(records, bytes);
-    const batch = fds;
+    let parts = records;
+    let batch = fds;
+    const wanted = blobs;
     const close = owned;
     records = [];
     bytes = 0;
     fds = [];
-    sent.any = true;
+    blobs = [];
+    // This batch's blobs open (on the pool) while the previous send finishes.
+    const opening = batched && wanted.length > 0 ? direct.blobDescriptors(wanted.map((b) => b.source)) : null;
     // One send under way while the next batch is gathered: the order is kept by waiting for it first.
-    if (inFlight) await inFlight;
-    inFlight = sendWithFds(sock, data, batch, close);
+    try {
+      if (inFlight) await inFlight;
+    } catch (err) {
+      if (opening) for (const fd of (await opening).fds) closeQuietly(fd);
+      throw err;
+    }
+    let failure: Error | null = null;
+    if (opening) {
+      const got = await opening;
+      batch = got.fds;
+      if (got.error) {
+        // The entries before the one whose blob failed are whole: they still go, then the failure.
+        failure = got.error;
+        parts = parts.slice(0, wanted[got.fds.length]!.record);
+      }
+    }
+    // Nothing goes when the batch's first blob failed: then no record has gone (no folder made).
+    if (parts.length > 0 || batch.length > 0) {
+      sent.any = true;
+      inFlight = sendWithFds(sock, Buffer.concat(parts), batch, close);
+    }
+    if (failure) {
+      await inFlight;
+      throw failure;
+    }
   };
   const add = (sel: Selected): Promise<void> | undefined => {
     const source = sel.entry.kind === 'f' ? sel.contentFrom ?? sel.entry : null;
     let start = -1;
-    if (source && source.size > 0) {
+    if (source && source.size > 0 && batched) {
+      start = 0;
+      blobs.push({ source, record: records.length });
+    } else if (source && source.size > 0) {
       start = structure === 'incremental' ? 0 : source.dataRef + tarHeadersLength(source);
       // Compressed: the member list goes first, with the archive (both once).
       if (structure === 'compressed' && !sentMembers) {
@@ -124,7 +157,7 @@ export async function sendByDescriptors(sock: number, dest: Destination, dir: st
     const b = encodeEntry(source ? { ...e, size: source.size, dataRef: start } : e, false, sel.ancestor);
     records.push(b);
     bytes += b.length;
-    return bytes >= SEND_BYTES || fds.length >= MAX_FDS_PER_SEND ? send() : undefined;
+    return bytes >= SEND_BYTES || fds.length + blobs.length >= MAX_FDS_PER_SEND ? send() : undefined;
   };
   const take = (sel: Selected): Promise<void> | undefined => {
     if (!checked && sel.entry.kind === 'f' && (sel.contentFrom ?? sel.entry).size > 0) return check().then(() => add(sel));

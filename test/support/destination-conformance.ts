@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { text } from 'node:stream/consumers';
@@ -105,6 +106,28 @@ export function destinationConformance(name: string, make: () => Promise<Destina
       if (want instanceof RegExp) assert.match(String(g.status === 'rejected' ? g.reason : 'read'), want, rel);
       else assert.deepEqual(g.status === 'fulfilled' ? g.value : g.reason, want, `${rel}, first ${size}`);
     }
+    await d.close();
+  });
+
+  test(`${name}: openManyForReads, where offered, opens each regular file of a folder as openForReads does, in the order asked`, async (t) => {
+    const d = await make();
+    if (!d.openManyForReads || !d.openForReads) { t.skip('not offered'); return; }
+    await d.open();
+    const content = crypto.randomBytes(70000);
+    await d.writeFile('acct/m/files/0000/00000001', content);
+    await d.writeFile('acct/m/files/0000/00000002', Buffer.alloc(0));
+    await d.mkdir('acct/m/files/0000/00000003');
+    const names = ['00000002', 'missing', '00000001', '00000003'];
+    const many = await d.openManyForReads('acct/m/files/0000', names);
+    if (many === null) { t.skip('not here'); await d.close(); return; }
+    assert.deepEqual(many.map((m) => m.type), names.map((n) => d.openForReads!(`acct/m/files/0000/${n}`)).map((o) => { if (o.type === 'file') o.reader.close(); return o.type; }));
+    const blob = many[2]!;
+    assert.ok(blob.type === 'file' && blob.size === content.length);
+    const back = Buffer.alloc(content.length);
+    assert.equal(fs.readSync(blob.fd, back, 0, back.length, 0), content.length);
+    assert.deepEqual(back, content);
+    for (const m of many) if (m.type === 'file') fs.closeSync(m.fd);
+    assert.deepEqual((await d.openManyForReads('acct/m/files/0009', ['00000001']))!.map((m) => m.type), ['missing'], 'a missing folder: each name missing');
     await d.close();
   });
 
