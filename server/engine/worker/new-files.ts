@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { Entry } from '../format/entry.js';
 import { toDisplay, type BytePath } from '../../util/byte-path.js';
-import { restoreFileFromOffLoop, restoreFilesFromOffLoop, restoreNewFileChecks, restoreNewFileOffLoop, restoreNewFileSupported, type FileFrom, type FileOutcome, type OwnerOutcome } from '../../native/restore-file.js';
+import { restoreFileFromOffLoop, restoreFilesFromOffLoop, restoreNewFileChecks, restoreNewFileOffLoop, restoreNewFilesOffLoop, restoreNewFileSupported, restoreNewFilesSupported, type FileFrom, type FileOutcome, type NewFile, type OwnerOutcome } from '../../native/restore-file.js';
 
 /** Files up to this size are gathered whole and written by one pool job each. */
 export const GATHER_MAX = 4 << 20;
@@ -17,6 +17,17 @@ const BATCH_FILES = 32;
 const BATCH_BYTES = 2 << 20;
 
 interface QueuedFile { e: Entry; fd: number; offset: number; owned: boolean; held: number }
+/** A gathered file waiting for its batch (submit): its content, and whether the job checks it. */
+interface QueuedParts { e: Entry; parts: Buffer[]; check: boolean }
+
+/** One gathered file by restoreNewFileOffLoop, its outcome as a batch's: a call refused outright counts as a create that failed. */
+function oneNewFile(f: NewFile): Promise<FileOutcome> {
+  try {
+    return restoreNewFileOffLoop(f.path, f.parts, f.mode, f.uid, f.gid, f.sec, f.nsec, f.hash)!.catch((err: FileOutcome) => err);
+  } catch (err) {
+    return Promise.resolve(Object.assign(err as Error, { stage: 'open' }));
+  }
+}
 
 /** One file by restoreFileFromOffLoop, its outcome as a batch's: a call refused outright counts as a create that failed. */
 function oneFileFrom(f: FileFrom): Promise<FileOutcome> {
@@ -67,6 +78,10 @@ export class NewFiles {
   /** Files of submitFrom not yet handed to a job, and their bytes; pool jobs of those under way. */
   private queued: QueuedFile[] = [];
   private queuedBytes = 0;
+  /** Gathered files (submit) not yet handed to a job, and their bytes: batched as submitFrom's are. */
+  private gathered: QueuedParts[] = [];
+  private gatheredBytes = 0;
+  private readonly batchNew = restoreNewFilesSupported();
   private running = 0;
   private failed: Error | null = null;
   private abandoned = false;
@@ -96,7 +111,12 @@ export class NewFiles {
     this.hash?.update(chunk);
   }
 
-  /** The gathered file is complete: checked (when asked), then handed to a job; waits while too many are under way. */
+  /**
+   * The gathered file is complete: checked (when asked), then handed to a job; waits while
+   * too many are under way. Files are queued and handed to the pool in batches, as
+   * submitFrom's are (restoreNewFiles: each file checked before it is created, each with its
+   * own outcome).
+   */
   async submit(): Promise<void> {
     const e = this.entry!;
     const parts = this.parts;
@@ -109,6 +129,18 @@ export class NewFiles {
     if (hash && !hash.digest().equals(e.hash!)) {
       throw new Error(`the content of ${JSON.stringify(toDisplay(e.path))} in the snapshot does not match its hash: the snapshot is damaged; that file was not restored and the restore stopped there`);
     }
+    if (this.batchNew) {
+      while (this.jobs >= MAX_QUEUED || (this.bytes >= MAX_BYTES && this.jobs > 0)) {
+        this.flush();
+        await new Promise<void>((r) => { this.wake = r; });
+      }
+      this.throwIfFailed();
+      this.gathered.push({ e, parts, check: checkInJob });
+      this.gatheredBytes += e.size;
+      this.started(e, e.size);
+      if (this.running < BATCH_RUNNING || this.gathered.length >= BATCH_FILES || this.gatheredBytes >= BATCH_BYTES) this.flushGathered();
+      return;
+    }
     while (this.jobs >= MAX_JOBS || (this.bytes >= MAX_BYTES && this.jobs > 0)) await new Promise<void>((r) => { this.wake = r; });
     this.throwIfFailed();
     const owner = this.hooks.owner(e);
@@ -118,6 +150,44 @@ export class NewFiles {
       this.hooks.ownerWarning(e, outcome);
       this.hooks.done(e);
     }, (err: NodeJS.ErrnoException & { stage?: string }) => this.failedJob(e, parts, err)).finally(() => this.finished(e, e.size));
+  }
+
+  /** Hands the gathered files queued to one pool job (a batch refused as a whole: each file alone). */
+  private flushGathered(): void {
+    if (this.gathered.length === 0) return;
+    const batch = this.gathered;
+    this.gathered = [];
+    this.gatheredBytes = 0;
+    this.running++;
+    const files = batch.map(({ e, parts, check }): NewFile => {
+      const owner = this.hooks.owner(e);
+      return { path: this.hooks.abs(e.path), parts, hash: check ? e.hash! : null, mode: e.mode, uid: owner?.uid ?? -1, gid: owner?.gid ?? -1, sec: e.mtimeSec, nsec: e.mtimeNsec };
+    });
+    let job: Promise<FileOutcome[]> | null = null;
+    try {
+      job = restoreNewFilesOffLoop(files);
+    } catch {
+      // Refused as a whole (a path too long for the kernel): each file alone, so only that one fails.
+    }
+    job ??= Promise.all(files.map(oneNewFile));
+    void job.then((results) => {
+      batch.forEach(({ e, parts }, i) => {
+        const result = results[i]!;
+        if (typeof result === 'number') {
+          this.hooks.ownerWarning(e, result);
+          this.hooks.done(e);
+        } else {
+          this.failedJob(e, parts, result);
+        }
+      });
+    }, (err: Error) => {
+      // The job did not run at all: nothing of the batch was created.
+      this.failed ??= err;
+    }).finally(() => {
+      this.running--;
+      for (const { e } of batch) this.finished(e, e.size);
+      if (this.running < BATCH_RUNNING) this.flush();
+    });
   }
 
   /**
@@ -149,8 +219,14 @@ export class NewFiles {
     if (this.running < BATCH_RUNNING || this.queued.length >= BATCH_FILES || this.queuedBytes >= BATCH_BYTES) this.flush();
   }
 
-  /** Hands the queued files to one pool job. */
+  /** Hands the queued files (both kinds) to pool jobs. */
   private flush(): void {
+    this.flushGathered();
+    this.flushFrom();
+  }
+
+  /** Hands the files of submitFrom queued to one pool job. */
+  private flushFrom(): void {
     if (this.queued.length === 0) return;
     const batch = this.queued;
     this.queued = [];
@@ -279,6 +355,10 @@ export class NewFiles {
       if (item.owned) closeQuietly(item.fd);
       this.finished(item.e, item.held);
     }
+    const gathered = this.gathered;
+    this.gathered = [];
+    this.gatheredBytes = 0;
+    for (const { e } of gathered) this.finished(e, e.size);
   }
 }
 
