@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { Entry } from '../format/entry.js';
 import { toDisplay, type BytePath } from '../../util/byte-path.js';
-import { restoreFileFromOffLoop, restoreFilesFromOffLoop, restoreNewFileChecks, restoreNewFileOffLoop, restoreNewFilesOffLoop, restoreNewFileSupported, restoreNewFilesSupported, type FileFrom, type FileOutcome, type NewFile, type OwnerOutcome } from '../../native/restore-file.js';
+import { restoreFileFromOffLoop, restoreFilesFromOffLoop, restoreNewFileChecks, restoreNewFileOffLoop, restoreNewFilesOffLoop, restoreNewFileSupported, restoreNewFilesSupported, type FileFrom, type FileOutcome, type NewFile, type OwnerOutcome, MAX_FILES_FROM } from '../../native/restore-file.js';
 
 /** Files up to this size are gathered whole and written by one pool job each. */
 export const GATHER_MAX = 4 << 20;
@@ -15,6 +15,9 @@ const MAX_QUEUED = 128;
 const BATCH_RUNNING = 2;
 const BATCH_FILES = 32;
 const BATCH_BYTES = 2 << 20;
+/** submit: gathered files queued or being written at most, and their bytes (views that keep inflated members alive). */
+const MAX_GATHERED = 64;
+const MAX_GATHERED_BYTES = 16 << 20;
 
 interface QueuedFile { e: Entry; fd: number; offset: number; owned: boolean; held: number }
 /** A gathered file waiting for its batch (submit): its content, and whether the job checks it. */
@@ -78,9 +81,8 @@ export class NewFiles {
   /** Files of submitFrom not yet handed to a job, and their bytes; pool jobs of those under way. */
   private queued: QueuedFile[] = [];
   private queuedBytes = 0;
-  /** Gathered files (submit) not yet handed to a job, and their bytes: batched as submitFrom's are. */
+  /** Gathered files (submit) not yet handed to a job. */
   private gathered: QueuedParts[] = [];
-  private gatheredBytes = 0;
   private readonly batchNew = restoreNewFilesSupported();
   private running = 0;
   private failed: Error | null = null;
@@ -130,15 +132,18 @@ export class NewFiles {
       throw new Error(`the content of ${JSON.stringify(toDisplay(e.path))} in the snapshot does not match its hash: the snapshot is damaged; that file was not restored and the restore stopped there`);
     }
     if (this.batchNew) {
-      while (this.jobs >= MAX_QUEUED || (this.bytes >= MAX_BYTES && this.jobs > 0)) {
-        this.flush();
+      while (this.jobs >= MAX_GATHERED || (this.bytes >= MAX_GATHERED_BYTES && this.jobs > 0)) {
+        if (this.running < BATCH_RUNNING) this.flushGathered();
         await new Promise<void>((r) => { this.wake = r; });
       }
       this.throwIfFailed();
       this.gathered.push({ e, parts, check: checkInJob });
-      this.gatheredBytes += e.size;
       this.started(e, e.size);
-      if (this.running < BATCH_RUNNING || this.gathered.length >= BATCH_FILES || this.gatheredBytes >= BATCH_BYTES) this.flushGathered();
+      // At most BATCH_RUNNING batches create files at a time (the machine's cores, not the
+      // pool's four threads): creates in the same folders contend in the kernel (the parent's
+      // lock, the inode bitmap), and the pool's other threads stay free to inflate. What
+      // arrives meanwhile goes as one batch when one finishes.
+      if (this.running < BATCH_RUNNING) this.flushGathered();
       return;
     }
     while (this.jobs >= MAX_JOBS || (this.bytes >= MAX_BYTES && this.jobs > 0)) await new Promise<void>((r) => { this.wake = r; });
@@ -155,9 +160,7 @@ export class NewFiles {
   /** Hands the gathered files queued to one pool job (a batch refused as a whole: each file alone). */
   private flushGathered(): void {
     if (this.gathered.length === 0) return;
-    const batch = this.gathered;
-    this.gathered = [];
-    this.gatheredBytes = 0;
+    const batch = this.gathered.splice(0, MAX_FILES_FROM);
     this.running++;
     const files = batch.map(({ e, parts, check }): NewFile => {
       const owner = this.hooks.owner(e);
@@ -357,7 +360,6 @@ export class NewFiles {
     }
     const gathered = this.gathered;
     this.gathered = [];
-    this.gatheredBytes = 0;
     for (const { e } of gathered) this.finished(e, e.size);
   }
 }
