@@ -4,7 +4,7 @@ import type { Entry } from '../format/entry.js';
 import { toDisplay, type BytePath } from '../../util/byte-path.js';
 import { restoreFileFromOffLoop, restoreFilesFromOffLoop, restoreNewFileChecks, restoreNewFileOffLoop, restoreNewFilesOffLoop, restoreNewFileSupported, restoreNewFilesSupported, type FileFrom, type FileOutcome, type NewFile, type OwnerOutcome, MAX_FILES_FROM } from '../../native/restore-file.js';
 
-/** Files up to this size are gathered whole and written by one pool job each. */
+/** Files up to this size are gathered whole and written by pool jobs (in batches). */
 export const GATHER_MAX = 4 << 20;
 /** Jobs under way at most, and bytes they hold at most: what the writer may be ahead of the disk. */
 const MAX_JOBS = 24;
@@ -58,9 +58,10 @@ export interface NewFilesHooks {
 }
 
 /**
- * The files of a restore into a new folder: each gathered whole from the stream, then
- * created, written, given owner, mode and times and closed by one job on libuv's pool
- * (restoreNewFile, as the account like the writer itself), several at a time. A file is
+ * The files of a restore into a new folder: each gathered whole from the stream (or from a
+ * compressed snapshot's inflated members), then created, written, given owner, mode and times
+ * and closed on libuv's pool (restoreNewFiles: batches of files, one after the other in a job,
+ * as the account like the writer itself). A file is
  * created only once all its bytes are here (so a stream that breaks off leaves no part of
  * it), with O_EXCL|O_NOFOLLOW at its real name; a job that fails removes what it created.
  * Files of one folder may complete in any order: the caller waits (drain) before anything
