@@ -16,8 +16,8 @@ const BATCH_RUNNING = 2;
 const BATCH_FILES = 32;
 const BATCH_BYTES = 2 << 20;
 /** submit: gathered files queued or being written at most, and their bytes (views that keep inflated members alive). */
-const MAX_GATHERED = 64;
-const MAX_GATHERED_BYTES = 16 << 20;
+const MAX_GATHERED = 48;
+const MAX_GATHERED_BYTES = 8 << 20;
 
 interface QueuedFile { e: Entry; fd: number; offset: number; owned: boolean; held: number }
 /** A gathered file waiting for its batch (submit): its content, and whether the job checks it. */
