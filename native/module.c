@@ -24,6 +24,7 @@ napi_value write_new_file(napi_env env, napi_callback_info info);
 napi_value restore_new_file(napi_env env, napi_callback_info info);
 napi_value restore_file_from(napi_env env, napi_callback_info info);
 napi_value restore_files_from(napi_env env, napi_callback_info info);
+napi_value restore_new_files(napi_env env, napi_callback_info info);
 napi_value send_with_fds(napi_env env, napi_callback_info info);
 napi_value recv_with_fds(napi_env env, napi_callback_info info);
 napi_value socket_pair(napi_env env, napi_callback_info info);
@@ -88,6 +89,7 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "restoreNewFile", restore_new_file);
   export_function(env, exports, "restoreFileFrom", restore_file_from);
   export_function(env, exports, "restoreFilesFrom", restore_files_from);
+  export_function(env, exports, "restoreNewFiles", restore_new_files);
   export_function(env, exports, "sendWithFds", send_with_fds);
   export_function(env, exports, "recvWithFds", recv_with_fds);
   export_function(env, exports, "socketPair", socket_pair);

@@ -43,9 +43,7 @@ typedef struct {
   napi_async_work work;
 } restore_job;
 
-static void execute(napi_env env, void *data) {
-  (void)env;
-  restore_job *job = data;
+static void new_run(restore_job *job) {
   if (job->has_hash) {
     unsigned char got[32];
     void *ctx = tm_sha256_new();
@@ -73,6 +71,11 @@ static void execute(napi_env env, void *data) {
   // Created here (O_EXCL): removing it removes nothing of anyone else's.
   if (err) unlink(job->path);
   job->err = err;
+}
+
+static void execute(napi_env env, void *data) {
+  (void)env;
+  new_run(data);
 }
 
 static void free_job(napi_env env, restore_job *job) {
@@ -477,4 +480,140 @@ napi_value restore_files_from(napi_env env, napi_callback_info info) {
     if (f[9] != 0) { memcpy(job->hash, (const unsigned char *)hashes_data + (size_t)i * 32, 32); job->has_hash = 1; }
   }
   return start_pool_job(env, "tidemark:restoreFilesFrom", batch_execute, batch_complete, batch, &batch->deferred, &batch->work);
+}
+
+// restoreNewFiles(paths, parts, numbers, hashes) -> Promise<(number | Error)[]>: restoreNewFile
+// for several files whose content is here (gathered from a stream, or inflated from a
+// compressed snapshot), in one job on libuv's pool, one after the other: one call, one
+// wake-up and one promise for the batch instead of one each. `paths`: Buffers without NUL;
+// `parts`: one array of Buffers per file (kept alive, and in place, until the job is done);
+// `numbers`: a Float64Array of NEW_FIELDS numbers per file (mode, uid, gid, sec, nsec,
+// hashed 0/1); `hashes`: 32 bytes per file (ignored where hashed is 0). Resolves with one
+// value per file, in order: its owner outcome, or the Error restoreNewFile would have
+// rejected with (`stage` "damaged" with `damage` "hash", "open" or "write"): each file is
+// checked before it is created, and one file's failure does not stop the others.
+#define NEW_FIELDS 6
+
+typedef struct {
+  uint32_t count;
+  restore_job *jobs;
+  napi_ref keep; // the array of parts arrays
+  napi_deferred deferred;
+  napi_async_work work;
+} new_batch;
+
+static void new_batch_execute(napi_env env, void *data) {
+  (void)env;
+  new_batch *batch = data;
+  for (uint32_t i = 0; i < batch->count; i++) new_run(&batch->jobs[i]);
+}
+
+static void new_batch_free(napi_env env, new_batch *batch) {
+  if (batch->keep) napi_delete_reference(env, batch->keep);
+  for (uint32_t i = 0; i < batch->count; i++) { free(batch->jobs[i].path); free(batch->jobs[i].iov); }
+  free(batch->jobs);
+  free(batch);
+}
+
+static void new_batch_complete(napi_env env, napi_status status, void *data) {
+  new_batch *batch = data;
+  napi_value results;
+  napi_create_array_with_length(env, batch->count, &results);
+  for (uint32_t i = 0; i < batch->count; i++) {
+    restore_job *job = &batch->jobs[i];
+    napi_value value;
+    if (status == napi_ok && job->err == 0) napi_create_int32(env, job->owner, &value);
+    else value = outcome_error(env, job->err, job->damaged ? "damaged" : job->opened ? "write" : "open", job->damaged ? "hash" : NULL);
+    napi_set_element(env, results, i, value);
+  }
+  napi_resolve_deferred(env, batch->deferred, results);
+  napi_delete_async_work(env, batch->work);
+  new_batch_free(env, batch);
+}
+
+napi_value restore_new_files(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  bool is_array = false, parts_array = false, is_typed = false;
+  uint32_t count = 0, parts_count = 0;
+  napi_typedarray_type type;
+  size_t length = 0, hashes_len = 0;
+  void *numbers_data = NULL, *hashes_data = NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4
+      || napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array
+      || napi_get_array_length(env, argv[0], &count) != napi_ok || count == 0 || count > MAX_BATCH
+      || napi_is_array(env, argv[1], &parts_array) != napi_ok || !parts_array
+      || napi_get_array_length(env, argv[1], &parts_count) != napi_ok || parts_count != count
+      || napi_is_typedarray(env, argv[2], &is_typed) != napi_ok || !is_typed
+      || napi_get_typedarray_info(env, argv[2], &type, &length, &numbers_data, NULL, NULL) != napi_ok
+      || type != napi_float64_array || length != (size_t)count * NEW_FIELDS
+      || napi_get_buffer_info(env, argv[3], &hashes_data, &hashes_len) != napi_ok || hashes_len != (size_t)count * 32) {
+    napi_throw_type_error(env, NULL, "restoreNewFiles(paths: Buffer[] (1-256), parts: Buffer[][] (one per path), numbers: Float64Array of 6 per file, hashes: Buffer of 32 bytes per file)");
+    return NULL;
+  }
+  const double *n = numbers_data;
+  int hashed = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    const double *f = n + (size_t)i * NEW_FIELDS;
+    if (!whole(f[0], 0, 07777) || !whole(f[1], -1, 0xfffffffe) || !whole(f[2], -1, 0xfffffffe)
+        || !whole(f[3], -9007199254740991.0, 9007199254740991.0) || !whole(f[4], 0, 999999999) || !whole(f[5], 0, 1)) {
+      napi_throw_type_error(env, NULL, "restoreNewFiles: a file's numbers are out of range");
+      return NULL;
+    }
+    if (f[5] != 0) hashed = 1;
+  }
+  if (hashed && !tm_sha256_available()) {
+    napi_throw_error(env, "ENOTSUP", "SHA-256 is not available to the native module");
+    return NULL;
+  }
+  new_batch *batch = calloc(1, sizeof *batch);
+  if (batch) batch->jobs = calloc(count, sizeof *batch->jobs);
+  if (!batch || !batch->jobs) {
+    if (batch) free(batch);
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  batch->count = count;
+  for (uint32_t i = 0; i < count; i++) {
+    const double *f = n + (size_t)i * NEW_FIELDS;
+    restore_job *job = &batch->jobs[i];
+    napi_value path, parts;
+    void *path_data = NULL;
+    size_t path_len = 0;
+    bool is_parts = false;
+    uint32_t pieces = 0;
+    if (napi_get_element(env, argv[0], i, &path) != napi_ok
+        || napi_get_buffer_info(env, path, &path_data, &path_len) != napi_ok || path_len == 0 || path_len > 4095
+        || memchr(path_data, 0, path_len)
+        || napi_get_element(env, argv[1], i, &parts) != napi_ok
+        || napi_is_array(env, parts, &is_parts) != napi_ok || !is_parts
+        || napi_get_array_length(env, parts, &pieces) != napi_ok) {
+      new_batch_free(env, batch);
+      napi_throw_type_error(env, NULL, "restoreNewFiles: every path must be a Buffer without NUL, every file's parts an array");
+      return NULL;
+    }
+    job->path = malloc(path_len + 1);
+    if (pieces > 0) job->iov = calloc(pieces, sizeof *job->iov);
+    if (!job->path || (pieces > 0 && !job->iov)) {
+      new_batch_free(env, batch);
+      napi_throw_error(env, "ENOMEM", "out of memory");
+      return NULL;
+    }
+    memcpy(job->path, path_data, path_len);
+    job->path[path_len] = 0;
+    job->count = pieces;
+    if (!tm_iovec_of_buffers(env, parts, pieces, job->iov)) {
+      new_batch_free(env, batch);
+      napi_throw_type_error(env, NULL, "restoreNewFiles: every part must be a Buffer");
+      return NULL;
+    }
+    job->mode = (int)f[0];
+    job->uid = (int64_t)f[1];
+    job->gid = (int64_t)f[2];
+    job->times[0].tv_sec = job->times[1].tv_sec = (time_t)(int64_t)f[3];
+    job->times[0].tv_nsec = job->times[1].tv_nsec = (long)f[4];
+    if (f[5] != 0) { memcpy(job->hash, (const unsigned char *)hashes_data + (size_t)i * 32, 32); job->has_hash = 1; }
+  }
+  napi_create_reference(env, argv[1], 1, &batch->keep);
+  return start_pool_job(env, "tidemark:restoreNewFiles", new_batch_execute, new_batch_complete, batch, &batch->deferred, &batch->work);
 }

@@ -87,3 +87,45 @@ export function restoreFilesFromOffLoop(files: readonly FileFrom[]): Promise<Fil
   });
   return batchAddon.restoreFilesFrom(files.map((f) => f.path), numbers, hashes) as Promise<FileOutcome[]>;
 }
+
+/** One file of restoreNewFilesOffLoop: restoreNewFileOffLoop's arguments. */
+export interface NewFile {
+  path: Buffer;
+  parts: Buffer[];
+  hash: Buffer | null;
+  mode: number;
+  uid: number;
+  gid: number;
+  sec: number;
+  nsec: number;
+}
+
+const NEW_FIELDS = 6;
+const newBatchAddon = nativeAddon<{ restoreNewFiles(paths: Buffer[], parts: Buffer[][], numbers: Float64Array, hashes: Buffer): Promise<(number | Error)[]> }>('restoreNewFiles');
+
+/**
+ * restoreNewFileOffLoop for 1 to MAX_FILES_FROM files whose content is here, in one job on
+ * libuv's pool, one after the other: one call, one wake-up and one promise for the batch.
+ * Each file is checked (with a hash) before it is created, created with O_EXCL|O_NOFOLLOW,
+ * and has its own outcome, in order: its OwnerOutcome, or the error restoreNewFileOffLoop
+ * would have rejected with (`stage` "damaged", "open" or "write"). The parts stay untouched
+ * until the promise settles. null when the addon is not built.
+ */
+export function restoreNewFilesOffLoop(files: readonly NewFile[]): Promise<FileOutcome[]> | null {
+  if (!newBatchAddon) return null;
+  const numbers = new Float64Array(files.length * NEW_FIELDS);
+  const hashes = Buffer.alloc(files.length * 32);
+  files.forEach((f, i) => {
+    const at = i * NEW_FIELDS;
+    numbers[at] = f.mode;
+    numbers[at + 1] = f.uid;
+    numbers[at + 2] = f.gid;
+    numbers[at + 3] = f.sec;
+    numbers[at + 4] = f.nsec;
+    numbers[at + 5] = f.hash ? 1 : 0;
+    f.hash?.copy(hashes, i * 32);
+  });
+  return newBatchAddon.restoreNewFiles(files.map((f) => f.path), files.map((f) => f.parts), numbers, hashes) as Promise<FileOutcome[]>;
+}
+
+export const restoreNewFilesSupported = (): boolean => newBatchAddon !== null;

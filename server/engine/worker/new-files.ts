@@ -2,9 +2,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { Entry } from '../format/entry.js';
 import { toDisplay, type BytePath } from '../../util/byte-path.js';
-import { restoreFileFromOffLoop, restoreFilesFromOffLoop, restoreNewFileChecks, restoreNewFileOffLoop, restoreNewFileSupported, type FileFrom, type FileOutcome, type OwnerOutcome } from '../../native/restore-file.js';
+import { restoreFileFromOffLoop, restoreFilesFromOffLoop, restoreNewFileChecks, restoreNewFileOffLoop, restoreNewFilesOffLoop, restoreNewFileSupported, restoreNewFilesSupported, type FileFrom, type FileOutcome, type NewFile, type OwnerOutcome, MAX_FILES_FROM } from '../../native/restore-file.js';
 
-/** Files up to this size are gathered whole and written by one pool job each. */
+/** Files up to this size are gathered whole and written by pool jobs (in batches). */
 export const GATHER_MAX = 4 << 20;
 /** Jobs under way at most, and bytes they hold at most: what the writer may be ahead of the disk. */
 const MAX_JOBS = 24;
@@ -15,8 +15,22 @@ const MAX_QUEUED = 128;
 const BATCH_RUNNING = 2;
 const BATCH_FILES = 32;
 const BATCH_BYTES = 2 << 20;
+/** submit: gathered files queued or being written at most, and their bytes (views that keep inflated members alive). */
+const MAX_GATHERED = 48;
+const MAX_GATHERED_BYTES = 8 << 20;
 
 interface QueuedFile { e: Entry; fd: number; offset: number; owned: boolean; held: number }
+/** A gathered file waiting for its batch (submit): its content, and whether the job checks it. */
+interface QueuedParts { e: Entry; parts: Buffer[]; check: boolean }
+
+/** One gathered file by restoreNewFileOffLoop, its outcome as a batch's: a call refused outright counts as a create that failed. */
+function oneNewFile(f: NewFile): Promise<FileOutcome> {
+  try {
+    return restoreNewFileOffLoop(f.path, f.parts, f.mode, f.uid, f.gid, f.sec, f.nsec, f.hash)!.catch((err: FileOutcome) => err);
+  } catch (err) {
+    return Promise.resolve(Object.assign(err as Error, { stage: 'open' }));
+  }
+}
 
 /** One file by restoreFileFromOffLoop, its outcome as a batch's: a call refused outright counts as a create that failed. */
 function oneFileFrom(f: FileFrom): Promise<FileOutcome> {
@@ -44,9 +58,10 @@ export interface NewFilesHooks {
 }
 
 /**
- * The files of a restore into a new folder: each gathered whole from the stream, then
- * created, written, given owner, mode and times and closed by one job on libuv's pool
- * (restoreNewFile, as the account like the writer itself), several at a time. A file is
+ * The files of a restore into a new folder: each gathered whole from the stream (or from a
+ * compressed snapshot's inflated members), then created, written, given owner, mode and times
+ * and closed on libuv's pool (restoreNewFiles: batches of files, one after the other in a job,
+ * as the account like the writer itself). A file is
  * created only once all its bytes are here (so a stream that breaks off leaves no part of
  * it), with O_EXCL|O_NOFOLLOW at its real name; a job that fails removes what it created.
  * Files of one folder may complete in any order: the caller waits (drain) before anything
@@ -67,6 +82,9 @@ export class NewFiles {
   /** Files of submitFrom not yet handed to a job, and their bytes; pool jobs of those under way. */
   private queued: QueuedFile[] = [];
   private queuedBytes = 0;
+  /** Gathered files (submit) not yet handed to a job. */
+  private gathered: QueuedParts[] = [];
+  private readonly batchNew = restoreNewFilesSupported();
   private running = 0;
   private failed: Error | null = null;
   private abandoned = false;
@@ -96,7 +114,12 @@ export class NewFiles {
     this.hash?.update(chunk);
   }
 
-  /** The gathered file is complete: checked (when asked), then handed to a job; waits while too many are under way. */
+  /**
+   * The gathered file is complete: checked (when asked), then handed to a job; waits while
+   * too many are under way. Files are queued and handed to the pool in batches, as
+   * submitFrom's are (restoreNewFiles: each file checked before it is created, each with its
+   * own outcome).
+   */
   async submit(): Promise<void> {
     const e = this.entry!;
     const parts = this.parts;
@@ -109,6 +132,21 @@ export class NewFiles {
     if (hash && !hash.digest().equals(e.hash!)) {
       throw new Error(`the content of ${JSON.stringify(toDisplay(e.path))} in the snapshot does not match its hash: the snapshot is damaged; that file was not restored and the restore stopped there`);
     }
+    if (this.batchNew) {
+      while (this.jobs >= MAX_GATHERED || (this.bytes >= MAX_GATHERED_BYTES && this.jobs > 0)) {
+        if (this.running < BATCH_RUNNING) this.flushGathered();
+        await new Promise<void>((r) => { this.wake = r; });
+      }
+      this.throwIfFailed();
+      this.gathered.push({ e, parts, check: checkInJob });
+      this.started(e, e.size);
+      // At most BATCH_RUNNING batches create files at a time (the machine's cores, not the
+      // pool's four threads): creates in the same folders contend in the kernel (the parent's
+      // lock, the inode bitmap), and the pool's other threads stay free to inflate. What
+      // arrives meanwhile goes as one batch when one finishes.
+      if (this.running < BATCH_RUNNING) this.flushGathered();
+      return;
+    }
     while (this.jobs >= MAX_JOBS || (this.bytes >= MAX_BYTES && this.jobs > 0)) await new Promise<void>((r) => { this.wake = r; });
     this.throwIfFailed();
     const owner = this.hooks.owner(e);
@@ -118,6 +156,42 @@ export class NewFiles {
       this.hooks.ownerWarning(e, outcome);
       this.hooks.done(e);
     }, (err: NodeJS.ErrnoException & { stage?: string }) => this.failedJob(e, parts, err)).finally(() => this.finished(e, e.size));
+  }
+
+  /** Hands the gathered files queued to one pool job (a batch refused as a whole: each file alone). */
+  private flushGathered(): void {
+    if (this.gathered.length === 0) return;
+    const batch = this.gathered.splice(0, MAX_FILES_FROM);
+    this.running++;
+    const files = batch.map(({ e, parts, check }): NewFile => {
+      const owner = this.hooks.owner(e);
+      return { path: this.hooks.abs(e.path), parts, hash: check ? e.hash! : null, mode: e.mode, uid: owner?.uid ?? -1, gid: owner?.gid ?? -1, sec: e.mtimeSec, nsec: e.mtimeNsec };
+    });
+    let job: Promise<FileOutcome[]> | null = null;
+    try {
+      job = restoreNewFilesOffLoop(files);
+    } catch {
+      // Refused as a whole (a path too long for the kernel): each file alone, so only that one fails.
+    }
+    job ??= Promise.all(files.map(oneNewFile));
+    void job.then((results) => {
+      batch.forEach(({ e, parts }, i) => {
+        const result = results[i]!;
+        if (typeof result === 'number') {
+          this.hooks.ownerWarning(e, result);
+          this.hooks.done(e);
+        } else {
+          this.failedJob(e, parts, result);
+        }
+      });
+    }, (err: Error) => {
+      // The job did not run at all: nothing of the batch was created.
+      this.failed ??= err;
+    }).finally(() => {
+      this.running--;
+      for (const { e } of batch) this.finished(e, e.size);
+      if (this.running < BATCH_RUNNING) this.flush();
+    });
   }
 
   /**
@@ -149,8 +223,14 @@ export class NewFiles {
     if (this.running < BATCH_RUNNING || this.queued.length >= BATCH_FILES || this.queuedBytes >= BATCH_BYTES) this.flush();
   }
 
-  /** Hands the queued files to one pool job. */
+  /** Hands the queued files (both kinds) to pool jobs. */
   private flush(): void {
+    this.flushGathered();
+    this.flushFrom();
+  }
+
+  /** Hands the files of submitFrom queued to one pool job. */
+  private flushFrom(): void {
     if (this.queued.length === 0) return;
     const batch = this.queued;
     this.queued = [];
@@ -279,6 +359,9 @@ export class NewFiles {
       if (item.owned) closeQuietly(item.fd);
       this.finished(item.e, item.held);
     }
+    const gathered = this.gathered;
+    this.gathered = [];
+    for (const { e } of gathered) this.finished(e, e.size);
   }
 }
 
