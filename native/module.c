@@ -7,7 +7,8 @@
 // file created, written and given its owner, mode and times in one job on libuv's pool, for restores;
 // tar-pump.c: the archive structure's tar copied from the account worker's pipe to the destination
 // file and hashed (each file and the whole) on libuv's pool; splice-file.c: a large file's content
-// moved into that pipe (or the entry stream's socket) by the account worker without copies.
+// moved into that pipe (or the entry stream's socket) by the account worker without copies;
+// malloc-policy.c: glibc's mmap threshold fixed, so that freed large Buffers go back to the system.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <string.h>
@@ -40,6 +41,7 @@ napi_value tar_pump_read(napi_env env, napi_callback_info info);
 napi_value tar_pump_process(napi_env env, napi_callback_info info);
 napi_value tar_pump_hash_all(napi_env env, napi_callback_info info);
 napi_value tar_pump_digest(napi_env env, napi_callback_info info);
+napi_value malloc_policy(napi_env env, napi_callback_info info);
 
 napi_value errno_error(napi_env env, int err) {
   const char *name = strerrorname_np(err);
@@ -103,5 +105,6 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "tarPumpProcess", tar_pump_process);
   export_function(env, exports, "tarPumpHashAll", tar_pump_hash_all);
   export_function(env, exports, "tarPumpDigest", tar_pump_digest);
+  export_function(env, exports, "mallocPolicy", malloc_policy);
   return exports;
 }
