@@ -239,6 +239,12 @@ export class OrderedPathTable {
 
   /** The tag `path` was added with, or -1 when it was not added. */
   tagOf(path: BytePath): number {
+    const row = this.rowOf(path);
+    return row < 0 ? -1 : this.tags[row]!;
+  }
+
+  /** The row `path` was added at (0 for the first), or -1 when it was not added. */
+  rowOf(path: BytePath): number {
     if (this.count === 0) return -1;
     // The last block whose first (whole) path is at or before `path`.
     let lo = 0;
@@ -251,7 +257,7 @@ export class OrderedPathTable {
     for (let row = lo * RESTART; row < Math.min(this.count, (lo + 1) * RESTART); row++) {
       const [next, length] = this.decode(offset);
       const c = this.compare(length, path);
-      if (c === 0) return this.tags[row]!;
+      if (c === 0) return row;
       if (c > 0) return -1;
       offset = next;
     }
