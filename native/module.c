@@ -9,6 +9,7 @@
 // file and hashed (each file and the whole) on libuv's pool; splice-file.c: a large file's content
 // moved into that pipe (or the entry stream's socket) by the account worker without copies;
 // open-files.c: a folder's stored files opened for reads in one job on libuv's pool, for restores.
+// malloc-policy.c: glibc's mmap threshold fixed, so that freed large Buffers go back to the system.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <string.h>
@@ -43,6 +44,7 @@ napi_value tar_pump_process(napi_env env, napi_callback_info info);
 napi_value tar_pump_hash_all(napi_env env, napi_callback_info info);
 napi_value tar_pump_digest(napi_env env, napi_callback_info info);
 napi_value open_files_at(napi_env env, napi_callback_info info);
+napi_value malloc_policy(napi_env env, napi_callback_info info);
 
 napi_value errno_error(napi_env env, int err) {
   const char *name = strerrorname_np(err);
@@ -108,5 +110,6 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "tarPumpHashAll", tar_pump_hash_all);
   export_function(env, exports, "tarPumpDigest", tar_pump_digest);
   export_function(env, exports, "openFilesAt", open_files_at);
+  export_function(env, exports, "mallocPolicy", malloc_policy);
   return exports;
 }

@@ -134,3 +134,82 @@ test('the index checks: duplicates, entries outside a folder listed before, hard
   assert.throws(() => ok([root, { kind: 'd', path: '' }]), /home folder entry must come first/);
   assert.throws(() => ok([root, { path: 'a/../b', size: 0 }]), /holds "\.\."/);
 });
+
+/** The index checks as they were before the packed table: one Map of every path listed. */
+class MapValidator {
+  private count = 0;
+  private readonly seen = new Map<string, string>();
+  check(e: Entry): void {
+    this.count++;
+    if (e.path === '') {
+      if (e.kind !== 'd' || this.count !== 1) throw new Error('home');
+    } else {
+      if (this.seen.get(e.path.includes('/') ? e.path.slice(0, e.path.lastIndexOf('/')) : '') !== 'd') throw new Error('parent');
+      if (this.seen.has(e.path)) throw new Error('twice');
+    }
+    if (e.kind === 'h' && this.seen.get(e.link) !== 'f') throw new Error('hard link');
+    this.seen.set(e.path, e.kind);
+  }
+}
+
+const verdict = (v: { check(e: Entry): void }, list: Entry[]): string => {
+  try {
+    for (const e of list) v.check(e);
+    return 'ok';
+  } catch (err) {
+    const m = (err as Error).message;
+    return /home/.test(m) ? 'home' : /not inside a directory/.test(m) || m === 'parent' ? 'parent' : /twice/.test(m) ? 'twice' : /hard link/.test(m) ? 'hard link' : m;
+  }
+};
+
+test('the index checks give the same verdicts as a map of every path, in walk order and out of it (random indexes)', () => {
+  let s = 12345;
+  const rnd = (n: number): number => { s = (Math.imul(s, 1103515245) + 12345) >>> 0; return (s >>> 8) % n; };
+  const names = ['a', 'b', 'a.c', 'a-', 'b0', 'x y', 'é'];
+  const counts: Record<string, number> = {};
+  for (let round = 0; round < 3000; round++) {
+    // A tree walked in walk order (folders, then what they hold, names sorted), then sometimes damaged.
+    const list: Entry[] = [makeEntry({ kind: 'd', path: '' })];
+    const files: string[] = [];
+    const walk = (dir: string, depth: number): void => {
+      const picked = [...new Set(Array.from({ length: rnd(4) }, () => names[rnd(names.length)]!))].sort();
+      for (const n of picked) {
+        const p = dir === '' ? n : `${dir}/${n}`;
+        const k = depth < 3 && rnd(3) === 0 ? 'd' : files.length > 0 && rnd(6) === 0 ? 'h' : rnd(8) === 0 ? 'l' : 'f';
+        list.push(makeEntry(k === 'h' ? { kind: 'h', path: p, link: files[rnd(files.length)]! } : k === 'l' ? { kind: 'l', path: p, link: 'x' } : { kind: k, path: p }));
+        if (k === 'f') files.push(p);
+        if (k === 'd') walk(p, depth + 1);
+      }
+    };
+    walk('', 0);
+    const damage = rnd(6);
+    if (damage === 1 && list.length > 2) list.splice(1 + rnd(list.length - 1), 0, { ...list[1 + rnd(list.length - 1)]! }); // a path twice
+    if (damage === 2 && list.length > 2) list.splice(1 + rnd(list.length - 1), 1); // a folder (or anything) left out
+    if (damage === 3 && list.length > 3) { const i = 1 + rnd(list.length - 2); [list[i], list[i + 1]] = [list[i + 1]!, list[i]!]; } // out of order
+    if (damage === 4 && files.length > 0) list.splice(1 + rnd(list.length - 1), 0, makeEntry({ kind: 'h', path: `${list[list.length - 1]!.path}~`, link: files[rnd(files.length)]! })); // link anywhere
+    if (damage === 5 && list.length > 2) list.push(makeEntry({ kind: 'f', path: `${list[1 + rnd(list.length - 1)]!.path}/under` })); // under anything
+    const expected = verdict(new MapValidator(), list);
+    assert.equal(verdict(new IndexValidator('test'), list), expected, JSON.stringify(list.map((e) => [e.kind, e.path, e.link])));
+    counts[expected] = (counts[expected] ?? 0) + 1;
+  }
+  // Every verdict was met, and not rarely.
+  for (const v of ['ok', 'parent', 'twice', 'hard link']) assert.ok((counts[v] ?? 0) > 50, `${v}: ${counts[v]}`);
+});
+
+test('the index checks: a folder closed in walk order is not a parent any more; out of walk order the map decides', () => {
+  const ok = (paths: [string, string][]): void => {
+    const v = new IndexValidator('test');
+    for (const [k, p] of paths) v.check(makeEntry({ kind: k as Entry['kind'], path: p }));
+  };
+  // Out of walk order ("a/y" after "b"), but every parent listed before: accepted, as before.
+  ok([['d', ''], ['d', 'a'], ['f', 'a/x'], ['f', 'b'], ['f', 'a/y']]);
+  // In walk order, far apart: a hard link to a file listed 5,000 entries before.
+  const long: [string, string][] = [['d', ''], ['d', 'd']];
+  for (let i = 0; i < 5000; i++) long.push(['f', `d/f${String(i).padStart(5, '0')}`]);
+  const v = new IndexValidator('test');
+  for (const [k, p] of long) v.check(makeEntry({ kind: k as Entry['kind'], path: p }));
+  v.check(makeEntry({ kind: 'h', path: 'e', link: 'd/f00017' }));
+  assert.throws(() => v.check(makeEntry({ kind: 'h', path: 'e2', link: 'd/f05000' })), /hard link/);
+  assert.throws(() => v.check(makeEntry({ kind: 'h', path: 'e3', link: 'd' })), /hard link/);
+  assert.throws(() => v.check(makeEntry({ kind: 'f', path: 'd/f00001/x' })), /not inside a directory/);
+});

@@ -127,3 +127,18 @@ test('the CLI finds --data-dir before or after the command name, in both spellin
   assert.equal(globalOptionValue(['backup', '--job', 'j', '--data-dir', '/z'], '--data-dir'), '/z');
   assert.equal(globalOptionValue(['backup', '--', '--data-dir', '/z'], '--data-dir'), undefined);
 });
+
+test('a restore worker runs with V8 memory-saving heuristics; a backup worker does not', async () => {
+  const panelAccount = { username: account.username, uid: account.uid, gid: account.gid, home: account.home } as Parameters<typeof spawnAccountWorker>[0];
+  const argsOf = (pid: number): string[] => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  const restore = spawnAccountWorker(panelAccount, { mode: 'restore', intoFolder: 'tidemark-flags-check' });
+  const backup = spawnAccountWorker(panelAccount, { mode: 'backup', excludes: [], previous: false, tar: false });
+  try {
+    assert.ok(argsOf(restore.child.pid!).includes('--optimize-for-size'));
+    assert.ok(!argsOf(backup.child.pid!).includes('--optimize-for-size'));
+    assert.ok(argsOf(backup.child.pid!).includes('--max-semi-space-size=2'));
+  } finally {
+    for (const w of [restore, backup]) { w.child.kill('SIGKILL'); await w.done.catch(() => undefined); }
+    fs.rmSync(path.join(account.home, 'tidemark-flags-check'), { recursive: true, force: true });
+  }
+});

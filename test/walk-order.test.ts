@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { compareWalkOrder, PathSequence } from '../server/util/walk-order.js';
+import { compareWalkOrder, OrderedPathTable, PathSequence } from '../server/util/walk-order.js';
 import { PreviousFiles } from '../server/engine/worker/previous-files.js';
 import { PreviousBlobs } from '../server/engine/previous-blobs.js';
 import { ChangeTracker } from '../server/engine/catalog/snapshot-changes.js';
@@ -178,4 +178,22 @@ describe('the change tracker and walk order', () => {
     for (const e of [base[0]!, base[1]!, base[4]!]) t.addNew(e);
     assert.equal(t.finish(), null);
   });
+});
+
+test('OrderedPathTable: finds every path added with its tag, none that was not, refuses what is not strictly after', () => {
+  const paths: string[] = [''];
+  const dirs = ['a', 'a.b', 'a/b', 'a/b/c', 'ab', 'z', `z/${'\xff'.repeat(300)}`, 'é'];
+  for (const d of dirs) for (let i = 0; i < 40; i++) paths.push(`${d}/n${String(i).padStart(2, '0')}`);
+  paths.push(...dirs);
+  paths.sort(compareWalkOrder);
+  const t = new OrderedPathTable();
+  paths.forEach((p, i) => assert.equal(t.push(p, i % 5), true, p));
+  assert.equal(t.length, paths.length);
+  paths.forEach((p, i) => assert.equal(t.tagOf(p), i % 5, p));
+  for (const p of ['a/n', 'a/n40', 'a/b/n00x', 'a/b/c/n39/x', '0', 'zz', 'a/', 'a//n00', `z/${'\xff'.repeat(299)}`, '\xff']) assert.equal(t.tagOf(p), -1, p);
+  assert.deepEqual([...t.entries()].map(([p]) => p), paths);
+  assert.equal(t.push(paths[paths.length - 1]!, 0), false, 'the same path again');
+  assert.equal(t.push('a', 0), false, 'a path before the last');
+  assert.equal(t.length, paths.length);
+  assert.equal(new OrderedPathTable().tagOf('a'), -1);
 });

@@ -11,6 +11,7 @@ import { NewFiles, damagedError } from './new-files.js';
 import { slabReads, socketSlabReads } from './slab-reader.js';
 import { restoreFileFromSupported } from '../../native/restore-file.js';
 import { CompressedContent } from './compressed-content.js';
+import { WrittenFiles } from './written-files.js';
 
 export interface RestoreWriterOptions {
   home: string;
@@ -297,7 +298,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
    * Regular files this restore wrote: the only things a hard link may point at. A stream
    * that names any other file (one already in the home, one outside it) gets no link.
    */
-  const written = new Set<BytePath>();
+  const written = new WrittenFiles();
 
   /**
    * Into a new folder every name is free: files up to NewFiles' size are gathered whole and
@@ -307,7 +308,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
   const newFiles = opts.intoFolder !== '' ? NewFiles.create({
     abs,
     owner: (e) => (e.uid === myUid && e.gid === myGid ? null : { uid: e.uid, gid: e.gid }),
-    done: (e) => { result.files++; result.bytes += e.size; written.add(e.path); },
+    done: (e) => { result.files++; result.bytes += e.size; written.add(e); },
     warn,
     ownerWarning: (e, outcome) => {
       if (outcome === 1 && e.uid !== myUid) warn(e.path, `owner uid ${e.uid} not restored (files are restored as the account)`);
@@ -332,7 +333,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
       throw err;
     }
     fs.closeSync(fd);
-    if (install(tmp, e.path)) { result.files++; result.bytes += e.size; written.add(e.path); }
+    if (install(tmp, e.path)) { result.files++; result.bytes += e.size; written.add(e); }
   };
 
   /** writeOverTaken for content at `offset` of `fd`, read and checked here. */
@@ -357,7 +358,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
       throw err;
     }
     fs.closeSync(out);
-    if (install(tmp, e.path)) { result.files++; result.bytes += e.size; written.add(e.path); }
+    if (install(tmp, e.path)) { result.files++; result.bytes += e.size; written.add(e); }
   };
 
   // `received`: descriptors received and not yet taken by a file (contentFds); the archive's once taken.
@@ -398,7 +399,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     } finally {
       fs.closeSync(fd);
     }
-    if (install(tmp, entry.path)) { result.files++; result.bytes += entry.size; written.add(entry.path); }
+    if (install(tmp, entry.path)) { result.files++; result.bytes += entry.size; written.add(entry); }
   };
 
   try {
@@ -429,7 +430,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
       throw err;
     }
     // Whatever is put at a path now, it is no longer a file this restore wrote.
-    written.delete(e.path);
+    written.named(e);
     if (opts.prune) named.add(e.path);
     try {
       if (e.kind === 'd') {
@@ -475,7 +476,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
         if (!validRelative(e.link) || e.link === '' || !written.has(e.link)) { warn(e.path, 'hard link to a file this restore did not write; skipped'); continue; }
         const first = abs(e.link);
         const tmp = makeAt(e.path, (p) => fs.linkSync(first, p));
-        if (install(tmp, e.path)) { result.files++; written.add(e.path); }
+        if (install(tmp, e.path)) { result.files++; written.add(e); }
       } else if (e.kind === 'p') {
         // A fifo, made by mkfifo as the account: never a device (the stream has no kind for one).
         // Node cannot make a fifo: mkfifo gets a plain name at the top, then it is moved in place.

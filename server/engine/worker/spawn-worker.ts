@@ -11,6 +11,14 @@ const WORKER = fileURLToPath(new URL('./account-worker.js', import.meta.url));
  * files the default's young generation was a third of the worker's peak memory.
  */
 const NODE_FLAGS = ['--max-semi-space-size=2'];
+/**
+ * A restore's writer also runs with V8's memory-saving heuristics: its live heap is small (6 MiB
+ * at 200,000 files, in a heap snapshot) but, with the default growth of the old generation, dead
+ * objects of each file's job filled up to 50 MiB before a full GC took them. At 200,000 files
+ * its peak went 121-138 -> 92 MiB, user CPU unchanged. A backup's worker is not helped by it (same
+ * peak, its CPU a few % higher), so it keeps the default.
+ */
+const RESTORE_FLAGS = ['--optimize-for-size'];
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export interface WorkerHandle {
@@ -31,8 +39,8 @@ interface Started {
   closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-function start(politeness: Politeness, stdio: StdioOptions, env: Record<string, string>): Started {
-  const { command, args } = politely(politeness, process.execPath, [...NODE_FLAGS, WORKER]);
+function start(politeness: Politeness, stdio: StdioOptions, env: Record<string, string>, flags: string[] = []): Started {
+  const { command, args } = politely(politeness, process.execPath, [...NODE_FLAGS, ...flags, WORKER]);
   const child = spawn(command, args, { stdio, cwd: '/', env: { PATH, LANG: 'C.UTF-8', ...env } });
   let stderr = '';
   child.stderr!.setEncoding('utf8');
@@ -94,7 +102,7 @@ export function spawnAccountWorker(account: Account, job: Record<string, unknown
     started = start(politeness, opts.tarFd === undefined ? [stdin, 'ignore', 'pipe', 'pipe'] : [stdin, 'ignore', 'pipe', 'pipe', opts.tarFd], {
       TIDEMARK_WORKER_IDENTITY: identity,
       TIDEMARK_WORKER_JOB: JSON.stringify(fullJob),
-    });
+    }, job.mode === 'restore' ? RESTORE_FLAGS : []);
   }
   const { child } = started;
   const done = started.closed.then(({ code, signal }) => {
