@@ -121,6 +121,72 @@ test('readSmallFiles: a remote tar that sends nothing is given up after six conn
   }, 2000);
 });
 
+test('readSmallFiles: thousands of files in one remote tar (names on its standard input, more than a command line holds); a held flow holds the stream, and releasing it lets the rest come', { timeout: 120_000 }, async () => {
+  await withDestination(servers.server, null, async (dest, remote, commands) => {
+    const files: Record<string, Buffer> = {};
+    // 2,500 names of about 90 bytes: 225 KB of names, over the 128 KiB of one command-line argument.
+    for (let i = 0; i < 2500; i++) files[`acct/snap/files/${String(i % 7).padStart(4, '0')}/${'n'.repeat(60)}-${crypto.randomBytes(4).toString('hex')}-${i}`] = crypto.randomBytes(1 + (i * 131) % 3000);
+    plant(servers.server, remote, files);
+    const names = Object.keys(files);
+    let held = true;
+    let release!: () => void;
+    const released = new Promise<void>((r) => { release = r; });
+    let asked = 0;
+    const flow = { room: (): Promise<void> | null => { asked++; return held ? released : null; } };
+    let came = 0;
+    const got = dest.readSmallFiles(names.map((rel) => ({ rel, size: files[rel]!.length })), flow);
+    for (const p of got) void p.then(() => { came++; }, () => undefined);
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(came, 0, 'nothing is delivered while the flow holds the stream');
+    assert.ok(asked >= 1, 'the flow was asked');
+    held = false;
+    release();
+    const all = await settled(got);
+    for (const [i, rel] of names.entries()) assert.deepEqual(all[i], files[rel], rel);
+    assert.equal(tarReads(commands).length, 1, 'one remote tar for all of them');
+    assert.ok(!tarReads(commands)[0]!.includes('nnnnnnnn'), 'the names are not on the command line');
+  });
+});
+
+test('readSmallFiles: a stopped flow ends the remote tar at once: every file not come fails, nothing hangs', { timeout: 60_000 }, async () => {
+  await withDestination(servers.server, null, async (dest, remote) => {
+    const files: Record<string, Buffer> = {};
+    for (let i = 0; i < 50; i++) files[`acct/snap/files/0000/${String(i).padStart(8, '0')}`] = crypto.randomBytes(2000);
+    plant(servers.server, remote, files);
+    let n = 0;
+    // Room for three files, then the reader stops (a restore that failed midway).
+    const flow = { room: (): Promise<void> | null => (n++ < 3 ? null : Promise.reject(new Error('the restore stopped reading'))) };
+    const got = await settled(dest.readSmallFiles(Object.entries(files).map(([rel, d]) => ({ rel, size: d.length })), flow));
+    assert.deepEqual(got.slice(0, 3), Object.values(files).slice(0, 3));
+    for (const g of got.slice(3)) assert.ok(g instanceof Error, String(g));
+  });
+});
+
+test('readSmallFiles: a hostile remote tar that reads the names it is given and sends them out of order, or names of its own, is refused', { timeout: 60_000 }, async () => {
+  const real = realTar();
+  // Reverse the NUL-separated list it is given; or add a name that was not asked for.
+  const cases: [string, string][] = [
+    ['reverse-tar', `cd "$PWD" && tr '\\0' '\\n' | tac | tr '\\n' '\\0' | ${real} -c -f - --format=gnu --no-recursion --null -T -`],
+    ['extra-tar', `cd "$PWD" && { cat; printf 'files/0000/planted\\0'; } | ${real} -c -f - --format=gnu --no-recursion --null -T -`],
+  ];
+  for (const [name, body] of cases) {
+    await withDestination(servers.server, fakeTar(name, body), async (dest, remote) => {
+      const a = crypto.randomBytes(3000);
+      const b = crypto.randomBytes(3000);
+      plant(servers.server, remote, { 'acct/snap/files/0000/00000001': a, 'acct/snap/files/0000/00000002': b, 'acct/snap/files/0000/planted': crypto.randomBytes(3000) });
+      const got = await settled(dest.readSmallFiles([{ rel: 'acct/snap/files/0000/00000001', size: 3000 }, { rel: 'acct/snap/files/0000/00000002', size: 3000 }]));
+      if (name === 'reverse-tar') {
+        // The second file came first: taken as itself (it was asked for); the first, behind it, is refused.
+        assert.deepEqual(got[1], b);
+        assert.match(String(got[0]), /an entry that was not asked for .*refused/);
+      } else {
+        assert.deepEqual(got, [a, b]);
+      }
+      for (const g of got) if (Buffer.isBuffer(g)) assert.ok(g.equals(a) || g.equals(b), 'no file holds another one\'s content');
+    });
+  }
+});
+
 test('readSmallFiles on an SFTP-only server, or where tar is missing, reads every file over SFTP', async () => {
   for (const [on, tar] of [[servers.sftpOnly, null], [servers.server, '/nonexistent/tar']] as const) {
     await withDestination(on, tar, async (dest, remote, commands) => {
@@ -161,8 +227,9 @@ test('a restore over SSH through remote tar -c: exact tree; a damaged blob is re
     const commandsRun = (): number => (fs.readFileSync(servers.server.logFile, 'utf8').match(/Starting session: command/g) ?? []).length;
     const commandsBefore = commandsRun();
     const restored = ok(restoreOnce());
-    // The probe, then the batches of small files (1,500 files: several).
-    assert.ok(commandsRun() - commandsBefore >= 3, `remote commands during the restore: ${commandsRun() - commandsBefore}`);
+    // The probe, then one remote tar for all the small files (1,500 files: one stream, their
+    // names on its standard input).
+    assert.equal(commandsRun() - commandsBefore, 2, `remote commands during the restore: ${commandsRun() - commandsBefore}`);
     assert.deepEqual(diffTrees(before, snapshotTree(path.join(account.home, restored.folder))), []);
     fs.rmSync(path.join(account.home, restored.folder), { recursive: true, force: true });
 

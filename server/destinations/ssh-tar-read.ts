@@ -1,12 +1,14 @@
 /**
- * Small files of a restore in one remote `tar -c` per batch instead of three SFTP requests
- * each. The output is untrusted input: it is parsed by the project's tar parser, and every
- * member must be the next file asked for (in order; tar skips the ones it cannot read) and a
- * regular file. The caller reads whatever tar did not send over SFTP instead.
+ * Small files of a restore in one remote `tar -c` per batch of thousands (their names on its
+ * standard input) instead of three SFTP requests each; the reader's flow (ReadFlow) holds the
+ * stream back while its window is full. The output is untrusted input: it is parsed by the
+ * project's tar parser, and every member must be the next file asked for (in order; tar skips
+ * the ones it cannot read) and a regular file. The caller reads whatever tar did not send over
+ * SFTP instead.
  */
 import type { ClientChannel } from 'ssh2';
 import { parseTar } from '../engine/format/tar.js';
-import { DestinationError } from './types.js';
+import { DestinationError, type ReadFlow } from './types.js';
 import { shellQuote } from './ssh-tar.js';
 
 /** Enough of the remote tar's complaints to say what failed. */
@@ -15,13 +17,26 @@ const MAX_STDERR = 4096;
 const CLOSE_WAIT_MS = 5000;
 
 /**
- * The command that writes the files `names` (relative to `dir`) as one tar stream: links
- * as links (never followed; -h is not given), hard links as their content
- * (--hard-dereference: blobs of incremental snapshots are hard links of each other), no
- * directory recursion, and no sparse-file encoding (GNU tar writes sparse members only with -S).
+ * The command that writes the files whose names it reads from its standard input (each ended
+ * by a NUL byte) as one tar stream: links as links (never followed; -h is not given), hard
+ * links as their content (--hard-dereference: blobs of incremental snapshots are hard links
+ * of each other), no directory recursion, and no sparse-file encoding (GNU tar writes sparse
+ * members only with -S). The names go on standard input, not the command line, so that one
+ * stream serves any number of files (a command line holds 128 KiB at most). They are read as
+ * names, never as options: the caller sends none that starts with '-'.
  */
-export const createCommand = (tar: string, dir: string, names: readonly string[]): string =>
-  `cd -- ${shellQuote(dir)} && exec ${tar} -c -f - --format=gnu --no-recursion --hard-dereference -- ${names.map(shellQuote).join(' ')}`;
+export const listCommand = (tar: string, dir: string): string =>
+  `cd -- ${shellQuote(dir)} && exec ${tar} -c -f - --format=gnu --no-recursion --hard-dereference --null -T -`;
+
+/** The standard input of listCommand for `names`, or null when one of them cannot be sent that way (read it another way). */
+export function nameList(names: readonly string[]): Buffer | null {
+  const parts: Buffer[] = [];
+  for (const n of names) {
+    if (n === '' || n.startsWith('-') || n.includes('\0')) return null;
+    parts.push(Buffer.from(`${n}\0`, 'utf8'));
+  }
+  return Buffer.concat(parts);
+}
 
 /** Chunks held before the channel is paused (each at most one SSH packet, 32 KiB). */
 const QUEUED_CHUNKS = 64;
@@ -92,7 +107,7 @@ export interface WantedFile {
  * channel is closed once the archive ends or is given up.
  */
 export async function readRemoteArchive(channel: ClientChannel, where: string, wanted: readonly WantedFile[], deliver: (i: number, result: Buffer | Error) => void,
-  idleMs: number): Promise<number[]> {
+  idleMs: number, flow?: ReadFlow): Promise<number[]> {
   const delivered = new Uint8Array(wanted.length);
   const give = (i: number, result: Buffer | Error): void => {
     if (delivered[i]) return;
@@ -122,6 +137,10 @@ export async function readRemoteArchive(channel: ClientChannel, where: string, w
         give(c.i, Buffer.concat(c.parts, c.got));
         continue;
       }
+      // Before the next file: the reader may not have room for it yet (the channel stays
+      // paused meanwhile, so the remote tar waits too; that wait is not idleness).
+      const wait = flow?.room();
+      if (wait) await wait;
       const e = ev.entry;
       const at = names.indexOf(e.path, next);
       if (at < 0) { broken = refuse(`an entry that was not asked for (${JSON.stringify(e.path)})`); break; }

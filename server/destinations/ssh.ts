@@ -4,11 +4,11 @@ import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Client, ClientChannel, ConnectConfig, SFTPWrapper, FileEntryWithStats } from 'ssh2';
-import { DestinationError, type DirEntry, type Destination, type SpaceInfo, type HardLinks } from './types.js';
+import { DestinationError, type DirEntry, type Destination, type SpaceInfo, type HardLinks, type ReadFlow } from './types.js';
 import { FORMAT_VERSION } from './local.js';
 import { InFlight } from '../util/in-flight.js';
 import { RemoteExtraction, extractCommand, shellQuote } from './ssh-tar.js';
-import { createCommand, readRemoteArchive } from './ssh-tar-read.js';
+import { listCommand, nameList, readRemoteArchive } from './ssh-tar-read.js';
 
 export interface SshSettings {
   host: string;
@@ -551,14 +551,24 @@ export class SshDestination implements Destination, HardLinks {
    * (ssh-tar-read.ts); the files it does not send, and every file elsewhere, are read with
    * readSmallFile, several at once.
    */
-  readSmallFiles(files: readonly { rel: string; size: number }[]): Promise<Buffer>[] {
-    const settle: { resolve: (b: Buffer) => void; reject: (e: Error) => void }[] = [];
+  readSmallFiles(files: readonly { rel: string; size: number }[], flow?: ReadFlow): Promise<Buffer>[] {
+    const settle: ({ resolve: (b: Buffer) => void; reject: (e: Error) => void } | null)[] = [];
     const out = files.map(() => new Promise<Buffer>((resolve, reject) => { settle.push({ resolve, reject }); }));
-    const deliver = (i: number, r: Buffer | Error): void => { if (Buffer.isBuffer(r)) settle[i]!.resolve(r); else settle[i]!.reject(r); };
+    // Each file's resolvers are let go once used: they hold its promise, and so its content,
+    // for as long as the batch's stream runs (thousands of files).
+    const deliver = (i: number, r: Buffer | Error): void => {
+      const s = settle[i];
+      if (!s) return;
+      settle[i] = null;
+      if (Buffer.isBuffer(r)) s.resolve(r); else s.reject(r);
+    };
     const bySftp = async (which: number[]): Promise<void> => {
       let at = 0;
       const worker = async (): Promise<void> => {
         while (at < which.length) {
+          const wait = flow?.room();
+          if (wait) await wait;
+          if (at >= which.length) break;
           const i = which[at++]!;
           await this.readSmallFile(files[i]!.rel, files[i]!.size).then((b) => deliver(i, b), (e: Error) => deliver(i, e));
         }
@@ -579,8 +589,14 @@ export class SshDestination implements Destination, HardLinks {
       const work: Promise<void>[] = [bySftp(elsewhere)];
       for (const [key, idx] of groups) {
         const wanted = idx.map((i) => ({ name: files[i]!.rel.slice(key.length + 1), size: files[i]!.size }));
-        work.push(this.exec(createCommand(this.tarProgram, this.abs(key), wanted.map((w) => w.name)))
-          .then((channel) => { channel.end(); return readRemoteArchive(channel, `${this.where}:${this.abs(key)}`, wanted, (k, r) => deliver(idx[k]!, r), this.settings.timeoutMs * TAR_READ_IDLE_TIMEOUTS); })
+        // The names go on the tar's standard input: one stream for the whole group, however large.
+        const input = nameList(wanted.map((w) => w.name));
+        if (!input) { work.push(bySftp(idx)); continue; }
+        work.push(this.exec(listCommand(this.tarProgram, this.abs(key)))
+          .then((channel) => {
+            channel.end(input);
+            return readRemoteArchive(channel, `${this.where}:${this.abs(key)}`, wanted, (k, r) => deliver(idx[k]!, r), this.settings.timeoutMs * TAR_READ_IDLE_TIMEOUTS, flow);
+          })
           .then((left) => bySftp(left.map((k) => idx[k]!)), () => bySftp(idx)));
       }
       await Promise.all(work);

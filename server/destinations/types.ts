@@ -43,6 +43,14 @@ export type OpenedForReads = { type: 'file'; reader: FileReader } | { type: 'dir
 /** What openManyForReads found for one name: a regular file's descriptor (the caller's to close), or why not. */
 export type OpenedFd = { type: 'file'; fd: number; size: number } | { type: 'dir' | 'link' | 'other' | 'missing' } | { type: 'error'; error: Error };
 
+/**
+ * How a reader of many files (readSmallFiles) says when it has room for more: `room()` is
+ * null when the driver may read on, else a promise resolved once it may.
+ */
+export interface ReadFlow {
+  room(): Promise<void> | null;
+}
+
 export interface Destination {
   readonly type: string;
   /** Prepare the root (create it, write tidemark.json when missing); errors are clear and typed. */
@@ -125,9 +133,11 @@ export interface Destination {
   /**
    * Optional, with readSmallFile: the files `files` as readSmallFile reads each, fetched
    * together (one exchange where the driver can). One promise per file, in the same order; a
-   * failure fails its own file only. Restores hand over their whole read-ahead window.
+   * failure fails its own file only. Restores hand over thousands at once, with `flow`: the
+   * driver waits for `flow.room()` before it reads on (so that no more than the reader's window
+   * is held in memory, however many files are asked for).
    */
-  readSmallFiles?(files: readonly { rel: string; size: number }[]): Promise<Buffer>[];
+  readSmallFiles?(files: readonly { rel: string; size: number }[], flow?: ReadFlow): Promise<Buffer>[];
   /** Remote drivers: bytes sent over the network so far, for reports. */
   bytesSent?(): number;
   /** How many files the engine may have in transfer at once (opens and closes overlap). */

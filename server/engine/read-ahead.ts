@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Entry } from './format/entry.js';
 import type { Selected } from './selection.js';
+import type { ReadFlow } from '../destinations/types.js';
 
 /**
  * Files of at most this size are fetched ahead; larger ones are streamed when their turn comes.
@@ -11,19 +12,27 @@ export const READ_AHEAD_MAX_FILE = 1 << 20;
 const READ_AHEAD_FILES = 32;
 const READ_AHEAD_BYTES = 16 << 20;
 /**
- * With a batch reader the window holds more files and is refilled only once a quarter of it
- * is taken, so that one request fetches many files (refilled one file at a time, as the
- * per-file reads are, a batch held one or two files: slower than SFTP, docs/benchmarks.md),
- * while three quarters are still coming: a remote `tar -c` takes a while to start (refilled
- * at half, root waited 8 s of 44 for content; at a quarter, 5.6 s; 32 MiB instead of 16
- * waited 3.3 s but added 15-25 MB to root's peak, which the SSH restore's 300 MB goal has no
- * room for).
+ * With a batch reader, one call asks for up to this many files (a remote `tar -c` of them all,
+ * one stream) and the next call is made once the last one's files have all come: no gap of a
+ * command's start per few megabytes (with batches of 16 MiB refilled at a quarter, a restore
+ * over SSH ran about 100 remote tars, and root waited for content most of the time). The
+ * memory is not the batch's: the driver reads on only while fewer than BATCH_READY_BYTES of
+ * fetched files wait to be taken (ReadFlow).
  */
-const BATCH_FILES = 512;
-const BATCH_BYTES = READ_AHEAD_BYTES;
+const BATCH_FILES = 2048;
+/**
+ * Fetched and not yet taken, at most (one file more may come): files held longer than two
+ * young-generation collections reach the old generation, which only a full collection frees
+ * (with 16 MiB held, root's peak over SSH was about 200 MiB, with 15-22 full collections for
+ * external memory per restore).
+ */
+const BATCH_READY_BYTES = 4 << 20;
 
-/** Fetches several files at once: one promise per source, in order (as ReadAhead's open gives each). */
-export type OpenBatch = (sources: Entry[]) => Promise<Buffer>[];
+/**
+ * Fetches several files at once: one promise per source, in order (as ReadAhead's open gives
+ * each); reads on only while `flow.room()` says so.
+ */
+export type OpenBatch = (sources: Entry[], flow: ReadFlow) => Promise<Buffer>[];
 
 /** The entry whose content a selected file restores (itself, or the file a hard link points at). */
 const sourceOf = (sel: Selected): Entry => sel.contentFrom ?? sel.entry;
@@ -33,66 +42,130 @@ const fetched = (sel: Selected): boolean => sel.entry.kind === 'f' && sourceOf(s
 /**
  * Reads the content of the small files of `selected` ahead of the position being consumed, up
  * to 32 files and 16 MiB at once, each with `open(source)` (its first `source.size` bytes,
- * or a stream of at least them); with `openBatch`, up to 512 files and 16 MiB, many at a time
- * in one call. `take(i)` hands the chunks of file `i` over once they are all read;
- * a failed read fails its own `take` only, when its turn comes.
+ * or a stream of at least them); with `openBatch`, up to 2048 files in one call, read on while
+ * fewer than 4 MiB of them wait to be taken. `take(i)` hands the chunks of file `i` over once
+ * they are all read; a failed read fails its own `take` only, when its turn comes.
  */
-export class ReadAhead {
+export class ReadAhead implements ReadFlow {
   private readonly pending = new Map<number, Promise<Buffer[]>>();
+  /** Per-file reads: bytes asked for and not taken. */
   private bytes = 0;
   private scanned = 0;
-
-  private readonly maxFiles: number;
-  private readonly maxBytes: number;
+  /** Batch reads: files asked for and not come yet (the next call waits for 0). */
+  private coming = 0;
+  /** Batch reads: files come and not taken, and their bytes. */
+  private readonly ready = new Map<number, number>();
+  private readyBytes = 0;
+  /** Batch reads: take() waits for a file not come yet (the driver must read on then, whatever is held). */
+  private waiting = false;
+  private gate: { promise: Promise<void>; open: () => void; stop: (err: Error) => void } | null = null;
+  private closed = false;
 
   constructor(private readonly selected: readonly Selected[], private readonly open: (source: Entry) => Promise<Buffer | Readable | AsyncIterable<Buffer>>,
-    private readonly openBatch: OpenBatch | null = null) {
-    this.maxFiles = openBatch ? BATCH_FILES : READ_AHEAD_FILES;
-    this.maxBytes = openBatch ? BATCH_BYTES : READ_AHEAD_BYTES;
-  }
+    private readonly openBatch: OpenBatch | null = null) {}
 
   /** Whether file `i` is one that is read ahead (take gives its content). */
   covers(i: number): boolean {
     return fetched(this.selected[i]!);
   }
 
+  /** ReadFlow: whether a batch read may go on now, else when (rejected once the reader is closed). */
+  room(): Promise<void> | null {
+    if (this.closed) return Promise.reject(new Error('the restore stopped reading'));
+    if (this.waiting || this.readyBytes < BATCH_READY_BYTES) return null;
+    if (!this.gate) {
+      let open!: () => void;
+      let stop!: (err: Error) => void;
+      const promise = new Promise<void>((resolve, reject) => { open = resolve; stop = reject; });
+      promise.catch(() => undefined);
+      this.gate = { promise, open, stop };
+    }
+    return this.gate.promise;
+  }
+
+  private openGate(): void {
+    if (this.gate && (this.waiting || this.readyBytes < BATCH_READY_BYTES)) {
+      const g = this.gate;
+      this.gate = null;
+      g.open();
+    }
+  }
+
+  /**
+   * Nothing more will be taken (the restore ended or stopped): batch reads held back stop
+   * instead of waiting for room for ever (a remote tar would wait with them).
+   */
+  close(): void {
+    this.closed = true;
+    const g = this.gate;
+    this.gate = null;
+    g?.stop(new Error('the restore stopped reading'));
+  }
+
   /** The chunks of file `i` (covers(i) must be true), and more reads started behind it. */
   async take(i: number): Promise<Buffer[]> {
     this.fill(i);
     const p = this.pending.get(i)!;
+    if (this.openBatch && !this.ready.has(i)) {
+      this.waiting = true;
+      this.openGate();
+    }
     try {
       return await p;
     } finally {
+      this.waiting = false;
       this.pending.delete(i);
-      this.bytes -= sourceOf(this.selected[i]!).size;
+      const held = this.ready.get(i);
+      if (held !== undefined) {
+        this.ready.delete(i);
+        this.readyBytes -= held;
+        this.openGate();
+      }
+      if (!this.openBatch) this.bytes -= sourceOf(this.selected[i]!).size;
       this.fill(i + 1);
     }
   }
 
   private fill(from: number): void {
     if (this.scanned < from) this.scanned = from;
-    // A batch starts only where a quarter of the window is free (or nothing is pending).
-    if (this.openBatch && this.pending.size > 0 && (this.pending.size > this.maxFiles * 3 / 4 || this.bytes > this.maxBytes * 3 / 4)) return;
-    const batch: { i: number; source: Entry }[] = [];
-    while (this.scanned < this.selected.length && this.pending.size + batch.length < this.maxFiles && this.bytes < this.maxBytes) {
+    if (this.openBatch) { this.fillBatch(); return; }
+    while (this.scanned < this.selected.length && this.pending.size < READ_AHEAD_FILES && this.bytes < READ_AHEAD_BYTES) {
       const i = this.scanned++;
       const sel = this.selected[i]!;
       if (!fetched(sel)) continue;
-      const source = sourceOf(sel);
-      this.bytes += source.size;
-      if (this.openBatch) { batch.push({ i, source }); continue; }
-      this.track(i, this.read(source));
+      this.bytes += sourceOf(sel).size;
+      this.track(i, this.read(sourceOf(sel)));
+    }
+  }
+
+  /** The next batch, once the last one has all come. */
+  private fillBatch(): void {
+    if (this.coming > 0 || this.closed) return;
+    const batch: { i: number; source: Entry }[] = [];
+    while (this.scanned < this.selected.length && batch.length < BATCH_FILES) {
+      const i = this.scanned++;
+      const sel = this.selected[i]!;
+      if (fetched(sel)) batch.push({ i, source: sourceOf(sel) });
     }
     if (batch.length === 0) return;
     let got: Promise<Buffer>[];
     try {
-      got = this.openBatch!(batch.map((b) => b.source));
+      got = this.openBatch!(batch.map((b) => b.source), this);
     } catch (err) {
       got = batch.map(() => Promise.reject(err as Error));
     }
-    for (const [k, b] of batch.entries()) this.track(b.i, got[k]!.then((data) => [data]));
+    this.coming = batch.length;
+    for (const [k, b] of batch.entries()) {
+      const p = got[k]!;
+      const came = (): void => { if (--this.coming === 0) this.fillBatch(); };
+      p.then((data) => {
+        // Counted until taken (a file taken already, as soon as it came, is not).
+        if (this.pending.has(b.i)) { this.ready.set(b.i, data.length); this.readyBytes += data.length; }
+        came();
+      }, came);
+      this.track(b.i, p.then((data) => [data]));
+    }
   }
-
   private track(i: number, p: Promise<Buffer[]>): void {
     // Failures are reported by take() when that file's turn comes; one never taken is dropped.
     p.catch(() => undefined);

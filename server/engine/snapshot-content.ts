@@ -220,22 +220,26 @@ async function* rawSnapshotContent(dest: Destination, dir: string, structure: St
   const ahead = structure === 'incremental'
     ? new ReadAhead(selected, async (source) => readStart(dest, await blobOf(source), source.size), batchReader(dest, blobOf))
     : null;
-  for (const [i, sel] of selected.entries()) {
-    yield { type: 'entry', sel };
-    if (sel.entry.kind !== 'f') continue;
-    const source = sel.contentFrom ?? sel.entry;
-    if (ahead?.covers(i)) {
-      yield* exactSize(await ahead.take(i), source);
-    } else if (source.size > 0) {
-      if (structure === 'incremental') await checkBlob(source.dataRef);
-      const stream = structure === 'incremental'
-        ? dest.createReadStream(`${dir}/${layout.blob(source.dataRef)}`)
-        : dest.createReadStream(`${dir}/${layout.data('archive')}`, {
-          start: source.dataRef + tarHeadersLength(source), end: source.dataRef + tarHeadersLength(source) + source.size,
-        });
-      yield* exactSize(stream, source);
+  try {
+    for (const [i, sel] of selected.entries()) {
+      yield { type: 'entry', sel };
+      if (sel.entry.kind !== 'f') continue;
+      const source = sel.contentFrom ?? sel.entry;
+      if (ahead?.covers(i)) {
+        yield* exactSize(await ahead.take(i), source);
+      } else if (source.size > 0) {
+        if (structure === 'incremental') await checkBlob(source.dataRef);
+        const stream = structure === 'incremental'
+          ? dest.createReadStream(`${dir}/${layout.blob(source.dataRef)}`)
+          : dest.createReadStream(`${dir}/${layout.data('archive')}`, {
+            start: source.dataRef + tarHeadersLength(source), end: source.dataRef + tarHeadersLength(source) + source.size,
+          });
+        yield* exactSize(stream, source);
+      }
+      yield { type: 'data-end' };
     }
-    yield { type: 'data-end' };
+  } finally {
+    ahead?.close();
   }
 }
 
@@ -251,11 +255,11 @@ const readStart = (dest: Destination, rel: string, size: number): Buffer | Promi
 function batchReader(dest: Destination, locate: (source: Entry) => Promise<string>): OpenBatch | null {
   if (!dest.readSmallFiles) return null;
   const readMany = dest.readSmallFiles.bind(dest);
-  return (sources) => {
+  return (sources, flow) => {
     const located = sources.map((s) => locate(s));
     const fetched = Promise.allSettled(located).then((found) => {
       const ok = [...found.keys()].filter((k) => found[k]!.status === 'fulfilled');
-      const got = readMany(ok.map((k) => ({ rel: (found[k] as PromiseFulfilledResult<string>).value, size: sources[k]!.size })));
+      const got = readMany(ok.map((k) => ({ rel: (found[k] as PromiseFulfilledResult<string>).value, size: sources[k]!.size })), flow);
       return new Map(ok.map((k, j) => [k, got[j]!]));
     });
     return sources.map((_, k) => located[k]!.then(() => fetched.then((byIndex) => byIndex.get(k)!)));
@@ -306,13 +310,17 @@ async function* objectContent(dest: Destination, dir: string, selected: Selected
     return rel;
   };
   const ahead = new ReadAhead(selected, async (source) => readStart(dest, await objectOf(source), source.size), batchReader(dest, objectOf));
-  for (const [i, sel] of selected.entries()) {
-    yield { type: 'entry', sel };
-    if (sel.entry.kind !== 'f') continue;
-    const source = sel.contentFrom ?? sel.entry;
-    if (ahead.covers(i)) yield* exactSize(await ahead.take(i), source);
-    else if (source.size > 0) yield* exactSize(dest.createReadStream(await objectOf(source)), source);
-    yield { type: 'data-end' };
+  try {
+    for (const [i, sel] of selected.entries()) {
+      yield { type: 'entry', sel };
+      if (sel.entry.kind !== 'f') continue;
+      const source = sel.contentFrom ?? sel.entry;
+      if (ahead.covers(i)) yield* exactSize(await ahead.take(i), source);
+      else if (source.size > 0) yield* exactSize(dest.createReadStream(await objectOf(source)), source);
+      yield { type: 'data-end' };
+    }
+  } finally {
+    ahead.close();
   }
 }
 
