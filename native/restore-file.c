@@ -405,6 +405,28 @@ static void batch_complete(napi_env env, napi_status status, void *data) {
 
 static int whole(double v, double min, double max) { return v == v && v >= min && v <= max && v == (double)(int64_t)v; }
 
+// A batch's path i as a NUL-terminated copy (the caller frees it): *out stays NULL and 0 is
+// returned when it is not a Buffer of 1-4095 bytes without NUL; -1 when out of memory.
+static int batch_path(napi_env env, napi_value paths, uint32_t i, char **out) {
+  napi_value path;
+  void *data = NULL;
+  size_t len = 0;
+  *out = NULL;
+  if (napi_get_element(env, paths, i, &path) != napi_ok || napi_get_buffer_info(env, path, &data, &len) != napi_ok
+      || len == 0 || len > 4095 || memchr(data, 0, len)) return 0;
+  if (!(*out = malloc(len + 1))) return -1;
+  memcpy(*out, data, len);
+  (*out)[len] = 0;
+  return 1;
+}
+
+// Whether a batch that has hashed files can check them: throws and answers false when not.
+static bool hashes_checkable(napi_env env, int hashed) {
+  if (!hashed || tm_sha256_available()) return true;
+  napi_throw_error(env, "ENOTSUP", "SHA-256 is not available to the native module");
+  return false;
+}
+
 napi_value restore_files_from(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
@@ -436,10 +458,7 @@ napi_value restore_files_from(napi_env env, napi_callback_info info) {
     }
     if (f[9] != 0) hashed = 1;
   }
-  if (hashed && !tm_sha256_available()) {
-    napi_throw_error(env, "ENOTSUP", "SHA-256 is not available to the native module");
-    return NULL;
-  }
+  if (!hashes_checkable(env, hashed)) return NULL;
   from_batch *batch = calloc(1, sizeof *batch);
   if (batch) batch->jobs = calloc(count, sizeof *batch->jobs);
   if (!batch || !batch->jobs) {
@@ -451,23 +470,13 @@ napi_value restore_files_from(napi_env env, napi_callback_info info) {
   for (uint32_t i = 0; i < count; i++) {
     const double *f = n + (size_t)i * FROM_FIELDS;
     from_job *job = &batch->jobs[i];
-    napi_value path;
-    void *path_data = NULL;
-    size_t path_len = 0;
-    if (napi_get_element(env, argv[0], i, &path) != napi_ok
-        || napi_get_buffer_info(env, path, &path_data, &path_len) != napi_ok || path_len == 0 || path_len > 4095
-        || memchr(path_data, 0, path_len)) {
+    int copied = batch_path(env, argv[0], i, &job->path);
+    if (copied != 1) {
       batch_free(batch);
-      napi_throw_type_error(env, NULL, "restoreFilesFrom: every path must be a Buffer without NUL");
+      if (copied == 0) napi_throw_type_error(env, NULL, "restoreFilesFrom: every path must be a Buffer without NUL");
+      else napi_throw_error(env, "ENOMEM", "out of memory");
       return NULL;
     }
-    if (!(job->path = malloc(path_len + 1))) {
-      batch_free(batch);
-      napi_throw_error(env, "ENOMEM", "out of memory");
-      return NULL;
-    }
-    memcpy(job->path, path_data, path_len);
-    job->path[path_len] = 0;
     job->fd = (int)f[0];
     job->offset = (int64_t)f[1];
     job->size = (int64_t)f[2];
@@ -562,10 +571,7 @@ napi_value restore_new_files(napi_env env, napi_callback_info info) {
     }
     if (f[5] != 0) hashed = 1;
   }
-  if (hashed && !tm_sha256_available()) {
-    napi_throw_error(env, "ENOTSUP", "SHA-256 is not available to the native module");
-    return NULL;
-  }
+  if (!hashes_checkable(env, hashed)) return NULL;
   new_batch *batch = calloc(1, sizeof *batch);
   if (batch) batch->jobs = calloc(count, sizeof *batch->jobs);
   if (!batch || !batch->jobs) {
@@ -577,30 +583,23 @@ napi_value restore_new_files(napi_env env, napi_callback_info info) {
   for (uint32_t i = 0; i < count; i++) {
     const double *f = n + (size_t)i * NEW_FIELDS;
     restore_job *job = &batch->jobs[i];
-    napi_value path, parts;
-    void *path_data = NULL;
-    size_t path_len = 0;
+    napi_value parts;
     bool is_parts = false;
     uint32_t pieces = 0;
-    if (napi_get_element(env, argv[0], i, &path) != napi_ok
-        || napi_get_buffer_info(env, path, &path_data, &path_len) != napi_ok || path_len == 0 || path_len > 4095
-        || memchr(path_data, 0, path_len)
-        || napi_get_element(env, argv[1], i, &parts) != napi_ok
+    int copied = batch_path(env, argv[0], i, &job->path);
+    if (copied == 0 || napi_get_element(env, argv[1], i, &parts) != napi_ok
         || napi_is_array(env, parts, &is_parts) != napi_ok || !is_parts
         || napi_get_array_length(env, parts, &pieces) != napi_ok) {
       new_batch_free(env, batch);
       napi_throw_type_error(env, NULL, "restoreNewFiles: every path must be a Buffer without NUL, every file's parts an array");
       return NULL;
     }
-    job->path = malloc(path_len + 1);
-    if (pieces > 0) job->iov = calloc(pieces, sizeof *job->iov);
-    if (!job->path || (pieces > 0 && !job->iov)) {
+    if (pieces > 0 && copied == 1) job->iov = calloc(pieces, sizeof *job->iov);
+    if (copied == -1 || (pieces > 0 && !job->iov)) {
       new_batch_free(env, batch);
       napi_throw_error(env, "ENOMEM", "out of memory");
       return NULL;
     }
-    memcpy(job->path, path_data, path_len);
-    job->path[path_len] = 0;
     job->count = pieces;
     if (!tm_iovec_of_buffers(env, parts, pieces, job->iov)) {
       new_batch_free(env, batch);
