@@ -46,18 +46,22 @@ export function restoreFileFromOffLoop(path: Buffer, fd: number, offset: number,
 
 export const restoreFileFromSupported = (): boolean => fromAddon !== null;
 
-/** One file of restoreFilesFromOffLoop: restoreFileFromOffLoop's arguments. */
-export interface FileFrom {
+/** What a batched file is checked against and given: its hash, mode, owner and mtime. */
+interface RestoredFile {
   path: Buffer;
-  fd: number;
-  offset: number;
-  size: number;
   hash: Buffer | null;
   mode: number;
   uid: number;
   gid: number;
   sec: number;
   nsec: number;
+}
+
+/** One file of restoreFilesFromOffLoop: restoreFileFromOffLoop's arguments. */
+export interface FileFrom extends RestoredFile {
+  fd: number;
+  offset: number;
+  size: number;
   closeFd: boolean;
 }
 
@@ -89,15 +93,8 @@ export function restoreFilesFromOffLoop(files: readonly FileFrom[]): Promise<Fil
 }
 
 /** One file of restoreNewFilesOffLoop: restoreNewFileOffLoop's arguments. */
-export interface NewFile {
-  path: Buffer;
+export interface NewFile extends RestoredFile {
   parts: Buffer[];
-  hash: Buffer | null;
-  mode: number;
-  uid: number;
-  gid: number;
-  sec: number;
-  nsec: number;
 }
 
 const NEW_FIELDS = 6;
