@@ -21,6 +21,7 @@ import { makeEntry, parseEntryStream, type Entry } from '../server/engine/format
 import { NewFiles } from '../server/engine/worker/new-files.js';
 import { removeRestoreLeftovers } from '../server/engine/worker/restore-writer.js';
 import { diffTrees, snapshotTree } from './support/tree.js';
+import { toDisplay } from '../server/util/byte-path.js';
 
 async function readIndexFile(file: string): Promise<Entry[]> {
   const out: Entry[] = [];
@@ -381,6 +382,41 @@ test('restoreNewFile with a hash: the parts are checked in the job; different co
     assert.throws(() => files.throwIfFailed(), /"damaged" in the snapshot does not match its hash/);
     assert.equal(fs.readFileSync(path.join(dir, 'ok'), 'utf8'), 'abcdef');
     assert.equal(fs.existsSync(path.join(dir, 'damaged')), false);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('regression: a restore that stopped dropped the gathered files still queued for a batch, whole ones that came before the stop', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-new-files-abandon-'));
+  try {
+    const done: string[] = [];
+    const files = NewFiles.create({
+      abs: (rel) => Buffer.from(path.join(dir, rel)),
+      owner: () => null,
+      done: (e) => { done.push(toDisplay(e.path)); },
+      warn: (rel, m) => assert.fail(`${rel}: ${m}`),
+      ownerWarning: () => undefined,
+      taken: () => assert.fail('nothing is taken'),
+      takenFrom: () => assert.fail('nothing is taken'),
+      checkHash: true,
+    })!;
+    // Submitted without waiting for the pool: the first two go as batches at once, the rest wait in the queue.
+    const names = Array.from({ length: 40 }, (_, i) => `f${String(i).padStart(2, '0')}`);
+    for (const name of names) {
+      const content = Buffer.from(`content of ${name}\n`);
+      assert.ok(files.takes(makeEntry({ kind: 'f', path: name, size: content.length, mode: 0o644, hash: sha(content) }), true));
+      files.add(content);
+      await files.submit();
+    }
+    // The next file is only partly here when the stream breaks off.
+    assert.ok(files.takes(makeEntry({ kind: 'f', path: 'partial', size: 100, mode: 0o644, hash: sha(Buffer.alloc(100)) }), true));
+    files.add(Buffer.alloc(10));
+    files.abandon();
+    await files.drain();
+    for (const name of names) assert.equal(fs.readFileSync(path.join(dir, name), 'utf8'), `content of ${name}\n`, name);
+    assert.deepEqual([...done].sort(), names);
+    assert.equal(fs.existsSync(path.join(dir, 'partial')), false);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -347,8 +347,14 @@ export class NewFiles {
     if (this.failed) throw this.failed;
   }
 
-  /** The restore stopped: a gathered file is dropped (it was never created); jobs under way still finish. */
+  /**
+   * The restore stopped: the file being gathered is dropped (it was never created); the
+   * gathered files queued for a batch, each whole and before the stop in the stream, go to
+   * the pool as they did one by one before batches (a restore that stops keeps what came
+   * before); jobs under way still finish.
+   */
   abandon(): void {
+    while (this.gathered.length > 0) this.flushGathered();
     this.abandoned = true;
     this.entry = null;
     this.parts = [];
