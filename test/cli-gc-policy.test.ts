@@ -79,38 +79,3 @@ test('the daemon runs backups without incremental marking: off while any hold is
   const cli = markingStartsHeld('cli');
   assert.deepEqual(cli, { held: 0, after: 0 }, 'a command-line run keeps it off after its holds end');
 });
-
-// Buffers held long enough to be promoted, then let go; `turnover` is told of each one's bytes.
-const TURNOVER = `
-const { contentTurnover, batchGcForProcess } = await import(process.argv[1]);
-const own = process.argv[2] === 'own';
-if (process.argv[2] === 'cli') batchGcForProcess();
-const turnover = contentTurnover(8 << 20, own ? true : undefined);
-console.log(turnover ? 'on' : 'off');
-let held = [];
-for (let i = 0; i < 2000; i++) {
-  const b = Buffer.alloc(64 << 10, i);
-  held.push(b);
-  if (held.length > 64) held = [];
-  for (let k = 0; k < 200; k++) held.push({ k });
-  turnover?.(b.length);
-}
-`;
-
-/** Mark-compacts in a process that passed 125 MiB of Buffers through contentTurnover (`how`: own, cli or daemon). */
-function turnoverRun(how: string): { on: boolean; markCompacts: number } {
-  const r = spawnSync(process.execPath, ['--trace-gc', '--input-type=module', '-e', TURNOVER, BATCH, how], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  return { on: r.stdout.startsWith('on'), markCompacts: r.stdout.split('\n').filter((l) => /Mark-Compact/.test(l)).length };
-}
-
-test('contentTurnover: a full collection every N bytes of content in a process of its own (a CLI run, a worker); none in the daemon', () => {
-  const own = turnoverRun('own');
-  assert.ok(own.on);
-  // 125 MiB in steps of 8 MiB: about 15, whatever V8 adds itself.
-  assert.ok(own.markCompacts >= 14, `mark-compacts: ${own.markCompacts}`);
-  assert.ok(turnoverRun('cli').on, 'a command-line run (batch GC for the process) collects too');
-  const daemon = turnoverRun('daemon');
-  assert.ok(!daemon.on, 'the daemon keeps V8\'s own collections');
-  assert.ok(daemon.markCompacts < own.markCompacts, `daemon ${daemon.markCompacts}, own ${own.markCompacts}`);
-});

@@ -17,7 +17,6 @@ import { selectEntries, type Selected } from './selection.js';
 import { contentLayout, snapshotContent, snapshotContentSync, type ContentEvent } from './snapshot-content.js';
 import { descriptorMode, fromIndex, fromList, sendByDescriptors, type DescriptorMode, type EntrySource } from './restore-descriptors.js';
 import { socketPair } from '../native/pass-fds.js';
-import { contentTurnover } from '../util/batch-gc.js';
 
 export interface RestoreRequest {
   account: Account;
@@ -179,8 +178,6 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
       gatheredBytes += b.length;
       return gatheredBytes >= GATHER_BELOW ? flush() : undefined;
     };
-    // Content that passed through root's heap, collected every 16 MiB (util/batch-gc.ts).
-    const turnover = contentTurnover(16 << 20);
     try {
       const handle = (ev: ContentEvent): Promise<void> | undefined => {
         if (ev.type === 'entry') {
@@ -193,7 +190,6 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
           return send(encodeEntry(hash ? { ...e, hash } : { ...e, hash: undefined }, e.kind === 'f', ev.sel.ancestor));
         } else if (ev.type === 'data') {
           progress.bytes += ev.chunk.length;
-          turnover?.(ev.chunk.length);
           report(false);
           return send(ev.chunk);
         }

@@ -1,5 +1,4 @@
 import v8 from 'node:v8';
-import vm from 'node:vm';
 
 /**
  * V8's incremental marking, off while batch work runs in a process that otherwise keeps it.
@@ -30,37 +29,5 @@ export function holdBatchGc(): () => void {
     if (released) return;
     released = true;
     if (--holders === 0 && !processWide) v8.setFlagsFromString('--incremental-marking');
-  };
-}
-
-/**
- * A full collection after every `everyBytes` of content a batch run has passed on, in a
- * process of its own (a command-line run, an account's worker; null in the daemon, whose
- * heap holds its pages too).
- *
- * A restore passes hundreds of MB of Buffers through a small heap. The ones held for a
- * while (files read ahead, files being written by pool jobs) outlive two young collections
- * and reach the old generation, where only a full collection frees them; V8 starts one only
- * when external memory has grown about 64 MB since the last. That dead memory was a third of
- * a restore's peak from SSH (root 196 MiB and writer 131 MiB, over the 300 MB goal together).
- * A full collection of such a heap (10-30 MB live) takes a few milliseconds.
- */
-export function contentTurnover(everyBytes: number, ownProcess = processWide): ((bytes: number) => void) | null {
-  if (!ownProcess) return null;
-  let collect: (() => void) | null = null;
-  try {
-    v8.setFlagsFromString('--expose-gc');
-    collect = vm.runInNewContext('gc') as () => void;
-  } catch {
-    return null;
-  }
-  if (typeof collect !== 'function') return null;
-  const gc = collect;
-  let since = 0;
-  return (bytes) => {
-    since += bytes;
-    if (since < everyBytes) return;
-    since = 0;
-    gc();
   };
 }

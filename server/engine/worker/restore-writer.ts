@@ -12,7 +12,6 @@ import { slabReads, socketSlabReads } from './slab-reader.js';
 import { restoreFileFromSupported } from '../../native/restore-file.js';
 import { CompressedContent } from './compressed-content.js';
 import { WrittenFiles } from './written-files.js';
-import { contentTurnover } from '../../util/batch-gc.js';
 
 export interface RestoreWriterOptions {
   home: string;
@@ -404,11 +403,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
   };
 
   try {
-  // The writer is a process of its own: content that passed through its heap is collected
-  // every 32 MiB (util/batch-gc.ts).
-  const turnover = contentTurnover(32 << 20, true);
   for await (const ev of events) {
-    if (ev.type === 'data') turnover?.(ev.chunk.length);
     if (newFiles?.gathering()) {
       if (ev.type === 'data') { newFiles.add(ev.chunk); continue; }
       if (ev.type === 'data-end') { await newFiles.submit(); continue; }
