@@ -125,4 +125,3 @@ export function restoreNewFilesOffLoop(files: readonly NewFile[]): Promise<FileO
   return newBatchAddon.restoreNewFiles(files.map((f) => f.path), files.map((f) => f.parts), numbers, hashes) as Promise<FileOutcome[]>;
 }
 
-export const restoreNewFilesSupported = (): boolean => newBatchAddon !== null;

@@ -2,12 +2,11 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { Entry } from '../format/entry.js';
 import { toDisplay, type BytePath } from '../../util/byte-path.js';
-import { restoreFileFromOffLoop, restoreFilesFromOffLoop, restoreNewFileChecks, restoreNewFileOffLoop, restoreNewFilesOffLoop, restoreNewFileSupported, restoreNewFilesSupported, type FileFrom, type FileOutcome, type NewFile, type OwnerOutcome, MAX_FILES_FROM } from '../../native/restore-file.js';
+import { restoreFileFromOffLoop, restoreFilesFromOffLoop, restoreNewFileChecks, restoreNewFileOffLoop, restoreNewFilesOffLoop, restoreNewFileSupported, type FileFrom, type FileOutcome, type NewFile, type OwnerOutcome, MAX_FILES_FROM } from '../../native/restore-file.js';
 
 /** Files up to this size are gathered whole and written by pool jobs (in batches). */
 export const GATHER_MAX = 4 << 20;
-/** Jobs under way at most, and bytes they hold at most: what the writer may be ahead of the disk. */
-const MAX_JOBS = 24;
+/** submitFrom: bytes queued or being written at most, what the writer may be ahead of the disk. */
 const MAX_BYTES = 48 << 20;
 /** submitFrom: files queued or being written at most (each holds a descriptor). */
 const MAX_QUEUED = 128;
@@ -84,7 +83,6 @@ export class NewFiles {
   private queuedBytes = 0;
   /** Gathered files (submit) not yet handed to a job. */
   private gathered: QueuedParts[] = [];
-  private readonly batchNew = restoreNewFilesSupported();
   private running = 0;
   private failed: Error | null = null;
   private abandoned = false;
@@ -132,30 +130,18 @@ export class NewFiles {
     if (hash && !hash.digest().equals(e.hash!)) {
       throw new Error(`the content of ${JSON.stringify(toDisplay(e.path))} in the snapshot does not match its hash: the snapshot is damaged; that file was not restored and the restore stopped there`);
     }
-    if (this.batchNew) {
-      while (this.jobs >= MAX_GATHERED || (this.bytes >= MAX_GATHERED_BYTES && this.jobs > 0)) {
-        if (this.running < BATCH_RUNNING) this.flushGathered();
-        await new Promise<void>((r) => { this.wake = r; });
-      }
-      this.throwIfFailed();
-      this.gathered.push({ e, parts, check: checkInJob });
-      this.started(e, e.size);
-      // At most BATCH_RUNNING batches create files at a time (the machine's cores, not the
-      // pool's four threads): creates in the same folders contend in the kernel (the parent's
-      // lock, the inode bitmap), and the pool's other threads stay free to inflate. What
-      // arrives meanwhile goes as one batch when one finishes.
+    while (this.jobs >= MAX_GATHERED || (this.bytes >= MAX_GATHERED_BYTES && this.jobs > 0)) {
       if (this.running < BATCH_RUNNING) this.flushGathered();
-      return;
+      await new Promise<void>((r) => { this.wake = r; });
     }
-    while (this.jobs >= MAX_JOBS || (this.bytes >= MAX_BYTES && this.jobs > 0)) await new Promise<void>((r) => { this.wake = r; });
     this.throwIfFailed();
-    const owner = this.hooks.owner(e);
-    const job = restoreNewFileOffLoop(this.hooks.abs(e.path), parts, e.mode, owner?.uid ?? -1, owner?.gid ?? -1, e.mtimeSec, e.mtimeNsec, checkInJob ? e.hash! : null)!;
+    this.gathered.push({ e, parts, check: checkInJob });
     this.started(e, e.size);
-    job.then((outcome) => {
-      this.hooks.ownerWarning(e, outcome);
-      this.hooks.done(e);
-    }, (err: NodeJS.ErrnoException & { stage?: string }) => this.failedJob(e, parts, err)).finally(() => this.finished(e, e.size));
+    // At most BATCH_RUNNING batches create files at a time (the machine's cores, not the
+    // pool's four threads): creates in the same folders contend in the kernel (the parent's
+    // lock, the inode bitmap), and the pool's other threads stay free to inflate. What
+    // arrives meanwhile goes as one batch when one finishes.
+    if (this.running < BATCH_RUNNING) this.flushGathered();
   }
 
   /** Hands the gathered files queued to one pool job (a batch refused as a whole: each file alone). */
