@@ -8,7 +8,8 @@ import { spawn, execFileSync } from 'node:child_process';
 import { makeEntry } from '../server/engine/format/entry.js';
 import { tarHeaders, tarPadding, TAR_END } from '../server/engine/format/tar.js';
 import { TarHasher } from '../server/engine/format/tar-hasher.js';
-import { closeFd, pumpTar, tarPipe, tarPumpAvailable } from '../server/native/tar-pump.js';
+import { pumpTar, tarPipe, tarPumpAvailable } from '../server/native/tar-pump.js';
+import { closeQuietly } from '../server/util/close-fd.js';
 import { createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
 import { LocalDestination } from '../server/destinations/local.js';
 import { backupAccount } from '../server/engine/backup.js';
@@ -65,9 +66,9 @@ async function referenceHashes(tar: Buffer): Promise<Map<number, string>> {
 function pumpFromFile(tarPath: string, dst: number, onError: (err: Error) => void = () => undefined): { pump: ReturnType<typeof pumpTar>; cat: ReturnType<typeof spawn>; close: () => void } {
   const [r, w] = tarPipe();
   const cat = spawn('cat', [tarPath], { stdio: ['ignore', w, 'inherit'] });
-  closeFd(w);
+  closeQuietly(w);
   const pump = pumpTar(r, dst, (err) => { onError(err); cat.kill('SIGKILL'); });
-  return { pump, cat, close: () => closeFd(r) };
+  return { pump, cat, close: () => closeQuietly(r) };
 }
 
 let homeRoot: string;
@@ -190,7 +191,7 @@ test('spliceToPipe moves a file\'s bytes into a pipe from its position, and fewe
     }
   } finally {
     fs.closeSync(fd);
-    closeFd(w);
+    closeQuietly(w);
   }
   await ended;
   assert.ok(Buffer.concat(got).equals(data.subarray(1000)));

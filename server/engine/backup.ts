@@ -15,7 +15,8 @@ import { BlobSink, type ContentSink } from './files-sink.js';
 import { ObjectSink } from './object-sink.js';
 import { OrderedRecords } from './ordered-records.js';
 import { streamHash } from '../native/hash-off-loop.js';
-import { closeFd, pumpTar, tarPipe, tarPumpAvailable } from '../native/tar-pump.js';
+import { pumpTar, tarPipe, tarPumpAvailable } from '../native/tar-pump.js';
+import { closeQuietly } from '../util/close-fd.js';
 import { ObjectLease, takeBackupLease } from './object-lease.js';
 import { readManifestFile } from './manifest.js';
 import { layout, newSnapshotId, type Manifest, type ManifestDatabase } from './snapshot-layout.js';
@@ -258,13 +259,13 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
         try {
           pipeFds = tarPipe();
         } catch (err) {
-          closeFd(fileFd);
+          closeQuietly(fileFd);
           throw err;
         }
       }
       const closeNativeFds = (): void => {
-        if (pipeFds) closeFd(pipeFds[0]);
-        if (fileFd !== null) closeFd(fileFd);
+        if (pipeFds) closeQuietly(pipeFds[0]);
+        if (fileFd !== null) closeQuietly(fileFd);
         pipeFds = null;
         fileFd = null;
       };
@@ -279,7 +280,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
         throw err;
       } finally {
         // The worker has its own copy of the write end: root's must go, or the pipe never ends.
-        if (pipeWriteEnd !== null) closeFd(pipeWriteEnd);
+        if (pipeWriteEnd !== null) closeQuietly(pipeWriteEnd);
       }
       // Cancelling kills the walk; what it wrote so far goes with the partial folder.
       const stopWorker = (): void => { worker.child.kill('SIGKILL'); };

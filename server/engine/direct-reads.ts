@@ -4,6 +4,7 @@ import type { Structure } from '../store/jobs.js';
 import type { Entry } from './format/entry.js';
 import { layout } from './snapshot-layout.js';
 import { SnapshotInputError } from './untrusted-input.js';
+import { closeQuietly } from '../util/close-fd.js';
 
 /** Content is handed on in pieces of at most this size (each a new Buffer the consumer may keep). */
 const PIECE = 1 << 20;
@@ -160,8 +161,4 @@ export class DirectReads {
     this.archive = null;
     for (const fd of this.lent.splice(0)) fs.closeSync(fd);
   }
-}
-
-function closeQuietly(fd: number): void {
-  try { fs.closeSync(fd); } catch { /* closed */ }
 }

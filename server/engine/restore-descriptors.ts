@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import type { Destination } from '../destinations/types.js';
 import type { Structure } from '../store/jobs.js';
 import { encodeEntry, type Entry } from './format/entry.js';
@@ -9,6 +8,7 @@ import type { Selected } from './selection.js';
 import { requireRegularFile } from './untrusted-input.js';
 import { eachIndexEntry } from './snapshot-index.js';
 import { MAX_FDS_PER_SEND, passFdsSupported, sendWithFds } from '../native/pass-fds.js';
+import { closeQuietly } from '../util/close-fd.js';
 
 /** Records are gathered into sends of about this size. */
 const SEND_BYTES = 256 << 10;
@@ -180,8 +180,4 @@ export async function sendByDescriptors(sock: number, dest: Destination, dir: st
   } finally {
     direct.close();
   }
-}
-
-function closeQuietly(fd: number): void {
-  try { fs.closeSync(fd); } catch { /* closed */ }
 }

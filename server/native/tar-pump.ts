@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import { nativeAddon } from './addon.js';
 
 interface Addon {
@@ -76,7 +75,3 @@ export function pumpTar(src: number, dst: number, onError: (err: Error) => void)
   };
 }
 
-/** Closes a descriptor, ignoring that it is already closed. */
-export function closeFd(fd: number): void {
-  try { fs.closeSync(fd); } catch { /* already closed */ }
-}

@@ -1,8 +1,8 @@
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import type { Entry } from '../format/entry.js';
 import { toDisplay, type BytePath } from '../../util/byte-path.js';
 import { restoreFileFromOffLoop, restoreFilesFromOffLoop, restoreNewFileChecks, restoreNewFileOffLoop, restoreNewFilesOffLoop, restoreNewFileSupported, type FileFrom, type FileOutcome, type NewFile, type OwnerOutcome, MAX_FILES_FROM } from '../../native/restore-file.js';
+import { closeQuietly } from '../../util/close-fd.js';
 
 /** Files up to this size are gathered whole and written by pool jobs (in batches). */
 export const GATHER_MAX = 4 << 20;
@@ -362,8 +362,4 @@ export function damagedError(e: Entry, short: boolean): Error {
   return new Error(short
     ? `snapshot content is short for ${JSON.stringify(toDisplay(e.path))}: the destination copy is damaged; that file was not restored and the restore stopped there`
     : `the content of ${JSON.stringify(toDisplay(e.path))} in the snapshot does not match its hash: the destination copy is damaged; that file was not restored and the restore stopped there`);
-}
-
-function closeQuietly(fd: number): void {
-  try { fs.closeSync(fd); } catch { /* closed */ }
 }

@@ -12,6 +12,7 @@ import { slabReads, socketSlabReads } from './slab-reader.js';
 import { restoreFileFromSupported } from '../../native/restore-file.js';
 import { CompressedContent } from './compressed-content.js';
 import { WrittenFiles } from './written-files.js';
+import { closeQuietly } from '../../util/close-fd.js';
 
 export interface RestoreWriterOptions {
   home: string;
@@ -363,7 +364,6 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
 
   // `received`: descriptors received and not yet taken by a file (contentFds); the archive's once taken.
   let archiveFd = -1;
-  const closeFd = (fd: number): void => { try { fs.closeSync(fd); } catch { /* closed */ } };
   /**
    * The descriptor that holds the content of `e` (contentFds, a file with content): taken
    * before anything else is decided about the entry, so that one skipped keeps the order.
@@ -420,7 +420,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     const e = ev.entry;
     // Closed once the file is written, or at once when it is not (blobs; the archive's stays).
     let fromFd = descriptorOf(e);
-    const releaseFd = (): void => { if (fromFd >= 0 && opts.contentFds === 'blobs') closeFd(fromFd); fromFd = -1; };
+    const releaseFd = (): void => { if (fromFd >= 0 && opts.contentFds === 'blobs') closeQuietly(fromFd); fromFd = -1; };
     if (!validRelative(e.path)) { releaseFd(); warn(e.path, 'invalid path in the snapshot; skipped'); continue; }
     try {
       newFiles?.throwIfFailed();
@@ -508,8 +508,8 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     throw err;
   } finally {
     await compressed?.close();
-    for (const fd of received) closeFd(fd);
-    if (archiveFd >= 0) closeFd(archiveFd);
+    for (const fd of received) closeQuietly(fd);
+    if (archiveFd >= 0) closeQuietly(archiveFd);
   }
 
   if (opts.prune && opts.intoFolder === '') {
