@@ -3,7 +3,7 @@ import type { Destination, FileReader } from '../destinations/types.js';
 import type { Structure } from '../store/jobs.js';
 import type { Entry } from './format/entry.js';
 import { layout } from './snapshot-layout.js';
-import { SnapshotInputError } from './untrusted-input.js';
+import { shortContentError, SnapshotInputError } from './untrusted-input.js';
 import { closeQuietly } from '../util/close-fd.js';
 
 /** Content is handed on in pieces of at most this size (each a new Buffer the consumer may keep). */
@@ -87,7 +87,7 @@ export class DirectReads {
         if (o.type === 'file') {
           if (o.size < source.size) {
             closeQuietly(o.fd);
-            error = new Error(`snapshot content is short for ${JSON.stringify(source.path)}: the destination copy is damaged`);
+            error = shortContentError(source.path);
           } else {
             fds.push(o.fd);
           }
@@ -109,7 +109,7 @@ export class DirectReads {
       let got = 0;
       while (got < source.size) {
         const chunk = reader.read(start + got, Math.min(PIECE, source.size - got));
-        if (chunk.length === 0) throw new Error(`snapshot content is short for ${JSON.stringify(source.path)}: the destination copy is damaged`);
+        if (chunk.length === 0) throw shortContentError(source.path);
         got += chunk.length;
         yield { type: 'data', chunk };
       }
@@ -128,14 +128,14 @@ export class DirectReads {
     if (this.structure === 'incremental') {
       const reader = this.open(layout.blob(source.dataRef));
       if (!reader.release) { reader.close(); return null; }
-      if (reader.size < start + source.size) { reader.close(); throw new Error(`snapshot content is short for ${JSON.stringify(source.path)}: the destination copy is damaged`); }
+      if (reader.size < start + source.size) { reader.close(); throw shortContentError(source.path); }
       return { fd: reader.release(), owned: true };
     }
     const first = this.archive === null;
     const reader = (this.archive ??= this.open(layout.data(this.structure)));
     if (first && !reader.release) return null;
     // Compressed: `start` is in the inflated stream (the reader checks the length as it inflates).
-    if (this.structure !== 'compressed' && reader.size < start + source.size) throw new Error(`snapshot content is short for ${JSON.stringify(source.path)}: the destination copy is damaged`);
+    if (this.structure !== 'compressed' && reader.size < start + source.size) throw shortContentError(source.path);
     if (!first) return { fd: -1, owned: false };
     // Kept open here (closed by close()); the descriptor is only lent.
     const fd = reader.release!();

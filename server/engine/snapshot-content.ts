@@ -11,7 +11,7 @@ import { layout } from './snapshot-layout.js';
 import { DirectReads } from './direct-reads.js';
 import { ReadAhead, type OpenBatch } from './read-ahead.js';
 import type { Selected } from './selection.js';
-import { limits, readBounded, requireRegularFile, SnapshotInputError } from './untrusted-input.js';
+import { limits, readBounded, requireRegularFile, shortContentError, SnapshotInputError } from './untrusted-input.js';
 import { toDisplay, type BytePath } from '../util/byte-path.js';
 
 export type ContentEvent =
@@ -275,7 +275,7 @@ async function* exactSize(stream: AsyncIterable<Buffer> | Iterable<Buffer> | Nod
     if (part.length) yield { type: 'data', chunk: part };
     if (got >= source.size) break;
   }
-  if (got !== source.size) throw new Error(`snapshot content is short for ${JSON.stringify(source.path)}: the destination copy is damaged`);
+  if (got !== source.size) throw shortContentError(source.path);
 }
 
 /**
@@ -395,7 +395,7 @@ async function* compressedContent(dest: Destination, dir: string, selected: Sele
         pending = ev;
         break;
       }
-      if (got !== source.size) throw new Error(`snapshot content is short for ${JSON.stringify(source.path)}: the destination copy is damaged`);
+      if (got !== source.size) throw shortContentError(source.path);
       yield { type: 'data-end' };
     }
   } finally {

@@ -13,6 +13,11 @@ export class SnapshotInputError extends Error {
   }
 }
 
+/** A stored copy that ends before the file's size does: damage (a plain Error, as every damage is). */
+export function shortContentError(path: string): Error {
+  return new Error(`snapshot content is short for ${JSON.stringify(path)}: the destination copy is damaged`);
+}
+
 const envNumber = (name: string, fallback: number): number => {
   const v = Number(process.env[name]);
   return Number.isSafeInteger(v) && v > 0 ? v : fallback;
