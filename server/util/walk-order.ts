@@ -52,14 +52,15 @@ export class PathSequence {
     return this.count;
   }
 
-  push(path: BytePath): void {
+  /**
+   * Adds `path`; with `whole`, stored whole (sharing nothing with the one before), so that a
+   * cursor can start reading at it (PathCursor.moveTo).
+   */
+  push(path: BytePath, whole = false): void {
     const last = this.last;
-    const max = Math.min(last.length, path.length);
-    let shared = 0;
-    while (shared < max && last.charCodeAt(shared) === path.charCodeAt(shared)) shared++;
-    // Strictly after the one before: longer with it as prefix, or greater at the first difference.
-    if (this.count > 0 && this.ordered && (shared === path.length
-      || (shared < last.length && orderOf(path.charCodeAt(shared)) < orderOf(last.charCodeAt(shared))))) this.ordered = false;
+    let shared = sharedLength(last, path);
+    if (this.count > 0 && this.ordered && !strictlyAfter(last, path, shared)) this.ordered = false;
+    if (whole) shared = 0;
     const suffix = path.length - shared;
     this.bytes = growBytes(this.bytes, this.used + 10 + suffix);
     this.used = writeVarint(this.bytes, this.used, shared);
@@ -77,10 +78,33 @@ export class PathSequence {
     this.count++;
   }
 
+  /** Whether `path` comes strictly after the last path added in walk order (any path does when none was). */
+  accepts(path: BytePath): boolean {
+    return this.count === 0 || strictlyAfter(this.last, path, sharedLength(this.last, path));
+  }
+
+  /** Where the next path will be stored (for PathCursor.moveTo). */
+  get end(): number {
+    return this.used;
+  }
+
   /** Reads the paths from the first, one at a time. */
   cursor(): PathCursor {
     return new PathCursor(this.bytes, this.count);
   }
+}
+
+/** How many leading bytes `a` and `b` share. */
+function sharedLength(a: BytePath, b: BytePath): number {
+  const max = Math.min(a.length, b.length);
+  let shared = 0;
+  while (shared < max && a.charCodeAt(shared) === b.charCodeAt(shared)) shared++;
+  return shared;
+}
+
+/** Whether `path` comes strictly after `last` in walk order, given the `shared` bytes they start with: longer with `last` as prefix, or greater at the first difference. */
+function strictlyAfter(last: BytePath, path: BytePath, shared: number): boolean {
+  return shared < path.length && (shared === last.length || orderOf(path.charCodeAt(shared)) > orderOf(last.charCodeAt(shared)));
 }
 
 /** A position in a PathSequence: `path` is the `index`th path (index -1 before the first). */
@@ -136,6 +160,15 @@ export class PathCursor {
   }
 
   /**
+   * Puts the cursor before the path stored whole (PathSequence.push with `whole`) at byte
+   * `offset`, the `index`th of the sequence: next() reads it.
+   */
+  moveTo(offset: number, index: number): void {
+    this.offset = offset;
+    this.index = index - 1;
+  }
+
+  /**
    * Moves forward to `path` when the sequence holds it at or after the cursor: true when it
    * does (the cursor then stands on it), false when the cursor stands on the first path
    * after it (or past the end). Paths asked for must come in walk order.
@@ -166,75 +199,37 @@ export function growColumn<T extends Column>(a: T, n: number): T {
 const RESTART = 16;
 
 /**
- * Paths added in strictly increasing walk order, each with a one-byte tag, packed as a
- * PathSequence is (front-coded) with a whole path every RESTART rows, and found again by a
- * binary search over those whole paths: about 20 bytes a path where a Map of strings takes
- * well over a hundred. For the checks that need "was this path listed before" over a whole
- * index (IndexValidator).
+ * Paths added in strictly increasing walk order, each with a one-byte tag, packed in a
+ * PathSequence with a whole path every RESTART rows, and found again by a binary search over
+ * those whole paths: about 20 bytes a path where a Map of strings takes well over a hundred.
+ * For the checks that need "was this path listed before" over a whole index (IndexValidator).
  */
 export class OrderedPathTable {
-  private bytes: Buffer = Buffer.allocUnsafe(1 << 14);
-  private used = 0;
+  private readonly paths = new PathSequence();
   /** Byte offset of row k * RESTART. */
   private restarts = new Uint32Array(0);
   private tags = new Uint8Array(0);
-  private last: BytePath = '';
-  private count = 0;
-  private scratch: Buffer = Buffer.allocUnsafe(4096);
+  /** A cursor over the paths as they are now (made again after a push: the bytes may have moved). */
+  private cursor: PathCursor | null = null;
 
   get length(): number {
-    return this.count;
+    return this.paths.length;
   }
 
   /** Adds `path` with `tag` (0-255) when it comes strictly after the last one in walk order; false (nothing added) otherwise. */
   push(path: BytePath, tag: number): boolean {
-    const last = this.last;
-    const n = this.count;
-    const max = Math.min(last.length, path.length);
-    let shared = 0;
-    while (shared < max && last.charCodeAt(shared) === path.charCodeAt(shared)) shared++;
-    if (n > 0 && (shared === path.length
-      || (shared < last.length && orderOf(path.charCodeAt(shared)) < orderOf(last.charCodeAt(shared))))) return false;
-    if (n % RESTART === 0) {
-      shared = 0;
+    if (!this.paths.accepts(path)) return false;
+    const n = this.paths.length;
+    const whole = n % RESTART === 0;
+    if (whole) {
       this.restarts = growColumn(this.restarts, n / RESTART);
-      this.restarts[n / RESTART] = this.used;
+      this.restarts[n / RESTART] = this.paths.end;
     }
-    const suffix = path.length - shared;
-    this.bytes = growBytes(this.bytes, this.used + 10 + suffix);
-    this.used = writeVarint(this.bytes, this.used, shared);
-    this.used = writeVarint(this.bytes, this.used, suffix);
-    this.used += this.bytes.write(path.slice(shared), this.used, 'latin1');
+    this.paths.push(path, whole);
     this.tags = growColumn(this.tags, n);
     this.tags[n] = tag;
-    this.last = path;
-    this.count++;
+    this.cursor = null;
     return true;
-  }
-
-  /** Decodes the row at byte `offset` onto the scratch path of `length` bytes; returns [next offset, new length]. */
-  private decode(offset: number): [number, number] {
-    const b = this.bytes;
-    let o = offset;
-    let shared = 0;
-    for (let s = 0; ; s += 7) { const c = b[o++]!; shared |= (c & 0x7f) << s; if (c < 0x80) break; }
-    let suffix = 0;
-    for (let s = 0; ; s += 7) { const c = b[o++]!; suffix |= (c & 0x7f) << s; if (c < 0x80) break; }
-    this.scratch = growBytes(this.scratch, shared + suffix);
-    b.copy(this.scratch, shared, o, o + suffix);
-    return [o + suffix, shared + suffix];
-  }
-
-  /** compareWalkOrder(scratch path of `length` bytes, path). */
-  private compare(length: number, path: BytePath): number {
-    const d = this.scratch;
-    const n = Math.min(length, path.length);
-    for (let i = 0; i < n; i++) {
-      const x = d[i]!;
-      const y = path.charCodeAt(i);
-      if (x !== y) return orderOf(x) - orderOf(y);
-    }
-    return length - path.length;
   }
 
   /** The tag `path` was added with, or -1 when it was not added. */
@@ -245,32 +240,34 @@ export class OrderedPathTable {
 
   /** The row `path` was added at (0 for the first), or -1 when it was not added. */
   rowOf(path: BytePath): number {
-    if (this.count === 0) return -1;
+    const count = this.paths.length;
+    if (count === 0) return -1;
+    const cursor = (this.cursor ??= this.paths.cursor());
+    const block = (k: number): void => {
+      cursor.moveTo(this.restarts[k]!, k * RESTART);
+      cursor.next();
+    };
     // The last block whose first (whole) path is at or before `path`.
     let lo = 0;
-    let hi = Math.ceil(this.count / RESTART) - 1;
+    let hi = Math.ceil(count / RESTART) - 1;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
-      if (this.compare(this.decode(this.restarts[mid]!)[1], path) <= 0) lo = mid; else hi = mid - 1;
+      block(mid);
+      if (cursor.compareTo(path) <= 0) lo = mid; else hi = mid - 1;
     }
-    let offset = this.restarts[lo]!;
-    for (let row = lo * RESTART; row < Math.min(this.count, (lo + 1) * RESTART); row++) {
-      const [next, length] = this.decode(offset);
-      const c = this.compare(length, path);
-      if (c === 0) return row;
-      if (c > 0) return -1;
-      offset = next;
+    block(lo);
+    const last = Math.min(count, (lo + 1) * RESTART) - 1;
+    for (;;) {
+      const c = cursor.compareTo(path);
+      if (c === 0) return cursor.index;
+      if (c > 0 || cursor.index === last) return -1;
+      cursor.next();
     }
-    return -1;
   }
 
   /** Every path with its tag, in order. */
   *entries(): Generator<[BytePath, number]> {
-    let offset = 0;
-    for (let row = 0; row < this.count; row++) {
-      const [next, length] = this.decode(offset);
-      yield [this.scratch.toString('latin1', 0, length), this.tags[row]!];
-      offset = next;
-    }
+    const cursor = this.paths.cursor();
+    while (cursor.next()) yield [cursor.path, this.tags[cursor.index]!];
   }
 }
