@@ -788,3 +788,59 @@ test('regression: a whole-home restore whose streamed index turns out damaged af
     fs.writeFileSync(index, want);
   }
 });
+
+for (const st of ['incremental', 'archive']) {
+  test(`in place by descriptor (${st}): a file that holds the content keeps its inode; changed, missing, linked-to and hard-linked names come back exactly; a link is replaced, never followed`, () => {
+    const site = path.join(account.home, 'site');
+    const want = snapshotTree(site);
+    const decoy = path.join(homeRoot, `decoy-${st}`);
+    fs.writeFileSync(decoy, 'not the account\'s');
+    const largeIno = fs.statSync(path.join(site, 'large.bin')).ino;
+    asAccount(account, [
+      'printf changed > site/small.txt',
+      'rm site/sub/f3',
+      'rm site/sub/f5',
+      `ln -s ${decoy} site/sub/f5`,
+      'ln site/sub/f7 site/f7-other-name',
+      ': > site/sub/f9',
+    ].join(' && '));
+    const other = fs.readFileSync(path.join(site, 'f7-other-name'));
+    try {
+      const r = ok(cli(dataDir, ['restore', snapshots[st]!, '--destination', st, '--path', 'site', '--in-place', '--wait']));
+      assert.equal(r.folder ?? null, null);
+      fs.rmSync(path.join(site, 'f7-other-name'));
+      assert.deepEqual(diffTrees(want, snapshotTree(site), { ignoreRootTimes: true }), []);
+      assert.equal(fs.statSync(path.join(site, 'large.bin')).ino, largeIno, 'unchanged content: the file stays');
+      assert.equal(fs.readFileSync(decoy, 'utf8'), 'not the account\'s');
+      assert.equal(fs.lstatSync(path.join(site, 'sub/f5')).isFile(), true);
+      assert.ok(other.equals(fs.readFileSync(path.join(site, 'sub/f7'))), 'the content is the same');
+      assert.deepEqual(fs.readdirSync(path.join(site, 'sub')).filter((n) => n.startsWith('.tidemark-')), []);
+    } finally {
+      fs.rmSync(path.join(site, 'f7-other-name'), { force: true });
+      fs.rmSync(decoy, { force: true });
+    }
+  });
+}
+
+test('regression: in place by descriptor, a damaged blob stops the restore and never replaces the file there (no warning that hides it)', async () => {
+  const site = path.join(account.home, 'site');
+  const before = fs.readFileSync(path.join(site, 'small.txt'));
+  const blob = await blobOf('site/small.txt');
+  const stored = fs.readFileSync(blob);
+  const bad = Buffer.from(stored);
+  bad[0] = bad[0]! ^ 0xff;
+  fs.writeFileSync(blob, bad);
+  asAccount(account, 'printf changed-in-the-home > site/small.txt');
+  try {
+    const r = cli(dataDir, ['restore', snapshots.incremental!, '--destination', 'incremental', '--path', 'site', '--in-place', '--wait']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr + r.stdout, /small\.txt.*does not match its hash/);
+    assert.doesNotMatch(r.stderr + r.stdout, /restored so far are in the folder/);
+    assert.equal(fs.readFileSync(path.join(site, 'small.txt'), 'utf8'), 'changed-in-the-home');
+    assert.deepEqual(fs.readdirSync(site).filter((n) => n.startsWith('.tidemark-')), []);
+  } finally {
+    fs.writeFileSync(blob, stored);
+    ok(cli(dataDir, ['restore', snapshots.incremental!, '--destination', 'incremental', '--path', 'site', '--in-place', '--wait']));
+  }
+  assert.ok(fs.readFileSync(path.join(site, 'small.txt')).equals(before));
+});

@@ -20,13 +20,15 @@ export type DescriptorMode = 'blobs' | 'archive' | 'compressed';
  * 'blobs' (one descriptor per file of an incremental snapshot), 'archive' (one of the tar, the
  * content of each file at the offset its record names), 'compressed' (one of the gzip member
  * list and one of the .tar.gz: the writer inflates by member, member-inflater.ts), or null
- * (the content crosses the stream). Only a new folder (every file is new there:
- * restore-writer.ts), only a destination with synchronous local reads, and only snapshots
- * read by range (a compressed one without its member list is read as a stream).
+ * (the content crosses the stream). Only a destination with synchronous local reads, and only
+ * snapshots read by range (a compressed one without its member list is read as a stream);
+ * 'compressed' only into a new folder. In place the writer reads a file's content only when
+ * the file there does not already hold it (restore-writer.ts).
  */
 export function descriptorMode(dest: Destination, dir: string, structure: Structure, objects: boolean, intoFolder: boolean): DescriptorMode | null {
-  if (!intoFolder || !dest.openForReads || objects || !passFdsSupported()) return null;
+  if (!dest.openForReads || objects || !passFdsSupported()) return null;
   if (structure === 'compressed') {
+    if (!intoFolder) return null;
     const members = dest.openForReads(`${dir}/${layout.members}`);
     if (members.type !== 'file') return null;
     members.reader.close();

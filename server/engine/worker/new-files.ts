@@ -266,7 +266,7 @@ export class NewFiles {
         try {
           this.hooks.takenFrom(e, fd, offset);
         } catch (again) {
-          if (/does not match its hash|is short/.test((again as Error).message)) this.failed ??= again as Error;
+          if (again instanceof DamagedContentError) this.failed ??= again;
           else this.hooks.warn(e.path, `not restored: ${(again as NodeJS.ErrnoException).code ?? (again as Error).message}`);
         }
       } else {
@@ -358,8 +358,11 @@ export class NewFiles {
 }
 
 /** The error of a file whose stored copy is damaged (the same words as root's check, snapshot-content.ts). */
+/** A stored copy that is short or does not match its hash: the restore stops there (a warning would hide the damage). */
+export class DamagedContentError extends Error {}
+
 export function damagedError(e: Entry, short: boolean): Error {
-  return new Error(short
+  return new DamagedContentError(short
     ? `snapshot content is short for ${JSON.stringify(toDisplay(e.path))}: the destination copy is damaged; that file was not restored and the restore stopped there`
     : `the content of ${JSON.stringify(toDisplay(e.path))} in the snapshot does not match its hash: the destination copy is damaged; that file was not restored and the restore stopped there`);
 }

@@ -7,7 +7,7 @@ import { SyncOutput } from './sync-output.js';
 import { openIfUnchanged } from './unchanged-file.js';
 import { setFdTimes, setPathTimes } from '../../native/file-times.js';
 import { syncFilesystemSync } from '../../native/syncfs.js';
-import { NewFiles, damagedError } from './new-files.js';
+import { DamagedContentError, NewFiles, damagedError } from './new-files.js';
 import { slabReads, socketSlabReads } from './slab-reader.js';
 import { restoreFileFromSupported } from '../../native/restore-file.js';
 import { CompressedContent } from './compressed-content.js';
@@ -31,13 +31,14 @@ export interface RestoreWriterOptions {
    */
   contentChecked?: boolean;
   /**
-   * Into a new folder: stdin is a Unix socket that carries, besides the entry stream, a
-   * read-only descriptor of each stored blob ('blobs'), or once of the archive ('archive')
-   * (restore-descriptors.ts). A file's content is then not in the stream: its record's dataRef
-   * is where it starts in that stored file, and the writer reads it, checks it against the
-   * record's hash and writes it (NewFiles.submitFrom). 'compressed': the first file with
-   * content comes with the descriptors of the snapshot's gzip member list and of its .tar.gz;
-   * the writer inflates by member (member-inflater.ts) and checks each file as a stream's.
+   * stdin is a Unix socket that carries, besides the entry stream, a read-only descriptor of
+   * each stored blob ('blobs'), or once of the archive ('archive') (restore-descriptors.ts). A
+   * file's content is then not in the stream: its record's dataRef is where it starts in that
+   * stored file, and the writer reads it, checks it against the record's hash and writes it
+   * (into a new folder NewFiles.submitFrom, in place writeInPlaceFrom). 'compressed', only
+   * into a new folder: the first file with content comes with the descriptors of the
+   * snapshot's gzip member list and of its .tar.gz; the writer inflates by member
+   * (member-inflater.ts) and checks each file as a stream's.
    */
   contentFds?: 'blobs' | 'archive' | 'compressed';
   /** The snapshot (account/id) the content comes from, for messages. */
@@ -101,6 +102,9 @@ function writeAllSync(fd: number, b: Buffer): void {
 
 const O_NEW = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 const MAX_WARNINGS = 200;
+/** Content read from a descriptor goes through one reused buffer of this size (a new one per file costs a fresh mapping and its page faults). */
+const COPY_PIECE = 1 << 20;
+let copyPiece: Buffer | null = null;
 
 function validRelative(p: BytePath): boolean {
   if (p === '') return true;
@@ -161,7 +165,8 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     if (result.warnings.length < MAX_WARNINGS) result.warnings.push({ path: toDisplay(rel), message });
   };
   if (!validRelative(opts.intoFolder)) throw new Error('invalid restore folder');
-  if (opts.contentFds && (opts.intoFolder === '' || !restoreFileFromSupported())) throw new Error('content by descriptor is only for a restore into a new folder, with the native addon');
+  if (opts.contentFds && !restoreFileFromSupported()) throw new Error('content by descriptor needs the native addon');
+  if (opts.contentFds === 'compressed' && opts.intoFolder === '') throw new Error('compressed content by descriptor is only for a restore into a new folder');
   const homeBuf = Buffer.from(opts.home, 'utf8');
   const base = opts.intoFolder === '' ? homeBuf : Buffer.concat([homeBuf, Buffer.from('/'), toBuffer(opts.intoFolder)]);
   const abs = (rel: BytePath): Buffer => (rel === '' ? base : Buffer.concat([base, Buffer.from('/'), toBuffer(rel)]));
@@ -337,13 +342,15 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     if (install(tmp, e.path)) { result.files++; result.bytes += e.size; written.add(e); }
   };
 
-  /** writeOverTaken for content at `offset` of `fd`, read and checked here. */
-  const writeOverTakenFrom = (e: Entry, fd: number, offset: number): void => {
-    const tmp = tmpName(e.path);
-    const out = fs.openSync(tmp, O_NEW, 0o600);
+  /**
+   * Writes the `e.size` bytes at `offset` of `fd` into `out` (a file this restore just
+   * created, at `name`), checked against the record's hash, with its attributes; on any
+   * failure `name` is removed, so a damaged copy never keeps a name.
+   */
+  const copyCheckedFrom = (e: Entry, fd: number, offset: number, out: number, name: Buffer): void => {
     try {
       const hash = e.hash ? crypto.createHash('sha256') : null;
-      const buf = Buffer.allocUnsafe(Math.min(e.size, 1 << 20));
+      const buf = (copyPiece ??= Buffer.allocUnsafeSlow(COPY_PIECE));
       for (let at = 0; at < e.size;) {
         const n = fs.readSync(fd, buf, 0, Math.min(buf.length, e.size - at), offset + at);
         if (n === 0) throw damagedError(e, true);
@@ -355,11 +362,47 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
       setAttributes(out, e);
     } catch (err) {
       fs.closeSync(out);
-      fs.rmSync(tmp, { force: true });
+      fs.rmSync(name, { force: true });
       throw err;
     }
     fs.closeSync(out);
+  };
+
+  /** writeOverTaken for content at `offset` of `fd`, read and checked here. */
+  const writeOverTakenFrom = (e: Entry, fd: number, offset: number): void => {
+    const tmp = tmpName(e.path);
+    copyCheckedFrom(e, fd, offset, fs.openSync(tmp, O_NEW, 0o600), tmp);
     if (install(tmp, e.path)) { result.files++; result.bytes += e.size; written.add(e); }
+  };
+
+  /**
+   * A restore in place by descriptor: a free name is created (O_EXCL, no link followed) and
+   * filled; an existing file that already holds exactly the content (openIfUnchanged) keeps
+   * its bytes and gets the snapshot's owner, mode and times; anything else at the name is
+   * replaced through a temporary name, only once the new content matched its hash.
+   */
+  const writeInPlaceFrom = (e: Entry, fd: number, offset: number): void => {
+    const target = abs(e.path);
+    let out = -1;
+    try {
+      out = fs.openSync(target, O_NEW, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    if (out >= 0) {
+      copyCheckedFrom(e, fd, offset, out, target);
+    } else {
+      const kept = e.hash ? openIfUnchanged(target, e.size, e.hash, myUid) : -1;
+      if (kept < 0) return writeOverTakenFrom(e, fd, offset);
+      try {
+        setAttributes(kept, e);
+      } finally {
+        fs.closeSync(kept);
+      }
+    }
+    result.files++;
+    result.bytes += e.size;
+    written.add(e);
   };
 
   // `received`: descriptors received and not yet taken by a file (contentFds); the archive's once taken.
@@ -441,7 +484,13 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
         continue;
       }
       ensureDir(parentOf(e.path));
-      if (fromFd >= 0) {
+      if (fromFd >= 0 && !newFiles) {
+        try {
+          writeInPlaceFrom(e, fromFd, e.dataRef);
+        } finally {
+          releaseFd();
+        }
+      } else if (fromFd >= 0) {
         const fd = fromFd;
         fromFd = -1;
         await newFiles!.submitFrom(e, fd, e.dataRef, opts.contentFds === 'blobs');
@@ -455,8 +504,9 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
           fd = fs.openSync(abs(e.path), O_NEW, 0o600);
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-          // In place over an existing file: one that already holds exactly this content stays.
-          if (e.hash && ev.hasData) fd = openIfUnchanged(abs(e.path), e.size, e.hash, myUid);
+          // In place over an existing file: one that already holds exactly this content stays
+          // (an empty file by descriptor has no content in the stream, but its hash is known).
+          if (e.hash && (ev.hasData || opts.contentFds !== undefined)) fd = openIfUnchanged(abs(e.path), e.size, e.hash, myUid);
           kept = fd >= 0;
           if (!kept) {
             tmp = tmpName(e.path);
@@ -491,6 +541,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
       }
     } catch (err) {
       releaseFd();
+      if (err instanceof DamagedContentError) throw err;
       warn(e.path, `not restored: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       if (current && current.entry === e) { fs.closeSync(current.fd); discard(current); current = null; }
     }
