@@ -21,11 +21,14 @@ export type DescriptorMode = 'blobs' | 'archive' | 'compressed';
  * content of each file at the offset its record names), 'compressed' (one of the gzip member
  * list and one of the .tar.gz: the writer inflates by member, member-inflater.ts), or null
  * (the content crosses the stream). Only a new folder (every file is new there:
- * restore-writer.ts), only a destination with synchronous local reads, and only snapshots
- * read by range (a compressed one without its member list is read as a stream).
+ * restore-writer.ts), or in place a compressed snapshot (the writer inflates only the members
+ * of the files it does not find already exact, instead of root inflating, checking and sending
+ * every byte), only a destination with synchronous local reads, and only snapshots read by
+ * range (a compressed one without its member list is read as a stream).
  */
 export function descriptorMode(dest: Destination, dir: string, structure: Structure, objects: boolean, intoFolder: boolean): DescriptorMode | null {
-  if (!intoFolder || !dest.openForReads || objects || !passFdsSupported()) return null;
+  if (!dest.openForReads || objects || !passFdsSupported()) return null;
+  if (!intoFolder && structure !== 'compressed') return null;
   if (structure === 'compressed') {
     const members = dest.openForReads(`${dir}/${layout.members}`);
     if (members.type !== 'file') return null;

@@ -7,7 +7,7 @@ import type { Destination } from '../destinations/types.js';
 import type { BytePath } from '../util/byte-path.js';
 import { encodeEntry } from './format/entry.js';
 import { spawnAccountWorker } from './worker/spawn-worker.js';
-import type { RestoreResult } from './worker/restore-writer.js';
+import type { RestoreResult, RestoreWriterOptions } from './worker/restore-writer.js';
 import { ACCOUNT_NAME, layout, type Manifest } from './snapshot-layout.js';
 import { readManifestFile } from './manifest.js';
 import { ownerMapping } from './restore-owner.js';
@@ -106,8 +106,11 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
     const folder = req.intoFolder ? `tidemark-restore-${req.snapshotId}-${Date.now().toString(36)}` : '';
     // Content by descriptor: the writer starts now, so that its start-up overlaps reading the
     // index (it makes the folder only once the first record comes).
+    const prune = req.moveAsideExtra && !req.intoFolder
+      ? { roots: req.paths, keep: req.excludePaths ?? [], aside: `tidemark-moved-aside-${req.snapshotId}-${Date.now().toString(36)}` }
+      : undefined;
     const byFd = descriptorMode(dest, dir, manifest.structure, contentLayout(manifest).objects === true, req.intoFolder);
-    const early = byFd ? startDescriptorWriter(account, folder, byFd, dir) : null;
+    const early = byFd ? startDescriptorWriter(account, folder, byFd, dir, prune) : null;
     // The whole home by descriptor: the index goes to the writer as it is read, never held
     // whole (every entry is selected as it is; see selectEntries). The totals shown while it
     // runs are the backup's own; the last report gives what was restored.
@@ -132,9 +135,6 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
     };
     report(true);
     const asAccountNow = ownerMapping(manifest.accountInfo, account);
-    const prune = req.moveAsideExtra && !req.intoFolder
-      ? { roots: req.paths, keep: req.excludePaths ?? [], aside: `tidemark-moved-aside-${req.snapshotId}-${Date.now().toString(36)}` }
-      : undefined;
     if (early) {
       const entries = streamed ? fromIndex(dest, dir) : fromList(selected);
       outcome.files = await restoreByDescriptors(early, dest, dir, manifest.structure, entries, folder, (sel, source) => {
@@ -145,7 +145,7 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
       });
       if (streamed) { progress.totalFiles = progress.files; progress.totalBytes = progress.bytes; }
       report(true);
-      outcome.folder = folder;
+      outcome.folder = req.intoFolder ? folder : null;
       return restoreDatabases(req, manifest, dir, ownership, outcome);
     }
     const worker = spawnAccountWorker(account, { mode: 'restore', intoFolder: folder, ...(prune ? { prune } : {}), contentChecked: true });
@@ -267,11 +267,11 @@ interface DescriptorWriter {
 }
 
 /** The account's writer for a restore by descriptor, its stdin one end of a new socket pair. */
-function startDescriptorWriter(account: Account, folder: string, mode: DescriptorMode, snapshot: string): DescriptorWriter {
+function startDescriptorWriter(account: Account, folder: string, mode: DescriptorMode, snapshot: string, prune: RestoreWriterOptions['prune']): DescriptorWriter {
   const [sock, theirs] = socketPair();
   let worker: ReturnType<typeof spawnAccountWorker>;
   try {
-    worker = spawnAccountWorker(account, { mode: 'restore', intoFolder: folder, contentFds: mode, snapshot }, { stdin: theirs });
+    worker = spawnAccountWorker(account, { mode: 'restore', intoFolder: folder, ...(prune ? { prune } : {}), contentFds: mode, snapshot }, { stdin: theirs });
   } catch (err) {
     fs.closeSync(sock);
     throw err;
@@ -290,9 +290,9 @@ function startDescriptorWriter(account: Account, folder: string, mode: Descripto
 }
 
 /**
- * A restore into the new folder `folder` whose content the writer reads itself from
- * descriptors root hands it (restore-descriptors.ts) over a socket pair that is the writer's
- * stdin. On failure the message says where the files restored so far are.
+ * A restore into the new folder `folder` (or in place: '') whose content the writer reads
+ * itself from descriptors root hands it (restore-descriptors.ts) over a socket pair that is
+ * the writer's stdin. On failure the message says where the files restored so far are.
  */
 async function restoreByDescriptors(started: DescriptorWriter, dest: Destination, dir: string, structure: Manifest['structure'], entries: EntrySource,
   folder: string, record: Parameters<typeof sendByDescriptors>[5]): Promise<RestoreResult> {
@@ -317,7 +317,7 @@ async function restoreByDescriptors(started: DescriptorWriter, dest: Destination
     const code = (err as NodeJS.ErrnoException).code;
     const shown = own && (err === own || code === 'EPIPE' || code === 'ECONNRESET') ? own : err as Error;
     // Nothing sent (a streamed index refused at its start): the writer made no folder.
-    if (sent.any) shown.message += ` (the files restored so far are in the folder ${folder} of the home)`;
+    if (sent.any && folder !== '') shown.message += ` (the files restored so far are in the folder ${folder} of the home)`;
     throw shown;
   }
   return JSON.parse(Buffer.concat(chunks).toString('utf8')) as RestoreResult;

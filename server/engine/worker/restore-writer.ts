@@ -161,7 +161,9 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     if (result.warnings.length < MAX_WARNINGS) result.warnings.push({ path: toDisplay(rel), message });
   };
   if (!validRelative(opts.intoFolder)) throw new Error('invalid restore folder');
-  if (opts.contentFds && (opts.intoFolder === '' || !restoreFileFromSupported())) throw new Error('content by descriptor is only for a restore into a new folder, with the native addon');
+  if (opts.contentFds && ((opts.intoFolder === '' && opts.contentFds !== 'compressed') || !restoreFileFromSupported())) {
+    throw new Error('content by descriptor is only for a restore into a new folder (or of a compressed snapshot in place), with the native addon');
+  }
   const homeBuf = Buffer.from(opts.home, 'utf8');
   const base = opts.intoFolder === '' ? homeBuf : Buffer.concat([homeBuf, Buffer.from('/'), toBuffer(opts.intoFolder)]);
   const abs = (rel: BytePath): Buffer => (rel === '' ? base : Buffer.concat([base, Buffer.from('/'), toBuffer(rel)]));
@@ -458,6 +460,8 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
           // In place over an existing file: one that already holds exactly this content stays.
           if (e.hash && ev.hasData) fd = openIfUnchanged(abs(e.path), e.size, e.hash, myUid);
           kept = fd >= 0;
+          // Its content is not inflated at all (compressed, in place).
+          if (kept) compressed?.skipContent(e);
           if (!kept) {
             tmp = tmpName(e.path);
             fd = fs.openSync(tmp, O_NEW, 0o600);
@@ -491,6 +495,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
       }
     } catch (err) {
       releaseFd();
+      compressed?.skipContent(e);
       warn(e.path, `not restored: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       if (current && current.entry === e) { fs.closeSync(current.fd); discard(current); current = null; }
     }
