@@ -102,9 +102,18 @@ function writeAllSync(fd: number, b: Buffer): void {
 const O_NEW = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 const MAX_WARNINGS = 200;
 
-function validRelative(p: BytePath): boolean {
+/** A relative path of real names: no empty, '.' or '..' component, no NUL ('' is the top). One scan, no array per path. */
+export function validRelative(p: BytePath): boolean {
   if (p === '') return true;
-  return !p.startsWith('/') && p.split('/').every((c) => c !== '' && c !== '.' && c !== '..' && !c.includes('\0'));
+  if (p.includes('\0')) return false;
+  for (let start = 0; ;) {
+    const slash = p.indexOf('/', start);
+    const length = (slash < 0 ? p.length : slash) - start;
+    if (length === 0) return false;
+    if (length <= 2 && p.charCodeAt(start) === 0x2e && (length === 1 || p.charCodeAt(start + 1) === 0x2e)) return false;
+    if (slash < 0) return true;
+    start = slash + 1;
+  }
 }
 
 /** The names this writer gives its temporary entries (tmpName, fifos). */
@@ -453,18 +462,28 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
         let fd = -1;
         let kept = false;
         let tmp: Buffer | null = null;
-        try {
-          fd = fs.openSync(abs(e.path), O_NEW, 0o600);
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-          // In place over an existing file: one that already holds exactly this content stays.
-          if (e.hash && ev.hasData) fd = openIfUnchanged(abs(e.path), e.size, e.hash, myUid);
+        const target = abs(e.path);
+        const canKeep = e.hash !== undefined && ev.hasData;
+        // In place over an existing file: one that already holds exactly this content stays.
+        // Looked for first in place, where most names are taken: a create (O_CREAT) of a name
+        // that exists takes its folder's lock for nothing.
+        const keep = (): void => {
+          fd = openIfUnchanged(target, e.size, e.hash!, myUid);
           kept = fd >= 0;
           // Its content is not inflated at all (compressed, in place).
           if (kept) compressed?.skipContent(e);
-          if (!kept) {
-            tmp = tmpName(e.path);
-            fd = fs.openSync(tmp, O_NEW, 0o600);
+        };
+        if (canKeep && opts.intoFolder === '') keep();
+        if (!kept) {
+          try {
+            fd = fs.openSync(target, O_NEW, 0o600);
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+            if (canKeep && opts.intoFolder !== '') keep();
+            if (!kept) {
+              tmp = tmpName(e.path);
+              fd = fs.openSync(tmp, O_NEW, 0o600);
+            }
           }
         }
         current = { fd, tmp, entry: e, hash: e.hash && ev.hasData && !kept && !(opts.contentChecked && e.size > 0) ? crypto.createHash('sha256') : null, kept };
