@@ -47,3 +47,37 @@ test('regression: after a large Buffer was freed, 1 MiB Buffers filled the brk h
   // ...and with it, they are mapped on their own.
   assert.ok(heapGrowth('policy') < 8, 'with the policy: the brk heap does not hold them');
 });
+
+// 32 Buffers of 1 MiB are filled, freed, and 32 more filled: prints the minor page faults of
+// the second round (each page of a new mapping faults on its first touch).
+const REUSE_PROBE = `
+const mode = process.argv[2];
+(async () => {
+  const m = await import(process.argv[1]);
+  if (m.applyMallocPolicy() === 0) throw new Error('not applied');
+  if (mode === 'reuse' && m.reuseLargeBuffers() === 0) throw new Error('not applied');
+  const round = () => { let keep = []; for (let i = 0; i < 32; i++) { const b = Buffer.allocUnsafeSlow(1 << 20); b.fill(i); keep.push(b); } keep = null; global.gc(); global.gc(); };
+  round();
+  await new Promise((r) => setTimeout(r, 100));
+  const before = process.resourceUsage().minorPageFault;
+  round();
+  process.stdout.write(String(process.resourceUsage().minorPageFault - before));
+})();
+`;
+
+const secondRoundFaults = (mode: string): number => {
+  const r = spawnSync(process.execPath, ['--expose-gc', '-e', REUSE_PROBE, POLICY, mode], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return Number(r.stdout);
+};
+
+test('reuseLargeBuffers: 1 MiB Buffers freed are taken again from glibc\'s heap, not mapped anew (a compressed restore\'s members)', { skip: !glibc || !nativeAddon('mallocPolicy') }, () => {
+  const addon = nativeAddon<{ mallocPolicy(n: number, trim?: number): number }>('mallocPolicy')!;
+  assert.throws(() => addon.mallocPolicy(MMAP_THRESHOLD, 0), RangeError);
+  assert.throws(() => addon.mallocPolicy(MMAP_THRESHOLD, 1 << 30), RangeError);
+  const fixed = secondRoundFaults('fixed');
+  const reused = secondRoundFaults('reuse');
+  // 32 new mappings of 256 pages fault about 8,192 times; reused memory hardly at all.
+  assert.ok(fixed >= 4096, `with the fixed threshold every round maps anew (${fixed} faults)`);
+  assert.ok(reused < fixed / 4, `reused: ${reused} faults against ${fixed}`);
+});

@@ -16,7 +16,7 @@ import { recvWithFds, sendWithFds, socketPair } from '../server/native/pass-fds.
 import { MAX_FILES_FROM, restoreFileFromOffLoop, restoreFilesFromOffLoop, restoreNewFileOffLoop, restoreNewFilesOffLoop, type FileFrom, type NewFile } from '../server/native/restore-file.js';
 import zlib from 'node:zlib';
 import { layout } from '../server/engine/snapshot-layout.js';
-import { tarHeaders } from '../server/engine/format/tar.js';
+import { tarHeaders, tarHeadersLength } from '../server/engine/format/tar.js';
 import { makeEntry, parseEntryStream, type Entry } from '../server/engine/format/entry.js';
 import { NewFiles } from '../server/engine/worker/new-files.js';
 import { removeRestoreLeftovers } from '../server/engine/worker/restore-writer.js';
@@ -843,4 +843,79 @@ test('regression: in place by descriptor, a damaged blob stops the restore and n
     ok(cli(dataDir, ['restore', snapshots.incremental!, '--destination', 'incremental', '--path', 'site', '--in-place', '--wait']));
   }
   assert.ok(fs.readFileSync(path.join(site, 'small.txt')).equals(before));
+});
+
+/** The members of the compressed snapshot that hold any byte of the tar entries of `paths` (header and content). */
+async function membersOf(paths: string[]): Promise<Set<number>> {
+  const members = readMembersFile();
+  const index = await readIndexFile(path.join(snapDir('compressed'), layout.index));
+  const out = new Set<number>();
+  for (const p of paths) {
+    const e = index.find((x) => x.path === p)!;
+    const end = e.dataRef + tarHeadersLength(e) + e.size;
+    members.forEach((m, k) => {
+      const mEnd = members[k + 1]?.uOffset ?? Infinity;
+      if (m.uOffset < end && mEnd > e.dataRef) out.add(k);
+    });
+  }
+  return out;
+}
+
+/** Breaks the gzip header of member `k` of the stored .tar.gz: any read of that member fails. */
+function damageMember(raw: Buffer, k: number): Buffer {
+  const at = readMembersFile()[k]!.cOffset;
+  raw[at] = raw[at]! ^ 0xff;
+  return raw;
+}
+
+const restoreInPlace = (): ReturnType<typeof cli> => cli(dataDir, ['restore', snapshots.compressed!, '--destination', 'compressed', '--in-place', '--wait']);
+const homeTree = (): Map<string, ReturnType<typeof snapshotTree> extends Map<string, infer T> ? T : never> => snapshotTree(account.home, { skip: (rel) => rel.startsWith('tidemark-restore-') });
+
+test('compressed in place by descriptor: changed, missing, shortened and linked-over files come back exact (bytes, modes, ns times); an exact file\'s members (the large file\'s) are never read', async () => {
+  const want = homeTree();
+  const changed = ['site/sub/f3', 'site/sub/f5', 'site/sub/f40', 'site/small.txt'];
+  // A member none of the changed files touches: damaged, it would fail the restore if it were read.
+  const needed = await membersOf(changed);
+  const untouched = readMembersFile().findIndex((_, k) => !needed.has(k));
+  assert.ok(untouched >= 0);
+  const p = (rel: string): string => path.join(account.home, rel);
+  asAccount(account, [
+    `head -c ${fs.statSync(p('site/sub/f3')).size} /dev/urandom > site/sub/f3`,
+    'rm site/sub/f5',
+    'truncate -s 1000 site/sub/f40',
+    'rm site/small.txt && ln -s /etc/passwd site/small.txt',
+    'chmod 600 site/sub/f7',
+  ].join(' && '));
+  withStored(path.join(snapDir('compressed'), layout.data('compressed')), (b) => damageMember(b, untouched), () => {
+    const r = ok(restoreInPlace());
+    assert.equal(r.folder ?? null, null);
+  });
+  assert.deepEqual(diffTrees(want, homeTree(), { ignoreRootTimes: true }), []);
+  assert.equal(fs.readFileSync('/etc/passwd', 'utf8').includes('root'), true, 'the link was replaced, never followed');
+  assert.deepEqual(fs.readdirSync(p('site')).filter((n) => n.startsWith('.tidemark-')), []);
+});
+
+test('regression: compressed in place, a changed file whose stored copy is damaged is never replaced; the restore stops naming the damage', async () => {
+  const want = homeTree();
+  const victim = 'site/sub/f20';
+  const [k] = [...await membersOf([victim])];
+  const original = fs.readFileSync(path.join(account.home, victim));
+  const mine = Buffer.from('the account changed this file since the backup\n');
+  fs.writeFileSync(path.join(account.home, victim), mine);
+  withStored(path.join(snapDir('compressed'), layout.data('compressed')), (b) => {
+    // Its own bytes where they are stored as they are (else the member's header): only its check can fail.
+    const at = b.indexOf(original.subarray(100, 164));
+    if (at < 0) return damageMember(b, k!);
+    b[at] = b[at]! ^ 0xff;
+    return b;
+  }, () => {
+    const r = restoreInPlace();
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr + r.stdout, /files\.tar\.gz: .+ while reading .+: the destination copy is damaged|does not match its hash/);
+    assert.doesNotMatch(r.stderr + r.stdout, /restored so far are in the folder/);
+  });
+  assert.ok(fs.readFileSync(path.join(account.home, victim)).equals(mine), 'the account\'s own copy stays whole');
+  assert.deepEqual(fs.readdirSync(path.join(account.home, 'site/sub')).filter((n) => n.startsWith('.tidemark-')), []);
+  ok(restoreInPlace());
+  assert.deepEqual(diffTrees(want, homeTree(), { ignoreRootTimes: true }), []);
 });

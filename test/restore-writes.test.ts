@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { asAccount, createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
 import { cli, makeDataDir, makeDestinationDir, ok } from './support/cli.js';
+import { validRelative } from '../server/engine/worker/restore-writer.js';
 
 let homeRoot: string;
 let account: TestAccount;
@@ -133,4 +134,17 @@ test('regression: a damaged blob restored to a free name leaves nothing at that 
   } finally {
     fs.writeFileSync(blob, 'delta');
   }
+});
+
+test('validRelative (one scan) agrees with the rule it replaced (split on "/": no empty, ".", ".." or NUL component)', () => {
+  const splitRule = (p: string): boolean => p === '' || (!p.startsWith('/') && p.split('/').every((c) => c !== '' && c !== '.' && c !== '..' && !c.includes('\0')));
+  const pieces = ['a', '.', '..', '...', '.a', 'a.', '', '/', '\0', 'b/c', '..a', 'é'];
+  let seed = 7;
+  const next = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+  for (let i = 0; i < 5000; i++) {
+    let p = '';
+    for (let k = next(6); k > 0; k--) p += pieces[next(pieces.length)]! + (next(2) ? '/' : '');
+    assert.equal(validRelative(p), splitRule(p), JSON.stringify(p));
+  }
+  for (const p of ['', 'a', 'a/b', '/a', 'a/', 'a//b', './a', 'a/..', 'a/.../b', 'a\0b']) assert.equal(validRelative(p), splitRule(p), JSON.stringify(p));
 });

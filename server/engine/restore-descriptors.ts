@@ -21,14 +21,14 @@ export type DescriptorMode = 'blobs' | 'archive' | 'compressed';
  * content of each file at the offset its record names), 'compressed' (one of the gzip member
  * list and one of the .tar.gz: the writer inflates by member, member-inflater.ts), or null
  * (the content crosses the stream). Only a destination with synchronous local reads, and only
- * snapshots read by range (a compressed one without its member list is read as a stream);
- * 'compressed' only into a new folder. In place the writer reads a file's content only when
- * the file there does not already hold it (restore-writer.ts).
+ * snapshots read by range (a compressed one without its member list is read as a stream).
+ * Into a new folder every file is new; in place the writer reads (or inflates) a file's
+ * content only when the file there does not already hold it (restore-writer.ts), instead of
+ * root reading, checking and sending every byte.
  */
-export function descriptorMode(dest: Destination, dir: string, structure: Structure, objects: boolean, intoFolder: boolean): DescriptorMode | null {
+export function descriptorMode(dest: Destination, dir: string, structure: Structure, objects: boolean): DescriptorMode | null {
   if (!dest.openForReads || objects || !passFdsSupported()) return null;
   if (structure === 'compressed') {
-    if (!intoFolder) return null;
     const members = dest.openForReads(`${dir}/${layout.members}`);
     if (members.type !== 'file') return null;
     members.reader.close();

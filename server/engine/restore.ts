@@ -109,7 +109,7 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
     const prune = req.moveAsideExtra && !req.intoFolder
       ? { roots: req.paths, keep: req.excludePaths ?? [], aside: `tidemark-moved-aside-${req.snapshotId}-${Date.now().toString(36)}` }
       : undefined;
-    const byFd = descriptorMode(dest, dir, manifest.structure, contentLayout(manifest).objects === true, req.intoFolder);
+    const byFd = descriptorMode(dest, dir, manifest.structure, contentLayout(manifest).objects === true);
     const early = byFd ? startDescriptorWriter(account, folder, byFd, dir, prune) : null;
     // The whole home by descriptor: the index goes to the writer as it is read, never held
     // whole (every entry is selected as it is; see selectEntries). The totals shown while it

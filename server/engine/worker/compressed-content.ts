@@ -1,13 +1,14 @@
 import fs from 'node:fs';
-import type { StreamEvent } from '../format/entry.js';
+import type { Entry, StreamEvent } from '../format/entry.js';
 import { parseMembers } from '../format/gzip-members.js';
 import { limits } from '../untrusted-input.js';
 import { toDisplay } from '../../util/byte-path.js';
 import { MemberInflater } from './member-inflater.js';
 import { layout } from '../snapshot-layout.js';
+import { reuseLargeBuffers } from '../../native/malloc-policy.js';
 
 /**
- * A restore into a new folder from a local compressed snapshot (contentFds 'compressed'):
+ * A restore into a new folder, or in place, from a local compressed snapshot (contentFds 'compressed'):
  * root sends the records only, and with the first file that has content the descriptors of
  * the snapshot's gzip member list and of its .tar.gz (restore-descriptors.ts). events() gives
  * the writer the stream it would get with the content in it: each such file's record marked
@@ -18,6 +19,8 @@ import { layout } from '../snapshot-layout.js';
 export class CompressedContent {
   private inflater: MemberInflater | null = null;
   private fds: number[] = [];
+  /** The file whose content the writer does not need (skipContent). */
+  private skipped: Entry | null = null;
 
   /** `received`: the descriptors that came with the stream, not yet taken; `snapshot`: its account/id, for messages. */
   constructor(private readonly received: number[], private readonly snapshot: string) {}
@@ -30,6 +33,11 @@ export class CompressedContent {
       if (!Number.isSafeInteger(e.dataRef) || e.dataRef < 0) throw new Error(`the restore stream names the content of ${name} without its offset`);
       const inflater = this.open(name);
       yield { ...ev, hasData: true };
+      if (this.skipped === e) {
+        this.skipped = null;
+        yield { type: 'data-end' };
+        continue;
+      }
       try {
         for await (const chunk of inflater.read(e.dataRef, e.size)) yield { type: 'data', chunk };
       } catch (err) {
@@ -38,6 +46,16 @@ export class CompressedContent {
       }
       yield { type: 'data-end' };
     }
+  }
+
+  /**
+   * The writer needs no content for `entry` (in place: the file there already holds it; or it
+   * could not be opened), asked before it takes the next event: its members are not read or
+   * inflated, and its record is followed by a data-end at once. A call for an entry whose
+   * content is not read here has no effect.
+   */
+  skipContent(entry: Entry): void {
+    this.skipped = entry;
   }
 
   /** Waits for the reads under way, then closes the descriptors taken. */
@@ -53,6 +71,8 @@ export class CompressedContent {
     for (const fd of [membersFd, archiveFd]) if (fd !== undefined) this.fds.push(fd);
     if (membersFd === undefined || archiveFd === undefined) throw new Error(`the restore stream names the content of ${name} without its descriptors`);
     const what = `snapshot ${this.snapshot}: ${layout.members}`;
+    // Members are read and inflated into 1-2 MiB Buffers, one after the other: freed ones are taken again.
+    reuseLargeBuffers();
     const size = fs.fstatSync(membersFd).size;
     if (size > limits.membersBytes) throw new Error(`${what} is larger than ${limits.membersBytes} bytes: refused as damaged or hostile`);
     const raw = Buffer.allocUnsafe(size);

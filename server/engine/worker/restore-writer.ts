@@ -106,9 +106,18 @@ const MAX_WARNINGS = 200;
 const COPY_PIECE = 1 << 20;
 let copyPiece: Buffer | null = null;
 
-function validRelative(p: BytePath): boolean {
+/** A relative path of real names: no empty, '.' or '..' component, no NUL ('' is the top). One scan, no array per path. */
+export function validRelative(p: BytePath): boolean {
   if (p === '') return true;
-  return !p.startsWith('/') && p.split('/').every((c) => c !== '' && c !== '.' && c !== '..' && !c.includes('\0'));
+  if (p.includes('\0')) return false;
+  for (let start = 0; ;) {
+    const slash = p.indexOf('/', start);
+    const length = (slash < 0 ? p.length : slash) - start;
+    if (length === 0) return false;
+    if (length <= 2 && p.charCodeAt(start) === 0x2e && (length === 1 || p.charCodeAt(start + 1) === 0x2e)) return false;
+    if (slash < 0) return true;
+    start = slash + 1;
+  }
 }
 
 /** The names this writer gives its temporary entries (tmpName, fifos). */
@@ -383,22 +392,23 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
    */
   const writeInPlaceFrom = (e: Entry, fd: number, offset: number): void => {
     const target = abs(e.path);
-    let out = -1;
-    try {
-      out = fs.openSync(target, O_NEW, 0o600);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    if (out >= 0) {
-      copyCheckedFrom(e, fd, offset, out, target);
-    } else {
-      const kept = e.hash ? openIfUnchanged(target, e.size, e.hash, myUid) : -1;
-      if (kept < 0) return writeOverTakenFrom(e, fd, offset);
+    // Looked for first: in place most names are taken (see the same order for content in the stream).
+    const kept = e.hash ? openIfUnchanged(target, e.size, e.hash, myUid) : -1;
+    if (kept >= 0) {
       try {
         setAttributes(kept, e);
       } finally {
         fs.closeSync(kept);
       }
+    } else {
+      let out = -1;
+      try {
+        out = fs.openSync(target, O_NEW, 0o600);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        return writeOverTakenFrom(e, fd, offset);
+      }
+      copyCheckedFrom(e, fd, offset, out, target);
     }
     result.files++;
     result.bytes += e.size;
@@ -500,17 +510,29 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
         let fd = -1;
         let kept = false;
         let tmp: Buffer | null = null;
-        try {
-          fd = fs.openSync(abs(e.path), O_NEW, 0o600);
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-          // In place over an existing file: one that already holds exactly this content stays
-          // (an empty file by descriptor has no content in the stream, but its hash is known).
-          if (e.hash && (ev.hasData || opts.contentFds !== undefined)) fd = openIfUnchanged(abs(e.path), e.size, e.hash, myUid);
+        const target = abs(e.path);
+        // An empty file by descriptor has no content in the stream, but its hash is known.
+        const canKeep = e.hash !== undefined && (ev.hasData || opts.contentFds !== undefined);
+        // In place over an existing file: one that already holds exactly this content stays.
+        // Looked for first in place, where most names are taken: a create (O_CREAT) of a name
+        // that exists takes its folder's lock for nothing.
+        const keep = (): void => {
+          fd = openIfUnchanged(target, e.size, e.hash!, myUid);
           kept = fd >= 0;
-          if (!kept) {
-            tmp = tmpName(e.path);
-            fd = fs.openSync(tmp, O_NEW, 0o600);
+          // Its content is not inflated at all (compressed, in place).
+          if (kept) compressed?.skipContent(e);
+        };
+        if (canKeep && opts.intoFolder === '') keep();
+        if (!kept) {
+          try {
+            fd = fs.openSync(target, O_NEW, 0o600);
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+            if (canKeep && opts.intoFolder !== '') keep();
+            if (!kept) {
+              tmp = tmpName(e.path);
+              fd = fs.openSync(tmp, O_NEW, 0o600);
+            }
           }
         }
         current = { fd, tmp, entry: e, hash: e.hash && ev.hasData && !kept && !(opts.contentChecked && e.size > 0) ? crypto.createHash('sha256') : null, kept };
@@ -541,6 +563,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
       }
     } catch (err) {
       releaseFd();
+      compressed?.skipContent(e);
       if (err instanceof DamagedContentError) throw err;
       warn(e.path, `not restored: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       if (current && current.entry === e) { fs.closeSync(current.fd); discard(current); current = null; }
