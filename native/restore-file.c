@@ -243,14 +243,44 @@ static void from_attributes(from_job *job, int out, int *err) {
   if (!*err && futimens(out, job->times) != 0) *err = errno;
 }
 
+// Each pool thread keeps one buffer (at most SMALL bytes) and one hash context for all the
+// files it restores. A buffer malloc'd per file is above glibc's mmap threshold for most of
+// them: every file then paid an mmap, a page fault per 4 KiB while pread filled it, and an
+// munmap, which on this kind of VM cost the pool more than the SHA-256 itself.
+static __thread char *thread_buf = NULL;
+static __thread size_t thread_buf_size = 0;
+static __thread void *thread_hash = NULL;
+
+/** This thread's buffer, at least `size` bytes (grown by doubling, up to SMALL), or NULL. */
+static char *thread_buffer(size_t size) {
+  if (size <= thread_buf_size) return thread_buf;
+  size_t want = thread_buf_size > 0 ? thread_buf_size : (64 << 10);
+  while (want < size) want *= 2;
+  if (want > SMALL && size <= SMALL) want = SMALL;
+  char *grown = malloc(want);
+  if (!grown) return NULL;
+  free(thread_buf);
+  thread_buf = grown;
+  thread_buf_size = want;
+  return thread_buf;
+}
+
+/** This thread's hash context, reset for a new file, or NULL. */
+static void *thread_sha256(void) {
+  if (thread_hash && tm_sha256_reset(thread_hash) == 0) return thread_hash;
+  tm_sha256_free(thread_hash);
+  thread_hash = tm_sha256_new();
+  return thread_hash;
+}
+
 static void from_run(from_job *job) {
   void *ctx = NULL;
   char *buf = NULL;
   int out = -1, err = 0;
   unsigned char got[32];
-  if (job->has_hash && !(ctx = tm_sha256_new())) { job->err = ENOMEM; job->stage = "read"; return; }
+  if (job->has_hash && !(ctx = thread_sha256())) { job->err = ENOMEM; job->stage = "read"; return; }
   size_t bufsize = job->size <= SMALL ? (size_t)(job->size > 0 ? job->size : 1) : PIECE;
-  buf = malloc(bufsize);
+  buf = thread_buffer(bufsize);
   if (!buf) { job->err = ENOMEM; job->stage = "read"; goto done; }
   if (job->size <= SMALL) {
     int r = read_exact(job->fd, buf, (size_t)job->size, job->offset);
@@ -287,8 +317,6 @@ static void from_run(from_job *job) {
   if (err && !job->stage) job->stage = "write";
   job->err = err;
 done:
-  free(buf);
-  if (ctx) tm_sha256_free(ctx);
   if (job->close_fd && !(job->err && job->stage && strcmp(job->stage, "open") == 0)) close(job->fd);
 }
 

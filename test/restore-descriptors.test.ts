@@ -104,6 +104,41 @@ test('restoreFileFrom: exact bytes, mode and ns time; a damaged or short copy, s
   }
 });
 
+test('restoreFilesFrom: a pool thread reuses its buffer and hash across a batch; no bytes or hash state of one file reach the next', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-files-reuse-'));
+  try {
+    // Sizes that grow and shrink the thread's buffer (the streamed path above 4 MiB uses it too),
+    // a damaged file and a short one (whose hash was fed part of its content) between good ones.
+    const sizes = [3 << 20, 100, 200_000, 7, (5 << 20) + 11, 1, 70_000, (4 << 20), 0, 4096];
+    const contents = sizes.map((n) => crypto.randomBytes(n));
+    const stored = Buffer.concat(contents);
+    fs.writeFileSync(path.join(dir, 'stored'), stored);
+    const fd = fs.openSync(path.join(dir, 'stored'), 'r');
+    const starts = contents.map((_, i) => contents.slice(0, i).reduce((n, c) => n + c.length, 0));
+    const file = (name: string, i: number, hash: Buffer | null, size = sizes[i]!): FileFrom =>
+      ({ path: Buffer.from(path.join(dir, name)), fd, offset: starts[i]!, size, hash, mode: 0o600, uid: -1, gid: -1, sec: 1600000000, nsec: 5, closeFd: false });
+    const batch: FileFrom[] = [];
+    contents.forEach((c, i) => {
+      batch.push(file(`f${i}`, i, sha(c)));
+      // After each: one damaged (another's hash) and, past the large one, one short (the stored file ends first).
+      if (i === 1) batch.push(file('damaged', 2, sha(contents[0]!)));
+      if (i === 4) batch.push({ ...file('short', 9, sha(contents[9]!), (5 << 20)), offset: stored.length - 100 });
+    });
+    const results = await restoreFilesFromOffLoop(batch)!;
+    batch.forEach((f, i) => {
+      const name = path.basename(f.path.toString());
+      if (name === 'damaged') assert.deepEqual([(results[i] as JobError).stage, (results[i] as JobError).damage], ['damaged', 'hash']);
+      else if (name === 'short') assert.deepEqual([(results[i] as JobError).stage, (results[i] as JobError).damage], ['damaged', 'short']);
+      else assert.equal(results[i], 0, name);
+    });
+    contents.forEach((c, i) => assert.ok(fs.readFileSync(path.join(dir, `f${i}`)).equals(c), `f${i} exact`));
+    for (const n of ['damaged', 'short']) assert.equal(fs.existsSync(path.join(dir, n)), false, n);
+    fs.closeSync(fd);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('restoreFilesFrom: a batch writes each file exactly; a damaged, short or taken one fails alone, with restoreFileFrom\'s stage, and never stops the others', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-files-from-'));
   try {

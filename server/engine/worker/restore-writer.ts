@@ -12,6 +12,7 @@ import { slabReads, socketSlabReads } from './slab-reader.js';
 import { restoreFileFromSupported } from '../../native/restore-file.js';
 import { CompressedContent } from './compressed-content.js';
 import { WrittenFiles } from './written-files.js';
+import { FlushAhead } from './flush-ahead.js';
 import { closeQuietly } from '../../util/close-fd.js';
 
 export interface RestoreWriterOptions {
@@ -211,6 +212,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
   }
   // Opened before anything is written: the flush at the end reports the write errors of the whole restore.
   const flushFd = fs.openSync(base, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  const flushAhead = opts.intoFolder !== '' ? new FlushAhead(flushFd, base.toString('utf8')) : null;
 
   const readyDirs = new Set<BytePath>(['']);
   const pendingDirs: { rel: BytePath; entry: Entry }[] = [];
@@ -323,7 +325,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
   const newFiles = opts.intoFolder !== '' ? NewFiles.create({
     abs,
     owner: (e) => (e.uid === myUid && e.gid === myGid ? null : { uid: e.uid, gid: e.gid }),
-    done: (e) => { result.files++; result.bytes += e.size; written.add(e); },
+    done: (e) => { result.files++; result.bytes += e.size; written.add(e); flushAhead?.wrote(e.size); },
     warn,
     ownerWarning: (e, outcome) => {
       if (outcome === 1 && e.uid !== myUid) warn(e.path, `owner uid ${e.uid} not restored (files are restored as the account)`);
@@ -608,6 +610,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
   // fsync per file (see LocalDestination.flush).
   await leftovers;
   try {
+    await flushAhead?.settle();
     syncFilesystemSync(flushFd, base.toString('utf8'));
   } finally {
     fs.closeSync(flushFd);
