@@ -36,10 +36,10 @@ export interface RestoreWriterOptions {
    * each stored blob ('blobs'), or once of the archive ('archive') (restore-descriptors.ts). A
    * file's content is then not in the stream: its record's dataRef is where it starts in that
    * stored file, and the writer reads it, checks it against the record's hash and writes it
-   * (into a new folder NewFiles.submitFrom, in place writeInPlaceFrom). 'compressed', only
-   * into a new folder: the first file with content comes with the descriptors of the
-   * snapshot's gzip member list and of its .tar.gz; the writer inflates by member
-   * (member-inflater.ts) and checks each file as a stream's.
+   * (into a new folder NewFiles.submitFrom, in place writeInPlaceFrom). 'compressed': the
+   * first file with content comes with the descriptors of the snapshot's gzip member list and
+   * of its .tar.gz; the writer inflates by member (member-inflater.ts), in place only the
+   * members of the files it does not find already exact, and checks each file as a stream's.
    */
   contentFds?: 'blobs' | 'archive' | 'compressed';
   /** The snapshot (account/id) the content comes from, for messages. */
@@ -176,7 +176,6 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
   };
   if (!validRelative(opts.intoFolder)) throw new Error('invalid restore folder');
   if (opts.contentFds && !restoreFileFromSupported()) throw new Error('content by descriptor needs the native addon');
-  if (opts.contentFds === 'compressed' && opts.intoFolder === '') throw new Error('compressed content by descriptor is only for a restore into a new folder');
   const homeBuf = Buffer.from(opts.home, 'utf8');
   const base = opts.intoFolder === '' ? homeBuf : Buffer.concat([homeBuf, Buffer.from('/'), toBuffer(opts.intoFolder)]);
   const abs = (rel: BytePath): Buffer => (rel === '' ? base : Buffer.concat([base, Buffer.from('/'), toBuffer(rel)]));
