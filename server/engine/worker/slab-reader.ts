@@ -10,13 +10,14 @@ const MIN_READ = 256 << 10;
  * that the next reads go on filling. fs.createReadStream allocates its highWaterMark for each
  * read and copies a short read (all of them, on a pipe) into a buffer of its size: a second
  * copy of every byte of a restore, and a fresh allocation per read. A consumer may keep the
- * views: a slab is never written twice.
+ * views: a slab is never written twice. `beforeSlab` is called before each new slab is made
+ * (bufferGrowthCollector: the dead ones are freed first).
  */
-export async function* slabReads(fd: number): AsyncGenerator<Buffer> {
+export async function* slabReads(fd: number, beforeSlab?: () => void): AsyncGenerator<Buffer> {
   let slab = Buffer.allocUnsafeSlow(SLAB);
   let used = 0;
   for (;;) {
-    if (SLAB - used < MIN_READ) { slab = Buffer.allocUnsafeSlow(SLAB); used = 0; }
+    if (SLAB - used < MIN_READ) { beforeSlab?.(); slab = Buffer.allocUnsafeSlow(SLAB); used = 0; }
     const n = await new Promise<number>((resolve, reject) => {
       fs.read(fd, slab, used, SLAB - used, null, (err, bytes) => (err ? reject(err) : resolve(bytes)));
     });
