@@ -10,7 +10,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { slabReads } from '../server/engine/worker/slab-reader.js';
+import { SMALL_SLAB, slabReads } from '../server/engine/worker/slab-reader.js';
 
 const BATCH = fileURLToPath(new URL('../server/util/batch-gc.js', import.meta.url));
 
@@ -67,6 +67,28 @@ test('slabReads with a hook: called before every new slab, and every byte comes 
     }
     // 4 MiB slabs: 18 MiB fill four and start a fifth (and one more for the read that finds the end).
     assert.ok(hooks >= 4, `hooks: ${hooks}`);
+    assert.ok(Buffer.concat(views).equals(data));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('slabReads in small slabs (remote content): every byte in order, a hook per slab, no slab larger than SMALL_SLAB', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-slabs-'));
+  try {
+    const data = crypto.randomBytes(3 << 20);
+    fs.writeFileSync(path.join(dir, 'data'), data);
+    const fd = fs.openSync(path.join(dir, 'data'), 'r');
+    let hooks = 0;
+    const views: Buffer[] = [];
+    try {
+      for await (const v of slabReads(fd, () => { hooks++; }, SMALL_SLAB)) views.push(v);
+    } finally {
+      fs.closeSync(fd);
+    }
+    assert.ok(SMALL_SLAB.slab < 128 << 10, 'below the mmap threshold');
+    assert.ok(views.every((v) => v.buffer.byteLength <= SMALL_SLAB.slab));
+    assert.ok(hooks >= Math.floor((3 << 20) / SMALL_SLAB.slab), `hooks: ${hooks}`);
     assert.ok(Buffer.concat(views).equals(data));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -39,12 +39,12 @@ export function holdBatchGc(): () => void {
  * heap through which Buffers pass in bulk: the restore writer fed by a remote destination's
  * content. Call the returned function where a new large Buffer is about to be made.
  *
- * Why: that writer reads its stream into 4 MiB slabs, and slabs still viewed by files being
- * written outlive two young collections: they reach the old generation, where V8 frees them
- * only once external memory has grown about 64 MB since its last full collection (72 MiB of
- * the writer's 118-131 MiB peak in a restore from SSH of 20,000 files were ArrayBuffers). Its
- * live heap is about 5 MB, so a full collection costs a few milliseconds. Not in root, whose
- * heap holds the index (a collection costs tens of milliseconds there, see 3f0eebb).
+ * Why: slabs of that writer's stream still viewed by files being written outlive two young
+ * collections: they reach the old generation, where V8 frees them only once external memory
+ * has grown about 64 MB since its last full collection (72 MiB of the writer's 118-131 MiB
+ * peak in a restore from SSH of 20,000 files were ArrayBuffers). Its live heap is about 5 MB,
+ * so a full collection costs a few milliseconds. Not in root, whose heap holds the index: one
+ * every 24 MiB of ArrayBuffers there cost root 1.5-2 s of CPU in the same restore.
  */
 export function bufferGrowthCollector(growth: number): (() => void) | null {
   let collect: () => void;
