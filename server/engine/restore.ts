@@ -148,7 +148,8 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
       outcome.folder = req.intoFolder ? folder : null;
       return restoreDatabases(req, manifest, dir, ownership, outcome);
     }
-    const worker = spawnAccountWorker(account, { mode: 'restore', intoFolder: folder, ...(prune ? { prune } : {}), contentChecked: true });
+    // From a remote destination all the content passes through the writer's stream (see RestoreWriterOptions.remoteContent).
+    const worker = spawnAccountWorker(account, { mode: 'restore', intoFolder: folder, ...(prune ? { prune } : {}), contentChecked: true, ...(dest.openForReads ? {} : { remoteContent: true }) });
     const chunks: Buffer[] = [];
     worker.output.on('data', (c: Buffer) => chunks.push(c));
     const write = async (b: Buffer): Promise<void> => {

@@ -13,6 +13,7 @@ interface WorkerJob {
   intoFolder?: string;
   prune?: { roots: string[]; keep: string[]; aside: string };
   contentChecked?: boolean;
+  remoteContent?: boolean;
   contentFds?: 'blobs' | 'archive' | 'compressed';
   snapshot?: string;
 }
@@ -70,7 +71,7 @@ async function runJob(job: WorkerJob, input: Readable | undefined): Promise<void
     runSiteFinder({ home: job.home, excludes: job.excludes ?? [] });
   } else if (job.mode === 'restore') {
     const { runRestoreWriter } = await import('./restore-writer.js');
-    await runRestoreWriter({ home: job.home, intoFolder: job.intoFolder ?? '', ...(job.prune ? { prune: job.prune } : {}), contentChecked: job.contentChecked === true, ...(job.contentFds ? { contentFds: job.contentFds } : {}), ...(job.snapshot ? { snapshot: job.snapshot } : {}) });
+    await runRestoreWriter({ home: job.home, intoFolder: job.intoFolder ?? '', ...(job.prune ? { prune: job.prune } : {}), contentChecked: job.contentChecked === true, ...(job.remoteContent ? { remoteContent: true } : {}), ...(job.contentFds ? { contentFds: job.contentFds } : {}), ...(job.snapshot ? { snapshot: job.snapshot } : {}) });
   } else {
     throw new Error(`unknown worker mode ${String(job.mode)}`);
   }
