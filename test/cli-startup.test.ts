@@ -7,13 +7,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Command } from 'commander';
 import { COMMAND_GROUPS, commandNamed, registerCommands } from '../server/cli/command-table.js';
 import { loadMigration, MIGRATIONS } from '../server/store/database.js';
 import { makeExcluder } from '../server/engine/worker/excludes.js';
 import { fromUtf8 } from '../server/util/byte-path.js';
 import { CLI } from './support/cli.js';
+import { bundleIsCurrent } from '../server/cli/bundle-choice.js';
 
 const fresh = (): Command => new Command().exitOverride();
 
@@ -74,4 +78,53 @@ test('excludes still match as globs when picomatch is loaded on demand, and no g
   assert.equal(ex(fromUtf8('public_html/cache')), true);
   assert.equal(ex(fromUtf8('old/public_html/cache')), false);
   assert.equal(ex(fromUtf8('public_html/index.php')), false);
+});
+
+const BUNDLE = new URL('../server/bundle/', import.meta.url);
+
+test('the CLI runs its bundle only when the bundle is not older than the compiled entry', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-bundle-'));
+  try {
+    const bundle = pathToFileURL(path.join(dir, 'tidemark.js'));
+    const entry = pathToFileURL(path.join(dir, 'entry.js'));
+    assert.equal(bundleIsCurrent(bundle, entry), false, 'neither exists');
+    fs.writeFileSync(entry, '');
+    assert.equal(bundleIsCurrent(bundle, entry), false, 'no bundle');
+    fs.writeFileSync(bundle, '');
+    fs.utimesSync(entry, 1000, 1000);
+    fs.utimesSync(bundle, 1000, 1000);
+    assert.equal(bundleIsCurrent(bundle, entry), true, 'made in the same second');
+    fs.utimesSync(bundle, 2000, 2000);
+    assert.equal(bundleIsCurrent(bundle, entry), true, 'newer');
+    fs.utimesSync(entry, 3000, 3000);
+    assert.equal(bundleIsCurrent(bundle, entry), false, 'stale: tsc ran after the bundle was made');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the build leaves a current bundle of the CLI and the worker, and the bundled CLI starts the bundled worker', () => {
+  assert.equal(bundleIsCurrent(new URL('tidemark.js', BUNDLE), new URL('../server/cli/entry.js', import.meta.url)), true);
+  const files = fs.readdirSync(BUNDLE).filter((f) => f.endsWith('.js'));
+  const text = new Map(files.map((f) => [f, fs.readFileSync(new URL(f, BUNDLE), 'utf8')]));
+  // The one module that finds a sibling entry of the bundle from its own URL.
+  const spawning = files.filter((f) => text.get(f)!.includes('new URL("./account-worker.js", import.meta.url)'));
+  assert.equal(spawning.length, 1);
+  assert.ok(files.includes('account-worker.js'));
+  // Every other import.meta.url is the compiled module's own, and that file exists.
+  for (const [f, t] of text) {
+    for (const m of t.matchAll(/new URL\(("[^"]+"), import\.meta\.url\)\.href/g)) {
+      const original = new URL(JSON.parse(m[1]!) as string, new URL(f, BUNDLE));
+      assert.ok(fs.existsSync(original), `${f}: ${original.href}`);
+    }
+  }
+  const r = spawnSync(process.execPath, [CLI, 'backup', '--help'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+});
+
+test('the bundled worker starts in standby and ends when root goes away without naming an account', () => {
+  const r = spawnSync(process.execPath, [fileURLToPath(new URL('account-worker.js', BUNDLE))], {
+    input: '', encoding: 'utf8', stdio: ['pipe', 'ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH!, TIDEMARK_WORKER_STANDBY: '1' }, timeout: 20000,
+  });
+  assert.equal(r.status, 0, r.stderr);
 });

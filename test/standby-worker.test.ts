@@ -142,3 +142,39 @@ test('a restore worker runs with V8 memory-saving heuristics; a backup worker do
     fs.rmSync(path.join(account.home, 'tidemark-flags-check'), { recursive: true, force: true });
   }
 });
+
+/** Everything the worker wrote to its tar: from a stream, or from the read end of its plain pipe. */
+async function tarBytes(w: ReturnType<typeof spawnAccountWorker>): Promise<Buffer> {
+  const source = w.tar ?? fs.createReadStream('', { fd: w.tarReadFd!, highWaterMark: 1 << 16 });
+  const parts: Buffer[] = [];
+  for await (const c of source) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
+
+const panelAccountOf = (a: TestAccount): Parameters<typeof spawnAccountWorker>[0] =>
+  ({ username: a.username, uid: a.uid, gid: a.gid, home: a.home }) as Parameters<typeof spawnAccountWorker>[0];
+
+for (const tarFd of ['fd', 'pipe'] as const) {
+  test(`an archive's worker asked for its tar as '${tarFd}' is the standby, and its tar holds the account's files only`, async () => {
+    const standby = prestartAccountWorker();
+    const worker = spawnAccountWorker(panelAccountOf(account), { mode: 'backup', excludes: [], previous: false, tar: true }, { tarFd });
+    assert.equal(worker.child.pid, standby);
+    assert.equal(tarFd === 'fd' ? worker.tarReadFd !== null && worker.tar === null : worker.tar !== null && worker.tarReadFd === null, true);
+    worker.input.end();
+    const [tar] = await Promise.all([tarBytes(worker), (async () => { for await (const _ of worker.output) { /* records */ } })()]);
+    await worker.done;
+    const text = tar.toString('latin1');
+    assert.ok(text.includes('site/index.php') && text.includes('<?php echo 1;'));
+    assert.ok(text.includes('only the account reads this'));
+    assert.ok(!text.includes('site/root-only.txt'), 'the file only root may read is not in the tar');
+  });
+}
+
+test("a worker started for its account (no standby) gives the read end of a plain pipe for 'fd'", async () => {
+  const worker = spawnAccountWorker(panelAccountOf(account), { mode: 'backup', excludes: [], previous: false, tar: true }, { tarFd: 'fd' });
+  assert.ok(worker.tarReadFd !== null && fs.fstatSync(worker.tarReadFd).isFIFO());
+  worker.input.end();
+  const [tar] = await Promise.all([tarBytes(worker), (async () => { for await (const _ of worker.output) { /* records */ } })()]);
+  await worker.done;
+  assert.ok(tar.toString('latin1').includes('<?php echo 1;'));
+});

@@ -1,11 +1,9 @@
 #!/usr/bin/env node
-// Only the worker's early start is loaded before it is started (prestart.ts); then the rest.
-import { applyGcPolicy } from './gc-policy.js';
-import { applyMallocPolicy } from '../native/malloc-policy.js';
-import { prestartWorkers } from './prestart.js';
+// `npm run build` also bundles the CLI and the account worker into a few files
+// (scripts/bundle.mjs, dist/server/bundle/): Node's ES module loader costs about half a
+// millisecond of CPU per file, and a backup's root process loaded 120 of them.
+import { bundleIsCurrent } from './bundle-choice.js';
 
-applyGcPolicy(process.argv.slice(2));
-applyMallocPolicy();
-
-await prestartWorkers(process.argv.slice(2));
-await import('./run.js');
+const bundle = new URL('../bundle/tidemark.js', import.meta.url);
+const compiled = new URL('./entry.js', import.meta.url);
+await import(bundleIsCurrent(bundle, compiled) ? bundle.href : compiled.href);

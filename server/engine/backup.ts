@@ -15,7 +15,7 @@ import { BlobSink, type ContentSink } from './files-sink.js';
 import { ObjectSink } from './object-sink.js';
 import { OrderedRecords } from './ordered-records.js';
 import { streamHash } from '../native/hash-off-loop.js';
-import { pumpTar, tarPipe, tarPumpAvailable } from '../native/tar-pump.js';
+import { pumpTar, tarPumpAvailable } from '../native/tar-pump.js';
 import { closeQuietly } from '../util/close-fd.js';
 import { ObjectLease, takeBackupLease } from './object-lease.js';
 import { readManifestFile } from './manifest.js';
@@ -252,36 +252,26 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       // Archive to a local file: the copy from the worker's pipe to the file, and every hash,
       // run on libuv's pool (native/tar-pump.c), not as a stream of 64 KiB chunks on the event loop.
       const native = structure === 'archive' && sink === null && tarPumpAvailable && dest.openWriteFd !== undefined;
-      let pipeFds: [number, number] | null = null;
+      let pipeRead: number | null = null;
       let fileFd: number | null = null;
-      if (native) {
-        fileFd = dest.openWriteFd!(tarFile);
-        try {
-          pipeFds = tarPipe();
-        } catch (err) {
-          closeQuietly(fileFd);
-          throw err;
-        }
-      }
+      if (native) fileFd = dest.openWriteFd!(tarFile);
       const closeNativeFds = (): void => {
-        if (pipeFds) closeQuietly(pipeFds[0]);
+        if (pipeRead !== null) closeQuietly(pipeRead);
         if (fileFd !== null) closeQuietly(fileFd);
-        pipeFds = null;
+        pipeRead = null;
         fileFd = null;
       };
 
       let worker: ReturnType<typeof spawnAccountWorker>;
-      const pipeWriteEnd = pipeFds ? pipeFds[1] : null;
       try {
+        // native: the worker's fd 4 is a plain pipe whose read end root gets (tarReadFd).
         worker = early ?? spawnAccountWorker(account, { mode: 'backup', excludes: req.excludes, previous: false, tar: sink === null },
-          { ...(req.politeness ? { politeness: req.politeness } : {}), ...(sink === null ? { tarFd: pipeWriteEnd ?? 'pipe' as const } : {}) });
+          { ...(req.politeness ? { politeness: req.politeness } : {}), ...(sink === null ? { tarFd: native ? 'fd' as const : 'pipe' as const } : {}) });
       } catch (err) {
         closeNativeFds();
         throw err;
-      } finally {
-        // The worker has its own copy of the write end: root's must go, or the pipe never ends.
-        if (pipeWriteEnd !== null) closeQuietly(pipeWriteEnd);
       }
+      pipeRead = worker.tarReadFd;
       // Cancelling kills the walk; what it wrote so far goes with the partial folder.
       const stopWorker = (): void => { worker.child.kill('SIGKILL'); };
       signal?.addEventListener('abort', stopWorker, { once: true });
@@ -289,8 +279,8 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       // stopped at once, since it would otherwise wait forever on a pipe nobody reads.
       let tarError: Error | null = null;
       let nativeDone: Promise<{ bytes: number; sha256: Buffer }> | null = null;
-      if (pipeFds && fileFd !== null) {
-        const pump = pumpTar(pipeFds[0], fileFd, (err) => { tarError ??= err; worker.child.kill('SIGKILL'); });
+      if (pipeRead !== null && fileFd !== null) {
+        const pump = pumpTar(pipeRead, fileFd, (err) => { tarError ??= err; worker.child.kill('SIGKILL'); });
         tarHasher = pump;
         nativeDone = pump.done.then((r) => { tarBytes = r.bytes; return r; });
         // The descriptors are closed once no job of the pump uses them.

@@ -1,8 +1,11 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import type { Account } from '../../panels/types.js';
 import { FULL_SPEED, politely, type Politeness } from '../../util/politeness.js';
+import { tarPipe, tarPumpAvailable } from '../../native/tar-pump.js';
+import { closeQuietly } from '../../util/close-fd.js';
 
 const WORKER = fileURLToPath(new URL('./account-worker.js', import.meta.url));
 /**
@@ -27,6 +30,8 @@ export interface WorkerHandle {
   output: Readable;
   /** The worker's fd 4 when it was asked for as a pipe (tar stream). */
   tar: Readable | null;
+  /** The read end of the pipe on the worker's fd 4 when it was asked for as 'fd': root's to read and close. */
+  tarReadFd: number | null;
   /** The worker's stdin (null when spawnAccountWorker was given a descriptor for it). */
   input: Writable;
   /** Resolves when the worker exits with 0; rejects with its stderr otherwise. */
@@ -61,9 +66,14 @@ function handlesOf(child: ChildProcess): { ref(): unknown; unref(): unknown }[] 
   return [child, ...child.stdio.filter((s) => s !== null)] as unknown as { ref(): unknown; unref(): unknown }[];
 }
 
-// fd 4 too: an archive's worker writes its tar there (tarFd 'pipe'); an incremental one leaves it unused.
-const STANDBY_STDIO: StdioOptions = ['pipe', 'ignore', 'pipe', 'pipe', 'pipe'];
-let standby: { started: Started; politeness: Politeness } | null = null;
+/**
+ * fd 4 too: an archive's worker writes its tar there, an incremental one leaves it unused.
+ * With the native addon it is a plain pipe whose read end root keeps (tarRead), so that the
+ * archive's copy on libuv's pool (native/tar-pump.c) can take the standby as well; else
+ * Node's own pipe.
+ */
+const standbyStdio = (fd4: number | 'pipe'): StdioOptions => ['pipe', 'ignore', 'pipe', 'pipe', fd4];
+let standby: { started: Started; politeness: Politeness; tarRead: number | null } | null = null;
 const samePoliteness = (a: Politeness, b: Politeness): boolean => a.nice === b.nice && a.ioClass === b.ioClass && a.ioPriority === b.ioPriority;
 
 /**
@@ -74,35 +84,77 @@ const samePoliteness = (a: Politeness, b: Politeness): boolean => a.nice === b.n
  */
 export function prestartAccountWorker(politeness: Politeness = FULL_SPEED): number | undefined {
   if (standby) return standby.started.child.pid;
-  const started = start(politeness, STANDBY_STDIO, { TIDEMARK_WORKER_STANDBY: '1' });
+  const pipe = tarPumpAvailable ? tarPipe() : null;
+  let started: Started;
+  try {
+    started = start(politeness, standbyStdio(pipe ? pipe[1] : 'pipe'), { TIDEMARK_WORKER_STANDBY: '1' });
+  } catch (err) {
+    if (pipe) closeQuietly(pipe[0]);
+    throw err;
+  } finally {
+    // The worker has its own copy of the write end: root's must go, or the pipe never ends.
+    if (pipe) closeQuietly(pipe[1]);
+  }
   for (const h of handlesOf(started.child)) h.unref();
-  standby = { started, politeness };
-  const forget = (): void => { if (standby?.started === started) standby = null; };
+  const mine = { started, politeness, tarRead: pipe ? pipe[0] : null };
+  standby = mine;
+  const forget = (): void => {
+    if (standby !== mine) return;
+    standby = null;
+    if (mine.tarRead !== null) closeQuietly(mine.tarRead);
+  };
   void started.closed.then(forget, forget);
   return started.child.pid;
+}
+
+/** The standby, if it can serve this request (and is still alive), taken out of standby. */
+function takeStandby(job: Record<string, unknown>, politeness: Politeness, opts: { tarFd?: number | 'pipe' | 'fd'; stdin?: number }): typeof standby {
+  const s = standby;
+  if (!s || job.mode !== 'backup' || opts.stdin !== undefined || typeof opts.tarFd === 'number') return null;
+  if (opts.tarFd === 'fd' && s.tarRead === null) return null;
+  if (!samePoliteness(s.politeness, politeness) || s.started.child.exitCode !== null) return null;
+  standby = null;
+  return s;
 }
 
 /**
  * Starts an account worker: it becomes the account before touching the home (see
  * drop-privileges.ts). The root process only talks to it through pipes.
  */
-export function spawnAccountWorker(account: Account, job: Record<string, unknown>, opts: { politeness?: Politeness; tarFd?: number | 'pipe'; stdin?: number } = {}): WorkerHandle {
+export function spawnAccountWorker(account: Account, job: Record<string, unknown>, opts: { politeness?: Politeness; tarFd?: number | 'pipe' | 'fd'; stdin?: number } = {}): WorkerHandle {
   if (account.uid === 0) throw new Error(`refusing to work on account ${account.username}: it has uid 0`);
   const politeness = opts.politeness ?? FULL_SPEED;
   const identity = `${account.username}:${account.uid}:${account.gid}`;
   const fullJob = { ...job, home: account.home };
   let started: Started;
-  if (standby && job.mode === 'backup' && opts.stdin === undefined && (opts.tarFd === undefined || opts.tarFd === 'pipe') && samePoliteness(standby.politeness, politeness) && standby.started.child.exitCode === null) {
-    started = standby.started;
-    standby = null;
+  let tar: Readable | null = null;
+  let tarReadFd: number | null = null;
+  const taken = takeStandby(job, politeness, opts);
+  if (taken) {
+    started = taken.started;
     for (const h of handlesOf(started.child)) h.ref();
+    if (opts.tarFd === 'fd') tarReadFd = taken.tarRead;
+    else if (opts.tarFd === 'pipe') tar = taken.tarRead !== null ? new net.Socket({ fd: taken.tarRead, readable: true, writable: false }) : started.child.stdio[4] as Readable;
+    else if (taken.tarRead !== null) closeQuietly(taken.tarRead);
     started.child.stdin!.write(`${JSON.stringify({ identity, job: fullJob })}\n`);
   } else {
     const stdin = opts.stdin ?? 'pipe';
-    started = start(politeness, opts.tarFd === undefined ? [stdin, 'ignore', 'pipe', 'pipe'] : [stdin, 'ignore', 'pipe', 'pipe', opts.tarFd], {
-      TIDEMARK_WORKER_IDENTITY: identity,
-      TIDEMARK_WORKER_JOB: JSON.stringify(fullJob),
-    }, job.mode === 'restore' ? RESTORE_FLAGS : []);
+    const pipe = opts.tarFd === 'fd' ? tarPipe() : null;
+    const tarFd = pipe ? pipe[1] : opts.tarFd === 'fd' ? undefined : opts.tarFd;
+    try {
+      started = start(politeness, tarFd === undefined ? [stdin, 'ignore', 'pipe', 'pipe'] : [stdin, 'ignore', 'pipe', 'pipe', tarFd], {
+        TIDEMARK_WORKER_IDENTITY: identity,
+        TIDEMARK_WORKER_JOB: JSON.stringify(fullJob),
+      }, job.mode === 'restore' ? RESTORE_FLAGS : []);
+    } catch (err) {
+      if (pipe) closeQuietly(pipe[0]);
+      throw err;
+    } finally {
+      // The worker has its own copy of the write end: root's must go, or the pipe never ends.
+      if (pipe) closeQuietly(pipe[1]);
+    }
+    if (pipe) tarReadFd = pipe[0];
+    if (opts.tarFd === 'pipe') tar = started.child.stdio[4] as Readable;
   }
   const { child } = started;
   const done = started.closed.then(({ code, signal }) => {
@@ -111,5 +163,6 @@ export function spawnAccountWorker(account: Account, job: Record<string, unknown
   // Callers await `done` only once they have read the worker's output; a worker killed
   // meanwhile must not be an unhandled rejection (it would end the CLI or the daemon).
   done.catch(() => undefined);
-  return { child, output: child.stdio[3] as Readable, tar: opts.tarFd === 'pipe' ? child.stdio[4] as Readable : null, input: child.stdin!, done };
+  tar?.on('error', () => undefined);
+  return { child, output: child.stdio[3] as Readable, tar, tarReadFd, input: child.stdin!, done };
 }

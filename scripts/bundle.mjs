@@ -1,0 +1,55 @@
+// Bundles the compiled CLI and account worker (dist/server) into dist/server/bundle/: the
+// entries tidemark.js and account-worker.js and the chunks they share or load lazily (each
+// command group, each worker mode stays a chunk loaded on demand). Node's ES module loader
+// costs about half a millisecond of CPU per file, and every command and worker start paid it
+// for each of ~120 modules. server/cli/main.ts runs the bundle when it is current.
+// The packages in node_modules stay outside (native addons, lazily loaded SDKs).
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
+
+const server = fileURLToPath(new URL('../dist/server/', import.meta.url));
+const outdir = path.join(server, 'bundle');
+
+/**
+ * Modules whose `import.meta.url` names a sibling entry of the bundle, and so must stay the
+ * bundle file's own URL: spawn-worker starts `./account-worker.js`, which in the bundle is the
+ * bundled worker. Every other module's `import.meta.url` is made its compiled file's URL
+ * again, so that the paths it finds from it (views, native addons, config-schema.js) are the
+ * same as unbundled.
+ */
+const SIBLING_RELATIVE = new Set(['engine/worker/spawn-worker.js']);
+
+const ownUrls = {
+  name: 'own-import-meta-url',
+  setup(build) {
+    build.onLoad({ filter: /\.js$/ }, (args) => {
+      const rel = path.relative(server, args.path);
+      let text = fs.readFileSync(args.path, 'utf8');
+      if (!rel.startsWith('..') && !SIBLING_RELATIVE.has(rel)) {
+        const fromBundle = path.relative(outdir, args.path).split(path.sep).join('/');
+        text = text.replaceAll('import.meta.url', `new URL(${JSON.stringify(fromBundle)}, import.meta.url).href`);
+      }
+      return { contents: text, loader: 'js' };
+    });
+  },
+};
+
+fs.rmSync(outdir, { recursive: true, force: true });
+await esbuild.build({
+  entryPoints: {
+    tidemark: path.join(server, 'cli/entry.js'),
+    'account-worker': path.join(server, 'engine/worker/account-worker.js'),
+  },
+  outdir,
+  chunkNames: 'chunk-[hash]',
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  packages: 'external',
+  plugins: [ownUrls],
+  logLevel: 'warning',
+});
