@@ -336,6 +336,8 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
    * that names any other file (one already in the home, one outside it) gets no link.
    */
   const written = new WrittenFiles();
+  /** A regular file now has its content and attributes at its name. */
+  const restored = (e: Entry): void => { result.files++; result.bytes += e.size; written.add(e); };
 
   /**
    * Into a new folder every name is free: files up to NewFiles' size are gathered whole and
@@ -345,7 +347,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
   const newFiles = opts.intoFolder !== '' ? NewFiles.create({
     abs,
     owner: (e) => (e.uid === myUid && e.gid === myGid ? null : { uid: e.uid, gid: e.gid }),
-    done: (e) => { result.files++; result.bytes += e.size; written.add(e); flushAhead?.wrote(e.size); },
+    done: (e) => { restored(e); flushAhead?.wrote(e.size); },
     warn,
     ownerWarning: (e, outcome) => {
       if (outcome === 1 && e.uid !== myUid) warn(e.path, `owner uid ${e.uid} not restored (files are restored as the account)`);
@@ -370,7 +372,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
       throw err;
     }
     fs.closeSync(fd);
-    if (install(tmp, e.path)) { result.files++; result.bytes += e.size; written.add(e); }
+    if (install(tmp, e.path)) restored(e);
   };
 
   /**
@@ -403,38 +405,48 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
   const writeOverTakenFrom = (e: Entry, fd: number, offset: number): void => {
     const tmp = tmpName(e.path);
     copyCheckedFrom(e, fd, offset, fs.openSync(tmp, O_NEW, 0o600), tmp);
-    if (install(tmp, e.path)) { result.files++; result.bytes += e.size; written.add(e); }
+    if (install(tmp, e.path)) restored(e);
   };
 
   /**
-   * A restore in place by descriptor: a free name is created (O_EXCL, no link followed) and
-   * filled; an existing file that already holds exactly the content (openIfUnchanged) keeps
-   * its bytes and gets the snapshot's owner, mode and times; anything else at the name is
-   * replaced through a temporary name, only once the new content matched its hash.
+   * Where the regular file `e` goes. With `canKeep`, an existing file that already holds
+   * exactly its content (openIfUnchanged) is `kept`: open for reading, its bytes stay and it
+   * only gets the snapshot's owner, mode and times. Else the name, when free (O_EXCL, no link
+   * followed), or a temporary name beside it (`tmp`) that install() moves over what is there
+   * once the content is complete and checked. In place the kept file is looked for first,
+   * since most names are taken there and a create (O_CREAT) of a name that exists takes its
+   * folder's lock for nothing; into a new folder only once the name turned out taken.
    */
-  const writeInPlaceFrom = (e: Entry, fd: number, offset: number): void => {
+  const openTarget = (e: Entry, canKeep: boolean): { fd: number; tmp: Buffer | null; kept: boolean } => {
     const target = abs(e.path);
-    // Looked for first: in place most names are taken (see the same order for content in the stream).
-    const kept = e.hash ? openIfUnchanged(target, e.size, e.hash, myUid) : -1;
-    if (kept >= 0) {
-      try {
-        setAttributes(kept, e);
-      } finally {
-        fs.closeSync(kept);
-      }
-    } else {
-      let out = -1;
-      try {
-        out = fs.openSync(target, O_NEW, 0o600);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        return writeOverTakenFrom(e, fd, offset);
-      }
-      copyCheckedFrom(e, fd, offset, out, target);
+    const keep = (): number => (canKeep ? openIfUnchanged(target, e.size, e.hash!, myUid) : -1);
+    let fd = opts.intoFolder === '' ? keep() : -1;
+    if (fd >= 0) return { fd, tmp: null, kept: true };
+    try {
+      return { fd: fs.openSync(target, O_NEW, 0o600), tmp: null, kept: false };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    result.files++;
-    result.bytes += e.size;
-    written.add(e);
+    fd = opts.intoFolder !== '' ? keep() : -1;
+    if (fd >= 0) return { fd, tmp: null, kept: true };
+    const tmp = tmpName(e.path);
+    return { fd: fs.openSync(tmp, O_NEW, 0o600), tmp, kept: false };
+  };
+
+  /** A restore in place by descriptor: `e`'s content at `offset` of `fd`, written only where the file there does not already hold it (openTarget). */
+  const writeInPlaceFrom = (e: Entry, fd: number, offset: number): void => {
+    const to = openTarget(e, e.hash !== undefined);
+    if (to.kept) {
+      try {
+        setAttributes(to.fd, e);
+      } finally {
+        fs.closeSync(to.fd);
+      }
+      restored(e);
+      return;
+    }
+    copyCheckedFrom(e, fd, offset, to.fd, to.tmp ?? abs(e.path));
+    if (install(to.tmp, e.path)) restored(e);
   };
 
   // `received`: descriptors received and not yet taken by a file (contentFds); the archive's once taken.
@@ -474,7 +486,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     } finally {
       fs.closeSync(fd);
     }
-    if (install(tmp, entry.path)) { result.files++; result.bytes += entry.size; written.add(entry); }
+    if (install(tmp, entry.path)) restored(entry);
   };
 
   try {
@@ -529,34 +541,10 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
       } else if (e.kind === 'f' && newFiles?.takes(e, ev.hasData)) {
         if (!ev.hasData || e.size === 0) await newFiles.submit();
       } else if (e.kind === 'f') {
-        let fd = -1;
-        let kept = false;
-        let tmp: Buffer | null = null;
-        const target = abs(e.path);
         // An empty file by descriptor has no content in the stream, but its hash is known.
-        const canKeep = e.hash !== undefined && (ev.hasData || opts.contentFds !== undefined);
-        // In place over an existing file: one that already holds exactly this content stays.
-        // Looked for first in place, where most names are taken: a create (O_CREAT) of a name
-        // that exists takes its folder's lock for nothing.
-        const keep = (): void => {
-          fd = openIfUnchanged(target, e.size, e.hash!, myUid);
-          kept = fd >= 0;
-          // Its content is not inflated at all (compressed, in place).
-          if (kept) compressed?.skipContent(e);
-        };
-        if (canKeep && opts.intoFolder === '') keep();
-        if (!kept) {
-          try {
-            fd = fs.openSync(target, O_NEW, 0o600);
-          } catch (err) {
-            if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-            if (canKeep && opts.intoFolder !== '') keep();
-            if (!kept) {
-              tmp = tmpName(e.path);
-              fd = fs.openSync(tmp, O_NEW, 0o600);
-            }
-          }
-        }
+        const { fd, tmp, kept } = openTarget(e, e.hash !== undefined && (ev.hasData || opts.contentFds !== undefined));
+        // Its content is not inflated at all (compressed, in place).
+        if (kept) compressed?.skipContent(e);
         current = { fd, tmp, entry: e, hash: e.hash && ev.hasData && !kept && !(opts.contentChecked && e.size > 0) ? crypto.createHash('sha256') : null, kept };
         if (!ev.hasData || e.size === 0) finishFile();
       } else if (e.kind === 'l') {
