@@ -128,7 +128,7 @@ export class NewFiles {
     this.hash = null;
     this.checkInJob = false;
     if (hash && !hash.digest().equals(e.hash!)) {
-      throw new Error(`the content of ${JSON.stringify(toDisplay(e.path))} in the snapshot does not match its hash: the snapshot is damaged; that file was not restored and the restore stopped there`);
+      throw streamDamagedError(e);
     }
     while (this.jobs >= MAX_GATHERED || (this.bytes >= MAX_GATHERED_BYTES && this.jobs > 0)) {
       if (this.running < BATCH_RUNNING) this.flushGathered();
@@ -357,12 +357,17 @@ export class NewFiles {
   }
 }
 
-/** The error of a file whose stored copy is damaged (the same words as root's check, snapshot-content.ts). */
 /** A stored copy that is short or does not match its hash: the restore stops there (a warning would hide the damage). */
 export class DamagedContentError extends Error {}
 
+/** The error of a file whose stored copy is damaged (the same words as root's check, snapshot-content.ts). */
 export function damagedError(e: Entry, short: boolean): Error {
   return new DamagedContentError(short
     ? `snapshot content is short for ${JSON.stringify(toDisplay(e.path))}: the destination copy is damaged; that file was not restored and the restore stopped there`
     : `the content of ${JSON.stringify(toDisplay(e.path))} in the snapshot does not match its hash: the destination copy is damaged; that file was not restored and the restore stopped there`);
+}
+
+/** The error of a file whose content, as it came in the stream, does not match the hash its record gave. */
+export function streamDamagedError(e: Entry): Error {
+  return new DamagedContentError(`the content of ${JSON.stringify(toDisplay(e.path))} in the snapshot does not match its hash: the snapshot is damaged; that file was not restored and the restore stopped there`);
 }

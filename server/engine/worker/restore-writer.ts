@@ -7,7 +7,7 @@ import { SyncOutput } from './sync-output.js';
 import { openIfUnchanged } from './unchanged-file.js';
 import { setFdTimes, setPathTimes } from '../../native/file-times.js';
 import { syncFilesystemSync } from '../../native/syncfs.js';
-import { DamagedContentError, NewFiles, damagedError } from './new-files.js';
+import { DamagedContentError, NewFiles, damagedError, streamDamagedError } from './new-files.js';
 import { SMALL_SLAB, slabReads, socketSlabReads } from './slab-reader.js';
 import { restoreFileFromSupported } from '../../native/restore-file.js';
 import { CompressedContent } from './compressed-content.js';
@@ -479,7 +479,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     if (hash && !hash.digest().equals(entry.hash!)) {
       fs.closeSync(fd);
       discard({ tmp, entry, kept });
-      throw new Error(`the content of ${JSON.stringify(toDisplay(entry.path))} in the snapshot does not match its hash: the snapshot is damaged; that file was not restored and the restore stopped there`);
+      throw streamDamagedError(entry);
     }
     try {
       setAttributes(fd, entry);
