@@ -67,6 +67,23 @@ function handlesOf(child: ChildProcess): { ref(): unknown; unref(): unknown }[] 
 }
 
 /**
+ * start() with a plain pipe on the worker's fd 4 (`stdio` puts the write end where it goes):
+ * root gets the read end, its own to read and close. The worker has its own copy of the
+ * write end: root's goes at once, or the pipe never ends.
+ */
+function startWithTarPipe(politeness: Politeness, stdio: (fd4: number) => StdioOptions, env: Record<string, string>, flags: string[] = []): { started: Started; tarRead: number } {
+  const [read, write] = tarPipe();
+  try {
+    return { started: start(politeness, stdio(write), env, flags), tarRead: read };
+  } catch (err) {
+    closeQuietly(read);
+    throw err;
+  } finally {
+    closeQuietly(write);
+  }
+}
+
+/**
  * fd 4 too: an archive's worker writes its tar there, an incremental one leaves it unused.
  * With the native addon it is a plain pipe whose read end root keeps (tarRead), so that the
  * archive's copy on libuv's pool (native/tar-pump.c) can take the standby as well; else
@@ -84,19 +101,10 @@ const samePoliteness = (a: Politeness, b: Politeness): boolean => a.nice === b.n
  */
 export function prestartAccountWorker(politeness: Politeness = FULL_SPEED): number | undefined {
   if (standby) return standby.started.child.pid;
-  const pipe = tarPumpAvailable ? tarPipe() : null;
-  let started: Started;
-  try {
-    started = start(politeness, standbyStdio(pipe ? pipe[1] : 'pipe'), { TIDEMARK_WORKER_STANDBY: '1' });
-  } catch (err) {
-    if (pipe) closeQuietly(pipe[0]);
-    throw err;
-  } finally {
-    // The worker has its own copy of the write end: root's must go, or the pipe never ends.
-    if (pipe) closeQuietly(pipe[1]);
-  }
+  const env = { TIDEMARK_WORKER_STANDBY: '1' };
+  const { started, tarRead } = tarPumpAvailable ? startWithTarPipe(politeness, standbyStdio, env) : { started: start(politeness, standbyStdio('pipe'), env), tarRead: null };
   for (const h of handlesOf(started.child)) h.unref();
-  const mine = { started, politeness, tarRead: pipe ? pipe[0] : null };
+  const mine = { started, politeness, tarRead };
   standby = mine;
   const forget = (): void => {
     if (standby !== mine) return;
@@ -139,21 +147,14 @@ export function spawnAccountWorker(account: Account, job: Record<string, unknown
     started.child.stdin!.write(`${JSON.stringify({ identity, job: fullJob })}\n`);
   } else {
     const stdin = opts.stdin ?? 'pipe';
-    const pipe = opts.tarFd === 'fd' ? tarPipe() : null;
-    const tarFd = pipe ? pipe[1] : opts.tarFd === 'fd' ? undefined : opts.tarFd;
-    try {
-      started = start(politeness, tarFd === undefined ? [stdin, 'ignore', 'pipe', 'pipe'] : [stdin, 'ignore', 'pipe', 'pipe', tarFd], {
-        TIDEMARK_WORKER_IDENTITY: identity,
-        TIDEMARK_WORKER_JOB: JSON.stringify(fullJob),
-      }, job.mode === 'restore' ? RESTORE_FLAGS : []);
-    } catch (err) {
-      if (pipe) closeQuietly(pipe[0]);
-      throw err;
-    } finally {
-      // The worker has its own copy of the write end: root's must go, or the pipe never ends.
-      if (pipe) closeQuietly(pipe[1]);
+    const stdio = (fd4?: number | 'pipe'): StdioOptions => (fd4 === undefined ? [stdin, 'ignore', 'pipe', 'pipe'] : [stdin, 'ignore', 'pipe', 'pipe', fd4]);
+    const env = { TIDEMARK_WORKER_IDENTITY: identity, TIDEMARK_WORKER_JOB: JSON.stringify(fullJob) };
+    const flags = job.mode === 'restore' ? RESTORE_FLAGS : [];
+    if (opts.tarFd === 'fd') {
+      ({ started, tarRead: tarReadFd } = startWithTarPipe(politeness, stdio, env, flags));
+    } else {
+      started = start(politeness, stdio(opts.tarFd), env, flags);
     }
-    if (pipe) tarReadFd = pipe[0];
     if (opts.tarFd === 'pipe') tar = started.child.stdio[4] as Readable;
   }
   const { child } = started;
