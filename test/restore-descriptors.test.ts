@@ -18,7 +18,7 @@ import zlib from 'node:zlib';
 import { layout } from '../server/engine/snapshot-layout.js';
 import { tarHeaders, tarHeadersLength } from '../server/engine/format/tar.js';
 import { makeEntry, parseEntryStream, type Entry } from '../server/engine/format/entry.js';
-import { NewFiles } from '../server/engine/worker/new-files.js';
+import { NewFiles, type NewFilesHooks } from '../server/engine/worker/new-files.js';
 import { removeRestoreLeftovers } from '../server/engine/worker/restore-writer.js';
 import { diffTrees, snapshotTree } from './support/tree.js';
 import { toDisplay } from '../server/util/byte-path.js';
@@ -31,6 +31,21 @@ async function readIndexFile(file: string): Promise<Entry[]> {
 }
 
 const sha = (b: Buffer): Buffer => crypto.createHash('sha256').update(b).digest();
+
+/** NewFiles hooks writing under `dir`, content checked, no owner change; a warning or a taken name fails the test unless `own` says otherwise. */
+function hooksInto(dir: string, own: Partial<NewFilesHooks> = {}): NewFilesHooks {
+  return {
+    abs: (rel) => Buffer.from(path.join(dir, rel)),
+    owner: () => null,
+    done: () => undefined,
+    warn: (rel, m) => assert.fail(`${toDisplay(rel)}: ${m}`),
+    ownerWarning: () => undefined,
+    taken: () => assert.fail('no name is taken here'),
+    takenFrom: () => assert.fail('no name is taken here'),
+    checkHash: true,
+    ...own,
+  };
+}
 type JobError = NodeJS.ErrnoException & { stage?: string; damage?: string };
 
 test('pass-fds: descriptors arrive with the first bytes of their send; a directory is refused and closed', async () => {
@@ -208,16 +223,11 @@ test('NewFiles.submitFrom in batches: many files queued and written exactly; a p
     const long = `${'n'.repeat(250)}/`.repeat(17) + 'f';
     const done: string[] = [];
     const warned: string[] = [];
-    const files = NewFiles.create({
-      abs: (rel) => Buffer.from(path.join(dir, 'out', rel)),
-      owner: () => null,
+    const files = NewFiles.create(hooksInto(path.join(dir, 'out'), {
       done: (e) => done.push(e.path),
       warn: (rel, m) => warned.push(`${rel.slice(0, 4)}: ${m}`),
-      ownerWarning: () => undefined,
-      taken: () => assert.fail('no gathered file here'),
-      takenFrom: () => assert.fail('no name is taken here'),
       checkHash: false,
-    })!;
+    }))!;
     let offset = 0;
     for (let i = 0; i < count; i++) {
       const fd = fs.openSync(path.join(dir, 'stored'), 'r');
@@ -344,16 +354,11 @@ test('NewFiles.submit in batches: many gathered files written exactly and checke
     const done: string[] = [];
     const warned: string[] = [];
     const taken: string[] = [];
-    const files = NewFiles.create({
-      abs: (rel) => Buffer.from(path.join(dir, 'out', rel)),
-      owner: () => null,
+    const files = NewFiles.create(hooksInto(path.join(dir, 'out'), {
       done: (e) => done.push(e.path),
       warn: (rel, m) => warned.push(`${rel.slice(0, 4)}: ${m}`),
-      ownerWarning: () => undefined,
       taken: (e, parts) => { taken.push(e.path); assert.ok(Buffer.concat(parts).equals(contents[200]!)); },
-      takenFrom: () => assert.fail('no descriptor here'),
-      checkHash: true,
-    })!;
+    }))!;
     for (let i = 0; i < count; i++) {
       const name = i === 150 ? long : `f${i}`;
       const c = contents[i]!;
@@ -396,16 +401,7 @@ test('restoreNewFile with a hash: the parts are checked in the job; different co
     assert.deepEqual([e?.stage, e?.damage], ['damaged', 'hash']);
     assert.equal(fs.existsSync(path.join(dir, 'bad')), false);
 
-    const files = NewFiles.create({
-      abs: (rel) => Buffer.from(path.join(dir, rel)),
-      owner: () => null,
-      done: () => undefined,
-      warn: (rel, m) => assert.fail(`${rel}: ${m}`),
-      ownerWarning: () => undefined,
-      taken: () => assert.fail('nothing is taken'),
-      takenFrom: () => assert.fail('nothing is taken'),
-      checkHash: true,
-    })!;
+    const files = NewFiles.create(hooksInto(dir))!;
     const entry = (name: string, content: string): Entry => makeEntry({ kind: 'f', path: name, size: 6, mode: 0o644, hash: sha(Buffer.from(content)) });
     assert.ok(files.takes(entry('ok', 'abcdef'), true));
     for (const p of parts) files.add(p);
@@ -426,16 +422,7 @@ test('regression: a restore that stopped dropped the gathered files still queued
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-new-files-abandon-'));
   try {
     const done: string[] = [];
-    const files = NewFiles.create({
-      abs: (rel) => Buffer.from(path.join(dir, rel)),
-      owner: () => null,
-      done: (e) => { done.push(toDisplay(e.path)); },
-      warn: (rel, m) => assert.fail(`${rel}: ${m}`),
-      ownerWarning: () => undefined,
-      taken: () => assert.fail('nothing is taken'),
-      takenFrom: () => assert.fail('nothing is taken'),
-      checkHash: true,
-    })!;
+    const files = NewFiles.create(hooksInto(dir, { done: (e) => { done.push(toDisplay(e.path)); } }))!;
     // Submitted without waiting for the pool: the first two go as batches at once, the rest wait in the queue.
     const names = Array.from({ length: 40 }, (_, i) => `f${String(i).padStart(2, '0')}`);
     for (const name of names) {
@@ -607,20 +594,15 @@ test('NewFiles.submitFrom: a taken name goes to takenFrom with the descriptor st
     fs.symlinkSync(path.join(dir, 'outside'), path.join(dir, 'f1'));
     const taken: string[] = [];
     const done: string[] = [];
-    const files = NewFiles.create({
-      abs: (rel) => Buffer.from(path.join(dir, rel)),
-      owner: () => null,
+    const files = NewFiles.create(hooksInto(dir, {
       done: (e) => done.push(e.path),
-      warn: (rel, m) => assert.fail(`${rel}: ${m}`),
-      ownerWarning: () => undefined,
-      taken: () => assert.fail('no gathered file here'),
       takenFrom: (e, fd, offset) => {
         const b = Buffer.alloc(e.size);
         fs.readSync(fd, b, 0, e.size, offset);
         taken.push(`${e.path}=${b.toString()}`);
       },
       checkHash: false,
-    })!;
+    }))!;
     for (let i = 0; i < 3; i++) {
       const fd = fs.openSync(path.join(dir, 'stored'), 'r');
       await files.submitFrom(makeEntry({ kind: 'f', path: `f${i}`, size: 4, mode: 0o644, hash: sha(content[i]!) }), fd, i * 4, true);
