@@ -8,15 +8,29 @@ export const CLI = fileURLToPath(new URL('../../server/cli/main.js', import.meta
 
 export interface CliResult { code: number; stdout: string; stderr: string; json: any }
 
-/** A state directory of its own, with the given config.json. */
+const madeDirs: string[] = [];
+// A test that forgets its rmSync (or fails before it) must not leave folders in /tmp for CI's next
+// run; these folders are made by root, mode 700, so removing them at exit follows nobody's link.
+process.on('exit', () => {
+  for (const dir of madeDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function madeDir(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  madeDirs.push(dir);
+  return dir;
+}
+
+/** A state directory of its own, with the given config.json; removed when the test process exits. */
 export function makeDataDir(config: Record<string, unknown>): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-state-'));
+  const dir = madeDir('tidemark-state-');
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 2));
   return dir;
 }
 
+/** A Local destination's folder, mode 700; removed when the test process exits. */
 export function makeDestinationDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-dest-'));
+  return madeDir('tidemark-dest-');
 }
 
 /** Runs the CLI synchronously with --json and parses its one JSON document. */
