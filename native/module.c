@@ -22,6 +22,7 @@ napi_value set_fd_times(napi_env env, napi_callback_info info);
 napi_value syncfs_async(napi_env env, napi_callback_info info);
 napi_value syncfs_sync(napi_env env, napi_callback_info info);
 napi_value write_new_file(napi_env env, napi_callback_info info);
+napi_value write_new_files(napi_env env, napi_callback_info info);
 napi_value restore_new_file(napi_env env, napi_callback_info info);
 napi_value restore_file_from(napi_env env, napi_callback_info info);
 napi_value restore_files_from(napi_env env, napi_callback_info info);
@@ -88,6 +89,7 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "syncfs", syncfs_async);
   export_function(env, exports, "syncfsSync", syncfs_sync);
   export_function(env, exports, "writeNewFile", write_new_file);
+  export_function(env, exports, "writeNewFiles", write_new_files);
   export_function(env, exports, "restoreNewFile", restore_new_file);
   export_function(env, exports, "restoreFileFrom", restore_file_from);
   export_function(env, exports, "restoreFilesFrom", restore_files_from);

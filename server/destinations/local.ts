@@ -8,7 +8,8 @@ import { describeFsError } from './errors.js';
 import { chainProblems, describeProblems, NEVER_ACCEPTED, pathSyntaxProblem } from './local-path-security.js';
 import { syncFilesystem } from '../native/syncfs.js';
 import { parentOf } from '../util/byte-path.js';
-import { writeNewFileOffLoop } from '../native/write-file.js';
+import { newFilesWriter, writeNewFileOffLoop } from '../native/write-file.js';
+import { SmallFileBatch } from './small-file-batch.js';
 import { canLinkOffLoop, linkBlobsOffLoop, linkError, linkManyOffLoop } from '../native/link-many.js';
 import { MAX_NAMES_PER_OPEN, openFilesAt, openFilesAtSupported } from '../native/open-files.js';
 import { getSystemErrorName } from 'node:util';
@@ -54,12 +55,18 @@ export interface LocalOptions {
  * the root is checked with lstat before a path through it is used (a link, or a directory
  * not owned by root or writable by others, is refused); files are opened with O_NOFOLLOW.
  */
+/** Small files in flight at once when they go in batches (BlobSink also bounds their bytes). */
+const SMALL_FILES_IN_FLIGHT = 64;
+
 export class LocalDestination implements Destination, HardLinks {
   /** Both capabilities live on the driver itself. */
   readonly hardLinks: HardLinks = this;
   readonly type = 'local';
   /** Local files open and close in microseconds; a few in flight keep the disk busy. */
   readonly parallelism = 8;
+  /** Small files go to the pool in batches (small-file-batch.ts): many in flight cost one job per batch. */
+  readonly smallFileParallelism: number | undefined;
+  private readonly smallFiles: SmallFileBatch | null;
   private readonly root: string;
   private readonly accepted: ReadonlySet<string>;
   private rootChecked = false;
@@ -85,6 +92,9 @@ export class LocalDestination implements Destination, HardLinks {
     if (bad) throw new DestinationError(`the destination path ${bad}: ${root}`, 'invalid');
     this.root = path.resolve(root);
     this.accepted = new Set(opts.acceptedRisks ?? []);
+    const writer = newFilesWriter();
+    this.smallFiles = writer ? new SmallFileBatch(writer, 0o600) : null;
+    this.smallFileParallelism = writer ? SMALL_FILES_IN_FLIGHT : undefined;
   }
 
   private abs(rel: string): string {
@@ -339,7 +349,7 @@ export class LocalDestination implements Destination, HardLinks {
     } catch (err) {
       throw describeFsError(err, rel);
     }
-    const offLoop = writeNewFileOffLoop(target, parts, 0o600, true);
+    const offLoop = this.smallFiles ? this.smallFiles.add(target, parts) : writeNewFileOffLoop(target, parts, 0o600, true);
     if (offLoop) {
       try {
         return (await offLoop)!;

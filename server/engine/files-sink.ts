@@ -36,6 +36,11 @@ const SMALL_OPERATIONS_IN_FLIGHT = 512;
 const LINK_BATCH = 256;
 /** Content up to this size is gathered and written at once where the destination can (Destination.writeSmallFile). */
 const SMALL_FILE = 1 << 20;
+/**
+ * Bytes of small files held for their writes at once, whatever their count: a destination may
+ * take many small files in flight (Destination.smallFileParallelism), not as many of 1 MiB.
+ */
+const SMALL_BYTES_IN_FLIGHT = 32 << 20;
 
 /**
  * Incremental content. An unchanged file keeps its blob number from the previous
@@ -57,11 +62,12 @@ export class BlobSink implements ContentSink {
   /** SHA-256 of the content streamed to `current`. */
   private currentHash: crypto.Hash | null = null;
   /** A small file's blob and the content received for it so far. */
-  private small: { rel: string; parts: Buffer[] } | null = null;
+  private small: { rel: string; parts: Buffer[]; size: number } | null = null;
   private stored = 0;
   private readonly links = new InFlight(SMALL_OPERATIONS_IN_FLIGHT);
   private readonly writes: InFlight;
   private readonly smallWrites: InFlight;
+  private readonly smallBytes = new InFlight(SMALL_BYTES_IN_FLIGHT);
   private readonly cloned: Promise<void> | null;
   /** Unchanged files' blob numbers waiting to be linked as one batch (HardLinks.linkBlobs). */
   private pendingLinks: number[] = [];
@@ -103,7 +109,7 @@ export class BlobSink implements ContentSink {
       await this.ensureDir(n);
       const rel = `${this.dir}/${layout.blob(n)}`;
       if (this.dest.writeSmallFile && entry.size <= SMALL_FILE) {
-        this.small = { rel, parts: [] };
+        this.small = { rel, parts: [], size: entry.size };
       } else {
         this.current = new StreamWriter(this.dest.createWriteStream(rel));
         this.currentHash = crypto.createHash('sha256');
@@ -140,10 +146,11 @@ export class BlobSink implements ContentSink {
   /** The file's write is not awaited here: the next files open and fill while it completes. */
   async endData(): Promise<{ hash: Promise<Buffer> }> {
     if (this.small) {
-      const { rel, parts } = this.small;
+      const { rel, parts, size } = this.small;
       this.small = null;
       const written = this.dest.writeSmallFile!(rel, parts);
       await this.smallWrites.add(written);
+      await this.smallBytes.add(written, size);
       return { hash: written };
     }
     const w = this.current!;
@@ -171,6 +178,7 @@ export class BlobSink implements ContentSink {
     }
     await this.writes.drain();
     await this.smallWrites.drain();
+    await this.smallBytes.drain();
     await this.links.drain();
   }
 
@@ -178,7 +186,7 @@ export class BlobSink implements ContentSink {
     this.small = null;
     this.pendingLinks = [];
     this.current?.destroy();
-    await Promise.all([this.cloned?.catch(() => undefined), this.writes.settle(), this.smallWrites.settle(), this.links.settle()]);
+    await Promise.all([this.cloned?.catch(() => undefined), this.writes.settle(), this.smallWrites.settle(), this.smallBytes.settle(), this.links.settle()]);
   }
 
   /** The folders this sink made or filled: the snapshot's `files/` and its buckets. */
