@@ -23,6 +23,7 @@ napi_value syncfs_async(napi_env env, napi_callback_info info);
 napi_value syncfs_sync(napi_env env, napi_callback_info info);
 napi_value write_new_file(napi_env env, napi_callback_info info);
 napi_value write_new_files(napi_env env, napi_callback_info info);
+napi_value sched_batch(napi_env env, napi_callback_info info);
 napi_value restore_new_file(napi_env env, napi_callback_info info);
 napi_value restore_file_from(napi_env env, napi_callback_info info);
 napi_value restore_files_from(napi_env env, napi_callback_info info);
@@ -90,6 +91,7 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "syncfsSync", syncfs_sync);
   export_function(env, exports, "writeNewFile", write_new_file);
   export_function(env, exports, "writeNewFiles", write_new_files);
+  export_function(env, exports, "schedBatch", sched_batch);
   export_function(env, exports, "restoreNewFile", restore_new_file);
   export_function(env, exports, "restoreFileFrom", restore_file_from);
   export_function(env, exports, "restoreFilesFrom", restore_files_from);

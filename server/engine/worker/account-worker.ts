@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { becomeAccount } from './drop-privileges.js';
 import { applyMallocPolicy } from '../../native/malloc-policy.js';
+import { batchHelperThreads } from '../../native/sched-batch.js';
 
 interface WorkerJob {
   mode: 'backup' | 'restore' | 'sites';
@@ -99,6 +100,7 @@ async function standby(): Promise<void> {
 async function main(): Promise<void> {
   // Before the previous index or any content is read (see malloc-policy.ts).
   applyMallocPolicy();
+  batchHelperThreads();
   if (process.env.TIDEMARK_WORKER_STANDBY === '1') return standby();
   becomeAccount(process.env.TIDEMARK_WORKER_IDENTITY);
   await runJob(JSON.parse(process.env.TIDEMARK_WORKER_JOB ?? '{}') as WorkerJob, undefined);
