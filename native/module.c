@@ -9,6 +9,9 @@
 // file and hashed (each file and the whole) on libuv's pool; splice-file.c: a large file's content
 // moved into that pipe (or the entry stream's socket) by the account worker without copies;
 // open-files.c: a folder's stored files opened for reads in one job on libuv's pool, for restores.
+// io-priority.c: ioprio_get/ioprio_set(2) of the calling thread, for the priority a worker starts with.
+// gzip-block.c (where libdeflate was found at build time): a compressed snapshot's block of gzip
+// members made on libuv's pool.
 // malloc-policy.c: glibc's mmap threshold fixed, so that freed large Buffers go back to the system.
 #define _GNU_SOURCE
 #include <errno.h>
@@ -47,6 +50,10 @@ napi_value tar_pump_hash_all(napi_env env, napi_callback_info info);
 napi_value tar_pump_digest(napi_env env, napi_callback_info info);
 napi_value open_files_at(napi_env env, napi_callback_info info);
 napi_value malloc_policy(napi_env env, napi_callback_info info);
+napi_value io_priority(napi_env env, napi_callback_info info);
+#ifdef TM_LIBDEFLATE
+napi_value gzip_block(napi_env env, napi_callback_info info);
+#endif
 
 napi_value errno_error(napi_env env, int err) {
   const char *name = strerrorname_np(err);
@@ -115,5 +122,9 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "tarPumpDigest", tar_pump_digest);
   export_function(env, exports, "openFilesAt", open_files_at);
   export_function(env, exports, "mallocPolicy", malloc_policy);
+  export_function(env, exports, "ioPriority", io_priority);
+#ifdef TM_LIBDEFLATE
+  export_function(env, exports, "gzipBlock", gzip_block);
+#endif
   return exports;
 }

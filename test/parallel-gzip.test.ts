@@ -7,9 +7,10 @@ import zlib from 'node:zlib';
 import crypto from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { compressMember, createParallelGzip, findMember, inflateFrom, type GzipMember, type ParallelGzipOptions } from '../server/engine/format/parallel-gzip.js';
+import { compressBlock, compressMember, compressMemberAsync, createParallelGzip, gzipBlockBound, findMember, inflateFrom, type GzipMember, type ParallelGzipOptions } from '../server/engine/format/parallel-gzip.js';
 import { makeEntry } from '../server/engine/format/entry.js';
 import { tarHeaders, tarPadding, TAR_END } from '../server/engine/format/tar.js';
+import { nativeAddon } from '../server/native/addon.js';
 
 const MODULE = fileURLToPath(new URL('../server/engine/format/parallel-gzip.js', import.meta.url));
 const hasPigz = spawnSync('sh', ['-c', 'command -v pigz']).status === 0;
@@ -63,6 +64,12 @@ function* slices(b: Buffer, size: number): Generator<Buffer> {
 let tmp: string;
 before(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-pgz-')); });
 after(() => { fs.rmSync(tmp, { recursive: true, force: true }); });
+
+/** Where the gzip member that starts at `at` ends: its deflate stream inflated to the end, plus the trailer. */
+function nextMember(gz: Buffer, at: number): number {
+  const inflater = zlib.inflateRawSync(gz.subarray(at + 10), { info: true }) as unknown as { engine: { bytesWritten: number } };
+  return at + 10 + inflater.engine.bytesWritten + 8;
+}
 
 let fileNo = 0;
 /** Checks the output with gzip -t, gunzip -c, pigz -d and zlib; returns the file written. */
@@ -221,6 +228,34 @@ describe('ParallelGzip output', () => {
     for (const f of files) {
       assert.ok(fs.readFileSync(Buffer.from(`${dest}/${f.path}`, 'latin1')).equals(f.data));
     }
+  });
+
+  test('a block by the native addon (libdeflate): one gzip member per run of cells, text compressed, random data stored, every level', { skip: !nativeAddon('gzipBlock') && 'the addon was built without libdeflate' }, async () => {
+    // 16 KiB-aligned text, random data, text: three runs, three members.
+    const input = Buffer.concat([text(5 * 16384, 3), crypto.randomBytes(6 * 16384), text(4 * 16384 + 999, 4)]);
+    const out = await compressBlock(input, 6);
+    verify(out, input);
+    assert.ok(out.length <= gzipBlockBound(input.length));
+    let members = 0;
+    for (let at = 0; at < out.length; members++) {
+      assert.deepEqual([...out.subarray(at, at + 4)], [0x1f, 0x8b, 8, 0], `a member header at ${at}`);
+      // The stored member of the random run holds its bytes as they are.
+      if (members === 1) assert.ok(out.subarray(at, at + 6 * 16384 + 100).includes(input.subarray(5 * 16384, 5 * 16384 + 4096)));
+      const one = zlib.gunzipSync(out.subarray(at), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+      at = nextMember(out, at);
+      assert.ok(one.length > 0);
+    }
+    assert.equal(members, 3);
+    const zlib6 = (await compressMemberAsync(input, 6)).length;
+    assert.ok(out.length < zlib6 * 1.15, `${out.length} bytes vs zlib's ${zlib6}`);
+    const random = crypto.randomBytes(1 << 20);
+    const stored = await compressBlock(random, 6);
+    verify(stored, random);
+    assert.ok(stored.length < random.length * 1.001);
+    for (const level of [0, 1, 9, 12]) verify(await compressBlock(input, level), input);
+    verify(await compressBlock(Buffer.alloc(0), 6), Buffer.alloc(0));
+    const repeated = Buffer.concat(Array.from({ length: 64 }, () => random.subarray(0, 8192)));
+    assert.ok((await compressBlock(repeated, 6)).length < repeated.length / 10, 'repeated high-entropy data is compressed');
   });
 
   test('compressMember alone makes a valid member', () => {

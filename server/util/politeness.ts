@@ -1,4 +1,7 @@
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
+import { nativeAddon } from '../native/addon.js';
 
 /** How much CPU and disk a backup's helper processes may take from the sites they back up. */
 export interface Politeness {
@@ -22,4 +25,41 @@ export function politely(p: Politeness, command: string, args: readonly string[]
     argv = ['/usr/bin/ionice', ...(p.ioClass === 'idle' ? ['-c', '3'] : ['-c', '2', '-n', String(p.ioPriority)]), ...argv];
   }
   return { command: argv[0]!, args: argv.slice(1) };
+}
+
+interface Addon { ioPriority(value?: number): number }
+
+/** ioprio_set(2)'s value for the class and level ionice(1) would set (null: 'none', left as it is). */
+export function ioPriorityValue(p: Politeness): number | null {
+  if (p.ioClass === 'idle') return 3 << 13;
+  if (p.ioClass === 'best-effort') return (2 << 13) | Math.max(0, Math.min(7, p.ioPriority));
+  return null;
+}
+
+/**
+ * Spawns `command` with the priority politely() gives it, without starting nice(1) and
+ * ionice(1) first (two more exec's and dynamic links ahead of the command's own start-up).
+ * A child inherits the niceness and I/O priority of the thread that forks it, and both are per
+ * thread on Linux: root's main thread takes the child's priority for the synchronous spawn
+ * only, and its own back right after (lowering niceness again needs root, so only as root).
+ * Elsewhere, or without the native addon, the command line of politely().
+ */
+export function spawnPolitely(p: Politeness, command: string, args: readonly string[], options: SpawnOptions): ChildProcess {
+  const io = ioPriorityValue(p);
+  const addon = io === null ? null : nativeAddon<Addon>('ioPriority');
+  if (p.nice <= 0 && io === null) return spawn(command, args, options);
+  if (process.getuid?.() !== 0 || (io !== null && !addon)) {
+    const run = politely(p, command, args);
+    return spawn(run.command, run.args, options);
+  }
+  const nice = os.getPriority(0);
+  const ioBefore = addon ? addon.ioPriority() : null;
+  try {
+    if (p.nice > 0) os.setPriority(0, Math.min(19, nice + p.nice));
+    if (addon && io !== null) addon.ioPriority(io);
+    return spawn(command, args, options);
+  } finally {
+    if (p.nice > 0) os.setPriority(0, nice);
+    if (addon && ioBefore !== null) addon.ioPriority(ioBefore);
+  }
 }

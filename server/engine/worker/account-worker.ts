@@ -88,6 +88,7 @@ async function standby(): Promise<void> {
   const input = fs.createReadStream('', { fd: 0, highWaterMark: 1 << 20 });
   const preload = import('./backup-reader.js');
   preload.catch(() => undefined);
+  warmAccountLookups();
   const line = await firstLine(input);
   if (line === null) return;
   const header = JSON.parse(line.toString('utf8')) as StandbyHeader;
@@ -95,6 +96,23 @@ async function standby(): Promise<void> {
   if (header.job.mode !== 'backup') throw new Error('a standby worker only backs up');
   await preload;
   await runJob(header.job, input);
+}
+
+/**
+ * The C library's name service, loaded while the standby waits: its first use (nsswitch.conf,
+ * libnss_systemd and the libraries it loads, nscd's socket tried) is otherwise paid by
+ * becomeAccount's group lookup, after root has named the account. A group name that cannot
+ * exist (':' separates the fields of /etc/group) goes through every service, which all load,
+ * and fails: nothing changes. An account's entries are not read.
+ */
+function warmAccountLookups(): void {
+  const egid = process.getegid!();
+  try {
+    process.setegid!('tidemark:warm-up');
+  } catch {
+    // expected: no such group
+  }
+  if (process.getegid!() !== egid) process.setegid!(egid);
 }
 
 async function main(): Promise<void> {

@@ -1,9 +1,9 @@
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import type { ChildProcess, StdioOptions } from 'node:child_process';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import type { Account } from '../../panels/types.js';
-import { FULL_SPEED, politely, type Politeness } from '../../util/politeness.js';
+import { FULL_SPEED, spawnPolitely, type Politeness } from '../../util/politeness.js';
 import { tarPipe, tarPumpAvailable } from '../../native/tar-pump.js';
 import { closeQuietly } from '../../util/close-fd.js';
 
@@ -45,8 +45,7 @@ interface Started {
 }
 
 function start(politeness: Politeness, stdio: StdioOptions, env: Record<string, string>, flags: string[] = []): Started {
-  const { command, args } = politely(politeness, process.execPath, [...NODE_FLAGS, ...flags, WORKER]);
-  const child = spawn(command, args, { stdio, cwd: '/', env: { PATH, LANG: 'C.UTF-8', ...env } });
+  const child = spawnPolitely(politeness, process.execPath, [...NODE_FLAGS, ...flags, WORKER], { stdio, cwd: '/', env: { PATH, LANG: 'C.UTF-8', ...env } });
   let stderr = '';
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (d: string) => { if (stderr.length < 65536) stderr += d; });
