@@ -119,6 +119,44 @@ test('restoreFileFrom: exact bytes, mode and ns time; a damaged or short copy, s
   }
 });
 
+test('restoreFileFrom read through a mapping (64 KiB to 4 MiB): exact at page-aligned and unaligned offsets and up to the stored file\'s last byte; a stored file shorter than the record, or different, leaves no file', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-file-mapped-'));
+  try {
+    const sizes = [64 << 10, (64 << 10) + 1, 300_001, 4 << 20, (1 << 20) + 4095];
+    const contents = sizes.map((n) => crypto.randomBytes(n));
+    // The first at offset 0, the second page-aligned, the rest at odd offsets; the last ends the file.
+    const pad = (n: number): Buffer => Buffer.alloc(n, 0x5a);
+    const parts = [contents[0]!, pad(4096 - ((64 << 10) % 4096 || 4096)), contents[1]!, pad(7), contents[2]!, pad(513), contents[3]!, pad(1), contents[4]!];
+    const stored = Buffer.concat(parts);
+    fs.writeFileSync(path.join(dir, 'stored'), stored);
+    const offsets = contents.map((c) => stored.indexOf(c.subarray(0, 64)));
+    assert.equal(offsets[1]! % 4096, 0);
+    assert.equal(offsets[4]! + sizes[4]!, stored.length);
+    const fd = fs.openSync(path.join(dir, 'stored'), 'r');
+    const to = (n: string): Buffer => Buffer.from(path.join(dir, n));
+    const fail = (p: Promise<unknown>): Promise<JobError> => p.then(() => { throw new Error('resolved'); }, (e: JobError) => e);
+    for (const [i, c] of contents.entries()) {
+      assert.equal(await restoreFileFromOffLoop(to(`f${i}`), fd, offsets[i]!, c.length, sha(c), 0o604, -1, -1, 1700000000, 999999999, false), 0);
+      assert.ok(fs.readFileSync(path.join(dir, `f${i}`)).equals(c), `f${i} exact`);
+      const st = fs.statSync(path.join(dir, `f${i}`), { bigint: true });
+      assert.equal(Number(st.mode & 0o7777n), 0o604);
+      assert.equal(st.mtimeNs, 1700000000999999999n);
+    }
+    // One byte past the end of the stored file: short, whatever the hash.
+    let e = await fail(restoreFileFromOffLoop(to('short'), fd, offsets[4]!, sizes[4]! + 1, sha(contents[4]!), 0o600, -1, -1, 1, 2, false)!);
+    assert.deepEqual([e.stage, e.damage], ['damaged', 'short']);
+    e = await fail(restoreFileFromOffLoop(to('short-unhashed'), fd, stored.length - (100 << 10), 200 << 10, null, 0o600, -1, -1, 1, 2, false)!);
+    assert.deepEqual([e.stage, e.damage], ['damaged', 'short']);
+    // The bytes one further on: they are not the content the hash names.
+    e = await fail(restoreFileFromOffLoop(to('shifted'), fd, offsets[2]! + 1, sizes[2]!, sha(contents[2]!), 0o600, -1, -1, 1, 2, false)!);
+    assert.deepEqual([e.stage, e.damage], ['damaged', 'hash']);
+    for (const n of ['short', 'short-unhashed', 'shifted']) assert.equal(fs.existsSync(path.join(dir, n)), false, n);
+    fs.closeSync(fd);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('restoreFilesFrom: a pool thread reuses its buffer and hash across a batch; no bytes or hash state of one file reach the next', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-files-reuse-'));
   try {
