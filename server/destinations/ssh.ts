@@ -9,6 +9,7 @@ import { FORMAT_VERSION } from './local.js';
 import { InFlight } from '../util/in-flight.js';
 import { RemoteExtraction, extractCommand, shellQuote } from './ssh-tar.js';
 import { listCommand, nameList, readRemoteArchive } from './ssh-tar-read.js';
+import { coalesceWrites } from './ssh-socket.js';
 
 export interface SshSettings {
   host: string;
@@ -199,6 +200,7 @@ export class SshDestination implements Destination, HardLinks {
       // SFTP waits for an answer to every request: Nagle's algorithm would hold each small
       // packet back for a delayed ACK (tens of ms a write).
       sock.setNoDelay(true);
+      coalesceWrites(sock);
       this.socket = sock;
       sock.once('close', () => {
         this.sentOnClosedSockets += sock.bytesWritten;

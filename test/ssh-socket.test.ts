@@ -1,0 +1,60 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { once } from 'node:events';
+import { coalesceWrites } from '../server/destinations/ssh-socket.js';
+
+/**
+ * The SSH destination's socket sends the packets ssh2 writes in one run of JavaScript in one
+ * writev: every byte arrives, in the order written, whether the writes come in one run or in
+ * several, and a write's callback and end() still work.
+ */
+async function pair(): Promise<{ client: net.Socket; received: () => Promise<Buffer>; close: () => void }> {
+  const chunks: Buffer[] = [];
+  let ended!: () => void;
+  const done = new Promise<void>((resolve) => { ended = resolve; });
+  const server = net.createServer((s) => {
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('end', () => { s.end(); ended(); });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  await once(client, 'connect');
+  return {
+    client,
+    received: async () => { await done; return Buffer.concat(chunks); },
+    close: () => { client.destroy(); server.close(); },
+  };
+}
+
+test('writes of one run go out together, in order; later runs too; end() sends what is left', async () => {
+  const { client, received, close } = await pair();
+  try {
+    const writes: number[] = [];
+    const origWritev = client._writev!.bind(client);
+    client._writev = (chunks, cb) => { writes.push(chunks.length); origWritev(chunks, cb); };
+    coalesceWrites(client);
+    const expected: Buffer[] = [];
+    const put = (i: number, size: number): void => {
+      const b = Buffer.alloc(size, i & 0xff);
+      b.writeUInt32BE(i, 0);
+      expected.push(b);
+      client.write(b);
+    };
+    for (let i = 0; i < 50; i++) put(i, 100 + i * 37);
+    await new Promise((r) => setImmediate(r));
+    for (let i = 50; i < 60; i++) put(i, 70000);
+    let called = false;
+    await new Promise<void>((resolve) => { client.write(Buffer.from('cb'), () => { called = true; resolve(); }); });
+    expected.push(Buffer.from('cb'));
+    assert.ok(called);
+    put(60, 5);
+    client.end();
+    assert.deepEqual(await received(), Buffer.concat(expected));
+    // The 50 writes of the first run went out in one writev, not in 50 writes.
+    assert.ok(writes.length > 0 && writes[0]! >= 50, `writev sizes: ${writes.join(',')}`);
+  } finally {
+    close();
+  }
+});
