@@ -334,8 +334,19 @@ static void from_run(from_job *job) {
   void *mapped = NULL;
   size_t mapped_len = 0;
   const char *content = job->size >= MAP_FROM && job->size <= SMALL ? map_content(job->fd, job->offset, (size_t)job->size, &mapped, &mapped_len) : NULL;
-  if (content) {
-    // As the pread path below: checked whole before the file is created.
+  if (!content) {
+    size_t bufsize = job->size <= SMALL ? (size_t)(job->size > 0 ? job->size : 1) : PIECE;
+    buf = thread_buffer(bufsize);
+    if (!buf) { job->err = ENOMEM; job->stage = "read"; goto done; }
+  }
+  if (job->size <= SMALL) {
+    if (!content) {
+      int r = read_exact(job->fd, buf, (size_t)job->size, job->offset);
+      if (r == -1) { job->stage = "damaged"; job->damage = "short"; job->err = EIO; goto done; }
+      if (r) { job->stage = "read"; job->err = r; goto done; }
+      content = buf;
+    }
+    // Mapped or read: checked whole before the file is created.
     if (ctx) {
       if ((err = tm_sha256_update(ctx, content, (size_t)job->size)) || (err = tm_sha256_final(ctx, got))) { job->stage = "read"; job->err = err; goto done; }
       if (memcmp(got, job->hash, 32) != 0) { job->stage = "damaged"; job->damage = "hash"; job->err = EIO; goto done; }
@@ -343,22 +354,6 @@ static void from_run(from_job *job) {
     out = open(job->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (out < 0) { job->err = errno; job->stage = "open"; goto done; }
     err = write_exact(out, content, (size_t)job->size);
-    goto written;
-  }
-  size_t bufsize = job->size <= SMALL ? (size_t)(job->size > 0 ? job->size : 1) : PIECE;
-  buf = thread_buffer(bufsize);
-  if (!buf) { job->err = ENOMEM; job->stage = "read"; goto done; }
-  if (job->size <= SMALL) {
-    int r = read_exact(job->fd, buf, (size_t)job->size, job->offset);
-    if (r == -1) { job->stage = "damaged"; job->damage = "short"; job->err = EIO; goto done; }
-    if (r) { job->stage = "read"; job->err = r; goto done; }
-    if (ctx) {
-      if ((err = tm_sha256_update(ctx, buf, (size_t)job->size)) || (err = tm_sha256_final(ctx, got))) { job->stage = "read"; job->err = err; goto done; }
-      if (memcmp(got, job->hash, 32) != 0) { job->stage = "damaged"; job->damage = "hash"; job->err = EIO; goto done; }
-    }
-    out = open(job->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (out < 0) { job->err = errno; job->stage = "open"; goto done; }
-    err = write_exact(out, buf, (size_t)job->size);
   } else {
     out = open(job->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (out < 0) { job->err = errno; job->stage = "open"; goto done; }
@@ -376,7 +371,6 @@ static void from_run(from_job *job) {
       else if (memcmp(got, job->hash, 32) != 0) { job->stage = "damaged"; job->damage = "hash"; err = EIO; }
     }
   }
-written:
   from_attributes(job, out, &err);
   if (close(out) != 0 && !err) err = errno;
   // Created here (O_EXCL): removing it removes nothing of anyone else's.
