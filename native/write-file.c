@@ -42,15 +42,21 @@ static int digest_all(const struct iovec *iov, size_t count, unsigned char out[3
   return err;
 }
 
+// Hashed (with `digest`) before writing: tm_write_all moves the iovecs along as it goes.
+static int write_one(const char *path, struct iovec *iov, size_t count, int mode, unsigned char *digest) {
+  int err;
+  if (digest && (err = digest_all(iov, count, digest)) != 0) return err;
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
+  if (fd < 0) return errno;
+  err = tm_write_all(fd, iov, count);
+  if (close(fd) != 0 && err == 0) err = errno;
+  return err;
+}
+
 static void execute(napi_env env, void *data) {
   (void)env;
   write_job *job = data;
-  // Hashed before writing: tm_write_all moves the iovecs along as it goes.
-  if (job->hash && (job->err = digest_all(job->iov, job->count, job->digest)) != 0) return;
-  int fd = open(job->path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, job->mode);
-  if (fd < 0) { job->err = errno; return; }
-  job->err = tm_write_all(fd, job->iov, job->count);
-  if (close(fd) != 0 && job->err == 0) job->err = errno;
+  job->err = write_one(job->path, job->iov, job->count, job->mode, job->hash ? job->digest : NULL);
 }
 
 static void free_job(napi_env env, write_job *job) {
@@ -138,7 +144,6 @@ typedef struct {
   char **paths;
   uint32_t *counts;
   struct iovec *iov;
-  size_t parts;
   int mode;
   int *errs;
   unsigned char (*digests)[32];
@@ -155,11 +160,7 @@ static void execute_batch(napi_env env, void *data) {
     struct iovec *iov = job->iov + first;
     size_t count = job->counts[i];
     first += count;
-    if ((job->errs[i] = digest_all(iov, count, job->digests[i])) != 0) continue;
-    int fd = open(job->paths[i], O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, job->mode);
-    if (fd < 0) { job->errs[i] = errno; continue; }
-    job->errs[i] = tm_write_all(fd, iov, count);
-    if (close(fd) != 0 && job->errs[i] == 0) job->errs[i] = errno;
+    job->errs[i] = write_one(job->paths[i], iov, count, job->mode, job->digests[i]);
   }
 }
 
