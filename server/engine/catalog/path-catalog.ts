@@ -78,28 +78,58 @@ export const versionOf = (r: RawVersion): VersionRow => ({
 export const catalogFile = (dataDir: string, destinationId: number, account: string): string =>
   path.join(dataDir, 'catalog', String(destinationId), `${account}.sqlite`);
 
-/** Opens (creating) a catalog; a file of another format is emptied and built again. */
+/** SQLite's answers for a file that is not a database, or a damaged one. */
+const DAMAGED = new Set(['SQLITE_CORRUPT', 'SQLITE_NOTADB']);
+
+/**
+ * Opens (creating) a catalog; a file of another format is emptied and built again, and a
+ * damaged one (a power cut while it was new, a bad sector) is removed and made anew: the
+ * catalog is derived data, rebuilt from the indexes, and a damaged file must not fail every
+ * search of the account for ever. Read-only, a damaged file is as good as none (null).
+ */
 export function openCatalog(file: string, opts: { readonly?: boolean } = {}): Database.Database | null {
   if (opts.readonly && !fs.existsSync(file)) return null;
+  try {
+    return openCatalogFile(file, opts);
+  } catch (err) {
+    if (!DAMAGED.has((err as { code?: string }).code ?? '')) throw err;
+    if (opts.readonly) return null;
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) fs.rmSync(f, { force: true });
+    return openCatalogFile(file, opts);
+  }
+}
+
+function openCatalogFile(file: string, opts: { readonly?: boolean }): Database.Database {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const fresh = !opts.readonly && !fs.existsSync(file);
   const db = new Database(file, { ...sqliteOptions(), ...(opts.readonly ? { readonly: true } : {}) });
-  if (!opts.readonly) {
-    fs.chmodSync(file, 0o600);
-    // NORMAL first: the switch of a new file to WAL then costs no fsync of its own (the
-    // catalog is derived data, rebuilt from the indexes when it does not match them).
-    db.pragma('synchronous = NORMAL');
-    db.pragma('journal_mode = WAL');
+  try {
+    if (!opts.readonly) {
+      fs.chmodSync(file, 0o600);
+      // A new file is switched to WAL and given its tables with no fsync (synchronous NORMAL
+      // still syncs the rollback journal, the folder and the file for the switch: three
+      // fsyncs that, beside a backup's flush, held the event loop for half a second). A cut
+      // before anything reached the disk leaves a damaged file, made anew above.
+      db.pragma(fresh ? 'synchronous = OFF' : 'synchronous = NORMAL');
+      db.pragma('journal_mode = WAL');
+    }
+    // A reader never waits long: WAL lets it read beside a writer, and a page must not hang on a catalog.
+    db.pragma(opts.readonly ? 'busy_timeout = 1000' : 'busy_timeout = 60000');
+    // The first read of the file: a damaged one fails here, not in the middle of some later work.
+    db.prepare('SELECT count(*) FROM sqlite_schema').get();
+    if (opts.readonly) return db;
+    db.exec(SCHEMA);
+    const format = (db.prepare("SELECT value FROM meta WHERE key = 'format'").get() as { value: string } | undefined)?.value;
+    if (format !== CATALOG_FORMAT) {
+      clearCatalog(db);
+      db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('format', ?)").run(CATALOG_FORMAT);
+    }
+    if (fresh) db.pragma('synchronous = NORMAL');
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
   }
-  // A reader never waits long: WAL lets it read beside a writer, and a page must not hang on a catalog.
-  db.pragma(opts.readonly ? 'busy_timeout = 1000' : 'busy_timeout = 60000');
-  if (opts.readonly) return db;
-  db.exec(SCHEMA);
-  const format = (db.prepare("SELECT value FROM meta WHERE key = 'format'").get() as { value: string } | undefined)?.value;
-  if (format !== CATALOG_FORMAT) {
-    clearCatalog(db);
-    db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('format', ?)").run(CATALOG_FORMAT);
-  }
-  return db;
 }
 
 const snapOf = (r: Record<string, unknown>): CatalogSnapshot => ({
