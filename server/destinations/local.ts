@@ -44,6 +44,8 @@ export interface LocalOptions {
    * Any other problem, a new one included, stops every use of the destination.
    */
   acceptedRisks?: readonly string[];
+  /** syncfs(2) of the filesystem that holds an open folder (tests put a failing one in its place). */
+  syncFilesystem?: (fd: number, dir: string) => Promise<void>;
 }
 
 /**
@@ -86,12 +88,18 @@ export class LocalDestination implements Destination, HardLinks {
    * the next flush is a syncfs.
    */
   private unflushed: { files: Set<string>; folders: Set<string> } | null = { files: new Set(), folders: new Set() };
+  private readonly syncFs: (fd: number, dir: string) => Promise<void>;
+  /** The write-out flushAhead started, while it runs. */
+  private aheadRunning: Promise<void> | null = null;
+  /** The first error a write-out by flushAhead met: syncfs(2) reports it once per descriptor, so the next flush throws it. */
+  private aheadFailure: Error | null = null;
 
   constructor(root: string, opts: LocalOptions = {}) {
     const bad = pathSyntaxProblem(root);
     if (bad) throw new DestinationError(`the destination path ${bad}: ${root}`, 'invalid');
     this.root = path.resolve(root);
     this.accepted = new Set(opts.acceptedRisks ?? []);
+    this.syncFs = opts.syncFilesystem ?? syncFilesystem;
     const writer = newFilesWriter();
     this.smallFiles = writer ? new SmallFileBatch(writer, 0o600) : null;
     this.smallFileParallelism = writer ? SMALL_FILES_IN_FLIGHT : undefined;
@@ -187,6 +195,8 @@ export class LocalDestination implements Destination, HardLinks {
   }
 
   async close(): Promise<void> {
+    // A write-out still running uses the descriptor.
+    await this.aheadRunning;
     if (this.rootFd !== null) fs.closeSync(this.rootFd);
     this.rootFd = null;
   }
@@ -207,6 +217,14 @@ export class LocalDestination implements Destination, HardLinks {
    * written, a folder renamed): an fsync of each folder.
    */
   async flush(dirs: string[]): Promise<void> {
+    await this.aheadRunning;
+    if (this.aheadFailure) {
+      const failure = this.aheadFailure;
+      this.aheadFailure = null;
+      this.unflushedData = true;
+      this.unflushed = null;
+      throw describeFsError(failure, dirs[0] ?? '');
+    }
     try {
       const rootFd = this.openRootFd();
       // What is written from here on is for the next flush.
@@ -225,11 +243,11 @@ export class LocalDestination implements Destination, HardLinks {
       }
       if (data) {
         const rootDev = fs.fstatSync(rootFd).dev;
-        await syncFilesystem(rootFd, this.root);
+        await this.syncFs(rootFd, this.root);
         for (const rel of dirs) {
           const fd = fs.openSync(this.safeDir(rel, false), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
           try {
-            if (fs.fstatSync(fd).dev !== rootDev) await syncFilesystem(fd, this.abs(rel));
+            if (fs.fstatSync(fd).dev !== rootDev) await this.syncFs(fd, this.abs(rel));
           } finally {
             fs.closeSync(fd);
           }
@@ -242,6 +260,23 @@ export class LocalDestination implements Destination, HardLinks {
       this.unflushed = null;
       throw describeFsError(err, dirs[0] ?? '');
     }
+  }
+
+  /**
+   * syncfs(2) of the destination's filesystem on libuv's pool, if more files were written
+   * since the last flush than it fsyncs one by one and none runs: a backup of 900 MiB
+   * otherwise left it all dirty for the commit's flush (the kernel starts on its own only at
+   * 10 % of memory or after 30 s), and the disk idled while the run read and hashed. Like
+   * the commit's flush, it writes out whatever else is dirty on that filesystem, which would
+   * be written within 30 s anyway.
+   */
+  flushAhead(): void {
+    // Only once the next flush is a syncfs anyway: a small run's flush fsyncs its own files and
+    // must not wait for a write-out of everything else dirty on a shared filesystem.
+    if (this.aheadRunning || !this.unflushedData || this.unflushed !== null || this.rootFd === null) return;
+    this.aheadRunning = this.syncFs(this.rootFd, this.root)
+      .catch((err: unknown) => { this.aheadFailure ??= err as Error; })
+      .finally(() => { this.aheadRunning = null; });
   }
 
   /** fsync of each folder (their entries), a few at a time. */

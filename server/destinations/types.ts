@@ -94,6 +94,14 @@ export interface Destination {
    */
   flush(dirs: string[]): Promise<void>;
   /**
+   * Optional: starts writing out what was written so far and returns at once, so that the
+   * storage writes while the caller goes on producing instead of all at its final flush. It
+   * makes nothing durable by itself (only `flush` does); at most one write-out runs at a
+   * time (a call meanwhile does nothing); an error it meets is thrown by the next `flush`,
+   * which first waits for it.
+   */
+  flushAhead?(): void;
+  /**
    * Optional, for drivers whose reads cost microseconds (local files): opens `rel` for
    * synchronous positioned reads, never following a link and never opening anything but a
    * regular file. Restores read the content of many small files this way, without a

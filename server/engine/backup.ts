@@ -76,6 +76,8 @@ const MAX_SKIPPED_LISTED = 500;
  * as fast as it comes, and without a bound a slow start left most of the index queued in root.
  */
 const TO_WORKER_AHEAD = 4 << 20;
+/** How often a run asks the destination to start writing out what it wrote (Destination.flushAhead). */
+const FLUSH_AHEAD_MS = 500;
 /** How long a failed run waits for the destination's writes in flight before removing its partial folder. */
 const ABORT_SETTLE_MS = 60_000;
 
@@ -314,6 +316,8 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       // The worker walks once it has read the end of its input (the previous index, if any).
       if (!worker.input.writableEnded) worker.input.end();
 
+      // The destination writes while the run goes on, not all at the commit's flush.
+      const ahead = dest.flushAhead ? setInterval(() => dest.flushAhead!(), FLUSH_AHEAD_MS) : null;
       let sawEnd = false;
       let lastReport = 0;
       // Incremental: the file whose content is arriving. Its record goes into the index once
@@ -409,6 +413,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
         if (tarDone) await tarDone.catch(() => undefined);
         throw tarError ?? died ?? err;
       } finally {
+        if (ahead) clearInterval(ahead);
         signal?.removeEventListener('abort', stopWorker);
       }
       signal?.throwIfAborted();
