@@ -89,6 +89,8 @@ export class LocalDestination implements Destination, HardLinks {
    */
   private unflushed: { files: Set<string>; folders: Set<string> } | null = { files: new Set(), folders: new Set() };
   private readonly syncFs: (fd: number, dir: string) => Promise<void>;
+  /** Files opened for writing by stream or descriptor (an archive, a large blob, an index) since the last flush. */
+  private streamed = new Set<string>();
   /** The write-out flushAhead started, while it runs. */
   private aheadRunning: Promise<void> | null = null;
   /** The first error a write-out by flushAhead met: syncfs(2) reports it once per descriptor, so the next flush throws it. */
@@ -232,6 +234,7 @@ export class LocalDestination implements Destination, HardLinks {
       const data = this.unflushedData;
       this.unflushed = { files: new Set(), folders: new Set() };
       this.unflushedData = false;
+      this.streamed = new Set();
       if (data && tracked !== null && tracked.files.size <= FILES_FSYNCED_ONE_BY_ONE) {
         // Files and folders at once: their order does not matter, only that all are done.
         const folders = this.flushFolders([...tracked.folders, ...dirs]).then(() => null, (err: unknown) => err);
@@ -263,20 +266,36 @@ export class LocalDestination implements Destination, HardLinks {
   }
 
   /**
-   * syncfs(2) of the destination's filesystem on libuv's pool, if more files were written
-   * since the last flush than it fsyncs one by one and none runs: a backup of 900 MiB
-   * otherwise left it all dirty for the commit's flush (the kernel starts on its own only at
-   * 10 % of memory or after 30 s), and the disk idled while the run read and hashed. Like
-   * the commit's flush, it writes out whatever else is dirty on that filesystem, which would
-   * be written within 30 s anyway.
+   * Writes out what was written since the last flush, on libuv's pool, one write-out at a
+   * time: a backup of 900 MiB otherwise left it all dirty for the commit's flush (the kernel
+   * starts on its own only at 10 % of memory or after 30 s), and the disk idled while the run
+   * read and hashed. When the next flush is a syncfs anyway (more files than it fsyncs one by
+   * one), a syncfs, which like that flush writes out whatever else is dirty on the filesystem
+   * (written within 30 s anyway); else an fdatasync of each file written by stream or
+   * descriptor (an archive, a large blob), and no other: a small run's flush must not wait
+   * for a write-out of a shared filesystem, nor for one fsync after another of its small files.
    */
   flushAhead(): void {
-    // Only once the next flush is a syncfs anyway: a small run's flush fsyncs its own files and
-    // must not wait for a write-out of everything else dirty on a shared filesystem.
-    if (this.aheadRunning || !this.unflushedData || this.unflushed !== null || this.rootFd === null) return;
-    this.aheadRunning = this.syncFs(this.rootFd, this.root)
+    if (this.aheadRunning || !this.unflushedData || this.rootFd === null) return;
+    const files = this.unflushed === null ? null : [...this.streamed];
+    if (files?.length === 0) return;
+    this.aheadRunning = (files === null ? this.syncFs(this.rootFd, this.root) : this.writeOut(files))
       .catch((err: unknown) => { this.aheadFailure ??= err as Error; })
       .finally(() => { this.aheadRunning = null; });
+  }
+
+  /** fdatasync of each file, one after another; one no longer there (renamed, removed) is passed over. */
+  private async writeOut(files: string[]): Promise<void> {
+    for (const rel of files) {
+      let fh: fsp.FileHandle;
+      try {
+        fh = await fsp.open(this.safePath(rel, false), O_RDONLY | O_NOFOLLOW);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw err;
+      }
+      try { await fh.datasync(); } finally { await fh.close(); }
+    }
   }
 
   /** fsync of each folder (their entries), a few at a time. */
@@ -435,6 +454,7 @@ export class LocalDestination implements Destination, HardLinks {
 
   private openForWriting(rel: string): number {
     const target = this.writableTarget(rel);
+    this.streamed.add(rel);
     try {
       return fs.openSync(target, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0o600);
     } catch (err) {
