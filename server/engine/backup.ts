@@ -78,6 +78,8 @@ const MAX_SKIPPED_LISTED = 500;
 const TO_WORKER_AHEAD = 4 << 20;
 /** How often a run asks the destination to start writing out what it wrote (Destination.flushAhead). */
 const FLUSH_AHEAD_MS = 500;
+/** Incremental: new content stored since the last write-out for the next to start. */
+const FLUSH_AHEAD_BYTES = 32 << 20;
 /** How long a failed run waits for the destination's writes in flight before removing its partial folder. */
 const ABORT_SETTLE_MS = 60_000;
 
@@ -316,8 +318,18 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       // The worker walks once it has read the end of its input (the previous index, if any).
       if (!worker.input.writableEnded) worker.input.end();
 
-      // The destination writes while the run goes on, not all at the commit's flush.
-      const ahead = dest.flushAhead ? setInterval(() => dest.flushAhead!(), FLUSH_AHEAD_MS) : null;
+      // The destination writes while the run goes on, not all at the commit's flush: incremental,
+      // once enough new content was stored (a run that mostly links, as a second incremental
+      // does, leaves its links to the commit); archive, compressed, its one file as it grows.
+      let aheadFrom = 0;
+      const aheadDue = (): boolean => {
+        if (!sink) return true;
+        const stored = sink.storedBytes();
+        if (stored - aheadFrom < FLUSH_AHEAD_BYTES) return false;
+        aheadFrom = stored;
+        return true;
+      };
+      const ahead = dest.flushAhead ? setInterval(() => { if (aheadDue()) dest.flushAhead!(); }, FLUSH_AHEAD_MS) : null;
       let sawEnd = false;
       let lastReport = 0;
       // Incremental: the file whose content is arriving. Its record goes into the index once
