@@ -2,12 +2,10 @@
 // before it is started (prestart.ts); then the rest.
 import { applyGcPolicy } from './gc-policy.js';
 import { applyMallocPolicy } from '../native/malloc-policy.js';
-import { batchHelperThreads } from '../native/sched-batch.js';
 import { prestartWorkers } from './prestart.js';
 
 applyGcPolicy(process.argv.slice(2));
 applyMallocPolicy();
-batchHelperThreads();
 
 await prestartWorkers(process.argv.slice(2));
 await import('./run.js');
