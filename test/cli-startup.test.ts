@@ -12,7 +12,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Command } from 'commander';
-import { COMMAND_GROUPS, commandNamed, registerCommands } from '../server/cli/command-table.js';
+import { COMMAND_GROUPS, commandNamed, preloadCommandGroup, registerCommands } from '../server/cli/command-table.js';
 import { loadMigration, MIGRATIONS } from '../server/store/database.js';
 import { makeExcluder } from '../server/engine/worker/excludes.js';
 import { fromUtf8 } from '../server/util/byte-path.js';
@@ -49,6 +49,32 @@ test('a named command loads only its group; help, none or an unknown word loads 
     await registerCommands(program, args);
     assert.deepEqual(program.commands.map((c) => c.name()), COMMAND_GROUPS.flatMap((g) => g.commands));
   }
+});
+
+test('a command group loaded ahead of the command line (preloadCommandGroup) registers the same commands, once', async () => {
+  for (const args of [['--data-dir', '/x', 'backup', '--job', 'j'], ['restore', '1'], [], ['bakcup']]) {
+    preloadCommandGroup(args);
+    const program = fresh();
+    const listed = await registerCommands(program, args);
+    assert.deepEqual(program.commands.map((c) => c.name()), listed);
+    assert.equal(new Set(listed).size, listed.length);
+  }
+});
+
+test('the CLI started with a command requests that command\'s modules before the command line\'s (a backup\'s start-up loaded them one after the other)', () => {
+  // A loader hook (beside the main thread) notes the order in which the two modules' sources are loaded.
+  const hooks = `import fs from 'node:fs';
+export async function load(url, context, next) {
+  const r = await next(url, context);
+  const text = r.source ? String(r.source) : '';
+  if (/\\.command\\(['"]backup['"]\\)/.test(text)) fs.writeSync(2, 'loaded:backup-group\\n');
+  if (/await registerCommands\\(program/.test(text)) fs.writeSync(2, 'loaded:command-line\\n');
+  return r;
+}`;
+  const preload = `import { register } from 'node:module'; register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hooks)}));`;
+  const r = spawnSync(process.execPath, ['--no-warnings', '--import', `data:text/javascript,${encodeURIComponent(preload)}`, CLI, 'backup', '--help'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(r.stderr.match(/loaded:[a-z-]+/g), ['loaded:backup-group', 'loaded:command-line']);
 });
 
 test('tidemark --help still lists every command, and an unknown command is still refused with exit 2', () => {

@@ -60,13 +60,29 @@ export function globalOptionValue(args: readonly string[], option: string): stri
   return undefined;
 }
 
+/** The group of the command a command line names, undefined when it names none. */
+function groupNamed(args: readonly string[]): (typeof COMMAND_GROUPS)[number] | undefined {
+  const named = commandNamed(args);
+  return COMMAND_GROUPS.find((g) => named !== undefined && g.commands.includes(named));
+}
+
+/**
+ * Starts loading the named command's group now, before the command line proper (commander,
+ * run.ts) is loaded: the two module graphs are then read from disk together instead of one
+ * after the other, and while root's main thread spawns the standby worker (entry.ts). The
+ * modules are evaluated as they would be by registerCommands, which takes the same import. A
+ * failure is left to registerCommands to report.
+ */
+export function preloadCommandGroup(args: readonly string[]): void {
+  groupNamed(args)?.load().catch(() => undefined);
+}
+
 /**
  * Registers the group of the command named on the command line, or every group when it
  * names none or one that is not a command (help, a typo: commander then lists them all).
  */
 export async function registerCommands(program: Command, args: readonly string[]): Promise<readonly string[]> {
-  const named = commandNamed(args);
-  const one = COMMAND_GROUPS.find((g) => named !== undefined && g.commands.includes(named));
+  const one = groupNamed(args);
   const groups = one ? [one] : COMMAND_GROUPS;
   const modules = await Promise.all(groups.map((g) => g.load()));
   for (const m of modules) m.register(program);

@@ -2,12 +2,15 @@
 // before it is started (prestart.ts); then the rest.
 import { applyGcPolicy } from './gc-policy.js';
 import { applyMallocPolicy } from '../native/malloc-policy.js';
-import { batchHelperThreads } from '../native/sched-batch.js';
 import { prestartWorkers } from './prestart.js';
+import { preloadCommandGroup } from './command-table.js';
 
-applyGcPolicy(process.argv.slice(2));
+const args = process.argv.slice(2);
+applyGcPolicy(args);
 applyMallocPolicy();
-batchHelperThreads();
 
-await prestartWorkers(process.argv.slice(2));
-await import('./run.js');
+// The command's modules and the command line's are read while the worker is spawned.
+preloadCommandGroup(args);
+const run = import('./run.js');
+await prestartWorkers(args);
+await run;

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { errorCodeOf, TidemarkError, type ErrorCode } from '../services/errors.js';
 import { clipEchoedInput, printJson } from './output.js';
 import { registerCommands } from './command-table.js';
+import { batchHelperThreads } from '../native/sched-batch.js';
 
 const program = new Command();
 program
@@ -18,6 +19,11 @@ program
   .exitOverride();
 
 await registerCommands(program, process.argv.slice(2));
+// Only now, with the command's modules loaded: Node's ES module loader reads each module
+// through libuv's pool (open, fstat, read, close, one after the other), and a SCHED_BATCH pool
+// thread, which waits for the running thread's turn to end, made each of those round trips
+// wait for the processor on a busy machine (sched-batch.ts).
+batchHelperThreads();
 
 /**
  * The exit code of each error code (services/errors.ts), the only place they are chosen:

@@ -62,16 +62,24 @@ function firstLine(input: Readable): Promise<Buffer | null> {
   });
 }
 
+/**
+ * The helper threads go under SCHED_BATCH (sched-batch.ts) only once the job's modules are
+ * loaded: the ES module loader reads each module through libuv's pool, one round trip after
+ * another, and a batch pool thread waits for the processor on a busy machine.
+ */
 async function runJob(job: WorkerJob, input: Readable | undefined): Promise<void> {
   // Each mode loads only its own modules: a worker starts per account and task.
   if (job.mode === 'backup') {
     const { runBackupReader } = await import('./backup-reader.js');
+    batchHelperThreads();
     await runBackupReader({ home: job.home, excludes: job.excludes ?? [], previous: job.previous ?? false, tar: job.tar ?? false, ...(input ? { input } : {}) });
   } else if (job.mode === 'sites') {
     const { runSiteFinder } = await import('../sites/find-sites.js');
+    batchHelperThreads();
     runSiteFinder({ home: job.home, excludes: job.excludes ?? [] });
   } else if (job.mode === 'restore') {
     const { runRestoreWriter } = await import('./restore-writer.js');
+    batchHelperThreads();
     await runRestoreWriter({ home: job.home, intoFolder: job.intoFolder ?? '', ...(job.prune ? { prune: job.prune } : {}), contentChecked: job.contentChecked === true, ...(job.remoteContent ? { remoteContent: true } : {}), ...(job.contentFds ? { contentFds: job.contentFds } : {}), ...(job.snapshot ? { snapshot: job.snapshot } : {}) });
   } else {
     throw new Error(`unknown worker mode ${String(job.mode)}`);
@@ -118,7 +126,6 @@ function warmAccountLookups(): void {
 async function main(): Promise<void> {
   // Before the previous index or any content is read (see malloc-policy.ts).
   applyMallocPolicy();
-  batchHelperThreads();
   if (process.env.TIDEMARK_WORKER_STANDBY === '1') return standby();
   becomeAccount(process.env.TIDEMARK_WORKER_IDENTITY);
   await runJob(JSON.parse(process.env.TIDEMARK_WORKER_JOB ?? '{}') as WorkerJob, undefined);
