@@ -77,3 +77,16 @@ test('wrong password, closed port and missing remote path give clear errors with
   const missing = new SshDestination(settings({ path: '/nonexistent/tidemark' }));
   await assert.rejects(missing.open(), /remote path \/nonexistent\/tidemark does not exist/);
 });
+
+test('against OpenSSH the connection uses AES-GCM with the pooled padding, and a file written and read back is exact', async () => {
+  const d = new SshDestination(settings());
+  await d.open();
+  const data = crypto.randomBytes(300_000);
+  await d.writeFile('pooled/padding.bin', data);
+  assert.ok((await d.readFile('pooled/padding.bin')).equals(data));
+  const client = (d as unknown as { client: { _protocol: { _cipher: object } } }).client;
+  const cipherClass = Object.getPrototypeOf(client._protocol._cipher) as { constructor: { name: string } };
+  assert.equal(cipherClass.constructor.name, 'AESGCMCipherBinding');
+  assert.equal((await import('../server/destinations/ssh-padding.js')).poolClientPadding(client), true);
+  await d.close();
+});

@@ -10,6 +10,7 @@ import { InFlight } from '../util/in-flight.js';
 import { RemoteExtraction, extractCommand, shellQuote } from './ssh-tar.js';
 import { listCommand, nameList, readRemoteArchive } from './ssh-tar-read.js';
 import { coalesceWrites } from './ssh-socket.js';
+import { poolClientPadding } from './ssh-padding.js';
 
 export interface SshSettings {
   host: string;
@@ -245,6 +246,7 @@ export class SshDestination implements Destination, HardLinks {
         fail(new Error('connection closed'));
       });
       client.on('ready', () => {
+        poolClientPadding(client);
         client.sftp((err, sftp) => {
           if (err) { fail(err); return; }
           settled = true;
