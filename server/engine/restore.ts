@@ -14,7 +14,7 @@ import { ownerMapping } from './restore-owner.js';
 import { limits, parseJson, readBounded, requireRegularFile } from './untrusted-input.js';
 import { readIndex } from './snapshot-index.js';
 import { selectEntries, type Selected } from './selection.js';
-import { contentLayout, snapshotContent, snapshotContentSync, type ContentEvent } from './snapshot-content.js';
+import { contentLayout, snapshotContentBatches, snapshotContentSync, type ContentEvent } from './snapshot-content.js';
 import { descriptorMode, fromIndex, fromList, sendByDescriptors, type DescriptorMode, type EntrySource } from './restore-descriptors.js';
 import { socketPair } from '../native/pass-fds.js';
 
@@ -201,7 +201,9 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
       if (events) {
         for (const ev of events) { const sent = handle(ev); if (sent) await sent; }
       } else {
-        for await (const ev of snapshotContent(dest, dir, manifest.structure, selected, contentLayout(manifest))) { const sent = handle(ev); if (sent) await sent; }
+        for await (const batch of snapshotContentBatches(dest, dir, manifest.structure, selected, contentLayout(manifest))) {
+          for (const ev of batch) { const sent = handle(ev); if (sent) await sent; }
+        }
       }
       await flush();
       worker.input.end();
