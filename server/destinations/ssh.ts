@@ -630,6 +630,7 @@ export class SshDestination implements Destination, HardLinks {
     let sftp: SFTPWrapper | null = null;
     let eof = false;
     let wanted = false;
+    let fullReads = 0;
     const slots: { offset: number; len: number; answer: Promise<{ buf: Buffer; n: number }> }[] = [];
     const self = this;
     const ask = (offset: number, len: number): { offset: number; len: number; answer: Promise<{ buf: Buffer; n: number }> } => {
@@ -640,7 +641,9 @@ export class SshDestination implements Destination, HardLinks {
     };
     const fill = (): void => {
       const max = (sftp as unknown as { _maxReadLen?: number })._maxReadLen ?? 32 << 10;
-      while (!eof && next < limit && slots.length < READS_IN_FLIGHT && slots.length * max < READ_AHEAD_BYTES) {
+      // Two reads at first, one more for each full one answered: a small file costs no more than two.
+      const most = Math.max(1, Math.min(READS_IN_FLIGHT, 2 + fullReads, Math.floor(READ_AHEAD_BYTES / max)));
+      while (!eof && next < limit && slots.length < most) {
         const len = Math.min(max, limit - next);
         slots.push(ask(next, len));
         next += len;
@@ -663,7 +666,7 @@ export class SshDestination implements Destination, HardLinks {
             slots.length = 0;
             continue;
           }
-          if (n < head.len) slots[0] = ask(head.offset + n, head.len - n); else slots.shift();
+          if (n < head.len) slots[0] = ask(head.offset + n, head.len - n); else { slots.shift(); fullReads++; }
           wanted = out.push(n === buf.length ? buf : buf.subarray(0, n));
         }
       } catch (err) {
