@@ -94,7 +94,12 @@ test('against OpenSSH the connection uses AES-GCM with the pooled padding, and a
 describe('ssh createReadStream: several reads in flight, handed on in order', () => {
   const size = (5 << 20) + 123;
   const data = crypto.randomBytes(size);
-  const read = async (s: NodeJS.ReadableStream): Promise<Buffer> => { const parts: Buffer[] = []; for await (const c of s) parts.push(c as Buffer); return Buffer.concat(parts); };
+  let biggestChunk = 0;
+  const read = async (s: NodeJS.ReadableStream): Promise<Buffer> => {
+    const parts: Buffer[] = [];
+    for await (const c of s) { parts.push(c as Buffer); biggestChunk = Math.max(biggestChunk, (c as Buffer).length); }
+    return Buffer.concat(parts);
+  };
   type Sftp = { read: (h: Buffer, buf: Buffer, off: number, len: number, pos: number, cb: (err: Error | undefined, n: number) => void) => void };
 
   test('whole, by ranges, and past the end: exact bytes; at most 16 reads in flight, more than one', async () => {
@@ -108,6 +113,8 @@ describe('ssh createReadStream: several reads in flight, handed on in order', ()
     sftp.read = (h, buf, off, len, pos, cb) => { inFlight++; most = Math.max(most, inFlight); original(h, buf, off, len, pos, (err, n) => { inFlight--; cb(err, n); }); };
     assert.ok((await read(d.createReadStream('big/file.bin'))).equals(data));
     assert.ok(most > 2 && most <= 16, `reads in flight at most: ${most}`);
+    // Answers are handed on one by one as they came (at most one SFTP read each), never joined into a copy.
+    assert.ok(biggestChunk > 0 && biggestChunk <= 256 << 10, `largest piece handed on: ${biggestChunk}`);
     // A small file: two reads at most (the window grows only with full answers).
     await d.writeFile('big/small.bin', data.subarray(0, 1000));
     most = 0;

@@ -675,8 +675,9 @@ export class SshDestination implements Destination, HardLinks {
         pumping = false;
       }
     };
+    // The default high-water mark: one answer is buffered at a time, so a read() of the
+    // stream hands it on as it is (two or more would be joined into a new buffer: a copy).
     const out = new Readable({
-      highWaterMark: 256 << 10,
       read() {
         wanted = true;
         if (handle) void pump();
