@@ -13,6 +13,21 @@ export interface Measure {
   peakKiB: number;
   /** Every run's seconds, in the order run. */
   all: number[];
+  /**
+   * Every run's CPU seconds (user + system) of the command's process tree, in the order run:
+   * what it and the descendants it waited for used (a remote server's side is not in it).
+   */
+  cpu?: number[];
+}
+
+const TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+/** CPU seconds of this process's children that have been waited for (cutime + cstime of /proc/self/stat). */
+function reapedChildrenCpu(): number {
+  const stat = fs.readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields 16 and 17 of proc(5); f[0] is field 3.
+  return (Number(f[13]) + Number(f[14])) / TICKS;
 }
 
 /**
@@ -97,6 +112,7 @@ export async function timed(cmd: string, argv: string[], opts: RunOptions = {}):
   emptyTrashIfLow();
   // What the preparation left (removals, copies) is not the timed command's to flush.
   flushAll();
+  const cpuBefore = reapedChildrenCpu();
   const started = process.hrtime.bigint();
   const child = opts.shell
     ? spawn('bash', ['-c', cmd], { stdio: ['ignore', 'ignore', 'pipe'], cwd: opts.cwd, env: opts.env, uid: opts.uid, gid: opts.gid })
@@ -107,10 +123,12 @@ export async function timed(cmd: string, argv: string[], opts: RunOptions = {}):
   const timer = setInterval(() => { peakKiB = Math.max(peakKiB, treePeakNow(child.pid!)); }, 20);
   const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
   clearInterval(timer);
+  // Before the flush's own child (sync) is reaped.
+  const cpu = reapedChildrenCpu() - cpuBefore;
   flushAll();
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   if (code !== 0) throw new Error(`${opts.shell ? cmd : [cmd, ...argv].join(' ')} failed with ${code}: ${stderr.trim().slice(-2000)}`);
-  return { seconds, peakKiB, all: [seconds] };
+  return { seconds, peakKiB, all: [seconds], cpu: [cpu] };
 }
 
 /** One of several commands compared in turns. */
@@ -139,7 +157,7 @@ export async function interleaved(runs: number, contenders: Contender[]): Promis
       c.after?.();
       const prev = out.get(c.name);
       out.set(c.name, prev
-        ? { seconds: Math.min(prev.seconds, m.seconds), peakKiB: Math.max(prev.peakKiB, m.peakKiB), all: [...prev.all, m.seconds] }
+        ? { seconds: Math.min(prev.seconds, m.seconds), peakKiB: Math.max(prev.peakKiB, m.peakKiB), all: [...prev.all, m.seconds], cpu: [...prev.cpu ?? [], ...m.cpu ?? []] }
         : m);
     }
   }

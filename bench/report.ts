@@ -102,7 +102,7 @@ export class Results {
   toJson(): unknown {
     return {
       rows: this.rows.map((r) => ({
-        group: r.group, name: r.name, seconds: r.m.seconds, runs: r.m.all, peakMiB: r.m.peakKiB / 1024,
+        group: r.group, name: r.name, seconds: r.m.seconds, runs: r.m.all, ...(r.m.cpu ? { cpuSeconds: r.m.cpu } : {}), peakMiB: r.m.peakKiB / 1024,
         ...(r.ref ? { ref: r.ref, ratio: this.ratio(r.name, r.ref) } : {}), ...(r.size !== undefined ? { sizeBytes: r.size } : {}),
       })),
       checks: this.checks,

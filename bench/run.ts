@@ -21,7 +21,7 @@ import { runScale } from './rows-scale.js';
 import { runCatalog } from './rows-catalog.js';
 
 export interface Options {
-  files: number; runs: number; ssh: boolean; local: boolean; peers: boolean; restore: boolean; keep: boolean;
+  files: number; runs: number; ssh: boolean; sshArchives: boolean; local: boolean; peers: boolean; restore: boolean; keep: boolean;
   scale: boolean; scaleFiles: number[]; accounts: number; catalog: boolean; json: string | undefined; svg: string; main: boolean; fixedCostOnly: boolean; samePriority: boolean;
 }
 
@@ -30,6 +30,7 @@ const USAGE = `usage: npm run bench -- [options]   (as root; see docs/benchmarks
   --runs N             runs of each command, in turns, best kept (default 3)
   --no-ssh             leave out the rows over SSH
   --no-local           leave out the rows on the local disk (with SSH: only the SSH rows)
+  --no-ssh-archives    leave out the archive and compressed rows over SSH (they have no goal)
   --no-peers           leave out restic and borg (else they must be installed)
   --no-restore         leave out the restore rows
   --scale              also the key rows at 2,000, 20,000 and 200,000 files, and 200 small accounts
@@ -63,7 +64,7 @@ function parseOptions(argv: string[]): Options | null {
     options: {
       files: { type: 'string' }, runs: { type: 'string' }, 'scale-files': { type: 'string' }, accounts: { type: 'string' },
       json: { type: 'string' }, svg: { type: 'string' },
-      'no-ssh': { type: 'boolean' }, 'no-local': { type: 'boolean' }, 'no-peers': { type: 'boolean' }, 'no-restore': { type: 'boolean' }, 'no-main': { type: 'boolean' },
+      'no-ssh': { type: 'boolean' }, 'no-ssh-archives': { type: 'boolean' }, 'no-local': { type: 'boolean' }, 'no-peers': { type: 'boolean' }, 'no-restore': { type: 'boolean' }, 'no-main': { type: 'boolean' },
       scale: { type: 'boolean' }, 'fixed-cost': { type: 'boolean' }, 'same-priority': { type: 'boolean' }, catalog: { type: 'boolean' },
       keep: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
@@ -72,7 +73,7 @@ function parseOptions(argv: string[]): Options | null {
   const scaleFiles = v['scale-files'] === 'none' ? []
     : (v['scale-files'] ?? '2000,20000,200000').split(',').map((n) => count('scale-files', n, 0, 1));
   return {
-    files: count('files', v.files, 20000, 1), runs: count('runs', v.runs, 3, 1), ssh: !v['no-ssh'], local: !v['no-local'], peers: !v['no-peers'], restore: !v['no-restore'],
+    files: count('files', v.files, 20000, 1), runs: count('runs', v.runs, 3, 1), ssh: !v['no-ssh'], sshArchives: !v['no-ssh-archives'], local: !v['no-local'], peers: !v['no-peers'], restore: !v['no-restore'],
     keep: v.keep === true, scale: v.scale === true, scaleFiles, accounts: count('accounts', v.accounts, 200, 0),
     fixedCostOnly: v['fixed-cost'] === true, samePriority: v['same-priority'] === true, catalog: v.catalog === true,
     json: v.json, main: !v['no-main'], svg: v.svg ?? path.join(REPO, 'docs/benchmarks-scale.svg'),
@@ -128,7 +129,7 @@ async function mainRows(world: World, results: Results, log: (s: string) => void
       if (ssh) { log('restore from ssh'); await sshRestore(s, ssh); }
     }
     // No goal on these: after the rows that have one.
-    if (ssh) { log('archives over ssh'); await sshArchives(s, ssh); }
+    if (ssh && options.sshArchives) { log('archives over ssh'); await sshArchives(s, ssh); }
     if (options.local) { log('fixed cost'); await fixedCost(s, Math.max(5, options.runs)); }
     const peaks = results.rows.filter((r) => r.name.startsWith('tidemark')).map((r) => r.m.peakKiB);
     if (peaks.length > 0) results.check(`Tidemark's peak memory at ${options.files} files`, Math.max(...peaks) * 1024 / 1e6, 300, 'MB');
@@ -166,7 +167,7 @@ async function main(): Promise<void> {
   let done = false;
   // At every step: the rows measured since the last one, and the JSON so far (a run cut short keeps its figures).
   const log = (s: string): void => {
-    for (const r of results.rows.slice(shown)) process.stdout.write(`    ${r.name}: ${r.m.seconds.toFixed(2)} s (${r.m.all.map((x) => x.toFixed(2)).join(' ')})\n`);
+    for (const r of results.rows.slice(shown)) process.stdout.write(`    ${r.name}: ${r.m.seconds.toFixed(2)} s (${r.m.all.map((x) => x.toFixed(2)).join(' ')})${r.m.cpu?.length ? `, cpu ${r.m.cpu.map((x) => x.toFixed(2)).join(' ')} s` : ''}\n`);
     shown = results.rows.length;
     if (!done) save(true);
     process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`);

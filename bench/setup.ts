@@ -13,6 +13,8 @@ import { addFlushTarget, discard, setTrash, sh, timed, type Measure } from './me
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 export const CLI = path.join(REPO, 'dist/server/cli/main.js');
+/** Extra node options for the timed CLI runs only, e.g. `--cpu-prof --cpu-prof-dir=DIR` (NODE_OPTIONS refuses those). */
+const TIMED_NODE_ARGS = (process.env.TIDEMARK_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 export const GENERATOR = process.env.TIDEMARK_BENCH_GENERATOR ?? path.resolve(REPO, '../shared/bench/make-account.mjs');
 
 export interface Account { user: string; home: string; uid: number; gid: number }
@@ -62,7 +64,7 @@ export function createWorld(opts: { samePriority?: boolean } = {}): World {
   const tm = (...a: string[]): string => execFileSync(process.execPath, [CLI, '--data-dir', dataDir, ...a], { encoding: 'utf8', maxBuffer: 256 << 20 });
   return {
     work, homes, out, dataDir, accounts, tm,
-    tmTimed: (...a) => timed(process.execPath, [CLI, '--data-dir', dataDir, ...a]),
+    tmTimed: (...a) => timed(process.execPath, [...TIMED_NODE_ARGS, CLI, '--data-dir', dataDir, ...a]),
     addAccount(name) {
       const home = path.join(homes, name);
       execFileSync('useradd', ['--create-home', '--skel', '/dev/null', '--home-dir', home, '--shell', '/usr/sbin/nologin', '--user-group', name], { stdio: 'pipe' });

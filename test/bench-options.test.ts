@@ -32,3 +32,13 @@ test('bench refuses an unknown option, a missing value and a bad number, with ex
   }
   assert.deepEqual(benchDirs(), before);
 });
+
+test('bench accepts --no-ssh-archives (the SSH rows with a goal only): it goes on to its checks instead of the usage', () => {
+  const before = benchDirs();
+  const r = bench('--no-local', '--no-peers', '--no-ssh-archives');
+  assert.notEqual(r.status, 2, String(r.stderr));
+  assert.doesNotMatch(String(r.stderr), /usage: npm run bench/);
+  assert.match(String(r.stderr), /dataset generator|run it as root/);
+  assert.deepEqual(benchDirs(), before);
+  assert.match(String(bench('--help').stdout), /--no-ssh-archives/);
+});

@@ -215,6 +215,8 @@ test('a restore over SSH through remote tar -c: exact tree; a damaged blob is re
     const many = path.join(account.home, 'many');
     fs.mkdirSync(many);
     for (let i = 0; i < 1500; i++) fs.writeFileSync(path.join(many, `f${i}`), crypto.randomBytes(1 + (i * 37) % 9000));
+    // Pieces around the restore's 64 KiB gathering and the read-ahead's 1 MiB, between small ones.
+    for (const n of [65535, 65536, 70000, 300000, 1 << 20, (1 << 20) + 1, 3 << 20]) fs.writeFileSync(path.join(many, `f${n}-big`), crypto.randomBytes(n));
     fs.writeFileSync(path.join(many, 'victim'), `victim ${crypto.randomBytes(8).toString('hex')}\n`);
     execFileSync('chown', ['-R', `${account.uid}:${account.gid}`, many]);
     ok(cli(dataDir, ['destination', 'add', '--name', 'ssh', '--type', 'ssh', '--host', '127.0.0.1', '--port', String(servers.server.port), '--user', servers.server.user, '--key-file', keyFile, '--path', remote]));

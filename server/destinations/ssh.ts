@@ -10,6 +10,7 @@ import { InFlight } from '../util/in-flight.js';
 import { RemoteExtraction, extractCommand, shellQuote } from './ssh-tar.js';
 import { listCommand, nameList, readRemoteArchive } from './ssh-tar-read.js';
 import { coalesceWrites } from './ssh-socket.js';
+import { poolClientPadding } from './ssh-padding.js';
 
 export interface SshSettings {
   host: string;
@@ -46,6 +47,9 @@ const SMALL_REQUESTS_IN_FLIGHT = 64;
 /** Small files in transfer at once (writeSmallFile: at most 1 MiB each, so 32 MiB held at most). */
 const SMALL_FILES_IN_FLIGHT = 32;
 const COMMAND_PROBE = 'tidemark-commands-ok';
+/** A file read by createReadStream: SFTP reads in flight at once, and bytes asked for ahead of the reader. */
+const READS_IN_FLIGHT = 16;
+const READ_AHEAD_BYTES = 4 << 20;
 /** A remote `tar -c` silent for this many connection timeouts is given up (its files are read over SFTP). */
 const TAR_READ_IDLE_TIMEOUTS = 6;
 
@@ -245,6 +249,7 @@ export class SshDestination implements Destination, HardLinks {
         fail(new Error('connection closed'));
       });
       client.on('ready', () => {
+        poolClientPadding(client);
         client.sftp((err, sftp) => {
           if (err) { fail(err); return; }
           settled = true;
@@ -610,22 +615,88 @@ export class SshDestination implements Destination, HardLinks {
     return this.call<Buffer>(rel, (s, done) => s.readFile(this.abs(rel), done));
   }
 
+  /**
+   * A file (or the bytes [start, end) of it) read with several SFTP reads in flight (ssh2's own
+   * read stream waits for each read's answer before it sends the next: one round trip per
+   * 255 KiB), handed on in order. A read answered short is asked again for the rest; an
+   * answer of no bytes is the end of the file. At most READ_AHEAD_BYTES are asked for and
+   * not yet taken by the reader.
+   */
   createReadStream(rel: string, range?: { start: number; end?: number }): Readable {
-    const opts: { start?: number; end?: number; highWaterMark: number } = { highWaterMark: 256 * 1024 };
-    if (range) {
-      opts.start = range.start;
-      if (range.end !== undefined) opts.end = range.end - 1;
-    }
     if (range?.end !== undefined && range.end <= range.start) return Readable.from([]);
-    const out = new Readable({ read() {} });
+    const limit = range?.end ?? Infinity;
+    let next = range?.start ?? 0;
+    let handle: Buffer | null = null;
+    let sftp: SFTPWrapper | null = null;
+    let eof = false;
+    let wanted = false;
+    let fullReads = 0;
+    const slots: { offset: number; len: number; answer: Promise<{ buf: Buffer; n: number }> }[] = [];
+    const self = this;
+    const ask = (offset: number, len: number): { offset: number; len: number; answer: Promise<{ buf: Buffer; n: number }> } => {
+      const buf = Buffer.allocUnsafe(len);
+      const answer = this.request<number>(rel, (done) => sftp!.read(handle!, buf, 0, len, offset, (err, n) => done(err, n))).then((n) => ({ buf, n }));
+      answer.catch(() => undefined);
+      return { offset, len, answer };
+    };
+    const fill = (): void => {
+      const max = (sftp as unknown as { _maxReadLen?: number })._maxReadLen ?? 32 << 10;
+      // Two reads at first, one more for each full one answered: a small file costs no more than two.
+      const most = Math.max(1, Math.min(READS_IN_FLIGHT, 2 + fullReads, Math.floor(READ_AHEAD_BYTES / max)));
+      while (!eof && next < limit && slots.length < most) {
+        const len = Math.min(max, limit - next);
+        slots.push(ask(next, len));
+        next += len;
+      }
+    };
+    let pumping = false;
+    const pump = async (): Promise<void> => {
+      if (pumping) return;
+      pumping = true;
+      try {
+        while (wanted && !out.destroyed) {
+          fill();
+          const head = slots[0];
+          if (!head) { out.push(null); return; }
+          const { buf, n } = await head.answer;
+          if (out.destroyed) return;
+          if (n === 0) {
+            // The end of the file: the reads behind this one are answered EOF too.
+            eof = true;
+            slots.length = 0;
+            continue;
+          }
+          if (n < head.len) slots[0] = ask(head.offset + n, head.len - n); else { slots.shift(); fullReads++; }
+          wanted = out.push(n === buf.length ? buf : buf.subarray(0, n));
+        }
+      } catch (err) {
+        out.destroy(err as Error);
+      } finally {
+        pumping = false;
+      }
+    };
+    // The default high-water mark: one answer is buffered at a time, so a read() of the
+    // stream hands it on as it is (two or more would be joined into a new buffer: a copy).
+    const out = new Readable({
+      read() {
+        wanted = true;
+        if (handle) void pump();
+      },
+      destroy(err, cb) {
+        self.live.delete(out);
+        slots.length = 0;
+        if (handle && sftp && self.sftp === sftp) sftp.close(handle, () => undefined);
+        handle = null;
+        cb(err);
+      },
+    });
     this.live.add(out);
-    out.on('close', () => this.live.delete(out));
-    this.connect().then((sftp) => {
-      const src = sftp.createReadStream(this.abs(rel), opts);
-      src.on('data', (c: Buffer) => { if (!out.push(c)) src.pause(); });
-      out._read = () => src.resume();
-      src.on('end', () => out.push(null));
-      src.on('error', (err: Error) => { void this.sftpError(err, rel).then((e) => out.destroy(e)); });
+    const opened = this.call<Buffer>(rel, (s, done) => { sftp = s; s.open(this.abs(rel), 'r', done); });
+    opened.then((h) => {
+      if (out.destroyed) { sftp!.close(h, () => undefined); return; }
+      handle = h;
+      out.once('end', () => { if (handle && sftp && self.sftp === sftp) sftp.close(handle, () => undefined); handle = null; self.live.delete(out); });
+      if (wanted) void pump();
     }, (err: Error) => out.destroy(err));
     return out;
   }

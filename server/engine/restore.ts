@@ -14,7 +14,7 @@ import { ownerMapping } from './restore-owner.js';
 import { limits, parseJson, readBounded, requireRegularFile } from './untrusted-input.js';
 import { readIndex } from './snapshot-index.js';
 import { selectEntries, type Selected } from './selection.js';
-import { contentLayout, snapshotContent, snapshotContentSync, type ContentEvent } from './snapshot-content.js';
+import { contentLayout, snapshotContentBatches, snapshotContentSync, type ContentEvent } from './snapshot-content.js';
 import { descriptorMode, fromIndex, fromList, sendByDescriptors, type DescriptorMode, type EntrySource } from './restore-descriptors.js';
 import { socketPair } from '../native/pass-fds.js';
 
@@ -152,29 +152,34 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
     const worker = spawnAccountWorker(account, { mode: 'restore', intoFolder: folder, ...(prune ? { prune } : {}), contentChecked: true, ...(dest.openForReads ? {} : { remoteContent: true }) });
     const chunks: Buffer[] = [];
     worker.output.on('data', (c: Buffer) => chunks.push(c));
-    const write = async (b: Buffer): Promise<void> => {
-      if (!worker.input.write(b)) {
+    // The pieces go out in one writev (corked), not copied into one buffer first.
+    const write = async (parts: Buffer[]): Promise<void> => {
+      const input = worker.input;
+      if (parts.length > 1) input.cork();
+      let room = true;
+      for (const p of parts) room = input.write(p);
+      if (parts.length > 1) input.uncork();
+      if (!room || input.writableNeedDrain) {
         await new Promise<void>((resolve, reject) => {
           worker.input.once('drain', resolve);
           worker.done.catch(reject);
         });
       }
     };
-    // Records and small pieces of content are gathered into larger writes to the pipe (a write
-    // costs the stream machinery the same whatever its size); large pieces go as they are.
+    // Records and pieces of content are gathered into larger writes to the pipe (a system
+    // call and a write request cost the same whatever their size).
     let gathered: Buffer[] = [];
     let gatheredBytes = 0;
     const flush = async (): Promise<void> => {
       if (gatheredBytes === 0) return;
-      const data = gathered.length === 1 ? gathered[0]! : Buffer.concat(gathered, gatheredBytes);
+      const parts = gathered;
       gathered = [];
       gatheredBytes = 0;
-      await write(data);
+      await write(parts);
     };
     // A promise only when something is written: most pieces are only gathered, and an
     // await per piece costs more than gathering it.
     const send = (b: Buffer): Promise<void> | undefined => {
-      if (b.length >= GATHER_BELOW) return flush().then(() => write(b));
       gathered.push(b);
       gatheredBytes += b.length;
       return gatheredBytes >= GATHER_BELOW ? flush() : undefined;
@@ -201,7 +206,9 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
       if (events) {
         for (const ev of events) { const sent = handle(ev); if (sent) await sent; }
       } else {
-        for await (const ev of snapshotContent(dest, dir, manifest.structure, selected, contentLayout(manifest))) { const sent = handle(ev); if (sent) await sent; }
+        for await (const batch of snapshotContentBatches(dest, dir, manifest.structure, selected, contentLayout(manifest))) {
+          for (const ev of batch) { const sent = handle(ev); if (sent) await sent; }
+        }
       }
       await flush();
       worker.input.end();

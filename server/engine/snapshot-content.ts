@@ -65,18 +65,39 @@ function storedInOf(dir: string, structure: Structure, source: Entry, objects: b
  * relies on it, see RestoreWriterOptions.contentChecked).
  */
 export async function* snapshotContent(dest: Destination, dir: string, structure: Structure, selected: Selected[], opts: ContentOptions = {}): AsyncGenerator<ContentEvent> {
+  for await (const batch of snapshotContentBatches(dest, dir, structure, selected, opts)) yield* batch;
+}
+
+/**
+ * snapshotContent's events in batches, in the same order and with the same check: one
+ * promise for the events of many small files read ahead (a restore from a remote
+ * destination) instead of several per event.
+ */
+export async function* snapshotContentBatches(dest: Destination, dir: string, structure: Structure, selected: Selected[], opts: ContentOptions = {}): AsyncGenerator<ContentEvent[]> {
   // Local incremental and archive: the synchronous reader (the same events and check).
   const sync = await snapshotContentSync(dest, dir, structure, selected, opts);
   if (sync) {
-    for (const ev of sync) yield ev;
+    for (const ev of sync) yield [ev];
     return;
   }
   const objects = opts.objects === true;
   const check = contentCheck(dir, structure, objects, opts);
   // The errors of reading are named here (nameContentError), not by one more generator around rawSnapshotContent.
   try {
-    for await (const ev of rawSnapshotContent(dest, dir, structure, selected, objects)) {
-      for (const out of check.step(ev)) yield out;
+    for await (const raw of rawSnapshotContent(dest, dir, structure, selected, objects)) {
+      if (!Array.isArray(raw)) {
+        yield check.step(raw as ContentEvent);
+        continue;
+      }
+      const out: ContentEvent[] = [];
+      try {
+        for (const ev of raw) for (const o of check.step(ev)) out.push(o);
+      } catch (err) {
+        // The files before the one refused are complete and checked: passed on, as one by one.
+        if (out.length) yield out;
+        throw err;
+      }
+      if (out.length) yield out;
     }
   } catch (err) {
     throw nameContentError(err, dir, structure, check.current(), objects);
@@ -183,7 +204,7 @@ function nameContentError(err: unknown, dir: string, structure: Structure, entry
  * tar; compressed inflates the archive once from start to end, and seeks by gzip
  * member only for the rare entry whose content lies behind the read position.
  */
-async function* rawSnapshotContent(dest: Destination, dir: string, structure: Structure, selected: Selected[], objects: boolean): AsyncGenerator<ContentEvent> {
+async function* rawSnapshotContent(dest: Destination, dir: string, structure: Structure, selected: Selected[], objects: boolean): AsyncGenerator<ContentEvent | ContentEvent[]> {
   if (objects) {
     yield* objectContent(dest, dir, selected);
     return;
@@ -220,14 +241,40 @@ async function* rawSnapshotContent(dest: Destination, dir: string, structure: St
   const ahead = structure === 'incremental'
     ? new ReadAhead(selected, async (source) => readStart(dest, await blobOf(source), source.size), batchReader(dest, blobOf))
     : null;
+  // Entries and the content of files read ahead, gathered: one event of rawSnapshotContent for many.
+  let batch: ContentEvent[] = [];
+  let batchBytes = 0;
   try {
     for (const [i, sel] of selected.entries()) {
-      yield { type: 'entry', sel };
-      if (sel.entry.kind !== 'f') continue;
+      if (sel.entry.kind !== 'f') {
+        batch.push({ type: 'entry', sel });
+        if (batch.length >= BATCH_EVENTS) { yield batch; batch = []; batchBytes = 0; }
+        continue;
+      }
       const source = sel.contentFrom ?? sel.entry;
       if (ahead?.covers(i)) {
-        yield* exactSize(await ahead.take(i), source);
-      } else if (source.size > 0) {
+        batch.push({ type: 'entry', sel });
+        try {
+          batchBytes += exactParts(await ahead.take(i), source, batch);
+        } catch (err) {
+          // Passed on as one by one: the files before, then this one's entry (the error names it).
+          const before = batch;
+          batch = [];
+          yield before;
+          throw err;
+        }
+        batch.push({ type: 'data-end' });
+        if (batch.length >= BATCH_EVENTS || batchBytes >= BATCH_BYTES) { yield batch; batch = []; batchBytes = 0; }
+        continue;
+      }
+      if (source.size === 0) {
+        batch.push({ type: 'entry', sel }, { type: 'data-end' });
+        if (batch.length >= BATCH_EVENTS) { yield batch; batch = []; batchBytes = 0; }
+        continue;
+      }
+      if (batch.length) { yield batch; batch = []; batchBytes = 0; }
+      yield { type: 'entry', sel };
+      if (source.size > 0) {
         if (structure === 'incremental') await checkBlob(source.dataRef);
         const stream = structure === 'incremental'
           ? dest.createReadStream(`${dir}/${layout.blob(source.dataRef)}`)
@@ -238,9 +285,27 @@ async function* rawSnapshotContent(dest: Destination, dir: string, structure: St
       }
       yield { type: 'data-end' };
     }
+    if (batch.length) yield batch;
   } finally {
     ahead?.close();
   }
+}
+
+/** rawSnapshotContent's batches: at most this many events, or this many bytes of content (files read ahead are at most 1 MiB). */
+const BATCH_EVENTS = 256;
+const BATCH_BYTES = 1 << 20;
+
+/** exactSize for content already read (a file read ahead): its data events pushed onto `into`; the bytes passed. */
+function exactParts(chunks: readonly Buffer[], source: Entry, into: ContentEvent[]): number {
+  let got = 0;
+  for (const chunk of chunks) {
+    const part = got + chunk.length > source.size ? chunk.subarray(0, source.size - got) : chunk;
+    got += part.length;
+    if (part.length) into.push({ type: 'data', chunk: part });
+    if (got >= source.size) break;
+  }
+  if (got !== source.size) throw shortContentError(source.path);
+  return got;
 }
 
 /** The first `size` bytes of `rel` (fewer when it is shorter): in one exchange where the driver can. */
