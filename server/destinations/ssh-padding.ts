@@ -1,4 +1,4 @@
-import { randomFillSync } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 
 /**
  * ssh2 fills the 4-19 bytes of random padding of every packet it sends with a randomFillSync
@@ -22,21 +22,12 @@ export function fillPadding(into: Buffer, offset: number, len: number): void {
 }
 
 /**
- * The body of ssh2 1.x's AESGCMCipherBinding.allocPacket (lib/protocol/crypto.js), whose
- * behaviour the replacement keeps: a packet that other versions lay out differently is left
- * to ssh2's own method (the check compares the source, whitespace aside).
+ * SHA-256 of the body of ssh2 1.x's AESGCMCipherBinding.allocPacket (lib/protocol/crypto.js),
+ * whitespace removed, whose behaviour the replacement keeps: the packet layout of RFC 4253
+ * (length, padding length, payload, 4-19 bytes of padding to a 16-byte boundary) with the
+ * 16-byte tag after it. A method of any other source is left to ssh2.
  */
-const EXPECTED_BODY = [
-  'let pktLen = 4 + 1 + payloadLen;',
-  'let padLen = 16 - ((pktLen - 4) & (16 - 1));',
-  'if (padLen < 4) padLen += 16;',
-  'pktLen += padLen;',
-  'const packet = Buffer.allocUnsafe(pktLen + 16/* authTag */);',
-  'writeUInt32BE(packet, pktLen - 4, 0);',
-  'packet[4] = padLen;',
-  'randomFillSync(packet, 5 + payloadLen, padLen);',
-  'return packet;',
-].join('').replace(/\s+/g, '');
+const EXPECTED_BODY_SHA256 = '2e1504fd1be272444f24696f8ac628a4861af5fe2d9a1d60c4bdb61c078dee2f';
 
 function gcmAllocPacket(payloadLen: number): Buffer {
   let pktLen = 4 + 1 + payloadLen;
@@ -68,7 +59,7 @@ export function poolPadding(cipher: unknown): boolean {
   if (proto.constructor.name !== 'AESGCMCipherBinding') return false;
   const src = proto.allocPacket.toString();
   const body = src.slice(src.indexOf('{') + 1, src.lastIndexOf('}')).replace(/\s+/g, '');
-  if (body !== EXPECTED_BODY) return false;
+  if (createHash('sha256').update(body).digest('hex') !== EXPECTED_BODY_SHA256) return false;
   proto.allocPacket = gcmAllocPacket;
   proto[PATCHED] = true;
   return true;
