@@ -33,10 +33,13 @@
 #include "sha256.h"
 
 #define SLOT (1 << 20)
+#define PIECE (64 << 10)
 #define BLOCK 512
 #define TYPE_LONG_NAME 0x4c
 #define TYPE_LONG_LINK 0x4b
 #define RECORD 40
+// The write-out of the archive is started every FLUSH_AHEAD bytes written (see write_job).
+#define FLUSH_AHEAD (16 << 20)
 
 typedef struct {
   int src, dst;
@@ -47,6 +50,7 @@ typedef struct {
   void *tar; // the tar digest: every byte but regular files' content, and each such file's digest
   void *file; // the current regular file's hash (re-initialised for each file)
   uint64_t total; // bytes parsed, trailing ones included
+  uint64_t written, flushed; // bytes written to dst; where the write-out started last ends
   // Parser state, as TarHasher's.
   unsigned char header[BLOCK];
   size_t header_fill;
@@ -291,7 +295,22 @@ static void execute(napi_env env, void *data) {
   } else if (job->kind == 1) {
     job->err = scan(p, b, job->len);
   } else {
-    job->err = write_slot(p->dst, b, job->len);
+    // In pieces of 64 KiB, not the slot at once: the page cache takes a write into folios up to
+    // the write's size, and 1 MiB folios cost the kernel compaction on a fragmented memory (the
+    // copy's system time doubled, measured).
+    for (size_t off = 0; off < job->len && !job->err; off += PIECE) job->err = write_slot(p->dst, b + off, job->len - off < PIECE ? job->len - off : PIECE);
+    if (!job->err) {
+      p->written += job->len;
+      // The disk writes while the copy goes on, so the flush before the manifest waits for
+      // little (the kernel's flusher would not start before the dirty limit, far above an
+      // archive). Only started, never waited for: a write-out error is reported by that flush
+      // (syncfs through a descriptor opened before the writes). Not a regular file (a test's
+      // /dev/null): nothing to start, ESPIPE, ignored like any error here.
+      if (p->written - p->flushed >= FLUSH_AHEAD) {
+        (void)sync_file_range(p->dst, (off64_t)p->flushed, (off64_t)(p->written - p->flushed), SYNC_FILE_RANGE_WRITE);
+        p->flushed = p->written;
+      }
+    }
   }
 }
 

@@ -168,6 +168,31 @@ test('native per-file hashes equal TarHasher\'s, the copy is exact and its tar d
   assert.equal(pump.takeHash([...expected.keys()][0]!), undefined);
 });
 
+test('a tar larger than the write-out step (16 MiB) is copied exactly into a regular file, whose write-out starts during the copy', async () => {
+  const dir = tmp();
+  const parts: Buffer[] = [];
+  for (let i = 0; i < 5; i++) {
+    const size = (9 << 20) + i * 4099;
+    parts.push(tarHeaders(makeEntry({ kind: 'f', path: `big-${i}`, mode: 0o644, uid: 1, gid: 1, size, mtimeSec: 1 })), crypto.randomBytes(size), Buffer.alloc(tarPadding(size)));
+  }
+  parts.push(TAR_END);
+  const tar = Buffer.concat(parts);
+  const tarPath = path.join(dir, 'in.tar');
+  fs.writeFileSync(tarPath, tar);
+  const outPath = path.join(dir, 'out.tar');
+  const dst = fs.openSync(outPath, 'w');
+  const { pump, close } = pumpFromFile(tarPath, dst);
+  try {
+    const result = await pump.done;
+    assert.equal(result.bytes, tar.length);
+    assert.equal(result.tarDigest.toString('hex'), referenceTarDigest(tar));
+  } finally {
+    close();
+    fs.closeSync(dst);
+  }
+  assert.ok(fs.readFileSync(outPath).equals(tar));
+});
+
 test('the tar digest of a stream cut anywhere (a header, a content, a padding, after the end) is the reference\'s, natively and in JavaScript', async () => {
   const tar = sampleTar();
   const dir = tmp();
