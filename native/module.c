@@ -6,7 +6,7 @@
 // a SHA-256 updated on libuv's pool, for the hash of a whole archive; restore-file.c: a new
 // file created, written and given its owner, mode and times in one job on libuv's pool, for restores;
 // tar-pump.c: the archive structure's tar copied from the account worker's pipe to the destination
-// file and hashed (each file and the whole) on libuv's pool; splice-file.c: a large file's content
+// file and hashed (each file, and the tar digest) on libuv's pool; splice-file.c: a large file's content
 // moved into that pipe (or the entry stream's socket) by the account worker without copies;
 // open-files.c: a folder's stored files opened for reads in one job on libuv's pool, for restores.
 // io-priority.c: ioprio_get/ioprio_set(2) of the calling thread, for the priority a worker starts with.
@@ -46,7 +46,7 @@ napi_value send_file_to(napi_env env, napi_callback_info info);
 napi_value tar_pump_open(napi_env env, napi_callback_info info);
 napi_value tar_pump_read(napi_env env, napi_callback_info info);
 napi_value tar_pump_process(napi_env env, napi_callback_info info);
-napi_value tar_pump_hash_all(napi_env env, napi_callback_info info);
+napi_value tar_pump_write(napi_env env, napi_callback_info info);
 napi_value tar_pump_digest(napi_env env, napi_callback_info info);
 napi_value open_files_at(napi_env env, napi_callback_info info);
 napi_value malloc_policy(napi_env env, napi_callback_info info);
@@ -118,7 +118,7 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "tarPumpOpen", tar_pump_open);
   export_function(env, exports, "tarPumpRead", tar_pump_read);
   export_function(env, exports, "tarPumpProcess", tar_pump_process);
-  export_function(env, exports, "tarPumpHashAll", tar_pump_hash_all);
+  export_function(env, exports, "tarPumpWrite", tar_pump_write);
   export_function(env, exports, "tarPumpDigest", tar_pump_digest);
   export_function(env, exports, "openFilesAt", open_files_at);
   export_function(env, exports, "mallocPolicy", malloc_policy);

@@ -7,10 +7,14 @@
 //   tarPumpProcess(handle, slot, len) -> Promise<Buffer>: parses the slot's bytes as tar,
 //     resolving with the SHA-256 of every regular file whose content ended in them (40-byte
 //     records: offset of the entry's first header block, u64 LE; digest);
-//   tarPumpHashAll(handle, slot, len) -> Promise<void>: adds the slot's bytes to the whole
-//     stream's SHA-256 and writes them to dstFd in full; tarPumpDigest(handle) -> Buffer: that
-//     hash, once every job settled.
-// Reading one slot while the other is written and hashed keeps the worker's pipe drained; in
+//   tarPumpWrite(handle, slot, len) -> Promise<void>: writes the slot's bytes to dstFd in full;
+//   tarPumpDigest(handle) -> Buffer: the stream's tar digest (integrity version 2, see
+//     docs/snapshot-format.md), once every job settled.
+// The tar digest is made by the parse from what it already reads: the SHA-256 of every byte
+// that is not a regular file's content, with each file's content replaced by that file's own
+// digest. So no second SHA-256 pass runs over the content, and the digest still covers every
+// byte (each file's bytes through its own hash, which the index keeps).
+// Reading one slot while the other is written and parsed keeps the worker's pipe drained; in
 // JavaScript the same copy cost a callback, a promise and a pool hop per 64 KiB the event loop
 // read, and the per-file SHA-256 ran on the event loop.
 // The parser follows server/engine/format/tar-hasher.ts (which the compressed structure and
@@ -34,15 +38,19 @@
 #define TYPE_LONG_NAME 0x4c
 #define TYPE_LONG_LINK 0x4b
 #define RECORD 40
+// The write-out of the archive is started every FLUSH_AHEAD bytes written (see write_job).
+#define FLUSH_AHEAD (16 << 20)
 
 typedef struct {
   int src, dst;
   unsigned char *slot[2];
   int slot_busy[2];
   int reading; // 1 + the slot being read, or 0
-  int parsing, hashing_all, finished;
-  void *whole;
+  int parsing, writing, finished;
+  void *tar; // the tar digest: every byte but regular files' content, and each such file's digest
   void *file; // the current regular file's hash (re-initialised for each file)
+  uint64_t total; // bytes parsed, trailing ones included
+  uint64_t written, flushed; // bytes written to dst; where the write-out started last ends
   // Parser state, as TarHasher's.
   unsigned char header[BLOCK];
   size_t header_fill;
@@ -58,7 +66,7 @@ typedef struct {
   pump *p;
   int slot;
   size_t len;
-  int kind; // 0 read, 1 process, 2 hash all
+  int kind; // 0 read, 1 process, 2 write
   int err;
   size_t result;
   napi_ref keep;
@@ -73,7 +81,7 @@ static void finalize_pump(napi_env env, void *data, void *hint) {
   free(p->slot[0]);
   free(p->slot[1]);
   free(p->out);
-  tm_sha256_free(p->whole);
+  tm_sha256_free(p->tar);
   tm_sha256_free(p->file);
   free(p);
 }
@@ -117,10 +125,10 @@ napi_value tar_pump_open(napi_env env, napi_callback_info info) {
     p->entry_start = -1;
     p->slot[0] = malloc(SLOT);
     p->slot[1] = malloc(SLOT);
-    p->whole = tm_sha256_new();
+    p->tar = tm_sha256_new();
     p->file = tm_sha256_new();
   }
-  if (!p || !p->slot[0] || !p->slot[1] || !p->whole || !p->file) {
+  if (!p || !p->slot[0] || !p->slot[1] || !p->tar || !p->file) {
     if (p) finalize_pump(env, p, NULL);
     napi_throw_error(env, "ENOMEM", "out of memory");
     return NULL;
@@ -165,6 +173,7 @@ static int end_content(pump *p) {
   if (!p->skipping) {
     unsigned char digest[32];
     err = tm_sha256_final(p->file, digest);
+    if (!err) err = tm_sha256_update(p->tar, digest, 32);
     if (!err) err = add_record(p, (uint64_t)p->entry_start, digest);
   }
   // After a long-name block the real header of the same entry follows.
@@ -201,25 +210,46 @@ static int on_header(pump *p) {
 static int scan(pump *p, const unsigned char *b, size_t len) {
   size_t o = 0;
   int err = 0;
+  p->total += len;
   while (o < len && !p->ended && !err) {
     if (p->content_left > 0) {
       size_t n = len - o < p->content_left ? len - o : (size_t)p->content_left;
-      if (!p->skipping) err = tm_sha256_update(p->file, b + o, n);
+      // A regular file's content goes into its own hash only; anything else into the tar digest.
+      err = tm_sha256_update(p->skipping ? p->tar : p->file, b + o, n);
       o += n; p->pos += n; p->content_left -= n;
       if (!err && p->content_left == 0) err = end_content(p);
       continue;
     }
     if (p->pad_left > 0) {
       size_t n = len - o < p->pad_left ? len - o : (size_t)p->pad_left;
+      err = tm_sha256_update(p->tar, b + o, n);
       o += n; p->pos += n; p->pad_left -= n;
       continue;
     }
     size_t n = BLOCK - p->header_fill < len - o ? BLOCK - p->header_fill : len - o;
     memcpy(p->header + p->header_fill, b + o, n);
+    err = tm_sha256_update(p->tar, b + o, n);
     if (p->header_fill == 0 && p->entry_start < 0) p->entry_start = (int64_t)p->pos;
     p->header_fill += n; o += n; p->pos += n;
-    if (p->header_fill == BLOCK) { p->header_fill = 0; err = on_header(p); }
+    if (!err && p->header_fill == BLOCK) { p->header_fill = 0; err = on_header(p); }
   }
+  // After the end-of-archive block: every byte as it is.
+  if (!err && o < len) err = tm_sha256_update(p->tar, b + o, len - o);
+  return err;
+}
+
+/** The end of the tar digest: a file cut short by the stream's end adds the digest of what it had, then the stream's length. */
+static int finish_tar_digest(pump *p, unsigned char out[32]) {
+  int err = 0;
+  if (!p->ended && !p->skipping && p->content_left > 0) {
+    unsigned char digest[32];
+    err = tm_sha256_final(p->file, digest);
+    if (!err) err = tm_sha256_update(p->tar, digest, 32);
+  }
+  unsigned char length[8];
+  for (int i = 0; i < 8; i++) length[i] = (unsigned char)(p->total >> (8 * i));
+  if (!err) err = tm_sha256_update(p->tar, length, 8);
+  if (!err) err = tm_sha256_final(p->tar, out);
   return err;
 }
 
@@ -265,13 +295,21 @@ static void execute(napi_env env, void *data) {
   } else if (job->kind == 1) {
     job->err = scan(p, b, job->len);
   } else {
-    // Piece by piece: each is written while the whole-stream hash has just brought it into the
-    // cache. The write goes with this hash, not with the per-file one, which also parses: the two
-    // jobs then take about as long, in parallel.
-    for (size_t off = 0; off < job->len && !job->err; off += PIECE) {
-      size_t n = job->len - off < PIECE ? job->len - off : PIECE;
-      job->err = tm_sha256_update(p->whole, b + off, n);
-      if (!job->err) job->err = write_slot(p->dst, b + off, n);
+    // In pieces of 64 KiB, not the slot at once: the page cache takes a write into folios up to
+    // the write's size, and 1 MiB folios cost the kernel compaction on a fragmented memory (the
+    // copy's system time doubled, measured).
+    for (size_t off = 0; off < job->len && !job->err; off += PIECE) job->err = write_slot(p->dst, b + off, job->len - off < PIECE ? job->len - off : PIECE);
+    if (!job->err) {
+      p->written += job->len;
+      // The disk writes while the copy goes on, so the flush before the manifest waits for
+      // little (the kernel's flusher would not start before the dirty limit, far above an
+      // archive). Only started, never waited for: a write-out error is reported by that flush
+      // (syncfs through a descriptor opened before the writes). Not a regular file (a test's
+      // /dev/null): nothing to start, ESPIPE, ignored like any error here.
+      if (p->written - p->flushed >= FLUSH_AHEAD) {
+        (void)sync_file_range(p->dst, (off64_t)p->flushed, (off64_t)(p->written - p->flushed), SYNC_FILE_RANGE_WRITE);
+        p->flushed = p->written;
+      }
     }
   }
 }
@@ -281,7 +319,7 @@ static void complete(napi_env env, napi_status status, void *data) {
   pump *p = job->p;
   if (job->kind == 0) { p->reading = 0; p->slot_busy[job->slot]--; }
   else if (job->kind == 1) { p->parsing = 0; p->slot_busy[job->slot]--; }
-  else { p->hashing_all = 0; p->slot_busy[job->slot]--; }
+  else { p->writing = 0; p->slot_busy[job->slot]--; }
   if (status != napi_ok || job->err) {
     napi_reject_deferred(env, job->deferred, errno_error(env, job->err ? job->err : EIO));
   } else if (job->kind == 0) {
@@ -302,7 +340,7 @@ static void complete(napi_env env, napi_status status, void *data) {
 }
 
 static napi_value start(napi_env env, napi_callback_info info, int kind) {
-  static const char *const usage[] = { "tarPumpRead(handle, slot)", "tarPumpProcess(handle, slot, length)", "tarPumpHashAll(handle, slot, length)" };
+  static const char *const usage[] = { "tarPumpRead(handle, slot)", "tarPumpProcess(handle, slot, length)", "tarPumpWrite(handle, slot, length)" };
   size_t argc = 3;
   napi_value argv[3];
   pump *p = NULL;
@@ -315,7 +353,7 @@ static napi_value start(napi_env env, napi_callback_info info, int kind) {
     return NULL;
   }
   // One job of each kind at a time; a slot is read only when nothing else uses it.
-  int busy = p->finished || (kind == 0 ? p->reading || p->slot_busy[slot] : (kind == 1 ? p->parsing : p->hashing_all) || p->reading == slot + 1);
+  int busy = p->finished || (kind == 0 ? p->reading || p->slot_busy[slot] : (kind == 1 ? p->parsing : p->writing) || p->reading == slot + 1);
   if (busy) { napi_throw_error(env, "EBUSY", "tar pump: that job or slot is busy, or the digest was taken"); return NULL; }
   pump_job *job = calloc(1, sizeof *job);
   if (!job) { napi_throw_error(env, "ENOMEM", "out of memory"); return NULL; }
@@ -323,7 +361,7 @@ static napi_value start(napi_env env, napi_callback_info info, int kind) {
   job->slot = slot;
   job->len = (size_t)len;
   job->kind = kind;
-  if (kind == 0) p->reading = slot + 1; else if (kind == 1) p->parsing = 1; else p->hashing_all = 1;
+  if (kind == 0) p->reading = slot + 1; else if (kind == 1) p->parsing = 1; else p->writing = 1;
   p->slot_busy[slot]++;
   // The handle stays alive until the job is done.
   napi_create_reference(env, argv[0], 1, &job->keep);
@@ -332,7 +370,7 @@ static napi_value start(napi_env env, napi_callback_info info, int kind) {
 
 napi_value tar_pump_read(napi_env env, napi_callback_info info) { return start(env, info, 0); }
 napi_value tar_pump_process(napi_env env, napi_callback_info info) { return start(env, info, 1); }
-napi_value tar_pump_hash_all(napi_env env, napi_callback_info info) { return start(env, info, 2); }
+napi_value tar_pump_write(napi_env env, napi_callback_info info) { return start(env, info, 2); }
 
 napi_value tar_pump_digest(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -342,13 +380,13 @@ napi_value tar_pump_digest(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "tarPumpDigest(handle)");
     return NULL;
   }
-  if (p->finished || p->reading || p->parsing || p->hashing_all) {
+  if (p->finished || p->reading || p->parsing || p->writing) {
     napi_throw_error(env, "EBUSY", "tarPumpDigest: a job has not settled, or the digest was taken");
     return NULL;
   }
   unsigned char out[32];
   p->finished = 1;
-  int err = tm_sha256_final(p->whole, out);
+  int err = finish_tar_digest(p, out);
   if (err) { napi_throw(env, errno_error(env, err)); return NULL; }
   napi_value result;
   napi_create_buffer_copy(env, 32, out, NULL, &result);

@@ -29,7 +29,6 @@ const tmp = (): string => {
   dirs.push(d);
   return d;
 };
-const sha256 = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex');
 
 /** A tar of files whose sizes put slot and piece boundaries in headers, content and padding, with long names (L blocks) and a link. */
 function sampleTar(): Buffer {
@@ -60,6 +59,53 @@ async function referenceHashes(tar: Buffer): Promise<Map<number, string>> {
   for (let o = 0; o < tar.length; o += 512) offsets.push(o);
   for (const o of offsets) { const x = h.takeHash(o); if (x) out.set(o, x.toString('hex')); }
   return out;
+}
+
+/**
+ * The tar digest of integrity version 2, written down again from its definition in
+ * docs/snapshot-format.md on a whole buffer (not streamed), so that the native and the
+ * JavaScript scanners are checked against something they do not share: every byte but a
+ * regular file's content, that content's SHA-256 in its place (of what there is, for a
+ * content the stream's end cuts short), everything from the end-of-archive block on as it
+ * is, then the length as u64 LE.
+ */
+function referenceTarDigest(tar: Buffer): string {
+  const digest = crypto.createHash('sha256');
+  const size = (h: Buffer): number => {
+    if (h[124]! & 0x80) { let v = 0; for (let i = 125; i < 136; i++) v = v * 256 + h[i]!; return v; }
+    const m = /^[\0 ]*([0-7]+)/.exec(h.subarray(124, 136).toString('latin1'));
+    return m ? parseInt(m[1]!, 8) : 0;
+  };
+  let o = 0;
+  while (o < tar.length) {
+    const h = tar.subarray(o, o + 512);
+    if (h.length === 512 && h.every((b) => b === 0)) break;
+    digest.update(h);
+    o += 512;
+    if (h.length < 512) break;
+    const n = size(h);
+    const content = tar.subarray(o, o + n);
+    digest.update([0, 0x30, 0x37].includes(h[156]!) ? crypto.createHash('sha256').update(content).digest() : content);
+    o += n;
+    const pad = tar.subarray(o, o + (512 - (n % 512)) % 512);
+    digest.update(pad);
+    o += (512 - (n % 512)) % 512;
+  }
+  if (o < tar.length) digest.update(tar.subarray(o));
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(tar.length));
+  return digest.update(length).digest('hex');
+}
+
+/** TarHasher's tar digest of `tar`, fed in pieces of `piece` bytes. */
+async function jsTarDigest(tar: Buffer, piece = 65536): Promise<string> {
+  const h = new TarHasher({ digest: true, keepHashes: false });
+  h.resume();
+  const done = new Promise<void>((resolve, reject) => { h.on('finish', resolve); h.on('error', reject); });
+  for (let o = 0; o < tar.length; o += piece) h.write(tar.subarray(o, o + piece));
+  h.end();
+  await done;
+  return h.tarDigest().toString('hex');
 }
 
 /** Feeds `tar` into a fresh pipe with cat (in pieces of whatever size the pipe takes) and pumps it into `dst`. */
@@ -96,7 +142,7 @@ test('the native tar copy is built (the archive structure uses it for local dest
   assert.equal(tarPumpAvailable, true);
 });
 
-test('native per-file hashes equal TarHasher\'s, the copy is exact and its SHA-256 is the whole stream\'s, across slot and piece boundaries', async () => {
+test('native per-file hashes equal TarHasher\'s, the copy is exact and its tar digest is the reference\'s, across slot and piece boundaries', async () => {
   const dir = tmp();
   const tar = sampleTar();
   const tarPath = path.join(dir, 'in.tar');
@@ -112,13 +158,88 @@ test('native per-file hashes equal TarHasher\'s, the copy is exact and its SHA-2
     fs.closeSync(dst);
   }
   assert.equal(result.bytes, tar.length);
-  assert.equal(result.sha256.toString('hex'), sha256(tar));
+  assert.equal(result.tarDigest.toString('hex'), referenceTarDigest(tar));
+  assert.equal(await jsTarDigest(tar), referenceTarDigest(tar));
   assert.ok(fs.readFileSync(outPath).equals(tar));
   const expected = await referenceHashes(tar);
   assert.ok(expected.size > 300);
   for (const [offset, hash] of expected) assert.equal(pump.takeHash(offset)?.toString('hex'), hash, `file at ${offset}`);
   // Taken once: forgotten after.
   assert.equal(pump.takeHash([...expected.keys()][0]!), undefined);
+});
+
+test('a tar larger than the write-out step (16 MiB) is copied exactly into a regular file, whose write-out starts during the copy', async () => {
+  const dir = tmp();
+  const parts: Buffer[] = [];
+  for (let i = 0; i < 5; i++) {
+    const size = (9 << 20) + i * 4099;
+    parts.push(tarHeaders(makeEntry({ kind: 'f', path: `big-${i}`, mode: 0o644, uid: 1, gid: 1, size, mtimeSec: 1 })), crypto.randomBytes(size), Buffer.alloc(tarPadding(size)));
+  }
+  parts.push(TAR_END);
+  const tar = Buffer.concat(parts);
+  const tarPath = path.join(dir, 'in.tar');
+  fs.writeFileSync(tarPath, tar);
+  const outPath = path.join(dir, 'out.tar');
+  const dst = fs.openSync(outPath, 'w');
+  const { pump, close } = pumpFromFile(tarPath, dst);
+  try {
+    const result = await pump.done;
+    assert.equal(result.bytes, tar.length);
+    assert.equal(result.tarDigest.toString('hex'), referenceTarDigest(tar));
+  } finally {
+    close();
+    fs.closeSync(dst);
+  }
+  assert.ok(fs.readFileSync(outPath).equals(tar));
+});
+
+test('the tar digest of a stream cut anywhere (a header, a content, a padding, after the end) is the reference\'s, natively and in JavaScript', async () => {
+  const tar = sampleTar();
+  const dir = tmp();
+  // Offsets inside the first file with content (header at 512, content from 1024), a long name, and the trailer.
+  const cuts = [0, 100, 512, 600, 1024, 1025, 1536, 2000, 70_000, 1_000_003, tar.length - 9000, tar.length - 1024, tar.length - 1];
+  for (const cut of cuts) {
+    const part = tar.subarray(0, cut);
+    const expected = referenceTarDigest(part);
+    assert.equal(await jsTarDigest(part, 1000), expected, `JavaScript, cut at ${cut}`);
+    const tarPath = path.join(dir, `cut-${cut}.tar`);
+    fs.writeFileSync(tarPath, part);
+    const dst = fs.openSync('/dev/null', 'w');
+    const { pump, close } = pumpFromFile(tarPath, dst);
+    try {
+      assert.equal((await pump.done).tarDigest.toString('hex'), expected, `native, cut at ${cut}`);
+    } finally {
+      close();
+      fs.closeSync(dst);
+    }
+  }
+});
+
+test('regression: the tar digest misses no byte: a flip in any header, content, padding or trailer byte changes it', async () => {
+  // Small, so that every byte is flipped: a directory, files with and without content, a long name, a symlink with a long target, the end blocks.
+  const entry = (e: Parameters<typeof makeEntry>[0], content = Buffer.alloc(0)): Buffer[] => [tarHeaders(makeEntry(e)), content, Buffer.alloc(tarPadding(content.length))];
+  const tar = Buffer.concat([
+    ...entry({ kind: 'd', path: 'dir', mode: 0o755, uid: 1, gid: 1, mtimeSec: 1 }),
+    ...entry({ kind: 'f', path: 'empty', mode: 0o644, uid: 1, gid: 1, size: 0, mtimeSec: 2 }),
+    ...entry({ kind: 'f', path: 'five', mode: 0o644, uid: 1, gid: 1, size: 5, mtimeSec: 3 }, Buffer.from('hello')),
+    ...entry({ kind: 'f', path: 'n'.repeat(200), mode: 0o600, uid: 1, gid: 1, size: 700, mtimeSec: 4 }, crypto.randomBytes(700)),
+    ...entry({ kind: 'l', path: 'link', link: 'y'.repeat(300), mode: 0o777, uid: 1, gid: 1, mtimeSec: 5 }),
+    TAR_END, Buffer.alloc(512),
+  ]);
+  const whole = referenceTarDigest(tar);
+  assert.equal(await jsTarDigest(tar, 333), whole);
+  const seen = new Set([whole]);
+  for (let at = 0; at < tar.length; at++) {
+    const spoiled = Buffer.from(tar);
+    spoiled[at] = spoiled[at]! ^ 0x01;
+    const got = await jsTarDigest(spoiled, 333);
+    assert.notEqual(got, whole, `byte ${at}`);
+    seen.add(got);
+  }
+  assert.equal(seen.size, tar.length + 1);
+  // A tar with one more zero byte, or one fewer, is another stream.
+  assert.notEqual(await jsTarDigest(Buffer.concat([tar, Buffer.alloc(1)])), whole);
+  assert.notEqual(await jsTarDigest(tar.subarray(0, tar.length - 1)), whole);
 });
 
 test('a destination that fails (ENOSPC) ends the native copy with that error, and stops the writer', async () => {
@@ -146,14 +267,16 @@ class FullDestination extends LocalDestination {
   }
 }
 
-test('archive to a local destination: index hashes and the data hash are root\'s, and verify finds nothing damaged', async () => {
+test('archive to a local destination: index hashes and the tar digest are root\'s, and verify finds nothing damaged', async () => {
   const dir = tmp();
   const dest = new LocalDestination(dir);
   await dest.open();
   const m = await backupAccount({ account, destination: dest, structure: 'archive', items: ['files'], excludes: [], jobName: 'pump', previousId: null,
     mysql: async () => { throw new Error('no databases'); } });
   const stored = fs.readFileSync(path.join(dir, layout.snapshotDir(acct.username, m.id), layout.data('archive')));
-  assert.equal(m.integrity?.data, sha256(stored));
+  assert.equal(m.integrity?.version, 2);
+  assert.equal(m.integrity?.data, null);
+  assert.equal(m.integrity?.tar, referenceTarDigest(stored));
   assert.equal(m.stats.storedBytes, stored.length);
   assert.deepEqual((await verifySnapshotData(dest, acct.username, m.id)).damaged, []);
   // The bytes themselves (spliced or copied by the worker): GNU tar extracts the home exactly.
@@ -163,6 +286,31 @@ test('archive to a local destination: index hashes and the data hash are root\'s
     if (!fs.statSync(path.join(acct.home, name)).isFile()) continue;
     assert.ok(fs.readFileSync(path.join(out, name)).equals(fs.readFileSync(path.join(acct.home, name))), name);
   }
+});
+
+test('archive through the stream pipeline (a destination without openWriteFd: SSH, S3): the same tar digest, and verify finds nothing damaged', async () => {
+  const dir = tmp();
+  const dest = new LocalDestination(dir);
+  Object.defineProperty(dest, 'openWriteFd', { value: undefined });
+  await dest.open();
+  const m = await backupAccount({ account, destination: dest, structure: 'archive', items: ['files'], excludes: [], jobName: 'stream', previousId: null,
+    mysql: async () => { throw new Error('no databases'); } });
+  const stored = fs.readFileSync(path.join(dir, layout.snapshotDir(acct.username, m.id), layout.data('archive')));
+  assert.deepEqual([m.integrity?.version, m.integrity?.data, m.integrity?.tar], [2, null, referenceTarDigest(stored)]);
+  assert.deepEqual((await verifySnapshotData(dest, acct.username, m.id)).damaged, []);
+});
+
+test('compressed keeps the SHA-256 of the whole files.tar.gz under integrity version 2', async () => {
+  const dir = tmp();
+  const dest = new LocalDestination(dir);
+  await dest.open();
+  const m = await backupAccount({ account, destination: dest, structure: 'compressed', items: ['files'], excludes: [], jobName: 'gz', previousId: null,
+    mysql: async () => { throw new Error('no databases'); } });
+  const stored = fs.readFileSync(path.join(dir, layout.snapshotDir(acct.username, m.id), layout.data('compressed')));
+  assert.equal(m.integrity?.version, 2);
+  assert.equal(m.integrity?.data, crypto.createHash('sha256').update(stored).digest('hex'));
+  assert.equal(m.integrity?.tar, undefined);
+  assert.deepEqual((await verifySnapshotData(dest, acct.username, m.id)).damaged, []);
 });
 
 test('spliceToPipe moves a file\'s bytes into a pipe from its position, and fewer only at its end (a file that shrank)', async () => {

@@ -160,6 +160,8 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
   // Whole-file hashes (see docs/snapshot-format.md, "Integrity"): a truncated index or archive is found without parsing it.
   let indexSha256: string | null = null;
   let dataSha256: string | null = null;
+  // Archive: the tar digest instead (integrity version 2), made by the parse that hashes each file.
+  let tarDigest: string | null = null;
   const progress = (phase: BackupProgress['phase']): void => req.onProgress?.({ phase, files: stats.files, bytes: stats.bytes });
 
   // Without hard links, incremental content is shared between snapshots as objects: the run
@@ -249,9 +251,10 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       // root hashes each file's content on the way, so a hash in the index is root's, not the account's.
       let tarDone: Promise<void> | null = null;
       let tarBytes = 0;
-      // Hundreds of MiB: hashed on libuv's pool, off the event loop that reads the worker's tar.
+      // Compressed: hundreds of MiB, hashed on libuv's pool, off the event loop that reads the worker's tar.
       const dataHash = streamHash();
       let tarHasher: { takeHash(offset: number): Buffer | undefined } | null = null;
+      let jsTarHasher: TarHasher | null = null;
       let gz: ReturnType<typeof createParallelGzip> | null = null;
       // Archive to a local file: the copy from the worker's pipe to the file, and every hash,
       // run on libuv's pool (native/tar-pump.c), not as a stream of 64 KiB chunks on the event loop.
@@ -282,7 +285,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       // A destination that fails (full, read-only, I/O error) ends the run: the worker is
       // stopped at once, since it would otherwise wait forever on a pipe nobody reads.
       let tarError: Error | null = null;
-      let nativeDone: Promise<{ bytes: number; sha256: Buffer }> | null = null;
+      let nativeDone: Promise<{ bytes: number; tarDigest: Buffer }> | null = null;
       if (pipeRead !== null && fileFd !== null) {
         const pump = pumpTar(pipeRead, fileFd, (err) => { tarError ??= err; worker.child.kill('SIGKILL'); });
         tarHasher = pump;
@@ -292,13 +295,14 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
         tarDone.catch(() => undefined);
       } else if (worker.tar) {
         const file = dest.createWriteStream(tarFile);
-        const hasher = new TarHasher();
+        const hasher = new TarHasher({ digest: structure === 'archive' });
         tarHasher = hasher;
+        jsTarHasher = hasher;
         const stored = new Transform({
           highWaterMark: 1 << 20,
           transform(chunk: Buffer, _enc, done) {
             tarBytes += chunk.length;
-            const wait = dataHash.update(chunk);
+            const wait = structure === 'compressed' ? dataHash.update(chunk) : undefined;
             if (wait) wait.then(() => done(null, chunk), done);
             else done(null, chunk);
           },
@@ -408,7 +412,9 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
         if (tarDone) await tarDone;
         if (tarHasher) {
           await writeWaiting(true);
-          dataSha256 = (nativeDone ? (await nativeDone).sha256 : await dataHash.digest()).toString('hex');
+          if (nativeDone) tarDigest = (await nativeDone).tarDigest.toString('hex');
+          else if (structure === 'archive') tarDigest = jsTarHasher!.tarDigest().toString('hex');
+          else dataSha256 = (await dataHash.digest()).toString('hex');
         }
         if (receiving) throw new Error('the account worker stopped in the middle of a file');
       } catch (err) {
@@ -474,7 +480,10 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       ...(sites ? { sites } : {}),
       accountInfo: { uid: account.uid, gid: account.gid, home: account.home, owner: account.owner, domains: account.domains },
       job: req.jobName,
-      integrity: { algorithm: 'sha256', index: indexSha256, data: dataSha256, grants: grantsSha256 },
+      integrity: {
+        algorithm: 'sha256', version: 2, index: indexSha256, data: dataSha256,
+        ...(structure === 'archive' ? { tar: tarDigest } : {}), grants: grantsSha256,
+      },
       ...(objects ? { content: 'objects' as const } : {}),
     };
     await lease?.confirm();

@@ -55,7 +55,9 @@ async function buildSchema() {
     }).passthrough()).max(MAX_SITES).optional(),
     integrity: z.object({
       algorithm: z.literal('sha256', { message: 'algorithm must be sha256' }),
-      index: sha256.nullable(), data: sha256.nullable(), grants: sha256.nullable().optional(),
+      // Absent: version 1. A version this reader does not know would be checked wrongly: refused.
+      version: z.union([z.literal(1), z.literal(2)], { message: 'integrity version must be 1 or 2' }).optional(),
+      index: sha256.nullable(), data: sha256.nullable(), tar: sha256.nullable().optional(), grants: sha256.nullable().optional(),
     }).passthrough().optional(),
   }).passthrough();
 }

@@ -56,7 +56,12 @@ export interface ManifestDatabase {
  * the index file, the archive file (archive, compressed; null for incremental), the grants
  * file. The hash of each file's content is in its index entry. Absent: an older snapshot.
  */
-export interface ManifestIntegrity { algorithm: 'sha256'; index: string | null; data: string | null; grants: string | null }
+/**
+ * Version 1 (no `version`): `data` is the SHA-256 of the whole files.tar / files.tar.gz.
+ * Version 2: the same for files.tar.gz; an archive's files.tar has `tar`, its tar digest
+ * (TarHasher in format/tar-hasher.ts), and `data` null. See docs/snapshot-format.md.
+ */
+export interface ManifestIntegrity { algorithm: 'sha256'; version?: 1 | 2; index: string | null; data: string | null; tar?: string | null; grants: string | null }
 
 export interface Manifest {
   format: 'tidemark-snapshot';

@@ -5,10 +5,21 @@ import type { Destination } from '../destinations/types.js';
 import { toDisplay } from '../util/byte-path.js';
 import { layout, type Manifest } from './snapshot-layout.js';
 import { readManifest, hashStoredFile } from './restore.js';
+import { TarHasher } from './format/tar-hasher.js';
 import { readIndex } from './snapshot-index.js';
 import { selectEntries } from './selection.js';
 import { contentLayout, snapshotContent } from './snapshot-content.js';
 import { requireRegularFile } from './untrusted-input.js';
+
+
+/** The tar digest (integrity version 2, TarHasher) of a stored archive, in hex; refused like hashStoredFile when it is not a regular file. */
+async function tarDigestOfStoredFile(dest: Destination, rel: string, what: string): Promise<string> {
+  const slash = rel.lastIndexOf('/');
+  await requireRegularFile(dest, rel.slice(0, slash), rel.slice(slash + 1), what);
+  const hasher = new TarHasher({ keepHashes: false, digest: true });
+  await pipeline(dest.createReadStream(rel), hasher, new Writable({ write: (_c, _e, cb) => cb() }));
+  return hasher.tarDigest().toString('hex');
+}
 
 /** One thing found wrong: `file` is the stored file (relative to the snapshot folder); `path` the account's file, when one is concerned. */
 export interface Damage { file: string; path?: string; problem: string }
@@ -47,11 +58,11 @@ export async function verifySnapshotData(dest: Destination, account: string, id:
   result.hashes = integrity !== undefined;
   result.manifestStatus = manifest.status;
 
-  /** Compares a whole stored file with its hash; false when it is missing or differs. */
-  const wholeFile = async (rel: string, expected: string | null | undefined): Promise<boolean> => {
+  /** Compares a whole stored file with its hash (or `digest`); false when it is missing or differs. */
+  const wholeFile = async (rel: string, expected: string | null | undefined, digest = hashStoredFile): Promise<boolean> => {
     if (!expected) return true;
     try {
-      const got = await hashStoredFile(dest, `${dir}/${rel}`, `snapshot ${id} of ${account}: ${rel}`);
+      const got = await digest(dest, `${dir}/${rel}`, `snapshot ${id} of ${account}: ${rel}`);
       if (got === expected) return true;
       damage({ file: rel, problem: 'does not match its hash (changed or truncated on the destination)' });
     } catch (err) {
@@ -62,7 +73,9 @@ export async function verifySnapshotData(dest: Destination, account: string, id:
 
   if (manifest.items.includes('files')) {
     const indexOk = await wholeFile(layout.index, integrity?.index);
-    if (manifest.structure !== 'incremental') await wholeFile(layout.data(manifest.structure), integrity?.data);
+    // Integrity version 2 keeps an archive's tar digest instead of its SHA-256 (snapshot-layout.ts).
+    if (manifest.structure === 'archive' && integrity?.version === 2) await wholeFile(layout.data('archive'), integrity.tar, tarDigestOfStoredFile);
+    else if (manifest.structure !== 'incremental') await wholeFile(layout.data(manifest.structure), integrity?.data);
     if (indexOk) {
       try {
         const index = await readIndex(dest, dir);

@@ -5,12 +5,12 @@ interface Addon {
   tarPumpOpen(src: number, dst: number): unknown;
   tarPumpRead(handle: unknown, slot: number): Promise<number>;
   tarPumpProcess(handle: unknown, slot: number, length: number): Promise<Buffer>;
-  tarPumpHashAll(handle: unknown, slot: number, length: number): Promise<void>;
+  tarPumpWrite(handle: unknown, slot: number, length: number): Promise<void>;
   tarPumpDigest(handle: unknown): Buffer;
   hashSupported(): boolean;
 }
 
-const candidate = nativeAddon<Addon>('tarPipe', 'tarPumpOpen', 'tarPumpRead', 'tarPumpProcess', 'tarPumpHashAll', 'tarPumpDigest', 'hashSupported');
+const candidate = nativeAddon<Addon>('tarPipe', 'tarPumpOpen', 'tarPumpRead', 'tarPumpProcess', 'tarPumpWrite', 'tarPumpDigest', 'hashSupported');
 const addon: Addon | null = candidate && candidate.hashSupported() ? candidate : null;
 
 /** Whether the native copy is there (else the caller keeps its stream pipeline). */
@@ -24,14 +24,14 @@ export function tarPipe(): [number, number] {
 export interface TarPump {
   /** The SHA-256 of the regular file whose headers start at `offset`, once its content has passed; forgotten once taken. */
   takeHash(offset: number): Buffer | undefined;
-  /** Resolves when the source reached its end and everything was written: bytes copied and their SHA-256. */
-  done: Promise<{ bytes: number; sha256: Buffer }>;
+  /** Resolves when the source reached its end and everything was written: bytes copied and their tar digest (tarDigest in tar-hasher.ts). */
+  done: Promise<{ bytes: number; tarDigest: Buffer }>;
 }
 
 /**
  * Copies the tar read from `src` (a pipe from the account worker) into `dst` in full, on
- * libuv's pool (native/tar-pump.c), with the same per-file hashes as TarHasher and the
- * SHA-256 of the whole stream. While one slot is written and hashed the other is read.
+ * libuv's pool (native/tar-pump.c), with the same per-file hashes and tar digest as TarHasher.
+ * While one slot is written and parsed the other is read.
  * `done` settles only once no job uses either descriptor: the caller may then close them.
  * A write that fails (ENOSPC, EROFS) rejects `done` with that error once the reading stopped,
  * so the caller must stop the writer when `onError` is called.
@@ -44,13 +44,13 @@ export function pumpTar(src: number, dst: number, onError: (err: Error) => void)
     // Offsets stay below 2^53: two 32-bit halves, no BigInt per file.
     for (let o = 0; o + 40 <= records.length; o += 40) hashes.set(records.readUInt32LE(o) + records.readUInt32LE(o + 4) * 0x1_0000_0000, records.subarray(o + 8, o + 40));
   };
-  const run = async (): Promise<{ bytes: number; sha256: Buffer }> => {
+  const run = async (): Promise<{ bytes: number; tarDigest: Buffer }> => {
     let bytes = 0;
     let slot = 0;
     let n = await a.tarPumpRead(handle, 0);
     while (n > 0) {
-      const jobs = [a.tarPumpProcess(handle, slot, n), a.tarPumpHashAll(handle, slot, n), a.tarPumpRead(handle, 1 - slot)] as const;
-      // A failed write (in the whole-stream job) must stop the writer now (the read waits for its data or its end).
+      const jobs = [a.tarPumpProcess(handle, slot, n), a.tarPumpWrite(handle, slot, n), a.tarPumpRead(handle, 1 - slot)] as const;
+      // A failed write must stop the writer now (the read waits for its data or its end).
       jobs[0].catch((err: Error) => onError(err));
       jobs[1].catch((err: Error) => onError(err));
       // Every job settled before anything is thrown: none uses a descriptor the caller then closes.
@@ -61,7 +61,7 @@ export function pumpTar(src: number, dst: number, onError: (err: Error) => void)
       slot = 1 - slot;
       n = (next as PromiseFulfilledResult<number>).value;
     }
-    return { bytes, sha256: a.tarPumpDigest(handle) };
+    return { bytes, tarDigest: a.tarPumpDigest(handle) };
   };
   const done = run();
   done.catch((err: Error) => onError(err));

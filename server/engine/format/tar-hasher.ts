@@ -23,15 +23,32 @@ function readSize(h: Buffer): number {
   return v;
 }
 
+export interface TarHasherOptions {
+  /** Keep each file's hash for takeHash (default true; a verify needs only the tar digest). */
+  keepHashes?: boolean;
+  /** Compute the tar digest too (tarDigest()). */
+  digest?: boolean;
+}
+
 /**
  * Passes a tar stream through unchanged and computes the SHA-256 of each regular file's
  * content on the way, keyed by the offset of the entry's first header block (the `dataRef`
  * the index records). Synchronous and streaming: it holds one header block, never content.
  * The stream comes from an account worker: whatever it holds only yields hashes that do
  * not match (the snapshot then fails to verify), never more memory or an exception.
+ *
+ * The tar digest (manifest integrity version 2, docs/snapshot-format.md) is the SHA-256 of the
+ * stream with each regular file's content replaced by that content's SHA-256, followed, when
+ * the stream ends inside such a content, by the SHA-256 of what it had, and then by the
+ * stream's length (u64 LE). It covers every byte (headers, padding, the end blocks and
+ * whatever follows them directly; file content through the file's hash) and costs no second
+ * pass over the content. native/tar-pump.c computes the same.
  */
 export class TarHasher extends Transform {
   private readonly hashes = new Map<number, Buffer>();
+  private readonly keepHashes: boolean;
+  private readonly tar: crypto.Hash | null;
+  private total = 0;
   private readonly header = Buffer.alloc(BLOCK);
   private headerFill = 0;
   private pos = 0;
@@ -43,9 +60,21 @@ export class TarHasher extends Transform {
   private hash: crypto.Hash | null = null;
   private ended = false;
 
-  constructor() {
+  constructor(options: TarHasherOptions = {}) {
     // As much in flight as the pipe from the worker holds, so the hashing step never makes it wait.
     super({ highWaterMark: 1 << 20 });
+    this.keepHashes = options.keepHashes ?? true;
+    this.tar = options.digest ? crypto.createHash('sha256') : null;
+  }
+
+  /** The tar digest of everything that passed (see the class); once, after the stream's end. */
+  tarDigest(): Buffer {
+    const tar = this.tar;
+    if (!tar) throw new Error('TarHasher: made without digest');
+    if (!this.ended && !this.skipping && this.contentLeft > 0 && this.hash) tar.update(this.hash.digest());
+    const length = Buffer.alloc(8);
+    length.writeBigUInt64LE(BigInt(this.total));
+    return tar.update(length).digest();
   }
 
   /** The hash of the file whose headers start at `offset`, once its content has passed; forgotten once taken. */
@@ -62,25 +91,32 @@ export class TarHasher extends Transform {
 
   private scan(chunk: Buffer): void {
     let o = 0;
+    const tar = this.tar;
+    this.total += chunk.length;
     while (o < chunk.length && !this.ended) {
       if (this.contentLeft > 0) {
         const n = Math.min(this.contentLeft, chunk.length - o);
         if (!this.skipping) this.hash!.update(chunk.subarray(o, o + n));
+        else tar?.update(chunk.subarray(o, o + n));
         o += n; this.pos += n; this.contentLeft -= n;
         if (this.contentLeft === 0) this.endContent();
         continue;
       }
       if (this.padLeft > 0) {
         const n = Math.min(this.padLeft, chunk.length - o);
+        tar?.update(chunk.subarray(o, o + n));
         o += n; this.pos += n; this.padLeft -= n;
         continue;
       }
       const n = Math.min(BLOCK - this.headerFill, chunk.length - o);
       chunk.copy(this.header, this.headerFill, o, o + n);
+      tar?.update(chunk.subarray(o, o + n));
       if (this.headerFill === 0 && this.entryStart < 0) this.entryStart = this.pos;
       this.headerFill += n; o += n; this.pos += n;
       if (this.headerFill === BLOCK) { this.headerFill = 0; this.onHeader(); }
     }
+    // After the end-of-archive block: every byte as it is.
+    if (o < chunk.length) tar?.update(chunk.subarray(o));
   }
 
   private onHeader(): void {
@@ -103,7 +139,9 @@ export class TarHasher extends Transform {
 
   private endContent(): void {
     if (!this.skipping) {
-      this.hashes.set(this.entryStart, this.hash!.digest());
+      const digest = this.hash!.digest();
+      this.tar?.update(digest);
+      if (this.keepHashes) this.hashes.set(this.entryStart, digest);
       this.hash = null;
     }
     // After a long-name block the real header of the same entry follows.
