@@ -251,14 +251,20 @@ static __thread char *thread_buf = NULL;
 static __thread size_t thread_buf_size = 0;
 static __thread void *thread_hash = NULL;
 
-/** This thread's buffer, at least `size` bytes (grown by doubling, up to SMALL), or NULL. */
+/**
+ * This thread's buffer, at least `size` bytes (grown by doubling, up to SMALL), or NULL. On a
+ * page boundary: malloc's large blocks start 16 bytes into a page, and the kernel's copy of a
+ * write from there into the page cache (rep movsb, page-aligned destination) ran about ten
+ * times slower on this VM's AMD EPYC: perf of an archive restore into a new folder gave that
+ * copy 28 % of the restore's CPU, 2.4 % from an aligned buffer.
+ */
 static char *thread_buffer(size_t size) {
   if (size <= thread_buf_size) return thread_buf;
   size_t want = thread_buf_size > 0 ? thread_buf_size : (64 << 10);
   while (want < size) want *= 2;
   if (want > SMALL && size <= SMALL) want = SMALL;
-  char *grown = malloc(want);
-  if (!grown) return NULL;
+  void *grown = NULL;
+  if (posix_memalign(&grown, 4096, want) != 0) return NULL;
   free(thread_buf);
   thread_buf = grown;
   thread_buf_size = want;
