@@ -107,6 +107,15 @@ export async function archives(s: LocalSetup, gzipRuns: number): Promise<string>
   return tarOut;
 }
 
+/** --restores-only: one backup of each structure and a tar of the home, untimed, for restores(). */
+export function restoreSetup(s: LocalSetup): string {
+  for (const st of STRUCTURES) s.world.tm('backup', '--job', st, '--wait');
+  const tarOut = path.join(s.world.out, 'gnu.tar');
+  sh(`tar cf ${tarOut} -C ${s.account.home} .`);
+  fs.chmodSync(tarOut, 0o644);
+  return tarOut;
+}
+
 /**
  * Full restores of the latest snapshot of each structure, in place (over the home as it is)
  * and into a new folder, as root and as the account holder (`--as-account`), against

@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { sh } from './measure.js';
 import { borg, missingPeers, restic, type Peer } from './peers.js';
 import { Results } from './report.js';
-import { addLocalJobs, archives, firstBackups, fixedCost, restores, secondBackups, type LocalSetup } from './rows-local.js';
+import { addLocalJobs, archives, firstBackups, fixedCost, restores, restoreSetup, secondBackups, type LocalSetup } from './rows-local.js';
 import { sshArchives, sshFirst, sshRestore, sshSecond, startSsh, type SshSide } from './rows-ssh.js';
 import { createWorld, generate, GENERATOR, mutate, REPO, type World } from './setup.js';
 import { runScale } from './rows-scale.js';
@@ -23,6 +23,7 @@ import { runCatalog } from './rows-catalog.js';
 export interface Options {
   files: number; runs: number; ssh: boolean; sshArchives: boolean; local: boolean; peers: boolean; restore: boolean; keep: boolean;
   scale: boolean; scaleFiles: number[]; accounts: number; catalog: boolean; json: string | undefined; svg: string; main: boolean; fixedCostOnly: boolean; samePriority: boolean;
+  restoresOnly: boolean;
 }
 
 const USAGE = `usage: npm run bench -- [options]   (as root; see docs/benchmarks.md)
@@ -33,6 +34,8 @@ const USAGE = `usage: npm run bench -- [options]   (as root; see docs/benchmarks
   --no-ssh-archives    leave out the archive and compressed rows over SSH (they have no goal)
   --no-peers           leave out restic and borg (else they must be installed)
   --no-restore         leave out the restore rows
+  --restores-only      only the restore rows on the local disk (each structure backed up once,
+                       untimed; without restic and borg)
   --scale              also the key rows at 2,000, 20,000 and 200,000 files, and 200 small accounts
   --scale-files A,B,C  the sizes of --scale (\`none\`: only the small accounts)
   --accounts N         the number of small accounts of --scale (default 200; 0: none)
@@ -65,6 +68,7 @@ function parseOptions(argv: string[]): Options | null {
       files: { type: 'string' }, runs: { type: 'string' }, 'scale-files': { type: 'string' }, accounts: { type: 'string' },
       json: { type: 'string' }, svg: { type: 'string' },
       'no-ssh': { type: 'boolean' }, 'no-ssh-archives': { type: 'boolean' }, 'no-local': { type: 'boolean' }, 'no-peers': { type: 'boolean' }, 'no-restore': { type: 'boolean' }, 'no-main': { type: 'boolean' },
+      'restores-only': { type: 'boolean' },
       scale: { type: 'boolean' }, 'fixed-cost': { type: 'boolean' }, 'same-priority': { type: 'boolean' }, catalog: { type: 'boolean' },
       keep: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
@@ -77,6 +81,7 @@ function parseOptions(argv: string[]): Options | null {
     keep: v.keep === true, scale: v.scale === true, scaleFiles, accounts: count('accounts', v.accounts, 200, 0),
     fixedCostOnly: v['fixed-cost'] === true, samePriority: v['same-priority'] === true, catalog: v.catalog === true,
     json: v.json, main: !v['no-main'], svg: v.svg ?? path.join(REPO, 'docs/benchmarks-scale.svg'),
+    restoresOnly: v['restores-only'] === true,
   };
 }
 
@@ -97,7 +102,7 @@ function preflight(): void {
   if (process.getuid?.() !== 0) throw new Error('the benchmark creates Linux users: run it as root');
   if (!fs.existsSync(GENERATOR)) throw new Error(`no dataset generator at ${GENERATOR}: set TIDEMARK_BENCH_GENERATOR to make-account.mjs`);
   const missing = ['tar', 'gzip', 'pigz', 'rsync'].filter((t) => spawnSync('which', [t]).status !== 0);
-  if (options.peers) missing.push(...missingPeers());
+  if (options.peers && !options.restoresOnly) missing.push(...missingPeers());
   if (missing.length) {
     throw new Error(`missing: ${missing.join(', ')}; install them with\n  apt-get install ${missing.join(' ')}\n`
       + (options.peers ? 'or leave out restic and borg with --no-peers' : ''));
@@ -110,12 +115,20 @@ async function mainRows(world: World, results: Results, log: (s: string) => void
   const dataset = generate(account, options.files);
   log(`dataset: ${dataset}`);
   results.facts.dataset = dataset;
-  const peers: Peer[] = options.peers ? [restic(world.work, account.home), borg(world.work, account.home)] : [];
+  // --restores-only: the peers' restores need their backups, which it leaves out.
+  const peers: Peer[] = options.peers && !options.restoresOnly ? [restic(world.work, account.home), borg(world.work, account.home)] : [];
   results.facts.peers = Object.fromEntries(peers.map((p) => [p.name, { version: p.version, setting: p.setting }]));
   const s: LocalSetup = { world, account, runs: options.runs, peers, results };
   addLocalJobs(s);
   let ssh: SshSide | null = null;
   try {
+    if (options.restoresOnly) {
+      log('a backup of each structure and a tar, untimed');
+      const tarFile = restoreSetup(s);
+      log('restores');
+      await restores(s, tarFile);
+      return;
+    }
     if (options.local) { log('first backups'); await firstBackups(s); }
     if (options.ssh) { ssh = await startSsh(s); log('first backups over ssh'); await sshFirst(s, ssh); }
     const changed = mutate(account, 1);

@@ -11,8 +11,10 @@
 // open-files.c: a folder's stored files opened for reads in one job on libuv's pool, for restores.
 // io-priority.c: ioprio_get/ioprio_set(2) of the calling thread, for the priority a worker starts with.
 // gzip-block.c (where libdeflate was found at build time): a compressed snapshot's block of gzip
-// members made on libuv's pool.
+// members made on libuv's pool; inflate-member.c: one entry of its member list inflated on the
+// pool into a Buffer the restore writer reuses.
 // malloc-policy.c: glibc's mmap threshold fixed, so that freed large Buffers go back to the system.
+// aligned-buffer.c: a Buffer that starts on a page, for content a pool job writes.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <string.h>
@@ -51,8 +53,10 @@ napi_value tar_pump_digest(napi_env env, napi_callback_info info);
 napi_value open_files_at(napi_env env, napi_callback_info info);
 napi_value malloc_policy(napi_env env, napi_callback_info info);
 napi_value io_priority(napi_env env, napi_callback_info info);
+napi_value page_aligned_buffer(napi_env env, napi_callback_info info);
 #ifdef TM_LIBDEFLATE
 napi_value gzip_block(napi_env env, napi_callback_info info);
+napi_value inflate_member(napi_env env, napi_callback_info info);
 #endif
 
 napi_value errno_error(napi_env env, int err) {
@@ -123,8 +127,10 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "openFilesAt", open_files_at);
   export_function(env, exports, "mallocPolicy", malloc_policy);
   export_function(env, exports, "ioPriority", io_priority);
+  export_function(env, exports, "pageAlignedBuffer", page_aligned_buffer);
 #ifdef TM_LIBDEFLATE
   export_function(env, exports, "gzipBlock", gzip_block);
+  export_function(env, exports, "inflateMember", inflate_member);
 #endif
   return exports;
 }

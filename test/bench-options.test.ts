@@ -18,13 +18,13 @@ test('bench --help prints every option and exits 0 without making anything', () 
   const before = benchDirs();
   const r = bench('--help');
   assert.equal(r.status, 0, String(r.stderr));
-  for (const o of ['--files N', '--runs N', '--no-ssh', '--no-peers', '--scale', '--catalog', '--json FILE', '--keep']) assert.match(String(r.stdout), new RegExp(o));
+  for (const o of ['--files N', '--runs N', '--no-ssh', '--no-peers', '--restores-only', '--scale', '--catalog', '--json FILE', '--keep']) assert.match(String(r.stdout), new RegExp(o));
   assert.deepEqual(benchDirs(), before);
 });
 
 test('bench refuses an unknown option, a missing value and a bad number, with exit 2 and the usage', () => {
   const before = benchDirs();
-  for (const args of [['--bogus'], ['--runs'], ['--runs', 'three'], ['--files', '0'], ['--scale-files', '2000,x'], ['extra']]) {
+  for (const args of [['--bogus'], ['--restores-only=yes'], ['--runs'], ['--runs', 'three'], ['--files', '0'], ['--scale-files', '2000,x'], ['extra']]) {
     const r = bench(...args);
     assert.equal(r.status, 2, `${args.join(' ')}: ${String(r.stderr)}`);
     assert.match(String(r.stderr), /^bench: /);

@@ -11,6 +11,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { compressBlock, compressMember, type GzipMember } from '../server/engine/format/parallel-gzip.js';
 import { ArchiveDamage, MemberInflater, storedPieces } from '../server/engine/worker/member-inflater.js';
+import { inflateMemberOffLoop, inflateMemberSupported } from '../server/native/inflate-member.js';
 
 const text = (n: number): Buffer => Buffer.from('tidemark restores every byte of every file\n'.repeat(Math.ceil(n / 43))).subarray(0, n);
 
@@ -140,6 +141,57 @@ test('MemberInflater: a stored member whose list gives another length, or whose 
     await assert.rejects(readAll(new MemberInflater(fd2, a.members, damaged.length), 0, 100), (e: Error) => e instanceof ArchiveDamage);
   } finally {
     fs.closeSync(fd2);
+    fs.rmSync(a.dir, { recursive: true, force: true });
+  }
+});
+
+test('regression: the memory of members read past is reused for the members ahead; every read, file after file, still gives exactly its bytes', async () => {
+  // 24 members, stored and deflated, read in file-sized pieces from start to end, as a restore does.
+  const blocks = Array.from({ length: 24 }, (_, i) => (i % 3 === 0 ? text(1 << 20) : crypto.randomBytes(1 << 20)));
+  const a = archive(blocks);
+  const fd = fs.openSync(a.file, 'r');
+  try {
+    const inflater = new MemberInflater(fd, a.members, fs.fstatSync(fd).size);
+    const seen = new Map<ArrayBufferLike, number>();
+    for (let offset = 0, i = 0; offset < a.data.length; i++) {
+      const size = Math.min(a.data.length - offset, 1 + ((i * 104_729) % 900_000));
+      const parts: Buffer[] = [];
+      for await (const p of inflater.read(offset, size)) {
+        seen.set(p.buffer, (seen.get(p.buffer) ?? 0) + 1);
+        parts.push(Buffer.from(p));
+      }
+      assert.ok(Buffer.concat(parts).equals(a.data.subarray(offset, offset + size)), `${offset}+${size}`);
+      offset += size;
+    }
+    await inflater.settle();
+    if (inflateMemberSupported()) assert.ok(seen.size < blocks.length, `${seen.size} buffers for ${blocks.length} members: reused`);
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(a.dir, { recursive: true, force: true });
+  }
+});
+
+test('inflateMember: a member that the file ends inside, that is not gzip, or that inflates to more than the room given is damage, named', { skip: !inflateMemberSupported() }, async () => {
+  const data = text(300_000);
+  const a = archive([data, crypto.randomBytes(5000)]);
+  const fd = fs.openSync(a.file, 'r');
+  const length = a.members[1]!.cOffset;
+  const fail = (p: Promise<number>): Promise<NodeJS.ErrnoException & { stage?: string; damage?: string }> => p.then(() => { throw new Error('resolved'); }, (e) => e);
+  try {
+    const out = Buffer.alloc(400_000);
+    assert.equal(await inflateMemberOffLoop(fd, 0, length, out), data.length);
+    assert.ok(out.subarray(0, data.length).equals(data));
+    let e = await fail(inflateMemberOffLoop(fd, fs.fstatSync(fd).size - 10, 100, out)!);
+    assert.deepEqual([e.stage, e.damage], ['damaged', 'short']);
+    e = await fail(inflateMemberOffLoop(fd, 1, length - 1, out)!);
+    assert.deepEqual([e.stage, e.damage], ['damaged', 'data']);
+    e = await fail(inflateMemberOffLoop(fd, 0, length, Buffer.alloc(data.length - 1))!);
+    assert.deepEqual([e.stage, e.damage], ['damaged', 'long']);
+    // Two members in one entry of the list (a block of several runs) inflate one after the other.
+    const both = Buffer.alloc(400_000);
+    assert.equal(await inflateMemberOffLoop(fd, 0, fs.fstatSync(fd).size, both), data.length + 5000);
+  } finally {
+    fs.closeSync(fd);
     fs.rmSync(a.dir, { recursive: true, force: true });
   }
 });

@@ -119,8 +119,8 @@ test('restoreFileFrom: exact bytes, mode and ns time; a damaged or short copy, s
   }
 });
 
-test('restoreFileFrom read through a mapping (64 KiB to 4 MiB): exact at page-aligned and unaligned offsets and up to the stored file\'s last byte; a stored file shorter than the record, or different, leaves no file', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-file-mapped-'));
+test('restoreFileFrom of 64 KiB to 4 MiB (read into the thread\'s buffer, no mapping): exact at page-aligned and unaligned offsets and up to the stored file\'s last byte; a stored file shorter than the record, or different, leaves no file', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-file-medium-'));
   try {
     const sizes = [64 << 10, (64 << 10) + 1, 300_001, 4 << 20, (1 << 20) + 4095];
     const contents = sizes.map((n) => crypto.randomBytes(n));

@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import zlib from 'node:zlib';
 import type { GzipMember } from '../format/parallel-gzip.js';
+import { inflateMemberOffLoop, inflateMemberSupported } from '../../native/inflate-member.js';
+import { pageAlignedBuffer } from '../../native/aligned-buffer.js';
 
 /** Inflated bytes of one member at most (backups write 1 MiB members): a larger one is damage, not a reason to use memory. */
 const MAX_MEMBER = 64 << 20;
@@ -8,6 +10,11 @@ const MAX_MEMBER = 64 << 20;
 const MAX_COMPRESSED = MAX_MEMBER + (MAX_MEMBER >> 10) + 4096;
 /** Members read and inflated ahead of the one being read: the pool's four threads stay busy. */
 const AHEAD = 4;
+
+/** Inflated members go into Buffers of at least this size, reused once read past (a backup's members are 1 MiB). */
+const OUT_SIZE = (1 << 20) + (64 << 10);
+/** Spare Buffers kept for the next members: the ones read ahead, and one more. */
+const SPARE = AHEAD + 2;
 
 /** The stored archive does not give the bytes its member list promises (`message`: what went wrong, in zlib's words where zlib found it). */
 export class ArchiveDamage extends Error {}
@@ -27,7 +34,15 @@ export class MemberInflater {
 
   constructor(private readonly fd: number, private readonly members: readonly GzipMember[], private readonly compressedSize: number) {}
 
-  /** The `size` bytes at `offset` of the inflated stream, in pieces (views into inflated members). */
+  /** Buffers of members read past, for the next ones (the native inflater's, inflateMemberOffLoop). */
+  private readonly spare: Buffer[] = [];
+
+  /**
+   * The `size` bytes at `offset` of the inflated stream, in pieces (views into inflated
+   * members). A piece is valid only until a read goes past its member (the next member of
+   * this read, or a later read): its memory is then reused for a member further on, so the
+   * caller copies or writes it before it takes the next piece.
+   */
   async *read(offset: number, size: number): AsyncGenerator<Buffer> {
     const end = offset + size;
     let at = offset;
@@ -66,9 +81,13 @@ export class MemberInflater {
     return found;
   }
 
-  /** Starts members i .. i+AHEAD and forgets those before i (reads go forward). */
+  /** Starts members i .. i+AHEAD and forgets those before i (reads go forward), their Buffers kept for the next ones once inflated. */
   private ahead(i: number): void {
-    for (const k of this.cache.keys()) if (k < i) this.cache.delete(k);
+    for (const [k, p] of this.cache) {
+      if (k >= i) continue;
+      this.cache.delete(k);
+      void p.then((inflated) => { if (inflated.own && this.spare.length < SPARE) this.spare.push(inflated.own); }, () => undefined);
+    }
     for (let k = i; k <= i + AHEAD && k < this.members.length; k++) this.member(k);
   }
 
@@ -91,6 +110,29 @@ export class MemberInflater {
     const uLength = next ? next.uOffset - m.uOffset : -1;
     if (cEnd < m.cOffset || cEnd - m.cOffset > MAX_COMPRESSED || uLength > MAX_MEMBER) {
       throw new ArchiveDamage(`gzip member ${i} is not within the archive or larger than any member a backup writes`);
+    }
+    if (uLength > 0 && inflateMemberSupported()) {
+      const last = this.spare[this.spare.length - 1];
+      const out = last && last.length >= uLength ? this.spare.pop()! : pageAlignedBuffer(Math.max(OUT_SIZE, uLength));
+      const native = inflateMemberOffLoop(this.fd, m.cOffset, cEnd - m.cOffset, out);
+      if (native) {
+        let n: number;
+        try {
+          n = await native;
+        } catch (err) {
+          this.spare.push(out);
+          const e = err as NodeJS.ErrnoException & { damage?: string };
+          if (e.damage === 'short') throw new ArchiveDamage('unexpected end of file');
+          if (e.damage === 'long') throw new ArchiveDamage(`gzip member ${i} inflates to more than the ${uLength} bytes its list gives`);
+          if (e.damage === 'data') throw new ArchiveDamage(`gzip member ${i} is not valid gzip data (or its CRC or length does not match)`);
+          throw err;
+        }
+        if (n !== uLength) {
+          this.spare.push(out);
+          throw new ArchiveDamage(`gzip member ${i} inflates to ${n} bytes, not the ${uLength} its list gives`);
+        }
+        return new Inflated([out.subarray(0, n)], out);
+      }
     }
     const raw = Buffer.allocUnsafe(cEnd - m.cOffset);
     for (let got = 0; got < raw.length;) {
@@ -115,12 +157,12 @@ export class MemberInflater {
   }
 }
 
-/** One member's inflated bytes, as pieces (views into the read member, or one inflated buffer). */
+/** One member's inflated bytes, as pieces (views into the read member, or one inflated buffer); `own`: the reusable Buffer they are in. */
 class Inflated {
   readonly length: number;
   private readonly starts: number[] = [];
 
-  constructor(private readonly parts: Buffer[]) {
+  constructor(private readonly parts: Buffer[], readonly own: Buffer | null = null) {
     let n = 0;
     for (const p of parts) { this.starts.push(n); n += p.length; }
     this.length = n;

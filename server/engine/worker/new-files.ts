@@ -3,6 +3,7 @@ import type { Entry } from '../format/entry.js';
 import { toDisplay, type BytePath } from '../../util/byte-path.js';
 import { restoreFileFromOffLoop, restoreFilesFromOffLoop, restoreNewFileChecks, restoreNewFileOffLoop, restoreNewFilesOffLoop, restoreNewFileSupported, type FileFrom, type FileOutcome, type NewFile, type OwnerOutcome, MAX_FILES_FROM } from '../../native/restore-file.js';
 import { closeQuietly } from '../../util/close-fd.js';
+import { GatherArenas, type Arena } from './gather-arenas.js';
 
 /** Files up to this size are gathered whole and written by pool jobs (in batches). */
 export const GATHER_MAX = 4 << 20;
@@ -19,8 +20,8 @@ const MAX_GATHERED = 48;
 const MAX_GATHERED_BYTES = 8 << 20;
 
 interface QueuedFile { e: Entry; fd: number; offset: number; owned: boolean; held: number }
-/** A gathered file waiting for its batch (submit): its content, and whether the job checks it. */
-interface QueuedParts { e: Entry; parts: Buffer[]; check: boolean }
+/** A gathered file waiting for its batch (submit): its content, whether the job checks it, and the arena its content is in (copyChunks). */
+interface QueuedParts { e: Entry; parts: Buffer[]; check: boolean; arena: Arena | null }
 
 /** One gathered file by restoreNewFileOffLoop, its outcome as a batch's: a call refused outright counts as a create that failed. */
 function oneNewFile(f: NewFile): Promise<FileOutcome> {
@@ -54,6 +55,11 @@ export interface NewFilesHooks {
   takenFrom: (e: Entry, fd: number, offset: number) => void;
   /** Check the content against the entry's hash before writing it (root did not). */
   checkHash: boolean;
+  /**
+   * The chunks given to add() are only lent (a compressed snapshot's inflated members, which
+   * are reused once read past): each file's content is copied into reused arenas (GatherArenas).
+   */
+  copyChunks?: boolean;
 }
 
 /**
@@ -70,6 +76,11 @@ export interface NewFilesHooks {
 export class NewFiles {
   private entry: Entry | null = null;
   private parts: Buffer[] = [];
+  /** copyChunks: the slot the gathered file's content is copied into, how much of it is filled, and its arena. */
+  private slot: Buffer | null = null;
+  private filled = 0;
+  private arena: Arena | null = null;
+  private readonly arenas: GatherArenas | null;
   private hash: crypto.Hash | null = null;
   /** The gathered file's content is checked by its job (restoreNewFile with a hash), off the event loop. */
   private checkInJob = false;
@@ -87,7 +98,9 @@ export class NewFiles {
   private failed: Error | null = null;
   private abandoned = false;
 
-  private constructor(private readonly hooks: NewFilesHooks) {}
+  private constructor(private readonly hooks: NewFilesHooks) {
+    this.arenas = hooks.copyChunks ? new GatherArenas() : null;
+  }
 
   /** null when the addon is not built: the writer writes every file itself. */
   static create(hooks: NewFilesHooks): NewFiles | null {
@@ -97,8 +110,15 @@ export class NewFiles {
   /** Starts gathering `e` when it is a file this class writes; false: the caller writes it. */
   takes(e: Entry, hasData: boolean): boolean {
     if (e.kind !== 'f' || e.size > GATHER_MAX) return false;
+    if (this.entry) this.arenas?.release(this.takeGathered().arena);
     this.entry = e;
     this.parts = [];
+    if (this.arenas) {
+      const { slot, arena } = this.arenas.reserve(e.size);
+      this.slot = slot;
+      this.arena = arena;
+      this.filled = 0;
+    }
     const check = this.hooks.checkHash && e.hash !== undefined && hasData;
     this.checkInJob = check && this.nativeCheck;
     this.hash = check && !this.nativeCheck ? crypto.createHash('sha256') : null;
@@ -108,8 +128,24 @@ export class NewFiles {
   gathering(): boolean { return this.entry !== null; }
 
   add(chunk: Buffer): void {
-    this.parts.push(chunk);
     this.hash?.update(chunk);
+    if (!this.slot) { this.parts.push(chunk); return; }
+    // More than the entry's size (damage: its check fails) goes after the slot, copied too.
+    const fits = Math.min(chunk.length, this.slot.length - this.filled);
+    chunk.copy(this.slot, this.filled, 0, fits);
+    this.filled += fits;
+    if (fits < chunk.length) this.parts.push(Buffer.from(chunk.subarray(fits)));
+  }
+
+  /** The gathered file's content (copyChunks: its slot, as far as it is filled, then any excess) and its arena; gathering ends. */
+  private takeGathered(): { parts: Buffer[]; arena: Arena | null } {
+    const parts = this.slot ? [this.slot.subarray(0, this.filled), ...this.parts] : this.parts;
+    const arena = this.arena;
+    this.parts = [];
+    this.slot = null;
+    this.arena = null;
+    this.filled = 0;
+    return { parts, arena };
   }
 
   /**
@@ -120,22 +156,27 @@ export class NewFiles {
    */
   async submit(): Promise<void> {
     const e = this.entry!;
-    const parts = this.parts;
+    const { parts, arena } = this.takeGathered();
     const hash = this.hash;
     const checkInJob = this.checkInJob;
     this.entry = null;
-    this.parts = [];
     this.hash = null;
     this.checkInJob = false;
     if (hash && !hash.digest().equals(e.hash!)) {
+      this.arenas?.release(arena);
       throw streamDamagedError(e);
     }
-    while (this.jobs >= MAX_GATHERED || (this.bytes >= MAX_GATHERED_BYTES && this.jobs > 0)) {
-      if (this.running < BATCH_RUNNING) this.flushGathered();
-      await new Promise<void>((r) => { this.wake = r; });
+    try {
+      while (this.jobs >= MAX_GATHERED || (this.bytes >= MAX_GATHERED_BYTES && this.jobs > 0)) {
+        if (this.running < BATCH_RUNNING) this.flushGathered();
+        await new Promise<void>((r) => { this.wake = r; });
+      }
+      this.throwIfFailed();
+    } catch (err) {
+      this.arenas?.release(arena);
+      throw err;
     }
-    this.throwIfFailed();
-    this.gathered.push({ e, parts, check: checkInJob });
+    this.gathered.push({ e, parts, check: checkInJob, arena });
     this.started(e, e.size);
     // At most BATCH_RUNNING batches create files at a time (the machine's cores, not the
     // pool's four threads): creates in the same folders contend in the kernel (the parent's
@@ -175,7 +216,10 @@ export class NewFiles {
       this.failed ??= err;
     }).finally(() => {
       this.running--;
-      for (const { e } of batch) this.finished(e, e.size);
+      for (const { e, arena } of batch) {
+        this.arenas?.release(arena);
+        this.finished(e, e.size);
+      }
       if (this.running < BATCH_RUNNING) this.flush();
     });
   }
@@ -342,6 +386,7 @@ export class NewFiles {
   abandon(): void {
     while (this.gathered.length > 0) this.flushGathered();
     this.abandoned = true;
+    if (this.entry) this.arenas?.release(this.takeGathered().arena);
     this.entry = null;
     this.parts = [];
     const queued = this.queued;
@@ -353,7 +398,10 @@ export class NewFiles {
     }
     const gathered = this.gathered;
     this.gathered = [];
-    for (const { e } of gathered) this.finished(e, e.size);
+    for (const { e, arena } of gathered) {
+      this.arenas?.release(arena);
+      this.finished(e, e.size);
+    }
   }
 }
 

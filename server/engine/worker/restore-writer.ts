@@ -358,6 +358,8 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     taken: (e, parts) => writeOverTaken(e, parts),
     takenFrom: (e, fd, offset) => writeOverTakenFrom(e, fd, offset),
     checkHash: !opts.contentChecked,
+    // The inflated members' memory is reused once read past (MemberInflater.read).
+    copyChunks: compressed !== null,
   }) : null;
 
   const writeOverTaken = (e: Entry, parts: Buffer[]): void => {
