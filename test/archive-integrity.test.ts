@@ -2,12 +2,12 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import zlib from 'node:zlib';
 import crypto from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
 import { cli, makeDataDir, makeDestinationDir, ok } from './support/cli.js';
-import { parseEntryStream, type Entry } from '../server/engine/format/entry.js';
+import type { Entry } from '../server/engine/format/entry.js';
+import { flipByte, readIndexFile } from './support/stored-files.js';
 import { tarHeaders } from '../server/engine/format/tar.js';
 import { layout } from '../server/engine/snapshot-layout.js';
 
@@ -39,25 +39,6 @@ after(() => {
   removeAccount(account);
   fs.rmSync(homeRoot, { recursive: true, force: true });
 });
-
-async function readIndexFile(file: string): Promise<Entry[]> {
-  const out: Entry[] = [];
-  const raw = zlib.gunzipSync(fs.readFileSync(file));
-  for await (const ev of parseEntryStream((async function* () { yield raw; })())) if (ev.type === 'entry') out.push(ev.entry);
-  return out;
-}
-
-function flipByte(file: string, at: number): void {
-  const fd = fs.openSync(file, 'r+');
-  try {
-    const b = Buffer.alloc(1);
-    fs.readSync(fd, b, 0, 1, at);
-    b[0] = b[0]! ^ 0x20;
-    fs.writeSync(fd, b, 0, 1, at);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 async function archived(): Promise<{ id: string; tar: string; index: Entry[] }> {
   const name = `a${n++}`;

@@ -10,7 +10,8 @@ import mysql from 'mysql2/promise';
 import { createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
 import { cli, makeDataDir, makeDestinationDir, ok } from './support/cli.js';
 import { startTestMariaDb, type TestMariaDb } from './support/mariadb.js';
-import { encodeEntry, parseEntryStream, type Entry } from '../server/engine/format/entry.js';
+import { encodeEntry } from '../server/engine/format/entry.js';
+import { flipByte, readIndexFile } from './support/stored-files.js';
 import { tarHeaders } from '../server/engine/format/tar.js';
 import { layout } from '../server/engine/snapshot-layout.js';
 
@@ -62,25 +63,6 @@ const backup = (job: string): string => {
   assert.equal(r.results[0].status, 'completed', JSON.stringify(r.results[0]));
   return r.snapshots[0] as string;
 };
-
-async function readIndexFile(file: string): Promise<Entry[]> {
-  const out: Entry[] = [];
-  const raw = zlib.gunzipSync(fs.readFileSync(file));
-  for await (const ev of parseEntryStream((async function* () { yield raw; })())) if (ev.type === 'entry') out.push(ev.entry);
-  return out;
-}
-
-function flipByte(file: string, at: number): void {
-  const fd = fs.openSync(file, 'r+');
-  try {
-    const b = Buffer.alloc(1);
-    fs.readSync(fd, b, 0, 1, at);
-    b[0] = b[0]! ^ 0x20;
-    fs.writeSync(fd, b, 0, 1, at);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 const statusOf = (id: string): string => ok(cli(dataDir, ['snapshot', 'show', id])).status;
 /** Temporary files a restore writer makes beside the files it restores. */
