@@ -53,6 +53,21 @@ function workerPids(a: TestAccount): number[] {
   return out;
 }
 
+/** The processes running with `uid` (real or effective), or null when there are none. */
+function pidsOf(uid: number): number[] | null {
+  const pids: number[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(name)) continue;
+    try {
+      const ids = /^Uid:\s+(\d+)\s+(\d+)/m.exec(fs.readFileSync(`/proc/${name}/status`, 'utf8'));
+      if (ids && (Number(ids[1]) === uid || Number(ids[2]) === uid)) pids.push(Number(name));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return pids.length > 0 ? pids : null;
+}
+
 async function waitFor<T>(what: string, probe: () => T | null | undefined | false, ms = 20000): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
@@ -225,8 +240,16 @@ test('regression: job remove while its backup runs orphaned the snapshot', async
   asAccount(account, 'head -c 64M /dev/urandom > big.bin');
   try {
     const run = cliAsync(dataDir, ['backup', '--job', job, '--wait']);
-    await waitFor('the backup to run', () => partials(destDir).length > 0);
-    const refused = cli(dataDir, ['job', 'remove', job]);
+    // The account worker is held stopped while the removal is tried: the backup is certainly
+    // running then (a 64 MiB archive may otherwise end before the second CLI has started).
+    const workers = await waitFor('the backup to run', () => partials(destDir).length > 0 && pidsOf(account.uid));
+    for (const pid of workers) process.kill(pid, 'SIGSTOP');
+    let refused: CliResult;
+    try {
+      refused = cli(dataDir, ['job', 'remove', job]);
+    } finally {
+      for (const pid of workers) process.kill(pid, 'SIGCONT');
+    }
     assert.notEqual(refused.code, 0);
     assert.match(refused.json.error, new RegExp(`job "${job}" is in use by task \\d+ \\(backup of ${account.username}, running\\): wait until it ends or cancel it`));
     const r = await within(60000, 'the backup', run.result);
