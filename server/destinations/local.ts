@@ -220,14 +220,12 @@ export class LocalDestination implements Destination, HardLinks {
    */
   async flush(dirs: string[]): Promise<void> {
     await this.aheadRunning;
-    if (this.aheadFailure) {
-      const failure = this.aheadFailure;
-      this.aheadFailure = null;
-      this.unflushedData = true;
-      this.unflushed = null;
-      throw describeFsError(failure, dirs[0] ?? '');
-    }
     try {
+      if (this.aheadFailure) {
+        const failure = this.aheadFailure;
+        this.aheadFailure = null;
+        throw failure;
+      }
       const rootFd = this.openRootFd();
       // What is written from here on is for the next flush.
       const tracked = this.unflushed;
@@ -286,16 +284,24 @@ export class LocalDestination implements Destination, HardLinks {
 
   /** fdatasync of each file, one after another; one no longer there (renamed, removed) is passed over. */
   private async writeOut(files: string[]): Promise<void> {
-    for (const rel of files) {
-      let fh: fsp.FileHandle;
-      try {
-        fh = await fsp.open(this.safePath(rel, false), O_RDONLY | O_NOFOLLOW);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        throw err;
-      }
-      try { await fh.datasync(); } finally { await fh.close(); }
+    for (const rel of files) await this.syncFileAt(rel, 'data');
+  }
+
+  /** fsync (or fdatasync) of the file at `rel`, opened again; false when it is no longer there. */
+  private async syncFileAt(rel: string, what: 'all' | 'data' = 'all'): Promise<boolean> {
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(this.safePath(rel, false), O_RDONLY | O_NOFOLLOW);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
     }
+    try {
+      await (what === 'data' ? fh.datasync() : fh.sync());
+    } finally {
+      await fh.close();
+    }
+    return true;
   }
 
   /** fsync of each folder (their entries), a few at a time. */
@@ -321,14 +327,7 @@ export class LocalDestination implements Destination, HardLinks {
     const pending = [...files];
     let moved = false;
     const one = async (rel: string): Promise<void> => {
-      let fh: fsp.FileHandle;
-      try {
-        fh = await fsp.open(this.safePath(rel, false), O_RDONLY | O_NOFOLLOW);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') { moved = true; return; }
-        throw err;
-      }
-      try { await fh.sync(); } finally { await fh.close(); }
+      if (!(await this.syncFileAt(rel))) moved = true;
     };
     await Promise.all(Array.from({ length: Math.min(FOLDER_FLUSHES_IN_FLIGHT, pending.length) }, async () => {
       for (let rel = pending.shift(); rel !== undefined && !moved; rel = pending.shift()) await one(rel);
