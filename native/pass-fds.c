@@ -12,12 +12,19 @@
 //     another kind; a socket that carries one is not root's).
 // Linux's Unix stream sockets never join bytes that carry descriptors with the bytes of a later
 // send, so the descriptors of a batch arrive no later than its first byte.
+// The backup's descriptor channel, the other way (the account worker hands root the files it
+// opened, backup-reader.ts), is synchronous on both ends:
+//   sendFdSync(sock, fd): one byte with `fd` attached, blocking until the socket takes it.
+//   takeFd(sock) -> fd: the next descriptor, without waiting (MSG_DONTWAIT): root asks only
+//     once a record says one was sent before it, so none there is the worker's fault (EAGAIN).
+//     Exactly one descriptor, of a regular file, or it fails (EBADF) with all of them closed.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <node_api.h>
 #include "errno-error.h"
@@ -221,5 +228,94 @@ napi_value socket_pair(napi_env env, napi_callback_info info) {
   napi_create_int32(env, sv[1], &b);
   napi_set_element(env, result, 0, a);
   napi_set_element(env, result, 1, b);
+  return result;
+}
+
+napi_value send_fd_sync(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t sock = -1, fd = -1;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2
+      || napi_get_value_int32(env, argv[0], &sock) != napi_ok || sock < 0
+      || napi_get_value_int32(env, argv[1], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, NULL, "sendFdSync(sock, fd)");
+    return NULL;
+  }
+  char one = 0;
+  struct iovec iov = { &one, 1 };
+  union { struct cmsghdr align; char buf[CMSG_SPACE(sizeof(int))]; } control;
+  memset(&control, 0, sizeof control);
+  struct msghdr msg = { 0 };
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.buf;
+  msg.msg_controllen = sizeof control.buf;
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  for (;;) {
+    ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    if (n == 1) return NULL;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) {
+      // A socket left non-blocking by whoever made it: wait until it takes the byte.
+      struct timespec pause = { 0, 1000000 };
+      nanosleep(&pause, NULL);
+      continue;
+    }
+    napi_throw(env, errno_error(env, n < 0 ? errno : EIO));
+    return NULL;
+  }
+}
+
+napi_value take_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t sock = -1;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1
+      || napi_get_value_int32(env, argv[0], &sock) != napi_ok || sock < 0) {
+    napi_throw_type_error(env, NULL, "takeFd(sock)");
+    return NULL;
+  }
+  // Room for more than one: extra descriptors a hostile sender attached are received, then closed.
+  union { struct cmsghdr align; char buf[CMSG_SPACE(sizeof(int) * 8)]; } control;
+  char byte;
+  ssize_t n;
+  struct msghdr msg;
+  do {
+    struct iovec iov = { &byte, 1 };
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    n = recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) { napi_throw(env, errno_error(env, errno)); return NULL; }
+  int got[16];
+  size_t count = 0;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    int *fds = (int *)CMSG_DATA(c);
+    for (size_t i = 0; i < k; i++) {
+      if (count < 16) got[count++] = fds[i];
+      else close(fds[i]);
+    }
+  }
+  struct stat st;
+  int err = 0;
+  if (n == 0) err = EPIPE;
+  else if (count != 1 || (msg.msg_flags & MSG_CTRUNC)) err = EBADF;
+  else if (fstat(got[0], &st) != 0 || !S_ISREG(st.st_mode)) err = EBADF;
+  if (err) {
+    for (size_t i = 0; i < count; i++) close(got[i]);
+    napi_throw(env, errno_error(env, err));
+    return NULL;
+  }
+  napi_value result;
+  napi_create_int32(env, got[0], &result);
   return result;
 }

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import zlib from 'node:zlib';
 import crypto from 'node:crypto';
 import { Transform, type Writable } from 'node:stream';
@@ -28,6 +29,7 @@ import type { DatabaseOwnership } from '../panels/database-owner.js';
 import type { SiteRecord } from './sites/site-record.js';
 import { ChangeTracker, type SnapshotChanges } from './catalog/snapshot-changes.js';
 import { PreviousBlobs } from './previous-blobs.js';
+import { readDescriptorContent } from './descriptor-content.js';
 
 export interface BackupProgress {
   phase: 'files' | 'databases' | 'finishing';
@@ -206,7 +208,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
           // only once the whole index has passed its checks (prevBlobs), and otherwise stops this
           // worker and starts one without the index.
           early = spawnAccountWorker(account, { mode: 'backup', excludes: req.excludes, previous: true, tar: false },
-            req.politeness ? { politeness: req.politeness } : {});
+            { ...(req.politeness ? { politeness: req.politeness } : {}), descriptors: true });
           const toWorker = early.input;
           await eachIndexEntry(dest, layout.snapshotDir(account.username, req.previousId), (e) => {
             tracker?.addBase(e);
@@ -224,6 +226,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
           // A damaged or missing previous snapshot is no base: everything is stored anew.
           prevBlobs = null;
           early?.child.kill('SIGKILL');
+          if (early?.descriptorFd != null) closeQuietly(early.descriptorFd);
           early = null;
           tracker = null;
           req.onWarning?.(`previous snapshot ${req.previousId} not used as a base (everything is stored again): ${(err as Error).message}`);
@@ -273,12 +276,15 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       try {
         // native: the worker's fd 4 is a plain pipe whose read end root gets (tarReadFd).
         worker = early ?? spawnAccountWorker(account, { mode: 'backup', excludes: req.excludes, previous: false, tar: sink === null },
-          { ...(req.politeness ? { politeness: req.politeness } : {}), ...(sink === null ? { tarFd: native ? 'fd' as const : 'pipe' as const } : {}) });
+          { ...(req.politeness ? { politeness: req.politeness } : {}), ...(sink === null ? { tarFd: native ? 'fd' as const : 'pipe' as const } : { descriptors: true }) });
       } catch (err) {
         closeNativeFds();
         throw err;
       }
       pipeRead = worker.tarReadFd;
+      // Large files come as descriptors (descriptor-content.ts): root checks each is on the home's filesystem.
+      const descriptors = worker.descriptorFd;
+      let homeDev: bigint | null = null;
       // Cancelling kills the walk; what it wrote so far goes with the partial folder.
       const stopWorker = (): void => { worker.child.kill('SIGKILL'); };
       signal?.addEventListener('abort', stopWorker, { once: true });
@@ -384,7 +390,18 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
             }
             // A hash is root's own, never the worker's.
             delete e.hash;
-            if (sink) {
+            if (ev.byDescriptor) {
+              if (!sink || e.kind !== 'f' || descriptors === null) throw new Error('the account worker sent a descriptor where none was asked for');
+              await sink.begin(e, true);
+              homeDev ??= fs.lstatSync(account.home, { bigint: true }).dev;
+              const { shrank } = await readDescriptorContent(descriptors, homeDev, e.size, (piece) => sink.data(piece));
+              const { hash } = await sink.endData();
+              await records.push(e, hash);
+              if (shrank) {
+                stats.skipped++;
+                if (skipped.length < MAX_SKIPPED_LISTED) skipped.push({ path: toDisplay(e.path), reason: 'file shrank while being read; the stored copy is padded with zeros' });
+              }
+            } else if (sink) {
               await sink.begin(e, ev.hasData);
               if (e.kind === 'f' && ev.hasData) {
                 receiving = e;
@@ -433,6 +450,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       } finally {
         if (ahead) clearInterval(ahead);
         signal?.removeEventListener('abort', stopWorker);
+        if (descriptors !== null) closeQuietly(descriptors);
       }
       signal?.throwIfAborted();
       if (!sawEnd) throw new Error('the account worker stopped before the end of the walk');

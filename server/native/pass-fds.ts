@@ -4,9 +4,12 @@ interface Addon {
   socketPair(): [number, number];
   sendWithFds(sock: number, data: Buffer, fds: number[], closeFds: boolean): Promise<void>;
   recvWithFds(sock: number, buffer: Buffer, offset: number, length: number): Promise<[number, number[]]>;
+  sendFdSync(sock: number, fd: number): void;
+  takeFd(sock: number): number;
 }
 
 const addon = nativeAddon<Addon>('socketPair', 'sendWithFds', 'recvWithFds');
+const channel = nativeAddon<Pick<Addon, 'sendFdSync' | 'takeFd'>>('sendFdSync', 'takeFd');
 
 /** At most this many descriptors go with one send. */
 export const MAX_FDS_PER_SEND = 250;
@@ -36,4 +39,26 @@ export function sendWithFds(sock: number, data: Buffer, fds: number[], closeFds:
 export function recvWithFds(sock: number, buffer: Buffer, offset: number, length: number): Promise<[number, number[]]> {
   if (!addon) throw new Error('the native addon is not built');
   return addon.recvWithFds(sock, buffer, offset, length);
+}
+
+/** Whether the backup's descriptor channel (sendFdSync, takeFd) is available. */
+export const descriptorChannelSupported = (): boolean => addon !== null && channel !== null;
+
+/**
+ * Sends one descriptor over `sock` (a byte with it attached), blocking until the socket takes
+ * it. Throws the errno's error (ETOOMANYREFS: the sender has too many descriptors in flight).
+ */
+export function sendFdSync(sock: number, fd: number): void {
+  if (!channel) throw new Error('the native addon is not built');
+  channel.sendFdSync(sock, fd);
+}
+
+/**
+ * The next descriptor sent over `sock` by sendFdSync, without waiting: EAGAIN when none is
+ * there, EPIPE when the other end closed, EBADF (all received closed) unless exactly one
+ * came and it is a regular file. The caller owns the descriptor returned (close-on-exec).
+ */
+export function takeFd(sock: number): number {
+  if (!channel) throw new Error('the native addon is not built');
+  return channel.takeFd(sock);
 }

@@ -47,6 +47,11 @@ const FLAG_ANCESTOR = 2;
 /** 32 bytes of SHA-256 follow the link target (index format 2; older readers skip them, see docs/snapshot-format.md). */
 const FLAG_HASH = 4;
 export const HASH_BYTES = 32;
+/**
+ * Backup stream, worker -> root only, with FLAG_DATA: the content is not in the stream but in
+ * the descriptor the worker sent over its descriptor channel before this record (backup-reader.ts).
+ */
+const FLAG_DESCRIPTOR = 8;
 
 export function makeEntry(partial: Partial<Entry> & Pick<Entry, 'kind' | 'path'>): Entry {
   return {
@@ -55,8 +60,11 @@ export function makeEntry(partial: Partial<Entry> & Pick<Entry, 'kind' | 'path'>
   };
 }
 
-/** Encodes one record; `withData` says that `entry.size` content bytes follow it in the stream. */
-export function encodeEntry(entry: Entry | { kind: NoticeKind; path: BytePath; link: BytePath }, withData = false, ancestor = false): Buffer {
+/**
+ * Encodes one record; `withData` says that `entry.size` content bytes follow it in the stream,
+ * or, with `byDescriptor`, that they are in the descriptor sent for it instead.
+ */
+export function encodeEntry(entry: Entry | { kind: NoticeKind; path: BytePath; link: BytePath }, withData = false, ancestor = false, byDescriptor = false): Buffer {
   const e = entry as Entry;
   const pathLen = Buffer.byteLength(e.path, 'latin1');
   const linkLen = Buffer.byteLength(e.link ?? '', 'latin1');
@@ -66,7 +74,7 @@ export function encodeEntry(entry: Entry | { kind: NoticeKind; path: BytePath; l
   let o = 0;
   b.writeUInt32LE(body, o); o += 4;
   b.writeUInt8(e.kind.charCodeAt(0), o); o += 1;
-  b.writeUInt8((withData ? FLAG_DATA : 0) | (ancestor ? FLAG_ANCESTOR : 0) | (hash ? FLAG_HASH : 0), o); o += 1;
+  b.writeUInt8((withData || byDescriptor ? FLAG_DATA : 0) | (byDescriptor ? FLAG_DESCRIPTOR : 0) | (ancestor ? FLAG_ANCESTOR : 0) | (hash ? FLAG_HASH : 0), o); o += 1;
   b.writeUInt32LE((e.mode ?? 0) >>> 0, o); o += 4;
   b.writeUInt32LE((e.uid ?? 0) >>> 0, o); o += 4;
   b.writeUInt32LE((e.gid ?? 0) >>> 0, o); o += 4;
@@ -84,12 +92,13 @@ export function encodeEntry(entry: Entry | { kind: NoticeKind; path: BytePath; l
 }
 
 export type StreamEvent =
-  | { type: 'entry'; entry: Entry; hasData: boolean; ancestor: boolean }
+  /** `byDescriptor`: the content (hasData) comes as a descriptor, no 'data' events follow. */
+  | { type: 'entry'; entry: Entry; hasData: boolean; ancestor: boolean; byDescriptor: boolean }
   | { type: 'notice'; kind: NoticeKind; path: BytePath; text: string }
   | { type: 'data'; chunk: Buffer }
   | { type: 'data-end' };
 
-function decodeBody(b: Buffer, start: number, end: number): { record: Entry | { kind: NoticeKind; path: BytePath; link: BytePath }; hasData: boolean; ancestor: boolean } {
+function decodeBody(b: Buffer, start: number, end: number): { record: Entry | { kind: NoticeKind; path: BytePath; link: BytePath }; hasData: boolean; ancestor: boolean; byDescriptor: boolean } {
   let o = start;
   const kind = String.fromCharCode(b.readUInt8(o)); o += 1;
   const flags = b.readUInt8(o); o += 1;
@@ -109,7 +118,8 @@ function decodeBody(b: Buffer, start: number, end: number): { record: Entry | { 
   if (o > end || ((flags & FLAG_HASH) !== 0 && o + HASH_BYTES > end)) throw new Error('corrupt entry record (lengths)');
   const record: Entry = { kind: kind as EntryKind, path, mode, uid, gid, size, mtimeSec, mtimeNsec, link, dataRef, prevRef };
   if (flags & FLAG_HASH) record.hash = Buffer.from(b.subarray(o, o + HASH_BYTES));
-  return { record, hasData: (flags & FLAG_DATA) !== 0, ancestor: (flags & FLAG_ANCESTOR) !== 0 };
+  const hasData = (flags & FLAG_DATA) !== 0;
+  return { record, hasData, ancestor: (flags & FLAG_ANCESTOR) !== 0, byDescriptor: hasData && (flags & FLAG_DESCRIPTOR) !== 0 };
 }
 
 const MAX_RECORD = 1 << 20;
@@ -193,15 +203,19 @@ export class EntryScanner {
       const body = chunk.readUInt32LE(o);
       if (body > MAX_RECORD || body < FIXED) throw new Error('corrupt entry stream (record length)');
       if (chunk.length - o - 4 < body) break;
-      const { record, hasData, ancestor } = decodeBody(chunk, o + 4, o + 4 + body);
+      const { record, hasData, ancestor, byDescriptor } = decodeBody(chunk, o + 4, o + 4 + body);
       o += 4 + body;
       if (record.kind === 'S' || record.kind === 'E') {
         if (on({ type: 'notice', kind: record.kind, path: record.path, text: Buffer.from(record.link, 'latin1').toString('utf8') }) === false) return false;
         continue;
       }
       const entry = record as Entry;
+      if (byDescriptor) {
+        if (on({ type: 'entry', entry, hasData, ancestor, byDescriptor }) === false) return false;
+        continue;
+      }
       if (hasData) this.dataLeft = entry.size;
-      if (on({ type: 'entry', entry, hasData, ancestor }) === false) return false;
+      if (on({ type: 'entry', entry, hasData, ancestor, byDescriptor }) === false) return false;
       if (hasData && entry.size === 0 && on({ type: 'data-end' }) === false) return false;
     }
     return o;

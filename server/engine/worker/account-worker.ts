@@ -11,6 +11,8 @@ interface WorkerJob {
   excludes?: string[];
   previous?: boolean;
   tar?: boolean;
+  /** Backup: large files go to root as descriptors over fd 5 (backup-reader.ts). */
+  descriptors?: boolean;
   intoFolder?: string;
   prune?: { roots: string[]; keep: string[]; aside: string };
   contentChecked?: boolean;
@@ -72,7 +74,7 @@ async function runJob(job: WorkerJob, input: Readable | undefined): Promise<void
   if (job.mode === 'backup') {
     const { runBackupReader } = await import('./backup-reader.js');
     batchHelperThreads();
-    await runBackupReader({ home: job.home, excludes: job.excludes ?? [], previous: job.previous ?? false, tar: job.tar ?? false, ...(input ? { input } : {}) });
+    await runBackupReader({ home: job.home, excludes: job.excludes ?? [], previous: job.previous ?? false, tar: job.tar ?? false, descriptors: job.descriptors === true, ...(input ? { input } : {}) });
   } else if (job.mode === 'sites') {
     const { runSiteFinder } = await import('../sites/find-sites.js');
     batchHelperThreads();

@@ -4,6 +4,7 @@ import { tarHeaders, tarPadding, TAR_END } from '../format/tar.js';
 import { toBuffer, type BytePath } from '../../util/byte-path.js';
 import { SyncOutput } from './sync-output.js';
 import { sendFileTo, spliceToPipe } from '../../native/splice-file.js';
+import { descriptorChannelSupported, sendFdSync } from '../../native/pass-fds.js';
 import { makeExcluder, MARKER_FILE, SKIPPED_DIR_NAME } from './excludes.js';
 import { PreviousFiles } from './previous-files.js';
 
@@ -20,10 +21,27 @@ export interface BackupReaderOptions {
   tar: boolean;
   /** Where the previous index arrives (default: a stream of stdin). */
   input?: AsyncIterable<Buffer>;
+  /**
+   * Incremental: root reads large files itself from descriptors the worker sends over its fd 5
+   * (DESCRIPTOR_FD) instead of their content crossing the entry stream.
+   */
+  descriptors?: boolean;
 }
 
-/** Files from this size are spliced (or sent) into the content's pipe or socket; smaller ones are gathered with the headers, many to a write. */
+/** The descriptor channel's end in the worker (spawn-worker.ts puts it there). */
+export const DESCRIPTOR_FD = 5;
+
+/**
+ * Files from this size are spliced (or sent) into the content's pipe or socket, or handed to
+ * root as a descriptor; smaller ones are gathered with the headers, many to a write.
+ */
 const SPLICE_MIN = 64 << 10;
+/**
+ * Files up to this size go to root as descriptors: root reads each in one piece and hands it to
+ * the destination's small-file write, which hashes it off root's event loop. Larger ones come
+ * through the socket, where root hashes each chunk while it is still in the processor's cache.
+ */
+const DESCRIPTOR_MAX = 1 << 20;
 /** Buffered records are sent from this much on (content read into the buffer is sent when it is full). */
 const RECORDS_FLUSH = 128 << 10;
 const O_READ = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
@@ -40,6 +58,14 @@ async function readPrevious(input: AsyncIterable<Buffer>): Promise<PreviousFiles
   for await (const chunk of input) scanner.feedRecords(chunk, take);
   scanner.finish();
   return prev;
+}
+
+function isSocket(fd: number): boolean {
+  try {
+    return fs.fstatSync(fd).isSocket();
+  } catch {
+    return false;
+  }
 }
 
 const join = (dir: BytePath, name: BytePath): BytePath => (dir === '' ? name : `${dir}/${name}`);
@@ -63,6 +89,24 @@ export async function runBackupReader(opts: BackupReaderOptions): Promise<void> 
   const contentFd = tarOut ? 4 : 3;
   const contentStat = fs.fstatSync(contentFd);
   const move = contentStat.isFIFO() ? spliceToPipe : contentStat.isSocket() ? sendFileTo : null;
+  // Root reads a large file of the home's filesystem from the descriptor itself: one copy, on
+  // root's pool, instead of a copy into the socket and another out of it on root's event loop.
+  // Root accepts only regular files of that filesystem (one it cannot hang on: not FUSE, not
+  // a network mount the account brought in).
+  const channel = opts.descriptors === true && !tarOut && descriptorChannelSupported() && isSocket(DESCRIPTOR_FD);
+  const homeDev = channel ? fs.lstatSync(opts.home, { bigint: true }).dev : -1n;
+  /** Hands the open file to root; false when the kernel will not take more descriptors in flight. */
+  const sentAsDescriptor = (fd: number, entry: Entry): boolean => {
+    out.flush();
+    try {
+      sendFdSync(DESCRIPTOR_FD, fd);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ETOOMANYREFS') return false;
+      throw err;
+    }
+    out.write(encodeEntry(entry, false, false, true));
+    return true;
+  };
   let tarOffset = 0;
   const tarWrite = (b: Buffer): void => { tarOut!.write(b); tarOffset += b.length; };
   /** Sends an entry's record; in tar mode its headers go to the tar and the record carries their offset. */
@@ -97,6 +141,8 @@ export async function runBackupReader(opts: BackupReaderOptions): Promise<void> 
     }
     const entry = entryFromStat(rel, fst, 'f');
     entry.size = Number(fst.size);
+    // Its records before it are flushed first: root takes the descriptor when it reads this record.
+    if (channel && entry.size >= SPLICE_MIN && entry.size <= DESCRIPTOR_MAX && fst.dev === homeDev && sentAsDescriptor(fd, entry)) return true;
     emitEntry(entry, true);
     const sink = content();
     let left = entry.size;

@@ -6,6 +6,7 @@ import type { Account } from '../../panels/types.js';
 import { FULL_SPEED, spawnPolitely, type Politeness } from '../../util/politeness.js';
 import { tarPipe, tarPumpAvailable } from '../../native/tar-pump.js';
 import { closeQuietly } from '../../util/close-fd.js';
+import { descriptorChannelSupported, socketPair } from '../../native/pass-fds.js';
 
 const WORKER = fileURLToPath(new URL('./account-worker.js', import.meta.url));
 /**
@@ -32,6 +33,11 @@ export interface WorkerHandle {
   tar: Readable | null;
   /** The read end of the pipe on the worker's fd 4 when it was asked for as 'fd': root's to read and close. */
   tarReadFd: number | null;
+  /**
+   * Root's end of the descriptor channel (the worker's fd 5) when it was asked for and the
+   * worker has it (the job then says `descriptors: true`): root's to read (takeFd) and close.
+   */
+  descriptorFd: number | null;
   /** The worker's stdin (null when spawnAccountWorker was given a descriptor for it). */
   input: Writable;
   /** Resolves when the worker exits with 0; rejects with its stderr otherwise. */
@@ -88,8 +94,18 @@ function startWithTarPipe(politeness: Politeness, stdio: (fd4: number) => StdioO
  * archive's copy on libuv's pool (native/tar-pump.c) can take the standby as well; else
  * Node's own pipe.
  */
-const standbyStdio = (fd4: number | 'pipe'): StdioOptions => ['pipe', 'ignore', 'pipe', 'pipe', fd4];
-let standby: { started: Started; politeness: Politeness; tarRead: number | null } | null = null;
+const standbyStdio = (fd5: number | null) => (fd4: number | 'pipe'): StdioOptions => (fd5 === null ? ['pipe', 'ignore', 'pipe', 'pipe', fd4] : ['pipe', 'ignore', 'pipe', 'pipe', fd4, fd5]);
+let standby: { started: Started; politeness: Politeness; tarRead: number | null; channel: number | null } | null = null;
+
+/**
+ * A descriptor channel for a backup worker: root's end and the worker's (given to it as fd 5,
+ * then closed in root once the worker is spawned), or null without the native addon.
+ */
+function descriptorChannel(): { root: number; worker: number } | null {
+  if (!descriptorChannelSupported()) return null;
+  const [root, worker] = socketPair();
+  return { root, worker };
+}
 const samePoliteness = (a: Politeness, b: Politeness): boolean => a.nice === b.nice && a.ioClass === b.ioClass && a.ioPriority === b.ioPriority;
 
 /**
@@ -101,14 +117,26 @@ const samePoliteness = (a: Politeness, b: Politeness): boolean => a.nice === b.n
 export function prestartAccountWorker(politeness: Politeness = FULL_SPEED): number | undefined {
   if (standby) return standby.started.child.pid;
   const env = { TIDEMARK_WORKER_STANDBY: '1' };
-  const { started, tarRead } = tarPumpAvailable ? startWithTarPipe(politeness, standbyStdio, env) : { started: start(politeness, standbyStdio('pipe'), env), tarRead: null };
+  const channel = descriptorChannel();
+  const stdio = standbyStdio(channel?.worker ?? null);
+  let started: Started;
+  let tarRead: number | null;
+  try {
+    ({ started, tarRead } = tarPumpAvailable ? startWithTarPipe(politeness, stdio, env) : { started: start(politeness, stdio('pipe'), env), tarRead: null });
+  } catch (err) {
+    if (channel) closeQuietly(channel.root);
+    throw err;
+  } finally {
+    if (channel) closeQuietly(channel.worker);
+  }
   for (const h of handlesOf(started.child)) h.unref();
-  const mine = { started, politeness, tarRead };
+  const mine = { started, politeness, tarRead, channel: channel?.root ?? null };
   standby = mine;
   const forget = (): void => {
     if (standby !== mine) return;
     standby = null;
     if (mine.tarRead !== null) closeQuietly(mine.tarRead);
+    if (mine.channel !== null) closeQuietly(mine.channel);
   };
   void started.closed.then(forget, forget);
   return started.child.pid;
@@ -128,14 +156,15 @@ function takeStandby(job: Record<string, unknown>, politeness: Politeness, opts:
  * Starts an account worker: it becomes the account before touching the home (see
  * drop-privileges.ts). The root process only talks to it through pipes.
  */
-export function spawnAccountWorker(account: Account, job: Record<string, unknown>, opts: { politeness?: Politeness; tarFd?: number | 'pipe' | 'fd'; stdin?: number } = {}): WorkerHandle {
+export function spawnAccountWorker(account: Account, job: Record<string, unknown>,
+  opts: { politeness?: Politeness; tarFd?: number | 'pipe' | 'fd'; stdin?: number; descriptors?: boolean } = {}): WorkerHandle {
   if (account.uid === 0) throw new Error(`refusing to work on account ${account.username}: it has uid 0`);
   const politeness = opts.politeness ?? FULL_SPEED;
   const identity = `${account.username}:${account.uid}:${account.gid}`;
-  const fullJob = { ...job, home: account.home };
   let started: Started;
   let tar: Readable | null = null;
   let tarReadFd: number | null = null;
+  let descriptorFd: number | null = null;
   const taken = takeStandby(job, politeness, opts);
   if (taken) {
     started = taken.started;
@@ -143,17 +172,33 @@ export function spawnAccountWorker(account: Account, job: Record<string, unknown
     if (opts.tarFd === 'fd') tarReadFd = taken.tarRead;
     else if (opts.tarFd === 'pipe') tar = taken.tarRead !== null ? new net.Socket({ fd: taken.tarRead, readable: true, writable: false }) : started.child.stdio[4] as Readable;
     else if (taken.tarRead !== null) closeQuietly(taken.tarRead);
+    if (opts.descriptors) descriptorFd = taken.channel;
+    else if (taken.channel !== null) closeQuietly(taken.channel);
+    const fullJob = { ...job, home: account.home, ...(descriptorFd !== null ? { descriptors: true } : {}) };
     started.child.stdin!.write(`${JSON.stringify({ identity, job: fullJob })}\n`);
   } else {
+    const channel = opts.descriptors ? descriptorChannel() : null;
+    const fullJob = { ...job, home: account.home, ...(channel ? { descriptors: true } : {}) };
     const stdin = opts.stdin ?? 'pipe';
-    const stdio = (fd4?: number | 'pipe'): StdioOptions => (fd4 === undefined ? [stdin, 'ignore', 'pipe', 'pipe'] : [stdin, 'ignore', 'pipe', 'pipe', fd4]);
+    const stdio = (fd4?: number | 'pipe'): StdioOptions => {
+      const base: StdioOptions = fd4 === undefined ? [stdin, 'ignore', 'pipe', 'pipe'] : [stdin, 'ignore', 'pipe', 'pipe', fd4];
+      return channel ? [...base, ...(fd4 === undefined ? ['ignore' as const] : []), channel.worker] : base;
+    };
     const env = { TIDEMARK_WORKER_IDENTITY: identity, TIDEMARK_WORKER_JOB: JSON.stringify(fullJob) };
     const flags = job.mode === 'restore' ? RESTORE_FLAGS : [];
-    if (opts.tarFd === 'fd') {
-      ({ started, tarRead: tarReadFd } = startWithTarPipe(politeness, stdio, env, flags));
-    } else {
-      started = start(politeness, stdio(opts.tarFd), env, flags);
+    try {
+      if (opts.tarFd === 'fd') {
+        ({ started, tarRead: tarReadFd } = startWithTarPipe(politeness, stdio, env, flags));
+      } else {
+        started = start(politeness, stdio(opts.tarFd), env, flags);
+      }
+    } catch (err) {
+      if (channel) closeQuietly(channel.root);
+      throw err;
+    } finally {
+      if (channel) closeQuietly(channel.worker);
     }
+    descriptorFd = channel?.root ?? null;
     if (opts.tarFd === 'pipe') tar = started.child.stdio[4] as Readable;
   }
   const { child } = started;
@@ -164,5 +209,5 @@ export function spawnAccountWorker(account: Account, job: Record<string, unknown
   // meanwhile must not be an unhandled rejection (it would end the CLI or the daemon).
   done.catch(() => undefined);
   tar?.on('error', () => undefined);
-  return { child, output: child.stdio[3] as Readable, tar, tarReadFd, input: child.stdin!, done };
+  return { child, output: child.stdio[3] as Readable, tar, tarReadFd, descriptorFd, input: child.stdin!, done };
 }

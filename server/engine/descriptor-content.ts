@@ -1,0 +1,57 @@
+import fs from 'node:fs';
+import { takeFd } from '../native/pass-fds.js';
+import { closeQuietly } from '../util/close-fd.js';
+
+/** Content is handed to the sink in pieces of at most this size; a smaller file in one piece of its size. */
+const PIECE = 1 << 20;
+
+/** Why a descriptor from the account worker was refused: the run fails with this message. */
+export class DescriptorRefused extends Error {}
+
+const readAt = (fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<number> =>
+  new Promise((resolve, reject) => {
+    fs.read(fd, buffer, offset, length, position, (err, n) => (err ? reject(err) : resolve(n)));
+  });
+
+/**
+ * The content of a file the account worker sent as a descriptor (backup-reader.ts): the next
+ * descriptor on root's end of the channel, checked to be a regular file on the home's
+ * filesystem (`homeDev`: root's own lstat of the home). Anything else is refused: a file of
+ * another filesystem could be a FUSE or network file whose read never returns, holding a thread
+ * of root's pool for ever. Exactly `size` bytes are read, from offset 0, on libuv's pool; a
+ * file that shrank meanwhile is padded with zeros (`shrank`), as the worker pads one it reads.
+ */
+export async function readDescriptorContent(channel: number, homeDev: bigint, size: number,
+  onPiece: (piece: Buffer) => Promise<void>): Promise<{ shrank: boolean }> {
+  let fd: number;
+  try {
+    fd = takeFd(channel);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new DescriptorRefused(code === 'EAGAIN' || code === 'EPIPE'
+      ? 'the account worker announced a file descriptor it did not send'
+      : `the account worker sent something other than one regular file's descriptor (${code ?? String(err)})`);
+  }
+  try {
+    const st = fs.fstatSync(fd, { bigint: true });
+    if (st.dev !== homeDev) throw new DescriptorRefused("the account worker sent the descriptor of a file outside the home's filesystem");
+    let position = 0;
+    let shrank = false;
+    while (position < size) {
+      const want = Math.min(PIECE, size - position);
+      const piece = Buffer.allocUnsafe(want);
+      let got = 0;
+      while (got < want && !shrank) {
+        const n = await readAt(fd, piece, got, want - got, position + got);
+        if (n === 0) shrank = true;
+        got += n;
+      }
+      if (got < want) piece.fill(0, got);
+      position += want;
+      await onPiece(piece);
+    }
+    return { shrank };
+  } finally {
+    closeQuietly(fd);
+  }
+}
