@@ -30,6 +30,7 @@ import type { SiteRecord } from './sites/site-record.js';
 import { ChangeTracker, type SnapshotChanges } from './catalog/snapshot-changes.js';
 import { PreviousBlobs } from './previous-blobs.js';
 import { readDescriptorContent } from './descriptor-content.js';
+import { holdLargeBufferReuse } from '../native/malloc-policy.js';
 
 export interface BackupProgress {
   phase: 'files' | 'databases' | 'finishing';
@@ -285,6 +286,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       // Large files come as descriptors (descriptor-content.ts): root checks each is on the home's filesystem.
       const descriptors = worker.descriptorFd;
       let homeDev: bigint | null = null;
+      const releaseReuse = descriptors !== null ? holdLargeBufferReuse() : null;
       // Cancelling kills the walk; what it wrote so far goes with the partial folder.
       const stopWorker = (): void => { worker.child.kill('SIGKILL'); };
       signal?.addEventListener('abort', stopWorker, { once: true });
@@ -451,6 +453,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
         if (ahead) clearInterval(ahead);
         signal?.removeEventListener('abort', stopWorker);
         if (descriptors !== null) closeQuietly(descriptors);
+        releaseReuse?.();
       }
       signal?.throwIfAborted();
       if (!sawEnd) throw new Error('the account worker stopped before the end of the walk');
