@@ -461,7 +461,7 @@ export class SshDestination implements Destination, HardLinks {
     const digest = hash.digest();
     const byCommand = await this.syncsByCommand();
     const extraction = byCommand ? await this.extractionFor(rel) : null;
-    if (extraction && (await extraction.tar.append(extraction.name, parts.length === 1 ? parts[0]! : Buffer.concat(parts)))) {
+    if (extraction && (await extraction.tar.append(extraction.name, parts))) {
       this.unsynced.add(topFolder(rel));
       return digest;
     }
