@@ -211,6 +211,7 @@ test('files given in many pieces (short, long, empty) reach the server through t
     }));
     await dest.flush(['acct/.partial-1']);
     assert.equal(tarRuns(commands).length, 1);
+    assert.match(tarRuns(commands)[0]!, / -b 256 /, 'the remote tar reads in records of 128 KiB, not 10 KiB');
     for (const [rel, parts] of files) assert.deepEqual(fs.readFileSync(path.join(remote, rel)), Buffer.concat(parts), rel);
   });
 });

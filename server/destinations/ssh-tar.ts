@@ -21,6 +21,14 @@ const MAX_STDERR = 4096;
 /** How long a stopped tar is waited for before its folder is removed anyway. */
 const ABORT_WAIT_MS = 5000;
 
+/**
+ * The remote tar's record: 256 blocks (128 KiB) instead of GNU tar's 20 (10 KiB), so that it
+ * reads the pipe from sshd in reads as large as the pipe allows, not several per SSH packet.
+ * Measured on a 316 MB stream of small files fed in 32 KiB writes: 0.94-1.15 → 0.74-0.86
+ * CPU seconds. Reading its standard input, GNU tar takes a short last record (-B is implied).
+ */
+const RECORD_BLOCKS = 256;
+
 /** Single-quotes a word for a POSIX shell. */
 export const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
@@ -32,7 +40,7 @@ export const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`
  * refuses `..`.
  */
 export const extractCommand = (tar: string, dir: string): string =>
-  `cd -- ${shellQuote(dir)} && exec ${tar} -x -f - -m --no-same-owner --no-same-permissions --no-overwrite-dir`;
+  `cd -- ${shellQuote(dir)} && exec ${tar} -x -f - -b ${RECORD_BLOCKS} -m --no-same-owner --no-same-permissions --no-overwrite-dir`;
 
 function octal(header: Buffer, offset: number, width: number, value: number): void {
   header.write(value.toString(8).padStart(width - 1, '0'), offset, width - 1, 'ascii');
