@@ -93,3 +93,21 @@ test('an SFTP-only server (files flushed as they are closed) runs no write-out',
     await dest.flush(['acct/.partial-1']);
   });
 });
+
+// Were close to wait for the write-out, it would not return for 600 s: the test's timeout fails it.
+test('close does not wait for a write-out stuck on the server, and the destination opened again starts clean', { timeout: 120_000 }, async () => {
+  await withDestination(servers.server, null, async (dest) => {
+    const d = dest as unknown as { run: (c: string) => Promise<unknown> };
+    const run = d.run.bind(dest);
+    // A write-out whose sync never ends (a stuck disk): only the connection's end stops it.
+    d.run = (c: string) => run(c.startsWith('for p in ') ? 'exec sleep 600' : c);
+    await dest.mkdir('acct/.partial-1/files/00');
+    await dest.writeSmallFile('acct/.partial-1/files/00/1', [Buffer.from('one')]);
+    dest.flushAhead();
+    await dest.close();
+    d.run = run;
+    await dest.open();
+    await dest.writeSmallFile('acct/.partial-1/files/00/2', [Buffer.from('two')]);
+    await dest.flush(['acct/.partial-1']);
+  });
+});

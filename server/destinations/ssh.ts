@@ -349,8 +349,7 @@ export class SshDestination implements Destination, HardLinks {
 
   async close(): Promise<void> {
     await this.settleExtractions('', 'abort');
-    await this.aheadRunning;
-    this.aheadFailure = null;
+    const ahead = this.aheadRunning;
     const client = this.client;
     this.client = null;
     this.sftp = null;
@@ -359,6 +358,10 @@ export class SshDestination implements Destination, HardLinks {
     this.syncCommand = null;
     this.probe = null;
     client?.end();
+    // Not waited for before the end: a write-out stuck on the server would hold a cancelled
+    // run. Its command's channel closes with the connection; what it met is nobody's now.
+    await ahead;
+    this.aheadFailure = null;
   }
 
   async mkdir(rel: string): Promise<void> {
