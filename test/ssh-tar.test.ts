@@ -5,7 +5,9 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { SshDestination } from '../server/destinations/ssh.js';
 import { DestinationError } from '../server/destinations/types.js';
-import { ustarHeader } from '../server/destinations/ssh-tar.js';
+import { EventEmitter } from 'node:events';
+import type { ClientChannel } from 'ssh2';
+import { RemoteExtraction, ustarHeader } from '../server/destinations/ssh-tar.js';
 import { fakeTarServers, withDestination } from './support/fake-tar.js';
 
 /**
@@ -142,5 +144,74 @@ test('a remote tar that prints unexpected output and fails names what it said; r
     await dest.writeSmallFile('acct/.partial-1/files/00/1', [Buffer.from('one')]);
     await dest.remove('acct/.partial-1');
     assert.equal(fs.existsSync(path.join(remote, 'acct/.partial-1')), false);
+  });
+});
+
+/** A channel that takes every write at once and keeps what it was given, as given. */
+function recordingChannel(): { channel: ClientChannel; writes: Buffer[] } {
+  const writes: Buffer[] = [];
+  const ch = new EventEmitter() as EventEmitter & Record<string, unknown>;
+  ch.stderr = new EventEmitter();
+  ch.write = (b: Buffer): boolean => { writes.push(b); return true; };
+  ch.end = (b?: Buffer): void => {
+    if (b) writes.push(b);
+    setImmediate(() => { ch.emit('exit', 0); ch.emit('close'); });
+  };
+  return { channel: ch as unknown as ClientChannel, writes };
+}
+
+/** The ustar stream of `files` built independently: header, content, padding to 512; two zero blocks. */
+function expectedStream(files: [string, Buffer][]): Buffer {
+  const out: Buffer[] = [];
+  for (const [name, data] of files) {
+    out.push(ustarHeader(name, data.length)!, data, Buffer.alloc((512 - (data.length % 512)) % 512));
+  }
+  out.push(Buffer.alloc(1024));
+  return Buffer.concat(out);
+}
+
+test('regression: the remote tar\'s content was copied into a new 256 KiB buffer before ssh2 copied it into its packets; the stream stays byte for byte a ustar archive', async () => {
+  const { channel, writes } = recordingChannel();
+  const tar = new RemoteExtraction(channel, 'test');
+  // Pieces on both sides of the size passed as it is, empty ones, files of one and of many pieces.
+  const sizes = [[0], [1], [3, 0, 5], [16383], [16384], [100, 16384, 7], [40000, 1, 70000], [300000], [511, 513]];
+  const files: [string, Buffer][] = [];
+  const given: Buffer[] = [];
+  for (const [i, pieces] of sizes.entries()) {
+    const parts = pieces.map((n) => crypto.randomBytes(n));
+    given.push(...parts.filter((p) => p.length >= 16384));
+    files.push([`files/00/${i}`, Buffer.concat(parts)]);
+    assert.equal(await tar.append(`files/00/${i}`, parts), true);
+  }
+  // Many small files after the large ones: gathered, in order.
+  for (let i = 0; i < 600; i++) {
+    const data = crypto.randomBytes(i % 700);
+    files.push([`files/01/${i}`, data]);
+    await tar.append(`files/01/${i}`, [data]);
+  }
+  await tar.finish();
+  assert.deepEqual(Buffer.concat(writes), expectedStream(files));
+  // Each large piece went to the channel as the buffer it was given (no copy of its bytes).
+  for (const p of given) assert.ok(writes.includes(p), `a piece of ${p.length} bytes was passed on as it is`);
+  // The small ones were gathered: far fewer writes than pieces.
+  assert.ok(writes.length < 100, `${writes.length} writes to the channel`);
+});
+
+test('files given in many pieces (short, long, empty) reach the server through the remote tar with their exact bytes', async () => {
+  await withDestination(servers.server, null, async (dest, remote, commands) => {
+    await dest.mkdir('acct/.partial-1/files/00');
+    const files = new Map<string, Buffer[]>();
+    for (let i = 0; i < 40; i++) {
+      const parts = [crypto.randomBytes(i * 97 % 300), Buffer.alloc(0), crypto.randomBytes(i % 3 === 0 ? 16384 + i : i * 1000), crypto.randomBytes(i % 7)];
+      files.set(`acct/.partial-1/files/00/${i}`, parts);
+    }
+    await Promise.all([...files].map(async ([rel, parts]) => {
+      const hash = await dest.writeSmallFile(rel, parts);
+      assert.deepEqual(hash, crypto.createHash('sha256').update(Buffer.concat(parts)).digest());
+    }));
+    await dest.flush(['acct/.partial-1']);
+    assert.equal(tarRuns(commands).length, 1);
+    assert.match(tarRuns(commands)[0]!, / -b 256 /, 'the remote tar reads in records of 128 KiB, not 10 KiB');
+    for (const [rel, parts] of files) assert.deepEqual(fs.readFileSync(path.join(remote, rel)), Buffer.concat(parts), rel);
   });
 });

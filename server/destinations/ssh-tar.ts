@@ -7,12 +7,27 @@ import type { ClientChannel } from 'ssh2';
 import { DestinationError } from './types.js';
 
 const BLOCK = 512;
-/** Members gathered before they go to the channel: one SSH packet carries many small files. */
+/** Small pieces gathered before they go to the channel: one SSH packet carries many small files. */
 const COALESCE_BYTES = 256 << 10;
+/**
+ * A piece at least this long goes to the channel as it is (ssh2 copies it into its packets
+ * anyway): gathering it into a larger buffer first was a second copy of nearly every byte,
+ * into a fresh allocation each time. Shorter pieces (headers, padding, small files) are
+ * gathered, so that they do not each cost a packet.
+ */
+const DIRECT_BYTES = 16 << 10;
 /** Enough of the remote tar's complaints to say what failed. */
 const MAX_STDERR = 4096;
 /** How long a stopped tar is waited for before its folder is removed anyway. */
 const ABORT_WAIT_MS = 5000;
+
+/**
+ * The remote tar's record: 256 blocks (128 KiB) instead of GNU tar's 20 (10 KiB), so that it
+ * reads the pipe from sshd in reads as large as the pipe allows, not several per SSH packet.
+ * Measured on a 316 MB stream of small files fed in 32 KiB writes: 0.94-1.15 → 0.74-0.86
+ * CPU seconds. Reading its standard input, GNU tar takes a short last record (-B is implied).
+ */
+const RECORD_BLOCKS = 256;
 
 /** Single-quotes a word for a POSIX shell. */
 export const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -25,7 +40,7 @@ export const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`
  * refuses `..`.
  */
 export const extractCommand = (tar: string, dir: string): string =>
-  `cd -- ${shellQuote(dir)} && exec ${tar} -x -f - -m --no-same-owner --no-same-permissions --no-overwrite-dir`;
+  `cd -- ${shellQuote(dir)} && exec ${tar} -x -f - -b ${RECORD_BLOCKS} -m --no-same-owner --no-same-permissions --no-overwrite-dir`;
 
 function octal(header: Buffer, offset: number, width: number, value: number): void {
   header.write(value.toString(8).padStart(width - 1, '0'), offset, width - 1, 'ascii');
@@ -60,7 +75,7 @@ export function ustarHeader(name: string, size: number): Buffer | null {
   h.write('ustar\u000000', 257, 8, 'latin1');
   prefix.copy(h, 345);
   let sum = 0;
-  for (const b of h) sum += b;
+  for (let i = 0; i < BLOCK; i++) sum += h[i]!;
   h.write(sum.toString(8).padStart(6, '0'), 148, 6, 'ascii');
   h[154] = 0;
   h[155] = 0x20;
@@ -85,7 +100,11 @@ function tarFailure(where: string, stderr: string, code: number | null, signal: 
  * dies early fails every later `append` and `finish`.
  */
 export class RemoteExtraction {
-  private pending: Buffer[] = [];
+  /** What goes to the channel next, in order: pieces as they are, and gathered short pieces. */
+  private ready: Buffer[] = [];
+  /** Short pieces being gathered (they follow every piece of `ready`). */
+  private gathering: Buffer[] = [];
+  private gatheredBytes = 0;
   private pendingBytes = 0;
   private scheduled = false;
   private drained: Promise<void> | null = null;
@@ -109,16 +128,23 @@ export class RemoteExtraction {
     channel.on('error', (err: Error) => { this.failure ??= new DestinationError(`the remote tar writing ${this.where} failed: ${err.message}`, 'io'); });
   }
 
-  /** Adds a file named `name` (relative to the extraction's folder); false when the name cannot be a ustar name. */
-  async append(name: string, data: Buffer): Promise<boolean> {
+  /**
+   * Adds a file named `name` (relative to the extraction's folder) with the content `parts`,
+   * which are held (not copied) until the channel has taken them; false when the name cannot
+   * be a ustar name.
+   */
+  async append(name: string, parts: Buffer | readonly Buffer[]): Promise<boolean> {
     if (this.failure) throw this.failure;
     if (this.ending) throw new Error('append after finish');
-    const header = ustarHeader(name, data.length);
+    const pieces = Buffer.isBuffer(parts) ? [parts] : parts;
+    let size = 0;
+    for (const p of pieces) size += p.length;
+    const header = ustarHeader(name, size);
     if (!header) return false;
-    this.pending.push(header, data);
-    const pad = padding(data.length);
-    if (pad > 0) this.pending.push(ZEROS.subarray(0, pad));
-    this.pendingBytes += BLOCK + data.length + pad;
+    this.add(header);
+    for (const p of pieces) if (p.length > 0) this.add(p);
+    const pad = padding(size);
+    if (pad > 0) this.add(ZEROS.subarray(0, pad));
     if (this.pendingBytes >= COALESCE_BYTES) this.writeOut();
     else if (!this.scheduled) {
       this.scheduled = true;
@@ -129,12 +155,34 @@ export class RemoteExtraction {
     return true;
   }
 
+  private add(piece: Buffer): void {
+    this.pendingBytes += piece.length;
+    if (piece.length >= DIRECT_BYTES) {
+      this.closeGathering();
+      this.ready.push(piece);
+      return;
+    }
+    this.gathering.push(piece);
+    this.gatheredBytes += piece.length;
+    if (this.gatheredBytes >= COALESCE_BYTES) this.closeGathering();
+  }
+
+  private closeGathering(): void {
+    if (this.gatheredBytes === 0) return;
+    this.ready.push(this.gathering.length === 1 ? this.gathering[0]! : Buffer.concat(this.gathering, this.gatheredBytes));
+    this.gathering = [];
+    this.gatheredBytes = 0;
+  }
+
   private writeOut(): void {
     if (this.pendingBytes === 0 || this.failure) return;
-    const out = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
-    this.pending = [];
+    this.closeGathering();
+    const out = this.ready;
+    this.ready = [];
     this.pendingBytes = 0;
-    if (!this.channel.write(out) && !this.drained) {
+    let room = true;
+    for (const b of out) room = this.channel.write(b);
+    if (!room && !this.drained) {
       this.drained = new Promise<void>((resolve) => {
         const done = (): void => { this.channel.off('drain', done); this.channel.off('close', done); this.drained = null; resolve(); };
         this.channel.on('drain', done);

@@ -119,7 +119,8 @@ const code = (err: unknown): number | undefined => (err as { code?: number }).co
  * connection, before the first file is written), `flush` runs `sync -f` on the filesystem of
  * the folders it is given and of every account folder written to since the last flush: one
  * syncfs(2) on the server flushes the files' content and every folder entry (new names,
- * renames, links) at once, as Local's flush does. Elsewhere (ForceCommand internal-sftp)
+ * renames, links) at once, as Local's flush does; `flushAhead` runs such a `sync -f` while the
+ * backup goes on, so that the server's disk writes during the run. Elsewhere (ForceCommand internal-sftp)
  * every file is flushed on the server before it is closed, with fsync@openssh.com when the
  * server offers it (OpenSSH does since 6.5), and folder entries are committed by the
  * server's filesystem on its own schedule (ext4: within 5 s by default): a snapshot whose
@@ -164,6 +165,10 @@ export class SshDestination implements Destination, HardLinks {
    * one is a mount of its own.
    */
   private readonly unsynced = new Set<string>();
+  /** The write-out flushAhead started, while it runs. */
+  private aheadRunning: Promise<void> | null = null;
+  /** The first error a write-out by flushAhead met: the next flush throws it (see flushAhead). */
+  private aheadFailure: Error | null = null;
 
   constructor(private readonly settings: SshSettings, private readonly guard: ConnectGuard | null = null) {
     if (!path.posix.isAbsolute(settings.path)) throw new DestinationError(`the remote path must be absolute: ${settings.path}`, 'invalid');
@@ -344,6 +349,7 @@ export class SshDestination implements Destination, HardLinks {
 
   async close(): Promise<void> {
     await this.settleExtractions('', 'abort');
+    const ahead = this.aheadRunning;
     const client = this.client;
     this.client = null;
     this.sftp = null;
@@ -352,6 +358,10 @@ export class SshDestination implements Destination, HardLinks {
     this.syncCommand = null;
     this.probe = null;
     client?.end();
+    // Not waited for before the end: a write-out stuck on the server would hold a cancelled
+    // run. Its command's channel closes with the connection; what it met is nobody's now.
+    await ahead;
+    this.aheadFailure = null;
   }
 
   async mkdir(rel: string): Promise<void> {
@@ -461,7 +471,7 @@ export class SshDestination implements Destination, HardLinks {
     const digest = hash.digest();
     const byCommand = await this.syncsByCommand();
     const extraction = byCommand ? await this.extractionFor(rel) : null;
-    if (extraction && (await extraction.tar.append(extraction.name, parts.length === 1 ? parts[0]! : Buffer.concat(parts)))) {
+    if (extraction && (await extraction.tar.append(extraction.name, parts))) {
       this.unsynced.add(topFolder(rel));
       return digest;
     }
@@ -773,6 +783,12 @@ export class SshDestination implements Destination, HardLinks {
    */
   async flush(dirs: string[]): Promise<void> {
     if (this.failure) throw this.failure;
+    if (this.aheadRunning) await this.aheadRunning;
+    if (this.aheadFailure) {
+      const failed = this.aheadFailure;
+      this.aheadFailure = null;
+      throw failed;
+    }
     // Every file written before a flush is durable after it (the contract): tar must be done.
     await this.settleExtractions('', 'finish');
     if (!(await this.syncsByCommand())) {
@@ -794,6 +810,28 @@ export class SshDestination implements Destination, HardLinks {
     });
     if (r.code !== 0) throw new DestinationError(`the destination on ${this.where} reported an error while flushing ${named[0] || 'its root'}: ${r.stderr.trim() || `sync exited ${r.code}`}`, 'io');
     for (const top of written) this.unsynced.delete(top);
+  }
+
+  /**
+   * Where `flush` syncs by command and something was written since the last flush: a `sync -f`
+   * of the filesystems of the account folders written to, run on the server while the caller
+   * goes on, so that the server's disk writes during the run instead of all at the commit.
+   * It makes nothing durable (only `flush` does; it is not awaited by a write). Each `sync -f`
+   * is a process of its own, and syncfs(2) reports only the write errors met since its caller
+   * opened the folder: an error this write-out met would be missed by the next flush's own
+   * `sync -f`, so that flush throws it.
+   */
+  flushAhead(): void {
+    if (this.aheadRunning || this.unsynced.size === 0 || !this.client || this.failure) return;
+    // Only filled where flush syncs by command (createWriteStream, writeSmallFile).
+    const tops = [...this.unsynced];
+    const command = `for p in ${tops.map((d) => shellQuote(this.abs(d))).join(' ')}; do [ ! -e "$p" ] || sync -f -- "$p" || exit 1; done`;
+    this.aheadRunning = this.run(command)
+      .then((r) => {
+        if (r.code !== 0) throw new DestinationError(`the destination on ${this.where} reported an error while writing out: ${r.stderr.trim() || `sync exited ${r.code}`}`, 'io');
+      })
+      .catch((err: Error) => { this.aheadFailure ??= err instanceof DestinationError ? err : new DestinationError(`could not write out the destination on ${this.where}: ${err.message}`, 'io'); })
+      .finally(() => { this.aheadRunning = null; });
   }
 
   /**
