@@ -34,3 +34,22 @@ napi_value io_priority(napi_env env, napi_callback_info info) {
   napi_create_int32(env, (int32_t)got, &out);
   return out;
 }
+
+// threadIoPriority(tid, value) -> number: ioprio_set(2) of one thread of this process (its tid);
+// 0, or the errno (ESRCH: the thread has ended). An account worker, started at full priority,
+// takes the configured I/O priority this way on each of its threads before it reads the home
+// (politeness.ts): the priority is per thread, and libuv's pool threads do the reads.
+napi_value thread_io_priority(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  int32_t tid = 0, value = -1;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &tid) != napi_ok || tid <= 0
+      || napi_get_value_int32(env, argv[1], &value) != napi_ok || value < 0 || value > 0xffff) {
+    napi_throw_range_error(env, NULL, "threadIoPriority(tid, value): a thread id, and class << 13 | level");
+    return NULL;
+  }
+  int err = syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, tid, value) == 0 ? 0 : errno;
+  napi_create_int32(env, err, &out);
+  return out;
+}

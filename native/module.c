@@ -9,7 +9,8 @@
 // file and hashed (each file, and the tar digest) on libuv's pool; splice-file.c: a large file's content
 // moved into that pipe (or the entry stream's socket) by the account worker without copies;
 // open-files.c: a folder's stored files opened for reads in one job on libuv's pool, for restores.
-// io-priority.c: ioprio_get/ioprio_set(2) of the calling thread, for the priority a worker starts with.
+// io-priority.c: ioprio_get/ioprio_set(2) of the calling thread, or ioprio_set(2) of one thread by id,
+// for the I/O priority of a worker.
 // gzip-block.c (where libdeflate was found at build time): a compressed snapshot's block of gzip
 // members made on libuv's pool; inflate-member.c: one entry of its member list inflated on the
 // pool into a Buffer the restore writer reuses.
@@ -40,6 +41,7 @@ napi_value send_fd_sync(napi_env env, napi_callback_info info);
 napi_value take_fd(napi_env env, napi_callback_info info);
 napi_value hash_supported(napi_env env, napi_callback_info info);
 napi_value link_many(napi_env env, napi_callback_info info);
+napi_value thread_io_priority(napi_env env, napi_callback_info info);
 napi_value link_blobs(napi_env env, napi_callback_info info);
 napi_value sha256_open(napi_env env, napi_callback_info info);
 napi_value sha256_update(napi_env env, napi_callback_info info);
@@ -131,6 +133,7 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "openFilesAt", open_files_at);
   export_function(env, exports, "mallocPolicy", malloc_policy);
   export_function(env, exports, "ioPriority", io_priority);
+  export_function(env, exports, "threadIoPriority", thread_io_priority);
   export_function(env, exports, "pageAlignedBuffer", page_aligned_buffer);
 #ifdef TM_LIBDEFLATE
   export_function(env, exports, "gzipBlock", gzip_block);

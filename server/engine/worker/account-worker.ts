@@ -1,9 +1,11 @@
-// Entry point of the account worker process. Nothing touches the home before becomeAccount.
+// Entry point of the account worker process. Nothing touches the home before becomeAccount
+// and takePoliteness.
 import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { becomeAccount } from './drop-privileges.js';
 import { applyMallocPolicy } from '../../native/malloc-policy.js';
 import { batchHelperThreads } from '../../native/sched-batch.js';
+import { parsePoliteness, takePoliteness, type Politeness } from '../../util/politeness.js';
 
 interface WorkerJob {
   mode: 'backup' | 'restore' | 'sites';
@@ -21,8 +23,11 @@ interface WorkerJob {
   snapshot?: string;
 }
 
-/** What root sends a standby worker first: the account to become and the job, one JSON line. */
-export interface StandbyHeader { identity: string; job: WorkerJob }
+/**
+ * What root sends a standby worker first: the account to become, the job, and the politeness
+ * to take (absent where root started the worker under it already), one JSON line.
+ */
+export interface StandbyHeader { identity: string; job: WorkerJob; politeness?: Politeness }
 
 const MAX_HEADER = 1 << 20;
 
@@ -65,23 +70,32 @@ function firstLine(input: Readable): Promise<Buffer | null> {
 }
 
 /**
- * The helper threads go under SCHED_BATCH (sched-batch.ts) only once the job's modules are
- * loaded: the ES module loader reads each module through libuv's pool, one round trip after
- * another, and a batch pool thread waits for the processor on a busy machine.
+ * The politeness root asked for (null: none, the worker was started under it), taken by every
+ * thread once the job's modules are loaded and before the home is read: a worker's Node
+ * start-up and module loading read nothing of the account's, and at nice 10 on a busy machine
+ * they were the slowest part of a small backup. The helper threads go under SCHED_BATCH
+ * (sched-batch.ts) only then too: the ES module loader reads each module through libuv's
+ * pool, one round trip after another, and a batch pool thread waits for the processor on a
+ * busy machine.
  */
-async function runJob(job: WorkerJob, input: Readable | undefined): Promise<void> {
+function settle(politeness: Politeness | null): void {
+  if (politeness) takePoliteness(politeness);
+  batchHelperThreads();
+}
+
+async function runJob(job: WorkerJob, politeness: Politeness | null, input: Readable | undefined): Promise<void> {
   // Each mode loads only its own modules: a worker starts per account and task.
   if (job.mode === 'backup') {
     const { runBackupReader } = await import('./backup-reader.js');
-    batchHelperThreads();
+    settle(politeness);
     await runBackupReader({ home: job.home, excludes: job.excludes ?? [], previous: job.previous ?? false, tar: job.tar ?? false, descriptors: job.descriptors === true, ...(input ? { input } : {}) });
   } else if (job.mode === 'sites') {
     const { runSiteFinder } = await import('../sites/find-sites.js');
-    batchHelperThreads();
+    settle(politeness);
     runSiteFinder({ home: job.home, excludes: job.excludes ?? [] });
   } else if (job.mode === 'restore') {
     const { runRestoreWriter } = await import('./restore-writer.js');
-    batchHelperThreads();
+    settle(politeness);
     await runRestoreWriter({ home: job.home, intoFolder: job.intoFolder ?? '', ...(job.prune ? { prune: job.prune } : {}), contentChecked: job.contentChecked === true, ...(job.remoteContent ? { remoteContent: true } : {}), ...(job.contentFds ? { contentFds: job.contentFds } : {}), ...(job.snapshot ? { snapshot: job.snapshot } : {}) });
   } else {
     throw new Error(`unknown worker mode ${String(job.mode)}`);
@@ -104,8 +118,9 @@ async function standby(): Promise<void> {
   const header = JSON.parse(line.toString('utf8')) as StandbyHeader;
   becomeAccount(header.identity);
   if (header.job.mode !== 'backup') throw new Error('a standby worker only backs up');
+  const politeness = header.politeness === undefined ? null : parsePoliteness(header.politeness);
   await preload;
-  await runJob(header.job, input);
+  await runJob(header.job, politeness, input);
 }
 
 /**
@@ -130,7 +145,8 @@ async function main(): Promise<void> {
   applyMallocPolicy();
   if (process.env.TIDEMARK_WORKER_STANDBY === '1') return standby();
   becomeAccount(process.env.TIDEMARK_WORKER_IDENTITY);
-  await runJob(JSON.parse(process.env.TIDEMARK_WORKER_JOB ?? '{}') as WorkerJob, undefined);
+  const politeness = process.env.TIDEMARK_WORKER_POLITENESS;
+  await runJob(JSON.parse(process.env.TIDEMARK_WORKER_JOB ?? '{}') as WorkerJob, politeness === undefined ? null : parsePoliteness(JSON.parse(politeness)), undefined);
 }
 
 main().then(() => process.exit(0), (err: unknown) => {

@@ -3,7 +3,8 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import type { Account } from '../../panels/types.js';
-import { FULL_SPEED, spawnPolitely, type Politeness } from '../../util/politeness.js';
+import { spawn } from 'node:child_process';
+import { FULL_SPEED, spawnPolitely, workerTakesPoliteness, type Politeness } from '../../util/politeness.js';
 import { tarPipe, tarPumpAvailable } from '../../native/tar-pump.js';
 import { closeQuietly } from '../../util/close-fd.js';
 import { descriptorChannelSupported, socketPair } from '../../native/pass-fds.js';
@@ -50,8 +51,17 @@ interface Started {
   closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/**
+ * Where the worker takes its politeness itself (takePoliteness, before it reads the home), it
+ * starts at root's priority: its Node start-up, which reads nothing of the account's, was the
+ * slowest part of a small backup on a busy machine at nice 10. Otherwise it starts under it.
+ */
+const TAKES_POLITENESS = workerTakesPoliteness();
+
 function start(politeness: Politeness, stdio: StdioOptions, env: Record<string, string>, flags: string[] = []): Started {
-  const child = spawnPolitely(politeness, process.execPath, [...NODE_FLAGS, ...flags, WORKER], { stdio, cwd: '/', env: { PATH, LANG: 'C.UTF-8', ...env } });
+  const argv = [...NODE_FLAGS, ...flags, WORKER];
+  const options = { stdio, cwd: '/', env: { PATH, LANG: 'C.UTF-8', ...env } };
+  const child = TAKES_POLITENESS ? spawn(process.execPath, argv, options) : spawnPolitely(politeness, process.execPath, argv, options);
   let stderr = '';
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (d: string) => { if (stderr.length < 65536) stderr += d; });
@@ -111,7 +121,8 @@ const samePoliteness = (a: Politeness, b: Politeness): boolean => a.nice === b.n
 /**
  * Starts a backup worker before its account is known, so that its Node start-up and module
  * loading overlap root's own (the CLI's `backup` calls this first thing). The next backup
- * worker asked for with the same politeness takes it over; it becomes the account before
+ * worker asked for takes it over (with the same politeness, unless the worker takes its
+ * politeness itself: it is then told it with the account); it becomes the account before
  * touching the home (account-worker.ts). One nobody takes ends when root does (its stdin closes).
  */
 export function prestartAccountWorker(politeness: Politeness = FULL_SPEED): number | undefined {
@@ -147,14 +158,15 @@ function takeStandby(job: Record<string, unknown>, politeness: Politeness, opts:
   const s = standby;
   if (!s || job.mode !== 'backup' || opts.stdin !== undefined || typeof opts.tarFd === 'number') return null;
   if (opts.tarFd === 'fd' && s.tarRead === null) return null;
-  if (!samePoliteness(s.politeness, politeness) || s.started.child.exitCode !== null) return null;
+  if ((!TAKES_POLITENESS && !samePoliteness(s.politeness, politeness)) || s.started.child.exitCode !== null) return null;
   standby = null;
   return s;
 }
 
 /**
- * Starts an account worker: it becomes the account before touching the home (see
- * drop-privileges.ts). The root process only talks to it through pipes.
+ * Starts an account worker: it becomes the account and takes its politeness before touching
+ * the home (see drop-privileges.ts, account-worker.ts). The root process only talks to it
+ * through pipes.
  */
 export function spawnAccountWorker(account: Account, job: Record<string, unknown>,
   opts: { politeness?: Politeness; tarFd?: number | 'pipe' | 'fd'; stdin?: number; descriptors?: boolean } = {}): WorkerHandle {
@@ -175,7 +187,7 @@ export function spawnAccountWorker(account: Account, job: Record<string, unknown
     if (opts.descriptors) descriptorFd = taken.channel;
     else if (taken.channel !== null) closeQuietly(taken.channel);
     const fullJob = { ...job, home: account.home, ...(descriptorFd !== null ? { descriptors: true } : {}) };
-    started.child.stdin!.write(`${JSON.stringify({ identity, job: fullJob })}\n`);
+    started.child.stdin!.write(`${JSON.stringify({ identity, job: fullJob, ...(TAKES_POLITENESS ? { politeness } : {}) })}\n`);
   } else {
     const channel = opts.descriptors ? descriptorChannel() : null;
     const fullJob = { ...job, home: account.home, ...(channel ? { descriptors: true } : {}) };
@@ -184,7 +196,8 @@ export function spawnAccountWorker(account: Account, job: Record<string, unknown
       const base: StdioOptions = fd4 === undefined ? [stdin, 'ignore', 'pipe', 'pipe'] : [stdin, 'ignore', 'pipe', 'pipe', fd4];
       return channel ? [...base, ...(fd4 === undefined ? ['ignore' as const] : []), channel.worker] : base;
     };
-    const env = { TIDEMARK_WORKER_IDENTITY: identity, TIDEMARK_WORKER_JOB: JSON.stringify(fullJob) };
+    const env: Record<string, string> = { TIDEMARK_WORKER_IDENTITY: identity, TIDEMARK_WORKER_JOB: JSON.stringify(fullJob) };
+    if (TAKES_POLITENESS) env.TIDEMARK_WORKER_POLITENESS = JSON.stringify(politeness);
     const flags = job.mode === 'restore' ? RESTORE_FLAGS : [];
     try {
       if (opts.tarFd === 'fd') {
