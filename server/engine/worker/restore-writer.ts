@@ -610,15 +610,10 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
   };
 
   try {
-  if (compressed) {
-    // The content comes from the members, inflated between the records (CompressedContent).
-    const events = compressed.events((async function* (): AsyncGenerator<StreamEvent> { for await (const batch of incoming) yield* batch; })());
-    for await (const ev of events) { const waiting = step(ev); if (waiting) await waiting; }
-  } else {
-    // A read's events in a plain loop: no promise per event, only where a step waits.
-    for await (const batch of incoming) {
-      for (const ev of batch) { const waiting = step(ev); if (waiting) await waiting; }
-    }
+  // A batch's events in a plain loop: no promise per event, only where a step waits. From a
+  // compressed snapshot, the content comes inflated between the records (CompressedContent).
+  for await (const batch of compressed ? compressed.events(incoming) : incoming) {
+    for (const ev of batch) { const waiting = step(ev); if (waiting) await waiting; }
   }
   finishFile();
   if (newFiles?.gathering()) throw new Error('entry stream ended in the middle of a file');
