@@ -195,3 +195,29 @@ test('inflateMember: a member that the file ends inside, that is not gzip, or th
     fs.rmSync(a.dir, { recursive: true, force: true });
   }
 });
+
+test('MemberInflater.readNow: never waits and never guesses: null until the member is inflated or when the range leaves it, else the same bytes as read()', async () => {
+  const blocks = [crypto.randomBytes(300_000), text(200_000), crypto.randomBytes(100_000)];
+  const a = archive(blocks);
+  const fd = fs.openSync(a.file, 'r');
+  try {
+    const inflater = new MemberInflater(fd, a.members, fs.fstatSync(fd).size);
+    assert.equal(inflater.readNow(10, 100), null, 'nothing inflated yet');
+    // read() of the first file starts the members ahead; once they are done, readNow has them.
+    assert.ok((await readAll(inflater, 0, 10)).equals(a.data.subarray(0, 10)));
+    await inflater.settle();
+    for (const [offset, size] of [[10, 100], [299_000, 1000], [300_000, 200_000], [350_000, 5], [500_000, 100_000]] as const) {
+      const now = inflater.readNow(offset, size);
+      assert.ok(now, `${offset}+${size} lies in one inflated member`);
+      assert.ok(Buffer.concat(now).equals(a.data.subarray(offset, offset + size)), `${offset}+${size}`);
+    }
+    // A range that runs into the next member (or past the end) is read()'s, which names the damage.
+    assert.equal(inflater.readNow(299_990, 20), null);
+    assert.equal(inflater.readNow(590_000, 20_000), null);
+    await assert.rejects(readAll(inflater, 590_000, 20_000), (e: Error) => e instanceof ArchiveDamage);
+    await inflater.settle();
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(a.dir, { recursive: true, force: true });
+  }
+});

@@ -85,11 +85,25 @@ export function restoreFilesFromOffLoop(files: readonly FileFrom[]): Promise<Fil
   if (!batchAddon) return null;
   const numbers = new Float64Array(files.length * FIELDS);
   const hashes = Buffer.alloc(files.length * 32);
-  files.forEach((f, i) => {
-    numbers.set([f.fd, f.offset, f.size, f.mode, f.uid, f.gid, f.sec, f.nsec, f.closeFd ? 1 : 0, f.hash ? 1 : 0], i * FIELDS);
+  const paths: Buffer[] = new Array<Buffer>(files.length);
+  // Field by field: an array literal per file for numbers.set() was a garbage object per file.
+  for (let i = 0; i < files.length; i++) {
+    const f = files[i]!;
+    const at = i * FIELDS;
+    numbers[at] = f.fd;
+    numbers[at + 1] = f.offset;
+    numbers[at + 2] = f.size;
+    numbers[at + 3] = f.mode;
+    numbers[at + 4] = f.uid;
+    numbers[at + 5] = f.gid;
+    numbers[at + 6] = f.sec;
+    numbers[at + 7] = f.nsec;
+    numbers[at + 8] = f.closeFd ? 1 : 0;
+    numbers[at + 9] = f.hash ? 1 : 0;
     f.hash?.copy(hashes, i * 32);
-  });
-  return batchAddon.restoreFilesFrom(files.map((f) => f.path), numbers, hashes) as Promise<FileOutcome[]>;
+    paths[i] = f.path;
+  }
+  return batchAddon.restoreFilesFrom(paths, numbers, hashes) as Promise<FileOutcome[]>;
 }
 
 /** One file of restoreNewFilesOffLoop: restoreNewFileOffLoop's arguments. */

@@ -7,6 +7,8 @@ import { MemberInflater } from './member-inflater.js';
 import { layout } from '../snapshot-layout.js';
 import { reuseLargeBuffers } from '../../native/malloc-policy.js';
 
+const DATA_END: StreamEvent = { type: 'data-end' };
+
 /**
  * A restore into a new folder, or in place, from a local compressed snapshot (contentFds 'compressed'):
  * root sends the records only, and with the first file that has content the descriptors of
@@ -25,26 +27,45 @@ export class CompressedContent {
   /** `received`: the descriptors that came with the stream, not yet taken; `snapshot`: its account/id, for messages. */
   constructor(private readonly received: number[], private readonly snapshot: string) {}
 
-  async *events(source: AsyncIterable<StreamEvent>): AsyncGenerator<StreamEvent> {
-    for await (const ev of source) {
-      if (ev.type !== 'entry' || ev.entry.kind !== 'f' || ev.entry.size === 0 || ev.hasData) { yield ev; continue; }
-      const e = ev.entry;
-      const name = JSON.stringify(toDisplay(e.path));
-      if (!Number.isSafeInteger(e.dataRef) || e.dataRef < 0) throw new Error(`the restore stream names the content of ${name} without its offset`);
-      const inflater = this.open(name);
-      yield { ...ev, hasData: true };
-      if (this.skipped === e) {
-        this.skipped = null;
-        yield { type: 'data-end' };
-        continue;
+  /**
+   * The events by batch, as the writer takes them (eventBatches): the records that need no
+   * content go on in their batch; a batch ends with each record whose content is read here,
+   * so that the writer has taken it (and may have called skipContent) before any of that
+   * content is read; then each piece of it comes alone, since a piece is valid only until the
+   * next is read (MemberInflater.read).
+   */
+  async *events(source: AsyncIterable<StreamEvent[]>): AsyncGenerator<StreamEvent[]> {
+    for await (const batch of source) {
+      let out: StreamEvent[] = [];
+      for (const ev of batch) {
+        if (ev.type !== 'entry' || ev.entry.kind !== 'f' || ev.entry.size === 0 || ev.hasData) { out.push(ev); continue; }
+        const e = ev.entry;
+        if (!Number.isSafeInteger(e.dataRef) || e.dataRef < 0) throw new Error(`the restore stream names the content of ${JSON.stringify(toDisplay(e.path))} without its offset`);
+        const inflater = this.open(e);
+        out.push({ ...ev, hasData: true });
+        yield out;
+        out = [];
+        if (this.skipped === e) {
+          this.skipped = null;
+          out.push(DATA_END);
+          continue;
+        }
+        // Most files lie in one member inflated already: taken at once, with the next records.
+        const now = inflater.readNow(e.dataRef, e.size);
+        if (now) {
+          for (const chunk of now) out.push({ type: 'data', chunk });
+          out.push(DATA_END);
+          continue;
+        }
+        try {
+          for await (const chunk of inflater.read(e.dataRef, e.size)) yield [{ type: 'data', chunk }];
+        } catch (err) {
+          // The words of the stream path (snapshot-content.ts, nameContentError).
+          throw new Error(`snapshot ${this.snapshot}: ${layout.data('compressed')}: ${(err as Error).message} while reading ${JSON.stringify(toDisplay(e.path))}: the destination copy is damaged; that file was not restored and the restore stopped there`);
+        }
+        out.push(DATA_END);
       }
-      try {
-        for await (const chunk of inflater.read(e.dataRef, e.size)) yield { type: 'data', chunk };
-      } catch (err) {
-        // The words of the stream path (snapshot-content.ts, nameContentError).
-        throw new Error(`snapshot ${this.snapshot}: ${layout.data('compressed')}: ${(err as Error).message} while reading ${name}: the destination copy is damaged; that file was not restored and the restore stopped there`);
-      }
-      yield { type: 'data-end' };
+      if (out.length > 0) yield out;
     }
   }
 
@@ -64,8 +85,9 @@ export class CompressedContent {
     for (const fd of this.fds.splice(0)) { try { fs.closeSync(fd); } catch { /* closed */ } }
   }
 
-  private open(name: string): MemberInflater {
+  private open(e: Entry): MemberInflater {
     if (this.inflater) return this.inflater;
+    const name = JSON.stringify(toDisplay(e.path));
     const membersFd = this.received.shift();
     const archiveFd = this.received.shift();
     for (const fd of [membersFd, archiveFd]) if (fd !== undefined) this.fds.push(fd);

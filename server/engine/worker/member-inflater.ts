@@ -29,6 +29,8 @@ export class ArchiveDamage extends Error {}
  */
 export class MemberInflater {
   private readonly cache = new Map<number, Promise<Inflated>>();
+  /** The members of the cache whose inflate is done, for readNow. */
+  private readonly ready = new Map<number, Inflated>();
   /** Reads and inflates not finished yet, forgotten by the cache or not: the descriptor stays open until they are. */
   private readonly running = new Set<Promise<unknown>>();
 
@@ -64,6 +66,21 @@ export class MemberInflater {
     }
   }
 
+  /**
+   * read() without waiting: the pieces of the `size` bytes at `offset` when they lie in one
+   * member that is inflated already (most files), with the same validity; null when they do
+   * not (then read() gives them, or the damage).
+   */
+  readNow(offset: number, size: number): Buffer[] | null {
+    const i = this.indexOf(offset);
+    const data = i >= 0 ? this.ready.get(i) : undefined;
+    if (!data) return null;
+    const start = this.members[i]!.uOffset;
+    if (offset + size > start + data.length) return null;
+    this.ahead(i);
+    return [...data.pieces(offset - start, offset + size - start)];
+  }
+
   /** Waits for every read and inflate under way (before the descriptor is closed). */
   async settle(): Promise<void> {
     await Promise.allSettled([...this.running]);
@@ -86,6 +103,7 @@ export class MemberInflater {
     for (const [k, p] of this.cache) {
       if (k >= i) continue;
       this.cache.delete(k);
+      this.ready.delete(k);
       void p.then((inflated) => { if (inflated.own && this.spare.length < SPARE) this.spare.push(inflated.own); }, () => undefined);
     }
     for (let k = i; k <= i + AHEAD && k < this.members.length; k++) this.member(k);
@@ -94,8 +112,10 @@ export class MemberInflater {
   private member(i: number): Promise<Inflated> {
     let p = this.cache.get(i);
     if (!p) {
-      p = this.inflate(i);
-      const done = p.then(() => undefined, () => undefined);
+      const inflating = this.inflate(i);
+      p = inflating;
+      // Kept for readNow while the member is in the cache (ahead() forgets both).
+      const done = p.then((inflated) => { if (this.cache.get(i) === inflating) this.ready.set(i, inflated); }, () => undefined);
       this.running.add(done);
       void done.then(() => this.running.delete(done));
       this.cache.set(i, p);

@@ -154,11 +154,11 @@ export class NewFiles {
    * submitFrom's are (restoreNewFiles: each file checked before it is created, each with its
    * own outcome).
    */
-  async submit(): Promise<void> {
+  submit(): Promise<void> | undefined {
     const e = this.entry!;
     const { parts, arena } = this.takeGathered();
     const hash = this.hash;
-    const checkInJob = this.checkInJob;
+    const check = this.checkInJob;
     this.entry = null;
     this.hash = null;
     this.checkInJob = false;
@@ -166,6 +166,21 @@ export class NewFiles {
       this.arenas?.release(arena);
       throw streamDamagedError(e);
     }
+    const item: QueuedParts = { e, parts, check, arena };
+    // A promise only when the writer must wait: most files are queued at once.
+    if (this.jobs >= MAX_GATHERED || (this.bytes >= MAX_GATHERED_BYTES && this.jobs > 0)) return this.queueGatheredLater(item);
+    try {
+      this.throwIfFailed();
+    } catch (err) {
+      this.arenas?.release(arena);
+      throw err;
+    }
+    this.queueGathered(item);
+    return undefined;
+  }
+
+  /** submit() once fewer files are under way. */
+  private async queueGatheredLater(item: QueuedParts): Promise<void> {
     try {
       while (this.jobs >= MAX_GATHERED || (this.bytes >= MAX_GATHERED_BYTES && this.jobs > 0)) {
         if (this.running < BATCH_RUNNING) this.flushGathered();
@@ -173,11 +188,15 @@ export class NewFiles {
       }
       this.throwIfFailed();
     } catch (err) {
-      this.arenas?.release(arena);
+      this.arenas?.release(item.arena);
       throw err;
     }
-    this.gathered.push({ e, parts, check: checkInJob, arena });
-    this.started(e, e.size);
+    this.queueGathered(item);
+  }
+
+  private queueGathered(item: QueuedParts): void {
+    this.gathered.push(item);
+    this.started(item.e, item.e.size);
     // At most BATCH_RUNNING batches create files at a time (the machine's cores, not the
     // pool's four threads): creates in the same folders contend in the kernel (the parent's
     // lock, the inode bitmap), and the pool's other threads stay free to inflate. What
@@ -234,16 +253,27 @@ export class NewFiles {
    * pool never waits for a batch to fill while the event loop pays one call, one wake-up and
    * one promise per batch rather than per file.
    */
-  async submitFrom(e: Entry, fd: number, offset: number, owned: boolean): Promise<void> {
-    const release = (): void => { if (owned) closeQuietly(fd); };
+  submitFrom(e: Entry, fd: number, offset: number, owned: boolean): Promise<void> | undefined {
+    // A promise only when the writer must wait: most files are queued at once.
+    if (this.jobs >= MAX_QUEUED || (this.bytes >= MAX_BYTES && this.jobs > 0)) return this.queueFromLater(e, fd, offset, owned);
+    this.queueFrom(e, fd, offset, owned);
+    return undefined;
+  }
+
+  /** submitFrom() once fewer files are under way. */
+  private async queueFromLater(e: Entry, fd: number, offset: number, owned: boolean): Promise<void> {
     while (this.jobs >= MAX_QUEUED || (this.bytes >= MAX_BYTES && this.jobs > 0)) {
       this.flush();
       await new Promise<void>((r) => { this.wake = r; });
     }
+    this.queueFrom(e, fd, offset, owned);
+  }
+
+  private queueFrom(e: Entry, fd: number, offset: number, owned: boolean): void {
     try {
       this.throwIfFailed();
     } catch (err) {
-      release();
+      if (owned) closeQuietly(fd);
       throw err;
     }
     const held = Math.min(e.size, GATHER_MAX);

@@ -1,14 +1,14 @@
 import fs from 'node:fs';
 import crypto from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { parseEntryStream, type Entry } from '../format/entry.js';
+import type { Entry, StreamEvent } from '../format/entry.js';
 import { parentOf, toBuffer, toDisplay, type BytePath } from '../../util/byte-path.js';
 import { SyncOutput } from './sync-output.js';
 import { openIfUnchanged } from './unchanged-file.js';
 import { setFdTimes, setPathTimes } from '../../native/file-times.js';
 import { syncFilesystemSync } from '../../native/syncfs.js';
 import { DamagedContentError, NewFiles, damagedError, streamDamagedError } from './new-files.js';
-import { SMALL_SLAB, slabReads, socketSlabReads } from './slab-reader.js';
+import { SMALL_SLAB, eventBatches, slabReads, socketSlabReads } from './slab-reader.js';
 import { restoreFileFromSupported } from '../../native/restore-file.js';
 import { CompressedContent } from './compressed-content.js';
 import { WrittenFiles } from './written-files.js';
@@ -212,21 +212,24 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
   // Content by descriptor: root starts the writer before it has read the index, and a restore
   // that fails there sends nothing: then no folder is made.
   const received: number[] = [];
-  const stream = parseEntryStream(opts.contentFds ? socketSlabReads(0, received) : (opts.remoteContent ? slabReads(0, remoteSlabTurnover(), SMALL_SLAB) : slabReads(0)));
-  const first = opts.contentFds ? await stream.next() : null;
-  if (first?.done) {
-    await leftovers;
-    const out = new SyncOutput(3, 1 << 16);
-    out.write(Buffer.from(JSON.stringify(result)));
-    out.flush();
-    return;
+  const batches = eventBatches(opts.contentFds ? socketSlabReads(0, received) : (opts.remoteContent ? slabReads(0, remoteSlabTurnover(), SMALL_SLAB) : slabReads(0)));
+  let first: StreamEvent[] | null = null;
+  if (opts.contentFds) {
+    const got = await batches.next();
+    first = got.done ? null : got.value;
+    if (!first) {
+      await leftovers;
+      const out = new SyncOutput(3, 1 << 16);
+      out.write(Buffer.from(JSON.stringify(result)));
+      out.flush();
+      return;
+    }
   }
-  const incoming = (async function* (): AsyncGenerator<Awaited<ReturnType<typeof stream.next>>['value'] & object> {
-    if (first) yield first.value;
-    yield* stream;
+  const incoming = (async function* (): AsyncGenerator<StreamEvent[]> {
+    if (first) yield first;
+    yield* batches;
   })();
   const compressed = opts.contentFds === 'compressed' ? new CompressedContent(received, opts.snapshot ?? 'being restored') : null;
-  const events = compressed ? compressed.events(incoming) : incoming;
   if (opts.intoFolder !== '') {
     fs.mkdirSync(base, { mode: 0o700 });
   }
@@ -491,57 +494,47 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     if (install(tmp, entry.path)) restored(entry);
   };
 
-  try {
-  for await (const ev of events) {
-    if (newFiles?.gathering()) {
-      if (ev.type === 'data') { newFiles.add(ev.chunk); continue; }
-      if (ev.type === 'data-end') { await newFiles.submit(); continue; }
-    }
-    if (ev.type === 'data') {
-      if (current && !current.kept) {
-        current.hash?.update(ev.chunk);
-        writeAllSync(current.fd, ev.chunk);
-      }
-      continue;
-    }
-    if (ev.type === 'data-end') { finishFile(); continue; }
-    if (ev.type === 'notice') continue;
+  /** A descriptor taken for an entry that is not written after all (blobs: closed; the archive's stays). */
+  const releaseDescriptor = (fd: number): void => { if (fd >= 0 && opts.contentFds === 'blobs') closeQuietly(fd); };
+
+  /** An entry that could not be placed: a warning, unless its stored copy is damaged (the restore stops). */
+  const entryFailed = (err: unknown, e: Entry, fd: number): void => {
+    releaseDescriptor(fd);
+    compressed?.skipContent(e);
+    if (err instanceof DamagedContentError) throw err;
+    warn(e.path, `not restored: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    if (current && current.entry === e) { fs.closeSync(current.fd); discard(current); current = null; }
+  };
+
+  /** Puts the entry `ev` at its path; `fromFd`: the descriptor that holds its content (descriptorOf), or -1. */
+  const placeEntry = (ev: StreamEvent & { type: 'entry' }, fromFd: number): Promise<void> | undefined => {
     const e = ev.entry;
-    // Closed once the file is written, or at once when it is not (blobs; the archive's stays).
-    let fromFd = descriptorOf(e);
-    const releaseFd = (): void => { if (fromFd >= 0 && opts.contentFds === 'blobs') closeQuietly(fromFd); fromFd = -1; };
-    if (!validRelative(e.path)) { releaseFd(); warn(e.path, 'invalid path in the snapshot; skipped'); continue; }
-    try {
-      newFiles?.throwIfFailed();
-      if (pendingAt(e.path, e.kind === 'h' ? e.link : undefined)) await newFiles!.drain();
-    } catch (err) {
-      releaseFd();
-      throw err;
-    }
     // Whatever is put at a path now, it is no longer a file this restore wrote.
     written.named(e);
     if (opts.prune) named.add(e.path);
+    let queued: Promise<void> | undefined;
     try {
       if (e.kind === 'd') {
         const existed = readyDirs.has(e.path) || fs.existsSync(abs(e.path));
         ensureDir(e.path);
         if (!(ev.ancestor && existed)) pendingDirs.push({ rel: e.path, entry: e });
         if (!existed) result.directories++;
-        continue;
+        return undefined;
       }
       ensureDir(parentOf(e.path));
       if (fromFd >= 0 && !newFiles) {
         try {
           writeInPlaceFrom(e, fromFd, e.dataRef);
         } finally {
-          releaseFd();
+          releaseDescriptor(fromFd);
+          fromFd = -1;
         }
       } else if (fromFd >= 0) {
         const fd = fromFd;
         fromFd = -1;
-        await newFiles!.submitFrom(e, fd, e.dataRef, opts.contentFds === 'blobs');
+        queued = newFiles!.submitFrom(e, fd, e.dataRef, opts.contentFds === 'blobs');
       } else if (e.kind === 'f' && newFiles?.takes(e, ev.hasData)) {
-        if (!ev.hasData || e.size === 0) await newFiles.submit();
+        if (!ev.hasData || e.size === 0) queued = newFiles.submit();
       } else if (e.kind === 'f') {
         // An empty file by descriptor has no content in the stream, but its hash is known.
         const { fd, tmp, kept } = openTarget(e, e.hash !== undefined && (ev.hasData || opts.contentFds !== undefined));
@@ -557,7 +550,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
         setTimes(made, e, true);
         if (install(tmp, e.path)) result.links++;
       } else if (e.kind === 'h') {
-        if (!validRelative(e.link) || e.link === '' || !written.has(e.link)) { warn(e.path, 'hard link to a file this restore did not write; skipped'); continue; }
+        if (!validRelative(e.link) || e.link === '' || !written.has(e.link)) { warn(e.path, 'hard link to a file this restore did not write; skipped'); return undefined; }
         const first = abs(e.link);
         const tmp = makeAt(e.path, (p) => fs.linkSync(first, p));
         if (install(tmp, e.path)) { result.files++; written.add(e); }
@@ -567,19 +560,60 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
         const fifoName = `.tidemark-fifo-${crypto.randomBytes(6).toString('hex')}`;
         const fifo = Buffer.concat([base, Buffer.from('/' + fifoName)]);
         const made = spawnSync('mkfifo', ['-m', '600', '--', fifoName], { cwd: base.toString('utf8') });
-        if (made.status !== 0) { warn(e.path, 'fifo not restored'); continue; }
+        if (made.status !== 0) { warn(e.path, 'fifo not restored'); return undefined; }
         fs.chmodSync(fifo, e.mode & 0o777);
         applyOwner((u, g) => fs.lchownSync(fifo, u, g), e.path, e);
         setTimes(fifo, e, true);
         install(fifo, e.path);
       }
     } catch (err) {
-      releaseFd();
-      compressed?.skipContent(e);
-      if (err instanceof DamagedContentError) throw err;
-      warn(e.path, `not restored: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-      if (current && current.entry === e) { fs.closeSync(current.fd); discard(current); current = null; }
+      entryFailed(err, e, fromFd);
+      return undefined;
     }
+    // A file handed to NewFiles that must wait (or failed): the same as a failure above.
+    return queued?.catch((err: unknown) => entryFailed(err, e, -1));
+  };
+
+  /** One record of the stream: the descriptor of its content taken first (so that one skipped keeps the order), checked, placed. */
+  const entryEvent = (ev: StreamEvent & { type: 'entry' }): Promise<void> | undefined => {
+    const e = ev.entry;
+    const fromFd = descriptorOf(e);
+    if (!validRelative(e.path)) { releaseDescriptor(fromFd); warn(e.path, 'invalid path in the snapshot; skipped'); return undefined; }
+    try {
+      newFiles?.throwIfFailed();
+      if (pendingAt(e.path, e.kind === 'h' ? e.link : undefined)) {
+        return newFiles!.drain().then(() => placeEntry(ev, fromFd), (err: unknown) => { releaseDescriptor(fromFd); throw err; });
+      }
+    } catch (err) {
+      releaseDescriptor(fromFd);
+      throw err;
+    }
+    return placeEntry(ev, fromFd);
+  };
+
+  /** One event of the stream; a promise only where the writer must wait (most events need none). */
+  const step = (ev: StreamEvent): Promise<void> | undefined => {
+    if (newFiles?.gathering()) {
+      if (ev.type === 'data') { newFiles.add(ev.chunk); return undefined; }
+      if (ev.type === 'data-end') return newFiles.submit();
+    }
+    if (ev.type === 'data') {
+      if (current && !current.kept) {
+        current.hash?.update(ev.chunk);
+        writeAllSync(current.fd, ev.chunk);
+      }
+      return undefined;
+    }
+    if (ev.type === 'data-end') { finishFile(); return undefined; }
+    if (ev.type === 'notice') return undefined;
+    return entryEvent(ev);
+  };
+
+  try {
+  // A batch's events in a plain loop: no promise per event, only where a step waits. From a
+  // compressed snapshot, the content comes inflated between the records (CompressedContent).
+  for await (const batch of compressed ? compressed.events(incoming) : incoming) {
+    for (const ev of batch) { const waiting = step(ev); if (waiting) await waiting; }
   }
   finishFile();
   if (newFiles?.gathering()) throw new Error('entry stream ended in the middle of a file');
