@@ -35,8 +35,9 @@ function plant(on: TestSshServer, remote: string, files: Record<string, Buffer>)
   }
 }
 
-const settled = async (ps: Promise<Buffer>[]): Promise<(Buffer | Error)[]> =>
-  (await Promise.allSettled(ps)).map((r) => (r.status === 'fulfilled' ? r.value : r.reason as Error));
+/** Each file's content joined (a driver may give its pieces), or its error. */
+const settled = async (ps: Promise<Buffer | Buffer[]>[]): Promise<(Buffer | Error)[]> =>
+  (await Promise.allSettled(ps)).map((r) => (r.status === 'fulfilled' ? (Array.isArray(r.value) ? Buffer.concat(r.value) : r.value) : r.reason as Error));
 
 test('readSmallFiles: one remote tar -c per folder; exact bytes, shorter files whole, the start of longer ones, a missing file fails alone', async () => {
   await withDestination(servers.server, null, async (dest, remote, commands) => {
@@ -260,5 +261,50 @@ test('a restore over SSH through remote tar -c: exact tree; a damaged blob is re
   } finally {
     removeAccount(account);
     for (const d of [homeRoot, dataDir, path.dirname(keyFile), remote]) fs.rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('readRemoteArchive: every file is its exact bytes across packet boundaries, and a small file is a copy that keeps no packet alive', async () => {
+  const { EventEmitter } = await import('node:events');
+  const { readRemoteArchive } = await import('../server/destinations/ssh-tar-read.js');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-tar-pieces-'));
+  try {
+    const sizes: Record<string, number> = { tiny: 100, small: 5000, mid: 20_000, large: 200_000, last: 3 };
+    const content = Object.fromEntries(Object.entries(sizes).map(([n, size]) => [n, crypto.randomBytes(size)]));
+    for (const [n, data] of Object.entries(content)) fs.writeFileSync(path.join(dir, n), data);
+    const stream = execFileSync(realTar(), ['-c', '-f', '-', '--format=gnu', '-C', dir, ...Object.keys(sizes)], { maxBuffer: 64 << 20 });
+    // Packets as ssh2 hands them on: each in memory of its own, cut anywhere in a member.
+    const packets: Buffer[] = [];
+    for (let at = 0; at < stream.length; at += 32_000) {
+      const piece = stream.subarray(at, at + 32_000);
+      const own = Buffer.allocUnsafeSlow(piece.length);
+      piece.copy(own);
+      packets.push(own);
+    }
+    const channel = Object.assign(new EventEmitter(), {
+      stderr: new EventEmitter(),
+      pause: () => undefined,
+      resume: () => undefined,
+      close: () => { setImmediate(() => channel.emit('close')); },
+    });
+    setImmediate(() => {
+      for (const p of packets) channel.emit('data', p);
+      channel.emit('end');
+    });
+    const got = new Map<number, Buffer[] | Error>();
+    const names = Object.keys(sizes);
+    const left = await readRemoteArchive(channel as never, 'test', names.map((name) => ({ name, size: sizes[name]! })), (i, r) => got.set(i, r), 10_000);
+    assert.deepEqual(left, []);
+    for (const [i, name] of names.entries()) {
+      const parts = got.get(i);
+      assert.ok(Array.isArray(parts), `${name}: delivered`);
+      assert.ok(Buffer.concat(parts).equals(content[name]!), `${name}: exact bytes`);
+      if (sizes[name]! < 8192) {
+        assert.equal(parts.length, 1, `${name}: one piece`);
+        assert.ok(!packets.some((p) => p.buffer === parts[0]!.buffer), `${name}: a copy, not a view of a packet`);
+      }
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -97,19 +97,29 @@ export interface WantedFile {
 }
 
 /**
+ * A file below this size is handed on as one copy of its bytes, so that it does not keep
+ * the packets it came in alive; a larger one as the pieces it came in (views of those
+ * packets, no copy: a per-file join cost a restore over SSH 0.4 s of copying and as many
+ * bytes again of new memory, which the collector then had to reclaim). A larger file covers
+ * most of the packets it lies in, and the reader holds only a few MiB of files at a time
+ * (ReadFlow), so what its pieces keep alive is about what they hold.
+ */
+const COPY_BELOW = 8 << 10;
+
+/**
  * Reads the output of a remote `tar -c` of `wanted` (createCommand). `deliver(i, …)` is
  * called once a file's member is complete (its first `size` bytes: all of them when it is
- * shorter), or with the reason it is refused (not a regular file; output that is not a tar
+ * shorter: its pieces, in order), or with the reason it is refused (not a regular file; output that is not a tar
  * archive of the files asked for: every file not delivered yet is then refused). Resolves with
  * the files not delivered, which the caller reads another way: those tar skipped (missing,
  * unreadable) and, from the first member longer than asked on, the rest (reading on would
  * mean taking in all of a file of any size), or after the tar sent nothing for `idleMs`. The
  * channel is closed once the archive ends or is given up.
  */
-export async function readRemoteArchive(channel: ClientChannel, where: string, wanted: readonly WantedFile[], deliver: (i: number, result: Buffer | Error) => void,
+export async function readRemoteArchive(channel: ClientChannel, where: string, wanted: readonly WantedFile[], deliver: (i: number, result: Buffer[] | Error) => void,
   idleMs: number, flow?: ReadFlow): Promise<number[]> {
   const delivered = new Uint8Array(wanted.length);
-  const give = (i: number, result: Buffer | Error): void => {
+  const give = (i: number, result: Buffer[] | Error): void => {
     if (delivered[i]) return;
     delivered[i] = 1;
     deliver(i, result);
@@ -133,8 +143,7 @@ export async function readRemoteArchive(channel: ClientChannel, where: string, w
       if (ev.type === 'data-end') {
         const c = current!;
         current = null;
-        // A copy: the pieces are views of larger packets, which a small file would keep in memory.
-        give(c.i, Buffer.concat(c.parts, c.got));
+        give(c.i, c.got < COPY_BELOW ? [Buffer.concat(c.parts, c.got)] : c.parts);
         continue;
       }
       // Before the next file: the reader may not have room for it yet (the channel stays

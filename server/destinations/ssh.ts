@@ -568,16 +568,16 @@ export class SshDestination implements Destination, HardLinks {
    * (ssh-tar-read.ts); the files it does not send, and every file elsewhere, are read with
    * readSmallFile, several at once.
    */
-  readSmallFiles(files: readonly { rel: string; size: number }[], flow?: ReadFlow): Promise<Buffer>[] {
-    const settle: ({ resolve: (b: Buffer) => void; reject: (e: Error) => void } | null)[] = [];
-    const out = files.map(() => new Promise<Buffer>((resolve, reject) => { settle.push({ resolve, reject }); }));
+  readSmallFiles(files: readonly { rel: string; size: number }[], flow?: ReadFlow): Promise<Buffer | Buffer[]>[] {
+    const settle: ({ resolve: (b: Buffer | Buffer[]) => void; reject: (e: Error) => void } | null)[] = [];
+    const out = files.map(() => new Promise<Buffer | Buffer[]>((resolve, reject) => { settle.push({ resolve, reject }); }));
     // Each file's resolvers are let go once used: they hold its promise, and so its content,
     // for as long as the batch's stream runs (thousands of files).
-    const deliver = (i: number, r: Buffer | Error): void => {
+    const deliver = (i: number, r: Buffer | Buffer[] | Error): void => {
       const s = settle[i];
       if (!s) return;
       settle[i] = null;
-      if (Buffer.isBuffer(r)) s.resolve(r); else s.reject(r);
+      if (r instanceof Error) s.reject(r); else s.resolve(r);
     };
     const bySftp = async (which: number[]): Promise<void> => {
       let at = 0;

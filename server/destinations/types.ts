@@ -141,11 +141,12 @@ export interface Destination {
   /**
    * Optional, with readSmallFile: the files `files` as readSmallFile reads each, fetched
    * together (one exchange where the driver can). One promise per file, in the same order; a
-   * failure fails its own file only. Restores hand over thousands at once, with `flow`: the
-   * driver waits for `flow.room()` before it reads on (so that no more than the reader's window
-   * is held in memory, however many files are asked for).
+   * failure fails its own file only. A file's content is one Buffer or its pieces in order (as
+   * they came, not joined). Restores hand over thousands at once, with `flow`: the driver
+   * waits for `flow.room()` before it reads on (so that no more than the reader's window is
+   * held in memory, however many files are asked for).
    */
-  readSmallFiles?(files: readonly { rel: string; size: number }[], flow?: ReadFlow): Promise<Buffer>[];
+  readSmallFiles?(files: readonly { rel: string; size: number }[], flow?: ReadFlow): Promise<Buffer | Buffer[]>[];
   /** Remote drivers: bytes sent over the network so far, for reports. */
   bytesSent?(): number;
   /** How many files the engine may have in transfer at once (opens and closes overlap). */

@@ -32,7 +32,7 @@ const BATCH_READY_BYTES = 4 << 20;
  * Fetches several files at once: one promise per source, in order (as ReadAhead's open gives
  * each); reads on only while `flow.room()` says so.
  */
-export type OpenBatch = (sources: Entry[], flow: ReadFlow) => Promise<Buffer>[];
+export type OpenBatch = (sources: Entry[], flow: ReadFlow) => Promise<Buffer | Buffer[]>[];
 
 /** The entry whose content a selected file restores (itself, or the file a hard link points at). */
 const sourceOf = (sel: Selected): Entry => sel.contentFrom ?? sel.entry;
@@ -148,7 +148,7 @@ export class ReadAhead implements ReadFlow {
       if (fetched(sel)) batch.push({ i, source: sourceOf(sel) });
     }
     if (batch.length === 0) return;
-    let got: Promise<Buffer>[];
+    let got: Promise<Buffer | Buffer[]>[];
     try {
       got = this.openBatch!(batch.map((b) => b.source), this);
     } catch (err) {
@@ -158,12 +158,18 @@ export class ReadAhead implements ReadFlow {
     for (const [k, b] of batch.entries()) {
       const p = got[k]!;
       const came = (): void => { if (--this.coming === 0) this.fillBatch(); };
-      p.then((data) => {
+      const parts = p.then((data) => (Array.isArray(data) ? data : [data]));
+      parts.then((data) => {
         // Counted until taken (a file taken already, as soon as it came, is not).
-        if (this.pending.has(b.i)) { this.ready.set(b.i, data.length); this.readyBytes += data.length; }
+        if (this.pending.has(b.i)) {
+          let n = 0;
+          for (const d of data) n += d.length;
+          this.ready.set(b.i, n);
+          this.readyBytes += n;
+        }
         came();
       }, came);
-      this.track(b.i, p.then((data) => [data]));
+      this.track(b.i, parts);
     }
   }
   private track(i: number, p: Promise<Buffer[]>): void {

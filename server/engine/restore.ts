@@ -48,6 +48,11 @@ export interface RestoreProgress {
 
 /** Pieces of the stream to the restore writer smaller than this are gathered into one write. */
 const GATHER_BELOW = 64 << 10;
+/**
+ * The same from a remote destination, whose content comes in pieces of at most one SSH
+ * packet (32 KiB) instead of whole files: gathered into writes as large as a file's were.
+ */
+const REMOTE_GATHER_BELOW = 256 << 10;
 
 /** At most this often: every call is a write to the state store. */
 const PROGRESS_EVERY_MS = 500;
@@ -170,6 +175,7 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
     // call and a write request cost the same whatever their size).
     let gathered: Buffer[] = [];
     let gatheredBytes = 0;
+    const gatherBelow = dest.openForReads ? GATHER_BELOW : REMOTE_GATHER_BELOW;
     const flush = async (): Promise<void> => {
       if (gatheredBytes === 0) return;
       const parts = gathered;
@@ -182,7 +188,7 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
     const send = (b: Buffer): Promise<void> | undefined => {
       gathered.push(b);
       gatheredBytes += b.length;
-      return gatheredBytes >= GATHER_BELOW ? flush() : undefined;
+      return gatheredBytes >= gatherBelow ? flush() : undefined;
     };
     try {
       const handle = (ev: ContentEvent): Promise<void> | undefined => {
