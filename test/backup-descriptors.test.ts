@@ -85,7 +85,7 @@ test('descriptor channel: a directory, a byte without a descriptor, or several d
   assert.equal(openFds(), base, 'both received were closed');
 });
 
-test('readDescriptorContent: exactly the announced size, in one piece up to 1 MiB; a file that shrank is padded with zeros', async () => {
+test('readDescriptorContent: exactly the announced size, in one piece; a file that shrank is padded with zeros', async () => {
   const homeDev = fs.statSync(dir, { bigint: true }).dev;
   const content = crypto.randomBytes(300_000);
   fs.writeFileSync(path.join(dir, 'c'), content);
@@ -106,16 +106,16 @@ test('readDescriptorContent: exactly the announced size, in one piece up to 1 Mi
 
   pieces.length = 0;
   send();
-  const announced = (1 << 20) + 5;
+  const announced = 1 << 20;
   assert.deepEqual(await readDescriptorContent(r, homeDev, announced, take), { shrank: true });
   const got = Buffer.concat(pieces);
   assert.equal(got.length, announced);
   assert.ok(got.subarray(0, content.length).equals(content));
   assert.ok(got.subarray(content.length).equals(Buffer.alloc(announced - content.length)));
-  assert.equal(pieces[0]!.length, 1 << 20, 'pieces of at most 1 MiB');
+  assert.equal(pieces.length, 1, 'one piece');
 });
 
-test('readDescriptorContent: a file of another filesystem, a record without its descriptor, a directory: refused, nothing read', async () => {
+test('readDescriptorContent: a file of another filesystem, a record without its descriptor, a size above 1 MiB, a directory: refused, nothing read', async () => {
   const homeDev = fs.statSync(dir, { bigint: true }).dev;
   const [w, r] = channel();
   const base = openFds();
@@ -130,6 +130,12 @@ test('readDescriptorContent: a file of another filesystem, a record without its 
   await assert.rejects(readDescriptorContent(r, homeDev, 100, take), (e: Error) => e instanceof DescriptorRefused && /outside the home's filesystem/.test(e.message));
 
   await assert.rejects(readDescriptorContent(r, homeDev, 100, take), (e: Error) => e instanceof DescriptorRefused && /did not send/.test(e.message));
+
+  // More than the worker ever sends by descriptor: root would pad a short file up to it.
+  const small = fs.openSync(path.join(dir, 'c'), 'r');
+  sendFdSync(w, small);
+  fs.closeSync(small);
+  await assert.rejects(readDescriptorContent(r, homeDev, 1 << 30, take), (e: Error) => e instanceof DescriptorRefused && /announced 1073741824 bytes/.test(e.message));
 
   const d = fs.openSync(dir, 'r');
   sendFdSync(w, d);

@@ -4,6 +4,12 @@ import { closeQuietly } from '../util/close-fd.js';
 
 /** Content is handed to the sink in pieces of at most this size; a smaller file in one piece of its size. */
 const PIECE = 1 << 20;
+/**
+ * The largest file the account worker hands over as a descriptor (backup-reader.ts); larger ones
+ * come through the stream. Root refuses a larger announced size: it would pad a short file with
+ * zeros up to it, bytes the worker never had to produce.
+ */
+export const DESCRIPTOR_MAX = 1 << 20;
 
 /** Why a descriptor from the account worker was refused: the run fails with this message. */
 export class DescriptorRefused extends Error {}
@@ -26,7 +32,12 @@ export async function readDescriptorContent(channel: number, homeDev: bigint, si
   let fd: number;
   try {
     fd = takeFd(channel);
+    if (!Number.isSafeInteger(size) || size < 0 || size > DESCRIPTOR_MAX) {
+      closeQuietly(fd);
+      throw new DescriptorRefused(`the account worker announced ${size} bytes by descriptor (at most ${DESCRIPTOR_MAX})`);
+    }
   } catch (err) {
+    if (err instanceof DescriptorRefused) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     throw new DescriptorRefused(code === 'EAGAIN' || code === 'EPIPE'
       ? 'the account worker announced a file descriptor it did not send'

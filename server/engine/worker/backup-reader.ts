@@ -5,6 +5,10 @@ import { toBuffer, type BytePath } from '../../util/byte-path.js';
 import { SyncOutput } from './sync-output.js';
 import { sendFileTo, spliceToPipe } from '../../native/splice-file.js';
 import { descriptorChannelSupported, sendFdSync } from '../../native/pass-fds.js';
+// Files up to DESCRIPTOR_MAX go to root as descriptors: root reads each in one piece and hands it
+// to the destination's small-file write, which hashes it off root's event loop. Larger ones come
+// through the socket, where root hashes each chunk while it is still in the processor's cache.
+import { DESCRIPTOR_MAX } from '../descriptor-content.js';
 import { makeExcluder, MARKER_FILE, SKIPPED_DIR_NAME } from './excludes.js';
 import { PreviousFiles } from './previous-files.js';
 
@@ -36,12 +40,6 @@ export const DESCRIPTOR_FD = 5;
  * root as a descriptor; smaller ones are gathered with the headers, many to a write.
  */
 const SPLICE_MIN = 64 << 10;
-/**
- * Files up to this size go to root as descriptors: root reads each in one piece and hands it to
- * the destination's small-file write, which hashes it off root's event loop. Larger ones come
- * through the socket, where root hashes each chunk while it is still in the processor's cache.
- */
-const DESCRIPTOR_MAX = 1 << 20;
 /** Buffered records are sent from this much on (content read into the buffer is sent when it is full). */
 const RECORDS_FLUSH = 128 << 10;
 const O_READ = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
