@@ -29,7 +29,7 @@ import type { DatabaseOwnership } from '../panels/database-owner.js';
 import type { SiteRecord } from './sites/site-record.js';
 import { ChangeTracker, type SnapshotChanges } from './catalog/snapshot-changes.js';
 import { PreviousBlobs } from './previous-blobs.js';
-import { readDescriptorContent } from './descriptor-content.js';
+import { readDescriptorContent, SHRANK_REASON } from './descriptor-content.js';
 import { holdLargeBufferReuse } from '../native/malloc-policy.js';
 
 export interface BackupProgress {
@@ -165,6 +165,9 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
   let dataSha256: string | null = null;
   // Archive: the tar digest instead (integrity version 2), made by the parse that hashes each file.
   let tarDigest: string | null = null;
+  const listSkipped = (path: BytePath, reason: string): void => {
+    if (skipped.length < MAX_SKIPPED_LISTED) skipped.push({ path: toDisplay(path), reason });
+  };
   const progress = (phase: BackupProgress['phase']): void => req.onProgress?.({ phase, files: stats.files, bytes: stats.bytes });
 
   // Without hard links, incremental content is shared between snapshots as objects: the run
@@ -384,7 +387,7 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
             if (ev.kind === 'E') { sawEnd = true; continue; }
             // 'skipped:' notices are the account's own choice (.donotbackup); others are problems.
             if (ev.text.startsWith('skipped:')) stats.excluded++; else stats.skipped++;
-            if (skipped.length < MAX_SKIPPED_LISTED) skipped.push({ path: toDisplay(ev.path), reason: ev.text });
+            listSkipped(ev.path, ev.text);
           } else {
             const e = ev.entry;
             if (!validRelative(e.path) || (e.kind === 'h' && !validRelative(e.link))) {
@@ -399,9 +402,10 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
               const { shrank } = await readDescriptorContent(descriptors, homeDev, e.size, (piece) => sink.data(piece));
               const { hash } = await sink.endData();
               await records.push(e, hash);
+              // Root's own notice, as the worker's would be for a file it read.
               if (shrank) {
                 stats.skipped++;
-                if (skipped.length < MAX_SKIPPED_LISTED) skipped.push({ path: toDisplay(e.path), reason: 'file shrank while being read; the stored copy is padded with zeros' });
+                listSkipped(e.path, SHRANK_REASON);
               }
             } else if (sink) {
               await sink.begin(e, ev.hasData);

@@ -2,14 +2,15 @@ import fs from 'node:fs';
 import { takeFd } from '../native/pass-fds.js';
 import { closeQuietly } from '../util/close-fd.js';
 
-/** Content is handed to the sink in pieces of at most this size; a smaller file in one piece of its size. */
-const PIECE = 1 << 20;
 /**
  * The largest file the account worker hands over as a descriptor (backup-reader.ts); larger ones
  * come through the stream. Root refuses a larger announced size: it would pad a short file with
  * zeros up to it, bytes the worker never had to produce.
  */
 export const DESCRIPTOR_MAX = 1 << 20;
+
+/** Why a stored copy has zeros at its end: the worker's notice and root's say it alike. */
+export const SHRANK_REASON = 'file shrank while being read; the stored copy is padded with zeros';
 
 /** Why a descriptor from the account worker was refused: the run fails with this message. */
 export class DescriptorRefused extends Error {}
@@ -32,35 +33,29 @@ export async function readDescriptorContent(channel: number, homeDev: bigint, si
   let fd: number;
   try {
     fd = takeFd(channel);
-    if (!Number.isSafeInteger(size) || size < 0 || size > DESCRIPTOR_MAX) {
-      closeQuietly(fd);
-      throw new DescriptorRefused(`the account worker announced ${size} bytes by descriptor (at most ${DESCRIPTOR_MAX})`);
-    }
   } catch (err) {
-    if (err instanceof DescriptorRefused) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     throw new DescriptorRefused(code === 'EAGAIN' || code === 'EPIPE'
       ? 'the account worker announced a file descriptor it did not send'
       : `the account worker sent something other than one regular file's descriptor (${code ?? String(err)})`);
   }
   try {
+    if (!Number.isSafeInteger(size) || size < 0 || size > DESCRIPTOR_MAX) {
+      throw new DescriptorRefused(`the account worker announced ${size} bytes by descriptor (at most ${DESCRIPTOR_MAX})`);
+    }
     const st = fs.fstatSync(fd, { bigint: true });
     if (st.dev !== homeDev) throw new DescriptorRefused("the account worker sent the descriptor of a file outside the home's filesystem");
-    let position = 0;
+    // At most DESCRIPTOR_MAX: the whole file is one piece.
+    const piece = Buffer.allocUnsafe(size);
+    let got = 0;
     let shrank = false;
-    while (position < size) {
-      const want = Math.min(PIECE, size - position);
-      const piece = Buffer.allocUnsafe(want);
-      let got = 0;
-      while (got < want && !shrank) {
-        const n = await readAt(fd, piece, got, want - got, position + got);
-        if (n === 0) shrank = true;
-        got += n;
-      }
-      if (got < want) piece.fill(0, got);
-      position += want;
-      await onPiece(piece);
+    while (got < size && !shrank) {
+      const n = await readAt(fd, piece, got, size - got, got);
+      if (n === 0) shrank = true;
+      got += n;
     }
+    if (got < size) piece.fill(0, got);
+    if (size > 0) await onPiece(piece);
     return { shrank };
   } finally {
     closeQuietly(fd);

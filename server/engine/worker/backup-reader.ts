@@ -8,7 +8,7 @@ import { descriptorChannelSupported, sendFdSync } from '../../native/pass-fds.js
 // Files up to DESCRIPTOR_MAX go to root as descriptors: root reads each in one piece and hands it
 // to the destination's small-file write, which hashes it off root's event loop. Larger ones come
 // through the socket, where root hashes each chunk while it is still in the processor's cache.
-import { DESCRIPTOR_MAX } from '../descriptor-content.js';
+import { DESCRIPTOR_MAX, SHRANK_REASON } from '../descriptor-content.js';
 import { makeExcluder, MARKER_FILE, SKIPPED_DIR_NAME } from './excludes.js';
 import { PreviousFiles } from './previous-files.js';
 
@@ -180,7 +180,7 @@ export async function runBackupReader(opts: BackupReaderOptions): Promise<void> 
       const pad = tarPadding(entry.size);
       if (pad) tarWrite(Buffer.alloc(pad));
     }
-    if (eof) skip(rel, 'file shrank while being read; the stored copy is padded with zeros');
+    if (eof) skip(rel, SHRANK_REASON);
     return true;
   };
 
