@@ -234,6 +234,7 @@ describe('in a browser', () => {
   test('adds, edits and removes schedules of every kind; a refused form keeps what was typed', async () => {
     const { page: pg } = browser;
     await pg.goto(fx.loginUrl('root', 'admin'));
+    await pg.waitForURL(/\/admin$/);
     await pg.goto(`${fx.base}/admin/schedules/1`);
     await pg.selectOption('select[name="kind"]', 'weekly');
     assert.equal(await pg.locator('label.kind-field[data-kinds="weekly"]').isVisible(), true);

@@ -196,6 +196,9 @@ describe('failures are seen', () => {
     browser = await launchBrowser();
     const { page } = browser;
     await page.goto(fx.loginUrl('root', 'admin'));
+    // The signed-in page refreshes to the start page: a page opened before that refresh lands
+    // could be replaced by it while the test reads it (the dashboard once showed no failed row so).
+    await page.waitForURL(/\/admin$/);
     await page.goto(`${fx.base}/admin`);
     const failed = page.locator('#failed-backups tr', { hasText: 'ghostacct' });
     assert.equal(await failed.count(), 1, 'on the dashboard');

@@ -397,12 +397,14 @@ describe('WordPress sites of a real account, real MariaDB', () => {
       assert.deepEqual(await rows(wpDb, 'shop_posts'), ['webshop post 🦊', 'webshop second', 'webshop v2']);
       // The provider reaches them from the account's page.
       await page.goto(fx.loginUrl('root', 'admin'));
+      await page.waitForURL(/\/admin$/);
       await page.goto(`${fx.base}/admin/accounts/${fx.alice.username}`);
       await page.locator('#account-sites').click();
       await page.waitForURL(/\/sites\?account=/);
       assert.equal(await page.locator('section.site').count(), 3);
       // Another account holder: no sites, and a form aimed at alice's site is refused.
       await page.goto(fx.loginUrl(fx.bob.username, 'user'));
+      await page.waitForURL(/\/snapshots$/);
       await page.goto(`${fx.base}/sites`);
       assert.equal(await page.locator('section.site').count(), 0);
       const csrf = (await page.locator('input[name="_csrf"]').first().getAttribute('value')) ?? '';
