@@ -61,3 +61,10 @@ async function main(): Promise<void> {
 }
 
 await main();
+// Once the command is done and the event loop has nothing left to run (every write, child and
+// timer the command started has ended), the process ends at once: process.exit still emits
+// 'exit' with the exit code set above, but skips Node's tear-down of its heap and environment,
+// which took 0.1-0.2 s after a backup of 20,000 files on a busy machine (the samples: V8's
+// Heap::TearDown unmapping and re-protecting its pages) and ended every command. Registered
+// last, so any other 'beforeExit' listener has run first.
+process.once('beforeExit', () => process.exit());
