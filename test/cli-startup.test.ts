@@ -154,3 +154,33 @@ test('the bundled worker starts in standby and ends when root goes away without 
   });
   assert.equal(r.status, 0, r.stderr);
 });
+
+test('the bundle carries the argument parser and the SQLite binding\'s JavaScript, and a command that opens the store runs through it', () => {
+  const files = fs.readdirSync(BUNDLE).filter((f) => f.endsWith('.js'));
+  for (const f of files) {
+    const t = fs.readFileSync(new URL(f, BUNDLE), 'utf8');
+    assert.doesNotMatch(t, /from\s*["'](commander|better-sqlite3)["']|import\(["'](commander|better-sqlite3)["']\)/, f);
+  }
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-bundle-store-'));
+  try {
+    fs.writeFileSync(path.join(dataDir, 'config.json'), JSON.stringify({ panel: 'standalone', homeRoots: ['/nonexistent-tidemark'] }));
+    // A loader hook notes every module loaded from node_modules: neither package is.
+    const hooks = `import fs from 'node:fs';
+export async function load(url, context, next) {
+  if (url.includes('/node_modules/')) fs.writeSync(2, 'loaded:' + url + '\\n');
+  return next(url, context);
+}`;
+    const preload = `import { register } from 'node:module'; register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hooks)}));`;
+    const run = (...a: string[]) => spawnSync(process.execPath, ['--no-warnings', '--import', `data:text/javascript,${encodeURIComponent(preload)}`, CLI, '--data-dir', dataDir, ...a], { encoding: 'utf8' });
+    const added = run('destination', 'add', '--name', 'here', '--type', 'local', '--path', dataDir, '--force-insecure-path');
+    assert.equal(added.status, 0, added.stderr);
+    const listed = run('--json', 'destination', 'list');
+    assert.equal(listed.status, 0, listed.stderr);
+    assert.deepEqual((JSON.parse(listed.stdout) as { name: string }[]).map((d) => d.name), ['here']);
+    assert.doesNotMatch(added.stderr + listed.stderr, /loaded:.*node_modules\/(commander|better-sqlite3)\//);
+    const wrong = run('destination', 'add', '--name');
+    assert.equal(wrong.status, 1 + 1, 'a missing option value is refused by the parser as before');
+  } finally {
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+});
