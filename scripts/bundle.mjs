@@ -36,6 +36,25 @@ const ownUrls = {
   },
 };
 
+/**
+ * The packages bundled with the code (the others stay in node_modules, above): the CLI's
+ * argument parser and the store's SQLite binding (its JavaScript; the addon it loads stays
+ * in node_modules, named by store/sqlite-binding.ts). Every command loaded them as about 20
+ * CommonJS files, each resolved, read, scanned for its exports and compiled on its own.
+ */
+const BUNDLED_PACKAGES = new Set(['commander', 'better-sqlite3']);
+
+const externalPackages = {
+  name: 'external-packages',
+  setup(build) {
+    build.onResolve({ filter: /^[^./]/ }, (args) => {
+      if (args.path.startsWith('node:')) return { path: args.path, external: true };
+      const name = args.path.startsWith('@') ? args.path.split('/').slice(0, 2).join('/') : args.path.split('/')[0];
+      return BUNDLED_PACKAGES.has(name) ? undefined : { path: args.path, external: true };
+    });
+  },
+};
+
 fs.rmSync(outdir, { recursive: true, force: true });
 await esbuild.build({
   entryPoints: {
@@ -49,7 +68,8 @@ await esbuild.build({
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  packages: 'external',
-  plugins: [ownUrls],
+  plugins: [externalPackages, ownUrls],
+  // The bundled CommonJS packages call require() (Node's built-ins, their own addon).
+  banner: { js: "import { createRequire as __tmCreateRequire } from 'node:module'; const require = __tmCreateRequire(import.meta.url);" },
   logLevel: 'warning',
 });

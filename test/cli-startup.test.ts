@@ -154,3 +154,60 @@ test('the bundled worker starts in standby and ends when root goes away without 
   });
   assert.equal(r.status, 0, r.stderr);
 });
+
+test('the bundle carries the argument parser and the SQLite binding\'s JavaScript, and a command that opens the store runs through it', () => {
+  const files = fs.readdirSync(BUNDLE).filter((f) => f.endsWith('.js'));
+  for (const f of files) {
+    const t = fs.readFileSync(new URL(f, BUNDLE), 'utf8');
+    assert.doesNotMatch(t, /from\s*["'](commander|better-sqlite3)["']|import\(["'](commander|better-sqlite3)["']\)/, f);
+  }
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-bundle-store-'));
+  try {
+    fs.writeFileSync(path.join(dataDir, 'config.json'), JSON.stringify({ panel: 'standalone', homeRoots: ['/nonexistent-tidemark'] }));
+    // A loader hook notes every module loaded from node_modules: neither package is.
+    const hooks = `import fs from 'node:fs';
+export async function load(url, context, next) {
+  if (url.includes('/node_modules/')) fs.writeSync(2, 'loaded:' + url + '\\n');
+  return next(url, context);
+}`;
+    const preload = `import { register } from 'node:module'; register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hooks)}));`;
+    const run = (...a: string[]) => spawnSync(process.execPath, ['--no-warnings', '--import', `data:text/javascript,${encodeURIComponent(preload)}`, CLI, '--data-dir', dataDir, ...a], { encoding: 'utf8' });
+    const added = run('destination', 'add', '--name', 'here', '--type', 'local', '--path', dataDir, '--force-insecure-path');
+    assert.equal(added.status, 0, added.stderr);
+    const listed = run('--json', 'destination', 'list');
+    assert.equal(listed.status, 0, listed.stderr);
+    assert.deepEqual((JSON.parse(listed.stdout) as { name: string }[]).map((d) => d.name), ['here']);
+    assert.doesNotMatch(added.stderr + listed.stderr, /loaded:.*node_modules\/(commander|better-sqlite3)\//);
+    const wrong = run('destination', 'add', '--name');
+    assert.equal(wrong.status, 1 + 1, 'a missing option value is refused by the parser as before');
+  } finally {
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('the CLI ends as soon as its event loop is empty with the same exit codes, its exit listeners run and its output is complete through a pipe', () => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-exit-'));
+  try {
+    fs.writeFileSync(path.join(dataDir, 'config.json'), JSON.stringify({ panel: 'standalone', homeRoots: ['/nonexistent-tidemark'] }));
+    // An exit listener (as a library's would be) notes the code the process ends with.
+    const preload = `process.on('exit', (code) => require('node:fs').writeSync(2, 'exit-listener:' + code + '\\n'));`;
+    const file = path.join(dataDir, 'exit-listener.cjs');
+    fs.writeFileSync(file, preload);
+    const runWith = (...a: string[]) => spawnSync(process.execPath, ['--require', file, CLI, '--data-dir', dataDir, ...a], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    const okRun = runWith('--json', 'job', 'list');
+    assert.equal(okRun.status, 0, okRun.stderr);
+    assert.deepEqual(JSON.parse(okRun.stdout), []);
+    assert.match(okRun.stderr, /exit-listener:0\n/);
+    const refused = runWith('backup', '--job', 'nosuch');
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /no job named "nosuch"[\s\S]*exit-listener:1\n/);
+    const malformed = runWith('backup');
+    assert.equal(malformed.status, 2);
+    assert.match(malformed.stderr, /exit-listener:2\n/);
+    const help = runWith('--help');
+    assert.equal(help.status, 0);
+    for (const name of COMMAND_GROUPS.flatMap((g) => g.commands)) assert.match(help.stdout, new RegExp(`^  ${name}\\b`, 'm'));
+  } finally {
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+});

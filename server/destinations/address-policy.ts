@@ -1,4 +1,3 @@
-import dns from 'node:dns/promises';
 import net from 'node:net';
 
 /**
@@ -121,6 +120,12 @@ export class AddressPolicy {
   }
 }
 
+/**
+ * The resolver is loaded here, at the first name to resolve: loading node:dns sets up c-ares
+ * (it reads the resolver's configuration files), which every CLI command paid through the
+ * config's schema (ruleProblem) though only an account's SSH destination resolves names.
+ */
 async function resolveAll(host: string): Promise<string[]> {
+  const { default: dns } = await import('node:dns/promises');
   return (await dns.lookup(host, { all: true, verbatim: true })).map((a) => a.address);
 }

@@ -186,7 +186,7 @@ async function backupToDestination(ctx: Context, job: JobRecord, destRecord: Des
  * whoever started the run); a destination short of space refuses the whole run.
  */
 async function probeDestination(ctx: Context, destRecord: DestinationRecord, accountCount: number): Promise<string | null> {
-  const dest = driverFor(ctx, destRecord);
+  const dest = await driverFor(ctx, destRecord);
   try {
     try {
       await dest.open();
@@ -237,7 +237,7 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
     await runHooks(ctx.config, 'preAccountBackup', hookInput, taskLog);
     hooked = true;
     unlock = await lockAccountWhenFree(ctx.dataDir, account.username, `backup task ${taskId}`, watch.signal);
-    const dest = driverFor(ctx, destRecord);
+    const dest = await driverFor(ctx, destRecord);
     try {
       await dest.open();
       // Checked again when the task starts: the queue may have waited while the disk filled.

@@ -1,11 +1,9 @@
 import path from 'node:path';
 import type { ZodError } from 'zod';
 import { LocalDestination } from '../destinations/local.js';
-import { SshDestination, type ConnectGuard, type SshSettings } from '../destinations/ssh.js';
-import { S3Destination } from '../destinations/s3.js';
+import type { ConnectGuard, SshDestination, SshSettings } from '../destinations/ssh.js';
 import { s3Shape, s3SettingsOf, S3_FIELDS } from './s3-destination-settings.js';
 import { chainProblems, describeProblems, homeProblems, NEVER_ACCEPTED, pathSyntaxProblem, type PathProblem } from '../destinations/local-path-security.js';
-import { AddressPolicy } from '../destinations/address-policy.js';
 import crypto from 'node:crypto';
 import type { Destination, DirEntry } from '../destinations/types.js';
 import type { DestinationRecord } from '../store/destinations.js';
@@ -111,30 +109,40 @@ type DriverRecord = Pick<DestinationRecord, 'type' | 'settings'> & Partial<Pick<
  * The driver for a stored destination; secrets are decrypted only here, in memory. A Local
  * destination checks its path's security at first use; an account's SSH destination connects
  * only where the provider's accountDestinations rules allow.
+ *
+ * The SSH and S3 drivers (about 75 KB of code with their helpers) are loaded here, for the
+ * first destination of their type: every CLI command that names a destination loaded both,
+ * and a backup to a Local destination (the fixed cost of every backup) uses neither.
  */
-export function driverFor(ctx: DriverContext, record: DriverRecord): Destination {
+export async function driverFor(ctx: DriverContext, record: DriverRecord): Promise<Destination> {
   if (record.type === 'local') return new LocalDestination(String(record.settings.path), { acceptedRisks: acceptedRisksOf(record.settings) });
   if (record.type === 'ssh') {
     const box = new SecretBox(ctx.dataDir);
     const settings = { ...record.settings };
     for (const f of SECRET_FIELDS) if (isSealed(settings[f])) settings[f] = box.open(settings[f] as string);
-    const guard = record.owner !== undefined && isAccountOwned({ owner: record.owner }) ? accountConnectGuard(ctx, record) : null;
+    const guard = record.owner !== undefined && isAccountOwned({ owner: record.owner }) ? await accountConnectGuard(ctx, record) : null;
+    const { SshDestination } = await import('../destinations/ssh.js');
     return new SshDestination(settings as unknown as SshSettings, guard);
   }
   if (record.type === 's3') {
     const settings = { ...record.settings };
     if (isSealed(settings.secretAccessKey)) settings.secretAccessKey = new SecretBox(ctx.dataDir).open(settings.secretAccessKey);
+    const { S3Destination } = await import('../destinations/s3.js');
     return new S3Destination(s3SettingsOf(settings));
   }
   throw new UserError(`unknown destination type ${String(record.type)}`);
 }
 
+/** The driver as the SSH driver it is, for a destination of type ssh (driverFor made it), else null. */
+const sshDriver = (type: string, driver: Destination): SshDestination | null => (type === 'ssh' ? driver as SshDestination : null);
+
 const acceptedRisksOf = (settings: Record<string, unknown>): string[] =>
   (Array.isArray(settings.acceptedRisks) ? settings.acceptedRisks.filter((k): k is string => typeof k === 'string') : []);
 
 /** Where an account's destination may connect; why a connection failed goes to the provider's activity log only. */
-function accountConnectGuard(ctx: DriverContext, record: DriverRecord): ConnectGuard {
+async function accountConnectGuard(ctx: DriverContext, record: DriverRecord): Promise<ConnectGuard> {
   const rules = ctx.config?.accountDestinations ?? { allowHosts: [], denyHosts: [], onlyAllowedHosts: false, allowPorts: [] };
+  const { AddressPolicy } = await import('../destinations/address-policy.js');
   const policy = new AddressPolicy(rules);
   return {
     resolve: (host, port) => policy.resolve(host, port),
@@ -182,7 +190,7 @@ async function localSettings(ctx: Context, given: string, force: boolean): Promi
 
 /** Runs `fn` with the destination's driver and always closes it (an SSH connection keeps the process alive). */
 export async function withDriver<T>(ctx: DriverContext, record: DriverRecord, fn: (d: Destination) => Promise<T>): Promise<T> {
-  const d = driverFor(ctx, record);
+  const d = await driverFor(ctx, record);
   try {
     return await fn(d);
   } finally {
@@ -231,11 +239,12 @@ export async function addDestination(ctx: Context, input: AddDestinationInput, a
     settings = { ...remote };
   }
   checkFreeSpaceLimitKnowable(d.type, settings, d.freeSpaceLimitMb);
-  const driver = driverFor(ctx, { type: d.type, settings, owner, name: d.name });
+  const driver = await driverFor(ctx, { type: d.type, settings, owner, name: d.name });
   try {
     await driver.open();
     // Trust on first use: the key seen now is pinned; a different key later is refused.
-    if (driver instanceof SshDestination && !settings.hostKeyFingerprint) settings.hostKeyFingerprint = driver.seenFingerprint;
+    const ssh = sshDriver(d.type, driver);
+    if (ssh && !settings.hostKeyFingerprint) settings.hostKeyFingerprint = ssh.seenFingerprint;
   } catch (err) {
     throw new UserError(`destination "${d.name}" is not usable: ${(err as Error).message}`);
   } finally {
@@ -411,10 +420,11 @@ async function probeDestination(ctx: Context, d: DestinationRecord, probe: strin
       report.writeReadMs = Math.round((performance.now() - t) * 10) / 10;
       if (!back.equals(data)) throw new Error('the probe file read back differs from what was written');
       report.space = shownSpace(await driver.space());
-      if (driver instanceof SshDestination) {
-        report.hostKeyFingerprint = driver.seenFingerprint;
-        if (!d.settings.hostKeyFingerprint && driver.seenFingerprint) {
-          ctx.store.destinations.update(d.id, { settings: { ...d.settings, hostKeyFingerprint: driver.seenFingerprint } });
+      const ssh = sshDriver(d.type, driver);
+      if (ssh) {
+        report.hostKeyFingerprint = ssh.seenFingerprint;
+        if (!d.settings.hostKeyFingerprint && ssh.seenFingerprint) {
+          ctx.store.destinations.update(d.id, { settings: { ...d.settings, hostKeyFingerprint: ssh.seenFingerprint } });
         }
       }
     });
@@ -588,7 +598,7 @@ async function tryNewSettings(ctx: Context, d: DestinationRecord, settings: Reco
       throw new UserError(`destination "${d.name}" is not usable with these settings: ${(err as Error).message}`);
     }
   };
-  const driver = driverFor(ctx, { type: d.type, settings, owner: d.owner, name: d.name });
+  const driver = await driverFor(ctx, { type: d.type, settings, owner: d.owner, name: d.name });
   try {
     const cataloged = moves ? ctx.store.snapshots.list({ destinationId: d.id }) : [];
     let orphaned: SnapshotRecord[] = [];
@@ -603,7 +613,8 @@ async function tryNewSettings(ctx: Context, d: DestinationRecord, settings: Reco
       }
     }
     await usable(() => driver.open());
-    if (driver instanceof SshDestination && !settings.hostKeyFingerprint && driver.seenFingerprint) settings.hostKeyFingerprint = driver.seenFingerprint;
+    const ssh = sshDriver(d.type, driver);
+    if (ssh && !settings.hostKeyFingerprint && ssh.seenFingerprint) settings.hostKeyFingerprint = ssh.seenFingerprint;
     return orphaned;
   } finally {
     await driver.close();
