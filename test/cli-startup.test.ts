@@ -184,30 +184,3 @@ export async function load(url, context, next) {
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
 });
-
-test('the CLI ends as soon as its event loop is empty with the same exit codes, its exit listeners run and its output is complete through a pipe', () => {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-exit-'));
-  try {
-    fs.writeFileSync(path.join(dataDir, 'config.json'), JSON.stringify({ panel: 'standalone', homeRoots: ['/nonexistent-tidemark'] }));
-    // An exit listener (as a library's would be) notes the code the process ends with.
-    const preload = `process.on('exit', (code) => require('node:fs').writeSync(2, 'exit-listener:' + code + '\\n'));`;
-    const file = path.join(dataDir, 'exit-listener.cjs');
-    fs.writeFileSync(file, preload);
-    const runWith = (...a: string[]) => spawnSync(process.execPath, ['--require', file, CLI, '--data-dir', dataDir, ...a], { encoding: 'utf8', maxBuffer: 64 << 20 });
-    const okRun = runWith('--json', 'job', 'list');
-    assert.equal(okRun.status, 0, okRun.stderr);
-    assert.deepEqual(JSON.parse(okRun.stdout), []);
-    assert.match(okRun.stderr, /exit-listener:0\n/);
-    const refused = runWith('backup', '--job', 'nosuch');
-    assert.equal(refused.status, 1);
-    assert.match(refused.stderr, /no job named "nosuch"[\s\S]*exit-listener:1\n/);
-    const malformed = runWith('backup');
-    assert.equal(malformed.status, 2);
-    assert.match(malformed.stderr, /exit-listener:2\n/);
-    const help = runWith('--help');
-    assert.equal(help.status, 0);
-    for (const name of COMMAND_GROUPS.flatMap((g) => g.commands)) assert.match(help.stdout, new RegExp(`^  ${name}\\b`, 'm'));
-  } finally {
-    fs.rmSync(dataDir, { recursive: true, force: true });
-  }
-});

@@ -60,15 +60,6 @@ async function main(): Promise<void> {
   }
 }
 
-/**
- * Once nothing is left to run (the event loop is empty, every write and close has completed),
- * the process ends at once instead of tearing its heap down first: Node's orderly teardown
- * (freeing the environment, disposing of V8's isolate page by page) cost a backup's root
- * process tens of milliseconds of CPU at its very end, for memory the exit frees anyway.
- * process.exit() from 'beforeExit' still runs the 'exit' listeners and keeps process.exitCode.
- */
-process.once('beforeExit', () => process.exit());
-
 await main();
 // Once the command is done and the event loop has nothing left to run (every write, child and
 // timer the command started has ended), the process ends at once: process.exit still emits
