@@ -7,11 +7,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { asAccount, createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
 import { cli, makeDataDir, makeDestinationDir, ok } from './support/cli.js';
 import { restoreNewFileOffLoop } from '../server/native/restore-file.js';
 import { GATHER_MAX, NewFiles } from '../server/engine/worker/new-files.js';
-import { makeEntry, type Entry } from '../server/engine/format/entry.js';
+import { encodeEntry, makeEntry, type Entry } from '../server/engine/format/entry.js';
 
 let homeRoot: string;
 let account: TestAccount;
@@ -185,6 +186,65 @@ test('NewFiles: jobs complete in any order, a taken name goes to the fallback, a
     }
     assert.equal(files.takes(makeEntry({ kind: 'f', path: 'big', size: GATHER_MAX + 1 }), true), false);
   } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the writer into a new folder: a folder whose name is taken by a file or a symlink written before it becomes a real folder, nothing is followed, modes and times are the stream\'s', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-writer-dirs-'));
+  try {
+    const outside = path.join(dir, 'outside');
+    fs.mkdirSync(outside);
+    const records: Buffer[] = [];
+    const file = (p: string, content: string, mode = 0o640): void => {
+      records.push(encodeEntry(makeEntry({ kind: 'f', path: p, mode, size: content.length, mtimeSec: 1600000000, mtimeNsec: 5 }), true), Buffer.from(content));
+    };
+    const folder = (p: string, mode: number, sec: number): void => { records.push(encodeEntry(makeEntry({ kind: 'd', path: p, mode, mtimeSec: sec, mtimeNsec: 123456789 }))); };
+    folder('', 0o751, 1500000000);
+    folder('fresh', 0o750, 1500000001);
+    folder('fresh/deeper', 0o500, 1500000002);
+    file('fresh/deeper/f', 'in fresh');
+    // A file, then a folder at its name: the folder's mkdir finds the name taken.
+    file('was-file', 'first a file');
+    folder('was-file', 0o711, 1500000003);
+    file('was-file/inner', 'inside');
+    // A symlink to a folder outside, then a folder at its name: replaced, never followed.
+    records.push(encodeEntry(makeEntry({ kind: 'l', path: 'was-link', link: outside, mtimeSec: 1600000000 })));
+    folder('was-link', 0o755, 1500000004);
+    file('was-link/inner', 'not outside');
+    const stream = path.join(dir, 'stream');
+    fs.writeFileSync(stream, Buffer.concat(records));
+    const home = path.join(dir, 'home');
+    fs.mkdirSync(home);
+    const writer = new URL('../server/engine/worker/restore-writer.js', import.meta.url).href;
+    const input = fs.openSync(stream, 'r');
+    let out: ReturnType<typeof spawnSync>;
+    try {
+      out = spawnSync(process.execPath, ['--input-type=module', '-e', `import(${JSON.stringify(writer)}).then((m) => m.runRestoreWriter({ home: ${JSON.stringify(home)}, intoFolder: 'new' }))`],
+        { stdio: [input, 'pipe', 'pipe', 'pipe'] });
+    } finally {
+      fs.closeSync(input);
+    }
+    assert.equal(out.status, 0, String(out.stderr));
+    const result = JSON.parse(String(out.output[3])) as { files: number; directories: number; warningCount: number; warnings: unknown[] };
+    assert.equal(result.warningCount, 0, JSON.stringify(result.warnings));
+    const base = path.join(home, 'new');
+    assert.deepEqual(fs.readdirSync(outside), [], 'nothing written through the symlink');
+    assert.equal(fs.readFileSync(path.join(base, 'fresh/deeper/f'), 'utf8'), 'in fresh');
+    assert.equal(fs.readFileSync(path.join(base, 'was-file/inner'), 'utf8'), 'inside');
+    assert.equal(fs.readFileSync(path.join(base, 'was-link/inner'), 'utf8'), 'not outside');
+    const want: [string, number, number][] = [['', 0o751, 1500000000], ['fresh', 0o750, 1500000001], ['fresh/deeper', 0o500, 1500000002], ['was-file', 0o711, 1500000003], ['was-link', 0o755, 1500000004]];
+    for (const [rel, mode, sec] of want) {
+      const st = fs.lstatSync(path.join(base, rel), { bigint: true });
+      assert.ok(st.isDirectory(), rel);
+      assert.equal(Number(st.mode & 0o7777n), mode, rel);
+      assert.equal(st.mtimeNs, BigInt(sec) * 1_000_000_000n + 123456789n, rel);
+    }
+    // The folders made new (the folders at a taken name existed: not counted, as before).
+    assert.equal(result.directories, 2);
+    assert.equal(result.files, 4);
+  } finally {
+    spawnSync('chmod', ['-R', 'u+rwx', dir]);
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });

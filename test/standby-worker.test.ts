@@ -128,17 +128,24 @@ test('the CLI finds --data-dir before or after the command name, in both spellin
   assert.equal(globalOptionValue(['backup', '--', '--data-dir', '/z'], '--data-dir'), undefined);
 });
 
-test('a restore worker runs with V8 memory-saving heuristics; a backup worker does not', async () => {
+test('a restore worker runs with V8 memory-saving heuristics, and without its optimizing compiler when the content comes by descriptor; a backup worker does neither', async () => {
   const panelAccount = { username: account.username, uid: account.uid, gid: account.gid, home: account.home } as Parameters<typeof spawnAccountWorker>[0];
   const argsOf = (pid: number): string[] => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
   const restore = spawnAccountWorker(panelAccount, { mode: 'restore', intoFolder: 'tidemark-flags-check' });
+  const byDescriptor = spawnAccountWorker(panelAccount, { mode: 'restore', intoFolder: 'tidemark-flags-check-fd', contentFds: 'blobs' });
   const backup = spawnAccountWorker(panelAccount, { mode: 'backup', excludes: [], previous: false, tar: false });
   try {
     assert.ok(argsOf(restore.child.pid!).includes('--optimize-for-size'));
     assert.ok(!argsOf(backup.child.pid!).includes('--optimize-for-size'));
     assert.ok(argsOf(backup.child.pid!).includes('--max-semi-space-size=2'));
+    // Without V8's optimizing compiler only where the content comes by descriptor (spawn-worker.ts).
+    assert.ok(argsOf(byDescriptor.child.pid!).includes('--optimize-for-size'));
+    assert.ok(argsOf(byDescriptor.child.pid!).includes('--max-opt=1'));
+    assert.ok(!argsOf(restore.child.pid!).includes('--max-opt=1'));
+    assert.ok(!argsOf(backup.child.pid!).includes('--max-opt=1'));
   } finally {
-    for (const w of [restore, backup]) { w.child.kill('SIGKILL'); await w.done.catch(() => undefined); }
+    for (const w of [restore, byDescriptor, backup]) { w.child.kill('SIGKILL'); await w.done.catch(() => undefined); }
+    fs.rmSync(path.join(account.home, 'tidemark-flags-check-fd'), { recursive: true, force: true });
     fs.rmSync(path.join(account.home, 'tidemark-flags-check'), { recursive: true, force: true });
   }
 });

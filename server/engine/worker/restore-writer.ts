@@ -245,14 +245,34 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     return Buffer.concat([abs(dir), Buffer.from(`/.tidemark-${crypto.randomBytes(6).toString('hex')}`)]);
   };
 
+  /**
+   * Into a new folder, where every name is nearly always free: makes `rel` (its parents
+   * first) with one mkdir, and answers true; false when something is at the name already (the
+   * caller then looks at it as in place). Before, each new folder cost an lstat that threw
+   * ENOENT (an exception built for it) before its mkdir.
+   */
+  const makeFreshDir = (rel: BytePath): boolean => {
+    const slash = rel.lastIndexOf('/');
+    ensureDir(slash < 0 ? '' : rel.slice(0, slash));
+    try {
+      fs.mkdirSync(abs(rel), { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw err;
+    }
+    readyDirs.add(rel);
+    return true;
+  };
+
   /** Makes `rel` a real, writable directory, replacing a file or symlink in the way. */
   const ensureDir = (rel: BytePath): void => {
     if (readyDirs.has(rel)) return;
+    if (opts.intoFolder !== '' && makeFreshDir(rel)) return;
     const slash = rel.lastIndexOf('/');
     ensureDir(slash < 0 ? '' : rel.slice(0, slash));
     const p = abs(rel);
     let st: fs.BigIntStats | null = null;
-    try { st = fs.lstatSync(p, { bigint: true }); } catch { st = null; }
+    try { st = fs.lstatSync(p, { bigint: true, throwIfNoEntry: false }) ?? null; } catch { st = null; }
     if (st && !st.isDirectory()) {
       fs.unlinkSync(p);
       st = null;
@@ -515,7 +535,9 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     let queued: Promise<void> | undefined;
     try {
       if (e.kind === 'd') {
-        const existed = readyDirs.has(e.path) || fs.existsSync(abs(e.path));
+        // Made at once into a new folder (then nothing was there); else looked at first.
+        const made = opts.intoFolder !== '' && !readyDirs.has(e.path) && makeFreshDir(e.path);
+        const existed = !made && (readyDirs.has(e.path) || fs.existsSync(abs(e.path)));
         ensureDir(e.path);
         if (!(ev.ancestor && existed)) pendingDirs.push({ rel: e.path, entry: e });
         if (!existed) result.directories++;
