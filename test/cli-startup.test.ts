@@ -179,7 +179,7 @@ export async function load(url, context, next) {
     assert.deepEqual((JSON.parse(listed.stdout) as { name: string }[]).map((d) => d.name), ['here']);
     assert.doesNotMatch(added.stderr + listed.stderr, /loaded:.*node_modules\/(commander|better-sqlite3)\//);
     const wrong = run('destination', 'add', '--name');
-    assert.equal(wrong.status, 1 + 1, 'a missing option value is refused by the parser as before');
+    assert.equal(wrong.status, 2, 'a missing option value is refused by the parser as before');
   } finally {
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
