@@ -69,16 +69,30 @@ export function flushAll(): void {
  * ext4 does not reuse an inode freed within the last 60 s (`recently_deleted` in its inode
  * allocator), and creating files right after tens of thousands were freed makes every create
  * walk past them (35 % of a backup's CPU in `perf`, 0.5-1.3 ms per create). Whichever command
- * ran right after a removal paid for it. The trash is emptied only when space runs low, and
- * the next timing then waits until those inodes are no longer recent.
+ * ran right after a removal paid for it. The trash is emptied when space runs low or when it
+ * holds more than its own budget (what `du` counted as each output went in), so that benchmarks
+ * run side by side do not each keep theirs until the disk is full; the next timing then waits
+ * until those inodes are no longer recent.
  */
-let trash: { dir: string; n: number; emptiedAt: number } | null = null;
+let trash: { dir: string; n: number; bytes: number; budget: number; recentMs: number; emptiedAt: number } | null = null;
 const KEEP_FREE = 20 * 1024 ** 3;
+/** The most the trash may hold before it is emptied. */
+const TRASH_BUDGET = 24 * 1024 ** 3;
 const RECENT_MS = 61_000;
 
-export function setTrash(dir: string): void {
+/** Blocks' bytes under `target`, each hard-linked inode once (`du`); 0 when it cannot tell. */
+function blockBytes(target: string): number {
+  try {
+    return Number(execFileSync('du', ['-s', '-x', '-B1', target], { encoding: 'utf8' }).split('\t')[0]) || 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** `budget` and `recentMs` are the trash's limit and the wait after emptying it (tests shorten them). */
+export function setTrash(dir: string, { budget = TRASH_BUDGET, recentMs = RECENT_MS } = {}): void {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  trash = { dir, n: 0, emptiedAt: 0 };
+  trash = { dir, n: 0, bytes: 0, budget, recentMs, emptiedAt: 0 };
 }
 
 /** Removes `target` for the benchmark's purposes: moved into the trash (see setTrash). */
@@ -86,22 +100,30 @@ export function discard(target: string): void {
   if (!fs.existsSync(target)) return;
   if (trash) {
     try {
+      const bytes = blockBytes(target);
       fs.renameSync(target, `${trash.dir}/${trash.n++}`);
+      trash.bytes += bytes;
       return;
     } catch { /* another filesystem: removed below */ }
   }
   fs.rmSync(target, { recursive: true, force: true });
 }
 
-function emptyTrashIfLow(): void {
+/**
+ * Empties the trash when space runs low or it holds more than its budget, then waits out
+ * ext4's recently-freed window (see above). Exported for its test; `timed` calls it.
+ */
+export function emptyTrashIfDue(): void {
   if (!trash) return;
   const st = fs.statfsSync(trash.dir);
-  if (st.bavail * st.bsize < KEEP_FREE && fs.readdirSync(trash.dir).length > 0) {
+  const due = st.bavail * st.bsize < KEEP_FREE || trash.bytes > trash.budget;
+  if (due && fs.readdirSync(trash.dir).length > 0) {
     for (const n of fs.readdirSync(trash.dir)) fs.rmSync(`${trash.dir}/${n}`, { recursive: true, force: true });
     execFileSync('sync', ['-f', trash.dir]);
+    trash.bytes = 0;
     trash.emptiedAt = Date.now();
   }
-  const wait = trash.emptiedAt + RECENT_MS - Date.now();
+  const wait = trash.emptiedAt + trash.recentMs - Date.now();
   if (wait > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, wait);
 }
 
@@ -109,7 +131,7 @@ export interface RunOptions { shell?: boolean; cwd?: string; env?: NodeJS.Proces
 
 /** Runs one command and measures it; a failure throws with the command's stderr. */
 export async function timed(cmd: string, argv: string[], opts: RunOptions = {}): Promise<Measure> {
-  emptyTrashIfLow();
+  emptyTrashIfDue();
   // What the preparation left (removals, copies) is not the timed command's to flush.
   flushAll();
   const cpuBefore = reapedChildrenCpu();

@@ -42,3 +42,29 @@ test('bench accepts --no-ssh-archives (the SSH rows with a goal only): it goes o
   assert.deepEqual(benchDirs(), before);
   assert.match(String(bench('--help').stdout), /--no-ssh-archives/);
 });
+
+test('bench trash is emptied once it holds more than its own budget, not only when the disk is nearly full', async () => {
+  const { setTrash, discard, emptyTrashIfDue } = await import('../bench/measure.js');
+  const work = fs.mkdtempSync(`${os.tmpdir()}/tidemark-trash-`);
+  try {
+    const trash = `${work}/trash`;
+    setTrash(trash, { budget: 3 * 1024 * 1024, recentMs: 0 });
+    const output = (n: number): string => {
+      const dir = `${work}/out${n}`;
+      fs.mkdirSync(dir);
+      fs.writeFileSync(`${dir}/data`, Buffer.alloc(2 * 1024 * 1024, 1));
+      return dir;
+    };
+    discard(output(1));
+    assert.equal(fs.existsSync(`${work}/out1`), false, 'a discarded output leaves its place');
+    assert.deepEqual(fs.readdirSync(trash), ['0'], 'and goes into the trash');
+    emptyTrashIfDue();
+    assert.deepEqual(fs.readdirSync(trash), ['0'], '2 MiB is under the 3 MiB budget: kept');
+    discard(output(2));
+    assert.equal(fs.readdirSync(trash).length, 2);
+    emptyTrashIfDue();
+    assert.deepEqual(fs.readdirSync(trash), [], '4 MiB is over the 3 MiB budget: emptied');
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+});
