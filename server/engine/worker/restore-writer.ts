@@ -547,13 +547,13 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
         // is left as it is; one made here gets its recorded mode, owner and times like any
         // other folder, and is counted (fs.existsSync, used before, followed the link and did not
         // ask for a folder: such an ancestor was left at 0700 and not counted).
-        const queued = pendingDirs.length;
+        const queuedBefore = pendingDirs.length;
         const made = ensureDir(e.path);
         if (made || !ev.ancestor) {
           // A real folder there that its owner could not write into was made writable, and its
           // own mode and times queued to be put back (ensureDir): the record's take their place,
           // else they would be applied first and then undone by the folder's old ones.
-          const last = pendingDirs.length > queued ? pendingDirs[pendingDirs.length - 1]! : null;
+          const last = pendingDirs.length > queuedBefore ? pendingDirs[pendingDirs.length - 1]! : null;
           if (last && last.rel === e.path) last.entry = e;
           else pendingDirs.push({ rel: e.path, entry: e });
         }
