@@ -46,7 +46,8 @@ before(() => {
     'for i in $(seq 1 50); do printf "file $i" > site/deep/er/f$i; done',
     'ln -s a.txt site/link-to-a',
     'chmod 0640 site/a.txt site/b.txt site/c.txt; chmod 0604 site/d.txt',
-    `touch -d '${MTIME}' site/a.txt site/b.txt site/c.txt site/d.txt`,
+    'chmod 0750 site/deep/er',
+    `touch -d '${MTIME}' site/a.txt site/b.txt site/c.txt site/d.txt site/deep/er`,
   ].join(' && '));
   dataDir = makeDataDir({ panel: 'standalone', homeRoots: [homeRoot] });
   destDir = makeDestinationDir();
@@ -114,6 +115,25 @@ test('deleted files come back byte-exact where they were, with no temporary name
   assert.equal(fs.statSync(home('site/a.txt')).uid, account.uid);
   assert.equal(fs.statSync(home('site/a.txt')).mode & 0o7777, 0o640);
   assert.deepEqual(leftovers(), []);
+});
+
+test('regression: a folder restored in place that its owner cannot write into gets the recorded mode and nanosecond mtime, not its own again; an ancestor such folder is left as it is', () => {
+  asAccount(account, 'chmod 0500 site/deep/er && chmod 0500 site/deep');
+  const ancestor = fs.lstatSync(home('site/deep'), { bigint: true });
+  try {
+    const r = restore('--path', 'site/deep/er');
+    assert.equal(r.files.warningCount, 0, JSON.stringify(r.files.warnings));
+    const st = fs.lstatSync(home('site/deep/er'), { bigint: true });
+    assert.equal(Number(st.mode & 0o7777n).toString(8), '750');
+    assert.equal(st.mtimeNs, MTIME_NS);
+    // The real folder above the chosen path keeps its own mode and time.
+    const now = fs.lstatSync(home('site/deep'), { bigint: true });
+    assert.equal(Number(now.mode & 0o7777n).toString(8), '500');
+    assert.equal(now.mtimeNs, ancestor.mtimeNs);
+    assert.equal(fs.readFileSync(home('site/deep/er/f7'), 'utf8'), 'file 7');
+  } finally {
+    asAccount(account, 'chmod 0755 site/deep');
+  }
 });
 
 test('regression: a damaged blob restored to a free name leaves nothing at that name', () => {

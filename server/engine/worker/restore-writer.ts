@@ -264,10 +264,14 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     return true;
   };
 
-  /** Makes `rel` a real, writable directory, replacing a file or symlink in the way. */
-  const ensureDir = (rel: BytePath): void => {
-    if (readyDirs.has(rel)) return;
-    if (opts.intoFolder !== '' && makeFreshDir(rel)) return;
+  /**
+   * Makes `rel` a real, writable directory, replacing a file or symlink in the way (a symlink
+   * is removed, never followed: lstat). True when this call made the folder (nothing, a file or
+   * a symlink was at the name); false when a real folder was there, or was made before.
+   */
+  const ensureDir = (rel: BytePath): boolean => {
+    if (readyDirs.has(rel)) return false;
+    if (opts.intoFolder !== '' && makeFreshDir(rel)) return true;
     const slash = rel.lastIndexOf('/');
     ensureDir(slash < 0 ? '' : rel.slice(0, slash));
     const p = abs(rel);
@@ -277,6 +281,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
       fs.unlinkSync(p);
       st = null;
     }
+    const made = !st;
     if (!st) {
       fs.mkdirSync(p, { mode: 0o700 });
     } else if ((Number(st.mode) & 0o700) !== 0o700 && Number(st.uid) === myUid) {
@@ -286,6 +291,7 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
         mtimeSec: Number(st.mtimeNs / 1_000_000_000n), mtimeNsec: Number(st.mtimeNs % 1_000_000_000n), link: '', dataRef: -1, prevRef: -1 } });
     }
     readyDirs.add(rel);
+    return made;
   };
 
   const applyOwner = (set: (uid: number, gid: number) => void, rel: BytePath, e: Entry): void => {
@@ -535,12 +541,23 @@ export async function runRestoreWriter(opts: RestoreWriterOptions): Promise<void
     let queued: Promise<void> | undefined;
     try {
       if (e.kind === 'd') {
-        // Made at once into a new folder (then nothing was there); else looked at first.
-        const made = opts.intoFolder !== '' && !readyDirs.has(e.path) && makeFreshDir(e.path);
-        const existed = !made && (readyDirs.has(e.path) || fs.existsSync(abs(e.path)));
-        ensureDir(e.path);
-        if (!(ev.ancestor && existed)) pendingDirs.push({ rel: e.path, entry: e });
-        if (!existed) result.directories++;
+        // Whether this restore made the folder: nothing, a file or a symlink was at its name
+        // (ensureDir looks with lstat; a symlink to a folder, or a dangling one, is not a folder
+        // and is replaced, never followed). An ancestor of the chosen paths that was a real folder
+        // is left as it is; one made here gets its recorded mode, owner and times like any
+        // other folder, and is counted (fs.existsSync, used before, followed the link and did not
+        // ask for a folder: such an ancestor was left at 0700 and not counted).
+        const queuedBefore = pendingDirs.length;
+        const made = ensureDir(e.path);
+        if (made || !ev.ancestor) {
+          // A real folder there that its owner could not write into was made writable, and its
+          // own mode and times queued to be put back (ensureDir): the record's take their place,
+          // else they would be applied first and then undone by the folder's old ones.
+          const last = pendingDirs.length > queuedBefore ? pendingDirs[pendingDirs.length - 1]! : null;
+          if (last && last.rel === e.path) last.entry = e;
+          else pendingDirs.push({ rel: e.path, entry: e });
+        }
+        if (made) result.directories++;
         return undefined;
       }
       ensureDir(parentOf(e.path));
