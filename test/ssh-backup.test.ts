@@ -83,6 +83,18 @@ test('a second incremental run over SSH shares unchanged files as hard links on 
   assert.ok(counts.filter((n) => n === 2).length >= 10);
 });
 
+test('a backup of one account over SSH logs in once: the check before the run hands its connection to the account', () => {
+  const logins = (): number => (fs.readFileSync(server.logFile, 'utf8').match(/Accepted (publickey|password) for /g) ?? []).length;
+  ok(cli(dataDir, ['job', 'add', '--name', 'ssh-once', '--destination', 'offsite', '--structure', 'incremental', '--accounts', account.username, '--items', 'files']));
+  for (const run of [1, 2]) {
+    const before = logins();
+    const r = ok(cli(dataDir, ['backup', '--job', 'ssh-once', '--wait']));
+    assert.equal(r.results[0].status, 'completed', JSON.stringify(r.results));
+    assert.ok(run === 1 || r.results[0].storedBytes === 0, 'the second run links everything');
+    assert.equal(logins() - before, 1, `run ${run}: ${server.logTail()}`);
+  }
+});
+
 test('a changed host key makes the backup fail clearly and lists nothing new', async () => {
   const beforeList = ok(cli(dataDir, ['snapshot', 'list', '--destination', 'offsite']));
   await server.rotateHostKey();

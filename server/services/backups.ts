@@ -171,8 +171,9 @@ async function runAcceptedJob(ctx: Context, job: JobRecord, onlyAccount: string 
 
 async function backupToDestination(ctx: Context, job: JobRecord, destRecord: DestinationRecord, accounts: Account[], tasks: number[], actor: Actor, schedule: string | undefined,
   identities: Map<string, number>): Promise<AccountBackupResult[]> {
-  const unavailable = await probeDestination(ctx, destRecord, accounts.length);
-  const results = await Promise.all(accounts.map((account, i) => backupOneAccount(ctx, job, destRecord, account, tasks[i]!, actor, schedule, unavailable, identities.get(account.username) ?? null)));
+  const { unavailable, opened } = await probeDestination(ctx, destRecord, accounts.length);
+  const results = await Promise.all(accounts.map((account, i) => backupOneAccount(ctx, job, destRecord, account, tasks[i]!, actor, schedule, unavailable, identities.get(account.username) ?? null,
+    i === 0 ? opened : null)));
   ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'backup', target: `job ${job.name}`,
     result: results.every((r) => r.status !== 'failed' && r.status !== 'cancelled') ? 'ok' : results.some((r) => r.status === 'cancelled') ? 'cancelled' : 'failed',
     detail: JSON.stringify(results.map((r) => ({ account: r.account, status: r.status }))) });
@@ -180,25 +181,32 @@ async function backupToDestination(ctx: Context, job: JobRecord, destRecord: Des
 }
 
 /**
- * Opens the destination once before any account starts (each account then opens its own
- * connection). One that cannot be opened fails every account's task with the reason
- * returned here, so that the failure is recorded like any other (not only printed to
- * whoever started the run); a destination short of space refuses the whole run.
+ * Opens the destination once before any account starts. One that cannot be opened fails
+ * every account's task with the reason returned here (`unavailable`), so that the failure is
+ * recorded like any other (not only printed to whoever started the run); a destination short
+ * of space refuses the whole run.
+ *
+ * An SSH destination's connection is not closed here but handed to the first account
+ * (`opened`), which would otherwise open a connection of its own right after: one handshake
+ * (key exchange, login, a new sshd and sftp-server) less per run. The other accounts each
+ * open their own. Its settings, host-key pin and connect guard are the same driver's.
  */
-async function probeDestination(ctx: Context, destRecord: DestinationRecord, accountCount: number): Promise<string | null> {
+async function probeDestination(ctx: Context, destRecord: DestinationRecord, accountCount: number): Promise<{ unavailable: string | null; opened: Destination | null }> {
   const dest = await driverFor(ctx, destRecord);
+  let kept = false;
   try {
     try {
       await dest.open();
     } catch (err) {
       const unavailable = `destination "${destRecord.name}": ${(err as Error).message}`;
       if (accountCount === 0) throw new UserError(unavailable);
-      return unavailable;
+      return { unavailable, opened: null };
     }
     await checkFreeSpace(destRecord, dest);
-    return null;
+    kept = accountCount > 0 && destRecord.type === 'ssh';
+    return { unavailable: null, opened: kept ? dest : null };
   } finally {
-    await dest.close();
+    if (!kept) await dest.close();
   }
 }
 
@@ -215,7 +223,7 @@ async function checkFreeSpace(destRecord: DestinationRecord, dest: Destination):
  * remote destination's bytes sent are then this account's alone).
  */
 async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: DestinationRecord, account: Account, taskId: number, actor: Actor, schedule: string | undefined, unavailable: string | null,
-  accountId: number | null): Promise<AccountBackupResult> {
+  accountId: number | null, opened: Destination | null = null): Promise<AccountBackupResult> {
   const queue = queueOf(ctx);
   const watch = queue.watch(taskId);
   const hookInput: HookInput = { job: job.name, account: account.username, destination: destRecord.name, snapshot: null, actor, task: taskId };
@@ -230,6 +238,8 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
   /** Incremental marking off while the run's root side works (batch-gc.ts): a no-op in the CLI, which has it off throughout. */
   let releaseGc = (): void => {};
   let r: AccountBackupResult;
+  /** The probe's open driver (probeDestination) until this run takes it; closed here if it never does. */
+  let handed = opened;
   try {
     if (unavailable !== null) throw new Error(unavailable);
     await queue.waitForTurn(taskId);
@@ -237,8 +247,10 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
     await runHooks(ctx.config, 'preAccountBackup', hookInput, taskLog);
     hooked = true;
     unlock = await lockAccountWhenFree(ctx.dataDir, account.username, `backup task ${taskId}`, watch.signal);
-    const dest = await driverFor(ctx, destRecord);
+    const dest = handed ?? await driverFor(ctx, destRecord);
+    handed = null;
     try {
+      // Again on a handed driver: the queue or the lock may have waited (a lost connection is made again here).
       await dest.open();
       // Checked again when the task starts: the queue may have waited while the disk filled.
       await checkFreeSpace(destRecord, dest);
@@ -312,6 +324,7 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
     ctx.store.tasks.finish(taskId, cancelled ? 'cancelled' : 'failed', {}, message);
     r = { account: account.username, status: cancelled ? 'cancelled' : 'failed', snapshot: null, task: taskId, error: message, files: 0, bytes: 0, storedBytes: 0, sentBytes: null, skipped: 0 };
   } finally {
+    if (handed) await handed.close().catch(() => undefined);
     // Staged for a snapshot that was not listed: its rows go.
     catalog.staged?.abort();
     releaseGc();
