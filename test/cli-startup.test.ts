@@ -148,6 +148,29 @@ test('the build leaves a current bundle of the CLI and the worker, and the bundl
   assert.equal(r.status, 0, r.stderr);
 });
 
+/** The bundle's files a file imports, statically or not (relative specifiers only). */
+const bundleImports = (text: string): string[] => [...text.matchAll(/(?:from\s*|import\s*\(?\s*)"\.\/([\w-]+\.js)"/g)].map((m) => m[1]!);
+
+/** Every bundle file reachable from an entry through its imports. */
+function bundleGraph(entry: string): Set<string> {
+  const seen = new Set<string>();
+  const todo = [entry];
+  for (let f = todo.pop(); f !== undefined; f = todo.pop()) {
+    if (seen.has(f)) continue;
+    seen.add(f);
+    todo.push(...bundleImports(fs.readFileSync(new URL(f, BUNDLE), 'utf8')));
+  }
+  return seen;
+}
+
+test('the CLI and the worker are bundled apart: no file of the bundle is in both graphs (a module both use is no chunk of its own, loaded by both)', () => {
+  const worker = bundleGraph('account-worker.js');
+  const cli = bundleGraph('tidemark.js');
+  assert.ok(worker.size > 1 && cli.size > 10, `${worker.size} ${cli.size}`);
+  for (const f of worker) assert.ok(f === 'account-worker.js' || f.startsWith('worker-'), `the worker loads ${f}`);
+  for (const f of cli) assert.ok(!worker.has(f), `${f} is in both graphs`);
+});
+
 test('the bundled worker starts in standby and ends when root goes away without naming an account', () => {
   const r = spawnSync(process.execPath, [fileURLToPath(new URL('account-worker.js', BUNDLE))], {
     input: '', encoding: 'utf8', stdio: ['pipe', 'ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH!, TIDEMARK_WORKER_STANDBY: '1' }, timeout: 20000,
