@@ -13,6 +13,7 @@ import { restoreSnapshot } from '../server/engine/restore.js';
 import { readIndex } from '../server/engine/snapshot-index.js';
 import { verifySnapshotData } from '../server/engine/verify.js';
 import { layout } from '../server/engine/snapshot-layout.js';
+import { largeBufferReuseHeld } from '../server/native/malloc-policy.js';
 import type { Structure } from '../server/store/jobs.js';
 import type { Account } from '../server/panels/types.js';
 
@@ -223,7 +224,11 @@ test('compressed: a restore of files behind and far ahead of each other still ge
 class RemoteLikeDestination extends WatchedDestination {
   open_ = 0;
   mostOpen = 0;
+  /** Reads made while root's glibc kept freed memory for reuse (holdLargeBufferReuse), and the others. */
+  readsHeld = 0;
+  readsNotHeld = 0;
   override createReadStream(rel: string, range?: { start: number; end?: number }): Readable {
+    if (largeBufferReuseHeld()) this.readsHeld++; else this.readsNotHeld++;
     const s = super.createReadStream(rel, range);
     this.mostOpen = Math.max(this.mostOpen, ++this.open_);
     s.once('close', () => { this.open_--; });
@@ -243,6 +248,9 @@ test('regression: a restore from a remote destination read its small files one a
     account, destination: dest, snapshotId: m.id, paths: [], files: true, databases: [], intoFolder: true, mysql: noMysql, databaseOwnership: noOwnership,
   });
   assert.ok(dest.mostOpen > 4, `reads open at once: ${dest.mostOpen}`);
+  const contentReads = dest.readsHeld;
+  assert.ok(contentReads > 200, `the content was read while freed memory was kept for reuse: ${contentReads} reads of ${contentReads + dest.readsNotHeld}`);
+  assert.equal(largeBufferReuseHeld(), false, 'and the hold is released once the restore is done');
   const folder = path.join(acct.home, out.folder!);
   for (const rel of ['a/big.bin', 'b/f000.txt', 'b/f077.txt', 'b/f199.txt', 'b/large.bin', 'b/empty']) {
     assert.ok(fs.readFileSync(path.join(folder, rel)).equals(fs.readFileSync(path.join(acct.home, rel))), rel);

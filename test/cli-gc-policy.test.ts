@@ -1,13 +1,13 @@
 /**
  * The V8 flags a command-line run sets for itself (gc-policy.ts): a batch command runs without
  * incremental marking, whose task restarted right after every full GC of a small heap; the
- * daemon keeps V8's default.
+ * daemon keeps V8's default. A restore also raises V8's interrupt budget (fewer TurboFan compiles).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { gcFlagsFor } from '../server/cli/gc-policy.js';
+import { compileFlagsFor, gcFlagsFor } from '../server/cli/gc-policy.js';
 
 const POLICY = fileURLToPath(new URL('../server/cli/gc-policy.js', import.meta.url));
 const BATCH = fileURLToPath(new URL('../server/util/batch-gc.js', import.meta.url));
@@ -78,4 +78,38 @@ test('the daemon runs backups without incremental marking: off while any hold is
   assert.ok(daemon.after > 0, 'marking starts again once every hold is released');
   const cli = markingStartsHeld('cli');
   assert.deepEqual(cli, { held: 0, after: 0 }, 'a command-line run keeps it off after its holds end');
+});
+
+test('a restore raises V8\'s interrupt budget; other commands keep the default', () => {
+  assert.deepEqual(compileFlagsFor(['--data-dir', '/x', 'restore', 'id', '--destination', 'd', '--into-folder', '--wait']), ['--interrupt-budget=540672']);
+  assert.deepEqual(compileFlagsFor(['--data-dir', '/x', 'backup', '--job', 'j', '--wait']), []);
+  assert.deepEqual(compileFlagsFor(['serve']), []);
+});
+
+// A function of a few dozen bytecodes with a loop, called `calls` times after the policy for `args` is applied.
+const WARM = `
+const { applyCompilePolicy } = await import(process.argv[1]);
+applyCompilePolicy(process.argv.slice(3));
+function work(a, k) {
+  let s = 0, t = 1, u = 2;
+  for (let i = 0; i < a.length; i++) { s += a[i] ^ i; t = (t * 31 + a[i]) | 0; u = (u + s * t) | 0; if (u > 1e6) u -= k; else if (u < -1e6) u += k; }
+  return s + t + u;
+}
+const a = new Uint8Array(16).fill(3);
+let t = 0;
+for (let i = 0; i < Number(process.argv[2]); i++) t += work(a, i);
+console.log(t);
+`;
+
+/** Whether V8 optimized `work` with TurboFan in a process that ran it `calls` times under the policy for `args`. */
+function optimized(calls: number, args: string[]): boolean {
+  const r = spawnSync(process.execPath, ['--trace-opt', '--input-type=module', '-e', WARM, POLICY, String(calls), ...args], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return /completed optimizing .*<JSFunction work /.test(r.stdout);
+}
+
+test('the budget set at run time takes effect: a function warm enough for TurboFan by default is left to the baseline in a restore', () => {
+  assert.ok(optimized(1000, ['backup', '--job', 'j']), 'by default V8 optimizes it (else this test proves nothing)');
+  assert.ok(!optimized(1000, ['restore', 'id']), 'under the restore\'s budget it is not optimized yet');
+  assert.ok(optimized(20000, ['restore', 'id']), 'one that stays hot still is');
 });

@@ -17,6 +17,7 @@ import { selectEntries, type Selected } from './selection.js';
 import { contentLayout, snapshotContentBatches, snapshotContentSync, type ContentEvent } from './snapshot-content.js';
 import { descriptorMode, fromIndex, fromList, sendByDescriptors, type DescriptorMode, type EntrySource } from './restore-descriptors.js';
 import { socketPair } from '../native/pass-fds.js';
+import { holdLargeBufferReuse } from '../native/malloc-policy.js';
 
 export interface RestoreRequest {
   account: Account;
@@ -190,6 +191,10 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
       gatheredBytes += b.length;
       return gatheredBytes >= gatherBelow ? flush() : undefined;
     };
+    // Every byte from a remote destination passes through root in short-lived Buffers (64 KiB
+    // socket reads, the pieces cut from them): glibc keeps the memory they free instead of
+    // handing back the top of its heap and faulting it in again (see holdLargeBufferReuse).
+    const releaseReuse = dest.openForReads ? null : holdLargeBufferReuse();
     try {
       const handle = (ev: ContentEvent): Promise<void> | undefined => {
         if (ev.type === 'entry') {
@@ -231,6 +236,8 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
       // What was written stays where the account can see it: the message says where.
       if (req.intoFolder) (err as Error).message += ` (the files restored so far are in the folder ${folder} of the home)`;
       throw err;
+    } finally {
+      releaseReuse?.();
     }
     outcome.files = JSON.parse(Buffer.concat(chunks).toString('utf8')) as RestoreResult;
     outcome.folder = req.intoFolder ? folder : null;

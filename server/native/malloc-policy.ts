@@ -37,6 +37,9 @@ export function reuseLargeBuffers(): number {
   return addon ? addon.mallocPolicy(REUSE_THRESHOLD, REUSE_TRIM) : 0;
 }
 
+/** Whether a hold of holdLargeBufferReuse is taken now (for tests). */
+export const largeBufferReuseHeld = (): boolean => reuseHolds > 0;
+
 /** glibc's default trim threshold, put back when the last hold below is released. */
 const DEFAULT_TRIM = 128 << 10;
 let reuseHolds = 0;
@@ -44,7 +47,10 @@ let reuseHolds = 0;
 /**
  * reuseLargeBuffers for as long as a phase runs (a backup whose worker hands root descriptors:
  * root reads each file of 64 KiB to 1 MiB into a Buffer of its own, and fresh mappings for them
- * faulted 50,000 pages more per 20,000-file backup than the socket's reused chunks); the policy
+ * faulted 50,000 pages more per 20,000-file backup than the socket's reused chunks; a restore from
+ * a remote destination, whose root takes in every byte as 64 KiB socket reads and SSH packets
+ * and frees them as fast, in glibc's heap whose top it otherwise handed back and faulted in
+ * again and again); the policy
  * of applyMallocPolicy is back once every hold is released. Releasing twice is harmless.
  */
 export function holdLargeBufferReuse(): () => void {
