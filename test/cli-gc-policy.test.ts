@@ -32,8 +32,7 @@ function markingStarts(args: string[]): number {
 
 test('every command but serve turns incremental marking off; serve keeps the default', () => {
   assert.deepEqual(gcFlagsFor(['--data-dir', '/x', 'backup', '--job', 'j', '--wait']), ['--no-incremental-marking']);
-  assert.deepEqual(gcFlagsFor(['restore', 'id', '--wait']), ['--no-incremental-marking', '--max-opt=1']);
-  assert.deepEqual(gcFlagsFor(['--data-dir', '/x', 'restore', 'id', '--into-folder', '--wait']), ['--no-incremental-marking', '--max-opt=1']);
+  assert.deepEqual(gcFlagsFor(['restore', 'id', '--wait']), ['--no-incremental-marking']);
   assert.deepEqual(gcFlagsFor(['--data-dir', '/x', 'serve']), []);
 });
 
@@ -79,26 +78,4 @@ test('the daemon runs backups without incremental marking: off while any hold is
   assert.ok(daemon.after > 0, 'marking starts again once every hold is released');
   const cli = markingStartsHeld('cli');
   assert.deepEqual(cli, { held: 0, after: 0 }, 'a command-line run keeps it off after its holds end');
-});
-
-// A hot function, run long enough that V8 optimizes it with TurboFan under its default.
-const HOT = `
-const { applyGcPolicy } = await import(process.argv[1]);
-applyGcPolicy(process.argv.slice(2));
-function step(o, i) { return { a: o.a + (i & 7), b: o.b ^ i, s: o.s.length > 8 ? 'x' : o.s + 'y' }; }
-let o = { a: 0, b: 0, s: '' };
-for (let i = 0; i < 3000000; i++) o = step(o, i);
-console.log(o.a > 0 ? 'done' : 'never');
-`;
-
-/** How many functions TurboFan finished optimizing in a process that ran hot code after applying the policy for `args`. */
-function optimizations(args: string[]): number {
-  const r = spawnSync(process.execPath, ['--trace-opt', '--input-type=module', '-e', HOT, POLICY, ...args], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  return r.stdout.split('\n').filter((l) => l.includes('completed optimizing') || l.includes('completed compiling')).length;
-}
-
-test('a restore run from the command line runs without the optimizing compiler (set at run time); other commands keep it', () => {
-  assert.ok(optimizations(['backup', '--job', 'j']) > 0, 'the same hot code is optimized under V8\'s default (else this test proves nothing)');
-  assert.equal(optimizations(['--data-dir', '/x', 'restore', 'id', '--into-folder', '--wait']), 0);
 });

@@ -17,6 +17,7 @@ import { selectEntries, type Selected } from './selection.js';
 import { contentLayout, snapshotContentBatches, snapshotContentSync, type ContentEvent } from './snapshot-content.js';
 import { descriptorMode, fromIndex, fromList, sendByDescriptors, type DescriptorMode, type EntrySource } from './restore-descriptors.js';
 import { socketPair } from '../native/pass-fds.js';
+import { noOptimizingCompilerForDescriptorRestore } from '../util/batch-gc.js';
 
 export interface RestoreRequest {
   account: Account;
@@ -116,6 +117,7 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
       : undefined;
     const byFd = descriptorMode(dest, dir, manifest.structure, contentLayout(manifest).objects === true);
     const early = byFd ? startDescriptorWriter(account, folder, byFd, dir, prune) : null;
+    if (byFd) noOptimizingCompilerForDescriptorRestore();
     // The whole home by descriptor: the index goes to the writer as it is read, never held
     // whole (every entry is selected as it is; see selectEntries). The totals shown while it
     // runs are the backup's own; the last report gives what was restored.
