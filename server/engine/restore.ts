@@ -18,6 +18,7 @@ import { contentLayout, snapshotContentBatches, snapshotContentSync, type Conten
 import { descriptorMode, fromIndex, fromList, sendByDescriptors, type DescriptorMode, type EntrySource } from './restore-descriptors.js';
 import { socketPair } from '../native/pass-fds.js';
 import { holdLargeBufferReuse } from '../native/malloc-policy.js';
+import { noOptimizingCompilerForDescriptorRestore } from '../util/batch-gc.js';
 
 export interface RestoreRequest {
   account: Account;
@@ -117,6 +118,7 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
       : undefined;
     const byFd = descriptorMode(dest, dir, manifest.structure, contentLayout(manifest).objects === true);
     const early = byFd ? startDescriptorWriter(account, folder, byFd, dir, prune) : null;
+    if (byFd) noOptimizingCompilerForDescriptorRestore();
     // The whole home by descriptor: the index goes to the writer as it is read, never held
     // whole (every entry is selected as it is; see selectEntries). The totals shown while it
     // runs are the backup's own; the last report gives what was restored.
