@@ -11,7 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { asAccount, createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
-import { cli, makeDataDir, makeDestinationDir, ok } from './support/cli.js';
+import { backupEachStructure, cli, makeDataDir, makeDestinationDir, ok } from './support/cli.js';
+import { tidemarkLeftovers } from './support/tree.js';
 import { encodeEntry, makeEntry } from '../server/engine/format/entry.js';
 
 let homeRoot: string;
@@ -43,12 +44,7 @@ before(() => {
   assert.equal(recorded.a!.mode, 0o751);
   dataDir = makeDataDir({ panel: 'standalone', homeRoots: [homeRoot] });
   destDir = makeDestinationDir();
-  for (const st of STRUCTURES) {
-    fs.mkdirSync(path.join(destDir, st), { mode: 0o700 });
-    ok(cli(dataDir, ['destination', 'add', '--name', st, '--type', 'local', '--path', path.join(destDir, st)]));
-    ok(cli(dataDir, ['job', 'add', '--name', st, '--destination', st, '--structure', st, '--accounts', account.username, '--items', 'files']));
-    snapshots[st] = ok(cli(dataDir, ['backup', '--job', st, '--wait'])).snapshots[0];
-  }
+  Object.assign(snapshots, backupEachStructure(dataDir, destDir, account.username, STRUCTURES));
 });
 
 after(() => {
@@ -91,17 +87,7 @@ function assertRestored(root: string): void {
   assert.equal(fs.readFileSync(path.join(root, 'a/b/f2'), 'utf8'), 'two');
 }
 
-const leftovers = (): string[] => {
-  const found: string[] = [];
-  const walk = (d: string): void => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      if (e.name.startsWith('.tidemark-')) found.push(path.join(d, e.name));
-      if (e.isDirectory()) walk(path.join(d, e.name));
-    }
-  };
-  walk(account.home);
-  return found;
-};
+const leftovers = (): string[] => tidemarkLeftovers(account.home);
 
 for (const st of STRUCTURES) {
   for (const [what, script] of Object.entries(TAKEN)) {

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { asAccount, createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
-import { cli, makeDataDir, makeDestinationDir, ok } from './support/cli.js';
+import { backupEachStructure, cli, makeDataDir, makeDestinationDir, ok } from './support/cli.js';
 import { restoreNewFileOffLoop } from '../server/native/restore-file.js';
 import { GATHER_MAX, NewFiles } from '../server/engine/worker/new-files.js';
 import { encodeEntry, makeEntry, type Entry } from '../server/engine/format/entry.js';
@@ -41,12 +41,7 @@ before(() => {
   asAccount(account, script);
   dataDir = makeDataDir({ panel: 'standalone', homeRoots: [homeRoot] });
   destDir = makeDestinationDir();
-  for (const st of ['incremental', 'archive', 'compressed']) {
-    fs.mkdirSync(path.join(destDir, st), { mode: 0o700 });
-    ok(cli(dataDir, ['destination', 'add', '--name', st, '--type', 'local', '--path', path.join(destDir, st)]));
-    ok(cli(dataDir, ['job', 'add', '--name', st, '--destination', st, '--structure', st, '--accounts', account.username, '--items', 'files']));
-    snapshots[st] = ok(cli(dataDir, ['backup', '--job', st, '--wait'])).snapshots[0];
-  }
+  Object.assign(snapshots, backupEachStructure(dataDir, destDir, account.username, ['incremental', 'archive', 'compressed']));
 });
 
 after(() => {

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { asAccount, createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
 import { cli, makeDataDir, makeDestinationDir, ok } from './support/cli.js';
+import { tidemarkLeftovers } from './support/tree.js';
 import { validRelative } from '../server/engine/worker/restore-writer.js';
 
 let homeRoot: string;
@@ -21,17 +22,7 @@ const MTIME_NS = 1614834367123456789n;
 
 const home = (rel: string): string => path.join(account.home, rel);
 const restore = (...args: string[]): any => ok(cli(dataDir, ['restore', snapshot, ...args, '--wait']));
-const leftovers = (): string[] => {
-  const found: string[] = [];
-  const walk = (d: string): void => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      if (e.name.startsWith('.tidemark-')) found.push(path.join(d, e.name));
-      if (e.isDirectory()) walk(path.join(d, e.name));
-    }
-  };
-  walk(account.home);
-  return found;
-};
+const leftovers = (): string[] => tidemarkLeftovers(account.home);
 
 before(() => {
   homeRoot = makeHomeRoot();

@@ -60,3 +60,18 @@ export function ok(r: CliResult): any {
   if (r.code !== 0) throw new Error(`tidemark exited ${r.code}: ${r.stderr || r.stdout}`);
   return r.json;
 }
+
+/**
+ * One Local destination (a folder of `destDir`), one files-only job and one backup of
+ * `account` per structure; returns each structure's snapshot id.
+ */
+export function backupEachStructure(dataDir: string, destDir: string, account: string, structures: readonly string[]): Record<string, string> {
+  const snapshots: Record<string, string> = {};
+  for (const st of structures) {
+    fs.mkdirSync(path.join(destDir, st), { mode: 0o700 });
+    ok(cli(dataDir, ['destination', 'add', '--name', st, '--type', 'local', '--path', path.join(destDir, st)]));
+    ok(cli(dataDir, ['job', 'add', '--name', st, '--destination', st, '--structure', st, '--accounts', account, '--items', 'files']));
+    snapshots[st] = ok(cli(dataDir, ['backup', '--job', st, '--wait'])).snapshots[0];
+  }
+  return snapshots;
+}

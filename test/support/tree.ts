@@ -79,3 +79,16 @@ export function hashTree(dir: string): string {
   walk(dir);
   return h.digest('hex');
 }
+
+/** Every `.tidemark-*` name (a restore's temporary names) anywhere below `root`. */
+export function tidemarkLeftovers(root: string): string[] {
+  const found: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      if (e.name.startsWith('.tidemark-')) found.push(path.join(d, e.name));
+      if (e.isDirectory()) walk(path.join(d, e.name));
+    }
+  };
+  walk(root);
+  return found;
+}
