@@ -13,6 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { asAccount, createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
 import { backupEachStructure, cli, makeDataDir, makeDestinationDir, ok } from './support/cli.js';
 import { tidemarkLeftovers } from './support/tree.js';
+import { runWriterOnStream } from './support/writer-stream.js';
 import { encodeEntry, makeEntry } from '../server/engine/format/entry.js';
 
 let homeRoot: string;
@@ -154,21 +155,7 @@ test('regression: the writer into a new folder, an ancestor record whose name is
       file(`${name}/b/f`, `inside ${name}`);
       want.push([name, 0o751, 1500000001 + i], [`${name}/b`, 0o705, 1500000011 + i]);
     }
-    const stream = path.join(dir, 'stream');
-    fs.writeFileSync(stream, Buffer.concat(records));
-    const home = path.join(dir, 'home');
-    fs.mkdirSync(home);
-    const writer = new URL('../server/engine/worker/restore-writer.js', import.meta.url).href;
-    const input = fs.openSync(stream, 'r');
-    let out: ReturnType<typeof spawnSync>;
-    try {
-      out = spawnSync(process.execPath, ['--input-type=module', '-e', `import(${JSON.stringify(writer)}).then((m) => m.runRestoreWriter({ home: ${JSON.stringify(home)}, intoFolder: 'new' }))`],
-        { stdio: [input, 'pipe', 'pipe', 'pipe'] });
-    } finally {
-      fs.closeSync(input);
-    }
-    assert.equal(out.status, 0, String(out.stderr));
-    const result = JSON.parse(String(out.output[3])) as { files: number; directories: number; links: number; warningCount: number; warnings: unknown[] };
+    const { home, result } = runWriterOnStream(dir, Buffer.concat(records), 'new');
     assert.equal(result.warningCount, 0, JSON.stringify(result.warnings));
     const base = path.join(home, 'new');
     assert.deepEqual(describe(outside), outsideBefore, 'nothing written through the symlink, its target untouched');

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { asAccount, createAccount, makeHomeRoot, removeAccount, type TestAccount } from './support/accounts.js';
 import { backupEachStructure, cli, makeDataDir, makeDestinationDir, ok } from './support/cli.js';
+import { runWriterOnStream } from './support/writer-stream.js';
 import { restoreNewFileOffLoop } from '../server/native/restore-file.js';
 import { GATHER_MAX, NewFiles } from '../server/engine/worker/new-files.js';
 import { encodeEntry, makeEntry, type Entry } from '../server/engine/format/entry.js';
@@ -207,21 +208,7 @@ test('the writer into a new folder: a folder whose name is taken by a file or a 
     records.push(encodeEntry(makeEntry({ kind: 'l', path: 'was-link', link: outside, mtimeSec: 1600000000 })));
     folder('was-link', 0o755, 1500000004);
     file('was-link/inner', 'not outside');
-    const stream = path.join(dir, 'stream');
-    fs.writeFileSync(stream, Buffer.concat(records));
-    const home = path.join(dir, 'home');
-    fs.mkdirSync(home);
-    const writer = new URL('../server/engine/worker/restore-writer.js', import.meta.url).href;
-    const input = fs.openSync(stream, 'r');
-    let out: ReturnType<typeof spawnSync>;
-    try {
-      out = spawnSync(process.execPath, ['--input-type=module', '-e', `import(${JSON.stringify(writer)}).then((m) => m.runRestoreWriter({ home: ${JSON.stringify(home)}, intoFolder: 'new' }))`],
-        { stdio: [input, 'pipe', 'pipe', 'pipe'] });
-    } finally {
-      fs.closeSync(input);
-    }
-    assert.equal(out.status, 0, String(out.stderr));
-    const result = JSON.parse(String(out.output[3])) as { files: number; directories: number; warningCount: number; warnings: unknown[] };
+    const { home, result } = runWriterOnStream(dir, Buffer.concat(records), 'new');
     assert.equal(result.warningCount, 0, JSON.stringify(result.warnings));
     const base = path.join(home, 'new');
     assert.deepEqual(fs.readdirSync(outside), [], 'nothing written through the symlink');
