@@ -62,14 +62,16 @@ test('a command group loaded ahead of the command line (preloadCommandGroup) reg
 });
 
 test('the CLI started with a command requests that command\'s modules before the command line\'s (a backup\'s start-up loaded them one after the other)', () => {
-  // A loader hook (beside the main thread) notes the order in which the two modules' sources are loaded.
+  // A loader hook (beside the main thread) notes the order in which the two modules' sources are
+  // requested: it reads each file itself before handing the load on, since the loader's own reads
+  // run in parallel and may finish in either order (a CI run under load saw them swapped).
   const hooks = `import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
 export async function load(url, context, next) {
-  const r = await next(url, context);
-  const text = r.source ? String(r.source) : '';
+  const text = url.startsWith('file:') ? fs.readFileSync(fileURLToPath(url), 'utf8') : '';
   if (/\\.command\\(['"]backup['"]\\)/.test(text)) fs.writeSync(2, 'loaded:backup-group\\n');
   if (/await registerCommands\\(program/.test(text)) fs.writeSync(2, 'loaded:command-line\\n');
-  return r;
+  return next(url, context);
 }`;
   const preload = `import { register } from 'node:module'; register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hooks)}));`;
   const r = spawnSync(process.execPath, ['--no-warnings', '--import', `data:text/javascript,${encodeURIComponent(preload)}`, CLI, 'backup', '--help'], { encoding: 'utf8' });
