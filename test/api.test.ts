@@ -242,6 +242,30 @@ describe('endpoint families', () => {
     assert.match(execFileSync('tar', ['tf', tarFile], { encoding: 'utf8' }), /site\/index\.html/);
   });
 
+  test('regression: a misspelt body field or a repeated query parameter was dropped, and a restore without its paths restored the whole home', async () => {
+    const id = (await get(`/api/v1/snapshots?account=${a.username}`)).json[0].id as string;
+    asAccount(a, `printf 'kept' > site/index.html`);
+    const typo = await post(`/api/v1/snapshots/${id}/restore`, { path: ['site/index.html'], wait: true });
+    assert.equal(typo.status, 400, JSON.stringify(typo.json));
+    assert.match(typo.json.error, /^"path": not a field of this request \(known: paths, pathsBase64, /);
+    assert.equal((await get('/api/v1/tasks?active=1')).json.length, 0);
+    assert.equal(fs.readFileSync(path.join(a.home, 'site/index.html'), 'utf8'), 'kept');
+    assert.equal((await post(`/api/v1/snapshots/${id}/download`, { paths: ['site'], database: ['x'] })).status, 400);
+    assert.equal((await post('/api/v1/backups', { job: 'nightly', acount: a.username })).status, 400);
+    assert.equal((await post('/api/v1/jobs', { name: 'typo', destination: 'disk', structure: 'archive', account: [a.username] })).status, 400);
+    assert.equal((await post('/api/v1/sites/restore', { folder: 'site', account: a.username, snapshots: id })).status, 400);
+    const long = await post(`/api/v1/snapshots/${id}/restore`, { ['x'.repeat(5000)]: 1 });
+    assert.equal(long.status, 400);
+    assert.ok(long.json.error.length < 300, long.json.error);
+
+    const twice = await get(`/api/v1/snapshots/${id}/files?path=site&path=other`);
+    assert.equal(twice.status, 400, JSON.stringify(twice.json));
+    assert.deepEqual(twice.json, { error: 'path: one value is expected' });
+    assert.equal((await get(`/api/v1/versions?path=site&path=x&account=${a.username}`)).status, 400);
+    assert.equal((await get('/api/v1/search?query=a&query=b')).json.error, 'query: one value is expected');
+    assert.equal((await get(`/api/v1/snapshots?account=${a.username}&account=${b.username}`)).status, 400);
+  });
+
   test('an account holder\'s token sees its own account only and obeys the permissions (403)', async () => {
     const alice = newToken(['--name', 'alice', '--role', 'user', '--user', a.username]);
     const bob = newToken(['--name', 'bob', '--role', 'user', '--user', b.username]);

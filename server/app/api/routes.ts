@@ -13,7 +13,7 @@ import {
   describeEntry, describeSnapshot, findSnapshot, listSnapshots, prepareDownload, restore, snapshotFiles, snapshotManifest,
 } from '../../services/snapshots.js';
 import { fromUtf8, type BytePath } from '../../util/byte-path.js';
-import { clipLongRuns, decodeBase64Path } from '../../util/input-checks.js';
+import { clipLongRuns, decodeBase64Path, quoteInput } from '../../util/input-checks.js';
 import type { TaskRecord } from '../../store/tasks.js';
 import { cancelTask, getTask, listTasks } from '../../services/tasks.js';
 import { isPriorityName, PRIORITIES, priorityName } from '../../queue/priority.js';
@@ -56,6 +56,15 @@ export function body(req: express.Request): Body {
   return b as Body;
 }
 
+/**
+ * The body, refused (400) when it holds a field the endpoint does not know: a typo such as
+ * `path` for `paths` would otherwise be dropped, and a restore without paths is the whole home.
+ */
+export function fields(b: Body, known: readonly string[]): Body {
+  for (const k of Object.keys(b)) if (!known.includes(k)) throw bad(`${quoteInput(k)}: not a field of this request (known: ${known.join(', ')})`);
+  return b;
+}
+
 export function optString(b: Body, key: string): string | undefined {
   const v = b[key];
   if (v === undefined || v === null) return undefined;
@@ -81,7 +90,12 @@ function stringList(b: Body, key: string): string[] {
   return v as string[];
 }
 const param = (req: express.Request, key: string): string => String(req.params[key] ?? '');
-export const query = (req: express.Request, key: string): string | undefined => (typeof req.query[key] === 'string' ? req.query[key] as string : undefined);
+/** A query parameter given at most once: a repeated one (`?path=a&path=b`) is refused, never read as absent. */
+export function query(req: express.Request, key: string): string | undefined {
+  const v = req.query[key];
+  if (v === undefined || typeof v === 'string') return v;
+  throw bad(`${key}: one value is expected`);
+}
 
 /** Paths as UTF-8 text (`paths`) or as base64 of their bytes (`pathsBase64`), as in the CLI. */
 const pathsOf = (b: Body): BytePath[] => [...stringList(b, 'paths').map(fromUtf8), ...stringList(b, 'pathsBase64').map((p) => base64Path('pathsBase64', p))];
@@ -198,7 +212,7 @@ export function apiRoutes(ctx: Context, trusted: boolean): express.Router {
   }
   r.post('/destinations/:name/visibility', handle(async (req, res, actor) => {
     const b = body(req);
-    const visible = optBoolean(b, 'visible');
+    const visible = optBoolean(fields(b, ['visible']), 'visible');
     if (visible === undefined) throw bad('visible: true or false is expected');
     res.json(await describeDestination(ctx, setSnapshotsVisible(ctx, param(req, 'name'), visible, actor, ownerOpt(req)), actor));
   }));
@@ -206,11 +220,11 @@ export function apiRoutes(ctx: Context, trusted: boolean): express.Router {
     res.json(await validateDestination(ctx, param(req, 'name'), actor, ownerOpt(req)));
   }));
   r.post('/destinations/:name/reindex', handle(async (req, res, actor) => {
-    const account = optString(body(req), 'account');
+    const account = optString(fields(body(req), ['account']), 'account');
     res.json(await reindexDestination(ctx, param(req, 'name'), account !== undefined ? { account } : {}, actor, ownerOpt(req)));
   }));
   r.post('/destinations/:name/verify', handle(async (req, res, actor) => {
-    const b = body(req);
+    const b = fields(body(req), ['account', 'samplePercent']);
     const account = optString(b, 'account');
     const samplePercent = optNumber(b, 'samplePercent');
     if (samplePercent !== undefined && !(samplePercent > 0 && samplePercent <= 100)) throw bad('samplePercent: a number above 0 and at most 100 is expected');
@@ -224,7 +238,7 @@ export function apiRoutes(ctx: Context, trusted: boolean): express.Router {
   r.get('/jobs', handle(async (_req, res, actor) => { res.json(listJobs(ctx, actor).map((j) => describeJob(ctx, j))); }));
   r.get('/jobs/:name', handle(async (req, res, actor) => { res.json(describeJob(ctx, getJob(ctx, param(req, 'name'), actor, ownerOpt(req)))); }));
   r.post('/jobs', handle(async (req, res, actor) => {
-    const b = body(req);
+    const b = fields(body(req), ['name', 'destination', 'structure', 'accounts', 'all', 'items', 'excludes']);
     const accounts = b.accounts === undefined ? undefined : stringList(b, 'accounts');
     const items = b.items === undefined ? undefined : stringList(b, 'items');
     const j = await addJob(ctx, {
@@ -240,7 +254,7 @@ export function apiRoutes(ctx: Context, trusted: boolean): express.Router {
 
   // Backups: started here, polled at /tasks/:id (or, with "wait": true, answered when done).
   r.post('/backups', handle(async (req, res, actor) => {
-    const b = body(req);
+    const b = fields(body(req), ['job', 'account', 'owner', 'priority', 'wait']);
     const job = optString(b, 'job');
     if (job === undefined) throw bad('job: the name of the job to run is required');
     const account = optString(b, 'account');
@@ -257,7 +271,7 @@ export function apiRoutes(ctx: Context, trusted: boolean): express.Router {
     res.status(202).json({ tasks });
   }));
   r.get('/tasks', handle(async (req, res, actor) => {
-    const active = req.query.active === '1' || req.query.active === 'true';
+    const active = ['1', 'true'].includes(query(req, 'active') ?? '');
     res.json((await listTasks(ctx, actor, { activeOnly: active, limit: 200 })).map((t) => describeTask(ctx, t, actor)));
   }));
   r.post('/tasks/:id/cancel', handle(async (req, res, actor) => {
@@ -292,11 +306,11 @@ export function apiRoutes(ctx: Context, trusted: boolean): express.Router {
     res.json((await snapshotFiles(ctx, s, dir, actor)).map(describeEntry));
   }));
   r.post('/snapshots/:id/verify', handle(async (req, res, actor) => {
-    const s = await snapshotOf(req, actor, optString(body(req), 'destination') ?? query(req, 'destination'));
+    const s = await snapshotOf(req, actor, optString(fields(body(req), ['destination']), 'destination') ?? query(req, 'destination'));
     res.json(await verifySnapshot(ctx, s, actor));
   }));
   r.post('/snapshots/:id/restore', handle(async (req, res, actor) => {
-    const b = body(req);
+    const b = fields(body(req), ['paths', 'pathsBase64', 'databases', 'intoFolder', 'destination', 'wait']);
     const s = await snapshotOf(req, actor, optString(b, 'destination') ?? query(req, 'destination'));
     const raw = b.databases ?? [];
     if (!Array.isArray(raw)) throw bad('databases: a list is expected');
@@ -314,7 +328,7 @@ export function apiRoutes(ctx: Context, trusted: boolean): express.Router {
     res.status(202).json({ task });
   }));
   r.post('/snapshots/:id/download', handle(async (req, res, actor) => {
-    const b = body(req);
+    const b = fields(body(req), ['paths', 'pathsBase64', 'databases', 'destination']);
     const s = await snapshotOf(req, actor, optString(b, 'destination') ?? query(req, 'destination'));
     const write = await prepareDownload(ctx, s, { paths: pathsOf(b), databases: stringList(b, 'databases') }, actor);
     await sendGzip(res, `${s.account}-${s.id}.tar.gz`, write);
@@ -338,10 +352,10 @@ export function apiRoutes(ctx: Context, trusted: boolean): express.Router {
     res.json(await databaseWindow(ctx, actor, account, param(req, 'database')));
   }));
   r.post('/databases/:database/preview', handle(async (req, res, actor) => {
-    res.json(await previewDatabaseAt(ctx, actor, atInput(req, body(req))));
+    res.json(await previewDatabaseAt(ctx, actor, atInput(req, fields(body(req), ['account', 'at', 'tables']))));
   }));
   r.post('/databases/:database/restore', handle(async (req, res, actor) => {
-    const b = body(req);
+    const b = fields(body(req), ['account', 'at', 'tables', 'as', 'asNewTables', 'wait']);
     const input = atInput(req, b);
     if (optBoolean(b, 'wait')) { res.json(await restoreDatabaseAtMoment(ctx, actor, input)); return; }
     const [task] = await startInBackground((onTasks) => restoreDatabaseAtMoment(ctx, actor, input, (id) => onTasks([id])));

@@ -4,7 +4,7 @@ import type { Actor } from '../../services/actor.js';
 import { listSites, prepareSiteDownload, restoreSite, restoreSiteAt } from '../../services/sites.js';
 import { parseMoment } from '../../services/point-in-time.js';
 import { ApiError, sendGzip } from './errors.js';
-import { bad, body, handle, optBoolean, optString, query, startInBackground, type Body } from './routes.js';
+import { bad, body, fields, handle, optBoolean, optString, query, startInBackground, type Body } from './routes.js';
 
 /** The account a request is about: an account holder's own; the provider and resellers name it. */
 function accountOf(actor: Actor, given: string | undefined): string {
@@ -31,7 +31,7 @@ export function siteApiRoutes(ctx: Context): express.Router {
     res.json(await listSites(ctx, accountOf(actor, query(req, 'account')), actor));
   }));
   r.post('/sites/restore', handle(async (req, res, actor) => {
-    const b = body(req);
+    const b = fields(body(req), ['folder', 'account', 'snapshot', 'destination', 'moment', 'wait']);
     const input = siteInput(b, actor);
     const at = optString(b, 'moment');
     if (at !== undefined) {
@@ -48,7 +48,7 @@ export function siteApiRoutes(ctx: Context): express.Router {
     res.status(202).json({ task });
   }));
   r.post('/sites/download', handle(async (req, res, actor) => {
-    const { snapshot, write } = await prepareSiteDownload(ctx, siteInput(body(req), actor), actor);
+    const { snapshot, write } = await prepareSiteDownload(ctx, siteInput(fields(body(req), ['folder', 'account', 'snapshot', 'destination']), actor), actor);
     await sendGzip(res, `${snapshot.account}-site-${snapshot.id}.tar.gz`, write);
   }));
   return r;
