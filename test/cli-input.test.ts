@@ -106,6 +106,42 @@ describe('exit codes', () => {
   });
 });
 
+describe('days and database names', () => {
+  test('regression: --from 2026-02-30 was taken as 2 March, and --at 2026-04-31T10:00 as 1 May', () => {
+    for (const args of [
+      ['snapshot', 'search', 'x', '--account', account.username, '--from', '2026-02-30'],
+      ['snapshot', 'search', 'x', '--account', account.username, '--modified-since', '2026-04-31'],
+      ['activity', '--since', '2026-02-29'],
+      ['activity', '--since', '2026-06-31T10:00:00Z'],
+      ['database', 'preview', `${account.username}_db`, '--account', account.username, '--at', '2026-04-31T10:00:00Z'],
+      ['database', 'preview', `${account.username}_db`, '--account', account.username, '--at', '2026-04-30T24:00:00Z'],
+    ]) {
+      const r = cli(dataDir, args);
+      assert.equal(r.code, 2, `${args.join(' ')}: exit ${r.code} ${r.stdout}`);
+    }
+    assert.equal(ok(cli(dataDir, ['snapshot', 'search', 'x', '--account', account.username, '--from', '2028-02-29'])).total, 0);
+    ok(cli(dataDir, ['activity', '--since', '2024-02-29']));
+  });
+
+  test("regression: database window answered for another account's database (or any name) as if it were the account's", () => {
+    const other = createAccount(homeRoot);
+    try {
+      for (const db of [`${other.username}_shop`, 'mysql', 'x'.repeat(300)]) {
+        const r = cli(dataDir, ['database', 'window', db, '--account', account.username]);
+        assert.equal(r.code, 1, `${db}: exit ${r.code} ${r.stdout}`);
+        assert.match(r.json.error, /is not a database name of account/);
+        assert.ok(r.stdout.length < 400, r.stdout);
+      }
+      const asHolder = cli(dataDir, ['--as-account', account.username, 'database', 'window', `${other.username}_shop`, '--account', account.username]);
+      assert.equal(asHolder.code, 1);
+      const mine = ok(cli(dataDir, ['database', 'window', `${account.username}_shop`, '--account', account.username]));
+      assert.equal(mine.database, `${account.username}_shop`);
+    } finally {
+      removeAccount(other);
+    }
+  });
+});
+
 describe('paths', () => {
   test("regression: --path-base64 '!!!' decodes to garbage", () => {
     for (const bad of ['!!!', 'YQ', 'YQ=', 'Y Q==', 'YQ==\n', 'YR==', '-_8=', 'YQ==YQ==']) assert.equal(decodeBase64Path(bad), null, `refused: ${JSON.stringify(bad)}`);

@@ -90,6 +90,14 @@ describe('the provider\'s snapshot list', () => {
     }
     assert.deepEqual(seen.sort(), [fx.visible.alice, fx.hidden.alice].sort());
   });
+  test('regression: a date filter past the end of the calendar (to=2026-13-45) was a 500 logged as a crash', async () => {
+    const rows = (body: string): string[] => [...body.matchAll(/<tr class="snapshot" data-snapshot="([^"]+)"/g)].map((m) => m[1]!);
+    for (const q of ['to=2026-13-45', 'from=2026-99-99', 'to=2026-02-30']) {
+      const r = await admin.get(`/admin/snapshots?${q}`);
+      assert.equal(r.status, 200, q);
+      assert.equal(rows(r.body).length, 3, `${q}: left out like any other bad value`);
+    }
+  });
 });
 
 describe('a snapshot page', () => {

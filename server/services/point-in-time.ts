@@ -7,6 +7,7 @@ import { UserError } from './context.js';
 import { withDriver, getDestination } from './destinations.js';
 import { mayActOnAccount, maySeeSnapshotsOn, ROOT, type Actor } from './actor.js';
 import { checkMay } from './permissions.js';
+import { isCalendarDay } from '../util/input-checks.js';
 import { lockAccountWhenFree } from '../engine/account-lock.js';
 import { runAsTask } from '../queue/run-task.js';
 import { PRIORITIES } from '../queue/priority.js';
@@ -73,6 +74,8 @@ export async function binlogServerStatus(ctx: Context): Promise<BinlogServerStat
 
 export async function databaseWindow(ctx: Context, actor: Actor, account: string, database: string): Promise<WindowReport> {
   await checkAccount(ctx, actor, account);
+  // As for a preview or a restore: another account's database is not this account's to ask about.
+  await checkOwned(ctx, account, [database]);
   const { coveredWindow } = await import('../engine/database/point-in-time.js');
   let logBin = false;
   let advice: string | null = null;
@@ -88,7 +91,9 @@ export async function databaseWindow(ctx: Context, actor: Actor, account: string
 
 /** An ISO date and time, or an error saying what is expected. */
 export function parseMoment(text: string): Date {
-  const t = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?(\.\d+)?(Z|[+-]\d{2}:?\d{2})?$/.test(text.trim()) ? Date.parse(text.trim().replace(' ', 'T')) : NaN;
+  const shape = /^\d{4}-\d{2}-\d{2}[T ](\d{2}):\d{2}(:\d{2})?(\.\d+)?(Z|[+-]\d{2}:?\d{2})?$/.exec(text.trim());
+  // Date.parse would take 2026-02-30 as 2 March and 24:00 as the next day's midnight.
+  const t = shape && isCalendarDay(text.trim()) && Number(shape[1]) < 24 ? Date.parse(text.trim().replace(' ', 'T')) : NaN;
   if (Number.isNaN(t)) throw new UserError(`invalid --at ${JSON.stringify(text.slice(0, 40))}: give a date and time such as 2026-11-30T14:31:00Z`, 'invalid-input');
   return new Date(t);
 }

@@ -19,6 +19,18 @@ export function quoteInput(value: string): string {
 }
 
 /**
+ * Whether a value that starts `YYYY-MM-DD` names a day of the calendar: Date.parse takes
+ * `2026-02-30` as 2 March, so a day past the end of its month would silently mean another.
+ */
+export function isCalendarDay(value: string): boolean {
+  const m = /^(\d{4})-(\d{2})-(\d{2})/.exec(value);
+  if (!m) return false;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const t = new Date(Date.UTC(y, mo - 1, d));
+  return t.getUTCFullYear() === y && t.getUTCMonth() === mo - 1 && t.getUTCDate() === d;
+}
+
+/**
  * Strict base64 of a path's bytes: only the standard alphabet, padded to a multiple of 4 (as
  * the CLI and API print it). Anything else (`!!!`, spaces, URL-safe letters) is null, where
  * Buffer.from would silently skip the bad characters and decode what is left.

@@ -4,6 +4,7 @@ import { visibleActivity } from '../../services/activity.js';
 import { noErrors, type FormErrors } from './form-errors.js';
 import { scopeOf, type ProviderState } from './state.js';
 import { ActivityReader } from './activity-view.js';
+import { isCalendarDay } from '../../util/input-checks.js';
 
 const LIMIT = 2000;
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
@@ -15,7 +16,7 @@ const text = (v: unknown): string => (typeof v === 'string' ? v.trim().slice(0, 
 /** A day as the form sends it (YYYY-MM-DD), or an error for that field. */
 function dayOf(v: string, field: string, errors: FormErrors): string | null {
   if (v === '') return null;
-  if (!DAY.test(v) || Number.isNaN(Date.parse(`${v}T00:00:00Z`))) { errors.fields[field] = 'YYYY-MM-DD'; return null; }
+  if (!DAY.test(v) || !isCalendarDay(v)) { errors.fields[field] = 'YYYY-MM-DD'; return null; }
   return v;
 }
 

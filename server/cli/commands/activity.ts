@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { UserError } from '../../services/context.js';
+import { isCalendarDay } from '../../util/input-checks.js';
 import { ROOT } from '../../services/actor.js';
 import { ACCOUNT_NAME } from '../../engine/snapshot-layout.js';
 import { printJson, printTable } from '../output.js';
@@ -17,7 +18,7 @@ export function register(program: Command): void {
       if (opts.since !== undefined) {
         const day = /^\d{4}-\d{2}-\d{2}$/.test(opts.since);
         since = new Date(day ? `${opts.since}T00:00:00Z` : opts.since);
-        if (Number.isNaN(since.getTime()) || !/^\d{4}-\d{2}-\d{2}/.test(opts.since)) throw new UserError(`--since: "${opts.since}" is not a date (YYYY-MM-DD or ISO 8601)`, 'invalid-input');
+        if (Number.isNaN(since.getTime()) || !isCalendarDay(opts.since)) throw new UserError(`--since: "${opts.since}" is not a date (YYYY-MM-DD or ISO 8601)`, 'invalid-input');
       }
       let actor = who.actor;
       if (opts.reseller !== undefined) {
