@@ -266,6 +266,17 @@ describe('endpoint families', () => {
     assert.equal((await get(`/api/v1/snapshots?account=${a.username}&account=${b.username}`)).status, 400);
   });
 
+  test('regression: browsing a folder that is not on the destination (or is a file) was a 500 "internal error" logged as a crash', async () => {
+    for (const p of ['nosuch', 'tidemark.json', `${a.username}/nosuch`]) {
+      const r = await get(`/api/v1/destinations/disk/browse?path=${encodeURIComponent(p)}`);
+      assert.equal(r.status, 404, `${p}: ${JSON.stringify(r.json)}`);
+      assert.match(r.json.error, /^not (found on|a directory on) the destination: /);
+    }
+    assert.equal((await get('/api/v1/destinations/disk/browse?path=..')).status, 400);
+    assert.equal((await get('/api/v1/destinations/disk/browse')).status, 200);
+    assert.doesNotMatch(daemonOutput, /DestinationError: not (found|a directory)/);
+  });
+
   test('an account holder\'s token sees its own account only and obeys the permissions (403)', async () => {
     const alice = newToken(['--name', 'alice', '--role', 'user', '--user', a.username]);
     const bob = newToken(['--name', 'bob', '--role', 'user', '--user', b.username]);

@@ -70,7 +70,10 @@ test('browse lists a folder of the destination and refuses ".."', () => {
   const snaps = ok(cli(dataDir, ['destination', 'browse', 'disk', account.username])).map((e: any) => e.name);
   assert.ok(snaps.includes(snapshot));
   const up = cli(dataDir, ['destination', 'browse', 'disk', '../..']);
-  assert.notEqual(up.code, 0);
+  assert.equal(up.code, 2, 'a path with ".." is a malformed command line');
+  const missing = cli(dataDir, ['destination', 'browse', 'disk', 'nosuch']);
+  assert.equal(missing.code, 1);
+  assert.equal(missing.json.error, 'not found on the destination: nosuch');
 });
 
 test('removing a destination keeps its data unless --delete-data is given', () => {

@@ -439,8 +439,17 @@ async function probeDestination(ctx: Context, d: DestinationRecord, probe: strin
 export async function browseDestination(ctx: Context, name: string, rel: string, actor: Actor = ROOT, owner?: string): Promise<DirEntry[]> {
   const d = getDestination(ctx, name, actor, owner);
   const clean = rel.split('/').filter((p) => p && p !== '.').join('/');
-  if (clean.split('/').includes('..')) throw new UserError('a path on the destination may not contain ".."');
-  return withDriver(ctx, d, (driver) => driver.list(clean));
+  if (clean.split('/').includes('..')) throw new UserError('a path on the destination may not contain ".."', 'invalid-input');
+  try {
+    return await withDriver(ctx, d, (driver) => driver.list(clean));
+  } catch (err) {
+    // A folder asked for that is not there (or is a file) is the asker's mistake, not a failure of
+    // the destination: 404, not a 500 logged as a crash. The destination's own root stays a failure.
+    if (clean !== '' && err instanceof DestinationError && (err.code === 'not-found' || err.message.startsWith('not a directory on the destination'))) {
+      throw new UserError(err.message, 'not-found');
+    }
+    throw err;
+  }
 }
 
 // ---------------------------------------------------------------------------------------
