@@ -235,3 +235,29 @@ test('regression: provider hook output is shown to the account holder on its tas
   const lines = asProvider.log.map((l: { message: string }) => l.message).join('\n');
   for (const what of [`connecting with ${secret}`, `stderr ${secret}`, `post ${secret}`]) assert.ok(lines.includes(what), `the provider's task view keeps "${what}"`);
 });
+
+test("regression: a pre-hook refused for its mode, or one that timed out or exited without a word, told the account holder the provider's script path", () => {
+  config({});
+  const snap = ok(cli(dataDir, ['backup', '--job', 'nightly', '--account', a.username, '--wait'])).snapshots[0] as string;
+  const open = script('secret-open.sh', 'exit 0', 0o777);
+  const mute = script('secret-mute.sh', 'exit 4');
+  for (const [hook, why] of [[open, /must not be group- or world-writable/], [mute, /failed with exit status 4/]] as const) {
+    config({ preRestore: [hook], preDownload: [hook] });
+    const restore = cli(dataDir, ['--as-account', a.username, 'restore', snap, '--path', 'page.html', '--into-folder', '--wait']);
+    failed(restore, "the provider's preRestore hook stopped this (the provider's task log says why)");
+    const task = tasks().at(-1)!;
+    assert.equal(task.status, 'failed');
+    assert.doesNotMatch(task.error ?? '', /secret-/);
+    assert.doesNotMatch(JSON.stringify(ok(cli(dataDir, ['--as-account', a.username, 'task', 'show', String(task.id)]))), /secret-/);
+    assert.ok(taskLog(task.id).some((l) => l.level === 'error' && l.message.includes(hook) && why.test(l.message)), 'the provider reads the reason');
+    const download = cli(dataDir, ['--as-account', a.username, 'download', snap, '--path', 'page.html', '--out', path.join(seenDir, 'x.tar.gz')]);
+    failed(download, "the provider's preDownload hook stopped this (the provider's task log says why)");
+    assert.doesNotMatch(JSON.stringify(ok(cli(dataDir, ['--as-account', a.username, 'activity']))), /secret-/);
+  }
+  // The provider asking sees the reason itself.
+  for (const [hook, why] of [[open, /must not be group- or world-writable/], [mute, /failed with exit status 4/]] as const) {
+    config({ preRestore: [hook] });
+    failed(cli(dataDir, ['restore', snap, '--path', 'page.html', '--into-folder', '--wait']), why);
+  }
+  config({});
+});

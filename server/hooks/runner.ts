@@ -123,6 +123,8 @@ export async function runHooks(config: Pick<Config, 'hooks'>, event: HookEvent, 
   const limitMs = config.hooks.timeLimitSeconds * 1000;
   for (const script of scripts) {
     let failure: string | null = null;
+    /** The failure is the script's own first stderr line: the one text meant for whoever asked. */
+    let ownWords = false;
     try {
       checkHookScript(script);
       const r = await runOne(script, event, doc, limitMs);
@@ -130,14 +132,19 @@ export async function runHooks(config: Pick<Config, 'hooks'>, event: HookEvent, 
       if (r.stdout.trim()) log('info', `${event} hook ${script} printed${cut}: ${r.stdout.trimEnd()}`, 'provider');
       if (r.stderr.trim()) log(r.code === 0 ? 'info' : 'warn', `${event} hook ${script} wrote on stderr${cut}: ${r.stderr.trimEnd()}`, 'provider');
       if (r.timedOut) failure = `${event} hook ${script} did not finish within ${config.hooks.timeLimitSeconds} s and was stopped`;
-      else if (r.code !== 0) failure = firstLine(r.stderr) || `${event} hook ${script} failed with exit status ${r.code ?? 'unknown'}`;
+      else if (r.code !== 0) {
+        ownWords = firstLine(r.stderr) !== '';
+        failure = firstLine(r.stderr) || `${event} hook ${script} failed with exit status ${r.code ?? 'unknown'}`;
+      }
     } catch (err) {
       failure = (err as Error).message;
     }
     if (failure === null) continue;
     if (isPre(event)) {
       log('error', `${event} hook ${script}: ${failure}`, 'provider');
-      throw new HookRefusal(failure);
+      // Anything but the script's own words names the provider's script (its path, mode, owner,
+      // time limit): the provider's to read (the line above), never an account holder's or a reseller's.
+      throw new HookRefusal(ownWords || input.actor.role === 'admin' ? failure : `the provider's ${event} hook stopped this (the provider's task log says why)`);
     }
     log('warn', `${event} hook ${script} failed (the operation itself is not affected): ${failure}`, 'provider');
   }
