@@ -277,6 +277,19 @@ describe('endpoint families', () => {
     assert.doesNotMatch(daemonOutput, /DestinationError: not (found|a directory)/);
   });
 
+  test('regression: downloading a path or database the snapshot does not hold was a 502 (as if the destination had failed)', async () => {
+    const id = (await get(`/api/v1/snapshots?account=${a.username}`)).json[0].id as string;
+    for (const body of [{ paths: ['nosuch'] }, { paths: ['site', 'site/nosuch'] }, { databases: [`${a.username}_nosuch`] }]) {
+      const r = await post(`/api/v1/snapshots/${id}/download`, body);
+      assert.equal(r.status, 404, `${JSON.stringify(body)}: ${r.status} ${r.body.toString()}`);
+      assert.match(r.json.error, /not in (this )?snapshot/);
+      assert.equal(r.headers.get('content-type')?.startsWith('application/json'), true);
+    }
+    const files = await get(`/api/v1/snapshots/${id}/files?path=nosuch`);
+    assert.deepEqual([files.status, files.json], [404, { error: 'not in this snapshot: nosuch' }]);
+    assert.equal((await post(`/api/v1/snapshots/${id}/download`, { paths: ['site'] })).status, 200);
+  });
+
   test('an account holder\'s token sees its own account only and obeys the permissions (403)', async () => {
     const alice = newToken(['--name', 'alice', '--role', 'user', '--user', a.username]);
     const bob = newToken(['--name', 'bob', '--role', 'user', '--user', b.username]);

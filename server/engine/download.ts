@@ -11,7 +11,7 @@ import { tarHeaders, tarPadding, TAR_END } from './format/tar.js';
 import { createParallelGzip } from './format/parallel-gzip.js';
 import { layout } from './snapshot-layout.js';
 import { readIndex } from './snapshot-index.js';
-import { selectEntries } from './selection.js';
+import { NotInSnapshotError, selectEntries } from './selection.js';
 import { contentLayout, snapshotContent } from './snapshot-content.js';
 import { readManifest, withoutPaths } from './restore.js';
 import { requireRegularFile } from './untrusted-input.js';
@@ -40,7 +40,7 @@ export async function downloadSnapshot(req: DownloadRequest): Promise<{ files: n
   const manifest = await readManifest(dest, req.account, req.snapshotId);
   const everything = req.paths.length === 0 && req.databases.length === 0;
   for (const db of req.databases) {
-    if (!manifest.databases.some((d) => d.name === db)) throw new Error(`database ${db} is not in snapshot ${req.snapshotId}`);
+    if (!manifest.databases.some((d) => d.name === db)) throw new NotInSnapshotError(`database ${db} is not in snapshot ${req.snapshotId}`);
   }
   // The index is read and checked before the first byte goes out: a refused snapshot is an
   // error answer, not an archive cut short.

@@ -21,7 +21,7 @@ export function selectEntries(index: Entry[], paths: BytePath[]): Selected[] {
   const byPath = new Map<BytePath, Entry>();
   for (const e of index) byPath.set(e.path, e);
   for (const p of prefixes) {
-    if (!all && !byPath.has(p)) throw new Error(`not in this snapshot: ${Buffer.from(p, 'latin1').toString('utf8')}`);
+    if (!all && !byPath.has(p)) throw new NotInSnapshotError(`not in this snapshot: ${Buffer.from(p, 'latin1').toString('utf8')}`);
   }
   // A set and a walk up the entry's own ancestors: N chosen paths against M entries cost
   // M × depth, not N × M (this runs in the daemon's event loop).

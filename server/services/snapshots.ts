@@ -152,7 +152,8 @@ export async function snapshotFiles(ctx: Context, s: SnapshotRecord, dir: BytePa
   try {
     return await withDriver(ctx, ctx.store.destinations.byId(s.destinationId)!, (dest) => listChildren(dest, layout.snapshotDir(s.account, s.id), dir));
   } catch (err) {
-    if (err instanceof NotInSnapshotError || (err as Error).message.startsWith('path may not contain')) throw new UserError((err as Error).message);
+    if (err instanceof NotInSnapshotError) throw new UserError((err as Error).message, 'not-found');
+    if ((err as Error).message.startsWith('path may not contain')) throw new UserError((err as Error).message, 'invalid-input');
     throw err;
   }
 }

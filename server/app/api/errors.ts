@@ -1,5 +1,6 @@
 import type { Response } from 'express';
 import { errorCodeOf, type ErrorCode } from '../../services/errors.js';
+import { NotInSnapshotError } from '../../engine/selection.js';
 
 /** An answer of the API that is not the usual 400 for the caller's input. */
 export class ApiError extends Error {
@@ -42,6 +43,8 @@ export async function sendGzip(res: Response, filename: string, write: (out: Res
   } catch (err) {
     if (res.headersSent) { res.destroy(); return; }
     for (const h of ['Content-Type', 'Content-Disposition']) res.removeHeader(h);
+    // A path or database the snapshot does not hold is the asker's mistake, not the destination's.
+    if (err instanceof NotInSnapshotError) throw new ApiError(404, (err as Error).message);
     throw new ApiError(502, `download failed: ${(err as Error).message}`);
   }
 }
