@@ -7,6 +7,7 @@ import { buildTrickyTree, LONG_NAME, NON_UTF8_NAME } from './support/tricky-tree
 import { cli, ok } from './support/cli.js';
 import { launchBrowser, type TestBrowser } from './support/browser.js';
 import os from 'node:os';
+import { spawnSync } from 'node:child_process';
 import { foldBytes, parseNameQuery, matches } from '../server/engine/catalog/name-match.js';
 import { catalogSnapshots, openCatalog, unreadableSnapshots } from '../server/engine/catalog/path-catalog.js';
 import { syncCatalog, type LiveSnapshot } from '../server/engine/catalog/catalog-sync.js';
@@ -79,6 +80,29 @@ describe('name matching on bytes', () => {
     assert.ok(!matches(parseNameQuery('caf?.txt'), foldBytes('caf.txt')));
     assert.throws(() => parseNameQuery('[abc'), /no "\]"/);
     assert.throws(() => parseNameQuery('  / '.trim()), /empty/);
+  });
+  test('regression: a glob of many stars against a long name of an account (*a*a…*b) froze the daemon (backtracking RegExp)', () => {
+    // In a child process, stopped after two minutes: a match that blocks its thread cannot be
+    // interrupted by a test's time-out (the RegExp this replaced would run for hours). The
+    // limit only stops a hang; it measures nothing.
+    const module = new URL('../server/engine/catalog/name-match.js', import.meta.url).href;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', `
+      const { foldBytes, matches, parseNameQuery } = await import(${JSON.stringify(module)});
+      const name = foldBytes('a'.repeat(250));
+      console.log(JSON.stringify([
+        matches(parseNameQuery('*a'.repeat(16) + 'b'), name),
+        matches(parseNameQuery('*a'.repeat(16)), name),
+        matches(parseNameQuery('x/' + '**a'.repeat(16) + 'b'), foldBytes('x/' + 'a/'.repeat(120))),
+        matches(parseNameQuery('?a'.repeat(12) + '*b'), name),
+      ]));`], { encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.signal, null, 'the matches ended');
+    assert.deepEqual(JSON.parse(r.stdout), [false, true, false, false], r.stderr);
+    // What the glob means is unchanged: anchored, `*` within a name, `?` one character, sets, any folder for a path.
+    assert.ok(matches(parseNameQuery('b*/c?.t[xy]t'), foldBytes('a/b1/c2.txt')));
+    assert.ok(!matches(parseNameQuery('b*/c?.t[xy]t'), foldBytes('a/b1/x/c2.txt')));
+    assert.ok(matches(parseNameQuery('r[!a]p*'), foldBytes('rep.txt')));
+    assert.ok(!matches(parseNameQuery('r[!a]p*'), foldBytes('rap.txt')));
+    assert.ok(matches(parseNameQuery('??.txt'), foldBytes(Buffer.from('éé.txt').toString('latin1'))));
   });
   test('a name with "?" and "*" in it is found by a glob escaping nothing, and by substring', () => {
     assert.ok(matches(parseNameQuery('q[?]mark[*]star*'), foldBytes('public_html/sub dir/q?mark*star [x].txt')));
