@@ -79,6 +79,7 @@ describe('name matching on bytes', () => {
     assert.ok(matches(parseNameQuery('caf?.txt'), Buffer.from('caf\xe9.txt', 'latin1').toString('latin1')), 'a latin1 byte is one character too');
     assert.ok(!matches(parseNameQuery('caf?.txt'), foldBytes('caf.txt')));
     assert.throws(() => parseNameQuery('[abc'), /no "\]"/);
+    assert.throws(() => parseNameQuery('[z-a]'), /^Error: a "\[…\]" in the search text has a range that runs backwards/, 'regression: the message was a RegExp\'s own, showing the pattern built');
     assert.throws(() => parseNameQuery('  / '.trim()), /empty/);
   });
   test('regression: a glob of many stars against a long name of an account (*a*a…*b) froze the daemon (backtracking RegExp)', () => {
@@ -401,6 +402,13 @@ describe('pages and API keep the scope', () => {
     web = new WebClient(fx.base);
     const login = await web.get(fx.loginUrl(fx.alice.username, 'user'));
     assert.ok(login.status < 400);
+  });
+
+  test('regression: a search with a backwards range ([z-a]) was answered 409 "refused" quoting a RegExp', async () => {
+    const r = await web.get(`/search?q=${encodeURIComponent('[z-a]')}`);
+    assert.equal(r.status, 400);
+    assert.match(r.body, /has a range that runs backwards/);
+    assert.doesNotMatch(r.body, /regular expression/i);
   });
 
   test("alice's pages never list or count bob's paths, nor the hidden destination's", async () => {

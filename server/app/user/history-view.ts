@@ -58,6 +58,7 @@ export function problemKey(err: unknown): string {
   if (/a day as YYYY-MM-DD/.test(m)) return 'search.errorDay';
   if (/path: /.test(m)) return 'error.badPath';
   if (err.code === 'not-found') throw new HttpError(404, 'error.notFound');
+  if (err.code === 'invalid-input') throw new HttpError(400, 'error.invalidInput', m);
   throw new HttpError(409, 'error.refused', m);
 }
 

@@ -106,7 +106,12 @@ function setOf(body: string): Uint8Array {
   const inner = negate ? body.slice(1) : body;
   const parts = [...inner].map((x, k, all) => (x === '-' && k > 0 && k < all.length - 1 ? '-' : escapeByte(x))).join('');
   // One character class on one byte at a time: linear, and its reading of ranges is RegExp's own.
-  const one = new RegExp(`^[${negate ? '^/' : ''}${parts}]$`);
+  let one: RegExp;
+  try {
+    one = new RegExp(`^[${negate ? '^/' : ''}${parts}]$`);
+  } catch {
+    throw new Error(`a "[…]" in the search text has a range that runs backwards (write [a-z], not [z-a])`);
+  }
   const bytes = new Uint8Array(256);
   for (let b = 0; b < 256; b++) if (one.test(String.fromCharCode(b))) bytes[b] = 1;
   return bytes;
