@@ -277,6 +277,14 @@ describe('endpoint families', () => {
     assert.doesNotMatch(daemonOutput, /DestinationError: not (found|a directory)/);
   });
 
+  test('regression: a refused destination setting was named twice ("parallelTransfers: parallel transfers: 1-64")', async () => {
+    const s3 = await post('/api/v1/destinations', { name: 'x', type: 's3', endpoint: 'https://s3.example.com', bucket: 'bucket', accessKeyId: 'a', secretAccessKey: 's', parallelTransfers: 99, partSizeMb: 1 });
+    assert.equal(s3.status, 400);
+    assert.equal(s3.json.error, 'parallelTransfers: parallel transfers must be 1-64; partSizeMb: part size must be 5-512');
+    const ssh = await post('/api/v1/destinations', { name: 'x', type: 'ssh', host: 'h', username: 'u', password: 'p', path: '/x', parallelTransfers: 0 });
+    assert.equal(ssh.json.error, 'parallelTransfers: parallel transfers must be 1-64');
+  });
+
   test('regression: downloading a path or database the snapshot does not hold was a 502 (as if the destination had failed)', async () => {
     const id = (await get(`/api/v1/snapshots?account=${a.username}`)).json[0].id as string;
     for (const body of [{ paths: ['nosuch'] }, { paths: ['site', 'site/nosuch'] }, { databases: [`${a.username}_nosuch`] }]) {

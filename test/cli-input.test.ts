@@ -142,6 +142,21 @@ describe('days and database names', () => {
   });
 });
 
+test('regression: a refused s3 or ssh setting was named twice ("bucket: bucket: 3-63 …", "serverFolder: server folder: …")', () => {
+  const secret = path.join(dataDir, 's3-secret');
+  fs.writeFileSync(secret, 'S3SECRETVALUE\n', { mode: 0o600 });
+  const r = cli(dataDir, ['destination', 'add', '--name', 'x', '--type', 's3', '--endpoint', 'https://s3.example.com', '--bucket', 'B', '--access-key', 'a b',
+    '--secret-file', secret, '--prefix', '/p/', '--server-folder', 'a b']);
+  assert.equal(r.code, 1, r.stdout);
+  const parts = (r.json.error as string).split('; ');
+  for (const field of ['bucket', 'prefix', 'serverFolder', 'accessKeyId']) {
+    assert.ok(parts.some((p) => p.startsWith(`${field}: `)), `${field} is named: ${r.json.error}`);
+  }
+  for (const p of parts) assert.doesNotMatch(p, /^\w+: (bucket|prefix|server folder|access key|secret|parallel transfers|part size|timeout|attempts): /, p);
+  assert.ok(!r.stdout.includes('S3SECRETVALUE'));
+  fs.rmSync(secret);
+});
+
 describe('paths', () => {
   test("regression: --path-base64 '!!!' decodes to garbage", () => {
     for (const bad of ['!!!', 'YQ', 'YQ=', 'Y Q==', 'YQ==\n', 'YR==', '-_8=', 'YQ==YQ==']) assert.equal(decodeBase64Path(bad), null, `refused: ${JSON.stringify(bad)}`);

@@ -58,7 +58,7 @@ async function addSchema() {
       }),
       timeoutMs: z.number().int().min(1000).max(300000).default(20000),
       hostKeyFingerprint: z.string().regex(/^[A-Za-z0-9+/]{43}$/, 'host key is a SHA256 fingerprint as ssh-keygen -l prints it').optional(),
-      parallelTransfers: z.number({ message: 'parallel transfers must be a number' }).int().min(1, 'parallel transfers: 1-64').max(64, 'parallel transfers: 1-64').default(8),
+      parallelTransfers: z.number({ message: 'parallel transfers must be a number' }).int().min(1, 'parallel transfers must be 1-64').max(64, 'parallel transfers must be 1-64').default(8),
     }).refine((d) => d.password !== undefined || d.privateKey !== undefined, { message: 'give a password or a private key', path: ['password'] }),
     z.object({ ...common, type: z.literal('s3'), ...s3Shape(z) }),
   ], { message: 'type must be one of: local, ssh, s3' });

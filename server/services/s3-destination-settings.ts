@@ -23,19 +23,19 @@ export function endpointProblem(value: string): string | null {
 /** The fields of an s3 destination's zod schema (beside name, type, hidden and freeSpaceLimitMb). */
 export function s3Shape(z: typeof Zod) {
   const whole = (what: string, min: number, max: number) =>
-    z.number({ message: `${what} must be a number` }).int(`${what} must be a whole number`).min(min, `${what}: ${min}-${max}`).max(max, `${what}: ${min}-${max}`);
+    z.number({ message: `${what} must be a number` }).int(`${what} must be a whole number`).min(min, `${what} must be ${min}-${max}`).max(max, `${what} must be ${min}-${max}`);
   return {
     endpoint: z.string({ message: 'endpoint is required' }).min(1, 'endpoint is required').max(2048).superRefine((v, c) => {
       const problem = endpointProblem(v);
       if (problem) c.addIssue({ code: 'custom', message: problem });
     }).transform((v) => new URL(v).origin),
     region: z.string().regex(/^[a-z0-9-]{1,32}$/, 'region is lower-case letters, digits and dashes (us-east-1)').default(S3_DEFAULTS.region),
-    bucket: z.string({ message: 'bucket is required' }).regex(BUCKET_NAME, 'bucket: 3-63 lower-case letters, digits, dots or dashes'),
-    prefix: z.string().refine((v) => v === '' || PREFIX.test(v), 'prefix: folder names (letters, digits, . _ -) joined by /, without a leading or trailing /').default(S3_DEFAULTS.prefix),
-    serverFolder: z.string().regex(FOLDER_NAME, "server folder: 1-64 letters, digits, dots, dashes or underscores (default: this server's host name)")
+    bucket: z.string({ message: 'bucket is required' }).regex(BUCKET_NAME, 'a bucket name is 3-63 lower-case letters, digits, dots or dashes'),
+    prefix: z.string().refine((v) => v === '' || PREFIX.test(v), 'a prefix is folder names (letters, digits, . _ -) joined by /, without a leading or trailing /').default(S3_DEFAULTS.prefix),
+    serverFolder: z.string().regex(FOLDER_NAME, "a server folder is 1-64 letters, digits, dots, dashes or underscores (default: this server's host name)")
       .default(() => defaultServerFolder(os.hostname())),
-    accessKeyId: z.string({ message: 'access key is required' }).regex(/^[\x21-\x7e]{1,256}$/, 'access key: 1-256 visible ASCII characters'),
-    secretAccessKey: z.string({ message: 'secret is required' }).regex(/^[\x21-\x7e]{1,1024}$/, 'secret: 1-1024 visible ASCII characters'),
+    accessKeyId: z.string({ message: 'access key is required' }).regex(/^[\x21-\x7e]{1,256}$/, 'an access key is 1-256 visible ASCII characters'),
+    secretAccessKey: z.string({ message: 'secret is required' }).regex(/^[\x21-\x7e]{1,1024}$/, 'a secret is 1-1024 visible ASCII characters'),
     addressing: z.enum(['path', 'virtual-host'], { message: 'addressing is path or virtual-host' }).default(S3_DEFAULTS.addressing),
     storageClass: z.string().regex(STORAGE_CLASS, 'storage class is a name such as STANDARD or STANDARD_IA').optional(),
     parallelTransfers: whole('parallel transfers', 1, 64).default(S3_DEFAULTS.parallelTransfers),
