@@ -63,6 +63,23 @@ test('validate writes, reads back and deletes a probe; a vanished destination fa
   ok(cli(dataDir, ['destination', 'remove', 'gone']));
 });
 
+test('regression: a verify that could not read the destination (a path no longer secure) marked the snapshot damaged', () => {
+  const status = (): string => ok(cli(dataDir, ['snapshot', 'list', '--account', account.username])).find((s: any) => s.id === snapshot).status;
+  assert.equal(status(), 'completed');
+  fs.chmodSync(destDir, 0o777);
+  try {
+    const r = cli(dataDir, ['snapshot', 'verify', snapshot]);
+    assert.equal(r.code, 1);
+    assert.match(r.json.error, /is not secure/);
+    assert.equal(status(), 'completed', 'nothing stored was found damaged');
+    assert.equal(cli(dataDir, ['destination', 'verify', 'disk']).code, 1);
+    assert.equal(status(), 'completed');
+  } finally {
+    fs.chmodSync(destDir, 0o755);
+  }
+  assert.equal(ok(cli(dataDir, ['snapshot', 'verify', snapshot])).result, 'ok');
+});
+
 test('browse lists a folder of the destination and refuses ".."', () => {
   const top = ok(cli(dataDir, ['destination', 'browse', 'disk'])).map((e: any) => e.name);
   assert.ok(top.includes('tidemark.json'));

@@ -1,7 +1,7 @@
 import zlib from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
-import type { Destination } from '../destinations/types.js';
+import { DestinationError, type Destination } from '../destinations/types.js';
 import { toDisplay } from '../util/byte-path.js';
 import { layout, type Manifest } from './snapshot-layout.js';
 import { readManifest, hashStoredFile } from './restore.js';
@@ -38,6 +38,15 @@ export interface VerifyResult {
 const MAX_DAMAGES = 1000;
 
 /**
+ * A failure of the destination itself (unreachable, a path no longer secure, refused access, no
+ * space) says nothing about what the snapshot stores: it fails the verify instead of marking
+ * the snapshot damaged (which would also keep it from being the base of the next incremental run).
+ */
+function rethrowDestinationFailure(err: unknown): void {
+  if (err instanceof DestinationError && ['unreachable', 'insecure', 'not-writable', 'no-space'].includes(err.code)) throw err;
+}
+
+/**
  * Reads back everything a snapshot stores and compares it with the hashes its manifest and
  * index hold: the index and archive files whole, every file's content, every database dump
  * and the grants. Damage is collected (not thrown), each naming the stored file concerned,
@@ -51,6 +60,7 @@ export async function verifySnapshotData(dest: Destination, account: string, id:
   try {
     manifest = await readManifest(dest, account, id);
   } catch (err) {
+    rethrowDestinationFailure(err);
     damage({ file: layout.manifest, problem: (err as Error).message });
     return result;
   }
@@ -66,6 +76,7 @@ export async function verifySnapshotData(dest: Destination, account: string, id:
       if (got === expected) return true;
       damage({ file: rel, problem: 'does not match its hash (changed or truncated on the destination)' });
     } catch (err) {
+      rethrowDestinationFailure(err);
       damage({ file: rel, problem: (err as Error).message });
     }
     return false;
@@ -89,6 +100,7 @@ export async function verifySnapshotData(dest: Destination, account: string, id:
           else if (ev.type === 'data') result.checked.bytes += ev.chunk.length;
         }
       } catch (err) {
+        rethrowDestinationFailure(err);
         const message = (err as Error).message;
         const file = message.includes(layout.index) ? layout.index : manifest.content === 'objects' ? 'objects' : layout.data(manifest.structure);
         damage({ file, problem: message });
@@ -105,6 +117,7 @@ export async function verifySnapshotData(dest: Destination, account: string, id:
       await requireRegularFile(dest, `${dir}/databases`, rel.slice('databases/'.length), `snapshot ${id} of ${account}: ${rel}`);
       await pipeline(dest.createReadStream(`${dir}/${rel}`), zlib.createGunzip(), new Writable({ write: (_c, _e, cb) => cb() }));
     } catch (err) {
+      rethrowDestinationFailure(err);
       damage({ file: rel, problem: (err as Error).message });
     }
   }
