@@ -5,6 +5,8 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import path from 'node:path';
+import Database from 'better-sqlite3';
 import mysql from 'mysql2/promise';
 import { startTestMariaDb, type TestMariaDb } from './support/mariadb.js';
 import { startWebFixture, WebClient, type WebFixture } from './support/web-daemon.js';
@@ -98,6 +100,22 @@ test('preview, then confirm: the emptied table is back as it was, and the page a
     await sleep(200);
   }
   assert.deepEqual((await sql('SELECT id, label FROM orders ORDER BY id', shop())).map((x) => `${x.id}:${x.label}`), ['1:one', '2:two', '3:three']);
+});
+
+test("a database alice's dumps name that is no longer alice's (ownership rule) is left off her databases page, which still answers", async () => {
+  const db = new Database(path.join(fx.dataDir, 'tidemark.sqlite'));
+  try {
+    db.prepare(`INSERT INTO database_positions (destination_id, account, snapshot_id, database, binlog_file, binlog_position, gtid, dumped_at)
+      SELECT destination_id, account, snapshot_id, ?, binlog_file, binlog_position, gtid, dumped_at FROM database_positions WHERE account = ? AND database = ? LIMIT 1`)
+      .run(`${fx.bob.username}_private`, fx.alice.username, shop());
+    const r = await alice.get('/databases');
+    assert.equal(r.status, 200, 'the window of a database not hers is refused (403): the page leaves it out');
+    assert.match(r.body, new RegExp(`data-database="${shop()}"`));
+    assert.ok(!r.body.includes(`${fx.bob.username}_private`));
+  } finally {
+    db.prepare('DELETE FROM database_positions WHERE account = ? AND database = ?').run(fx.alice.username, `${fx.bob.username}_private`);
+    db.close();
+  }
 });
 
 test("alice cannot preview bob's database", async () => {

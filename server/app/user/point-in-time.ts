@@ -48,7 +48,14 @@ export function pointInTimeRoutes(ctx: Context): express.Router {
     const may = permissionsOf(ctx.config, actorOf(res)).restoreDatabases;
     const databases = [];
     for (const name of ctx.store.binlogs.databasesOf(account)) {
-      const w = await databaseWindow(ctx, actorOf(res), account, name);
+      let w: Awaited<ReturnType<typeof databaseWindow>>;
+      try {
+        w = await databaseWindow(ctx, actorOf(res), account, name);
+      } catch (err) {
+        // A database its dumps hold that is no longer the account's (the ownership rule) is not offered.
+        if (err instanceof UserError && err.code === 'forbidden') continue;
+        throw err;
+      }
       databases.push({ name, from: w.from, to: w.to, fromInput: w.from ? local(w.from) : null, toInput: w.to ? local(w.to) : null, gaps: w.gaps.length });
     }
     let logBin = false;
