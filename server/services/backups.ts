@@ -283,6 +283,8 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
           return run ? (e) => run.add(e) : null;
         },
         beforeCommit: async (snap, read, c) => {
+          // The flush sends its requests first: staging runs synchronously (the last rows, a checkpoint).
+          if (catalog.run) await new Promise((resolve) => setImmediate(resolve));
           catalog.staged = catalog.run?.stage(snap.finishedAt) ?? null;
           catalog.run = null;
           catalog.staged ??= await stageAccountCatalog(ctx, destRecord, account.username, snap, read, c);

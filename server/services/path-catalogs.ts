@@ -189,6 +189,9 @@ export function startRunCatalog(ctx: Context, d: DestinationRecord, account: str
     stage: (finishedAt) => {
       if (!open) return null;
       if (!rows.finish(finishedAt)) { abandon(); return null; }
+      // The rows into the database file now, while the data is flushed: closing after the
+      // snapshot is listed then has only the publishing UPDATE left to copy.
+      try { conn.pragma('wal_checkpoint(PASSIVE)'); } catch { /* closing does it */ }
       return {
         commit: () => {
           try {
