@@ -64,6 +64,36 @@ test('each backup adds its snapshot to the catalog as it commits, before anyone 
   assert.equal(fs.statSync(catalogOf(fx.destinationIds.shown, fx.alice.username)).mode & 0o777, 0o600);
 });
 
+/** A catalog's rows with every seq given as its snapshot's id (a rebuilt catalog numbers them anew). */
+async function catalogRows(file: string): Promise<string> {
+  const { default: Database } = await import('better-sqlite3');
+  const db = new Database(file, { readonly: true });
+  try {
+    const ids = new Map((db.prepare('SELECT seq, id FROM snaps').all() as { seq: number; id: string }[]).map((r) => [r.seq, r.id]));
+    const id = (seq: number): string => ids.get(seq) ?? String(seq);
+    return JSON.stringify({
+      snaps: (db.prepare(`SELECT id, finished_at, base_seq, entries, bytes, added, changed, removed, added_bytes, changed_bytes, removed_bytes, complete
+        FROM snaps ORDER BY finished_at`).all() as { base_seq: number | null }[]).map((r) => ({ ...r, base_seq: r.base_seq === null ? null : id(r.base_seq) })),
+      versions: (db.prepare(`SELECT hex(p.path) AS path, hex(p.folded) AS folded, p.name_at, v.first_seq, v.last_seq, v.kind, v.mode, v.size,
+        v.mtime_sec, v.mtime_nsec, hex(v.hash) AS hash, hex(v.link) AS link FROM versions v JOIN paths p ON p.id = v.path_id ORDER BY p.path, v.first_seq`)
+        .all() as { first_seq: number; last_seq: number }[]).map((r) => ({ ...r, first_seq: id(r.first_seq), last_seq: id(r.last_seq) })),
+      times: (db.prepare('SELECT hex(p.path) AS path, t.seq, t.mode, t.mtime_sec, t.mtime_nsec FROM folder_times t JOIN versions v ON v.id = t.version_id JOIN paths p ON p.id = v.path_id ORDER BY p.path, t.seq')
+        .all() as { seq: number }[]).map((r) => ({ ...r, seq: id(r.seq) })),
+      counts: (db.prepare('SELECT seq, hex(path) AS path, total, folders FROM folder_counts ORDER BY path, seq').all() as { seq: number }[]).map((r) => ({ ...r, seq: id(r.seq) })),
+    });
+  } finally { db.close(); }
+}
+
+test('the rows a first backup wrote to the catalog during its run are those rebuilt from the destination, odd names included', async () => {
+  const file = catalogOf(fx.destinationIds.hidden, fx.alice.username);
+  const during = await catalogRows(file);
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) fs.rmSync(f, { force: true });
+  ok(cli(fx.dataDir, ['snapshot', 'search', 'notes', '--account', fx.alice.username]));
+  const rebuilt = await catalogRows(file);
+  assert.ok(rebuilt.includes(NON_UTF8_NAME.toString('hex').toUpperCase()), 'the rebuilt catalog holds the odd names');
+  assert.ok(during === rebuilt, 'the same rows');
+});
+
 describe('name matching on bytes', () => {
   test('a substring without "/" matches names, with "/" whole paths, case folded', () => {
     const q = parseNameQuery('NOTES');

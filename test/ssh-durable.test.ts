@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { SshDestination } from '../server/destinations/ssh.js';
 import { startTestSshServer, type TestSshServer } from './support/sshd.js';
+import { watchSyncs } from './support/fake-tar.js';
 
 /**
  * SFTP gives no way to flush a folder, but OpenSSH's fsync@openssh.com flushes an open file:
@@ -83,7 +84,7 @@ test('regression: an SSH destination closed the files it wrote without flushing 
   }
 });
 
-/** Records the commands the driver runs on the server. */
+/** Records the commands the driver runs on the server (a command each, not its sync shell's requests: watchSyncs). */
 function watchCommands(dest: SshDestination): string[] {
   const commands: string[] = [];
   const d = dest as unknown as { run: (c: string) => Promise<unknown> };
@@ -100,6 +101,7 @@ test('regression: an SSH destination that may run commands flushed every file on
   fs.chownSync(remote, st.uid, st.gid);
   const dest = new SshDestination({ host: shellServer.host, port: shellServer.port, username: shellServer.user, privateKey: shellServer.privateKey, path: remote, timeoutMs: 10000 });
   const commands = watchCommands(dest);
+  const requests = watchSyncs(dest);
   try {
     await dest.open();
     const calls = watchRequests(dest);
@@ -111,16 +113,17 @@ test('regression: an SSH destination that may run commands flushed every file on
     // acct/snap/files/1 is in a snapshot's folder: it goes into the remote tar (ssh-tar.test.ts).
     assert.equal(calls.filter((c) => c.op === 'close').length, 2);
     assert.equal(commands.filter((c) => c.includes('sync -f -- /dev/null')).length, 1, `sync -f is asked for once, on nothing to flush: ${JSON.stringify(commands)}`);
+    const before = requests.length;
     await dest.flush(['acct/snap', 'acct/snap/files']);
-    const syncs = commands.filter((c) => c.startsWith('sync -f'));
-    assert.equal(syncs.length, 1, `one command flushes: ${JSON.stringify(commands)}`);
-    assert.ok(syncs[0]!.startsWith(`sync -f -- '${remote}/acct/snap'`), syncs[0]);
-    // Written outside the folders named: its account folder's filesystem is flushed too (it may be a mount of its own).
-    assert.ok(syncs[0]!.includes(`'${remote}/other'`), syncs[0]);
-    assert.ok(!syncs[0]!.includes(`'${remote}/acct'`), 'the account folder holding the named folder is not flushed twice');
+    assert.equal(requests.length, before + 1, 'one request flushes');
+    // Written outside the folders named: its account folder's filesystem is flushed too (it may be a mount of its own);
+    // the account folder holding the named folder is not flushed twice (the root: open() wrote tidemark.json).
+    assert.deepEqual(requests.at(-1), [{ path: `${remote}/acct/snap`, mustExist: true }, { path: remote, mustExist: false }, { path: `${remote}/other`, mustExist: false }]);
     // Nothing written since: the next flush names only its folder.
     await dest.flush(['acct/snap']);
-    assert.equal(commands.at(-1), `sync -f -- '${remote}/acct/snap'`);
+    assert.deepEqual(requests.at(-1), [{ path: `${remote}/acct/snap`, mustExist: true }]);
+    // Both through the connection's one sync shell: no command of their own.
+    assert.equal(commands.filter((c) => c.includes('sync -f') && !c.includes('/dev/null')).length, 0, JSON.stringify(commands));
     // A folder that is not there is an error, never a silent success.
     await assert.rejects(dest.flush(['acct/missing']), /reported an error while flushing acct\/missing/);
     assert.deepEqual(fs.readFileSync(path.join(remote, 'acct/snap/files.tar')), big);

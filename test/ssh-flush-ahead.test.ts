@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DestinationError } from '../server/destinations/types.js';
+import { SYNC_SHELL_COMMAND, type SyncTarget } from '../server/destinations/ssh-sync-shell.js';
 import { fakeTarServers, withDestination } from './support/fake-tar.js';
 
 /**
@@ -13,7 +14,9 @@ import { fakeTarServers, withDestination } from './support/fake-tar.js';
  */
 const servers = fakeTarServers('tm-flush-ahead-');
 
-const writeOuts = (commands: string[]): string[] => commands.filter((c) => c.startsWith('for p in ') && c.includes('sync -f'));
+/** Write-outs: requests whose folders may all be gone (a flush names one that must exist). */
+const writeOuts = (syncs: SyncTarget[][]): SyncTarget[][] => syncs.filter((t) => t.every((x) => !x.mustExist));
+type SyncResult = { code: number | null; stderr: string };
 
 /** Waits until the destination has no write-out running. */
 async function settled(dest: unknown): Promise<void> {
@@ -21,53 +24,55 @@ async function settled(dest: unknown): Promise<void> {
 }
 
 test('flushAhead syncs the written account folders in the background, one at a time, and never by itself clears what flush must sync', async () => {
-  await withDestination(servers.server, null, async (dest, remote, commands) => {
+  await withDestination(servers.server, null, async (dest, remote, commands, syncs) => {
     // open() wrote tidemark.json: flushed here, nothing is left to write out.
     await dest.flush(['']);
     dest.flushAhead();
-    assert.equal(writeOuts(commands).length, 0, 'nothing written since the flush: no write-out');
+    assert.equal(writeOuts(syncs).length, 0, 'nothing written since the flush: no write-out');
     await dest.mkdir('acct/.partial-1/files/00');
     await dest.writeSmallFile('acct/.partial-1/files/00/1', [Buffer.from('one')]);
     await dest.writeSmallFile('other/meta.json', [Buffer.from('{}')]);
     dest.flushAhead();
     dest.flushAhead();
-    assert.equal(writeOuts(commands).length, 1, `a call while one runs does nothing: ${JSON.stringify(commands)}`);
-    const w = writeOuts(commands)[0]!;
-    assert.ok(w.includes(`'${remote}/acct'`) && w.includes(`'${remote}/other'`), w);
+    assert.equal(writeOuts(syncs).length, 1, `a call while one runs does nothing: ${JSON.stringify(syncs)}`);
+    const w = writeOuts(syncs)[0]!.map((t) => t.path);
+    assert.ok(w.includes(`${remote}/acct`) && w.includes(`${remote}/other`), JSON.stringify(w));
     await settled(dest);
     // The commit's flush still syncs every written account folder.
     await dest.flush(['acct/.partial-1']);
-    const sync = commands.at(-1)!;
-    assert.ok(sync.startsWith(`sync -f -- '${remote}/acct/.partial-1'`) && sync.includes(`'${remote}/other'`), sync);
+    assert.deepEqual(syncs.at(-1), [{ path: `${remote}/acct/.partial-1`, mustExist: true }, { path: `${remote}/other`, mustExist: false }]);
     assert.equal(fs.readFileSync(path.join(remote, 'acct/.partial-1/files/00/1'), 'utf8'), 'one');
     // Nothing written since the flush: no write-out.
     dest.flushAhead();
-    assert.equal(writeOuts(commands).length, 1);
+    assert.equal(writeOuts(syncs).length, 1);
+    // Every sync went through one remote shell.
+    assert.equal(commands.filter((c) => c === SYNC_SHELL_COMMAND).length, 1, JSON.stringify(commands));
+    assert.equal(commands.filter((c) => c.includes('sync -f') && !c.includes('/dev/null') && c !== SYNC_SHELL_COMMAND).length, 0, JSON.stringify(commands));
   });
 });
 
 test('regression guard: a write-out that failed fails the next flush even though that flush\'s own sync -f succeeds; the flush after it syncs again', async () => {
-  await withDestination(servers.server, null, async (dest, remote, commands) => {
-    const d = dest as unknown as { run: (c: string) => Promise<{ code: number | null; stdout: string; stderr: string }> };
-    const run = d.run.bind(dest);
+  await withDestination(servers.server, null, async (dest, remote, _commands, syncs) => {
+    const d = dest as unknown as { syncFolders: (t: SyncTarget[]) => Promise<SyncResult> };
+    const real = d.syncFolders.bind(dest);
     let failOnce = true;
-    d.run = (c: string) => {
-      if (failOnce && c.startsWith('for p in ')) {
+    d.syncFolders = (t: SyncTarget[]) => {
+      if (failOnce && t.every((x) => !x.mustExist)) {
         failOnce = false;
-        commands.push(c);
-        return Promise.resolve({ code: 1, stdout: '', stderr: 'sync: error syncing: Input/output error' });
+        syncs.push(t);
+        return Promise.resolve({ code: 1, stderr: 'sync: error syncing: Input/output error' });
       }
-      return run(c);
+      return real(t);
     };
     await dest.mkdir('acct/.partial-1/files/00');
     await dest.writeSmallFile('acct/.partial-1/files/00/1', [Buffer.from('one')]);
     dest.flushAhead();
     await assert.rejects(dest.flush(['acct/.partial-1']), (err: unknown) => err instanceof DestinationError && err.code === 'io' && /Input\/output error/.test(err.message));
-    const before = commands.filter((c) => c.startsWith('sync -f')).length;
+    const before = syncs.filter((t) => t[0]!.mustExist).length;
     await dest.flush(['acct/.partial-1']);
-    const syncs = commands.filter((c) => c.startsWith('sync -f'));
-    assert.equal(syncs.length, before + 1, 'the next flush syncs');
-    assert.ok(syncs.at(-1)!.startsWith(`sync -f -- '${remote}/acct/.partial-1'`));
+    const flushes = syncs.filter((t) => t[0]!.mustExist);
+    assert.equal(flushes.length, before + 1, 'the next flush syncs');
+    assert.equal(flushes.at(-1)![0]!.path, `${remote}/acct/.partial-1`);
   });
 });
 
@@ -84,29 +89,30 @@ test('a folder removed since it was written is passed over by the write-out, not
 });
 
 test('an SFTP-only server (files flushed as they are closed) runs no write-out', async () => {
-  await withDestination(servers.sftpOnly, null, async (dest, _remote, commands) => {
+  await withDestination(servers.sftpOnly, null, async (dest, _remote, _commands, syncs) => {
     await dest.mkdir('acct/.partial-1/files/00');
     await dest.writeSmallFile('acct/.partial-1/files/00/1', [Buffer.from('one')]);
     dest.flushAhead();
     await settled(dest);
-    assert.equal(writeOuts(commands).length, 0);
+    assert.equal(writeOuts(syncs).length, 0);
     await dest.flush(['acct/.partial-1']);
   });
 });
 
 test('close does not wait for a write-out stuck on the server, and the destination opened again starts clean', async () => {
   await withDestination(servers.server, null, async (dest, remote) => {
-    const d = dest as unknown as { run: (c: string) => Promise<unknown> };
-    const run = d.run.bind(dest);
-    // A write-out whose sync takes long (a stuck disk), and says when it has ended.
+    const d = dest as unknown as { exec: (c: string) => Promise<unknown> };
+    const exec = d.exec.bind(dest);
+    // A sync shell whose sync takes long (a stuck disk), and says when it has ended.
     const ended = path.join(remote, 'write-out-ended');
-    d.run = (c: string) => run(c.startsWith('for p in ') ? `sleep 20; touch '${ended}'` : c);
+    d.exec = (c: string) => exec(c === SYNC_SHELL_COMMAND ? `sleep 20; touch '${ended}'` : c);
     await dest.mkdir('acct/.partial-1/files/00');
     await dest.writeSmallFile('acct/.partial-1/files/00/1', [Buffer.from('one')]);
     dest.flushAhead();
+    await new Promise((r) => setTimeout(r, 300));
     await dest.close();
     assert.equal(fs.existsSync(ended), false, 'close returned before the write-out ended');
-    d.run = run;
+    d.exec = exec;
     await dest.open();
     await dest.writeSmallFile('acct/.partial-1/files/00/2', [Buffer.from('two')]);
     await dest.flush(['acct/.partial-1']);

@@ -8,6 +8,7 @@ import { DestinationError } from '../server/destinations/types.js';
 import { EventEmitter } from 'node:events';
 import type { ClientChannel } from 'ssh2';
 import { RemoteExtraction, ustarHeader } from '../server/destinations/ssh-tar.js';
+import { SYNC_SHELL_COMMAND } from '../server/destinations/ssh-sync-shell.js';
 import { fakeTarServers, withDestination } from './support/fake-tar.js';
 
 /**
@@ -19,6 +20,8 @@ const servers = fakeTarServers('tm-fake-tar-');
 const { fakeTar } = servers;
 
 const tarRuns = (commands: string[]): string[] => commands.filter((c) => / -x -f - /.test(c));
+/** A flush by command: the connection's sync shell (started at the first), or a command of its own. */
+const syncsByCommand = (c: string): boolean => c === SYNC_SHELL_COMMAND || c.startsWith('sync -f');
 
 /** Writes `files` as a backup does (folder first, then writeSmallFile), checks each hash. */
 async function writeAll(dest: SshDestination, files: Map<string, Buffer>): Promise<void> {
@@ -75,7 +78,7 @@ test('small files of a snapshot folder go into one remote tar -x; after flush th
       // The time of writing, not the header's 1970.
       assert.ok(fs.statSync(p).mtimeMs > Date.now() - 3600_000, `${rel}: mtime is the time of writing`);
     }
-    const sync = commands.findIndex((c) => c.startsWith('sync -f'));
+    const sync = commands.findIndex(syncsByCommand);
     assert.ok(sync > commands.indexOf(tarRuns(commands)[0]!), 'the flush syncs after tar has written everything');
     // A second snapshot folder gets a tar of its own; its rename finishes it first.
     const more = someFiles('acct/.partial-2');
@@ -94,7 +97,7 @@ test('a server whose tar is missing or is not GNU tar gets the small files over 
       await writeAll(dest, files);
       await dest.flush(['acct/.partial-1']);
       assert.equal(tarRuns(commands).length, 0, `${tar}: no remote tar: ${JSON.stringify(commands)}`);
-      assert.ok(commands.some((c) => c.startsWith('sync -f')), 'still flushed by command');
+      assert.ok(commands.some(syncsByCommand), 'still flushed by command');
       for (const [rel, data] of files) assert.deepEqual(fs.readFileSync(path.join(remote, rel)), data);
     });
   }

@@ -11,6 +11,7 @@ import { RemoteExtraction, extractCommand, shellQuote } from './ssh-tar.js';
 import { listCommand, nameList, readRemoteArchive } from './ssh-tar-read.js';
 import { coalesceWrites } from './ssh-socket.js';
 import { poolClientPadding } from './ssh-padding.js';
+import { fitsSyncShell, SYNC_SHELL_COMMAND, SyncShell, type SyncTarget } from './ssh-sync-shell.js';
 
 export interface SshSettings {
   host: string;
@@ -169,6 +170,8 @@ export class SshDestination implements Destination, HardLinks {
   private aheadRunning: Promise<void> | null = null;
   /** The first error a write-out by flushAhead met: the next flush throws it (see flushAhead). */
   private aheadFailure: Error | null = null;
+  /** The connection's remote shell for `sync -f` (ssh-sync-shell.ts), started at the first write-out. */
+  private syncShell: Promise<SyncShell | null> | null = null;
 
   constructor(private readonly settings: SshSettings, private readonly guard: ConnectGuard | null = null) {
     if (!path.posix.isAbsolute(settings.path)) throw new DestinationError(`the remote path must be absolute: ${settings.path}`, 'invalid');
@@ -242,6 +245,7 @@ export class SshDestination implements Destination, HardLinks {
       client.on('close', () => {
         this.sftp = null;
         this.client = null;
+        this.syncShell = null;
         this.commands = null;
         this.syncCommand = null;
         this.probe = null;
@@ -351,6 +355,8 @@ export class SshDestination implements Destination, HardLinks {
     await this.settleExtractions('', 'abort');
     const ahead = this.aheadRunning;
     const client = this.client;
+    void this.syncShell?.then((shell) => shell?.close());
+    this.syncShell = null;
     this.client = null;
     this.sftp = null;
     this.failure = null;
@@ -803,11 +809,10 @@ export class SshDestination implements Destination, HardLinks {
     // An account folder that holds the named folder is on its filesystem.
     const more = written.filter((top) => !named.some((d) => d === top || (top !== '' && d.startsWith(`${top}/`))));
     // A written account folder that is gone (removed since) has nothing left to flush.
-    const command = `sync -f -- ${named.map((d) => shellQuote(this.abs(d))).join(' ')}`
-      + (more.length > 0 ? ` && for p in ${more.map((d) => shellQuote(this.abs(d))).join(' ')}; do [ ! -e "$p" ] || sync -f -- "$p" || exit 1; done` : '');
-    const r = await this.run(command).catch((err: Error) => {
-      throw new DestinationError(`could not flush the destination on ${this.where}: ${err.message}`, 'io');
-    });
+    const r = await this.syncFolders([...named.map((d) => ({ path: this.abs(d), mustExist: true })), ...more.map((d) => ({ path: this.abs(d), mustExist: false }))])
+      .catch((err: Error) => {
+        throw new DestinationError(`could not flush the destination on ${this.where}: ${err.message}`, 'io');
+      });
     if (r.code !== 0) throw new DestinationError(`the destination on ${this.where} reported an error while flushing ${named[0] || 'its root'}: ${r.stderr.trim() || `sync exited ${r.code}`}`, 'io');
     for (const top of written) this.unsynced.delete(top);
   }
@@ -825,13 +830,35 @@ export class SshDestination implements Destination, HardLinks {
     if (this.aheadRunning || this.unsynced.size === 0 || !this.client || this.failure) return;
     // Only filled where flush syncs by command (createWriteStream, writeSmallFile).
     const tops = [...this.unsynced];
-    const command = `for p in ${tops.map((d) => shellQuote(this.abs(d))).join(' ')}; do [ ! -e "$p" ] || sync -f -- "$p" || exit 1; done`;
-    this.aheadRunning = this.run(command)
+    this.aheadRunning = this.syncFolders(tops.map((d) => ({ path: this.abs(d), mustExist: false })))
       .then((r) => {
         if (r.code !== 0) throw new DestinationError(`the destination on ${this.where} reported an error while writing out: ${r.stderr.trim() || `sync exited ${r.code}`}`, 'io');
       })
       .catch((err: Error) => { this.aheadFailure ??= err instanceof DestinationError ? err : new DestinationError(`could not write out the destination on ${this.where}: ${err.message}`, 'io'); })
       .finally(() => { this.aheadRunning = null; });
+  }
+
+  /**
+   * `sync -f` of each folder's filesystem (one that need not exist is skipped when it does
+   * not), through the connection's sync shell, or as a command of its own where the folders
+   * do not fit the shell's lines or it cannot be started.
+   */
+  private async syncFolders(targets: SyncTarget[]): Promise<{ code: number | null; stderr: string }> {
+    if (fitsSyncShell(targets)) {
+      this.syncShell ??= this.exec(SYNC_SHELL_COMMAND).then((channel) => new SyncShell(channel, this.settings.timeoutMs * 30), () => null);
+      const shell = await this.syncShell;
+      if (shell?.usable) {
+        try {
+          return await shell.sync(targets);
+        } catch (err) {
+          // Not used again: the next sync starts another.
+          this.syncShell = null;
+          throw err;
+        }
+      }
+      this.syncShell = null;
+    }
+    return this.run(targets.map((t) => (t.mustExist ? `sync -f -- ${shellQuote(t.path)}` : `{ [ ! -e ${shellQuote(t.path)} ] || sync -f -- ${shellQuote(t.path)}; }`)).join(' && '));
   }
 
   /**

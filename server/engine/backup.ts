@@ -71,6 +71,12 @@ export interface BackupRequest {
    */
   beforeCommit?: (snap: { id: string; finishedAt: string }, readIndex: (onEntry: (e: Entry) => void) => Promise<void>,
     changes: SnapshotChanges | null) => Promise<void>;
+  /**
+   * Files: called with the new snapshot before its walk; what it returns is handed every record
+   * as it goes into the index, so that the path catalog writes the snapshot's rows during the
+   * run (a first snapshot), not after the last file. It must not throw.
+   */
+  onIndexStart?: (snap: { id: string; startedAt: string }) => ((e: Entry) => void) | null;
 }
 
 const MAX_SKIPPED_LISTED = 500;
@@ -352,9 +358,11 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
       let receiving: Entry | null = null;
       // Archive, compressed: records wait (in order) until the tar has passed their content.
       const waiting: Entry[] = [];
+      const onRecord = req.onIndexStart?.({ id, startedAt }) ?? null;
       const writeRecord = async (e: Entry): Promise<void> => {
         e.prevRef = NO_REF;
         tracker?.addNew(e);
+        onRecord?.(e);
         await index.write(encodeEntry(e));
       };
       const records = new OrderedRecords(writeRecord);

@@ -2,7 +2,7 @@ import type { LogAudience } from '../store/tasks.js';
 import { backupAccount } from '../engine/backup.js';
 import { lockAccountWhenFree } from '../engine/account-lock.js';
 import { holdBatchGc } from '../util/batch-gc.js';
-import { catalogAfterBackup, stageAccountCatalog, type StagedCatalog } from './path-catalogs.js';
+import { catalogAfterBackup, stageAccountCatalog, startRunCatalog, type RunCatalog, type StagedCatalog } from './path-catalogs.js';
 import type { SnapshotChanges } from '../engine/catalog/snapshot-changes.js';
 import { queueOf, TaskCancelled } from '../queue/task-queue.js';
 import { PRIORITIES } from '../queue/priority.js';
@@ -234,7 +234,7 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
   let toCatalog: Destination | null = null;
   let changes: SnapshotChanges | null = null;
   /** The snapshot's catalog rows, written during the run's flush and committed with its catalog row. */
-  const catalog: { staged: StagedCatalog | null; done: boolean } = { staged: null, done: false };
+  const catalog: { staged: StagedCatalog | null; done: boolean; run: RunCatalog | null } = { staged: null, done: false, run: null };
   /** Incremental marking off while the run's root side works (batch-gc.ts): a no-op in the CLI, which has it off throughout. */
   let releaseGc = (): void => {};
   let r: AccountBackupResult;
@@ -277,7 +277,18 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
         onWarning: (message) => ctx.store.tasks.log(taskId, 'warn', message, 'provider'),
         databaseOwnership: () => ctx.panel(false).databaseOwnership(),
         onChanges: (c) => { changes = c; },
-        beforeCommit: async (snap, read, c) => { catalog.staged = await stageAccountCatalog(ctx, destRecord, account.username, snap, read, c); },
+        onIndexStart: (snap) => {
+          catalog.run = startRunCatalog(ctx, destRecord, account.username, snap);
+          const run = catalog.run;
+          return run ? (e) => run.add(e) : null;
+        },
+        beforeCommit: async (snap, read, c) => {
+          // The flush sends its requests first: staging runs synchronously (the last rows, a checkpoint).
+          if (catalog.run) await new Promise((resolve) => setImmediate(resolve));
+          catalog.staged = catalog.run?.stage(snap.finishedAt) ?? null;
+          catalog.run = null;
+          catalog.staged ??= await stageAccountCatalog(ctx, destRecord, account.username, snap, read, c);
+        },
       });
       const record: SnapshotRecord = {
         id: manifest.id, destinationId: destRecord.id, account: account.username, jobId: job.id, structure: manifest.structure,
@@ -325,8 +336,9 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
     r = { account: account.username, status: cancelled ? 'cancelled' : 'failed', snapshot: null, task: taskId, error: message, files: 0, bytes: 0, storedBytes: 0, sentBytes: null, skipped: 0 };
   } finally {
     if (handed) await handed.close().catch(() => undefined);
-    // Staged for a snapshot that was not listed: its rows go.
+    // Staged for a snapshot that was not listed, or written by a run that failed: its rows go.
     catalog.staged?.abort();
+    catalog.run?.abandon();
     releaseGc();
     unlock?.();
     watch.release();

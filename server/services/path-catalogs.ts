@@ -7,6 +7,7 @@ import { layout } from '../engine/snapshot-layout.js';
 import { eachIndexEntry } from '../engine/snapshot-index.js';
 import { catalogFile, catalogSnapshots, openCatalog, unreadableSnapshots } from '../engine/catalog/path-catalog.js';
 import { stageSnapshot, syncCatalog } from '../engine/catalog/catalog-sync.js';
+import { RunAppend } from '../engine/catalog/run-append.js';
 import type { Entry } from '../engine/format/entry.js';
 import type { SnapshotChanges } from '../engine/catalog/snapshot-changes.js';
 
@@ -128,5 +129,78 @@ export async function stageAccountCatalog(ctx: Context, d: DestinationRecord, ac
       try { staged.exec('COMMIT'); } finally { end(); }
     },
     abort: end,
+  };
+}
+
+/** A first snapshot's catalog rows written as its backup runs (RunAppend), on a connection of its own. */
+export interface RunCatalog {
+  /** One record of the index, as it is written. */
+  add(e: Entry): void;
+  /**
+   * While the backup's data is flushed: the rest of the rows and the totals, and what publishes
+   * them once the snapshot is listed; null (nothing left held) when the rows were given up or
+   * forgotten meanwhile: the caller then adds the snapshot from its index as before.
+   */
+  stage(finishedAt: string): StagedCatalog | null;
+  /** The backup failed before its commit: the rows go. */
+  abandon(): void;
+}
+
+/**
+ * When a backup starts and no snapshot of the account is listed on the destination: its
+ * catalog rows are written during the run (RunAppend). null when that cannot be done at
+ * once (a snapshot is listed, another update of this catalog runs here, its write lock is
+ * held elsewhere): the snapshot is then added at the flush as before. Never throws.
+ */
+export function startRunCatalog(ctx: Context, d: DestinationRecord, account: string, snap: { id: string; startedAt: string }): RunCatalog | null {
+  const file = catalogFile(ctx.dataDir, d.id, account);
+  let db: Database.Database | null = null;
+  let run: RunAppend | null = null;
+  try {
+    if (running.has(file) || ctx.store.snapshots.list({ destinationId: d.id, account }).length > 0) return null;
+    db = openCatalog(file)!;
+    // The run's short transactions never wait for another process's write lock (see RunAppend),
+    // and never checkpoint (two fsyncs on the event loop in the middle of the run): closing does.
+    db.pragma('busy_timeout = 0');
+    db.pragma('wal_autocheckpoint = 0');
+    run = RunAppend.start(db, [], snap.id, snap.startedAt);
+  } catch {
+    run = null;
+  }
+  if (!run || !db) {
+    try { db?.close(); } catch { /* nothing held */ }
+    return null;
+  }
+  const rows = run;
+  const conn = db;
+  let open = true;
+  const close = (): void => {
+    if (!open) return;
+    open = false;
+    try { conn.close(); } catch { /* nothing held */ }
+  };
+  const abandon = (): void => {
+    if (!open) return;
+    rows.abandon();
+    close();
+  };
+  return {
+    add: (e) => rows.add(e),
+    stage: (finishedAt) => {
+      if (!open) return null;
+      if (!rows.finish(finishedAt)) { abandon(); return null; }
+      // The rows into the database file now, while the data is flushed: closing after the
+      // snapshot is listed then has only the publishing UPDATE left to copy.
+      try { conn.pragma('wal_checkpoint(PASSIVE)'); } catch { /* closing does it */ }
+      return {
+        commit: () => {
+          try {
+            if (!rows.publish()) throw new Error('the rows written during the run were forgotten meanwhile');
+          } finally { close(); }
+        },
+        abort: abandon,
+      };
+    },
+    abandon,
   };
 }

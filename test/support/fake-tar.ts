@@ -1,3 +1,4 @@
+import type { SyncTarget } from '../../server/destinations/ssh-sync-shell.js';
 import { after, before } from 'node:test';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -44,9 +45,11 @@ export function fakeTarServers(prefix: string): FakeTarServers {
 
 /**
  * Runs `fn` with an SSH destination in a new folder of `on` (removed after), its tar program
- * `tar` (null: the server's own), and every command it runs or executes recorded in `commands`.
+ * `tar` (null: the server's own), every command it runs or executes recorded in `commands`, and
+ * the folders of every `sync -f` request (flush, write-out) in `syncs`.
  */
-export async function withDestination(on: TestSshServer, tar: string | null, fn: (dest: SshDestination, remote: string, commands: string[]) => Promise<void>, timeoutMs = 10000): Promise<void> {
+export async function withDestination(on: TestSshServer, tar: string | null,
+  fn: (dest: SshDestination, remote: string, commands: string[], syncs: SyncTarget[][]) => Promise<void>, timeoutMs = 10000): Promise<void> {
   const remote = path.join(on.remoteRoot, `tar-${crypto.randomBytes(3).toString('hex')}`);
   fs.mkdirSync(remote);
   const st = fs.statSync(on.remoteRoot);
@@ -59,11 +62,21 @@ export async function withDestination(on: TestSshServer, tar: string | null, fn:
   d.run = (c: string) => { commands.push(c); return run(c); };
   const exec = d.exec.bind(dest);
   d.exec = (c: string) => { commands.push(c); return exec(c); };
+  const syncs = watchSyncs(dest);
   try {
     await dest.open();
-    await fn(dest, remote, commands);
+    await fn(dest, remote, commands, syncs);
   } finally {
     await dest.close();
     fs.rmSync(remote, { recursive: true, force: true });
   }
+}
+
+/** Records the folders of every `sync -f` request of a destination (flush, write-out), in order. */
+export function watchSyncs(dest: SshDestination): SyncTarget[][] {
+  const syncs: SyncTarget[][] = [];
+  const d = dest as unknown as { syncFolders: (t: SyncTarget[]) => Promise<unknown> };
+  const real = d.syncFolders.bind(dest);
+  d.syncFolders = (t: SyncTarget[]) => { syncs.push(t); return real(t); };
+  return syncs;
 }

@@ -341,7 +341,7 @@ export function appendChanges(db: Database.Database, snap: { id: string; finishe
 }
 
 /** Looks up a path's id in the catalog, adding the path (with its folded form for search) when it is new. */
-function pathIds(db: Database.Database): (path: BytePath) => number {
+export function pathIds(db: Database.Database): (path: BytePath) => number {
   const find = db.prepare('SELECT id FROM paths WHERE path = ?').pluck();
   const add = db.prepare('INSERT INTO paths (path, folded, name_at) VALUES (?, ?, ?)');
   return (path) => {
