@@ -17,13 +17,11 @@ export function canEndAtOnce(): boolean {
 
 /**
  * Ends the process with `code` as process.exit does ('exit' listeners run, with
- * process.exitCode set), but without Node's tear-down: _exit(2) (native/exit-now.c). That
- * tear-down joins every helper thread (V8's platform workers, libuv's pool), each of which
- * must get a processor to end: the account worker's run at nice 10 and SCHED_BATCH, and on a
- * busy machine root waited for them at the end of every backup (5-40 ms between the worker's
- * last write and its end). The caller has nothing left to write: Node's writes to pipes,
- * files and terminals are synchronous on Linux. Without the addon, or where tear-down writes
- * something (canEndAtOnce), process.exit.
+ * process.exitCode set), but without what process.exit still does after them: V8's platform
+ * disposed of (its threads joined), the C library's exit handlers and destructors (libuv's pool
+ * joined). _exit(2) instead (native/exit-now.c): 3-8 ms of CPU less per process. The caller has
+ * nothing left to write: Node's writes to pipes, files and terminals are synchronous on Linux.
+ * Without the addon, or where tear-down writes something (canEndAtOnce), process.exit.
  */
 export function endProcess(code: number): never {
   const addon = canEndAtOnce() ? nativeAddon<Addon>('exitNow') : null;

@@ -150,8 +150,7 @@ async function main(): Promise<void> {
   await runJob(JSON.parse(process.env.TIDEMARK_WORKER_JOB ?? '{}') as WorkerJob, politeness === undefined ? null : parsePoliteness(JSON.parse(politeness)), undefined);
 }
 
-// Without Node's tear-down (exit-now.ts): root waits for this process to end, and its helper
-// threads, at the account's politeness, were slow to end on a busy machine.
+// Without what process.exit still tears down (exit-now.ts): root waits for this process to end.
 main().then(() => endProcess(0), (err: unknown) => {
   process.stderr.write(`${(err as Error).message ?? String(err)}\n`);
   endProcess(1);
