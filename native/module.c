@@ -11,6 +11,7 @@
 // open-files.c: a folder's stored files opened for reads in one job on libuv's pool, for restores.
 // io-priority.c: ioprio_get/ioprio_set(2) of the calling thread, or ioprio_set(2) of one thread by id,
 // for the I/O priority of a worker.
+// exit-now.c: _exit(2), the end of a process without the tear-down of its helper threads.
 // gzip-block.c (where libdeflate was found at build time): a compressed snapshot's block of gzip
 // members made on libuv's pool; inflate-member.c: one entry of its member list inflated on the
 // pool into a Buffer the restore writer reuses.
@@ -56,6 +57,7 @@ napi_value tar_pump_write(napi_env env, napi_callback_info info);
 napi_value tar_pump_digest(napi_env env, napi_callback_info info);
 napi_value open_files_at(napi_env env, napi_callback_info info);
 napi_value malloc_policy(napi_env env, napi_callback_info info);
+napi_value exit_now(napi_env env, napi_callback_info info);
 napi_value io_priority(napi_env env, napi_callback_info info);
 napi_value page_aligned_buffer(napi_env env, napi_callback_info info);
 #ifdef TM_LIBDEFLATE
@@ -132,6 +134,7 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "tarPumpDigest", tar_pump_digest);
   export_function(env, exports, "openFilesAt", open_files_at);
   export_function(env, exports, "mallocPolicy", malloc_policy);
+  export_function(env, exports, "exitNow", exit_now);
   export_function(env, exports, "ioPriority", io_priority);
   export_function(env, exports, "threadIoPriority", thread_io_priority);
   export_function(env, exports, "pageAlignedBuffer", page_aligned_buffer);

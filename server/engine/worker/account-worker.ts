@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import { becomeAccount } from './drop-privileges.js';
 import { applyMallocPolicy } from '../../native/malloc-policy.js';
 import { batchHelperThreads } from '../../native/sched-batch.js';
+import { endProcess } from '../../native/exit-now.js';
 import { parsePoliteness, takePoliteness, type Politeness } from '../../util/politeness.js';
 
 interface WorkerJob {
@@ -149,7 +150,8 @@ async function main(): Promise<void> {
   await runJob(JSON.parse(process.env.TIDEMARK_WORKER_JOB ?? '{}') as WorkerJob, politeness === undefined ? null : parsePoliteness(JSON.parse(politeness)), undefined);
 }
 
-main().then(() => process.exit(0), (err: unknown) => {
+// Without what process.exit still tears down (exit-now.ts): root waits for this process to end.
+main().then(() => endProcess(0), (err: unknown) => {
   process.stderr.write(`${(err as Error).message ?? String(err)}\n`);
-  process.exit(1);
+  endProcess(1);
 });
