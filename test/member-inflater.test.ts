@@ -109,11 +109,14 @@ test('MemberInflater: blocks of several members (a run of text and one of random
   const data = Buffer.concat(blocks);
   const fd = fs.openSync(file, 'r');
   try {
-    const inflater = new MemberInflater(fd, members, fs.fstatSync(fd).size);
-    for (const [offset, size] of [[0, data.length], [39_990, 20], [400_000, 300_000], [data.length - 150_000, 150_000]] as const) {
-      assert.ok((await readAll(inflater, offset, size)).equals(data.subarray(offset, offset + size)), `${offset}+${size}`);
+    // With the members' CRC-32 and without it (the header, deflate data and trailer of each member parsed by the addon).
+    for (const crc of [true, false]) {
+      const inflater = new MemberInflater(fd, members, fs.fstatSync(fd).size, crc);
+      for (const [offset, size] of [[0, data.length], [39_990, 20], [400_000, 300_000], [data.length - 150_000, 150_000]] as const) {
+        assert.ok((await readAll(inflater, offset, size)).equals(data.subarray(offset, offset + size)), `${offset}+${size}, crc ${crc}`);
+      }
+      await inflater.settle();
     }
-    await inflater.settle();
   } finally {
     fs.closeSync(fd);
     fs.rmSync(dir, { recursive: true, force: true });
@@ -218,6 +221,38 @@ test('MemberInflater.readNow: never waits and never guesses: null until the memb
     await inflater.settle();
   } finally {
     fs.closeSync(fd);
+    fs.rmSync(a.dir, { recursive: true, force: true });
+  }
+});
+
+test('MemberInflater without the CRC (crc false): a member whose CRC-32 is wrong still gives its bytes, a wrong length does not; requireCrc() checks it again, members read before included', { skip: !inflateMemberSupported() && 'the native addon was built without libdeflate' }, async () => {
+  const blocks = [text(300_000), crypto.randomBytes(200_000), text(50_000)];
+  const a = archive(blocks);
+  const bytes = fs.readFileSync(a.file);
+  // The first member's CRC-32 (the trailer's first four bytes), and a copy with its length wrong instead.
+  const trailer = a.members[1]!.cOffset - 8;
+  const badCrc = Buffer.from(bytes);
+  badCrc.writeUInt32LE((badCrc.readUInt32LE(trailer) ^ 1) >>> 0, trailer);
+  const badLength = Buffer.from(bytes);
+  badLength.writeUInt32LE(badLength.readUInt32LE(trailer + 4) + 1, trailer + 4);
+  const open = (b: Buffer): number => { fs.writeFileSync(a.file, b); return fs.openSync(a.file, 'r'); };
+  const fds: number[] = [];
+  try {
+    const fd = open(badCrc);
+    fds.push(fd);
+    const fast = new MemberInflater(fd, a.members, badCrc.length, false);
+    assert.ok((await readAll(fast, 1000, 400_000)).equals(a.data.subarray(1000, 401_000)), 'the bytes, their CRC not computed');
+    // The member read (and kept) without the check is inflated again with it.
+    fast.requireCrc();
+    await assert.rejects(readAll(fast, 1000, 10), (e: Error) => e instanceof ArchiveDamage && /CRC/.test(e.message));
+    await fast.settle();
+    await assert.rejects(readAll(new MemberInflater(fd, a.members, badCrc.length), 0, 10), (e: Error) => e instanceof ArchiveDamage, 'checked by default');
+
+    const fd2 = open(badLength);
+    fds.push(fd2);
+    await assert.rejects(readAll(new MemberInflater(fd2, a.members, badLength.length, false), 0, 10), (e: Error) => e instanceof ArchiveDamage, 'the length is checked without the CRC too');
+  } finally {
+    for (const fd of fds) fs.closeSync(fd);
     fs.rmSync(a.dir, { recursive: true, force: true });
   }
 });

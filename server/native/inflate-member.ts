@@ -1,6 +1,6 @@
 import { nativeAddon } from './addon.js';
 
-const addon = nativeAddon<{ inflateMember(fd: number, offset: number, length: number, out: Buffer): Promise<number> }>('inflateMember');
+const addon = nativeAddon<{ inflateMember(fd: number, offset: number, length: number, out: Buffer, crc: boolean): Promise<number> }>('inflateMember');
 
 /**
  * Reads the `length` bytes at `offset` of `fd` (one entry of a compressed snapshot's member
@@ -9,10 +9,11 @@ const addon = nativeAddon<{ inflateMember(fd: number, offset: number, length: nu
  * bytes written into `out`, which stays untouched by anything else until then. Rejects with
  * `stage` "read" (an errno), or "damaged" with `damage` "short" (the file ends first), "data"
  * (not gzip, a CRC or length that does not match) or "long" (more than `out` holds). null
- * when the addon was built without libdeflate.
+ * when the addon was built without libdeflate. `crc` false: the members' CRC-32 is not computed
+ * (only their length is checked), for a caller that checks every byte it uses against a SHA-256.
  */
-export function inflateMemberOffLoop(fd: number, offset: number, length: number, out: Buffer): Promise<number> | null {
-  return addon ? addon.inflateMember(fd, offset, length, out) : null;
+export function inflateMemberOffLoop(fd: number, offset: number, length: number, out: Buffer, crc = true): Promise<number> | null {
+  return addon ? addon.inflateMember(fd, offset, length, out, crc) : null;
 }
 
 export const inflateMemberSupported = (): boolean => addon !== null;

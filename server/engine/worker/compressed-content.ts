@@ -42,6 +42,8 @@ export class CompressedContent {
         const e = ev.entry;
         if (!Number.isSafeInteger(e.dataRef) || e.dataRef < 0) throw new Error(`the restore stream names the content of ${JSON.stringify(toDisplay(e.path))} without its offset`);
         const inflater = this.open(e);
+        // Content without a hash to check it against: the members' CRC is its only check.
+        if (!e.hash) inflater.requireCrc();
         out.push({ ...ev, hasData: true });
         yield out;
         out = [];
@@ -103,7 +105,8 @@ export class CompressedContent {
       if (n === 0) throw new Error(`${what} is shorter than its size`);
       got += n;
     }
-    this.inflater = new MemberInflater(archiveFd, parseMembers(raw, what), fs.fstatSync(archiveFd).size);
+    // Without the CRC: the writer checks each file's content against its SHA-256 (requireCrc for one without).
+    this.inflater = new MemberInflater(archiveFd, parseMembers(raw, what), fs.fstatSync(archiveFd).size, false);
     return this.inflater;
   }
 }

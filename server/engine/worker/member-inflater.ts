@@ -34,7 +34,28 @@ export class MemberInflater {
   /** Reads and inflates not finished yet, forgotten by the cache or not: the descriptor stays open until they are. */
   private readonly running = new Set<Promise<unknown>>();
 
-  constructor(private readonly fd: number, private readonly members: readonly GzipMember[], private readonly compressedSize: number) {}
+  /** requireCrc() was called: members of stored blocks are inflated (and checked) too, not taken as they are. */
+  private crcRequired = false;
+
+  /**
+   * `crc` false: the native inflater does not compute the members' CRC-32 (only checks their
+   * length), for a reader that checks every byte it uses against a SHA-256: it was about a
+   * quarter of libdeflate's time on a backup's archive. requireCrc() turns it on.
+   */
+  constructor(private readonly fd: number, private readonly members: readonly GzipMember[], private readonly compressedSize: number, private crc = true) {}
+
+  /**
+   * From now on every member is checked against its CRC-32 (stored ones included); the
+   * members inflated or under way before are forgotten, so that a read of them inflates them
+   * again with it (their Buffers are taken again once done). For content no SHA-256 covers (an
+   * index written before hashes), which the CRC is the only check of.
+   */
+  requireCrc(): void {
+    if (this.crcRequired) return;
+    this.crc = true;
+    this.crcRequired = true;
+    this.forget(() => true);
+  }
 
   /** Buffers of members read past, for the next ones (the native inflater's, inflateMemberOffLoop). */
   private readonly spare: Buffer[] = [];
@@ -100,13 +121,18 @@ export class MemberInflater {
 
   /** Starts members i .. i+AHEAD and forgets those before i (reads go forward), their Buffers kept for the next ones once inflated. */
   private ahead(i: number): void {
+    this.forget((k) => k < i);
+    for (let k = i; k <= i + AHEAD && k < this.members.length; k++) this.member(k);
+  }
+
+  /** Forgets the members of the cache that `which` names, their Buffers kept for the next ones once inflated. */
+  private forget(which: (k: number) => boolean): void {
     for (const [k, p] of this.cache) {
-      if (k >= i) continue;
+      if (!which(k)) continue;
       this.cache.delete(k);
       this.ready.delete(k);
       void p.then((inflated) => { if (inflated.own && this.spare.length < SPARE) this.spare.push(inflated.own); }, () => undefined);
     }
-    for (let k = i; k <= i + AHEAD && k < this.members.length; k++) this.member(k);
   }
 
   private member(i: number): Promise<Inflated> {
@@ -134,7 +160,7 @@ export class MemberInflater {
     if (uLength > 0 && inflateMemberSupported()) {
       const last = this.spare[this.spare.length - 1];
       const out = last && last.length >= uLength ? this.spare.pop()! : pageAlignedBuffer(Math.max(OUT_SIZE, uLength));
-      const native = inflateMemberOffLoop(this.fd, m.cOffset, cEnd - m.cOffset, out);
+      const native = inflateMemberOffLoop(this.fd, m.cOffset, cEnd - m.cOffset, out, this.crc);
       if (native) {
         let n: number;
         try {
@@ -163,7 +189,7 @@ export class MemberInflater {
       got += n;
     }
     if (uLength === 0 && raw.length === 0) return new Inflated([]);
-    const stored = storedPieces(raw);
+    const stored = this.crcRequired ? null : storedPieces(raw);
     const out = stored ? new Inflated(stored) : new Inflated([await new Promise<Buffer>((resolve, reject) => {
       // One output chunk a byte larger than the member: one pass on the pool (the default 16 KiB
       // is a hop per chunk, and a chunk filled exactly is one more hop and one more buffer).
