@@ -385,3 +385,70 @@ test('a restore over SSH: the writer checks the content; a damaged file, small o
     for (const d of [homeRoot, dataDir, path.dirname(keyFile), remote]) fs.rmSync(d, { recursive: true, force: true });
   }
 });
+
+test('widenWindow: a 6 MiB window topped up per 4 MiB taken in, only while ssh2 holds nothing back, never on a closed channel', async () => {
+  const { widenWindow } = await import('../server/destinations/ssh-window.js');
+  const sent: [number, number][] = [];
+  const channel = {
+    incoming: { window: 2 << 20 },
+    outgoing: { id: 7, state: 'open' },
+    readableLength: 0,
+    _client: { _protocol: { channelWindowAdjust: (id: number, n: number) => { sent.push([id, n]); } } },
+  };
+  const w = widenWindow(channel as never, 6 << 20, 4 << 20);
+  assert.deepEqual(sent, [[7, 4 << 20]], 'widened at once');
+  assert.equal(channel.incoming.window, 6 << 20);
+  const take = (n: number): void => { channel.incoming.window -= n; w.topUp(); };
+  take(3 << 20);
+  assert.equal(sent.length, 1, 'not before 4 MiB came in');
+  take(1 << 20);
+  assert.deepEqual(sent.at(-1), [7, 4 << 20]);
+  assert.equal(channel.incoming.window, 6 << 20);
+  channel.readableLength = 32 << 10;
+  take(5 << 20);
+  assert.equal(sent.length, 2, 'nothing granted while ssh2 holds data back');
+  channel.readableLength = 0;
+  w.topUp();
+  assert.deepEqual(sent.at(-1), [7, 5 << 20]);
+  channel.outgoing.state = 'closed';
+  take(5 << 20);
+  assert.equal(sent.length, 3, 'nothing on a closed channel');
+});
+
+test('readSmallFiles: the remote tar writes 128 KiB records (full SSH packets) and its window is topped up per 4 MiB taken in, not per MiB; every byte exact', { timeout: 120_000 }, async () => {
+  await withDestination(servers.server, null, async (dest, remote) => {
+    const files: Record<string, Buffer> = {};
+    for (let i = 0; i < 40; i++) files[`acct/snap/files/0000/${String(i).padStart(8, '0')}`] = crypto.randomBytes((1 << 20) - 1000 * i);
+    plant(servers.server, remote, files);
+    const d = dest as unknown as { client: { _protocol: { channelWindowAdjust: (id: number, n: number) => unknown } }; exec: (c: string) => Promise<{ outgoing: { id: number } }> };
+    const tarChannels = new Set<number>();
+    const exec = d.exec.bind(dest);
+    let packets = 0;
+    let bytes = 0;
+    d.exec = async (c: string) => {
+      const ch = await exec(c);
+      tarChannels.add(ch.outgoing.id);
+      (ch as unknown as NodeJS.EventEmitter).on('data', (b: Buffer) => { packets++; bytes += b.length; });
+      return ch;
+    };
+    const proto = d.client._protocol;
+    const adjust = proto.channelWindowAdjust.bind(proto);
+    let adjusts = 0;
+    proto.channelWindowAdjust = (id: number, n: number) => { if (tarChannels.has(id)) adjusts++; return adjust(id, n); };
+    const got = await settled(dest.readSmallFiles(Object.entries(files).map(([rel, data]) => ({ rel, size: data.length }))));
+    assert.deepEqual(got, Object.values(files));
+    assert.equal(tarChannels.size, 1);
+    // About 39 MiB: ssh2's own top-up per MiB made about 38 adjusts.
+    assert.ok(adjusts >= 1 && adjusts <= 12, `window adjusts of the tar's channel: ${adjusts}`);
+    // Many small files (tar opens and reads each between its writes): packets of at most
+    // 32 KiB, nearly all full; with tar's own 10 KiB records sshd sent about twice as many.
+    const small: Record<string, Buffer> = {};
+    for (let i = 0; i < 1500; i++) small[`acct/snap/files/0001/${String(i).padStart(8, '0')}`] = crypto.randomBytes(2000 + (i * 37) % 7000);
+    plant(servers.server, remote, small);
+    packets = 0;
+    bytes = 0;
+    const gotSmall = await settled(dest.readSmallFiles(Object.entries(small).map(([rel, data]) => ({ rel, size: data.length }))));
+    assert.deepEqual(gotSmall, Object.values(small));
+    assert.ok(packets <= 1.2 * Math.ceil(bytes / (32 << 10)), `${packets} packets for ${bytes} bytes`);
+  });
+});
