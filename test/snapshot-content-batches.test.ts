@@ -117,3 +117,27 @@ test('content in batches: a short stored copy of a file read ahead is refused, n
   const ends = describe(events).filter((s) => s === 'end').length;
   assert.equal(ends, selected.slice(0, short).filter((s) => s.entry.kind === 'f').length);
 });
+
+test('content in batches, checked by the consumer: a damaged file passes whole, unheld, as stored; a short copy is still refused', async () => {
+  const { selected, blobs } = snapshot(600);
+  const damaged = 200;
+  const b = blobs.get(damaged)!;
+  b[b.length - 1] = b[b.length - 1]! ^ 1;
+  const { events, error } = await collect(snapshotContentBatches(remote(blobs), DIR, 'incremental', selected, { checkedByConsumer: true }));
+  assert.equal(error, null);
+  // Every file, the damaged one too, is its stored copy, whole (the writer checks it).
+  let i = -1;
+  let got: Buffer[] = [];
+  let ends = 0;
+  for (const ev of events) {
+    if (ev.type === 'entry') { i = Number(String(ev.sel.entry.path).slice(1)); got = []; } else if (ev.type === 'data') got.push(ev.chunk);
+    else { ends++; assert.ok(Buffer.concat(got).equals(blobs.get(i)!), `file ${i}`); }
+  }
+  assert.equal(ends, selected.filter((s) => s.entry.kind === 'f').length);
+
+  const short = 301;
+  blobs.set(short, blobs.get(short)!.subarray(0, 5));
+  const cut = await collect(snapshotContentBatches(remote(blobs), DIR, 'incremental', selected, { checkedByConsumer: true }));
+  assert.ok(cut.error, 'refused');
+  assert.match((cut.error as Error).message, /f301/);
+});

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
-import { coalesceWrites } from '../server/destinations/ssh-socket.js';
+import crypto from 'node:crypto';
+import { coalesceWrites, readsIntoSlabs } from '../server/destinations/ssh-socket.js';
 
 /**
  * The SSH destination's socket sends the packets ssh2 writes in one run of JavaScript in one
@@ -57,4 +58,43 @@ test('writes of one run go out together, in order; later runs too; end() sends w
   } finally {
     close();
   }
+});
+
+test('readsIntoSlabs: every byte arrives as data events, in order; no part of memory is read into twice, so every view handed on keeps its bytes', async () => {
+  const sent = crypto.randomBytes(9 << 20);
+  const server = net.createServer((s) => {
+    // Writes of odd sizes, some waiting for the reader: reads of every length.
+    let at = 0;
+    const go = (): void => {
+      while (at < sent.length) {
+        const n = Math.min(sent.length - at, 1000 + ((at * 7) % 200_000));
+        const more = s.write(sent.subarray(at, at + n));
+        at += n;
+        if (!more) { s.once('drain', go); return; }
+      }
+      s.end();
+    };
+    go();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const views: Buffer[] = [];
+  const copies: Buffer[] = [];
+  const client: net.Socket = net.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', onread: readsIntoSlabs(() => client) });
+  client.on('data', (d: Buffer) => { views.push(d); copies.push(Buffer.from(d)); });
+  await once(client, 'end');
+  client.destroy();
+  server.close();
+  assert.ok(Buffer.concat(views).equals(sent), 'the views, read at the end, hold what was sent');
+  assert.ok(Buffer.concat(copies).equals(sent));
+  // No two reads share memory.
+  const byMemory = new Map<ArrayBufferLike, [number, number][]>();
+  for (const v of views) {
+    const list = byMemory.get(v.buffer) ?? [];
+    for (const [a, b] of list) assert.ok(v.byteOffset >= b || v.byteOffset + v.length <= a, 'reads overlap');
+    list.push([v.byteOffset, v.byteOffset + v.length]);
+    byMemory.set(v.buffer, list);
+  }
+  assert.ok(views.length > 1 && byMemory.size < views.length, `${views.length} reads in ${byMemory.size} slabs`);
+  assert.ok(views.every((v) => v.length <= 256 << 10));
 });

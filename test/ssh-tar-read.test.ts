@@ -308,3 +308,147 @@ test('readRemoteArchive: every file is its exact bytes across packet boundaries,
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a restore over SSH: the writer checks the content; a damaged file, small or large, is not left at its name, in a new folder or in place, and the restore stops there', { timeout: 240_000 }, async () => {
+  const homeRoot = makeHomeRoot();
+  const account: TestAccount = createAccount(homeRoot);
+  const dataDir = makeDataDir({ panel: 'standalone', homeRoots: [homeRoot] });
+  const keyFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tm-key-')), 'key');
+  fs.writeFileSync(keyFile, servers.server.privateKey, { mode: 0o600 });
+  const remote = path.join(servers.server.remoteRoot, `check-${crypto.randomBytes(3).toString('hex')}`);
+  fs.mkdirSync(remote);
+  const st = fs.statSync(servers.server.remoteRoot);
+  fs.chownSync(remote, st.uid, st.gid);
+  try {
+    const many = path.join(account.home, 'many');
+    fs.mkdirSync(many);
+    for (let i = 0; i < 300; i++) fs.writeFileSync(path.join(many, `f${i}`), crypto.randomBytes(1 + (i * 37) % 9000));
+    // A small file (remote tar -c, checked in the writer's pool job) and one larger than what
+    // the writer gathers whole (read over SFTP, hashed as it is written at its name).
+    const small = Buffer.from(`small victim ${crypto.randomBytes(8).toString('hex')}\n`);
+    const large = Buffer.concat([Buffer.from(`large victim ${crypto.randomBytes(8).toString('hex')}\n`), crypto.randomBytes(5 << 20)]);
+    fs.writeFileSync(path.join(many, 'small-victim'), small);
+    fs.writeFileSync(path.join(many, 'large-victim'), large);
+    execFileSync('chown', ['-R', `${account.uid}:${account.gid}`, many]);
+    ok(cli(dataDir, ['destination', 'add', '--name', 'ssh', '--type', 'ssh', '--host', '127.0.0.1', '--port', String(servers.server.port), '--user', servers.server.user, '--key-file', keyFile, '--path', remote]));
+    ok(cli(dataDir, ['job', 'add', '--name', 'ssh', '--destination', 'ssh', '--structure', 'incremental', '--accounts', account.username, '--items', 'files']));
+    const before = snapshotTree(account.home);
+    const r = ok(cli(dataDir, ['backup', '--job', 'ssh', '--wait']));
+    assert.equal(r.results[0].status, 'completed', JSON.stringify(r.results));
+    const id = r.snapshots[0] as string;
+    const intoFolder = (): ReturnType<typeof cli> => cli(dataDir, ['restore', id, '--destination', 'ssh', '--into-folder', '--wait']);
+    const restoreFolders = (): string[] => fs.readdirSync(account.home).filter((n) => n.startsWith('tidemark-restore-'));
+    const dropFolders = (): void => { for (const n of restoreFolders()) fs.rmSync(path.join(account.home, n), { recursive: true, force: true }); };
+    const restored = ok(intoFolder());
+    assert.deepEqual(diffTrees(before, snapshotTree(path.join(account.home, restored.folder))), []);
+    dropFolders();
+
+    const blobOf = (content: Buffer): string => {
+      const found = execFileSync('grep', ['-rlF', content.subarray(0, content.indexOf(0x0a)).toString(), path.join(remote, account.username, id, 'files')], { encoding: 'utf8' }).trim().split('\n');
+      assert.equal(found.length, 1, JSON.stringify(found));
+      return found[0]!;
+    };
+    /** Flips a byte of the stored copy (same size), returns a function that puts it back. */
+    const damage = (content: Buffer, at: number): (() => void) => {
+      const blob = blobOf(content);
+      const bad = Buffer.from(content);
+      bad[at] = bad[at]! ^ 1;
+      fs.writeFileSync(blob, bad);
+      return () => fs.writeFileSync(blob, content);
+    };
+    const refusedByWriter = (res: ReturnType<typeof cli>, name: string): void => {
+      assert.notEqual(res.code, 0);
+      const said = res.stderr + res.stdout;
+      assert.match(said, new RegExp(`many/${name}\\\\?" in the snapshot does not match its hash: the destination copy is damaged; that file was not restored and the restore stopped there`), said);
+    };
+
+    for (const [name, content] of [['small-victim', small], ['large-victim', large]] as const) {
+      const repair = damage(content, content.length >> 1);
+      // Into a new folder: nothing at the damaged file's name.
+      refusedByWriter(intoFolder(), name);
+      const [folder] = restoreFolders();
+      assert.ok(folder, 'the files restored so far stay in their folder');
+      assert.equal(fs.existsSync(path.join(account.home, folder!, 'many', name)), false, `${name} left at its name`);
+      dropFolders();
+      // In place, over a live file that differs: the live file stays as it was, no temporary name is left.
+      const live = path.join(many, name);
+      fs.writeFileSync(live, 'changed since the backup\n');
+      refusedByWriter(cli(dataDir, ['restore', id, '--destination', 'ssh', '--path', `many/${name}`, '--wait']), name);
+      assert.equal(fs.readFileSync(live, 'utf8'), 'changed since the backup\n');
+      assert.deepEqual(fs.readdirSync(many).filter((n) => n.startsWith('.tidemark-')), []);
+      repair();
+      ok(cli(dataDir, ['restore', id, '--destination', 'ssh', '--path', `many/${name}`, '--wait']));
+      assert.ok(fs.readFileSync(live).equals(content), `${name} restored in place once repaired`);
+    }
+  } finally {
+    removeAccount(account);
+    for (const d of [homeRoot, dataDir, path.dirname(keyFile), remote]) fs.rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('widenWindow: a 6 MiB window topped up per 4 MiB taken in, only while ssh2 holds nothing back, never on a closed channel', async () => {
+  const { widenWindow } = await import('../server/destinations/ssh-window.js');
+  const sent: [number, number][] = [];
+  const channel = {
+    incoming: { window: 2 << 20 },
+    outgoing: { id: 7, state: 'open' },
+    readableLength: 0,
+    _client: { _protocol: { channelWindowAdjust: (id: number, n: number) => { sent.push([id, n]); } } },
+  };
+  const w = widenWindow(channel as never, 6 << 20, 4 << 20);
+  assert.deepEqual(sent, [[7, 4 << 20]], 'widened at once');
+  assert.equal(channel.incoming.window, 6 << 20);
+  const take = (n: number): void => { channel.incoming.window -= n; w.topUp(); };
+  take(3 << 20);
+  assert.equal(sent.length, 1, 'not before 4 MiB came in');
+  take(1 << 20);
+  assert.deepEqual(sent.at(-1), [7, 4 << 20]);
+  assert.equal(channel.incoming.window, 6 << 20);
+  channel.readableLength = 32 << 10;
+  take(5 << 20);
+  assert.equal(sent.length, 2, 'nothing granted while ssh2 holds data back');
+  channel.readableLength = 0;
+  w.topUp();
+  assert.deepEqual(sent.at(-1), [7, 5 << 20]);
+  channel.outgoing.state = 'closed';
+  take(5 << 20);
+  assert.equal(sent.length, 3, 'nothing on a closed channel');
+});
+
+test('readSmallFiles: the remote tar writes 128 KiB records (full SSH packets) and its window is topped up per 4 MiB taken in, not per MiB; every byte exact', { timeout: 120_000 }, async () => {
+  await withDestination(servers.server, null, async (dest, remote) => {
+    const files: Record<string, Buffer> = {};
+    for (let i = 0; i < 40; i++) files[`acct/snap/files/0000/${String(i).padStart(8, '0')}`] = crypto.randomBytes((1 << 20) - 1000 * i);
+    plant(servers.server, remote, files);
+    const d = dest as unknown as { client: { _protocol: { channelWindowAdjust: (id: number, n: number) => unknown } }; exec: (c: string) => Promise<{ outgoing: { id: number } }> };
+    const tarChannels = new Set<number>();
+    const exec = d.exec.bind(dest);
+    let packets = 0;
+    let bytes = 0;
+    d.exec = async (c: string) => {
+      const ch = await exec(c);
+      tarChannels.add(ch.outgoing.id);
+      (ch as unknown as NodeJS.EventEmitter).on('data', (b: Buffer) => { packets++; bytes += b.length; });
+      return ch;
+    };
+    const proto = d.client._protocol;
+    const adjust = proto.channelWindowAdjust.bind(proto);
+    let adjusts = 0;
+    proto.channelWindowAdjust = (id: number, n: number) => { if (tarChannels.has(id)) adjusts++; return adjust(id, n); };
+    const got = await settled(dest.readSmallFiles(Object.entries(files).map(([rel, data]) => ({ rel, size: data.length }))));
+    assert.deepEqual(got, Object.values(files));
+    assert.equal(tarChannels.size, 1);
+    // About 39 MiB: ssh2's own top-up per MiB made about 38 adjusts.
+    assert.ok(adjusts >= 1 && adjusts <= 12, `window adjusts of the tar's channel: ${adjusts}`);
+    // Many small files (tar opens and reads each between its writes): packets of at most
+    // 32 KiB, nearly all full; with tar's own 10 KiB records sshd sent about twice as many.
+    const small: Record<string, Buffer> = {};
+    for (let i = 0; i < 1500; i++) small[`acct/snap/files/0001/${String(i).padStart(8, '0')}`] = crypto.randomBytes(2000 + (i * 37) % 7000);
+    plant(servers.server, remote, small);
+    packets = 0;
+    bytes = 0;
+    const gotSmall = await settled(dest.readSmallFiles(Object.entries(small).map(([rel, data]) => ({ rel, size: data.length }))));
+    assert.deepEqual(gotSmall, Object.values(small));
+    assert.ok(packets <= 1.2 * Math.ceil(bytes / (32 << 10)), `${packets} packets for ${bytes} bytes`);
+  });
+});

@@ -156,8 +156,12 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
       outcome.folder = req.intoFolder ? folder : null;
       return restoreDatabases(req, manifest, dir, ownership, outcome);
     }
-    // From a remote destination all the content passes through the writer's stream (see RestoreWriterOptions.remoteContent).
-    const worker = spawnAccountWorker(account, { mode: 'restore', intoFolder: folder, ...(prune ? { prune } : {}), contentChecked: true, ...(dest.openForReads ? {} : { remoteContent: true }) });
+    // From a remote destination all the content passes through the writer's stream (see
+    // RestoreWriterOptions.remoteContent), and the writer checks it against the hashes where it
+    // writes it (most files in its pool's jobs), not root: root's main thread, which decrypts,
+    // parses and forwards every byte, is what such a restore waits for.
+    const remote = !dest.openForReads;
+    const worker = spawnAccountWorker(account, { mode: 'restore', intoFolder: folder, ...(prune ? { prune } : {}), contentChecked: !remote, ...(remote ? { remoteContent: true } : {}) });
     const chunks: Buffer[] = [];
     worker.output.on('data', (c: Buffer) => chunks.push(c));
     // The pieces go out in one writev (corked), not copied into one buffer first.
@@ -202,7 +206,8 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
         if (ev.type === 'entry') {
           const e = asAccountNow(ev.sel.entry);
           // The expected hash goes with the entry (the writer keeps an existing file that
-          // already holds it); root checks the content as it sends it (snapshotContent).
+          // already holds it); root checks the content as it sends it (snapshotContent), or,
+          // from a remote destination, the writer checks it (checkedByConsumer).
           const hash = e.kind === 'f' ? (ev.sel.contentFrom ?? e).hash : undefined;
           if (e.kind === 'f' && !ev.sel.ancestor) progress.files++;
           report(false);
@@ -219,7 +224,7 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
       if (events) {
         for (const ev of events) { const sent = handle(ev); if (sent) await sent; }
       } else {
-        for await (const batch of snapshotContentBatches(dest, dir, manifest.structure, selected, contentLayout(manifest))) {
+        for await (const batch of snapshotContentBatches(dest, dir, manifest.structure, selected, { ...contentLayout(manifest), ...(remote ? { checkedByConsumer: true } : {}) })) {
           for (const ev of batch) { const sent = handle(ev); if (sent) await sent; }
         }
       }

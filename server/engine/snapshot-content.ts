@@ -41,6 +41,13 @@ export interface ContentOptions {
    * is the object its hash names, in the account folder's `objects/`.
    */
   objects?: boolean;
+  /**
+   * The consumer checks each file's content against the hash in its entry where it writes it,
+   * and keeps no file that does not match (the restore writer without
+   * RestoreWriterOptions.contentChecked): the content is passed on as it is read, unhashed and
+   * not held back. A short or long stored copy is still refused here.
+   */
+  checkedByConsumer?: boolean;
 }
 
 /** The options that read a snapshot as its manifest says it was written. */
@@ -156,7 +163,7 @@ function contentCheck(dir: string, structure: Structure, objects: boolean, opts:
     if (ev.type === 'entry') {
       current = ev.sel.entry;
       source = ev.sel.entry.kind === 'f' ? ev.sel.contentFrom ?? ev.sel.entry : null;
-      hash = source?.hash ? crypto.createHash('sha256') : null;
+      hash = source?.hash && !opts.checkedByConsumer ? crypto.createHash('sha256') : null;
     } else if (ev.type === 'data') {
       if (hash) {
         hash.update(ev.chunk);

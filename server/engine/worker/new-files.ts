@@ -445,7 +445,11 @@ export function damagedError(e: Entry, short: boolean): Error {
     : `the content of ${JSON.stringify(toDisplay(e.path))} in the snapshot does not match its hash: the destination copy is damaged; that file was not restored and the restore stopped there`);
 }
 
-/** The error of a file whose content, as it came in the stream, does not match the hash its record gave. */
+/**
+ * The error of a file whose content, as it came in the stream, does not match the hash its
+ * record gave: root passes content on unchecked only as it read it from the destination (a
+ * remote one, or a compressed snapshot's inflated members), so that copy is what is damaged.
+ */
 export function streamDamagedError(e: Entry): Error {
-  return new DamagedContentError(`the content of ${JSON.stringify(toDisplay(e.path))} in the snapshot does not match its hash: the snapshot is damaged; that file was not restored and the restore stopped there`);
+  return new DamagedContentError(`the content of ${JSON.stringify(toDisplay(e.path))} in the snapshot does not match its hash: the destination copy is damaged; that file was not restored and the restore stopped there`);
 }

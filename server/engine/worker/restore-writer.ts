@@ -29,7 +29,10 @@ export interface RestoreWriterOptions {
   /**
    * Root checks each file's content against its hash and sends its last bytes only once they
    * matched (snapshot-content.ts): a file whose content is complete here is the snapshot's,
-   * and hashing it again here is not needed. Without it the writer checks what it received.
+   * and hashing it again here is not needed. Without it (content from a remote destination)
+   * the writer checks what it received: a file gathered whole before it is created (in its
+   * pool job), a larger one before it is renamed over anything or counted; one that does not
+   * match is removed and the restore stops.
    */
   contentChecked?: boolean;
   /**
