@@ -5,12 +5,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { compressMember, type GzipMember } from '../server/engine/format/parallel-gzip.js';
 import type { Entry, StreamEvent } from '../server/engine/format/entry.js';
 import { CompressedContent } from '../server/engine/worker/compressed-content.js';
 import { inflateMemberSupported } from '../server/native/inflate-member.js';
+import { memberArchive } from './support/gzip-members.js';
 
 const text = (n: number): Buffer => Buffer.from('every byte of every file comes back\n'.repeat(Math.ceil(n / 36))).subarray(0, n);
 
@@ -19,23 +18,10 @@ const text = (n: number): Buffer => Buffer.from('every byte of every file comes 
  * bytes and length right), and its member list; both opened, as the writer receives them.
  */
 function snapshotWithBadCrc(blocks: Buffer[]): { fds: number[]; data: Buffer; dir: string } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-compressed-content-'));
-  const members: GzipMember[] = [];
-  const out: Buffer[] = [];
-  let u = 0;
-  let c = 0;
-  for (const b of blocks) {
-    const m = compressMember(b);
-    members.push({ uOffset: u, cOffset: c });
-    out.push(m);
-    u += b.length;
-    c += m.length;
-  }
-  out[0]!.writeUInt32LE((out[0]!.readUInt32LE(out[0]!.length - 8) ^ 1) >>> 0, out[0]!.length - 8);
+  const { file, members, data, dir } = memberArchive(blocks, { badCrcFirst: true });
   fs.writeFileSync(path.join(dir, 'files.members.json'), JSON.stringify(members));
-  fs.writeFileSync(path.join(dir, 'files.tar.gz'), Buffer.concat(out));
-  const fds = [fs.openSync(path.join(dir, 'files.members.json'), 'r'), fs.openSync(path.join(dir, 'files.tar.gz'), 'r')];
-  return { fds, data: Buffer.concat(blocks), dir };
+  const fds = [fs.openSync(path.join(dir, 'files.members.json'), 'r'), fs.openSync(file, 'r')];
+  return { fds, data, dir };
 }
 
 const file = (p: string, dataRef: number, size: number, hash: boolean): Entry => ({

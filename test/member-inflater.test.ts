@@ -6,12 +6,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import zlib from 'node:zlib';
-import { compressBlock, compressMember, type GzipMember } from '../server/engine/format/parallel-gzip.js';
+import { compressBlock, compressMember } from '../server/engine/format/parallel-gzip.js';
 import { ArchiveDamage, MemberInflater, storedPieces } from '../server/engine/worker/member-inflater.js';
 import { inflateMemberOffLoop, inflateMemberSupported } from '../server/native/inflate-member.js';
+import { memberArchive, memberArchiveOf, type MemberArchive } from './support/gzip-members.js';
 
 const text = (n: number): Buffer => Buffer.from('tidemark restores every byte of every file\n'.repeat(Math.ceil(n / 43))).subarray(0, n);
 
@@ -49,24 +48,7 @@ test('storedPieces: a member of stored blocks gives its bytes as views; any othe
   assert.deepEqual(storedPieces(compressMember(Buffer.alloc(0))), []);
 });
 
-/** A .tar.gz-like file of independent members of `blocks` and its member list. */
-function archive(blocks: Buffer[]): { file: string; members: GzipMember[]; data: Buffer; dir: string } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-member-inflater-'));
-  const members: GzipMember[] = [];
-  const out: Buffer[] = [];
-  let u = 0;
-  let c = 0;
-  for (const b of blocks) {
-    const m = compressMember(b);
-    members.push({ uOffset: u, cOffset: c });
-    out.push(m);
-    u += b.length;
-    c += m.length;
-  }
-  const file = path.join(dir, 'files.tar.gz');
-  fs.writeFileSync(file, Buffer.concat(out));
-  return { file, members, data: Buffer.concat(blocks), dir };
-}
+const archive = (blocks: Buffer[]): MemberArchive => memberArchive(blocks);
 
 const readAll = async (inflater: MemberInflater, offset: number, size: number): Promise<Buffer> => {
   const parts: Buffer[] = [];
@@ -92,21 +74,7 @@ test('MemberInflater: stored and deflated members read back exactly, from any of
 
 test('MemberInflater: blocks of several members (a run of text and one of random data each, as the native addon makes them) read back exactly', async () => {
   const blocks = [Buffer.concat([text(40_000), crypto.randomBytes(300_000), text(100_000)]), Buffer.concat([crypto.randomBytes(200_000), text(300_000)]), crypto.randomBytes(100_000)];
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-member-inflater-'));
-  const members: GzipMember[] = [];
-  const parts: Buffer[] = [];
-  let u = 0;
-  let c = 0;
-  for (const b of blocks) {
-    const m = await compressBlock(b);
-    members.push({ uOffset: u, cOffset: c });
-    parts.push(m);
-    u += b.length;
-    c += m.length;
-  }
-  const file = path.join(dir, 'files.tar.gz');
-  fs.writeFileSync(file, Buffer.concat(parts));
-  const data = Buffer.concat(blocks);
+  const { file, members, data, dir } = memberArchiveOf(blocks, await Promise.all(blocks.map((b) => compressBlock(b))));
   const fd = fs.openSync(file, 'r');
   try {
     // With the members' CRC-32 and without it (the header, deflate data and trailer of each member parsed by the addon).

@@ -200,16 +200,38 @@ test('readSmallFiles on an SFTP-only server, or where tar is missing, reads ever
   }
 });
 
-test('a restore over SSH through remote tar -c: exact tree; a damaged blob is refused; a blob replaced by a link is not followed', { timeout: 180_000 }, async () => {
+/** An account in a home root of its own, a data dir, the test server's key in a file and a remote folder `tag-…` the server's user owns. */
+function restoreSetup(tag: string): { homeRoot: string; account: TestAccount; dataDir: string; keyFile: string; remote: string; st: fs.Stats } {
   const homeRoot = makeHomeRoot();
   const account: TestAccount = createAccount(homeRoot);
   const dataDir = makeDataDir({ panel: 'standalone', homeRoots: [homeRoot] });
   const keyFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tm-key-')), 'key');
   fs.writeFileSync(keyFile, servers.server.privateKey, { mode: 0o600 });
-  const remote = path.join(servers.server.remoteRoot, `restore-${crypto.randomBytes(3).toString('hex')}`);
+  const remote = path.join(servers.server.remoteRoot, `${tag}-${crypto.randomBytes(3).toString('hex')}`);
   fs.mkdirSync(remote);
   const st = fs.statSync(servers.server.remoteRoot);
   fs.chownSync(remote, st.uid, st.gid);
+  return { homeRoot, account, dataDir, keyFile, remote, st };
+}
+
+function restoreCleanup(s: { homeRoot: string; account: TestAccount; dataDir: string; keyFile: string; remote: string }): void {
+  removeAccount(s.account);
+  for (const d of [s.homeRoot, s.dataDir, path.dirname(s.keyFile), s.remote]) fs.rmSync(d, { recursive: true, force: true });
+}
+
+/** `many` given to the account, then the home backed up (incremental) to `remote` on the test server: the tree before and the snapshot's id. */
+function backUpToTestServer(s: { account: TestAccount; dataDir: string; keyFile: string; remote: string }, many: string): { before: ReturnType<typeof snapshotTree>; id: string } {
+  execFileSync('chown', ['-R', `${s.account.uid}:${s.account.gid}`, many]);
+  ok(cli(s.dataDir, ['destination', 'add', '--name', 'ssh', '--type', 'ssh', '--host', '127.0.0.1', '--port', String(servers.server.port), '--user', servers.server.user, '--key-file', s.keyFile, '--path', s.remote]));
+  ok(cli(s.dataDir, ['job', 'add', '--name', 'ssh', '--destination', 'ssh', '--structure', 'incremental', '--accounts', s.account.username, '--items', 'files']));
+  const before = snapshotTree(s.account.home);
+  const r = ok(cli(s.dataDir, ['backup', '--job', 'ssh', '--wait']));
+  assert.equal(r.results[0].status, 'completed', JSON.stringify(r.results));
+  return { before, id: r.snapshots[0] as string };
+}
+
+test('a restore over SSH through remote tar -c: exact tree; a damaged blob is refused; a blob replaced by a link is not followed', { timeout: 180_000 }, async () => {
+  const { homeRoot, account, dataDir, keyFile, remote, st } = restoreSetup('restore');
   try {
     buildTrickyTree(account);
     // Enough small files for several batches, each with content of its own.
@@ -219,13 +241,7 @@ test('a restore over SSH through remote tar -c: exact tree; a damaged blob is re
     // Pieces around the restore's 64 KiB gathering and the read-ahead's 1 MiB, between small ones.
     for (const n of [65535, 65536, 70000, 300000, 1 << 20, (1 << 20) + 1, 3 << 20]) fs.writeFileSync(path.join(many, `f${n}-big`), crypto.randomBytes(n));
     fs.writeFileSync(path.join(many, 'victim'), `victim ${crypto.randomBytes(8).toString('hex')}\n`);
-    execFileSync('chown', ['-R', `${account.uid}:${account.gid}`, many]);
-    ok(cli(dataDir, ['destination', 'add', '--name', 'ssh', '--type', 'ssh', '--host', '127.0.0.1', '--port', String(servers.server.port), '--user', servers.server.user, '--key-file', keyFile, '--path', remote]));
-    ok(cli(dataDir, ['job', 'add', '--name', 'ssh', '--destination', 'ssh', '--structure', 'incremental', '--accounts', account.username, '--items', 'files']));
-    const before = snapshotTree(account.home);
-    const r = ok(cli(dataDir, ['backup', '--job', 'ssh', '--wait']));
-    assert.equal(r.results[0].status, 'completed', JSON.stringify(r.results));
-    const id = r.snapshots[0] as string;
+    const { before, id } = backUpToTestServer({ account, dataDir, keyFile, remote }, many);
     const restoreOnce = (): ReturnType<typeof cli> => cli(dataDir, ['restore', id, '--destination', 'ssh', '--into-folder', '--wait']);
     const commandsRun = (): number => (fs.readFileSync(servers.server.logFile, 'utf8').match(/Starting session: command/g) ?? []).length;
     const commandsBefore = commandsRun();
@@ -259,8 +275,7 @@ test('a restore over SSH through remote tar -c: exact tree; a damaged blob is re
     assert.match(linked.stderr + linked.stdout, /not a regular file on the destination/);
     fs.rmSync(elsewhere);
   } finally {
-    removeAccount(account);
-    for (const d of [homeRoot, dataDir, path.dirname(keyFile), remote]) fs.rmSync(d, { recursive: true, force: true });
+    restoreCleanup({ homeRoot, account, dataDir, keyFile, remote });
   }
 });
 
@@ -310,15 +325,7 @@ test('readRemoteArchive: every file is its exact bytes across packet boundaries,
 });
 
 test('a restore over SSH: the writer checks the content; a damaged file, small or large, is not left at its name, in a new folder or in place, and the restore stops there', { timeout: 240_000 }, async () => {
-  const homeRoot = makeHomeRoot();
-  const account: TestAccount = createAccount(homeRoot);
-  const dataDir = makeDataDir({ panel: 'standalone', homeRoots: [homeRoot] });
-  const keyFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tm-key-')), 'key');
-  fs.writeFileSync(keyFile, servers.server.privateKey, { mode: 0o600 });
-  const remote = path.join(servers.server.remoteRoot, `check-${crypto.randomBytes(3).toString('hex')}`);
-  fs.mkdirSync(remote);
-  const st = fs.statSync(servers.server.remoteRoot);
-  fs.chownSync(remote, st.uid, st.gid);
+  const { homeRoot, account, dataDir, keyFile, remote } = restoreSetup('check');
   try {
     const many = path.join(account.home, 'many');
     fs.mkdirSync(many);
@@ -329,13 +336,7 @@ test('a restore over SSH: the writer checks the content; a damaged file, small o
     const large = Buffer.concat([Buffer.from(`large victim ${crypto.randomBytes(8).toString('hex')}\n`), crypto.randomBytes(5 << 20)]);
     fs.writeFileSync(path.join(many, 'small-victim'), small);
     fs.writeFileSync(path.join(many, 'large-victim'), large);
-    execFileSync('chown', ['-R', `${account.uid}:${account.gid}`, many]);
-    ok(cli(dataDir, ['destination', 'add', '--name', 'ssh', '--type', 'ssh', '--host', '127.0.0.1', '--port', String(servers.server.port), '--user', servers.server.user, '--key-file', keyFile, '--path', remote]));
-    ok(cli(dataDir, ['job', 'add', '--name', 'ssh', '--destination', 'ssh', '--structure', 'incremental', '--accounts', account.username, '--items', 'files']));
-    const before = snapshotTree(account.home);
-    const r = ok(cli(dataDir, ['backup', '--job', 'ssh', '--wait']));
-    assert.equal(r.results[0].status, 'completed', JSON.stringify(r.results));
-    const id = r.snapshots[0] as string;
+    const { before, id } = backUpToTestServer({ account, dataDir, keyFile, remote }, many);
     const intoFolder = (): ReturnType<typeof cli> => cli(dataDir, ['restore', id, '--destination', 'ssh', '--into-folder', '--wait']);
     const restoreFolders = (): string[] => fs.readdirSync(account.home).filter((n) => n.startsWith('tidemark-restore-'));
     const dropFolders = (): void => { for (const n of restoreFolders()) fs.rmSync(path.join(account.home, n), { recursive: true, force: true }); };
@@ -381,8 +382,7 @@ test('a restore over SSH: the writer checks the content; a damaged file, small o
       assert.ok(fs.readFileSync(live).equals(content), `${name} restored in place once repaired`);
     }
   } finally {
-    removeAccount(account);
-    for (const d of [homeRoot, dataDir, path.dirname(keyFile), remote]) fs.rmSync(d, { recursive: true, force: true });
+    restoreCleanup({ homeRoot, account, dataDir, keyFile, remote });
   }
 });
 
