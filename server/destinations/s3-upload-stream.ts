@@ -2,6 +2,7 @@ import { PassThrough, Writable } from 'node:stream';
 import type { Upload } from '@aws-sdk/lib-storage';
 import { DestinationError } from './types.js';
 import type { S3Kit } from './s3-client.js';
+import { reportingPartFailures } from './s3-part-failures.js';
 
 export interface UploadTarget {
   /** The client, once the SDK is loaded. */
@@ -75,8 +76,13 @@ export class S3UploadStream extends Writable {
   private start(kit: S3Kit): void {
     const target = this.target;
     this.kit = kit;
+    // A part that failed for good stops the upload now, not once the rest of the stream was sent.
+    const client = reportingPartFailures(kit.client, kit.sdk, (err) => {
+      this.failure ??= target.describe(err);
+      void this.upload.abort();
+    });
     this.upload = new kit.storage.Upload({
-      client: kit.client,
+      client,
       params: { Bucket: target.bucket, Key: target.key, Body: this.body, ...(target.storageClass ? { StorageClass: target.storageClass as never } : {}) },
       partSize: target.partSize,
       queueSize: target.queueSize,

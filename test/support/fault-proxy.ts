@@ -1,6 +1,7 @@
 /**
  * A TCP proxy in front of a real server (the test radosgw) that lets a test break chosen HTTP
- * requests: answer one with 503 Slow Down, or drop the connection halfway through its body.
+ * requests: answer one with 503 Slow Down, drop the connection halfway through its body, or
+ * stall it (never forwarded nor answered, its connection held open until the client gives up).
  * Every other byte goes to the real server and back unchanged; the proxy parses no more of
  * HTTP than a request's head, to know where one request ends and the next begins on a
  * kept-alive connection.
@@ -8,7 +9,7 @@
 import net from 'node:net';
 
 export interface ProxiedRequest { method: string; target: string }
-export type Fault = 'pass' | '503' | 'drop';
+export type Fault = 'pass' | '503' | 'drop' | 'stall';
 
 export interface FaultProxy {
   port: number;
@@ -48,6 +49,8 @@ export async function startFaultProxy(upstreamPort: number): Promise<FaultProxy>
     /** Drop the connection after forwarding this many more body bytes (null: no drop planned). */
     let dropAfter: number | null = null;
     let raw = false;
+    /** A stalled request's connection: nothing more of it goes anywhere. */
+    let stalled = false;
 
     const forward = (chunk: Buffer): boolean => {
       if (dropAfter !== null) {
@@ -59,6 +62,7 @@ export async function startFaultProxy(upstreamPort: number): Promise<FaultProxy>
     };
 
     client.on('data', (data: Buffer) => {
+      if (stalled) return;
       if (raw) { upstream.write(data); return; }
       buf = buf.length ? Buffer.concat([buf, data]) : data;
       while (buf.length > 0) {
@@ -92,6 +96,7 @@ export async function startFaultProxy(upstreamPort: number): Promise<FaultProxy>
           upstream.destroy();
           return;
         }
+        if (fault === 'stall') { stalled = true; buf = Buffer.alloc(0); return; }
         upstream.write(head);
         if (fault === 'drop') dropAfter = Math.floor(length / 2);
         if (chunked) { raw = true; if (buf.length) upstream.write(buf); buf = Buffer.alloc(0); return; }
