@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type { Entry } from '../format/entry.js';
+import { HASH_BYTES, type Entry } from '../format/entry.js';
 import { foldBytes } from './name-match.js';
 import { parentOf, type BytePath } from '../../util/byte-path.js';
 import { sqliteOptions } from '../../store/sqlite-binding.js';
@@ -214,16 +214,13 @@ export async function appendSnapshot(db: Database.Database, snap: { id: string; 
     const idOfPath = pathIds(db);
     const setLast = db.prepare('UPDATE versions SET last_seq = ? WHERE id = ?');
     const setFolderTime = db.prepare('INSERT OR REPLACE INTO folder_times (version_id, seq, mode, mtime_sec, mtime_nsec) VALUES (?, ?, ?, ?, ?)');
-    const addVersion = db.prepare(`INSERT INTO versions (path_id, first_seq, last_seq, kind, mode, size, mtime_sec, mtime_nsec, hash, link)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    const addVersion = versionAdder(db);
     const n = { entries: 0, bytes: 0, added: 0, changed: 0, addedBytes: 0, changedBytes: 0, keptOld: 0, keptOldBytes: 0 };
-    const children = new Map<BytePath, { total: number; folders: number }>();
+    const children: FolderCounts = new Map();
     await entries((e) => {
       if (e.path === '') return;
       n.entries++; n.bytes += e.size;
-      const parent = parentOf(e.path);
-      const c = children.get(parent);
-      if (c) { c.total++; if (e.kind === 'd') c.folders++; } else children.set(parent, { total: 1, folders: e.kind === 'd' ? 1 : 0 });
+      countInFolder(children, e);
       const old = held.get(e.path);
       let pathId: number;
       if (old) {
@@ -244,10 +241,9 @@ export async function appendSnapshot(db: Database.Database, snap: { id: string; 
         pathId = idOfPath(e.path);
         n.added++; n.addedBytes += e.size;
       }
-      addVersion.run(pathId, seq, OPEN, e.kind, e.mode, e.size, e.mtimeSec, e.mtimeNsec, e.hash ?? null, e.link === '' ? null : Buffer.from(e.link, 'latin1'));
+      addVersion(pathId, seq, e);
     });
-    const addCount = db.prepare('INSERT OR REPLACE INTO folder_counts (seq, path, total, folders) VALUES (?, ?, ?, ?)');
-    for (const [dir, c] of children) if (c.total >= LARGE_FOLDER) addCount.run(seq, Buffer.from(dir, 'latin1'), c.total, c.folders);
+    addFolderCounts(db, seq, children);
     // What the base held and the new snapshot does not: removed, closed at the base.
     for (const old of held.values()) if (!old.seen && old.lastSeq !== base!.seq) setLast.run(base!.seq, old.id);
     db.prepare(`UPDATE snaps SET entries = ?, bytes = ?, added = ?, changed = ?, removed = ?, added_bytes = ?, changed_bytes = ?, removed_bytes = ?, complete = 1
@@ -300,8 +296,7 @@ export function appendChanges(db: Database.Database, snap: { id: string; finishe
     const idOfPath = pathIds(db);
     const setLast = db.prepare('UPDATE versions SET last_seq = ? WHERE id = ?');
     const setFolderTime = db.prepare('INSERT OR REPLACE INTO folder_times (version_id, seq, mode, mtime_sec, mtime_nsec) VALUES (?, ?, ?, ?, ?)');
-    const addVersion = db.prepare(`INSERT INTO versions (path_id, first_seq, last_seq, kind, mode, size, mtime_sec, mtime_nsec, hash, link)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    const addVersion = versionAdder(db);
     let added = 0; let changed = 0; let addedBytes = 0; let changedBytes = 0;
     for (const e of changes.candidates) {
       const old = held(e.path);
@@ -320,7 +315,7 @@ export function appendChanges(db: Database.Database, snap: { id: string; finishe
         pathId = idOfPath(e.path);
         added++; addedBytes += e.size;
       }
-      addVersion.run(pathId, seq, OPEN, e.kind, e.mode, e.size, e.mtimeSec, e.mtimeNsec, e.hash ?? null, e.link === '' ? null : Buffer.from(e.link, 'latin1'));
+      addVersion(pathId, seq, e);
     }
     for (const p of changes.removed) {
       const old = held(p);
@@ -338,6 +333,36 @@ export function appendChanges(db: Database.Database, snap: { id: string; finishe
     if (db.inTransaction) db.exec('ROLLBACK');
     throw err;
   }
+}
+
+/**
+ * Adds a version of `e` at path `pathId`, open from snapshot `seq` on, with its values as the
+ * index holds them (encodeEntry: unsigned mode and nanoseconds, a hash only of its length):
+ * the same row whether `e` was read back from an index or is on its way into one (RunAppend).
+ */
+export function versionAdder(db: Database.Database): (pathId: number, seq: number, e: Entry) => void {
+  const add = db.prepare(`INSERT INTO versions (path_id, first_seq, last_seq, kind, mode, size, mtime_sec, mtime_nsec, hash, link)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+  return (pathId, seq, e) => {
+    add.run(pathId, seq, OPEN, e.kind, e.mode >>> 0, e.size, e.mtimeSec, e.mtimeNsec >>> 0, e.hash && e.hash.length === HASH_BYTES ? e.hash : null,
+      e.link === '' ? null : Buffer.from(e.link, 'latin1'));
+  };
+}
+
+/** Entries and folders among them, per folder of a snapshot. */
+export type FolderCounts = Map<BytePath, { total: number; folders: number }>;
+
+/** Counts `e` in its folder. */
+export function countInFolder(children: FolderCounts, e: Entry): void {
+  const parent = parentOf(e.path);
+  const c = children.get(parent);
+  if (c) { c.total++; if (e.kind === 'd') c.folders++; } else children.set(parent, { total: 1, folders: e.kind === 'd' ? 1 : 0 });
+}
+
+/** Keeps the counts of snapshot `seq`'s large folders (LARGE_FOLDER). */
+export function addFolderCounts(db: Database.Database, seq: number, children: FolderCounts): void {
+  const addCount = db.prepare('INSERT OR REPLACE INTO folder_counts (seq, path, total, folders) VALUES (?, ?, ?, ?)');
+  for (const [dir, c] of children) if (c.total >= LARGE_FOLDER) addCount.run(seq, Buffer.from(dir, 'latin1'), c.total, c.folders);
 }
 
 /** Looks up a path's id in the catalog, adding the path (with its folded form for search) when it is new. */

@@ -1,7 +1,6 @@
 import type Database from 'better-sqlite3';
-import { HASH_BYTES, type Entry } from '../format/entry.js';
-import { parentOf, type BytePath } from '../../util/byte-path.js';
-import { forgetSnapshots, LARGE_FOLDER, OPEN, pathIds } from './path-catalog.js';
+import type { Entry } from '../format/entry.js';
+import { addFolderCounts, countInFolder, forgetSnapshots, pathIds, versionAdder, type FolderCounts } from './path-catalog.js';
 
 /** Records written to the catalog in one short write transaction. */
 const BATCH = 1000;
@@ -25,10 +24,15 @@ export class RunAppend {
   private written = 0;
   private entries = 0;
   private bytes = 0;
-  private readonly children = new Map<BytePath, { total: number; folders: number }>();
+  private readonly children: FolderCounts = new Map();
   private failed = false;
+  private readonly idOfPath: (path: string) => number;
+  private readonly addVersion: ReturnType<typeof versionAdder>;
 
-  private constructor(private readonly db: Database.Database, private readonly seq: number, private readonly id: string) {}
+  private constructor(private readonly db: Database.Database, private readonly seq: number, private readonly id: string) {
+    this.idOfPath = pathIds(db);
+    this.addVersion = versionAdder(db);
+  }
 
   /**
    * Starts the rows of snapshot `id` in a catalog opened for it (a busy timeout of 0: a write
@@ -68,9 +72,7 @@ export class RunAppend {
     if (this.failed || e.path === '') return;
     this.entries++;
     this.bytes += e.size;
-    const parent = parentOf(e.path);
-    const c = this.children.get(parent);
-    if (c) { c.total++; if (e.kind === 'd') c.folders++; } else this.children.set(parent, { total: 1, folders: e.kind === 'd' ? 1 : 0 });
+    countInFolder(this.children, e);
     this.pending.push(e);
     if (this.pending.length >= BATCH) this.write(false);
   }
@@ -89,22 +91,13 @@ export class RunAppend {
     }
     try {
       if (!db.prepare('SELECT 1 FROM snaps WHERE seq = ? AND id = ? AND complete = 0').get(this.seq, this.id)) throw new Error('forgotten');
-      const idOfPath = pathIds(db);
-      const addVersion = db.prepare(`INSERT INTO versions (path_id, first_seq, last_seq, kind, mode, size, mtime_sec, mtime_nsec, hash, link)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
-      for (const e of this.pending) {
-        // As the index holds them (encodeEntry): unsigned mode and nanoseconds, a hash only of its length.
-        const hash = e.hash && e.hash.length === HASH_BYTES ? e.hash : null;
-        addVersion.run(idOfPath(e.path), this.seq, OPEN, e.kind, e.mode >>> 0, e.size, e.mtimeSec, e.mtimeNsec >>> 0, hash,
-          e.link === '' ? null : Buffer.from(e.link, 'latin1'));
-      }
+      for (const e of this.pending) this.addVersion(this.idOfPath(e.path), this.seq, e);
       this.written += this.pending.length;
       this.pending = [];
       if (last) {
         const held = db.prepare('SELECT count(*) FROM versions WHERE first_seq = ?').pluck().get(this.seq) as number;
         if (held !== this.written) throw new Error('rows missing');
-        const addCount = db.prepare('INSERT OR REPLACE INTO folder_counts (seq, path, total, folders) VALUES (?, ?, ?, ?)');
-        for (const [dir, c] of this.children) if (c.total >= LARGE_FOLDER) addCount.run(this.seq, Buffer.from(dir, 'latin1'), c.total, c.folders);
+        addFolderCounts(db, this.seq, this.children);
       }
       db.exec('COMMIT');
       return true;
