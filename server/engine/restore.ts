@@ -200,7 +200,7 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
     // Every byte from a remote destination passes through root in short-lived Buffers (64 KiB
     // socket reads, the pieces cut from them): glibc keeps the memory they free instead of
     // handing back the top of its heap and faulting it in again (see holdLargeBufferReuse).
-    const releaseReuse = dest.openForReads ? null : holdLargeBufferReuse();
+    const releaseReuse = remote ? holdLargeBufferReuse() : null;
     try {
       const handle = (ev: ContentEvent): Promise<void> | undefined => {
         if (ev.type === 'entry') {

@@ -133,8 +133,9 @@ export async function runHooks(config: Pick<Config, 'hooks'>, event: HookEvent, 
       if (r.stderr.trim()) log(r.code === 0 ? 'info' : 'warn', `${event} hook ${script} wrote on stderr${cut}: ${r.stderr.trimEnd()}`, 'provider');
       if (r.timedOut) failure = `${event} hook ${script} did not finish within ${config.hooks.timeLimitSeconds} s and was stopped`;
       else if (r.code !== 0) {
-        ownWords = firstLine(r.stderr) !== '';
-        failure = firstLine(r.stderr) || `${event} hook ${script} failed with exit status ${r.code ?? 'unknown'}`;
+        const said = firstLine(r.stderr);
+        ownWords = said !== '';
+        failure = said || `${event} hook ${script} failed with exit status ${r.code ?? 'unknown'}`;
       }
     } catch (err) {
       failure = (err as Error).message;

@@ -91,9 +91,10 @@ export async function databaseWindow(ctx: Context, actor: Actor, account: string
 
 /** An ISO date and time, or an error saying what is expected. */
 export function parseMoment(text: string): Date {
-  const shape = /^\d{4}-\d{2}-\d{2}[T ](\d{2}):\d{2}(:\d{2})?(\.\d+)?(Z|[+-]\d{2}:?\d{2})?$/.exec(text.trim());
+  const given = text.trim();
+  const shape = /^\d{4}-\d{2}-\d{2}[T ](\d{2}):\d{2}(:\d{2})?(\.\d+)?(Z|[+-]\d{2}:?\d{2})?$/.exec(given);
   // Date.parse would take 2026-02-30 as 2 March and 24:00 as the next day's midnight.
-  const t = shape && isCalendarDay(text.trim()) && Number(shape[1]) < 24 ? Date.parse(text.trim().replace(' ', 'T')) : NaN;
+  const t = shape && isCalendarDay(given) && Number(shape[1]) < 24 ? Date.parse(given.replace(' ', 'T')) : NaN;
   if (Number.isNaN(t)) throw new UserError(`invalid --at ${JSON.stringify(text.slice(0, 40))}: give a date and time such as 2026-11-30T14:31:00Z`, 'invalid-input');
   return new Date(t);
 }

@@ -5,7 +5,7 @@ import { pathHistory, searchPaths, snapshotChanges } from '../../services/path-h
 import { fromUtf8, type BytePath } from '../../util/byte-path.js';
 import { clipLongRuns, decodeBase64Path } from '../../util/input-checks.js';
 import { ApiError, statusOf } from './errors.js';
-import { query } from './routes.js';
+import { query as q } from './routes.js';
 
 /**
  * GET /search, /versions and /snapshots/:id/changes of the JSON API (docs/api.md): the
@@ -13,8 +13,6 @@ import { query } from './routes.js';
  * catalog is being built the answer waits up to 20 s, then carries `building`.
  */
 const WAIT_MS = 20_000;
-
-const q = (req: express.Request, key: string): string | undefined => query(req, key);
 
 function pathParam(req: express.Request, text: string, b64: string): BytePath {
   const raw = q(req, b64);
