@@ -95,6 +95,42 @@ describe('exit codes', () => {
     assert.deepEqual(ok(cli(dataDir, ['job', 'list'])).map((j: any) => j.name), ['j']);
   });
 
+  test("regression: malformed input that a setting's schema or a service checks exited 1, not the README's 2", () => {
+    const secret = path.join(dataDir, 's3-secret-exit');
+    fs.writeFileSync(secret, 'S3SECRETVALUE\n', { mode: 0o600 });
+    try {
+      const cases: [string, string[], RegExp][] = [
+        ['a local path with ..', ['destination', 'add', '--name', 'x', '--type', 'local', '--path', '/a/../b'], /^path: must not contain "\." or "\.\."/],
+        ['a relative local path', ['destination', 'edit', 'disk', '--path', 'relative/dir'], /^path: path must be absolute/],
+        ['a bad destination name', ['destination', 'add', '--name', 'bad/name', '--type', 'local', '--path', '/srv/x'], /^name: a name is/],
+        ['a bad bucket name', ['destination', 'add', '--name', 'x', '--type', 's3', '--endpoint', 'https://s3.example.com', '--bucket', 'B_', '--access-key', 'k',
+          '--secret-file', secret], /^bucket: a bucket name is/],
+        ['a bad job name', ['job', 'add', '--name', 'bad/name', '--destination', 'disk', '--structure', 'archive', '--all'], /^name: a name is/],
+        ['a job without --all or --accounts', ['job', 'add', '--name', 'k', '--destination', 'disk', '--structure', 'archive'], /give either --all or --accounts/],
+        ['a bad account in a job', ['job', 'add', '--name', 'k', '--destination', 'disk', '--structure', 'archive', '--accounts', 'Not An Account'], /^accounts\.0: /],
+        ['a weekly schedule without --weekday', ['job', 'schedule', 'add', 'j', '--kind', 'weekly', '--keep', '1'], /weekly: give the weekday/],
+        ['panel-event created without --user', ['panel-event', 'created'], /--user is missing/],
+        ['panel-event with a malformed --user', ['panel-event', 'created', '--user', '../etc'], /not a valid account name/],
+        ['a note with a newline', ['snapshot', 'note', snapshotId, '--text', 'two\nlines'], /^text: a note is one line/],
+        ['a note too long', ['snapshot', 'note', snapshotId, '--text', 'n'.repeat(501)], /^text: a note is at most 500 characters/],
+      ];
+      const wrong: string[] = [];
+      for (const [name, args, message] of cases) {
+        const r = cli(dataDir, args);
+        if (r.code !== 2 || !message.test(r.json?.error ?? '')) wrong.push(`${name}: exit ${r.code}, ${r.stdout.trim() || r.stderr.trim()}`);
+      }
+      assert.deepEqual(wrong, []);
+      // Nothing was changed by any of them.
+      assert.deepEqual(ok(cli(dataDir, ['destination', 'list'])).map((d: any) => d.name), ['disk']);
+      assert.deepEqual(ok(cli(dataDir, ['job', 'list'])).map((j: any) => j.name), ['j']);
+      assert.equal(ok(cli(dataDir, ['snapshot', 'show', snapshotId])).note, '');
+      // A well-formed request the rules refuse is still exit 1.
+      assert.equal(cli(dataDir, ['destination', 'add', '--name', 'disk', '--type', 'local', '--path', '/srv/x']).code, 1);
+    } finally {
+      fs.rmSync(secret, { force: true });
+    }
+  });
+
   test('well-formed values of the same options are still accepted', () => {
     ok(cli(dataDir, ['job', 'schedule', 'add', 'j', '--kind', 'weekly', '--keep', '3', '--weekday', '0', '--at', '23:59']));
     ok(cli(dataDir, ['job', 'schedule', 'manual', 'j', '--keep', 'all']));
@@ -147,7 +183,7 @@ test('regression: a refused s3 or ssh setting was named twice ("bucket: bucket: 
   fs.writeFileSync(secret, 'S3SECRETVALUE\n', { mode: 0o600 });
   const r = cli(dataDir, ['destination', 'add', '--name', 'x', '--type', 's3', '--endpoint', 'https://s3.example.com', '--bucket', 'B', '--access-key', 'a b',
     '--secret-file', secret, '--prefix', '/p/', '--server-folder', 'a b']);
-  assert.equal(r.code, 1, r.stdout);
+  assert.equal(r.code, 2, r.stdout);
   const parts = (r.json.error as string).split('; ');
   for (const field of ['bucket', 'prefix', 'serverFolder', 'accessKeyId']) {
     assert.ok(parts.some((p) => p.startsWith(`${field}: `)), `${field} is named: ${r.json.error}`);
@@ -210,7 +246,7 @@ describe('paths', () => {
     fs.writeFileSync(pw, 'secret\n', { mode: 0o600 });
     for (const remote of ['/x/../../../etc', '/srv/./backups', '/srv/backups/..']) {
       const r = cli(dataDir, ['destination', 'add', '--name', 'remote', '--type', 'ssh', '--host', '127.0.0.1', '--port', '1', '--user', 'u', '--password-file', pw, '--path', remote]);
-      assert.equal(r.code, 1, r.stdout);
+      assert.equal(r.code, 2, r.stdout);
       assert.match(r.json.error, /remote path|path: /);
       assert.match(r.json.error, /"\." or "\.\."/);
     }

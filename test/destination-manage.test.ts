@@ -31,6 +31,11 @@ const refused = (r: CliResult, pattern: RegExp): void => {
   assert.equal(r.code, 1, `expected a refusal, got exit ${r.code}: ${r.stdout}${r.stderr}`);
   assert.match(r.json.error, pattern);
 };
+/** A setting the destination's schema refuses is malformed input: a wrong command line (README: exit 2). */
+const malformed = (r: CliResult, pattern: RegExp): void => {
+  assert.equal(r.code, 2, `expected exit 2 for malformed input, got exit ${r.code}: ${r.stdout}${r.stderr}`);
+  assert.match(r.json.error, pattern);
+};
 
 function activity(action: string): { result: string; detail: string }[] {
   const db = new Database(path.join(dataDir, 'tidemark.sqlite'), { readonly: true });
@@ -96,8 +101,8 @@ describe('a local destination', () => {
     const before = settingsOf('disk');
     // A malformed value is a wrong command line (exit 2), refused before anything is asked of the destination.
     assert.equal(cli(dataDir, ['destination', 'edit', 'disk', '--free-space-limit', '-5']).code, 2);
-    refused(cli(dataDir, ['destination', 'edit', 'disk', '--path', 'relative/dir']), /^path: path must be absolute/);
-    refused(cli(dataDir, ['destination', 'edit', 'disk', '--name', 'bad/name']), /^name: a name is/);
+    malformed(cli(dataDir, ['destination', 'edit', 'disk', '--path', 'relative/dir']), /^path: path must be absolute/);
+    malformed(cli(dataDir, ['destination', 'edit', 'disk', '--name', 'bad/name']), /^name: a name is/);
     refused(cli(dataDir, ['destination', 'edit', 'disk', '--name', 'other']), /^name: a destination named "other" exists already/);
     refused(cli(dataDir, ['destination', 'edit', 'disk', '--type', 'ssh']), /^type: the type of a destination cannot change/);
     refused(cli(dataDir, ['destination', 'edit', 'disk', '--host', 'example.org']), /^host: only ssh destinations/);
@@ -274,7 +279,7 @@ describe('an SSH destination', () => {
     const pinned = ok(run(['destination', 'show', 'remote'])).settings.hostKeyFingerprint;
     assert.notEqual(pinned, server.hostKeyFingerprint);
     refused(run(['destination', 'edit', 'remote', '--host-key', `SHA256:${'A'.repeat(43)}`]), /not usable with these settings: the host key of .* has changed/);
-    refused(run(['destination', 'edit', 'remote', '--host-key', 'not-a-fingerprint']), /^hostKeyFingerprint: host key is a SHA256 fingerprint/);
+    malformed(run(['destination', 'edit', 'remote', '--host-key', 'not-a-fingerprint']), /^hostKeyFingerprint: host key is a SHA256 fingerprint/);
     // The old place answers with another key now (unreachable for it): every snapshot is looked for at the new one.
     const r = ok(run(['destination', 'edit', 'remote', '--host', 'localhost']));
     assert.equal(r.settings.host, 'localhost');

@@ -54,8 +54,9 @@ test('refused for archive and compressed jobs, with a clear message; no time of 
   const r = cli(dataDir, ['job', 'schedule', 'add', 'packed', '--kind', 'every5min', '--keep', '12']);
   assert.equal(r.code, 1);
   assert.match(r.json.error, /every 5 minutes is for jobs with the incremental structure only; this job's structure is compressed/);
+  // A time of day given to a schedule that has none is a wrong command line.
   const timed = cli(dataDir, ['job', 'schedule', 'add', 'often', '--kind', 'every10min', '--at', '03:00', '--keep', '3']);
-  assert.equal(timed.code, 1);
+  assert.equal(timed.code, 2);
   assert.match(timed.json.error, /no time of its own/);
   assert.deepEqual(ok(cli(dataDir, ['job', 'schedule', 'list', 'packed'])).schedules, []);
   // An incremental job takes it; the job cannot then become an archive job under it.

@@ -27,6 +27,11 @@ const refused = (r: CliResult, pattern: RegExp): void => {
   assert.equal(r.code, 1, `expected a refusal, got exit ${r.code}: ${r.stdout}${r.stderr}`);
   assert.match(r.json?.error ?? JSON.stringify(r.json), pattern);
 };
+/** A path that is not well formed is a wrong command line (README: exit 2), not a refusal. */
+const malformed = (r: CliResult, pattern: RegExp): void => {
+  assert.equal(r.code, 2, `expected exit 2 for malformed input, got exit ${r.code}: ${r.stdout}${r.stderr}`);
+  assert.match(r.json?.error ?? JSON.stringify(r.json), pattern);
+};
 const names = (): string[] => ok(cli(dataDir, ['destination', 'list'])).map((d: any) => d.name);
 const backup = (job: string): CliResult => cli(dataDir, ['backup', '--job', job, '--wait']);
 
@@ -89,11 +94,11 @@ test('regression: a world-writable (1777) or group-writable folder was accepted 
 
 test('regression: a Local path with ".." was stored resolved (/x/../../etc became /etc)', () => {
   const base = dir('tidemark-dots-');
-  refused(add('dots', `${base}/../../etc`), /must not contain "\." or "\.\." components/);
-  refused(add('dot', `${base}/./`), /must not contain "\." or "\.\." components/);
+  malformed(add('dots', `${base}/../../etc`), /must not contain "\." or "\.\." components/);
+  malformed(add('dot', `${base}/./`), /must not contain "\." or "\.\." components/);
   assert.deepEqual(names(), [], 'nothing was stored');
   ok(add('plain', makeDestinationDir()));
-  refused(cli(dataDir, ['destination', 'edit', 'plain', '--path', `${base}/../../etc`]), /must not contain "\." or "\.\." components/);
+  malformed(cli(dataDir, ['destination', 'edit', 'plain', '--path', `${base}/../../etc`]), /must not contain "\." or "\.\." components/);
   ok(cli(dataDir, ['destination', 'remove', 'plain']));
 });
 

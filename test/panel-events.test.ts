@@ -213,14 +213,15 @@ describe('panel account events through the installed hook scripts', () => {
   });
 
   test('the CLI refuses bad input clearly', () => {
+    // Exit 2: a missing or malformed account name is a wrong command line (README), as an unknown event is.
     let r = tidemark(cpRoot, ['panel-event', 'renamed', '--user', 'abc']);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 2);
     assert.match(r.json.error, /--new-user is missing/);
     r = tidemark(cpRoot, ['panel-event', 'exploded', '--user', 'abc']);
     assert.equal(r.code, 2);
     assert.match(r.json.error, /unknown event "exploded"/);
     r = tidemark(cpRoot, ['panel-event', 'created', '--user', '../etc']);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 2);
     assert.match(r.json.error, /not a valid account name/);
   });
 
@@ -248,7 +249,7 @@ describe('panel account events through the installed hook scripts', () => {
 
     // A bad name in the environment, or no tidemark command at all: exit 0, so DirectAdmin goes on.
     assert.equal(directAdminHook(daRoot, 'user_destroy_pre', { username: '../../etc' }).code, 0);
-    assert.match(fs.readFileSync(path.join(daRoot, DATA, 'logs/panel-hooks.log'), 'utf8'), /user_destroy_pre exit=1 .*not a valid account name/);
+    assert.match(fs.readFileSync(path.join(daRoot, DATA, 'logs/panel-hooks.log'), 'utf8'), /user_destroy_pre exit=2 .*not a valid account name/);
     fs.rmSync(path.join(daRoot, 'usr/local/bin/tidemark'));
     assert.equal(directAdminHook(daRoot, 'user_destroy_pre', { username: d.username }).code, 0);
   });

@@ -70,19 +70,20 @@ test('next run times: hourly, daily, weekly, monthly in local time', () => {
 });
 
 test('schedule add refuses bad input with a clear error and adds nothing', () => {
-  // Exit 2: a malformed value (a wrong command line); exit 1: a schedule the rules refuse.
+  // Exit 2: a malformed value, a missing or conflicting option (a wrong command line: the schedule's
+  // schema refuses it); exit 1: a well-formed schedule the rules refuse (a loop).
   const bad = (args: string[], message: RegExp, code = 1): void => {
     const r = cli(dataDir, ['job', 'schedule', 'add', 'nightly', ...args]);
     assert.equal(r.code, code);
     assert.match(r.json.error, message);
   };
   bad(['--kind', 'daily', '--at', '25:00', '--keep', '3'], /HH:MM/, 2);
-  bad(['--kind', 'weekly', '--keep', '3'], /weekday/);
+  bad(['--kind', 'weekly', '--keep', '3'], /weekday/, 2);
   bad(['--kind', 'monthly', '--monthday', '31', '--keep', '3'], /1 to 28/, 2);
   bad(['--kind', 'daily', '--keep', '0'], /from 1 to/, 2);
   bad(['--kind', 'yearly', '--keep', '1'], /Allowed choices are every5min, every10min, every15min, every30min, hourly, daily, weekly, monthly, after/, 2);
   bad(['--kind', 'after', '--after-job', 'nightly', '--keep', '1'], /loop/);
-  bad(['--kind', 'daily', '--name', 'manual', '--keep', '1'], /on demand/);
+  bad(['--kind', 'daily', '--name', 'manual', '--keep', '1'], /on demand/, 2);
   assert.deepEqual(ok(cli(dataDir, ['job', 'schedule', 'list', 'nightly'])).schedules, []);
 });
 

@@ -226,7 +226,7 @@ function checkMayAddOwnDestination(ctx: Context, actor: Actor, type: string): vo
 export async function addDestination(ctx: Context, input: AddDestinationInput, actor: Actor = ROOT): Promise<DestinationRecord> {
   checkMayAddOwnDestination(ctx, actor, input.type);
   const parsed = (await addSchema()).safeParse(input);
-  if (!parsed.success) throw new UserError(validationMessage(parsed.error));
+  if (!parsed.success) throw new UserError(validationMessage(parsed.error), 'invalid-input');
   const d = parsed.data;
   const owner = ownerOf(actor);
   if (ctx.store.destinations.byName(d.name, owner)) throw new UserError(`a destination named "${d.name}" exists already`);
@@ -544,7 +544,7 @@ async function applyDestinationEdit(ctx: Context, d: DestinationRecord, changes:
   if (hostMoved && changes.hostKeyFingerprint === undefined) delete merged.hostKeyFingerprint;
 
   const parsed = (await addSchema()).safeParse(merged);
-  if (!parsed.success) throw new UserError(validationMessage(parsed.error));
+  if (!parsed.success) throw new UserError(validationMessage(parsed.error), 'invalid-input');
   const p = parsed.data;
   if (p.name !== d.name && ctx.store.destinations.byName(p.name, d.owner)) throw new UserError(`name: a destination named "${p.name}" exists already`);
   let settings: Record<string, unknown>;

@@ -44,9 +44,9 @@ export async function addJob(ctx: Context, input: AddJobInput, actor: Actor = RO
   if (actor.role !== 'admin') checkMay(ctx, actor, 'ownJobs', actor.name);
   if (actor.role === 'user' && !input.all && (input.accounts === undefined || input.accounts.length === 0)) input = { ...input, accounts: [actor.name] };
   const parsed = (await addSchema()).safeParse(input);
-  if (!parsed.success) throw new UserError(validationMessage(parsed.error));
+  if (!parsed.success) throw new UserError(validationMessage(parsed.error), 'invalid-input');
   const j = parsed.data;
-  if (j.all === (j.accounts !== undefined && j.accounts.length > 0)) throw new UserError('give either --all or --accounts');
+  if (j.all === (j.accounts !== undefined && j.accounts.length > 0)) throw new UserError('give either --all or --accounts', 'invalid-input');
   const dest = getDestination(ctx, j.destination, actor, owner);
   await checkJobRules(ctx, actor, dest, j);
   if (ctx.store.jobs.byName(j.name, dest.owner)) throw new UserError(`a job named "${j.name}" exists already`);
@@ -127,9 +127,9 @@ async function applyJobEdit(ctx: Context, job: JobRecord, changes: EditJobInput,
     excludes: changes.excludes ?? job.excludes,
   };
   const parsed = (await addSchema()).safeParse(merged);
-  if (!parsed.success) throw new UserError(validationMessage(parsed.error));
+  if (!parsed.success) throw new UserError(validationMessage(parsed.error), 'invalid-input');
   const j = parsed.data;
-  if (j.all === (j.accounts !== undefined && j.accounts.length > 0)) throw new UserError('accounts: give either all accounts or a list of them');
+  if (j.all === (j.accounts !== undefined && j.accounts.length > 0)) throw new UserError('accounts: give either all accounts or a list of them', 'invalid-input');
   const dest = changes.destination === undefined ? current : getDestination(ctx, j.destination, actor, job.owner);
   if (dest.owner !== job.owner) throw new UserError(`no destination named "${j.destination}"`);
   await checkJobRules(ctx, actor, dest, j);
@@ -228,7 +228,7 @@ export async function addSchedule(ctx: Context, jobName: string, input: AddSched
 export async function addScheduleToJob(ctx: Context, job: JobRecord, input: AddScheduleInput, actor: Actor, now = Date.now()): Promise<ScheduleRecord> {
   if (actor.role === 'user') checkMay(ctx, actor, 'ownJobs', actor.name);
   const parsed = (await scheduleSchema()).safeParse(input);
-  if (!parsed.success) throw new UserError(validationMessage(parsed.error));
+  if (!parsed.success) throw new UserError(validationMessage(parsed.error), 'invalid-input');
   const s = parsed.data;
   checkFrequentStructure(job.structure, s.kind);
   const name = s.name ?? s.kind;
@@ -291,7 +291,7 @@ export async function editScheduleOfJob(ctx: Context, job: JobRecord, name: stri
     ...(changes.afterJob !== undefined ? { afterJob: changes.afterJob } : same && afterName !== undefined ? { afterJob: afterName } : {}),
   };
   const parsed = (await scheduleSchema()).safeParse(merged);
-  if (!parsed.success) throw new UserError(validationMessage(parsed.error));
+  if (!parsed.success) throw new UserError(validationMessage(parsed.error), 'invalid-input');
   const s = parsed.data;
   checkFrequentStructure(job.structure, s.kind);
   const next = {

@@ -60,8 +60,8 @@ const CPANEL_EVENTS: Record<string, PanelEventKind> = {
 };
 
 function accountName(value: unknown, what: string): string {
-  if (typeof value !== 'string' || value === '') throw new UserError(`the panel did not say which account (${what} is missing)`);
-  if (!ACCOUNT_NAME.test(value)) throw new UserError(`"${value}" is not a valid account name (${what})`);
+  if (typeof value !== 'string' || value === '') throw new UserError(`the panel did not say which account (${what} is missing)`, 'invalid-input');
+  if (!ACCOUNT_NAME.test(value)) throw new UserError(`"${value}" is not a valid account name (${what})`, 'invalid-input');
   return value;
 }
 

@@ -448,9 +448,9 @@ export async function setSnapshotNote(ctx: Context, s: SnapshotRecord, text: str
   await checkMaySee(ctx, actor, s);
   checkAccountOnOwnDestination(ctx, actor, s, 'notes');
   const note = text.trim();
-  if (note.length > NOTE_MAX) throw new UserError(`text: a note is at most ${NOTE_MAX} characters`);
+  if (note.length > NOTE_MAX) throw new UserError(`text: a note is at most ${NOTE_MAX} characters`, 'invalid-input');
   // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(note)) throw new UserError('text: a note is one line without control characters');
+  if (/[\u0000-\u001f\u007f]/.test(note)) throw new UserError('text: a note is one line without control characters', 'invalid-input');
   ctx.store.snapshots.setNote(s.destinationId, s.account, s.id, note);
   ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'snapshot.note', target: `${s.account}/${s.id}`, result: 'ok', detail: note });
   return { ...s, note };
