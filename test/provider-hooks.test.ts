@@ -262,3 +262,38 @@ test("regression: a pre-hook refused for its mode, or one that timed out or exit
   }
   config({});
 });
+
+test("regression: a provider's backup stopped by its pre-hook, and root's failed restore or download of a holder's snapshot, showed the holder the hook's path", () => {
+  config({});
+  const snap = ok(cli(dataDir, ['backup', '--job', 'nightly', '--account', a.username, '--wait'])).snapshots[0] as string;
+  const mute = script('secret-provider-mute.sh', 'exit 5');
+  const holderSees = (): string => JSON.stringify([
+    ok(cli(dataDir, ['--as-account', a.username, 'task', 'list', '--limit', '50'])),
+    ok(cli(dataDir, ['--as-account', a.username, 'activity'])),
+  ]);
+  // The scheduler's run and root's `backup` are the provider's (actor root): per account, and for the whole job.
+  for (const event of ['preAccountBackup', 'preBackup'] as const) {
+    config({ [event]: [mute] });
+    const r = cli(dataDir, ['backup', '--job', 'nightly', '--account', a.username, '--wait']);
+    assert.equal(r.code, 1, r.stdout);
+    const task = tasks().at(-1)!;
+    assert.deepEqual([task.type, task.status, task.account], ['backup', 'failed', a.username]);
+    assert.equal(task.error, `the provider's ${event} hook stopped this (the provider's task log says why)`);
+    const shown = JSON.stringify(ok(cli(dataDir, ['--as-account', a.username, 'task', 'show', String(task.id)])));
+    assert.doesNotMatch(shown, /secret-provider/, `${event}: the holder's view of the task`);
+    // The provider reads the detail in the task's log (and root's run answers with it).
+    assert.ok(taskLog(task.id).some((l) => l.level === 'error' && l.message.includes(mute) && /failed with exit status 5/.test(l.message)), `${event}: the provider's log`);
+    assert.match(ok(cli(dataDir, ['task', 'show', String(task.id)])).log.map((l: { message: string }) => l.message).join('\n'), /secret-provider-mute\.sh/);
+    assert.match(event === 'preAccountBackup' ? r.json.results[0].error : r.json.error, /secret-provider-mute\.sh failed with exit status 5/, 'root is told why');
+  }
+  // Root's restore and download of the holder's snapshot: root is told why, the holder's activity and task are not.
+  config({ preRestore: [mute], preDownload: [mute] });
+  failed(cli(dataDir, ['restore', snap, '--path', 'page.html', '--into-folder', '--wait']), /secret-provider-mute\.sh failed with exit status 5/);
+  const restoreTask = tasks().at(-1)!;
+  assert.deepEqual([restoreTask.type, restoreTask.status, restoreTask.error], ['restore', 'failed', "the provider's preRestore hook stopped this (the provider's task log says why)"]);
+  failed(cli(dataDir, ['download', snap, '--path', 'page.html', '--out', path.join(seenDir, 'y.tar.gz')]), /secret-provider-mute\.sh failed with exit status 5/);
+  const seenByHolder = holderSees();
+  assert.match(seenByHolder, /the provider's preRestore hook stopped this/, 'the holder sees that the restore failed');
+  assert.doesNotMatch(seenByHolder, /secret-provider/);
+  config({});
+});

@@ -33,10 +33,24 @@ export type HookLog = (level: 'info' | 'warn' | 'error', message: string, audien
 
 /** A pre-hook said no (non-zero exit, or no answer in time): the operation does not happen. */
 export class HookRefusal extends UserError {
-  constructor(message: string) {
+  /**
+   * @param forHolders what an account holder may read of it: the script's own words, or a
+   *   generic sentence; never the script's path, mode, owner or time limit (the provider's).
+   */
+  constructor(message: string, readonly forHolders: string = message) {
     super(message);
     this.name = 'HookRefusal';
   }
+}
+
+/**
+ * An error's message as it may be kept where an account holder reads it: the error and the
+ * log lines of its tasks, the activity entries of its snapshots, the mail about its restores.
+ * A provider's own backup, restore or download is refused with the hook's detail (the provider
+ * asked); what is kept for the account says only that the provider's hook stopped it.
+ */
+export function holderSafeMessage(err: unknown): string {
+  return err instanceof HookRefusal ? err.forHolders : (err as Error).message;
 }
 
 /** Output kept per stream; a hook that prints more is cut there. */
@@ -145,7 +159,8 @@ export async function runHooks(config: Pick<Config, 'hooks'>, event: HookEvent, 
       log('error', `${event} hook ${script}: ${failure}`, 'provider');
       // Anything but the script's own words names the provider's script (its path, mode, owner,
       // time limit): the provider's to read (the line above), never an account holder's or a reseller's.
-      throw new HookRefusal(ownWords || input.actor.role === 'admin' ? failure : `the provider's ${event} hook stopped this (the provider's task log says why)`);
+      const generic = `the provider's ${event} hook stopped this (the provider's task log says why)`;
+      throw new HookRefusal(ownWords || input.actor.role === 'admin' ? failure : generic, ownWords ? failure : generic);
     }
     log('warn', `${event} hook ${script} failed (the operation itself is not affected): ${failure}`, 'provider');
   }

@@ -16,7 +16,7 @@ import type { Destination } from '../destinations/types.js';
 import { getJob } from './jobs.js';
 import { isAccountOwned, mayActOnAccount, ROOT, type Actor } from './actor.js';
 import { checkMay } from './permissions.js';
-import { runHooks, type HookInput } from '../hooks/runner.js';
+import { holderSafeMessage, runHooks, type HookInput } from '../hooks/runner.js';
 import { identify } from './account-identity.js';
 
 export interface AccountBackupResult {
@@ -155,11 +155,13 @@ async function runAcceptedJob(ctx: Context, job: JobRecord, onlyAccount: string 
     return results;
   } catch (err) {
     failure = (err as Error).message;
-    // Whatever did not get to run fails with the reason, so no task stays queued.
+    // Whatever did not get to run fails with the reason, so no task stays queued. Each task is
+    // an account's: its error and log never name the provider's hook script (holderSafeMessage).
+    const shown = holderSafeMessage(err);
     for (const id of tasks) {
       if (ctx.store.tasks.byId(id)?.status !== 'queued') continue;
-      ctx.store.tasks.log(id, 'error', failure);
-      ctx.store.tasks.finish(id, 'failed', {}, failure);
+      ctx.store.tasks.log(id, 'error', shown);
+      ctx.store.tasks.finish(id, 'failed', {}, shown);
     }
     queueOf(ctx).nudge();
     ctx.store.activity.record({ actor: requester.name, role: requester.role, action: 'backup', target: `job ${job.name}`, result: 'failed', detail: failure });
@@ -331,8 +333,11 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
   } catch (err) {
     const message = (err as Error).message;
     const cancelled = err instanceof TaskCancelled;
-    ctx.store.tasks.log(taskId, cancelled ? 'warn' : 'error', message);
-    ctx.store.tasks.finish(taskId, cancelled ? 'cancelled' : 'failed', {}, message);
+    // The task is the account's: a provider's run stopped by its hook keeps the detail in the
+    // provider's log line (runHooks), never in what the account holder reads.
+    const shown = holderSafeMessage(err);
+    ctx.store.tasks.log(taskId, cancelled ? 'warn' : 'error', shown);
+    ctx.store.tasks.finish(taskId, cancelled ? 'cancelled' : 'failed', {}, shown);
     r = { account: account.username, status: cancelled ? 'cancelled' : 'failed', snapshot: null, task: taskId, error: message, files: 0, bytes: 0, storedBytes: 0, sentBytes: null, skipped: 0 };
   } finally {
     if (handed) await handed.close().catch(() => undefined);

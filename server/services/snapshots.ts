@@ -23,7 +23,7 @@ import { getDestination, withDriver } from './destinations.js';
 import type { DestinationRecord } from '../store/destinations.js';
 import { isAccountOwned, mayActOnAccount, maySeeSnapshotsOn, ownerOf, PROVIDER, ROOT, type Actor } from './actor.js';
 import { checkMay } from './permissions.js';
-import { runHooks, type HookInput } from '../hooks/runner.js';
+import { holderSafeMessage, runHooks, type HookInput } from '../hooks/runner.js';
 import { notifyRestoreResult } from '../notify/restore-result.js';
 import { currentIdentityId } from './account-identity.js';
 import { bytePathProblem, localPathProblem, quoteInput } from '../util/input-checks.js';
@@ -271,9 +271,12 @@ export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInp
       ctx.store.snapshots.setStatus(s.destinationId, s.account, s.id, 'damaged');
       ctx.store.tasks.log(task.id, 'error', `snapshot ${s.id} is marked damaged`);
     }
-    ctx.store.tasks.finish(task.id, cancelled ? 'cancelled' : 'failed', {}, failure);
+    // The task, the activity entry of the snapshot and the mail about it are the account
+    // holder's to read too: a provider's restore stopped by its hook names no script there.
+    const shown = holderSafeMessage(err);
+    ctx.store.tasks.finish(task.id, cancelled ? 'cancelled' : 'failed', {}, shown);
     // A cancellation is in the log as the 'cancel' of whoever asked for it.
-    if (!cancelled) ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'restore', target: `${s.account} ${s.id}`, result: 'failed', detail: failure });
+    if (!cancelled) ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'restore', target: `${s.account} ${s.id}`, result: 'failed', detail: shown });
     if (err instanceof UserError) throw err;
     throw new UserError(cancelled ? `restore task ${task.id} was ${failure}` : `restore failed: ${failure}`);
   } finally {
@@ -356,7 +359,8 @@ export async function prepareDownload(ctx: Context, s: SnapshotRecord, input: Do
   try {
     await runHooks(ctx.config, 'preDownload', hookInput, note);
   } catch (err) {
-    ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'download', target, result: 'failed', detail: (err as Error).message });
+    // An entry of the snapshot, which its account holder reads: no script path there.
+    ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'download', target, result: 'failed', detail: holderSafeMessage(err) });
     throw err;
   }
   const site = input.site;
