@@ -285,6 +285,20 @@ describe('endpoint families', () => {
     assert.equal(ssh.json.error, 'parallelTransfers: parallel transfers must be 1-64');
   });
 
+  test('regression: the search took limit=0 (and answered one result) where the CLI refuses --limit 0', async () => {
+    const id = (await get(`/api/v1/snapshots?account=${a.username}`)).json[0].id as string;
+    for (const url of [`/api/v1/search?query=index&account=${a.username}&limit=0`, `/api/v1/snapshots/${id}/changes?account=${a.username}&limit=0`]) {
+      const r = await get(url);
+      assert.equal(r.status, 400, `${url}: ${JSON.stringify(r.json)}`);
+      assert.match(r.json.error, /^limit: a whole number from 1 to 10{3,4} is expected$/);
+    }
+    assert.equal(cli(dataDir, ['snapshot', 'search', 'index', '--account', a.username, '--limit', '0']).code, 2, 'the CLI refuses it the same way');
+    const one = await get(`/api/v1/search?query=index&account=${a.username}&limit=1&offset=0`);
+    assert.equal(one.status, 200, JSON.stringify(one.json));
+    assert.ok(one.json.results.length <= 1);
+    assert.equal((await get(`/api/v1/snapshots/${id}/changes?account=${a.username}&limit=1`)).status, 200);
+  });
+
   test('regression: downloading a path or database the snapshot does not hold was a 502 (as if the destination had failed)', async () => {
     const id = (await get(`/api/v1/snapshots?account=${a.username}`)).json[0].id as string;
     for (const body of [{ paths: ['nosuch'] }, { paths: ['site', 'site/nosuch'] }, { databases: [`${a.username}_nosuch`] }]) {

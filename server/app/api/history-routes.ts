@@ -24,10 +24,11 @@ function pathParam(req: express.Request, text: string, b64: string): BytePath {
   return fromUtf8(q(req, text) ?? '');
 }
 
-function whole(req: express.Request, key: string, max: number): number | undefined {
+/** A whole number from `min` to `max`, as the CLI's option of the same name takes it (a `limit` of 0 is refused there too). */
+function whole(req: express.Request, key: string, min: number, max: number): number | undefined {
   const v = q(req, key);
   if (v === undefined) return undefined;
-  if (!/^\d{1,9}$/.test(v) || Number(v) > max) throw new ApiError(400, `${key}: a whole number from 0 to ${max} is expected`);
+  if (!/^\d{1,9}$/.test(v) || Number(v) < min || Number(v) > max) throw new ApiError(400, `${key}: a whole number from ${min} to ${max} is expected`);
   return Number(v);
 }
 
@@ -48,8 +49,8 @@ export function historyApiRoutes(ctx: Context): express.Router {
     const query = q(req, 'query');
     if (query === undefined) throw new ApiError(400, 'query: the text to search for is required');
     const opt = (k: string): Record<string, string> => (q(req, k) !== undefined ? { [k]: q(req, k)! } : {});
-    const limit = whole(req, 'limit', 1000);
-    const offset = whole(req, 'offset', 100_000_000);
+    const limit = whole(req, 'limit', 1, 1000);
+    const offset = whole(req, 'offset', 0, 100_000_000);
     const r2 = await searchPaths(ctx, {
       query, folder: pathParam(req, 'in', 'inBase64'), ...opt('account'), ...opt('from'), ...opt('to'), ...opt('modifiedSince'),
       ...(limit !== undefined ? { limit } : {}), ...(offset !== undefined ? { offset } : {}),
@@ -63,7 +64,7 @@ export function historyApiRoutes(ctx: Context): express.Router {
   r.get('/snapshots/:id/changes', handle(async (req, res, actor) => {
     const id = String(req.params.id ?? '');
     const account = q(req, 'account') ?? (actor.role === 'user' ? actor.name : ctx.store.snapshots.byId(id)[0]?.account);
-    const limit = whole(req, 'limit', 10000);
+    const limit = whole(req, 'limit', 1, 10000);
     const against = q(req, 'against');
     const destination = q(req, 'destination');
     const r2 = await snapshotChanges(ctx, {
