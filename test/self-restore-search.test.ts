@@ -441,6 +441,14 @@ describe('pages and API keep the scope', () => {
     assert.doesNotMatch(r.body, /regular expression/i);
   });
 
+  test('regression: the search page took 2026-02-30 for a day and reported it as a mistake of the search text', async () => {
+    const r = await web.get('/search?q=notes.txt&from=2026-02-30&to=2026-13-45&since=2026-04-31');
+    assert.equal(r.status, 400);
+    for (const field of ['from', 'to', 'since']) assert.match(r.body, new RegExp(`<input type="date" id="${field}" name="${field}" value="[^"]*" aria-invalid=true>`), field);
+    assert.doesNotMatch(r.body, /<input type="search" id="q"[^>]*aria-invalid/);
+    assert.equal((await web.get('/search?q=notes.txt&from=2024-02-29')).status, 200);
+  });
+
   test("alice's pages never list or count bob's paths, nor the hidden destination's", async () => {
     const bobs = await web.get('/search?q=secret.txt');
     assert.equal(bobs.status, 200);

@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { Context } from './context.js';
 import { UserError } from './context.js';
-import { isCalendarDay } from '../util/input-checks.js';
+import { isDay } from '../util/input-checks.js';
 import { ROOT, type Actor } from './actor.js';
 import { DestinationError } from '../destinations/types.js';
 import { listSnapshots } from './snapshots.js';
@@ -149,10 +149,9 @@ function folderOf(p: BytePath | undefined): BytePath {
   try { return normaliseRelative(p ?? ''); } catch (err) { throw new UserError(`path: ${(err as Error).message}`, 'invalid-input'); }
 }
 
-const DAY = /^\d{4}-\d{2}-\d{2}$/;
 function dayStart(name: string, v: string | undefined): string | undefined {
   if (v === undefined || v === '') return undefined;
-  if (!DAY.test(v) || !isCalendarDay(v)) throw new UserError(`${name}: a day as YYYY-MM-DD is expected`, 'invalid-input');
+  if (!isDay(v)) throw new UserError(`${name}: a day as YYYY-MM-DD is expected`, 'invalid-input');
   return new Date(`${v}T00:00:00Z`).toISOString();
 }
 const nextDay = (iso: string): string => new Date(Date.parse(iso) + 86_400_000).toISOString();

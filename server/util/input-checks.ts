@@ -30,6 +30,11 @@ export function isCalendarDay(value: string): boolean {
   return t.getUTCFullYear() === y && t.getUTCMonth() === mo - 1 && t.getUTCDate() === d;
 }
 
+/** A day given as `YYYY-MM-DD` and nothing else, that the calendar has (not 2026-02-30, not 2026-13-45). */
+export function isDay(value: string): boolean {
+  return /^\d{4}-\d{2}-\d{2}$/.test(value) && isCalendarDay(value);
+}
+
 /**
  * Strict base64 of a path's bytes: only the standard alphabet, padded to a multiple of 4 (as
  * the CLI and API print it). Anything else (`!!!`, spaces, URL-safe letters) is null, where

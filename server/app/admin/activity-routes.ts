@@ -4,10 +4,9 @@ import { visibleActivity } from '../../services/activity.js';
 import { noErrors, type FormErrors } from './form-errors.js';
 import { scopeOf, type ProviderState } from './state.js';
 import { ActivityReader } from './activity-view.js';
-import { isCalendarDay } from '../../util/input-checks.js';
+import { isDay } from '../../util/input-checks.js';
 
 const LIMIT = 2000;
-const DAY = /^\d{4}-\d{2}-\d{2}$/;
 
 export interface ActivityFilter { actor: string; action: string; result: string; from: string; to: string }
 
@@ -16,7 +15,7 @@ const text = (v: unknown): string => (typeof v === 'string' ? v.trim().slice(0, 
 /** A day as the form sends it (YYYY-MM-DD), or an error for that field. */
 function dayOf(v: string, field: string, errors: FormErrors): string | null {
   if (v === '') return null;
-  if (!DAY.test(v) || !isCalendarDay(v)) { errors.fields[field] = 'YYYY-MM-DD'; return null; }
+  if (!isDay(v)) { errors.fields[field] = 'YYYY-MM-DD'; return null; }
   return v;
 }
 

@@ -8,13 +8,12 @@ import { actorOf } from '../session.js';
 import { snapshotUrl } from '../user/routes.js';
 import { field, formErrors, noErrors, type FormErrors } from './form-errors.js';
 import type { ProviderState } from './state.js';
-import { isCalendarDay } from '../../util/input-checks.js';
+import { isDay } from '../../util/input-checks.js';
 
 export const PAGE_SIZE = 25;
 /** The statuses this version knows; others (from a newer version or another tool) are listed as they are. */
 const KNOWN_STATUSES = ['completed', 'partial'];
 
-const DATE = /^\d{4}-\d{2}-\d{2}$/;
 const text = (v: unknown): string => (typeof v === 'string' ? v.trim() : '');
 
 /** The filter as asked for in the address; what does not parse is left out (and shown as not set). */
@@ -27,8 +26,8 @@ function queryOf(q: Record<string, unknown>): { query: SnapshotQuery; values: Re
   if (/^\d+$/.test(values.job)) query.jobId = Number(values.job); else values.job = '';
   if (/^[a-z-]{1,32}$/.test(values.status)) query.status = values.status; else values.status = '';
   // 2026-13-45 passes the pattern but is no day: left out like any other bad value (it was a 500).
-  if (DATE.test(values.from) && isCalendarDay(values.from)) query.from = values.from; else values.from = '';
-  if (DATE.test(values.to) && isCalendarDay(values.to)) query.to = values.to; else values.to = '';
+  if (isDay(values.from)) query.from = values.from; else values.from = '';
+  if (isDay(values.to)) query.to = values.to; else values.to = '';
   const page = /^\d{1,6}$/.test(text(q.page)) ? Math.max(1, Number(q.page)) : 1;
   // How many a page shows: kept in the links like the filter.
   if (/^\d{1,3}$/.test(text(q.size)) && Number(q.size) >= 1 && Number(q.size) <= 200) values.size = text(q.size);

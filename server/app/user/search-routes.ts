@@ -4,12 +4,12 @@ import { searchPaths, type SearchResult } from '../../services/path-history.js';
 import { UserError } from '../../services/context.js';
 import { parseNameQuery } from '../../engine/catalog/name-match.js';
 import { fromUtf8, normaliseRelative, type BytePath } from '../../util/byte-path.js';
+import { isDay } from '../../util/input-checks.js';
 import { decodePath, encodePath } from '../path-param.js';
 import { actorOf } from '../session.js';
 import { accountOf, accountQuery, actionsFor, mayOf, PAGE_WAIT_MS, problemKey, shownName, versionsUrl } from './history-view.js';
 
 const PAGE = 50;
-const DAY = /^\d{4}-\d{2}-\d{2}$/;
 const text = (v: unknown): string => (typeof v === 'string' ? v.slice(0, 4096) : '');
 
 /** GET /search: find files by name or path across the account's snapshots (services/path-history.ts). */
@@ -25,7 +25,8 @@ export function searchRoutes(ctx: Context): express.Router {
     else if (form.in !== '') {
       try { folder = normaliseRelative(fromUtf8(form.in)); } catch { errors.in = 'error.badPath'; }
     }
-    for (const k of ['from', 'to', 'since'] as const) if (form[k] !== '' && !DAY.test(form[k])) errors[k] = 'search.errorDay';
+    // A day the calendar lacks (2026-02-30) is the field's mistake too, not the search text's.
+    for (const k of ['from', 'to', 'since'] as const) if (form[k] !== '' && !isDay(form[k])) errors[k] = 'search.errorDay';
     if (form.q.trim() !== '') {
       try { parseNameQuery(form.q); } catch (err) { errors.q = problemKey(new UserError((err as Error).message, 'invalid-input')); }
     }
