@@ -41,7 +41,8 @@ export async function loadConfig(dataDir: string): Promise<Config> {
     throw new Error(`${file} is not valid JSON: ${(err as Error).message}`);
   }
   const { configSchema } = await import('./config-schema.js');
-  const parsed = configSchema.safeParse(raw);
+  const { plainIssues } = await import('./util/plain-issues.js');
+  const parsed = configSchema.safeParse(raw, plainIssues);
   if (!parsed.success) {
     const detail = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
     throw new Error(`${file}: ${detail}`);

@@ -285,6 +285,23 @@ describe('endpoint families', () => {
     assert.equal(ssh.json.error, 'parallelTransfers: parallel transfers must be 1-64');
   });
 
+  test("regression: zod's default messages reached the caller (\"Invalid input: expected string, received undefined\")", async () => {
+    const cases: [Record<string, unknown>, string, string][] = [
+      [{ type: 'local', path: '/srv/x' }, '/api/v1/destinations', 'name: name is required'],
+      [{ name: 'x', type: 'local', path: '/srv/x', freeSpaceLimitMb: -1 }, '/api/v1/destinations', 'freeSpaceLimitMb: the free space limit (MB) must be at least 0'],
+      [{ name: 'x', type: 'ssh', host: 'h', username: 'u', password: '', path: '/x', timeoutMs: 5 }, '/api/v1/destinations',
+        'password: password must not be empty; timeoutMs: the timeout (ms) must be at least 1000'],
+      [{ name: 'j2', structure: 'archive', all: true, items: [], excludes: [''] }, '/api/v1/jobs',
+        'destination: destination is required; items: give at least one; excludes.0: an exclude pattern must not be empty'],
+    ];
+    for (const [b, url, message] of cases) {
+      const r = await post(url, b);
+      assert.equal(r.status, 400, JSON.stringify(r.json));
+      assert.equal(r.json.error, message);
+      assert.doesNotMatch(r.json.error, /Invalid input|Too small|Too big|expected \w+, received|>=/);
+    }
+  });
+
   test('regression: the search took limit=0 (and answered one result) where the CLI refuses --limit 0', async () => {
     const id = (await get(`/api/v1/snapshots?account=${a.username}`)).json[0].id as string;
     for (const url of [`/api/v1/search?query=index&account=${a.username}&limit=0`, `/api/v1/snapshots/${id}/changes?account=${a.username}&limit=0`]) {

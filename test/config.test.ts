@@ -28,3 +28,17 @@ test('config.json: defaults, edits take effect at once, bad values are clear err
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("regression: a config.json error was zod's default message (\"Invalid input: expected array, received string\")", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidemark-config-'));
+  const file = path.join(dir, 'config.json');
+  try {
+    fs.writeFileSync(file, JSON.stringify({ homeRoots: '/srv/homes', minUid: 1.5 }));
+    await assert.rejects(loadConfig(dir), (err: Error) => {
+      assert.equal(err.message, `${file}: homeRoots: home roots must be a list; minUid: min uid must be a whole number`);
+      return true;
+    });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

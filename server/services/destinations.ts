@@ -21,6 +21,7 @@ import { runAsTask } from '../queue/run-task.js';
 import { PRIORITIES } from '../queue/priority.js';
 import { refuseWhileBusy } from './busy.js';
 import type { TaskRecord } from '../store/tasks.js';
+import { plainIssues } from '../util/plain-issues.js';
 
 export const NAME = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
 
@@ -225,7 +226,7 @@ function checkMayAddOwnDestination(ctx: Context, actor: Actor, type: string): vo
 
 export async function addDestination(ctx: Context, input: AddDestinationInput, actor: Actor = ROOT): Promise<DestinationRecord> {
   checkMayAddOwnDestination(ctx, actor, input.type);
-  const parsed = (await addSchema()).safeParse(input);
+  const parsed = (await addSchema()).safeParse(input, plainIssues);
   if (!parsed.success) throw new UserError(validationMessage(parsed.error), 'invalid-input');
   const d = parsed.data;
   const owner = ownerOf(actor);
@@ -543,7 +544,7 @@ async function applyDestinationEdit(ctx: Context, d: DestinationRecord, changes:
   // A new server has its own host key: pin the one seen at the test connection, unless given.
   if (hostMoved && changes.hostKeyFingerprint === undefined) delete merged.hostKeyFingerprint;
 
-  const parsed = (await addSchema()).safeParse(merged);
+  const parsed = (await addSchema()).safeParse(merged, plainIssues);
   if (!parsed.success) throw new UserError(validationMessage(parsed.error), 'invalid-input');
   const p = parsed.data;
   if (p.name !== d.name && ctx.store.destinations.byName(p.name, d.owner)) throw new UserError(`name: a destination named "${p.name}" exists already`);

@@ -10,6 +10,7 @@ import { minutesOf, SCHEDULE_KINDS, type ScheduleKind, type ScheduleRecord } fro
 import { dueAt } from '../schedule/next-run.js';
 import { MANUAL } from './retention.js';
 import { refuseWhileBusy } from './busy.js';
+import { plainIssues } from '../util/plain-issues.js';
 
 async function addSchema() {
   const { z } = await import('zod');
@@ -43,7 +44,7 @@ export interface AddJobInput {
 export async function addJob(ctx: Context, input: AddJobInput, actor: Actor = ROOT, owner?: string): Promise<JobRecord> {
   if (actor.role !== 'admin') checkMay(ctx, actor, 'ownJobs', actor.name);
   if (actor.role === 'user' && !input.all && (input.accounts === undefined || input.accounts.length === 0)) input = { ...input, accounts: [actor.name] };
-  const parsed = (await addSchema()).safeParse(input);
+  const parsed = (await addSchema()).safeParse(input, plainIssues);
   if (!parsed.success) throw new UserError(validationMessage(parsed.error), 'invalid-input');
   const j = parsed.data;
   if (j.all === (j.accounts !== undefined && j.accounts.length > 0)) throw new UserError('give either --all or --accounts', 'invalid-input');
@@ -126,7 +127,7 @@ async function applyJobEdit(ctx: Context, job: JobRecord, changes: EditJobInput,
     items: changes.items ?? job.items,
     excludes: changes.excludes ?? job.excludes,
   };
-  const parsed = (await addSchema()).safeParse(merged);
+  const parsed = (await addSchema()).safeParse(merged, plainIssues);
   if (!parsed.success) throw new UserError(validationMessage(parsed.error), 'invalid-input');
   const j = parsed.data;
   if (j.all === (j.accounts !== undefined && j.accounts.length > 0)) throw new UserError('accounts: give either all accounts or a list of them', 'invalid-input');
@@ -227,7 +228,7 @@ export async function addSchedule(ctx: Context, jobName: string, input: AddSched
 /** addSchedule for a job already found and checked (the provider's pages: see jobInProviderScope). */
 export async function addScheduleToJob(ctx: Context, job: JobRecord, input: AddScheduleInput, actor: Actor, now = Date.now()): Promise<ScheduleRecord> {
   if (actor.role === 'user') checkMay(ctx, actor, 'ownJobs', actor.name);
-  const parsed = (await scheduleSchema()).safeParse(input);
+  const parsed = (await scheduleSchema()).safeParse(input, plainIssues);
   if (!parsed.success) throw new UserError(validationMessage(parsed.error), 'invalid-input');
   const s = parsed.data;
   checkFrequentStructure(job.structure, s.kind);
@@ -290,7 +291,7 @@ export async function editScheduleOfJob(ctx: Context, job: JobRecord, name: stri
     ...(changes.monthday !== undefined ? { monthday: changes.monthday } : same && current.monthday !== null ? { monthday: current.monthday } : {}),
     ...(changes.afterJob !== undefined ? { afterJob: changes.afterJob } : same && afterName !== undefined ? { afterJob: afterName } : {}),
   };
-  const parsed = (await scheduleSchema()).safeParse(merged);
+  const parsed = (await scheduleSchema()).safeParse(merged, plainIssues);
   if (!parsed.success) throw new UserError(validationMessage(parsed.error), 'invalid-input');
   const s = parsed.data;
   checkFrequentStructure(job.structure, s.kind);

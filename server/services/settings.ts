@@ -4,6 +4,7 @@ import { configSchema, type Config } from '../config-schema.js';
 import { maskedUrl } from '../notify/webhook.js';
 import { UserError, type Context } from './context.js';
 import type { Actor } from './actor.js';
+import { plainIssues } from '../util/plain-issues.js';
 
 /** The parts of config.json the settings pages change; everything else in the file stays as it is. */
 export const SETTINGS_KEYS = ['permissions', 'notifications', 'queue', 'sessionIdleMinutes', 'sessionMaxHours', 'accountDestinations'] as const;
@@ -53,7 +54,7 @@ export function writeConfigAtomically(dataDir: string, value: unknown): void {
 
 /** Validates with the schema of the file itself; the parsed config, or a SettingsError naming each field. */
 export function validateConfig(raw: unknown): Config {
-  const parsed = configSchema.safeParse(raw);
+  const parsed = configSchema.safeParse(raw, plainIssues);
   if (!parsed.success) throw new SettingsError(parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })));
   return parsed.data;
 }
