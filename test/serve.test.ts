@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import http from 'node:http';
+import net from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { CLI, makeDataDir } from './support/cli.js';
 
@@ -62,5 +63,61 @@ test('the HTTP port, open to every local user, shows no data without sessions', 
     const r = await get({ host: '127.0.0.1', port, path: p });
     assert.equal(r.status, 401, p);
     assert.doesNotMatch(r.body, /local|backups/);
+  }
+});
+
+/** A daemon of its own (no HTTP port), its root socket and bridge socket bound; `stop` ends it with SIGTERM. */
+async function ownDaemon(): Promise<{ dir: string; rootSocket: string; bridgeSocket: string; stop(): Promise<number | null> }> {
+  const dir = makeDataDir({});
+  const rootSocket = path.join(dir, 'run', 'tidemark.sock');
+  const bridgeSocket = path.join(dir, 'bridge', 'bridge.sock');
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({
+    panel: 'standalone', homeRoots: ['/nonexistent-homes'], socketPath: rootSocket, bridgeDir: path.join(dir, 'bridge'), httpPort: 0, logLevel: 'silent',
+  }));
+  const child = spawn(process.execPath, [CLI, '--data-dir', dir, 'serve'], { stdio: 'ignore' });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 15000;
+  for (;;) {
+    let up = false;
+    // Listening on both (the bridge's socket is made 0666 once it listens).
+    try { up = (await get({ socketPath: rootSocket, path: '/api/v1/health' })).status === 200 && (fs.lstatSync(bridgeSocket).mode & 0o777) === 0o666; } catch { /* not up yet */ }
+    if (up) break;
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error('the daemon did not start');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { dir, rootSocket, bridgeSocket, stop: async () => { child.kill('SIGTERM'); return exited; } };
+}
+
+test('regression: the daemon left its sockets (bridge.sock, tidemark.sock) behind when it exited', async () => {
+  const d = await ownDaemon();
+  try {
+    // Exit status 0: the daemon's own SIGTERM handler ended it (it is set before the sockets are bound).
+    assert.equal(await d.stop(), 0);
+    assert.equal(fs.existsSync(d.bridgeSocket), false, 'bridge.sock is removed at a clean exit');
+    assert.equal(fs.existsSync(d.rootSocket), false, 'tidemark.sock too');
+  } finally {
+    fs.rmSync(d.dir, { recursive: true, force: true });
+  }
+});
+
+test('at exit the daemon removes a socket only if it is still the one it bound, in a folder nobody else can change', async () => {
+  const d = await ownDaemon();
+  const held: net.Server[] = [];
+  try {
+    // Another process bound the bridge's name since (a second daemon): its socket stays.
+    fs.rmSync(d.bridgeSocket);
+    const other = net.createServer();
+    held.push(other);
+    await new Promise<void>((resolve) => other.listen(d.bridgeSocket, resolve));
+    const otherIno = fs.lstatSync(d.bridgeSocket).ino;
+    // The root socket's folder became writable by others: what is in it may be anyone's, so root removes nothing there.
+    fs.chmodSync(path.dirname(d.rootSocket), 0o777);
+    assert.equal(await d.stop(), 0);
+    assert.equal(fs.lstatSync(d.bridgeSocket).ino, otherIno, "the other process's socket is left");
+    assert.ok(fs.lstatSync(d.rootSocket).isSocket(), 'nothing is removed from a folder others can write to');
+  } finally {
+    for (const s of held) s.close();
+    fs.chmodSync(path.dirname(d.rootSocket), 0o700);
+    fs.rmSync(d.dir, { recursive: true, force: true });
   }
 });

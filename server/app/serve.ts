@@ -7,6 +7,7 @@ import { addDestination, describeDestination } from '../services/destinations.js
 import { describeJob } from '../services/jobs.js';
 import { describeSnapshot } from '../services/snapshots.js';
 import { createLogger } from '../util/log.js';
+import { noteBoundSocket, removeBoundSocket, type BoundSocket } from '../util/socket-file.js';
 
 const VIEWS = fileURLToPath(new URL('../../../views', import.meta.url));
 
@@ -56,13 +57,19 @@ export async function createApp(ctx: Context, trusted: boolean): Promise<express
   return app;
 }
 
-/** The proof channel of the panel pages that run as an account (bridge.ts); the daemon runs on without it. */
-async function listenForPanelPages(ctx: Context, log: ReturnType<typeof createLogger>): Promise<void> {
+/**
+ * The proof channel of the panel pages that run as an account (bridge.ts); the daemon runs on
+ * without it. `bound` gets the socket file once it listens, to be removed at a clean exit.
+ */
+async function listenForPanelPages(ctx: Context, log: ReturnType<typeof createLogger>, bound: (s: BoundSocket | null) => void): Promise<void> {
   try {
     const { bridgeDirOf, prepareBridgeDir, proofBridgeServer } = await import('./bridge.js');
     const { socket } = prepareBridgeDir(bridgeDirOf(ctx.config));
     fs.rmSync(socket, { force: true });
-    const server = (await proofBridgeServer(ctx, (msg, fields) => log.error(fields ?? {}, msg))).listen(socket, () => fs.chmodSync(socket, 0o666));
+    const server = (await proofBridgeServer(ctx, (msg, fields) => log.error(fields ?? {}, msg))).listen(socket, () => {
+      fs.chmodSync(socket, 0o666);
+      bound(noteBoundSocket(socket));
+    });
     server.on('error', (err) => log.error({ socket, err: err.message }, 'panel bridge socket not available'));
   } catch (err) {
     log.error({ err: (err as Error).message }, 'panel bridge socket not available');
@@ -82,15 +89,33 @@ export async function serve(ctx: Context, portOption?: number): Promise<void> {
   const { realClock } = await import('../schedule/clock.js');
   const { BinlogShipper } = await import('../schedule/binlog-shipper.js');
   const { startDailyJobs } = await import('../notify/daily.js');
+  /** The socket files bound here: removed at a clean exit (removeBoundSocket says when it is safe). */
+  const sockets: (BoundSocket | null)[] = [];
+  /** What has been started, stopped at a clean exit in the reverse order. */
+  const started: (() => void)[] = [];
+  const stop = (): void => {
+    for (const end of started.reverse()) end();
+    ctx.close();
+    // No socket left behind for a panel page or the CLI to find while nothing listens.
+    for (const s of sockets) removeBoundSocket(s);
+    process.exit(0);
+  };
+  // Before the first socket is bound: a SIGTERM during the start (its default ends the process
+  // at once) would leave the socket files behind.
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
   try {
     fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 });
     fs.rmSync(socketPath, { force: true });
-    const sock = rootApp.listen(socketPath, () => fs.chmodSync(socketPath, 0o600));
+    const sock = rootApp.listen(socketPath, () => {
+      fs.chmodSync(socketPath, 0o600);
+      sockets.push(noteBoundSocket(socketPath));
+    });
     sock.on('error', (err) => log.error({ socketPath, err: err.message }, 'socket not available'));
   } catch (err) {
     log.error({ socketPath, err: (err as Error).message }, 'socket not available');
   }
-  await listenForPanelPages(ctx, log);
+  await listenForPanelPages(ctx, log, (s) => sockets.push(s));
   if (webApp) {
     const http = webApp.listen(port, '127.0.0.1', () => {
       process.stdout.write(`tidemark: listening on http://127.0.0.1:${port}/ (data in ${ctx.dataDir})\n`);
@@ -100,15 +125,14 @@ export async function serve(ctx: Context, portOption?: number): Promise<void> {
   }
   const scheduler = new Scheduler(ctx, await realClock(), log);
   scheduler.start();
+  started.push(() => scheduler.stop());
   const shipper = new BinlogShipper(ctx, await realClock(), log);
   shipper.start();
-  const stopDaily = startDailyJobs(ctx, log);
-  const stop = (): void => { stopDaily(); scheduler.stop(); shipper.stop(); ctx.close(); process.exit(0); };
+  started.push(() => shipper.stop());
+  started.push(startDailyJobs(ctx, log));
   // config.json edited by hand: read again without a restart (a bad file keeps the config in use).
   process.on('SIGHUP', () => {
     void import('../services/settings.js').then((m) => m.reloadConfig(ctx)).then(
       () => log.info({}, 'config.json read again'), (err: Error) => log.error({ err: err.message }, 'config.json not read again'));
   });
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
 }
