@@ -449,6 +449,18 @@ describe('pages and API keep the scope', () => {
     assert.equal((await web.get('/search?q=notes.txt&from=2024-02-29')).status, 200);
   });
 
+  test('regression: the point-in-time and site forms took 2026-02-30T10:00 as 2 March (and 24:00 as the next midnight)', async () => {
+    const csrf = await web.csrf();
+    const tasksBefore = ok(cli(fx.dataDir, ['task', 'list', '--limit', '1000'])).length;
+    for (const at of ['2026-02-30T10:00', '2026-04-31T10:00:00', '2026-03-01T24:00']) {
+      const preview = await web.post(`/databases/${fx.alice.username}_shop/preview`, { _csrf: csrf, at, mode: 'place' });
+      assert.equal(preview.status, 400, `preview at ${at}`);
+      const site = await web.post('/sites/restore-at', { _csrf: csrf, folder: 'public_html', moment: at });
+      assert.equal(site.status, 400, `site restore at ${at}`);
+    }
+    assert.equal(ok(cli(fx.dataDir, ['task', 'list', '--limit', '1000'])).length, tasksBefore, 'nothing was started');
+  });
+
   test("alice's pages never list or count bob's paths, nor the hidden destination's", async () => {
     const bobs = await web.get('/search?q=secret.txt');
     assert.equal(bobs.status, 200);

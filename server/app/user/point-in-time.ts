@@ -2,7 +2,7 @@ import express from 'express';
 import type { Context } from '../../services/context.js';
 import { UserError } from '../../services/context.js';
 import { PermissionError, permissionsOf } from '../../services/permissions.js';
-import { binlogServerStatus, databaseWindow, previewDatabaseAt, restoreDatabaseAtMoment, type AtInput } from '../../services/point-in-time.js';
+import { binlogServerStatus, databaseWindow, parseMoment, previewDatabaseAt, restoreDatabaseAtMoment, type AtInput } from '../../services/point-in-time.js';
 import { HttpError, notFound } from '../http-error.js';
 import { actorOf } from '../session.js';
 
@@ -36,8 +36,12 @@ export function pointInTimeRoutes(ctx: Context): express.Router {
     const b = (req.body ?? {}) as Record<string, unknown>;
     const database = String(req.params.database ?? '');
     if (!DB_NAME.test(database)) throw notFound();
-    const at = typeof b.at === 'string' && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$/.test(b.at) ? new Date(`${b.at}${b.at.length === 16 ? ':00' : ''}Z`) : null;
-    if (!at || Number.isNaN(at.getTime())) throw new HttpError(400, 'error.badRequest');
+    // parseMoment, not Date: 2026-02-30T10:00 would be 2 March and 24:00 the next day's midnight.
+    let at: Date | null = null;
+    if (typeof b.at === 'string' && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$/.test(b.at)) {
+      try { at = parseMoment(`${b.at}Z`); } catch { /* no such moment */ }
+    }
+    if (!at) throw new HttpError(400, 'error.badRequest');
     const tables = typeof b.tables === 'string' ? b.tables.split(',').map((t) => t.trim()).filter(Boolean) : [];
     const mode = b.mode === 'place' || b.mode === 'newTables' ? b.mode : 'place';
     return { account, database, at, ...(tables.length ? { tables } : {}), asNewTables: mode === 'newTables' && tables.length > 0, mode };

@@ -4,6 +4,7 @@ import { UserError } from '../../services/context.js';
 import { PermissionError, permissionsOf } from '../../services/permissions.js';
 import { checkMayRestore, prepareDownload } from '../../services/snapshots.js';
 import { listSites, planSiteAt, siteOf, siteRestoreInput, siteWindow } from '../../services/sites.js';
+import { parseMoment } from '../../services/point-in-time.js';
 import { sitePaths } from '../../engine/sites/restore-site.js';
 import { fromUtf8 } from '../../util/byte-path.js';
 import { HttpError, notFound } from '../http-error.js';
@@ -72,9 +73,12 @@ export function siteRoutes(ctx: Context, runner: RestoreRunner): express.Router 
     const account = accountOf(res, body.account);
     const raw = typeof body.moment === 'string' ? body.moment : '';
     if (typeof body.folder !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$/.test(raw)) throw new HttpError(400, 'error.badRequest');
+    // parseMoment, not Date: 2026-02-30T10:00 would be 2 March and 24:00 the next day's midnight.
+    let moment: Date;
+    try { moment = parseMoment(`${raw}Z`); } catch { throw new HttpError(400, 'error.badRequest'); }
     let plan: Awaited<ReturnType<typeof planSiteAt>>;
     try {
-      plan = await planSiteAt(ctx, { account, folder: body.folder, moment: new Date(`${raw}Z`) }, actor);
+      plan = await planSiteAt(ctx, { account, folder: body.folder, moment }, actor);
       checkMayRestore(ctx, actor, plan.snapshot, plan.restoreInput);
     } catch (err) {
       if (err instanceof PermissionError) throw new HttpError(403, 'error.refused');
