@@ -381,7 +381,10 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
           await writeRecord(e);
         }
       };
-      try {
+      // The loop over the worker's records is a function of its own: the hot code V8 optimizes
+      // (and optimizes again after each deoptimization) is this loop, not the whole of
+      // backupAccount, whose on-stack replacement took 0.2-0.5 CPU-s of compilation per run.
+      const receive = async (): Promise<void> => {
         for await (const ev of parseEntryStream(worker.output)) {
           if (ev.type === 'data') {
             if (!receiving) throw new Error('the account worker sent content for an entry that is not a file');
@@ -435,6 +438,9 @@ export async function backupAccount(req: BackupRequest): Promise<Manifest> {
             if (now - lastReport > 1000) { lastReport = now; progress('files'); }
           }
         }
+      };
+      try {
+        await receive();
         // When the destination fails, the worker dies of a broken pipe: report the cause.
         await worker.done.catch(async (err: unknown) => {
           if (tarDone) await tarDone;
