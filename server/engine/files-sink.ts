@@ -28,6 +28,8 @@ export interface ContentSink {
   folders(): string[];
   /** Bytes actually sent to the destination. */
   storedBytes(): number;
+  /** Unchanged files linked to their previous copies so far (given to the destination to link). */
+  linkedFiles?(): number;
 }
 
 /** Links and removals carry no data: many can be outstanding at once. */
@@ -72,6 +74,7 @@ export class BlobSink implements ContentSink {
   /** Unchanged files' blob numbers waiting to be linked as one batch (HardLinks.linkBlobs). */
   private pendingLinks: number[] = [];
   private readonly linkedFolders = new Set<number>();
+  private linked = 0;
 
   constructor(
     private readonly dest: Destination,
@@ -129,6 +132,7 @@ export class BlobSink implements ContentSink {
       return;
     }
     await this.ensureDir(prevRef);
+    this.linked++;
     await this.links.add(this.hardLinks.link(`${this.previous.dir}/${layout.blob(prevRef)}`, `${this.dir}/${layout.blob(prevRef)}`));
   }
 
@@ -166,6 +170,7 @@ export class BlobSink implements ContentSink {
     if (this.pendingLinks.length === 0) return;
     const blobs = Uint32Array.from(this.pendingLinks);
     this.pendingLinks = [];
+    this.linked += blobs.length;
     const data = layout.data('incremental');
     await this.links.add(this.hardLinks.linkBlobs!(`${this.previous!.dir}/${data}`, `${this.dir}/${data}`, blobs));
   }
@@ -199,5 +204,10 @@ export class BlobSink implements ContentSink {
 
   storedBytes(): number {
     return this.stored;
+  }
+
+  /** Links handed to the destination (a batch counts once it is), not those gathered for the next batch. */
+  linkedFiles(): number {
+    return this.linked;
   }
 }
