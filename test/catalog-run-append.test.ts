@@ -11,7 +11,7 @@ import { RunAppend } from '../server/engine/catalog/run-append.js';
 import { searchCatalog } from '../server/engine/catalog/catalog-query.js';
 import { parseNameQuery } from '../server/engine/catalog/name-match.js';
 import { makeEntry, type Entry } from '../server/engine/format/entry.js';
-import { startRunCatalog } from '../server/services/path-catalogs.js';
+import { openRunCatalog, RUN_CATALOG_CACHE_KIB, startRunCatalog } from '../server/services/path-catalogs.js';
 import type { Context } from '../server/services/context.js';
 import type { DestinationRecord } from '../server/store/destinations.js';
 
@@ -179,5 +179,23 @@ describe('path catalog rows written during a first backup', () => {
     assert.equal(db2.prepare('SELECT count(*) FROM snaps').pluck().get(), 0);
     assert.equal(db2.prepare('SELECT count(*) FROM versions').pluck().get(), 0);
     db2.close();
+  });
+  test('regression: the run\'s catalog connection kept better-sqlite3\'s 16 MB page cache beside the backup\'s own peak', () => {
+    const file = path.join(fs.mkdtempSync(path.join(dir, 'cache-')), 'catalog.sqlite');
+    const db = openRunCatalog(file);
+    try {
+      assert.equal(db.pragma('cache_size', { simple: true }), -RUN_CATALOG_CACHE_KIB);
+      assert.ok(RUN_CATALOG_CACHE_KIB <= 2000, 'at most SQLite\'s own default');
+      assert.equal(db.pragma('busy_timeout', { simple: true }), 0, 'never waits for another process\'s write lock');
+      assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 0, 'no checkpoint in the middle of the run');
+      // The rows still go in whole with the small cache.
+      const run = RunAppend.start(db, [], 's1', at(1))!;
+      for (const e of index) run.add({ ...e });
+      assert.equal(run.finish(snap.finishedAt), true);
+      assert.equal(run.publish(), true);
+      assert.equal(db.prepare('SELECT count(*) FROM versions').pluck().get(), index.filter((e) => e.path !== '').length);
+    } finally {
+      db.close();
+    }
   });
 });

@@ -132,6 +132,31 @@ export async function stageAccountCatalog(ctx: Context, d: DestinationRecord, ac
   };
 }
 
+/** The page cache of the connection that writes a first snapshot's rows during its backup, in KiB. */
+export const RUN_CATALOG_CACHE_KIB = 2000;
+
+/**
+ * The catalog connection of a run's rows (RunAppend). Its short transactions never wait for
+ * another process's write lock, and never checkpoint (two fsyncs on the event loop in the
+ * middle of the run): closing does. Its page cache is SQLite's default 2 MB, not the 16 MB
+ * better-sqlite3 sets: the rows go in in walk order, mostly to the right edge of each tree, and
+ * the cache is held beside the backup's own peak (a first backup of 200,000 files: root
+ * 162-169 MiB with 16 MB, 146-150 MiB without the run's rows; 200,000 rows alone take the same
+ * time with either cache).
+ */
+export function openRunCatalog(file: string): Database.Database {
+  const db = openCatalog(file)!;
+  try {
+    db.pragma('busy_timeout = 0');
+    db.pragma('wal_autocheckpoint = 0');
+    db.pragma(`cache_size = -${RUN_CATALOG_CACHE_KIB}`);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return db;
+}
+
 /** A first snapshot's catalog rows written as its backup runs (RunAppend), on a connection of its own. */
 export interface RunCatalog {
   /** One record of the index, as it is written. */
@@ -158,11 +183,7 @@ export function startRunCatalog(ctx: Context, d: DestinationRecord, account: str
   let run: RunAppend | null = null;
   try {
     if (running.has(file) || ctx.store.snapshots.list({ destinationId: d.id, account }).length > 0) return null;
-    db = openCatalog(file)!;
-    // The run's short transactions never wait for another process's write lock (see RunAppend),
-    // and never checkpoint (two fsyncs on the event loop in the middle of the run): closing does.
-    db.pragma('busy_timeout = 0');
-    db.pragma('wal_autocheckpoint = 0');
+    db = openRunCatalog(file);
     run = RunAppend.start(db, [], snap.id, snap.startedAt);
   } catch {
     run = null;
