@@ -20,7 +20,8 @@ const DROP = `
 const { bufferGrowthCollector } = await import(process.argv[1]);
 const mib = Number(process.argv[2]);
 const before = process.memoryUsage().arrayBuffers;
-const collect = bufferGrowthCollector(32 << 20);
+const growth = process.argv[3] === undefined ? 32 << 20 : (heapUsed) => Math.max(Number(process.argv[3]) << 20, heapUsed);
+const collect = bufferGrowthCollector(growth);
 let dead = [];
 for (let i = 0; i < mib; i++) {
   dead.push(Buffer.alloc(1 << 20, i));
@@ -32,8 +33,10 @@ const after = process.memoryUsage().arrayBuffers;
 console.log(JSON.stringify({ on: collect !== null, before: before / 2 ** 20, after: after / 2 ** 20 }));
 `;
 
-function drop(mib: number): { on: boolean; before: number; after: number; markCompacts: number } {
-  const r = spawnSync(process.execPath, ['--trace-gc', '--input-type=module', '-e', DROP, BATCH, String(mib)], { encoding: 'utf8' });
+/** `heapGrowthMib`: the threshold is a function of the live heap, max(that many MiB, heapUsed). */
+function drop(mib: number, heapGrowthMib?: number): { on: boolean; before: number; after: number; markCompacts: number } {
+  const extra = heapGrowthMib === undefined ? [] : [String(heapGrowthMib)];
+  const r = spawnSync(process.execPath, ['--trace-gc', '--input-type=module', '-e', DROP, BATCH, String(mib), ...extra], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   const lines = r.stdout.trim().split('\n');
   return { ...JSON.parse(lines.at(-1)!), markCompacts: lines.filter((l) => /Mark-Compact/.test(l)).length };
@@ -50,6 +53,15 @@ test('bufferGrowthCollector: dead Buffers that add up to the threshold are colle
 test('bufferGrowthCollector: below the threshold no collection is made', () => {
   const r = drop(8);
   assert.equal(r.markCompacts, 0);
+});
+
+test('bufferGrowthCollector with a threshold that follows the heap: the function is asked at each call', () => {
+  // max(16 MiB, heap): as a fixed 16 MiB, with this small heap. 24 MiB made and dropped.
+  const low = drop(24, 16);
+  assert.ok(low.markCompacts >= 1, `mark-compacts: ${low.markCompacts}`);
+  assert.ok(low.after - low.before <= 12, `ArrayBuffers ${low.before.toFixed(1)} -> ${low.after.toFixed(1)} MiB`);
+  // A threshold far above what is made: no collection (V8 makes none of its own for 24 MiB either).
+  assert.equal(drop(24, 1024).markCompacts, 0);
 });
 
 test('slabReads with a hook: called before every new slab, and every byte comes through in order, the views of earlier slabs unchanged', async () => {

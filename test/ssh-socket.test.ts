@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import { once } from 'node:events';
 import crypto from 'node:crypto';
-import { coalesceWrites, readsIntoSlabs } from '../server/destinations/ssh-socket.js';
+import { coalesceWrites, readsIntoSlabs, ROOT_SLAB_GROWTH, rootSlabGrowth } from '../server/destinations/ssh-socket.js';
 
 /**
  * The SSH destination's socket sends the packets ssh2 writes in one run of JavaScript in one
@@ -97,4 +98,38 @@ test('readsIntoSlabs: every byte arrives as data events, in order; no part of me
   }
   assert.ok(views.length > 1 && byMemory.size < views.length, `${views.length} reads in ${byMemory.size} slabs`);
   assert.ok(views.every((v) => v.length <= 256 << 10));
+});
+
+test('readsIntoSlabs: beforeNewSlab is called before each new slab (where root collects its dead slabs)', async () => {
+  const sent = crypto.randomBytes(6 << 20);
+  const server = net.createServer((s) => { s.end(sent); });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  let hooks = 0;
+  const views: Buffer[] = [];
+  const client: net.Socket = net.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', onread: readsIntoSlabs(() => client, () => { hooks++; }) });
+  client.on('data', (d: Buffer) => { views.push(d); });
+  await once(client, 'end');
+  client.destroy();
+  server.close();
+  assert.ok(Buffer.concat(views).equals(sent));
+  const slabs = new Set(views.map((v) => v.buffer)).size;
+  // The first slab is made with the reader; each later one after a call (and perhaps one more for the read that met the end).
+  assert.ok(slabs >= 6, `slabs: ${slabs}`);
+  assert.ok(hooks >= slabs - 1 && hooks <= slabs, `${hooks} calls for ${slabs} slabs`);
+});
+
+test('slabCollector: root collects its dead slabs in a command-line run only, at most once per heap\'s worth of slabs', () => {
+  assert.equal(rootSlabGrowth(1 << 20), ROOT_SLAB_GROWTH);
+  assert.equal(rootSlabGrowth(200 << 20), 200 << 20, 'a heap that holds a large index collects less often');
+  const mod = new URL('../server/destinations/ssh-socket.js', import.meta.url).href;
+  const gc = new URL('../server/util/batch-gc.js', import.meta.url).href;
+  const probe = (batch: boolean): string => {
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e',
+      `const b = await import(${JSON.stringify(gc)}); if (${batch}) b.batchGcForProcess(); const s = await import(${JSON.stringify(mod)}); console.log(typeof s.slabCollector());`], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout.trim();
+  };
+  assert.equal(probe(false), 'undefined', 'the daemon (no batch run) keeps V8\'s own timing');
+  assert.equal(probe(true), 'function');
 });

@@ -1,4 +1,5 @@
 import type net from 'node:net';
+import { bufferGrowthCollector, isBatchProcess } from '../util/batch-gc.js';
 
 /**
  * ssh2 writes each SSH packet with a socket write of its own (a system call, a write request
@@ -36,13 +37,18 @@ const READ_MIN = 64 << 10;
  * whole: ssh2 copies each packet cut by the end of a read into a buffer of its own (with
  * 64 KiB reads, about every other packet of 32 KiB), a copy and an allocation the collector
  * counts against external memory (which starts most of root's full collections in a restore).
+ * `beforeNewSlab` is called before each new slab is made (slabCollector).
  */
-export function readsIntoSlabs(sock: () => net.Socket): { buffer: () => Buffer; callback: (n: number, buf: Buffer) => boolean } {
+export function readsIntoSlabs(sock: () => net.Socket, beforeNewSlab?: () => void): { buffer: () => Buffer; callback: (n: number, buf: Buffer) => boolean } {
   let slab = Buffer.allocUnsafeSlow(SLAB);
   let used = 0;
   return {
     buffer: () => {
-      if (SLAB - used < READ_MIN) { slab = Buffer.allocUnsafeSlow(SLAB); used = 0; }
+      if (SLAB - used < READ_MIN) {
+        beforeNewSlab?.();
+        slab = Buffer.allocUnsafeSlow(SLAB);
+        used = 0;
+      }
       return slab.subarray(used, Math.min(SLAB, used + READ_MAX));
     },
     callback: (n, buf) => {
@@ -52,4 +58,29 @@ export function readsIntoSlabs(sock: () => net.Socket): { buffer: () => Buffer; 
       return true;
     },
   };
+}
+
+/**
+ * Root's dead slabs are collected once they may amount to this, or to its live heap if that
+ * is more (a command-line run only). V8 frees them only once external memory has grown about
+ * 64 MB since its last full collection: in a restore from SSH of 20,000 files root held up to
+ * that much of them beside the writer's peak (the two peaked at 286 MiB together). Root's live
+ * heap there is about 24 MB, so a full collection costs it about 20 ms. A collection costs
+ * about what the heap holds, so with a larger heap (the index of 200,000 files) they come no
+ * more often than one per heap's worth of slabs, and V8's own comes first, as before.
+ */
+export const ROOT_SLAB_GROWTH = 32 << 20;
+
+/** The ArrayBuffers made since the last full collection that start the next one, for a live heap of `heapUsed` bytes. */
+export const rootSlabGrowth = (heapUsed: number): number => Math.max(ROOT_SLAB_GROWTH, heapUsed);
+
+/**
+ * What a connection calls before each new slab (readsIntoSlabs): a full collection once
+ * rootSlabGrowth of ArrayBuffers were made since the last one, in a command-line run
+ * (batchGcForProcess); nothing in the daemon, whose pages would wait for it and whose larger
+ * heap makes each collection dearer, nor where the collector cannot be reached.
+ */
+export function slabCollector(): (() => void) | undefined {
+  if (!isBatchProcess()) return undefined;
+  return bufferGrowthCollector(rootSlabGrowth) ?? undefined;
 }

@@ -9,7 +9,7 @@ import { FORMAT_VERSION } from './local.js';
 import { InFlight } from '../util/in-flight.js';
 import { RemoteExtraction, extractCommand, shellQuote } from './ssh-tar.js';
 import { listCommand, nameList, readRemoteArchive } from './ssh-tar-read.js';
-import { coalesceWrites, readsIntoSlabs } from './ssh-socket.js';
+import { coalesceWrites, readsIntoSlabs, slabCollector } from './ssh-socket.js';
 import { poolClientPadding } from './ssh-padding.js';
 import { fitsSyncShell, SYNC_SHELL_COMMAND, SyncShell, type SyncTarget } from './ssh-sync-shell.js';
 
@@ -208,7 +208,7 @@ export class SshDestination implements Destination, HardLinks {
       const client = new SshClient();
       let mismatch: string | null = null;
       // Our own socket, to count the bytes that go over the wire.
-      const sock: net.Socket = net.connect({ host: address, port: s.port, onread: readsIntoSlabs(() => sock) });
+      const sock: net.Socket = net.connect({ host: address, port: s.port, onread: readsIntoSlabs(() => sock, slabCollector()) });
       // SFTP waits for an answer to every request: Nagle's algorithm would hold each small
       // packet back for a delayed ACK (tens of ms a write).
       sock.setNoDelay(true);

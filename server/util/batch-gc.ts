@@ -21,6 +21,11 @@ export function batchGcForProcess(): void {
   v8.setFlagsFromString('--no-incremental-marking');
 }
 
+/** Whether this process is a batch run (batchGcForProcess was called). */
+export function isBatchProcess(): boolean {
+  return processWide;
+}
+
 /** Incremental marking off until the returned function is called (counted: the last release turns it on again). */
 export function holdBatchGc(): () => void {
   if (processWide) return () => {};
@@ -43,10 +48,12 @@ export function holdBatchGc(): () => void {
  * collections: they reach the old generation, where V8 frees them only once external memory
  * has grown about 64 MB since its last full collection (72 MiB of the writer's 118-131 MiB
  * peak in a restore from SSH of 20,000 files were ArrayBuffers). Its live heap is about 5 MB,
- * so a full collection costs a few milliseconds. Not in root, whose heap holds the index: one
- * every 24 MiB of ArrayBuffers there cost root 1.5-2 s of CPU in the same restore.
+ * so a full collection costs a few milliseconds. In root, whose heap holds the index, one every
+ * 24 MiB of ArrayBuffers cost 1.5-2 s of CPU in the same restore, when the index was read
+ * whole: `growth` may depend on the live heap (a function of heapUsed), so that a process whose
+ * heap holds more collects less often (a full collection costs about what the heap holds).
  */
-export function bufferGrowthCollector(growth: number): (() => void) | null {
+export function bufferGrowthCollector(growth: number | ((heapUsed: number) => number)): (() => void) | null {
   let collect: () => void;
   try {
     v8.setFlagsFromString('--expose-gc');
@@ -58,9 +65,10 @@ export function bufferGrowthCollector(growth: number): (() => void) | null {
   /** ArrayBuffers after the last full collection (or the lowest seen since). */
   let base = process.memoryUsage().arrayBuffers;
   return () => {
-    const now = process.memoryUsage().arrayBuffers;
+    const usage = process.memoryUsage();
+    const now = usage.arrayBuffers;
     if (now < base) base = now;
-    if (now - base < growth) return;
+    if (now - base < (typeof growth === 'number' ? growth : growth(usage.heapUsed))) return;
     collect();
     base = process.memoryUsage().arrayBuffers;
   };
