@@ -16,7 +16,8 @@ import type { Destination } from '../destinations/types.js';
 import { getJob } from './jobs.js';
 import { isAccountOwned, mayActOnAccount, ROOT, type Actor } from './actor.js';
 import { checkMay } from './permissions.js';
-import { holderSafeMessage, runHooks, type HookInput } from '../hooks/runner.js';
+import { HookRefusal, runHooks, type HookInput } from '../hooks/runner.js';
+import { holderSafeMessage } from './holder-message.js';
 import { identify } from './account-identity.js';
 
 export interface AccountBackupResult {
@@ -156,15 +157,18 @@ async function runAcceptedJob(ctx: Context, job: JobRecord, onlyAccount: string 
   } catch (err) {
     failure = (err as Error).message;
     // Whatever did not get to run fails with the reason, so no task stays queued. Each task is
-    // an account's: its error and log never name the provider's hook script (holderSafeMessage).
-    const shown = holderSafeMessage(err);
+    // an account's: its error and log never name the provider's hook script or destination
+    // (holderSafeMessage); the provider's log line keeps the detail.
+    const shown = holderSafeMessage(err, destRecord);
     for (const id of tasks) {
       if (ctx.store.tasks.byId(id)?.status !== 'queued') continue;
+      if (shown !== failure && !(err instanceof HookRefusal)) ctx.store.tasks.log(id, 'error', failure, 'provider');
       ctx.store.tasks.log(id, 'error', shown);
       ctx.store.tasks.finish(id, 'failed', {}, shown);
     }
     queueOf(ctx).nudge();
-    ctx.store.activity.record({ actor: requester.name, role: requester.role, action: 'backup', target: `job ${job.name}`, result: 'failed', detail: failure });
+    // An account holder's own back-up-now is its entry to read: what it may read of the failure.
+    ctx.store.activity.record({ actor: requester.name, role: requester.role, action: 'backup', target: `job ${job.name}`, result: 'failed', detail: requester.role === 'admin' ? failure : shown });
     throw new NotARunFailure(err as Error);
   } finally {
     if (started) await runHooks(ctx.config, 'postBackup', { ...hookInput, result: failure === null ? results : null, error: failure }, logAll);
@@ -193,7 +197,7 @@ async function backupToDestination(ctx: Context, job: JobRecord, destRecord: Des
  * (key exchange, login, a new sshd and sftp-server) less per run. The other accounts each
  * open their own. Its settings, host-key pin and connect guard are the same driver's.
  */
-async function probeDestination(ctx: Context, destRecord: DestinationRecord, accountCount: number): Promise<{ unavailable: string | null; opened: Destination | null }> {
+async function probeDestination(ctx: Context, destRecord: DestinationRecord, accountCount: number): Promise<{ unavailable: Error | null; opened: Destination | null }> {
   const dest = await driverFor(ctx, destRecord);
   let kept = false;
   try {
@@ -202,7 +206,8 @@ async function probeDestination(ctx: Context, destRecord: DestinationRecord, acc
     } catch (err) {
       const unavailable = `destination "${destRecord.name}": ${(err as Error).message}`;
       if (accountCount === 0) throw new UserError(unavailable);
-      return { unavailable, opened: null };
+      // The cause stays: the accounts' tasks say only what kind of failure it was (holderSafeMessage).
+      return { unavailable: new Error(unavailable, { cause: err }), opened: null };
     }
     await checkFreeSpace(destRecord, dest);
     kept = accountCount > 0 && destRecord.type === 'ssh';
@@ -224,7 +229,7 @@ async function checkFreeSpace(destRecord: DestinationRecord, dest: Destination):
  * One account's task: waits for its turn, then backs up over a connection of its own (a
  * remote destination's bytes sent are then this account's alone).
  */
-async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: DestinationRecord, account: Account, taskId: number, actor: Actor, schedule: string | undefined, unavailable: string | null,
+async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: DestinationRecord, account: Account, taskId: number, actor: Actor, schedule: string | undefined, unavailable: Error | null,
   accountId: number | null, opened: Destination | null = null): Promise<AccountBackupResult> {
   const queue = queueOf(ctx);
   const watch = queue.watch(taskId);
@@ -243,7 +248,7 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
   /** The probe's open driver (probeDestination) until this run takes it; closed here if it never does. */
   let handed = opened;
   try {
-    if (unavailable !== null) throw new Error(unavailable);
+    if (unavailable !== null) throw unavailable;
     await queue.waitForTurn(taskId);
     releaseGc = holdBatchGc();
     await runHooks(ctx.config, 'preAccountBackup', hookInput, taskLog);
@@ -333,9 +338,11 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
   } catch (err) {
     const message = (err as Error).message;
     const cancelled = err instanceof TaskCancelled;
-    // The task is the account's: a provider's run stopped by its hook keeps the detail in the
-    // provider's log line (runHooks), never in what the account holder reads.
-    const shown = holderSafeMessage(err);
+    // The task is the account's: a provider's run stopped by its hook (runHooks logs why), or
+    // whose destination failed, keeps the detail in the provider's log line, never in what the
+    // account holder reads.
+    const shown = holderSafeMessage(err, destRecord);
+    if (shown !== message && !(err instanceof HookRefusal)) ctx.store.tasks.log(taskId, cancelled ? 'warn' : 'error', message, 'provider');
     ctx.store.tasks.log(taskId, cancelled ? 'warn' : 'error', shown);
     ctx.store.tasks.finish(taskId, cancelled ? 'cancelled' : 'failed', {}, shown);
     r = { account: account.username, status: cancelled ? 'cancelled' : 'failed', snapshot: null, task: taskId, error: message, files: 0, bytes: 0, storedBytes: 0, sentBytes: null, skipped: 0 };

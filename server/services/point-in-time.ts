@@ -10,6 +10,7 @@ import { checkMay } from './permissions.js';
 import { isCalendarDay } from '../util/input-checks.js';
 import { lockAccountWhenFree } from '../engine/account-lock.js';
 import { runAsTask } from '../queue/run-task.js';
+import { holderSafeMessage } from './holder-message.js';
 import { PRIORITIES } from '../queue/priority.js';
 import type { PointInTimeEnv, CoveredWindow, RestoreAtOutcome, PreviewRow } from '../engine/database/point-in-time.js';
 import type { ShipReport, BinlogServerStatus } from '../engine/database/binlog-shipping.js';
@@ -145,7 +146,10 @@ export async function restoreDatabaseAtMoment(ctx: Context, actor: Actor, input:
     ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'restore', target, result: outcome.skipped.length ? 'partial' : 'completed', detail: '' });
     return { ...outcome, task: taskId };
   } catch (err) {
-    ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'restore', target, result: 'failed', detail: (err as Error).message });
+    // The target names no snapshot: the holder reads this entry only when it asked, and then
+    // never the provider's host or path (the provider's own entry keeps the detail).
+    const detail = actor.role === 'admin' ? (err as Error).message : holderSafeMessage(err, ctx.store.destinations.byId(start.destinationId));
+    ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'restore', target, result: 'failed', detail });
     throw err;
   }
 }

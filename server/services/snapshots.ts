@@ -23,7 +23,8 @@ import { getDestination, withDriver } from './destinations.js';
 import type { DestinationRecord } from '../store/destinations.js';
 import { isAccountOwned, mayActOnAccount, maySeeSnapshotsOn, ownerOf, PROVIDER, ROOT, type Actor } from './actor.js';
 import { checkMay } from './permissions.js';
-import { holderSafeMessage, runHooks, type HookInput } from '../hooks/runner.js';
+import { HookRefusal, runHooks, type HookInput } from '../hooks/runner.js';
+import { holderSafeMessage } from './holder-message.js';
 import { notifyRestoreResult } from '../notify/restore-result.js';
 import { currentIdentityId } from './account-identity.js';
 import { bytePathProblem, localPathProblem, quoteInput } from '../util/input-checks.js';
@@ -272,13 +273,17 @@ export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInp
       ctx.store.tasks.log(task.id, 'error', `snapshot ${s.id} is marked damaged`);
     }
     // The task, the activity entry of the snapshot and the mail about it are the account
-    // holder's to read too: a provider's restore stopped by its hook names no script there.
-    const shown = holderSafeMessage(err);
+    // holder's to read too: a provider's restore stopped by its hook names no script there, nor
+    // one whose destination failed its host or path (the provider's log line keeps that).
+    const shown = holderSafeMessage(err, destRecord);
+    if (shown !== failure && !(err instanceof HookRefusal)) ctx.store.tasks.log(task.id, cancelled ? 'warn' : 'error', failure, 'provider');
     ctx.store.tasks.finish(task.id, cancelled ? 'cancelled' : 'failed', {}, shown);
     // A cancellation is in the log as the 'cancel' of whoever asked for it.
     if (!cancelled) ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'restore', target: `${s.account} ${s.id}`, result: 'failed', detail: shown });
     if (err instanceof UserError) throw err;
-    throw new UserError(cancelled ? `restore task ${task.id} was ${failure}` : `restore failed: ${failure}`);
+    // Root is told why; an account holder or reseller who asked, only what it may read (a
+    // UserError's words reach it as they are).
+    throw new UserError(cancelled ? `restore task ${task.id} was ${failure}` : `restore failed: ${actor.role === 'admin' ? failure : shown}`);
   } finally {
     unlock?.();
     queue.nudge();
@@ -360,13 +365,14 @@ export async function prepareDownload(ctx: Context, s: SnapshotRecord, input: Do
     await runHooks(ctx.config, 'preDownload', hookInput, note);
   } catch (err) {
     // An entry of the snapshot, which its account holder reads: no script path there.
-    ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'download', target, result: 'failed', detail: holderSafeMessage(err) });
+    ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'download', target, result: 'failed', detail: holderSafeMessage(err, destRecord) });
     throw err;
   }
   const site = input.site;
   return async (out) => {
     let result: { files: number; bytes: number } | null = null;
     let failure: string | null = null;
+    let failureShown: string | null = null;
     try {
       result = await runAsTask(ctx, {
         type: 'download', account: s.account, destinationId: destRecord.id, snapshotId: s.id, priority: PRIORITIES.high,
@@ -387,12 +393,14 @@ export async function prepareDownload(ctx: Context, s: SnapshotRecord, input: Do
       return result;
     } catch (err) {
       failure = (err as Error).message;
+      failureShown = holderSafeMessage(err, destRecord);
       throw err;
     } finally {
       await runHooks(ctx.config, 'postDownload', { ...hookInput, result, error: failure }, note);
       ctx.store.activity.record({
         actor: actor.name, role: actor.role, action: 'download', target, result: failure === null ? 'ok' : 'failed',
-        detail: failure ?? `${result!.files} files, ${result!.bytes} bytes`,
+        // An entry of the snapshot: what its holder may read of the failure (holderSafeMessage).
+        detail: failure === null ? `${result!.files} files, ${result!.bytes} bytes` : failureShown ?? failure,
       });
     }
   };
@@ -498,7 +506,8 @@ export async function deleteSnapshot(ctx: Context, s: SnapshotRecord, actor: Act
     const objects = await withDriver(ctx, dest, async (driver) => {
       await removeSnapshotData(ctx, driver, now);
       return freeUnusedObjects(ctx, driver, now.account, dest.name).catch((err: Error) => {
-        ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'objects.sweep', target, result: 'failed', detail: err.message });
+        // Read by a holder only when it deleted the snapshot itself (the target is "account/id"): then no provider's host or path.
+        ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'objects.sweep', target, result: 'failed', detail: actor.role === 'admin' ? err.message : holderSafeMessage(err, dest) });
         return null;
       });
     });
