@@ -67,12 +67,23 @@ test('the HTTP port, open to every local user, shows no data without sessions', 
 });
 
 /** A daemon of its own (no HTTP port), its root socket and bridge socket bound; `stop` ends it with SIGTERM. */
-async function ownDaemon(): Promise<{ dir: string; rootSocket: string; bridgeSocket: string; stop(): Promise<number | null> }> {
+/**
+ * A daemon of its own. `link`: its socket folders are reached through a link to a folder
+ * elsewhere in its data dir (as Debian's /var/run is a link to /run), owned by root or by `linkOwner`.
+ */
+async function ownDaemon(opts: { link?: boolean; linkOwner?: number } = {}): Promise<{ dir: string; rootSocket: string; bridgeSocket: string; stop(): Promise<number | null> }> {
   const dir = makeDataDir({});
-  const rootSocket = path.join(dir, 'run', 'tidemark.sock');
-  const bridgeSocket = path.join(dir, 'bridge', 'bridge.sock');
+  let runDir = dir;
+  if (opts.link) {
+    fs.mkdirSync(path.join(dir, 'real-run'), { mode: 0o755 });
+    fs.symlinkSync(path.join(dir, 'real-run'), path.join(dir, 'var-run'));
+    if (opts.linkOwner !== undefined) fs.lchownSync(path.join(dir, 'var-run'), opts.linkOwner, opts.linkOwner);
+    runDir = path.join(dir, 'var-run');
+  }
+  const rootSocket = path.join(runDir, 'run', 'tidemark.sock');
+  const bridgeSocket = path.join(runDir, 'bridge', 'bridge.sock');
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({
-    panel: 'standalone', homeRoots: ['/nonexistent-homes'], socketPath: rootSocket, bridgeDir: path.join(dir, 'bridge'), httpPort: 0, logLevel: 'silent',
+    panel: 'standalone', homeRoots: ['/nonexistent-homes'], socketPath: rootSocket, bridgeDir: path.join(runDir, 'bridge'), httpPort: 0, logLevel: 'silent',
   }));
   const child = spawn(process.execPath, [CLI, '--data-dir', dir, 'serve'], { stdio: 'ignore' });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -118,6 +129,29 @@ test('at exit the daemon removes a socket only if it is still the one it bound, 
   } finally {
     for (const s of held) s.close();
     fs.chmodSync(path.dirname(d.rootSocket), 0o700);
+    fs.rmSync(d.dir, { recursive: true, force: true });
+  }
+});
+
+test('regression: the daemon never removed its sockets where their folder is reached through a link (Debian\'s /var/run -> /run)', async () => {
+  const d = await ownDaemon({ link: true });
+  try {
+    assert.ok(fs.lstatSync(path.join(d.dir, 'var-run')).isSymbolicLink());
+    assert.equal(await d.stop(), 0);
+    assert.equal(fs.existsSync(d.bridgeSocket), false, 'bridge.sock is removed through the link');
+    assert.equal(fs.existsSync(d.rootSocket), false, 'tidemark.sock too');
+  } finally {
+    fs.rmSync(d.dir, { recursive: true, force: true });
+  }
+});
+
+test('at exit the daemon removes nothing through a link another user owns', async () => {
+  const d = await ownDaemon({ link: true, linkOwner: 65534 });
+  try {
+    assert.equal(await d.stop(), 0);
+    assert.ok(fs.lstatSync(d.bridgeSocket).isSocket(), 'a link that is not root\'s may lead anywhere: nothing is removed through it');
+    assert.ok(fs.lstatSync(d.rootSocket).isSocket());
+  } finally {
     fs.rmSync(d.dir, { recursive: true, force: true });
   }
 });

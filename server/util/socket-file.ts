@@ -13,19 +13,32 @@ export function noteBoundSocket(file: string): BoundSocket | null {
 /**
  * Whether nobody but this process's user (or root) can add, rename or replace entries of `dir`:
  * it and every folder above it are theirs and not group- or world-writable (a sticky folder such
- * as /tmp is fine: nobody else can rename or replace an entry of ours in it). Never follows a link.
+ * as /tmp is fine: nobody else can rename or replace an entry of ours in it). A link on the way
+ * (Debian's /var/run -> /run) is taken only when it is theirs too, in a folder so checked, and
+ * then where it leads is checked the same way; any other link is refused.
  */
 function onlyOursCanChange(dir: string): boolean {
   const uid = process.getuid?.() ?? 0;
+  const ours = (st: fs.Stats): boolean => st.uid === uid || st.uid === 0;
+  let sawLink = false;
   for (let d = dir; ; d = path.dirname(d)) {
     const st = fs.lstatSync(d, { throwIfNoEntry: false });
-    if (!st?.isDirectory()) return false;
-    if (st.uid !== uid && st.uid !== 0) return false;
-    const sticky = (st.mode & 0o1000) !== 0;
-    // The folder the socket is in must be closed itself; one above may be sticky.
-    if ((st.mode & 0o022) !== 0 && (d === dir || !sticky)) return false;
-    if (d === path.dirname(d)) return true;
+    if (!st) return false;
+    if (st.isSymbolicLink()) {
+      // Its folder is checked next round: nobody else can replace the link.
+      if (!ours(st)) return false;
+      sawLink = true;
+    } else {
+      if (!st.isDirectory() || !ours(st)) return false;
+      const sticky = (st.mode & 0o1000) !== 0;
+      // The folder the socket is in must be closed itself; one above may be sticky.
+      if ((st.mode & 0o022) !== 0 && (d === dir || !sticky)) return false;
+    }
+    if (d === path.dirname(d)) break;
   }
+  if (!sawLink) return true;
+  const real = fs.realpathSync(dir);
+  return real !== dir && onlyOursCanChange(real);
 }
 
 /**
