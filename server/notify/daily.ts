@@ -16,7 +16,12 @@ export async function sendDailySummary(ctx: Context, now = Date.now()): Promise<
   const n = ctx.config.notifications;
   if (!n || (!n.email && !n.webhook)) return [];
   const since = new Date(now - DAY_MS).toISOString();
-  const rows = ctx.store.db.prepare(`SELECT t.status, t.account, t.error, j.name AS job FROM tasks t LEFT JOIN jobs j ON j.id = t.job_id
+  // The summary is the provider's: a failure's detail, which the task's own error keeps from
+  // the account holder (a destination's host or path, a hook's script), is in the task's last
+  // provider-only error line.
+  const rows = ctx.store.db.prepare(`SELECT t.status, t.account, COALESCE((SELECT l.message FROM task_log l
+      WHERE l.task_id = t.id AND l.audience = 'provider' AND l.level = 'error' ORDER BY l.id DESC LIMIT 1), t.error) AS error,
+    j.name AS job FROM tasks t LEFT JOIN jobs j ON j.id = t.job_id
     WHERE t.type = 'backup' AND t.finished_at >= ? ORDER BY t.id`).all(since) as { status: string; account: string | null; error: string | null; job: string | null }[];
   const count = (s: string): number => rows.filter((r) => r.status === s).length;
   const failed = rows.filter((r) => r.status === 'failed');
