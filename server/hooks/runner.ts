@@ -49,7 +49,7 @@ export class HookRefusal extends UserError {
  * A provider's own backup, restore or download is refused with the hook's detail (the provider
  * asked); what is kept for the account says only that the provider's hook stopped it.
  */
-export function holderSafeMessage(err: unknown): string {
+export function hookSafeMessage(err: unknown): string {
   return err instanceof HookRefusal ? err.forHolders : (err as Error).message;
 }
 

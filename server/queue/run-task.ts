@@ -1,8 +1,7 @@
 import type { Context } from '../services/context.js';
 import type { TaskRecord } from '../store/tasks.js';
 import { queueOf, TaskCancelled } from './task-queue.js';
-import { HookRefusal } from '../hooks/runner.js';
-import { holderSafeMessage } from '../services/holder-message.js';
+import { holderSafeMessage, logDetailForProvider } from '../services/holder-message.js';
 
 export type TaskSpec = Pick<TaskRecord, 'type' | 'account' | 'destinationId'> & { snapshotId?: string | null; priority: number; params: Record<string, unknown> };
 
@@ -33,7 +32,7 @@ export async function runAsTask<T>(
     // An account's task is its holder's to read: a provider's destination that failed names no
     // host or path there; the provider's log line keeps the detail (holderSafeMessage).
     const shown = spec.account === null ? message : holderSafeMessage(err, spec.destinationId === null ? null : ctx.store.destinations.byId(spec.destinationId));
-    if (shown !== message && !(err instanceof HookRefusal)) ctx.store.tasks.log(task.id, 'error', message, 'provider');
+    logDetailForProvider(ctx.store.tasks, task.id, err, message, shown);
     ctx.store.tasks.log(task.id, 'error', shown);
     ctx.store.tasks.finish(task.id, err instanceof TaskCancelled ? 'cancelled' : 'failed', {}, shown);
     throw err;

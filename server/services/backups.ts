@@ -16,8 +16,8 @@ import type { Destination } from '../destinations/types.js';
 import { getJob } from './jobs.js';
 import { isAccountOwned, mayActOnAccount, ROOT, type Actor } from './actor.js';
 import { checkMay } from './permissions.js';
-import { HookRefusal, runHooks, type HookInput } from '../hooks/runner.js';
-import { holderSafeMessage } from './holder-message.js';
+import { runHooks, type HookInput } from '../hooks/runner.js';
+import { holderSafeMessage, logDetailForProvider } from './holder-message.js';
 import { identify } from './account-identity.js';
 
 export interface AccountBackupResult {
@@ -162,7 +162,7 @@ async function runAcceptedJob(ctx: Context, job: JobRecord, onlyAccount: string 
     const shown = holderSafeMessage(err, destRecord);
     for (const id of tasks) {
       if (ctx.store.tasks.byId(id)?.status !== 'queued') continue;
-      if (shown !== failure && !(err instanceof HookRefusal)) ctx.store.tasks.log(id, 'error', failure, 'provider');
+      logDetailForProvider(ctx.store.tasks, id, err, failure, shown);
       ctx.store.tasks.log(id, 'error', shown);
       ctx.store.tasks.finish(id, 'failed', {}, shown);
     }
@@ -342,7 +342,7 @@ async function backupOneAccount(ctx: Context, job: JobRecord, destRecord: Destin
     // whose destination failed, keeps the detail in the provider's log line, never in what the
     // account holder reads.
     const shown = holderSafeMessage(err, destRecord);
-    if (shown !== message && !(err instanceof HookRefusal)) ctx.store.tasks.log(taskId, cancelled ? 'warn' : 'error', message, 'provider');
+    logDetailForProvider(ctx.store.tasks, taskId, err, message, shown, cancelled ? 'warn' : 'error');
     ctx.store.tasks.log(taskId, cancelled ? 'warn' : 'error', shown);
     ctx.store.tasks.finish(taskId, cancelled ? 'cancelled' : 'failed', {}, shown);
     r = { account: account.username, status: cancelled ? 'cancelled' : 'failed', snapshot: null, task: taskId, error: message, files: 0, bytes: 0, storedBytes: 0, sentBytes: null, skipped: 0 };

@@ -1,5 +1,6 @@
 import { DestinationError } from '../destinations/types.js';
-import { holderSafeMessage as hookSafe } from '../hooks/runner.js';
+import { HookRefusal, hookSafeMessage } from '../hooks/runner.js';
+import type { LogAudience } from '../store/tasks.js';
 import { isAccountOwned } from './actor.js';
 
 /** What an account holder reads of a provider's destination that failed, by its code. */
@@ -34,5 +35,14 @@ function destinationErrorIn(err: unknown): DestinationError | null {
 export function holderSafeMessage(err: unknown, destination: { owner: string } | null | undefined): string {
   const d = destinationErrorIn(err);
   if (d && !(destination && isAccountOwned(destination))) return `${PLAIN[d.code]} (the provider's log has the details)`;
-  return hookSafe(err);
+  return hookSafeMessage(err);
+}
+
+/**
+ * Where a task keeps `shown` (holderSafeMessage) instead of the error's own `detail`: the detail
+ * goes into a provider-only line of its log. A hook's refusal is not logged again (runHooks did).
+ */
+export function logDetailForProvider(tasks: { log(id: number, level: 'info' | 'warn' | 'error', message: string, audience?: LogAudience): void },
+  taskId: number, err: unknown, detail: string, shown: string, level: 'warn' | 'error' = 'error'): void {
+  if (shown !== detail && !(err instanceof HookRefusal)) tasks.log(taskId, level, detail, 'provider');
 }

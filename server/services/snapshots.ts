@@ -23,8 +23,8 @@ import { getDestination, withDriver } from './destinations.js';
 import type { DestinationRecord } from '../store/destinations.js';
 import { isAccountOwned, mayActOnAccount, maySeeSnapshotsOn, ownerOf, PROVIDER, ROOT, type Actor } from './actor.js';
 import { checkMay } from './permissions.js';
-import { HookRefusal, runHooks, type HookInput } from '../hooks/runner.js';
-import { holderSafeMessage } from './holder-message.js';
+import { runHooks, type HookInput } from '../hooks/runner.js';
+import { holderSafeMessage, logDetailForProvider } from './holder-message.js';
 import { notifyRestoreResult } from '../notify/restore-result.js';
 import { currentIdentityId } from './account-identity.js';
 import { bytePathProblem, localPathProblem, quoteInput } from '../util/input-checks.js';
@@ -276,7 +276,7 @@ export async function restore(ctx: Context, s: SnapshotRecord, input: RestoreInp
     // holder's to read too: a provider's restore stopped by its hook names no script there, nor
     // one whose destination failed its host or path (the provider's log line keeps that).
     const shown = holderSafeMessage(err, destRecord);
-    if (shown !== failure && !(err instanceof HookRefusal)) ctx.store.tasks.log(task.id, cancelled ? 'warn' : 'error', failure, 'provider');
+    logDetailForProvider(ctx.store.tasks, task.id, err, failure, shown, cancelled ? 'warn' : 'error');
     ctx.store.tasks.finish(task.id, cancelled ? 'cancelled' : 'failed', {}, shown);
     // A cancellation is in the log as the 'cancel' of whoever asked for it.
     if (!cancelled) ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'restore', target: `${s.account} ${s.id}`, result: 'failed', detail: shown });
