@@ -38,6 +38,7 @@ napi_value restore_new_files(napi_env env, napi_callback_info info);
 napi_value send_with_fds(napi_env env, napi_callback_info info);
 napi_value recv_with_fds(napi_env env, napi_callback_info info);
 napi_value socket_pair(napi_env env, napi_callback_info info);
+napi_value set_send_buffer(napi_env env, napi_callback_info info);
 napi_value send_fd_sync(napi_env env, napi_callback_info info);
 napi_value take_fd(napi_env env, napi_callback_info info);
 napi_value hash_supported(napi_env env, napi_callback_info info);
@@ -116,6 +117,7 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "sendWithFds", send_with_fds);
   export_function(env, exports, "recvWithFds", recv_with_fds);
   export_function(env, exports, "socketPair", socket_pair);
+  export_function(env, exports, "setSendBuffer", set_send_buffer);
   export_function(env, exports, "sendFdSync", send_fd_sync);
   export_function(env, exports, "takeFd", take_fd);
   export_function(env, exports, "hashSupported", hash_supported);

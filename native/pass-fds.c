@@ -319,3 +319,32 @@ napi_value take_fd(napi_env env, napi_callback_info info) {
   napi_create_int32(env, got[0], &result);
   return result;
 }
+
+// setSendBuffer(sock, bytes): the socket's send buffer, as large as asked where the caller may
+// go beyond the system's limit (SO_SNDBUFFORCE, root), else up to that limit; answers the size
+// the kernel set (it doubles what it is given, for its own bookkeeping).
+napi_value set_send_buffer(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t sock = -1, bytes = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2
+      || napi_get_value_int32(env, argv[0], &sock) != napi_ok || sock < 0
+      || napi_get_value_int32(env, argv[1], &bytes) != napi_ok || bytes <= 0) {
+    napi_throw_type_error(env, NULL, "setSendBuffer(sock, bytes)");
+    return NULL;
+  }
+  if (setsockopt(sock, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof bytes) != 0
+      && setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes) != 0) {
+    napi_throw(env, errno_error(env, errno));
+    return NULL;
+  }
+  int got = 0;
+  socklen_t len = sizeof got;
+  if (getsockopt(sock, SOL_SOCKET, SO_SNDBUF, &got, &len) != 0) {
+    napi_throw(env, errno_error(env, errno));
+    return NULL;
+  }
+  napi_value result;
+  napi_create_int32(env, got, &result);
+  return result;
+}

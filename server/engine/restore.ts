@@ -17,6 +17,7 @@ import { selectEntries, type Selected } from './selection.js';
 import { contentLayout, snapshotContentBatches, snapshotContentSync, type ContentEvent } from './snapshot-content.js';
 import { descriptorMode, fromIndex, fromList, sendByDescriptors, type DescriptorMode, type EntrySource } from './restore-descriptors.js';
 import { socketPair } from '../native/pass-fds.js';
+import { startStreamedWriter } from './writer-stream.js';
 import { holdLargeBufferReuse } from '../native/malloc-policy.js';
 import { noOptimizingCompilerForDescriptorRestore } from '../util/batch-gc.js';
 
@@ -161,19 +162,18 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
     // writes it (most files in its pool's jobs), not root: root's main thread, which decrypts,
     // parses and forwards every byte, is what such a restore waits for.
     const remote = !dest.openForReads;
-    const worker = spawnAccountWorker(account, { mode: 'restore', intoFolder: folder, ...(prune ? { prune } : {}), contentChecked: !remote, ...(remote ? { remoteContent: true } : {}) });
+    const { worker, input } = startStreamedWriter(account, { mode: 'restore', intoFolder: folder, ...(prune ? { prune } : {}), contentChecked: !remote, ...(remote ? { remoteContent: true } : {}) });
     const chunks: Buffer[] = [];
     worker.output.on('data', (c: Buffer) => chunks.push(c));
     // The pieces go out in one writev (corked), not copied into one buffer first.
     const write = async (parts: Buffer[]): Promise<void> => {
-      const input = worker.input;
       if (parts.length > 1) input.cork();
       let room = true;
       for (const p of parts) room = input.write(p);
       if (parts.length > 1) input.uncork();
       if (!room || input.writableNeedDrain) {
         await new Promise<void>((resolve, reject) => {
-          worker.input.once('drain', resolve);
+          input.once('drain', resolve);
           worker.done.catch(reject);
         });
       }
@@ -229,7 +229,7 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
         }
       }
       await flush();
-      worker.input.end();
+      input.end();
       await worker.done;
       report(true);
     } catch (err) {
@@ -237,13 +237,14 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<RestoreOutco
       // then told the stream ended, so it removes the file it was writing; killed only if it
       // does not stop by itself.
       await flush().catch(() => undefined);
-      worker.input.end();
+      input.end();
       const stopped = await Promise.race([worker.done.then(() => true, () => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000).unref())]);
       if (!stopped) { worker.child.kill('SIGKILL'); await worker.done.catch(() => undefined); }
       // What was written stays where the account can see it: the message says where.
       if (req.intoFolder) (err as Error).message += ` (the files restored so far are in the folder ${folder} of the home)`;
       throw err;
     } finally {
+      input.destroy();
       releaseReuse?.();
     }
     outcome.files = JSON.parse(Buffer.concat(chunks).toString('utf8')) as RestoreResult;

@@ -2,6 +2,7 @@ import { nativeAddon } from './addon.js';
 
 interface Addon {
   socketPair(): [number, number];
+  setSendBuffer(sock: number, bytes: number): number;
   sendWithFds(sock: number, data: Buffer, fds: number[], closeFds: boolean): Promise<void>;
   recvWithFds(sock: number, buffer: Buffer, offset: number, length: number): Promise<[number, number[]]>;
   sendFdSync(sock: number, fd: number): void;
@@ -9,6 +10,7 @@ interface Addon {
 }
 
 const addon = nativeAddon<Addon>('socketPair', 'sendWithFds', 'recvWithFds');
+const buffers = nativeAddon<Pick<Addon, 'setSendBuffer'>>('setSendBuffer');
 const channel = nativeAddon<Pick<Addon, 'sendFdSync' | 'takeFd'>>('sendFdSync', 'takeFd');
 
 /** At most this many descriptors go with one send. */
@@ -20,6 +22,15 @@ export const passFdsSupported = (): boolean => addon !== null;
 export function socketPair(): [number, number] {
   if (!addon) throw new Error('the native addon is not built');
   return addon.socketPair();
+}
+
+/**
+ * Sets the send buffer of the socket `sock` to `bytes` (beyond the system's limit where the
+ * process may, as root); answers what the kernel set (twice what it is given).
+ */
+export function setSendBuffer(sock: number, bytes: number): number {
+  if (!buffers) throw new Error('the native addon is not built');
+  return buffers.setSendBuffer(sock, bytes);
 }
 
 /**
