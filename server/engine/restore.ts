@@ -16,8 +16,7 @@ import { readIndex } from './snapshot-index.js';
 import { selectEntries, type Selected } from './selection.js';
 import { contentLayout, snapshotContentBatches, snapshotContentSync, type ContentEvent } from './snapshot-content.js';
 import { descriptorMode, fromIndex, fromList, sendByDescriptors, type DescriptorMode, type EntrySource } from './restore-descriptors.js';
-import { socketPair } from '../native/pass-fds.js';
-import { startStreamedWriter } from './writer-stream.js';
+import { spawnOnSocketPair, startStreamedWriter } from './writer-stream.js';
 import { holdLargeBufferReuse } from '../native/malloc-policy.js';
 import { noOptimizingCompilerForDescriptorRestore } from '../util/batch-gc.js';
 
@@ -298,16 +297,7 @@ interface DescriptorWriter {
 /** The account's writer for a restore by descriptor, its stdin one end of a new socket pair. */
 function startDescriptorWriter(account: Account, folder: string, mode: DescriptorMode, snapshot: string,
   prune: RestoreWriterOptions['prune']): DescriptorWriter {
-  const [sock, theirs] = socketPair();
-  let worker: ReturnType<typeof spawnAccountWorker>;
-  try {
-    worker = spawnAccountWorker(account, { mode: 'restore', intoFolder: folder, ...(prune ? { prune } : {}), contentFds: mode, snapshot }, { stdin: theirs });
-  } catch (err) {
-    fs.closeSync(sock);
-    throw err;
-  } finally {
-    fs.closeSync(theirs);
-  }
+  const { worker, sock } = spawnOnSocketPair(account, { mode: 'restore', intoFolder: folder, ...(prune ? { prune } : {}), contentFds: mode, snapshot });
   const chunks: Buffer[] = [];
   worker.output.on('data', (c: Buffer) => chunks.push(c));
   let open = true;

@@ -36,17 +36,25 @@ export function writerInput(fd: number): net.Socket {
   return input;
 }
 
-/** The account's restore writer for `job`, its stdin a socket whose other end is `input` (writerInput). */
-export function startStreamedWriter(account: Account, job: Record<string, unknown>): StreamedWriter {
-  const [ours, theirs] = socketPair();
-  let worker: ReturnType<typeof spawnAccountWorker>;
+/**
+ * An account worker for `job` whose stdin is one end of a new Unix socket pair; root keeps the
+ * other end, `sock` (close-on-exec, so no other child inherits it). Nothing is left open when
+ * the worker cannot be started.
+ */
+export function spawnOnSocketPair(account: Account, job: Record<string, unknown>): { worker: ReturnType<typeof spawnAccountWorker>; sock: number } {
+  const [sock, theirs] = socketPair();
   try {
-    worker = spawnAccountWorker(account, job, { stdin: theirs });
+    return { worker: spawnAccountWorker(account, job, { stdin: theirs }), sock };
   } catch (err) {
-    fs.closeSync(ours);
+    fs.closeSync(sock);
     throw err;
   } finally {
     fs.closeSync(theirs);
   }
-  return { worker, input: writerInput(ours) };
+}
+
+/** The account's restore writer for `job`, its stdin a socket whose other end is `input` (writerInput). */
+export function startStreamedWriter(account: Account, job: Record<string, unknown>): StreamedWriter {
+  const { worker, sock } = spawnOnSocketPair(account, job);
+  return { worker, input: writerInput(sock) };
 }
