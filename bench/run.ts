@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { sh } from './measure.js';
 import { borg, missingPeers, restic, type Peer } from './peers.js';
 import { Results } from './report.js';
+import { describeProbe, probeMachine, type MachineProbe } from './machine-probe.js';
 import { addLocalJobs, archives, firstBackups, fixedCost, restores, restoreSetup, secondBackups, type LocalSetup } from './rows-local.js';
 import { sshArchives, sshFirst, sshRestore, sshSecond, startSsh, type SshSide } from './rows-ssh.js';
 import { createWorld, generate, GENERATOR, mutate, REPO, type World } from './setup.js';
@@ -190,11 +191,17 @@ async function main(): Promise<void> {
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => { process.stdout.write(`bench: ${sig}, cleaning up\n`); world.close(options.keep); process.exit(130); });
   }
+  const probes: Record<string, MachineProbe> = {};
+  results.facts.machineProbe = probes;
+  probes.start = probeMachine();
+  log(`machine: ${describeProbe(probes.start)}`);
   try {
     if (options.fixedCostOnly) await fixedCostRow(world, results, log);
     else if (options.main) await mainRows(world, results, log);
     if (options.scale) { log('scale'); await runScale(world, options, results, log); }
     if (options.catalog) { log('catalog'); await runCatalog(world, results, log); }
+    probes.end = probeMachine();
+    log(`machine: ${describeProbe(probes.end)}`);
     results.print();
     for (const [k, v] of Object.entries(results.facts)) process.stdout.write(`${k}: ${JSON.stringify(v)}\n`);
     save(false);

@@ -68,3 +68,13 @@ test('bench trash is emptied once it holds more than its own budget, not only wh
     fs.rmSync(work, { recursive: true, force: true });
   }
 });
+
+test('bench machine probe measures a fresh page and a Node start, and says both in its line', async () => {
+  const { probeMachine, describeProbe } = await import('../bench/machine-probe.js');
+  const p = probeMachine();
+  assert.ok(Number.isFinite(p.firstTouchMicrosPerPage), `first touch ${p.firstTouchMicrosPerPage}`);
+  assert.ok(p.nodeStartSeconds > 0 && p.nodeStartSeconds < 20, `node start ${p.nodeStartSeconds}`);
+  const line = describeProbe(p);
+  assert.match(line, new RegExp(`first touch ${p.firstTouchMicrosPerPage.toFixed(2).replace('.', '\\.')} µs`));
+  assert.match(line, new RegExp(`node -e 0 ${p.nodeStartSeconds.toFixed(3).replace('.', '\\.')} s`));
+});
