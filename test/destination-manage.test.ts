@@ -105,7 +105,7 @@ describe('a local destination', () => {
     malformed(cli(dataDir, ['destination', 'edit', 'disk', '--name', 'bad/name']), /^name: a name is/);
     refused(cli(dataDir, ['destination', 'edit', 'disk', '--name', 'other']), /^name: a destination named "other" exists already/);
     refused(cli(dataDir, ['destination', 'edit', 'disk', '--type', 'ssh']), /^type: the type of a destination cannot change/);
-    refused(cli(dataDir, ['destination', 'edit', 'disk', '--host', 'example.org']), /^host: only ssh destinations/);
+    malformed(cli(dataDir, ['destination', 'edit', 'disk', '--host', 'example.org']), /^host: only ssh destinations/);
     refused(cli(dataDir, ['destination', 'edit', 'disk', '--path', path.join(other, 'missing')]), /not usable.*does not exist/);
     assert.equal(cli(dataDir, ['destination', 'edit', 'disk']).code, 2, 'nothing to change');
     refused(cli(dataDir, ['destination', 'edit', 'nosuch', '--hidden']), /no destination named "nosuch"/);
@@ -219,7 +219,7 @@ describe('an SSH destination', () => {
     assert.equal(pw.settings.password, '********');
     assert.equal(pw.settings.privateKey, undefined);
     assert.equal(pw.settings.passphrase, undefined);
-    refused(run(['destination', 'edit', 'remote', '--passphrase-file', file('passphrase')]), /^passphrase: a passphrase goes with a private key/);
+    malformed(run(['destination', 'edit', 'remote', '--passphrase-file', file('passphrase')]), /^passphrase: a passphrase goes with a private key/);
 
     const stored = ['tidemark.sqlite', 'tidemark.sqlite-wal'].filter((f) => fs.existsSync(path.join(dataDir, f)))
       .map((f) => fs.readFileSync(path.join(dataDir, f)).toString('latin1')).join('');
@@ -232,6 +232,13 @@ describe('an SSH destination', () => {
     }
     const r = ok(run(['snapshot', 'list', '--destination', 'remote']));
     assert.deepEqual(r.map((s: any) => s.id), [snapshot]);
+  });
+
+  test('regression: a setting of another type of destination, or --force-insecure-path on a remote one, was exit 1; it is a malformed command line (exit 2) and changes nothing', () => {
+    const before = settingsOf('remote');
+    malformed(run(['destination', 'edit', 'remote', '--bucket', 'b']), /^bucket: only s3 destinations have this setting/);
+    malformed(run(['destination', 'edit', 'remote', '--force-insecure-path']), /^--force-insecure-path applies to local destinations only/);
+    assert.deepEqual(settingsOf('remote'), before);
   });
 
   test('user and timeout change; a bad port or an unknown user is refused and the settings stay', async () => {

@@ -11,7 +11,7 @@ import { ERROR_CODES, errorCodeOf, TidemarkError } from '../server/services/erro
 import { PermissionError } from '../server/services/permissions.js';
 import { DestinationError } from '../server/destinations/types.js';
 import { statusOf } from '../server/app/api/errors.js';
-import { webErrorOf } from '../server/app/web-errors.js';
+import { refusalOf, webErrorOf } from '../server/app/web-errors.js';
 import { LOCALES } from '../server/i18n/index.js';
 
 const dirs: string[] = [];
@@ -81,4 +81,15 @@ test('the CLI exits 2 for invalid input and 1 for every other refusal, with the 
   const usage = cli(dataDir, ['destination', 'visibility', 'nowhere']);
   assert.equal(usage.code, 2);
   assert.deepEqual(usage.json, { error: 'give --hidden or --visible' });
+});
+
+test('regression: an account holder\'s page answered 409 to malformed input and to what is not there; refusalOf answers 400 and 404, 409 to a refusal', () => {
+  const malformed = refusalOf(new UserError('path: a path may not contain ".."', 'invalid-input'));
+  assert.deepEqual([malformed.status, malformed.key], [400, 'error.invalidInput']);
+  const missing = refusalOf(new UserError('snapshot X records no WordPress site in "a"', 'not-found'));
+  assert.deepEqual([missing.status, missing.key, missing.detail], [404, 'error.notFound', ''], 'what is not there says nothing more');
+  const forbidden = refusalOf(new UserError('snapshot X is not yours to restore'));
+  assert.equal(forbidden.status, 403);
+  const refused = refusalOf(new UserError('the site cannot be restored as a site'));
+  assert.deepEqual([refused.status, refused.key, refused.detail], [409, 'error.refused', 'the site cannot be restored as a site']);
 });

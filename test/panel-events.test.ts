@@ -186,7 +186,7 @@ describe('panel account events through the installed hook scripts', () => {
     // Input that is not a cPanel hook document: an error in the log, success for cPanel.
     const bad = spawnSync(path.join(cpRoot, CPANEL_HOOK), { input: 'not json', encoding: 'utf8' });
     assert.equal(bad.status, 0);
-    assert.match(bad.stdout, /^1 Tidemark: tidemark exited 1/);
+    assert.match(bad.stdout, /^1 Tidemark: tidemark exited 2/, 'input that is not JSON is malformed input (exit 2)');
   });
 
   test('a final backup that outlasts its time limit is abandoned: the command exits 0 and no unfinished snapshot is listed', () => {

@@ -285,9 +285,10 @@ test('s3 free-space limit: refused without a stated quota; with one, a backup be
 
 test('managing an s3 destination: settings of other types are refused; a new folder that lacks the cataloged snapshots is refused unless they are forgotten', () => {
   const wrongType = cli(dataDir, ['destination', 'edit', 'bucket', '--path', '/srv/x']);
-  assert.notEqual(wrongType.code, 0);
+  assert.equal(wrongType.code, 2, 'a setting the type does not have is a malformed command line');
   assert.match(wrongType.json.error, /path: only local and ssh destinations have this setting/);
   const hostOnly = cli(dataDir, ['destination', 'edit', 'bucket', '--host', 'example.org']);
+  assert.equal(hostOnly.code, 2);
   assert.match(hostOnly.json.error, /host: only ssh destinations have this setting/);
   const moved = cli(dataDir, ['destination', 'edit', 'bucket', '--server-folder', 'elsewhere']);
   assert.notEqual(moved.code, 0);

@@ -386,6 +386,14 @@ describe('WordPress sites of a real account, real MariaDB', () => {
       assert.match(await page.locator('section.site[data-folder="broken"] .problem').textContent() ?? '', /not understood/);
       assert.equal(await page.locator('section.site[data-folder="broken"] form').count(), 0, 'no restore for a site not understood');
       await browser.screenshot('user-sites');
+      // Forms no page offers: a folder that holds no site in the snapshot is not found (it was answered 409), a site not understood is refused (409).
+      const aliceCsrf = (await page.locator('input[name="_csrf"]').first().getAttribute('value')) ?? '';
+      const [noSite, notUnderstood] = await page.evaluate(async ([dest, snap, csrf]) => {
+        const post = async (folder: string): Promise<number> => (await fetch('/sites/restore', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: csrf, folder, snapshot: `${dest}:${snap}` }).toString() })).status;
+        return [await post('no/site/here'), await post('broken')];
+      }, [fx.destinationIds.shown, fx.visible.alice, aliceCsrf] as const);
+      assert.equal(noSite, 404);
+      assert.equal(notUnderstood, 409);
       page.once('dialog', (d) => { void d.accept(); });
       await page.locator('section.site[data-folder="public_html/site"] form.site-restore button').click();
       await page.waitForURL(/\/tasks\/\d+$/);

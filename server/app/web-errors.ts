@@ -31,3 +31,13 @@ export function webErrorOf(err: unknown): HttpError {
   // A refused value is never answered back whole (see util/input-checks.ts).
   return new HttpError(w.status, w.key, w.detail && err instanceof TidemarkError ? clipLongRuns(err.message) : '');
 }
+
+/**
+ * The answer of an account holder's page to a refusal of the services: malformed input 400,
+ * what is not there (or not the holder's) 404, a permission 403, any other refusal 409 with
+ * its reason (the request was understood, the state of things says no).
+ */
+export function refusalOf(err: TidemarkError): HttpError {
+  if (err.code === 'invalid-input' || err.code === 'not-found' || err.code === 'forbidden') return webErrorOf(err);
+  return new HttpError(409, 'error.refused', err.message);
+}

@@ -235,7 +235,7 @@ export async function addDestination(ctx: Context, input: AddDestinationInput, a
   if (d.type === 'local') {
     settings = await localSettings(ctx, d.path, Boolean(input.forceInsecurePath));
   } else {
-    if (input.forceInsecurePath) throw new UserError('--force-insecure-path applies to local destinations only');
+    if (input.forceInsecurePath) throw new UserError('--force-insecure-path applies to local destinations only', 'invalid-input');
     const { name: _n, type: _t, hidden: _h, freeSpaceLimitMb: _f, ...remote } = d;
     settings = { ...remote };
   }
@@ -519,13 +519,13 @@ async function applyDestinationEdit(ctx: Context, d: DestinationRecord, changes:
   const allTypes = Object.keys(SETTINGS_OF) as DestinationRecord['type'][];
   for (const f of new Set(allTypes.flatMap((t) => SETTINGS_OF[t]))) {
     if ((changes as Record<string, unknown>)[f] !== undefined && !SETTINGS_OF[d.type].includes(f)) {
-      throw new UserError(`${f}: only ${allTypes.filter((t) => SETTINGS_OF[t].includes(f)).join(' and ')} destinations have this setting`);
+      throw new UserError(`${f}: only ${allTypes.filter((t) => SETTINGS_OF[t].includes(f)).join(' and ')} destinations have this setting`, 'invalid-input');
     }
   }
   if (d.type === 'local') {
     if ((changes.path !== undefined || changes.forceInsecurePath) && actor.role !== 'admin') throw new UserError('path: only an administrator can move a local destination');
   } else if (changes.forceInsecurePath) {
-    throw new UserError('--force-insecure-path applies to local destinations only');
+    throw new UserError('--force-insecure-path applies to local destinations only', 'invalid-input');
   }
 
   const merged: Record<string, unknown> = { ...d.settings, name: d.name, type: d.type, hidden: !d.snapshotsVisible, freeSpaceLimitMb: d.freeSpaceLimitMb };
@@ -539,7 +539,7 @@ async function applyDestinationEdit(ctx: Context, d: DestinationRecord, changes:
   // The schema checks the secret as typed; a stored one is sealed, and checked when it was stored.
   const sealedSecrets: Record<string, unknown> = {};
   for (const f of SECRET_FIELDS) if (isSealed(merged[f])) { sealedSecrets[f] = merged[f]; merged[f] = 'sealed'; }
-  if (changes.passphrase !== undefined && merged.privateKey === undefined) throw new UserError('passphrase: a passphrase goes with a private key (--key-file)');
+  if (changes.passphrase !== undefined && merged.privateKey === undefined) throw new UserError('passphrase: a passphrase goes with a private key (--key-file)', 'invalid-input');
   const hostMoved = (changes.host !== undefined && changes.host !== d.settings.host) || (changes.port !== undefined && changes.port !== d.settings.port);
   // A new server has its own host key: pin the one seen at the test connection, unless given.
   if (hostMoved && changes.hostKeyFingerprint === undefined) delete merged.hostKeyFingerprint;

@@ -75,14 +75,14 @@ export function eventFromCpanelHook(input: string, kind?: PanelEventKind): Panel
   try {
     doc = JSON.parse(input) as typeof doc;
   } catch {
-    throw new UserError('the cPanel hook input is not JSON');
+    throw new UserError('the cPanel hook input is not JSON', 'invalid-input');
   }
-  if (doc === null || typeof doc !== 'object') throw new UserError('the cPanel hook input is not a JSON object');
+  if (doc === null || typeof doc !== 'object') throw new UserError('the cPanel hook input is not a JSON object', 'invalid-input');
   const hookEvent = typeof doc.context?.event === 'string' ? doc.context.event : undefined;
   const fromHook = hookEvent !== undefined ? CPANEL_EVENTS[hookEvent] : undefined;
   const resolved = kind ?? fromHook;
   if (resolved === undefined) throw new UserError(`no Tidemark event for the cPanel hook event ${hookEvent ?? '(none)'}`);
-  if (kind !== undefined && fromHook !== undefined && fromHook !== kind) throw new UserError(`the hook input is for ${hookEvent}, not "${kind}"`);
+  if (kind !== undefined && fromHook !== undefined && fromHook !== kind) throw new UserError(`the hook input is for ${hookEvent}, not "${kind}"`, 'invalid-input');
   const data = doc.data ?? {};
   const account = accountName(data.user, 'data.user');
   if (resolved === 'renamed') {

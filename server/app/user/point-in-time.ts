@@ -4,6 +4,7 @@ import { UserError } from '../../services/context.js';
 import { PermissionError, permissionsOf } from '../../services/permissions.js';
 import { binlogServerStatus, databaseWindow, parseMoment, previewDatabaseAt, restoreDatabaseAtMoment, type AtInput } from '../../services/point-in-time.js';
 import { HttpError, notFound } from '../http-error.js';
+import { refusalOf } from '../web-errors.js';
 import { actorOf } from '../session.js';
 
 /** `YYYY-MM-DDTHH:MM` (UTC) of an ISO time, for a datetime-local input. */
@@ -27,7 +28,7 @@ export function pointInTimeRoutes(ctx: Context): express.Router {
       return await fn();
     } catch (err) {
       if (err instanceof PermissionError) throw new HttpError(403, 'error.refused');
-      if (err instanceof UserError) throw new HttpError(err.code === 'not-found' ? 404 : err.code === 'forbidden' ? 403 : 409, 'error.refused', err.message);
+      if (err instanceof UserError) throw refusalOf(err);
       throw err;
     }
   };

@@ -7,6 +7,7 @@ import type { BytePath } from '../../util/byte-path.js';
 import type { SnapshotRecord } from '../../store/snapshots.js';
 import type { TaskRecord } from '../../store/tasks.js';
 import { HttpError, notFound } from '../http-error.js';
+import { refusalOf } from '../web-errors.js';
 import { actorOf } from '../session.js';
 import { Scope } from '../scope.js';
 import { encodePath } from '../path-param.js';
@@ -35,13 +36,13 @@ function taskView(t: TaskRecord): Record<string, unknown> {
   };
 }
 
-/** The provider's permissions refuse with 403 and nothing happens; any other refusal of the services is a 409. */
+/** The provider's permissions refuse with 403 and nothing happens; any other refusal of the services as refusalOf says. */
 async function refusedAs403<T>(fn: () => T | Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
     if (err instanceof PermissionError) throw new HttpError(403, 'error.refused');
-    if (err instanceof UserError) throw new HttpError(409, 'error.refused', err.message);
+    if (err instanceof UserError) throw refusalOf(err);
     throw err;
   }
 }
@@ -118,7 +119,7 @@ export function userRoutes(ctx: Context, runner: RestoreRunner): express.Router 
       await cancelTask(ctx, t.id, actorOf(res));
     } catch (err) {
       if (!(err instanceof UserError)) throw err;
-      throw new HttpError(409, 'error.refused', err.message);
+      throw refusalOf(err);
     }
     res.redirect(303, `/tasks/${t.id}`);
   });

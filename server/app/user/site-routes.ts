@@ -8,6 +8,7 @@ import { parseMoment } from '../../services/point-in-time.js';
 import { sitePaths } from '../../engine/sites/restore-site.js';
 import { fromUtf8 } from '../../util/byte-path.js';
 import { HttpError, notFound } from '../http-error.js';
+import { refusalOf } from '../web-errors.js';
 import { actorOf } from '../session.js';
 import { Scope } from '../scope.js';
 import type { RestoreRunner } from '../restore-runner.js';
@@ -36,7 +37,7 @@ export function siteRoutes(ctx: Context, runner: RestoreRunner): express.Router 
     try {
       return { s, site: siteOf(ctx, s, body.folder) };
     } catch (err) {
-      if (err instanceof UserError) throw new HttpError(409, 'error.refused', err.message);
+      if (err instanceof UserError) throw refusalOf(err);
       throw err;
     }
   };
@@ -82,7 +83,7 @@ export function siteRoutes(ctx: Context, runner: RestoreRunner): express.Router 
       checkMayRestore(ctx, actor, plan.snapshot, plan.restoreInput);
     } catch (err) {
       if (err instanceof PermissionError) throw new HttpError(403, 'error.refused');
-      if (err instanceof UserError) throw new HttpError(409, 'error.refused', err.message);
+      if (err instanceof UserError) throw refusalOf(err);
       throw err;
     }
     ctx.store.activity.record({ actor: actor.name, role: actor.role, action: 'restore.requested', target: `${account} ${plan.snapshot.id}`, result: 'ok', detail: `site ${body.folder} at ${raw}Z` });
@@ -100,7 +101,7 @@ export function siteRoutes(ctx: Context, runner: RestoreRunner): express.Router 
       write = await prepareDownload(ctx, s, { paths: sitePaths(site).map(fromUtf8), databases: [site.database], site: site.folder }, actor);
     } catch (err) {
       if (err instanceof PermissionError) throw new HttpError(403, 'error.refused');
-      if (err instanceof UserError) throw new HttpError(409, 'error.refused', err.message);
+      if (err instanceof UserError) throw refusalOf(err);
       throw err;
     }
     res.status(200).set({
