@@ -48,7 +48,8 @@ test('bench trash is emptied once it holds more than its own budget, not only wh
   const work = fs.mkdtempSync(`${os.tmpdir()}/tidemark-trash-`);
   try {
     const trash = `${work}/trash`;
-    setTrash(trash, { budget: 3 * 1024 * 1024, recentMs: 0 });
+    // keepFree 0: only the budget empties it here, however full the machine's disk is (it once held under 20 GiB free, and the trash went at the first check).
+    setTrash(trash, { budget: 3 * 1024 * 1024, recentMs: 0, keepFree: 0 });
     const output = (n: number): string => {
       const dir = `${work}/out${n}`;
       fs.mkdirSync(dir);
@@ -64,6 +65,24 @@ test('bench trash is emptied once it holds more than its own budget, not only wh
     assert.equal(fs.readdirSync(trash).length, 2);
     emptyTrashIfDue();
     assert.deepEqual(fs.readdirSync(trash), [], '4 MiB is over the 3 MiB budget: emptied');
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+});
+
+test('bench trash is emptied whatever it holds once free space is under its floor', async () => {
+  const { setTrash, discard, emptyTrashIfDue } = await import('../bench/measure.js');
+  const work = fs.mkdtempSync(`${os.tmpdir()}/tidemark-trash-`);
+  try {
+    const trash = `${work}/trash`;
+    // A floor above any disk's free space: the first check empties it, though 1 KiB is far under the budget.
+    setTrash(trash, { budget: 1024 ** 4, recentMs: 0, keepFree: Number.MAX_SAFE_INTEGER });
+    fs.mkdirSync(`${work}/out`);
+    fs.writeFileSync(`${work}/out/data`, Buffer.alloc(1024, 1));
+    discard(`${work}/out`);
+    assert.deepEqual(fs.readdirSync(trash), ['0']);
+    emptyTrashIfDue();
+    assert.deepEqual(fs.readdirSync(trash), []);
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
