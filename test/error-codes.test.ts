@@ -92,4 +92,8 @@ test('regression: an account holder\'s page answered 409 to malformed input and 
   assert.equal(forbidden.status, 403);
   const refused = refusalOf(new UserError('the site cannot be restored as a site'));
   assert.deepEqual([refused.status, refused.key, refused.detail], [409, 'error.refused', 'the site cannot be restored as a site']);
+  const busy = refusalOf(new UserError('account "alice" is busy: a restore is running'));
+  assert.deepEqual([busy.status, busy.key], [409, 'error.busy'], 'a busy account says so, in the table\'s words');
+  const destination = refusalOf(new UserError('could not reach backup.example.org:22', 'destination-unreachable'));
+  assert.deepEqual([destination.status, destination.detail], [500, ''], 'never the provider\'s host to an account holder');
 });

@@ -33,11 +33,10 @@ export function webErrorOf(err: unknown): HttpError {
 }
 
 /**
- * The answer of an account holder's page to a refusal of the services: malformed input 400,
- * what is not there (or not the holder's) 404, a permission 403, any other refusal 409 with
- * its reason (the request was understood, the state of things says no).
+ * The answer of an account holder's page to a refusal of the services: as webErrorOf, except
+ * that a plain refusal is 409 (the request was understood, the state of things says no), as
+ * those pages have always answered it; its reason clipped as every other detail is.
  */
 export function refusalOf(err: TidemarkError): HttpError {
-  if (err.code === 'invalid-input' || err.code === 'not-found' || err.code === 'forbidden') return webErrorOf(err);
-  return new HttpError(409, 'error.refused', err.message);
+  return err.code === 'refused' ? new HttpError(409, 'error.refused', clipLongRuns(err.message)) : webErrorOf(err);
 }
