@@ -193,9 +193,9 @@ async function main(): Promise<void> {
   }
   const probes: Record<string, MachineProbe> = {};
   results.facts.machineProbe = probes;
-  probes.start = probeMachine();
-  log(`machine: ${describeProbe(probes.start)}`);
   try {
+    probes.start = probeMachine();
+    log(`machine: ${describeProbe(probes.start)}`);
     if (options.fixedCostOnly) await fixedCostRow(world, results, log);
     else if (options.main) await mainRows(world, results, log);
     if (options.scale) { log('scale'); await runScale(world, options, results, log); }
