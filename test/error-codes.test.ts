@@ -96,4 +96,8 @@ test('regression: an account holder\'s page answered 409 to malformed input and 
   assert.deepEqual([busy.status, busy.key], [409, 'error.busy'], 'a busy account says so, in the table\'s words');
   const destination = refusalOf(new UserError('could not reach backup.example.org:22', 'destination-unreachable'));
   assert.deepEqual([destination.status, destination.detail], [500, ''], 'never the provider\'s host to an account holder');
+  const ownWords = refusalOf(new UserError('backups are paused for this account'), 'error.backupNowRefused');
+  assert.deepEqual([ownWords.status, ownWords.key], [409, 'error.backupNowRefused'], 'a plain refusal may carry the action\'s own words');
+  const ownWordsBusy = refusalOf(new UserError('account "alice" is busy: a backup is running'), 'error.backupNowRefused');
+  assert.deepEqual([ownWordsBusy.status, ownWordsBusy.key], [409, 'error.busy'], 'any other code keeps the table\'s words');
 });

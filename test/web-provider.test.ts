@@ -157,6 +157,13 @@ describe('the queue', () => {
       const status = await waitJson(alice, `/tasks/${task}/status`, (j) => j.finished);
       assert.equal(status.status, 'cancelled');
       assert.doesNotMatch((await alice.get(`/tasks/${task}`)).body, /id="cancel-task"/);
+      // Cancelling what has ended clashes with the state of things: 409 in the conflict's words, with its reason.
+      for (const [who, url] of [[alice, `/tasks/${task}/cancel`], [admin, `/admin/queue/${task}/cancel`]] as const) {
+        const again = await who.post(url, { _csrf: await who.csrf() });
+        assert.equal(again.status, 409, url);
+        assert.match(again.body, /That clashes with how things are now\./, url);
+        assert.match(again.body, /has already ended \(cancelled\)/, url);
+      }
       const shown = ok(cli(fx.dataDir, ['task', 'show', task!]));
       assert.equal(shown.startedAt, null);
       assert.equal(shown.cancelRequestedBy, fx.alice.username);

@@ -33,10 +33,11 @@ export function webErrorOf(err: unknown): HttpError {
 }
 
 /**
- * The answer of an account holder's page to a refusal of the services: as webErrorOf, except
- * that a plain refusal is 409 (the request was understood, the state of things says no), as
- * those pages have always answered it; its reason clipped as every other detail is.
+ * The answer of a page's action to a refusal of the services: as webErrorOf, except that a
+ * plain refusal is 409 (the request was understood, the state of things says no), as those
+ * actions have always answered it, with `key` as its message; its reason clipped as every
+ * other detail is.
  */
-export function refusalOf(err: TidemarkError): HttpError {
-  return err.code === 'refused' ? new HttpError(409, 'error.refused', clipLongRuns(err.message)) : webErrorOf(err);
+export function refusalOf(err: TidemarkError, key = 'error.refused'): HttpError {
+  return err.code === 'refused' ? new HttpError(409, key, clipLongRuns(err.message)) : webErrorOf(err);
 }

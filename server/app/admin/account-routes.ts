@@ -7,6 +7,7 @@ import { backUpNow, backupNowJobs } from '../../services/backup-now.js';
 import { UserError } from '../../services/context.js';
 import { PermissionError } from '../../services/permissions.js';
 import { HttpError } from '../http-error.js';
+import { refusalOf } from '../web-errors.js';
 import { actorOf } from '../session.js';
 
 /**
@@ -55,7 +56,7 @@ export function accountRoutes(st: ProviderState): express.Router {
       res.redirect(303, `/admin/queue/${task}`);
     } catch (err) {
       if (err instanceof PermissionError) throw new HttpError(403, 'error.refused');
-      if (err instanceof UserError) throw new HttpError(409, 'error.backupNowRefused', err.message);
+      if (err instanceof UserError) throw refusalOf(err, 'error.backupNowRefused');
       throw err;
     }
   });

@@ -7,6 +7,7 @@ import {
 import { reindexDestination } from '../../services/reindex.js';
 import type { DestinationRecord } from '../../store/destinations.js';
 import { HttpError, notFound } from '../http-error.js';
+import { refusalOf } from '../web-errors.js';
 import { actorOf } from '../session.js';
 import { field, formErrors, noErrors, numberField, type FormErrors, type MessageRules } from './form-errors.js';
 import { adminOnly, destinationOf, record, type ProviderState } from './state.js';
@@ -266,7 +267,7 @@ export function destinationRoutes(st: ProviderState): express.Router {
       res.redirect(303, '/admin/destinations');
     } catch (err) {
       if (!(err instanceof UserError)) throw err;
-      throw new HttpError(409, 'error.refused', err.message);
+      throw refusalOf(err);
     }
   });
 

@@ -2,7 +2,7 @@ import express from 'express';
 import { actorOf } from '../session.js';
 import { cancelTask } from '../../services/tasks.js';
 import { UserError } from '../../services/context.js';
-import { HttpError } from '../http-error.js';
+import { refusalOf } from '../web-errors.js';
 import { ProviderScope, taskJson } from './provider-scope.js';
 import { scopeOf, type ProviderState } from './state.js';
 
@@ -55,7 +55,7 @@ export function queueRoutes(st: ProviderState): express.Router {
       await cancelTask(ctx, t.id, actorOf(res));
     } catch (err) {
       if (!(err instanceof UserError)) throw err;
-      throw new HttpError(409, 'error.refused', err.message);
+      throw refusalOf(err);
     }
     res.redirect(303, `/admin/queue/${t.id}`);
   });

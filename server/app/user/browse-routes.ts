@@ -7,6 +7,7 @@ import { PermissionError, permissionsOf, type Action } from '../../services/perm
 import { parentOf, type BytePath } from '../../util/byte-path.js';
 import type { Entry } from '../../engine/format/entry.js';
 import type { SnapshotRecord } from '../../store/snapshots.js';
+import { refusalOf } from '../web-errors.js';
 import { HttpError, notFound } from '../http-error.js';
 import { actorOf } from '../session.js';
 import { Scope } from '../scope.js';
@@ -264,7 +265,7 @@ export function browseRoutes(ctx: Context, runner: RestoreRunner): express.Route
       await streamDownload(ctx, sc.actor, s, found.map((c) => c.path), dbs, res, shape);
     } catch (err) {
       if (err instanceof PermissionError) throw new HttpError(403, PERMISSION_MESSAGE[err.action]);
-      if (err instanceof UserError) throw new HttpError(409, 'error.refused', err.message);
+      if (err instanceof UserError) throw refusalOf(err);
       throw err;
     }
   });
@@ -281,7 +282,7 @@ export function browseRoutes(ctx: Context, runner: RestoreRunner): express.Route
       await write(out);
     } catch (err) {
       if (err instanceof PermissionError) throw new HttpError(403, PERMISSION_MESSAGE[err.action]);
-      if (err instanceof UserError) throw new HttpError(409, 'error.refused', err.message);
+      if (err instanceof UserError) throw refusalOf(err);
       throw new HttpError(502, 'error.downloadFailed');
     }
     return { chosen, data: out.data };

@@ -141,7 +141,7 @@ export function userRoutes(ctx: Context, runner: RestoreRunner): express.Router 
     } catch (err) {
       if (err instanceof PermissionError) throw new HttpError(403, 'error.refused');
       if (err instanceof BackupNowLimitError) throw new HttpError(429, 'error.backupNowLimit', err.message);
-      if (err instanceof UserError) throw new HttpError(409, 'error.backupNowRefused', err.message);
+      if (err instanceof UserError) throw refusalOf(err, 'error.backupNowRefused');
       throw err;
     }
   });
