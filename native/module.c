@@ -17,6 +17,8 @@
 // pool into a Buffer the restore writer reuses.
 // malloc-policy.c: glibc's mmap threshold fixed, so that freed large Buffers go back to the system.
 // aligned-buffer.c: a Buffer that starts on a page, for content a pool job writes.
+// list-dir.c: a folder's entries sorted, each with its lstat fields, in one call, for the account
+// worker's walk; fstat and lstat into the same fields.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <string.h>
@@ -61,6 +63,9 @@ napi_value malloc_policy(napi_env env, napi_callback_info info);
 napi_value exit_now(napi_env env, napi_callback_info info);
 napi_value io_priority(napi_env env, napi_callback_info info);
 napi_value page_aligned_buffer(napi_env env, napi_callback_info info);
+napi_value list_dir(napi_env env, napi_callback_info info);
+napi_value fstat_fields(napi_env env, napi_callback_info info);
+napi_value lstat_fields(napi_env env, napi_callback_info info);
 #ifdef TM_LIBDEFLATE
 napi_value gzip_block(napi_env env, napi_callback_info info);
 napi_value inflate_member(napi_env env, napi_callback_info info);
@@ -140,6 +145,9 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "ioPriority", io_priority);
   export_function(env, exports, "threadIoPriority", thread_io_priority);
   export_function(env, exports, "pageAlignedBuffer", page_aligned_buffer);
+  export_function(env, exports, "listDir", list_dir);
+  export_function(env, exports, "fstatFields", fstat_fields);
+  export_function(env, exports, "lstatFields", lstat_fields);
 #ifdef TM_LIBDEFLATE
   export_function(env, exports, "gzipBlock", gzip_block);
   export_function(env, exports, "inflateMember", inflate_member);

@@ -1,11 +1,11 @@
-// The restore writer takes the entry stream by read (slab-reader.ts, eventBatches) instead of
+// The restore writer takes the entry stream by read (entry.ts, eventBatches) instead of
 // one async generator step per event: a read's events must be the same events in the same
 // order as parseEntryStream gives, a record split between reads must be joined, and a corrupt
 // or cut stream must fail as it did, after the events that came whole before it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeEntry, makeEntry, parseEntryStream, type StreamEvent } from '../server/engine/format/entry.js';
-import { eventBatches } from '../server/engine/worker/slab-reader.js';
+import { eventBatches } from '../server/engine/format/entry.js';
 
 async function* reads(chunks: Buffer[]): AsyncGenerator<Buffer> { for (const c of chunks) yield c; }
 

@@ -12,7 +12,8 @@ import type { PreviousBlobs } from './previous-blobs.js';
  */
 export interface ContentSink {
   /** A file record; `hasData`: its content follows, else it is unchanged (`entry.prevRef`). Sets `entry.dataRef`. */
-  begin(entry: Entry, hasData: boolean): Promise<void>;
+  /** Returns a promise when the caller must wait before the next record (a sink may return one always). */
+  begin(entry: Entry, hasData: boolean): Promise<void> | undefined;
   data(chunk: Buffer): Promise<void>;
   /**
    * The content is complete. Resolves once the sink has room for more work, with the content's
@@ -100,40 +101,49 @@ export class BlobSink implements ContentSink {
     await this.dest.mkdir(`${this.dir}/${d}`);
   }
 
-  async begin(entry: Entry, hasData: boolean): Promise<void> {
-    if (entry.kind !== 'f') return;
+  /** Returns a promise only when there is something to wait for: an unchanged file is noted for its batch of links. */
+  begin(entry: Entry, hasData: boolean): Promise<void> | undefined {
+    if (entry.kind !== 'f') return undefined;
     const prevRef = entry.prevRef;
     entry.prevRef = NO_REF;
     // The clone makes `files/`: nothing may be written there before it is complete.
-    if (this.cloned) await this.cloned;
-    if (hasData) {
-      const n = this.next++;
-      entry.dataRef = n;
-      await this.ensureDir(n);
-      const rel = `${this.dir}/${layout.blob(n)}`;
-      if (this.dest.writeSmallFile && entry.size <= SMALL_FILE) {
-        this.small = { rel, parts: [], size: entry.size };
-      } else {
-        this.current = new StreamWriter(this.dest.createWriteStream(rel));
-        this.currentHash = crypto.createHash('sha256');
-      }
-      return;
-    }
+    if (this.cloned) return this.cloned.then(() => this.beginFile(entry, hasData, prevRef));
+    return this.beginFile(entry, hasData, prevRef);
+  }
+
+  private beginFile(entry: Entry, hasData: boolean, prevRef: number): Promise<void> | undefined {
+    if (hasData) return this.beginContent(entry);
     if (prevRef === NO_REF || !this.previous || !this.previous.blobs.take(prevRef)) {
       throw new Error(`the account worker referred to unknown previous content for ${JSON.stringify(entry.path)}`);
     }
     entry.dataRef = prevRef;
-    if (this.cloned) return;
+    if (this.cloned) return undefined;
     if (this.hardLinks.linkBlobs && prevRef < 2 ** 32) {
       // The folder is made by linkBlobs: only noted here for the flush (by number: no string per file).
       this.linkedFolders.add(Math.floor(prevRef / 1024));
       this.pendingLinks.push(prevRef);
-      if (this.pendingLinks.length >= LINK_BATCH) await this.linkPending();
-      return;
+      return this.pendingLinks.length >= LINK_BATCH ? this.linkPending() : undefined;
     }
+    return this.linkOne(prevRef);
+  }
+
+  private async beginContent(entry: Entry): Promise<void> {
+    const n = this.next++;
+    entry.dataRef = n;
+    await this.ensureDir(n);
+    const rel = `${this.dir}/${layout.blob(n)}`;
+    if (this.dest.writeSmallFile && entry.size <= SMALL_FILE) {
+      this.small = { rel, parts: [], size: entry.size };
+    } else {
+      this.current = new StreamWriter(this.dest.createWriteStream(rel));
+      this.currentHash = crypto.createHash('sha256');
+    }
+  }
+
+  private async linkOne(prevRef: number): Promise<void> {
     await this.ensureDir(prevRef);
     this.linked++;
-    await this.links.add(this.hardLinks.link(`${this.previous.dir}/${layout.blob(prevRef)}`, `${this.dir}/${layout.blob(prevRef)}`));
+    await this.links.add(this.hardLinks.link(`${this.previous!.dir}/${layout.blob(prevRef)}`, `${this.dir}/${layout.blob(prevRef)}`));
   }
 
   async data(chunk: Buffer): Promise<void> {

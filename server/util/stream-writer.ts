@@ -49,10 +49,11 @@ export class BatchedWriter {
 
   constructor(private readonly out: StreamWriter, private readonly batch = 256 * 1024) {}
 
-  async write(chunk: Buffer): Promise<void> {
+  /** Returns a promise only when a batch is sent on: the caller waits for that, and for nothing else. */
+  write(chunk: Buffer): Promise<void> | undefined {
     this.parts.push(chunk);
     this.size += chunk.length;
-    if (this.size >= this.batch) await this.flush();
+    return this.size >= this.batch ? this.flush() : undefined;
   }
 
   private async flush(): Promise<void> {

@@ -56,4 +56,8 @@ export function buildTrickyTree(a: TestAccount): void {
   const past = Date.now() / 1000 - 86400 * 30;
   fs.utimesSync(b(h, 'public_html/index.php'), past, past + 0.123456);
   fs.utimesSync(b(h, 'empty-dir'), past, past + 7);
+  // Before 1970 (unzipped archives carry such times): seconds below zero, nanoseconds positive.
+  w('before-1970.txt', 'old\n');
+  execFileSync('chown', ['-h', `${a.uid}:${a.gid}`, `${h}/before-1970.txt`]);
+  execFileSync('touch', ['-h', '-d', '@-1.25', `${h}/before-1970.txt`]);
 }

@@ -261,5 +261,28 @@ export async function* parseEntryStream(source: AsyncIterable<Buffer>): AsyncGen
   scanner.finish();
 }
 
+/**
+ * parseEntryStream by read: the events of each read of `source` as one array, so that the
+ * consumer takes a read's events in a plain loop instead of one async generator step (its
+ * promises and result objects) per event. A read that completes no event gives none; the
+ * events before a corrupt record are still handed over, then the error is thrown; a stream
+ * that ends inside a record or its content throws.
+ */
+export async function* eventBatches(source: AsyncIterable<Buffer>): AsyncGenerator<StreamEvent[]> {
+  const scanner = new EntryScanner();
+  for await (const incoming of source) {
+    const events: StreamEvent[] = [];
+    let failure: { error: unknown } | null = null;
+    try {
+      scanner.feed(incoming, (ev) => { events.push(ev); });
+    } catch (error) {
+      failure = { error };
+    }
+    if (events.length > 0) yield events;
+    if (failure) throw failure.error;
+  }
+  scanner.finish();
+}
+
 export const noticeRecord = (kind: NoticeKind, path: BytePath, text: string): Buffer =>
   encodeEntry({ kind, path, link: Buffer.from(text, 'utf8').toString('latin1') });

@@ -11,6 +11,7 @@ import { descriptorChannelSupported, sendFdSync } from '../../native/pass-fds.js
 import { DESCRIPTOR_MAX, SHRANK_REASON } from '../descriptor-content.js';
 import { makeExcluder, MARKER_FILE, SKIPPED_DIR_NAME } from './excludes.js';
 import { PreviousFiles } from './previous-files.js';
+import { fstatFields, inodeKeyOf, listDir, lstatFields, nameAt, sameDevice, sameInode, statAt, type Listing, type StatFields } from '../../native/list-dir.js';
 
 export interface BackupReaderOptions {
   home: string;
@@ -92,7 +93,8 @@ export async function runBackupReader(opts: BackupReaderOptions): Promise<void> 
   // Root accepts only regular files of that filesystem (one it cannot hang on: not FUSE, not
   // a network mount the account brought in).
   const channel = opts.descriptors === true && !tarOut && descriptorChannelSupported() && isSocket(DESCRIPTOR_FD);
-  const homeDev = channel ? fs.lstatSync(opts.home, { bigint: true }).dev : -1n;
+  /** The home's lstat, taken when the walk starts: the descriptor channel takes files of its filesystem only. */
+  let homeStat: StatFields | null = null;
   /** Hands the open file to root; false when the kernel will not take more descriptors in flight. */
   const sentAsDescriptor = (fd: number, entry: Entry): boolean => {
     out.flush();
@@ -126,21 +128,20 @@ export async function runBackupReader(opts: BackupReaderOptions): Promise<void> 
   const myUid = process.getuid!();
   const skip = (rel: BytePath, reason: string): void => out.write(noticeRecord('S', rel, reason));
 
-  const entryFromStat = (rel: BytePath, st: fs.BigIntStats, kind: Entry['kind']): Entry => makeEntry({
-    kind, path: rel, mode: Number(st.mode) & 0o7777, uid: Number(st.uid), gid: Number(st.gid),
-    mtimeSec: Number(st.mtimeNs / 1_000_000_000n), mtimeNsec: Number(st.mtimeNs % 1_000_000_000n),
+  const entryFromStat = (rel: BytePath, st: StatFields, kind: Entry['kind']): Entry => makeEntry({
+    kind, path: rel, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtimeSec: st.mtimeSec, mtimeNsec: st.mtimeNsec,
   });
 
   /** Sends a regular file already open for reading; its metadata comes from fstat of that fd. */
-  const streamOpenFile = (rel: BytePath, fd: number, fst: fs.BigIntStats): boolean => {
-    if ((Number(fst.mode) & S_IFMT) !== fs.constants.S_IFREG) {
+  const streamOpenFile = (rel: BytePath, fd: number, fst: StatFields): boolean => {
+    if ((fst.mode & S_IFMT) !== fs.constants.S_IFREG) {
       skip(rel, 'changed while being read (replaced)');
       return false;
     }
     const entry = entryFromStat(rel, fst, 'f');
-    entry.size = Number(fst.size);
+    entry.size = fst.size;
     // Its records before it are flushed first: root takes the descriptor when it reads this record.
-    if (channel && entry.size >= SPLICE_MIN && entry.size <= DESCRIPTOR_MAX && fst.dev === homeDev && sentAsDescriptor(fd, entry)) return true;
+    if (channel && entry.size >= SPLICE_MIN && entry.size <= DESCRIPTOR_MAX && homeStat !== null && sameDevice(fst, homeStat) && sentAsDescriptor(fd, entry)) return true;
     emitEntry(entry, true);
     const sink = content();
     let left = entry.size;
@@ -184,14 +185,13 @@ export async function runBackupReader(opts: BackupReaderOptions): Promise<void> 
     return true;
   };
 
-  const sendFile = (rel: BytePath, st: fs.BigIntStats): boolean => {
+  const sendFile = (rel: BytePath, st: StatFields): boolean => {
     // Unchanged since the previous snapshot (size and mtime to the nanosecond): decided
     // from lstat alone, without opening the file.
     const prev = previous.get(rel);
-    if (prev && prev.size === Number(st.size) && prev.mtimeSec === Number(st.mtimeNs / 1_000_000_000n)
-      && prev.mtimeNsec === Number(st.mtimeNs % 1_000_000_000n)) {
+    if (prev && prev.size === st.size && prev.mtimeSec === st.mtimeSec && prev.mtimeNsec === st.mtimeNsec) {
       const entry = entryFromStat(rel, st, 'f');
-      entry.size = Number(st.size);
+      entry.size = st.size;
       entry.prevRef = prev.dataRef;
       out.write(encodeEntry(entry, false));
       return true;
@@ -205,17 +205,17 @@ export async function runBackupReader(opts: BackupReaderOptions): Promise<void> 
       const code = (err as NodeJS.ErrnoException).code;
       // The owner may always read its own file by changing its mode; do it for the
       // shortest time possible and put the mode back (0000 files are backed up too).
-      if (code === 'EACCES' && Number(st.uid) === myUid) {
+      if (code === 'EACCES' && st.uid === myUid) {
         try {
-          fs.chmodSync(path, (Number(st.mode) & 0o7777) | 0o400);
+          fs.chmodSync(path, (st.mode & 0o7777) | 0o400);
           relaxed = true;
           fd = fs.openSync(path, O_READ);
         } catch (err2) {
-          if (relaxed) fs.chmodSync(path, Number(st.mode) & 0o7777);
+          if (relaxed) fs.chmodSync(path, st.mode & 0o7777);
           skip(rel, `cannot read: ${(err2 as NodeJS.ErrnoException).code ?? String(err2)}`);
           return false;
         } finally {
-          if (relaxed) fs.chmodSync(path, Number(st.mode) & 0o7777);
+          if (relaxed) fs.chmodSync(path, st.mode & 0o7777);
         }
       } else {
         skip(rel, `cannot read: ${code ?? String(err)}`);
@@ -223,8 +223,8 @@ export async function runBackupReader(opts: BackupReaderOptions): Promise<void> 
       }
     }
     try {
-      const fst = fs.fstatSync(fd, { bigint: true });
-      if (fst.ino !== st.ino || fst.dev !== st.dev) {
+      const fst = fstatFields(fd);
+      if (!sameInode(fst, st)) {
         skip(rel, 'changed while being read (replaced)');
         return false;
       }
@@ -234,19 +234,19 @@ export async function runBackupReader(opts: BackupReaderOptions): Promise<void> 
     }
   };
 
-  const walkDir = (rel: BytePath, st: fs.BigIntStats): void => {
-    let names: fs.Dirent<Buffer>[];
+  const walkDir = (rel: BytePath, st: StatFields): void => {
+    let listing: Listing;
     const path = abs(rel);
     let relaxedMode: number | null = null;
     try {
-      names = fs.readdirSync(path, { encoding: 'buffer', withFileTypes: true });
+      listing = listDir(path);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EACCES' && Number(st.uid) === myUid) {
-        relaxedMode = Number(st.mode) & 0o7777;
+      if (code === 'EACCES' && st.uid === myUid) {
+        relaxedMode = st.mode & 0o7777;
         try {
           fs.chmodSync(path, relaxedMode | 0o700);
-          names = fs.readdirSync(path, { encoding: 'buffer', withFileTypes: true });
+          listing = listDir(path);
         } catch (err2) {
           fs.chmodSync(path, relaxedMode);
           skip(rel, `cannot list: ${(err2 as NodeJS.ErrnoException).code ?? String(err2)}`);
@@ -258,28 +258,30 @@ export async function runBackupReader(opts: BackupReaderOptions): Promise<void> 
       }
     }
     try {
-      const regular = new Set<BytePath>();
-      const list = names.map((d) => {
-        const name = d.name.toString('latin1');
-        if (d.isFile()) regular.add(name);
-        return name;
-      }).sort();
-      if (list.includes(MARKER_FILE)) {
+      const names: BytePath[] = [];
+      for (let i = 0; i < listing.count; i++) names.push(nameAt(listing, i));
+      if (names.includes(MARKER_FILE)) {
         skip(rel, `skipped: holds a ${MARKER_FILE} file`);
         return;
       }
       emitEntry(entryFromStat(rel, st, 'd'), false);
-      for (const name of list) visit(join(rel, name), regular.has(name));
+      for (let i = 0; i < listing.count; i++) {
+        const child = join(rel, names[i]!);
+        if (excluded(child)) continue;
+        const childStat = statAt(listing, i);
+        if (typeof childStat === 'string') skip(child, `cannot stat: ${childStat}`);
+        else visit(child, childStat);
+      }
     } finally {
       if (relaxedMode !== null) fs.chmodSync(path, relaxedMode);
     }
   };
 
   /** Files with several names are tracked by inode; others need no key. */
-  const inodeKey = (st: fs.BigIntStats): string | null => (st.nlink > 1n ? `${st.dev}:${st.ino}` : null);
+  const inodeKey = (st: StatFields): string | null => (st.nlink > 1 ? inodeKeyOf(st) : null);
 
   /** A further name of an inode already sent goes out as a hard link to the first name. */
-  const sentAsHardLink = (rel: BytePath, st: fs.BigIntStats, key: string | null): boolean => {
+  const sentAsHardLink = (rel: BytePath, st: StatFields, key: string | null): boolean => {
     const first = key === null ? undefined : seenInodes.get(key);
     if (first === undefined) return false;
     const entry = entryFromStat(rel, st, 'h');
@@ -288,41 +290,9 @@ export async function runBackupReader(opts: BackupReaderOptions): Promise<void> 
     return true;
   };
 
-  /**
-   * A file readdir called regular and that has no previous copy: open it and take its
-   * metadata from fstat, one lstat fewer. Anything unusual (a race, EACCES) returns false
-   * and the careful path below handles it.
-   */
-  const fastFile = (rel: BytePath): boolean => {
-    let fd: number;
-    try {
-      fd = fs.openSync(abs(rel), O_READ);
-    } catch {
-      return false;
-    }
-    try {
-      const fst = fs.fstatSync(fd, { bigint: true });
-      if ((Number(fst.mode) & S_IFMT) !== fs.constants.S_IFREG) return false;
-      const key = inodeKey(fst);
-      if (sentAsHardLink(rel, fst, key)) return true;
-      if (streamOpenFile(rel, fd, fst) && key !== null) seenInodes.set(key, rel);
-      return true;
-    } finally {
-      fs.closeSync(fd);
-    }
-  };
-
-  const visit = (rel: BytePath, regularHint = false): void => {
-    if (rel !== '' && excluded(rel)) return;
-    if (regularHint && !previous.has(rel) && fastFile(rel)) return;
-    let st: fs.BigIntStats;
-    try {
-      st = fs.lstatSync(abs(rel), { bigint: true });
-    } catch (err) {
-      skip(rel, `cannot stat: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-      return;
-    }
-    const type = Number(st.mode) & S_IFMT;
+  /** One entry, with the lstat its folder's listing took of it. */
+  const visit = (rel: BytePath, st: StatFields): void => {
+    const type = st.mode & S_IFMT;
     const name = rel.slice(rel.lastIndexOf('/') + 1);
     if (type === fs.constants.S_IFDIR) {
       if (rel !== '' && name === SKIPPED_DIR_NAME) {
@@ -356,7 +326,12 @@ export async function runBackupReader(opts: BackupReaderOptions): Promise<void> 
     skip(rel, type === fs.constants.S_IFSOCK ? 'socket: not backed up' : 'device file: not backed up');
   };
 
-  visit('');
+  try {
+    homeStat = lstatFields(homeBuf);
+  } catch (err) {
+    skip('', `cannot stat: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  if (homeStat) visit('', homeStat);
   if (tarOut) {
     tarWrite(TAR_END);
     tarOut.flush();

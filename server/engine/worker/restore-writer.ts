@@ -1,14 +1,14 @@
 import fs from 'node:fs';
 import crypto from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import type { Entry, StreamEvent } from '../format/entry.js';
+import { eventBatches, type Entry, type StreamEvent } from '../format/entry.js';
 import { parentOf, toBuffer, toDisplay, type BytePath } from '../../util/byte-path.js';
 import { SyncOutput } from './sync-output.js';
 import { openIfUnchanged } from './unchanged-file.js';
 import { setFdTimes, setPathTimes } from '../../native/file-times.js';
 import { syncFilesystemSync } from '../../native/syncfs.js';
 import { DamagedContentError, NewFiles, damagedError, streamDamagedError } from './new-files.js';
-import { SMALL_SLAB, eventBatches, slabReads, socketSlabReads } from './slab-reader.js';
+import { SMALL_SLAB, slabReads, socketSlabReads } from './slab-reader.js';
 import { restoreFileFromSupported } from '../../native/restore-file.js';
 import { CompressedContent } from './compressed-content.js';
 import { WrittenFiles } from './written-files.js';

@@ -1,6 +1,5 @@
 import fs from 'node:fs';
 import { recvWithFds } from '../../native/pass-fds.js';
-import { EntryScanner, type StreamEvent } from '../format/entry.js';
 
 /** Reads go into the free end of a slab of this size; a new slab when less than MIN_READ is left. */
 const SLAB = 4 << 20;
@@ -53,27 +52,4 @@ export async function* socketSlabReads(fd: number, received: number[]): AsyncGen
     yield slab.subarray(used, used + n);
     used += n;
   }
-}
-
-/**
- * parseEntryStream by read: the events of each read of `source` as one array, so that the
- * consumer takes a read's events in a plain loop instead of one async generator step (its
- * promises and result objects) per event. A read that completes no event gives none; the
- * events before a corrupt record are still handed over, then the error is thrown; a stream
- * that ends inside a record or its content throws.
- */
-export async function* eventBatches(source: AsyncIterable<Buffer>): AsyncGenerator<StreamEvent[]> {
-  const scanner = new EntryScanner();
-  for await (const incoming of source) {
-    const events: StreamEvent[] = [];
-    let failure: { error: unknown } | null = null;
-    try {
-      scanner.feed(incoming, (ev) => { events.push(ev); });
-    } catch (error) {
-      failure = { error };
-    }
-    if (events.length > 0) yield events;
-    if (failure) throw failure.error;
-  }
-  scanner.finish();
 }
