@@ -213,3 +213,23 @@ test('the index checks: a folder closed in walk order is not a parent any more; 
   assert.throws(() => v.check(makeEntry({ kind: 'h', path: 'e3', link: 'd' })), /hard link/);
   assert.throws(() => v.check(makeEntry({ kind: 'f', path: 'd/f00001/x' })), /not inside a directory/);
 });
+
+test('regression: an index written before 2026-12-02 kept a time before 1970 with a negative nanosecond part (as 32 bits); it is read back as the kernel keeps it', () => {
+  // 1969-12-31 23:59:58.75: written then as -1 s and -250,000,000 ns (2^32 - 250,000,000).
+  const legacy = encodeEntry(makeEntry({ kind: 'f', path: 'old.txt', size: 4, mtimeSec: -1, mtimeNsec: -250_000_000, dataRef: 3 }));
+  assert.equal(legacy.readUInt32LE(4 + 30), 2 ** 32 - 250_000_000, 'the stored bits, as the old walk wrote them');
+  const events: StreamEvent[] = [];
+  new EntryScanner().feed(legacy, (ev) => { events.push(ev); });
+  const e = (events[0] as { entry: Entry }).entry;
+  assert.deepEqual([e.mtimeSec, e.mtimeNsec], [-2, 750_000_000]);
+  const fields: ReturnType<typeof fileFieldsOf>[] = [];
+  new EntryScanner().feedRecords(legacy, (b, start, end) => { fields.push(fileFieldsOf(b, start, end)); });
+  assert.deepEqual([fields[0]!.mtimeSec, fields[0]!.mtimeNsec], [-2, 750_000_000]);
+  // As the walk keeps it now, and any ordinary time: unchanged.
+  for (const [sec, nsec] of [[-2, 750_000_000], [1_700_000_000, 999_999_999], [0, 0]] as const) {
+    const now: StreamEvent[] = [];
+    new EntryScanner().feed(encodeEntry(makeEntry({ kind: 'f', path: 'x', mtimeSec: sec, mtimeNsec: nsec })), (ev) => { now.push(ev); });
+    const n = (now[0] as { entry: Entry }).entry;
+    assert.deepEqual([n.mtimeSec, n.mtimeNsec], [sec, nsec]);
+  }
+});

@@ -106,8 +106,9 @@ function decodeBody(b: Buffer, start: number, end: number): { record: Entry | { 
   const uid = b.readUInt32LE(o); o += 4;
   const gid = b.readUInt32LE(o); o += 4;
   const size = b.readDoubleLE(o); o += 8;
-  const mtimeSec = b.readDoubleLE(o); o += 8;
-  const mtimeNsec = b.readUInt32LE(o); o += 4;
+  let mtimeSec = b.readDoubleLE(o); o += 8;
+  let mtimeNsec = b.readUInt32LE(o); o += 4;
+  if (mtimeNsec > LEGACY_NSEC_BASE) { mtimeSec -= 1; mtimeNsec -= LEGACY_NSEC_BASE; }
   const dataRef = b.readDoubleLE(o); o += 8;
   const prevRef = b.readDoubleLE(o); o += 8;
   const pathLen = b.readUInt32LE(o); o += 4;
@@ -123,6 +124,14 @@ function decodeBody(b: Buffer, start: number, end: number): { record: Entry | { 
 }
 
 const MAX_RECORD = 1 << 20;
+
+/**
+ * Until 2026-12-02 a time before 1970 was kept as its seconds rounded toward zero and a
+ * negative nanosecond part, written as 32 bits (2^32 - n): such a record is read back as the
+ * kernel keeps the time (seconds down, nanoseconds from 0 to 999,999,999), or its file could
+ * not be restored. A valid nanosecond part never comes near these values.
+ */
+const LEGACY_NSEC_BASE = 2 ** 32 - 1_000_000_000;
 
 /**
  * Parses a stream of records, each optionally followed by its content bytes, pushed in
@@ -230,10 +239,10 @@ export function fileFieldsOf(b: Buffer, start: number, end: number): { path: Byt
   if (b[start] !== 0x66 /* 'f' */) return null;
   const pathLen = b.readUInt32LE(start + 50);
   if (start + 54 + pathLen > end) throw new Error('corrupt entry record (lengths)');
-  return {
-    path: b.toString('latin1', start + 54, start + 54 + pathLen), size: b.readDoubleLE(start + 14),
-    mtimeSec: b.readDoubleLE(start + 22), mtimeNsec: b.readUInt32LE(start + 30), dataRef: b.readDoubleLE(start + 34),
-  };
+  let mtimeSec = b.readDoubleLE(start + 22);
+  let mtimeNsec = b.readUInt32LE(start + 30);
+  if (mtimeNsec > LEGACY_NSEC_BASE) { mtimeSec -= 1; mtimeNsec -= LEGACY_NSEC_BASE; }
+  return { path: b.toString('latin1', start + 54, start + 54 + pathLen), size: b.readDoubleLE(start + 14), mtimeSec, mtimeNsec, dataRef: b.readDoubleLE(start + 34) };
 }
 
 /**
