@@ -18,8 +18,6 @@ export class PreviousFiles {
   private dataRef = new Float64Array(0);
   private cursor: PathCursor | null = null;
   private byPath: Map<BytePath, number> | null = null;
-  /** The walk asks for a path twice in a row (has, then get): answered without moving. */
-  private last: { path: BytePath; row: number } = { path: '', row: -1 };
 
   add(path: BytePath, f: PreviousFile): void {
     const n = this.paths.length;
@@ -35,13 +33,6 @@ export class PreviousFiles {
   }
 
   /** The row of `path`, or -1. */
-  private row(path: BytePath): number {
-    if (path === this.last.path && this.last.row >= 0) return this.last.row;
-    const row = this.find(path);
-    this.last = { path, row };
-    return row;
-  }
-
   private find(path: BytePath): number {
     if (this.paths.ordered) {
       this.cursor ??= this.paths.cursor();
@@ -54,12 +45,8 @@ export class PreviousFiles {
     return this.byPath.get(path) ?? -1;
   }
 
-  has(path: BytePath): boolean {
-    return this.row(path) >= 0;
-  }
-
   get(path: BytePath): PreviousFile | undefined {
-    const i = this.row(path);
+    const i = this.find(path);
     if (i < 0) return undefined;
     return { size: this.size[i]!, mtimeSec: this.mtimeSec[i]!, mtimeNsec: this.mtimeNsec[i]!, dataRef: this.dataRef[i]! };
   }
