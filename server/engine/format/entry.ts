@@ -252,28 +252,13 @@ export function fileFieldsOf(b: Buffer, start: number, end: number): { path: Byt
  * what was read.
  */
 export async function* parseEntryStream(source: AsyncIterable<Buffer>): AsyncGenerator<StreamEvent> {
-  const scanner = new EntryScanner();
-  const events: StreamEvent[] = [];
-  const gather = (ev: StreamEvent): void => { events.push(ev); };
-  for await (const incoming of source) {
-    let failure: { error: unknown } | null = null;
-    try {
-      scanner.feed(incoming, gather);
-    } catch (error) {
-      // What came before a corrupt record is still handed over first, as it arrived.
-      failure = { error };
-    }
-    for (let i = 0; i < events.length; i++) yield events[i]!;
-    events.length = 0;
-    if (failure) throw failure.error;
-  }
-  scanner.finish();
+  for await (const events of eventBatches(source)) yield* events;
 }
 
 /**
- * parseEntryStream by read: the events of each read of `source` as one array, so that the
- * consumer takes a read's events in a plain loop instead of one async generator step (its
- * promises and result objects) per event. A read that completes no event gives none; the
+ * The events of each read of `source` as one array, so that the consumer takes a read's
+ * events in a plain loop instead of one async generator step (its promises and result
+ * objects) per event (parseEntryStream). A read that completes no event gives none; the
  * events before a corrupt record are still handed over, then the error is thrown; a stream
  * that ends inside a record or its content throws.
  */
